@@ -1,0 +1,230 @@
+package assistants
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	// maxRetryAfter is the longest server wait hint that is honoured; a
+	// longer (or non-positive) hint falls back to backoff.
+	maxRetryAfter = 60 * time.Second
+	// initialBackoff and maxBackoff bound the exponential backoff
+	// 0.5s*2^n, capped at 8s, before jitter.
+	initialBackoff = 500 * time.Millisecond
+	maxBackoff     = 8 * time.Second
+	// maxJitter is the largest fraction taken off a backoff wait.
+	maxJitter = 0.25
+	// drainLimit bounds how much of a retried reply's body is read so that
+	// the connection can be reused.
+	drainLimit = 4 << 10
+)
+
+// retryTransport retries an attempt that failed with a connection error or
+// with status 408, 409, 429 or 5xx (the reply header x-should-retry: true or
+// false overrides the status), at most maxRetries times, waiting as the
+// server asks (retry-after-ms, Retry-After) or with jittered exponential
+// backoff. Each attempt is a clone of the request carrying X-Retry-Count and,
+// for POST, the same Idempotency-Key.
+type retryTransport struct {
+	next       http.RoundTripper
+	maxRetries int
+	log        *slog.Logger
+	sleep      func(ctx context.Context, d time.Duration) error
+	jitter     func() float64
+	now        func() time.Time
+}
+
+func newRetryTransport(next http.RoundTripper, o *Options) *retryTransport {
+	return &retryTransport{
+		next:       next,
+		maxRetries: o.MaxRetries,
+		log:        o.Logger,
+		sleep:      o.sleep,
+		jitter:     o.jitter,
+		now:        o.now,
+	}
+}
+
+// RoundTrip implements http.RoundTripper. It never modifies req.
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	maxRetries := t.maxRetries
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if hasBody && req.GetBody == nil {
+		// The body cannot be replayed and buffering it could be unbounded:
+		// make a single attempt.
+		maxRetries = 0
+	}
+	idem := req.Header.Get(headerIdempotency)
+	if idem == "" && req.Method == http.MethodPost {
+		idem = newIdempotencyKey()
+	}
+	for attempt := 0; ; attempt++ {
+		r := req.Clone(ctx)
+		if r.Header == nil {
+			r.Header = make(http.Header)
+		}
+		if attempt > 0 && hasBody {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, fmt.Errorf("assistants: replay request body: %w", err)
+			}
+			r.Body = body
+		}
+		r.Header.Set(headerRetryCount, strconv.Itoa(attempt))
+		if idem != "" {
+			r.Header.Set(headerIdempotency, idem)
+		}
+		resp, err := t.next.RoundTrip(r)
+		if attempt >= maxRetries || !shouldRetry(ctx, resp, err) {
+			return resp, err
+		}
+		wait := t.wait(attempt, resp)
+		attrs := []any{
+			slog.String("method", req.Method),
+			slog.String("path", req.URL.Path),
+			slog.Int("attempt", attempt+1),
+			slog.Duration("wait", wait),
+		}
+		if resp != nil {
+			attrs = append(attrs, slog.Int("status", resp.StatusCode))
+			drainAndClose(resp.Body)
+		} else {
+			attrs = append(attrs, slog.String("error", redact(err.Error())))
+		}
+		t.log.DebugContext(ctx, "assistants: retrying request", attrs...)
+		if err := t.sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("assistants: waiting to retry %s %s: %w", req.Method, req.URL.Path, err)
+		}
+	}
+}
+
+// shouldRetry reports whether an attempt that ended with resp or err may be
+// retried. A done context is never retried.
+func shouldRetry(ctx context.Context, resp *http.Response, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		var certErr *tls.CertificateVerificationError
+		var final *noRetryError
+		return !errors.As(err, &certErr) && !errors.As(err, &final)
+	}
+	switch strings.ToLower(strings.TrimSpace(resp.Header.Get(headerShouldRetry))) {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	switch c := resp.StatusCode; {
+	case c == http.StatusRequestTimeout, c == http.StatusConflict, c == http.StatusTooManyRequests:
+		return true
+	case c >= 500:
+		return true
+	}
+	return false
+}
+
+// wait returns how long to wait before retry number attempt+1: the server's
+// hint when it is in (0, 60s], else backoff.
+func (t *retryTransport) wait(attempt int, resp *http.Response) time.Duration {
+	if resp != nil {
+		if d, ok := retryAfter(resp.Header, t.now()); ok {
+			return d
+		}
+	}
+	return backoff(attempt, t.jitter())
+}
+
+// retryAfter reads the wait a reply asks for: retry-after-ms (milliseconds)
+// when it parses, else Retry-After (seconds or an HTTP date, relative to
+// now). ok is false when there is no usable hint or it is outside (0, 60s].
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	var d time.Duration
+	if ms, err := strconv.ParseFloat(strings.TrimSpace(h.Get("Retry-After-Ms")), 64); err == nil {
+		if ms <= 0 || ms > float64(maxRetryAfter/time.Millisecond) {
+			return 0, false
+		}
+		d = time.Duration(ms * float64(time.Millisecond))
+	} else if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.ParseFloat(v, 64); err == nil {
+			if secs <= 0 || secs > maxRetryAfter.Seconds() {
+				return 0, false
+			}
+			d = time.Duration(secs * float64(time.Second))
+		} else if at, err := http.ParseTime(v); err == nil {
+			d = at.Sub(now)
+		} else {
+			return 0, false
+		}
+	} else {
+		return 0, false
+	}
+	if d <= 0 || d > maxRetryAfter {
+		return 0, false
+	}
+	return d, true
+}
+
+// backoff returns the wait before retry number n+1 when the server gave no
+// hint: 0.5s*2^n capped at 8s, less jitter*25% (jitter is in [0, 1)), so the
+// result lies in [0.75d, d].
+func backoff(n int, jitter float64) time.Duration {
+	d := maxBackoff
+	if n < 5 {
+		d = min(initialBackoff<<max(n, 0), maxBackoff)
+	}
+	if math.IsNaN(jitter) || jitter < 0 {
+		jitter = 0
+	}
+	jitter = min(jitter, 1)
+	return time.Duration(float64(d) * (1 - maxJitter*jitter))
+}
+
+// sleepContext waits for d or until ctx is done, whichever comes first.
+func sleepContext(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// drainAndClose reads at most drainLimit bytes of body, so that a small
+// reply's connection can be reused, and closes it.
+func drainAndClose(body io.ReadCloser) {
+	if body == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, body, drainLimit)
+	_ = body.Close()
+}
+
+// newIdempotencyKey returns "idem_" and 32 random hex digits.
+func newIdempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return "idem_" + hex.EncodeToString(b[:])
+}
+
+// noRetryError marks an error that retrying cannot fix, such as a failed
+// Azure AD token source.
+type noRetryError struct{ err error }
+
+func (e *noRetryError) Error() string { return e.err.Error() }
+func (e *noRetryError) Unwrap() error { return e.err }
