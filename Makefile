@@ -30,6 +30,13 @@ vet:
 test: check-generated vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+STATICCHECK_VERSION ?= v0.8.2
+
+## lint: go vet, staticcheck and govulncheck, all through the Go module proxy
+lint: vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	./scripts/govulncheck.sh
+
 ## demo: the main job against the embedded server (or OPENAI_BASE_URL when set)
 demo:
 	$(GO) run ./cmd/assistants demo
