@@ -1,0 +1,382 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/assistants-go/assistants/gen"
+)
+
+// Limits on assistant fields, as the API documents them.
+const (
+	maxTools           = 128
+	maxNameLen         = 256
+	maxDescriptionLen  = 512
+	maxInstructionsLen = 256000
+	maxCodeFiles       = 20
+	maxVectorStoreIDs  = 1
+)
+
+// ListAssistants returns a page of assistants.
+func (s *Server) ListAssistants(ctx context.Context, req gen.ListAssistantsRequestObject) (gen.ListAssistantsResponseObject, error) {
+	p := req.Params
+	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	items := s.st.assistants.all()
+	s.mu.RUnlock()
+	data, first, last, more := page(items, func(a gen.AssistantObject) string { return a.Id }, lp)
+	return gen.ListAssistants200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+}
+
+// CreateAssistant validates and stores a new assistant.
+func (s *Server) CreateAssistant(ctx context.Context, req gen.CreateAssistantRequestObject) (gen.CreateAssistantResponseObject, error) {
+	if req.Body == nil {
+		return nil, errBadRequest("", "A request body is required.")
+	}
+	b := req.Body
+	if strings.TrimSpace(b.Model) == "" {
+		return nil, errBadRequest("model", "Missing required parameter: 'model'.")
+	}
+	if err := validateAssistantFields(b.Name, b.Description, b.Instructions, b.Tools, b.Temperature, b.TopP, b.Metadata); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tr, err := s.createToolResourcesLocked(b.ToolResources)
+	if err != nil {
+		return nil, err
+	}
+	a := gen.AssistantObject{
+		Id:             newID(prefixAssistant),
+		Object:         "assistant",
+		CreatedAt:      s.now(),
+		Model:          b.Model,
+		Name:           cloneStr(b.Name),
+		Description:    cloneStr(b.Description),
+		Instructions:   cloneStr(b.Instructions),
+		Metadata:       emptyMetadata(b.Metadata),
+		Tools:          cloneTools(b.Tools),
+		ToolResources:  tr,
+		Temperature:    b.Temperature,
+		TopP:           b.TopP,
+		ResponseFormat: b.ResponseFormat,
+	}
+	if a.ToolResources == nil {
+		a.ToolResources = &gen.ToolResources{}
+	}
+	if a.Temperature == nil {
+		a.Temperature = ptrOf(float32(1))
+	}
+	if a.TopP == nil {
+		a.TopP = ptrOf(float32(1))
+	}
+	if a.ResponseFormat == nil {
+		var auto gen.AssistantsApiResponseFormatOption
+		if err := auto.FromAssistantsApiResponseFormatOption0("auto"); err == nil {
+			a.ResponseFormat = &auto
+		}
+	}
+	s.st.assistants.put(a.Id, a)
+	return gen.CreateAssistant200JSONResponse(a), nil
+}
+
+// GetAssistant returns one assistant.
+func (s *Server) GetAssistant(ctx context.Context, req gen.GetAssistantRequestObject) (gen.GetAssistantResponseObject, error) {
+	a, err := s.getAssistant(req.AssistantId)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetAssistant200JSONResponse(a), nil
+}
+
+// ModifyAssistant changes the fields sent and keeps the others.
+func (s *Server) ModifyAssistant(ctx context.Context, req gen.ModifyAssistantRequestObject) (gen.ModifyAssistantResponseObject, error) {
+	if !validID(req.AssistantId) {
+		return nil, errNotFound("assistant", req.AssistantId)
+	}
+	if req.Body == nil {
+		return nil, errBadRequest("", "A request body is required.")
+	}
+	b := req.Body
+	if b.Model != nil && strings.TrimSpace(*b.Model) == "" {
+		return nil, errBadRequest("model", "Invalid 'model': expected a non-empty string.")
+	}
+	if err := validateAssistantFields(b.Name, b.Description, b.Instructions, b.Tools, b.Temperature, b.TopP, b.Metadata); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.st.assistants.get(req.AssistantId)
+	if !ok {
+		return nil, errNotFound("assistant", req.AssistantId)
+	}
+	if b.ToolResources != nil {
+		if err := s.checkToolResourcesLocked(b.ToolResources); err != nil {
+			return nil, err
+		}
+		a.ToolResources = cloneToolResources(b.ToolResources)
+	}
+	if b.Model != nil {
+		a.Model = *b.Model
+	}
+	if b.Name != nil {
+		a.Name = cloneStr(b.Name)
+	}
+	if b.Description != nil {
+		a.Description = cloneStr(b.Description)
+	}
+	if b.Instructions != nil {
+		a.Instructions = cloneStr(b.Instructions)
+	}
+	if b.Metadata != nil {
+		a.Metadata = cloneMetadata(b.Metadata)
+	}
+	if b.Tools != nil {
+		a.Tools = cloneTools(b.Tools)
+	}
+	if b.Temperature != nil {
+		a.Temperature = b.Temperature
+	}
+	if b.TopP != nil {
+		a.TopP = b.TopP
+	}
+	if b.ResponseFormat != nil {
+		a.ResponseFormat = b.ResponseFormat
+	}
+	s.st.assistants.put(a.Id, a)
+	return gen.ModifyAssistant200JSONResponse(a), nil
+}
+
+// DeleteAssistant removes an assistant. Runs that used it keep their copy.
+func (s *Server) DeleteAssistant(ctx context.Context, req gen.DeleteAssistantRequestObject) (gen.DeleteAssistantResponseObject, error) {
+	if !validID(req.AssistantId) {
+		return nil, errNotFound("assistant", req.AssistantId)
+	}
+	s.mu.Lock()
+	ok := s.st.assistants.del(req.AssistantId)
+	s.mu.Unlock()
+	if !ok {
+		return nil, errNotFound("assistant", req.AssistantId)
+	}
+	return gen.DeleteAssistant200JSONResponse{Id: req.AssistantId, Object: "assistant.deleted", Deleted: true}, nil
+}
+
+// getAssistant returns a copy of a stored assistant, or a 404.
+func (s *Server) getAssistant(id string) (gen.AssistantObject, error) {
+	if !validID(id) {
+		return gen.AssistantObject{}, errNotFound("assistant", id)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.st.assistants.get(id)
+	if !ok {
+		return gen.AssistantObject{}, errNotFound("assistant", id)
+	}
+	return a, nil
+}
+
+// validateAssistantFields checks the limits shared by create and modify.
+func validateAssistantFields(name, desc, instr *string, tools *[]gen.AssistantTool, temp, topP *float32, md *gen.Metadata) error {
+	if name != nil && len([]rune(*name)) > maxNameLen {
+		return errBadRequest("name", "Invalid 'name': string too long. Expected a string with maximum length %d.", maxNameLen)
+	}
+	if desc != nil && len([]rune(*desc)) > maxDescriptionLen {
+		return errBadRequest("description", "Invalid 'description': string too long. Expected a string with maximum length %d.", maxDescriptionLen)
+	}
+	if instr != nil && len(*instr) > maxInstructionsLen {
+		return errBadRequest("instructions", "Invalid 'instructions': string too long. Expected a string with maximum length %d.", maxInstructionsLen)
+	}
+	if tools != nil {
+		if err := validateTools("tools", *tools); err != nil {
+			return err
+		}
+	}
+	if temp != nil && (*temp < 0 || *temp > 2) {
+		return errBadRequest("temperature", "Invalid 'temperature': expected a number between 0 and 2.")
+	}
+	if topP != nil && (*topP < 0 || *topP > 1) {
+		return errBadRequest("top_p", "Invalid 'top_p': expected a number between 0 and 1.")
+	}
+	return validateMetadata(md)
+}
+
+// validateTools checks the tool list: at most 128 tools, known types,
+// function tools with a name.
+func validateTools(param string, tools []gen.AssistantTool) error {
+	if len(tools) > maxTools {
+		return errBadRequest(param, "Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", param, maxTools, len(tools))
+	}
+	names := map[string]bool{}
+	for i, t := range tools {
+		kind, err := t.Discriminator()
+		if err != nil {
+			return errBadRequest(fmt.Sprintf("%s[%d]", param, i), "Invalid '%s[%d]': expected a tool object.", param, i)
+		}
+		switch kind {
+		case "code_interpreter", "file_search":
+		case "function":
+			f, err := t.AsAssistantToolsFunction()
+			if err != nil {
+				return errBadRequest(fmt.Sprintf("%s[%d].function", param, i), "Invalid '%s[%d].function': %v", param, i, err)
+			}
+			n := f.Function.Name
+			if n == "" || len(n) > 64 || !validFunctionName(n) {
+				return errBadRequest(fmt.Sprintf("%s[%d].function.name", param, i), "Invalid '%s[%d].function.name': expected 1 to 64 characters of a-z, A-Z, 0-9, underscores and dashes.", param, i)
+			}
+			if names[n] {
+				return errBadRequest(fmt.Sprintf("%s[%d].function.name", param, i), "Invalid '%s[%d].function.name': duplicate function name '%s'.", param, i, n)
+			}
+			names[n] = true
+		default:
+			return errBadRequest(fmt.Sprintf("%s[%d].type", param, i), "Invalid value for '%s[%d].type': expected one of 'code_interpreter', 'file_search' or 'function'.", param, i)
+		}
+	}
+	return nil
+}
+
+func validFunctionName(n string) bool {
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c == '_' || c == '-' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}
+
+// createToolResourcesLocked turns creation-time tool resources into stored
+// ones: it checks that files and vector stores exist, and builds the vector
+// store asked for with file_search.vector_stores. s.mu must be held for
+// writing.
+func (s *Server) createToolResourcesLocked(tr *gen.ToolResourcesCreate) (*gen.ToolResources, error) {
+	if tr == nil {
+		return nil, nil
+	}
+	out := &gen.ToolResources{}
+	if ci := tr.CodeInterpreter; ci != nil {
+		if err := s.checkFileIDsLocked("tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
+			return nil, err
+		}
+		out.CodeInterpreter = &gen.ToolResourcesCodeInterpreter{FileIds: cloneStrings(ci.FileIds)}
+	}
+	if fs := tr.FileSearch; fs != nil {
+		ids := []string{}
+		if fs.VectorStoreIds != nil {
+			ids = slices.Clone(*fs.VectorStoreIds)
+		}
+		var stores []gen.ToolResourcesVectorStoreCreate
+		if fs.VectorStores != nil {
+			stores = *fs.VectorStores
+		}
+		if len(ids) > 0 && len(stores) > 0 {
+			return nil, errBadRequest("tool_resources.file_search", "Invalid 'tool_resources.file_search': give either 'vector_store_ids' or 'vector_stores', not both.")
+		}
+		if len(stores) > maxVectorStoreIDs {
+			return nil, errBadRequest("tool_resources.file_search.vector_stores", "Invalid 'tool_resources.file_search.vector_stores': expected at most %d vector store.", maxVectorStoreIDs)
+		}
+		if err := s.checkVectorStoreIDsLocked("tool_resources.file_search.vector_store_ids", &ids); err != nil {
+			return nil, err
+		}
+		for i, vs := range stores {
+			param := fmt.Sprintf("tool_resources.file_search.vector_stores[%d]", i)
+			if err := validateMetadataParam(param+".metadata", vs.Metadata); err != nil {
+				return nil, err
+			}
+			if vs.FileIds != nil {
+				if err := checkFileIDFormat(param+".file_ids", *vs.FileIds, maxBatchFiles); err != nil {
+					return nil, err
+				}
+			}
+			if _, err := chunkingFromRequest(param+".chunking_strategy", vs.ChunkingStrategy); err != nil {
+				return nil, err
+			}
+		}
+		for _, vs := range stores {
+			var fileIDs []string
+			if vs.FileIds != nil {
+				fileIDs = *vs.FileIds
+			}
+			cs, _ := chunkingFromRequest("", vs.ChunkingStrategy)
+			rec := s.newVectorStoreLocked(nil, vs.Metadata, nil, fileIDs, cs)
+			ids = append(ids, rec.obj.Id)
+		}
+		out.FileSearch = &gen.ToolResourcesFileSearch{VectorStoreIds: &ids}
+	}
+	return out, nil
+}
+
+// checkToolResourcesLocked checks stored-shape tool resources (modify
+// requests): limits and that every file and vector store exists.
+func (s *Server) checkToolResourcesLocked(tr *gen.ToolResources) error {
+	if ci := tr.CodeInterpreter; ci != nil {
+		if err := s.checkFileIDsLocked("tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
+			return err
+		}
+	}
+	if fs := tr.FileSearch; fs != nil {
+		if err := s.checkVectorStoreIDsLocked("tool_resources.file_search.vector_store_ids", fs.VectorStoreIds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkFileIDsLocked checks that at most limit file ids are given and that
+// each names an uploaded file.
+func (s *Server) checkFileIDsLocked(param string, ids *[]string, limit int) error {
+	if ids == nil {
+		return nil
+	}
+	if len(*ids) > limit {
+		return errBadRequest(param, "Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", param, limit, len(*ids))
+	}
+	for i, id := range *ids {
+		if _, ok := s.st.files.get(id); !ok || !validID(id) {
+			return errBadRequest(fmt.Sprintf("%s[%d]", param, i), "Invalid '%s[%d]': no file found with id '%s'.", param, i, truncateForMessage(id))
+		}
+	}
+	return nil
+}
+
+// checkVectorStoreIDsLocked checks that at most one vector store id is
+// given and that it exists.
+func (s *Server) checkVectorStoreIDsLocked(param string, ids *[]string) error {
+	if ids == nil {
+		return nil
+	}
+	if len(*ids) > maxVectorStoreIDs {
+		return errBadRequest(param, "Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", param, maxVectorStoreIDs, len(*ids))
+	}
+	for i, id := range *ids {
+		if _, ok := s.st.vectorStores.get(id); !ok || !validID(id) {
+			return errBadRequest(fmt.Sprintf("%s[%d]", param, i), "Invalid '%s[%d]': no vector store found with id '%s'.", param, i, truncateForMessage(id))
+		}
+	}
+	return nil
+}
+
+func cloneStr(p *string) *string {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+func cloneTools(p *[]gen.AssistantTool) []gen.AssistantTool {
+	if p == nil {
+		return []gen.AssistantTool{}
+	}
+	out := slices.Clone(*p)
+	if out == nil {
+		out = []gen.AssistantTool{}
+	}
+	return out
+}
+
+func ptrOf[T any](v T) *T { return &v }

@@ -1,0 +1,333 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/assistants-go/assistants/gen"
+)
+
+// Limits on message fields.
+const (
+	maxMessageChars   = 256000
+	maxContentParts   = 100
+	maxAttachments    = 10
+	maxImageURLLength = 8192
+)
+
+// ListMessages returns a page of a thread's messages, optionally only those
+// a given run produced.
+func (s *Server) ListMessages(ctx context.Context, req gen.ListMessagesRequestObject) (gen.ListMessagesResponseObject, error) {
+	p := req.Params
+	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := s.threadMessages(req.ThreadId)
+	if err != nil {
+		return nil, err
+	}
+	if p.RunId != nil {
+		msgs = slices.DeleteFunc(msgs, func(m gen.MessageObject) bool { return m.RunId == nil || *m.RunId != *p.RunId })
+	}
+	data, first, last, more := page(msgs, func(m gen.MessageObject) string { return m.Id }, lp)
+	return gen.ListMessages200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+}
+
+// CreateMessage adds a message to a thread. It is refused with a 400 while a
+// run of the thread is active, like the API.
+func (s *Server) CreateMessage(ctx context.Context, req gen.CreateMessageRequestObject) (gen.CreateMessageResponseObject, error) {
+	if !validID(req.ThreadId) {
+		return nil, errNotFound("thread", req.ThreadId)
+	}
+	if req.Body == nil {
+		return nil, errBadRequest("", "A request body is required.")
+	}
+	if _, err := s.getThreadObject(req.ThreadId); err != nil {
+		return nil, err
+	}
+	if runID, active := s.eng.activeRun(req.ThreadId); active {
+		return nil, errThreadLocked(req.ThreadId, runID)
+	}
+	m, err := s.buildMessage(req.ThreadId, *req.Body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.putMessage(m); err != nil {
+		return nil, err
+	}
+	return gen.CreateMessage200JSONResponse(m), nil
+}
+
+// errThreadLocked is the API's answer to a message added while a run is active.
+func errThreadLocked(threadID, runID string) *apiError {
+	return errBadRequest("", "Can't add messages to %s while a run %s is active.", threadID, runID)
+}
+
+// GetMessage returns one message of a thread.
+func (s *Server) GetMessage(ctx context.Context, req gen.GetMessageRequestObject) (gen.GetMessageResponseObject, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, m, err := s.lookupMessageLocked(req.ThreadId, req.MessageId)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetMessage200JSONResponse(m), nil
+}
+
+// ModifyMessage replaces a message's metadata.
+func (s *Server) ModifyMessage(ctx context.Context, req gen.ModifyMessageRequestObject) (gen.ModifyMessageResponseObject, error) {
+	if req.Body == nil {
+		return nil, errBadRequest("", "A request body is required.")
+	}
+	if err := validateMetadata(req.Body.Metadata); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, m, err := s.lookupMessageLocked(req.ThreadId, req.MessageId)
+	if err != nil {
+		return nil, err
+	}
+	if req.Body.Metadata != nil {
+		m = cloneMessage(m)
+		m.Metadata = cloneMetadata(req.Body.Metadata)
+		rec.msgs.put(m.Id, m)
+	}
+	return gen.ModifyMessage200JSONResponse(m), nil
+}
+
+// DeleteMessage removes a message from a thread.
+func (s *Server) DeleteMessage(ctx context.Context, req gen.DeleteMessageRequestObject) (gen.DeleteMessageResponseObject, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, _, err := s.lookupMessageLocked(req.ThreadId, req.MessageId)
+	if err != nil {
+		return nil, err
+	}
+	rec.msgs.del(req.MessageId)
+	return gen.DeleteMessage200JSONResponse{Id: req.MessageId, Object: "thread.message.deleted", Deleted: true}, nil
+}
+
+// lookupMessageLocked finds a thread and one of its messages; s.mu must be
+// held.
+func (s *Server) lookupMessageLocked(threadID, msgID string) (*threadRec, gen.MessageObject, error) {
+	if !validID(threadID) {
+		return nil, gen.MessageObject{}, errNotFound("thread", threadID)
+	}
+	rec, ok := s.st.threads.get(threadID)
+	if !ok {
+		return nil, gen.MessageObject{}, errNotFound("thread", threadID)
+	}
+	if !validID(msgID) {
+		return nil, gen.MessageObject{}, errNotFound("message", msgID)
+	}
+	m, ok := rec.msgs.get(msgID)
+	if !ok {
+		return nil, gen.MessageObject{}, errNotFound("message", msgID)
+	}
+	return rec, m, nil
+}
+
+// threadMessages returns copies of a thread's messages in creation order,
+// oldest first, or a 404 for an unknown thread.
+func (s *Server) threadMessages(threadID string) ([]gen.MessageObject, error) {
+	if !validID(threadID) {
+		return nil, errNotFound("thread", threadID)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rec, ok := s.st.threads.get(threadID)
+	if !ok {
+		return nil, errNotFound("thread", threadID)
+	}
+	out := rec.msgs.all()
+	for i := range out {
+		out[i] = cloneMessage(out[i])
+	}
+	return out, nil
+}
+
+// putMessage stores m in its thread: it is appended when new, or replaces the
+// message with the same id in place (the run engine updates the messages it
+// writes). It returns a 404 when the thread is gone. m is copied.
+func (s *Server) putMessage(m gen.MessageObject) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.st.threads.get(m.ThreadId)
+	if !ok {
+		return errNotFound("thread", m.ThreadId)
+	}
+	rec.msgs.put(m.Id, cloneMessage(m))
+	return nil
+}
+
+// buildMessage validates req and returns the message it describes for
+// threadID (status completed, created now). It is not stored: see putMessage.
+func (s *Server) buildMessage(threadID string, req gen.CreateMessageRequest) (gen.MessageObject, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.buildMessageLocked(threadID, req, "")
+}
+
+// buildMessageLocked is buildMessage with s.mu held; prefix is put in front
+// of parameter names in errors (e.g. "messages[2].").
+func (s *Server) buildMessageLocked(threadID string, req gen.CreateMessageRequest, prefix string) (gen.MessageObject, error) {
+	var role gen.MessageObjectRole
+	switch req.Role {
+	case gen.CreateMessageRequestRoleUser:
+		role = gen.MessageObjectRoleUser
+	case gen.CreateMessageRequestRoleAssistant:
+		role = gen.MessageObjectRoleAssistant
+	default:
+		return gen.MessageObject{}, errBadRequest(prefix+"role", "Invalid value for '%srole': expected one of 'user' or 'assistant'.", prefix)
+	}
+	if err := validateMetadataParam(prefix+"metadata", req.Metadata); err != nil {
+		return gen.MessageObject{}, err
+	}
+	content, err := s.buildContentLocked(req.Content, prefix+"content")
+	if err != nil {
+		return gen.MessageObject{}, err
+	}
+	attachments := []gen.MessageAttachment{}
+	if req.Attachments != nil {
+		if len(*req.Attachments) > maxAttachments {
+			return gen.MessageObject{}, errBadRequest(prefix+"attachments", "Invalid '%sattachments': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", prefix, maxAttachments, len(*req.Attachments))
+		}
+		for i, a := range *req.Attachments {
+			param := fmt.Sprintf("%sattachments[%d]", prefix, i)
+			if a.FileId == nil || *a.FileId == "" {
+				return gen.MessageObject{}, errBadRequest(param+".file_id", "Missing required parameter: '%s.file_id'.", param)
+			}
+			if _, ok := s.st.files.get(*a.FileId); !ok {
+				return gen.MessageObject{}, errBadRequest(param+".file_id", "Invalid '%s.file_id': no file found with id '%s'.", param, truncateForMessage(*a.FileId))
+			}
+			if a.Tools != nil {
+				for j, t := range *a.Tools {
+					if k, err := t.Discriminator(); err != nil || (k != "code_interpreter" && k != "file_search") {
+						return gen.MessageObject{}, errBadRequest(fmt.Sprintf("%s.tools[%d].type", param, j), "Invalid value for '%s.tools[%d].type': expected one of 'code_interpreter' or 'file_search'.", param, j)
+					}
+				}
+			}
+			c := a
+			c.FileId = cloneStr(a.FileId)
+			if a.Tools != nil {
+				t := slices.Clone(*a.Tools)
+				c.Tools = &t
+			}
+			attachments = append(attachments, c)
+		}
+	}
+	return gen.MessageObject{
+		Id:          newID(prefixMessage),
+		Object:      "thread.message",
+		CreatedAt:   s.now(),
+		ThreadId:    threadID,
+		Role:        role,
+		Status:      gen.MessageObjectStatusCompleted,
+		Content:     content,
+		Attachments: &attachments,
+		Metadata:    emptyMetadata(req.Metadata),
+	}, nil
+}
+
+// buildContentLocked turns request content (a string or a list of text and
+// image parts) into message content parts.
+func (s *Server) buildContentLocked(c gen.CreateMessageRequest_Content, param string) ([]gen.MessageContent, error) {
+	if text, err := c.AsCreateMessageRequestContent0(); err == nil {
+		if err := checkText(param, text); err != nil {
+			return nil, err
+		}
+		part, err := textContent(text)
+		if err != nil {
+			return nil, err
+		}
+		return []gen.MessageContent{part}, nil
+	}
+	parts, err := c.AsCreateMessageRequestContent1()
+	if err != nil {
+		return nil, errBadRequest(param, "Invalid '%s': expected a string or an array of content parts.", param)
+	}
+	if len(parts) == 0 {
+		return nil, errBadRequest(param, "Invalid '%s': empty array. Expected an array with minimum length 1, but got an empty array instead.", param)
+	}
+	if len(parts) > maxContentParts {
+		return nil, errBadRequest(param, "Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", param, maxContentParts, len(parts))
+	}
+	out := make([]gen.MessageContent, 0, len(parts))
+	for i, p := range parts {
+		pp := fmt.Sprintf("%s[%d]", param, i)
+		kind, err := p.Discriminator()
+		if err != nil {
+			return nil, errBadRequest(pp, "Invalid '%s': expected a content part object.", pp)
+		}
+		var part gen.MessageContent
+		switch kind {
+		case "text":
+			t, err := p.AsMessageRequestContentTextObject()
+			if err != nil {
+				return nil, errBadRequest(pp+".text", "Invalid '%s.text': expected a string.", pp)
+			}
+			if err := checkText(pp+".text", t.Text); err != nil {
+				return nil, err
+			}
+			if part, err = textContent(t.Text); err != nil {
+				return nil, err
+			}
+		case "image_file":
+			f, err := p.AsMessageContentImageFileObject()
+			if err != nil || f.ImageFile.FileId == "" {
+				return nil, errBadRequest(pp+".image_file.file_id", "Invalid '%s.image_file.file_id': expected a file id.", pp)
+			}
+			if _, ok := s.st.files.get(f.ImageFile.FileId); !ok {
+				return nil, errBadRequest(pp+".image_file.file_id", "Invalid '%s.image_file.file_id': no file found with id '%s'.", pp, truncateForMessage(f.ImageFile.FileId))
+			}
+			if f.ImageFile.Detail != nil && !f.ImageFile.Detail.Valid() {
+				return nil, errBadRequest(pp+".image_file.detail", "Invalid value for '%s.image_file.detail': expected one of 'auto', 'low' or 'high'.", pp)
+			}
+			if err := part.FromMessageContentImageFileObject(f); err != nil {
+				return nil, err
+			}
+		case "image_url":
+			u, err := p.AsMessageContentImageUrlObject()
+			if err != nil || u.ImageUrl.Url == "" || len(u.ImageUrl.Url) > maxImageURLLength {
+				return nil, errBadRequest(pp+".image_url.url", "Invalid '%s.image_url.url': expected a URL of at most %d characters.", pp, maxImageURLLength)
+			}
+			if u.ImageUrl.Detail != nil && !u.ImageUrl.Detail.Valid() {
+				return nil, errBadRequest(pp+".image_url.detail", "Invalid value for '%s.image_url.detail': expected one of 'auto', 'low' or 'high'.", pp)
+			}
+			if err := part.FromMessageContentImageUrlObject(u); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, errBadRequest(pp+".type", "Invalid value for '%s.type': expected one of 'text', 'image_file' or 'image_url'.", pp)
+		}
+		out = append(out, part)
+	}
+	return out, nil
+}
+
+func checkText(param, text string) error {
+	if text == "" {
+		return errBadRequest(param, "Invalid '%s': string too short. Expected a string with minimum length 1, but got an empty string instead.", param)
+	}
+	if !utf8.ValidString(text) {
+		return errBadRequest(param, "Invalid '%s': the string is not valid UTF-8.", param)
+	}
+	if n := utf8.RuneCountInString(text); n > maxMessageChars {
+		return errBadRequest(param, "Invalid '%s': string too long. Expected a string with maximum length %d, but got a string with length %d instead.", param, maxMessageChars, n)
+	}
+	return nil
+}
+
+// textContent is a text content part with no annotations.
+func textContent(text string) (gen.MessageContent, error) {
+	var part gen.MessageContent
+	err := part.FromMessageContentTextObject(gen.MessageContentTextObject{
+		Type: "text",
+		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}},
+	})
+	return part, err
+}

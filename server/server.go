@@ -1,0 +1,214 @@
+// Package server is an embedded Assistants v2 server. It implements the
+// strict server interface generated from the project's spec (package gen) with
+// an in-memory store, a run engine that moves runs through the API's states, a
+// pluggable model (a deterministic scripted one by default), server-sent event
+// streams, request validation, optional auth, idempotency keys and seeded fault
+// injection.
+//
+// It serves the API under /v1. Use it in tests through package assistantstest,
+// or as a process through cmd/assistants.
+//
+// # Runs
+//
+// A run goes queued -> in_progress -> completed, requires_action (then,
+// once the tool outputs are submitted, queued -> in_progress again), failed,
+// incomplete or expired; cancelRun moves it to cancelling, then cancelled.
+// Each state change waits Options.StepDelay (default 50ms), so that polling
+// sees the states; run replies carry the openai-poll-after-ms hint. A run
+// expires 10 minutes after its creation (expires_at). While a run is active
+// its thread is locked: no other run, no new message. With stream: true,
+// createRun, createThreadAndRun and submitToolOuputsToRun answer with the
+// API's server-sent events, ending with done.
+//
+// # The scripted model
+//
+// The default Model (Scripted) is deterministic and needs no network:
+//
+//   - When the latest user message names one or more of the run's function
+//     tools as whole words, the run requires action with one call per named
+//     tool; a call's arguments are the JSON object written right after the
+//     name, or {}: `please get_weather {"city":"Paris"}`.
+//   - Once the outputs are submitted, the reply quotes each tool's name and
+//     output: `get_weather returned: {"temp":21}`.
+//   - Otherwise the reply echoes the user: `You said: <text>`.
+//
+// Replies stream word by word and usage counts words. Script plays a fixed
+// list of turns instead, for tests; ModelFunc adapts a function; any other
+// backend implements Model.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/assistants-go/assistants/gen"
+)
+
+// Options configures a Server. The zero value of every field means its default.
+type Options struct {
+	// APIKeys, when not empty, turns auth on: every request must carry one of
+	// these keys as "Authorization: Bearer <key>" or "api-key: <key>".
+	// Default: none (auth off).
+	APIKeys []string
+	// StepDelay is how long the run engine waits before each state change of a
+	// run (queued -> in_progress -> ...), so that polling is real.
+	// Default: 50ms. Set NoDelay for fast tests.
+	StepDelay time.Duration
+	// NoDelay makes every state change immediate (StepDelay 0). Default: false.
+	NoDelay bool
+	// Model writes the assistant's replies. Default: the scripted model (see Scripted).
+	Model Model
+	// MaxBodyBytes bounds JSON request bodies. Default: 4 MiB.
+	MaxBodyBytes int64
+	// MaxFileBytes bounds one uploaded file. Default: 64 MiB.
+	MaxFileBytes int64
+	// PollAfter is the value of the openai-poll-after-ms hint on run replies.
+	// Default: the step delay, at least 10ms.
+	PollAfter time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default: 10 minutes.
+	IdempotencyTTL time.Duration
+	// Faults injects errors, latency and cut streams. Default: none.
+	Faults *Faults
+	// Logger receives structured logs. It never sees API keys. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// DisableValidation turns off the OpenAPI request validation. Default: false.
+	DisableValidation bool
+}
+
+// Option changes Options.
+type Option func(*Options)
+
+// WithAPIKeys turns auth on with the given keys.
+func WithAPIKeys(keys ...string) Option {
+	return func(o *Options) { o.APIKeys = append(o.APIKeys, keys...) }
+}
+
+// WithStepDelay sets the delay before each run state change (default 50ms; 0 means immediate).
+func WithStepDelay(d time.Duration) Option {
+	return func(o *Options) {
+		o.StepDelay = d
+		o.NoDelay = d <= 0
+	}
+}
+
+// WithModel sets the model that writes replies (default: the scripted model).
+func WithModel(m Model) Option { return func(o *Options) { o.Model = m } }
+
+// WithFaults turns on fault injection (default: none).
+func WithFaults(f *Faults) Option { return func(o *Options) { o.Faults = f } }
+
+// WithLogger sets the structured logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+
+// WithMaxFileBytes bounds one uploaded file (default 64 MiB).
+func WithMaxFileBytes(n int64) Option { return func(o *Options) { o.MaxFileBytes = n } }
+
+// WithMaxBodyBytes bounds JSON request bodies (default 4 MiB).
+func WithMaxBodyBytes(n int64) Option { return func(o *Options) { o.MaxBodyBytes = n } }
+
+// Server is an in-memory Assistants v2 server. Create it with New; it is safe
+// for concurrent use. Close stops its background work.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+
+	mu  sync.RWMutex // guards st (see store.go)
+	st  *store       // assistants, threads, messages, files, vector stores (store.go)
+	eng *engine      // runs and run steps, and their state machine (engine.go)
+
+	bg     sync.WaitGroup     // run engine and vector store goroutines
+	ctx    context.Context    // cancelled by Close; parent of background work
+	cancel context.CancelFunc //
+
+	handler http.Handler
+	mux     *http.ServeMux // the router inside handler (see handler.go)
+}
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// New returns a Server with its options applied over the defaults.
+func New(opts ...Option) *Server {
+	o := Options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.StepDelay == 0 && !o.NoDelay {
+		o.StepDelay = 50 * time.Millisecond
+	}
+	if o.NoDelay {
+		o.StepDelay = 0
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 4 << 20
+	}
+	if o.MaxFileBytes <= 0 {
+		o.MaxFileBytes = 64 << 20
+	}
+	if o.PollAfter <= 0 {
+		o.PollAfter = max(o.StepDelay, 10*time.Millisecond)
+	}
+	if o.IdempotencyTTL <= 0 {
+		o.IdempotencyTTL = 10 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Model == nil {
+		o.Model = Scripted()
+	}
+	s := &Server{opts: o, log: o.Logger, st: newStore()}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.eng = newEngine(s)
+	s.handler = s.buildHandler()
+	return s
+}
+
+// Handler returns the HTTP handler that serves the API under /v1.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// ServeHTTP serves the API under /v1.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Close stops the run engine and every background task, and waits for them.
+// Requests still in flight finish; runs still active stay where they are.
+func (s *Server) Close() error {
+	s.eng.close() // no new runs; open event streams end
+	s.cancel()
+	s.bg.Wait()
+	return nil
+}
+
+// now returns the current time in Unix seconds, as the API's created_at fields are.
+func (s *Server) now() int { return int(s.opts.Now().Unix()) }
+
+// goBackground runs f in a goroutine tracked by Close.
+func (s *Server) goBackground(f func(ctx context.Context)) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f(s.ctx)
+	}()
+}
+
+// sleep waits for d or until ctx ends; it reports whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,35 @@
+package server
+
+import (
+	"context"
+
+	"github.com/assistants-go/assistants/gen"
+)
+
+// ListRunSteps returns a page of a run's steps (message_creation and
+// tool_calls, with their details and usage).
+func (s *Server) ListRunSteps(ctx context.Context, req gen.ListRunStepsRequestObject) (gen.ListRunStepsResponseObject, error) {
+	p := req.Params
+	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := s.eng.listSteps(req.ThreadId, req.RunId)
+	if err != nil {
+		return nil, err
+	}
+	data, first, last, more := page(steps, func(st gen.RunStepObject) string { return st.Id }, lp)
+	if data == nil {
+		data = []gen.RunStepObject{}
+	}
+	return gen.ListRunSteps200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+}
+
+// GetRunStep returns one step of a run.
+func (s *Server) GetRunStep(ctx context.Context, req gen.GetRunStepRequestObject) (gen.GetRunStepResponseObject, error) {
+	st, err := s.eng.getStep(req.ThreadId, req.RunId, req.StepId)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetRunStep200JSONResponse(st), nil
+}

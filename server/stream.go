@@ -1,0 +1,170 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+)
+
+// sseEvent is one server-sent event: its name and its JSON data, encoded once
+// when published.
+type sseEvent struct {
+	name string
+	data []byte
+}
+
+// subscriber is one open event stream on a run. The engine pushes events
+// under its own lock and never blocks: the queue is unbounded (a run's
+// events are few) and the stream writer drains it.
+type subscriber struct {
+	mu     sync.Mutex
+	queue  []sseEvent
+	final  bool          // the run reached requires_action or an end state: done follows the queue
+	ended  bool          // no more events will come
+	signal chan struct{} // cap 1: something changed
+}
+
+func newSubscriber() *subscriber { return &subscriber{signal: make(chan struct{}, 1)} }
+
+// push queues ev; a final event ends the subscription.
+func (s *subscriber) push(ev sseEvent, final bool) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.queue = append(s.queue, ev)
+	if final {
+		s.final, s.ended = true, true
+	}
+	s.mu.Unlock()
+	s.notify()
+}
+
+// end ends the subscription without a final event (server closing, thread
+// deleted, client gone).
+func (s *subscriber) end() {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	s.notify()
+}
+
+func (s *subscriber) notify() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// next waits for queued events, the end of the subscription, or stop. It
+// returns the queued events; ended reports that nothing more will come (and
+// final that the stream ends normally, with done).
+func (s *subscriber) next(stop <-chan struct{}) (evs []sseEvent, final, ended, stopped bool) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 || s.ended {
+			evs, s.queue = s.queue, nil
+			final, ended = s.final, s.ended
+			s.mu.Unlock()
+			return evs, final, ended, false
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.signal:
+		case <-stop:
+			return nil, false, false, true
+		}
+	}
+}
+
+// runStream is the text/event-stream answer of createRun,
+// createThreadAndRun and submitToolOuputsToRun. The generated stream
+// response copies an io.Reader without flushing per event, so this type
+// writes each batch of events as the engine publishes them and flushes it.
+//
+// It writes `event: <name>\ndata: <json>\n\n` per event and, once the run
+// reaches requires_action or an end state, `event: done\ndata: [DONE]\n\n`.
+// When the client goes away (stop) it stops writing; the run goes on. When
+// the fault hook asks for a cut (cut >= 0), the connection is aborted after
+// cut events, without the done event.
+type runStream struct {
+	e     *engine
+	runID string
+	sub   *subscriber
+	first []sseEvent      // written before the run's events (thread.created)
+	stop  <-chan struct{} // the request context's Done channel
+	cut   int             // events before the connection is cut; -1: never
+}
+
+// VisitCreateRunResponse writes the stream.
+func (st runStream) VisitCreateRunResponse(w http.ResponseWriter) error { return st.write(w) }
+
+// VisitCreateThreadAndRunResponse writes the stream.
+func (st runStream) VisitCreateThreadAndRunResponse(w http.ResponseWriter) error { return st.write(w) }
+
+// VisitSubmitToolOuputsToRunResponse writes the stream.
+func (st runStream) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+	return st.write(w)
+}
+
+var doneEvent = sseEvent{name: "done", data: []byte("[DONE]")}
+
+func (st runStream) write(w http.ResponseWriter) error {
+	defer st.e.unsubscribe(st.runID, st.sub)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+
+	sent := 0
+	var buf []byte
+	// send writes a batch of events and flushes it; false when the client is gone.
+	send := func(evs []sseEvent) bool {
+		buf = buf[:0]
+		for _, ev := range evs {
+			if st.cut >= 0 && sent >= st.cut {
+				if len(buf) > 0 {
+					_, _ = w.Write(buf)
+				}
+				_ = rc.Flush()
+				panic(http.ErrAbortHandler) // the std way to abort a response mid-stream
+			}
+			buf = append(buf, "event: "...)
+			buf = append(buf, ev.name...)
+			buf = append(buf, "\ndata: "...)
+			buf = append(buf, ev.data...)
+			buf = append(buf, "\n\n"...)
+			sent++
+		}
+		if len(buf) == 0 {
+			return true
+		}
+		if _, err := w.Write(buf); err != nil {
+			return false
+		}
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+		return true
+	}
+	if !send(st.first) {
+		return nil
+	}
+	for {
+		evs, final, ended, stopped := st.sub.next(st.stop)
+		if stopped || !send(evs) {
+			return nil // the client went away; the run goes on
+		}
+		if final {
+			send([]sseEvent{doneEvent})
+			return nil
+		}
+		if ended {
+			return nil // server closing or thread deleted: no done event
+		}
+	}
+}

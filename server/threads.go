@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/assistants-go/assistants/gen"
+)
+
+// maxThreadMessages bounds the messages a thread may be created with.
+const maxThreadMessages = 32
+
+// CreateThread stores a new thread and the messages it starts with.
+func (s *Server) CreateThread(ctx context.Context, req gen.CreateThreadRequestObject) (gen.CreateThreadResponseObject, error) {
+	th, err := s.insertThread(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	return gen.CreateThread200JSONResponse(th), nil
+}
+
+// GetThread returns one thread.
+func (s *Server) GetThread(ctx context.Context, req gen.GetThreadRequestObject) (gen.GetThreadResponseObject, error) {
+	th, err := s.getThreadObject(req.ThreadId)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetThread200JSONResponse(th), nil
+}
+
+// ModifyThread changes a thread's metadata and tool resources.
+func (s *Server) ModifyThread(ctx context.Context, req gen.ModifyThreadRequestObject) (gen.ModifyThreadResponseObject, error) {
+	if !validID(req.ThreadId) {
+		return nil, errNotFound("thread", req.ThreadId)
+	}
+	if req.Body == nil {
+		return nil, errBadRequest("", "A request body is required.")
+	}
+	b := req.Body
+	if err := validateMetadata(b.Metadata); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.st.threads.get(req.ThreadId)
+	if !ok {
+		return nil, errNotFound("thread", req.ThreadId)
+	}
+	th := rec.obj
+	if b.ToolResources != nil {
+		if err := s.checkToolResourcesLocked(b.ToolResources); err != nil {
+			return nil, err
+		}
+		th.ToolResources = cloneToolResources(b.ToolResources)
+	}
+	if b.Metadata != nil {
+		th.Metadata = cloneMetadata(b.Metadata)
+	}
+	rec.obj = th
+	return gen.ModifyThread200JSONResponse(th), nil
+}
+
+// DeleteThread removes a thread and its messages, and stops and forgets its
+// runs.
+func (s *Server) DeleteThread(ctx context.Context, req gen.DeleteThreadRequestObject) (gen.DeleteThreadResponseObject, error) {
+	if !validID(req.ThreadId) {
+		return nil, errNotFound("thread", req.ThreadId)
+	}
+	s.mu.Lock()
+	ok := s.st.threads.del(req.ThreadId)
+	s.mu.Unlock()
+	if !ok {
+		return nil, errNotFound("thread", req.ThreadId)
+	}
+	s.eng.forgetThread(req.ThreadId)
+	return gen.DeleteThread200JSONResponse{Id: req.ThreadId, Object: "thread.deleted", Deleted: true}, nil
+}
+
+// getThreadObject returns a copy of a stored thread, or a 404.
+func (s *Server) getThreadObject(id string) (gen.ThreadObject, error) {
+	if !validID(id) {
+		return gen.ThreadObject{}, errNotFound("thread", id)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rec, ok := s.st.threads.get(id)
+	if !ok {
+		return gen.ThreadObject{}, errNotFound("thread", id)
+	}
+	return rec.obj, nil
+}
+
+// insertThread validates req (which may be nil: an empty thread) and stores
+// the thread with its messages, all created now. Nothing is stored when req
+// is invalid.
+func (s *Server) insertThread(req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
+	if req == nil {
+		req = &gen.CreateThreadRequest{}
+	}
+	if err := validateMetadata(req.Metadata); err != nil {
+		return gen.ThreadObject{}, err
+	}
+	var msgs []gen.CreateMessageRequest
+	if req.Messages != nil {
+		msgs = *req.Messages
+	}
+	if len(msgs) > maxThreadMessages {
+		return gen.ThreadObject{}, errBadRequest("messages", "Invalid 'messages': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", maxThreadMessages, len(msgs))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	th := gen.ThreadObject{
+		Id:        newID(prefixThread),
+		Object:    "thread",
+		CreatedAt: s.now(),
+		Metadata:  emptyMetadata(req.Metadata),
+	}
+	built := make([]gen.MessageObject, 0, len(msgs))
+	for i, m := range msgs {
+		bm, err := s.buildMessageLocked(th.Id, m, fmt.Sprintf("messages[%d].", i))
+		if err != nil {
+			return gen.ThreadObject{}, err
+		}
+		built = append(built, bm)
+	}
+	tr, err := s.createToolResourcesLocked(req.ToolResources)
+	if err != nil {
+		return gen.ThreadObject{}, err
+	}
+	if tr == nil {
+		tr = &gen.ToolResources{}
+	}
+	th.ToolResources = tr
+	rec := &threadRec{obj: th, msgs: newColl[gen.MessageObject]()}
+	for _, m := range built {
+		rec.msgs.put(m.Id, m)
+	}
+	s.st.threads.put(th.Id, rec)
+	return th, nil
+}
