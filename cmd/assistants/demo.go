@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/assistants-go/assistants"
+	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server"
+)
+
+// startEmbedded starts the embedded server on a free loopback port and returns
+// its base URL and a function that stops it.
+func startEmbedded(opts ...server.Option) (string, func(), error) {
+	srv := server.New(opts...)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		_ = srv.Close()
+	}
+	return "http://" + ln.Addr().String() + "/v1", stop, nil
+}
+
+// demoTarget picks the server: OPENAI_BASE_URL when set, else the embedded one.
+func demoTarget(out io.Writer, stepDelay time.Duration) (baseURL, key string, stop func(), err error) {
+	if u := os.Getenv("OPENAI_BASE_URL"); u != "" {
+		fmt.Fprintf(out, "target: %s (OPENAI_BASE_URL)\n", u)
+		return u, os.Getenv("OPENAI_API_KEY"), func() {}, nil
+	}
+	baseURL, stop, err = startEmbedded(server.WithStepDelay(stepDelay))
+	if err != nil {
+		return "", "", nil, err
+	}
+	fmt.Fprintf(out, "target: embedded server at %s\n", baseURL)
+	return baseURL, "demo-key", stop, nil
+}
+
+// weather is the demo's function tool.
+func weather(city string) string {
+	b, _ := json.Marshal(map[string]any{"city": city, "forecast": "sunny", "temp_c": 21})
+	return string(b)
+}
+
+func demo(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(out)
+	stepDelay := fs.Duration("step-delay", 50*time.Millisecond, "embedded server: delay before each run state change")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+
+	baseURL, key, stop, err := demoTarget(out, *stepDelay)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	client, err := assistants.New(assistants.WithBaseURL(baseURL), assistants.WithAPIKey(key))
+	if err != nil {
+		return err
+	}
+
+	// 1. An assistant with one function tool, and a thread.
+	var tool gen.AssistantTool
+	desc := "Get the weather forecast for a city."
+	params := gen.FunctionParameters{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}, "required": []string{"city"}}
+	if err := tool.FromAssistantToolsFunction(gen.AssistantToolsFunction{Function: gen.FunctionObject{Name: "get_weather", Description: &desc, Parameters: &params}}); err != nil {
+		return err
+	}
+	name := "Weather helper"
+	asst, err := assistants.Result[gen.AssistantObject](client.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{
+		Model: modelName(), Name: &name, Tools: &[]gen.AssistantTool{tool},
+	}))
+	if err != nil {
+		return fmt.Errorf("create assistant: %w", err)
+	}
+	fmt.Fprintf(out, "assistant: %s (%s)\n", asst.Id, *asst.Name)
+	thread, err := assistants.Result[gen.ThreadObject](client.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
+	if err != nil {
+		return fmt.Errorf("create thread: %w", err)
+	}
+	fmt.Fprintf(out, "thread: %s\n", thread.Id)
+
+	// 2. A question that triggers the tool.
+	question := `What should I wear in Paris today? Please call get_weather {"city":"Paris"}`
+	var content gen.CreateMessageRequest_Content
+	if err := content.FromCreateMessageRequestContent0(question); err != nil {
+		return err
+	}
+	if _, err := assistants.Result[gen.MessageObject](client.CreateMessageWithResponse(ctx, thread.Id, gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Content: content})); err != nil {
+		return fmt.Errorf("create message: %w", err)
+	}
+	fmt.Fprintf(out, "user: %s\n", question)
+
+	// 3. Run it, answering tool calls until the run ends.
+	run, err := assistants.Result[gen.RunObject](client.CreateRunWithResponse(ctx, thread.Id, nil, gen.CreateRunRequest{AssistantId: asst.Id}))
+	if err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	for {
+		switch run.Status {
+		case gen.RunObjectStatusRequiresAction:
+			var outputs []gen.SubmitToolOutputsRunRequestToolOutput
+			for _, call := range run.RequiredAction.SubmitToolOutputs.ToolCalls {
+				var a struct{ City string }
+				_ = json.Unmarshal([]byte(call.Function.Arguments), &a)
+				res := weather(a.City)
+				fmt.Fprintf(out, "tool call: %s(%s) -> %s\n", call.Function.Name, call.Function.Arguments, res)
+				id := call.Id
+				outputs = append(outputs, gen.SubmitToolOutputsRunRequestToolOutput{ToolCallId: &id, Output: &res})
+			}
+			run, err = assistants.Result[gen.RunObject](client.SubmitToolOuputsToRunWithResponse(ctx, thread.Id, run.Id, gen.SubmitToolOutputsRunRequest{ToolOutputs: outputs}))
+			if err != nil {
+				return fmt.Errorf("submit tool outputs: %w", err)
+			}
+			continue
+		case gen.RunObjectStatusQueued, gen.RunObjectStatusInProgress, gen.RunObjectStatusCancelling:
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			run, err = assistants.Result[gen.RunObject](client.GetRunWithResponse(ctx, thread.Id, run.Id))
+			if err != nil {
+				return fmt.Errorf("get run: %w", err)
+			}
+			continue
+		}
+		break
+	}
+	fmt.Fprintf(out, "run: %s %s\n", run.Id, run.Status)
+
+	// 4. The thread's messages, oldest first.
+	order := gen.ListMessagesParamsOrderAsc
+	list, err := assistants.Result[gen.ListMessagesResponse](client.ListMessagesWithResponse(ctx, thread.Id, &gen.ListMessagesParams{Order: &order}))
+	if err != nil {
+		return fmt.Errorf("list messages: %w", err)
+	}
+	fmt.Fprintf(out, "summary: %d messages\n", len(list.Data))
+	for _, m := range list.Data {
+		fmt.Fprintf(out, "  %-9s %s\n", m.Role+":", oneLine(messageText(m), 100))
+	}
+	if run.Status != gen.RunObjectStatusCompleted {
+		return fmt.Errorf("run ended %s", run.Status)
+	}
+	return nil
+}
+
+func modelName() string {
+	if m := os.Getenv("ASSISTANTS_DEMO_MODEL"); m != "" {
+		return m
+	}
+	return "gpt-4o"
+}
+
+// messageText joins the text parts of a message.
+func messageText(m gen.MessageObject) string {
+	var parts []string
+	for _, c := range m.Content {
+		if t, err := c.AsMessageContentTextObject(); err == nil && t.Type == "text" {
+			parts = append(parts, t.Text.Value)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
