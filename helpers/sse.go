@@ -440,3 +440,8 @@ func (d *SSEDecoder) fill() {
 	}
 	d.rerr = io.ErrNoProgress
 }
+
+// atEOF reports whether the whole stream has been consumed: the reader
+// returned io.EOF and no unread byte is left. Stream uses it to tell a
+// stream cut in the middle of its last event from a bad event.
+func (d *SSEDecoder) atEOF() bool { return d.eof && d.r >= d.w }

@@ -1,0 +1,507 @@
+package helpers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/google/jsonschema-go/jsonschema"
+
+	"github.com/assistants-go/assistants/gen"
+)
+
+// Tool is one function tool: its definition (sent to the API in an
+// assistant's or run's tools list) and its handler (run when the model asks
+// for the function). Build one with Func (typed) or RawFunc (raw JSON), or
+// implement it yourself. Call must be safe for concurrent use.
+type Tool interface {
+	// Name is the function name the model calls, e.g. "get_weather".
+	Name() string
+	// Definition is the "function" tool with its JSON Schema parameters.
+	Definition() gen.AssistantTool
+	// Call runs the function with the model's raw JSON arguments and
+	// returns the output string sent back to the run. A non-nil error is
+	// turned into an error output by Registry.Execute.
+	Call(ctx context.Context, arguments string) (string, error)
+}
+
+// ErrUnknownTool is wrapped by the error Registry.Execute hands to
+// ExecOptions.FormatError (and OnToolResult) when the model calls a function
+// the registry does not have, or a tool call whose type is not "function".
+var ErrUnknownTool = errors.New("unknown tool")
+
+// ErrInvalidArguments is wrapped by the error a Func tool returns when the
+// model's arguments are not valid JSON, do not match the schema derived from
+// Args (a missing required property, an unknown property, a wrong type), or
+// cannot be decoded into Args.
+var ErrInvalidArguments = errors.New("invalid arguments")
+
+// PanicError is the error Registry.Execute hands to ExecOptions.FormatError
+// (and OnToolResult) when a handler panics. Its Error text names the tool and
+// the panic value but not the stack, so the default error output sent to
+// the model carries no stack trace.
+type PanicError struct {
+	// Tool is the name of the tool that panicked.
+	Tool string
+	// Value is the value passed to panic.
+	Value any
+	// Stack is the goroutine's stack at the time of the panic, for logs.
+	Stack []byte
+}
+
+// Error returns "tool NAME panicked: VALUE".
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("tool %s panicked: %v", e.Tool, e.Value)
+}
+
+// Unwrap returns the panic value when it is an error, else nil.
+func (e *PanicError) Unwrap() error {
+	if err, ok := e.Value.(error); ok {
+		return err
+	}
+	return nil
+}
+
+// toolNameRE is the API's rule for function names.
+var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// invalidTool is implemented by tools whose construction failed (Func with an
+// Args type that has no JSON Schema); NewRegistry reports the error.
+type invalidTool interface {
+	constructionError() error
+}
+
+// functionTool builds the gen.AssistantTool for a FunctionObject.
+func functionTool(def gen.FunctionObject) (gen.AssistantTool, error) {
+	var t gen.AssistantTool
+	err := t.FromAssistantToolsFunction(gen.AssistantToolsFunction{Type: "function", Function: def})
+	return t, err
+}
+
+// rawTool is the Tool built by RawFunc.
+type rawTool struct {
+	def gen.FunctionObject
+	fn  func(ctx context.Context, arguments string) (string, error)
+	err error
+}
+
+// RawFunc makes a Tool from a function definition written by hand (its
+// Parameters are sent as given; nil means the function takes no arguments)
+// and a handler that receives the model's arguments as raw JSON and returns
+// the output as is. A nil fn or an invalid name is reported by NewRegistry.
+func RawFunc(def gen.FunctionObject, fn func(ctx context.Context, arguments string) (string, error)) Tool {
+	t := &rawTool{def: def, fn: fn}
+	if fn == nil {
+		t.err = fmt.Errorf("helpers: tool %q: nil handler", def.Name)
+	}
+	return t
+}
+
+func (t *rawTool) Name() string { return t.def.Name }
+
+func (t *rawTool) Definition() gen.AssistantTool {
+	at, _ := functionTool(t.def) // marshalling a FunctionObject cannot fail for maps of JSON values
+	return at
+}
+
+func (t *rawTool) Call(ctx context.Context, arguments string) (string, error) {
+	if t.fn == nil {
+		return "", t.err
+	}
+	return t.fn(ctx, arguments)
+}
+
+func (t *rawTool) constructionError() error { return t.err }
+
+// funcTool is the Tool built by Func.
+type funcTool[Args, Result any] struct {
+	name, description string
+	fn                func(ctx context.Context, args Args) (Result, error)
+	params            gen.FunctionParameters
+	resolved          *jsonschema.Resolved
+	err               error
+}
+
+// Func makes a typed Tool. The parameters JSON Schema is derived from Args
+// with github.com/google/jsonschema-go: Args must be a struct (or a pointer
+// to one); properties take their names from the json tags, fields tagged
+// omitempty or omitzero are optional and all others are required, unknown
+// properties are not allowed (additionalProperties: false), and a
+// `jsonschema:"..."` tag is the property's description.
+//
+// Call decodes the arguments strictly: malformed JSON, a missing required
+// property, an unknown property or a wrong type gives an error wrapping
+// ErrInvalidArguments that tells the model what was wrong, and fn is not
+// called. Empty arguments count as {}. The Result is sent as is when it is a
+// string (or a type whose underlying type is string), otherwise encoded as
+// JSON.
+//
+// An Args type that cannot be described by JSON Schema (a channel, a func, a
+// non-struct) or an invalid name or nil fn does not panic here: NewRegistry
+// reports it.
+func Func[Args, Result any](name, description string, fn func(ctx context.Context, args Args) (Result, error)) Tool {
+	t := &funcTool[Args, Result]{name: name, description: description, fn: fn}
+	if fn == nil {
+		t.err = fmt.Errorf("helpers: tool %q: nil handler", name)
+		return t
+	}
+	params, resolved, err := schemaFor[Args]()
+	if err != nil {
+		t.err = fmt.Errorf("helpers: tool %q: %w", name, err)
+		return t
+	}
+	t.params, t.resolved = params, resolved
+	return t
+}
+
+// schemaFor derives the parameters schema of Args.
+func schemaFor[Args any]() (gen.FunctionParameters, *jsonschema.Resolved, error) {
+	rt := reflect.TypeFor[Args]()
+	for rt.Kind() == reflect.Pointer {
+		rt = rt.Elem()
+	}
+	if rt.Kind() != reflect.Struct {
+		return nil, nil, fmt.Errorf("arguments type %s is not a struct; function parameters must be a JSON object", rt)
+	}
+	s, err := jsonschema.ForType(rt, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("deriving JSON Schema of %s: %w", rt, err)
+	}
+	resolved, err := s.Resolve(nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resolving JSON Schema of %s: %w", rt, err)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding JSON Schema of %s: %w", rt, err)
+	}
+	var params gen.FunctionParameters
+	if err := json.Unmarshal(b, &params); err != nil {
+		return nil, nil, fmt.Errorf("encoding JSON Schema of %s: %w", rt, err)
+	}
+	if _, ok := params["properties"]; !ok {
+		// An empty struct: the API wants an explicit (empty) property list.
+		params["properties"] = map[string]any{}
+	}
+	return params, resolved, nil
+}
+
+func (t *funcTool[Args, Result]) Name() string { return t.name }
+
+func (t *funcTool[Args, Result]) Definition() gen.AssistantTool {
+	def := gen.FunctionObject{Name: t.name}
+	if t.description != "" {
+		d := t.description
+		def.Description = &d
+	}
+	if t.params != nil {
+		p := t.params
+		def.Parameters = &p
+	}
+	at, _ := functionTool(def)
+	return at
+}
+
+func (t *funcTool[Args, Result]) constructionError() error { return t.err }
+
+func (t *funcTool[Args, Result]) Call(ctx context.Context, arguments string) (string, error) {
+	if t.err != nil {
+		return "", t.err
+	}
+	args, err := t.decode(arguments)
+	if err != nil {
+		return "", err
+	}
+	res, err := t.fn(ctx, args)
+	if err != nil {
+		return "", err
+	}
+	if rv := reflect.ValueOf(res); rv.IsValid() && rv.Kind() == reflect.String {
+		return rv.String(), nil
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return "", fmt.Errorf("encoding the result of %s: %w", t.name, err)
+	}
+	return string(b), nil
+}
+
+// decode checks arguments against the schema and decodes them into Args.
+func (t *funcTool[Args, Result]) decode(arguments string) (Args, error) {
+	var args Args
+	raw := strings.TrimSpace(arguments)
+	if raw == "" {
+		raw = "{}"
+	}
+	var instance any
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&instance); err != nil {
+		return args, fmt.Errorf("%w for %s: malformed JSON: %v", ErrInvalidArguments, t.name, err)
+	}
+	if dec.More() {
+		return args, fmt.Errorf("%w for %s: malformed JSON: data after the arguments object", ErrInvalidArguments, t.name)
+	}
+	if _, ok := instance.(map[string]any); !ok {
+		return args, fmt.Errorf("%w for %s: arguments must be a JSON object", ErrInvalidArguments, t.name)
+	}
+	if err := t.resolved.Validate(numbersToFloat(instance)); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "validating root: ")
+		return args, fmt.Errorf("%w for %s: %s", ErrInvalidArguments, t.name, msg)
+	}
+	sd := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	sd.DisallowUnknownFields()
+	target := any(&args)
+	if rt := reflect.TypeFor[Args](); rt.Kind() == reflect.Pointer {
+		// Args is *T: allocate the T so the decoder fills it.
+		v := reflect.New(rt.Elem())
+		reflect.ValueOf(&args).Elem().Set(v)
+		target = v.Interface()
+	}
+	if err := sd.Decode(target); err != nil {
+		return args, fmt.Errorf("%w for %s: %v", ErrInvalidArguments, t.name, err)
+	}
+	return args, nil
+}
+
+// numbersToFloat turns json.Number values into float64 (or int64 when
+// exact) so the schema validator sees ordinary JSON values.
+func numbersToFloat(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbersToFloat(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = numbersToFloat(e)
+		}
+		return x
+	default:
+		return v
+	}
+}
+
+// Registry holds the function tools of an assistant or run: their
+// definitions (Tools) and their handlers (Execute). It is built once with
+// NewRegistry and is then safe for concurrent use.
+type Registry struct {
+	tools  []Tool
+	byName map[string]Tool
+}
+
+// NewRegistry makes a Registry of tools, in the given order. It returns an
+// error for a nil tool, an invalid name (the API allows letters, digits,
+// underscores and dashes, up to 64), a duplicate name, or a tool whose
+// construction failed (e.g. Func with an Args type that has no JSON Schema).
+// No tools gives an empty registry, which answers every call with an error
+// output.
+func NewRegistry(tools ...Tool) (*Registry, error) {
+	r := &Registry{byName: make(map[string]Tool, len(tools))}
+	for i, t := range tools {
+		if t == nil || (reflect.ValueOf(t).Kind() == reflect.Pointer && reflect.ValueOf(t).IsNil()) {
+			return nil, fmt.Errorf("helpers: NewRegistry: tool %d is nil", i)
+		}
+		if it, ok := t.(invalidTool); ok {
+			if err := it.constructionError(); err != nil {
+				return nil, fmt.Errorf("helpers: NewRegistry: %w", err)
+			}
+		}
+		name := t.Name()
+		if !toolNameRE.MatchString(name) {
+			return nil, fmt.Errorf("helpers: NewRegistry: tool %d: invalid name %q (want 1 to 64 letters, digits, underscores or dashes)", i, name)
+		}
+		if _, dup := r.byName[name]; dup {
+			return nil, fmt.Errorf("helpers: NewRegistry: duplicate tool name %q", name)
+		}
+		r.byName[name] = t
+		r.tools = append(r.tools, t)
+	}
+	return r, nil
+}
+
+// MustRegistry is NewRegistry that panics on error, for package-level
+// registries built from literals.
+func MustRegistry(tools ...Tool) *Registry {
+	r, err := NewRegistry(tools...)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Tools returns the tools list for CreateAssistantRequest.Tools or
+// CreateRunRequest.Tools, in registration order; a fresh slice each call.
+func (r *Registry) Tools() []gen.AssistantTool {
+	if r == nil {
+		return nil
+	}
+	out := make([]gen.AssistantTool, len(r.tools))
+	for i, t := range r.tools {
+		out[i] = t.Definition()
+	}
+	return out
+}
+
+// Lookup returns the tool registered under name.
+func (r *Registry) Lookup(name string) (Tool, bool) {
+	if r == nil {
+		return nil, false
+	}
+	t, ok := r.byName[name]
+	return t, ok
+}
+
+// DefaultConcurrency is the number of handlers Registry.Execute runs at once
+// when ExecOptions.Concurrency is 0.
+const DefaultConcurrency = 8
+
+// ExecOptions configures Registry.Execute. The zero value is ready to use.
+type ExecOptions struct {
+	// Concurrency is the most handlers run at once. Default (0 or less): 8.
+	Concurrency int
+	// FormatError turns a failed call into the output sent to the model.
+	// name is the function the model called; err is the handler's error, a
+	// *PanicError, or an error wrapping ErrUnknownTool or
+	// ErrInvalidArguments. Default: DefaultFormatError, {"error":"..."}.
+	FormatError func(name string, err error) string
+	// OnToolCall, when set, is called before each handler runs (not for
+	// outputs replayed from a loop's cache). It is called from several
+	// goroutines at once. Default: nil.
+	OnToolCall func(ctx context.Context, call gen.RunToolCallObject)
+	// OnToolResult, when set, is called after each call with the output
+	// sent to the model and the error (nil on success) it was made from. It
+	// is called from several goroutines at once. Default: nil.
+	OnToolResult func(ctx context.Context, call gen.RunToolCallObject, output string, err error)
+}
+
+// DefaultFormatError is the default ExecOptions.FormatError: the JSON object
+// {"error": "<err text>"}.
+func DefaultFormatError(name string, err error) string {
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	return string(b)
+}
+
+// Execute runs calls and returns one tool output per call, in the calls'
+// order, ready for SubmitToolOutputsRunRequest.ToolOutputs. The handlers run
+// concurrently, at most opts.Concurrency at once, each with ctx. A handler
+// error, a panic (recovered), an unknown function name, a call type other
+// than "function" and bad arguments all become error outputs made by
+// opts.FormatError, so the model can see and correct them.
+//
+// Execute returns an error only when ctx is done: then it starts no more
+// handlers, waits for the running ones to return (handlers must honour ctx)
+// and returns nil and ctx.Err().
+func (r *Registry) Execute(ctx context.Context, calls []gen.RunToolCallObject, opts ExecOptions) ([]gen.SubmitToolOutputsRunRequestToolOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n := opts.Concurrency
+	if n <= 0 {
+		n = DefaultConcurrency
+	}
+	format := opts.FormatError
+	if format == nil {
+		format = DefaultFormatError
+	}
+	outputs := make([]string, len(calls))
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i := range calls {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			outputs[i] = r.callOne(ctx, calls[i], opts, format)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]gen.SubmitToolOutputsRunRequestToolOutput, len(calls))
+	for i, c := range calls {
+		out[i] = toolOutput(c.Id, outputs[i])
+	}
+	return out, nil
+}
+
+// toolOutput builds one submit item.
+func toolOutput(id, output string) gen.SubmitToolOutputsRunRequestToolOutput {
+	return gen.SubmitToolOutputsRunRequestToolOutput{ToolCallId: &id, Output: &output}
+}
+
+// callOne runs one call, turning every failure into an error output.
+func (r *Registry) callOne(ctx context.Context, call gen.RunToolCallObject, opts ExecOptions, format func(string, error) string) (output string) {
+	name := call.Function.Name
+	if opts.OnToolCall != nil {
+		opts.OnToolCall(ctx, call)
+	}
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			err = &PanicError{Tool: name, Value: p, Stack: debug.Stack()}
+		}
+		if err != nil {
+			output = safeFormat(format, name, err)
+		}
+		if opts.OnToolResult != nil {
+			opts.OnToolResult(ctx, call, output, err)
+		}
+	}()
+	if call.Type != "" && call.Type != "function" {
+		err = fmt.Errorf("%w: tool call type %q is not supported", ErrUnknownTool, call.Type)
+		return ""
+	}
+	t, ok := r.Lookup(name)
+	if !ok {
+		err = fmt.Errorf("%w %q: available tools are %s", ErrUnknownTool, name, r.names())
+		return ""
+	}
+	output, err = t.Call(ctx, call.Function.Arguments)
+	return output
+}
+
+// safeFormat calls a user FormatError, falling back to the default when it
+// panics.
+func safeFormat(format func(string, error) string, name string, err error) (s string) {
+	defer func() {
+		if recover() != nil {
+			s = DefaultFormatError(name, err)
+		}
+	}()
+	return format(name, err)
+}
+
+// names lists the registered names for error messages.
+func (r *Registry) names() string {
+	if r == nil || len(r.tools) == 0 {
+		return "(none)"
+	}
+	ns := make([]string, len(r.tools))
+	for i, t := range r.tools {
+		ns[i] = t.Name()
+	}
+	return strings.Join(ns, ", ")
+}
