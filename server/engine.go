@@ -545,11 +545,19 @@ func (e *engine) drive(ctx context.Context, r *runRec) {
 			return
 		case <-timer.C:
 			e.mu.Lock()
-			if !r.gone && r.obj.Status == gen.RunObjectStatusRequiresAction {
+			due := !r.gone && r.obj.Status == gen.RunObjectStatusRequiresAction
+			if due {
 				e.expireLocked(r)
 			}
 			e.mu.Unlock()
-			return
+			if due {
+				return
+			}
+			// The outputs came just in time: go on, and drop their signal.
+			select {
+			case <-r.resume:
+			default:
+			}
 		}
 		if !e.pause(ctx) {
 			e.interrupted(r)
@@ -817,21 +825,12 @@ func (e *engine) requireActionLocked(r *runRec, calls []ToolCall, u Usage) {
 	pending := make([]gen.RunToolCallObject, 0, len(calls))
 	for i, c := range calls {
 		id, name, empty := c.ID, c.Name, ""
-		first := gen.RunStepDeltaStepDetailsToolCallsFunctionObject{Index: i, Id: &id, Type: "function"}
-		first.Function = &struct {
-			Arguments *string `json:"arguments,omitempty"`
-			Name      *string `json:"name,omitempty"`
-			Output    *string `json:"output,omitempty"`
-		}{Arguments: &empty, Name: &name}
+		first := functionDelta{Index: i, ID: &id, Type: "function"}
+		first.Function.Name, first.Function.Arguments = &name, &empty
 		e.publishStepDeltaLocked(r, st.Id, first)
 		for _, frag := range fragments(c.Arguments, 16) {
-			f := frag
-			d := gen.RunStepDeltaStepDetailsToolCallsFunctionObject{Index: i, Type: "function"}
-			d.Function = &struct {
-				Arguments *string `json:"arguments,omitempty"`
-				Name      *string `json:"name,omitempty"`
-				Output    *string `json:"output,omitempty"`
-			}{Arguments: &f}
+			d := functionDelta{Index: i, Type: "function"}
+			d.Function.Arguments = &frag
 			e.publishStepDeltaLocked(r, st.Id, d)
 		}
 		full = append(full, functionCallDetail(c, nil))
@@ -850,12 +849,28 @@ func (e *engine) requireActionLocked(r *runRec, calls []ToolCall, u Usage) {
 	e.publishLocked(r, "thread.run.requires_action", r.obj, true)
 }
 
-func (e *engine) publishStepDeltaLocked(r *runRec, stepID string, call gen.RunStepDeltaStepDetailsToolCallsFunctionObject) {
+// functionDelta is the JSON of a function call fragment in a
+// thread.run.step.delta event (RunStepDeltaStepDetailsToolCallsFunctionObject).
+type functionDelta struct {
+	Index    int     `json:"index"`
+	ID       *string `json:"id,omitempty"`
+	Type     string  `json:"type"`
+	Function struct {
+		Name      *string `json:"name,omitempty"`
+		Arguments *string `json:"arguments,omitempty"`
+	} `json:"function"`
+}
+
+func (e *engine) publishStepDeltaLocked(r *runRec, stepID string, call functionDelta) {
 	if len(r.subs) == 0 {
 		return
 	}
+	b, err := json.Marshal(call)
+	if err != nil {
+		return
+	}
 	var tc gen.RunStepDeltaStepDetailsToolCall
-	if err := tc.FromRunStepDeltaStepDetailsToolCallsFunctionObject(call); err != nil {
+	if err := tc.UnmarshalJSON(b); err != nil {
 		return
 	}
 	var details gen.RunStepDeltaStepDetails

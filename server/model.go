@@ -131,9 +131,11 @@ type ToolOutput struct {
 	Round int
 }
 
-// Usage counts tokens.
+// Usage counts the tokens of one model round or of a whole run.
 type Usage struct {
-	PromptTokens     int
+	// PromptTokens are the tokens the model read.
+	PromptTokens int
+	// CompletionTokens are the tokens the model wrote.
 	CompletionTokens int
 }
 
@@ -176,6 +178,7 @@ type ModelError struct {
 	Err     error
 }
 
+// Error returns the code and message, and the cause when there is one.
 func (e *ModelError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("model error %s: %s: %v", e.Code, e.Message, e.Err)

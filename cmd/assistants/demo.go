@@ -14,6 +14,7 @@ import (
 
 	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/helpers"
 	"github.com/assistants-go/assistants/server"
 )
 
@@ -42,7 +43,15 @@ func demoTarget(out io.Writer, stepDelay time.Duration) (baseURL, key string, st
 		fmt.Fprintf(out, "target: %s (OPENAI_BASE_URL)\n", u)
 		return u, os.Getenv("OPENAI_API_KEY"), func() {}, nil
 	}
-	baseURL, stop, err = startEmbedded(server.WithStepDelay(stepDelay))
+	opts := []server.Option{server.WithStepDelay(stepDelay)}
+	bf := addBackendFlags(flag.NewFlagSet("backend", flag.ContinueOnError), os.Getenv) // defaults from ASSISTANTS_BACKEND_*
+	if m, err := bf.model(os.Getenv, nil); err != nil {
+		return "", "", nil, err
+	} else if m != nil {
+		fmt.Fprintf(out, "model: Chat Completions backend at %s\n", bf.url)
+		opts = append(opts, server.WithModel(m))
+	}
+	baseURL, stop, err = startEmbedded(opts...)
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -76,16 +85,24 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
-	// 1. An assistant with one function tool, and a thread.
-	var tool gen.AssistantTool
-	desc := "Get the weather forecast for a city."
-	params := gen.FunctionParameters{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}, "required": []string{"city"}}
-	if err := tool.FromAssistantToolsFunction(gen.AssistantToolsFunction{Function: gen.FunctionObject{Name: "get_weather", Description: &desc, Parameters: &params}}); err != nil {
+	// 1. An assistant with one typed function tool, and a thread. The tool's
+	// JSON Schema and its handler come from one definition.
+	type weatherArgs struct {
+		City string `json:"city" jsonschema:"the city to forecast"`
+	}
+	reg, err := helpers.NewRegistry(helpers.Func("get_weather", "Get the weather forecast for a city.",
+		func(ctx context.Context, a weatherArgs) (string, error) {
+			res := weather(a.City)
+			fmt.Fprintf(out, "tool call: get_weather({\"city\":%q}) -> %s\n", a.City, res)
+			return res, nil
+		}))
+	if err != nil {
 		return err
 	}
+	tools := reg.Tools()
 	name := "Weather helper"
 	asst, err := assistants.Result[gen.AssistantObject](client.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{
-		Model: modelName(), Name: &name, Tools: &[]gen.AssistantTool{tool},
+		Model: modelName(), Name: &name, Tools: &tools,
 	}))
 	if err != nil {
 		return fmt.Errorf("create assistant: %w", err)
@@ -108,41 +125,14 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "user: %s\n", question)
 
-	// 3. Run it, answering tool calls until the run ends.
-	run, err := assistants.Result[gen.RunObject](client.CreateRunWithResponse(ctx, thread.Id, nil, gen.CreateRunRequest{AssistantId: asst.Id}))
+	// 3. Run it with the streaming tool loop: tool calls are answered as they
+	// come, and the answer is printed token by token as it arrives.
+	fmt.Fprint(out, "assistant (streaming): ")
+	acc := &helpers.Accumulator{OnTextDelta: func(_, text string) { fmt.Fprint(out, text) }}
+	run, err := helpers.StreamRunTools(ctx, client, thread.Id, gen.CreateRunRequest{AssistantId: asst.Id}, reg, acc)
+	fmt.Fprintln(out)
 	if err != nil {
-		return fmt.Errorf("create run: %w", err)
-	}
-	for {
-		switch run.Status {
-		case gen.RunObjectStatusRequiresAction:
-			var outputs []gen.SubmitToolOutputsRunRequestToolOutput
-			for _, call := range run.RequiredAction.SubmitToolOutputs.ToolCalls {
-				var a struct{ City string }
-				_ = json.Unmarshal([]byte(call.Function.Arguments), &a)
-				res := weather(a.City)
-				fmt.Fprintf(out, "tool call: %s(%s) -> %s\n", call.Function.Name, call.Function.Arguments, res)
-				id := call.Id
-				outputs = append(outputs, gen.SubmitToolOutputsRunRequestToolOutput{ToolCallId: &id, Output: &res})
-			}
-			run, err = assistants.Result[gen.RunObject](client.SubmitToolOuputsToRunWithResponse(ctx, thread.Id, run.Id, gen.SubmitToolOutputsRunRequest{ToolOutputs: outputs}))
-			if err != nil {
-				return fmt.Errorf("submit tool outputs: %w", err)
-			}
-			continue
-		case gen.RunObjectStatusQueued, gen.RunObjectStatusInProgress, gen.RunObjectStatusCancelling:
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(50 * time.Millisecond):
-			}
-			run, err = assistants.Result[gen.RunObject](client.GetRunWithResponse(ctx, thread.Id, run.Id))
-			if err != nil {
-				return fmt.Errorf("get run: %w", err)
-			}
-			continue
-		}
-		break
+		return fmt.Errorf("run: %w", err)
 	}
 	fmt.Fprintf(out, "run: %s %s\n", run.Id, run.Status)
 

@@ -21,6 +21,7 @@ type serveConfig struct {
 	apiKey    string
 	stepDelay time.Duration
 	logLevel  string
+	backend   *server.ChatModel // nil: the scripted model
 }
 
 func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, error) {
@@ -32,6 +33,7 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	apiKeyEnv := fs.String("api-key-env", "", "turn auth on with the key in this environment variable")
 	fs.DurationVar(&c.stepDelay, "step-delay", 50*time.Millisecond, "delay before each run state change (0 = immediate)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	bf := addBackendFlags(fs, os.Getenv)
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -45,9 +47,17 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, nil, fmt.Errorf("--log-level: %w", err)
 	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	opts := []server.Option{
 		server.WithStepDelay(c.stepDelay),
-		server.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))),
+		server.WithLogger(logger),
+	}
+	var err error
+	if c.backend, err = bf.model(os.Getenv, logger); err != nil {
+		return nil, nil, err
+	}
+	if c.backend != nil {
+		opts = append(opts, server.WithModel(c.backend))
 	}
 	if c.apiKey != "" {
 		opts = append(opts, server.WithAPIKeys(c.apiKey))
@@ -62,6 +72,7 @@ func serve(ctx context.Context, args []string, out io.Writer) error {
 	}
 	srv := server.New(opts...)
 	defer srv.Close()
+	bindBackend(c.backend, srv)
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err

@@ -1,0 +1,620 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/assistants-go/assistants/gen"
+)
+
+// ChatBackendOptions configures ChatBackend. The zero value of every field
+// means its default.
+type ChatBackendOptions struct {
+	// BaseURL is the backend's API root; requests go to
+	// BaseURL + "/chat/completions" (e.g. "https://api.openai.com/v1",
+	// "http://localhost:11434/v1"). Required.
+	BaseURL string
+	// APIKey is sent as "Authorization: Bearer <key>" when not empty. It never
+	// appears in errors or logs. Default: none.
+	APIKey string
+	// ModelMap maps assistant model names to backend model names
+	// (e.g. "gpt-4o" -> "llama3.1"). Unmapped names pass through. Default: none.
+	ModelMap map[string]string
+	// HTTPClient sends the requests. Default: a client with no overall
+	// timeout (Timeout bounds each request).
+	HTTPClient *http.Client
+	// Timeout bounds one backend request, from sending it to the end of the
+	// streamed reply. When it passes the run fails with server_error.
+	// Default: 2 minutes.
+	Timeout time.Duration
+	// DropUnsupportedTools drops code_interpreter and file_search tools (and a
+	// tool_choice naming one) with a logged warning. Default: false, a run
+	// that needs one fails with server_error and a message saying why.
+	DropUnsupportedTools bool
+	// NoImages makes runs whose messages hold image parts fail clearly
+	// instead of sending them (for text-only backends). Default: false,
+	// image_url parts pass through and image_file parts are sent as base64
+	// data URLs (which needs UseFiles).
+	NoImages bool
+	// Logger receives warnings (dropped tools, backend errors). Default: discard.
+	Logger *slog.Logger
+}
+
+// FileSource reads a stored file's bytes; *Server implements it.
+type FileSource interface {
+	// FileContent returns the bytes and content type of a stored file.
+	FileContent(ctx context.Context, fileID string) (data []byte, contentType string, err error)
+}
+
+// FileContent returns the bytes and content type of an uploaded file, or a
+// not-found error. The returned slice must not be modified.
+func (s *Server) FileContent(ctx context.Context, fileID string) ([]byte, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	f, err := s.getFile(fileID)
+	if err != nil {
+		return nil, "", err
+	}
+	return f.data, f.contentType, nil
+}
+
+// ChatModel is a Model backed by any server that speaks the Chat
+// Completions API (OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp). Each
+// model round is one streamed POST {BaseURL}/chat/completions. Create it with
+// ChatBackend; it is safe for concurrent use.
+type ChatModel struct {
+	o     ChatBackendOptions
+	hc    *http.Client
+	log   *slog.Logger
+	files atomic.Pointer[fileSourceBox]
+}
+
+type fileSourceBox struct{ fs FileSource }
+
+// ChatBackend returns a Model that turns each run round into a Chat
+// Completions request (see docs/backend.md for the mapping). Use it with
+// WithModel, then call UseFiles with the Server so that image_file parts can
+// be sent.
+func ChatBackend(o ChatBackendOptions) *ChatModel {
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
+	m := &ChatModel{o: o, hc: o.HTTPClient, log: o.Logger}
+	if m.hc == nil {
+		m.hc = &http.Client{}
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	return m
+}
+
+// UseFiles sets where image_file parts are read from (normally the Server
+// the model serves). Default: none; a run with an image_file part then fails
+// with server_error.
+func (m *ChatModel) UseFiles(fs FileSource) { m.files.Store(&fileSourceBox{fs: fs}) }
+
+// ---- request shapes ----
+
+type chatRequest struct {
+	Model               string          `json:"model"`
+	Messages            []chatMessage   `json:"messages"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *chatStreamOpts `json:"stream_options,omitempty"`
+	Tools               []chatTool      `json:"tools,omitempty"`
+	ToolChoice          any             `json:"tool_choice,omitempty"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls,omitempty"`
+	Temperature         *float32        `json:"temperature,omitempty"`
+	TopP                *float32        `json:"top_p,omitempty"`
+	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens,omitempty"`
+}
+
+type chatStreamOpts struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type chatMessage struct {
+	Role       string         `json:"role"`
+	Content    any            `json:"content"` // string, []chatPart, or nil
+	ToolCalls  []chatToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string         `json:"tool_call_id,omitempty"`
+}
+
+type chatPart struct {
+	Type     string        `json:"type"`
+	Text     string        `json:"text,omitempty"`
+	ImageURL *chatImageURL `json:"image_url,omitempty"`
+}
+
+type chatImageURL struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"`
+}
+
+type chatTool struct {
+	Type     string       `json:"type"`
+	Function chatFunction `json:"function"`
+}
+
+type chatFunction struct {
+	Name        string         `json:"name"`
+	Description string         `json:"description,omitempty"`
+	Parameters  map[string]any `json:"parameters,omitempty"`
+	Strict      *bool          `json:"strict,omitempty"`
+}
+
+type chatToolCall struct {
+	Index    *int             `json:"index,omitempty"`
+	ID       string           `json:"id,omitempty"`
+	Type     string           `json:"type,omitempty"`
+	Function chatToolCallFunc `json:"function"`
+}
+
+type chatToolCallFunc struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
+}
+
+type chatChunk struct {
+	Choices []struct {
+		Index int `json:"index"`
+		Delta struct {
+			Content   *string        `json:"content"`
+			ToolCalls []chatToolCall `json:"tool_calls"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+	Error *struct {
+		Message string `json:"message"`
+		Code    any    `json:"code"`
+	} `json:"error"`
+}
+
+// errUnsupported is a run the backend cannot serve.
+func errUnsupported(format string, args ...any) *ModelError {
+	return &ModelError{Code: ModelErrServer, Message: fmt.Sprintf(format, args...)}
+}
+
+// buildRequest maps one model round onto a Chat Completions request.
+func (m *ChatModel) buildRequest(ctx context.Context, in *ModelInput) (*chatRequest, error) {
+	run := in.Run
+	req := &chatRequest{Model: run.Model, Stream: true, StreamOptions: &chatStreamOpts{IncludeUsage: true}}
+	if mapped, ok := m.o.ModelMap[run.Model]; ok && mapped != "" {
+		req.Model = mapped
+	}
+
+	// Tools: only functions can be served.
+	var unsupported []string
+	for _, t := range run.Tools {
+		if k, _ := t.Discriminator(); k != "function" {
+			unsupported = append(unsupported, k)
+		}
+	}
+	mode, forced, forcedKind := chatToolChoice(run.ToolChoice)
+	if forcedKind != "" && forcedKind != "function" {
+		unsupported = append(unsupported, forcedKind)
+	}
+	if len(unsupported) > 0 {
+		if !m.o.DropUnsupportedTools {
+			return nil, errUnsupported("The model backend speaks Chat Completions, which cannot run the %s tool; remove it from the assistant or run (or start the server with --drop-unsupported-tools).", strings.Join(dedupe(unsupported), " and "))
+		}
+		m.log.Warn("chat backend: dropping unsupported tools", "run_id", run.Id, "tools", strings.Join(dedupe(unsupported), ","))
+		if forcedKind != "" && forcedKind != "function" {
+			mode, forced = "auto", ""
+		}
+	}
+	for _, f := range in.Functions {
+		ct := chatTool{Type: "function", Function: chatFunction{Name: f.Name, Strict: f.Strict}}
+		if f.Description != nil {
+			ct.Function.Description = *f.Description
+		}
+		if f.Parameters != nil {
+			ct.Function.Parameters = map[string]any(*f.Parameters)
+		}
+		req.Tools = append(req.Tools, ct)
+	}
+	if len(req.Tools) > 0 {
+		switch {
+		case forced != "":
+			req.ToolChoice = map[string]any{"type": "function", "function": map[string]string{"name": forced}}
+		case mode == "none" || mode == "auto" || mode == "required":
+			if run.ToolChoice != nil {
+				req.ToolChoice = mode
+			}
+		}
+		p := run.ParallelToolCalls
+		req.ParallelToolCalls = &p
+	}
+
+	req.Temperature, req.TopP = run.Temperature, run.TopP
+	if rf, err := json.Marshal(run.ResponseFormat); err == nil {
+		if t := bytes.TrimSpace(rf); len(t) > 0 && t[0] == '{' {
+			req.ResponseFormat = rf
+		}
+	}
+	if run.MaxCompletionTokens != nil {
+		left := max(*run.MaxCompletionTokens-in.Used.CompletionTokens, 1)
+		req.MaxCompletionTokens = &left
+	}
+
+	// Messages.
+	if run.Instructions != "" {
+		req.Messages = append(req.Messages, chatMessage{Role: "system", Content: run.Instructions})
+	}
+	history := make([]chatMessage, 0, len(in.Messages))
+	for _, msg := range in.Messages {
+		cm, err := m.message(ctx, msg)
+		if err != nil {
+			return nil, err
+		}
+		if cm != nil {
+			history = append(history, *cm)
+		}
+	}
+	if run.MaxPromptTokens != nil {
+		history = limitHistory(history, *run.MaxPromptTokens-estimateTokens(run.Instructions))
+	}
+	req.Messages = append(req.Messages, history...)
+	req.Messages = append(req.Messages, toolRounds(in.ToolOutputs)...)
+	return req, nil
+}
+
+// message maps one thread message; nil when it has no content to send.
+func (m *ChatModel) message(ctx context.Context, msg gen.MessageObject) (*chatMessage, error) {
+	role := "user"
+	if msg.Role == gen.MessageObjectRoleAssistant {
+		role = "assistant"
+	}
+	var parts []chatPart
+	hasImage := false
+	for _, c := range msg.Content {
+		kind, _ := c.Discriminator()
+		switch kind {
+		case "text":
+			if t, err := c.AsMessageContentTextObject(); err == nil {
+				parts = append(parts, chatPart{Type: "text", Text: t.Text.Value})
+			}
+		case "image_url":
+			u, err := c.AsMessageContentImageUrlObject()
+			if err != nil {
+				continue
+			}
+			if role != "user" {
+				continue // Chat Completions takes images in user messages only
+			}
+			if m.o.NoImages {
+				return nil, errUnsupported("The model backend does not accept images (message %s has an image_url part).", truncateForMessage(msg.Id))
+			}
+			p := chatPart{Type: "image_url", ImageURL: &chatImageURL{URL: u.ImageUrl.Url}}
+			if u.ImageUrl.Detail != nil {
+				p.ImageURL.Detail = string(*u.ImageUrl.Detail)
+			}
+			parts, hasImage = append(parts, p), true
+		case "image_file":
+			f, err := c.AsMessageContentImageFileObject()
+			if err != nil {
+				continue
+			}
+			if role != "user" {
+				continue // Chat Completions takes images in user messages only
+			}
+			if m.o.NoImages {
+				return nil, errUnsupported("The model backend does not accept images (message %s has an image_file part).", truncateForMessage(msg.Id))
+			}
+			box := m.files.Load()
+			if box == nil || box.fs == nil {
+				return nil, errUnsupported("The model backend cannot read image file %s: no file source is configured.", truncateForMessage(f.ImageFile.FileId))
+			}
+			data, ct, err := box.fs.FileContent(ctx, f.ImageFile.FileId)
+			if err != nil {
+				return nil, &ModelError{Code: ModelErrServer, Message: "The image file " + truncateForMessage(f.ImageFile.FileId) + " cannot be read.", Err: err}
+			}
+			if !strings.HasPrefix(ct, "image/") {
+				ct = http.DetectContentType(data)
+			}
+			p := chatPart{Type: "image_url", ImageURL: &chatImageURL{URL: "data:" + ct + ";base64," + base64.StdEncoding.EncodeToString(data)}}
+			if f.ImageFile.Detail != nil {
+				p.ImageURL.Detail = string(*f.ImageFile.Detail)
+			}
+			parts, hasImage = append(parts, p), true
+		}
+	}
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	if !hasImage {
+		texts := make([]string, len(parts))
+		for i, p := range parts {
+			texts[i] = p.Text
+		}
+		return &chatMessage{Role: role, Content: strings.Join(texts, "\n")}, nil
+	}
+	return &chatMessage{Role: role, Content: parts}, nil
+}
+
+// toolRounds turns earlier rounds' calls and outputs into an assistant
+// message with tool_calls followed by one tool message per output.
+func toolRounds(outs []ToolOutput) []chatMessage {
+	var msgs []chatMessage
+	for i := 0; i < len(outs); {
+		j := i
+		for j < len(outs) && outs[j].Round == outs[i].Round {
+			j++
+		}
+		a := chatMessage{Role: "assistant", Content: nil}
+		for _, o := range outs[i:j] {
+			a.ToolCalls = append(a.ToolCalls, chatToolCall{ID: o.Call.ID, Type: "function",
+				Function: chatToolCallFunc{Name: o.Call.Name, Arguments: o.Call.Arguments}})
+		}
+		msgs = append(msgs, a)
+		for _, o := range outs[i:j] {
+			msgs = append(msgs, chatMessage{Role: "tool", ToolCallID: o.Call.ID, Content: o.Output})
+		}
+		i = j
+	}
+	return msgs
+}
+
+// limitHistory keeps the newest messages whose estimated tokens fit budget
+// (always at least the newest one).
+func limitHistory(h []chatMessage, budget int) []chatMessage {
+	total, start := 0, len(h)
+	for start > 0 {
+		n := estimateTokens(contentText(h[start-1].Content))
+		if total+n > budget && start < len(h) {
+			break
+		}
+		total += n
+		start--
+	}
+	return h[start:]
+}
+
+func contentText(c any) string {
+	switch v := c.(type) {
+	case string:
+		return v
+	case []chatPart:
+		var b strings.Builder
+		for _, p := range v {
+			b.WriteString(p.Text)
+			if p.ImageURL != nil {
+				b.WriteString(strings.Repeat(" ", 4*85)) // an image costs about 85 tokens at low detail
+			}
+		}
+		return b.String()
+	}
+	return ""
+}
+
+// estimateTokens is a rough token count: about four bytes per token.
+func estimateTokens(s string) int { return (len(s) + 3) / 4 }
+
+// chatToolChoice decodes tool_choice: the mode, a forced function name, and
+// the kind of a named tool ("function", "file_search", ...).
+func chatToolChoice(tc *gen.AssistantsApiToolChoiceOption) (mode, function, kind string) {
+	if tc == nil {
+		return "auto", "", ""
+	}
+	if s, err := tc.AsAssistantsApiToolChoiceOption0(); err == nil {
+		return string(s), "", ""
+	}
+	if named, err := tc.AsAssistantsNamedToolChoice(); err == nil {
+		k, _ := named.Discriminator()
+		if k == "function" {
+			if f, err := named.AsAssistantsNamedToolChoiceFunction(); err == nil && f.Function != nil {
+				return "", f.Function.Name, k
+			}
+		}
+		return "", "", k
+	}
+	return "auto", "", ""
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// ---- the round ----
+
+// Respond sends one streamed Chat Completions request and maps the reply:
+// content deltas are emitted as they arrive; tool calls are assembled by
+// index and keep the backend's ids; usage and finish_reason "length"
+// (Truncated) are reported. A 429 fails the run with rate_limit_exceeded;
+// any other backend error, a malformed stream or Timeout gives server_error.
+func (m *ChatModel) Respond(ctx context.Context, in *ModelInput, emit func(delta string)) (*ModelOutput, error) {
+	req, err := m.buildRequest(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, &ModelError{Code: ModelErrServer, Message: "The request to the model backend cannot be encoded.", Err: err}
+	}
+	rctx, cancel := context.WithTimeoutCause(ctx, m.o.Timeout, errBackendTimeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, m.o.BaseURL+"/chat/completions", bytes.NewReader(body))
+	if err != nil {
+		return nil, &ModelError{Code: ModelErrServer, Message: "The model backend URL is invalid.", Err: err}
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "text/event-stream")
+	if m.o.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+m.o.APIKey)
+	}
+	resp, err := m.hc.Do(hreq)
+	if err != nil {
+		return nil, m.transportError(ctx, rctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, m.statusError(resp)
+	}
+	out, err := m.readStream(resp.Body, emit)
+	if err != nil {
+		return nil, m.transportError(ctx, rctx, err)
+	}
+	return out, nil
+}
+
+var errBackendTimeout = errors.New("model backend timed out")
+
+// transportError maps a failed request or stream read.
+func (m *ChatModel) transportError(ctx, rctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err() // the run was cancelled or expired: the engine decides
+	}
+	var me *ModelError
+	if errors.As(err, &me) {
+		return me
+	}
+	if errors.Is(context.Cause(rctx), errBackendTimeout) {
+		return &ModelError{Code: ModelErrServer, Message: fmt.Sprintf("The model backend did not answer within %s.", m.o.Timeout), Err: errBackendTimeout}
+	}
+	return &ModelError{Code: ModelErrServer, Message: "The model backend cannot be reached or the connection failed.", Err: m.redact(err)}
+}
+
+// statusError maps a non-2xx answer.
+func (m *ChatModel) statusError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	detail := ""
+	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+		detail = ": " + m.redactString(truncateForMessage(e.Error.Message))
+	}
+	code := ModelErrServer
+	if resp.StatusCode == http.StatusTooManyRequests {
+		code = ModelErrRateLimit
+	}
+	m.log.Warn("chat backend error", "status", resp.StatusCode)
+	return &ModelError{Code: code, Message: fmt.Sprintf("The model backend answered %d%s", resp.StatusCode, detail)}
+}
+
+func (m *ChatModel) redactString(s string) string {
+	if m.o.APIKey == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, m.o.APIKey, "[redacted]")
+}
+
+func (m *ChatModel) redact(err error) error {
+	if m.o.APIKey == "" || !strings.Contains(err.Error(), m.o.APIKey) {
+		return err
+	}
+	return errors.New(m.redactString(err.Error()))
+}
+
+// readStream reads the `data:` lines of a streamed chat completion.
+func (m *ChatModel) readStream(r io.Reader, emit func(string)) (*ModelOutput, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 8<<20)
+	out := &ModelOutput{}
+	var text strings.Builder
+	calls := map[int]*ToolCall{}
+	done := false
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "data:") {
+			continue
+		}
+		data := strings.TrimSpace(strings.TrimPrefix(line, "data:"))
+		if data == "[DONE]" {
+			done = true
+			break
+		}
+		if data == "" {
+			continue
+		}
+		var ch chatChunk
+		if err := json.Unmarshal([]byte(data), &ch); err != nil {
+			return nil, &ModelError{Code: ModelErrServer, Message: "The model backend sent a malformed stream.", Err: err}
+		}
+		if ch.Error != nil {
+			code := ModelErrServer
+			if s, ok := ch.Error.Code.(string); ok && s == ModelErrRateLimit {
+				code = ModelErrRateLimit
+			}
+			return nil, &ModelError{Code: code, Message: "The model backend failed: " + m.redactString(truncateForMessage(ch.Error.Message))}
+		}
+		if ch.Usage != nil {
+			out.Usage = Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
+		}
+		for _, c := range ch.Choices {
+			if c.Index != 0 {
+				continue
+			}
+			if c.Delta.Content != nil && *c.Delta.Content != "" {
+				text.WriteString(*c.Delta.Content)
+				emit(*c.Delta.Content)
+			}
+			for k, tc := range c.Delta.ToolCalls {
+				idx := k
+				if tc.Index != nil {
+					idx = *tc.Index
+				}
+				cur := calls[idx]
+				if cur == nil {
+					cur = &ToolCall{}
+					calls[idx] = cur
+				}
+				if tc.ID != "" {
+					cur.ID = tc.ID
+				}
+				if tc.Function.Name != "" {
+					cur.Name = tc.Function.Name
+				}
+				cur.Arguments += tc.Function.Arguments
+			}
+			if c.FinishReason != nil && *c.FinishReason == "length" {
+				out.Truncated = true
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if !done && text.Len() == 0 && len(calls) == 0 {
+		return nil, &ModelError{Code: ModelErrServer, Message: "The model backend ended the stream without a reply."}
+	}
+	out.Text = text.String()
+	idx := make([]int, 0, len(calls))
+	for i := range calls {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		out.ToolCalls = append(out.ToolCalls, *calls[i])
+	}
+	return out, nil
+}
