@@ -4,7 +4,7 @@ PKGS    := ./...
 SPEC    := openapi/assistants.yaml
 GENFILE := gen/assistants.gen.go
 
-.PHONY: all generate check-generated vet test test-short demo serve fuzz chaos lint bench bench-peers
+.PHONY: all generate check-generated vet test test-short demo serve fuzz chaos lint bench bench-peers bench-short
 
 all: test
 
@@ -37,6 +37,20 @@ lint: vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	./scripts/govulncheck.sh
 
+FUZZTIME ?= 30s
+FUZZ_TARGETS := .:FuzzNewAPIError ./helpers:FuzzSSEDecoder ./helpers:FuzzAccumulator ./server:FuzzServerRequests ./server:FuzzParseToolCalls
+
+## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test)
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+	  $(GO) test $$pkg -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s || exit 1; \
+	done
+
+## chaos: 200 concurrent conversations against the embedded server with seeded faults
+chaos:
+	$(GO) run ./cmd/assistants chaos --conversations 200
+
 ## demo: the main job against the embedded server (or OPENAI_BASE_URL when set)
 demo:
 	$(GO) run ./cmd/assistants demo
@@ -44,3 +58,22 @@ demo:
 ## serve: the embedded Assistants server on 127.0.0.1:8080
 serve:
 	$(GO) run ./cmd/assistants serve --addr 127.0.0.1:8080
+
+BENCH_COUNT ?= 10
+BENCH_TIME  ?= 500ms
+
+## bench-peers: ours vs openai-go vs go-openai vs bare net/http, BENCH_COUNT interleaved runs; writes docs/benchmarks.md
+bench-peers:
+	cd bench && $(GO) test -c -o peers.test . && \
+	mkdir -p results && : > results/peers.raw.txt && \
+	for i in $$(seq $(BENCH_COUNT)); do \
+	  echo "bench-peers: run $$i of $(BENCH_COUNT)"; \
+	  ./peers.test -test.run '^$$' -test.bench . -test.benchtime $(BENCH_TIME) -test.v >> results/peers.raw.txt || { rm -f peers.test; exit 1; }; \
+	done; \
+	rm -f peers.test && \
+	$(GO) run ./cmd/report -raw results/peers.raw.txt -clean results/peers.txt -out ../docs/benchmarks.md && \
+	rm -f results/peers.raw.txt && echo "bench-peers: wrote docs/benchmarks.md and bench/results/peers.txt"
+
+## bench-short: every peer benchmark once, so the bench module keeps building and running
+bench-short:
+	cd bench && $(GO) test -run '^$$' -bench . -benchtime=1x ./...

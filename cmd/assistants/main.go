@@ -35,6 +35,8 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args[1:], os.Stdout)
 	case "demo":
 		return demo(ctx, args[1:], os.Stdout)
+	case "chaos":
+		return runChaos(ctx, args[1:], os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 		return nil
@@ -46,6 +48,7 @@ func run(ctx context.Context, args []string) error {
 const usage = `usage:
   assistants serve [flags]   serve the embedded Assistants v2 API under /v1
   assistants demo  [flags]   run the demo against the embedded server (or OPENAI_BASE_URL)
+  assistants chaos [flags]   concurrent conversations against the server with seeded faults
 run "assistants serve -h" or "assistants demo -h" for flags`
 
 func usageError() error { return fmt.Errorf("%s", usage) }

@@ -1,0 +1,248 @@
+// Package chaos runs many concurrent tool-calling conversations against the
+// embedded server with seeded faults turned on, and checks that nothing is lost
+// or done twice: every run completes, every tool call the server asks for is
+// executed exactly once, and retries create no duplicate messages or runs.
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/assistants-go/assistants"
+	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/helpers"
+	"github.com/assistants-go/assistants/server"
+)
+
+// Config sets the size and the faults of a chaos run.
+type Config struct {
+	// Conversations is the number of conversations. Default 200.
+	Conversations int
+	// Concurrency bounds the conversations in flight. Default 20.
+	Concurrency int
+	// Seed makes the faults reproducible. Default 1.
+	Seed int64
+	// Faults are the fault rates. Default: DefaultFaults.
+	Faults *server.FaultRates
+	// StepDelay is the server's delay before each run state change. Default 5ms.
+	StepDelay time.Duration
+	// Log receives one line per surfaced error. Default: discard.
+	Log io.Writer
+}
+
+// DefaultFaults are the issue's rates: 10% 500/503, 5% 429 with Retry-After,
+// 2% dropped connections, latency jitter, and some SSE streams cut short.
+var DefaultFaults = server.FaultRates{
+	ServerError: 0.05, Unavailable: 0.05, RateLimit: 0.05, RetryAfter: 20 * time.Millisecond,
+	Drop: 0.02, Jitter: 5 * time.Millisecond, CutStream: 0.2, CutAfter: 4,
+}
+
+// Result is what a chaos run counted.
+type Result struct {
+	Runs, Completed, Lost, Duplicated int
+	ToolCallsAsked, ToolExecutions    int
+	// ExactlyOnce is true when every tool call the server asked for ran once.
+	ExactlyOnce bool
+	// Errors are the errors surfaced to callers, each with its conversation.
+	Errors []error
+}
+
+// Line is the final summary line.
+func (r Result) Line() string {
+	return fmt.Sprintf("chaos: runs=%d completed=%d lost=%d duplicated=%d tool_calls_exactly_once=%t",
+		r.Runs, r.Completed, r.Lost, r.Duplicated, r.ExactlyOnce)
+}
+
+// Run runs the conversations against a fresh embedded server on loopback.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Conversations <= 0 {
+		cfg.Conversations = 200
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 20
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = 1
+	}
+	if cfg.Faults == nil {
+		f := DefaultFaults
+		cfg.Faults = &f
+	}
+	if cfg.StepDelay == 0 {
+		cfg.StepDelay = 5 * time.Millisecond
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+
+	srv := server.New(server.WithStepDelay(cfg.StepDelay), server.WithFaults(&server.Faults{Seed: cfg.Seed, Global: *cfg.Faults}))
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return Result{}, err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	base := "http://" + ln.Addr().String() + "/v1"
+	// Enough retries that a run of faults on one request is ridden out.
+	client, err := assistants.New(assistants.WithBaseURL(base), assistants.WithAPIKey("chaos"), assistants.WithMaxRetries(6))
+	if err != nil {
+		return Result{}, err
+	}
+
+	// Handler executions by tool call id.
+	var mu sync.Mutex
+	executions := map[string]int{}
+	type args struct {
+		City string `json:"city"`
+	}
+	reg, err := helpers.NewRegistry(helpers.RawFunc(gen.FunctionObject{Name: "get_weather"}, func(ctx context.Context, arguments string) (string, error) {
+		var a args
+		_ = json.Unmarshal([]byte(arguments), &a)
+		return `{"city":"` + a.City + `","temp_c":21}`, nil
+	}))
+	if err != nil {
+		return Result{}, err
+	}
+	tools := reg.Tools()
+	asst, err := assistants.Result[gen.AssistantObject](client.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Tools: &tools}))
+	if err != nil {
+		return Result{}, fmt.Errorf("create assistant: %w", err)
+	}
+	execOpts := helpers.ExecOptions{OnToolCall: func(_ context.Context, call gen.RunToolCallObject) {
+		mu.Lock()
+		executions[call.Id]++
+		mu.Unlock()
+	}}
+
+	res := Result{Runs: cfg.Conversations}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, cfg.Concurrency)
+	outcomes := make([]conversation, cfg.Conversations)
+	for i := range cfg.Conversations {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			outcomes[i] = converse(ctx, client, asst.Id, reg, execOpts, i)
+		}()
+	}
+	wg.Wait()
+
+	asked := map[string]bool{}
+	for i, o := range outcomes {
+		if o.err != nil {
+			res.Errors = append(res.Errors, fmt.Errorf("conversation %d: %w", i, o.err))
+			fmt.Fprintf(cfg.Log, "conversation %d: %v\n", i, o.err)
+		}
+		if o.completed {
+			res.Completed++
+		} else {
+			res.Lost++
+		}
+		res.Duplicated += o.duplicates
+		for _, id := range o.calls {
+			asked[id] = true
+		}
+	}
+	res.ToolCallsAsked = len(asked)
+	res.ExactlyOnce = true
+	for id := range asked {
+		if executions[id] != 1 {
+			res.ExactlyOnce = false
+			fmt.Fprintf(cfg.Log, "tool call %s executed %d times\n", id, executions[id])
+		}
+	}
+	for id, n := range executions {
+		res.ToolExecutions += n
+		if !asked[id] {
+			res.ExactlyOnce = false
+			fmt.Fprintf(cfg.Log, "tool call %s executed but not found in any run step\n", id)
+		}
+	}
+	return res, nil
+}
+
+type conversation struct {
+	completed  bool
+	duplicates int
+	calls      []string // tool call ids the server asked for (from run steps)
+	err        error
+}
+
+// converse runs one conversation: a thread, a message naming the tool, and the
+// tool loop, by polling for even i and by streaming for odd i. It then reads
+// back the thread's messages, runs and steps to count duplicates and calls.
+func converse(ctx context.Context, c *gen.ClientWithResponses, assistantID string, reg *helpers.Registry, exec helpers.ExecOptions, i int) (out conversation) {
+	thread, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
+	if err != nil {
+		out.err = fmt.Errorf("create thread: %w", err)
+		return out
+	}
+	var content gen.CreateMessageRequest_Content
+	_ = content.FromCreateMessageRequestContent0(fmt.Sprintf(`please get_weather {"city":"City%d"}`, i))
+	if _, err := assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, thread.Id, gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Content: content})); err != nil {
+		out.err = fmt.Errorf("create message: %w", err)
+		return out
+	}
+	body := gen.CreateRunRequest{AssistantId: assistantID}
+	var run *gen.RunObject
+	if i%2 == 0 {
+		run, err = helpers.RunTools(ctx, c, thread.Id, body, reg, helpers.WithExecOptions(exec))
+	} else {
+		run, err = helpers.StreamRunTools(ctx, c, thread.Id, body, reg, nil, helpers.WithExecOptions(exec))
+	}
+	if err != nil {
+		out.err = fmt.Errorf("run (streaming=%t): %w", i%2 == 1, err)
+	}
+	out.completed = err == nil && run != nil && run.Status == gen.RunObjectStatusCompleted
+
+	// Read back: one user message, one assistant reply, one run.
+	users := 0
+	for m, err := range helpers.Messages(ctx, c, thread.Id, nil) {
+		if err != nil {
+			out.err = fmt.Errorf("list messages: %w", err)
+			return out
+		}
+		if m.Role == gen.MessageObjectRoleUser {
+			users++
+		}
+	}
+	runs := 0
+	for r, err := range helpers.Runs(ctx, c, thread.Id, nil) {
+		if err != nil {
+			out.err = fmt.Errorf("list runs: %w", err)
+			return out
+		}
+		runs++
+		for st, err := range helpers.RunSteps(ctx, c, thread.Id, r.Id, nil) {
+			if err != nil {
+				out.err = fmt.Errorf("list run steps: %w", err)
+				return out
+			}
+			details, err := st.StepDetails.AsRunStepDetailsToolCallsObject()
+			if err != nil || details.Type != "tool_calls" {
+				continue
+			}
+			for _, tc := range details.ToolCalls {
+				if fn, err := tc.AsRunStepDetailsToolCallsFunctionObject(); err == nil && fn.Type == "function" {
+					out.calls = append(out.calls, fn.Id)
+				}
+			}
+		}
+	}
+	out.duplicates = max(users-1, 0) + max(runs-1, 0)
+	return out
+}
