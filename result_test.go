@@ -41,7 +41,7 @@ type createThingReply struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	JSON201      *thing
-	hidden       *thing //nolint:unused // must be skipped, not read
+	hidden       *thing //lint:ignore U1000 Result must skip unexported fields, not read them
 }
 
 func (r createThingReply) Status() string  { return "" }

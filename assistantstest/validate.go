@@ -43,7 +43,7 @@ var (
 
 func loadSpec() (*spec, error) {
 	specOnce.Do(func() {
-		doc, err := gen.GetSwagger()
+		doc, err := gen.GetSpec()
 		if err != nil {
 			specErr = err
 			return

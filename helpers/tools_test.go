@@ -45,8 +45,8 @@ type nestedArgs struct {
 	Tags  map[string]string `json:"tags,omitempty"`
 	Limit *int              `json:"limit,omitempty"`
 	OK    bool              `json:"ok"`
-	skip  int
-	Skip2 int `json:"-"`
+	skip  int               //lint:ignore U1000 the schema must leave unexported fields out
+	Skip2 int               `json:"-"`
 }
 
 type emptyArgs struct{}

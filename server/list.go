@@ -42,13 +42,6 @@ func newListParamsRange(limit *int, order *string, after, before *string, def, m
 	return p, nil
 }
 
-// entry is what the store keeps for ordering: creation time and a sequence
-// number that breaks ties within one second.
-type entry struct {
-	ID  string
-	Seq uint64
-}
-
 // page returns one page of items (already in creation order, oldest first)
 // following the API's rules: order, after/before cursors (ids), limit, and
 // whether more items follow.

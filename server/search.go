@@ -78,21 +78,6 @@ func (s *Server) SearchVectorStore(ctx context.Context, req gen.SearchVectorStor
 	}, nil
 }
 
-// searchVectorStores searches the completed files of the given vector
-// stores (unknown ids are skipped) and returns at most limit results, best
-// first. For the run engine's file_search tool.
-func (s *Server) searchVectorStores(vsIDs []string, query string, limit int) []gen.VectorStoreSearchResultItem {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var files []*vsFileRec
-	for _, id := range vsIDs {
-		if rec, ok := s.st.vectorStores.get(id); ok {
-			files = append(files, rec.files.all()...)
-		}
-	}
-	return searchFiles(files, []string{query}, nil, 0, limit)
-}
-
 // searchQueries returns the query texts of a search request.
 func searchQueries(q gen.VectorStoreSearchRequest_Query) ([]string, error) {
 	var qs []string

@@ -112,8 +112,6 @@ func (c *coll[T]) all() []T {
 	return out
 }
 
-func (c *coll[T]) len() int { return len(c.order) }
-
 // cloneMetadata returns a copy of m (nil stays nil).
 func cloneMetadata(m *gen.Metadata) *gen.Metadata {
 	if m == nil {

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -364,5 +364,73 @@ func TestStreamRefusedRequestsAnswerJSON(t *testing.T) {
 	assert.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json"))
 	var e gen.ErrorResponse
 	require.NoError(t, json.Unmarshal(body, &e))
-	assert.False(t, errors.Is(err, io.EOF))
+	require.NotNil(t, e.Error.Param)
+	assert.Equal(t, "assistant_id", *e.Error.Param)
+}
+
+func TestManyConcurrentStreamedRuns(t *testing.T) {
+	x := newRT(t, assistantstest.NewServer(t, server.WithStepDelay(time.Millisecond)))
+	a := x.assistant(gen.CreateAssistantRequest{Tools: &[]gen.AssistantTool{fnTool("lookup")}})
+	const n = 12
+	errs := make(chan error, 2*n)
+	for i := range n {
+		go func() {
+			errs <- func() error {
+				text := fmt.Sprintf("message %d", i)
+				if i%2 == 1 {
+					text = fmt.Sprintf(`lookup {"i":%d}`, i)
+				}
+				msgs := []gen.CreateMessageRequest{{Role: "user", Content: msgContent(text)}}
+				tr := true
+				resp, err := x.c.CreateThreadAndRun(x.ctx, gen.CreateThreadAndRunRequest{AssistantId: a.Id, Stream: &tr,
+					Thread: &gen.CreateThreadRequest{Messages: &msgs}})
+				if err != nil {
+					return err
+				}
+				var evs []event
+				err = scanEvents(resp.Body, func(ev event) bool { evs = append(evs, ev); return true })
+				_ = resp.Body.Close()
+				if err != nil {
+					return err
+				}
+				if len(evs) < 2 || evs[len(evs)-1].name != "done" {
+					return fmt.Errorf("stream %d: %v", i, names(evs))
+				}
+				var run gen.RunObject
+				if err := json.Unmarshal(evs[len(evs)-2].data, &run); err != nil {
+					return err
+				}
+				if run.Status == gen.RunObjectStatusRequiresAction {
+					call := run.RequiredAction.SubmitToolOutputs.ToolCalls[0]
+					out := "ok"
+					resp, err := x.c.SubmitToolOuputsToRun(x.ctx, run.ThreadId, run.Id, gen.SubmitToolOutputsRunRequest{Stream: &tr,
+						ToolOutputs: []gen.SubmitToolOutputsRunRequestToolOutput{{ToolCallId: &call.Id, Output: &out}}})
+					if err != nil {
+						return err
+					}
+					evs = nil
+					err = scanEvents(resp.Body, func(ev event) bool { evs = append(evs, ev); return true })
+					_ = resp.Body.Close()
+					if err != nil {
+						return err
+					}
+					if err := json.Unmarshal(evs[len(evs)-2].data, &run); err != nil {
+						return err
+					}
+				}
+				if run.Status != gen.RunObjectStatusCompleted {
+					return fmt.Errorf("run %d ended %s", i, run.Status)
+				}
+				return nil
+			}()
+		}()
+		// Readers at the same time.
+		go func() {
+			_, err := x.c.ListAssistantsWithResponse(x.ctx, nil)
+			errs <- err
+		}()
+	}
+	for range 2 * n {
+		require.NoError(t, <-errs)
+	}
 }

@@ -27,7 +27,7 @@ type specInfo struct {
 }
 
 var loadSpecInfo = sync.OnceValues(func() (*specInfo, error) {
-	doc, err := gen.GetSwagger()
+	doc, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("server: load spec: %w", err)
 	}
