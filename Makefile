@@ -29,6 +29,7 @@ vet:
 ## test: everything CI runs
 test: check-generated vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) bench-short
 
 STATICCHECK_VERSION ?= v0.8.2
 

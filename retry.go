@@ -71,11 +71,16 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if idem == "" && req.Method == http.MethodPost {
 		idem = newIdempotencyKey()
 	}
+	// When the next transport is the SDK's own header transport, the clone
+	// made here is handed to it as its private copy, with room for its
+	// headers, instead of being cloned again.
+	ht, _ := t.next.(*headerTransport)
+	slots := 2
+	if ht != nil {
+		slots += ht.slots
+	}
 	for attempt := 0; ; attempt++ {
-		r := req.Clone(ctx)
-		if r.Header == nil {
-			r.Header = make(http.Header)
-		}
+		r, free := cloneRequest(req, ctx, slots)
 		if attempt > 0 && hasBody {
 			body, err := req.GetBody()
 			if err != nil {
@@ -83,11 +88,17 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			r.Body = body
 		}
-		r.Header.Set(headerRetryCount, strconv.Itoa(attempt))
+		free = setHeader(r.Header, headerRetryCount, free, strconv.Itoa(attempt))
 		if idem != "" {
-			r.Header.Set(headerIdempotency, idem)
+			free = setHeader(r.Header, headerIdempotency, free, idem)
 		}
-		resp, err := t.next.RoundTrip(r)
+		var resp *http.Response
+		var err error
+		if ht != nil {
+			resp, err = ht.roundTrip(r, free)
+		} else {
+			resp, err = t.next.RoundTrip(r)
+		}
 		if attempt >= maxRetries || !shouldRetry(ctx, resp, err) {
 			return resp, err
 		}
@@ -217,9 +228,13 @@ func drainAndClose(body io.ReadCloser) {
 
 // newIdempotencyKey returns "idem_" and 32 random hex digits.
 func newIdempotencyKey() string {
+	const prefix = "idem_"
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
-	return "idem_" + hex.EncodeToString(b[:])
+	var key [len(prefix) + 2*len(b)]byte
+	copy(key[:], prefix)
+	hex.Encode(key[len(prefix):], b[:])
+	return string(key[:])
 }
 
 // noRetryError marks an error that retrying cannot fix, such as a failed

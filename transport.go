@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -43,9 +42,13 @@ type headerTransport struct {
 	userAgent  string
 	fixed      http.Header // non-credential headers for the base origin
 	apiKey     string
+	bearer     string // "Bearer " + apiKey, built once
 	azure      bool
 	apiVersion string
 	token      func(context.Context) (string, error)
+	// slots is the most header values RoundTrip adds to a request:
+	// User-Agent, the fixed headers and one credential.
+	slots int
 }
 
 func newHeaderTransport(next http.RoundTripper, base *url.URL, o *Options) *headerTransport {
@@ -69,6 +72,11 @@ func newHeaderTransport(next http.RoundTripper, base *url.URL, o *Options) *head
 		userAgent: ua,
 		fixed:     fixed,
 		apiKey:    o.APIKey,
+		bearer:    "Bearer " + o.APIKey,
+		slots:     2,
+	}
+	for _, vs := range fixed {
+		t.slots += len(vs)
 	}
 	if o.AzureEndpoint != "" {
 		t.azure = true
@@ -80,19 +88,23 @@ func newHeaderTransport(next http.RoundTripper, base *url.URL, o *Options) *head
 
 // RoundTrip implements http.RoundTripper. It never modifies req.
 func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	if r.Header == nil {
-		r.Header = make(http.Header)
-	}
+	r, free := cloneRequest(req, req.Context(), t.slots)
+	return t.roundTrip(r, free)
+}
+
+// roundTrip adds the headers to r, a private clone of the caller's request
+// (see cloneRequest) whose free slots back the values it sets, and sends
+// it.
+func (t *headerTransport) roundTrip(r *http.Request, free []string) (*http.Response, error) {
 	if r.Header.Get(headerUserAgent) == "" {
-		r.Header.Set(headerUserAgent, t.userAgent)
+		free = setHeader(r.Header, headerUserAgent, free, t.userAgent)
 	}
-	if r.URL == nil || origin(r.URL) != t.origin {
+	if r.URL == nil || !t.sameOrigin(r.URL) {
 		return t.next.RoundTrip(r)
 	}
 	for k, vs := range t.fixed {
 		if _, ok := r.Header[k]; !ok {
-			r.Header[k] = slices.Clone(vs)
+			free = setHeader(r.Header, k, free, vs...)
 		}
 	}
 	switch {
@@ -108,36 +120,129 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if r.Header.Get(headerAuthorization) == "" {
 				tok, err := t.token(r.Context())
 				if err != nil {
-					closeRequestBody(req)
+					closeRequestBody(r)
 					return nil, &noRetryError{fmt.Errorf("assistants: Azure AD token: %w", err)}
 				}
 				r.Header.Set(headerAuthorization, "Bearer "+tok)
 			}
 		} else if t.apiKey != "" && r.Header.Get(headerAPIKey) == "" {
-			r.Header.Set(headerAPIKey, t.apiKey)
+			setHeader(r.Header, headerAPIKey, free, t.apiKey)
 		}
 	case t.apiKey != "" && r.Header.Get(headerAuthorization) == "":
-		r.Header.Set(headerAuthorization, "Bearer "+t.apiKey)
+		setHeader(r.Header, headerAuthorization, free, t.bearer)
 	}
 	return t.next.RoundTrip(r)
+}
+
+// cloneRequest returns a copy of req with context ctx that the transports
+// may change: its own URL and its own Header (never nil), whose values share
+// one allocation with extra free slots, returned for setHeader. The other
+// fields (Trailer, Form...) are shared with req; the transports only read
+// them. It costs four allocations where Request.Clone plus Header.Set for
+// each added header cost about twice as many.
+func cloneRequest(req *http.Request, ctx context.Context, extra int) (*http.Request, []string) {
+	r := req.WithContext(ctx)
+	if req.URL != nil {
+		u := *req.URL
+		r.URL = &u
+	}
+	n := 0
+	for _, vs := range req.Header {
+		n += len(vs)
+	}
+	vals := make([]string, n+extra)
+	h := make(http.Header, len(req.Header)+extra)
+	for k, vs := range req.Header {
+		if vs == nil {
+			h[k] = nil // as Header.Clone does
+			continue
+		}
+		n := copy(vals, vs)
+		h[k], vals = vals[:n:n], vals[n:]
+	}
+	r.Header = h
+	return r, vals
+}
+
+// setHeader sets h[key] (key in canonical form) to values, like
+// Header.Set for one value, storing them in free when it has room, and
+// returns the slots left. Each value slice is capped, so appending to one
+// never reaches another.
+func setHeader(h http.Header, key string, free []string, values ...string) []string {
+	if values == nil {
+		h[key] = nil
+		return free
+	}
+	if len(free) < len(values) {
+		h[key] = slices.Clone(values)
+		return free
+	}
+	n := copy(free, values)
+	h[key] = free[:n:n]
+	return free[n:]
+}
+
+// sameOrigin reports whether u has the base URL's origin, i.e. whether
+// origin(u) == t.origin, without building the string.
+func (t *headerTransport) sameOrigin(u *url.URL) bool {
+	var buf [128]byte
+	return string(appendOrigin(buf[:0], u)) == t.origin
 }
 
 // origin returns "scheme://host:port" in lower case, with the scheme's
 // default port filled in, so that api.openai.com and api.openai.com:443
 // compare equal.
-func origin(u *url.URL) string {
-	scheme := strings.ToLower(u.Scheme)
-	host := strings.ToLower(u.Hostname())
+func origin(u *url.URL) string { return string(appendOrigin(nil, u)) }
+
+// appendOrigin appends origin(u) to dst.
+func appendOrigin(dst []byte, u *url.URL) []byte {
+	scheme := u.Scheme
+	dst = appendLower(dst, scheme)
+	dst = append(dst, "://"...)
+	host := u.Hostname()
+	if strings.IndexByte(host, ':') >= 0 { // as net.JoinHostPort does
+		dst = append(dst, '[')
+		dst = appendLower(dst, host)
+		dst = append(dst, ']')
+	} else {
+		dst = appendLower(dst, host)
+	}
+	dst = append(dst, ':')
 	port := u.Port()
 	if port == "" {
-		switch scheme {
-		case "https":
+		switch {
+		case strings.EqualFold(scheme, "https") && isASCII(scheme):
 			port = "443"
-		case "http":
+		case strings.EqualFold(scheme, "http") && isASCII(scheme):
 			port = "80"
 		}
 	}
-	return scheme + "://" + net.JoinHostPort(host, port)
+	return append(dst, port...)
+}
+
+// appendLower appends strings.ToLower(s) to dst, without allocating when s
+// is ASCII.
+func appendLower(dst []byte, s string) []byte {
+	if !isASCII(s) {
+		return append(dst, strings.ToLower(s)...)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // stripCredentialsOnRedirect returns a CheckRedirect that deletes the
@@ -216,7 +321,15 @@ func timeoutErr(ctx, parent context.Context, err error) error {
 
 // isEventStream reports whether h's Content-Type is text/event-stream.
 func isEventStream(h http.Header) bool {
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	ct := h.Get("Content-Type")
+	// Fast path without allocation: ParseMediaType can only return
+	// text/event-stream when the part before any ';' is that, in any case,
+	// around optional spaces.
+	base, _, _ := strings.Cut(ct, ";")
+	if !strings.EqualFold(strings.TrimSpace(base), "text/event-stream") {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "text/event-stream"
 }
 
