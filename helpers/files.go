@@ -122,6 +122,11 @@ func UploadFile(ctx context.Context, client FileUploader, src FileSource, opts *
 	editors := append([]gen.RequestEditorFn{body.edit}, o.RequestEditors...)
 	f, err := assistants.Result[gen.OpenAIFile](client.CreateFileWithBodyWithResponse(ctx, body.contentType, body.first(ctx), editors...))
 	if err != nil {
+		// When ctx ends, the body's pipe is closed too, and the transport may
+		// report that closed pipe before it notices ctx: name the cause.
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("%w (%w)", ctxErr, err)
+		}
 		return nil, fmt.Errorf("helpers: upload %s: %w", body.filename, err)
 	}
 	return f, nil
