@@ -1,6 +1,8 @@
 package assistants
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -129,5 +131,51 @@ func TestTransportChainAllocations(t *testing.T) {
 		}
 		sdk := run(hc.Transport) - run(stubTransport{body: `{}`})
 		assert.LessOrEqual(t, sdk, tt.max+raceAllocSlack, "%s: %v allocations per request in the SDK's transports", tt.method, sdk)
+	}
+}
+
+// sizedStub answers every request with 200 and body, with its
+// Content-Length, as a loopback server's reply would arrive.
+type sizedStub struct{ body []byte }
+
+func (s sizedStub) RoundTrip(req *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(bytes.NewReader(s.body)), ContentLength: int64(len(s.body)), Request: req,
+	}, nil
+}
+
+// BenchmarkTransportChain measures the SDK's transports (retry, headers,
+// per-attempt timeout) on top of an in-process stub, reading each reply
+// whole as the generated client does: the cost the SDK adds to every call.
+func BenchmarkTransportChain(b *testing.B) {
+	for _, size := range []int{512, 16 << 10, 256 << 10} {
+		body := bytes.Repeat([]byte("x"), size)
+		hc, base, err := NewHTTPClient(WithAPIKey("sk-test"), WithBaseURL("https://api.openai.com/v1"),
+			WithHTTPClient(&http.Client{Transport: sizedStub{body: body}}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			b.Run(fmt.Sprintf("method=%s/size=%d", method, size), func(b *testing.B) {
+				req, err := http.NewRequest(method, base+"/threads", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					resp, err := hc.Transport.RoundTrip(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got, err := io.ReadAll(resp.Body)
+					_ = resp.Body.Close()
+					if err != nil || len(got) != size {
+						b.Fatalf("read %d bytes: %v", len(got), err)
+					}
+				}
+			})
+		}
 	}
 }
