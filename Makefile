@@ -2,26 +2,31 @@
 GO      ?= go
 PKGS    := ./...
 SPEC    := openapi/assistants.yaml
-GENFILE := gen/assistants.gen.go
 
 .PHONY: all generate check-generated vet test test-short demo serve fuzz chaos lint bench bench-peers bench-short
 
 all: test
 
-## generate: regenerate gen/ from the spec (oapi-codegen pinned in tools.go)
+## generate: regenerate gen/ and gen/genserver/ from the spec (oapi-codegen pinned in tools/go.mod)
 generate:
-	$(GO) generate ./gen
+	$(GO) generate ./gen/...
 
-## check-generated: fail when a fresh generation differs from gen/ or gen/ has uncommitted or untracked files
+# Every generated package: its directory, config and output file.
+GENERATED := gen:assistants.gen.go gen/genserver:genserver.gen.go
+OAPI_CODEGEN := $(GO) run -modfile=$(CURDIR)/tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
+
+## check-generated: fail when a fresh generation differs from gen/ (any package) or gen/ has uncommitted or untracked files
 check-generated:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	sed 's|^output:.*|output: '"$$tmp"'/gen.go|' gen/config.yaml > "$$tmp/config.yaml" && \
-	$(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config "$$tmp/config.yaml" $(SPEC) && \
-	if ! cmp -s "$$tmp/gen.go" $(GENFILE); then echo "check-generated: $(GENFILE) is stale; run 'make generate' and commit"; diff -u $(GENFILE) "$$tmp/gen.go" | head -40; exit 1; fi && \
+	for g in $(GENERATED); do dir=$${g%%:*}; out=$${g##*:}; mkdir -p "$$tmp/$$dir" && \
+	  sed 's|^output:.*|output: '"$$tmp/$$dir/$$out"'|' "$$dir/config.yaml" > "$$tmp/$$dir/config.yaml" && \
+	  (cd "$$dir" && $(OAPI_CODEGEN) -config "$$tmp/$$dir/config.yaml" $(CURDIR)/$(SPEC)) || exit 1; \
+	  if ! cmp -s "$$tmp/$$dir/$$out" "$$dir/$$out"; then echo "check-generated: $$dir/$$out is stale; run 'make generate' and commit"; diff -u "$$dir/$$out" "$$tmp/$$dir/$$out" | head -40; exit 1; fi; \
+	done && \
 	if [ -d .git ] || git rev-parse --git-dir >/dev/null 2>&1; then \
-	  st=$$(git status --porcelain -- gen openapi); \
-	  if [ -n "$$st" ]; then echo "check-generated: uncommitted or untracked changes in gen/ or openapi/:"; echo "$$st"; exit 1; fi; \
-	fi && echo "check-generated: gen/ is up to date"
+	  st=$$(git status --porcelain -- gen openapi tools); \
+	  if [ -n "$$st" ]; then echo "check-generated: uncommitted or untracked changes in gen/, openapi/ or tools/:"; echo "$$st"; exit 1; fi; \
+	fi && echo "check-generated: gen/ and gen/genserver/ are up to date"
 
 vet:
 	$(GO) vet $(PKGS)

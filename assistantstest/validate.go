@@ -19,7 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
-	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // maxRecorded bounds how much of one response body is kept for validation;
@@ -43,7 +43,7 @@ var (
 
 func loadSpec() (*spec, error) {
 	specOnce.Do(func() {
-		doc, err := gen.GetSpec()
+		doc, err := genserver.GetSpec()
 		if err != nil {
 			specErr = err
 			return

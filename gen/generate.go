@@ -1,9 +1,20 @@
-// Package gen holds the code that oapi-codegen generates from the project's
-// Assistants v2 spec (../openapi/assistants.yaml): the API's types, a
-// ClientWithResponses and a strict net/http server interface.
+// Package gen is the client side of the Assistants v2 API, generated from the
+// project's spec (openapi/assistants.yaml): one Go type per schema, a Client
+// with one method per operation returning the raw *http.Response, and
+// ClientWithResponses, whose <Op>WithResponse methods decode the reply into a
+// <Op>Reply holding the body and the typed JSON of each documented status.
 //
-// Nothing in this package is edited by hand. Change the spec or config.yaml and
-// run "make generate".
+// Most programs do not call this package's client directly: assistants.New
+// configures it (auth, retries, Azure), and the typed calls in package
+// assistants return (*T, error). The types (gen.ThreadObject, gen.RunObject,
+// gen.CreateMessageRequest, ...) are what every package of this module speaks.
+//
+// The server side (strict server interface, embedded spec) is in
+// gen/genserver, so a program using only the client links neither the spec
+// nor a validator.
+//
+// Nothing in this package is edited by hand. Change the spec or config.yaml
+// and run "make generate".
 package gen
 
-//go:generate go run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config config.yaml ../openapi/assistants.yaml
+//go:generate go run -modfile=../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config config.yaml ../openapi/assistants.yaml

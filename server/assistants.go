@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // Limits on assistant fields, as the API documents them.
@@ -20,7 +21,7 @@ const (
 )
 
 // ListAssistants returns a page of assistants.
-func (s *Server) ListAssistants(ctx context.Context, req gen.ListAssistantsRequestObject) (gen.ListAssistantsResponseObject, error) {
+func (s *Server) ListAssistants(ctx context.Context, req genserver.ListAssistantsRequestObject) (genserver.ListAssistantsResponseObject, error) {
 	p := req.Params
 	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
 	if err != nil {
@@ -30,11 +31,11 @@ func (s *Server) ListAssistants(ctx context.Context, req gen.ListAssistantsReque
 	items := s.st.assistants.all()
 	s.mu.RUnlock()
 	data, first, last, more := page(items, func(a gen.AssistantObject) string { return a.Id }, lp)
-	return gen.ListAssistants200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	return genserver.ListAssistants200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
 // CreateAssistant validates and stores a new assistant.
-func (s *Server) CreateAssistant(ctx context.Context, req gen.CreateAssistantRequestObject) (gen.CreateAssistantResponseObject, error) {
+func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssistantRequestObject) (genserver.CreateAssistantResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -82,20 +83,20 @@ func (s *Server) CreateAssistant(ctx context.Context, req gen.CreateAssistantReq
 		}
 	}
 	s.st.assistants.put(a.Id, a)
-	return gen.CreateAssistant200JSONResponse(a), nil
+	return genserver.CreateAssistant200JSONResponse(a), nil
 }
 
 // GetAssistant returns one assistant.
-func (s *Server) GetAssistant(ctx context.Context, req gen.GetAssistantRequestObject) (gen.GetAssistantResponseObject, error) {
+func (s *Server) GetAssistant(ctx context.Context, req genserver.GetAssistantRequestObject) (genserver.GetAssistantResponseObject, error) {
 	a, err := s.getAssistant(req.AssistantId)
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetAssistant200JSONResponse(a), nil
+	return genserver.GetAssistant200JSONResponse(a), nil
 }
 
 // ModifyAssistant changes the fields sent and keeps the others.
-func (s *Server) ModifyAssistant(ctx context.Context, req gen.ModifyAssistantRequestObject) (gen.ModifyAssistantResponseObject, error) {
+func (s *Server) ModifyAssistant(ctx context.Context, req genserver.ModifyAssistantRequestObject) (genserver.ModifyAssistantResponseObject, error) {
 	if !validID(req.AssistantId) {
 		return nil, errNotFound("assistant", req.AssistantId)
 	}
@@ -149,11 +150,11 @@ func (s *Server) ModifyAssistant(ctx context.Context, req gen.ModifyAssistantReq
 		a.ResponseFormat = b.ResponseFormat
 	}
 	s.st.assistants.put(a.Id, a)
-	return gen.ModifyAssistant200JSONResponse(a), nil
+	return genserver.ModifyAssistant200JSONResponse(a), nil
 }
 
 // DeleteAssistant removes an assistant. Runs that used it keep their copy.
-func (s *Server) DeleteAssistant(ctx context.Context, req gen.DeleteAssistantRequestObject) (gen.DeleteAssistantResponseObject, error) {
+func (s *Server) DeleteAssistant(ctx context.Context, req genserver.DeleteAssistantRequestObject) (genserver.DeleteAssistantResponseObject, error) {
 	if !validID(req.AssistantId) {
 		return nil, errNotFound("assistant", req.AssistantId)
 	}
@@ -163,7 +164,7 @@ func (s *Server) DeleteAssistant(ctx context.Context, req gen.DeleteAssistantReq
 	if !ok {
 		return nil, errNotFound("assistant", req.AssistantId)
 	}
-	return gen.DeleteAssistant200JSONResponse{Id: req.AssistantId, Object: "assistant.deleted", Deleted: true}, nil
+	return genserver.DeleteAssistant200JSONResponse{Id: req.AssistantId, Object: "assistant.deleted", Deleted: true}, nil
 }
 
 // getAssistant returns a copy of a stored assistant, or a 404.

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // Limits on uploads besides Options.MaxFileBytes.
@@ -22,7 +23,7 @@ const (
 )
 
 // ListFiles returns a page of uploaded files, optionally of one purpose.
-func (s *Server) ListFiles(ctx context.Context, req gen.ListFilesRequestObject) (gen.ListFilesResponseObject, error) {
+func (s *Server) ListFiles(ctx context.Context, req genserver.ListFilesRequestObject) (genserver.ListFilesResponseObject, error) {
 	p := req.Params
 	lp, err := newListParamsRange(p.Limit, (*string)(p.Order), p.After, nil, 10000, 10000)
 	if err != nil {
@@ -39,13 +40,13 @@ func (s *Server) ListFiles(ctx context.Context, req gen.ListFilesRequestObject) 
 		items = append(items, f.obj)
 	}
 	data, first, last, more := page(items, func(f gen.OpenAIFile) string { return f.Id }, lp)
-	return gen.ListFiles200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	return genserver.ListFiles200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
 // CreateFile stores an uploaded file (multipart fields "file" and "purpose",
 // optionally "expires_after[anchor]" and "expires_after[seconds]") in
 // memory. A file over Options.MaxFileBytes is a 400 naming "file".
-func (s *Server) CreateFile(ctx context.Context, req gen.CreateFileRequestObject) (gen.CreateFileResponseObject, error) {
+func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequestObject) (genserver.CreateFileResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("file", "Missing required parameter: 'file'.")
 	}
@@ -151,7 +152,7 @@ func (s *Server) CreateFile(ctx context.Context, req gen.CreateFileRequestObject
 	s.mu.Lock()
 	s.st.files.put(f.Id, &fileRec{obj: f, data: data, contentType: contentType})
 	s.mu.Unlock()
-	return gen.CreateFile200JSONResponse(f), nil
+	return genserver.CreateFile200JSONResponse(f), nil
 }
 
 // uploadReadError maps a failure to read the multipart body to a 413 (over
@@ -165,18 +166,18 @@ func uploadReadError(err error) error {
 }
 
 // RetrieveFile returns a file's metadata.
-func (s *Server) RetrieveFile(ctx context.Context, req gen.RetrieveFileRequestObject) (gen.RetrieveFileResponseObject, error) {
+func (s *Server) RetrieveFile(ctx context.Context, req genserver.RetrieveFileRequestObject) (genserver.RetrieveFileResponseObject, error) {
 	f, err := s.getFile(req.FileId)
 	if err != nil {
 		return nil, err
 	}
-	return gen.RetrieveFile200JSONResponse(f.obj), nil
+	return genserver.RetrieveFile200JSONResponse(f.obj), nil
 }
 
 // DeleteFile deletes a file. It is also detached from every vector store
 // that holds it (their file counts and usage change accordingly); batches
 // keep their counts. Assistants and threads that name it keep the id.
-func (s *Server) DeleteFile(ctx context.Context, req gen.DeleteFileRequestObject) (gen.DeleteFileResponseObject, error) {
+func (s *Server) DeleteFile(ctx context.Context, req genserver.DeleteFileRequestObject) (genserver.DeleteFileResponseObject, error) {
 	if !validID(req.FileId) {
 		return nil, errNotFound("file", req.FileId)
 	}
@@ -193,13 +194,13 @@ func (s *Server) DeleteFile(ctx context.Context, req gen.DeleteFileRequestObject
 	if !ok {
 		return nil, errNotFound("file", req.FileId)
 	}
-	return gen.DeleteFile200JSONResponse{Id: req.FileId, Object: "file", Deleted: true}, nil
+	return genserver.DeleteFile200JSONResponse{Id: req.FileId, Object: "file", Deleted: true}, nil
 }
 
 // DownloadFile returns the stored bytes of a file as
 // application/octet-stream (the spec's content type), with a
 // Content-Disposition naming the file.
-func (s *Server) DownloadFile(ctx context.Context, req gen.DownloadFileRequestObject) (gen.DownloadFileResponseObject, error) {
+func (s *Server) DownloadFile(ctx context.Context, req genserver.DownloadFileRequestObject) (genserver.DownloadFileResponseObject, error) {
 	f, err := s.getFile(req.FileId)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // multipartSlack is the room a multipart body gets over MaxFileBytes for its
@@ -19,12 +19,12 @@ const multipartSlack = 1 << 20
 //
 // Requests to paths the API does not serve get the API's 404.
 func (s *Server) buildHandler() http.Handler {
-	strict := gen.NewStrictHandlerWithOptions(s, nil, gen.StrictHTTPServerOptions{
+	strict := genserver.NewStrictHandlerWithOptions(s, nil, genserver.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  s.requestError,
 		ResponseErrorHandlerFunc: s.writeError,
 	})
 	s.mux = http.NewServeMux()
-	gen.HandlerWithOptions(strict, gen.StdHTTPServerOptions{
+	genserver.HandlerWithOptions(strict, genserver.StdHTTPServerOptions{
 		BaseURL:          "/v1",
 		BaseRouter:       s.mux,
 		ErrorHandlerFunc: s.paramError,
@@ -94,10 +94,10 @@ func (s *Server) requestError(w http.ResponseWriter, r *http.Request, err error)
 // could not bind, naming the parameter.
 func (s *Server) paramError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		ipf *gen.InvalidParamFormatError
-		req *gen.RequiredParamError
-		unm *gen.UnmarshalingParamError
-		tmv *gen.TooManyValuesForParamError
+		ipf *genserver.InvalidParamFormatError
+		req *genserver.RequiredParamError
+		unm *genserver.UnmarshalingParamError
+		tmv *genserver.TooManyValuesForParamError
 	)
 	switch {
 	case errors.As(err, &ipf):

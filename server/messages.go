@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // Limits on message fields.
@@ -19,7 +20,7 @@ const (
 
 // ListMessages returns a page of a thread's messages, optionally only those
 // a given run produced.
-func (s *Server) ListMessages(ctx context.Context, req gen.ListMessagesRequestObject) (gen.ListMessagesResponseObject, error) {
+func (s *Server) ListMessages(ctx context.Context, req genserver.ListMessagesRequestObject) (genserver.ListMessagesResponseObject, error) {
 	p := req.Params
 	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
 	if err != nil {
@@ -33,12 +34,12 @@ func (s *Server) ListMessages(ctx context.Context, req gen.ListMessagesRequestOb
 		msgs = slices.DeleteFunc(msgs, func(m gen.MessageObject) bool { return m.RunId == nil || *m.RunId != *p.RunId })
 	}
 	data, first, last, more := page(msgs, func(m gen.MessageObject) string { return m.Id }, lp)
-	return gen.ListMessages200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	return genserver.ListMessages200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
 // CreateMessage adds a message to a thread. It is refused with a 400 while a
 // run of the thread is active, like the API.
-func (s *Server) CreateMessage(ctx context.Context, req gen.CreateMessageRequestObject) (gen.CreateMessageResponseObject, error) {
+func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageRequestObject) (genserver.CreateMessageResponseObject, error) {
 	if !validID(req.ThreadId) {
 		return nil, errNotFound("thread", req.ThreadId)
 	}
@@ -58,7 +59,7 @@ func (s *Server) CreateMessage(ctx context.Context, req gen.CreateMessageRequest
 	if err := s.putMessage(m); err != nil {
 		return nil, err
 	}
-	return gen.CreateMessage200JSONResponse(m), nil
+	return genserver.CreateMessage200JSONResponse(m), nil
 }
 
 // errThreadLocked is the API's answer to a message added while a run is active.
@@ -67,18 +68,18 @@ func errThreadLocked(threadID, runID string) *apiError {
 }
 
 // GetMessage returns one message of a thread.
-func (s *Server) GetMessage(ctx context.Context, req gen.GetMessageRequestObject) (gen.GetMessageResponseObject, error) {
+func (s *Server) GetMessage(ctx context.Context, req genserver.GetMessageRequestObject) (genserver.GetMessageResponseObject, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	_, m, err := s.lookupMessageLocked(req.ThreadId, req.MessageId)
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetMessage200JSONResponse(m), nil
+	return genserver.GetMessage200JSONResponse(m), nil
 }
 
 // ModifyMessage replaces a message's metadata.
-func (s *Server) ModifyMessage(ctx context.Context, req gen.ModifyMessageRequestObject) (gen.ModifyMessageResponseObject, error) {
+func (s *Server) ModifyMessage(ctx context.Context, req genserver.ModifyMessageRequestObject) (genserver.ModifyMessageResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -96,11 +97,11 @@ func (s *Server) ModifyMessage(ctx context.Context, req gen.ModifyMessageRequest
 		m.Metadata = cloneMetadata(req.Body.Metadata)
 		rec.msgs.put(m.Id, m)
 	}
-	return gen.ModifyMessage200JSONResponse(m), nil
+	return genserver.ModifyMessage200JSONResponse(m), nil
 }
 
 // DeleteMessage removes a message from a thread.
-func (s *Server) DeleteMessage(ctx context.Context, req gen.DeleteMessageRequestObject) (gen.DeleteMessageResponseObject, error) {
+func (s *Server) DeleteMessage(ctx context.Context, req genserver.DeleteMessageRequestObject) (genserver.DeleteMessageResponseObject, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, _, err := s.lookupMessageLocked(req.ThreadId, req.MessageId)
@@ -108,7 +109,7 @@ func (s *Server) DeleteMessage(ctx context.Context, req gen.DeleteMessageRequest
 		return nil, err
 	}
 	rec.msgs.del(req.MessageId)
-	return gen.DeleteMessage200JSONResponse{Id: req.MessageId, Object: "thread.message.deleted", Deleted: true}, nil
+	return genserver.DeleteMessage200JSONResponse{Id: req.MessageId, Object: "thread.message.deleted", Deleted: true}, nil
 }
 
 // lookupMessageLocked finds a thread and one of its messages; s.mu must be

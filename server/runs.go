@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // Run limits, as the API documents them.
@@ -307,7 +308,7 @@ func (s *Server) startRun(threadID string, p *runParams) (gen.RunObject, *subscr
 }
 
 // CreateRun starts a run of an assistant on a thread.
-func (s *Server) CreateRun(ctx context.Context, req gen.CreateRunRequestObject) (gen.CreateRunResponseObject, error) {
+func (s *Server) CreateRun(ctx context.Context, req genserver.CreateRunRequestObject) (genserver.CreateRunResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -335,7 +336,7 @@ func (s *Server) CreateRun(ctx context.Context, req gen.CreateRunRequestObject) 
 
 // CreateThreadAndRun creates a thread (with its first messages) and starts a
 // run on it.
-func (s *Server) CreateThreadAndRun(ctx context.Context, req gen.CreateThreadAndRunRequestObject) (gen.CreateThreadAndRunResponseObject, error) {
+func (s *Server) CreateThreadAndRun(ctx context.Context, req genserver.CreateThreadAndRunRequestObject) (genserver.CreateThreadAndRunResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -382,7 +383,7 @@ func (s *Server) CreateThreadAndRun(ctx context.Context, req gen.CreateThreadAnd
 }
 
 // ListRuns returns a page of a thread's runs.
-func (s *Server) ListRuns(ctx context.Context, req gen.ListRunsRequestObject) (gen.ListRunsResponseObject, error) {
+func (s *Server) ListRuns(ctx context.Context, req genserver.ListRunsRequestObject) (genserver.ListRunsResponseObject, error) {
 	p := req.Params
 	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
 	if err != nil {
@@ -396,11 +397,11 @@ func (s *Server) ListRuns(ctx context.Context, req gen.ListRunsRequestObject) (g
 	if data == nil {
 		data = []gen.RunObject{}
 	}
-	return gen.ListRuns200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	return genserver.ListRuns200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
 // GetRun returns one run.
-func (s *Server) GetRun(ctx context.Context, req gen.GetRunRequestObject) (gen.GetRunResponseObject, error) {
+func (s *Server) GetRun(ctx context.Context, req genserver.GetRunRequestObject) (genserver.GetRunResponseObject, error) {
 	run, enc, err := s.eng.getRun(req.ThreadId, req.RunId)
 	if err != nil {
 		return nil, err
@@ -411,7 +412,7 @@ func (s *Server) GetRun(ctx context.Context, req gen.GetRunRequestObject) (gen.G
 }
 
 // ModifyRun replaces a run's metadata.
-func (s *Server) ModifyRun(ctx context.Context, req gen.ModifyRunRequestObject) (gen.ModifyRunResponseObject, error) {
+func (s *Server) ModifyRun(ctx context.Context, req genserver.ModifyRunRequestObject) (genserver.ModifyRunResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -427,7 +428,7 @@ func (s *Server) ModifyRun(ctx context.Context, req gen.ModifyRunRequestObject) 
 
 // CancelRun asks a run to stop: it answers with the run in status cancelling;
 // the run becomes cancelled after the step delay.
-func (s *Server) CancelRun(ctx context.Context, req gen.CancelRunRequestObject) (gen.CancelRunResponseObject, error) {
+func (s *Server) CancelRun(ctx context.Context, req genserver.CancelRunRequestObject) (genserver.CancelRunResponseObject, error) {
 	run, err := s.eng.cancelRun(req.ThreadId, req.RunId)
 	if err != nil {
 		return nil, err
@@ -437,7 +438,7 @@ func (s *Server) CancelRun(ctx context.Context, req gen.CancelRunRequestObject) 
 
 // SubmitToolOuputsToRun hands the outputs of a requires_action run's tool
 // calls over and resumes the run.
-func (s *Server) SubmitToolOuputsToRun(ctx context.Context, req gen.SubmitToolOuputsToRunRequestObject) (gen.SubmitToolOuputsToRunResponseObject, error) {
+func (s *Server) SubmitToolOuputsToRun(ctx context.Context, req genserver.SubmitToolOuputsToRunRequestObject) (genserver.SubmitToolOuputsToRunResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}

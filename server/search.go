@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // Vector store search: a simple term match. The query (or queries) is split
@@ -27,7 +28,7 @@ const (
 )
 
 // SearchVectorStore searches a vector store's completed files.
-func (s *Server) SearchVectorStore(ctx context.Context, req gen.SearchVectorStoreRequestObject) (gen.SearchVectorStoreResponseObject, error) {
+func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVectorStoreRequestObject) (genserver.SearchVectorStoreResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -70,7 +71,7 @@ func (s *Server) SearchVectorStore(ctx context.Context, req gen.SearchVectorStor
 	rec.obj.LastActiveAt = &now
 	results := searchFiles(rec.files.all(), queries, b.Filters, threshold, limit)
 	s.mu.Unlock()
-	return gen.SearchVectorStore200JSONResponse{
+	return genserver.SearchVectorStore200JSONResponse{
 		Object:      "vector_store.search_results.page",
 		SearchQuery: queries,
 		Data:        results,

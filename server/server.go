@@ -44,7 +44,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // Options configures a Server. The zero value of every field means its default.
@@ -129,7 +129,7 @@ type Server struct {
 	mux     *http.ServeMux // the router inside handler (see handler.go)
 }
 
-var _ gen.StrictServerInterface = (*Server)(nil)
+var _ genserver.StrictServerInterface = (*Server)(nil)
 
 // New returns a Server with its options applied over the defaults.
 func New(opts ...Option) *Server {

@@ -4,11 +4,12 @@ import (
 	"context"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // ListRunSteps returns a page of a run's steps (message_creation and
 // tool_calls, with their details and usage).
-func (s *Server) ListRunSteps(ctx context.Context, req gen.ListRunStepsRequestObject) (gen.ListRunStepsResponseObject, error) {
+func (s *Server) ListRunSteps(ctx context.Context, req genserver.ListRunStepsRequestObject) (genserver.ListRunStepsResponseObject, error) {
 	p := req.Params
 	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
 	if err != nil {
@@ -22,14 +23,14 @@ func (s *Server) ListRunSteps(ctx context.Context, req gen.ListRunStepsRequestOb
 	if data == nil {
 		data = []gen.RunStepObject{}
 	}
-	return gen.ListRunSteps200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	return genserver.ListRunSteps200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
 // GetRunStep returns one step of a run.
-func (s *Server) GetRunStep(ctx context.Context, req gen.GetRunStepRequestObject) (gen.GetRunStepResponseObject, error) {
+func (s *Server) GetRunStep(ctx context.Context, req genserver.GetRunStepRequestObject) (genserver.GetRunStepResponseObject, error) {
 	st, err := s.eng.getStep(req.ThreadId, req.RunId, req.StepId)
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetRunStep200JSONResponse(st), nil
+	return genserver.GetRunStep200JSONResponse(st), nil
 }

@@ -5,31 +5,32 @@ import (
 	"fmt"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // maxThreadMessages bounds the messages a thread may be created with.
 const maxThreadMessages = 32
 
 // CreateThread stores a new thread and the messages it starts with.
-func (s *Server) CreateThread(ctx context.Context, req gen.CreateThreadRequestObject) (gen.CreateThreadResponseObject, error) {
+func (s *Server) CreateThread(ctx context.Context, req genserver.CreateThreadRequestObject) (genserver.CreateThreadResponseObject, error) {
 	th, err := s.insertThread(req.Body)
 	if err != nil {
 		return nil, err
 	}
-	return gen.CreateThread200JSONResponse(th), nil
+	return genserver.CreateThread200JSONResponse(th), nil
 }
 
 // GetThread returns one thread.
-func (s *Server) GetThread(ctx context.Context, req gen.GetThreadRequestObject) (gen.GetThreadResponseObject, error) {
+func (s *Server) GetThread(ctx context.Context, req genserver.GetThreadRequestObject) (genserver.GetThreadResponseObject, error) {
 	th, err := s.getThreadObject(req.ThreadId)
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetThread200JSONResponse(th), nil
+	return genserver.GetThread200JSONResponse(th), nil
 }
 
 // ModifyThread changes a thread's metadata and tool resources.
-func (s *Server) ModifyThread(ctx context.Context, req gen.ModifyThreadRequestObject) (gen.ModifyThreadResponseObject, error) {
+func (s *Server) ModifyThread(ctx context.Context, req genserver.ModifyThreadRequestObject) (genserver.ModifyThreadResponseObject, error) {
 	if !validID(req.ThreadId) {
 		return nil, errNotFound("thread", req.ThreadId)
 	}
@@ -57,12 +58,12 @@ func (s *Server) ModifyThread(ctx context.Context, req gen.ModifyThreadRequestOb
 		th.Metadata = cloneMetadata(b.Metadata)
 	}
 	rec.obj = th
-	return gen.ModifyThread200JSONResponse(th), nil
+	return genserver.ModifyThread200JSONResponse(th), nil
 }
 
 // DeleteThread removes a thread and its messages, and stops and forgets its
 // runs.
-func (s *Server) DeleteThread(ctx context.Context, req gen.DeleteThreadRequestObject) (gen.DeleteThreadResponseObject, error) {
+func (s *Server) DeleteThread(ctx context.Context, req genserver.DeleteThreadRequestObject) (genserver.DeleteThreadResponseObject, error) {
 	if !validID(req.ThreadId) {
 		return nil, errNotFound("thread", req.ThreadId)
 	}
@@ -73,7 +74,7 @@ func (s *Server) DeleteThread(ctx context.Context, req gen.DeleteThreadRequestOb
 		return nil, errNotFound("thread", req.ThreadId)
 	}
 	s.eng.forgetThread(req.ThreadId)
-	return gen.DeleteThread200JSONResponse{Id: req.ThreadId, Object: "thread.deleted", Deleted: true}, nil
+	return genserver.DeleteThread200JSONResponse{Id: req.ThreadId, Object: "thread.deleted", Deleted: true}, nil
 }
 
 // getThreadObject returns a copy of a stored thread, or a 404.

@@ -15,7 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	nethttpmiddleware "github.com/oapi-codegen/nethttp-middleware"
 
-	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // specInfo is the parsed spec, loaded once per process: the request
@@ -27,7 +27,7 @@ type specInfo struct {
 }
 
 var loadSpecInfo = sync.OnceValues(func() (*specInfo, error) {
-	doc, err := gen.GetSpec()
+	doc, err := genserver.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("server: load spec: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
 )
 
 // Vector stores.
@@ -42,7 +43,7 @@ type vsFileData struct {
 }
 
 // ListVectorStores returns a page of vector stores.
-func (s *Server) ListVectorStores(ctx context.Context, req gen.ListVectorStoresRequestObject) (gen.ListVectorStoresResponseObject, error) {
+func (s *Server) ListVectorStores(ctx context.Context, req genserver.ListVectorStoresRequestObject) (genserver.ListVectorStoresResponseObject, error) {
 	p := req.Params
 	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
 	if err != nil {
@@ -56,11 +57,11 @@ func (s *Server) ListVectorStores(ctx context.Context, req gen.ListVectorStoresR
 	}
 	s.mu.RUnlock()
 	data, first, last, more := page(items, func(v gen.VectorStoreObject) string { return v.Id }, lp)
-	return gen.ListVectorStores200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	return genserver.ListVectorStores200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
 // CreateVectorStore creates a vector store, attaching file_ids if given.
-func (s *Server) CreateVectorStore(ctx context.Context, req gen.CreateVectorStoreRequestObject) (gen.CreateVectorStoreResponseObject, error) {
+func (s *Server) CreateVectorStore(ctx context.Context, req genserver.CreateVectorStoreRequestObject) (genserver.CreateVectorStoreResponseObject, error) {
 	b := req.Body
 	if b == nil {
 		b = &gen.CreateVectorStoreRequest{}
@@ -89,22 +90,22 @@ func (s *Server) CreateVectorStore(ctx context.Context, req gen.CreateVectorStor
 	rec := s.newVectorStoreLocked(b.Name, b.Metadata, b.ExpiresAfter, fileIDs, cs)
 	view := s.vectorStoreView(rec)
 	s.mu.Unlock()
-	return gen.CreateVectorStore200JSONResponse(view), nil
+	return genserver.CreateVectorStore200JSONResponse(view), nil
 }
 
 // GetVectorStore returns one vector store.
-func (s *Server) GetVectorStore(ctx context.Context, req gen.GetVectorStoreRequestObject) (gen.GetVectorStoreResponseObject, error) {
+func (s *Server) GetVectorStore(ctx context.Context, req genserver.GetVectorStoreRequestObject) (genserver.GetVectorStoreResponseObject, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	rec, err := s.lookupVectorStoreLocked(req.VectorStoreId)
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetVectorStore200JSONResponse(s.vectorStoreView(rec)), nil
+	return genserver.GetVectorStore200JSONResponse(s.vectorStoreView(rec)), nil
 }
 
 // ModifyVectorStore changes a vector store's name, metadata or expiry.
-func (s *Server) ModifyVectorStore(ctx context.Context, req gen.ModifyVectorStoreRequestObject) (gen.ModifyVectorStoreResponseObject, error) {
+func (s *Server) ModifyVectorStore(ctx context.Context, req genserver.ModifyVectorStoreRequestObject) (genserver.ModifyVectorStoreResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -135,11 +136,11 @@ func (s *Server) ModifyVectorStore(ctx context.Context, req gen.ModifyVectorStor
 		rec.obj.ExpiresAfter = &e
 	}
 	s.refreshVectorStoreLocked(rec)
-	return gen.ModifyVectorStore200JSONResponse(s.vectorStoreView(rec)), nil
+	return genserver.ModifyVectorStore200JSONResponse(s.vectorStoreView(rec)), nil
 }
 
 // DeleteVectorStore deletes a vector store (its files stay uploaded).
-func (s *Server) DeleteVectorStore(ctx context.Context, req gen.DeleteVectorStoreRequestObject) (gen.DeleteVectorStoreResponseObject, error) {
+func (s *Server) DeleteVectorStore(ctx context.Context, req genserver.DeleteVectorStoreRequestObject) (genserver.DeleteVectorStoreResponseObject, error) {
 	if !validID(req.VectorStoreId) {
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
@@ -149,12 +150,12 @@ func (s *Server) DeleteVectorStore(ctx context.Context, req gen.DeleteVectorStor
 	if !ok {
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
-	return gen.DeleteVectorStore200JSONResponse{Id: req.VectorStoreId, Object: "vector_store.deleted", Deleted: true}, nil
+	return genserver.DeleteVectorStore200JSONResponse{Id: req.VectorStoreId, Object: "vector_store.deleted", Deleted: true}, nil
 }
 
 // ListVectorStoreFiles returns a page of a vector store's files, optionally
 // only those with a status (filter).
-func (s *Server) ListVectorStoreFiles(ctx context.Context, req gen.ListVectorStoreFilesRequestObject) (gen.ListVectorStoreFilesResponseObject, error) {
+func (s *Server) ListVectorStoreFiles(ctx context.Context, req genserver.ListVectorStoreFilesRequestObject) (genserver.ListVectorStoreFilesResponseObject, error) {
 	p := req.Params
 	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
 	if err != nil {
@@ -172,7 +173,7 @@ func (s *Server) ListVectorStoreFiles(ctx context.Context, req gen.ListVectorSto
 	items := filterFiles(rec.files.all(), "", (*string)(p.Filter))
 	s.mu.RUnlock()
 	data, first, last, more := page(items, func(f gen.VectorStoreFileObject) string { return f.Id }, lp)
-	return gen.ListVectorStoreFiles200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	return genserver.ListVectorStoreFiles200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
 // filterFiles returns the objects of files, keeping those of batchID (when
@@ -193,7 +194,7 @@ func filterFiles(files []*vsFileRec, batchID string, status *string) []gen.Vecto
 
 // CreateVectorStoreFile attaches a file to a vector store. An unknown file
 // id is accepted and ends failed, like an empty file.
-func (s *Server) CreateVectorStoreFile(ctx context.Context, req gen.CreateVectorStoreFileRequestObject) (gen.CreateVectorStoreFileResponseObject, error) {
+func (s *Server) CreateVectorStoreFile(ctx context.Context, req genserver.CreateVectorStoreFileRequestObject) (genserver.CreateVectorStoreFileResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -219,23 +220,23 @@ func (s *Server) CreateVectorStoreFile(ctx context.Context, req gen.CreateVector
 	}
 	f := s.attachFileLocked(rec, b.FileId, b.Attributes, cs, "")
 	s.scheduleProcessingLocked(rec)
-	return gen.CreateVectorStoreFile200JSONResponse(f.obj), nil
+	return genserver.CreateVectorStoreFile200JSONResponse(f.obj), nil
 }
 
 // GetVectorStoreFile returns one file of a vector store.
-func (s *Server) GetVectorStoreFile(ctx context.Context, req gen.GetVectorStoreFileRequestObject) (gen.GetVectorStoreFileResponseObject, error) {
+func (s *Server) GetVectorStoreFile(ctx context.Context, req genserver.GetVectorStoreFileRequestObject) (genserver.GetVectorStoreFileResponseObject, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	_, f, err := s.lookupVectorStoreFileLocked(req.VectorStoreId, req.FileId)
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetVectorStoreFile200JSONResponse(f.obj), nil
+	return genserver.GetVectorStoreFile200JSONResponse(f.obj), nil
 }
 
 // DeleteVectorStoreFile detaches a file from a vector store; the file stays
 // uploaded.
-func (s *Server) DeleteVectorStoreFile(ctx context.Context, req gen.DeleteVectorStoreFileRequestObject) (gen.DeleteVectorStoreFileResponseObject, error) {
+func (s *Server) DeleteVectorStoreFile(ctx context.Context, req genserver.DeleteVectorStoreFileRequestObject) (genserver.DeleteVectorStoreFileResponseObject, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, _, err := s.lookupVectorStoreFileLocked(req.VectorStoreId, req.FileId)
@@ -244,12 +245,12 @@ func (s *Server) DeleteVectorStoreFile(ctx context.Context, req gen.DeleteVector
 	}
 	rec.files.del(req.FileId)
 	s.refreshVectorStoreLocked(rec)
-	return gen.DeleteVectorStoreFile200JSONResponse{Id: req.FileId, Object: "vector_store.file.deleted", Deleted: true}, nil
+	return genserver.DeleteVectorStoreFile200JSONResponse{Id: req.FileId, Object: "vector_store.file.deleted", Deleted: true}, nil
 }
 
 // UpdateVectorStoreFileAttributes replaces a vector store file's attributes
 // (null clears them).
-func (s *Server) UpdateVectorStoreFileAttributes(ctx context.Context, req gen.UpdateVectorStoreFileAttributesRequestObject) (gen.UpdateVectorStoreFileAttributesResponseObject, error) {
+func (s *Server) UpdateVectorStoreFileAttributes(ctx context.Context, req genserver.UpdateVectorStoreFileAttributesRequestObject) (genserver.UpdateVectorStoreFileAttributesResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -263,12 +264,12 @@ func (s *Server) UpdateVectorStoreFileAttributes(ctx context.Context, req gen.Up
 		return nil, err
 	}
 	f.obj.Attributes = cloneAttributes(req.Body.Attributes)
-	return gen.UpdateVectorStoreFileAttributes200JSONResponse(f.obj), nil
+	return genserver.UpdateVectorStoreFileAttributes200JSONResponse(f.obj), nil
 }
 
 // RetrieveVectorStoreFileContent returns a processed file's text, split in
 // parts at blank lines. A file not (or not yet) processed has no content.
-func (s *Server) RetrieveVectorStoreFileContent(ctx context.Context, req gen.RetrieveVectorStoreFileContentRequestObject) (gen.RetrieveVectorStoreFileContentResponseObject, error) {
+func (s *Server) RetrieveVectorStoreFileContent(ctx context.Context, req genserver.RetrieveVectorStoreFileContentRequestObject) (genserver.RetrieveVectorStoreFileContentResponseObject, error) {
 	s.mu.RLock()
 	_, f, err := s.lookupVectorStoreFileLocked(req.VectorStoreId, req.FileId)
 	var text string
@@ -283,13 +284,13 @@ func (s *Server) RetrieveVectorStoreFileContent(ctx context.Context, req gen.Ret
 	for _, p := range splitParagraphs(text) {
 		parts = append(parts, gen.VectorStoreFileContentPart{Type: ptrOf("text"), Text: ptrOf(p)})
 	}
-	return gen.RetrieveVectorStoreFileContent200JSONResponse{Object: "vector_store.file_content.page", Data: parts, HasMore: false}, nil
+	return genserver.RetrieveVectorStoreFileContent200JSONResponse{Object: "vector_store.file_content.page", Data: parts, HasMore: false}, nil
 }
 
 // CreateVectorStoreFileBatch attaches several files at once, either
 // file_ids with shared attributes and chunking, or files each with their
 // own.
-func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req gen.CreateVectorStoreFileBatchRequestObject) (gen.CreateVectorStoreFileBatchResponseObject, error) {
+func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.CreateVectorStoreFileBatchRequestObject) (genserver.CreateVectorStoreFileBatchResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -367,25 +368,25 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req gen.CreateV
 	}
 	s.refreshVectorStoreLocked(rec)
 	s.scheduleProcessingLocked(rec)
-	return gen.CreateVectorStoreFileBatch200JSONResponse(batch.obj), nil
+	return genserver.CreateVectorStoreFileBatch200JSONResponse(batch.obj), nil
 }
 
 // GetVectorStoreFileBatch returns one file batch.
-func (s *Server) GetVectorStoreFileBatch(ctx context.Context, req gen.GetVectorStoreFileBatchRequestObject) (gen.GetVectorStoreFileBatchResponseObject, error) {
+func (s *Server) GetVectorStoreFileBatch(ctx context.Context, req genserver.GetVectorStoreFileBatchRequestObject) (genserver.GetVectorStoreFileBatchResponseObject, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	_, b, err := s.lookupBatchLocked(req.VectorStoreId, req.BatchId)
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetVectorStoreFileBatch200JSONResponse(b.obj), nil
+	return genserver.GetVectorStoreFileBatch200JSONResponse(b.obj), nil
 }
 
 // CancelVectorStoreFileBatch cancels a batch: its files not yet processed
 // become cancelled (and leave the vector store's in_progress count), and
 // the batch becomes cancelled. Cancelling a cancelled batch returns it
 // unchanged; a completed or failed batch cannot be cancelled (400).
-func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req gen.CancelVectorStoreFileBatchRequestObject) (gen.CancelVectorStoreFileBatchResponseObject, error) {
+func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req genserver.CancelVectorStoreFileBatchRequestObject) (genserver.CancelVectorStoreFileBatchResponseObject, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, b, err := s.lookupBatchLocked(req.VectorStoreId, req.BatchId)
@@ -394,7 +395,7 @@ func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req gen.CancelV
 	}
 	switch b.obj.Status {
 	case gen.VectorStoreFileBatchObjectStatusCancelled:
-		return gen.CancelVectorStoreFileBatch200JSONResponse(b.obj), nil
+		return genserver.CancelVectorStoreFileBatch200JSONResponse(b.obj), nil
 	case gen.VectorStoreFileBatchObjectStatusInProgress:
 	default:
 		return nil, errBadRequest("batch_id", "Cannot cancel a batch with status '%s'.", b.obj.Status)
@@ -408,12 +409,12 @@ func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req gen.CancelV
 	}
 	b.obj.Status = gen.VectorStoreFileBatchObjectStatusCancelled
 	s.refreshVectorStoreLocked(rec)
-	return gen.CancelVectorStoreFileBatch200JSONResponse(b.obj), nil
+	return genserver.CancelVectorStoreFileBatch200JSONResponse(b.obj), nil
 }
 
 // ListFilesInVectorStoreBatch returns a page of the files a batch attached
 // that are still in the vector store.
-func (s *Server) ListFilesInVectorStoreBatch(ctx context.Context, req gen.ListFilesInVectorStoreBatchRequestObject) (gen.ListFilesInVectorStoreBatchResponseObject, error) {
+func (s *Server) ListFilesInVectorStoreBatch(ctx context.Context, req genserver.ListFilesInVectorStoreBatchRequestObject) (genserver.ListFilesInVectorStoreBatchResponseObject, error) {
 	p := req.Params
 	lp, err := newListParams(p.Limit, (*string)(p.Order), p.After, p.Before)
 	if err != nil {
@@ -431,7 +432,7 @@ func (s *Server) ListFilesInVectorStoreBatch(ctx context.Context, req gen.ListFi
 	items := filterFiles(rec.files.all(), b.obj.Id, (*string)(p.Filter))
 	s.mu.RUnlock()
 	data, first, last, more := page(items, func(f gen.VectorStoreFileObject) string { return f.Id }, lp)
-	return gen.ListFilesInVectorStoreBatch200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	return genserver.ListFilesInVectorStoreBatch200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
 // --- store operations (s.mu held) ---
