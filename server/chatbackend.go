@@ -11,7 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,6 +48,17 @@ type ChatBackendOptions struct {
 	// image_url parts pass through and image_file parts are sent as base64
 	// data URLs (which needs UseFiles).
 	NoImages bool
+	// RateLimitRetries is how many times one model round retries a backend
+	// answer of 429 Too Many Requests before the run fails with
+	// rate_limit_exceeded. Default (0): 2, so at most 3 requests; a negative
+	// value disables retries.
+	RateLimitRetries int
+	// RateLimitMaxWait is the longest wait before one retry. The wait is the
+	// answer's retry-after-ms or Retry-After (seconds or an HTTP date); when
+	// it asks for longer than RateLimitMaxWait the run fails at once. Without
+	// either header the waits are 1s, 2s, 4s, ... capped at RateLimitMaxWait.
+	// Default: 30s.
+	RateLimitMaxWait time.Duration
 	// Logger receives warnings (dropped tools, backend errors). Default: discard.
 	Logger *slog.Logger
 }
@@ -76,10 +87,14 @@ func (s *Server) FileContent(ctx context.Context, fileID string) ([]byte, string
 // model round is one streamed POST {BaseURL}/chat/completions. Create it with
 // ChatBackend; it is safe for concurrent use.
 type ChatModel struct {
-	o     ChatBackendOptions
-	hc    *http.Client
-	log   *slog.Logger
-	files atomic.Pointer[fileSourceBox]
+	o        ChatBackendOptions
+	hc       *http.Client
+	log      *slog.Logger
+	files    atomic.Pointer[fileSourceBox]
+	endpoint string    // BaseURL's path + "/chat/completions", query kept
+	host     string    // BaseURL's host[:port], the only part errors show
+	urlErr   error     // BaseURL does not parse
+	secrets  *redactor // the key's forms; nil without a key
 }
 
 type fileSourceBox struct{ fs FileSource }
@@ -92,8 +107,25 @@ func ChatBackend(o ChatBackendOptions) *ChatModel {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
 	}
+	switch {
+	case o.RateLimitRetries == 0:
+		o.RateLimitRetries = defaultRateLimitRetries
+	case o.RateLimitRetries < 0:
+		o.RateLimitRetries = 0
+	}
+	if o.RateLimitMaxWait <= 0 {
+		o.RateLimitMaxWait = defaultRateLimitMaxWait
+	}
 	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
-	m := &ChatModel{o: o, hc: o.HTTPClient, log: o.Logger}
+	m := &ChatModel{o: o, hc: o.HTTPClient, log: o.Logger, secrets: newRedactor(o.APIKey), host: "(invalid URL)"}
+	if u, err := url.Parse(o.BaseURL); err != nil {
+		m.urlErr = err
+	} else {
+		m.host = u.Host
+		u.Path = strings.TrimRight(u.Path, "/") + "/chat/completions"
+		u.RawPath = ""
+		m.endpoint = u.String()
+	}
 	if m.hc == nil {
 		m.hc = &http.Client{}
 	}
@@ -445,10 +477,16 @@ func dedupe(s []string) []string {
 // ---- the round ----
 
 // Respond sends one streamed Chat Completions request and maps the reply:
-// content deltas are emitted as they arrive; tool calls are assembled by
-// index and keep the backend's ids; usage and finish_reason "length"
-// (Truncated) are reported. A 429 fails the run with rate_limit_exceeded;
-// any other backend error, a malformed stream or Timeout gives server_error.
+// content deltas are emitted as they arrive; tool calls are assembled from
+// their fragments (see callAssembler) and keep the backend's ids; usage and
+// finish_reason "length" (Truncated) are reported.
+//
+// Failures: a 429 is retried (RateLimitRetries, RateLimitMaxWait) and then
+// fails the run with rate_limit_exceeded. Any other backend error, a
+// malformed stream, a stream that ends without finish_reason and without
+// [DONE] ("backend stream ended early"), an unreachable backend (the message
+// names the host and the cause class: DNS, refused, TLS, timeout) or Timeout
+// gives server_error. Messages never hold the key or the URL's query.
 func (m *ChatModel) Respond(ctx context.Context, in *ModelInput, emit func(delta string)) (*ModelOutput, error) {
 	req, err := m.buildRequest(ctx, in)
 	if err != nil {
@@ -458,11 +496,80 @@ func (m *ChatModel) Respond(ctx context.Context, in *ModelInput, emit func(delta
 	if err != nil {
 		return nil, &ModelError{Code: ModelErrServer, Message: "The request to the model backend cannot be encoded.", Err: err}
 	}
+	if m.urlErr != nil {
+		return nil, &ModelError{Code: ModelErrServer, Message: "The model backend URL is invalid.", Err: m.causeOf(m.urlErr)}
+	}
+	for attempt := 1; ; attempt++ {
+		out, rl, err := m.send(ctx, body, emit)
+		if rl == nil {
+			return out, err
+		}
+		wait, werr := m.rateLimitWait(ctx, attempt, rl)
+		if werr != nil {
+			return nil, werr
+		}
+		m.log.Warn("chat backend: rate limited, retrying", "host", m.host, "attempt", attempt, "wait", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Defaults of the 429 retries.
+const (
+	defaultRateLimitRetries = 2
+	defaultRateLimitMaxWait = 30 * time.Second
+	firstRateLimitBackoff   = time.Second
+)
+
+// rateLimited is a 429 answer: the error to return and the wait it asked for.
+type rateLimited struct {
+	err      *ModelError
+	detail   string // the backend's message, ": ..." or ""
+	after    time.Duration
+	hasAfter bool
+}
+
+// rateLimitWait returns how long to wait before retrying after the
+// attempt-th request was answered 429, or the error that ends the round.
+func (m *ChatModel) rateLimitWait(ctx context.Context, attempt int, rl *rateLimited) (time.Duration, error) {
+	fail := func(format string, args ...any) error {
+		return &ModelError{Code: ModelErrRateLimit, Message: fmt.Sprintf(format, args...) + rl.detail}
+	}
+	if attempt > m.o.RateLimitRetries {
+		if attempt == 1 {
+			return 0, rl.err
+		}
+		return 0, fail("%s (tried %d times)", rateLimitPrefix, attempt)
+	}
+	wait := rl.after
+	if !rl.hasAfter {
+		wait = min(firstRateLimitBackoff<<min(attempt-1, 20), m.o.RateLimitMaxWait)
+	}
+	if wait > m.o.RateLimitMaxWait {
+		return 0, fail("%s and asked to retry after %s, longer than the %s this server waits", rateLimitPrefix, wait.Round(time.Millisecond), m.o.RateLimitMaxWait)
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		return 0, fail("%s and asked to retry after %s, after the run expires", rateLimitPrefix, wait.Round(time.Millisecond))
+	}
+	return wait, nil
+}
+
+const rateLimitPrefix = "The model backend answered 429"
+
+var errBackendTimeout = errors.New("model backend timed out")
+
+// send makes one request. rl is set when the backend answered 429.
+func (m *ChatModel) send(ctx context.Context, body []byte, emit func(string)) (out *ModelOutput, rl *rateLimited, err error) {
 	rctx, cancel := context.WithTimeoutCause(ctx, m.o.Timeout, errBackendTimeout)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, m.o.BaseURL+"/chat/completions", bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, m.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return nil, &ModelError{Code: ModelErrServer, Message: "The model backend URL is invalid.", Err: err}
+		return nil, nil, &ModelError{Code: ModelErrServer, Message: "The model backend URL is invalid.", Err: m.causeOf(err)}
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "text/event-stream")
@@ -471,23 +578,26 @@ func (m *ChatModel) Respond(ctx context.Context, in *ModelInput, emit func(delta
 	}
 	resp, err := m.hc.Do(hreq)
 	if err != nil {
-		return nil, m.transportError(ctx, rctx, err)
+		return nil, nil, m.transportError(ctx, rctx, err, false)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return nil, m.statusError(resp)
+		me, detail := m.statusError(resp)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			after, ok := retryAfter(resp.Header, time.Now())
+			return nil, &rateLimited{err: me, detail: detail, after: after, hasAfter: ok}, me
+		}
+		return nil, nil, me
 	}
-	out, err := m.readStream(resp.Body, emit)
+	out, err = m.readStream(resp.Body, emit)
 	if err != nil {
-		return nil, m.transportError(ctx, rctx, err)
+		return nil, nil, m.transportError(ctx, rctx, err, true)
 	}
-	return out, nil
+	return out, nil, nil
 }
 
-var errBackendTimeout = errors.New("model backend timed out")
-
-// transportError maps a failed request or stream read.
-func (m *ChatModel) transportError(ctx, rctx context.Context, err error) error {
+// transportError maps a failed request (streaming false) or stream read.
+func (m *ChatModel) transportError(ctx, rctx context.Context, err error, streaming bool) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // the run was cancelled or expired: the engine decides
 	}
@@ -495,54 +605,63 @@ func (m *ChatModel) transportError(ctx, rctx context.Context, err error) error {
 	if errors.As(err, &me) {
 		return me
 	}
+	cause := m.causeOf(err)
 	if errors.Is(context.Cause(rctx), errBackendTimeout) {
-		return &ModelError{Code: ModelErrServer, Message: fmt.Sprintf("The model backend did not answer within %s.", m.o.Timeout), Err: errBackendTimeout}
+		m.log.Warn("chat backend: timed out", "host", m.host, "timeout", m.o.Timeout)
+		return &ModelError{Code: ModelErrServer, Message: fmt.Sprintf("The model backend at %s did not answer within %s.", m.host, m.o.Timeout), Err: errBackendTimeout}
 	}
-	return &ModelError{Code: ModelErrServer, Message: "The model backend cannot be reached or the connection failed.", Err: m.redact(err)}
+	class := netClass(err)
+	m.log.Warn("chat backend: connection failed", "host", m.host, "class", class, "streaming", streaming, "err", cause.Error())
+	if streaming {
+		return &ModelError{Code: ModelErrServer, Message: fmt.Sprintf("The model backend stream ended early (%s: %s).", m.host, class), Err: cause}
+	}
+	return &ModelError{Code: ModelErrServer, Message: fmt.Sprintf("The model backend at %s cannot be reached: %s.", m.host, class), Err: cause}
 }
 
-// statusError maps a non-2xx answer.
-func (m *ChatModel) statusError(resp *http.Response) error {
+// statusError maps a non-2xx answer. The detail is the error message of a
+// JSON error body, or the first line of a text/plain body; the key is
+// redacted from it before it is cut to length.
+func (m *ChatModel) statusError(resp *http.Response) (me *ModelError, detail string) {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e struct {
 		Error struct {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	detail := ""
-	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-		detail = ": " + m.redactString(truncateForMessage(e.Error.Message))
+	text := ""
+	if json.Unmarshal(b, &e) == nil {
+		text = e.Error.Message
+	} else if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		text, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+	}
+	if strings.TrimSpace(text) != "" {
+		detail = ": " + m.safeDetail(text)
 	}
 	code := ModelErrServer
 	if resp.StatusCode == http.StatusTooManyRequests {
 		code = ModelErrRateLimit
 	}
-	m.log.Warn("chat backend error", "status", resp.StatusCode)
-	return &ModelError{Code: code, Message: fmt.Sprintf("The model backend answered %d%s", resp.StatusCode, detail)}
+	m.log.Warn("chat backend error", "host", m.host, "status", resp.StatusCode, "detail", detail)
+	return &ModelError{Code: code, Message: fmt.Sprintf("The model backend answered %d%s", resp.StatusCode, detail)}, detail
 }
 
-func (m *ChatModel) redactString(s string) string {
-	if m.o.APIKey == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, m.o.APIKey, "[redacted]")
+// errStreamEndedEarly is a stream that stopped before the reply ended.
+func errStreamEndedEarly() *ModelError {
+	return &ModelError{Code: ModelErrServer,
+		Message: "The model backend stream ended early, without a finish_reason or [DONE]; the partial reply was dropped."}
 }
 
-func (m *ChatModel) redact(err error) error {
-	if m.o.APIKey == "" || !strings.Contains(err.Error(), m.o.APIKey) {
-		return err
-	}
-	return errors.New(m.redactString(err.Error()))
-}
-
-// readStream reads the `data:` lines of a streamed chat completion.
+// readStream reads the `data:` lines of a streamed chat completion. The
+// reply is complete once choice 0 has a finish_reason or [DONE] arrives;
+// a stream that ends before either fails (never half a message, never half
+// the arguments of a tool call).
 func (m *ChatModel) readStream(r io.Reader, emit func(string)) (*ModelOutput, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 8<<20)
 	out := &ModelOutput{}
 	var text strings.Builder
-	calls := map[int]*ToolCall{}
-	done := false
+	var calls callAssembler
+	done, finished := false, false
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, "data:") {
@@ -558,14 +677,16 @@ func (m *ChatModel) readStream(r io.Reader, emit func(string)) (*ModelOutput, er
 		}
 		var ch chatChunk
 		if err := json.Unmarshal([]byte(data), &ch); err != nil {
-			return nil, &ModelError{Code: ModelErrServer, Message: "The model backend sent a malformed stream.", Err: err}
+			return nil, &ModelError{Code: ModelErrServer, Message: "The model backend sent a malformed stream.", Err: m.causeOf(err)}
 		}
 		if ch.Error != nil {
 			code := ModelErrServer
 			if s, ok := ch.Error.Code.(string); ok && s == ModelErrRateLimit {
 				code = ModelErrRateLimit
 			}
-			return nil, &ModelError{Code: code, Message: "The model backend failed: " + m.redactString(truncateForMessage(ch.Error.Message))}
+			detail := m.safeDetail(ch.Error.Message)
+			m.log.Warn("chat backend: error in stream", "host", m.host, "detail", detail)
+			return nil, &ModelError{Code: code, Message: "The model backend failed: " + detail}
 		}
 		if ch.Usage != nil {
 			out.Usage = Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
@@ -579,42 +700,24 @@ func (m *ChatModel) readStream(r io.Reader, emit func(string)) (*ModelOutput, er
 				emit(*c.Delta.Content)
 			}
 			for k, tc := range c.Delta.ToolCalls {
-				idx := k
-				if tc.Index != nil {
-					idx = *tc.Index
-				}
-				cur := calls[idx]
-				if cur == nil {
-					cur = &ToolCall{}
-					calls[idx] = cur
-				}
-				if tc.ID != "" {
-					cur.ID = tc.ID
-				}
-				if tc.Function.Name != "" {
-					cur.Name = tc.Function.Name
-				}
-				cur.Arguments += tc.Function.Arguments
+				calls.add(k, tc)
 			}
-			if c.FinishReason != nil && *c.FinishReason == "length" {
-				out.Truncated = true
+			if c.FinishReason != nil && *c.FinishReason != "" {
+				finished = true
+				if *c.FinishReason == "length" {
+					out.Truncated = true
+				}
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	if !done && text.Len() == 0 && len(calls) == 0 {
-		return nil, &ModelError{Code: ModelErrServer, Message: "The model backend ended the stream without a reply."}
+	if !done && !finished {
+		m.log.Warn("chat backend: stream ended early", "host", m.host)
+		return nil, errStreamEndedEarly()
 	}
 	out.Text = text.String()
-	idx := make([]int, 0, len(calls))
-	for i := range calls {
-		idx = append(idx, i)
-	}
-	sort.Ints(idx)
-	for _, i := range idx {
-		out.ToolCalls = append(out.ToolCalls, *calls[i])
-	}
+	out.ToolCalls = calls.result()
 	return out, nil
 }

@@ -253,12 +253,13 @@ func TestChatBackendErrors(t *testing.T) {
 		contains string
 		noCall   bool
 	}{
-		{name: "429", reply: statusReply(429, "slow down "+cbKey), code: server.ModelErrRateLimit, contains: "429"},
+		{name: "429 without retries", reply: statusReply(429, "slow down "+cbKey), opts: server.ChatBackendOptions{RateLimitRetries: -1},
+			code: server.ModelErrRateLimit, contains: "429: slow down [redacted]"},
 		{name: "500", reply: statusReply(500, "boom"), code: server.ModelErrServer, contains: "500: boom"},
 		{name: "401 leaks no key", reply: statusReply(401, "bad key "+cbKey), code: server.ModelErrServer, contains: "[redacted]"},
 		{name: "malformed stream", reply: sseReply(`{not json`), code: server.ModelErrServer, contains: "malformed"},
 		{name: "error chunk", reply: sseReply(`{"error":{"message":"overloaded"}}`), code: server.ModelErrServer, contains: "overloaded"},
-		{name: "empty stream", reply: func(w http.ResponseWriter, r *http.Request) {}, code: server.ModelErrServer, contains: "without a reply"},
+		{name: "empty stream", reply: func(w http.ResponseWriter, r *http.Request) {}, code: server.ModelErrServer, contains: "backend stream ended early"},
 		{name: "file_search tool fails clearly", in: func(t *testing.T) *server.ModelInput {
 			return &server.ModelInput{Run: gen.RunObject{Model: "m", Tools: []gen.AssistantTool{fs, ci}}}
 		}, code: server.ModelErrServer, contains: "file_search and code_interpreter", noCall: true},
@@ -502,8 +503,11 @@ func TestChatBackendThroughServer(t *testing.T) {
 		assert.Equal(t, "done", events[len(events)-1])
 	})
 
-	t.Run("429 fails the run with rate_limit_exceeded", func(t *testing.T) {
-		fake := newFakeChat(t, statusReply(429, "quota"))
+	t.Run("429 is retried, then fails the run with rate_limit_exceeded", func(t *testing.T) {
+		fake := newFakeChat(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "0")
+			statusReply(429, "quota")(w, r)
+		})
 		x := newRT(t, cbServer(t, fake))
 		a := x.assistant(gen.CreateAssistantRequest{Model: "gpt-4o"})
 		th := x.thread("hi")
@@ -512,8 +516,24 @@ func TestChatBackendThroughServer(t *testing.T) {
 		require.ErrorAs(t, err, &rerr)
 		assert.Equal(t, gen.RunObjectStatusFailed, rerr.Status)
 		assert.Equal(t, server.ModelErrRateLimit, rerr.Code)
-		assert.Contains(t, rerr.Message, "429")
+		assert.Contains(t, rerr.Message, "429 (tried 3 times): quota")
 		require.NotNil(t, run)
 		assert.Equal(t, gen.RunObjectStatusFailed, run.Status)
+		assert.Len(t, fake.requests(), 3, "two retries by default")
+	})
+
+	t.Run("429 then success completes the run", func(t *testing.T) {
+		fake := newFakeChat(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("retry-after-ms", "0")
+			statusReply(429, "quota")(w, r)
+		}, textReply(2, 2, "made it"))
+		x := newRT(t, cbServer(t, fake))
+		a := x.assistant(gen.CreateAssistantRequest{Model: "gpt-4o"})
+		th := x.thread("hi")
+		run, err := poller.CreateAndPoll(x.ctx, x.c, th, gen.CreateRunRequest{AssistantId: a.Id}, poller.WithInterval(5*time.Millisecond))
+		require.NoError(t, err)
+		assert.Equal(t, gen.RunObjectStatusCompleted, run.Status)
+		assert.Equal(t, "made it", lastText(t, x.messages(th)))
+		assert.Len(t, fake.requests(), 2)
 	})
 }
