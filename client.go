@@ -77,6 +77,19 @@ type Options struct {
 	// HTTPClient.Timeout still apply). Default: DefaultTimeout (10 minutes).
 	Timeout time.Duration
 
+	// CutBodyRetry makes the client read every reply to a request that is
+	// safe to repeat (a GET or HEAD, or a request carrying an
+	// Idempotency-Key, as every POST does) whole before handing it on, and
+	// retry the request, with the same Idempotency-Key, when that body
+	// cannot be read to its end (a connection cut mid-body, a timeout), as
+	// it retries a connection error. The caller then gets a body that is
+	// already in memory and cannot fail. text/event-stream replies are never
+	// read ahead, so a stream is never retried once it has started; a reply
+	// larger than MaxBufferedBody (32 MiB) is passed on unread. false hands
+	// every reply on as it arrives, so a cut body fails the call with
+	// "unexpected EOF". Default: true.
+	CutBodyRetry bool
+
 	// Logger receives debug records about retries (method, path, status,
 	// attempt, wait); never headers or bodies. Default: a logger that
 	// discards everything.
@@ -148,6 +161,11 @@ func WithMaxRetries(n int) Option { return func(o *Options) { o.MaxRetries = n }
 // timer stops when the headers arrive.
 func WithTimeout(d time.Duration) Option { return func(o *Options) { o.Timeout = d } }
 
+// WithCutBodyRetry sets Options.CutBodyRetry (default true): whether a reply
+// to a request safe to repeat is read whole, and the request retried when
+// its body is cut short.
+func WithCutBodyRetry(enabled bool) Option { return func(o *Options) { o.CutBodyRetry = enabled } }
+
 // WithLogger sets Options.Logger, which gets debug records about retries
 // (default: discard). A nil logger means discard.
 func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
@@ -171,7 +189,7 @@ func WithHeader(key, value string) Option {
 // defaultOptions returns Options holding every default that does not come
 // from the environment.
 func defaultOptions() Options {
-	return Options{MaxRetries: DefaultMaxRetries, Timeout: DefaultTimeout}
+	return Options{MaxRetries: DefaultMaxRetries, Timeout: DefaultTimeout, CutBodyRetry: true}
 }
 
 // defaultJitter draws from math/rand/v2, which needs no seeding.

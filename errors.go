@@ -2,10 +2,13 @@ package assistants
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -190,3 +193,71 @@ func IsStatus(err error, code int) bool {
 
 // IsNotFound reports whether err is or wraps an *APIError with status 404.
 func IsNotFound(err error) bool { return IsStatus(err, http.StatusNotFound) }
+
+// ErrCredentials is wrapped by the error of a request whose credential could
+// not be obtained, such as an Azure AD token source (WithAzureADToken) that
+// failed. The request is not sent and not retried, and IsPermanent reports
+// true for it: a token source that can recover from a passing failure should
+// retry inside itself.
+var ErrCredentials = errors.New("assistants: credentials unavailable")
+
+// IsPermanent reports whether err, as returned by a request through the
+// SDK's client, is one that sending the same request again cannot fix:
+//   - a TLS failure: a certificate the client does not trust (a
+//     *tls.CertificateVerificationError or any crypto/x509 verification
+//     error), a TLS alert from the server, or a server that does not speak
+//     TLS (tls.RecordHeaderError, http.ErrSchemeMismatch);
+//   - a credential that could not be obtained (ErrCredentials);
+//   - a request that cannot be sent: an invalid URL (a *url.Error from
+//     parsing, url.EscapeError, url.InvalidHostError), an unsupported
+//     protocol scheme, or a URL without a host.
+//
+// It looks through wrappers such as *url.Error. Anything else, including
+// nil, timeouts and refused or reset connections, is not permanent. The
+// retry transport does not retry a permanent error, and the poller
+// (poller.IsTransient) stops on one.
+func IsPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrCredentials) || errors.Is(err, http.ErrSchemeMismatch) {
+		return true
+	}
+	var (
+		certErr      *tls.CertificateVerificationError
+		recordErr    tls.RecordHeaderError
+		alertErr     tls.AlertError
+		authorityErr x509.UnknownAuthorityError
+		hostErr      x509.HostnameError
+		invalidErr   x509.CertificateInvalidError
+		constraint   x509.ConstraintViolationError
+		critical     x509.UnhandledCriticalExtension
+		algorithm    x509.InsecureAlgorithmError
+		rootsErr     x509.SystemRootsError
+		escapeErr    url.EscapeError
+		hostNameErr  url.InvalidHostError
+	)
+	switch {
+	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr),
+		errors.As(err, &authorityErr), errors.As(err, &hostErr), errors.As(err, &invalidErr),
+		errors.As(err, &constraint), errors.As(err, &critical), errors.As(err, &algorithm),
+		errors.As(err, &rootsErr), errors.As(err, &escapeErr), errors.As(err, &hostNameErr):
+		return true
+	}
+	// net/http reports these with untyped errors; their text is stable.
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if u, ok := e.(*url.Error); ok {
+			if u.Op == "parse" {
+				return true
+			}
+			if u.Err == nil {
+				continue
+			}
+			msg := u.Err.Error()
+			if strings.HasPrefix(msg, "unsupported protocol scheme") || msg == "http: no Host in request URL" {
+				return true
+			}
+		}
+	}
+	return false
+}

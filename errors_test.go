@@ -1,11 +1,17 @@
 package assistants
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -232,4 +238,77 @@ func FuzzNewAPIError(f *testing.F) {
 			assert.Equal(t, body, string(e.Body))
 		}
 	})
+}
+
+// realRequestError makes a request with a plain client and returns its
+// error, so the classification is tested on what net/http really returns.
+func realRequestError(t *testing.T, url string) error {
+	t.Helper()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(url)
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
+	require.Error(t, err)
+	return err
+}
+
+func TestIsPermanent(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	plainSrv := httptest.NewServer(http.NotFoundHandler())
+	defer plainSrv.Close()
+	closedAddr := func() string { // a port nobody listens on
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := l.Addr().String()
+		require.NoError(t, l.Close())
+		return addr
+	}()
+
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"untrusted certificate", realRequestError(t, tlsSrv.URL), true},
+		{"HTTPS to a plain HTTP server", realRequestError(t, strings.Replace(plainSrv.URL, "http:", "https:", 1)), true},
+		{"unsupported protocol scheme", realRequestError(t, "ftp://example.com/x"), true},
+		{"invalid URL", realRequestError(t, "http://[::1/x"), true},
+		{"no host", realRequestError(t, "http:///x"), true},
+		{"credentials", &url.Error{Op: "Get", URL: "u", Err: fmt.Errorf("%w: Azure AD token: expired", ErrCredentials)}, true},
+		{"hostname mismatch", &url.Error{Op: "Get", URL: "u", Err: &tls.CertificateVerificationError{Err: x509.HostnameError{Host: "x"}}}, true},
+		{"bare x509 error", fmt.Errorf("wrapped: %w", x509.UnknownAuthorityError{}), true},
+		{"TLS alert", &url.Error{Op: "Get", URL: "u", Err: &net.OpError{Op: "remote error", Err: tls.AlertError(42)}}, true},
+		{"connection refused", realRequestError(t, "http://"+closedAddr+"/x"), false},
+		{"reset", &url.Error{Op: "Get", URL: "u", Err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}}, false},
+		{"unexpected EOF", &url.Error{Op: "Get", URL: "u", Err: io.ErrUnexpectedEOF}, false},
+		{"attempt timeout", &url.Error{Op: "Get", URL: "u", Err: ErrAttemptTimeout}, false},
+		{"DNS temporary", &url.Error{Op: "Get", URL: "u", Err: &net.DNSError{Err: "server misbehaving", IsTemporary: true}}, false},
+		{"API error", &APIError{StatusCode: 500}, false},
+		{"url.Error without Err", &url.Error{Op: "Get", URL: "u"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, IsPermanent(tt.err), "%v", tt.err)
+		})
+	}
+}
+
+// A permanent error is not retried by the transport: one attempt, no wait.
+func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	clearEnv(t)
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	rec := &sleepRecorder{}
+	hc := newClient(t, tlsSrv.URL, rec)
+	defer hc.CloseIdleConnections()
+
+	_, err := hc.Get(tlsSrv.URL + "/threads")
+
+	var certErr *tls.CertificateVerificationError
+	require.ErrorAs(t, err, &certErr)
+	assert.Empty(t, rec.Waits(), "no retry")
 }

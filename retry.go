@@ -3,9 +3,7 @@ package assistants
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,20 +38,24 @@ const (
 type retryTransport struct {
 	next       http.RoundTripper
 	maxRetries int
-	log        *slog.Logger
-	sleep      func(ctx context.Context, d time.Duration) error
-	jitter     func() float64
-	now        func() time.Time
+	// cutBodyRetry reads replies to requests safe to repeat whole and
+	// retries one whose body is cut; see Options.CutBodyRetry.
+	cutBodyRetry bool
+	log          *slog.Logger
+	sleep        func(ctx context.Context, d time.Duration) error
+	jitter       func() float64
+	now          func() time.Time
 }
 
 func newRetryTransport(next http.RoundTripper, o *Options) *retryTransport {
 	return &retryTransport{
-		next:       next,
-		maxRetries: o.MaxRetries,
-		log:        o.Logger,
-		sleep:      o.sleep,
-		jitter:     o.jitter,
-		now:        o.now,
+		next:         next,
+		maxRetries:   o.MaxRetries,
+		cutBodyRetry: o.CutBodyRetry,
+		log:          o.Logger,
+		sleep:        o.sleep,
+		jitter:       o.jitter,
+		now:          o.now,
 	}
 }
 
@@ -71,6 +73,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if idem == "" && req.Method == http.MethodPost {
 		idem = newIdempotencyKey()
 	}
+	// A reply is read whole here, so that a body cut short can be retried,
+	// only when the request is safe to repeat: a GET or HEAD, or a request
+	// that carries an Idempotency-Key (every POST does).
+	readWhole := t.cutBodyRetry && (req.Method == http.MethodGet || req.Method == http.MethodHead || idem != "")
 	// When the next transport is the SDK's own header transport, the clone
 	// made here is handed to it as its private copy, with room for its
 	// headers, instead of being cloned again.
@@ -99,7 +105,14 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		} else {
 			resp, err = t.next.RoundTrip(r)
 		}
-		if attempt >= maxRetries || !shouldRetry(ctx, resp, err) {
+		retry := attempt < maxRetries && shouldRetry(ctx, resp, err)
+		if !retry && err == nil && readWhole {
+			if rerr := readBody(resp); rerr != nil {
+				resp, err = nil, fmt.Errorf("assistants: read reply body of %s %s: %w", req.Method, req.URL.Path, rerr)
+				retry = attempt < maxRetries && shouldRetry(ctx, nil, err)
+			}
+		}
+		if !retry {
 			return resp, err
 		}
 		wait := t.wait(attempt, resp)
@@ -109,15 +122,23 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			slog.Int("attempt", attempt+1),
 			slog.Duration("wait", wait),
 		}
+		// last is what this attempt ended with, kept for the error returned
+		// when the wait cannot be made: an *APIError for a reply.
+		var last error
 		if resp != nil {
 			attrs = append(attrs, slog.Int("status", resp.StatusCode))
-			drainAndClose(resp.Body)
+			last = NewAPIError(resp, drainAndClose(resp.Body))
 		} else {
 			attrs = append(attrs, slog.String("error", redact(err.Error())))
+			last = err
 		}
 		t.log.DebugContext(ctx, "assistants: retrying request", attrs...)
+		if deadline, ok := ctx.Deadline(); ok && t.now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("assistants: not retrying %s %s: waiting %v would pass the context's deadline: %w; last attempt: %w",
+				req.Method, req.URL.Path, wait, context.DeadlineExceeded, last)
+		}
 		if err := t.sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("assistants: waiting to retry %s %s: %w", req.Method, req.URL.Path, err)
+			return nil, fmt.Errorf("assistants: waiting to retry %s %s: %w; last attempt: %w", req.Method, req.URL.Path, err, last)
 		}
 	}
 }
@@ -129,9 +150,7 @@ func shouldRetry(ctx context.Context, resp *http.Response, err error) bool {
 		return false
 	}
 	if err != nil {
-		var certErr *tls.CertificateVerificationError
-		var final *noRetryError
-		return !errors.As(err, &certErr) && !errors.As(err, &final)
+		return !IsPermanent(err)
 	}
 	switch strings.ToLower(strings.TrimSpace(resp.Header.Get(headerShouldRetry))) {
 	case "true":
@@ -159,31 +178,40 @@ func (t *retryTransport) wait(attempt int, resp *http.Response) time.Duration {
 	return backoff(attempt, t.jitter())
 }
 
-// retryAfter reads the wait a reply asks for: retry-after-ms (milliseconds)
-// when it parses, else Retry-After (seconds or an HTTP date, relative to
-// now). ok is false when there is no usable hint or it is outside (0, 60s].
+// retryAfter is RetryAfter bounded by maxRetryAfter.
 func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	var d time.Duration
-	if ms, err := strconv.ParseFloat(strings.TrimSpace(h.Get("Retry-After-Ms")), 64); err == nil {
-		if ms <= 0 || ms > float64(maxRetryAfter/time.Millisecond) {
-			return 0, false
-		}
-		d = time.Duration(ms * float64(time.Millisecond))
-	} else if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if secs, err := strconv.ParseFloat(v, 64); err == nil {
-			if secs <= 0 || secs > maxRetryAfter.Seconds() {
-				return 0, false
+	return RetryAfter(h, now, maxRetryAfter)
+}
+
+// RetryAfter returns the wait a reply's header h asks for before the next
+// request: retry-after-ms (milliseconds, fractions allowed) when it is a
+// number in (0, limit], else Retry-After (delta-seconds, or an HTTP date
+// taken relative to now) when it is in (0, limit]. A retry-after-ms that is
+// absent, not a number, not positive or above limit is ignored in favour of
+// Retry-After. ok is false when neither gives a usable wait.
+func RetryAfter(h http.Header, now time.Time, limit time.Duration) (d time.Duration, ok bool) {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms <= float64(limit)/float64(time.Millisecond) {
+			if d := time.Duration(ms * float64(time.Millisecond)); d > 0 {
+				return d, true
 			}
-			d = time.Duration(secs * float64(time.Second))
-		} else if at, err := http.ParseTime(v); err == nil {
-			d = at.Sub(now)
-		} else {
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if !(secs > 0 && secs <= limit.Seconds()) {
 			return 0, false
 		}
+		d = time.Duration(secs * float64(time.Second))
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
 	} else {
 		return 0, false
 	}
-	if d <= 0 || d > maxRetryAfter {
+	if d <= 0 || d > limit {
 		return 0, false
 	}
 	return d, true
@@ -217,13 +245,18 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 }
 
 // drainAndClose reads at most drainLimit bytes of body, so that a small
-// reply's connection can be reused, and closes it.
-func drainAndClose(body io.ReadCloser) {
+// reply's connection can be reused, closes it and returns what it read
+// (never nil, so that NewAPIError does not read the closed body again).
+func drainAndClose(body io.ReadCloser) []byte {
 	if body == nil {
-		return
+		return []byte{}
 	}
-	_, _ = io.CopyN(io.Discard, body, drainLimit)
+	b, _ := io.ReadAll(io.LimitReader(body, drainLimit))
 	_ = body.Close()
+	if b == nil {
+		b = []byte{}
+	}
+	return b
 }
 
 // newIdempotencyKey returns "idem_" and 32 random hex digits.
@@ -236,10 +269,3 @@ func newIdempotencyKey() string {
 	hex.Encode(key[len(prefix):], b[:])
 	return string(key[:])
 }
-
-// noRetryError marks an error that retrying cannot fix, such as a failed
-// Azure AD token source.
-type noRetryError struct{ err error }
-
-func (e *noRetryError) Error() string { return e.err.Error() }
-func (e *noRetryError) Unwrap() error { return e.err }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -151,6 +152,15 @@ func TestRetryWaitHints(t *testing.T) {
 		{"Retry-After date too far backs off", map[string]string{"Retry-After": date(2 * time.Minute)}, backoff0},
 		{"Retry-After garbage backs off", map[string]string{"Retry-After": "tomorrow"}, backoff0},
 		{"no hint backs off", nil, backoff0},
+		// An out-of-range or unreadable retry-after-ms falls back to
+		// Retry-After, not straight to backoff.
+		{"negative retry-after-ms falls back to Retry-After", map[string]string{"retry-after-ms": "-5", "Retry-After": "2"}, 2 * time.Second},
+		{"zero retry-after-ms falls back to Retry-After", map[string]string{"retry-after-ms": "0", "Retry-After": "4"}, 4 * time.Second},
+		{"huge retry-after-ms falls back to Retry-After", map[string]string{"retry-after-ms": "1e300", "Retry-After": "3"}, 3 * time.Second},
+		{"retry-after-ms over 60s falls back to Retry-After", map[string]string{"retry-after-ms": "600000", "Retry-After": "7"}, 7 * time.Second},
+		{"NaN retry-after-ms falls back to Retry-After", map[string]string{"retry-after-ms": "NaN", "Retry-After": "1"}, time.Second},
+		{"Inf retry-after-ms falls back to Retry-After date", map[string]string{"retry-after-ms": "+Inf", "Retry-After": date(6 * time.Second)}, 6 * time.Second},
+		{"both out of range back off", map[string]string{"retry-after-ms": "-1", "Retry-After": "3600"}, backoff0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -393,7 +403,25 @@ func TestRetriedBodiesAreDrainedAndClosed(t *testing.T) {
 		assert.True(t, b.closed)
 		assert.Equal(t, int64(4<<10), b.read, "drained up to 4 KiB")
 	}
+	// The reply returned was read whole by the transport (CutBodyRetry) and
+	// its connection released; the caller reads the copy.
+	assert.True(t, bodies[2].closed)
+	assert.Equal(t, int64(10<<10), bodies[2].read)
+	got, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Len(t, got, 10<<10)
+
+	// Without CutBodyRetry the reply is handed on unread.
+	bodies, calls = nil, 0
+	hc, _, err = NewHTTPClient(WithBaseURL("https://api.example.com/v1"), WithAPIKey(testKey),
+		WithHTTPClient(&http.Client{Transport: base}), withSleep(rec.sleep), noJitter, WithCutBodyRetry(false))
+	require.NoError(t, err)
+	resp2, err := hc.Get("https://api.example.com/v1/x")
+	require.NoError(t, err)
+	defer resp2.Body.Close()
+	require.Len(t, bodies, 3)
 	assert.False(t, bodies[2].closed, "the returned body is the caller's to close")
+	assert.Zero(t, bodies[2].read)
 }
 
 type trackingBody struct {
@@ -513,8 +541,11 @@ func TestAttemptTimeoutCoversBodyButNotEventStreams(t *testing.T) {
 					resp.Body = io.NopCloser(&ctxReader{ctx: r.Context()})
 					return resp, nil
 				})
+				// Without CutBodyRetry, so that the reply reaches the
+				// caller before its body is read (TestCutBodyTimeout
+				// covers the default).
 				hc, _, err := NewHTTPClient(WithBaseURL("https://api.example.com/v1"),
-					WithHTTPClient(&http.Client{Transport: base}), WithTimeout(time.Minute))
+					WithHTTPClient(&http.Client{Transport: base}), WithTimeout(time.Minute), WithCutBodyRetry(false))
 				require.NoError(t, err)
 
 				resp, err := hc.Get("https://api.example.com/v1/x")
@@ -541,18 +572,26 @@ func TestBodyReadToEOFStopsTimer(t *testing.T) {
 			attemptCtx = r.Context()
 			return fakeResponse(r, 200, nil, `{"ok":true}`), nil
 		})
-		hc, _, err := NewHTTPClient(WithBaseURL("https://api.example.com/v1"),
-			WithHTTPClient(&http.Client{Transport: base}), WithTimeout(time.Minute))
-		require.NoError(t, err)
+		for _, cutBodyRetry := range []bool{false, true} {
+			hc, _, err := NewHTTPClient(WithBaseURL("https://api.example.com/v1"),
+				WithHTTPClient(&http.Client{Transport: base}), WithTimeout(time.Minute), WithCutBodyRetry(cutBodyRetry))
+			require.NoError(t, err)
 
-		resp, err := hc.Get("https://api.example.com/v1/x")
-		require.NoError(t, err)
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		assert.JSONEq(t, `{"ok":true}`, string(b))
-		time.Sleep(time.Hour)
-		assert.NoError(t, attemptCtx.Err(), "the timer stopped at EOF")
-		resp.Body.Close()
+			resp, err := hc.Get("https://api.example.com/v1/x")
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.JSONEq(t, `{"ok":true}`, string(b))
+			time.Sleep(time.Hour)
+			if cutBodyRetry {
+				// The transport read the body and released the attempt.
+				assert.ErrorIs(t, attemptCtx.Err(), context.Canceled)
+				assert.NotErrorIs(t, context.Cause(attemptCtx), ErrAttemptTimeout, "the timer stopped at EOF")
+			} else {
+				assert.NoError(t, attemptCtx.Err(), "the timer stopped at EOF")
+			}
+			resp.Body.Close()
+		}
 	})
 }
 
@@ -608,6 +647,10 @@ func TestRetryAfterParsing(t *testing.T) {
 		{"", now.Format(http.TimeFormat), 0, false},
 		{"x", "y", 0, false},
 		{"Inf", "", 0, false},
+		{"-100", "5", 5 * time.Second, true},
+		{"9e99", "5", 5 * time.Second, true},
+		{"x", "5", 5 * time.Second, true},
+		{"60001", "-1", 0, false},
 	}
 	for _, tt := range tests {
 		h := http.Header{}
@@ -626,7 +669,7 @@ func TestRetryAfterParsing(t *testing.T) {
 func TestShouldRetryErrors(t *testing.T) {
 	ctx := t.Context()
 	assert.True(t, shouldRetry(ctx, nil, errors.New("connection reset")))
-	assert.False(t, shouldRetry(ctx, nil, &noRetryError{errors.New("token")}))
+	assert.False(t, shouldRetry(ctx, nil, fmt.Errorf("%w: token", ErrCredentials)))
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	assert.False(t, shouldRetry(cancelled, nil, errors.New("x")))
@@ -640,3 +683,92 @@ func (h handlerFunc) Enabled(context.Context, slog.Level) bool      { return tru
 func (h handlerFunc) Handle(_ context.Context, r slog.Record) error { h(r); return nil }
 func (h handlerFunc) WithAttrs([]slog.Attr) slog.Handler            { return h }
 func (h handlerFunc) WithGroup(string) slog.Handler                 { return h }
+
+// When the context ends during the wait before a retry, or would end before
+// the wait is over, the error carries what the last attempt ended with (an
+// *APIError for a reply, the connection error otherwise) joined with the
+// context's error.
+func TestRetryGiveUpKeepsLastError(t *testing.T) {
+	errConn := errors.New("connection reset by peer")
+	tests := []struct {
+		name     string
+		reply    func(*http.Request) (*http.Response, error)
+		ctx      func(context.Context) (context.Context, context.CancelFunc)
+		ctxErr   error
+		returnAt time.Duration // virtual time at which Do returns
+		status   int           // the *APIError's status; 0 for errConn
+	}{
+		{
+			name: "429 whose Retry-After outlasts the deadline fails at once",
+			reply: func(r *http.Request) (*http.Response, error) {
+				return fakeResponse(r, 429, map[string]string{"Retry-After": "30", "Content-Type": "application/json"},
+					`{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`), nil
+			},
+			ctx: func(c context.Context) (context.Context, context.CancelFunc) {
+				return context.WithTimeout(c, 10*time.Second)
+			},
+			ctxErr: context.DeadlineExceeded, returnAt: 0, status: 429,
+		},
+		{
+			name:  "503 while the context is cancelled during the backoff",
+			reply: func(r *http.Request) (*http.Response, error) { return fakeResponse(r, 503, nil, "upstream down"), nil },
+			ctx: func(c context.Context) (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(c)
+				time.AfterFunc(100*time.Millisecond, cancel)
+				return ctx, cancel
+			},
+			ctxErr: context.Canceled, returnAt: 100 * time.Millisecond, status: 503,
+		},
+		{
+			name:  "connection error before a backoff longer than the deadline",
+			reply: func(r *http.Request) (*http.Response, error) { return nil, errConn },
+			ctx: func(c context.Context) (context.Context, context.CancelFunc) {
+				return context.WithTimeout(c, 200*time.Millisecond)
+			},
+			ctxErr: context.DeadlineExceeded, returnAt: 0,
+		},
+		{
+			name: "second attempt's 500 after a first wait that fits",
+			reply: func() func(r *http.Request) (*http.Response, error) {
+				n := 0
+				return func(r *http.Request) (*http.Response, error) {
+					n++
+					return fakeResponse(r, 429+71*(n-1), nil, ""), nil // 429, then 500
+				}
+			}(),
+			ctx: func(c context.Context) (context.Context, context.CancelFunc) {
+				return context.WithTimeout(c, 1200*time.Millisecond)
+			},
+			ctxErr: context.DeadlineExceeded, returnAt: 500 * time.Millisecond, status: 500,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				hc, _, err := NewHTTPClient(WithBaseURL("https://api.example.com/v1"), WithAPIKey(testKey),
+					WithHTTPClient(&http.Client{Transport: rtFunc(tt.reply)}), noJitter)
+				require.NoError(t, err)
+				ctx, cancel := tt.ctx(t.Context())
+				defer cancel()
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://api.example.com/v1/threads/thread_1", nil)
+				require.NoError(t, err)
+
+				start := time.Now()
+				resp, err := hc.Do(req)
+
+				assert.Nil(t, resp)
+				assert.Equal(t, tt.returnAt, time.Since(start))
+				require.ErrorIs(t, err, tt.ctxErr)
+				if tt.status == 0 {
+					assert.ErrorIs(t, err, errConn)
+				} else {
+					var apiErr *APIError
+					require.ErrorAs(t, err, &apiErr)
+					assert.Equal(t, tt.status, apiErr.StatusCode)
+				}
+				assert.NotContains(t, err.Error(), testKey)
+				assert.NotContains(t, err.Error(), "\n", "one line")
+			})
+		})
+	}
+}

@@ -121,7 +121,7 @@ func (t *headerTransport) roundTrip(r *http.Request, free []string) (*http.Respo
 				tok, err := t.token(r.Context())
 				if err != nil {
 					closeRequestBody(r)
-					return nil, &noRetryError{fmt.Errorf("assistants: Azure AD token: %w", err)}
+					return nil, fmt.Errorf("%w: Azure AD token: %w", ErrCredentials, err)
 				}
 				r.Header.Set(headerAuthorization, "Bearer "+tok)
 			}
@@ -334,7 +334,8 @@ func isEventStream(h http.Header) bool {
 }
 
 // timeoutBody stops the attempt's timer at EOF and releases its context on
-// Close.
+// Close. Once the retry transport has read it whole (see readBody) it serves
+// that buffer instead, which saves allocating another body.
 type timeoutBody struct {
 	rc     io.ReadCloser
 	timer  *time.Timer
@@ -342,9 +343,16 @@ type timeoutBody struct {
 	ctx    context.Context
 	parent context.Context
 	once   sync.Once
+	// buffered is set by readBody after it has read rc to its end and
+	// released it; then buf serves the body.
+	buffered bool
+	buf      bufferedBody
 }
 
 func (b *timeoutBody) Read(p []byte) (int, error) {
+	if b.buffered {
+		return b.buf.Read(p)
+	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
 		b.timer.Stop()
@@ -355,6 +363,14 @@ func (b *timeoutBody) Read(p []byte) (int, error) {
 }
 
 func (b *timeoutBody) Close() error {
+	if b.buffered {
+		return b.buf.Close()
+	}
+	return b.release()
+}
+
+// release closes rc and releases the attempt's timer and context.
+func (b *timeoutBody) release() error {
 	err := b.rc.Close()
 	b.once.Do(func() {
 		b.timer.Stop()

@@ -336,6 +336,8 @@ func TestAzureTokenErrorIsNotRetried(t *testing.T) {
 	_, err = hc.Get(srv.URL + "/openai/threads")
 
 	assert.ErrorIs(t, err, boom)
+	assert.ErrorIs(t, err, ErrCredentials)
+	assert.True(t, IsPermanent(err))
 	assert.Equal(t, 1, calls)
 	assert.Empty(t, srv.Attempts())
 	assert.Empty(t, rec.Waits())
