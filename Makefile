@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 SPEC    := openapi/assistants.yaml
 
-.PHONY: all generate check-generated vet test test-short demo serve fuzz chaos lint bench bench-peers bench-short
+.PHONY: all generate check-generated footprint vet test test-short demo serve fuzz chaos lint bench bench-peers bench-short
 
 all: test
 
@@ -35,6 +35,7 @@ vet:
 test: check-generated vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) bench-short
+	$(MAKE) footprint
 
 STATICCHECK_VERSION ?= v0.8.2
 
@@ -79,6 +80,10 @@ bench-peers:
 	rm -f peers.test && \
 	$(GO) run ./cmd/report -raw results/peers.raw.txt -clean results/peers.txt -out ../docs/benchmarks.md && \
 	rm -f results/peers.raw.txt && echo "bench-peers: wrote docs/benchmarks.md and bench/results/peers.txt"
+
+## footprint: a client-only program links none of the server's or generator's dependencies; its size beside go-openai's
+footprint:
+	cd bench && $(GO) test -count=1 -run '^TestConsumer(Footprint|Tidy)$$' -v .
 
 ## bench-short: every peer benchmark once, so the bench module keeps building and running
 bench-short:
