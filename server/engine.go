@@ -57,6 +57,14 @@ type runRec struct {
 	steps []gen.RunStepObject // creation order
 	subs  []*subscriber       // open event streams
 
+	// The event log (see publishLocked): seq is the id of the last event
+	// published (ids are dense per run, from 1); events holds every event
+	// from the first stream subscription on, so a retried stream can be
+	// replayed from any point (see resubscribe).
+	seq    int
+	logged bool // a stream subscribed once: events are encoded and logged
+	events []sseEvent
+
 	cancel context.CancelCauseFunc // stops the goroutine; nil when it is not running
 	resume chan struct{}           // cap 1: tool outputs were submitted
 	gone   bool                    // dropped (thread deleted)
@@ -862,7 +870,8 @@ type functionDelta struct {
 }
 
 func (e *engine) publishStepDeltaLocked(r *runRec, stepID string, call functionDelta) {
-	if len(r.subs) == 0 {
+	if !r.logged {
+		r.seq++ // the event exists (it has an id) but no stream ever needs it
 		return
 	}
 	b, err := json.Marshal(call)
@@ -1046,7 +1055,11 @@ func (w *writer) emit(delta string) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r.gone || len(r.subs) == 0 {
+	if r.gone {
+		return
+	}
+	if !r.logged {
+		r.seq++ // see publishStepDeltaLocked
 		return
 	}
 	var c gen.MessageDeltaContent
@@ -1080,10 +1093,14 @@ func (w *writer) text() string {
 
 // ---- events ----
 
-// publishLocked sends one event to the run's open streams; final events
-// (requires_action and the end states) end them.
+// publishLocked gives the next event of r its id (r.seq, dense from 1),
+// appends it to the run's event log and sends it to the run's open streams;
+// final events (requires_action and the end states) end them. Until a stream
+// has subscribed to the run, events are only counted: nothing can ask for
+// them (a retried stream replays from its own subscription on).
 func (e *engine) publishLocked(r *runRec, name string, v any, final bool) {
-	if len(r.subs) == 0 {
+	r.seq++
+	if !r.logged {
 		return
 	}
 	data, err := json.Marshal(v)
@@ -1091,7 +1108,8 @@ func (e *engine) publishLocked(r *runRec, name string, v any, final bool) {
 		e.s.log.Error("encode stream event", "event", name, "err", err.Error())
 		return
 	}
-	ev := sseEvent{name: name, data: data}
+	ev := sseEvent{seq: r.seq, name: name, data: data, final: final}
+	r.events = append(r.events, ev)
 	for _, s := range r.subs {
 		s.push(ev, final)
 	}
@@ -1100,11 +1118,47 @@ func (e *engine) publishLocked(r *runRec, name string, v any, final bool) {
 	}
 }
 
-// subscribeLocked opens a stream on the run's next events.
+// subscribeLocked opens a stream on the run's next events (those with an id
+// above r.seq) and turns the run's event log on.
 func (e *engine) subscribeLocked(r *runRec) *subscriber {
 	s := newSubscriber()
+	s.from = r.seq
+	r.logged = true
 	r.subs = append(r.subs, s)
 	return s
+}
+
+// resubscribe opens a stream on runID's events again, for a retried
+// request whose first stream began after event from (see subscribeLocked):
+// it gets the logged events with an id above max(from, last) and then the
+// run's next events, and it ends, as the first stream did, at the first
+// final event after from. last is the resume point the client names
+// (Last-Event-ID), or -1.
+func (e *engine) resubscribe(runID string, from, last int) (*subscriber, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.runs[runID]
+	if r == nil || r.gone {
+		return nil, errNotFound("run", runID)
+	}
+	s := newSubscriber()
+	s.from = from
+	after := max(from, last)
+	for _, ev := range r.events {
+		if ev.seq <= from {
+			continue
+		}
+		if ev.seq > after {
+			s.queue = append(s.queue, ev)
+		}
+		if ev.final {
+			// The first stream ended here: so does this one.
+			s.final, s.ended = true, true
+			return s, nil
+		}
+	}
+	r.subs = append(r.subs, s)
+	return s, nil
 }
 
 // unsubscribe removes a stream whose client went away.

@@ -50,13 +50,45 @@ func truncateForMessage(s string) string {
 
 // writeError writes err in the API's error shape. An *apiError keeps its status;
 // any other error is a bug of ours and becomes a 500 server_error without detail.
+//
+// When the reply's headers are already out (writing the body failed: the
+// client reset the connection), nothing is written: an error appended to a
+// 200 body would corrupt the reply, and the idempotency record that a retry
+// is answered from (see idempotency.go).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if headersSent(w) {
+		s.log.Warn("reply not completed", "method", r.Method, "path", truncateForMessage(r.URL.Path), "err", err.Error())
+		return
+	}
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err.Error())
 		ae = &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: "The server had an error while processing your request."}
 	}
 	writeAPIError(w, ae)
+}
+
+// headersSent reports whether w, or a writer under it, has sent the
+// reply's headers (or given the connection away).
+func headersSent(w http.ResponseWriter) bool {
+	for w != nil {
+		switch x := w.(type) {
+		case interface{ headersSent() bool }:
+			if x.headersSent() {
+				return true
+			}
+		case *respWriter:
+			if x.status != 0 || x.hijacked {
+				return true
+			}
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
 }
 
 func writeAPIError(w http.ResponseWriter, ae *apiError) {

@@ -15,11 +15,14 @@ import (
 // given sequence of requests to a route meets the same faults on every run.
 //
 // For each request the rates of the route's FaultRates (Routes) apply, or
-// Global's when the route has no entry. A single draw picks at most one of:
-// a 429 (RateLimit), a 500 (ServerError), a 503 (Unavailable) or a dropped
-// connection (Drop); the rest of the requests are served normally, after the
-// added Latency (plus up to Jitter). A streamed response may also be cut
-// short (CutStream). The zero value injects nothing.
+// Global's when the route has no entry. A single draw picks at most one of
+// the faults that strike before the work: a 429 (RateLimit), a 500
+// (ServerError), a 503 (Unavailable) or a dropped connection (Drop); or of
+// the faults that strike once the work is done or under way: the reply
+// dropped (DropAfter), the reply cut mid-body (CutBody), or the connection
+// reset while the handler runs (Reset). The rest of the requests are served
+// normally, after the added Latency (plus up to Jitter). A streamed response
+// may also be cut short (CutStream). The zero value injects nothing.
 type Faults struct {
 	// Seed makes the faults reproducible. Default 0 (itself a fixed seed).
 	Seed int64
@@ -50,13 +53,32 @@ type FaultRates struct {
 	Latency time.Duration
 	// Jitter adds a random extra latency in [0, Jitter). Default 0.
 	Jitter time.Duration
+	// DropAfter is the share of requests that are served (the handler does
+	// its work) and whose reply is then lost: the connection is closed
+	// without an answer. A stream is lost as soon as it starts (its run
+	// goes on).
+	DropAfter float64
+	// CutBody is the share of requests that are served and whose reply is
+	// cut mid-body: a JSON reply after its headers and half its bytes, an
+	// event stream after a number of events drawn like CutStream's and half
+	// of the next event. The connection is then closed.
+	CutBody float64
+	// Reset is the share of requests whose connection is reset while the
+	// handler runs: the client sees it closed at once, and the handler runs
+	// on with a cancelled context and a reply that cannot be written.
+	// Multipart uploads are not reset (their body would have to be held).
+	Reset float64
 	// CutStream is the share of requests whose event stream, if they
 	// stream, is cut after CutAfter events (the connection is closed
 	// without the done event).
 	CutStream float64
-	// CutAfter is the number of events sent before a cut. Default: a random
-	// number from 1 to 8.
+	// CutAfter is the number of events sent before a cut (CutStream and
+	// the streams of CutBody). Default: a random number from 1 to 8.
 	CutAfter int
+	// CutAfterMax, when above CutAfter, makes the number of events before
+	// a cut a random number from CutAfter to CutAfterMax (CutAfter may then
+	// be 0: the stream is cut before its first event). Default 0.
+	CutAfterMax int
 	// RetryAfter is the wait advertised on 429 and 503. Default: 1s.
 	RetryAfter time.Duration
 }
@@ -65,6 +87,8 @@ type FaultRates struct {
 type faultDecision struct {
 	status     int // 429, 500, 503, or 0
 	drop       bool
+	after      afterFault // a fault that strikes once the handler has run (or while it runs)
+	bodyCut    int        // CutBody: events of a stream before its cut
 	delay      time.Duration
 	cutAfter   int // -1: never
 	retryAfter time.Duration
@@ -129,18 +153,33 @@ func (f *Faults) decide(pattern, opID string) faultDecision {
 		d.status = http.StatusServiceUnavailable
 	case u < r.RateLimit+r.ServerError+r.Unavailable+r.Drop:
 		d.drop = true
+	case u < r.RateLimit+r.ServerError+r.Unavailable+r.Drop+r.DropAfter:
+		d.after = faultDropAfter
+	case u < r.RateLimit+r.ServerError+r.Unavailable+r.Drop+r.DropAfter+r.CutBody:
+		d.after = faultCutBody
+		d.bodyCut = r.cutPoint(rng)
+	case u < r.RateLimit+r.ServerError+r.Unavailable+r.Drop+r.DropAfter+r.CutBody+r.Reset:
+		d.after = faultReset
 	}
 	d.delay = r.Latency
 	if r.Jitter > 0 {
 		d.delay += time.Duration(rng.Int64N(int64(r.Jitter)))
 	}
 	if r.CutStream > 0 && rng.Float64() < r.CutStream {
-		d.cutAfter = r.CutAfter
-		if d.cutAfter <= 0 {
-			d.cutAfter = 1 + rng.IntN(8)
-		}
+		d.cutAfter = r.cutPoint(rng)
 	}
 	return d
+}
+
+// cutPoint draws the number of events a stream sends before it is cut.
+func (r FaultRates) cutPoint(rng *rand.Rand) int {
+	switch {
+	case r.CutAfterMax > r.CutAfter && r.CutAfter >= 0:
+		return r.CutAfter + rng.IntN(r.CutAfterMax-r.CutAfter+1)
+	case r.CutAfter > 0:
+		return r.CutAfter
+	}
+	return 1 + rng.IntN(8)
 }
 
 // faultsMiddleware injects the configured faults. It sits outside auth, so
@@ -166,6 +205,10 @@ func (s *Server) faultsMiddleware(next http.Handler) http.Handler {
 		}
 		if d.cutAfter >= 0 {
 			r = r.WithContext(withStreamCut(r.Context(), d.cutAfter))
+		}
+		if d.after != faultNone {
+			s.serveWithFault(w, r, next, d)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

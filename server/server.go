@@ -70,6 +70,18 @@ type Options struct {
 	PollAfter time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default: 10 minutes.
 	IdempotencyTTL time.Duration
+	// IdempotencyMaxBytes bounds the memory of the replies remembered for
+	// Idempotency-Keys; the oldest are forgotten first.
+	// Default: DefaultIdempotencyMaxBytes (64 MiB).
+	IdempotencyMaxBytes int64
+	// DisableIdempotency turns Idempotency-Key handling off: every request
+	// does its work. For testing only (it shows that the chaos harness
+	// catches the duplicates it lets through). Default: false.
+	DisableIdempotency bool
+	// DisableStreamReattach answers a repeat of a streamed request with 409
+	// idempotency_key_stream_in_use instead of reattaching it to its run's
+	// events. For testing only. Default: false.
+	DisableStreamReattach bool
 	// Faults injects errors, latency and cut streams. Default: none.
 	Faults *Faults
 	// Logger receives structured logs. It never sees API keys. Default: discard.

@@ -3,20 +3,25 @@ package server
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 )
 
 // sseEvent is one server-sent event: its name and its JSON data, encoded once
-// when published.
+// when published, and its place in the run's event log.
 type sseEvent struct {
-	name string
-	data []byte
+	seq   int // the event's id, dense per run from 1 (sent as "id:"); 0: none
+	name  string
+	data  []byte
+	final bool // requires_action or an end state: a stream ends after it
 }
 
 // subscriber is one open event stream on a run. The engine pushes events
 // under its own lock and never blocks: the queue is unbounded (a run's
 // events are few) and the stream writer drains it.
 type subscriber struct {
+	from int // id of the last event published before the stream began
+
 	mu     sync.Mutex
 	queue  []sseEvent
 	final  bool          // the run reached requires_action or an end state: done follows the queue
@@ -112,6 +117,7 @@ var doneEvent = sseEvent{name: "done", data: []byte("[DONE]")}
 
 func (st runStream) write(w http.ResponseWriter) error {
 	defer st.e.unsubscribe(st.runID, st.sub)
+	noteStream(w, st.runID, st.sub.from, st.first)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
@@ -132,6 +138,11 @@ func (st runStream) write(w http.ResponseWriter) error {
 				}
 				_ = rc.Flush()
 				panic(http.ErrAbortHandler) // the std way to abort a response mid-stream
+			}
+			if ev.seq > 0 {
+				buf = append(buf, "id: "...)
+				buf = strconv.AppendInt(buf, int64(ev.seq), 10)
+				buf = append(buf, '\n')
 			}
 			buf = append(buf, "event: "...)
 			buf = append(buf, ev.name...)
