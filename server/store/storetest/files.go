@@ -1,0 +1,327 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/assistants-go/assistants/server/store"
+)
+
+// trickleReader hands out at most n bytes per Read, like a slow upload.
+type trickleReader struct {
+	r io.Reader
+	n int
+}
+
+func (t trickleReader) Read(p []byte) (int, error) { return t.r.Read(p[:min(len(p), t.n)]) }
+
+func testFiles(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	body := make([]byte, 700_001) // several chunks and a short last one
+	for i := range body {
+		body[i] = byte(rng.UintN(256))
+	}
+	f := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "data.bin", ContentType: "application/octet-stream", CreatedAt: 5, ExpiresAt: 99, Bytes: 1}
+	got, err := s.CreateFile(ctx, f, trickleReader{bytes.NewReader(body), 10_000}, int64(len(body)))
+	must(t, err)
+	if got.Bytes != int64(len(body)) || got.Project != store.DefaultProject {
+		t.Fatalf("created %+v", got)
+	}
+	_, err = s.CreateFile(ctx, f, bytes.NewReader(nil), 0)
+	wantErr(t, err, store.ErrConflict)
+
+	gf, err := s.GetFile(ctx, "", f.ID)
+	must(t, err)
+	f.Bytes, f.Project = int64(len(body)), store.DefaultProject
+	if gf != f {
+		t.Fatalf("got %+v, want %+v", gf, f)
+	}
+	rc, err := s.OpenFile(ctx, "", f.ID)
+	must(t, err)
+	back, err := io.ReadAll(rc)
+	must(t, err)
+	must(t, rc.Close())
+	if !bytes.Equal(back, body) {
+		t.Fatalf("read back %d bytes, differ from the %d written", len(back), len(body))
+	}
+
+	// Empty files are files.
+	empty, err := s.CreateFile(ctx, store.File{ID: newID("file-"), Purpose: "assistants", Filename: "e"}, bytes.NewReader(nil), 10)
+	must(t, err)
+	rc, err = s.OpenFile(ctx, "", empty.ID)
+	must(t, err)
+	back, err = io.ReadAll(rc)
+	must(t, err)
+	rc.Close()
+	if empty.Bytes != 0 || len(back) != 0 {
+		t.Fatalf("empty file: %d bytes, read %d", empty.Bytes, len(back))
+	}
+
+	// Too large: nothing is stored, the id stays free.
+	big := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "big"}
+	_, err = s.CreateFile(ctx, big, bytes.NewReader(body), int64(len(body))-1)
+	wantErr(t, err, store.ErrTooLarge)
+	_, err = s.GetFile(ctx, "", big.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.OpenFile(ctx, "", big.ID)
+	wantErr(t, err, store.ErrNotFound)
+	// A failing reader: nothing is stored either.
+	broken := errors.New("connection reset")
+	_, err = s.CreateFile(ctx, big, io.MultiReader(bytes.NewReader(body[:300_000]), errReader{broken}), 0)
+	if !errors.Is(err, broken) {
+		t.Fatalf("failing upload: %v", err)
+	}
+	p, err := s.ListFiles(ctx, "", "", store.ListParams{Limit: 100})
+	must(t, err)
+	if ids := ids(p.Items, func(f store.File) string { return f.ID }); !slices.Equal(ids, []string{f.ID, empty.ID}) {
+		t.Fatalf("files %v", ids)
+	}
+	got, err = s.CreateFile(ctx, big, bytes.NewReader([]byte("now it fits")), 0)
+	must(t, err)
+	if got.Bytes != 11 {
+		t.Fatalf("bytes %d", got.Bytes)
+	}
+
+	// Deleting a file detaches it from vector stores and ends open readers.
+	vs1, vs2 := newID("vs_"), newID("vs_")
+	must(t, s.CreateVectorStore(ctx, store.VectorStore{ID: vs1}, []store.VectorStoreFile{{FileID: f.ID, Status: "completed"}, {FileID: big.ID, Status: "completed"}}))
+	must(t, s.CreateVectorStore(ctx, store.VectorStore{ID: vs2}, []store.VectorStoreFile{{FileID: f.ID, Status: "in_progress"}}))
+	_, err = s.UpdateVectorStoreFile(ctx, "", vs1, f.ID, func(*store.VectorStoreFile) ([]store.Chunk, error) {
+		return []store.Chunk{{Text: "a"}}, nil
+	})
+	must(t, err)
+	rc, err = s.OpenFile(ctx, "", f.ID)
+	must(t, err)
+	defer rc.Close()
+	detached, err := s.DeleteFile(ctx, "", f.ID)
+	must(t, err)
+	if !slices.Equal(detached, []string{vs1, vs2}) {
+		t.Fatalf("detached from %v", detached)
+	}
+	_, err = io.ReadAll(rc)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.DeleteFile(ctx, "", f.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.GetVectorStoreFile(ctx, "", vs1, f.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.GetVectorStoreFile(ctx, "", vs1, big.ID)
+	must(t, err)
+	var chunks []store.Chunk
+	must(t, s.ScanChunks(ctx, "", vs1, func(c store.Chunk) error { chunks = append(chunks, c); return nil }))
+	if len(chunks) != 0 {
+		t.Fatalf("chunks of a deleted file remain: %+v", chunks)
+	}
+	counts, err := s.VectorStoreFileCounts(ctx, "", vs2)
+	must(t, err)
+	if len(counts) != 0 {
+		t.Fatalf("counts %v", counts)
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+func testVectorStores(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	vs := store.VectorStore{ID: newID("vs_"), CreatedAt: 4, Data: data("v")}
+	f1, f2 := newID("file-"), newID("file-")
+	must(t, s.CreateVectorStore(ctx, vs, []store.VectorStoreFile{
+		{FileID: f1, Status: "in_progress", Data: data("1")}, {FileID: f2, Status: "in_progress", Data: data("2")}}))
+	wantErr(t, s.CreateVectorStore(ctx, vs, nil), store.ErrConflict)
+	gv, err := s.GetVectorStore(ctx, "", vs.ID)
+	must(t, err)
+	eqData(t, gv.Data, data("v"))
+	uv, err := s.UpdateVectorStore(ctx, "", vs.ID, func(v *store.VectorStore) error { v.Data = data("v2"); return nil })
+	must(t, err)
+	eqData(t, uv.Data, data("v2"))
+
+	counts, err := s.VectorStoreFileCounts(ctx, "", vs.ID)
+	must(t, err)
+	if counts["in_progress"] != 2 || len(counts) != 1 {
+		t.Fatalf("counts %v", counts)
+	}
+
+	// Processing a file: status and chunks in one write.
+	chunks := []store.Chunk{{Text: "alpha"}, {Text: "beta"}, {Text: "gamma"}}
+	uf, err := s.UpdateVectorStoreFile(ctx, "", vs.ID, f1, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
+		f.Status = "completed"
+		f.Data = data("1b")
+		return chunks, nil
+	})
+	must(t, err)
+	if uf.Status != "completed" || uf.VectorStoreID != vs.ID {
+		t.Fatalf("updated %+v", uf)
+	}
+	_, err = s.UpdateVectorStoreFile(ctx, "", vs.ID, f2, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
+		f.Status = "completed"
+		return []store.Chunk{{Text: "delta"}}, nil
+	})
+	must(t, err)
+	// A failing update writes neither status nor chunks.
+	boom := errors.New("boom")
+	_, err = s.UpdateVectorStoreFile(ctx, "", vs.ID, f2, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
+		f.Status = "failed"
+		return []store.Chunk{}, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("error %v", err)
+	}
+	// nil chunks keep the stored ones.
+	_, err = s.UpdateVectorStoreFile(ctx, "", vs.ID, f1, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
+		f.Data = data("1c")
+		return nil, nil
+	})
+	must(t, err)
+	scan := func() []string {
+		var out []string
+		must(t, s.ScanChunks(ctx, "", vs.ID, func(c store.Chunk) error {
+			if c.VectorStoreID != vs.ID {
+				t.Fatalf("chunk %+v", c)
+			}
+			out = append(out, c.FileID[len(c.FileID)-2:]+":"+string(rune('0'+c.Index))+":"+c.Text)
+			return nil
+		}))
+		return out
+	}
+	suffix := func(id string) string { return id[len(id)-2:] }
+	want := []string{suffix(f1) + ":0:alpha", suffix(f1) + ":1:beta", suffix(f1) + ":2:gamma", suffix(f2) + ":0:delta"}
+	if got := scan(); !slices.Equal(got, want) {
+		t.Fatalf("chunks %v, want %v", got, want)
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = s.ScanChunks(ctx, "", vs.ID, func(store.Chunk) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("stopped scan: %v after %d", err, n)
+	}
+	counts, _ = s.VectorStoreFileCounts(ctx, "", vs.ID)
+	if counts["completed"] != 2 || len(counts) != 1 {
+		t.Fatalf("counts %v", counts)
+	}
+
+	// Re-attaching a file replaces it and drops its chunks.
+	must(t, s.PutVectorStoreFile(ctx, store.VectorStoreFile{VectorStoreID: vs.ID, FileID: f2, Status: "in_progress"}))
+	if got := scan(); !slices.Equal(got, want[:3]) {
+		t.Fatalf("chunks after re-attach %v", got)
+	}
+	wantErr(t, s.PutVectorStoreFile(ctx, store.VectorStoreFile{VectorStoreID: "vs_missing", FileID: f2}), store.ErrNotFound)
+	must(t, s.DeleteVectorStoreFile(ctx, "", vs.ID, f1))
+	wantErr(t, s.DeleteVectorStoreFile(ctx, "", vs.ID, f1), store.ErrNotFound)
+	if got := scan(); len(got) != 0 {
+		t.Fatalf("chunks after detach %v", got)
+	}
+
+	must(t, s.DeleteVectorStore(ctx, "", vs.ID))
+	wantErr(t, s.DeleteVectorStore(ctx, "", vs.ID), store.ErrNotFound)
+	_, err = s.GetVectorStoreFile(ctx, "", vs.ID, f2)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.ListVectorStoreFiles(ctx, "", vs.ID, "", "", store.ListParams{})
+	wantErr(t, err, store.ErrNotFound)
+	err = s.ScanChunks(ctx, "", vs.ID, func(store.Chunk) error { return nil })
+	wantErr(t, err, store.ErrNotFound)
+	// A new store with the old one's file shows no stale chunks.
+	vs3 := newID("vs_")
+	must(t, s.CreateVectorStore(ctx, store.VectorStore{ID: vs3}, []store.VectorStoreFile{{FileID: f2, Status: "in_progress"}}))
+	if err := s.ScanChunks(ctx, "", vs3, func(c store.Chunk) error { return errors.New("unexpected chunk") }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testFileBatches(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	vs := newID("vs_")
+	must(t, s.CreateVectorStore(ctx, store.VectorStore{ID: vs}, nil))
+	b := store.FileBatch{ID: newID("vsfb_"), VectorStoreID: vs, CreatedAt: 8, Data: data("b")}
+	files := []store.VectorStoreFile{{FileID: newID("file-"), Status: "in_progress"}, {FileID: newID("file-"), Status: "in_progress"}}
+	must(t, s.CreateFileBatch(ctx, b, files))
+	wantErr(t, s.CreateFileBatch(ctx, b, nil), store.ErrConflict)
+	wantErr(t, s.CreateFileBatch(ctx, store.FileBatch{ID: newID("vsfb_"), VectorStoreID: "vs_missing"}, nil), store.ErrNotFound)
+	gb, err := s.GetFileBatch(ctx, "", vs, b.ID)
+	must(t, err)
+	if gb.Project != store.DefaultProject || gb.CreatedAt != 8 {
+		t.Fatalf("batch %+v", gb)
+	}
+	eqData(t, gb.Data, data("b"))
+	gf, err := s.GetVectorStoreFile(ctx, "", vs, files[0].FileID)
+	must(t, err)
+	if gf.BatchID != b.ID {
+		t.Fatalf("file's batch %q", gf.BatchID)
+	}
+	ub, err := s.UpdateFileBatch(ctx, "", vs, b.ID, func(b *store.FileBatch) error { b.Data = data("cancelled"); return nil })
+	must(t, err)
+	eqData(t, ub.Data, data("cancelled"))
+	_, err = s.GetFileBatch(ctx, "", "vs_other", b.ID)
+	wantErr(t, err, store.ErrNotFound)
+	// Batches keep their data when their files leave.
+	must(t, s.DeleteVectorStoreFile(ctx, "", vs, files[0].FileID))
+	gb, err = s.GetFileBatch(ctx, "", vs, b.ID)
+	must(t, err)
+	eqData(t, gb.Data, data("cancelled"))
+	must(t, s.DeleteVectorStore(ctx, "", vs))
+	_, err = s.GetFileBatch(ctx, "", vs, b.ID)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testIdempotency(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_800_000_000, 0)
+	rec := store.IdempotencyRecord{Key: "k1", Fingerprint: []byte("fp"), ExpiresAt: now.Add(time.Minute)}
+	_, claimed, err := s.ClaimIdempotencyKey(ctx, rec, now)
+	must(t, err)
+	if !claimed {
+		t.Fatal("first claim not claimed")
+	}
+	old, claimed, err := s.ClaimIdempotencyKey(ctx, rec, now.Add(time.Second))
+	must(t, err)
+	if claimed || old.State != store.IdemPending || !bytes.Equal(old.Fingerprint, []byte("fp")) || old.Project != store.DefaultProject {
+		t.Fatalf("second claim: %+v %v", old, claimed)
+	}
+	done := rec
+	done.State, done.Status, done.Header, done.Body, done.ExpiresAt = store.IdemDone, 200, []byte(`{"A":["b"]}`), []byte("body"), now.Add(time.Hour)
+	must(t, s.CompleteIdempotencyKey(ctx, done))
+	old, claimed, err = s.ClaimIdempotencyKey(ctx, rec, now.Add(30*time.Minute))
+	must(t, err)
+	if claimed || old.State != store.IdemDone || old.Status != 200 || string(old.Body) != "body" || string(old.Header) != `{"A":["b"]}` || !old.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("replay record: %+v %v", old, claimed)
+	}
+	// Expired: claimable again.
+	rec.ExpiresAt = now.Add(2 * time.Hour)
+	_, claimed, err = s.ClaimIdempotencyKey(ctx, rec, now.Add(time.Hour))
+	must(t, err)
+	if !claimed {
+		t.Fatal("expired key not claimable")
+	}
+	wantErr(t, s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "nope"}), store.ErrNotFound)
+
+	// TTL cleanup.
+	for i, d := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Hour} {
+		_, _, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttl" + string(rune('a'+i)), ExpiresAt: now.Add(d)}, now)
+		must(t, err)
+	}
+	n, err := s.DeleteExpiredIdempotencyKeys(ctx, now.Add(2*time.Minute))
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("cleanup removed %d, want 2", n)
+	}
+	_, claimed, _ = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttlc", ExpiresAt: now.Add(time.Hour)}, now.Add(3*time.Minute))
+	if claimed {
+		t.Fatal("cleanup removed a live key")
+	}
+	_, claimed, _ = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttla", ExpiresAt: now.Add(time.Hour)}, now)
+	if !claimed {
+		t.Fatal("a removed key is not claimable")
+	}
+	must(t, s.DeleteIdempotencyKey(ctx, "ttla"))
+	must(t, s.DeleteIdempotencyKey(ctx, "ttla"))
+	_, claimed, _ = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttla", ExpiresAt: now.Add(time.Hour)}, now)
+	if !claimed {
+		t.Fatal("a deleted key is not claimable")
+	}
+}
