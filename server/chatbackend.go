@@ -36,8 +36,8 @@ type ChatBackendOptions struct {
 	// timeout (Timeout bounds each request).
 	HTTPClient *http.Client
 	// Timeout bounds one backend request, from sending it to the end of the
-	// streamed reply. When it passes the run fails with server_error.
-	// Default: 2 minutes.
+	// streamed reply; each retry after a 429 gets its own. When it passes
+	// the run fails with server_error. Default: 2 minutes.
 	Timeout time.Duration
 	// DropUnsupportedTools drops code_interpreter and file_search tools (and a
 	// tool_choice naming one) with a logged warning. Default: false, a run
