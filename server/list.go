@@ -1,5 +1,11 @@
 package server
 
+import (
+	"slices"
+	"sort"
+	"strings"
+)
+
 // listParams are the API's common list parameters, already defaulted.
 type listParams struct {
 	Limit  int    // 1..100, default 20
@@ -42,38 +48,52 @@ func newListParamsRange(limit *int, order *string, after, before *string, def, m
 	return p, nil
 }
 
-// page returns one page of items (already in creation order, oldest first)
-// following the API's rules: order, after/before cursors (ids), limit, and
-// whether more items follow.
+// page returns one page of items following the API's rules: order, after
+// and before cursors, limit, and whether more items follow.
+//
+// Items are ordered by id, which is their creation order (see idGen), and a
+// cursor marks a position by comparison, not by lookup: "after X" in
+// ascending order means the items whose id is greater than X, whether or not
+// X still exists. So deleting items while paging through a list ("iterate
+// and delete") neither repeats nor skips any, and a cursor is never silently
+// ignored.
 func page[T any](items []T, id func(T) string, p listParams) (out []T, firstID, lastID string, hasMore bool) {
-	ordered := make([]T, len(items))
-	copy(ordered, items)
+	asc := make([]T, len(items))
+	copy(asc, items)
+	if !slices.IsSortedFunc(asc, func(a, b T) int { return strings.Compare(id(a), id(b)) }) {
+		slices.SortStableFunc(asc, func(a, b T) int { return strings.Compare(id(a), id(b)) })
+	}
+	// lo..hi is the window in ascending order that the cursors leave.
+	lo, hi := 0, len(asc)
+	// firstAbove returns the index of the first item whose id is > c
+	// (orEqual: >= c).
+	firstAbove := func(c string, orEqual bool) int {
+		return sort.Search(len(asc), func(i int) bool {
+			if orEqual {
+				return id(asc[i]) >= c
+			}
+			return id(asc[i]) > c
+		})
+	}
+	// In ascending order "after" is a lower bound and "before" an upper
+	// bound; in descending order the other way round.
+	lower, upper := p.After, p.Before
 	if p.Desc {
-		for i, j := 0, len(ordered)-1; i < j; i, j = i+1, j-1 {
-			ordered[i], ordered[j] = ordered[j], ordered[i]
-		}
+		lower, upper = p.Before, p.After
 	}
-	start, end := 0, len(ordered)
-	if p.After != "" {
-		for i, it := range ordered {
-			if id(it) == p.After {
-				start = i + 1
-				break
-			}
-		}
+	if lower != "" {
+		lo = firstAbove(lower, false)
 	}
-	if p.Before != "" {
-		for i, it := range ordered {
-			if id(it) == p.Before {
-				end = i
-				break
-			}
-		}
+	if upper != "" {
+		hi = firstAbove(upper, true)
 	}
-	if start > end {
-		start = end
+	if lo > hi {
+		lo = hi
 	}
-	window := ordered[start:end]
+	window := asc[lo:hi]
+	if p.Desc {
+		slices.Reverse(window)
+	}
 	if p.Before != "" && p.After == "" && len(window) > p.Limit {
 		// "before" pages end right before the cursor, like the API.
 		window = window[len(window)-p.Limit:]
