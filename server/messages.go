@@ -38,7 +38,10 @@ func (s *Server) ListMessages(ctx context.Context, req genserver.ListMessagesReq
 }
 
 // CreateMessage adds a message to a thread. It is refused with a 400 while a
-// run of the thread is active, like the API.
+// run of the thread is active, like the API. The check for an active run and
+// the write happen under one hold of the store's lock, and a run takes the
+// thread's lock under the same lock (see registerRunLocked), so a message
+// never lands on a locked thread.
 func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageRequestObject) (genserver.CreateMessageResponseObject, error) {
 	if !validID(req.ThreadId) {
 		return nil, errNotFound("thread", req.ThreadId)
@@ -46,19 +49,21 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
-	if _, err := s.getThreadObject(req.ThreadId); err != nil {
-		return nil, err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.st.threads.get(req.ThreadId)
+	if !ok {
+		return nil, errNotFound("thread", req.ThreadId)
 	}
 	if runID, active := s.eng.activeRun(req.ThreadId); active {
 		return nil, errThreadLocked(req.ThreadId, runID)
 	}
-	m, err := s.buildMessage(req.ThreadId, *req.Body)
+	m, err := s.buildMessageLocked(req.ThreadId, *req.Body, "")
 	if err != nil {
 		return nil, err
 	}
-	if err := s.putMessage(m); err != nil {
-		return nil, err
-	}
+	s.hooks.messageChecked()
+	rec.msgs.put(m.Id, cloneMessage(m))
 	return genserver.CreateMessage200JSONResponse(m), nil
 }
 
@@ -165,16 +170,10 @@ func (s *Server) putMessage(m gen.MessageObject) error {
 	return nil
 }
 
-// buildMessage validates req and returns the message it describes for
-// threadID (status completed, created now). It is not stored: see putMessage.
-func (s *Server) buildMessage(threadID string, req gen.CreateMessageRequest) (gen.MessageObject, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.buildMessageLocked(threadID, req, "")
-}
-
-// buildMessageLocked is buildMessage with s.mu held; prefix is put in front
-// of parameter names in errors (e.g. "messages[2].").
+// buildMessageLocked validates req and returns the message it describes for
+// threadID (status completed, created now); s.mu must be held. It is not
+// stored. prefix is put in front of parameter names in errors (e.g.
+// "messages[2].").
 func (s *Server) buildMessageLocked(threadID string, req gen.CreateMessageRequest, prefix string) (gen.MessageObject, error) {
 	var role gen.MessageObjectRole
 	switch req.Role {

@@ -262,6 +262,50 @@ func (s *Server) newRunObject(threadID string, a gen.AssistantObject, p *runPara
 	return run
 }
 
+// prepareRun checks a run request against the assistant and returns the
+// queued run it describes for threadID (not registered yet).
+func (s *Server) prepareRun(threadID string, p *runParams) (*runRec, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	a, err := s.getAssistant(p.AssistantID)
+	if err != nil {
+		return nil, err
+	}
+	run := s.newRunObject(threadID, a, p)
+	if err := checkToolChoice(p.ToolChoice, run.Tools); err != nil {
+		return nil, err
+	}
+	return &runRec{obj: run, asst: a}, nil
+}
+
+// registerRunLocked adds the run's additional messages to its thread and
+// registers the run, taking the thread's lock; s.mu must be held, so that
+// taking the thread's lock and CreateMessage's check-and-write never
+// interleave. Nothing is stored when it fails.
+func (s *Server) registerRunLocked(r *runRec, p *runParams) error {
+	threadID := r.obj.ThreadId
+	rec, ok := s.st.threads.get(threadID)
+	if !ok {
+		return errNotFound("thread", threadID)
+	}
+	msgs := make([]gen.MessageObject, 0, len(p.AdditionalMessages))
+	for i, m := range p.AdditionalMessages {
+		bm, err := s.buildMessageLocked(threadID, m, fmt.Sprintf("additional_messages[%d].", i))
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, bm)
+	}
+	if err := s.eng.register(r); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		rec.msgs.put(m.Id, cloneMessage(m))
+	}
+	return nil
+}
+
 // startRun checks a run request, adds its additional messages to the thread,
 // registers the run (taking the thread's lock) and starts it. With
 // p.Stream, the subscriber sees every event of the run from
@@ -270,39 +314,18 @@ func (s *Server) startRun(threadID string, p *runParams) (gen.RunObject, *subscr
 	if err := p.validate(); err != nil {
 		return gen.RunObject{}, nil, err
 	}
-	a, err := s.getAssistant(p.AssistantID)
-	if err != nil {
-		return gen.RunObject{}, nil, err
-	}
 	if _, err := s.getThreadObject(threadID); err != nil {
 		return gen.RunObject{}, nil, err
 	}
-	run := s.newRunObject(threadID, a, p)
-	if err := checkToolChoice(p.ToolChoice, run.Tools); err != nil {
+	r, err := s.prepareRun(threadID, p)
+	if err != nil {
 		return gen.RunObject{}, nil, err
 	}
-	msgs := make([]gen.MessageObject, 0, len(p.AdditionalMessages))
-	if len(p.AdditionalMessages) > 0 {
-		s.mu.RLock()
-		for i, m := range p.AdditionalMessages {
-			bm, err := s.buildMessageLocked(threadID, m, fmt.Sprintf("additional_messages[%d].", i))
-			if err != nil {
-				s.mu.RUnlock()
-				return gen.RunObject{}, nil, err
-			}
-			msgs = append(msgs, bm)
-		}
-		s.mu.RUnlock()
-	}
-	r := &runRec{obj: run, asst: a}
-	if err := s.eng.register(r); err != nil {
+	s.mu.Lock()
+	err = s.registerRunLocked(r, p)
+	s.mu.Unlock()
+	if err != nil {
 		return gen.RunObject{}, nil, err
-	}
-	for _, m := range msgs {
-		if err := s.putMessage(m); err != nil {
-			s.eng.unregister(r)
-			return gen.RunObject{}, nil, err
-		}
 	}
 	return s.eng.start(r, p.Stream)
 }
@@ -350,25 +373,26 @@ func (s *Server) CreateThreadAndRun(ctx context.Context, req genserver.CreateThr
 	}
 	// Check everything that can be checked before the thread exists, so a
 	// bad request leaves no thread behind.
-	if err := p.validate(); err != nil {
-		return nil, err
-	}
-	a, err := s.getAssistant(p.AssistantID)
+	r, err := s.prepareRun("", p)
 	if err != nil {
 		return nil, err
 	}
-	tools := a.Tools
-	if p.Tools != nil {
-		tools = *p.Tools
+	// The thread and its run are stored under one hold of the lock: nobody
+	// sees the thread without its run, and a run that cannot be registered
+	// leaves no thread behind.
+	s.mu.Lock()
+	th, err := s.insertThreadLocked(b.Thread)
+	if err == nil {
+		r.obj.ThreadId = th.Id
+		if err = s.registerRunLocked(r, p); err != nil {
+			s.st.threads.del(th.Id)
+		}
 	}
-	if err := checkToolChoice(p.ToolChoice, tools); err != nil {
-		return nil, err
-	}
-	th, err := s.insertThread(b.Thread)
+	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	run, sub, err := s.startRun(th.Id, p)
+	run, sub, err := s.eng.start(r, p.Stream)
 	if err != nil {
 		return nil, err
 	}

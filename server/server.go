@@ -139,6 +139,8 @@ type Server struct {
 
 	handler http.Handler
 	mux     *http.ServeMux // the router inside handler (see handler.go)
+
+	hooks testHooks // nil outside tests (hooks.go)
 }
 
 var _ genserver.StrictServerInterface = (*Server)(nil)

@@ -95,6 +95,13 @@ func (s *Server) getThreadObject(id string) (gen.ThreadObject, error) {
 // the thread with its messages, all created now. Nothing is stored when req
 // is invalid.
 func (s *Server) insertThread(req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.insertThreadLocked(req)
+}
+
+// insertThreadLocked is insertThread with s.mu held.
+func (s *Server) insertThreadLocked(req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
 	if req == nil {
 		req = &gen.CreateThreadRequest{}
 	}
@@ -108,8 +115,6 @@ func (s *Server) insertThread(req *gen.CreateThreadRequest) (gen.ThreadObject, e
 	if len(msgs) > maxThreadMessages {
 		return gen.ThreadObject{}, errBadRequest("messages", "Invalid 'messages': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", maxThreadMessages, len(msgs))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	th := gen.ThreadObject{
 		Id:        newID(prefixThread),
 		Object:    "thread",

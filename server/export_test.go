@@ -1,0 +1,9 @@
+package server
+
+// SetMessageCheckedHook makes f run inside CreateMessage between the
+// active-run check and the write (tests only).
+func (s *Server) SetMessageCheckedHook(f func()) { s.hooks.onMessageChecked = f }
+
+// SetProcessFileHook makes f run before each vector store file is processed
+// (tests only).
+func (s *Server) SetProcessFileHook(f func(fileID string)) { s.hooks.onProcessFile = f }

@@ -1,0 +1,25 @@
+package server
+
+// testHooks are calls into tests at points where a race window would be, so
+// that tests can make a race happen on purpose. Every hook is nil outside
+// tests (set through export_test.go) and then costs one nil check.
+type testHooks struct {
+	// onMessageChecked runs inside CreateMessage after the active-run check
+	// and before the message is stored (with the store's lock held).
+	onMessageChecked func()
+	// onProcessFile runs before a vector store file is processed; a panic in
+	// it stands for a panic in extraction or chunking.
+	onProcessFile func(fileID string)
+}
+
+func (h *testHooks) messageChecked() {
+	if h.onMessageChecked != nil {
+		h.onMessageChecked()
+	}
+}
+
+func (h *testHooks) processFile(fileID string) {
+	if h.onProcessFile != nil {
+		h.onProcessFile(fileID)
+	}
+}
