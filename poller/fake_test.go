@@ -22,10 +22,11 @@ var errDropped = errors.New("connection reset by fake")
 
 // reply is one scripted answer of the fake API.
 type reply struct {
-	status    string // run status; "" with code != 200 for an error body
-	code      int    // HTTP status, default 200
-	pollAfter string // openai-poll-after-ms header, "" for none
-	drop      bool   // fail the round trip instead of answering
+	status    string            // run status; "" with code != 200 for an error body
+	code      int               // HTTP status, default 200
+	pollAfter string            // openai-poll-after-ms header, "" for none
+	header    map[string]string // more reply headers
+	drop      bool              // fail the round trip instead of answering
 	run       func(map[string]any)
 }
 
@@ -99,6 +100,9 @@ func (f *fakeAPI) RoundTrip(req *http.Request) (*http.Response, error) {
 	rec.Header().Set("Content-Type", "application/json")
 	if r.pollAfter != "" {
 		rec.Header().Set("openai-poll-after-ms", r.pollAfter)
+	}
+	for k, v := range r.header {
+		rec.Header().Set(k, v)
 	}
 	code := r.code
 	if code == 0 {

@@ -189,11 +189,22 @@ func outcome(run *gen.RunObject) error {
 }
 
 // IsTransient reports whether err from a request is worth retrying by
-// polling again: an *assistants.APIError with status 408, 429 or 5xx, or a
-// connection-level failure (a *url.Error or net.Error from the transport, a
-// reset or refused connection, a body cut short). Context cancellation,
-// other API errors (400, 401, 403, 404, ...) and undecodable replies are
-// not transient.
+// polling again:
+//   - an *assistants.APIError with status 408, 429 or 5xx;
+//   - a connection-level failure: a timeout (assistants.ErrAttemptTimeout, a
+//     net.Error whose Timeout is true), a refused, reset or aborted
+//     connection, a network or host that cannot be reached, a body cut short
+//     (io.EOF, io.ErrUnexpectedEOF), a temporary DNS failure, or any other
+//     failure of the connection reported in a *url.Error or *net.OpError
+//     that assistants.IsPermanent does not call permanent.
+//
+// Not transient: nil, context cancellation, other API errors (400, 401, 403,
+// 404, ...), undecodable replies (assistants.ErrUnexpectedReply), a DNS name
+// that does not exist, and every error assistants.IsPermanent reports: TLS
+// certificate and x509 failures, a credential that could not be obtained
+// (e.g. a failing Azure AD token source, assistants.ErrCredentials), an
+// unsupported protocol scheme and an invalid URL. The wrapped error of a
+// *url.Error is what is classified, not the wrapper.
 func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
@@ -203,16 +214,58 @@ func IsTransient(err error) bool {
 		c := apiErr.StatusCode
 		return c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500
 	}
-	if errors.Is(err, assistants.ErrUnexpectedReply) {
+	if errors.Is(err, assistants.ErrUnexpectedReply) || assistants.IsPermanent(err) {
 		return false
 	}
-	if errors.Is(err, assistants.ErrAttemptTimeout) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) {
+	if errors.Is(err, assistants.ErrAttemptTimeout) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return true
 	}
-	var urlErr *url.Error
+	for _, errno := range transientErrnos {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.IsTemporary || dnsErr.IsTimeout
+	}
 	var netErr net.Error
-	return errors.As(err, &urlErr) || errors.As(err, &netErr)
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return true
+	}
+	// Another failure of the connection (e.g. an HTTP/2 GOAWAY, a closed
+	// idle connection): polling again is the best bet.
+	var urlErr *url.Error
+	var opErr *net.OpError
+	return errors.As(err, &urlErr) || errors.As(err, &opErr)
+}
+
+// transientErrnos are the system errors of a connection that may work
+// when tried again.
+var transientErrnos = []error{
+	syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE,
+	syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN,
+}
+
+// MaxRetryAfter bounds the wait a 429 or 503 reply's Retry-After or
+// retry-after-ms header can ask the poller for: a longer hint waits
+// MaxRetryAfter.
+const MaxRetryAfter = time.Minute
+
+// retryAfterHint returns the wait that err's reply asks for when err is a
+// 429 or 503 *assistants.APIError with a Retry-After or retry-after-ms
+// header (capped at MaxRetryAfter), else 0.
+func retryAfterHint(err error, now time.Time) time.Duration {
+	var apiErr *assistants.APIError
+	if !errors.As(err, &apiErr) || (apiErr.StatusCode != http.StatusTooManyRequests && apiErr.StatusCode != http.StatusServiceUnavailable) {
+		return 0
+	}
+	// Read hints up to a day, then cap them, so a long one still waits long.
+	d, ok := assistants.RetryAfter(apiErr.Header, now, 24*time.Hour)
+	if !ok {
+		return 0
+	}
+	return min(d, MaxRetryAfter)
 }
 
 // PollAfter returns the wait the server suggests in the openai-poll-after-ms
@@ -249,10 +302,12 @@ type Poller struct {
 	opts      Options
 	last      *gen.RunObject
 	hint      time.Duration // last reply's openai-poll-after-ms; 0 none
+	retry     time.Duration // last failed reply's Retry-After (429, 503); 0 none
 	pending   int           // consecutive polls that did not end it
 	done      bool
 	err       error
-	waitFirst bool // the next PollUntilDone step waits before polling
+	lastErr   error // the transient error of the last poll; nil after a success
+	waitFirst bool  // the next PollUntilDone step waits before polling
 }
 
 // New returns a Poller for the run runID on thread threadID, e.g. to resume
@@ -305,8 +360,10 @@ func (p *Poller) observe(run *gen.RunObject) {
 //   - a pending run (queued, in_progress, cancelling, unknown): the run and
 //     nil;
 //   - a failed request: the last run seen (nil before any) and the error.
-//     A permanent error (see IsTransient; e.g. a 404) makes the Poller done
-//     with it; a transient one or a done ctx leaves it pending.
+//     A permanent error (see IsTransient; e.g. a 404 or an untrusted TLS
+//     certificate) makes the Poller done with it; a transient one or a done
+//     ctx leaves it pending. When ctx is done the error matches ctx.Err()
+//     and wraps the last real error as PollUntilDone describes.
 func (p *Poller) Poll(ctx context.Context) (*gen.RunObject, error) {
 	p.waitFirst = true
 	if p.runID == "" || p.threadID == "" {
@@ -317,25 +374,46 @@ func (p *Poller) Poll(ctx context.Context) (*gen.RunObject, error) {
 	if reply != nil {
 		p.hint = replyHint(reply.HTTPResponse)
 	}
+	p.retry = 0
 	run, err := assistants.Result[gen.RunObject](reply, err)
 	if err != nil {
 		if ctx.Err() != nil {
-			return p.last, ctx.Err()
+			return p.last, p.ctxErr(ctx, fmt.Errorf("poller: get run %s: %w", p.runID, err))
 		}
 		err = fmt.Errorf("poller: get run %s: %w", p.runID, err)
 		if IsTransient(err) {
 			p.pending++
+			p.lastErr = err
+			p.retry = retryAfterHint(err, time.Now())
 			return p.last, err
 		}
 		p.done, p.err = true, err
 		return p.last, err
 	}
-	p.done, p.err = false, nil
+	p.done, p.err, p.lastErr = false, nil, nil
 	p.observe(run)
 	if p.done {
 		return run, p.err
 	}
 	return run, nil
+}
+
+// ctxErr is the error for a poll or a wait that ctx ended: ctx.Err() joined
+// with the last real error seen, which is reqErr, the failed request's own
+// error, when it says more than ctx's (e.g. the *APIError of the attempt
+// before the client's retry wait), else the transient error of the last
+// poll. errors.Is finds ctx's error in it and errors.As the real one.
+func (p *Poller) ctxErr(ctx context.Context, reqErr error) error {
+	cerr := ctx.Err()
+	last := p.lastErr
+	var apiErr *assistants.APIError
+	if reqErr != nil && (errors.As(reqErr, &apiErr) || !errors.Is(reqErr, cerr)) {
+		last = reqErr
+	}
+	if last == nil {
+		return cerr
+	}
+	return fmt.Errorf("%w; last error: %w", cerr, last)
 }
 
 // Done reports whether the Poller has stopped: the last poll found the run
@@ -356,8 +434,14 @@ func (p *Poller) Result() (*gen.RunObject, error) {
 // NextInterval is how long to wait before the next poll: Options.Interval,
 // else the last reply's openai-poll-after-ms, else DefaultInterval; grown by
 // Options.Backoff for each consecutive pending poll beyond the first, up to
-// Options.MaxInterval.
+// Options.MaxInterval. After a 429 or 503 reply that carried Retry-After or
+// retry-after-ms, it is at least that wait (at most MaxRetryAfter).
 func (p *Poller) NextInterval() time.Duration {
+	return max(p.interval(), p.retry)
+}
+
+// interval is NextInterval without the server's Retry-After.
+func (p *Poller) interval() time.Duration {
 	base := p.opts.Interval
 	if base <= 0 {
 		base = p.hint
@@ -383,18 +467,22 @@ func (p *Poller) NextInterval() time.Duration {
 }
 
 // PollUntilDone polls, waiting NextInterval between polls, until Done, and
-// returns Result. A transient request error is ignored (the next poll comes
-// after the interval). When ctx ends, the current wait or request stops at
-// once and PollUntilDone returns the last run seen and ctx.Err().
+// returns Result. A transient request error (see IsTransient) does not end
+// it: the next poll comes after the interval, or after the wait a 429 or 503
+// reply asked for. A permanent one ends it with that error. When ctx ends,
+// the current wait or request stops at once and PollUntilDone returns the
+// last run seen and an error that matches ctx.Err() with errors.Is and,
+// when a poll failed since the last good one, also wraps that poll's error
+// (errors.As finds e.g. its *assistants.APIError).
 func (p *Poller) PollUntilDone(ctx context.Context) (*gen.RunObject, error) {
 	for !p.Done() {
 		if p.waitFirst {
 			if err := wait(ctx, p.NextInterval()); err != nil {
-				return p.last, err
+				return p.last, p.ctxErr(ctx, nil)
 			}
 		}
 		if _, err := p.Poll(ctx); err != nil && ctx.Err() != nil {
-			return p.last, ctx.Err()
+			return p.last, err
 		}
 	}
 	return p.Result()

@@ -2,12 +2,16 @@ package poller_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -399,6 +403,17 @@ func TestAndPollHelpers(t *testing.T) {
 	}
 }
 
+func urlErr(err error) error {
+	return &url.Error{Op: "Get", URL: "https://api.example.com/v1/threads/t/runs/r", Err: err}
+}
+
+// timeoutErr is a net.Error that timed out.
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
 func TestIsTransient(t *testing.T) {
 	tests := []struct {
 		name string
@@ -421,6 +436,19 @@ func TestIsTransient(t *testing.T) {
 		{"canceled in url error", &url.Error{Op: "Get", URL: "http://x", Err: context.Canceled}, false},
 		{"unexpected reply", assistants.ErrUnexpectedReply, false},
 		{"other", errors.New("json: bad"), false},
+		// The error a *url.Error wraps decides, not the wrapper.
+		{"refused in url error", urlErr(&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}), true},
+		{"reset in url error", urlErr(&net.OpError{Op: "read", Err: syscall.ECONNRESET}), true},
+		{"EOF in url error", urlErr(io.EOF), true},
+		{"timeout in url error", urlErr(timeoutErr{}), true},
+		{"DNS temporary", urlErr(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "server misbehaving", Name: "api.example.com", IsTemporary: true}}), true},
+		{"DNS timeout", urlErr(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "i/o timeout", Name: "api.example.com", IsTimeout: true}}), true},
+		{"DNS no such host", urlErr(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "api.example.com", IsNotFound: true}}), false},
+		{"TLS certificate", urlErr(&tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), false},
+		{"x509 hostname", urlErr(x509.HostnameError{Host: "api.example.com"}), false},
+		{"token source", urlErr(fmt.Errorf("%w: Azure AD token: %w", assistants.ErrCredentials, errors.New("AADSTS7000215"))), false},
+		{"unsupported protocol", urlErr(errors.New(`unsupported protocol scheme "ftp"`)), false},
+		{"invalid URL", &url.Error{Op: "parse", URL: "http://[::1", Err: errors.New("missing ']' in host")}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -480,3 +508,124 @@ var (
 	_ poller.ThreadAndRunCreateGetter = (*gen.ClientWithResponses)(nil)
 	_ poller.ToolOutputsSubmitGetter  = (*gen.ClientWithResponses)(nil)
 )
+
+// A permanent transport error ends PollUntilDone at once with that error,
+// instead of polling until the context ends: a failing Azure AD token source
+// is called once, an untrusted TLS certificate is met once.
+func TestPermanentTransportErrorStops(t *testing.T) {
+	t.Run("token source", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := &fakeAPI{t: t, script: []reply{{status: "in_progress"}}}
+			tokenCalls := 0
+			c, err := assistants.New(assistants.WithAzure("https://res.openai.azure.com", "2024-05-01-preview"),
+				assistants.WithHTTPClient(&http.Client{Transport: f}),
+				assistants.WithAzureADToken(func(context.Context) (string, error) {
+					tokenCalls++
+					return "", errors.New("AADSTS7000215: invalid client secret")
+				}))
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			defer cancel()
+			start := time.Now()
+			p := poller.New(c, "thread_1", "run_1", poller.WithInterval(10*time.Millisecond))
+			_, err = p.PollUntilDone(ctx)
+			require.ErrorIs(t, err, assistants.ErrCredentials)
+			assert.NotErrorIs(t, err, context.DeadlineExceeded, "it stopped before the context ended")
+			assert.Contains(t, err.Error(), "AADSTS7000215")
+			assert.Equal(t, 1, tokenCalls)
+			assert.Empty(t, f.requests())
+			assert.Zero(t, time.Since(start))
+			assert.True(t, p.Done())
+		})
+	})
+	t.Run("TLS certificate", func(t *testing.T) {
+		srv := httptest.NewTLSServer(http.NotFoundHandler())
+		defer srv.Close()
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		c, err := assistants.New(assistants.WithBaseURL(srv.URL+"/v1"), assistants.WithAPIKey("sk-test-key"),
+			assistants.WithHTTPClient(&http.Client{Transport: tr}))
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		_, err = poller.New(c, "thread_1", "run_1", poller.WithInterval(time.Millisecond)).PollUntilDone(ctx)
+		var certErr *tls.CertificateVerificationError
+		require.ErrorAs(t, err, &certErr)
+		assert.NoError(t, ctx.Err(), "it stopped before the context ended")
+	})
+}
+
+// When the context ends while polls keep failing transiently, the error
+// matches the context's and still carries the last poll's error.
+func TestPollUntilDoneKeepsLastError(t *testing.T) {
+	tests := []struct {
+		name   string
+		script []reply
+		check  func(t *testing.T, err error)
+	}{
+		{"503", []reply{{status: "queued"}, {code: 503}}, func(t *testing.T, err error) {
+			var apiErr *assistants.APIError
+			require.ErrorAs(t, err, &apiErr)
+			assert.Equal(t, 503, apiErr.StatusCode)
+		}},
+		{"dropped connection", []reply{{drop: true}}, func(t *testing.T, err error) {
+			assert.ErrorIs(t, err, errDropped)
+		}},
+		{"error cleared by a good poll", []reply{{code: 500}, {status: "queued"}}, func(t *testing.T, err error) {
+			assert.Equal(t, context.DeadlineExceeded, err, "only the context's error: the last poll went well")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				_, c := newFake(t, tt.script...)
+				ctx, cancel := context.WithTimeout(t.Context(), 3500*time.Millisecond)
+				defer cancel()
+				_, err := poller.New(c, "thread_1", "run_1").PollUntilDone(ctx)
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+				tt.check(t, err)
+				assert.NotContains(t, err.Error(), "sk-test-key")
+			})
+		})
+	}
+}
+
+// A 429 (or 503) that says how long to wait is honoured instead of the
+// poll interval, within MaxRetryAfter; without a hint the interval applies.
+func TestRetryAfterOnPoll(t *testing.T) {
+	tests := []struct {
+		name   string
+		header map[string]string
+		code   int
+		opts   []func(*poller.Options)
+		want   time.Duration
+	}{
+		{"Retry-After seconds", map[string]string{"Retry-After": "5"}, 429, nil, 5 * time.Second},
+		{"retry-after-ms", map[string]string{"retry-after-ms": "2500"}, 429, nil, 2500 * time.Millisecond},
+		{"bad retry-after-ms falls back to Retry-After", map[string]string{"retry-after-ms": "-1", "Retry-After": "4"}, 429, nil, 4 * time.Second},
+		{"503 with Retry-After", map[string]string{"Retry-After": "3"}, 503, nil, 3 * time.Second},
+		{"long hint is capped", map[string]string{"Retry-After": "3600"}, 429, nil, poller.MaxRetryAfter},
+		{"no hint: the interval", nil, 429, nil, time.Second},
+		{"hint shorter than the interval: the interval", map[string]string{"Retry-After": "2"}, 429,
+			[]func(*poller.Options){poller.WithInterval(10 * time.Second)}, 10 * time.Second},
+		{"500 hint is not a rate limit", map[string]string{"Retry-After": "9"}, 500, nil, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f, c := newFake(t, reply{code: tt.code, header: tt.header}, reply{status: "in_progress"}, reply{status: "completed"})
+				run, err := poller.New(c, "thread_1", "run_1", tt.opts...).PollUntilDone(t.Context())
+				require.NoError(t, err)
+				assert.Equal(t, gen.RunObjectStatusCompleted, run.Status)
+				gaps := f.gaps()
+				require.Len(t, gaps, 2)
+				assert.Equal(t, tt.want, gaps[0], "the wait after the 429")
+				wantAfter := time.Second
+				if len(tt.opts) > 0 {
+					wantAfter = 10 * time.Second
+				}
+				assert.Equal(t, wantAfter, gaps[1], "the hint lasts one wait")
+			})
+		})
+	}
+}
