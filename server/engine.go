@@ -311,6 +311,7 @@ func (e *engine) start(r *runRec, stream bool) (gen.RunObject, *subscriber, erro
 	r.cancel = cancel
 	e.s.goBackground(func(context.Context) {
 		defer cancel(nil)
+		defer e.recoverRun(r) // a panic fails the run (recover.go)
 		e.drive(ctx, r)
 	})
 	return r.obj, sub, nil
@@ -684,7 +685,7 @@ func (e *engine) round(ctx context.Context, r *runRec) bool {
 	defer cancel()
 
 	w := &writer{e: e, r: r, ctx: mctx}
-	out, err := e.s.opts.Model.Respond(mctx, in, w.emit)
+	out, err := e.respond(mctx, r, in, w.emit) // a panic is a server_error (recover.go)
 	if ctx.Err() != nil {
 		w.stop()
 		e.interrupted(r)

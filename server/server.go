@@ -203,11 +203,18 @@ func (s *Server) Close() error {
 // now returns the current time in Unix seconds, as the API's created_at fields are.
 func (s *Server) now() int { return int(s.opts.Now().Unix()) }
 
-// goBackground runs f in a goroutine tracked by Close.
+// goBackground runs f in a goroutine tracked by Close. A panic in f is
+// logged with its stack and goes no further: the process lives. (Callers
+// that must mark their object failed recover first: see recover.go.)
 func (s *Server) goBackground(f func(ctx context.Context)) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				s.logPanic("background task panicked", p)
+			}
+		}()
 		f(s.ctx)
 	}()
 }

@@ -525,21 +525,7 @@ func (s *Server) processFilesLocked(rec *vectorStoreRec) {
 		if f.obj.Status != gen.VectorStoreFileObjectStatusInProgress {
 			continue
 		}
-		file, ok := s.st.files.get(f.obj.Id)
-		if !ok {
-			f.obj.Status = gen.VectorStoreFileObjectStatusFailed
-			f.obj.LastError = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
-				Message: fmt.Sprintf("No file found with id '%s'.", truncateForMessage(f.obj.Id))}
-		} else if text, lastErr := fileText(file); lastErr != nil {
-			f.obj.Status = gen.VectorStoreFileObjectStatusFailed
-			f.obj.LastError = lastErr
-		} else {
-			max, overlap := chunkSizes(f.obj.ChunkingStrategy)
-			f.data = &vsFileData{text: text, chunks: chunkText(text, max, overlap)}
-			f.filename = file.obj.Filename
-			f.obj.Status = gen.VectorStoreFileObjectStatusCompleted
-			f.obj.UsageBytes = len(file.data)
-		}
+		s.processFileSafelyLocked(rec, f)
 		if f.batchID != "" {
 			if b, ok := rec.batches.get(f.batchID); ok {
 				b.status[f.obj.Id] = f.obj.Status
@@ -547,6 +533,26 @@ func (s *Server) processFilesLocked(rec *vectorStoreRec) {
 		}
 	}
 	s.refreshVectorStoreLocked(rec)
+}
+
+// processFileLocked extracts and chunks one in_progress file: it ends
+// completed, or failed with the reason.
+func (s *Server) processFileLocked(f *vsFileRec) {
+	file, ok := s.st.files.get(f.obj.Id)
+	if !ok {
+		f.obj.Status = gen.VectorStoreFileObjectStatusFailed
+		f.obj.LastError = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
+			Message: fmt.Sprintf("No file found with id '%s'.", truncateForMessage(f.obj.Id))}
+	} else if text, lastErr := fileText(file); lastErr != nil {
+		f.obj.Status = gen.VectorStoreFileObjectStatusFailed
+		f.obj.LastError = lastErr
+	} else {
+		max, overlap := chunkSizes(f.obj.ChunkingStrategy)
+		f.data = &vsFileData{text: text, chunks: chunkText(text, max, overlap)}
+		f.filename = file.obj.Filename
+		f.obj.Status = gen.VectorStoreFileObjectStatusCompleted
+		f.obj.UsageBytes = len(file.data)
+	}
 }
 
 // refreshVectorStoreLocked recomputes a vector store's file counts, usage
