@@ -73,11 +73,12 @@ type FaultRates struct {
 	// without the done event).
 	CutStream float64
 	// CutAfter is the number of events sent before a cut (CutStream and
-	// the streams of CutBody). Default: a random number from 1 to 8.
+	// the streams of CutBody); a negative value cuts the stream before its
+	// first event. Default (0): a random number from 1 to 8.
 	CutAfter int
 	// CutAfterMax, when above CutAfter, makes the number of events before
-	// a cut a random number from CutAfter to CutAfterMax (CutAfter may then
-	// be 0: the stream is cut before its first event). Default 0.
+	// a cut a random number from max(CutAfter, 0) to CutAfterMax (0 cuts
+	// before the first event). Default 0: unused.
 	CutAfterMax int
 	// RetryAfter is the wait advertised on 429 and 503. Default: 1s.
 	RetryAfter time.Duration
@@ -173,9 +174,12 @@ func (f *Faults) decide(pattern, opID string) faultDecision {
 
 // cutPoint draws the number of events a stream sends before it is cut.
 func (r FaultRates) cutPoint(rng *rand.Rand) int {
+	lo := max(r.CutAfter, 0)
 	switch {
-	case r.CutAfterMax > r.CutAfter && r.CutAfter >= 0:
-		return r.CutAfter + rng.IntN(r.CutAfterMax-r.CutAfter+1)
+	case r.CutAfterMax > lo:
+		return lo + rng.IntN(r.CutAfterMax-lo+1)
+	case r.CutAfter < 0:
+		return 0
 	case r.CutAfter > 0:
 		return r.CutAfter
 	}

@@ -29,9 +29,10 @@ func (s *Server) ListFiles(ctx context.Context, req genserver.ListFilesRequestOb
 	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
+	s.mu.Lock()
+	s.dropExpiredFilesLocked()
 	recs := s.st.files.all()
-	s.mu.RUnlock()
+	s.mu.Unlock()
 	items := make([]gen.OpenAIFile, 0, len(recs))
 	for _, f := range recs {
 		if p.Purpose != nil && string(f.obj.Purpose) != *p.Purpose {
@@ -150,6 +151,7 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 		contentType = "application/octet-stream"
 	}
 	s.mu.Lock()
+	s.dropExpiredFilesLocked()
 	s.st.files.put(f.Id, &fileRec{obj: f, data: data, contentType: contentType})
 	s.mu.Unlock()
 	return genserver.CreateFile200JSONResponse(f), nil
@@ -182,14 +184,8 @@ func (s *Server) DeleteFile(ctx context.Context, req genserver.DeleteFileRequest
 		return nil, errNotFound("file", req.FileId)
 	}
 	s.mu.Lock()
-	ok := s.st.files.del(req.FileId)
-	if ok {
-		for _, vs := range s.st.vectorStores.all() {
-			if vs.files.del(req.FileId) {
-				s.refreshVectorStoreLocked(vs)
-			}
-		}
-	}
+	s.dropExpiredFilesLocked() // an expired file is already gone: 404
+	ok := s.deleteFileLocked(req.FileId)
 	s.mu.Unlock()
 	if !ok {
 		return nil, errNotFound("file", req.FileId)
@@ -226,18 +222,56 @@ func (d fileDownload) VisitDownloadFileResponse(w http.ResponseWriter) error {
 	return err
 }
 
-// getFile returns a stored file (shared; do not modify), or a 404.
+// getFile returns a stored file (shared; do not modify), or a 404. A file
+// past its expires_at is deleted (as DeleteFile does) and is a 404.
 func (s *Server) getFile(id string) (*fileRec, error) {
 	if !validID(id) {
 		return nil, errNotFound("file", id)
 	}
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	f, ok := s.st.files.get(id)
+	s.mu.RUnlock()
 	if !ok {
 		return nil, errNotFound("file", id)
 	}
+	if s.fileExpired(f) {
+		s.mu.Lock()
+		s.deleteFileLocked(id)
+		s.mu.Unlock()
+		return nil, errNotFound("file", id)
+	}
 	return f, nil
+}
+
+// fileExpired reports whether f's expires_at has passed.
+func (s *Server) fileExpired(f *fileRec) bool {
+	return f.obj.ExpiresAt != nil && s.now() >= *f.obj.ExpiresAt
+}
+
+// dropExpiredFilesLocked deletes the files past their expires_at, as
+// DeleteFile does. Listing, uploading, deleting and reading a file run it,
+// so an expired file is never listed, read or downloaded. s.mu is held for
+// writing.
+func (s *Server) dropExpiredFilesLocked() {
+	for _, f := range s.st.files.all() {
+		if s.fileExpired(f) {
+			s.deleteFileLocked(f.obj.Id)
+		}
+	}
+}
+
+// deleteFileLocked deletes a file and detaches it from every vector store
+// that holds it. s.mu is held for writing.
+func (s *Server) deleteFileLocked(id string) bool {
+	ok := s.st.files.del(id)
+	if ok {
+		for _, vs := range s.st.vectorStores.all() {
+			if vs.files.del(id) {
+				s.refreshVectorStoreLocked(vs)
+			}
+		}
+	}
+	return ok
 }
 
 // fileText returns the text of a file for vector stores, or why it cannot be
