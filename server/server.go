@@ -139,6 +139,7 @@ type Server struct {
 
 	handler http.Handler
 	mux     *http.ServeMux // the router inside handler (see handler.go)
+	drain   drainState     // open event streams, for Shutdown (shutdown.go)
 
 	hooks testHooks // nil outside tests (hooks.go)
 }
