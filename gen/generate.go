@@ -5,8 +5,8 @@
 // <Op>Reply holding the body and the typed JSON of each documented status.
 //
 // Most programs do not call this package's client directly: assistants.New
-// configures it (auth, retries, Azure), and the typed calls in package
-// assistants return (*T, error). The types (gen.ThreadObject, gen.RunObject,
+// configures it (auth, retries, Azure), and assistants.Client's typed calls
+// return (*T, error). The types (gen.ThreadObject, gen.RunObject,
 // gen.CreateMessageRequest, ...) are what every package of this module speaks.
 //
 // The server side (strict server interface, embedded spec) is in
@@ -17,4 +17,10 @@
 // and run "make generate".
 package gen
 
+// The generators, in order: the client side (this package), the server side
+// (genserver), then the typed calls of package assistants (calls.gen.go),
+// which internal/gencalls derives from the first two.
+//
 //go:generate go run -modfile=../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config config.yaml ../openapi/assistants.yaml
+//go:generate go run -modfile=../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config genserver/config.yaml ../openapi/assistants.yaml
+//go:generate go run ../internal/gencalls -gen assistants.gen.go -server genserver/genserver.gen.go -calls ../calls.gen.go

@@ -11,7 +11,5 @@
 // gen.ThreadObject.
 //
 // Nothing in this package is edited by hand. Change the spec or config.yaml
-// and run "make generate".
+// and run "make generate" (whose directives are in ../generate.go).
 package genserver
-
-//go:generate go run -modfile=../../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config config.yaml ../../openapi/assistants.yaml
