@@ -18,7 +18,7 @@ func runChaos(ctx context.Context, args []string, out io.Writer) error {
 	n := fs.Int("conversations", 200, "number of conversations (half polling, half streaming)")
 	conc := fs.Int("concurrency", 20, "conversations in flight at once")
 	seed := fs.Int64("seed", 1, "fault seed (same seed, same faults)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out); err != nil { // -h, stray arguments, negative durations
 		return err
 	}
 	res, err := chaos.Run(ctx, chaos.Config{Conversations: *n, Concurrency: *conc, Seed: *seed, Log: os.Stderr})

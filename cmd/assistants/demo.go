@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/assistants-go/assistants"
@@ -69,7 +70,7 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(out)
 	stepDelay := fs.Duration("step-delay", 50*time.Millisecond, "embedded server: delay before each run state change")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -85,6 +86,8 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	pr := &streamPrinter{out: out}
+
 	// 1. An assistant with one typed function tool, and a thread. The tool's
 	// JSON Schema and its handler come from one definition.
 	type weatherArgs struct {
@@ -93,7 +96,7 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 	reg, err := helpers.NewRegistry(helpers.Func("get_weather", "Get the weather forecast for a city.",
 		func(ctx context.Context, a weatherArgs) (string, error) {
 			res := weather(a.City)
-			fmt.Fprintf(out, "tool call: get_weather({\"city\":%q}) -> %s\n", a.City, res)
+			pr.line(fmt.Sprintf("tool call: get_weather({\"city\":%q}) -> %s", a.City, res))
 			return res, nil
 		}))
 	if err != nil {
@@ -127,10 +130,9 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 
 	// 3. Run it with the streaming tool loop: tool calls are answered as they
 	// come, and the answer is printed token by token as it arrives.
-	fmt.Fprint(out, "assistant (streaming): ")
-	acc := &helpers.Accumulator{OnTextDelta: func(_, text string) { fmt.Fprint(out, text) }}
+	acc := &helpers.Accumulator{OnTextDelta: func(_, text string) { pr.text(text) }}
 	run, err := helpers.StreamRunTools(ctx, client, thread.Id, gen.CreateRunRequest{AssistantId: asst.Id}, reg, acc)
-	fmt.Fprintln(out)
+	pr.endText()
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
@@ -143,13 +145,58 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("list messages: %w", err)
 	}
 	fmt.Fprintf(out, "summary: %d messages\n", len(list.Data))
+	width := 0
 	for _, m := range list.Data {
-		fmt.Fprintf(out, "  %-9s %s\n", m.Role+":", oneLine(messageText(m), 100))
+		width = max(width, len(m.Role)+1)
+	}
+	for _, m := range list.Data {
+		fmt.Fprintf(out, "  %-*s %s\n", width, string(m.Role)+":", oneLine(messageText(m), 100))
 	}
 	if run.Status != gen.RunObjectStatusCompleted {
 		return fmt.Errorf("run ended %s", run.Status)
 	}
 	return nil
+}
+
+// streamPrinter prints the streamed answer after "assistant (streaming): "
+// and every other line (a tool call) on a line of its own, ending the
+// answer's line first when it is open. Safe for concurrent use.
+type streamPrinter struct {
+	mu   sync.Mutex
+	out  io.Writer
+	open bool // an answer line is open
+}
+
+// text prints a piece of the streamed answer.
+func (p *streamPrinter) text(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.open {
+		fmt.Fprint(p.out, "assistant (streaming): ")
+		p.open = true
+	}
+	fmt.Fprint(p.out, s)
+}
+
+// line prints s on a line of its own.
+func (p *streamPrinter) line(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open {
+		fmt.Fprintln(p.out)
+		p.open = false
+	}
+	fmt.Fprintln(p.out, s)
+}
+
+// endText ends the answer's line, if one is open.
+func (p *streamPrinter) endText() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open {
+		fmt.Fprintln(p.out)
+		p.open = false
+	}
 }
 
 func modelName() string {

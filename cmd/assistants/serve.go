@@ -20,6 +20,7 @@ type serveConfig struct {
 	addr      string
 	apiKey    string
 	stepDelay time.Duration
+	grace     time.Duration // --shutdown-grace
 	logLevel  string
 	backend   *server.ChatModel // nil: the scripted model
 }
@@ -32,9 +33,10 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	fs.StringVar(&c.apiKey, "api-key", "", "turn auth on with this key (default: off; prefer --api-key-env)")
 	apiKeyEnv := fs.String("api-key-env", "", "turn auth on with the key in this environment variable")
 	fs.DurationVar(&c.stepDelay, "step-delay", 50*time.Millisecond, "delay before each run state change (0 = immediate)")
+	fs.DurationVar(&c.grace, "shutdown-grace", defaultShutdownGrace, "on SIGINT/SIGTERM, how long open event streams may go on before they end with an error event")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	bf := addBackendFlags(fs, os.Getenv)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, out); err != nil {
 		return nil, nil, err
 	}
 	if *apiKeyEnv != "" {
@@ -45,7 +47,7 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, nil, fmt.Errorf("--log-level: %w", err)
+		return nil, nil, usagef("serve: --log-level: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	opts := []server.Option{
@@ -65,6 +67,16 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	return c, opts, nil
 }
 
+// defaultShutdownGrace is serve's --shutdown-grace default.
+const defaultShutdownGrace = 10 * time.Second
+
+// closeWait bounds how long serve waits, once the grace period is over, for
+// the connections to finish before it closes them.
+const closeWait = 5 * time.Second
+
+// serve runs the server until ctx ends, then shuts down: no new runs, the
+// listener closes, open event streams get c.grace to end on their own and
+// are then ended with an "error" event.
 func serve(ctx context.Context, args []string, out io.Writer) error {
 	c, opts, err := serveFlags(args, out)
 	if err != nil {
@@ -86,10 +98,21 @@ func serve(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	fmt.Fprintf(out, "shutting down: open event streams get up to %s (interrupt again to exit at once)\n", c.grace)
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), c.grace)
+	defer cancelGrace()
+	drained := make(chan error, 1)
+	go func() { drained <- srv.Shutdown(graceCtx) }()
+	// The listener closes now; in-flight requests finish, and the streams
+	// end within the grace period (srv.Shutdown ends the late ones).
+	hsCtx, cancelHS := context.WithTimeout(context.Background(), c.grace+closeWait)
+	defer cancelHS()
+	if err := hs.Shutdown(hsCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(out, "closing the connections still open: %v\n", err)
+		_ = hs.Close()
+	}
+	if err := <-drained; err != nil {
+		fmt.Fprintf(out, "grace period over: %v\n", err)
 	}
 	fmt.Fprintln(out, "server stopped")
 	return nil
