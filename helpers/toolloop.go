@@ -126,7 +126,8 @@ type ToolLoopOptions struct {
 	// (0): DefaultMaxRounds (10).
 	MaxRounds int
 	// Exec is passed to Registry.Execute: handler concurrency (default 8),
-	// the format of error outputs (default {"error": "..."}) and the
+	// the per-call timeout (default DefaultCallTimeout, 5 minutes), the
+	// format of error outputs (default {"error": "..."}) and the
 	// OnToolCall/OnToolResult hooks (default none).
 	Exec ExecOptions
 	// Poll configures the poller that waits for the run between rounds
@@ -201,19 +202,22 @@ func RunTools(ctx context.Context, client RunToolsClient, threadID string, body 
 // answering its tool calls with reg. It polls the run (package poller);
 // each time the run requires action it runs every requested call with
 // reg.Execute (concurrently, bounded by Exec.Concurrency; a failing or
-// panicking handler, an unknown function and bad arguments become error
-// outputs the model can read), submits all the outputs in one request and
-// polls again.
+// panicking handler or OnToolCall hook, a handler that has not returned
+// within Exec.CallTimeout (default 5 minutes), an unknown function and bad
+// arguments become error outputs the model can read), submits all the
+// outputs in one request and polls again.
 //
 // End states: a completed run is returned with a nil error; a failed,
 // cancelled, expired or incomplete one with a *poller.RunError. When ctx
 // ends, the loop cancels the run (best effort, on a fresh context bounded by
 // CancelTimeout) and returns the last known run (the cancelling run when
-// CancelRun answered) and an error wrapping ctx.Err(). Past MaxRounds
-// rounds it cancels the run likewise and returns a *MaxRoundsError. A
-// permanent request error (e.g. 404) ends it with that error. Whenever it
-// returns an error after the run was read it also returns the last known
-// run.
+// CancelRun answered) and an error wrapping ctx.Err() and, when the last
+// request had failed, that request's error too (errors.As finds its
+// *assistants.APIError). Past MaxRounds rounds it cancels the run likewise
+// and returns a *MaxRoundsError. A permanent request error (see
+// poller.IsTransient: e.g. a 404, an untrusted TLS certificate, a failing
+// credential) ends the loop at once with that error. Whenever it returns an
+// error after the run was read it also returns the last known run.
 //
 // Exactly once: a tool call id's handler runs at most once per loop. When a
 // submission fails in a way that leaves its fate unknown (a timeout, a 5xx
@@ -279,7 +283,7 @@ func (l *toolLoop) loop(ctx context.Context, p *poller.Poller) (*gen.RunObject, 
 			l.run = run
 		}
 		if ctx.Err() != nil {
-			return l.cancel(ctx, ctx.Err())
+			return l.cancel(ctx, withCtxErr(ctx, err))
 		}
 		if err != nil {
 			var runErr *poller.RunError
@@ -315,7 +319,7 @@ func (l *toolLoop) loop(ctx context.Context, p *poller.Poller) (*gen.RunObject, 
 		next, hint, err := l.submit(ctx, outputs)
 		if err != nil {
 			if ctx.Err() != nil {
-				return l.cancel(ctx, ctx.Err())
+				return l.cancel(ctx, withCtxErr(ctx, err))
 			}
 			return l.run, err
 		}
@@ -349,10 +353,11 @@ func (l *toolLoop) submit(ctx context.Context, outputs []gen.SubmitToolOutputsRu
 		if err == nil {
 			return next, poller.PollAfter(reply.HTTPResponse.Header), nil
 		}
+		lastErr = fmt.Errorf("submit tool outputs to run %s: %w", l.runID, err)
 		if ctx.Err() != nil {
-			return nil, 0, ctx.Err()
+			return nil, 0, withCtxErr(ctx, lastErr)
 		}
-		lastErr = fmt.Errorf("helpers: tool loop: submit tool outputs to run %s: %w", l.runID, err)
+		lastErr = fmt.Errorf("helpers: tool loop: %w", lastErr)
 		// Did the server take the outputs? Read the run back.
 		back, err := l.readBack(ctx)
 		if err != nil {
@@ -374,7 +379,7 @@ func (l *toolLoop) readBack(ctx context.Context) (*gen.RunObject, error) {
 	for i := 0; i < l.o.SubmitAttempts; i++ {
 		if i > 0 {
 			if werr := sleepCtx(ctx, p.NextInterval()); werr != nil {
-				return nil, werr
+				return nil, withCtxErr(ctx, err)
 			}
 		}
 		var back *gen.RunObject
@@ -383,7 +388,7 @@ func (l *toolLoop) readBack(ctx context.Context) (*gen.RunObject, error) {
 			return back, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, withCtxErr(ctx, err)
 		}
 		if !poller.IsTransient(err) {
 			break
@@ -423,6 +428,21 @@ func (l *toolLoop) cancel(ctx context.Context, cause error) (*gen.RunObject, err
 		l.run = run
 	}
 	return l.run, err
+}
+
+// withCtxErr is the error for a step that ctx ended: err when it already
+// matches ctx.Err() (the poller's and the client's errors then carry the
+// last real error, such as an *assistants.APIError, too), else ctx.Err()
+// joined with err, or ctx.Err() alone when err is nil.
+func withCtxErr(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	switch {
+	case err == nil:
+		return cerr
+	case errors.Is(err, cerr):
+		return err
+	}
+	return fmt.Errorf("%w; last error: %w", cerr, err)
 }
 
 // sleepCtx waits d or until ctx is done.

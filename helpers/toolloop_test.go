@@ -652,3 +652,62 @@ func (f *faultCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return resp, err
 }
+
+// A handler that ignores its ctx does not hang the tool loop: past
+// CallTimeout its call gets an error output, the outputs are submitted and
+// the run completes.
+func TestRunToolLoopCallTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f, c := newTLFake(t, []string{"c1", "hang", `{}`, "c2", "echo", `{"n":2}`})
+		release := make(chan struct{})
+		reg := MustRegistry(
+			Func("hang", "", func(context.Context, emptyArgs) (string, error) { <-release; return "too late", nil }),
+			Func("echo", "", func(_ context.Context, a echoArgs) (int, error) { return a.N, nil }),
+		)
+		run, err := RunToolLoop(t.Context(), c, "thread_1", "run_1", reg,
+			WithExecOptions(ExecOptions{CallTimeout: 30 * time.Second, OnToolCall: func(_ context.Context, call gen.RunToolCallObject) {
+				if call.Id == "c2" {
+					panic("hook bug")
+				}
+			}}))
+		close(release)
+		require.NoError(t, err)
+		assert.Equal(t, gen.RunObjectStatusCompleted, run.Status)
+		subs, _, _ := f.snapshot()
+		require.Len(t, subs, 1)
+		m := outputsByID(t, subs[0])
+		assert.Contains(t, m["c1"], "tool call timed out")
+		assert.JSONEq(t, `{"error":"OnToolCall hook for tool echo panicked: hook bug"}`, m["c2"])
+	})
+}
+
+// When ctx ends while requests fail, the loop's error carries the last
+// request's error as well as ctx's.
+func TestRunToolLoopKeepsLastError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Every request fails with 503.
+		c503, err := assistants.New(assistants.WithBaseURL("http://fake.test/v1"), assistants.WithMaxRetries(0),
+			assistants.WithHTTPClient(&http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				rec := httptest.NewRecorder()
+				rec.Header().Set("Content-Type", "application/json")
+				rec.WriteHeader(503)
+				_, _ = rec.WriteString(`{"error":{"message":"overloaded","type":"server_error"}}`)
+				resp := rec.Result()
+				resp.Request = r
+				return resp, nil
+			})}))
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		_, err = RunToolLoop(ctx, c503, "thread_1", "run_1", MustRegistry())
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		var apiErr *assistants.APIError
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, 503, apiErr.StatusCode)
+	})
+}
+
+// roundTripFunc is an in-process http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

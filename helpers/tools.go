@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
@@ -37,6 +38,11 @@ type Tool interface {
 // the registry does not have, or a tool call whose type is not "function".
 var ErrUnknownTool = errors.New("unknown tool")
 
+// ErrToolTimeout is wrapped by the error Registry.Execute hands to
+// ExecOptions.FormatError (and OnToolResult) when a call did not return
+// within ExecOptions.CallTimeout.
+var ErrToolTimeout = errors.New("tool call timed out")
+
 // ErrInvalidArguments is wrapped by the error a Func tool returns when the
 // model's arguments are not valid JSON, do not match the schema derived from
 // Args (a missing required property, an unknown property, a wrong type), or
@@ -44,20 +50,29 @@ var ErrUnknownTool = errors.New("unknown tool")
 var ErrInvalidArguments = errors.New("invalid arguments")
 
 // PanicError is the error Registry.Execute hands to ExecOptions.FormatError
-// (and OnToolResult) when a handler panics. Its Error text names the tool and
-// the panic value but not the stack, so the default error output sent to
-// the model carries no stack trace.
+// (and OnToolResult) when a handler, or the OnToolCall hook run before it,
+// panics. Its Error text names the tool and the panic value but not the
+// stack, so the default error output sent to the model carries no stack
+// trace.
 type PanicError struct {
-	// Tool is the name of the tool that panicked.
+	// Tool is the name of the tool that panicked, or whose OnToolCall hook
+	// did.
 	Tool string
+	// Hook is "OnToolCall" when that hook panicked (the handler did not
+	// run); empty when the handler panicked.
+	Hook string
 	// Value is the value passed to panic.
 	Value any
 	// Stack is the goroutine's stack at the time of the panic, for logs.
 	Stack []byte
 }
 
-// Error returns "tool NAME panicked: VALUE".
+// Error returns "tool NAME panicked: VALUE", or "OnToolCall hook for tool
+// NAME panicked: VALUE".
 func (e *PanicError) Error() string {
+	if e.Hook != "" {
+		return fmt.Sprintf("%s hook for tool %s panicked: %v", e.Hook, e.Tool, e.Value)
+	}
 	return fmt.Sprintf("tool %s panicked: %v", e.Tool, e.Value)
 }
 
@@ -370,6 +385,11 @@ func (r *Registry) Lookup(name string) (Tool, bool) {
 // when ExecOptions.Concurrency is 0.
 const DefaultConcurrency = 8
 
+// DefaultCallTimeout bounds one tool call when ExecOptions.CallTimeout is
+// 0: 5 minutes, half the time a run waits for its tool outputs before it
+// expires, so the outputs can still be submitted.
+const DefaultCallTimeout = 5 * time.Minute
+
 // ExecOptions configures Registry.Execute. The zero value is ready to use.
 type ExecOptions struct {
 	// Concurrency is the most handlers run at once. Default (0 or less): 8.
@@ -380,13 +400,31 @@ type ExecOptions struct {
 	// ErrInvalidArguments. Default: DefaultFormatError, {"error":"..."}.
 	FormatError func(name string, err error) string
 	// OnToolCall, when set, is called before each handler runs (not for
-	// outputs replayed from a loop's cache). It is called from several
-	// goroutines at once. Default: nil.
+	// outputs replayed from a loop's cache), with the call's ctx (bounded by
+	// CallTimeout). It is called from several goroutines at once. A panic in
+	// it is recovered like a handler's: the handler does not run and the
+	// call's output is the error output of a *PanicError whose Hook is
+	// "OnToolCall". Default: nil.
 	OnToolCall func(ctx context.Context, call gen.RunToolCallObject)
 	// OnToolResult, when set, is called after each call with the output
 	// sent to the model and the error (nil on success) it was made from. It
-	// is called from several goroutines at once. Default: nil.
+	// is called from several goroutines at once. A panic in it is recovered
+	// and ignored: the output stays as it was. Default: nil.
 	OnToolResult func(ctx context.Context, call gen.RunToolCallObject, output string, err error)
+	// CallTimeout bounds each call (OnToolCall and the handler together).
+	// When it runs out before the handler returns, Execute stops waiting:
+	// the call's output is the error output of an error wrapping
+	// ErrToolTimeout, and the handler's ctx is cancelled with that cause
+	// (context.Cause), so a handler that ignores its ctx cannot hang Execute
+	// or a tool loop. The abandoned handler keeps running on its own
+	// goroutine until it returns (Go cannot stop it): one that honours ctx
+	// ends at once and leaves nothing behind; one that does not holds its
+	// goroutine until it returns. Either way its result is dropped, it no
+	// longer counts against Concurrency, and OnToolResult is not called for
+	// it again. Default (0): DefaultCallTimeout (5 minutes); negative: no
+	// bound (the handler runs on Execute's goroutine, which waits for it,
+	// as it does when ctx ends).
+	CallTimeout time.Duration
 }
 
 // DefaultFormatError is the default ExecOptions.FormatError: the JSON object
@@ -404,8 +442,9 @@ func DefaultFormatError(name string, err error) string {
 // opts.FormatError, so the model can see and correct them.
 //
 // Execute returns an error only when ctx is done: then it starts no more
-// handlers, waits for the running ones to return (handlers must honour ctx)
-// and returns nil and ctx.Err().
+// handlers, waits for the running ones to return (handlers must honour ctx;
+// one that does not is waited for at most until its CallTimeout) and
+// returns nil and ctx.Err().
 func (r *Registry) Execute(ctx context.Context, calls []gen.RunToolCallObject, opts ExecOptions) ([]gen.SubmitToolOutputsRunRequestToolOutput, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -452,35 +491,88 @@ func toolOutput(id, output string) gen.SubmitToolOutputsRunRequestToolOutput {
 	return gen.SubmitToolOutputsRunRequestToolOutput{ToolCallId: &id, Output: &output}
 }
 
-// callOne runs one call, turning every failure into an error output.
-func (r *Registry) callOne(ctx context.Context, call gen.RunToolCallObject, opts ExecOptions, format func(string, error) string) (output string) {
+// callOne runs one call, turning every failure into an error output, and
+// reports it to OnToolResult.
+func (r *Registry) callOne(ctx context.Context, call gen.RunToolCallObject, opts ExecOptions, format func(string, error) string) string {
 	name := call.Function.Name
-	if opts.OnToolCall != nil {
-		opts.OnToolCall(ctx, call)
+	output, err := r.callBounded(ctx, call, opts)
+	if err != nil {
+		output = safeFormat(format, name, err)
 	}
-	var err error
+	if opts.OnToolResult != nil {
+		func() {
+			defer func() { _ = recover() }() // an observer's panic changes nothing
+			opts.OnToolResult(ctx, call, output, err)
+		}()
+	}
+	return output
+}
+
+// callResult is what invoke returns, passed over a channel.
+type callResult struct {
+	output string
+	err    error
+}
+
+// callBounded runs invoke bounded by opts.CallTimeout: on its own goroutine,
+// which it abandons when the handler has not returned in time.
+func (r *Registry) callBounded(ctx context.Context, call gen.RunToolCallObject, opts ExecOptions) (string, error) {
+	timeout := opts.CallTimeout
+	if timeout == 0 {
+		timeout = DefaultCallTimeout
+	}
+	if timeout < 0 {
+		return r.invoke(ctx, call, opts)
+	}
+	// One timer decides, so the outcome does not depend on which of two
+	// timers at the same instant fires first: the handler's ctx has no
+	// deadline of its own and is cancelled with ErrToolTimeout as its cause.
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan callResult, 1) // buffered: an abandoned handler's send never blocks
+	go func() {
+		output, err := r.invoke(cctx, call, opts)
+		done <- callResult{output, err}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case res := <-done:
+		return res.output, res.err
+	case <-timer.C:
+		select {
+		case res := <-done: // it returned just in time
+			return res.output, res.err
+		default:
+		}
+		cancel(ErrToolTimeout)
+		return "", fmt.Errorf("%w: %s did not return within %v", ErrToolTimeout, call.Function.Name, timeout)
+	}
+}
+
+// invoke runs OnToolCall and the handler, turning a panic in either into a
+// *PanicError.
+func (r *Registry) invoke(ctx context.Context, call gen.RunToolCallObject, opts ExecOptions) (output string, err error) {
+	name := call.Function.Name
+	hook := ""
 	defer func() {
 		if p := recover(); p != nil {
-			err = &PanicError{Tool: name, Value: p, Stack: debug.Stack()}
-		}
-		if err != nil {
-			output = safeFormat(format, name, err)
-		}
-		if opts.OnToolResult != nil {
-			opts.OnToolResult(ctx, call, output, err)
+			output, err = "", &PanicError{Tool: name, Hook: hook, Value: p, Stack: debug.Stack()}
 		}
 	}()
+	if opts.OnToolCall != nil {
+		hook = "OnToolCall"
+		opts.OnToolCall(ctx, call)
+		hook = ""
+	}
 	if call.Type != "" && call.Type != "function" {
-		err = fmt.Errorf("%w: tool call type %q is not supported", ErrUnknownTool, call.Type)
-		return ""
+		return "", fmt.Errorf("%w: tool call type %q is not supported", ErrUnknownTool, call.Type)
 	}
 	t, ok := r.Lookup(name)
 	if !ok {
-		err = fmt.Errorf("%w %q: available tools are %s", ErrUnknownTool, name, r.names())
-		return ""
+		return "", fmt.Errorf("%w %q: available tools are %s", ErrUnknownTool, name, r.names())
 	}
-	output, err = t.Call(ctx, call.Function.Arguments)
-	return output
+	return t.Call(ctx, call.Function.Arguments)
 }
 
 // safeFormat calls a user FormatError, falling back to the default when it

@@ -418,3 +418,141 @@ func TestExecuteCancellation(t *testing.T) {
 func TestDefaultFormatError(t *testing.T) {
 	assert.Equal(t, `{"error":"say \"hi\"\n"}`, DefaultFormatError("x", errors.New("say \"hi\"\n")))
 }
+
+// A panicking OnToolCall hook is recovered like a panicking handler: that
+// call gets an error output (the handler does not run), the others run, and
+// a panicking OnToolResult changes nothing.
+func TestExecuteHookPanics(t *testing.T) {
+	tests := []struct {
+		name       string
+		onCall     func(context.Context, gen.RunToolCallObject)
+		onResult   func(context.Context, gen.RunToolCallObject, string, error)
+		wantA      string // output of call a (its hook panics when onCall does)
+		wantRanA   bool
+		wantResult bool // OnToolResult saw a *PanicError for a
+	}{
+		{
+			name: "OnToolCall panics for one call",
+			onCall: func(_ context.Context, c gen.RunToolCallObject) {
+				if c.Id == "a" {
+					panic("metrics backend gone")
+				}
+			},
+			wantA:      `{"error":"OnToolCall hook for tool echo panicked: metrics backend gone"}`,
+			wantResult: true,
+		},
+		{
+			name:     "OnToolResult panics",
+			onResult: func(context.Context, gen.RunToolCallObject, string, error) { panic("logger closed") },
+			wantA:    `"a"`, wantRanA: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			ran := map[string]bool{}
+			var resultErr error
+			reg := MustRegistry(Func("echo", "", func(_ context.Context, a struct {
+				ID string `json:"id"`
+			}) (string, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				ran[a.ID] = true
+				return `"` + a.ID + `"`, nil
+			}))
+			onResult := tt.onResult
+			if onResult == nil {
+				onResult = func(_ context.Context, c gen.RunToolCallObject, _ string, err error) {
+					if c.Id == "a" {
+						resultErr = err
+					}
+				}
+			}
+			outs, err := reg.Execute(t.Context(), []gen.RunToolCallObject{tlCall("a", "echo", `{"id":"a"}`), tlCall("b", "echo", `{"id":"b"}`)},
+				ExecOptions{OnToolCall: tt.onCall, OnToolResult: onResult})
+			require.NoError(t, err)
+			m := outputsByID(t, outs)
+			assert.JSONEq(t, tt.wantA, m["a"])
+			assert.Equal(t, `"b"`, m["b"], "the other call is unaffected")
+			assert.Equal(t, tt.wantRanA, ran["a"])
+			assert.True(t, ran["b"])
+			if tt.wantResult {
+				var pe *PanicError
+				require.ErrorAs(t, resultErr, &pe)
+				assert.Equal(t, "OnToolCall", pe.Hook)
+				assert.Equal(t, "echo", pe.Tool)
+				assert.NotEmpty(t, pe.Stack)
+			}
+		})
+	}
+}
+
+// CallTimeout bounds each call: a handler that ignores its ctx is abandoned
+// at the timeout with an error output (the others keep their outputs), one
+// that honours ctx ends there itself; the default is DefaultCallTimeout and
+// a negative value waits as long as the handler takes.
+func TestExecuteCallTimeout(t *testing.T) {
+	tests := []struct {
+		name       string
+		timeout    time.Duration
+		honoursCtx bool
+		returnAt   time.Duration // virtual time at which Execute returns
+		abandoned  bool          // the output is ErrToolTimeout's
+	}{
+		{name: "handler ignores ctx", timeout: 2 * time.Second, returnAt: 2 * time.Second, abandoned: true},
+		{name: "default timeout", timeout: 0, returnAt: DefaultCallTimeout, abandoned: true},
+		{name: "handler honours ctx", timeout: 2 * time.Second, honoursCtx: true, returnAt: 2 * time.Second, abandoned: true},
+		{name: "no bound", timeout: -1, returnAt: time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				release := make(chan struct{})
+				stuckDone := make(chan error, 1)
+				reg := MustRegistry(
+					Func("stuck", "", func(ctx context.Context, _ emptyArgs) (string, error) {
+						defer func() { stuckDone <- context.Cause(ctx) }()
+						if tt.honoursCtx {
+							<-ctx.Done()
+							return "", fmt.Errorf("stuck gave up: %w", context.Cause(ctx))
+						}
+						<-release // ignores ctx
+						return "late", nil
+					}),
+					Func("quick", "", func(context.Context, emptyArgs) (string, error) { return "fine", nil }),
+				)
+				if tt.timeout < 0 {
+					time.AfterFunc(time.Hour, func() { close(release) })
+				}
+				var resultErr error
+				start := time.Now()
+				outs, err := reg.Execute(t.Context(), []gen.RunToolCallObject{tlCall("s", "stuck", "{}"), tlCall("q", "quick", "{}")},
+					ExecOptions{CallTimeout: tt.timeout, OnToolResult: func(_ context.Context, c gen.RunToolCallObject, _ string, err error) {
+						if c.Id == "s" {
+							resultErr = err
+						}
+					}})
+				require.NoError(t, err)
+				assert.Equal(t, tt.returnAt, time.Since(start))
+				m := outputsByID(t, outs)
+				assert.Equal(t, "fine", m["q"])
+				if tt.abandoned {
+					require.ErrorIs(t, resultErr, ErrToolTimeout)
+					assert.JSONEq(t, fmt.Sprintf(`{"error":"tool call timed out: stuck did not return within %v"}`, tt.returnAt), m["s"])
+					// The abandoned handler's ctx was cancelled at the
+					// timeout with ErrToolTimeout as its cause; it ends
+					// when it returns (at once when it honours ctx), and
+					// its result is dropped.
+					if !tt.honoursCtx {
+						close(release)
+					}
+					assert.Equal(t, ErrToolTimeout, <-stuckDone)
+				} else {
+					assert.NoError(t, resultErr)
+					assert.Equal(t, "late", m["s"])
+				}
+				synctest.Wait() // every goroutine has ended: nothing is left behind
+			})
+		})
+	}
+}
