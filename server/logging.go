@@ -57,7 +57,7 @@ func (w *respWriter) WriteHeader(code int) {
 			w.ResponseWriter.WriteHeader(code)
 			w.stream = true
 			if !w.drain.add(w) {
-				w.endStream() // the grace period is over already
+				w.endStream() // Shutdown was called: no new streams
 			}
 			return
 		}

@@ -21,7 +21,6 @@ const abortWait = 2 * time.Second
 type drainState struct {
 	mu       sync.Mutex
 	draining bool                     // Shutdown was called: no new runs
-	over     bool                     // its grace period is over: streams end at once
 	streams  map[*respWriter]struct{} // the open event streams
 	changed  chan struct{}            // closed (and replaced) when a stream ends
 }
@@ -37,8 +36,11 @@ type drainState struct {
 //  3. When ctx ends first, it ends each stream still open with a final
 //     `error` event (data: the API's error object, type server_error) and
 //     no `done` event, closes it, and waits up to 2s for the stream
-//     handlers to return. A stream that opens after that (tool outputs
-//     submitted with stream: true) gets the error event at once.
+//     handlers to return.
+//
+// A stream that opens once Shutdown was called (tool outputs submitted with
+// stream: true, a stream reattached by an Idempotency-Key) gets the error
+// event at once: the outputs are taken, the stream ends.
 //
 // It returns nil when every stream ended on its own, otherwise an error
 // wrapping ctx.Err() that counts the streams it ended. Runs are not
@@ -72,7 +74,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) endStreams() int {
 	d := &s.drain
 	d.mu.Lock()
-	d.over = true
 	ws := make([]*respWriter, 0, len(d.streams))
 	for w := range d.streams {
 		ws = append(ws, w)
@@ -109,8 +110,8 @@ func (d *drainState) open() (int, <-chan struct{}) {
 	return len(d.streams), d.changed
 }
 
-// add registers an open event stream. It reports false when the grace
-// period is already over: the stream must end at once.
+// add registers an open event stream. It reports false when Shutdown was
+// called already: a new stream must end at once.
 func (d *drainState) add(w *respWriter) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -118,7 +119,7 @@ func (d *drainState) add(w *respWriter) bool {
 		d.streams = map[*respWriter]struct{}{}
 	}
 	d.streams[w] = struct{}{}
-	return !d.over
+	return !d.draining
 }
 
 // remove drops a stream whose handler returned.

@@ -205,3 +205,52 @@ func TestShutdownWithoutStreams(t *testing.T) {
 	defer cancel()
 	require.NoError(t, srv.Shutdown(ctx))
 }
+
+// TestStreamOpenedAfterShutdownEndsAtOnce: once Shutdown was called, a new
+// stream (here: tool outputs submitted with stream: true) is taken but
+// ends at once with the error event.
+func TestStreamOpenedAfterShutdownEndsAtOnce(t *testing.T) {
+	srv := server.New(server.WithStepDelay(0))
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	defer srv.Close()
+
+	resp := post(t, hs.URL+"/v1/assistants", `{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"get_weather"}}]}`)
+	var asst gen.AssistantObject
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&asst))
+	resp.Body.Close()
+	resp = post(t, hs.URL+"/v1/threads/runs", `{"assistant_id":"`+asst.Id+`","stream":true,"thread":{"messages":[{"role":"user","content":"call get_weather"}]}}`)
+	var run gen.RunObject
+	stream := sseReader{sc: bufio.NewScanner(resp.Body)}
+	for {
+		name, data, ok := stream.next()
+		require.True(t, ok, "the stream ended before requires_action")
+		if name == "thread.run.requires_action" {
+			require.NoError(t, json.Unmarshal(data, &run))
+			break
+		}
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	require.NotNil(t, run.RequiredAction)
+	call := run.RequiredAction.SubmitToolOutputs.ToolCalls[0].Id
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, srv.Shutdown(ctx)) // no stream open: returns at once
+
+	resp = post(t, hs.URL+"/v1/threads/"+run.ThreadId+"/runs/"+run.Id+"/submit_tool_outputs",
+		`{"stream":true,"tool_outputs":[{"tool_call_id":"`+call+`","output":"sunny"}]}`)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	stream = sseReader{sc: bufio.NewScanner(resp.Body)}
+	var names []string
+	for {
+		name, _, ok := stream.next()
+		if !ok {
+			break
+		}
+		names = append(names, name)
+	}
+	assert.Equal(t, []string{"error"}, names)
+}
