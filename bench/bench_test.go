@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/metrics"
@@ -224,6 +225,46 @@ func wantPage(tb testing.TB, s summary) {
 		tb.Fatalf("page = {N:%d ID:%s Text:%.40q}, want %d messages ending at %s, first text %.40q",
 			s.N, s.ID, s.Text, listPageSize, messageID(listPageSize-1), firstText)
 	}
+	wantTally(tb, s, 0, listPageSize)
+}
+
+// wantTally checks the text and annotations an SDK read from messages
+// [from, to), against the fixtures decoded with encoding/json.
+func wantTally(tb testing.TB, s summary, from, to int) {
+	tb.Helper()
+	var want summary
+	for i := from; i < to; i++ {
+		var m struct {
+			Content []struct {
+				Text struct {
+					Value       string `json:"value"`
+					Annotations []struct {
+						Text         string            `json:"text"`
+						FileCitation map[string]string `json:"file_citation"`
+						FilePath     map[string]string `json:"file_path"`
+					} `json:"annotations"`
+				} `json:"text"`
+			} `json:"content"`
+		}
+		if err := json.Unmarshal(messageFixture(i, benchThread), &m); err != nil {
+			tb.Fatal(err)
+		}
+		for _, c := range m.Content {
+			want.Chars += len(c.Text.Value)
+			for _, a := range c.Text.Annotations {
+				want.Chars += len(a.Text)
+				if a.FileCitation["file_id"] != "" || a.FilePath["file_id"] != "" {
+					want.Annots++
+				}
+			}
+		}
+	}
+	if want.Annots == 0 {
+		tb.Fatal("the fixtures have no annotations; the check would prove nothing")
+	}
+	if s.Chars != want.Chars || s.Annots != want.Annots {
+		tb.Fatalf("read %d bytes of text and %d annotations, want %d and %d", s.Chars, s.Annots, want.Chars, want.Annots)
+	}
 }
 
 func wantCreated(tb testing.TB, s summary) {
@@ -274,6 +315,7 @@ func wantAll(tb testing.TB, s summary, n int) {
 	if s.N != n || s.ID != messageID(n-1) {
 		tb.Fatalf("iterated %d items ending at %s, want %d ending at %s", s.N, s.ID, n, messageID(n-1))
 	}
+	wantTally(tb, s, 0, n)
 }
 
 func wantPolled(tb testing.TB, s summary) {

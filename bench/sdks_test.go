@@ -32,6 +32,7 @@ type summary struct {
 	ID, Status, Text string
 	N, Tokens        int
 	Polls, LagUS     int
+	Chars, Annots    int // see tally_test.go
 }
 
 // sdkCase is one SDK's way of doing an operation. skip, when set, is why
@@ -132,6 +133,9 @@ func (c *clients) listMessages() []sdkCase {
 				return summary{}, err
 			}
 			s := summary{ID: l.LastId, N: len(l.Data)}
+			for i := range l.Data {
+				s.tallyOurs(&l.Data[i])
+			}
 			if len(l.Data) > 0 {
 				s.Text = helpers.MessageText(l.Data[0])
 			}
@@ -143,6 +147,9 @@ func (c *clients) listMessages() []sdkCase {
 				return summary{}, err
 			}
 			s := summary{N: len(p.Data)}
+			for i := range p.Data {
+				s.tallyOpenAI(&p.Data[i])
+			}
 			if len(p.Data) > 0 {
 				s.ID = p.Data[len(p.Data)-1].ID
 				s.Text = p.Data[0].Content[0].Text.Value
@@ -155,6 +162,9 @@ func (c *clients) listMessages() []sdkCase {
 				return summary{}, err
 			}
 			s := summary{N: len(l.Messages)}
+			for i := range l.Messages {
+				s.tallyGoOpenAI(&l.Messages[i])
+			}
 			if l.LastID != nil {
 				s.ID = *l.LastID
 			}
@@ -169,6 +179,9 @@ func (c *clients) listMessages() []sdkCase {
 				return summary{}, err
 			}
 			s := summary{ID: p.LastID, N: len(p.Data)}
+			for i := range p.Data {
+				s.tallyFloor(&p.Data[i])
+			}
 			if len(p.Data) > 0 {
 				s.Text = p.Data[0].Content[0].Text.Value
 			}
@@ -294,6 +307,7 @@ func (c *clients) pageAll() []pageCase {
 				}
 				s.N++
 				s.ID = m.Id
+				s.tallyOurs(&m)
 				visit(m.Id)
 			}
 			return s, nil
@@ -305,6 +319,7 @@ func (c *clients) pageAll() []pageCase {
 				m := it.Current()
 				s.N++
 				s.ID = m.ID
+				s.tallyOpenAI(&m)
 				visit(m.ID)
 			}
 			return s, it.Err()
@@ -322,6 +337,7 @@ func (c *clients) pageAll() []pageCase {
 				for i := range l.Messages {
 					s.N++
 					s.ID = l.Messages[i].ID
+					s.tallyGoOpenAI(&l.Messages[i])
 					visit(l.Messages[i].ID)
 				}
 				if !l.HasMore || l.LastID == nil {
@@ -345,6 +361,7 @@ func (c *clients) pageAll() []pageCase {
 				for i := range p.Data {
 					s.N++
 					s.ID = p.Data[i].ID
+					s.tallyFloor(&p.Data[i])
 					visit(p.Data[i].ID)
 				}
 				if !p.HasMore {
@@ -448,7 +465,19 @@ type (
 		Content []struct {
 			Type string `json:"type"`
 			Text struct {
-				Value string `json:"value"`
+				Value       string `json:"value"`
+				Annotations []struct {
+					Type         string `json:"type"`
+					Text         string `json:"text"`
+					StartIndex   int    `json:"start_index"`
+					EndIndex     int    `json:"end_index"`
+					FileCitation struct {
+						FileID string `json:"file_id"`
+					} `json:"file_citation"`
+					FilePath struct {
+						FileID string `json:"file_id"`
+					} `json:"file_path"`
+				} `json:"annotations"`
 			} `json:"text"`
 		} `json:"content"`
 	}
