@@ -34,13 +34,26 @@ type Config struct {
 	StepDelay time.Duration
 	// Log receives one line per surfaced error. Default: discard.
 	Log io.Writer
+	// ServerOptions are added to the embedded server's options (after the
+	// step delay and the faults). Default: none. The tests use them to
+	// switch protections off (server.Options.DisableIdempotency,
+	// DisableStreamReattach) and show that the harness then reports.
+	ServerOptions []server.Option
+	// ClientOptions are added to the client's options. Default: none.
+	ClientOptions []assistants.Option
 }
 
-// DefaultFaults are the rates: 10% 500/503, 5% 429 with Retry-After,
-// 2% dropped connections, latency jitter, and some SSE streams cut short.
+// DefaultFaults are the rates of make chaos. Before the work: 10% 500/503,
+// 5% 429 with Retry-After, 2% dropped connections, latency jitter. After
+// the work (only idempotent retries and stream reattaching hide these): 3%
+// replies lost after the handler ran, 3% replies cut mid-body (JSON after
+// half its bytes, streams after 0 to 6 events), 3% connections reset while
+// the handler runs. And 20% of event streams cut after 0 to 6 events.
 var DefaultFaults = server.FaultRates{
 	ServerError: 0.05, Unavailable: 0.05, RateLimit: 0.05, RetryAfter: 20 * time.Millisecond,
-	Drop: 0.02, Jitter: 5 * time.Millisecond, CutStream: 0.2, CutAfter: 4,
+	Drop: 0.02, Jitter: 5 * time.Millisecond,
+	DropAfter: 0.03, CutBody: 0.03, Reset: 0.03,
+	CutStream: 0.2, CutAfter: 0, CutAfterMax: 6,
 }
 
 // Result is what a chaos run counted.
@@ -81,7 +94,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg.Log = io.Discard
 	}
 
-	srv := server.New(server.WithStepDelay(cfg.StepDelay), server.WithFaults(&server.Faults{Seed: cfg.Seed, Global: *cfg.Faults}))
+	sopts := append([]server.Option{server.WithStepDelay(cfg.StepDelay), server.WithFaults(&server.Faults{Seed: cfg.Seed, Global: *cfg.Faults})}, cfg.ServerOptions...)
+	srv := server.New(sopts...)
 	defer srv.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -96,7 +110,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}()
 	base := "http://" + ln.Addr().String() + "/v1"
 	// Enough retries that a run of faults on one request is ridden out.
-	client, err := assistants.New(assistants.WithBaseURL(base), assistants.WithAPIKey("chaos"), assistants.WithMaxRetries(6))
+	copts := append([]assistants.Option{assistants.WithBaseURL(base), assistants.WithAPIKey("chaos"), assistants.WithMaxRetries(6)}, cfg.ClientOptions...)
+	client, err := assistants.New(copts...)
 	if err != nil {
 		return Result{}, err
 	}

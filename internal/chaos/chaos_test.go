@@ -6,8 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/assistants-go/assistants"
+	"github.com/assistants-go/assistants/server"
 )
 
 // TestChaosShort is the short chaos run of make test: 20 conversations, half by
@@ -27,4 +31,39 @@ func TestChaosShort(t *testing.T) {
 	require.True(t, res.ExactlyOnce, "every asked tool call executed exactly once")
 	require.Equal(t, 20, res.ToolCallsAsked, "one get_weather call per conversation")
 	require.Empty(t, res.Errors)
+}
+
+// TestChaosHasTeeth switches each protection off in turn and checks that
+// the harness reports what that lets through: with the server's
+// idempotency off, retries after lost or cut replies do the work twice;
+// with stream reattaching off, a streamed run whose reply was lost cannot
+// be recovered; with the client's retry of cut bodies off, a cut reply is
+// an error.
+func TestChaosHasTeeth(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // after the parallel subtests
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		report func(Result) bool
+	}{
+		{"idempotency off", Config{ServerOptions: []server.Option{func(o *server.Options) { o.DisableIdempotency = true }}},
+			func(r Result) bool { return r.Duplicated > 0 || r.Lost > 0 || !r.ExactlyOnce }},
+		{"stream reattach off", Config{ServerOptions: []server.Option{func(o *server.Options) { o.DisableStreamReattach = true }}},
+			func(r Result) bool { return r.Lost > 0 }},
+		{"cut-body retry off", Config{ClientOptions: []assistants.Option{assistants.WithCutBodyRetry(false)}},
+			func(r Result) bool { return r.Lost > 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cfg := tc.cfg
+			cfg.Conversations, cfg.Concurrency, cfg.Seed = 40, 20, 7
+			res, err := Run(ctx, cfg)
+			require.NoError(t, err)
+			t.Log(res.Line())
+			assert.True(t, tc.report(res), "the harness must report the fault this protection hides: %s", res.Line())
+		})
+	}
 }
