@@ -35,6 +35,7 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	fs.DurationVar(&c.stepDelay, "step-delay", 50*time.Millisecond, "delay before each run state change (0 = immediate)")
 	fs.DurationVar(&c.grace, "shutdown-grace", defaultShutdownGrace, "on SIGINT/SIGTERM, how long open event streams may go on before they end with an error event")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	idemBytes := fs.Int64("idempotency-max-bytes", server.DefaultIdempotencyMaxBytes, "memory for the replies remembered for Idempotency-Key retries; the oldest are forgotten first")
 	bf := addBackendFlags(fs, os.Getenv)
 	if err := parseFlags(fs, args, out); err != nil {
 		return nil, nil, err
@@ -45,6 +46,9 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 			return nil, nil, fmt.Errorf("--api-key-env %s: the variable is empty", *apiKeyEnv)
 		}
 	}
+	if *idemBytes <= 0 {
+		return nil, nil, usagef("serve: --idempotency-max-bytes %d: must be positive", *idemBytes)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, nil, usagef("serve: --log-level: %w", err)
@@ -53,6 +57,7 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	opts := []server.Option{
 		server.WithStepDelay(c.stepDelay),
 		server.WithLogger(logger),
+		server.WithIdempotencyMaxBytes(*idemBytes),
 	}
 	var err error
 	if c.backend, err = bf.model(os.Getenv, logger); err != nil {
