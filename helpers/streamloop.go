@@ -2,8 +2,14 @@ package helpers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
 
 	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
@@ -31,13 +37,55 @@ type StreamRunToolsClient interface {
 // run the registry's tools, or leave it nil to use the assistant's) and
 // drives it with StreamToolLoop. A failed start returns nil and its error
 // (an *assistants.APIError for a non-2xx reply).
+//
+// The createRun request carries one Idempotency-Key for all its attempts
+// (a key set by a request editor in o.Poll wins). When its stream is cut
+// before the run is known (no thread.run.* event arrived: a proxy cut it,
+// the connection was reset), the request is sent again with that key, at
+// most StreamStartAttempts times in all: the server reattaches it to the
+// same run's events, so no second run is made. A stream cut after the run
+// is known is handled as StreamToolLoop does (the run is read back).
 func StreamRunTools(ctx context.Context, c StreamRunToolsClient, threadID string, body gen.CreateRunRequest, reg *Registry, acc *Accumulator, opts ...func(*ToolLoopOptions)) (*gen.RunObject, error) {
 	o := loopOptions(opts)
-	s, err := StreamRun(ctx, c, threadID, body, pollOptions(o).RequestEditors...)
+	editors := append([]gen.RequestEditorFn{withIdempotencyKey(newIdempotencyKey())}, pollOptions(o).RequestEditors...)
+	s, err := StreamRun(ctx, c, threadID, body, editors...)
 	if err != nil {
 		return nil, err
 	}
-	return streamToolLoop(ctx, c, s, reg, acc, o)
+	l := newStreamLoop(c, reg, acc, o)
+	l.reopen = func(ctx context.Context) (*Stream, error) { return StreamRun(ctx, c, threadID, body, editors...) }
+	return l.loop(ctx, s)
+}
+
+// StreamStartAttempts is how many times StreamRunTools sends its createRun
+// request when the streams it gets are cut before the run is known.
+const StreamStartAttempts = 5
+
+// withIdempotencyKey sets the Idempotency-Key header of a request that has
+// none, so that every attempt of one logical request carries the same key
+// (the client's retry transport keeps a key it finds).
+func withIdempotencyKey(key string) gen.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		if req.Header.Get("Idempotency-Key") == "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		return nil
+	}
+}
+
+// newIdempotencyKey returns "idem_" and 32 random hex digits.
+func newIdempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return "idem_" + hex.EncodeToString(b[:])
+}
+
+// streamCut reports whether err ended a stream because the connection or
+// the body broke (not an error event, a bad event or a limit), so that the
+// same request may be sent again.
+func streamCut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // StreamToolLoop is the streaming form of RunToolLoop, with the same
@@ -83,14 +131,17 @@ func StreamToolLoop(ctx context.Context, c StreamToolClient, s *Stream, reg *Reg
 }
 
 func streamToolLoop(ctx context.Context, c StreamToolClient, s *Stream, reg *Registry, acc *Accumulator, o ToolLoopOptions) (*gen.RunObject, error) {
+	return newStreamLoop(c, reg, acc, o).loop(ctx, s)
+}
+
+func newStreamLoop(c StreamToolClient, reg *Registry, acc *Accumulator, o ToolLoopOptions) *streamLoop {
 	if acc == nil {
 		acc = &Accumulator{}
 	}
 	if reg == nil {
 		reg = &Registry{}
 	}
-	l := &streamLoop{c: c, reg: reg, o: o, po: pollOptions(o), acc: acc, ledger: newCallLedger()}
-	return l.loop(ctx, s)
+	return &streamLoop{c: c, reg: reg, o: o, po: pollOptions(o), acc: acc, ledger: newCallLedger()}
 }
 
 // pollOptions applies o.Poll to a poller.Options.
@@ -118,6 +169,11 @@ type streamLoop struct {
 
 	run    *gen.RunObject // last known state of the run; nil until known
 	rounds int
+
+	// reopen sends the request of the first stream again (same key), or is
+	// nil; starts counts the first stream's attempts.
+	reopen func(ctx context.Context) (*Stream, error)
+	starts int
 }
 
 func (l *streamLoop) loop(ctx context.Context, s *Stream) (*gen.RunObject, error) {
@@ -137,6 +193,20 @@ func (l *streamLoop) loop(ctx context.Context, s *Stream) (*gen.RunObject, error
 		if l.run == nil {
 			if streamErr == nil {
 				streamErr = errNoRun
+			}
+			if l.reopen != nil && streamCut(streamErr) && l.starts+1 < StreamStartAttempts {
+				// Cut before the run was known: send the request again with
+				// its key; the server reattaches it to the same run.
+				l.starts++
+				next, err := l.reopen(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil, fmt.Errorf("helpers: stream tool loop: %w", ctx.Err())
+					}
+					return nil, fmt.Errorf("helpers: stream tool loop: %w (sending the request again after: %w)", err, streamErr)
+				}
+				s = next
+				continue
 			}
 			return nil, fmt.Errorf("helpers: stream tool loop: %w", streamErr)
 		}

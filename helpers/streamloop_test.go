@@ -629,3 +629,56 @@ func (c *stCountingClient) GetRunWithResponse(ctx context.Context, threadID, run
 	c.gets.Add(1)
 	return c.ClientWithResponses.GetRunWithResponse(ctx, threadID, runID, editors...)
 }
+
+// stKeyClient records the Idempotency-Key of every createRun.
+type stKeyClient struct {
+	*gen.ClientWithResponses
+	mu   sync.Mutex
+	keys []string
+}
+
+func (c *stKeyClient) CreateRun(ctx context.Context, threadID string, params *gen.CreateRunParams, body gen.CreateRunJSONRequestBody, editors ...gen.RequestEditorFn) (*http.Response, error) {
+	probe, _ := http.NewRequest(http.MethodPost, "http://probe", nil)
+	for _, e := range editors {
+		_ = e(ctx, probe)
+	}
+	c.mu.Lock()
+	c.keys = append(c.keys, probe.Header.Get("Idempotency-Key"))
+	c.mu.Unlock()
+	return c.ClientWithResponses.CreateRun(ctx, threadID, params, body, editors...)
+}
+
+// TestStreamRunToolsRetriesAStreamCutBeforeItsFirstEvent: the createRun
+// stream is cut before any event, so the loop does not know the run. It
+// sends the request again with the same Idempotency-Key, the server
+// reattaches it to the same run, and the loop carries on: one run, the tool
+// once.
+func TestStreamRunToolsRetriesAStreamCutBeforeItsFirstEvent(t *testing.T) {
+	faults := &server.Faults{Seed: 3, Routes: map[string]server.FaultRates{
+		"createRun": {CutStream: 0.7, CutAfter: -1},
+	}}
+	srv := assistantstest.NewServer(t, server.WithStepDelay(0), server.WithFaults(faults), assistantstest.WithoutResponseValidation())
+	var calls atomic.Int32
+	reg := MustRegistry(Func("get_weather", "Current weather in a city.", func(ctx context.Context, a struct {
+		City string `json:"city"`
+	}) (string, error) {
+		calls.Add(1)
+		return "sunny in " + a.City, nil
+	}))
+	asstID, threadID := stAssistantThread(t, srv, reg.Tools(), `please get_weather {"city":"Paris"}`)
+	c := &stKeyClient{ClientWithResponses: srv.Client}
+	run, err := StreamRunTools(t.Context(), c, threadID, gen.CreateRunRequest{AssistantId: asstID}, reg, nil,
+		WithPollOptions(poller.WithInterval(time.Millisecond)))
+	require.NoError(t, err, "createRun attempts: %d", len(c.keys))
+	assert.Equal(t, gen.RunObjectStatusCompleted, run.Status)
+	assert.Equal(t, int32(1), calls.Load())
+	require.GreaterOrEqual(t, len(c.keys), 2, "the seed cuts the first stream before its first event")
+	assert.NotEmpty(t, c.keys[0])
+	for _, k := range c.keys {
+		assert.Equal(t, c.keys[0], k, "every attempt carries the same key")
+	}
+	runs, err := assistants.Result[gen.ListRunsResponse](srv.Client.ListRunsWithResponse(t.Context(), threadID, nil))
+	require.NoError(t, err)
+	assert.Len(t, runs.Data, 1, "no second run")
+	t.Logf("createRun attempts: %d", len(c.keys))
+}
