@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -70,7 +71,8 @@ func testConcurrentRunCreate(t *testing.T, s store.Store) {
 // (retrying while it is locked), check that the lock holds, and end them.
 // The periods in which each saw its run active never overlap.
 func testConcurrentRunLifecycles(t *testing.T, s store.Store) {
-	ctx := ctxT(t)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
 	th := newThread(t, s)
 	const workers, each = 4, 4
 	type span struct {
@@ -80,6 +82,7 @@ func testConcurrentRunLifecycles(t *testing.T, s store.Store) {
 	var mu sync.Mutex
 	var spans []span
 	errc := make(chan error, workers)
+	fail := func(err error) { errc <- err; cancel() } // the others stop retrying
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -92,11 +95,11 @@ func testConcurrentRunLifecycles(t *testing.T, s store.Store) {
 						break
 					}
 					if !errors.Is(err, store.ErrThreadLocked) {
-						errc <- err
+						fail(err)
 						return
 					}
 					if ctx.Err() != nil {
-						errc <- ctx.Err()
+						fail(ctx.Err())
 						return
 					}
 					time.Sleep(time.Millisecond) // another worker holds the thread
@@ -104,17 +107,17 @@ func testConcurrentRunLifecycles(t *testing.T, s store.Store) {
 				from := time.Now()
 				err := s.CreateMessage(ctx, store.Message{ID: newID("msg_"), ThreadID: th.ID})
 				if !errors.Is(err, store.ErrThreadLocked) {
-					errc <- fmt.Errorf("message while run %s is active: %v", r.ID, err)
+					fail(fmt.Errorf("message while run %s is active: %v", r.ID, err))
 					return
 				}
 				ownErr := s.CreateMessage(ctx, store.Message{ID: newID("msg_"), ThreadID: th.ID, RunID: r.ID})
 				if ownErr != nil {
-					errc <- ownErr
+					fail(ownErr)
 					return
 				}
 				to := time.Now()
 				if _, _, err := s.UpdateRun(ctx, "", th.ID, r.ID, setStatus("completed")); err != nil {
-					errc <- err
+					fail(err)
 					return
 				}
 				mu.Lock()

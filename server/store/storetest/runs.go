@@ -427,6 +427,21 @@ func testJobs(t *testing.T, s store.Store) {
 		return store.RunChange{Jobs: []store.Job{{Args: testJob{RunID: r.ID, Step: "submit"}, Queue: "runs", MaxAttempts: 3}}}, nil
 	})
 	must(t, err)
+	// A write that fails after its jobs were enqueued (a step id of another
+	// run) takes them with it.
+	other := queuedRun(th.ID)
+	other.Status = "completed"
+	taken := store.Step{ID: newID("step_")}
+	_, _, err = s.CreateRun(ctx, store.NewRun{Run: other, Steps: []store.Step{taken}})
+	must(t, err)
+	r6 := queuedRun(newThread(t, s).ID)
+	_, _, err = s.CreateRun(ctx, store.NewRun{Run: r6, Steps: []store.Step{taken},
+		Jobs: []store.Job{{Args: testJob{RunID: r6.ID, Step: "lost"}}}})
+	wantErr(t, err, store.ErrConflict)
+	_, _, err = s.UpdateRun(ctx, "", th.ID, r.ID, func(run *store.Run) (store.RunChange, error) {
+		return store.RunChange{Steps: []store.Step{taken}, Jobs: []store.Job{{Args: testJob{RunID: r.ID, Step: "lost"}}}}, nil
+	})
+	wantErr(t, err, store.ErrConflict)
 	// Args that do not encode: nothing written.
 	_, _, err = s.UpdateRun(ctx, "", th.ID, r.ID, func(run *store.Run) (store.RunChange, error) {
 		run.Status = "failed"

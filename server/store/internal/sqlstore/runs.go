@@ -1,0 +1,256 @@
+package sqlstore
+
+import (
+	"context"
+	"strings"
+
+	"github.com/assistants-go/assistants/server/store"
+)
+
+const runCols = `id, project, thread_id, assistant_id, status, created_at, expires_at, last_seq, data, state`
+
+func scanRun(r Row) (store.Run, error) {
+	var x store.Run
+	err := r.Scan(&x.ID, &x.Project, &x.ThreadID, &x.AssistantID, &x.Status, &x.CreatedAt, &x.ExpiresAt, &x.LastSeq, &x.Data, &x.State)
+	return x, err
+}
+
+const stepCols = `id, project, run_id, thread_id, created_at, data`
+
+func scanStep(r Row) (store.Step, error) {
+	var x store.Step
+	err := r.Scan(&x.ID, &x.Project, &x.RunID, &x.ThreadID, &x.CreatedAt, &x.Data)
+	return x, err
+}
+
+// runInsertError maps a failed run insert: the one-active-run index means
+// the thread is locked, the primary key a taken id.
+func (s *Store) runInsertError(err error, r store.Run) error {
+	if what, ok := s.b.Unique(err); ok {
+		if strings.Contains(what, "runs_one_active") || strings.Contains(what, "runs.thread_id") {
+			return locked(r.ThreadID, "")
+		}
+		return s.conflictOr(err, "run", r.ID)
+	}
+	return err
+}
+
+// CreateRun implements store.Store.
+func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []store.Event, error) {
+	r := nr.Run
+	if r.ID == "" {
+		return store.Run{}, nil, invalid("empty run id")
+	}
+	r.Project = store.ProjectOr(r.Project)
+	r.LastSeq = int64(len(nr.Events))
+	var evs []store.Event
+	err := s.b.Write(ctx, func(tx Tx) error {
+		if nr.Thread != nil {
+			t := *nr.Thread
+			if t.ID != r.ThreadID {
+				return invalid("thread id %q differs from the run's %q", t.ID, r.ThreadID)
+			}
+			t.Project = r.Project
+			if err := s.insertThread(ctx, tx, t, nr.Messages); err != nil {
+				return err
+			}
+		} else {
+			// The thread's row lock orders this against concurrent
+			// message writers (which take a key-share lock).
+			active, err := s.lockThread(ctx, tx, r.Project, r.ThreadID, s.forUpdate())
+			if err != nil {
+				return err
+			}
+			if active != "" && (store.IsActive(r.Status) || len(nr.Messages) > 0) {
+				return locked(r.ThreadID, active)
+			}
+			if err := s.insertMessages(ctx, tx, r.Project, r.ThreadID, nr.Messages); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO runs (`+runCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Project, r.ThreadID, r.AssistantID, r.Status, r.CreatedAt, r.ExpiresAt, r.LastSeq, nz(r.Data), nz(r.State)); err != nil {
+			return s.runInsertError(err, r)
+		}
+		// Jobs go in before the rest, so that a failure after them (a
+		// step id taken, say) shows they leave with the transaction.
+		if err := tx.InsertJobs(ctx, nr.Jobs); err != nil {
+			return err
+		}
+		if err := s.putSteps(ctx, tx, r, nr.Steps); err != nil {
+			return err
+		}
+		var err error
+		evs, err = s.insertEvents(ctx, tx, r.ID, 0, nr.Events)
+		return err
+	})
+	if err != nil {
+		return store.Run{}, nil, err
+	}
+	return r, evs, nil
+}
+
+// putSteps inserts steps or replaces those with the same id (of this run).
+func (s *Store) putSteps(ctx context.Context, tx Tx, r store.Run, steps []store.Step) error {
+	for _, st := range steps {
+		if st.ID == "" {
+			return invalid("empty step id")
+		}
+		n, err := tx.Exec(ctx, `INSERT INTO run_steps (`+stepCols+`) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET data = excluded.data WHERE run_steps.run_id = excluded.run_id`,
+			st.ID, r.Project, r.ID, r.ThreadID, st.CreatedAt, nz(st.Data))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return conflict("step", st.ID)
+		}
+	}
+	return nil
+}
+
+// insertEvents appends events after seq last.
+func (s *Store) insertEvents(ctx context.Context, tx Tx, runID string, last int64, events []store.Event) ([]store.Event, error) {
+	out := make([]store.Event, len(events))
+	for i, e := range events {
+		e.RunID, e.Seq = runID, last+int64(i)+1
+		if _, err := tx.Exec(ctx, `INSERT INTO run_events (run_id, seq, type, data) VALUES (?, ?, ?, ?)`, e.RunID, e.Seq, e.Type, nz(e.Data)); err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// GetRun implements store.Store.
+func (s *Store) GetRun(ctx context.Context, project, threadID, id string) (store.Run, error) {
+	r, err := scanRun(s.b.Reader().QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = ? AND thread_id = ? AND project = ?`,
+		id, threadID, store.ProjectOr(project)))
+	return r, noRows(err, "run", id)
+}
+
+// UpdateRun implements store.Store.
+func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn func(*store.Run) (store.RunChange, error)) (store.Run, []store.Event, error) {
+	var out store.Run
+	var evs []store.Event
+	err := s.b.Write(ctx, func(tx Tx) error {
+		old, err := scanRun(tx.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = ? AND thread_id = ? AND project = ?`+s.forUpdate(),
+			id, threadID, store.ProjectOr(project)))
+		if err != nil {
+			return noRows(err, "run", id)
+		}
+		r := old
+		ch, err := fn(&r)
+		if err != nil {
+			return err
+		}
+		r.ID, r.Project, r.ThreadID, r.CreatedAt = old.ID, old.Project, old.ThreadID, old.CreatedAt
+		r.LastSeq = old.LastSeq + int64(len(ch.Events))
+		if store.IsActive(r.Status) && !store.IsActive(old.Status) {
+			// Taking the thread's lock: order it against message writers.
+			active, err := s.lockThread(ctx, tx, r.Project, r.ThreadID, s.forUpdate())
+			if err != nil {
+				return err
+			}
+			if active != "" && active != r.ID {
+				return locked(r.ThreadID, active)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE runs SET assistant_id = ?, status = ?, expires_at = ?, last_seq = ?, data = ?, state = ? WHERE id = ?`,
+			r.AssistantID, r.Status, r.ExpiresAt, r.LastSeq, nz(r.Data), nz(r.State), r.ID); err != nil {
+			return s.runInsertError(err, r)
+		}
+		if err := tx.InsertJobs(ctx, ch.Jobs); err != nil {
+			return err
+		}
+		for _, m := range ch.Messages {
+			if m.ID == "" {
+				return invalid("empty message id")
+			}
+			runID := m.RunID
+			if runID == "" {
+				runID = r.ID
+			}
+			n, err := tx.Exec(ctx, `INSERT INTO messages (`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (id) DO UPDATE SET data = excluded.data WHERE messages.thread_id = excluded.thread_id`,
+				m.ID, r.Project, r.ThreadID, runID, m.CreatedAt, nz(m.Data))
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return conflict("message", m.ID)
+			}
+		}
+		if err := s.putSteps(ctx, tx, r, ch.Steps); err != nil {
+			return err
+		}
+		if evs, err = s.insertEvents(ctx, tx, r.ID, old.LastSeq, ch.Events); err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
+	if err != nil {
+		return store.Run{}, nil, err
+	}
+	return out, evs, nil
+}
+
+// ListRuns implements store.Store.
+func (s *Store) ListRuns(ctx context.Context, project, threadID string, lp store.ListParams) (store.Page[store.Run], error) {
+	return list(ctx, s.b.Reader(), `SELECT `+runCols+` FROM runs WHERE thread_id = ? AND project = ?`, []any{threadID, store.ProjectOr(project)},
+		"id", lp, func(r Rows) (store.Run, error) { return scanRun(r) }, s.threadExists(ctx, project, threadID))
+}
+
+// ActiveRun implements store.Store.
+func (s *Store) ActiveRun(ctx context.Context, project, threadID string) (store.Run, error) {
+	r, err := scanRun(s.b.Reader().QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE thread_id = ? AND project = ? AND status IN `+activeIn,
+		threadID, store.ProjectOr(project)))
+	return r, noRows(err, "active run of thread", threadID)
+}
+
+// GetStep implements store.Store.
+func (s *Store) GetStep(ctx context.Context, project, runID, id string) (store.Step, error) {
+	st, err := scanStep(s.b.Reader().QueryRow(ctx, `SELECT `+stepCols+` FROM run_steps WHERE id = ? AND run_id = ? AND project = ?`,
+		id, runID, store.ProjectOr(project)))
+	return st, noRows(err, "step", id)
+}
+
+// ListSteps implements store.Store.
+func (s *Store) ListSteps(ctx context.Context, project, runID string, lp store.ListParams) (store.Page[store.Step], error) {
+	return list(ctx, s.b.Reader(), `SELECT `+stepCols+` FROM run_steps WHERE run_id = ? AND project = ?`, []any{runID, store.ProjectOr(project)},
+		"id", lp, func(r Rows) (store.Step, error) { return scanStep(r) },
+		func() error {
+			return exists(ctx, s.b.Reader(), "run", runID, `SELECT 1 FROM runs WHERE id = ? AND project = ?`, runID, store.ProjectOr(project))
+		})
+}
+
+// ListRunEvents implements store.Store.
+func (s *Store) ListRunEvents(ctx context.Context, runID string, afterSeq int64, limit int) ([]store.Event, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.b.Reader().Query(ctx, `SELECT seq, type, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, runID, afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		e := store.Event{RunID: runID}
+		if err := rows.Scan(&e.Seq, &e.Type, &e.Data); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if len(out) == 0 {
+		if err := exists(ctx, s.b.Reader(), "run", runID, `SELECT 1 FROM runs WHERE id = ?`, runID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,261 @@
+// Package sqlite is the store.Store of one SQLite database file, the
+// embedded default of assistants serve: modernc.org/sqlite (pure Go, no
+// cgo), in WAL mode, with River's job tables in the same file.
+//
+// Writes go through one connection (SQLite has one writer at a time, and
+// River's SQLite driver asks for it), each transaction BEGIN IMMEDIATE;
+// reads use a pool of read-only connections that WAL lets run beside the
+// writer. synchronous=NORMAL: a committed write survives the process being
+// killed; a power loss may lose the last transactions, never the file.
+//
+// Open applies the store's migrations (server/store/sqlite/migrations) and
+// River's, each in its own transaction, and refuses a file migrated by a
+// newer binary (store.ErrSchemaTooNew).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/internal/sqlstore"
+)
+
+// FileName is the database file's name inside a data directory (OpenDir).
+const FileName = "assistants.db"
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations returns the store's schema migrations, in order.
+func Migrations() ([]sqlstore.Migration, error) { return sqlstore.LoadMigrations(migrationFS, "migrations") }
+
+// Options configures Open.
+type Options struct {
+	// ReadConns is the number of read connections; 0 means
+	// max(4, GOMAXPROCS).
+	ReadConns int
+	// Logger receives River's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Migrations replaces the store's schema migrations (tests of the
+	// migrator); nil means Migrations().
+	Migrations []sqlstore.Migration
+}
+
+// Store is the SQLite store. Its methods are those of store.Store.
+type Store struct {
+	*sqlstore.Store
+	w, r  *sql.DB
+	river *river.Client[*sql.Tx]
+	path  string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// OpenDir opens (creating it and dir when needed) the database dir/FileName.
+func OpenDir(ctx context.Context, dir string, opts ...func(*Options)) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	return Open(ctx, filepath.Join(dir, FileName), opts...)
+}
+
+// Open opens (creating it when needed) the database file at path and
+// migrates it.
+func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, error) {
+	o := Options{ReadConns: max(4, runtime.GOMAXPROCS(0)), Logger: slog.Default()}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = max(4, runtime.GOMAXPROCS(0))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Migrations == nil {
+		m, err := Migrations()
+		if err != nil {
+			return nil, err
+		}
+		o.Migrations = m
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	wq := url.Values{"_txlock": {"immediate"}, "_pragma": q["_pragma"]}
+	w, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	rq := url.Values{"_pragma": append(q["_pragma"], "query_only(1)")}
+	r, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	r.SetMaxOpenConns(o.ReadConns)
+	r.SetMaxIdleConns(o.ReadConns)
+	r.SetConnMaxIdleTime(0)
+
+	s := &Store{w: w, r: r, path: path}
+	fail := func(err error) (*Store, error) {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
+	}
+	if err := w.PingContext(ctx); err != nil {
+		return fail(err)
+	}
+	b := &backend{s: s}
+	if _, err := sqlstore.Migrate(ctx, b, o.Migrations, ""); err != nil {
+		return fail(err)
+	}
+	driver := riversqlite.New(w)
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: o.Logger})
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fail(fmt.Errorf("river migrations: %w", err))
+	}
+	// Insert-only: the run engine makes its own client with workers.
+	if s.river, err = river.NewClient(driver, &river.Config{Logger: o.Logger}); err != nil {
+		return fail(err)
+	}
+	s.Store = sqlstore.New(b)
+	return s, nil
+}
+
+// DB returns the writing connection pool (one connection), for River
+// clients that work jobs: riversqlite.New(s.DB()).
+func (s *Store) DB() *sql.DB { return s.w }
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// backend is sqlstore.Backend on the two pools.
+type backend struct{ s *Store }
+
+func (b *backend) Reader() sqlstore.Querier { return dbQuerier{b.s.r} }
+func (b *backend) Postgres() bool           { return false }
+
+func (b *backend) Write(ctx context.Context, fn func(sqlstore.Tx) error) error {
+	tx, err := b.s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(sqlTx{tx: tx, river: b.s.river}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (b *backend) Unique(err error) (string, bool) {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return se.Error(), true
+		}
+	}
+	return "", false
+}
+
+func (b *backend) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, error) {
+	return sqlstore.ListJobs(ctx, b.s.river, kind)
+}
+
+func (b *backend) Close() error {
+	return errors.Join(b.s.r.Close(), b.s.w.Close())
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return (&backend{s: s}).Close() }
+
+// sqlTx is a write transaction.
+type sqlTx struct {
+	tx    *sql.Tx
+	river *river.Client[*sql.Tx]
+}
+
+func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (t sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	rows, err := t.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (t sqlTx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+func (t sqlTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	if t.river == nil {
+		return errors.New("sqlite store: no job queue yet (migrating)")
+	}
+	_, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
+	if err != nil {
+		return fmt.Errorf("enqueue jobs: %w", err)
+	}
+	return nil
+}
+
+// dbQuerier reads outside a transaction.
+type dbQuerier struct{ db *sql.DB }
+
+func (q dbQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := q.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (q dbQuerier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := q.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (q dbQuerier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return q.db.QueryRowContext(ctx, query, args...)
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }

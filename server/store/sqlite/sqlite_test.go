@@ -1,0 +1,111 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/internal/sqlstore"
+	"github.com/assistants-go/assistants/server/store/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func open(t *testing.T, path string, opts ...func(*Options)) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), FileName))
+	})
+}
+
+func TestDataSurvivesReopen(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s, err := OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateThread(ctx, store.Thread{ID: "thread_1", Data: []byte(`{}`)}, []store.Message{{ID: "msg_1", Data: []byte(`"hi"`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, filepath.Join(dir, FileName))
+	m, err := s.GetMessage(ctx, "", "thread_1", "msg_1")
+	if err != nil || string(m.Data) != `"hi"` {
+		t.Fatalf("after reopen: %+v %v", m, err)
+	}
+}
+
+// TestMigrations: a first open applies every migration, a rerun applies
+// nothing, a failed migration leaves the schema as it was, and an older
+// binary refuses a newer schema.
+func TestMigrations(t *testing.T) {
+	ctx := t.Context()
+	base, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), FileName)
+	s := open(t, path)
+	b := &backend{s: s}
+	v, err := sqlstore.Version(ctx, b.Reader())
+	if err != nil || v != len(base) {
+		t.Fatalf("version %d (%v), want %d", v, err, len(base))
+	}
+	applied, err := sqlstore.Migrate(ctx, b, base, "")
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("rerun applied %v (%v), want nothing", applied, err)
+	}
+	s.Close()
+
+	// A failing migration: rolled back whole, the version stays.
+	bad := append(slices.Clone(base), sqlstore.Migration{Version: len(base) + 1, Name: "bad",
+		SQL: "CREATE TABLE half_done (x INTEGER); SELECT no_such_column FROM half_done;"})
+	_, err = Open(ctx, path, func(o *Options) { o.Migrations = bad })
+	if err == nil || !strings.Contains(err.Error(), "migration 2 (bad)") {
+		t.Fatalf("bad migration: %v", err)
+	}
+	s = open(t, path)
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'half_done'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a failed migration left its table (%d, %v)", n, err)
+	}
+	s.Close()
+
+	// A newer binary adds a migration; this one then refuses the file.
+	newer := append(slices.Clone(base), sqlstore.Migration{Version: len(base) + 1, Name: "newer", SQL: "CREATE TABLE newer (x INTEGER);"})
+	s2 := open(t, path, func(o *Options) { o.Migrations = newer })
+	s2.Close()
+	_, err = Open(ctx, path)
+	if !errors.Is(err, store.ErrSchemaTooNew) {
+		t.Fatalf("older binary on a newer schema: %v, want ErrSchemaTooNew", err)
+	}
+	if !strings.Contains(err.Error(), "schema version 2") || !strings.Contains(err.Error(), "up to 1") {
+		t.Fatalf("unclear error: %v", err)
+	}
+	t.Log(err)
+}
+
+func TestOpenBadPath(t *testing.T) {
+	_, err := Open(context.Background(), filepath.Join(t.TempDir(), "no", "such", "dir", FileName))
+	if err == nil {
+		t.Fatal("opened a file in a missing directory")
+	}
+}
