@@ -42,7 +42,9 @@ const FileName = "assistants.db"
 var migrationFS embed.FS
 
 // Migrations returns the store's schema migrations, in order.
-func Migrations() ([]sqlstore.Migration, error) { return sqlstore.LoadMigrations(migrationFS, "migrations") }
+func Migrations() ([]sqlstore.Migration, error) {
+	return sqlstore.LoadMigrations(migrationFS, "migrations")
+}
 
 // Options configures Open.
 type Options struct {
