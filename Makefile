@@ -33,7 +33,7 @@ lint: vet
 	./scripts/govulncheck.sh
 
 FUZZTIME ?= 30s
-FUZZ_TARGETS := .:FuzzNewAPIError ./helpers:FuzzSSEDecoder ./helpers:FuzzAccumulator ./server:FuzzServerRequests ./server:FuzzParseToolCalls
+FUZZ_TARGETS := .:FuzzNewAPIError ./helpers:FuzzSSEDecoder ./helpers:FuzzAccumulator ./server:FuzzServerRequests ./server:FuzzParseToolCalls ./server:FuzzDeepBodies
 
 ## fuzz: run every fuzz target for FUZZTIME each (their seed corpora also run in make test)
 fuzz:

@@ -72,19 +72,21 @@ func isMultipart(r *http.Request) bool {
 
 // validationMiddleware validates requests against the spec (parameters and
 // JSON bodies). Invalid requests get a 400 invalid_request_error naming the
-// offending field; unknown routes a 404.
+// offending field; unknown routes a 404. Before any of it, a JSON body that
+// nests or spreads beyond the shape limits (MaxJSONDepth, MaxJSONValues) is
+// refused with a 400 (jsonshape.go), with validation on or off.
 func (s *Server) validationMiddleware(next http.Handler) http.Handler {
 	if s.opts.DisableValidation {
-		return next
+		return s.jsonShapeMiddleware(next)
 	}
 	info, err := loadSpecInfo()
 	if err != nil {
 		// The embedded spec is part of the binary; this cannot happen in a
 		// working build. Serve without validation rather than not at all.
 		s.log.Error("request validation off", "err", err.Error())
-		return next
+		return s.jsonShapeMiddleware(next)
 	}
-	return info.validator(next)
+	return s.jsonShapeMiddleware(info.validator(next))
 }
 
 // validationError writes a validation failure in the API's shape.
