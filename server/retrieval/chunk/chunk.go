@@ -66,6 +66,9 @@ type Chunk struct {
 	Text string
 	// Start and End are byte offsets in the text, on character boundaries.
 	Start, End int
+	// FirstToken is the position in the text's tokens of the chunk's first
+	// token: FirstToken+Tokens of the last chunk is the text's token count.
+	FirstToken int
 	// Tokens is the number of tokens the chunk was cut at: at most the
 	// strategy's MaxTokens. A character that byte-level BPE split between
 	// two tokens goes whole to the later chunk, so a chunk's text can hold
@@ -96,7 +99,7 @@ func Split(text string, s Strategy, tok *tokenize.Tokenizer) ([]Chunk, error) {
 		// where it ends, so chunks without overlap tile the text.
 		start, end := tokenize.RuneStart(text, b[i]), tokenize.RuneStart(text, b[j])
 		if strings.TrimSpace(text[start:end]) != "" {
-			out = append(out, Chunk{Index: len(out), Text: text[start:end], Start: start, End: end, Tokens: j - i})
+			out = append(out, Chunk{Index: len(out), Text: text[start:end], Start: start, End: end, FirstToken: i, Tokens: j - i})
 		}
 		if j == n {
 			break

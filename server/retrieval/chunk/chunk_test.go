@@ -83,6 +83,7 @@ func TestSplit(t *testing.T) {
 			assert.Len(t, chunks, wantN)
 			for i, c := range chunks {
 				assert.Equal(t, i, c.Index)
+				assert.Equal(t, i*step, c.FirstToken)
 				assert.Equal(t, tt.text[c.Start:c.End], c.Text)
 				assert.True(t, utf8.ValidString(c.Text), "chunk %d cut inside a character", i)
 				assert.LessOrEqual(t, c.Tokens, tt.s.MaxTokens)
@@ -100,7 +101,9 @@ func TestSplit(t *testing.T) {
 				}
 			}
 			assert.Equal(t, 0, chunks[0].Start)
-			assert.Equal(t, len(tt.text), chunks[len(chunks)-1].End, "the chunks reach the end")
+			last := chunks[len(chunks)-1]
+			assert.Equal(t, len(tt.text), last.End, "the chunks reach the end")
+			assert.Equal(t, total, last.FirstToken+last.Tokens)
 		})
 	}
 }
