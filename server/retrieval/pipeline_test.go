@@ -152,8 +152,8 @@ func TestIngestErrors(t *testing.T) {
 type failEmbedder struct{ err error }
 
 func (f failEmbedder) Embed(context.Context, []string) ([][]float32, error) { return nil, f.err }
-func (failEmbedder) Model() string                                         { return "fail" }
-func (failEmbedder) Dimension() int                                        { return 3 }
+func (failEmbedder) Model() string                                          { return "fail" }
+func (failEmbedder) Dimension() int                                         { return 3 }
 
 func TestIngestStatsAndDelete(t *testing.T) {
 	p, err := New()
