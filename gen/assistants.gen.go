@@ -14345,13 +14345,20 @@ func (r RetrieveFileReply) ContentType() string {
 type DownloadFileReply struct {
 	Body         []byte
 	HTTPResponse *http.Response
-	// JSONDefault the response for an HTTP default `application/json` response
-	JSONDefault *ErrorResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ErrorResponse
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ErrorResponse
 }
 
-// GetJSONDefault returns the response for an HTTP default `application/json` response
-func (r DownloadFileReply) GetJSONDefault() *ErrorResponse {
-	return r.JSONDefault
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r DownloadFileReply) GetJSON4XX() *ErrorResponse {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r DownloadFileReply) GetJSON5XX() *ErrorResponse {
+	return r.JSON5XX
 }
 
 // GetBody returns the raw response body bytes
@@ -14436,8 +14443,10 @@ type CreateThreadAndRunReply struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *RunObject
-	// JSONDefault the response for an HTTP default `application/json` response
-	JSONDefault *ErrorResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ErrorResponse
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ErrorResponse
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -14445,9 +14454,14 @@ func (r CreateThreadAndRunReply) GetJSON200() *RunObject {
 	return r.JSON200
 }
 
-// GetJSONDefault returns the response for an HTTP default `application/json` response
-func (r CreateThreadAndRunReply) GetJSONDefault() *ErrorResponse {
-	return r.JSONDefault
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r CreateThreadAndRunReply) GetJSON4XX() *ErrorResponse {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r CreateThreadAndRunReply) GetJSON5XX() *ErrorResponse {
+	return r.JSON5XX
 }
 
 // GetBody returns the raw response body bytes
@@ -14916,8 +14930,10 @@ type CreateRunReply struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *RunObject
-	// JSONDefault the response for an HTTP default `application/json` response
-	JSONDefault *ErrorResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ErrorResponse
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ErrorResponse
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -14925,9 +14941,14 @@ func (r CreateRunReply) GetJSON200() *RunObject {
 	return r.JSON200
 }
 
-// GetJSONDefault returns the response for an HTTP default `application/json` response
-func (r CreateRunReply) GetJSONDefault() *ErrorResponse {
-	return r.JSONDefault
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r CreateRunReply) GetJSON4XX() *ErrorResponse {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r CreateRunReply) GetJSON5XX() *ErrorResponse {
+	return r.JSON5XX
 }
 
 // GetBody returns the raw response body bytes
@@ -15204,8 +15225,10 @@ type SubmitToolOuputsToRunReply struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *RunObject
-	// JSONDefault the response for an HTTP default `application/json` response
-	JSONDefault *ErrorResponse
+	// JSON4XX the response for an HTTP 4XX `application/json` response
+	JSON4XX *ErrorResponse
+	// JSON5XX the response for an HTTP 5XX `application/json` response
+	JSON5XX *ErrorResponse
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -15213,9 +15236,14 @@ func (r SubmitToolOuputsToRunReply) GetJSON200() *RunObject {
 	return r.JSON200
 }
 
-// GetJSONDefault returns the response for an HTTP default `application/json` response
-func (r SubmitToolOuputsToRunReply) GetJSONDefault() *ErrorResponse {
-	return r.JSONDefault
+// GetJSON4XX returns the response for an HTTP 4XX `application/json` response
+func (r SubmitToolOuputsToRunReply) GetJSON4XX() *ErrorResponse {
+	return r.JSON4XX
+}
+
+// GetJSON5XX returns the response for an HTTP 5XX `application/json` response
+func (r SubmitToolOuputsToRunReply) GetJSON5XX() *ErrorResponse {
+	return r.JSON5XX
 }
 
 // GetBody returns the raw response body bytes
@@ -17110,12 +17138,19 @@ func ParseDownloadFileReply(rsp *http.Response) (*DownloadFileReply, error) {
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
 		var dest ErrorResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.JSONDefault = &dest
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
 
 	}
 
@@ -17176,12 +17211,19 @@ func ParseCreateThreadAndRunReply(rsp *http.Response) (*CreateThreadAndRunReply,
 		}
 		response.JSON200 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
 		var dest ErrorResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.JSONDefault = &dest
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
 
 	case rsp.StatusCode == 200:
 		// Content-type (text/event-stream) unsupported
@@ -17509,12 +17551,19 @@ func ParseCreateRunReply(rsp *http.Response) (*CreateRunReply, error) {
 		}
 		response.JSON200 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
 		var dest ErrorResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.JSONDefault = &dest
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
 
 	case rsp.StatusCode == 200:
 		// Content-type (text/event-stream) unsupported
@@ -17710,12 +17759,19 @@ func ParseSubmitToolOuputsToRunReply(rsp *http.Response) (*SubmitToolOuputsToRun
 		}
 		response.JSON200 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 4:
 		var dest ErrorResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
-		response.JSONDefault = &dest
+		response.JSON4XX = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 5:
+		var dest ErrorResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON5XX = &dest
 
 	case rsp.StatusCode == 200:
 		// Content-type (text/event-stream) unsupported

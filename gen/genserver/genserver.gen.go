@@ -2454,12 +2454,29 @@ func (response DownloadFile200ApplicationoctetStreamResponse) VisitDownloadFileR
 	return err
 }
 
-type DownloadFiledefaultJSONResponse struct {
+type DownloadFile4XXJSONResponse struct {
 	Body       ErrorResponse
 	StatusCode int
 }
 
-func (response DownloadFiledefaultJSONResponse) VisitDownloadFileResponse(w http.ResponseWriter) error {
+func (response DownloadFile4XXJSONResponse) VisitDownloadFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadFile5XXJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response DownloadFile5XXJSONResponse) VisitDownloadFileResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2575,12 +2592,29 @@ func (response CreateThreadAndRun200TexteventStreamResponse) VisitCreateThreadAn
 	}
 }
 
-type CreateThreadAndRundefaultJSONResponse struct {
+type CreateThreadAndRun4XXJSONResponse struct {
 	Body       ErrorResponse
 	StatusCode int
 }
 
-func (response CreateThreadAndRundefaultJSONResponse) VisitCreateThreadAndRunResponse(w http.ResponseWriter) error {
+func (response CreateThreadAndRun4XXJSONResponse) VisitCreateThreadAndRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateThreadAndRun5XXJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CreateThreadAndRun5XXJSONResponse) VisitCreateThreadAndRunResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3018,12 +3052,29 @@ func (response CreateRun200TexteventStreamResponse) VisitCreateRunResponse(w htt
 	}
 }
 
-type CreateRundefaultJSONResponse struct {
+type CreateRun4XXJSONResponse struct {
 	Body       ErrorResponse
 	StatusCode int
 }
 
-func (response CreateRundefaultJSONResponse) VisitCreateRunResponse(w http.ResponseWriter) error {
+func (response CreateRun4XXJSONResponse) VisitCreateRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateRun5XXJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CreateRun5XXJSONResponse) VisitCreateRunResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3306,12 +3357,29 @@ func (response SubmitToolOuputsToRun200TexteventStreamResponse) VisitSubmitToolO
 	}
 }
 
-type SubmitToolOuputsToRundefaultJSONResponse struct {
+type SubmitToolOuputsToRun4XXJSONResponse struct {
 	Body       ErrorResponse
 	StatusCode int
 }
 
-func (response SubmitToolOuputsToRundefaultJSONResponse) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+func (response SubmitToolOuputsToRun4XXJSONResponse) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitToolOuputsToRun5XXJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response SubmitToolOuputsToRun5XXJSONResponse) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -5421,267 +5489,267 @@ func (sh *strictHandler) SearchVectorStore(w http.ResponseWriter, r *http.Reques
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1rc9y4lQD6V1B9b9Uktyhb0oy9Wbv2g+JH4sQee21P8mFK1QOR6G6O2AAHACX1Tvm/38IBQIIkQIL9",
-	"kFsTb9VOLDae5xwcHJzn77OUrUtGCZVi9uz3mUhXZI3hnxdC5EJiKt9f/UpSqT5lRKQ8L2XO6OzZ7IIi",
-	"bNs8RxitWUYKdJvLFcqpkLxKVUOBMM2QZKwQSK6wRLyiAqWYokqQR7NkVnJWEi5zArOmnGBJsjn2TPhC",
-	"/ZYzimS+Jgn6ieZ3SJCU0UyogRaMr1W3WUXzO9VklszkpiSzZ7OcSrIkfPYlaQ/ZneE1J+REkjuJnO9q",
-	"7DW+e0voUq5mz56cnSczWhUFvirI7JnkFannEZLndKmmyTMPwCy00JuXCaqEGgDlFF18eINSXBSwi/5I",
-	"Diz7Y37aCEnWbYAv8xtCkWRIrojGSmcL50+enp6eRuxiTSTOsMRq3v+Xk8Xs2ez/edxQzGNDLo/f2Xaq",
-	"j5qwv9B3QB1vXsKiarpRRODfNsVr0h/lZS7KAm+Q+rW/qYgdsRAxF7d4I5qFqcEJrdazZz/P6o+zS8+I",
-	"nIiSUUHmlv6GQVUTgbgo84+m72vo+l4v5ksyk2RdEo5lxQ0MFrgq5OzZWdJFP16XRU6XyOmRoFOF/HMD",
-	"n3ytdnGezNY51f8OY55W6yt9TNSBnXMiWMVTfTKHNvWZseJj3dh0F62l/3zZXfsrqlZgeEOCsERrJiQ6",
-	"O/+LWnkuyVpEA1MtAIgP373RHc/O/1JvC3OON3pZ5bwchuiPVVqQSiBhIbvGQhiQnrVAejYJpEApv1U5",
-	"J5miqTyb1cSYuFzPUH57WfZUdbiBhbNzUBsKNYN/SRq+80lygtevbgj1svMNIuonxBYIIwFtSab49XM4",
-	"tJ8+vTIN1ApRLhTv+gW+/JJAi398ev8jKvGmYDiDH9WSflFAy3I11TqnWDKu5l7jslQHSC2DURJC8EtG",
-	"iV5vMiOcq77+hq/Uj7alXHGCs0cGqkGihVYvdKNO1zURAi/JI9WtIAODvNMNX9h2oXGGl2JHGVxLRgrF",
-	"iQdHeKnaBPrndF5ytuREiJFR3tAPpmFwKAuY0ZFsw85IvKKPUkxTUhRhsHys6AvbJtwfyGhsgJwufSOM",
-	"oVcNEEAt9B9Gq+rtRanqS+5KzQyCfV/pFp6+C5wPg+01NPD0jCCCjxUNEoAeYgz5MMIA4n+rSDW4/P+F",
-	"Bp6ehoWKOU4N2woN8dG0vICGnqGEJGUUCX6SpBwiQz1QBCXBQAPUpAcaJSkYJkhWMMggqzBD+FhFPcA4",
-	"caohwgQKg4xSqRojSKkwRBy5qnG6JPulfllsfgRRckbsd0bJ+8Xs2c8jMk3/eviSDHfpnveI9i6lRzTv",
-	"73K0i+8gxGykTahRa2sf+YguLvJj1tTh5fFdJkzSIuqI9r3jGNlnC1R2jm3s4iZjsnsuYyeaDOseExnr",
-	"4xOUIvtMhXdfoopd3DR4BySlsW6OwDvWtBGiv1y2ngNVWTIuSQZvcxF+swt0TdktqBRuGb/WOp76VSzc",
-	"t/KylCdPZon+3xP1Pqr/oJiy+o/z0/MnJ6d/OTn9r1Zj33fVr//9h0dnzb/cidSfzlTqT935h5OzHzpd",
-	"/L84E5pf2Pd2BvMv8/PZyfdqFUz/R3384eTs/OSsXmS9CmZ+VI0639Sunna/PTk5+7755m6P1Qv44eT0",
-	"v07O/lKv/MlJyclNTm77X8x6z0/O66WdyIpfsfZfZtQfTk7/u/7h9Oy8N7Bp3f16dnb6tPfxJhc5o93P",
-	"zfDfnzl/PG12ffL9+bX773ZL+NC0/v7Rk9Z+6r9Pzp5e9775OsLi+y3Pzp/4htRD+NRBbZVE70i9pwQU",
-	"Hgg72lPEuHpmozXeoEqQBEm8XJIMXW2QGn/sAZ2yjMxzKgkvOZGER2lLxAuWkVkyW+QFmQuCebqK6/c6",
-	"L8gn3T6ZLSo6KIh3utrWfeEM4Bgtm3l2MsYEg5uY2LHewmUX2XodPYx/XhGkMIQcDAEJ9JXfmpgCqsku",
-	"ll2u26OAPmV29E/w66CyqAsn78YU9SBNPbCnRN8NDNrgAsmK5nTZ32mL6npn5IZwnmdEoAXj7hT9cdb4",
-	"bk6r9ZwTURXSe4UJicyv6v7iRFacJuhM/fHktKXQe3LqaPTOfMYDjul1Tpdzvb9R9WQDvY+643vTT2Gj",
-	"DflkdneyZCfq44lWfQcxUQ+SDBOMA2OXVlzQ759MPm9K8p4Wm1hyoaBjVETDKmnoRkw8Gfe50Zrf9daC",
-	"LC/U/L22vYCtC4trRXApLjzHfuEMOkhOpt37enHDYDHNWzCxU8UBJPF18MCmb8vwmgvJXVnkaS4Rq2RZ",
-	"SaQtJlOvu18Fo3Nrxwk8LVpr+YeoYZbo3rpdfO9Pun0yk+QuctLPquWu95x3yCldnK1P72h23b7pgmar",
-	"Pht3kaxNCJrWEK4kS5TQg82vSKNTYb4BTHu0t0S6Z2rFmDYf10a6SjKfQLa1Nc6zb8UCXqxYnpLQnv/O",
-	"bp1Vlnl6LbR9yxrILQgYR4wSw/5AGkA/VkWBCoJviIAxjI1KbbJrWwoBiaox/wdRVhvVKsnQ/5jlZCRV",
-	"t2qC7DlXv1RCAltCWKrJhYR1WfnEQlcNPEs0kB0+sQO81XnIGoB2od39uW+qZzw1gNK7k0zJzrB6UZI0",
-	"X+SpuWMOLE1316rEwDdO/2kydne07cTt3ih7l7wHZthyhC7cth7IFe4Hqao7Y4jIgK4WQGtdSf7IhfgB",
-	"0IxsdlDsPgJxLEh/oX1hzeYMHjXjdUWksEzmkWMbUS8g0/ndV+wia/+VYSjAIJdTngohqMBZvweB0Yuy",
-	"SrIXqwoeQJ8kx5IsNx/JbxUR8gPmeK3Wg7Ms10/GDw4YF7gQJAkIAoLwmzwlcMmiVI2PRP5/BNzN2A3h",
-	"BS4nEq663SJEitC+c1kALtSVa/eL7IZnHsCMAcUjWjAkyiKXcMaE4kNMb110b7nn+uq/XRGK2DqXkmRj",
-	"Fx9sN8Rrx3CYzITEMk9DA3yCXweH2PlqGlvj2IUSs8ZLL9603BjQ/VhSwJqnLtnkFw+Tq7Ac8l79GFrS",
-	"bshxx9gVO3FzDI8RsVWNILYuMc8Fo6/zwlzsEziM7q5FSSwlz68qSYzRA93govL4rV4Tj8rjou6szqke",
-	"1evs2LAl45Y2I7/Nust6Dw5+jD9D5LcEUZKgpVT/TxJUSPX/BN5UOUWPEc0p+hMsFeVCfxaIKsrLKaie",
-	"OcebP7vMDiYEIX8p4T/qn4WE/xBwPFO/59Sr9IaZxtQXXaz8CzoF9A4KnnZch7k2YyCDWh9f9U7Uww58",
-	"djCD8BLnVMjnNYBA/wgAyxRE28/T/sOn60RZf7lirCBYi8ZRfo3eHbyRZN0Qi3VqvAxtGJp77Q9rohYI",
-	"bn60IRdNLUUu5MR92hWwimZbnbd/sJwiQW4Ix4XikZJwYY4bzdBjxLhXgayaeUQs018y9CvL6XNEcKrO",
-	"bdpQDuMIU+Cp8FWtO9rj9F8klYx/kowbOdrs+IvH2dQra5hrXK0NxBizkZbcQcE5lMcr6QwwOgdFbWzo",
-	"mIARvRYdzT03EXd/ZZk+JuC3BNccbXtRt/F2X+73D9VpHtNN8NxFPYa7Rv0vPb9ra9VXfG5j9FGJVUiZ",
-	"55G298OqgDTrF8d9+OhzggWjOV3OyWLB+KhL/Ufb/pVu/s0pv++Urw97rGv+Zx2uwxABH/3/NOd8fRov",
-	"gzzzdV6Q7djlu6qQeYm5VosD46zKguGseSD0eaZ2xhRzvDB365jNEVyqIFTqYmEuJzVy2Cb3nUBXG0na",
-	"YVRXOcV84xNXy4qXzPfe+fcKS3urKYm5KNAVQZUgmdqqN6ZGzJLZFZZavZlTciIrkEK128gsmVWC8Dnw",
-	"yWRGbnAhxq9F2GyzzDAije/Vjlef6gPoM+7xihoxMq6sPWxiKXG6WtuIu570QuDg6VY6dm5F6vg5skFL",
-	"hrSaIuoQmh1e1JMC3+6chi7s5hCdohnFZf+gpoxKbwjJhwIrqYbcSWPdUdIkXCnqTld7ydcKPuoAiCFj",
-	"TzMQumLZxvdm+t2HDSz02EnLmjEVWIYcXphtfgFWYjmXT/7e5sbnzHcgFbEDTRGancAfOS0rmTi+QpIp",
-	"wYVwqa/nE5FnBMmK05YMqfrOksHQtc6hgQU1yA0fGuNTvMOBERJzLSuC2xODJym5ywV8DB6ceqb5sHh3",
-	"kWUkQ8At4fC05Dw1v1zlwsxcbHz2tR7Hc+Y2h9zna2J+QbgsCc3AsKdPL+wIXZEF4wS+qMkBCiKaOL0c",
-	"60tw7fVprUlgPhyTCsG55I6klTR2NV7RLSJSP5KywNY0V0/+nQijIQoDa3w3Nx6yOaNzya6Jb/YXuFT0",
-	"1LREuqW+hNiNIYnbFSvqDdaCwpB46ngBqaWUnK1LObYM3eoQS3gQbwxmHLlGse1/XpSY46IgxRzkXoiQ",
-	"HtvvB9MFLCDQ4XjfEzrC0idEqYcorzSnwFTcElDfYTB5EH4iCJUmElOPMXCAGtXTsbxf0tqgHw3Bnt9F",
-	"+xnTfbmE6W7Xd8v56Ti//YrPmGQmeUVTkPznwlqexp6JdRfrKNQRDFoXSFgs0PFSFzTbXT5odEn26lSy",
-	"Y19qyKWS8xhNPY+mb9fet2sv/tr7Y4evfAtF+Q8MRTl2meybQLUHgQpux7iXo76fnYfjvqWx/aSL+SbM",
-	"HY8wt28xLqkDg4qNNvAuci6k1Zt64j4ilC2SacnQ1bSosXdWrHRpYRvhYw8Wmy9BJDm26Nd5Qf6KZbqK",
-	"RVkjDHmUv2J2qYSi7i/q82VYCw4qZn0A6MZ4qBnx/DmYV5EdHpmwLoH+RJlEV0yu/uxVlGvvmSlGeQWI",
-	"i6bjl2Rm/a+iz9CYk1oNpFHtPZA4+CquMCcZEkSq8yDQFSnYrQlCOz89PW3Rqu8NULOs09NBbXRiEDW2",
-	"tES7RehkfVIgdkvr1YXWNX6GOnhwztKELUTT+65Wm5pejWMeWG1uYA4k1CQPjiT9aG+wPu5xbAe6jEHC",
-	"/q6HYajvHVyjTija9CTwRi3v1ho1YXlKcDS2zN5BnWSodQAZsNeOMZksQzxfriTCt3iToKrUMa3R3OSJ",
-	"Oon7uOXi/ED6lNcjsZekIC2XpJBj7UeI6EVsgTLVJcbvyGRn6smY6l0AbtLtxJS5QEtjO+xL/r6j9ual",
-	"dZ4xc7WXs30mSjOc13puf+y//zxRAgHoaknxM3jzDmYp7M/VxZxmy1OQFnB5iEQX8O3JmPrs4Mh4P7x5",
-	"uQ2O7NrdEJcJmHChtUck1JLsJDzY1H7bosL6Puzh3DhLmYqRfsrE7tHxt5iAtQ5494g4++iahLeQtTwS",
-	"bebBtAesNQvZEmlhZE1HUhuUe8RRTwaNQVZH0Fxwth4VeiZyQD0JyaZyQd1rNzaoNzLXGwGe6EFlsNEE",
-	"rAaAfxj0TjyHe8GmO8hu95o70n4QO4bTndC5X1TW+c68INIqXrTCAoGXjgdbRv61+/z55fsfX116I1+I",
-	"nce2hWzGo85WxOS7DOZsfqWTHXsdLG8JleiWM/U20UFJXD9wPE8nb0qid8CPyInikZCEHlIrQ3BygvIF",
-	"wjTOK8pcop4gh2qNqTP8XVlgiq03v9eosPYjy+wMQRNInYQlAlXspJX6YzFe6W2rNyLjm/HXsQm3sNu2",
-	"C080mINojKDFXIILnGodJsfRdIBegtRps/dEkWGmCM96yByu076GaZJY0o7YT3eRnb00q/O5PfsNQZga",
-	"l2tz7SHzavdoe2i68h3CFwVLr7XS+TnCJrC/zuDeCulv8rr7mIcpXtGf4W2+IDJfQ3UI0yiB8IwVq7h6",
-	"5X9/ijK8aftr51Q+/aFlTXry37W2TX/5/qnz5K/t6l0Tgd52szwnrOh1DTBdiaNkRZ56g5vbua982NDf",
-	"tXvA1aabcKAVhJ1Y+8v8/PT8h/npX+bnZ16IBjNueeOw3HRUHNNrXavERqDlUtjMYX3a4PWm4hOAac2O",
-	"SBkncyXZihUrPNf4O40txElBbjBNCYIu6JqUMsauNBzb0J3ee5jaiaY8ua5SrBlunTPgOwF6ngQZp3uA",
-	"JObLag1WVYDHxGiwJpjAZk3IGBGJ2v+yAqdnN1IrMjiplYHhOSqIVLhOUJYvcykSVNGMcICRJoYMi5Wa",
-	"VCvXnv4Qvr+IjUeMSeH1oemhDde5hbMxM3pVp6/ogvFUb7yZ00AXkTucykF/5lp+jMoz4RDCh9YG/cpe",
-	"PVMnsvPT+x+RTiNlUjwZK26LcCyZuIVgmjW8zYVs7M/hC+g9VUBZQghbOzet/zbtX8ZNL8SoNjWXRg8x",
-	"zdbcTdDmWme48HukNQ9qbRNVM+plkHoVPcJbYTFfM+6NxCEQ4LqGl4RaPVqwomC3/udEgUeXpZrErWrk",
-	"VWFDjC2HV39HvRr8lDDwZGheCzp8qIZ+s2EHhpcB4gOFexzdgfFtCslpK+hW1Pa+JPTijVrcN0I7AKG1",
-	"sH5wGrPeDHFkFvaXCFOa7bMdsZn1fWNsB6O3LgUcnORM+v1IktMBS6ScRHN1p+2IzqxwH0SnVrEvotM7",
-	"2gfRRa3qkETXpYH7ILp4gptKa9uT2T5IzMQk7IPCYC/7ILCYNR2Yvu6PtjrWgUg6a6ncJ8tv/d7b0WBn",
-	"7d/u2YORZIhK7pM8tyDNralyd4L8Roz3QYz3Q4j9dBC+RPZ5QYzHoI5hbzJbtPNR5NpNymROClR5GMZD",
-	"PY31pembbsKxAaai9JI0SUe2T4xhAwTGvVH9XT2ANIUAsEScpCS/AZ1ie8sPpdZLXdfhiEq3NGu6bLDS",
-	"qb7lwYql5bpk43YWt96TuGd5C9aS3d0YV282kIlFXyPc1PK1O75i2WYqwUHGlrlOHzRS9gzW8ka1d2SY",
-	"xIxQ8WLCAD/xou7PyaISOLL3R9247jxUsKHd8zO5cxS3O9H4MESiy8j5wDGtc2tPUzq2wdg+X95N+cp9",
-	"NMl+NBMsWU4lxIR0bbD9E+iSnU/E0WPDTcXJgnDiDQLPiMR50c6sWhsUWxcSDKebo4LckOI5KtgtlKdH",
-	"C3ILJZuuSTvHjhmpYLfq2s2XK69JcuQSdEHRbGoHT32PqBFA3WhC8AYJ7rYd1MQmqPR2CXGzDsVPpCx0",
-	"S67QTx/fhkgK+FCYon76+PbYCcq7g4ss40QIze9/LckyQb+WywSVdJmgZb5AjCvIlHqbLb+Biuej1Kbm",
-	"3JLSfuJFJKFVvOjTWXvmGDLzrrVHZW0O5xETgLpyim5Xebpy6oxkJC1yakIwIJbY4x1gryy/SxP8CDEm",
-	"I9mgPaAyvV1A2dliwdRvHwKSuj8uKGUSh4pemcxutslU6QK4WJrb8WPvtGZNIA6+MAPUtz4MW2K52nrI",
-	"D1iuDiINjC9/+hU/sPbLEZz6FuBBsygxrRP5ActNcwlFNRwfGq8fT8f3i2bznGbkzuOMRzPEFgtBpH0b",
-	"qklbWUJOfTlBOiTkTcGfy6CgEfFGbXc/1LXsIkI7hWAuQ8D6JLVwPx1cWiAOQwkwjeFtj8uSYC6QyVS9",
-	"Hb9qoadXD6bGWyzvguV3kd4GVuJQ2VQW1z0/UUdBobM+Cr4iQeiWM0nu7zRozufD8ZJQwvFOp6E/xCFP",
-	"hMLFVzkNBzkHCjG9MwDY2ob+oeOutB8mdCBwJQUlTZx4c9P7inQGgVnnf4VY2tzcHj6P23p4j9utOe61",
-	"l6Z6AciVQAtIdN/BzhQloF/a8Si8b/yVJOot5lKQYjF+JvQ4SWu/08+HLTE5SHcWHrVSSnWaRG1DdOTW",
-	"4R9Qtd3i2kP6vpRterb9qdpekkLioL7tApU5SbXvITIpdM3ZOZC6zV3P9jq33ijTFW/uEFto39zu+1fB",
-	"DUEpUs4OLnBy745SLdluB44u8NJPntG6uRPDRLlEmPP8JqdLKHfjZMHaXSuHBEMLzPeqS9m7Fk62Fh+T",
-	"rSDMnb2o0AkkvdLLBybAndquwyoe3Khqw1KchblCzGF1eFayCBb4G6fUMAX+9PHtdAKcosM7DvIb09nV",
-	"9BelmduaEo0u7isS4vY6vm3IcFTJZ3VxC46XEKkSSYYHAmBQb/jR0RmC4hEyzN+v9nAbBExWIHoRcEit",
-	"Yni1u6kWR8bdv35x2ka2FH7iNI3TlhLyQLEIjDyTfzzVYjL7rWLSc5j/V33OUIk1S4F8Eq4DzH5ujK5C",
-	"MpLpOWfZeZIDL/QzvW+Kzj2z2QglZq3EO6n1KF/5mH11neW2R8RqKP8wx+PYNJ/bHogRzeaRiHxhPFBy",
-	"2yhOBxWvg2pThy8gDJWRTFrSXNQwmKowHRDxJmhNx2TZLQ/lAdWik0gxoBX90HPLu8XCkN2O6lGYNl5H",
-	"mqnme9aQhg6droSO6RJ4MCky0YHBChJZ2QTswptCKRxFCwNqu7SexJcKJ6C7feGoa+0RYRyRO1mnB9r2",
-	"bPhOg7/w279XTFsJXc4xvaDbpPMyntutdhwlij86oN09L5/Ew1n5YiizlxJqmEDf0A+cLTkRYtRgQagk",
-	"nGSmfNy8NP2QkNhnyD2ICcOZd3+H9A21bsgRMFAnwRSty6U24pjO9wYCO+H+IBDiULoyukliSYcKeE6p",
-	"LKTPdD4tW1VEiVA3PMM9qfdTMLRfEdS4ts+xl8E2VYnyNUnQTzS/s3mN2gpPmt+pJrOYYkBBhv7OcXdX",
-	"gmyo+ugWJmIfQ3eSPPW3DjmuJ228v1Efmdk9vnmZoEpAKp6coosPbyA1jwgUsLJ48q71MySc0ud8jfk1",
-	"yVDTY19Ic9agNerCdxduWjQtJCtLkiGCebF5jtQkqKKF4sfNcL6D1XXKxMKnxnmBK1EXPoc5YMZWHi+N",
-	"/fnCFtNf4ztbBCuZ8YrOU0xTUhQkM3/rpGL2L50SLaIGq17iBFeAhp+/NODcMof3tAs8eHV7rR+HE3k0",
-	"eH0H5GNFjW84Z1mVKmKexoTVVV95qZNw0k15nFNwjynyBUHpJu0Y25yL3D0BM4dxevemQTv35/qEvL1t",
-	"Ia1gdCkMs58iOTkczJ20hoH32Ha4fpe9JN2Cwp1KtDXm2tedQ7wDd3inQvNI+JN6SBsgfSceaBBUhCdF",
-	"Gyh/qHCm8NYuQ0QR6dvWo5DJbm2SIbGVLe6gnlmf4BkdkPGt8AAis3mIN3qvoYMQDGkcQ34rKDMJeWuN",
-	"jOJ6myX+N2PE2zzQ3+XSw6N035HJwLNlbKT2a6x/Uon9Pu2oupCKPGPdXU2xEE7q0SGG6OV1QKVPfiPo",
-	"+LMSKuq9e0voUq5mz56cnXsOafts/ASJHs+eIt0AlTjncEQ2rOKI3dJEpzDEy6WuOmIThuZ0+Qj9k2yU",
-	"8LxBVwRhidZMSPT0B5SuMMcpJGtUd3SCQCUq6iZPzmwdQHftZ+GaqM55Z1m+2DhFPXaqyVOVGe5VU3kO",
-	"dfKNhRE0bVAwUauDJib1fM0JOQG+6Xw3e2+haVQ+Gy7H+2kjJFm3i+/aRAXtxKHOxOdPnkK+3IjE1w+h",
-	"/Pqbl8+VtGsoOUGMQw5h89K5puyWajDAe85f7zOutE8bhhEAPNKS7EdSIn0vhTTN0n/uEYepVA22L8hQ",
-	"UeRCJjUvOjv/yz6qa56d/+Woyml+CfLOTuXHnTmnlSQN27S8AqWYBnnmdIYS3s/u9dedvZhaq4db7V4q",
-	"jToLDmlt77l6p3/LTs5Wn0vsSE6Eq430lXb8lP8fKP/gZ7+ReUhF+RNMupOCsq575xkekvJvdhpeQcN/",
-	"Dykh2VzrWBrw+VWfodqIU/Sne6kGpkR8nSJ9KOO5qeqzJphKW26wV/xNuDoVMWeVLCv1GrnCMl3Z/20+",
-	"L3JKTmRFifvvE5PhfpbMdHX0WQJ6t3lHBTOuF3tfZKjkLCVCqJMIlrLniDKQeAlHa5xTiXPaLiFjSV4T",
-	"u+oM/w4VrbDTh5XHahk3uMgzrXfXlU2UwBleyxRVmT6DHZVZTaANbms4OcUTnNPv4w1yRXi/cqUWVD7Y",
-	"CikTuKM2uevxFDFVFES+BJFHy0cNmZWcZFgS0bQ1ZTZzX4TeoEaDqS242IUPkToNF1CQ7M3CAllg+KDW",
-	"Ly7vShe+nPQ2l1yT0UG919SpR4LcEI6LOjc96HVtxXt/qrmuYNoKJ1iTLK/WvYCCv7NbtMI8g8I9prtZ",
-	"ilzl9FpYo6tOL5HTpTF6XBNSilYqCpjJhThlcL5BMMJFHZhQrwQiFJLZnfnfNYY40VF5vS0w/0OEnXfh",
-	"gaf4OoLk/5r7oD/BH2rVf55IU78KRuca3+4+nc8T6KtLPf1t6WIF/dW4mwGzgs4/KBA2948pwvAn/d6s",
-	"OMlMc+HZMaxeBKYCHzw9GhgtpTBl08XWBTRge0OVawPFMnS/fZbKaDY9/Nzz48VgZ8uSGQeqk+ExzoXW",
-	"b6vRjKmGHfroEb2BYKyi2N9n/Ag0ByG+3IeiXE303wnk1P7w1vVoT/zZq2T/UOCcajW7Hnci89hBxe6F",
-	"VUVfWDtv0H2GV1S7ytiW2/nKtLJSh/xk1OussTzv7iLTbFDdaEM7dB2k0rrLLv5RUzesNrifHY9mjFQb",
-	"3jFbZPzu9pglstlczuhP/lJ9n9k1UburaksQr2jtZCHzAlCsIMAJTlcm0QnFRYPrYbeLtF6B9ZgYdBCC",
-	"JlAUzP+ULTlblzI41Af4eXwYySQugqN8qtYKFnouuNzS7hJ9w3bw015q4oFEZx0hHI5kWag5zi4ZFuIJ",
-	"dG+ZFT5W9JV2kxlmNbrNgbdlHXb2sq3X4O8zuCvtEnTgTcX6HcXsKcJ7tnsx7MlzNnq7+/WYhT2Pesvq",
-	"PWctZ7mDb3OPXrHNrF4vGnJH0soGuLhGQcT25iOr5yDC3jTeh0Mt5ni1jP+2FZR70tf+vE2HXFxb89dN",
-	"9zb3oT1MhxS4bdDmRWEY8r42p3nU+NS63d78UAMug4FC2VPcVn0cwQhUoA+7zcUO3qrgdwQyW5Gvc+tl",
-	"jgVa5a2nzhrfzX0Ch/reFky2CyRpcUfH93TYLP/GtcdbYHWktAbqUNSA+Cthv2NCp9Wn0ih5jV27EV+h",
-	"rDo1JdTHhNQsXB+6wKKVplcQfkO4WVgy41iSOSBjTu5SQrQ2O6eghTaw9qqyg+WzP7brcgfCLjucPtU5",
-	"/vt+uIM4fIuFrGtH+2lmVFxHKS7rup6Gf9eW2SF/AOc89slyULTfy5S7OHH4/C1G6TnOx9psp3/x+41J",
-	"Rj09B2NlalXgQxvq68wdUprjdESbqOYgHK0rIVHGrK66vvwwRUuGWOcQylVOl+PnUFRX6hzBXoz61F/6",
-	"Q5vp0O2KCatzEghzgvAtzr2PoDZ8+ky1JDQDj4569CkVxCwsQ8VyuiqmZjGRB/UTQEZN897AJahEfFFx",
-	"TqgsNrY4uQeqLX7mAXqsenG47+COPprRLlLrfnMIlx4In4+RL0zDfQkYITOpQY5+Dzl3louQ3ypSmUvE",
-	"jRww4Bf2iNZCsa4w5IagmIefG2DQiTwIv3c9blBjrk81yxv3b4oKaQBRk/FrgRgNFgWapyuWp2QSlcAx",
-	"hW6O01eEz5StNtRm8Lv6SJ2fDrpIDbpFgQfpBLjziqbwUJgLa04d82epuzRMrbICywg77Kodt4w/6USM",
-	"1OEo3cuqJSq2njMtBtB5Rbpvj140i77pO/KsJRZHeLAwCcTI9OWaJCia+3DUJnX/dd9nnIGH/v8CX4lW",
-	"32g2dC+aG8Px9qLOMPeK0PfK4G5zgZS4oM4TCJPq6ncuyANuuMvL97LzT5KUcQYqqDy7HytVu0Tv0J7V",
-	"pPs2V8GWoww4sOXdrThTt7tfc46z3YkmHdh/LZPbTPUAFB2/aAWNbxadw1t0AI0RVp3mmO5o2plKtfu0",
-	"8ai54xLitLa8W0Ycd94JG99XShzP9P0z4kmHYyGQ6BAbfVA1JMz7eb9JcdRcrkYzFqT6H0bp5/N0DulX",
-	"Ab0BJWu8eqTBlV9TMgmZsVlkQvv3EnQOBnJSmrzBYmrEsVHjzVOj3p+IFDcO0M1e6ipBJg1Y64r2FFM8",
-	"ad1jkVGxa74MY9E/cRC1BqutHFYnt1yLkkB8ngCELkZ9p7bOh8VzKQkNDzOcuKkT0Dym3x/zR+uuvWVo",
-	"6O5rJ/+qITyG0VHr7A5VTneMwl6wjLRTBA+X2R0bryly24xqnJK3HtL0P+wB9kFk1+PbA8bOA3ZAcTlO",
-	"e+5+gmTYq/ukSNKXia5LdH3xOdOpnKxm29SPzoLZ7HNaVjIwUCvu1ZnXfwmHtO5v2VI0WZREnVdlipZ8",
-	"HMI6WCWqDLdXh2gZQdiQO5zG06TuVCz8O4Ga63KLhPddNLcTCnVIYPfUkxPAG0/Amhq2SpeyOxlArpCa",
-	"/xVsKXYfU1HxfXLA/qT7GtSFTjwH63XtCxE6SZrNmnS1qUvaBcpxBCIYJOO2pPGEnM0mKK9XEyNCgok8",
-	"2o2xkOPNtnUsejUs7vUAO/Tkz6pbcrWbMeTtDV76aHqNqmYh22WOVuO6kIZ5Dg/onrwR5JdOrdPAXd+S",
-	"BUcNtZgisi7lBjUBTw/u2nN23Ev4bQAxDYVJoO8EhLblvTA6TbsQLmsJvMe13I4kS3StRL6sIKkZSE06",
-	"zjYov9WN/aFnJ4SqQ5w5g3pEwtiwLrtam74jIAT6tKhXa/UutdtpxQm4XhjCNoxItfcQZTtLCi0Kt+Rx",
-	"eA41ST2hNnqiNhrWTQz5xlg15XZ+MYPveU8y1eFwrhbKarWfz5dma9VD0LkTS1dDneXZwVV6+9LkHVaB",
-	"tw+9XYS6boqWTvVw0y/jcHK/49LKuaTqDBnrIhYE1NdQ8CVDHUMHL6zqe09Jw4JQTkWeEUhbSMqDK/32",
-	"pOvbn4rvfjR7uyv09qXHm6C+i9faXexZX6fuBrfGtasge7jKukk6uraQo9POTPQKdWZVk71xwL6tXHif",
-	"WrqsebUM9B5jf4PKOsUJ71VRt0f93H2q5fapjZuuhPtD695ckrfDbXe+HaDYMskH0b6ZM9ltPeEg7kfp",
-	"dlyqMgOVTuNRoIwryC52VY3p4ZEgUubU3GWrXIrnRvMgTG06nWMRgky4ziFoC5zlNC2qjPx82Z+ZY0gs",
-	"NTdpdba8CxsofNTjmewuDR+zudVCu1Mb2vVGdlYBsw0EoEw8ns3Ih7l596IozLbQEk5CY9+LCZssaZY0",
-	"QaekEWq9E/vkpqXGIfy212GCSFLGyVyuOBErVmQ+Oe+WCImgHcKKoCCb2QrfkJicqf0cqa1qJHod/WVs",
-	"B12XPL1CjcsyTDRrZAm3d1hCMSTT4DkqOQEHujjuUJ8/TxWJnKQQprNuTzGlTIDtOpGz27p01znN4pIY",
-	"bX3ANW4GahwNywzqBCjSS/FaVyP27hLGGMjjCWIHluFqyECGvmjZgtxgKPWvGuxO93az7pLt7FNIf8Tq",
-	"cHEP9oY9GBoetGGhl70tcQBQL2e66Gp3eqCbcTfrgnsn9nuN0u24VlVTna4xNzHQtgndXWN4wupCtNYs",
-	"sYMk9LWsCclgMG8D5phUR2Ba2DXf0URf/70mPlJzRyQ/gn3umAFp4jb3mQpJTR2ZDklj9CA5kSYCYO/J",
-	"kZz5vaITbF2bzCRj1wkSVbpCWCDrJ91U/2Va9WrD78X2CYWuyCo3JTAtT9k2lVA/Ru6ecwm1I9YeWDKh",
-	"mL2ZlveZScjhPIdOJTQU6rJVZptWBN9XS21zrJlsFDtqZ7M5WBXMmqeGg4+2qFVpiHOwjOPEvBLdRbbz",
-	"SYwmjBjKEbFV5FidJSo+DcQIOPwS3j/VHcAWvf33LNLJsLwXn/DAF5g7IelBJ9GBmwOhLpNpM67YJAgt",
-	"DHgzIExPetDNajBw9Q9WGKz539YlBj0B4yPQbwe+JwOh2FFoHBhouFqhL743CQQnRjhOhQawh3N4iNar",
-	"IwlJxcNjuAJ9MihXDo/TrzC4Y7VDH6QjTXpTqx32MRLZY2K1Qw/IYydq039krxZ9NBbMkaNd5AsCZY53",
-	"O98xR3voWDvpj0YHqBOaJ/5s26O5bPwrGGUFYTYwfoDDh3f03AbPbNxxDZY47eSfHRqhnTo38aR7Cfd2",
-	"M9UkQ3lTwkP40sDsg+NM5TbuViKab8GY/DuNzdE0aW3dcrWjXSYysu5hje8yYRIvz+sk8BvT1tfyqZNC",
-	"iNEpOvzPaoDaKDViCpgeHpCumCDUOiPU1U73pMkfU61Hvtks0Keo058jkq4YyiW6wum1fgkbqwDoj+qQ",
-	"pSmmtm4gzj1p4D9JLPO0W/RrYp2v1/kdyXT1LiTy/zOBwzeEF7hMQMNep7fpaAZUl7lpGcyc81kn3hEr",
-	"zLVzCyX5cnXFKiiPDGOI53X10BUu9NOzWY8/vAKSoMECVJvg7G8xXxIh9XAJOjsF494Pp//91NlWbeZT",
-	"3x1L39np6WhKH/86Ej9w4nFoClpuU7cNhtJWaowWgNwuWn2JXNQqxh6qAXobs5TowVt6Ij1ddJbQprkp",
-	"8aZXElfjLQTh3UrjgbcBqHfVwNYv4BvEAeLdZLO71ZRNMecby5yt/1aT+vQ7EUi+2wW4el6EdLu80n4I",
-	"umaeupYx0trME/AEAUHPeaKMlf4ymqGghzUUR6CSb1BJuJnVjZIa8CvR3hYKAMwNaujvOGQtr1MxQ19O",
-	"ZMVpIOV0rd4aCU1pQisWnK1RJ8FmTAS254YfIKPmY1yu5KAX+ZfEaAzH8qnpR8Tu2dT0bI7hjSoyyrx0",
-	"CYUmwREe4SrLGZIc07qNItIWbB3iC5nz9peZrbUPb3AEvSFcGHuQorgVK7I6VMgnTxzasjSgLp5Sx/dw",
-	"hoGePcCfXnnHstKxiXTb0zj7DpPDoObHgHprlc+IssRzjHd+r/vGVA++NlC9Xm3ajeqGpJJx7VFvkum5",
-	"VXC+EwiKEKhZTEwx5KiMM8t1g4qiycATGdPxpo4eyvXy9UViD84bAJx1f+/EVkEJuSwYkDCWg9uEJ4ik",
-	"fmycn7Zu2f5BH8i0Pb5XIJrAW7Q+Vk31cWtTet7yY13jDbqq8iJDGMI/XXp6iERioDIOPoeueiD8V+tQ",
-	"ueAqGLsWKPcoUjTg5tCnIZYWK5YSg5+tC+M2wZzF0svZZHLpgWhw15Bu2tn4c6AjyP9xlwtQZCjZTLeB",
-	"sr2GfqB3giiT6IpJcJxvOKF7MfTgdfklCbdQP19OB/kru9hDgDzprNAjo7SmlcwIdlqEBciF1hFN+Rpp",
-	"n9QElvR3o5P+gGP7UuwDyq1BKedi42wvoNPJ6TI6y/+g4qLx/A5ekpIhnGW26vPZqfm/aKzbDn3sTxfT",
-	"vMDvVjHo7ePv7FY/gbR4kwuUVhJl7BbCcBe5qXrDKNQhvs1pxm7rCu1QugP9WBUFKgi+MZefU5h9mMGD",
-	"0d5K1P6lrTHdWHcg21It7JqQUussWoO0KiGdxfgv+RURuJIMZZyVQtMbaJHzLCvI8/aETlV6SiAapf6F",
-	"UV1m28rEakzrqVBvevucHT+VGZbEOVCKIi+k5PlVJYnYQWHBSVngVPsots6iOg3fCYTrSTyq+vq3McIN",
-	"rrwHAmfMKEDssHV11VRqvP7u+3utC20sIoQTZ31ggYFDebGQ21fjCgSTkFuU5aIs8KY2X2yRgmhguX4V",
-	"FKYozwrSJhgDIQ+Z0HTl8/57UbD0Whcjem6tEXBgcCrzGzLHrSp/7V+8r80Mb3yF+NRK1U+Wk8FCNwk6",
-	"U7zl+6dPWnr1758+aXOVEaW62ZyZ3FFC/qsHG60VKFmRp15VZOiQ/AsXFfGr5erToovktGWkNb57S+hS",
-	"rmbPnpyd9+H1e692zu899czlwLpE+NBtxw30Rr90D+tP+r59iq7J5kQXAypxzoWVLCXhOkpRi5fXZCNq",
-	"WejpDyhdYY5TSbhINJQg4T7EM/7JNntydv7nBGk4wDvXAMDaXNy9nYVL7gVx+VcshyKIl5xVJWILIwNf",
-	"EeBIVshXcscIdzq4PgpkI11noz8D7M5KodBIm8+0/55ntY0zjF/S0rXuSs5SIoSCRa9+y4CneWjQzPgQ",
-	"h7ypw0989eRlVZHpt0i9sNBKWn4n/jGFzIvC4HlkNCiy4dPGFYZaTK63K4WEiMIeHcdYxwfW6ySrp48x",
-	"cvtIXv3jhaaagFJT084UneaIftJ9ST0CCM1r0Ni7JNQm4P7rd0PWKwcn5OdN7AJaK7aByA3hG/3szUUb",
-	"xQEP5WFE+BbWebSOPMOlMQQKtGR+F+N4fWt3ZsdV12UUodsQwKIBPs46TaiutYEGYpchtGYRkGFLzIUT",
-	"lOw3hPTSC6ouEBNdG/BsuG5MELWZc4sY6h1jp7cwXvkh/gFzb4D0Cov52huebM1A6le7c7RgRcFuhd/2",
-	"Q8mdnJcDpZ1s4VsKaUfwsi4vrZmeEgpRIDZkZ8Yxt8grO4lYhluOP/OaCizaAb2GqAuQy/GjMZKSZIoA",
-	"sZenXLIPnYw55iPhW1oDuncTm1G8Tw5k+vdq44ormmlPr4Q+FMDUzY3QiV+qqKjKkkH9R4V9py43/Lll",
-	"LNNdWWCKw4bxHYOZOsTUCmqaelwHT+ikm/1Dg8nA9a7fGgpEe73RIRJlfrWRPg3ZX9Xn+h5CEl83wp/R",
-	"ld+ucmOIyfLFgnCtz8qlGPBO206KGA5WGpQk3E3GyxXO6RsSK8SIRBFmmQ1KUcqKgminUF1ITwtvQUX0",
-	"/YSZ7kX35NSL9Zg4ypxvPCs1jCxfoFwiqkRbV9mzZQTr0IPytfuwMbR9tO9KTrBRJjYZnv5gb8ydnpVN",
-	"vKXDBLd+Vg6/Jv/VNs7FPyo72kWPc66QqBJkX5HU+9MBv+zof3cSewNX6KTb074C6rOrXsAaD/2LFA6P",
-	"O60NFUqCFLXlxVmJJmEhLOs7EU/csRdY+7pq6CmxcQMu2+u4KXmutJHLTBvhX4MGNHylGRWpmzBVSQQM",
-	"KtozPubRhGnQjemF+lTRzKwgmZHfhppingtG68ZLOakxmdA6pxMaF3JS4ynroJMaT1o145FY2TXJbG/u",
-	"sbCj7vyXPqLd0WynKTvGbqeJf8qrtnWqTPgGrdbzVopL47p1dpr4U1pox2/JjMuyMTY9OW3Zmp6cDpua",
-	"ktlvFeGbYFJNSe5kggAcN4TjAj6IthGob/QZ8FXIacjZQyHRk0t0Au7+zm6bhKacIEi5OJhCsoaytab3",
-	"s1Oqa4ZZL0R7hVBGIUTLdoJRTs5Pz384OTs7OXviv818+SfN/H0ka6SZZJTXpJTbpeKbIvz4EnfqzKu3",
-	"PJdk7pCKWbYXDW+JNGk8+U2eEsRJueJY6JcdjOEXZWulXedq1NNexlxUrdSLzUNsAg29pybFZB2PNUWx",
-	"Ch2+E1umHba9xnNT+vKmtRuPAkkdwy1goxUD6i1hEnEmJgWoFB24icOpAAczl7YXEOWkFkVHUxJ51gsJ",
-	"pt9UP/il7TdShCXtQNbOT/k6LzDP5WbfCTtb+ToTF4MNHiZQnfhgtIETyc5aX4y8abh8rKmlhY6dyQJO",
-	"zvZWC3tDaavFAzNaaPhbQWXYbOFp678XdbuAIPLZXBo5EQinssJFsQE/wWGfyLCcEbKUtJYx1XAC20gr",
-	"dQI/KerR1HhR5v8km4tKgts2kBUgmmAOErYZZCVlOfvyBXQuC+YHQZ2UT6CbcyQqvsApQX+qYydEYlwu",
-	"RVK7DCYKTvq/kD9IJMY824vF+HOC9JRXzQu2GfpkyVDJmdopEF6qyBT9jemwhCWhRKsAH6FXYJMG8cI8",
-	"BSuq4/C5RiBqvQNtlKh5CybI0ipa5KTItBS3xvxaXTOY1nmsTnR4AF2aJ6YSVCAkwsQrmmGHIhaLPCXG",
-	"1msEoXdvPsOpNo9kB+AXH96gm3NQHnOhUXL+6PTRKRyeklBc5rNns+8fnT76XjEkLFeA/ccNBNWfSwJn",
-	"rF7xG/XofZsL2cwEvTleE/2e+LlvMl4S0LMbYf/MuAar3yzdmt1Anjlg3IqXtYS2c28cd+9KYVwqUmiU",
-	"DwnCIjWhpYwDwei/QmtgPDMZz3trgMlcZ1b4Cz76BB5PigHB+HPz9HFIFYECW6fB1UY238K0lttd2A4z",
-	"Gpe/kSl1q8E5L6HGAdgmgWDOT087edpxWRa59r9+/KvQeTCa8YausjadNSbQLz1XuIvG06Fu/0h7zBnc",
-	"7WlJYIUbWokx0ynWWq3XWF0OcF6chSkeipfqqDjndaZekiUTnuOmgwTqpjN9FRAh1bN/bzvrzGIVEV/a",
-	"V4+6jb8cEOX1/FZ+7UP4symjVwP0eBCtYdgKDwwh+0vistrHv7vp/75orqPTK3Wp4SV8d6lhkPs2eXEl",
-	"Q3rM+rQrpu/wl3YCwjbOvxYL6Ox2CCHQVN3b1gx2LFSh9xBFFYn/wv0bkdshfEGMh99DwXfk+T/Cs/83",
-	"IiNR7Ofy71iWLzbboRmiNQ5zrvd/0XQ2etwXjYZsdowEp0N+oi8b7QUyJNK/Nn4ig3T3T0JKXVNHv8qq",
-	"smA4I5l53OcClRUvmSAhmdL8PE2Q7b8hktOtnhFnrUDDP8hLwryP9/OIOLRAD1QWJ8sbxddRifG1M5U5",
-	"Z/rQjAnvr7XnYZidrqtC5iXm8vGC8fWJ1QhCUj9jcAZ3vabXZ6MfcmDAUknkiUmSBGufIPmrJX4lXvy+",
-	"JPTijS7+GGLDlsuAavp4WLBaFmQMA/x2iaLmu49/NwrqCNHe0MogF9Y1t0YE+kYnfkyyvKazByzGh5Ad",
-	"kN0/EslzcjMJrUNi+7FhdfzwmmgT69RzZCL7hLP72FmqF9cv2S1VHCEa19rx8kp7MFuniK+G+Nb90QJ9",
-	"7cx3lVPMNx7PZi/mOb7Vtlcz4TGdZoMq47VtnNZ8RGAsFGoVQ1e8zjN1UOWcnsK5pA95KbeT3IXVcDbv",
-	"2bHp4MzChp5EBrOPeUUj0XtBs48VvQck64m+kjz2saLvGxOhJHfyMViivKyh64HVsV6JBBGcrtQztYa/",
-	"k2LuufE7VR8QoZnQZrBfoO8ziE3+BT1Gv6iL4xn6+eX7H19d/vIolv8o+uQVBV+wXIqWPc2kjdb/zgWk",
-	"Dz1aKtb1PCuKchlD0L/X1WMi5M2acQ1eV7Ymz4jM2Spbc0RSp2WdD1nuHGZoYdXxVAQPSZ/Hh9+Ye+rY",
-	"7igteI7hc0hPPBWngxriHZB6KPVwT9S5z/svhqSsYvjYSMtqhSeIP85t8dhNRBZUFL+zjeLITz9y6pRg",
-	"mBNU5MJkX94bOSbf/E7itMUNIu7H66Seb28+J0k/w0SxaeYpOcuq1PqE5aJ2vPPMVpfW+3oKcXua4nTi",
-	"TZK/o1KLNwn/FlvfbFrmNeCIvdpWWFdKzW3iRbOSh3DVtTb8le46M/v4O7+G67HQ3UWWOfWjIZfHbnfe",
-	"499tcdCod9M0Ql2xIrP1Lw5Boj2e+K4BzOCLrdnzkT3Z6nPxkN9s65pIJj7aHg51DT0Xj5C4ohje0TE7",
-	"/WIcpaahJ+PDoajBx+ouJHWo1+oDuMLte/XoKLt+sI4Qd+j2tsr74Gv1Y0WnvVTViN9eqV/5laqRcD8v",
-	"VJjrwUREKHqOeyuqfR3ZOxFAvfMbUdvgIlWf7uv/IEf41Z3k2AZ/SYZymhZVRp6jtK4pWjtMtmNB3TSY",
-	"PmozI/182SK4OoCwKQxIynlGJM4L8agu9yZ+/v8uHznlXh6ZmEb1uR8E2432rgMPD/r2/Wbj/A+2cX6S",
-	"mEtdP2ObS//x71p59yV4+/+NyAmcwlRzbifwOxzX+FjRsddTrZw8jpeTe2T87j6K0x7Xi2mAtoZfS0dP",
-	"OIOPpG0p51APpOPg84MPo6Mi3vpRtCtvfKyTCw54N8HvR0/teht/HD6ZIMpubYpNeG8djecRrGkfpAfZ",
-	"G8ae5p+g0fHSnlYJwFbGdQJbEOI3hUDkI92g4H40Anqywxms/wOejIfVgADbiNaCaHwemSpE0xjoQvbD",
-	"ah//DlgdfxEp4B3zdb/SDHd80n3wWwWMsYeYges3NdHXOfOGZEeFKqCaI3yBwrp2PODV1TqXc8Aaq2RZ",
-	"yVbEQof3QUIpW2ypNNe56guZvmueg3KKDEELSMrMaIJUg5wiRgky70FInNpiI59gNZ8ZK95Xaimf2XE/",
-	"IG5xDom3bAI6A8Gjfzy7cIYVf9OX7qwvVextrd/7D1FnChShz7KhYu36NCJC9OpoB99kTv7Ib6ndtnyr",
-	"tNIU3tebpT3pgzFnuvQWJ9C3NnpkQn1rbc6B/Ffr+5h904HJQWMNPfWi7/la6ZcgGjBztTPaH12o3k2n",
-	"QkUA9T12/Pj3Tn2nCOfTNoUMMul2naoRb9B+paljcglt0etDdguNJJWwe+gO+B966B4r+qPZxHGyCP0S",
-	"jEb6kF1yB8QPWgx3xvz+7yhtBHtAd5Q1JR4nEdY2xf3dU5AgRZeIJqMZFHx1sCeRsA7zsU7JTVb8B0HM",
-	"YRh8faruVuIfEMFMyfBjigGqq73jpnb2nkj68e/wjzGV+s6UzW6pJeu6JvueyTrxl2kfkQfs9o9REIik",
-	"2iOj2Cbn1CGpNdLt42ET7qBPyB+Fch+Ao8jBiTkyde0b6sD4IdGy9jHR95hk4GKyT6r+5mLyNfLoxk12",
-	"OBeTbqJmsKHAPE2ZaN9cC1tJs5lrvI67p5axB/73qEqekGX4plcr/RhTDu9XwI02AUXlBG+x0XhmtldO",
-	"+o2nfeNp33jag+Fp/QXuw1gWk3d3RKX0wDVKx6FMGineIiVOV0eXzF3nk1mYFNx7V5NOygG/C027mRsO",
-	"RNFJOB+9Qi36k50b5VKQYoFyAdWg//ygMtX3jtYDtDh+JGt2Y5PWowVn6z1bHx8UeT6kvPqTWGrvOj1m",
-	"22c3437sdd+zB3aKbD8IKtTPo6YitU77XxY43XsZj3uwyLYx8BCED5+N9uiqyoChFjh2q3T5HkWQ0VIW",
-	"tmxJB7imuvxDOmsl5oJkSJI7eQQ1NnYibQP9IYJyCq6YjdfBI8d0I5i1ucVBdiRwHb0StnjpYvg7uM+Y",
-	"8JgH8z50tqr3/vXZs10HBBh9wEsvybzDMl0pfpGuKnp9RLK0Xv2El6FTXx/oy62s//Olwrsu9q6pr+KF",
-	"Kasvnj1+jMv8EZRpzx+lbP345mym2pup6vLvjp+/4oHm62dTscb5VKfsdr5BYjTnb63rdT60N/Tl8sv/",
-	"HwAA//8=",
+	"7L37c9y4kQD8r6Dm+6o2+YqyJe3al7PrflD8SJzsrn2WN7mqLdUEIjEzjDgAFwAlzbn8v3+FBkCCJECC",
+	"85BHe76q21gcPLsbjUY/P89Sti4ZJVSK2YvPM5GuyBrDPy+EyIXEVL6//jdJpfqUEZHyvJQ5o7MXswuK",
+	"sG3zEmG0Zhkp0F0uVyinQvIqVQ0FwjRDkrFCILnCEvGKCpRiiipBnsySWclZSbjMCcyacoIlyebYM+Er",
+	"9VvOKJL5miToF5rfI0FSRjOhBlowvlbdZhXN71WTWTKTm5LMXsxyKsmS8NmXpD1kd4a3nJATSe4lcr6r",
+	"sdf4/kdCl3I1e/Hs7DyZ0aoo8HVBZi8kr0g9j5A8p0s1TZ55AGahhd69TlAl1AAop+jiwzuU4qKAXfRH",
+	"cmDZH/NyIyRZtwG+zG8JRZIhuSIaK50tnD97fnp6GrGLNZE4wxKref9fThazF7P/52lDMU8NuTz9ybZT",
+	"fdSE/YX+BNTx7jUsqqYbRQT+bVO8Jv1RXueiLPAGqV/7m4rYEQsRc3GHN6JZmBqc0Go9e/HrrP44u/KM",
+	"yIkoGRVkbulvGFQ1EYiLMv9o+r6Fru/1Yr4kM0nWJeFYVtzAYIGrQs5enCVd9ON1WeR0iZweCTpVyD83",
+	"8MnXahfnyWydU/3vMOZptb7Wx0Qd2DknglU81SdzaFOfGCs+1o1Nd9Fa+q9X3bW/oWoFhjckCEu0ZkKi",
+	"s/M/qZXnkqxFNDDVAoD48P073fHs/E/1tjDneKOXVc7LYYj+XKUFqQQSFrJrLIQB6VkLpGeTQAqU8luV",
+	"c5IpmsqzWU2Micv1DOW3l2VPVYcbWDg7B7WhUDP4l6ThO5eSE7x+c0uol51vEFE/IbZAGAloSzLFr1/C",
+	"ob28fGMaqBWiXCje9S/48q8EWvzt8v3PqMSbguEMflRL+pcCWparqdY5xZJxNfcal6U6QGoZjJIQgl8z",
+	"SvR6kxnhXPX1N3yjfrQt5YoTnD0xUA0SLbR6pRt1uq6JEHhJnqhuBRkY5Cfd8JVtFxpneCl2lMG1ZKRQ",
+	"nHhwhNeqTaB/TuclZ0tOhBgZ5R39YBoGh7KAGR3JNuyMxCv6JMU0JUURBsvHir6ybcL9gYzGBsjp0jfC",
+	"GHrVAAHUQv9htKreXpSqvuS+1Mwg2PeNbuHpu8D5MNjeQgNPzwgi+FjRIAHoIcaQDyMMIP63ilSDy/9v",
+	"aODpaViomOPUsK3QEB9Nywto6BlKSFJGkeClJOUQGeqBIigJBhqgJj3QKEnBMEGygkEGWYUZwscq6gHG",
+	"iVMNESZQGGSUStUYQUqFIeLIVY3TJdkv9cti8zOIkjNivzNK3i9mL34dkWn618OXZLhL97xHtHcpPaJ5",
+	"f5ejXXwHIWYjbUKNWlv7yEd0cZEfs6YOL4/vMmGSFlFHtO8dx8g+W6Cyc2xjFzcZk91zGTvRZFj3mMhY",
+	"H5+gFNlnKrz7ElXs4qbBOyApjXVzBN6xpo0Q/eWq9RyoypJxSTJ4m4vwm12gG8ruQKVwx/iN1vHUr2Lh",
+	"vpWXpTx5Nkv0/56o91H9B8WU1X+cn54/Ozn908npf7Qa+76rfv3vPzw5a/7lTqT+dKZSf+rOP5yc/dDp",
+	"4v/FmdD8wr63M5h/mZ/PTr5Xq2D6P+rjDydn5ydn9SLrVTDzo2rU+aZ29bz77dnJ2ffNN3d7rF7ADyen",
+	"/3Fy9qd65c9OSk5uc3LX/2LWe35yXi/tRFb8mrX/MqP+cHL6n/UPp2fnvYFN6+7Xs7PT572Pt7nIGe1+",
+	"bob//sz543mz65Pvz2/cf7dbwoem9fdPnrX2U/99cvb8pvfN1xEW3295dv7MN6QewqcOaqskekfqPSWg",
+	"8EDY0Z4ixtUzG63xBlWCJEji5ZJk6HqD1PhjD+iUZWSeU0l4yYkkPEpbIl6xjMyS2SIvyFwQzNNVXL+3",
+	"eUEudftktqjooCDe6Wpb94UzgGO0bObZyRgTDG5iYsd6C1ddZOt19DD+aUWQwhByMAQk0Fd+a2IKqCa7",
+	"WHa5bo8C+pTZ0T/Br4PKoi6cvBtT1IM09cCeEn03MGiDCyQrmtNlf6ctquudkVvCeZ4RgRaMu1P0x1nj",
+	"+zmt1nNORFVI7xUmJDK/qvuLE1lxmqAz9cez05ZC79mpo9E78xkPOKY3OV3O9f5G1ZMN9D7qju9NP4WN",
+	"NuST2f3Jkp2ojyda9R3ERD1IMkwwDoxdWnFBv38y+bQpyXtabGLJhYKOURENq6ShGzHxZDzkRmt+11sL",
+	"srxQ8/fa9gK2LixuFMGluPAc+4Uz6CA5mXbv68UNg8U0b8HEThUHkMTXwQObvi3Day4k92WRp7lErJJl",
+	"JZG2mEy97v4tGJ1bO07gadFay99EDbNE99bt4ntf6vbJTJL7yEk/qZa73nPeIad0cbY+vaPZdfumC5qt",
+	"+mzcRbI2IWhaQ7iSLFFCDza/Io1OhfkGMO3RfiTSPVMrxrT5uDbSVZL5BLKtrXGefSsW8GrF8pSE9vxX",
+	"duessszTG6HtW9ZAbkHAOGKUGPYH0gD6uSoKVBB8SwSMYWxUapNd21IISFSN+V+IstqoVkmG/sssJyOp",
+	"ulUTZM+5+qUSEtgSwlJNLiSsy8onFrpq4FmigezwiR3grc5D1gC0C+3uz31TPeOpAZTenWRKdobVi5Kk",
+	"+SJPzR1zYGm6u1YlBr5z+k+TsbujbSdu90bZu+Q9MMOWI3ThtvVArnA/SFXdGUNEBnS1AFrrSvJHLsQP",
+	"gGZks4Ni9xGIY0H6C+0LazZn8KgZrysihWUyjxzbiHoBmc7vvmIXWfuvDEMBBrma8lQIQQXO+gMIjF6U",
+	"VZK9WlXwALqUHEuy3Hwkv1VEyA+Y47VaD86yXD8ZPzhgXOBCkCQgCAjCb/OUwCWLUjU+Evn/EnA3Y7eE",
+	"F7icSLjqdosQKUL7zmUBuFBXrt0vshueeQAzBhSPaMGQKItcwhkTig8xvXXRveVe6qv/bkUoYutcSpKN",
+	"XXyw3RCvHcNhMhMSyzwNDXAJvw4OsfPVNLbGsQslZo1XXrxpuTGg+7GkgDVPXbLJLx4mV2E55L36MbSk",
+	"3ZDjjrErduLmGB4jYqsaQWxdYp4LRt/mhbnYJ3AY3V2LklhKnl9XkhijB7rFReXxW70hHpXHRd1ZnVM9",
+	"qtfZsWFLxi1tRn6bdZf1Hhz8GH+ByG8JoiRBS6n+nySokOr/CbypcoqeIppT9AdYKsqF/iwQVZSXU1A9",
+	"c443f3SZHUwIQv5Swn/UPwsJ/yHgeKZ+z6lX6Q0zjakvulj5B3QK6B0UPO24DnNtxkAGtT6+6p2ohx34",
+	"7GAG4SXOqZAvawCB/hEAlimItp+n/YdP14my/nLNWEGwFo2j/Bq9O3gnybohFuvUeBXaMDT32h/WRC0Q",
+	"3PxoQy6aWopcyIn7tCtgFc22Om9/YzlFgtwSjgvFIyXhwhw3mqGniHGvAlk184hYpr9k6N8spy8Rwak6",
+	"t2lDOYwjTIGnwle17miP03+QVDJ+KRk3crTZ8RePs6lX1jDXuFobiDFmIy25g4JzKI9X0hlgdA6K2tjQ",
+	"MQEjei06mntuIu7+zDJ9TMBvCa452vaibuPtodzvH6vTPKab4LmLegx3jfpfen7X1qqv+NzG6KMSq5Ay",
+	"zyNt74dVAWnWL46H8NHnBAtGc7qck8WC8VGX+o+2/Rvd/JtTft8pXx/2WNf8TzpchyECPvr/15zz9Wm8",
+	"CvLMt3lBtmOXP1WFzEvMtVocGGdVFgxnzQOhzzO1M6aY44W5W8dsjuBSBaFSFwtzOamRwza57wS63kjS",
+	"DqO6zinmG5+4Wla8ZL73zj9XWNpbTUnMRYGuCaoEydRWvTE1YpbMrrHU6s2ckhNZgRSq3UZmyawShM+B",
+	"TyYzcosLMX4twmabZYYRaXyvdrz6VB9An3GPV9SIkXFl7WETS4nT1dpG3PWkFwIHT7fSsXMrUsfPkQ1a",
+	"MqTVFFGH0Ozwop4U+HbnNHRhN4foFM0orvoHNWVUekNIPhRYSTXkXhrrjpIm4UpRd7raS75W8FEHQAwZ",
+	"e5qB0DXLNr4302cfNrDQYycta8ZUYBlyeGW2+QVYieVcPvl7mxufM9+BVMQONEVodgJ/5LSsZOL4Ckmm",
+	"BBfCpb6eT0SeESQrTlsypOo7SwZD1zqHBhbUIDd8aIxP8Q4HRkjMtawIbk8MnqTkPhfwMXhw6pnmw+Ld",
+	"RZaRDAG3hMPTkvPU/HKVCzNzsfHZ13ocz5nbHHKfr4n5BeGyJDQDw54+vbAjdE0WjBP4oiYHKIho4vRy",
+	"rC/BtdentSaB+XBMKgTnknuSVtLY1XhFt4hI/UjKAlvTXD35dyKMhigMrPH93HjI5ozOJbshvtlf4VLR",
+	"U9MS6Zb6EmK3hiTuVqyoN1gLCkPiqeMFpJZScrYu5dgydKtDLOFRvDGYceQaxbb/eVFijouCFHOQeyFC",
+	"emy/H0wXsIBAh+N9T+gIS58QpR6ivNKcAlNxR0B9h8HkQfiJIFSaSEw9xsABalRPx/J+SWuDfjQEe34X",
+	"7WdM9+USprtd3y3np+P89is+Y5KZ5BVNQfKfC2t5Gnsm1l2so1BHMGhdIGGxQMdLXdBsd/mg0SXZq1PJ",
+	"jn2pIZdKzmM09Tyavl173669+Gvv9x2+8i0U5f9gKMqxy2TfBKo9CFRwO8a9HPX97Dwc9y2N7SddzDdh",
+	"7niEuX2LcUkdGFRstIF3kXMhrd7UE/cRoWyRTEuGrqZFjb2zYqVLC9sIH3uw2HwJIsmxRb/NC/JnLNNV",
+	"LMoaYcij/BWzKyUUdX9Rn6/CWnBQMesDQDfGQ82I5y/BvIrs8MiEdQn0B8okumZy9Uevolx7z0wxyitA",
+	"XDQdvyQz638VfYbGnNRqII1q74HEwVdxhTnJkCBSnQeBrknB7kwQ2vnp6WmLVn1vgJplnZ4OaqMTg6ix",
+	"pSXaLUIn65MCsTtary60rvEz1MGDc5YmbCGa3ne12tT0ahzzwGpzC3MgoSZ5dCTpR3uD9XGPYzvQVQwS",
+	"9nc9DEN97+AadULRpieBN2p5d9aoCctTgqOxZfYO6iRDrQPIgL12jMlkGeL5ciURvsObBFWljmmN5ibP",
+	"1Encxy0X5wfSp7weib0mBWm5JIUcaz9CRC9iC5SpLjF+RyY7U0/GVO8CcJNuJ6bMBVoa22Ff8vcdtXev",
+	"rfOMmau9nO0zUZrhvNZz+2P//eeJEghAV0uKn8CbdzBLYX+uLuY0W56CtIDLQyS6gG9PxtQnB0fG++Hd",
+	"621wZNfuhrhMwIQLrT0ioZZkJ+HBpvbbFhXW92EP58ZZylSM9FMmdo+Ov8UErHXAu0fE2UfXJLyFrOWR",
+	"aDMPpj1grVnIlkgLI2s6ktqg3COOejJoDLI6guaCs/Wo0DORA+pJSDaVC+peu7FBvZG53gjwRA8qg40m",
+	"YDUA/MOgd+I53As23UF2u9fckfaD2DGc7oTO/aKyznfmBZFW8aIVFgi8dDzYMvKv3eevr9///ObKG/lC",
+	"7Dy2LWQzHnW2IibfZTBn8xud7NjrYHlHqER3nKm3iQ5K4vqB43k6eVMS/QT8iJwoHglJ6CG1MgQnJyhf",
+	"IEzjvKLMJeoJcqjWmDrD35cFpth683uNCms/sszOEDSB1ElYIlDFTlqpPxbjjd62eiMyvhl/HZtwC7tt",
+	"u/BEgzmIxghazCW4wKnWYXIcTQfoJUidNntPFBlmivCsh8zhOu1rmCaJJe2I/XQX2dlLszqf27PfEISp",
+	"cbk21x4yr3aPtoemK98hfFWw9EYrnV8ibAL76wzurZD+Jq+7j3mY4hX9GX7MF0Tma6gOYRolEJ6xYhVX",
+	"r/zvT1GGN21/7ZzK5z+0rEnP/rPWtukv3z93nvy1Xb1rItDbbpbnhBW9rQGmK3GUrMhTb3BzO/eVDxv6",
+	"u3YPuN50Ew60grATa3+Zn5+e/zA//dP8/MwL0WDGLW8clpuOimN6o2uV2Ai0XAqbOaxPG7zeVHwCMK3Z",
+	"ESnjZK4kW7Fiheca/0ljC3FSkFtMU4KgC7ohpYyxKw3HNnSn9x6mdqIpT66rFGuGW+cM+E6AnidBxuke",
+	"IIn5slqDVRXgMTEarAkmsFkTMkZEova/rMDp2Y3UigxOamVgeIkKIhWuE5Tly1yKBFU0IxxgpIkhw2Kl",
+	"JtXKtec/hO8vYuMRY1J4fWh6aMN1buFszIxe1ekbumA81Rtv5jTQReQep3LQn7mWH6PyTDiE8KG1Qb+y",
+	"V8/Uiey8fP8z0mmkTIonY8VtEY4lE7cQTLOGH3MhG/tz+AJ6TxVQlhDC1s5N679N+5dx0wsxqk3NpdFD",
+	"TLM1dxO0udYZLvweac2DWttE1Yx6GaReRY/wVljM14x7I3EIBLiu4SWhVo8WrCjYnf85UeDRZakmcasa",
+	"eVXYEGPL4dXfUa8GPyUMPBma14IOH6qh32zYgeFVgPhA4R5Hd2B8m0Jy2gq6FbW9Lwm9eKcW943QDkBo",
+	"LawfnMasN0McmYX9JcKUZvtsR2xmfd8Y28HorUsBByc5k34/kuR0wBIpJ9Fc3Wk7ojMr3AfRqVXsi+j0",
+	"jvZBdFGrOiTRdWngIYgunuCm0tr2ZLYPEjMxCfugMNjLPggsZk0Hpq+Ho62OdSCSzloq98nyW7/3djTY",
+	"Wfu3e/ZgJBmikockzy1Ic2uq3J0gvxHjQxDjwxBiPx2EL5F9XhDjMahj2JvMFu18FLl2kzKZkwJVHobx",
+	"UE9jfWn6pptwbICpKL0kTdKR7RNj2ACBcW9Uf1cPIE0hACwRJynJb0Gn2N7yY6n1Utd1OKLSLc2arhqs",
+	"dKpvebBiabku2bidxa33JO5Z3oK1ZHc3xtWbDWRi0dcIN7V87Y6vWbaZSnCQsWWu0weNlD2DtbxT7R0Z",
+	"JjEjVLyYMMAvvKj7c7KoBI7s/VE3rjsPFWxo9/xE7h3F7U40PgyR6DJyPnBM69za05SObTC2z5d3U75y",
+	"H02yH80ES5ZTCTEhXRts/wS6ZOcTcfTYcFNxsiCceIPAMyJxXrQzq9YGxdaFBMPp5qggt6R4iQp2B+Xp",
+	"0YLcQcmmG9LOsWNGKtidunbz5cprkhy5BF1QNJvawVPfI2oEUDeaELxBgrttBzWxCSq9XULcrEPxEykL",
+	"3ZFr9MvHH0MkBXwoTFG/fPzx2AnKu4OLLONECM3v/12SZYL+XS4TVNJlgpb5AjGuIFPqbbb8Biqej1Kb",
+	"mnNLSvuFF5GEVvGiT2ftmWPIzLvWHpW1OZxHTADqyim6W+XpyqkzkpG0yKkJwYBYYo93gL2y/C5N8CPE",
+	"mIxkg/aAyvR2AWVniwVTv30ISOr+uKCUSRwqemUyu9kmU6UL4GJpbsePvdOaNYE4+MoMUN/6MGyJ5Wrr",
+	"IT9guTqINDC+/OlX/MDar0Zw6luAB82ixLRO5AcsN80lFNVwfGi8fjwd3y+azXOakXuPMx7NEFssBJH2",
+	"bagmbWUJOfXlBOmQkDcFfy6DgkbEG7Xd/VDXsosI7RSCuQwB61Jq4X46uLRAHIYSYBrD2x6XJcFcIJOp",
+	"ejt+1UJPrx5MjbdY3gXL7yK9DazEobKpLK57fqKOgkJnfRR8RYLQHWeSPNxp0JzPh+MloYTjnU5Df4hD",
+	"ngiFi69yGg5yDhRiemcAsLUN/UPHXWk/TOhA4EoKSpo48eam9xXpDAKzzv8KsbS5uT18Hrf18B63W3Pc",
+	"ay9N9QKQK4EWkOi+g50pSkC/tONReN/6K0nUW8ylIMVi/EzocZLWfqefD1ticpDuLDxqpZTqNInahujI",
+	"rcM/oGq7w7WH9EMp2/Rs+1O1vSaFxEF92wUqc5Jq30NkUuias3MgdZu7nu11br1Rpive3CG20L653fev",
+	"ghuCUqScHVzg5N4dpVqy3Q4cXeCVnzyjdXMnholyiTDn+W1Ol1DuxsmCtbtWDgmGFpjvVZeydy2cbC0+",
+	"JltBmDt7UaETSHqllw9MgDu1XYdVPLhR1YalOAtzhZjD6vCsZBEs8DdOqWEK/OXjj9MJcIoO7zjIb0xn",
+	"V9NflGZua0o0urivSIjb6/i2IcNRJZ/VxS04XkKkSiQZHgiAQb3hR0dnCIpHyDD/sNrDbRAwWYHoRcAh",
+	"tYrh1e6mWhwZd//6xWkb2VL4idM0TltKyAPFIjDyTP7+VIvJ7LeKSc9h/m/1OUMl1iwF8km4DjD7uTG6",
+	"CslIpuecZedJDrzQz/S+KTr3zGYjlJi1Eu+k1qN85WP21XWW2x4Rq6H83RyPY9N8bnsgRjSbRyLyhfFA",
+	"yV2jOB1UvA6qTR2+gDBURjJpSXNRw2CqwnRAxJugNR2TZbc8lAdUi04ixYBW9EPPLe8OC0N2O6pHYdp4",
+	"HWmmmu9ZQxo6dLoSOqZL4MGkyEQHBitIZGUTsAtvCqVwFC0MqO3SehJfKpyA7vaVo661R4RxRO5lnR5o",
+	"27PhOw3+wm//XDFtJXQ5x/SCbpPOy3hut9pxlCj+6IB297x8Eg9n5YuhzF5KqGECfUc/cLbkRIhRgwWh",
+	"knCSmfJx89L0Q0JinyH3ICYMZ979HdJ31LohR8BAnQRTtC6X2ohjOj8YCOyE+4NAiEPpyugmiSUdKuA5",
+	"pbKQPtP5tGxVESVC3fAM96Q+TMHQfkVQ49o+x14G21QlytckQb/Q/N7mNWorPGl+r5rMYooBBRn6T467",
+	"uxJkQ9VHtzAR+xi6k+Spv3XIcT1p4/2N+sjM7vHd6wRVAlLx5BRdfHgHqXlEoICVxZN3rZ8g4ZQ+52vM",
+	"b0iGmh77QpqzBq1RF767cNOiaSFZWZIMEcyLzUukJkEVLRQ/bobzHayuUyYWPjXOK1yJuvA5zAEztvJ4",
+	"aezPF7aY/hrf2yJYyYxXdJ5impKiIJn5WycVs3/plGgRNVj1Eie4AjT8/LUB55Y5vKdd4MGr22v9OJzI",
+	"o8HrOyAfK2p8wznLqlQR8zQmrK76ykudhJNuyuOcgntMkS8ISjdpx9jmXOTuCZg5jNO7Nw3auT/XJ+Tt",
+	"bQtpBaNLYZj9FMnJ4WDupDUMvMe2w/W77CXpFhTuVKKtMde+7hziHbjDOxWaR8Kf1EPaAOk78UiDoCI8",
+	"KdpA+V2FM4W3dhUiikjfth6FTHZrkwyJrWxxB/XMuoRndEDGt8IDiMzmId7ovYYOQjCkcQz5raDMJOSt",
+	"NTKK622W+N+MEW/zQH+XSw+P0n1HJgPPlrGR2q+x/kkl9vu0o+pCKvKMdXc1xUI4qUeHGKKX1wGVPvmN",
+	"oOPPSqio9/5HQpdyNXvx7Ozcc0jbZ+MXSPR49hzpBqjEOYcjsmEVR+yOJjqFIV4uddURmzA0p8sn6O9k",
+	"o4TnDbomCEu0ZkKi5z+gdIU5TiFZo7qjEwQqUVE3eXZm6wC6az8L10R1zjvL8sXGKeqxU02eqsxwr5rK",
+	"S6iTbyyMoGmDgolaHTQxqedbTsgJ8E3nu9l7C02j8tlwOd7LjZBk3S6+axMVtBOHOhOfP3sO+XIjEl8/",
+	"hvLr716/VNKuoeQEMQ45hM1L54ayO6rBAO85f73PuNI+bRhGAPBIS7IfSYn0vRTSNEv/tUccplI12L4g",
+	"Q0WRC5nUvOjs/E/7qK55dv6noyqn+SXIOzuVH3fmnFaSNGzT8gqUYhrkmdMZSng/u9dfd/Ziaq0ebrV7",
+	"qTTqLDiktX3g6p3+LTs5W30usSM5Ea430lfa8TL/X1D+wc9+I/OQivIXmHQnBWVd984zPCTl3+w0vIKG",
+	"/x5SQrK51rE04POrPkO1EafoT/dSDUyJ+DpF+lDGc1PVZ00wlbbcYK/4m3B1KmLOKllW6jVyjWW6sv/b",
+	"fF7klJzIihL33ycmw/0smenq6LME9G7zjgpmXC/2vshQyVlKhFAnESxlLxFlIPESjtY4pxLntF1CxpK8",
+	"JnbVGf4dKlphpw8rj9UybnGRZ1rvriubKIEzvJYpqjJ9Bjsqs5pAG9zWcHKKJzin38cb5IrwfuVKLah8",
+	"sBVSJnBHbXLX4yliqiiIfAkiT5ZPGjIrOcmwJKJpa8ps5r4IvUGNBlNbcLELHyJ1Gi6gINmbhQWywPBB",
+	"rV9c3pUufDnpbS65JqODeq+pU48EuSUcF3VuetDr2or3/lRzXcG0FU6wJllerXsBBX9ld2iFeQaFe0x3",
+	"sxS5yumNsEZXnV4ip0tj9LghpBStVBQwkwtxyuB8g2CEizowoV4JRCgks3vzv2sMcaKj8npbYP6bCDvv",
+	"wgNP8XUEyf8190F/gD/Uqv84kab+LRida3y7+3Q+T6CvLvX0t6WLFfRX424GzAo6/6BA2Nw/pgjDH/R7",
+	"s+IkM82FZ8ewehGYCnzw9GhgtJTClE0XWxfQgO0NVa4NFMvQ/fZZKqPZ9PBzz48Xg50tS2YcqE6GxzgX",
+	"Wr+tRjOmGnboo0f0BoKximJ/n/Ej0ByE+HIfinI10X8nkFP7w1vXoz3xJ6+S/UOBc6rV7HrcicxjBxW7",
+	"F1YVfWXtvEH3GV5R7SpjW27nK9PKSh3yk1Gvs8byvLuLTLNBdaMN7dB1kErrLrv4R03dsNrgfnY8mjFS",
+	"bXjHbJHxu9tjlshmczmjv/hL9X1iN0TtrqotQbyitZOFzAtAsYIAJzhdmUQnFBcNrofdLtJ6BdZjYtBB",
+	"CJpAUTD/U7bkbF3K4FAf4OfxYSSTuAiOclmtFSz0XHC5pd0l+obt4Ke91MQDic46QjgcybJQc5xdMizE",
+	"E+jeMit8rOgb7SYzzGp0mwNvyzrs7GVbb8HfZ3BX2iXowJuK9TuK2VOE92z3YtiT52z0dvfrMQt7HvWW",
+	"1XvOWs5yB9/mHr1im1m9XjTknqSVDXBxjYKI7c1HVs9BhL1pvA+HWszxahn/aSso96Sv/XmbDrm4tuav",
+	"m+5t7kN7mA4pcNugzYvCMOR9bU7zqPGpdbu9+aEGXAYDhbKnuK36OIIRqEAfdpeLHbxVwe8IZLYiX+fW",
+	"yxwLtMpbT501vp/7BA71vS2YbBdI0uKOju/psFn+nWuPt8DqSGkN1KGoAfFXwv6JCZ1Wn0qj5DV27UZ8",
+	"hbLq1JRQHxNSs3B96AKLVppeQfgt4WZhyYxjSeaAjDm5TwnR2uycghbawNqryg6Wz/7YrssdCLvscPpU",
+	"5/jv++EO4vBHLGRdO9pPM6PiOkpxWdf1NPy7tswO+QM457FPloOi/V6m3MWJw+dvMUrPcT7WZjv9i99v",
+	"TDLq6TkYK1OrAh/aUF9n7pDSHKcj2kQ1B+FoXQmJMmZ11fXlhylaMsQ6h1CucrocP4eiulbnCPZi1Kf+",
+	"0h/aTIfuVkxYnZNAmBOE73DufQS14dNnqiWhGXh01KNPqSBmYRkqltNVMTWLiTyolwAZNc17A5egEvFV",
+	"xTmhstjY4uQeqLb4mQfoserF4b6DO/poRrtIrfvNIVx6IHw+Rr4wDfclYITMpAY5+j3k3FkuQn6rSGUu",
+	"ETdywIBf2CNaC8W6wpAbgmIefm6AQSfyIPze9bhBjbk+1Sxv3L8pKqQBRE3GbwRiNFgUaJ6uWJ6SSVQC",
+	"xxS6OU5fET5TttpQm8Ef2kdq0C8KXEgnAJ5XNIWXwlxYe+qYQ0vdpeFqlZVYRvhhV++4ZQBKJ2Skjkfp",
+	"3lYtWbH1nmlxgM4z0n189MJZ9FXfEWgttTjSg4VJIEimL9gkQdnch6M2rfvv+z7nDLz0/xsYS7T+RvOh",
+	"B1HdGJa3F32GuViEvlgGd5sLpOQFdZ5AmlR3v3NDHnDDXWa+l51fSlLGWaig9Ox+zFTtGr1De1aT7tte",
+	"BVuOsuDAlnc340zd7n7tOc52J9p0YP+1UG5T1QNQdACjlTS+mXQOb9IBNEaYdZpjuqNtZyrV7tPIo+aO",
+	"y4jT2vJuKXHceSdsfF85cTzT98+IJx+OhUCiY2z0QdWQMA/o/WbFUXO5Ks1YkOp/GK2fz9U5pGAF9Aa0",
+	"rPH6kQZXflXJJGTGppEJ7d9L0DlYyElpEgeLqSHHRo83T41+fyJS3EBAN32pqwWZNGCtLNpTUPGkdY+F",
+	"RsWu+SqMRf/EQdQarLaSWJ3ccS1KAvF5IhC6GPWd2johFs+lJDQ8zHDmpk5E85iCf8whrbv2lqWhu6+d",
+	"HKyG8BhGR620O1Q93TEKe8Uy0s4RPFxnd2y8psptM6rxSt56SNP/sAfYB5Fdj28PGDsP2AHF1TjtufsJ",
+	"kmGv8JMiSV8qui7R9cXnTOdysqptU0A6C6azz2lZycBArcBXZ17/JRxSu//IlqJJoyTqxCpT1OTjENbR",
+	"KlF1uL1KRMsIwpbc4TyeJnenYuHfCdRcl1tkvO+iuZ1RqEMCu+eenADeeALW1LBVvpTdyQCShdT8r2BL",
+	"sfuYioofkgP2J93XoC504jlYr2tfiNBZ0mzapOtNXdMuUI8jEMIgGbc1jSckbTZReb2iGBESTOTRbqyF",
+	"HG+2LWTRK2LxoAfYoSd/Wt2Sq92MIW9v8NJH02tVNQvZLnW0GteFNMxzeED35I0gv3SKnQbu+pYsOGqp",
+	"xRSRdSk3qIl4enTXnrPjXsZvA4hpKEwCfScgtC3vhdFp2oVwWUvgPa7ldiRZoosl8mUFWc1AatKBtkH5",
+	"rW7sjz07IVQd4swZ1CMSxsZ12dXa/B0BIdCnRb1eq3ep3U4rUMB1wxC2YUSuvcco21lSaFG4JY/Dc6hJ",
+	"6gm10RO10bBuYsg5xqopt3OMGXzPe7KpDsdztVBWq/18zjRbqx6C3p1YuhrqLM8OrtLblybvsAq8fejt",
+	"ItR1U7R0qoebfxmHs/sdl1bOJVVnyFgfsSCgvoaCLxnqGDp4YVXfe0oaFoRyKvKMQN5CUh5c6bcnXd/+",
+	"VHwPo9nbXaG3Lz3eBPVdvNbuYs/6OnU3uEWuXQXZ41XWTdLRtYUcnXdmoluoM6ua7J0D9m3lwofU0mXN",
+	"q2Wg9xj7G1TWKU74oIq6PernHlItt09t3HQl3O9a9+aSvB1uu/PtAMXWST6I9s2cyW7rCQdxP0q341KV",
+	"Gah0Go8CZVxBdrGrakwPjwSRMqfmLlvlUrw0mgdhitPpJIsQZcJ1EkFb4SynaVFl5Ner/swcQ2apucmr",
+	"s+Vd2EDhox7PpHdp+JhNrhbandrQrjeyswqYbSACZeLxbEY+zM27F0VhtoWWcBIa+15M2KRJs6QJOiWN",
+	"UOud2Cc3LTUO4be9DhNFkjJO5nLFiVixIvPJeXdESATtEFYEBenMVviWxCRN7SdJbZUj0evoL2M76Lrk",
+	"6RVqXJZhwlkja7j9hCVUQzINXqKSE3Cgi+MO9fnzlJHISQpxOuv2FFPqBNiuEzm7LUx3k9MsLovR1gdc",
+	"42agyNGwzKBOgCK9FK91OWLvLmGMgUSeIHZgGS6HDGToC5ctyC2GWv+qwe50bzfrLtnOPoX0R6wOFw9g",
+	"b9iDoeFRGxZ66dsSBwD1cqaLrnanB7oZd7MuuHdiv9co3Y5rVTXV6SJzEyNtm9jdNYYnrK5Ea80SO0hC",
+	"X8uakAxG8zZgjsl1BKaFXRMeTfT132vmIzV3RPYj2OeOKZAmbnOfuZDU1JH5kDRGD5IUaSIA9p4dyZnf",
+	"KzrB1rXJTDJ2kyBRpSuEBbJ+0k35X6ZVrzb+XmyfUeiarHJTA9PylG1zCfVj5B44mVA7Yu2RZROK2Ztp",
+	"+ZCphBzOc+hcQkOhLlultmlF8H213DbHmspGsaN2OpuDlcGseWo4+GiLYpWGOAfrOE5MLNFdZDuhxGjG",
+	"iKEkEVtFjtVpouLzQIyAwy/h/V3dAWzR23/PIp0My3vxCQ98gbkTkh50Eh24ORDqOpk25YpNgtDCgDcD",
+	"wvSkB92sBgNX/2CJwZr/bV1j0BMwPgL9duB7MhCKHYXGgYGGyxX64nuTQHBihONUaAB7OIeHaL06kpBU",
+	"PDyGK9Ang3Ll8Dj9EoM7ljv0QTrSpDe13GEfI5E9JpY79IA8dqI2/Uf2atFHY8EcOdpFviBQ53i38x1z",
+	"tIeOtZP/aHSAOqN54k+3PZrLxr+CUVYQZgPjBzh8eEfPbfDMxh3XYI3TTgLaoRHauXMTT7qXcG83U00y",
+	"lDclPIQvDcw+OM5UbuNuJaL5FozJv9PYHE2T1tatVzvaZSIj6x7W+C4TJvHyvE4GvzFtfS2fOimEGJ2i",
+	"w/+kBqiNUiOmgOnhAemKCUKtM0Jd7nRPmvwx1Xrkm80CfYo6/SUi6YqhXKJrnN7ol7CxCoD+qA5ZmmJq",
+	"6wbiPJAG/lJimafdql8TC329ze9Jpst3IZH/rwkcviW8wGUCGvY6vU1HM6C6zE3LYOacTzrxjlhhrp1b",
+	"KMmXq2tWQX1kGEO8rMuHrnChn57NevzhFZAEDRag2gRn/xHzJRFSD5egs1Mw7v1w+p/PnW3VZj713bH0",
+	"nZ2ejqb08a8j8QMnHoemouU2hdtgKG2lxmgByO2i1ZfIRa1i7KEaoLcxS4kevKUn0tNFpwltmpsab3ol",
+	"cUXeQhDerTYeeBuAelcNbP0CvkEcIN7NNrtbUdkUc76xzNn6bzW5T78Tgey7XYCr50VIt8sr7Yegi+ap",
+	"axkjrc08AU8QEPScJ8pY7S+jGQp6WEN1BCr5BpWEm1ndKKkBvxLtbaEAwNyghv6OQ9byOhcz9OVEVpwG",
+	"ck7X6q2R0JQmtGLB2Rp1EmzGRGB7bvgBMmo+xiVLDnqRf0mMxnAsn5p+ROyeTU3P5hjeqCKjzEuXUGkS",
+	"HOERrrKcIckxrdsoIm3B1iG+kDlvf5nZWvvwBkfQW8KFsQcpiluxIqtDhXzyxKEtSwPq4imFfA9nGOjZ",
+	"A/z5lXesKx2bSLc9jbPvMDkMan4MqLdW+YwoSzzHeOf3um9M9eBrA9Xr1abdqG5JKhnXHvUmmZ5bBuc7",
+	"gaAKgZrFxBRDjso4s1w3qCiaDDyRMR1v6uihXC9fXyT24LwBwFn3905sFdSQy4IBCWNJuE14gkjqx8b5",
+	"aeuW7R/0OtX2+WlMRqH2XoFoAm/R+lg15cetTelly491jTfousqLDGEI/3Tp6TESiYHKOPgcuuqB8B+t",
+	"Q+WCq2DsRqDco0jRgJtDn4ZYWqxYSgx+ti6M2wRzFksvZ5PJpQeiwV1Dumln4y+BjiD/x30uQJGhZDPd",
+	"Bur2GvqB3gmiTKJrJsFxvuGE7sXQg9fVlyTcQv18NR3kb+xiDwHypLNCj4zSmlYyI9hpERYgF1pHNOVr",
+	"pF2qCSzp70Yn/QHH9qXYB9Rbg1rOxcbZXkCnk9NldJb/QcVF4/kdvCQlQzjLbNnns1Pzf9FYtx362J8u",
+	"pnmB361i0NvHX9mdfgJp8SYXKK0kytgdhOEuclP2hlEoRHyX04zd1SXaoXYH+rkqClQQfGsuP6cy+zCD",
+	"B6O9laj9S1tjurHuQLalWtgNIaXWWbQGaZVCOovxX/IrInAlGco4K4WmN9Ai51lWkJftCZ2y9JRANEr9",
+	"C6O6zraVidWY1lOh3vT2OTt+KTMsiXOgFEVeSMnz60oSsYPCgpOywKn2UWydRXUavhMI15N4VPX1b2OE",
+	"G1x5DwTOmFGA2GHr6qqp1Hj93ff3WhfaWEQIJ876wAIDh/JiIbcvxxUIJiF3KMtFWeBNbb7YIgXRwHL9",
+	"KihMUZ4VpE0wBkIeMqHpyuf996pg6Y2uRvTSWiPgwOBU5rdkjltl/tq/eF+bGd74KvGplaqfLCeDhW4S",
+	"dKZ4y/fPn7X06t8/f9bmKiNKdbM5M7mjhPxHDzZaK1CyIk+9qsjQIfkHLiriV8vVp0UXyWnLSGt8/yOh",
+	"S7mavXh2dt6H1+de7ZzPPfXM1cC6RPjQbccN9Ea/dA/rL/q+fY5uyOZEFwMqcc6FlSwl4TpKUYuXN2Qj",
+	"alno+Q8oXWGOU0m4SDSUIOE+xDP+wTZ7dnb+xwRpOMA71wDA2lzcvZ2Fa+4FcflnLIciiJecVSViCyMD",
+	"XxPgSFbIV3LHCHc6uD4KZCNdZ6M/A+zOSqHQSJvPtP+eZ7WNM4xf0tLF7krOUiKEgkWvfsuAp3lo0Mz4",
+	"EIe8qcNPfPXkZVWR6bdIvbDQSlp+J/4xhcyLwuB5ZDQosuHTxhWGWkyut2uFhIjCHh3HWMcH1uskq6eP",
+	"MXL7SF7945WmmoBSU9POFJ3miH7SfUk9AQjNa9DYuyTUJuD+63dD1isHJ+SXTewCWiu2gcgt4Rv97M1F",
+	"G8UBD+VhRPgW1nm0jjzDpTEECrRkfhfjeH1rd2bHVddlFKHbEMCiAT7OOk2orrWBBmKXIbRmEZBhS8yF",
+	"E5TsN4T00guqLhATXRvwbLhuTBC1mXOLGOodY6e3MF75If4Bc2+A9AqL+dobnmzNQOpXu3O0YEXB7oTf",
+	"9kPJvZyXA6WdbOVbCmlH8LKuL62ZnhIKUSA2ZGfGMbfIKzuJWIZbjj/zmgos2gG9hqgLkKvxozGSkmSK",
+	"ALGXp1yyD52MOeYj4VtaA7p3E5tRvE8OZPrnauOKK5ppTy+FPhTA1M2N0IlfqqioypJB/UeFfacwN/y5",
+	"ZSzTfVlgisOG8R2DmTrE1ApqmnpcB0/opJv9Q4PJwPWu3xoKRHu90SESZX69kT4N2Z/V5/oeQhLfNMKf",
+	"0ZXfrXJjiMnyxYJwrc/KpRjwTttOihgOVhqUJNxNxssVzukbEivEiEQRZpkNSlHKioJop1BdSE8Lb0FF",
+	"9MOEme5F9+TUi/WYOMqcbzwrNYwsX6BcIqpEW1fZs2UE69CD8q37sDG0fbTvSk6wUSY2GZ5+Z2/MnZ6V",
+	"TbylwwS3flYOvyb/0TbOxT8qO9pFj3OukKgSZF+R1PvTAb/u6H93EnsDV+ik29O+Auqzq17AGg/9ixQO",
+	"jzutDRVKghS15cVZiSZhISzrOxFP3LEXWPu6augpsXEDLtvruCl5rrSRy0wb4d+CBjR8pRkVqZswVUkE",
+	"DEraMz7m0YRp0I3plfpU0cysIJmR34aaYp4LRuvGSzmpMZnQOqcTGhdyUuMp66CTGk9aNeORWNk1yWxv",
+	"7rGwo+78Vz6i3dFspyk7xm6niX/Kq7Z1qkz4Bq3W81aKS+O6dXaa+FNaaMdvyYzLsjE2PTtt2ZqenQ6b",
+	"mpLZbxXhm2BSTUnuZYIAHLeE4wI+iLYRqG/0GfBVyGnI2UMh0ZNLdALu/srumoSmnCBIuTiYQrKGsrWm",
+	"97NTqmuGWS9Ee4VQRiFEy3aCUU7OT89/ODk7Ozl75r/NfPknzfx9JGukmWSUN6SU26XimyL8+BJ36syr",
+	"dzyXZO6Qilm2Fw0/EmnSePLbPCWIk3LFsdAvOxjDL8rWSrvO1ainvYq5qFqpF5uH2AQaek9Nisk6HmuK",
+	"YhU6fCe2TDtse43npvTlTWs3HgWSOoZbwEYrBtRbwiTiTEwKUCk6cBOHUwEOZi5tLyDKSS2KjqYk8qwX",
+	"Eky/qX7wS9vvpAhL2oGsnZf5Oi8wz+Vm3wk7W/k6ExeDDR4mUJ34YLSBE8nOWl+MvGm4fKyppYWOnckC",
+	"Ts72Vgt7Q2mrxSMzWmj4W0Fl2Gzhaeu/F3W7gCDyyVwaOREIp7LCRbEBP8Fhn8iwnBGylLSWMdVwAttI",
+	"K3UCLxX1aGq8KPO/k81FJcFtG8gKEE0wBwnbDLKSspx9+QI6lwXzg6BOyifQ7TkSFV/glKA/1LETIjEu",
+	"lyKpXQYTBSf9X8gfJBJjnu3FYvwxQXrK6+YF2wx9smSo5EztFAgvVWSK/sJ0WMKSUKJVgE/QG7BJg3hh",
+	"noIV1XH4XCMQtd6BNkrUvAUTZGkVLXJSZFqKW2N+o64ZTOs8Vic6PIAuzRNTCSoQEmHiFc2wQxGLRZ4S",
+	"Y+s1gtBP7z7BqTaPZAfgFx/eodtzUB5zoVFy/uT0ySkcnpJQXOazF7Pvn5w++V4xJCxXgP2nDQTVn0sC",
+	"Z6xe8Tv16P0xF7KZCXpzvCb6PfFr32S8JKBnN8L+mXENVr9ZujW7gTxzwLgVL2sJbefeOO7elcK4VKTQ",
+	"KB8ShEVqQksZB4LRf4XWwHhmMp731gCTuc6s8Bd89Ak8nhQDgvGX5unjkCoCBbZOg6uNbL6FaS23u7Ad",
+	"ZjQufyNT6laDc15BjQOwTQLBnJ+edvK047Iscu1//fTfQufBaMYbusradNaYQL/0XOEuGk+Huv0T7TFn",
+	"cLenJYEVbmglxkynWGu1XmN1OcB5cRameCheqqPinNeZekmWTHiOmw4SqJvO9FVAhFTP/r3trDOLVUR8",
+	"aV896jb+ckCU1/Nb+bUP4U+mjF4N0ONBtIZhKzwwhOwvictqn3520/990VxHp1fqUsNr+O5SwyD3bfLi",
+	"Sob0mPVpV0zf4S/tBIRtnH8tFtDZ7RBCoKm6t60Z7FioQu8hiioS/4X7FyK3Q/iCGA+/x4LvyPN/hGf/",
+	"L0RGotjP5X9iWb7YbIdmiNY4zLne/0XT2ehxXzQastkxEpwO+Ym+bLQXyJBI/9b4iQzS3d8JKXVNHf0q",
+	"q8qC4Yxk5nGfC1RWvGSChGRK8/M0Qbb/hkhOt3pGnLUCDX8nLwnzPt7PI+LQAj1QWZwsbxRfRyXG185U",
+	"5pzpQzMmvL/VnodhdrquCpmXmMunC8bXJ1YjCEn9jMEZ3PWaXp+MfsiBAUslkScmSRKsfYLkr5b4lXjx",
+	"+5LQi3e6+GOIDVsuA6rp42HBalmQMQzw2yWKmu8+/WwU1BGivaGVQS6sa26NCPSNTvyYZHlNZ49YjA8h",
+	"OyC7fySS5+R2ElqHxPZjw+r44TXRJtap58hE9gln96mzVC+uX7M7qjhCNK614+W19mC2ThFfDfGt+6MF",
+	"+tqZ7zqnmG88ns1ezHN8p22vZkJ9mn/4n/95OLy/KvK6igrM/uwhZ78EZX49e5ufGGIxfuPGbc5HhsZG",
+	"olYzJGToTFcHVQ/qKRwx4ZBiQTvNXlgRaDOvHZsW0Cxs6FFmMPuUVzQSvRc0+1jRB0CynugrSYQfK/q+",
+	"MVJKci+fgi3My5x8R86xn4kEEZyu1EO5hr+T5O6l8XxVHxChmdCGuH9B3xcQHf0v9BT9S11dL9Cvr9//",
+	"/ObqX09iOaCiT15R8EbLpWhZ9Eziav3vXEAC028MMniOdE3TiqJcxhypz3UFnQiZu2adg1e2rUs0Ine3",
+	"SvcckeRtmfdjlr2HWWpYfT4VwUMS+PHhN+amPLZbUgvfY/gc0pVPxemglnwHpB5KRd4Tth7yBo4hKasc",
+	"PzbSsprxCQKYc1s8dZOxBZXlP9lGceSnH3p1WjTMCSpyYTJQ740ck2++N3Ea8wYRD+N5U8+3N7+bpJ9l",
+	"o9g085ScZVVq/eJyUTsfemarywt+PaOAPU1xdoEm0eFRmQaapIeLrW82LfMacMRebSusq8XmNvmkWclj",
+	"uOpaG/5Kd52ZfVzTUMP1WOjuIsucGtqQz2S3O+/pZ1sgNerdNI1QV6zIbA2QQ5Bojyf+1ABm8MXW7PnI",
+	"nmz1uXjMb7Z1TSQTH22Ph7qGnotHSFxRDO/omJ1+MY5S09CT8fFQ1OBjdReSOtRr9RFc4fa9enSUXT9Y",
+	"R4g7dHtb80HwtfqxotNeqmrEb6/Ur/xK1Uh4mBcqzPVookIUPce9FdW+juydCKDe+Y2orYCRqk/39X+Q",
+	"I/zmXnJsA+AkQzlNiyojL1Fa11WtnUbb8bBuKlAftZmRfr1qEVwdRNkURyTlPCMS54V4Upe8E7/+f1dP",
+	"nJI3T0xcp/rcDwTuRrzXwZcHfft+s7J+s7J+RSvrpcRc6iom24gdTz9r9eGXoPzxFyIn8CpTU7udRvFw",
+	"fOtjRcfeb7V69Djebu6h9TtdKV5/XG+2Adoafq8dPeEMPtO2pZxDPdGO46YZfJodFfHWz7JdeeNTneJx",
+	"wMMLfj96atfb+P3wyQRRdmcTncKL72h8CGFN+yA9yKExphy4hEbHS3taKQFbGddKbEGI31QSkWoCg4KH",
+	"0UnoyQ5nMv8/8Gg9rA4G2Ea0Hkbj88iUMZrGQBuzH1b79DNgdfxFpIB3zNf9SjPc8Un3wW8VMMYeYgau",
+	"3xRVX+fMG5IdFaqAao7wBQrr2vGAV9frXM4Ba6ySZSVbURsd3gdpvWzJq9Jc56ov5FuveQ7KKTIELSA1",
+	"NqMJUg1yihglyLwHIX1ti41cwmo+MVa8r9RSPrHjfkDc4RzSn9k0gAaCR/94duEMK/6msd1ZY6vY21q/",
+	"979pbbfR2gJNam5izpF2/xoRYnr11IOvQieP6LcUf1u+llrpKh/q1dSe9NGYdF16i3tStDZ6ZM+K1tqc",
+	"A/mP1vcxG68Dk4NGfHrqhj/wxdYvRTVg6mtXNji6sN/bTqWSAOp77Pjp506drwgH3DaFDDLpdr2yEY/Y",
+	"fsWxY3KLbdHrY3aNjSSVsIvsDvgfemofK/qj2cRxsgj9Fo1G+pBldAfED9osd8b8/u8obYZ7RHeUNWYe",
+	"JxHWVs393VOQKEeXCiejeSx89dAnkbAOdbKO2U11hEdBzGEYfH2qrpcyLoKZ0vHHFAdVV/3HTQ31PZH0",
+	"08/wjzGl/s6Uze6oJeu6Nv+eyTrxl+sfkQfs9o9REIik2iOj2Cb32CGpNdLx5HET7qBXyu+Fch+Bq8rB",
+	"iTkyhfE76sD4MdGy9nLR95hk4OSyT6r+5uTyNfIpx012OCeXbsJusOLAPE25cN9cC1tRtZlrvJ6/p6a1",
+	"B/4PqEqekG36tlcz/xhTT+9XwI02AUXlhm+x0XhmtldO+o2nfeNp33jao+Fp/QXuw1gWk395RKX0yDVK",
+	"x6FMGiniIyVOV0eX1F/n1FmYVOx7V5NOqgWwC0272SsORNFJuC6BQi36g50b5VKQYoFyAVXB//ioKhb0",
+	"jtYjtDh+JGt2a4sXoAVn6z1bHx8VeT6m+gqTWGrvOj1m22e38kLsdd+zB3aKrT8KKtTPo6YyuS7/UBY4",
+	"3Xs5lwewyLYx8BiED5+N9uiqC4GhFjh2q4T9HkWQ0ZImtnxNB7ivTLdHdNZKzAXJkCT38ghqrexE2gb6",
+	"QwTlFN4xG6/DV47pRjBrc4vE7EjgOn4mbPG6hN93cJ8xATqP5n3obFXv/euzZ7sOCHH6gJdekvkJy3Sl",
+	"+EW6qujNEcnSevUTXoaqN0krnssN0NdFmf+dbC4quZq9+PVK4V0X/dfUV/Fi9mK2krIUL54+xWX+BMr1",
+	"509Stn56ezZT7c1Uny3ZOX7+igear59M3SDnU5223PkGyeGcv7Wu1/nQ3tCXqy//fwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
