@@ -19,9 +19,9 @@ import (
 // same 10 MB body read from memory (no network, no transports):
 //
 //	part=sse          helpers.SSEDecoder alone: lines to events
-//	part=events       helpers.Stream: typed events (gen.MessageDeltaObject...)
-//	part=events+text  and the text of each delta via the generated union's
-//	                  AsMessageDeltaContentTextObject, as StreamRun does
+//	part=events       helpers.Stream: typed events (helpers.MessageDelta,
+//	                  gen.RunObject...)
+//	part=events+text  and the text of each delta's parts, as StreamRun does
 //	part=floor        split lines, decode each delta into a partial struct
 func BenchmarkStreamDecode(b *testing.B) {
 	body := streamBody()
@@ -49,11 +49,9 @@ func BenchmarkStreamDecode(b *testing.B) {
 			s := helpers.NewStream(context.Background(), io.NopCloser(bytes.NewReader(body)), nil)
 			var text strings.Builder
 			for s.Next() {
-				if d := s.Event().MessageDelta; d != nil && d.Delta.Content != nil {
-					for _, part := range *d.Delta.Content {
-						if t, err := part.AsMessageDeltaContentTextObject(); err == nil && t.Text != nil && t.Text.Value != nil {
-							text.WriteString(*t.Text.Value)
-						}
+				if d := s.Event().MessageDelta; d != nil {
+					for _, part := range d.Delta.Content {
+						text.WriteString(part.Text.Value)
 					}
 				}
 			}

@@ -20,7 +20,6 @@ require (
 	github.com/tidwall/match v1.2.0 // indirect
 	github.com/tidwall/pretty v1.2.1 // indirect
 	github.com/tidwall/sjson v1.2.5 // indirect
-	golang.org/x/net v0.61.0 // indirect
 )
 
 replace github.com/assistants-go/assistants => ../

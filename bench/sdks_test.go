@@ -255,12 +255,9 @@ func (c *clients) streamRun() []sdkCase {
 				ev := s.Event()
 				out.N++
 				switch {
-				case ev.MessageDelta != nil && ev.MessageDelta.Delta.Content != nil:
-					for _, part := range *ev.MessageDelta.Delta.Content {
-						t, err := part.AsMessageDeltaContentTextObject()
-						if err == nil && t.Text != nil && t.Text.Value != nil {
-							text.WriteString(*t.Text.Value)
-						}
+				case ev.MessageDelta != nil:
+					for _, part := range ev.MessageDelta.Delta.Content {
+						text.WriteString(part.Text.Value)
 					}
 				case ev.Run != nil:
 					out.ID, out.Status = ev.Run.Id, string(ev.Run.Status)

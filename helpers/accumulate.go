@@ -277,29 +277,13 @@ func partFromContent(c gen.MessageContent) *partState {
 
 // deltaPart is the shape of one thread.message.delta content part, decoded
 // once; text is the fast path.
-type deltaPart struct {
-	Index *int   `json:"index"`
-	Type  string `json:"type"`
-	Text  *struct {
-		Value       *string           `json:"value"`
-		Annotations []json.RawMessage `json:"annotations"`
-	} `json:"text"`
-}
-
-func (a *Accumulator) addMessageDelta(d *gen.MessageDeltaObject) error {
+func (a *Accumulator) addMessageDelta(d *MessageDelta) error {
 	m := a.message(d.Id)
 	if d.Delta.Role != nil {
 		m.obj.Role = gen.MessageObjectRole(*d.Delta.Role)
 	}
-	if d.Delta.Content == nil {
-		return nil
-	}
-	for _, c := range *d.Delta.Content {
-		raw, _ := c.MarshalJSON()
-		var dp deltaPart
-		if err := json.Unmarshal(raw, &dp); err != nil {
-			return fmt.Errorf("message %s: content part: %w", d.Id, err)
-		}
+	for i := range d.Delta.Content {
+		dp := &d.Delta.Content[i]
 		if dp.Index == nil {
 			return fmt.Errorf("message %s: content part without index", d.Id)
 		}
@@ -322,18 +306,19 @@ func (a *Accumulator) addMessageDelta(d *gen.MessageDeltaObject) error {
 			p.typ = dp.Type
 		}
 		if p.typ == "text" && p.other == nil {
-			if dp.Text == nil {
-				continue
-			}
-			if v := dp.Text.Value; v != nil && *v != "" {
-				p.text = append(p.text, *v...)
+			if v := dp.Text.Value; v != "" {
+				p.text = append(p.text, v...)
 				if a.OnTextDelta != nil {
-					a.OnTextDelta(d.Id, *v)
+					a.OnTextDelta(d.Id, v)
 				}
 			}
 			for _, ann := range dp.Text.Annotations {
+				raw, err := ann.MarshalJSON()
+				if err != nil {
+					return fmt.Errorf("message %s: annotation: %w", d.Id, err)
+				}
 				var am map[string]any
-				if err := json.Unmarshal(ann, &am); err != nil {
+				if err := json.Unmarshal(raw, &am); err != nil {
 					return fmt.Errorf("message %s: annotation: %w", d.Id, err)
 				}
 				list, err := mergeIndexed(p.anns, am)
@@ -343,6 +328,11 @@ func (a *Accumulator) addMessageDelta(d *gen.MessageDeltaObject) error {
 				p.anns = list
 			}
 			continue
+		}
+		// Other parts (images, refusals) are merged field by field.
+		raw, err := json.Marshal(dp)
+		if err != nil {
+			return fmt.Errorf("message %s: content part: %w", d.Id, err)
 		}
 		var dm map[string]any
 		if err := json.Unmarshal(raw, &dm); err != nil {

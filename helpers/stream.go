@@ -43,7 +43,7 @@ const (
 
 	EventMessageCreated    = "thread.message.created"     // data: gen.MessageObject
 	EventMessageInProgress = "thread.message.in_progress" // data: gen.MessageObject
-	EventMessageDelta      = "thread.message.delta"       // data: gen.MessageDeltaObject
+	EventMessageDelta      = "thread.message.delta"       // data: MessageDelta (gen.MessageDeltaObject, decoded flat)
 	EventMessageCompleted  = "thread.message.completed"   // data: gen.MessageObject
 	EventMessageIncomplete = "thread.message.incomplete"  // data: gen.MessageObject
 
@@ -119,8 +119,10 @@ type StreamEvent struct {
 	// Message is set for the thread.message.* events except
 	// EventMessageDelta.
 	Message *gen.MessageObject
-	// MessageDelta is set for EventMessageDelta.
-	MessageDelta *gen.MessageDeltaObject
+	// MessageDelta is set for EventMessageDelta: the text (or other
+	// content) being added to a message, decoded in one pass (see
+	// MessageDelta; its Generated method gives the gen type).
+	MessageDelta *MessageDelta
 
 	// Data is a copy of the raw data of an unknown event; nil for known
 	// events.
@@ -277,7 +279,7 @@ func (s *Stream) Next() bool {
 	var target any
 	switch kindOf(raw.Event) {
 	case kindMessageDelta:
-		ev.MessageDelta = new(gen.MessageDeltaObject)
+		ev.MessageDelta = new(MessageDelta)
 		target = ev.MessageDelta
 	case kindThread:
 		ev.Thread = new(gen.ThreadObject)

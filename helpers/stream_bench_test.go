@@ -55,7 +55,7 @@ func streamBenchInput() ([]byte, string) {
 //	go test -run '^$' -bench BenchmarkStream -benchtime 20x ./helpers
 //
 // Sub-benchmarks:
-//   - typed+accumulate: Stream (typed events, gen.MessageDeltaObject) fed
+//   - typed+accumulate: Stream (typed events, MessageDelta) fed
 //     to an Accumulator, checking the final text;
 //   - typed: Stream alone (typed events, no accumulation);
 //   - floor: SSEDecoder plus json.Unmarshal of each event into a minimal

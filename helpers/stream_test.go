@@ -239,8 +239,15 @@ func TestStreamAllEvents(t *testing.T) {
 		case ev.Message != nil:
 			assert.Equal(t, "msg_1", ev.Message.Id)
 		case ev.MessageDelta != nil:
-			require.NotNil(t, ev.MessageDelta.Delta.Content)
-			txt, err := (*ev.MessageDelta.Delta.Content)[0].AsMessageDeltaContentTextObject()
+			require.Len(t, ev.MessageDelta.Delta.Content, 1)
+			p := ev.MessageDelta.Delta.Content[0]
+			assert.Equal(t, "text", p.Type)
+			assert.Equal(t, "x", p.Text.Value)
+			assert.Equal(t, "x", ev.MessageDelta.Text())
+			// The generated form holds the same part.
+			g, err := ev.MessageDelta.Generated()
+			require.NoError(t, err)
+			txt, err := (*g.Delta.Content)[0].AsMessageDeltaContentTextObject()
 			require.NoError(t, err)
 			assert.Equal(t, "x", *txt.Text.Value)
 		}
