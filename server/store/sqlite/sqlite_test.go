@@ -109,3 +109,43 @@ func TestOpenBadPath(t *testing.T) {
 		t.Fatal("opened a file in a missing directory")
 	}
 }
+
+// TestListUsesIndex: a page of messages is read from the (thread_id, id)
+// index in order, with no sort of the thread's messages.
+func TestListUsesIndex(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	for _, lp := range []store.ListParams{
+		{Limit: 100, Desc: true},
+		{Limit: 100},
+		{Limit: 100, After: "msg_00020000"},
+		{Limit: 100, Desc: true, After: "msg_00020000"},
+		{Limit: 100, Before: "msg_00020000"},
+		{Limit: 100, After: "msg_1", Before: "msg_2"},
+	} {
+		q, args := sqlstore.MessagesQuery(false, "", "thread_1", "", lp)
+		rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		want := "USING INDEX messages_list (thread_id=?"
+		if lp.After != "" || lp.Before != "" {
+			want += " AND id" // the cursor is a range of the index
+		}
+		if !strings.Contains(p, want) || strings.Contains(p, "TEMP B-TREE") {
+			t.Fatalf("%+v: plan %q", lp, p)
+		}
+		t.Logf("%+v: %s", lp, p)
+	}
+}

@@ -198,8 +198,8 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 
 // ListRuns implements store.Store.
 func (s *Store) ListRuns(ctx context.Context, project, threadID string, lp store.ListParams) (store.Page[store.Run], error) {
-	return list(ctx, s.b.Reader(), `SELECT `+runCols+` FROM runs WHERE thread_id = ? AND project = ?`, []any{threadID, store.ProjectOr(project)},
-		"id", lp, func(r Rows) (store.Run, error) { return scanRun(r) }, s.threadExists(ctx, project, threadID))
+	return list(ctx, s, `SELECT `+runCols+` FROM runs WHERE thread_id = ? AND project = ?`, []any{threadID, store.ProjectOr(project)},
+		listKey{"thread_id", threadID, "id"}, lp, func(r Rows) (store.Run, error) { return scanRun(r) }, s.threadExists(ctx, project, threadID))
 }
 
 // ActiveRun implements store.Store.
@@ -218,8 +218,8 @@ func (s *Store) GetStep(ctx context.Context, project, runID, id string) (store.S
 
 // ListSteps implements store.Store.
 func (s *Store) ListSteps(ctx context.Context, project, runID string, lp store.ListParams) (store.Page[store.Step], error) {
-	return list(ctx, s.b.Reader(), `SELECT `+stepCols+` FROM run_steps WHERE run_id = ? AND project = ?`, []any{runID, store.ProjectOr(project)},
-		"id", lp, func(r Rows) (store.Step, error) { return scanStep(r) },
+	return list(ctx, s, `SELECT `+stepCols+` FROM run_steps WHERE run_id = ? AND project = ?`, []any{runID, store.ProjectOr(project)},
+		listKey{"run_id", runID, "id"}, lp, func(r Rows) (store.Step, error) { return scanStep(r) },
 		func() error {
 			return exists(ctx, s.b.Reader(), "run", runID, `SELECT 1 FROM runs WHERE id = ? AND project = ?`, runID, store.ProjectOr(project))
 		})

@@ -82,35 +82,65 @@ var activeIn = "('" + strings.Join(store.ActiveRunStatuses, "','") + "')"
 
 // ---- lists
 
+// listKey is the key a list is ordered by: its parent (equal to one
+// value) and its id.
+type listKey struct {
+	parentCol string // "" when the list has no parent
+	parent    any
+	idCol     string
+}
+
+// rowCursors reports whether list cursors compare (parent, id) as a row
+// (PostgreSQL) or id alone (SQLite, whose planner ranges the (parent, id)
+// index on parent = ? AND id > ?, but not on a row value after an equality).
+func (s *Store) rowCursors() bool { return s.b.Postgres() }
+
 // listQuery completes a query that selects a list's rows (sel ends with its
-// WHERE conditions) with the page's cursor conditions, order and limit. It
-// reports whether the rows come in reverse page order.
-func listQuery(sel string, args []any, idCol string, lp store.ListParams) (string, []any, bool) {
+// WHERE conditions, including parentCol = parent) with the page's cursor
+// conditions, order and limit. It reports whether the rows come in reverse
+// page order. Cursors compare (parent, id) as a row, which only the
+// (parent, id) index answers as a range: a plain id > ? would let
+// PostgreSQL walk the id index and filter by parent, reading the rows of
+// every other parent on the way. SQLite gets plain id comparisons
+// (rowCursor false): see rowCursors.
+func listQuery(sel string, args []any, k listKey, lp store.ListParams, rowCursor bool) (string, []any, bool) {
 	var b strings.Builder
 	b.WriteString(sel)
+	col, cols := k.idCol, k.idCol
+	row := rowCursor && k.parentCol != ""
+	if row {
+		col, cols = "("+k.parentCol+", "+k.idCol+")", k.parentCol+", "+k.idCol
+	}
+	cursor := func(op, id string) {
+		if row {
+			b.WriteString(" AND " + col + " " + op + " (?, ?)")
+			args = append(args, k.parent, id)
+		} else {
+			b.WriteString(" AND " + col + " " + op + " ?")
+			args = append(args, id)
+		}
+	}
 	asc := !lp.Desc
 	if lp.After != "" {
 		if asc {
-			b.WriteString(" AND " + idCol + " > ?")
+			cursor(">", lp.After)
 		} else {
-			b.WriteString(" AND " + idCol + " < ?")
+			cursor("<", lp.After)
 		}
-		args = append(args, lp.After)
 	}
 	if lp.Before != "" {
 		if asc {
-			b.WriteString(" AND " + idCol + " < ?")
+			cursor("<", lp.Before)
 		} else {
-			b.WriteString(" AND " + idCol + " > ?")
+			cursor(">", lp.Before)
 		}
-		args = append(args, lp.Before)
 	}
 	reverse := lp.Before != "" && lp.After == ""
+	dir := " DESC"
 	if asc != reverse {
-		b.WriteString(" ORDER BY " + idCol + " ASC")
-	} else {
-		b.WriteString(" ORDER BY " + idCol + " DESC")
+		dir = " ASC"
 	}
+	b.WriteString(" ORDER BY " + strings.ReplaceAll(cols, ",", dir+",") + dir)
 	b.WriteString(" LIMIT ?")
 	args = append(args, lp.Limit+1)
 	return b.String(), args, reverse
@@ -119,11 +149,11 @@ func listQuery(sel string, args []any, idCol string, lp store.ListParams) (strin
 // list runs a list query and builds the page. parent, when not nil, is
 // asked whether the list's parent exists when the page is empty (a
 // missing parent is ErrNotFound, an empty list is not).
-func list[T any](ctx context.Context, q Querier, sel string, args []any, idCol string, lp store.ListParams,
+func list[T any](ctx context.Context, s *Store, sel string, args []any, k listKey, lp store.ListParams,
 	scan func(Rows) (T, error), parent func() error) (store.Page[T], error) {
 	lp = lp.Normalize()
-	query, args, reverse := listQuery(sel, args, idCol, lp)
-	rows, err := q.Query(ctx, query, args...)
+	query, args, reverse := listQuery(sel, args, k, lp, s.rowCursors())
+	rows, err := s.b.Reader().Query(ctx, query, args...)
 	if err != nil {
 		return store.Page[T]{}, err
 	}
@@ -192,7 +222,7 @@ func (s *Store) GetProject(ctx context.Context, id string) (store.Project, error
 
 // ListProjects implements store.Store.
 func (s *Store) ListProjects(ctx context.Context, lp store.ListParams) (store.Page[store.Project], error) {
-	return list(ctx, s.b.Reader(), `SELECT id, created_at, data FROM projects WHERE 1 = 1`, nil, "id", lp, scanProject, nil)
+	return list(ctx, s, `SELECT id, created_at, data FROM projects WHERE 1 = 1`, nil, listKey{idCol: "id"}, lp, scanProject, nil)
 }
 
 // ---- assistants
@@ -262,7 +292,7 @@ func (s *Store) DeleteAssistant(ctx context.Context, project, id string) error {
 
 // ListAssistants implements store.Store.
 func (s *Store) ListAssistants(ctx context.Context, project string, lp store.ListParams) (store.Page[store.Assistant], error) {
-	return list(ctx, s.b.Reader(), `SELECT `+asstCols+` FROM assistants WHERE project = ?`, []any{store.ProjectOr(project)}, "id", lp, scanAssistant, nil)
+	return list(ctx, s, `SELECT `+asstCols+` FROM assistants WHERE project = ?`, []any{store.ProjectOr(project)}, listKey{"project", store.ProjectOr(project), "id"}, lp, scanAssistant, nil)
 }
 
 // ---- threads and messages
@@ -430,13 +460,28 @@ func (s *Store) threadExists(ctx context.Context, project, threadID string) func
 	}
 }
 
-// ListMessages implements store.Store.
-func (s *Store) ListMessages(ctx context.Context, project, threadID, runID string, lp store.ListParams) (store.Page[store.Message], error) {
+// messagesSelect is the start of ListMessages' query.
+func messagesSelect(project, threadID, runID string) (string, []any) {
 	sel := `SELECT ` + msgCols + ` FROM messages WHERE thread_id = ? AND project = ?`
 	args := []any{threadID, store.ProjectOr(project)}
 	if runID != "" {
 		sel += ` AND run_id = ?`
 		args = append(args, runID)
 	}
-	return list(ctx, s.b.Reader(), sel, args, "id", lp, func(r Rows) (store.Message, error) { return scanMessage(r) }, s.threadExists(ctx, project, threadID))
+	return sel, args
+}
+
+// MessagesQuery returns the query (with ? placeholders) and arguments that
+// ListMessages runs for a page on PostgreSQL (postgres) or SQLite, for
+// tests of its plan.
+func MessagesQuery(postgres bool, project, threadID, runID string, lp store.ListParams) (string, []any) {
+	sel, args := messagesSelect(project, threadID, runID)
+	q, args, _ := listQuery(sel, args, listKey{"thread_id", threadID, "id"}, lp.Normalize(), postgres)
+	return q, args
+}
+
+// ListMessages implements store.Store.
+func (s *Store) ListMessages(ctx context.Context, project, threadID, runID string, lp store.ListParams) (store.Page[store.Message], error) {
+	sel, args := messagesSelect(project, threadID, runID)
+	return list(ctx, s, sel, args, listKey{"thread_id", threadID, "id"}, lp, func(r Rows) (store.Message, error) { return scanMessage(r) }, s.threadExists(ctx, project, threadID))
 }

@@ -1,0 +1,259 @@
+// Package postgres is the store.Store of a PostgreSQL database, for
+// several replicas sharing it: jackc/pgx v5 (pgxpool), with River's job
+// tables in the same database (riverpgxv5).
+//
+// Transactions run at READ COMMITTED with explicit row locks: a run's row
+// (FOR UPDATE) orders its writers across replicas; a thread's row orders
+// run creation (FOR UPDATE) against message creation (FOR KEY SHARE), and
+// a partial unique index keeps one active run per thread.
+//
+// Open applies the store's migrations (server/store/postgres/migrations)
+// and River's while holding an advisory lock, so replicas starting together
+// migrate once; a database migrated by a newer binary is refused
+// (store.ErrSchemaTooNew). Tables live in the connection's search_path
+// (add search_path=NAME to the URL to use a schema other than public).
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations returns the store's schema migrations, in order.
+func Migrations() ([]sqlstore.Migration, error) {
+	return sqlstore.LoadMigrations(migrationFS, "migrations")
+}
+
+// Options configures Open.
+type Options struct {
+	// MaxConns bounds the connection pool; 0 means pgxpool's default
+	// (max(4, number of CPUs)), or pool_max_conns in the URL.
+	MaxConns int32
+	// Logger receives River's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Migrations replaces the store's schema migrations (tests of the
+	// migrator); nil means Migrations().
+	Migrations []sqlstore.Migration
+}
+
+// Store is the PostgreSQL store. Its methods are those of store.Store.
+type Store struct {
+	*sqlstore.Store
+	pool  *pgxpool.Pool
+	river *river.Client[pgx.Tx]
+}
+
+var _ store.Store = (*Store)(nil)
+
+// migrationLockKey is the first key of the advisory lock held while
+// migrating (the second is the schema's hash).
+const migrationLockKey = 0x61737374 // "asst"
+
+// Open connects to databaseURL and migrates the database.
+func Open(ctx context.Context, databaseURL string, opts ...func(*Options)) (*Store, error) {
+	o := Options{Logger: slog.Default()}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Migrations == nil {
+		m, err := Migrations()
+		if err != nil {
+			return nil, err
+		}
+		o.Migrations = m
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	s := &Store{pool: pool}
+	b := &backend{s: s}
+	if err := migrate(ctx, b, cfg.ConnConfig, o); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	// Insert-only: the run engine makes its own client with workers.
+	if s.river, err = river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: o.Logger}); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	s.Store = sqlstore.New(b)
+	return s, nil
+}
+
+// migrate runs the store's and River's migrations under a session advisory
+// lock held on a connection of its own.
+func migrate(ctx context.Context, b *backend, cc *pgx.ConnConfig, o Options) error {
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	const lock = `SELECT pg_advisory_lock($1, hashtext(current_schema()))`
+	if _, err := conn.Exec(ctx, lock, migrationLockKey); err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	// Closing the connection also releases the lock.
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, migrationLockKey) //nolint:errcheck
+	if _, err := sqlstore.Migrate(ctx, b, o.Migrations, ""); err != nil {
+		return err
+	}
+	m, err := rivermigrate.New(riverpgxv5.New(b.s.pool), &rivermigrate.Config{Logger: o.Logger})
+	if err != nil {
+		return err
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	return nil
+}
+
+// Pool returns the connection pool, for River clients that work jobs:
+// riverpgxv5.New(s.Pool()).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close closes the pool.
+func (s *Store) Close() error { s.pool.Close(); return nil }
+
+// backend is sqlstore.Backend on the pool.
+type backend struct{ s *Store }
+
+func (b *backend) Reader() sqlstore.Querier { return querier{b.s.pool} }
+func (b *backend) Postgres() bool           { return true }
+func (b *backend) Close() error             { return b.s.Close() }
+
+func (b *backend) Write(ctx context.Context, fn func(sqlstore.Tx) error) error {
+	tx, err := b.s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(pgTx{querier: querier{tx}, tx: tx, river: b.s.river}); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func (b *backend) Unique(err error) (string, bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return pe.ConstraintName + ": " + pe.Message, true
+	}
+	return "", false
+}
+
+func (b *backend) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, error) {
+	return sqlstore.ListJobs(ctx, b.s.river, kind)
+}
+
+// pgQuerier is what the pool and a transaction have in common.
+type pgQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// querier numbers the ? placeholders of sqlstore's queries.
+type querier struct{ q pgQuerier }
+
+func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := q.q.Exec(ctx, rebind(query), args...)
+	return tag.RowsAffected(), err
+}
+
+func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := q.q.Query(ctx, rebind(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return row{q.q.QueryRow(ctx, rebind(query), args...)}
+}
+
+type row struct{ r pgx.Row }
+
+func (r row) Scan(dest ...any) error {
+	err := r.r.Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sql.ErrNoRows
+	}
+	return err
+}
+
+// pgTx is a write transaction.
+type pgTx struct {
+	querier
+	tx    pgx.Tx
+	river *river.Client[pgx.Tx]
+}
+
+func (t pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	if t.river == nil {
+		return errors.New("postgres store: no job queue yet (migrating)")
+	}
+	if _, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs)); err != nil {
+		return fmt.Errorf("enqueue jobs: %w", err)
+	}
+	return nil
+}
+
+// rebinds caches the numbered form of each query (they are constants, or
+// built from a few shapes).
+var rebinds sync.Map
+
+// rebind turns ? placeholders into $1, $2...
+func rebind(q string) string {
+	if v, ok := rebinds.Load(q); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	out := b.String()
+	rebinds.Store(q, out)
+	return out
+}
