@@ -42,7 +42,8 @@ fuzz:
 	  $(GO) test $$pkg -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s || exit 1; \
 	done
 
-## chaos: 200 concurrent conversations against the embedded server with seeded faults
+## chaos: 200 concurrent conversations against the embedded server with seeded faults, before and after the work
+## (lost replies, cut bodies and streams, resets mid-handler: internal/chaos DefaultFaults)
 chaos:
 	$(GO) run ./cmd/assistants chaos --conversations 200
 
