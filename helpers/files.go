@@ -689,3 +689,50 @@ func waitPoll(ctx context.Context, hint, interval time.Duration) error {
 		return nil
 	}
 }
+
+// UploadFileAndPollOptions configures UploadFileAndPoll. A nil
+// *UploadFileAndPollOptions is the default.
+type UploadFileAndPollOptions struct {
+	// Purpose of the uploaded file. Default: "assistants".
+	Purpose gen.CreateFileRequestPurpose
+	// VectorStoreFileOptions are the attributes, chunking strategy and poll
+	// interval, as for CreateVectorStoreFileAndPoll. Default: none, and
+	// DefaultFilePollInterval.
+	VectorStoreFileOptions
+}
+
+// VectorStoreUploadClient is the part of *gen.ClientWithResponses that
+// UploadFileAndPoll uses.
+type VectorStoreUploadClient interface {
+	FileUploader
+	VectorStoreFileClient
+}
+
+// UploadFileAndPoll uploads one file (UploadFile), adds it to vector store
+// vectorStoreID and waits until the store has processed it
+// (CreateVectorStoreFileAndPoll): the one-file counterpart of UploadAndPoll.
+//
+//	vf, err := helpers.UploadFileAndPoll(ctx, client, store.Id, helpers.FileSource{Path: "faq.md"}, nil)
+//
+// It returns the vector store file in its final state: completed or
+// cancelled with a nil error, failed with a *VectorStoreFileError next to
+// it. A failed upload returns nil and its error; a later error comes with
+// the last known state as CreateVectorStoreFileAndPoll documents. The
+// uploaded file is never deleted.
+func UploadFileAndPoll(ctx context.Context, client VectorStoreUploadClient, vectorStoreID string, src FileSource, opts *UploadFileAndPollOptions) (*gen.VectorStoreFileObject, error) {
+	var o UploadFileAndPollOptions
+	if opts != nil {
+		o = *opts
+	}
+	switch {
+	case client == nil:
+		return nil, errors.New("helpers: upload into vector store: nil client")
+	case vectorStoreID == "":
+		return nil, errors.New("helpers: upload into vector store: empty vector store ID")
+	}
+	f, err := UploadFile(ctx, client, src, &UploadOptions{Purpose: o.Purpose})
+	if err != nil {
+		return nil, err
+	}
+	return CreateVectorStoreFileAndPoll(ctx, client, vectorStoreID, f.Id, &o.VectorStoreFileOptions)
+}
