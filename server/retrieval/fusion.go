@@ -25,10 +25,27 @@ type chunkKey struct {
 // index. Ranks[i] of a result is its rank in lists[i] (0: absent). k below
 // 1 means DefaultRRFK.
 func Fuse(k int, lists ...[]index.Hit) []Result {
+	return FuseWeighted(k, nil, lists...)
+}
+
+// FuseWeighted is Fuse with a weight per list: list i adds
+// weights[i]/(k+rank), and the best possible sum is sum(weights)/(k+1),
+// so scores stay in (0, 1]. nil weights, or a missing or non-positive
+// weight, count as 1.
+func FuseWeighted(k int, weights []float64, lists ...[]index.Hit) []Result {
 	if k < 1 {
 		k = DefaultRRFK
 	}
-	best := float64(len(lists)) / float64(k+1)
+	w := make([]float64, len(lists))
+	sum := 0.0
+	for i := range lists {
+		w[i] = 1
+		if i < len(weights) && weights[i] > 0 {
+			w[i] = weights[i]
+		}
+		sum += w[i]
+	}
+	best := sum / float64(k+1)
 	byKey := map[chunkKey]*Result{}
 	var out []*Result
 	for li, list := range lists {
@@ -42,7 +59,7 @@ func Fuse(k int, lists ...[]index.Hit) []Result {
 			}
 			if res.Ranks[li] == 0 {
 				res.Ranks[li] = r + 1
-				res.Score += 1 / float64(k+r+1) / best
+				res.Score += w[li] / float64(k+r+1) / best
 			}
 		}
 	}

@@ -38,6 +38,9 @@ type Options struct {
 	RRFK int
 	// EmbedBatch is how many chunks go to one Embed call. Default 256.
 	EmbedBatch int
+	// KeywordWeight and VectorWeight weigh the two lists in hybrid fusion
+	// (see FuseWeighted). Default 1 and 1.
+	KeywordWeight, VectorWeight float64
 }
 
 // New returns a pipeline.
@@ -67,6 +70,12 @@ func New(opts ...func(*Options)) (*Pipeline, error) {
 	}
 	if o.EmbedBatch <= 0 {
 		o.EmbedBatch = 256
+	}
+	if o.KeywordWeight <= 0 {
+		o.KeywordWeight = 1
+	}
+	if o.VectorWeight <= 0 {
+		o.VectorWeight = 1
 	}
 	return &Pipeline{o: o}, nil
 }
@@ -238,7 +247,9 @@ func (p *Pipeline) Search(ctx context.Context, req Request) ([]Result, error) {
 	best := map[chunkKey]Result{}
 	for i, q := range req.Queries {
 		var lists [][]index.Hit
+		var weights []float64
 		if req.Mode != VectorOnly {
+			weights = append(weights, p.o.KeywordWeight)
 			hits, err := p.o.Index.SearchKeyword(ctx, q, req.Scope, depth)
 			if err != nil {
 				return nil, fmt.Errorf("retrieval: keyword search: %w", err)
@@ -246,13 +257,14 @@ func (p *Pipeline) Search(ctx context.Context, req Request) ([]Result, error) {
 			lists = append(lists, hits)
 		}
 		if req.Mode != KeywordOnly {
+			weights = append(weights, p.o.VectorWeight)
 			hits, err := p.o.Index.SearchVector(ctx, qvecs[i], req.Scope, depth)
 			if err != nil {
 				return nil, fmt.Errorf("retrieval: vector search: %w", err)
 			}
 			lists = append(lists, hits)
 		}
-		for _, r := range Fuse(p.o.RRFK, lists...) {
+		for _, r := range FuseWeighted(p.o.RRFK, weights, lists...) {
 			key := chunkKey{r.Chunk.Ref, r.Chunk.Index}
 			if old, ok := best[key]; !ok || r.Score > old.Score {
 				best[key] = r

@@ -47,6 +47,17 @@ func TestFuse(t *testing.T) {
 	assert.Equal(t, 1.0, dup[0].Score, "a repeated hit counts once per list")
 }
 
+func TestFuseWeighted(t *testing.T) {
+	kw := []index.Hit{hit("a", 0), hit("b", 0)}
+	vec := []index.Hit{hit("b", 0), hit("a", 0)}
+	assert.Equal(t, Fuse(60, kw, vec)[0].Score, FuseWeighted(60, nil, kw, vec)[0].Score)
+	got := FuseWeighted(60, []float64{1, 0.5}, kw, vec)
+	assert.Equal(t, "a", got[0].Chunk.FileID, "the heavier list's first wins")
+	assert.InDelta(t, (1.0/61+0.5/62)/(1.5/61), got[0].Score, 1e-12)
+	top := FuseWeighted(60, []float64{3, 0.2}, []index.Hit{hit("x", 0)}, []index.Hit{hit("x", 0)})
+	assert.InDelta(t, 1.0, top[0].Score, 1e-12, "still 1 for first everywhere")
+}
+
 func newTestPipeline(t *testing.T) *Pipeline {
 	t.Helper()
 	p, err := New()
