@@ -1,7 +1,11 @@
 package assistants_test
 
 import (
+	"io"
+	"net/http"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -75,4 +79,43 @@ func TestRequestBuilderAllocs(t *testing.T) {
 	})
 	t.Logf("NewGetRunRequest: %.0f allocations", allocs)
 	assert.LessOrEqual(t, allocs, 8.0)
+}
+
+// Parse<Op>Reply reads the body whole, whatever Content-Length says, and
+// allocates it once when the length is given (gen/templates/client-with-responses.tmpl).
+func TestReplyBodyRead(t *testing.T) {
+	body := `{"id":"run_1","object":"thread.run","status":"completed","instructions":"` + strings.Repeat("Be brief. ", 150) + `"}`
+	reply := func(cl int64, b string) *http.Response {
+		return &http.Response{StatusCode: 200, ContentLength: cl, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(b))}
+	}
+	cases := []struct {
+		name string
+		cl   int64
+		body string
+	}{
+		{"exact length", int64(len(body)), body},
+		{"unknown length", -1, body},
+		{"longer than announced", 10, body},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := gen.ParseGetRunReply(reply(tc.cl, tc.body))
+			require.NoError(t, err)
+			assert.Equal(t, tc.body, string(r.Body))
+			require.NotNil(t, r.JSON200)
+			assert.Equal(t, "run_1", r.JSON200.Id)
+		})
+	}
+	t.Run("cut short", func(t *testing.T) {
+		resp := reply(int64(len(body))+10, body)
+		resp.Body = io.NopCloser(io.MultiReader(strings.NewReader(body), iotest.ErrReader(io.ErrUnexpectedEOF)))
+		_, err := gen.ParseGetRunReply(resp)
+		assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	})
+
+	sized := testing.AllocsPerRun(50, func() { _, _ = gen.ParseGetRunReply(reply(int64(len(body)), body)) })
+	unsized := testing.AllocsPerRun(50, func() { _, _ = gen.ParseGetRunReply(reply(-1, body)) })
+	t.Logf("ParseGetRunReply: %.0f allocations with Content-Length, %.0f without", sized, unsized)
+	assert.Less(t, sized, unsized)
 }

@@ -13470,6 +13470,36 @@ func NewClientWithResponses(server string, opts ...ClientOption) (*ClientWithRes
 	return &ClientWithResponses{client}, nil
 }
 
+// maxSizedRead is the largest Content-Length readReplyBody allocates for
+// up front; a larger or unknown length grows as io.ReadAll does.
+const maxSizedRead = 8 << 20
+
+// readReplyBody reads a reply's body whole. When the reply gives its
+// Content-Length, the buffer is allocated once at that size (plus one byte
+// to see the end), where io.ReadAll starts at 512 bytes and grows.
+func readReplyBody(rsp *http.Response) ([]byte, error) {
+	n := rsp.ContentLength
+	if n < 0 || n > maxSizedRead {
+		return io.ReadAll(rsp.Body)
+	}
+	buf := make([]byte, 0, n+1)
+	for {
+		m, err := rsp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			// Longer than announced: read the rest as io.ReadAll would.
+			rest, err := io.ReadAll(rsp.Body)
+			return append(buf, rest...), err
+		}
+	}
+}
+
 // WithBaseURL overrides the baseURL.
 func WithBaseURL(baseURL string) ClientOption {
 	return func(c *Client) error {
@@ -16829,7 +16859,7 @@ func (c *ClientWithResponses) SearchVectorStoreWithResponse(ctx context.Context,
 
 // ParseListAssistantsReply parses an HTTP response from a ListAssistantsWithResponse call
 func ParseListAssistantsReply(rsp *http.Response) (*ListAssistantsReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -16862,7 +16892,7 @@ func ParseListAssistantsReply(rsp *http.Response) (*ListAssistantsReply, error) 
 
 // ParseCreateAssistantReply parses an HTTP response from a CreateAssistantWithResponse call
 func ParseCreateAssistantReply(rsp *http.Response) (*CreateAssistantReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -16895,7 +16925,7 @@ func ParseCreateAssistantReply(rsp *http.Response) (*CreateAssistantReply, error
 
 // ParseDeleteAssistantReply parses an HTTP response from a DeleteAssistantWithResponse call
 func ParseDeleteAssistantReply(rsp *http.Response) (*DeleteAssistantReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -16928,7 +16958,7 @@ func ParseDeleteAssistantReply(rsp *http.Response) (*DeleteAssistantReply, error
 
 // ParseGetAssistantReply parses an HTTP response from a GetAssistantWithResponse call
 func ParseGetAssistantReply(rsp *http.Response) (*GetAssistantReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -16961,7 +16991,7 @@ func ParseGetAssistantReply(rsp *http.Response) (*GetAssistantReply, error) {
 
 // ParseModifyAssistantReply parses an HTTP response from a ModifyAssistantWithResponse call
 func ParseModifyAssistantReply(rsp *http.Response) (*ModifyAssistantReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -16994,7 +17024,7 @@ func ParseModifyAssistantReply(rsp *http.Response) (*ModifyAssistantReply, error
 
 // ParseListFilesReply parses an HTTP response from a ListFilesWithResponse call
 func ParseListFilesReply(rsp *http.Response) (*ListFilesReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17027,7 +17057,7 @@ func ParseListFilesReply(rsp *http.Response) (*ListFilesReply, error) {
 
 // ParseCreateFileReply parses an HTTP response from a CreateFileWithResponse call
 func ParseCreateFileReply(rsp *http.Response) (*CreateFileReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17060,7 +17090,7 @@ func ParseCreateFileReply(rsp *http.Response) (*CreateFileReply, error) {
 
 // ParseDeleteFileReply parses an HTTP response from a DeleteFileWithResponse call
 func ParseDeleteFileReply(rsp *http.Response) (*DeleteFileReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17093,7 +17123,7 @@ func ParseDeleteFileReply(rsp *http.Response) (*DeleteFileReply, error) {
 
 // ParseRetrieveFileReply parses an HTTP response from a RetrieveFileWithResponse call
 func ParseRetrieveFileReply(rsp *http.Response) (*RetrieveFileReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17126,7 +17156,7 @@ func ParseRetrieveFileReply(rsp *http.Response) (*RetrieveFileReply, error) {
 
 // ParseDownloadFileReply parses an HTTP response from a DownloadFileWithResponse call
 func ParseDownloadFileReply(rsp *http.Response) (*DownloadFileReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17159,7 +17189,7 @@ func ParseDownloadFileReply(rsp *http.Response) (*DownloadFileReply, error) {
 
 // ParseCreateThreadReply parses an HTTP response from a CreateThreadWithResponse call
 func ParseCreateThreadReply(rsp *http.Response) (*CreateThreadReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17192,7 +17222,7 @@ func ParseCreateThreadReply(rsp *http.Response) (*CreateThreadReply, error) {
 
 // ParseCreateThreadAndRunReply parses an HTTP response from a CreateThreadAndRunWithResponse call
 func ParseCreateThreadAndRunReply(rsp *http.Response) (*CreateThreadAndRunReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17235,7 +17265,7 @@ func ParseCreateThreadAndRunReply(rsp *http.Response) (*CreateThreadAndRunReply,
 
 // ParseDeleteThreadReply parses an HTTP response from a DeleteThreadWithResponse call
 func ParseDeleteThreadReply(rsp *http.Response) (*DeleteThreadReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17268,7 +17298,7 @@ func ParseDeleteThreadReply(rsp *http.Response) (*DeleteThreadReply, error) {
 
 // ParseGetThreadReply parses an HTTP response from a GetThreadWithResponse call
 func ParseGetThreadReply(rsp *http.Response) (*GetThreadReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17301,7 +17331,7 @@ func ParseGetThreadReply(rsp *http.Response) (*GetThreadReply, error) {
 
 // ParseModifyThreadReply parses an HTTP response from a ModifyThreadWithResponse call
 func ParseModifyThreadReply(rsp *http.Response) (*ModifyThreadReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17334,7 +17364,7 @@ func ParseModifyThreadReply(rsp *http.Response) (*ModifyThreadReply, error) {
 
 // ParseListMessagesReply parses an HTTP response from a ListMessagesWithResponse call
 func ParseListMessagesReply(rsp *http.Response) (*ListMessagesReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17367,7 +17397,7 @@ func ParseListMessagesReply(rsp *http.Response) (*ListMessagesReply, error) {
 
 // ParseCreateMessageReply parses an HTTP response from a CreateMessageWithResponse call
 func ParseCreateMessageReply(rsp *http.Response) (*CreateMessageReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17400,7 +17430,7 @@ func ParseCreateMessageReply(rsp *http.Response) (*CreateMessageReply, error) {
 
 // ParseDeleteMessageReply parses an HTTP response from a DeleteMessageWithResponse call
 func ParseDeleteMessageReply(rsp *http.Response) (*DeleteMessageReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17433,7 +17463,7 @@ func ParseDeleteMessageReply(rsp *http.Response) (*DeleteMessageReply, error) {
 
 // ParseGetMessageReply parses an HTTP response from a GetMessageWithResponse call
 func ParseGetMessageReply(rsp *http.Response) (*GetMessageReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17466,7 +17496,7 @@ func ParseGetMessageReply(rsp *http.Response) (*GetMessageReply, error) {
 
 // ParseModifyMessageReply parses an HTTP response from a ModifyMessageWithResponse call
 func ParseModifyMessageReply(rsp *http.Response) (*ModifyMessageReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17499,7 +17529,7 @@ func ParseModifyMessageReply(rsp *http.Response) (*ModifyMessageReply, error) {
 
 // ParseListRunsReply parses an HTTP response from a ListRunsWithResponse call
 func ParseListRunsReply(rsp *http.Response) (*ListRunsReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17532,7 +17562,7 @@ func ParseListRunsReply(rsp *http.Response) (*ListRunsReply, error) {
 
 // ParseCreateRunReply parses an HTTP response from a CreateRunWithResponse call
 func ParseCreateRunReply(rsp *http.Response) (*CreateRunReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17575,7 +17605,7 @@ func ParseCreateRunReply(rsp *http.Response) (*CreateRunReply, error) {
 
 // ParseGetRunReply parses an HTTP response from a GetRunWithResponse call
 func ParseGetRunReply(rsp *http.Response) (*GetRunReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17608,7 +17638,7 @@ func ParseGetRunReply(rsp *http.Response) (*GetRunReply, error) {
 
 // ParseModifyRunReply parses an HTTP response from a ModifyRunWithResponse call
 func ParseModifyRunReply(rsp *http.Response) (*ModifyRunReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17641,7 +17671,7 @@ func ParseModifyRunReply(rsp *http.Response) (*ModifyRunReply, error) {
 
 // ParseCancelRunReply parses an HTTP response from a CancelRunWithResponse call
 func ParseCancelRunReply(rsp *http.Response) (*CancelRunReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17674,7 +17704,7 @@ func ParseCancelRunReply(rsp *http.Response) (*CancelRunReply, error) {
 
 // ParseListRunStepsReply parses an HTTP response from a ListRunStepsWithResponse call
 func ParseListRunStepsReply(rsp *http.Response) (*ListRunStepsReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17707,7 +17737,7 @@ func ParseListRunStepsReply(rsp *http.Response) (*ListRunStepsReply, error) {
 
 // ParseGetRunStepReply parses an HTTP response from a GetRunStepWithResponse call
 func ParseGetRunStepReply(rsp *http.Response) (*GetRunStepReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17740,7 +17770,7 @@ func ParseGetRunStepReply(rsp *http.Response) (*GetRunStepReply, error) {
 
 // ParseSubmitToolOuputsToRunReply parses an HTTP response from a SubmitToolOuputsToRunWithResponse call
 func ParseSubmitToolOuputsToRunReply(rsp *http.Response) (*SubmitToolOuputsToRunReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17783,7 +17813,7 @@ func ParseSubmitToolOuputsToRunReply(rsp *http.Response) (*SubmitToolOuputsToRun
 
 // ParseListVectorStoresReply parses an HTTP response from a ListVectorStoresWithResponse call
 func ParseListVectorStoresReply(rsp *http.Response) (*ListVectorStoresReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17816,7 +17846,7 @@ func ParseListVectorStoresReply(rsp *http.Response) (*ListVectorStoresReply, err
 
 // ParseCreateVectorStoreReply parses an HTTP response from a CreateVectorStoreWithResponse call
 func ParseCreateVectorStoreReply(rsp *http.Response) (*CreateVectorStoreReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17849,7 +17879,7 @@ func ParseCreateVectorStoreReply(rsp *http.Response) (*CreateVectorStoreReply, e
 
 // ParseDeleteVectorStoreReply parses an HTTP response from a DeleteVectorStoreWithResponse call
 func ParseDeleteVectorStoreReply(rsp *http.Response) (*DeleteVectorStoreReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17882,7 +17912,7 @@ func ParseDeleteVectorStoreReply(rsp *http.Response) (*DeleteVectorStoreReply, e
 
 // ParseGetVectorStoreReply parses an HTTP response from a GetVectorStoreWithResponse call
 func ParseGetVectorStoreReply(rsp *http.Response) (*GetVectorStoreReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17915,7 +17945,7 @@ func ParseGetVectorStoreReply(rsp *http.Response) (*GetVectorStoreReply, error) 
 
 // ParseModifyVectorStoreReply parses an HTTP response from a ModifyVectorStoreWithResponse call
 func ParseModifyVectorStoreReply(rsp *http.Response) (*ModifyVectorStoreReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17948,7 +17978,7 @@ func ParseModifyVectorStoreReply(rsp *http.Response) (*ModifyVectorStoreReply, e
 
 // ParseCreateVectorStoreFileBatchReply parses an HTTP response from a CreateVectorStoreFileBatchWithResponse call
 func ParseCreateVectorStoreFileBatchReply(rsp *http.Response) (*CreateVectorStoreFileBatchReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -17981,7 +18011,7 @@ func ParseCreateVectorStoreFileBatchReply(rsp *http.Response) (*CreateVectorStor
 
 // ParseGetVectorStoreFileBatchReply parses an HTTP response from a GetVectorStoreFileBatchWithResponse call
 func ParseGetVectorStoreFileBatchReply(rsp *http.Response) (*GetVectorStoreFileBatchReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -18014,7 +18044,7 @@ func ParseGetVectorStoreFileBatchReply(rsp *http.Response) (*GetVectorStoreFileB
 
 // ParseCancelVectorStoreFileBatchReply parses an HTTP response from a CancelVectorStoreFileBatchWithResponse call
 func ParseCancelVectorStoreFileBatchReply(rsp *http.Response) (*CancelVectorStoreFileBatchReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -18047,7 +18077,7 @@ func ParseCancelVectorStoreFileBatchReply(rsp *http.Response) (*CancelVectorStor
 
 // ParseListFilesInVectorStoreBatchReply parses an HTTP response from a ListFilesInVectorStoreBatchWithResponse call
 func ParseListFilesInVectorStoreBatchReply(rsp *http.Response) (*ListFilesInVectorStoreBatchReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -18080,7 +18110,7 @@ func ParseListFilesInVectorStoreBatchReply(rsp *http.Response) (*ListFilesInVect
 
 // ParseListVectorStoreFilesReply parses an HTTP response from a ListVectorStoreFilesWithResponse call
 func ParseListVectorStoreFilesReply(rsp *http.Response) (*ListVectorStoreFilesReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -18113,7 +18143,7 @@ func ParseListVectorStoreFilesReply(rsp *http.Response) (*ListVectorStoreFilesRe
 
 // ParseCreateVectorStoreFileReply parses an HTTP response from a CreateVectorStoreFileWithResponse call
 func ParseCreateVectorStoreFileReply(rsp *http.Response) (*CreateVectorStoreFileReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -18146,7 +18176,7 @@ func ParseCreateVectorStoreFileReply(rsp *http.Response) (*CreateVectorStoreFile
 
 // ParseDeleteVectorStoreFileReply parses an HTTP response from a DeleteVectorStoreFileWithResponse call
 func ParseDeleteVectorStoreFileReply(rsp *http.Response) (*DeleteVectorStoreFileReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -18179,7 +18209,7 @@ func ParseDeleteVectorStoreFileReply(rsp *http.Response) (*DeleteVectorStoreFile
 
 // ParseGetVectorStoreFileReply parses an HTTP response from a GetVectorStoreFileWithResponse call
 func ParseGetVectorStoreFileReply(rsp *http.Response) (*GetVectorStoreFileReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -18212,7 +18242,7 @@ func ParseGetVectorStoreFileReply(rsp *http.Response) (*GetVectorStoreFileReply,
 
 // ParseUpdateVectorStoreFileAttributesReply parses an HTTP response from a UpdateVectorStoreFileAttributesWithResponse call
 func ParseUpdateVectorStoreFileAttributesReply(rsp *http.Response) (*UpdateVectorStoreFileAttributesReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -18245,7 +18275,7 @@ func ParseUpdateVectorStoreFileAttributesReply(rsp *http.Response) (*UpdateVecto
 
 // ParseRetrieveVectorStoreFileContentReply parses an HTTP response from a RetrieveVectorStoreFileContentWithResponse call
 func ParseRetrieveVectorStoreFileContentReply(rsp *http.Response) (*RetrieveVectorStoreFileContentReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
@@ -18278,7 +18308,7 @@ func ParseRetrieveVectorStoreFileContentReply(rsp *http.Response) (*RetrieveVect
 
 // ParseSearchVectorStoreReply parses an HTTP response from a SearchVectorStoreWithResponse call
 func ParseSearchVectorStoreReply(rsp *http.Response) (*SearchVectorStoreReply, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
+	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
