@@ -134,7 +134,10 @@ type Store interface {
 
 	// CreateMessage adds a message to a thread: ErrNotFound when the thread
 	// does not exist, ErrThreadLocked when the thread has an active run
-	// other than m.RunID.
+	// other than m.RunID, ErrConflict when the thread has a message with
+	// its id. (Message ids are keyed by thread in the SQL stores, so that a
+	// page of a thread is read from one index; the memory store keeps them
+	// unique overall. Ids are random enough for this not to matter.)
 	CreateMessage(ctx context.Context, m Message) error
 	// GetMessage returns a message of a thread or ErrNotFound.
 	GetMessage(ctx context.Context, project, threadID, id string) (Message, error)

@@ -49,3 +49,5 @@ func TestTakeJobs(t *testing.T) {
 type kindJob string
 
 func (k kindJob) Kind() string { return string(k) }
+
+func BenchmarkListMessages(b *testing.B) { storetest.BenchListMessages(b, memory.New(), nil) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -21,9 +22,12 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// quiet drops River's migration logs.
+func quiet(o *Options) { o.Logger = slog.New(slog.DiscardHandler) }
+
 func open(t *testing.T, url string, opts ...func(*Options)) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), url, opts...)
+	s, err := Open(t.Context(), url, append([]func(*Options){quiet}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +98,7 @@ func TestMigrations(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			s, err := Open(ctx, url)
+			s, err := Open(ctx, url, quiet)
 			if err == nil {
 				s.Close()
 			}
@@ -125,7 +129,7 @@ func TestMigrations(t *testing.T) {
 
 	bad := append(slices.Clone(base), sqlstore.Migration{Version: len(base) + 1, Name: "bad",
 		SQL: "CREATE TABLE half_done (x INTEGER); SELECT no_such_column FROM half_done;"})
-	_, err = Open(ctx, url, func(o *Options) { o.Migrations = bad })
+	_, err = Open(ctx, url, quiet, func(o *Options) { o.Migrations = bad })
 	if err == nil || !strings.Contains(err.Error(), "migration 2 (bad)") {
 		t.Fatalf("bad migration: %v", err)
 	}
@@ -136,7 +140,7 @@ func TestMigrations(t *testing.T) {
 
 	newer := append(slices.Clone(base), sqlstore.Migration{Version: len(base) + 1, Name: "newer", SQL: "CREATE TABLE newer (x INTEGER);"})
 	open(t, url, func(o *Options) { o.Migrations = newer }).Close()
-	_, err = Open(ctx, url)
+	_, err = Open(ctx, url, quiet)
 	if !errors.Is(err, store.ErrSchemaTooNew) {
 		t.Fatalf("older binary on a newer schema: %v, want ErrSchemaTooNew", err)
 	}
@@ -172,7 +176,7 @@ func TestListReadsAPage(t *testing.T) {
 		{Limit: 100, Desc: true, After: "msg_00020000"},
 		{Limit: 100, Before: "msg_00020000"},
 	} {
-		q, args := sqlstore.MessagesQuery(true, "", "thread_1", "", lp)
+		q, args := sqlstore.MessagesQuery("", "thread_1", "", lp)
 		var plan []byte
 		if err := s.pool.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+rebind(q), args...).Scan(&plan); err != nil {
 			t.Fatal(err)
@@ -206,4 +210,17 @@ func (n planNode) rowsRead() int {
 		read = max(read, c.rowsRead())
 	}
 	return read
+}
+
+func BenchmarkListMessages(b *testing.B) {
+	s, err := Open(b.Context(), pgtest.Schema(b), quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchListMessages(b, s, func() {
+		if _, err := s.pool.Exec(b.Context(), "ANALYZE"); err != nil {
+			b.Fatal(err)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,9 +18,12 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// quiet drops River's migration logs.
+func quiet(o *Options) { o.Logger = slog.New(slog.DiscardHandler) }
+
 func open(t *testing.T, path string, opts ...func(*Options)) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), path, opts...)
+	s, err := Open(t.Context(), path, append([]func(*Options){quiet}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +40,7 @@ func TestConformance(t *testing.T) {
 func TestDataSurvivesReopen(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	s, err := OpenDir(ctx, dir)
+	s, err := OpenDir(ctx, dir, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +82,7 @@ func TestMigrations(t *testing.T) {
 	// A failing migration: rolled back whole, the version stays.
 	bad := append(slices.Clone(base), sqlstore.Migration{Version: len(base) + 1, Name: "bad",
 		SQL: "CREATE TABLE half_done (x INTEGER); SELECT no_such_column FROM half_done;"})
-	_, err = Open(ctx, path, func(o *Options) { o.Migrations = bad })
+	_, err = Open(ctx, path, quiet, func(o *Options) { o.Migrations = bad })
 	if err == nil || !strings.Contains(err.Error(), "migration 2 (bad)") {
 		t.Fatalf("bad migration: %v", err)
 	}
@@ -93,7 +97,7 @@ func TestMigrations(t *testing.T) {
 	newer := append(slices.Clone(base), sqlstore.Migration{Version: len(base) + 1, Name: "newer", SQL: "CREATE TABLE newer (x INTEGER);"})
 	s2 := open(t, path, func(o *Options) { o.Migrations = newer })
 	s2.Close()
-	_, err = Open(ctx, path)
+	_, err = Open(ctx, path, quiet)
 	if !errors.Is(err, store.ErrSchemaTooNew) {
 		t.Fatalf("older binary on a newer schema: %v, want ErrSchemaTooNew", err)
 	}
@@ -123,7 +127,7 @@ func TestListUsesIndex(t *testing.T) {
 		{Limit: 100, Before: "msg_00020000"},
 		{Limit: 100, After: "msg_1", Before: "msg_2"},
 	} {
-		q, args := sqlstore.MessagesQuery(false, "", "thread_1", "", lp)
+		q, args := sqlstore.MessagesQuery("", "thread_1", "", lp)
 		rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
 		if err != nil {
 			t.Fatal(err)
@@ -139,7 +143,7 @@ func TestListUsesIndex(t *testing.T) {
 		}
 		rows.Close()
 		p := strings.Join(plan, "; ")
-		want := "USING INDEX messages_list (thread_id=?"
+		want := "USING INDEX sqlite_autoindex_messages_1 (thread_id=?"
 		if lp.After != "" || lp.Before != "" {
 			want += " AND id" // the cursor is a range of the index
 		}
@@ -148,4 +152,13 @@ func TestListUsesIndex(t *testing.T) {
 		}
 		t.Logf("%+v: %s", lp, p)
 	}
+}
+
+func BenchmarkListMessages(b *testing.B) {
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), FileName), quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchListMessages(b, s, nil)
 }

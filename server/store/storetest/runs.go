@@ -47,7 +47,8 @@ func testThreadsAndMessages(t *testing.T, s store.Store) {
 
 	// A thread and its messages are created together or not at all.
 	th2 := store.Thread{ID: newID("thread_")}
-	wantErr(t, s.CreateThread(ctx, th2, []store.Message{{ID: newID("msg_")}, {ID: m1.ID}}), store.ErrConflict)
+	dup := newID("msg_")
+	wantErr(t, s.CreateThread(ctx, th2, []store.Message{{ID: newID("msg_")}, {ID: dup}, {ID: dup}}), store.ErrConflict)
 	_, err = s.GetThread(ctx, "", th2.ID)
 	wantErr(t, err, store.ErrNotFound)
 
@@ -371,9 +372,10 @@ func testCreateThreadAndRunAtomic(t *testing.T, s store.Store) {
 			r.ID = got.ID
 			return store.NewRun{Thread: &th, Messages: []store.Message{{ID: newID("msg_")}}, Run: r}
 		}, store.ErrConflict},
-		{"message id taken", func() store.NewRun {
+		{"message id twice", func() store.NewRun {
 			th := store.Thread{ID: newID("thread_")}
-			return store.NewRun{Thread: &th, Messages: []store.Message{{ID: m.ID}}, Run: queuedRun(th.ID)}
+			dup := newID("msg_")
+			return store.NewRun{Thread: &th, Messages: []store.Message{{ID: dup}, {ID: dup}}, Run: queuedRun(th.ID)}
 		}, store.ErrConflict},
 		{"thread id taken", func() store.NewRun {
 			th := store.Thread{ID: th.ID}

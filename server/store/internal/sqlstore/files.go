@@ -203,7 +203,7 @@ func (s *Store) ListFiles(ctx context.Context, project, purpose string, lp store
 		sel += ` AND purpose = ?`
 		args = append(args, purpose)
 	}
-	return list(ctx, s, sel, args, listKey{"project", store.ProjectOr(project), "id"}, lp, func(r Rows) (store.File, error) { return scanFile(r) }, nil)
+	return list(ctx, s, sel, args, "id", lp, func(r Rows) (store.File, error) { return scanFile(r) }, nil)
 }
 
 // ---- vector stores
@@ -313,7 +313,7 @@ func (s *Store) DeleteVectorStore(ctx context.Context, project, id string) error
 
 // ListVectorStores implements store.Store.
 func (s *Store) ListVectorStores(ctx context.Context, project string, lp store.ListParams) (store.Page[store.VectorStore], error) {
-	return list(ctx, s, `SELECT `+vsCols+` FROM vector_stores WHERE project = ?`, []any{store.ProjectOr(project)}, listKey{"project", store.ProjectOr(project), "id"}, lp,
+	return list(ctx, s, `SELECT `+vsCols+` FROM vector_stores WHERE project = ?`, []any{store.ProjectOr(project)}, "id", lp,
 		func(r Rows) (store.VectorStore, error) { return scanVS(r) }, nil)
 }
 
@@ -440,7 +440,7 @@ func (s *Store) ListVectorStoreFiles(ctx context.Context, project, vectorStoreID
 		sel += ` AND status = ?`
 		args = append(args, status)
 	}
-	return list(ctx, s, sel, args, listKey{"vector_store_id", vectorStoreID, "file_id"}, lp, func(r Rows) (store.VectorStoreFile, error) { return scanVSFile(r) },
+	return list(ctx, s, sel, args, "file_id", lp, func(r Rows) (store.VectorStoreFile, error) { return scanVSFile(r) },
 		s.vsExists(ctx, project, vectorStoreID))
 }
 

@@ -171,14 +171,10 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 			if runID == "" {
 				runID = r.ID
 			}
-			n, err := tx.Exec(ctx, `INSERT INTO messages (`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?)
-				ON CONFLICT (id) DO UPDATE SET data = excluded.data WHERE messages.thread_id = excluded.thread_id`,
-				m.ID, r.Project, r.ThreadID, runID, m.CreatedAt, nz(m.Data))
-			if err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO messages (`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (thread_id, id) DO UPDATE SET data = excluded.data`,
+				m.ID, r.Project, r.ThreadID, runID, m.CreatedAt, nz(m.Data)); err != nil {
 				return err
-			}
-			if n == 0 {
-				return conflict("message", m.ID)
 			}
 		}
 		if err := s.putSteps(ctx, tx, r, ch.Steps); err != nil {
@@ -199,7 +195,7 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 // ListRuns implements store.Store.
 func (s *Store) ListRuns(ctx context.Context, project, threadID string, lp store.ListParams) (store.Page[store.Run], error) {
 	return list(ctx, s, `SELECT `+runCols+` FROM runs WHERE thread_id = ? AND project = ?`, []any{threadID, store.ProjectOr(project)},
-		listKey{"thread_id", threadID, "id"}, lp, func(r Rows) (store.Run, error) { return scanRun(r) }, s.threadExists(ctx, project, threadID))
+		"id", lp, func(r Rows) (store.Run, error) { return scanRun(r) }, s.threadExists(ctx, project, threadID))
 }
 
 // ActiveRun implements store.Store.
@@ -219,7 +215,7 @@ func (s *Store) GetStep(ctx context.Context, project, runID, id string) (store.S
 // ListSteps implements store.Store.
 func (s *Store) ListSteps(ctx context.Context, project, runID string, lp store.ListParams) (store.Page[store.Step], error) {
 	return list(ctx, s, `SELECT `+stepCols+` FROM run_steps WHERE run_id = ? AND project = ?`, []any{runID, store.ProjectOr(project)},
-		listKey{"run_id", runID, "id"}, lp, func(r Rows) (store.Step, error) { return scanStep(r) },
+		"id", lp, func(r Rows) (store.Step, error) { return scanStep(r) },
 		func() error {
 			return exists(ctx, s.b.Reader(), "run", runID, `SELECT 1 FROM runs WHERE id = ? AND project = ?`, runID, store.ProjectOr(project))
 		})

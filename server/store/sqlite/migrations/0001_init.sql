@@ -24,14 +24,16 @@ CREATE TABLE threads (
 );
 
 CREATE TABLE messages (
-	id         TEXT PRIMARY KEY,
+	id         TEXT NOT NULL,
 	project    TEXT NOT NULL,
 	thread_id  TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
 	run_id     TEXT NOT NULL DEFAULT '',
 	created_at INTEGER NOT NULL,
-	data       BLOB NOT NULL
+	data       BLOB NOT NULL,
+	-- Keyed by thread: the only index a page of a thread can be read from,
+	-- so no planner walks the messages of other threads.
+	PRIMARY KEY (thread_id, id)
 );
-CREATE INDEX messages_list ON messages (thread_id, id);
 CREATE INDEX messages_of_run ON messages (thread_id, run_id, id) WHERE run_id <> '';
 
 CREATE TABLE runs (
