@@ -62,8 +62,7 @@ func Schema(t testing.TB) string {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s is unreachable (%v): set %s to a reachable database, or start the local one: %s",
-			redacted(base), firstLine(err.Error()), EnvURL, StartHint)
+		msg := Unreachable(err)
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("pgtest: CI=true and %s", msg)
 		}
@@ -95,6 +94,22 @@ func Schema(t testing.TB) string {
 	return withSearchPath(base, schema)
 }
 
+// Unreachable says that the test database could not be reached (err) and
+// how to enable the tests that need it.
+func Unreachable(err error) string {
+	return fmt.Sprintf("PostgreSQL at %s is unreachable (%v): set %s to a reachable database, or start the local one: %s",
+		redacted(BaseURL()), oneLine(err.Error()), EnvURL, StartHint)
+}
+
+// Ping connects to the test database once.
+func Ping(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, BaseURL())
+	if err != nil {
+		return err
+	}
+	return conn.Close(ctx)
+}
+
 // withSearchPath adds search_path=schema to a URL or keyword/value
 // connection string.
 func withSearchPath(base, schema string) string {
@@ -109,9 +124,5 @@ func withSearchPath(base, schema string) string {
 	return base + " search_path=" + schema
 }
 
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
+// oneLine joins the lines of s.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
