@@ -16,7 +16,9 @@ package memory
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -374,7 +376,8 @@ func (x *Index) SearchKeyword(ctx context.Context, query string, scope index.Sco
 }
 
 // SearchVector ranks the allowed chunks by cosine similarity with query,
-// computing every one (brute force).
+// computing every one (brute force), on up to GOMAXPROCS goroutines for
+// large scopes.
 func (x *Index) SearchVector(ctx context.Context, query []float32, scope index.Scope, k int) ([]index.Hit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
@@ -395,23 +398,61 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, scope index.S
 	if ok == nil {
 		return nil, nil
 	}
-	top := newTopK(k, x.less)
+	var files []*file
+	n := 0
 	for fnum, allowed := range ok {
-		if !allowed {
-			continue
+		if allowed {
+			f := x.files[x.fileRefs[fnum]]
+			files = append(files, f)
+			n += len(f.slots)
 		}
-		for _, slot := range x.files[x.fileRefs[fnum]].slots {
-			s := dot(q, x.vecs[int(slot)*x.dim:int(slot+1)*x.dim])
-			if s > 0 {
-				top.offer(slot, float64(s))
+	}
+	// Large scans are split among the processors, each keeping its own
+	// k best, then merged.
+	parts := min(runtime.GOMAXPROCS(0), max(1, n/parallelScan))
+	tops := make([]*topK, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		tops[p] = newTopK(k, x.less)
+		scan := func() {
+			for i := p; i < len(files); i += parts {
+				for _, slot := range files[i].slots {
+					s := dot(q, x.vecs[int(slot)*x.dim:int(slot+1)*x.dim])
+					if s > 0 {
+						tops[p].offer(slot, float64(s))
+					}
+				}
+				if i%64 == p {
+					if err := ctx.Err(); err != nil {
+						errs[p] = fmt.Errorf("index: %w", err)
+						return
+					}
+				}
 			}
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("index: %w", err)
+		if p == parts-1 {
+			scan()
+		} else {
+			wg.Go(scan)
 		}
+	}
+	wg.Wait()
+	top := tops[0]
+	for _, t := range tops[1:] {
+		for _, it := range t.h.items {
+			top.offer(it.slot, it.score)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return x.hits(top.sorted()), nil
 }
+
+// parallelScan is the number of chunks a vector search scans before it
+// is worth another goroutine.
+const parallelScan = 20_000
 
 // less orders equal scores: by vector store, file, then chunk index.
 func (x *Index) less(a, b int32) bool {
