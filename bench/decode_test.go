@@ -13,6 +13,7 @@ import (
 
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/helpers"
+	goopenai "github.com/sashabaranov/go-openai"
 )
 
 // BenchmarkStreamDecode splits StreamRun's client work into layers, on the
@@ -152,6 +153,76 @@ func BenchmarkBuildRequest(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := c.build(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkListDecode splits ListMessages' client work into layers, on one
+// page of 100 messages (about 60 KB) decoded from memory:
+//
+//	part=decode       json.Unmarshal into gen.ListMessagesResponse: content
+//	                  parts and annotations stay raw (the unions' copies)
+//	part=decode+read  and every text part and annotation read through the
+//	                  unions (As..., ValueByDiscriminator), as ListMessages does
+//	part=go-openai    json.Unmarshal into go-openai's MessagesList and the same
+//	                  reading
+//	part=floor        json.Unmarshal into the floor's partial struct and the
+//	                  same reading
+func BenchmarkListDecode(b *testing.B) {
+	page := pageFixture(benchThread, 0, listPageSize, 1000)
+	parts := []struct {
+		name string
+		run  func() (summary, error)
+	}{
+		{"decode", func() (summary, error) {
+			var l gen.ListMessagesResponse
+			err := json.Unmarshal(page, &l)
+			return summary{N: len(l.Data)}, err
+		}},
+		{"decode+read", func() (summary, error) {
+			var l gen.ListMessagesResponse
+			err := json.Unmarshal(page, &l)
+			s := summary{N: len(l.Data)}
+			for i := range l.Data {
+				s.tallyOurs(&l.Data[i])
+			}
+			return s, err
+		}},
+		{"go-openai", func() (summary, error) {
+			var l goopenai.MessagesList
+			err := json.Unmarshal(page, &l)
+			s := summary{N: len(l.Messages)}
+			for i := range l.Messages {
+				s.tallyGoOpenAI(&l.Messages[i])
+			}
+			return s, err
+		}},
+		{"floor", func() (summary, error) {
+			var p floorPage
+			err := json.Unmarshal(page, &p)
+			s := summary{N: len(p.Data)}
+			for i := range p.Data {
+				s.tallyFloor(&p.Data[i])
+			}
+			return s, err
+		}},
+	}
+	for _, p := range parts {
+		b.Run("part="+p.name, func(b *testing.B) {
+			s, err := p.run()
+			if err != nil || s.N != listPageSize {
+				b.Fatal(err, s.N)
+			}
+			if p.name != "decode" {
+				wantTally(b, s, 0, listPageSize)
+			}
+			b.SetBytes(int64(len(page)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.run(); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -63,7 +63,7 @@ func run(rawPath, cleanPath, outPath, command string) error {
 	if err != nil {
 		return err
 	}
-	peers, err := benchstat("-col", "/sdk", "-filter", "-.name:(StreamDecode OR BuildRequest)", cleanPath)
+	peers, err := benchstat("-col", "/sdk", "-filter", "-.name:(StreamDecode OR BuildRequest OR ListDecode)", cleanPath)
 	if err != nil {
 		return err
 	}
@@ -75,6 +75,14 @@ func run(rawPath, cleanPath, outPath, command string) error {
 	if err != nil {
 		return err
 	}
+	list, err := benchstat("-col", "/part", "-filter", ".name:ListDecode", cleanPath)
+	if err != nil {
+		return err
+	}
+	fp, err := measureFootprint()
+	if err != nil {
+		return err
+	}
 	d := doc{
 		Date:     time.Now().UTC().Format("2006-01-02"),
 		Command:  command,
@@ -83,6 +91,8 @@ func run(rawPath, cleanPath, outPath, command string) error {
 		Skips:    skips,
 		Peers:    strings.TrimSpace(peers),
 		Decode:   strings.TrimSpace(decode),
+		List:     strings.TrimSpace(list),
+		Foot:     fp,
 		Build:    strings.TrimSpace(build),
 		Builders: set.builders(),
 		Tables:   set.summaryTables(),
@@ -242,7 +252,9 @@ type doc struct {
 	Runs          int
 	Skips         map[string]string
 	Peers, Decode string
+	List          string // benchstat of ListDecode
 	Build         string
+	Foot          *footprint
 	Builders      []builder
 	Tables        []table
 	Targets       []target
@@ -529,4 +541,50 @@ func benchstat(args ...string) (string, error) {
 		return "", fmt.Errorf("benchstat %s: %w: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String(), nil
+}
+
+// footprint is the size of the two consumer programs (bench/consumer).
+type footprint struct {
+	Ours, GoOpenAI, OursStripped, GoOpenAIStripped string
+	Ratio, RatioStripped                           string
+}
+
+// measureFootprint builds consumer/ours and consumer/goopenai with default
+// flags and with -ldflags=-s -w, as TestConsumerFootprint does.
+func measureFootprint() (*footprint, error) {
+	dir, err := os.MkdirTemp("", "footprint")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	size := func(pkg string, flags ...string) (int64, error) {
+		out := filepath.Join(dir, filepath.Base(pkg)+strings.Join(flags, ""))
+		args := append(append([]string{"build", "-o", out}, flags...), pkg)
+		if b, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, b)
+		}
+		fi, err := os.Stat(out)
+		if err != nil {
+			return 0, err
+		}
+		return fi.Size(), nil
+	}
+	var sz [4]int64
+	for i, c := range []struct {
+		pkg   string
+		flags []string
+	}{
+		{"./consumer/ours", nil}, {"./consumer/goopenai", nil},
+		{"./consumer/ours", []string{"-ldflags=-s -w"}}, {"./consumer/goopenai", []string{"-ldflags=-s -w"}},
+	} {
+		if sz[i], err = size(c.pkg, c.flags...); err != nil {
+			return nil, err
+		}
+	}
+	mb := func(n int64) string { return fmt.Sprintf("%.2f MB", float64(n)/1e6) }
+	return &footprint{
+		Ours: mb(sz[0]), GoOpenAI: mb(sz[1]), OursStripped: mb(sz[2]), GoOpenAIStripped: mb(sz[3]),
+		Ratio:         fmt.Sprintf("%.2f×", float64(sz[0])/float64(sz[1])),
+		RatioStripped: fmt.Sprintf("%.2f×", float64(sz[2])/float64(sz[3])),
+	}, nil
 }
