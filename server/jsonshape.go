@@ -25,11 +25,18 @@ const (
 	// and its array, under the body and with an in/nin value list at the
 	// bottom.
 	maxSearchJSONDepth = 2 + 2*maxFilterDepth + 1
+	// maxSearchJSONValues bounds searchVectorStore bodies: at most 10
+	// queries and filters of a few hundred comparisons need far less, and
+	// searching re-reads the filters at each level.
+	maxSearchJSONValues = 10_000
 )
 
-// jsonDepthByOp lowers MaxJSONDepth for operations whose bodies are
-// documented to nest less.
-var jsonDepthByOp = map[string]int{"searchVectorStore": maxSearchJSONDepth}
+// jsonLimits are the shape limits of one operation's bodies.
+type jsonLimits struct{ depth, values int }
+
+// jsonLimitsByOp lowers MaxJSONDepth and MaxJSONValues for operations whose
+// bodies are documented to be smaller.
+var jsonLimitsByOp = map[string]jsonLimits{"searchVectorStore": {maxSearchJSONDepth, maxSearchJSONValues}}
 
 // errJSONShape is the error of a body over one of the shape limits.
 type errJSONShape struct{ msg string }
@@ -38,7 +45,7 @@ func (e *errJSONShape) Error() string { return e.msg }
 
 // jsonShapeMiddleware reads JSON request bodies (everything but multipart
 // uploads) through a scanner that counts nesting and values, and refuses a
-// body over MaxJSONDepth (or its operation's lower limit) or MaxJSONValues
+// body over MaxJSONDepth or MaxJSONValues (or its operation's lower limits)
 // with a 400 as soon as the limit is crossed, before anything parses it.
 // The body read so far is then handed on unchanged.
 func (s *Server) jsonShapeMiddleware(next http.Handler) http.Handler {
@@ -47,13 +54,13 @@ func (s *Server) jsonShapeMiddleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		depth := MaxJSONDepth
+		lim := jsonLimits{MaxJSONDepth, MaxJSONValues}
 		if _, op := s.routeOf(r); op != "" {
-			if d, ok := jsonDepthByOp[op]; ok {
-				depth = d
+			if l, ok := jsonLimitsByOp[op]; ok {
+				lim = l
 			}
 		}
-		body, err := readJSONShaped(r.Body, depth, MaxJSONValues)
+		body, err := readJSONShaped(r.Body, lim.depth, lim.values)
 		var shape *errJSONShape
 		var mbe *http.MaxBytesError
 		switch {

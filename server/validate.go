@@ -74,7 +74,8 @@ func isMultipart(r *http.Request) bool {
 // JSON bodies). Invalid requests get a 400 invalid_request_error naming the
 // offending field; unknown routes a 404. Before any of it, a JSON body that
 // nests or spreads beyond the shape limits (MaxJSONDepth, MaxJSONValues) is
-// refused with a 400 (jsonshape.go), with validation on or off.
+// refused with a 400 (jsonshape.go), with validation on or off; search
+// filters are checked apart, in linear time (filterjson.go).
 func (s *Server) validationMiddleware(next http.Handler) http.Handler {
 	if s.opts.DisableValidation {
 		return s.jsonShapeMiddleware(next)
@@ -86,7 +87,7 @@ func (s *Server) validationMiddleware(next http.Handler) http.Handler {
 		s.log.Error("request validation off", "err", err.Error())
 		return s.jsonShapeMiddleware(next)
 	}
-	return s.jsonShapeMiddleware(info.validator(next))
+	return s.jsonShapeMiddleware(s.searchFiltersMiddleware(info.validator, next))
 }
 
 // validationError writes a validation failure in the API's shape.
