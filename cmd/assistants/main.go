@@ -1,7 +1,7 @@
 // Command assistants serves the embedded Assistants v2 server, runs the demo
 // or runs the chaos harness.
 //
-//	assistants serve [--addr 127.0.0.1:8080] [--api-key-env VAR] [--step-delay 50ms] [--shutdown-grace 10s] ...
+//	assistants serve [--addr 127.0.0.1:8080] [--data DIR | --memory | --database-url postgres://...] [--api-key-env VAR] [--step-delay 50ms] ...
 //	assistants demo  [--step-delay 50ms]
 //	assistants chaos [--conversations 200] [--concurrency 20] [--seed 1]
 //	assistants help [serve|demo|chaos]
@@ -10,8 +10,13 @@
 // the command line (an unknown flag or command, a stray argument, a
 // negative duration) exits 2 with a message; any other failure exits 1.
 //
-// serve answers under /v1 and prints "listening on http://HOST:PORT/v1" once it
-// accepts connections. On SIGINT or SIGTERM it shuts down gracefully: no new
+// serve keeps its data in SQLite under --data DIR (default
+// $XDG_DATA_HOME/assistants, or ~/.local/share/assistants), in PostgreSQL
+// with --database-url (several replicas may share one database), or in
+// process memory with --memory. It prints where ("data: DIR", "database:
+// URL" without its password, or "data: in memory ..."), then answers under
+// /v1 and prints "listening on http://HOST:PORT/v1" once it accepts
+// connections. On SIGINT or SIGTERM it shuts down gracefully: no new
 // runs, open event streams get up to --shutdown-grace to finish and are then
 // ended with an "error" event. A second SIGINT or SIGTERM exits at once
 // (status 130 or 143).

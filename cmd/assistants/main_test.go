@@ -75,10 +75,14 @@ func TestServe(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, []string{"--addr", "127.0.0.1:0", "--step-delay", "0", "--log-level", "error"}, pw)
+		done <- serve(ctx, []string{"--memory", "--addr", "127.0.0.1:0", "--step-delay", "0", "--log-level", "error"}, pw)
 		pw.Close()
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	br := bufio.NewReader(pr)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "data: in memory (lost when the process ends)\n", line)
+	line, err = br.ReadString('\n')
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(line, "listening on http://127.0.0.1:"), line)
 	base := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
@@ -268,7 +272,7 @@ func (l *lockedBuffer) String() string {
 // readiness line.
 func startServe(t *testing.T, bin string, args ...string) *served {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--memory", "--addr", "127.0.0.1:0", "--log-level", "error"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	p := &served{cmd: cmd, lines: make(chan string, 100), stderr: &lockedBuffer{}, done: make(chan error, 1)}

@@ -23,6 +23,9 @@ type serveConfig struct {
 	grace     time.Duration // --shutdown-grace
 	logLevel  string
 	backend   *server.ChatModel // nil: the scripted model
+	storeKind storeKind         // --data, --memory or --database-url
+	storeAt   string            // the data directory or the database URL
+	logger    *slog.Logger
 }
 
 func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, error) {
@@ -37,7 +40,14 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	idemBytes := fs.Int64("idempotency-max-bytes", server.DefaultIdempotencyMaxBytes, "memory for the replies remembered for Idempotency-Key retries; the oldest are forgotten first")
 	bf := addBackendFlags(fs, os.Getenv)
+	sf := addStoreFlags(fs, os.Getenv)
 	if err := parseFlags(fs, args, out); err != nil {
+		return nil, nil, err
+	}
+	explicitURL := false
+	fs.Visit(func(f *flag.Flag) { explicitURL = explicitURL || f.Name == "database-url" })
+	var err error
+	if c.storeKind, c.storeAt, err = sf.choice(explicitURL); err != nil {
 		return nil, nil, err
 	}
 	if *apiKeyEnv != "" {
@@ -54,12 +64,12 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 		return nil, nil, usagef("serve: --log-level: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	c.logger = logger
 	opts := []server.Option{
 		server.WithStepDelay(c.stepDelay),
 		server.WithLogger(logger),
 		server.WithIdempotencyMaxBytes(*idemBytes),
 	}
-	var err error
 	if c.backend, err = bf.model(os.Getenv, logger); err != nil {
 		return nil, nil, err
 	}
@@ -87,6 +97,13 @@ func serve(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	st, where, err := openStore(ctx, c.storeKind, c.storeAt, c.logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close() // after the server's Close (deferred below)
+	fmt.Fprintln(out, where)
+	_ = st // TODO(issue 12): opts = append(opts, func(o *server.Options) { o.Store = st }) once server.Options.Store lands (W1).
 	srv := server.New(opts...)
 	defer srv.Close()
 	bindBackend(c.backend, srv)
