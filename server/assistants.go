@@ -8,6 +8,7 @@ import (
 
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Limits on assistant fields, as the API documents them.
@@ -27,10 +28,16 @@ func (s *Server) ListAssistants(ctx context.Context, req genserver.ListAssistant
 	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	items := s.st.assistants.all()
-	s.mu.RUnlock()
-	data, first, last, more := page(items, func(a gen.AssistantObject) string { return a.Id }, lp)
+	pg, err := s.db.ListAssistants(ctx, storeProject, storeList(lp))
+	if err != nil {
+		return nil, storeErr(err, "assistant", "")
+	}
+	data, err := decodeAll[store.Assistant, gen.AssistantObject](pg.Items, func(a store.Assistant) []byte { return a.Data })
+	if err != nil {
+		return nil, err
+	}
+	first, last := firstLast(data, func(a gen.AssistantObject) string { return a.Id })
+	more := pg.HasMore
 	return genserver.ListAssistants200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
@@ -48,7 +55,7 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tr, err := s.createToolResourcesLocked(b.ToolResources)
+	tr, err := s.createToolResourcesLocked(ctx, b.ToolResources)
 	if err != nil {
 		return nil, err
 	}
@@ -82,13 +89,19 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 			a.ResponseFormat = &auto
 		}
 	}
-	s.st.assistants.put(a.Id, a)
+	data, err := encodeData(a)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.CreateAssistant(ctx, store.Assistant{Project: storeProject, ID: a.Id, CreatedAt: int64(a.CreatedAt), Data: data}); err != nil {
+		return nil, storeErr(err, "assistant", a.Id)
+	}
 	return genserver.CreateAssistant200JSONResponse(a), nil
 }
 
 // GetAssistant returns one assistant.
 func (s *Server) GetAssistant(ctx context.Context, req genserver.GetAssistantRequestObject) (genserver.GetAssistantResponseObject, error) {
-	a, err := s.getAssistant(req.AssistantId)
+	a, err := s.getAssistant(ctx, req.AssistantId)
 	if err != nil {
 		return nil, err
 	}
@@ -110,16 +123,36 @@ func (s *Server) ModifyAssistant(ctx context.Context, req genserver.ModifyAssist
 	if err := validateAssistantFields(b.Name, b.Description, b.Instructions, b.Tools, b.Temperature, b.TopP, b.Metadata); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.st.assistants.get(req.AssistantId)
-	if !ok {
-		return nil, errNotFound("assistant", req.AssistantId)
+	if _, err := s.getAssistant(ctx, req.AssistantId); err != nil {
+		return nil, err
 	}
 	if b.ToolResources != nil {
-		if err := s.checkToolResourcesLocked(b.ToolResources); err != nil {
+		s.mu.RLock()
+		err := s.checkToolResourcesLocked(ctx, b.ToolResources)
+		s.mu.RUnlock()
+		if err != nil {
 			return nil, err
 		}
+	}
+	var a gen.AssistantObject
+	_, err := s.db.UpdateAssistant(ctx, storeProject, req.AssistantId, func(st *store.Assistant) error {
+		var err error
+		if a, err = decodeData[gen.AssistantObject](st.Data); err != nil {
+			return err
+		}
+		modifyAssistant(&a, b)
+		st.Data, err = encodeData(a)
+		return err
+	})
+	if err != nil {
+		return nil, storeErr(err, "assistant", req.AssistantId)
+	}
+	return genserver.ModifyAssistant200JSONResponse(a), nil
+}
+
+// modifyAssistant applies the fields of a modify request to a.
+func modifyAssistant(a *gen.AssistantObject, b *gen.ModifyAssistantRequest) {
+	if b.ToolResources != nil {
 		a.ToolResources = cloneToolResources(b.ToolResources)
 	}
 	if b.Model != nil {
@@ -149,8 +182,6 @@ func (s *Server) ModifyAssistant(ctx context.Context, req genserver.ModifyAssist
 	if b.ResponseFormat != nil {
 		a.ResponseFormat = b.ResponseFormat
 	}
-	s.st.assistants.put(a.Id, a)
-	return genserver.ModifyAssistant200JSONResponse(a), nil
 }
 
 // DeleteAssistant removes an assistant. Runs that used it keep their copy.
@@ -158,27 +189,22 @@ func (s *Server) DeleteAssistant(ctx context.Context, req genserver.DeleteAssist
 	if !validID(req.AssistantId) {
 		return nil, errNotFound("assistant", req.AssistantId)
 	}
-	s.mu.Lock()
-	ok := s.st.assistants.del(req.AssistantId)
-	s.mu.Unlock()
-	if !ok {
-		return nil, errNotFound("assistant", req.AssistantId)
+	if err := s.db.DeleteAssistant(ctx, storeProject, req.AssistantId); err != nil {
+		return nil, storeErr(err, "assistant", req.AssistantId)
 	}
 	return genserver.DeleteAssistant200JSONResponse{Id: req.AssistantId, Object: "assistant.deleted", Deleted: true}, nil
 }
 
 // getAssistant returns a copy of a stored assistant, or a 404.
-func (s *Server) getAssistant(id string) (gen.AssistantObject, error) {
+func (s *Server) getAssistant(ctx context.Context, id string) (gen.AssistantObject, error) {
 	if !validID(id) {
 		return gen.AssistantObject{}, errNotFound("assistant", id)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	a, ok := s.st.assistants.get(id)
-	if !ok {
-		return gen.AssistantObject{}, errNotFound("assistant", id)
+	a, err := s.db.GetAssistant(ctx, storeProject, id)
+	if err != nil {
+		return gen.AssistantObject{}, storeErr(err, "assistant", id)
 	}
-	return a, nil
+	return decodeData[gen.AssistantObject](a.Data)
 }
 
 // validateAssistantFields checks the limits shared by create and modify.
@@ -254,13 +280,13 @@ func validFunctionName(n string) bool {
 // ones: it checks that files and vector stores exist, and builds the vector
 // store asked for with file_search.vector_stores. s.mu must be held for
 // writing.
-func (s *Server) createToolResourcesLocked(tr *gen.ToolResourcesCreate) (*gen.ToolResources, error) {
+func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolResourcesCreate) (*gen.ToolResources, error) {
 	if tr == nil {
 		return nil, nil
 	}
 	out := &gen.ToolResources{}
 	if ci := tr.CodeInterpreter; ci != nil {
-		if err := s.checkFileIDsLocked("tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
+		if err := s.checkFileIDsLocked(ctx, "tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
 			return nil, err
 		}
 		out.CodeInterpreter = &gen.ToolResourcesCodeInterpreter{FileIds: cloneStrings(ci.FileIds)}
@@ -313,9 +339,9 @@ func (s *Server) createToolResourcesLocked(tr *gen.ToolResourcesCreate) (*gen.To
 
 // checkToolResourcesLocked checks stored-shape tool resources (modify
 // requests): limits and that every file and vector store exists.
-func (s *Server) checkToolResourcesLocked(tr *gen.ToolResources) error {
+func (s *Server) checkToolResourcesLocked(ctx context.Context, tr *gen.ToolResources) error {
 	if ci := tr.CodeInterpreter; ci != nil {
-		if err := s.checkFileIDsLocked("tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
+		if err := s.checkFileIDsLocked(ctx, "tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
 			return err
 		}
 	}
@@ -329,7 +355,7 @@ func (s *Server) checkToolResourcesLocked(tr *gen.ToolResources) error {
 
 // checkFileIDsLocked checks that at most limit file ids are given and that
 // each names an uploaded file.
-func (s *Server) checkFileIDsLocked(param string, ids *[]string, limit int) error {
+func (s *Server) checkFileIDsLocked(ctx context.Context, param string, ids *[]string, limit int) error {
 	if ids == nil {
 		return nil
 	}
@@ -337,7 +363,7 @@ func (s *Server) checkFileIDsLocked(param string, ids *[]string, limit int) erro
 		return errBadRequest(param, "Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", param, limit, len(*ids))
 	}
 	for i, id := range *ids {
-		if _, ok := s.st.files.get(id); !ok || !validID(id) {
+		if !validID(id) || !s.fileExists(ctx, id) {
 			return errBadRequest(fmt.Sprintf("%s[%d]", param, i), "Invalid '%s[%d]': no file found with id '%s'.", param, i, truncateForMessage(id))
 		}
 	}

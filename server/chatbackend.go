@@ -75,11 +75,11 @@ func (s *Server) FileContent(ctx context.Context, fileID string) ([]byte, string
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
-	f, err := s.getFile(fileID)
+	f, data, err := s.readFile(ctx, fileID)
 	if err != nil {
 		return nil, "", err
 	}
-	return f.data, f.contentType, nil
+	return data, f.ContentType, nil
 }
 
 // ChatModel is a Model backed by any server that speaks the Chat

@@ -7,12 +7,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Limits on uploads besides Options.MaxFileBytes.
@@ -23,44 +25,104 @@ const (
 )
 
 // ListFiles returns a page of uploaded files, optionally of one purpose.
+// Files past their expires_at are deleted on the way (see getFile).
 func (s *Server) ListFiles(ctx context.Context, req genserver.ListFilesRequestObject) (genserver.ListFilesResponseObject, error) {
 	p := req.Params
 	lp, err := newListParamsRange(p.Limit, (*string)(p.Order), p.After, nil, 10000, 10000)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.dropExpiredFilesLocked()
-	recs := s.st.files.all()
-	s.mu.Unlock()
-	items := make([]gen.OpenAIFile, 0, len(recs))
-	for _, f := range recs {
-		if p.Purpose != nil && string(f.obj.Purpose) != *p.Purpose {
-			continue
+	purpose := ""
+	if p.Purpose != nil {
+		purpose = *p.Purpose
+		if purpose == "" {
+			// An empty purpose names no file (the store reads "" as "any").
+			return genserver.ListFiles200JSONResponse{Object: "list", Data: []gen.OpenAIFile{}}, nil
 		}
-		items = append(items, f.obj)
 	}
-	data, first, last, more := page(items, func(f gen.OpenAIFile) string { return f.Id }, lp)
-	return genserver.ListFiles200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	for {
+		pg, err := s.db.ListFiles(ctx, storeProject, purpose, storeList(lp))
+		if err != nil {
+			return nil, storeErr(err, "file", "")
+		}
+		expired := false
+		data := make([]gen.OpenAIFile, 0, len(pg.Items))
+		for _, f := range pg.Items {
+			if s.fileExpired(f) {
+				expired = true
+				if err := s.deleteFile(ctx, f.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return nil, storeErr(err, "file", f.ID)
+				}
+				continue
+			}
+			data = append(data, fileObject(f))
+		}
+		if expired {
+			continue // the page lost files: read it again
+		}
+		first, last := firstLast(data, func(f gen.OpenAIFile) string { return f.Id })
+		return genserver.ListFiles200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: pg.HasMore}, nil
+	}
 }
 
+// fileObject is the API object of a stored file.
+func fileObject(f store.File) gen.OpenAIFile {
+	o := gen.OpenAIFile{
+		Id:        f.ID,
+		Object:    "file",
+		Bytes:     int(f.Bytes),
+		CreatedAt: int(f.CreatedAt),
+		Filename:  f.Filename,
+		Purpose:   gen.OpenAIFilePurpose(f.Purpose),
+		Status:    gen.OpenAIFileStatusProcessed,
+	}
+	if f.ExpiresAt != 0 {
+		exp := int(f.ExpiresAt)
+		o.ExpiresAt = &exp
+	}
+	return o
+}
+
+// upload is what CreateFile gathers from the multipart parts.
+type upload struct {
+	filename    string
+	contentType string
+	haveFile    bool
+	purpose     string
+	havePurpose bool
+	anchor      string
+	seconds     string
+
+	// The file's bytes go straight into the store when its fields came
+	// first (stored, with storedMeta the fields it was stored with), or
+	// else into a temporary file (spool) until they are known. They are
+	// never held whole in memory.
+	stored     *store.File
+	storedMeta string
+	spool      *os.File
+}
+
+// meta returns the fields that a stored file depends on.
+func (u *upload) meta() string { return u.purpose + "\x00" + u.anchor + "\x00" + u.seconds }
+
 // CreateFile stores an uploaded file (multipart fields "file" and "purpose",
-// optionally "expires_after[anchor]" and "expires_after[seconds]") in
-// memory. A file over Options.MaxFileBytes is a 400 naming "file".
-func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequestObject) (genserver.CreateFileResponseObject, error) {
+// optionally "expires_after[anchor]" and "expires_after[seconds]"). Its
+// bytes are streamed into the store. A file over Options.MaxFileBytes is a
+// 400 naming "file".
+func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequestObject) (_ genserver.CreateFileResponseObject, err error) {
 	if req.Body == nil {
 		return nil, errBadRequest("file", "Missing required parameter: 'file'.")
 	}
-	var (
-		data        []byte
-		filename    string
-		contentType string
-		haveFile    bool
-		purpose     string
-		havePurpose bool
-		anchor      string
-		seconds     string
-	)
+	u := &upload{}
+	defer func() {
+		if u.spool != nil {
+			_ = u.spool.Close()
+			_ = os.Remove(u.spool.Name())
+		}
+		if err != nil && u.stored != nil {
+			_, _ = s.db.DeleteFile(context.WithoutCancel(ctx), storeProject, u.stored.ID)
+		}
+	}()
 	for n := 0; ; n++ {
 		part, err := req.Body.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -74,18 +136,24 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 		}
 		switch name := part.FormName(); name {
 		case "file":
-			if haveFile {
+			if u.haveFile {
 				return nil, errBadRequest("file", "Invalid 'file': only one file can be uploaded per request.")
 			}
-			haveFile = true
-			filename = part.FileName()
-			contentType = part.Header.Get("Content-Type")
-			data, err = io.ReadAll(io.LimitReader(part, s.opts.MaxFileBytes+1))
-			if err != nil {
-				return nil, uploadReadError(err)
-			}
-			if int64(len(data)) > s.opts.MaxFileBytes {
-				return nil, errBadRequest("file", "Invalid 'file': the file is larger than the limit of %d bytes.", s.opts.MaxFileBytes)
+			u.haveFile = true
+			u.filename = part.FileName()
+			u.contentType = part.Header.Get("Content-Type")
+			if u.havePurpose {
+				f, err := s.checkUpload(u)
+				if err != nil {
+					return nil, err
+				}
+				stored, err := s.storeFile(ctx, f, part)
+				if err != nil {
+					return nil, err
+				}
+				u.stored, u.storedMeta = &stored, u.meta()
+			} else if err := s.spoolFile(u, part); err != nil {
+				return nil, err
 			}
 		case "purpose", "expires_after[anchor]", "expires_after[seconds]":
 			v, err := io.ReadAll(io.LimitReader(part, maxFormFieldLen+1))
@@ -97,11 +165,11 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 			}
 			switch name {
 			case "purpose":
-				purpose, havePurpose = strings.TrimSpace(string(v)), true
+				u.purpose, u.havePurpose = strings.TrimSpace(string(v)), true
 			case "expires_after[anchor]":
-				anchor = strings.TrimSpace(string(v))
+				u.anchor = strings.TrimSpace(string(v))
 			default:
-				seconds = strings.TrimSpace(string(v))
+				u.seconds = strings.TrimSpace(string(v))
 			}
 		default:
 			// Unknown fields are drained and ignored, like the API does.
@@ -111,50 +179,131 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 		}
 		_ = part.Close()
 	}
-	if !haveFile {
+	if !u.haveFile {
 		return nil, errBadRequest("file", "Missing required parameter: 'file'.")
 	}
-	if !havePurpose {
-		return nil, errBadRequest("purpose", "Missing required parameter: 'purpose'.")
+	f, err := s.checkUpload(u)
+	if err != nil {
+		return nil, err
 	}
-	if !gen.CreateFileRequestPurpose(purpose).Valid() {
-		return nil, errBadRequest("purpose", "Invalid value for 'purpose': expected one of 'assistants', 'batch', 'fine-tune', 'vision', 'user_data' or 'evals'.")
+	switch {
+	case u.stored != nil && u.storedMeta == u.meta():
+		return genserver.CreateFile200JSONResponse(fileObject(*u.stored)), nil
+	case u.stored != nil:
+		// Fields that change the file came after its bytes: store them
+		// again with the final fields (rare: clients send fields first).
+		rc, err := s.db.OpenFile(ctx, storeProject, u.stored.ID)
+		if err != nil {
+			return nil, storeErr(err, "file", u.stored.ID)
+		}
+		defer rc.Close()
+		stored, err := s.storeFile(ctx, f, rc)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = s.db.DeleteFile(ctx, storeProject, u.stored.ID)
+		u.stored = nil
+		return genserver.CreateFile200JSONResponse(fileObject(stored)), nil
+	default:
+		if _, err := u.spool.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("upload: rewind spool: %w", err)
+		}
+		stored, err := s.storeFile(ctx, f, u.spool)
+		if err != nil {
+			return nil, err
+		}
+		return genserver.CreateFile200JSONResponse(fileObject(stored)), nil
 	}
+}
+
+// checkUpload checks an upload's fields and returns the file to store.
+func (s *Server) checkUpload(u *upload) (store.File, error) {
+	if !u.havePurpose {
+		return store.File{}, errBadRequest("purpose", "Missing required parameter: 'purpose'.")
+	}
+	if !gen.CreateFileRequestPurpose(u.purpose).Valid() {
+		return store.File{}, errBadRequest("purpose", "Invalid value for 'purpose': expected one of 'assistants', 'batch', 'fine-tune', 'vision', 'user_data' or 'evals'.")
+	}
+	filename := u.filename
 	if filename == "" {
 		filename = "upload"
 	}
 	if len(filename) > maxFilenameLen || !utf8.ValidString(filename) {
-		return nil, errBadRequest("file", "Invalid 'file': the file name must be valid UTF-8 of at most %d bytes.", maxFilenameLen)
+		return store.File{}, errBadRequest("file", "Invalid 'file': the file name must be valid UTF-8 of at most %d bytes.", maxFilenameLen)
 	}
 	now := s.now()
-	f := gen.OpenAIFile{
-		Id:        newID(prefixFile),
-		Object:    "file",
-		Bytes:     len(data),
-		CreatedAt: now,
+	f := store.File{
+		Project:   storeProject,
+		ID:        newID(prefixFile),
+		Purpose:   u.purpose,
 		Filename:  filename,
-		Purpose:   gen.OpenAIFilePurpose(purpose),
-		Status:    gen.OpenAIFileStatusProcessed,
+		CreatedAt: int64(now),
 	}
-	if anchor != "" || seconds != "" {
-		if anchor != string(gen.FileExpirationAfterAnchorCreatedAt) {
-			return nil, errBadRequest("expires_after[anchor]", "Invalid value for 'expires_after[anchor]': expected 'created_at'.")
+	if u.anchor != "" || u.seconds != "" {
+		if u.anchor != string(gen.FileExpirationAfterAnchorCreatedAt) {
+			return store.File{}, errBadRequest("expires_after[anchor]", "Invalid value for 'expires_after[anchor]': expected 'created_at'.")
 		}
-		secs, err := strconv.ParseInt(seconds, 10, 64)
+		secs, err := strconv.ParseInt(u.seconds, 10, 64)
 		if err != nil || secs < 3600 || secs > 2592000 {
-			return nil, errBadRequest("expires_after[seconds]", "Invalid 'expires_after[seconds]': expected an integer between 3600 and 2592000.")
+			return store.File{}, errBadRequest("expires_after[seconds]", "Invalid 'expires_after[seconds]': expected an integer between 3600 and 2592000.")
 		}
-		exp := now + int(secs)
-		f.ExpiresAt = &exp
+		f.ExpiresAt = int64(now) + secs
 	}
-	if mt, _, err := mime.ParseMediaType(contentType); err != nil || mt == "" {
-		contentType = "application/octet-stream"
+	ct := u.contentType
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt == "" {
+		ct = "application/octet-stream"
 	}
-	s.mu.Lock()
-	s.dropExpiredFilesLocked()
-	s.st.files.put(f.Id, &fileRec{obj: f, data: data, contentType: contentType})
-	s.mu.Unlock()
-	return genserver.CreateFile200JSONResponse(f), nil
+	f.ContentType = ct
+	return f, nil
+}
+
+// storeFile streams body into the store as f's bytes.
+func (s *Server) storeFile(ctx context.Context, f store.File, body io.Reader) (store.File, error) {
+	stored, err := s.db.CreateFile(ctx, f, body, s.opts.MaxFileBytes)
+	switch {
+	case errors.Is(err, store.ErrTooLarge):
+		return store.File{}, errBadRequest("file", "Invalid 'file': the file is larger than the limit of %d bytes.", s.opts.MaxFileBytes)
+	case err != nil:
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) || !isStoreError(err) {
+			return store.File{}, uploadReadError(err)
+		}
+		return store.File{}, storeErr(err, "file", f.ID)
+	}
+	return stored, nil
+}
+
+// isStoreError reports whether err is one of the store's sentinels (not a
+// failure to read the request).
+func isStoreError(err error) bool {
+	for _, e := range []error{store.ErrNotFound, store.ErrConflict, store.ErrClosed, store.ErrInvalid, store.ErrThreadLocked, store.ErrSchemaTooNew} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// spoolFile copies a file part that came before its fields into a
+// temporary file, at most MaxFileBytes.
+func (s *Server) spoolFile(u *upload, part io.Reader) error {
+	tmp, err := os.CreateTemp("", "assistants-upload-*")
+	if err != nil {
+		return fmt.Errorf("upload: spool: %w", err)
+	}
+	u.spool = tmp
+	n, err := io.Copy(tmp, io.LimitReader(part, s.opts.MaxFileBytes+1))
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("upload: spool: %w", err)
+		}
+		return uploadReadError(err)
+	}
+	if n > s.opts.MaxFileBytes {
+		return errBadRequest("file", "Invalid 'file': the file is larger than the limit of %d bytes.", s.opts.MaxFileBytes)
+	}
+	return nil
 }
 
 // uploadReadError maps a failure to read the multipart body to a 413 (over
@@ -169,120 +318,144 @@ func uploadReadError(err error) error {
 
 // RetrieveFile returns a file's metadata.
 func (s *Server) RetrieveFile(ctx context.Context, req genserver.RetrieveFileRequestObject) (genserver.RetrieveFileResponseObject, error) {
-	f, err := s.getFile(req.FileId)
+	f, err := s.getFile(ctx, req.FileId)
 	if err != nil {
 		return nil, err
 	}
-	return genserver.RetrieveFile200JSONResponse(f.obj), nil
+	return genserver.RetrieveFile200JSONResponse(fileObject(f)), nil
 }
 
 // DeleteFile deletes a file. It is also detached from every vector store
 // that holds it (their file counts and usage change accordingly); batches
 // keep their counts. Assistants and threads that name it keep the id.
 func (s *Server) DeleteFile(ctx context.Context, req genserver.DeleteFileRequestObject) (genserver.DeleteFileResponseObject, error) {
-	if !validID(req.FileId) {
-		return nil, errNotFound("file", req.FileId)
+	if _, err := s.getFile(ctx, req.FileId); err != nil { // an expired file is already gone: 404
+		return nil, err
 	}
-	s.mu.Lock()
-	s.dropExpiredFilesLocked() // an expired file is already gone: 404
-	ok := s.deleteFileLocked(req.FileId)
-	s.mu.Unlock()
-	if !ok {
-		return nil, errNotFound("file", req.FileId)
+	if err := s.deleteFile(ctx, req.FileId); err != nil {
+		return nil, storeErr(err, "file", req.FileId)
 	}
 	return genserver.DeleteFile200JSONResponse{Id: req.FileId, Object: "file", Deleted: true}, nil
 }
 
 // DownloadFile returns the stored bytes of a file as
 // application/octet-stream (the spec's content type), with a
-// Content-Disposition naming the file.
+// Content-Disposition naming the file. The bytes are streamed from the
+// store.
 func (s *Server) DownloadFile(ctx context.Context, req genserver.DownloadFileRequestObject) (genserver.DownloadFileResponseObject, error) {
-	f, err := s.getFile(req.FileId)
+	f, err := s.getFile(ctx, req.FileId)
 	if err != nil {
 		return nil, err
 	}
-	return fileDownload{data: f.data, name: f.obj.Filename}, nil
+	rc, err := s.db.OpenFile(ctx, storeProject, f.ID)
+	if err != nil {
+		return nil, storeErr(err, "file", f.ID)
+	}
+	return fileDownload{body: rc, size: f.Bytes, name: f.Filename}, nil
 }
 
 // fileDownload writes a file's bytes.
 type fileDownload struct {
-	data []byte
+	body io.ReadCloser
+	size int64
 	name string
 }
 
 // VisitDownloadFileResponse implements gen.DownloadFileResponseObject.
 func (d fileDownload) VisitDownloadFileResponse(w http.ResponseWriter) error {
+	defer d.body.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.Itoa(len(d.data)))
+	w.Header().Set("Content-Length", strconv.FormatInt(d.size, 10))
 	if cd := mime.FormatMediaType("attachment", map[string]string{"filename": d.name}); cd != "" {
 		w.Header().Set("Content-Disposition", cd)
 	}
 	w.WriteHeader(http.StatusOK)
-	_, err := w.Write(d.data)
+	_, err := io.Copy(w, d.body)
 	return err
 }
 
-// getFile returns a stored file (shared; do not modify), or a 404. A file
-// past its expires_at is deleted (as DeleteFile does) and is a 404.
-func (s *Server) getFile(id string) (*fileRec, error) {
+// getFile returns a stored file's metadata, or a 404. A file past its
+// expires_at is deleted (as DeleteFile does) and is a 404.
+func (s *Server) getFile(ctx context.Context, id string) (store.File, error) {
 	if !validID(id) {
-		return nil, errNotFound("file", id)
+		return store.File{}, errNotFound("file", id)
 	}
-	s.mu.RLock()
-	f, ok := s.st.files.get(id)
-	s.mu.RUnlock()
-	if !ok {
-		return nil, errNotFound("file", id)
+	f, err := s.db.GetFile(ctx, storeProject, id)
+	if err != nil {
+		return store.File{}, storeErr(err, "file", id)
 	}
 	if s.fileExpired(f) {
-		s.mu.Lock()
-		s.deleteFileLocked(id)
-		s.mu.Unlock()
-		return nil, errNotFound("file", id)
+		if err := s.deleteFile(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return store.File{}, storeErr(err, "file", id)
+		}
+		return store.File{}, errNotFound("file", id)
 	}
 	return f, nil
 }
 
+// fileExists reports whether id names an uploaded file that has not
+// expired. It takes no lock of the server (callers may hold s.mu).
+func (s *Server) fileExists(ctx context.Context, id string) bool {
+	f, err := s.db.GetFile(ctx, storeProject, id)
+	return err == nil && !s.fileExpired(f)
+}
+
+// readFile returns a stored file's metadata and bytes (at most
+// MaxFileBytes), for the model and vector stores; an expired file is a
+// 404. It takes no lock of the server (callers may hold s.mu).
+func (s *Server) readFile(ctx context.Context, id string) (store.File, []byte, error) {
+	if !validID(id) {
+		return store.File{}, nil, errNotFound("file", id)
+	}
+	f, err := s.db.GetFile(ctx, storeProject, id)
+	if err != nil {
+		return store.File{}, nil, storeErr(err, "file", id)
+	}
+	if s.fileExpired(f) {
+		return store.File{}, nil, errNotFound("file", id)
+	}
+	rc, err := s.db.OpenFile(ctx, storeProject, id)
+	if err != nil {
+		return store.File{}, nil, storeErr(err, "file", id)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, s.opts.MaxFileBytes+1))
+	if err != nil {
+		return store.File{}, nil, storeErr(err, "file", id)
+	}
+	return f, data, nil
+}
+
 // fileExpired reports whether f's expires_at has passed.
-func (s *Server) fileExpired(f *fileRec) bool {
-	return f.obj.ExpiresAt != nil && s.now() >= *f.obj.ExpiresAt
+func (s *Server) fileExpired(f store.File) bool {
+	return f.ExpiresAt != 0 && int64(s.now()) >= f.ExpiresAt
 }
 
-// dropExpiredFilesLocked deletes the files past their expires_at, as
-// DeleteFile does. Listing, uploading, deleting and reading a file run it,
-// so an expired file is never listed, read or downloaded. s.mu is held for
-// writing.
-func (s *Server) dropExpiredFilesLocked() {
-	for _, f := range s.st.files.all() {
-		if s.fileExpired(f) {
-			s.deleteFileLocked(f.obj.Id)
+// deleteFile deletes a file in the store (which detaches it from its
+// vector stores there) and from the vector stores kept by the server.
+func (s *Server) deleteFile(ctx context.Context, id string) error {
+	if _, err := s.db.DeleteFile(ctx, storeProject, id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, vs := range s.st.vectorStores.all() {
+		if vs.files.del(id) {
+			s.refreshVectorStoreLocked(vs)
 		}
 	}
-}
-
-// deleteFileLocked deletes a file and detaches it from every vector store
-// that holds it. s.mu is held for writing.
-func (s *Server) deleteFileLocked(id string) bool {
-	ok := s.st.files.del(id)
-	if ok {
-		for _, vs := range s.st.vectorStores.all() {
-			if vs.files.del(id) {
-				s.refreshVectorStoreLocked(vs)
-			}
-		}
-	}
-	return ok
+	return nil
 }
 
 // fileText returns the text of a file for vector stores, or why it cannot be
 // indexed.
-func fileText(f *fileRec) (string, *gen.VectorStoreFileLastError) {
-	if len(f.data) == 0 {
+func fileText(f store.File, data []byte) (string, *gen.VectorStoreFileLastError) {
+	if len(data) == 0 {
 		return "", &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile, Message: "The file is empty."}
 	}
-	if !utf8.Valid(f.data) {
+	if !utf8.Valid(data) {
 		return "", &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeUnsupportedFile,
-			Message: fmt.Sprintf("The file type of %s is not supported for retrieval: it is not UTF-8 text.", f.obj.Filename)}
+			Message: fmt.Sprintf("The file type of %s is not supported for retrieval: it is not UTF-8 text.", f.Filename)}
 	}
-	return string(f.data), nil
+	return string(data), nil
 }

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"unicode/utf8"
 
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Limits on message fields.
@@ -26,14 +28,30 @@ func (s *Server) ListMessages(ctx context.Context, req genserver.ListMessagesReq
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.threadMessages(req.ThreadId)
+	if !validID(req.ThreadId) {
+		return nil, errNotFound("thread", req.ThreadId)
+	}
+	runID := ""
+	if p.RunId != nil {
+		runID = *p.RunId
+		if runID == "" {
+			// An empty run id names no run (the store reads "" as "any").
+			if _, err := s.getThreadObject(ctx, req.ThreadId); err != nil {
+				return nil, err
+			}
+			return genserver.ListMessages200JSONResponse{Object: "list", Data: []gen.MessageObject{}}, nil
+		}
+	}
+	pg, err := s.db.ListMessages(ctx, storeProject, req.ThreadId, runID, storeList(lp))
+	if err != nil {
+		return nil, storeErr(err, "thread", req.ThreadId)
+	}
+	data, err := decodeAll[store.Message, gen.MessageObject](pg.Items, func(m store.Message) []byte { return m.Data })
 	if err != nil {
 		return nil, err
 	}
-	if p.RunId != nil {
-		msgs = slices.DeleteFunc(msgs, func(m gen.MessageObject) bool { return m.RunId == nil || *m.RunId != *p.RunId })
-	}
-	data, first, last, more := page(msgs, func(m gen.MessageObject) string { return m.Id }, lp)
+	first, last := firstLast(data, func(m gen.MessageObject) string { return m.Id })
+	more := pg.HasMore
 	return genserver.ListMessages200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
 }
 
@@ -51,20 +69,41 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, ok := s.st.threads.get(req.ThreadId)
-	if !ok {
-		return nil, errNotFound("thread", req.ThreadId)
+	if _, err := s.getThreadObject(ctx, req.ThreadId); err != nil {
+		return nil, err
 	}
 	if runID, active := s.eng.activeRun(req.ThreadId); active {
 		return nil, errThreadLocked(req.ThreadId, runID)
 	}
-	m, err := s.buildMessageLocked(req.ThreadId, *req.Body, "")
+	m, err := s.buildMessageLocked(ctx, req.ThreadId, *req.Body, "")
 	if err != nil {
 		return nil, err
 	}
 	s.hooks.messageChecked()
-	rec.msgs.put(m.Id, cloneMessage(m))
+	sm, err := storeMessage(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.CreateMessage(ctx, sm); err != nil {
+		if errors.Is(err, store.ErrThreadLocked) {
+			return nil, errThreadLocked(req.ThreadId, "")
+		}
+		return nil, storeErr(err, "thread", req.ThreadId)
+	}
 	return genserver.CreateMessage200JSONResponse(m), nil
+}
+
+// storeMessage is the store's value of a message.
+func storeMessage(m gen.MessageObject) (store.Message, error) {
+	data, err := encodeData(m)
+	if err != nil {
+		return store.Message{}, err
+	}
+	sm := store.Message{Project: storeProject, ID: m.Id, ThreadID: m.ThreadId, CreatedAt: int64(m.CreatedAt), Data: data}
+	if m.RunId != nil {
+		sm.RunID = *m.RunId
+	}
+	return sm, nil
 }
 
 // errThreadLocked is the API's answer to a message added while a run is active.
@@ -74,9 +113,7 @@ func errThreadLocked(threadID, runID string) *apiError {
 
 // GetMessage returns one message of a thread.
 func (s *Server) GetMessage(ctx context.Context, req genserver.GetMessageRequestObject) (genserver.GetMessageResponseObject, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, m, err := s.lookupMessageLocked(req.ThreadId, req.MessageId)
+	m, err := s.lookupMessage(ctx, req.ThreadId, req.MessageId)
 	if err != nil {
 		return nil, err
 	}
@@ -91,90 +128,108 @@ func (s *Server) ModifyMessage(ctx context.Context, req genserver.ModifyMessageR
 	if err := validateMetadata(req.Body.Metadata); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, m, err := s.lookupMessageLocked(req.ThreadId, req.MessageId)
+	m, err := s.lookupMessage(ctx, req.ThreadId, req.MessageId)
 	if err != nil {
 		return nil, err
 	}
-	if req.Body.Metadata != nil {
-		m = cloneMessage(m)
+	if req.Body.Metadata == nil {
+		return genserver.ModifyMessage200JSONResponse(m), nil
+	}
+	_, err = s.db.UpdateMessage(ctx, storeProject, req.ThreadId, req.MessageId, func(sm *store.Message) error {
+		var err error
+		if m, err = decodeData[gen.MessageObject](sm.Data); err != nil {
+			return err
+		}
 		m.Metadata = cloneMetadata(req.Body.Metadata)
-		rec.msgs.put(m.Id, m)
+		sm.Data, err = encodeData(m)
+		return err
+	})
+	if err != nil {
+		return nil, storeErr(err, "message", req.MessageId)
 	}
 	return genserver.ModifyMessage200JSONResponse(m), nil
 }
 
 // DeleteMessage removes a message from a thread.
 func (s *Server) DeleteMessage(ctx context.Context, req genserver.DeleteMessageRequestObject) (genserver.DeleteMessageResponseObject, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, _, err := s.lookupMessageLocked(req.ThreadId, req.MessageId)
-	if err != nil {
+	if _, err := s.lookupMessage(ctx, req.ThreadId, req.MessageId); err != nil {
 		return nil, err
 	}
-	rec.msgs.del(req.MessageId)
+	if err := s.db.DeleteMessage(ctx, storeProject, req.ThreadId, req.MessageId); err != nil {
+		return nil, storeErr(err, "message", req.MessageId)
+	}
 	return genserver.DeleteMessage200JSONResponse{Id: req.MessageId, Object: "thread.message.deleted", Deleted: true}, nil
 }
 
-// lookupMessageLocked finds a thread and one of its messages; s.mu must be
-// held.
-func (s *Server) lookupMessageLocked(threadID, msgID string) (*threadRec, gen.MessageObject, error) {
-	if !validID(threadID) {
-		return nil, gen.MessageObject{}, errNotFound("thread", threadID)
-	}
-	rec, ok := s.st.threads.get(threadID)
-	if !ok {
-		return nil, gen.MessageObject{}, errNotFound("thread", threadID)
+// lookupMessage finds one message of a thread: a 404 names the thread
+// when it does not exist, else the message.
+func (s *Server) lookupMessage(ctx context.Context, threadID, msgID string) (gen.MessageObject, error) {
+	if _, err := s.getThreadObject(ctx, threadID); err != nil {
+		return gen.MessageObject{}, err
 	}
 	if !validID(msgID) {
-		return nil, gen.MessageObject{}, errNotFound("message", msgID)
+		return gen.MessageObject{}, errNotFound("message", msgID)
 	}
-	m, ok := rec.msgs.get(msgID)
-	if !ok {
-		return nil, gen.MessageObject{}, errNotFound("message", msgID)
+	sm, err := s.db.GetMessage(ctx, storeProject, threadID, msgID)
+	if err != nil {
+		return gen.MessageObject{}, storeErr(err, "message", msgID)
 	}
-	return rec, m, nil
+	return decodeData[gen.MessageObject](sm.Data)
 }
 
-// threadMessages returns copies of a thread's messages in creation order,
-// oldest first, or a 404 for an unknown thread.
+// threadMessages returns a thread's messages in creation order, oldest
+// first, or a 404 for an unknown thread. (The run engine reads them for a
+// model round.)
 func (s *Server) threadMessages(threadID string) ([]gen.MessageObject, error) {
 	if !validID(threadID) {
 		return nil, errNotFound("thread", threadID)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	rec, ok := s.st.threads.get(threadID)
-	if !ok {
-		return nil, errNotFound("thread", threadID)
+	ctx := context.WithoutCancel(s.ctx)
+	var out []gen.MessageObject
+	lp := store.ListParams{Limit: 100}
+	for {
+		pg, err := s.db.ListMessages(ctx, storeProject, threadID, "", lp)
+		if err != nil {
+			return nil, storeErr(err, "thread", threadID)
+		}
+		for _, sm := range pg.Items {
+			m, err := decodeData[gen.MessageObject](sm.Data)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		if !pg.HasMore || len(pg.Items) == 0 {
+			return out, nil
+		}
+		lp.After = pg.Items[len(pg.Items)-1].ID
 	}
-	out := rec.msgs.all()
-	for i := range out {
-		out[i] = cloneMessage(out[i])
-	}
-	return out, nil
 }
 
-// putMessage stores m in its thread: it is appended when new, or replaces the
-// message with the same id in place (the run engine updates the messages it
-// writes). It returns a 404 when the thread is gone. m is copied.
+// putMessage stores m in its thread: it is added when new, or replaces the
+// message with the same id (the run engine updates the messages it
+// writes). It returns a 404 when the thread is gone.
 func (s *Server) putMessage(m gen.MessageObject) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, ok := s.st.threads.get(m.ThreadId)
-	if !ok {
-		return errNotFound("thread", m.ThreadId)
+	ctx := context.WithoutCancel(s.ctx)
+	sm, err := storeMessage(m)
+	if err != nil {
+		return err
 	}
-	rec.msgs.put(m.Id, cloneMessage(m))
-	return nil
+	_, err = s.db.UpdateMessage(ctx, storeProject, m.ThreadId, m.Id, func(cur *store.Message) error {
+		cur.Data = sm.Data
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		err = s.db.CreateMessage(ctx, sm)
+	}
+	return storeErr(err, "thread", m.ThreadId)
 }
 
 // buildMessageLocked validates req and returns the message it describes for
 // threadID (status completed, created now); s.mu must be held. It is not
 // stored. prefix is put in front of parameter names in errors (e.g.
 // "messages[2].").
-func (s *Server) buildMessageLocked(threadID string, req gen.CreateMessageRequest, prefix string) (gen.MessageObject, error) {
+func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req gen.CreateMessageRequest, prefix string) (gen.MessageObject, error) {
 	var role gen.MessageObjectRole
 	switch req.Role {
 	case gen.CreateMessageRequestRoleUser:
@@ -187,7 +242,7 @@ func (s *Server) buildMessageLocked(threadID string, req gen.CreateMessageReques
 	if err := validateMetadataParam(prefix+"metadata", req.Metadata); err != nil {
 		return gen.MessageObject{}, err
 	}
-	content, err := s.buildContentLocked(req.Content, prefix+"content")
+	content, err := s.buildContentLocked(ctx, req.Content, prefix+"content")
 	if err != nil {
 		return gen.MessageObject{}, err
 	}
@@ -201,7 +256,7 @@ func (s *Server) buildMessageLocked(threadID string, req gen.CreateMessageReques
 			if a.FileId == nil || *a.FileId == "" {
 				return gen.MessageObject{}, errBadRequest(param+".file_id", "Missing required parameter: '%s.file_id'.", param)
 			}
-			if _, ok := s.st.files.get(*a.FileId); !ok {
+			if !validID(*a.FileId) || !s.fileExists(ctx, *a.FileId) {
 				return gen.MessageObject{}, errBadRequest(param+".file_id", "Invalid '%s.file_id': no file found with id '%s'.", param, truncateForMessage(*a.FileId))
 			}
 			if a.Tools != nil {
@@ -235,7 +290,7 @@ func (s *Server) buildMessageLocked(threadID string, req gen.CreateMessageReques
 
 // buildContentLocked turns request content (a string or a list of text and
 // image parts) into message content parts.
-func (s *Server) buildContentLocked(c gen.CreateMessageRequest_Content, param string) ([]gen.MessageContent, error) {
+func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequest_Content, param string) ([]gen.MessageContent, error) {
 	if text, err := c.AsCreateMessageRequestContent0(); err == nil {
 		if err := checkText(param, text); err != nil {
 			return nil, err
@@ -281,7 +336,7 @@ func (s *Server) buildContentLocked(c gen.CreateMessageRequest_Content, param st
 			if err != nil || f.ImageFile.FileId == "" {
 				return nil, errBadRequest(pp+".image_file.file_id", "Invalid '%s.image_file.file_id': expected a file id.", pp)
 			}
-			if _, ok := s.st.files.get(f.ImageFile.FileId); !ok {
+			if !validID(f.ImageFile.FileId) || !s.fileExists(ctx, f.ImageFile.FileId) {
 				return nil, errBadRequest(pp+".image_file.file_id", "Invalid '%s.image_file.file_id': no file found with id '%s'.", pp, truncateForMessage(f.ImageFile.FileId))
 			}
 			if f.ImageFile.Detail != nil && !f.ImageFile.Detail.Valid() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Run limits, as the API documents them.
@@ -264,11 +265,11 @@ func (s *Server) newRunObject(threadID string, a gen.AssistantObject, p *runPara
 
 // prepareRun checks a run request against the assistant and returns the
 // queued run it describes for threadID (not registered yet).
-func (s *Server) prepareRun(threadID string, p *runParams) (*runRec, error) {
+func (s *Server) prepareRun(ctx context.Context, threadID string, p *runParams) (*runRec, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	a, err := s.getAssistant(p.AssistantID)
+	a, err := s.getAssistant(ctx, p.AssistantID)
 	if err != nil {
 		return nil, err
 	}
@@ -283,25 +284,34 @@ func (s *Server) prepareRun(threadID string, p *runParams) (*runRec, error) {
 // registers the run, taking the thread's lock; s.mu must be held, so that
 // taking the thread's lock and CreateMessage's check-and-write never
 // interleave. Nothing is stored when it fails.
-func (s *Server) registerRunLocked(r *runRec, p *runParams) error {
+func (s *Server) registerRunLocked(ctx context.Context, r *runRec, p *runParams) error {
 	threadID := r.obj.ThreadId
-	rec, ok := s.st.threads.get(threadID)
-	if !ok {
-		return errNotFound("thread", threadID)
+	if _, err := s.getThreadObject(ctx, threadID); err != nil {
+		return err
 	}
-	msgs := make([]gen.MessageObject, 0, len(p.AdditionalMessages))
+	msgs := make([]store.Message, 0, len(p.AdditionalMessages))
 	for i, m := range p.AdditionalMessages {
-		bm, err := s.buildMessageLocked(threadID, m, fmt.Sprintf("additional_messages[%d].", i))
+		bm, err := s.buildMessageLocked(ctx, threadID, m, fmt.Sprintf("additional_messages[%d].", i))
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, bm)
+		sm, err := storeMessage(bm)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, sm)
 	}
 	if err := s.eng.register(r); err != nil {
 		return err
 	}
-	for _, m := range msgs {
-		rec.msgs.put(m.Id, cloneMessage(m))
+	for i, m := range msgs {
+		if err := s.db.CreateMessage(ctx, m); err != nil {
+			for _, done := range msgs[:i] {
+				_ = s.db.DeleteMessage(context.WithoutCancel(ctx), storeProject, threadID, done.ID)
+			}
+			s.eng.unregister(r)
+			return storeErr(err, "thread", threadID)
+		}
 	}
 	return nil
 }
@@ -310,19 +320,19 @@ func (s *Server) registerRunLocked(r *runRec, p *runParams) error {
 // registers the run (taking the thread's lock) and starts it. With
 // p.Stream, the subscriber sees every event of the run from
 // thread.run.created on.
-func (s *Server) startRun(threadID string, p *runParams) (gen.RunObject, *subscriber, error) {
+func (s *Server) startRun(ctx context.Context, threadID string, p *runParams) (gen.RunObject, *subscriber, error) {
 	if err := p.validate(); err != nil {
 		return gen.RunObject{}, nil, err
 	}
-	if _, err := s.getThreadObject(threadID); err != nil {
+	if _, err := s.getThreadObject(ctx, threadID); err != nil {
 		return gen.RunObject{}, nil, err
 	}
-	r, err := s.prepareRun(threadID, p)
+	r, err := s.prepareRun(ctx, threadID, p)
 	if err != nil {
 		return gen.RunObject{}, nil, err
 	}
 	s.mu.Lock()
-	err = s.registerRunLocked(r, p)
+	err = s.registerRunLocked(ctx, r, p)
 	s.mu.Unlock()
 	if err != nil {
 		return gen.RunObject{}, nil, err
@@ -347,7 +357,7 @@ func (s *Server) CreateRun(ctx context.Context, req genserver.CreateRunRequestOb
 	if b.AdditionalMessages != nil {
 		p.AdditionalMessages = *b.AdditionalMessages
 	}
-	run, sub, err := s.startRun(req.ThreadId, p)
+	run, sub, err := s.startRun(ctx, req.ThreadId, p)
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +383,7 @@ func (s *Server) CreateThreadAndRun(ctx context.Context, req genserver.CreateThr
 	}
 	// Check everything that can be checked before the thread exists, so a
 	// bad request leaves no thread behind.
-	r, err := s.prepareRun("", p)
+	r, err := s.prepareRun(ctx, "", p)
 	if err != nil {
 		return nil, err
 	}
@@ -381,11 +391,11 @@ func (s *Server) CreateThreadAndRun(ctx context.Context, req genserver.CreateThr
 	// sees the thread without its run, and a run that cannot be registered
 	// leaves no thread behind.
 	s.mu.Lock()
-	th, err := s.insertThreadLocked(b.Thread)
+	th, err := s.insertThreadLocked(ctx, b.Thread)
 	if err == nil {
 		r.obj.ThreadId = th.Id
-		if err = s.registerRunLocked(r, p); err != nil {
-			s.st.threads.del(th.Id)
+		if err = s.registerRunLocked(ctx, r, p); err != nil {
+			_ = s.db.DeleteThread(context.WithoutCancel(ctx), storeProject, th.Id)
 		}
 	}
 	s.mu.Unlock()
@@ -413,7 +423,7 @@ func (s *Server) ListRuns(ctx context.Context, req genserver.ListRunsRequestObje
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.getThreadObject(req.ThreadId); err != nil {
+	if _, err := s.getThreadObject(ctx, req.ThreadId); err != nil {
 		return nil, err
 	}
 	runs := s.eng.listRuns(req.ThreadId)

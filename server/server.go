@@ -45,6 +45,8 @@ import (
 	"time"
 
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/memory"
 )
 
 // Options configures a Server. The zero value of every field means its default.
@@ -90,6 +92,10 @@ type Options struct {
 	Now func() time.Time
 	// DisableValidation turns off the OpenAPI request validation. Default: false.
 	DisableValidation bool
+	// Store keeps the server's objects. The server does not close it: its
+	// opener does, after Server.Close. Default: a new in-memory store
+	// (store/memory), so nothing survives the process.
+	Store store.Store
 }
 
 // Option changes Options.
@@ -120,6 +126,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l 
 // WithMaxFileBytes bounds one uploaded file (default 64 MiB).
 func WithMaxFileBytes(n int64) Option { return func(o *Options) { o.MaxFileBytes = n } }
 
+// WithStore sets where the server keeps its objects (default: a new
+// in-memory store).
+func WithStore(st store.Store) Option { return func(o *Options) { o.Store = st } }
+
 // WithMaxBodyBytes bounds JSON request bodies (default 4 MiB).
 func WithMaxBodyBytes(n int64) Option { return func(o *Options) { o.MaxBodyBytes = n } }
 
@@ -129,9 +139,14 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	mu  sync.RWMutex // guards st (see store.go)
-	st  *store       // assistants, threads, messages, files, vector stores (store.go)
-	eng *engine      // runs and run steps, and their state machine (engine.go)
+	// db keeps assistants, threads, messages and files (Options.Store).
+	db store.Store
+	// mu serializes, within this process, the writes that check the run
+	// engine's thread locks (a message and a run on one thread) and guards
+	// st.
+	mu  sync.RWMutex
+	st  *memState // vector stores (store.go)
+	eng *engine   // runs and run steps, and their state machine (engine.go)
 
 	bg     sync.WaitGroup     // run engine and vector store goroutines
 	ctx    context.Context    // cancelled by Close; parent of background work
@@ -179,7 +194,10 @@ func New(opts ...Option) *Server {
 	if o.Model == nil {
 		o.Model = Scripted()
 	}
-	s := &Server{opts: o, log: o.Logger, st: newStore()}
+	if o.Store == nil {
+		o.Store = memory.New()
+	}
+	s := &Server{opts: o, log: o.Logger, db: o.Store, st: newStore()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()

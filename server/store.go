@@ -7,31 +7,16 @@ import (
 	"github.com/assistants-go/assistants/gen"
 )
 
-// store holds every object but runs and steps, guarded by Server.mu.
-// (Owned by the CRUD side; the run engine reads it through Server methods.)
+// memState holds the vector stores, guarded by Server.mu: the objects
+// that have not moved to the store.Store (Options.Store) yet. Assistants,
+// threads, messages and files live in the store (see storage.go).
 //
 // Objects are kept by value. A stored object is never modified in place:
 // changes build a new value (with fresh maps and slices where they differ)
 // and replace the old one, so values handed out under the read lock stay
 // safe to encode after it is released.
-type store struct {
-	assistants   coll[gen.AssistantObject]
-	threads      coll[*threadRec]
-	files        coll[*fileRec]
+type memState struct {
 	vectorStores coll[*vectorStoreRec]
-}
-
-// threadRec is a thread and its messages.
-type threadRec struct {
-	obj  gen.ThreadObject
-	msgs coll[gen.MessageObject]
-}
-
-// fileRec is an uploaded file and its bytes.
-type fileRec struct {
-	obj         gen.OpenAIFile
-	data        []byte
-	contentType string
 }
 
 // vectorStoreRec is a vector store, its files and its file batches.
@@ -58,13 +43,8 @@ type batchRec struct {
 	status map[string]gen.VectorStoreFileObjectStatus
 }
 
-func newStore() *store {
-	return &store{
-		assistants:   newColl[gen.AssistantObject](),
-		threads:      newColl[*threadRec](),
-		files:        newColl[*fileRec](),
-		vectorStores: newColl[*vectorStoreRec](),
-	}
+func newStore() *memState {
+	return &memState{vectorStores: newColl[*vectorStoreRec]()}
 }
 
 // coll is an id-keyed collection that remembers insertion (creation) order.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // maxThreadMessages bounds the messages a thread may be created with.
@@ -13,7 +14,7 @@ const maxThreadMessages = 32
 
 // CreateThread stores a new thread and the messages it starts with.
 func (s *Server) CreateThread(ctx context.Context, req genserver.CreateThreadRequestObject) (genserver.CreateThreadResponseObject, error) {
-	th, err := s.insertThread(req.Body)
+	th, err := s.insertThread(ctx, req.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -22,7 +23,7 @@ func (s *Server) CreateThread(ctx context.Context, req genserver.CreateThreadReq
 
 // GetThread returns one thread.
 func (s *Server) GetThread(ctx context.Context, req genserver.GetThreadRequestObject) (genserver.GetThreadResponseObject, error) {
-	th, err := s.getThreadObject(req.ThreadId)
+	th, err := s.getThreadObject(ctx, req.ThreadId)
 	if err != nil {
 		return nil, err
 	}
@@ -41,23 +42,35 @@ func (s *Server) ModifyThread(ctx context.Context, req genserver.ModifyThreadReq
 	if err := validateMetadata(b.Metadata); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, ok := s.st.threads.get(req.ThreadId)
-	if !ok {
-		return nil, errNotFound("thread", req.ThreadId)
+	if _, err := s.getThreadObject(ctx, req.ThreadId); err != nil {
+		return nil, err
 	}
-	th := rec.obj
 	if b.ToolResources != nil {
-		if err := s.checkToolResourcesLocked(b.ToolResources); err != nil {
+		s.mu.RLock()
+		err := s.checkToolResourcesLocked(ctx, b.ToolResources)
+		s.mu.RUnlock()
+		if err != nil {
 			return nil, err
 		}
-		th.ToolResources = cloneToolResources(b.ToolResources)
 	}
-	if b.Metadata != nil {
-		th.Metadata = cloneMetadata(b.Metadata)
+	var th gen.ThreadObject
+	_, err := s.db.UpdateThread(ctx, storeProject, req.ThreadId, func(st *store.Thread) error {
+		var err error
+		if th, err = decodeData[gen.ThreadObject](st.Data); err != nil {
+			return err
+		}
+		if b.ToolResources != nil {
+			th.ToolResources = cloneToolResources(b.ToolResources)
+		}
+		if b.Metadata != nil {
+			th.Metadata = cloneMetadata(b.Metadata)
+		}
+		st.Data, err = encodeData(th)
+		return err
+	})
+	if err != nil {
+		return nil, storeErr(err, "thread", req.ThreadId)
 	}
-	rec.obj = th
 	return genserver.ModifyThread200JSONResponse(th), nil
 }
 
@@ -68,40 +81,38 @@ func (s *Server) DeleteThread(ctx context.Context, req genserver.DeleteThreadReq
 		return nil, errNotFound("thread", req.ThreadId)
 	}
 	s.mu.Lock()
-	ok := s.st.threads.del(req.ThreadId)
+	err := s.db.DeleteThread(ctx, storeProject, req.ThreadId)
 	s.mu.Unlock()
-	if !ok {
-		return nil, errNotFound("thread", req.ThreadId)
+	if err != nil {
+		return nil, storeErr(err, "thread", req.ThreadId)
 	}
 	s.eng.forgetThread(req.ThreadId)
 	return genserver.DeleteThread200JSONResponse{Id: req.ThreadId, Object: "thread.deleted", Deleted: true}, nil
 }
 
 // getThreadObject returns a copy of a stored thread, or a 404.
-func (s *Server) getThreadObject(id string) (gen.ThreadObject, error) {
+func (s *Server) getThreadObject(ctx context.Context, id string) (gen.ThreadObject, error) {
 	if !validID(id) {
 		return gen.ThreadObject{}, errNotFound("thread", id)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	rec, ok := s.st.threads.get(id)
-	if !ok {
-		return gen.ThreadObject{}, errNotFound("thread", id)
+	t, err := s.db.GetThread(ctx, storeProject, id)
+	if err != nil {
+		return gen.ThreadObject{}, storeErr(err, "thread", id)
 	}
-	return rec.obj, nil
+	return decodeData[gen.ThreadObject](t.Data)
 }
 
 // insertThread validates req (which may be nil: an empty thread) and stores
 // the thread with its messages, all created now. Nothing is stored when req
 // is invalid.
-func (s *Server) insertThread(req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
+func (s *Server) insertThread(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.insertThreadLocked(req)
+	return s.insertThreadLocked(ctx, req)
 }
 
 // insertThreadLocked is insertThread with s.mu held.
-func (s *Server) insertThreadLocked(req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
+func (s *Server) insertThreadLocked(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
 	if req == nil {
 		req = &gen.CreateThreadRequest{}
 	}
@@ -123,13 +134,13 @@ func (s *Server) insertThreadLocked(req *gen.CreateThreadRequest) (gen.ThreadObj
 	}
 	built := make([]gen.MessageObject, 0, len(msgs))
 	for i, m := range msgs {
-		bm, err := s.buildMessageLocked(th.Id, m, fmt.Sprintf("messages[%d].", i))
+		bm, err := s.buildMessageLocked(ctx, th.Id, m, fmt.Sprintf("messages[%d].", i))
 		if err != nil {
 			return gen.ThreadObject{}, err
 		}
 		built = append(built, bm)
 	}
-	tr, err := s.createToolResourcesLocked(req.ToolResources)
+	tr, err := s.createToolResourcesLocked(ctx, req.ToolResources)
 	if err != nil {
 		return gen.ThreadObject{}, err
 	}
@@ -137,10 +148,20 @@ func (s *Server) insertThreadLocked(req *gen.CreateThreadRequest) (gen.ThreadObj
 		tr = &gen.ToolResources{}
 	}
 	th.ToolResources = tr
-	rec := &threadRec{obj: th, msgs: newColl[gen.MessageObject]()}
-	for _, m := range built {
-		rec.msgs.put(m.Id, m)
+	data, err := encodeData(th)
+	if err != nil {
+		return gen.ThreadObject{}, err
 	}
-	s.st.threads.put(th.Id, rec)
+	msgs2 := make([]store.Message, 0, len(built))
+	for _, m := range built {
+		sm, err := storeMessage(m)
+		if err != nil {
+			return gen.ThreadObject{}, err
+		}
+		msgs2 = append(msgs2, sm)
+	}
+	if err := s.db.CreateThread(ctx, store.Thread{Project: storeProject, ID: th.Id, CreatedAt: int64(th.CreatedAt), Data: data}, msgs2); err != nil {
+		return gen.ThreadObject{}, storeErr(err, "thread", th.Id)
+	}
 	return th, nil
 }

@@ -538,20 +538,20 @@ func (s *Server) processFilesLocked(rec *vectorStoreRec) {
 // processFileLocked extracts and chunks one in_progress file: it ends
 // completed, or failed with the reason.
 func (s *Server) processFileLocked(f *vsFileRec) {
-	file, ok := s.st.files.get(f.obj.Id)
-	if !ok {
+	file, data, err := s.readFile(s.ctx, f.obj.Id)
+	if err != nil {
 		f.obj.Status = gen.VectorStoreFileObjectStatusFailed
 		f.obj.LastError = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
 			Message: fmt.Sprintf("No file found with id '%s'.", truncateForMessage(f.obj.Id))}
-	} else if text, lastErr := fileText(file); lastErr != nil {
+	} else if text, lastErr := fileText(file, data); lastErr != nil {
 		f.obj.Status = gen.VectorStoreFileObjectStatusFailed
 		f.obj.LastError = lastErr
 	} else {
 		max, overlap := chunkSizes(f.obj.ChunkingStrategy)
 		f.data = &vsFileData{text: text, chunks: chunkText(text, max, overlap)}
-		f.filename = file.obj.Filename
+		f.filename = file.Filename
 		f.obj.Status = gen.VectorStoreFileObjectStatusCompleted
-		f.obj.UsageBytes = len(file.data)
+		f.obj.UsageBytes = len(data)
 	}
 }
 
