@@ -46,7 +46,7 @@ func (r *recorder) body(t *testing.T, path string) map[string]any {
 	return m
 }
 
-func newRecorder(t *testing.T, replies map[string]string) (*recorder, *gen.ClientWithResponses) {
+func newRecorder(t *testing.T, replies map[string]string) (*recorder, *assistants.Client) {
 	t.Helper()
 	rec := &recorder{bodies: map[string][]byte{}, replies: replies}
 	srv := httptest.NewServer(rec)

@@ -5506,8 +5506,8 @@ type CreateRunJSONRequestBody = CreateRunRequest
 // ModifyRunJSONRequestBody defines body for ModifyRun for application/json ContentType.
 type ModifyRunJSONRequestBody = ModifyRunRequest
 
-// SubmitToolOuputsToRunJSONRequestBody defines body for SubmitToolOuputsToRun for application/json ContentType.
-type SubmitToolOuputsToRunJSONRequestBody = SubmitToolOutputsRunRequest
+// SubmitToolOutputsToRunJSONRequestBody defines body for SubmitToolOutputsToRun for application/json ContentType.
+type SubmitToolOutputsToRunJSONRequestBody = SubmitToolOutputsRunRequest
 
 // CreateVectorStoreJSONRequestBody defines body for CreateVectorStore for application/json ContentType.
 type CreateVectorStoreJSONRequestBody = CreateVectorStoreRequest
@@ -10630,23 +10630,23 @@ type ClientInterface interface {
 	// Corresponds with GET /threads/{thread_id}/runs/{run_id}/steps/{step_id} (the `GetRunStep` operationId).
 	GetRunStep(ctx context.Context, threadId string, runId string, stepId string, params *GetRunStepParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// SubmitToolOuputsToRunWithBody Submit tool outputs to a run
+	// SubmitToolOutputsToRunWithBody Submit tool outputs to a run
 	//
 	// Answers every pending tool call of a run in requires_action, all in one request.
 	//
 	// Takes any type of body and a specified content type.
 	//
-	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-	SubmitToolOuputsToRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+	SubmitToolOutputsToRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// SubmitToolOuputsToRun Submit tool outputs to a run
+	// SubmitToolOutputsToRun Submit tool outputs to a run
 	//
 	// Answers every pending tool call of a run in requires_action, all in one request.
 	//
 	// Takes a body of the `application/json` content type.
 	//
-	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-	SubmitToolOuputsToRun(ctx context.Context, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+	SubmitToolOutputsToRun(ctx context.Context, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListVectorStores List vector stores
 	//
@@ -11361,15 +11361,15 @@ func (c *Client) GetRunStep(ctx context.Context, threadId string, runId string, 
 	return c.Client.Do(req)
 }
 
-// SubmitToolOuputsToRunWithBody Submit tool outputs to a run
+// SubmitToolOutputsToRunWithBody Submit tool outputs to a run
 //
 // Answers every pending tool call of a run in requires_action, all in one request.
 //
 // Takes any type of body and a specified content type.
 //
-// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-func (c *Client) SubmitToolOuputsToRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSubmitToolOuputsToRunRequestWithBody(c.Server, threadId, runId, contentType, body)
+// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+func (c *Client) SubmitToolOutputsToRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitToolOutputsToRunRequestWithBody(c.Server, threadId, runId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -11380,15 +11380,15 @@ func (c *Client) SubmitToolOuputsToRunWithBody(ctx context.Context, threadId str
 	return c.Client.Do(req)
 }
 
-// SubmitToolOuputsToRun Submit tool outputs to a run
+// SubmitToolOutputsToRun Submit tool outputs to a run
 //
 // Answers every pending tool call of a run in requires_action, all in one request.
 //
 // Takes a body of the `application/json` content type.
 //
-// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-func (c *Client) SubmitToolOuputsToRun(ctx context.Context, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSubmitToolOuputsToRunRequest(c.Server, threadId, runId, body)
+// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+func (c *Client) SubmitToolOutputsToRun(ctx context.Context, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitToolOutputsToRunRequest(c.Server, threadId, runId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12790,19 +12790,19 @@ func NewGetRunStepRequest(server string, threadId string, runId string, stepId s
 	return req, nil
 }
 
-// NewSubmitToolOuputsToRunRequest calls the generic SubmitToolOuputsToRun builder with application/json body
-func NewSubmitToolOuputsToRunRequest(server string, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody) (*http.Request, error) {
+// NewSubmitToolOutputsToRunRequest calls the generic SubmitToolOutputsToRun builder with application/json body
+func NewSubmitToolOutputsToRunRequest(server string, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewSubmitToolOuputsToRunRequestWithBody(server, threadId, runId, "application/json", bodyReader)
+	return NewSubmitToolOutputsToRunRequestWithBody(server, threadId, runId, "application/json", bodyReader)
 }
 
-// NewSubmitToolOuputsToRunRequestWithBody constructs an http.Request for the SubmitToolOuputsToRun method, with any body, and a specified content type
-func NewSubmitToolOuputsToRunRequestWithBody(server string, threadId string, runId string, contentType string, body io.Reader) (*http.Request, error) {
+// NewSubmitToolOutputsToRunRequestWithBody constructs an http.Request for the SubmitToolOutputsToRun method, with any body, and a specified content type
+func NewSubmitToolOutputsToRunRequestWithBody(server string, threadId string, runId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13767,23 +13767,23 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /threads/{thread_id}/runs/{run_id}/steps/{step_id} (the `GetRunStep` operationId).
 	GetRunStepWithResponse(ctx context.Context, threadId string, runId string, stepId string, params *GetRunStepParams, reqEditors ...RequestEditorFn) (*GetRunStepReply, error)
 
-	// SubmitToolOuputsToRunWithBodyWithResponse Submit tool outputs to a run
+	// SubmitToolOutputsToRunWithBodyWithResponse Submit tool outputs to a run
 	//
 	// Answers every pending tool call of a run in requires_action, all in one request.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-	SubmitToolOuputsToRunWithBodyWithResponse(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitToolOuputsToRunReply, error)
+	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+	SubmitToolOutputsToRunWithBodyWithResponse(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitToolOutputsToRunReply, error)
 
-	// SubmitToolOuputsToRunWithResponse Submit tool outputs to a run
+	// SubmitToolOutputsToRunWithResponse Submit tool outputs to a run
 	//
 	// Answers every pending tool call of a run in requires_action, all in one request.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-	SubmitToolOuputsToRunWithResponse(ctx context.Context, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitToolOuputsToRunReply, error)
+	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+	SubmitToolOutputsToRunWithResponse(ctx context.Context, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitToolOutputsToRunReply, error)
 
 	// ListVectorStoresWithResponse List vector stores
 	//
@@ -15250,7 +15250,7 @@ func (r GetRunStepReply) ContentType() string {
 	return ""
 }
 
-type SubmitToolOuputsToRunReply struct {
+type SubmitToolOutputsToRunReply struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -15262,27 +15262,27 @@ type SubmitToolOuputsToRunReply struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r SubmitToolOuputsToRunReply) GetJSON200() *RunObject {
+func (r SubmitToolOutputsToRunReply) GetJSON200() *RunObject {
 	return r.JSON200
 }
 
 // GetJSON4XX returns the response for an HTTP 4XX `application/json` response
-func (r SubmitToolOuputsToRunReply) GetJSON4XX() *ErrorResponse {
+func (r SubmitToolOutputsToRunReply) GetJSON4XX() *ErrorResponse {
 	return r.JSON4XX
 }
 
 // GetJSON5XX returns the response for an HTTP 5XX `application/json` response
-func (r SubmitToolOuputsToRunReply) GetJSON5XX() *ErrorResponse {
+func (r SubmitToolOutputsToRunReply) GetJSON5XX() *ErrorResponse {
 	return r.JSON5XX
 }
 
 // GetBody returns the raw response body bytes
-func (r SubmitToolOuputsToRunReply) GetBody() []byte {
+func (r SubmitToolOutputsToRunReply) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r SubmitToolOuputsToRunReply) Status() string {
+func (r SubmitToolOutputsToRunReply) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -15290,7 +15290,7 @@ func (r SubmitToolOuputsToRunReply) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r SubmitToolOuputsToRunReply) StatusCode() int {
+func (r SubmitToolOutputsToRunReply) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -15298,7 +15298,7 @@ func (r SubmitToolOuputsToRunReply) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r SubmitToolOuputsToRunReply) ContentType() string {
+func (r SubmitToolOutputsToRunReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16541,34 +16541,34 @@ func (c *ClientWithResponses) GetRunStepWithResponse(ctx context.Context, thread
 	return ParseGetRunStepReply(rsp)
 }
 
-// SubmitToolOuputsToRunWithBodyWithResponse Submit tool outputs to a run
+// SubmitToolOutputsToRunWithBodyWithResponse Submit tool outputs to a run
 //
 // Answers every pending tool call of a run in requires_action, all in one request.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-func (c *ClientWithResponses) SubmitToolOuputsToRunWithBodyWithResponse(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitToolOuputsToRunReply, error) {
-	rsp, err := c.SubmitToolOuputsToRunWithBody(ctx, threadId, runId, contentType, body, reqEditors...)
+// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+func (c *ClientWithResponses) SubmitToolOutputsToRunWithBodyWithResponse(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitToolOutputsToRunReply, error) {
+	rsp, err := c.SubmitToolOutputsToRunWithBody(ctx, threadId, runId, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseSubmitToolOuputsToRunReply(rsp)
+	return ParseSubmitToolOutputsToRunReply(rsp)
 }
 
-// SubmitToolOuputsToRunWithResponse Submit tool outputs to a run
+// SubmitToolOutputsToRunWithResponse Submit tool outputs to a run
 //
 // Answers every pending tool call of a run in requires_action, all in one request.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-func (c *ClientWithResponses) SubmitToolOuputsToRunWithResponse(ctx context.Context, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitToolOuputsToRunReply, error) {
-	rsp, err := c.SubmitToolOuputsToRun(ctx, threadId, runId, body, reqEditors...)
+// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+func (c *ClientWithResponses) SubmitToolOutputsToRunWithResponse(ctx context.Context, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitToolOutputsToRunReply, error) {
+	rsp, err := c.SubmitToolOutputsToRun(ctx, threadId, runId, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseSubmitToolOuputsToRunReply(rsp)
+	return ParseSubmitToolOutputsToRunReply(rsp)
 }
 
 // ListVectorStoresWithResponse List vector stores
@@ -17768,15 +17768,15 @@ func ParseGetRunStepReply(rsp *http.Response) (*GetRunStepReply, error) {
 	return response, nil
 }
 
-// ParseSubmitToolOuputsToRunReply parses an HTTP response from a SubmitToolOuputsToRunWithResponse call
-func ParseSubmitToolOuputsToRunReply(rsp *http.Response) (*SubmitToolOuputsToRunReply, error) {
+// ParseSubmitToolOutputsToRunReply parses an HTTP response from a SubmitToolOutputsToRunWithResponse call
+func ParseSubmitToolOutputsToRunReply(rsp *http.Response) (*SubmitToolOutputsToRunReply, error) {
 	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &SubmitToolOuputsToRunReply{
+	response := &SubmitToolOutputsToRunReply{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}

@@ -14,7 +14,7 @@ import (
 
 // pagesExampleServer starts the embedded Assistants server and returns a
 // client for it and a function that stops both.
-func pagesExampleServer() (*gen.ClientWithResponses, func()) {
+func pagesExampleServer() (*assistants.Client, func()) {
 	srv := server.New()
 	hs := httptest.NewServer(srv.Handler())
 	stop := func() { _ = srv.Close(); hs.Close() }

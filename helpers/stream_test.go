@@ -502,7 +502,7 @@ func stSSEHandler(t *testing.T, in []byte) http.HandlerFunc {
 	}
 }
 
-func stClient(t *testing.T, url string) *gen.ClientWithResponses {
+func stClient(t *testing.T, url string) *assistants.Client {
 	t.Helper()
 	c, err := assistants.New(assistants.WithBaseURL(url), assistants.WithAPIKey("sk-test-secret-key-1234567890"),
 		assistants.WithMaxRetries(0))

@@ -60,7 +60,7 @@ type tlFake struct {
 	creates []map[string]any
 }
 
-func newTLFake(t *testing.T, rounds ...[]string) (*tlFake, *gen.ClientWithResponses) {
+func newTLFake(t *testing.T, rounds ...[]string) (*tlFake, *assistants.Client) {
 	t.Helper()
 	f := &tlFake{t: t, rounds: rounds, status: "queued", finalStatus: "completed", faults: map[int]submitFault{}}
 	c, err := assistants.New(

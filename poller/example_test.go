@@ -22,7 +22,7 @@ func userMessage(text string) gen.CreateMessageRequest {
 }
 
 // lastReply returns the text of the newest message of a thread.
-func lastReply(ctx context.Context, c *gen.ClientWithResponses, threadID string) string {
+func lastReply(ctx context.Context, c *assistants.Client, threadID string) string {
 	order, limit := gen.ListMessagesParamsOrderDesc, 1
 	page, err := assistants.Result[gen.ListMessagesResponse](c.ListMessagesWithResponse(ctx, threadID,
 		&gen.ListMessagesParams{Order: &order, Limit: &limit}))

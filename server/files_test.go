@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/assistantstest"
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/server"
@@ -36,7 +37,7 @@ func multipartBody(t testing.TB, filename string, data []byte, purpose string) (
 	return mw.FormDataContentType(), &buf
 }
 
-func upload(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, name, text string) gen.OpenAIFile {
+func upload(t testing.TB, ctx context.Context, c *assistants.Client, name, text string) gen.OpenAIFile {
 	t.Helper()
 	ct, body := multipartBody(t, name, []byte(text), "assistants")
 	r, err := c.CreateFileWithBodyWithResponse(ctx, ct, body)

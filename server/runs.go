@@ -460,9 +460,9 @@ func (s *Server) CancelRun(ctx context.Context, req genserver.CancelRunRequestOb
 	return s.runReply(run), nil
 }
 
-// SubmitToolOuputsToRun hands the outputs of a requires_action run's tool
+// SubmitToolOutputsToRun hands the outputs of a requires_action run's tool
 // calls over and resumes the run.
-func (s *Server) SubmitToolOuputsToRun(ctx context.Context, req genserver.SubmitToolOuputsToRunRequestObject) (genserver.SubmitToolOuputsToRunResponseObject, error) {
+func (s *Server) SubmitToolOutputsToRun(ctx context.Context, req genserver.SubmitToolOutputsToRunRequestObject) (genserver.SubmitToolOutputsToRunResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -529,7 +529,7 @@ func (r runReply) VisitModifyRunResponse(w http.ResponseWriter) error { return r
 // VisitCancelRunResponse writes the run.
 func (r runReply) VisitCancelRunResponse(w http.ResponseWriter) error { return r.write(w) }
 
-// VisitSubmitToolOuputsToRunResponse writes the run.
-func (r runReply) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+// VisitSubmitToolOutputsToRunResponse writes the run.
+func (r runReply) VisitSubmitToolOutputsToRunResponse(w http.ResponseWriter) error {
 	return r.write(w)
 }

@@ -200,7 +200,7 @@ type conversation struct {
 // converse runs one conversation: a thread, a message naming the tool, and the
 // tool loop, by polling for even i and by streaming for odd i. It then reads
 // back the thread's messages, runs and steps to count duplicates and calls.
-func converse(ctx context.Context, c *gen.ClientWithResponses, assistantID string, reg *helpers.Registry, exec helpers.ExecOptions, i int) (out conversation) {
+func converse(ctx context.Context, c *assistants.Client, assistantID string, reg *helpers.Registry, exec helpers.ExecOptions, i int) (out conversation) {
 	thread, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
 	if err != nil {
 		out.err = fmt.Errorf("create thread: %w", err)
