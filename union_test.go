@@ -106,7 +106,7 @@ func TestUnionsOnTheWire(t *testing.T) {
 	require.NoError(t, file.FromMessageContentImageFileObject(gen.MessageContentImageFileObject{ImageFile: gen.MessageContentImageFile{FileId: "file-1"}}))
 	require.NoError(t, url.FromMessageContentImageUrlObject(gen.MessageContentImageUrlObject{ImageUrl: gen.MessageContentImageUrl{Url: "https://example.com/a.png"}}))
 	var content gen.CreateMessageRequest_Content
-	require.NoError(t, content.FromCreateMessageRequestContent1([]gen.MessageRequestContent{text, file, url}))
+	require.NoError(t, content.FromCreateMessageParts([]gen.MessageRequestContent{text, file, url}))
 	var attCode, attSearch gen.MessageAttachmentTool
 	require.NoError(t, attCode.FromAssistantToolsCode(gen.AssistantToolsCode{}))
 	require.NoError(t, attSearch.FromAssistantToolsFileSearchTypeOnly(gen.AssistantToolsFileSearchTypeOnly{}))

@@ -196,7 +196,7 @@ func (c *clients) createMessage() []sdkCase {
 	return []sdkCase{
 		{name: "ours", op: func(ctx context.Context) (summary, error) {
 			body := gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Metadata: &gen.Metadata{"channel": "web"}}
-			if err := body.Content.FromCreateMessageRequestContent0(createMessageText); err != nil {
+			if err := body.Content.FromCreateMessageText(createMessageText); err != nil {
 				return summary{}, err
 			}
 			m, err := c.ours.CreateMessage(ctx, benchThread, body)

@@ -177,7 +177,7 @@ func TestMessageFiles(t *testing.T) {
 	th, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
 	require.NoError(t, err)
 	var content gen.CreateMessageRequest_Content
-	require.NoError(t, content.FromCreateMessageRequestContent0("see the files"))
+	require.NoError(t, content.FromCreateMessageText("see the files"))
 	atts := []gen.MessageAttachment{Attachment(f1, AttachFileSearch), Attachment(f2)}
 	m, err := assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, th.Id, gen.CreateMessageRequest{
 		Role: gen.CreateMessageRequestRoleUser, Content: content, Attachments: &atts}))

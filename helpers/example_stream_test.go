@@ -37,7 +37,7 @@ func exampleThread(ctx context.Context, client *assistants.Client, tools []gen.A
 		return "", "", err
 	}
 	var content gen.CreateMessageRequest_Content
-	if err := content.FromCreateMessageRequestContent0(text); err != nil {
+	if err := content.FromCreateMessageText(text); err != nil {
 		return "", "", err
 	}
 	msgs := []gen.CreateMessageRequest{{Role: "user", Content: content}}

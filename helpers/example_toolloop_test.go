@@ -31,7 +31,7 @@ type Weather struct {
 // toolLoopThread creates a thread holding one user message.
 func toolLoopThread(ctx context.Context, c *assistants.Client, text string) (string, error) {
 	m := gen.CreateMessageRequest{Role: "user"}
-	if err := m.Content.FromCreateMessageRequestContent0(text); err != nil {
+	if err := m.Content.FromCreateMessageText(text); err != nil {
 		return "", err
 	}
 	msgs := []gen.CreateMessageRequest{m}

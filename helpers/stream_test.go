@@ -695,7 +695,7 @@ func TestStreamCloseEarlyOverHTTP(t *testing.T) {
 func stUserMessage(t *testing.T, text string) gen.CreateMessageRequest {
 	t.Helper()
 	var content gen.CreateMessageRequest_Content
-	require.NoError(t, content.FromCreateMessageRequestContent0(text))
+	require.NoError(t, content.FromCreateMessageText(text))
 	return gen.CreateMessageRequest{Role: "user", Content: content}
 }
 

@@ -17,7 +17,7 @@ import (
 // userMessage is a thread's first message.
 func userMessage(text string) gen.CreateMessageRequest {
 	m := gen.CreateMessageRequest{Role: "user"}
-	_ = m.Content.FromCreateMessageRequestContent0(text)
+	_ = m.Content.FromCreateMessageText(text)
 	return m
 }
 

@@ -236,7 +236,7 @@ func (s *Server) buildMessageLocked(threadID string, req gen.CreateMessageReques
 // buildContentLocked turns request content (a string or a list of text and
 // image parts) into message content parts.
 func (s *Server) buildContentLocked(c gen.CreateMessageRequest_Content, param string) ([]gen.MessageContent, error) {
-	if text, err := c.AsCreateMessageRequestContent0(); err == nil {
+	if text, err := c.AsCreateMessageText(); err == nil {
 		if err := checkText(param, text); err != nil {
 			return nil, err
 		}
@@ -246,7 +246,7 @@ func (s *Server) buildContentLocked(c gen.CreateMessageRequest_Content, param st
 		}
 		return []gen.MessageContent{part}, nil
 	}
-	parts, err := c.AsCreateMessageRequestContent1()
+	parts, err := c.AsCreateMessageParts()
 	if err != nil {
 		return nil, errBadRequest(param, "Invalid '%s': expected a string or an array of content parts.", param)
 	}

@@ -48,7 +48,7 @@ func newRT(t *testing.T, srv *assistantstest.Server) *rt {
 
 func msgContent(s string) gen.CreateMessageRequest_Content {
 	var c gen.CreateMessageRequest_Content
-	_ = c.FromCreateMessageRequestContent0(s)
+	_ = c.FromCreateMessageText(s)
 	return c
 }
 
@@ -770,7 +770,7 @@ func TestRunOverridesAndAdditions(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(`{"type":"json_object"}`), &jsonObj))
 		require.NoError(t, rf.FromAssistantsApiResponseFormat(jsonObj))
 		var none gen.AssistantsApiToolChoiceOption
-		require.NoError(t, none.FromAssistantsApiToolChoiceOption0(gen.AssistantsApiToolChoiceOption0None))
+		require.NoError(t, none.FromToolChoiceMode(gen.ToolChoiceModeNone))
 		run := x.run(thread, gen.CreateRunRequest{
 			AssistantId:            a.Id,
 			Model:                  ptr("gpt-4.1"),

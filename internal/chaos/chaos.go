@@ -207,7 +207,7 @@ func converse(ctx context.Context, c *assistants.Client, assistantID string, reg
 		return out
 	}
 	var content gen.CreateMessageRequest_Content
-	_ = content.FromCreateMessageRequestContent0(fmt.Sprintf(`please get_weather {"city":"City%d"}`, i))
+	_ = content.FromCreateMessageText(fmt.Sprintf(`please get_weather {"city":"City%d"}`, i))
 	if _, err := assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, thread.Id, gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Content: content})); err != nil {
 		out.err = fmt.Errorf("create message: %w", err)
 		return out

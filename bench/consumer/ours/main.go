@@ -37,7 +37,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	var content gen.CreateMessageRequest_Content
-	if err := content.FromCreateMessageRequestContent0("Hello"); err != nil {
+	if err := content.FromCreateMessageText("Hello"); err != nil {
 		return err
 	}
 	if _, err := assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, thread.Id,
