@@ -90,6 +90,20 @@ type Options struct {
 	Now func() time.Time
 	// DisableValidation turns off the OpenAPI request validation. Default: false.
 	DisableValidation bool
+	// ReadyChecks are what GET /readyz asks, beside the server's own check
+	// (ready once New returned, unready once Shutdown or Close began): a
+	// store's ping, its migrations, its queue workers. See health.go.
+	// Default: none.
+	ReadyChecks []ReadyCheck
+	// RateLimit is the steady request rate, in requests per second, that
+	// each API key (with auth off: each client address) may make; a request
+	// over it is answered 429 with Retry-After. Limits are per replica.
+	// See ratelimit.go. Default: 0, no limit.
+	RateLimit float64
+	// RateBurst is how many requests a key may make at once before
+	// RateLimit applies. Default: RateLimit rounded up, at least 1 (one
+	// second's worth).
+	RateBurst int
 }
 
 // Option changes Options.
@@ -142,6 +156,8 @@ type Server struct {
 	drain   drainState     // open event streams, for Shutdown (shutdown.go)
 
 	hooks testHooks // nil outside tests (hooks.go)
+
+	metrics *metrics // this server's Prometheus registry and series (metrics.go)
 }
 
 var _ genserver.StrictServerInterface = (*Server)(nil)
@@ -179,7 +195,7 @@ func New(opts ...Option) *Server {
 	if o.Model == nil {
 		o.Model = Scripted()
 	}
-	s := &Server{opts: o, log: o.Logger, st: newStore()}
+	s := &Server{opts: o, log: o.Logger, st: newStore(), metrics: newMetrics()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()
