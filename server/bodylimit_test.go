@@ -60,7 +60,9 @@ func TestBodyLimitPerRoute(t *testing.T) {
 			srv.Handler().ServeHTTP(rec, tc.req)
 			require.Equal(t, tc.code, rec.Code, "%s", rec.Body.String())
 			if tc.msg != "" {
-				var e struct{ Error struct{ Message, Code string } }
+				var e struct {
+					Error struct{ Message, Code string }
+				}
 				require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
 				assert.Equal(t, tc.msg, e.Error.Message)
 				assert.Equal(t, "request_too_large", e.Error.Code)
