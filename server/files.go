@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -267,22 +266,10 @@ func (s *Server) deleteFileLocked(id string) bool {
 	if ok {
 		for _, vs := range s.st.vectorStores.all() {
 			if vs.files.del(id) {
+				s.unindexFile(vs.obj.Id, id)
 				s.refreshVectorStoreLocked(vs)
 			}
 		}
 	}
 	return ok
-}
-
-// fileText returns the text of a file for vector stores, or why it cannot be
-// indexed.
-func fileText(f *fileRec) (string, *gen.VectorStoreFileLastError) {
-	if len(f.data) == 0 {
-		return "", &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile, Message: "The file is empty."}
-	}
-	if !utf8.Valid(f.data) {
-		return "", &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeUnsupportedFile,
-			Message: fmt.Sprintf("The file type of %s is not supported for retrieval: it is not UTF-8 text.", f.obj.Filename)}
-	}
-	return string(f.data), nil
 }

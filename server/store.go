@@ -19,6 +19,7 @@ type store struct {
 	threads      coll[*threadRec]
 	files        coll[*fileRec]
 	vectorStores coll[*vectorStoreRec]
+	search       searchState // the retrieval pipeline and index (ingest.go)
 }
 
 // threadRec is a thread and its messages.
