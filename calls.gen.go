@@ -286,15 +286,15 @@ func (c *Client) GetRunStep(ctx context.Context, threadID string, runID string, 
 	return reply(r.HTTPResponse, r.Body, r.JSON200)
 }
 
-// SubmitToolOuputsToRun calls POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (Submit tool outputs to a run).
+// SubmitToolOutputsToRun calls POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (Submit tool outputs to a run).
 // It returns the decoded *gen.RunObject, or an *APIError for a non-2xx reply.
-// It waits for the whole reply: body.Stream must not be true (helpers.StreamSubmitToolOuputs
+// It waits for the whole reply: body.Stream must not be true (helpers.StreamSubmitToolOutputs
 // returns the event stream).
-func (c *Client) SubmitToolOuputsToRun(ctx context.Context, threadID string, runID string, body gen.SubmitToolOuputsToRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.RunObject, error) {
+func (c *Client) SubmitToolOutputsToRun(ctx context.Context, threadID string, runID string, body gen.SubmitToolOutputsToRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.RunObject, error) {
 	if body.Stream != nil && *body.Stream {
-		return nil, errStreamBody("SubmitToolOuputsToRun", "helpers.StreamSubmitToolOuputs")
+		return nil, errStreamBody("SubmitToolOutputsToRun", "helpers.StreamSubmitToolOutputs")
 	}
-	r, err := c.ClientWithResponses.SubmitToolOuputsToRunWithResponse(ctx, threadID, runID, body, reqEditors...)
+	r, err := c.ClientWithResponses.SubmitToolOutputsToRunWithResponse(ctx, threadID, runID, body, reqEditors...)
 	if err != nil {
 		return nil, requestFailed(err)
 	}

@@ -179,7 +179,7 @@ func TestTypedCallTransportError(t *testing.T) {
 
 func typedClient(t *testing.T, url string) *assistants.Client {
 	t.Helper()
-	gc, err := assistants.New(assistants.WithBaseURL(url+"/v1"), assistants.WithAPIKey("sk-test"), assistants.WithMaxRetries(0))
+	c, err := assistants.New(assistants.WithBaseURL(url+"/v1"), assistants.WithAPIKey("sk-test"), assistants.WithMaxRetries(0))
 	require.NoError(t, err)
-	return &assistants.Client{ClientWithResponses: gc}
+	return c
 }

@@ -195,17 +195,17 @@ func defaultOptions() Options {
 // defaultJitter draws from math/rand/v2, which needs no seeding.
 func defaultJitter() float64 { return rand.Float64() }
 
-// New returns the generated Assistants v2 client, configured by opts on top
-// of the defaults and environment described on Options. It is ready to use:
-// every request gets the SDK's headers and credentials (only for the base
-// URL's host), retries and a per-attempt timeout. Decode a call's reply with
-// Result.
+// New returns the Assistants v2 client, configured by opts on top of the
+// defaults and environment described on Options. It is ready to use: every
+// request gets the SDK's headers and credentials (only for the base URL's
+// host), retries and a per-attempt timeout. Its typed calls return
+// (*T, error) (see Client); the embedded generated client gives raw replies.
 //
 // The client passed with WithHTTPClient is never modified; see
 // NewHTTPClient. New fails on an invalid option (bad base URL or Azure
 // endpoint, negative retries, Azure without api-version, WithBaseURL with
 // WithAzure, WithAzureADToken without WithAzure).
-func New(opts ...Option) (*gen.ClientWithResponses, error) {
+func New(opts ...Option) (*Client, error) {
 	hc, base, err := NewHTTPClient(opts...)
 	if err != nil {
 		return nil, err
@@ -214,7 +214,7 @@ func New(opts ...Option) (*gen.ClientWithResponses, error) {
 	if err != nil {
 		return nil, fmt.Errorf("assistants: new client: %w", err)
 	}
-	return c, nil
+	return &Client{ClientWithResponses: c}, nil
 }
 
 // NewHTTPClient returns the *http.Client that New uses and the resolved base

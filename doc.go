@@ -1,18 +1,27 @@
-// Package assistants is the hand-written core of a Go client for the OpenAI
-// Assistants API v2. The API's types and operations are generated into
-// package gen; this package configures the generated client and decodes its
-// replies.
+// Package assistants is a Go client for the OpenAI Assistants API v2. The
+// API's types are generated into package gen; this package configures the
+// client (auth, retries, Azure) and gives it one typed call per operation.
 //
 // # Creating a client
 //
-// New returns a ready *gen.ClientWithResponses:
+// New returns a ready *Client:
 //
 //	c, err := assistants.New(
 //		assistants.WithAPIKey(key),          // default $OPENAI_API_KEY
 //		assistants.WithMaxRetries(3),        // default 2
 //		assistants.WithTimeout(time.Minute), // per attempt; default 10 minutes
 //	)
-//	run, err := assistants.Result[gen.RunObject](c.GetRunWithResponse(ctx, threadID, runID))
+//	thread, err := c.CreateThread(ctx, gen.CreateThreadRequest{})
+//	msg, err := c.CreateMessage(ctx, thread.Id, assistants.UserMessage("Hello"))
+//	run, err := c.GetRun(ctx, threadID, runID)
+//
+// Every call returns the decoded reply (*gen.ThreadObject, *gen.RunObject,
+// ...) or an error; a non-2xx reply is an *APIError. Optional fields take
+// pointers (Ptr), and the union types have constructors (UserMessage,
+// TextPart, ToolChoiceFunction, ResponseFormatJSONSchema, ...). The embedded
+// *gen.ClientWithResponses keeps the generated <Op>WithResponse calls for
+// code that wants the raw reply; Result decodes those. Streams, tool loops,
+// iterators and file uploads are in package helpers; polling is in poller.
 //
 // The base URL defaults to https://api.openai.com/v1, or $OPENAI_BASE_URL;
 // $OPENAI_ORG_ID and $OPENAI_PROJECT_ID give the OpenAI-Organization and

@@ -2,6 +2,7 @@ package assistants_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,8 +13,8 @@ import (
 	"github.com/assistants-go/assistants/gen"
 )
 
-// New configures the generated client; Result turns a call into (*T, error).
-// The server here stands in for the API.
+// New returns the client; each typed call returns (*T, error), with an
+// *APIError for a non-2xx reply. The server here stands in for the API.
 func ExampleNew() {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -39,14 +40,14 @@ func ExampleNew() {
 	}
 	ctx := context.Background()
 
-	a, err := assistants.Result[gen.AssistantObject](c.GetAssistantWithResponse(ctx, "asst_1"))
+	a, err := c.GetAssistant(ctx, "asst_1")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println(a.Id, a.Model, *a.Name)
 
-	_, err = assistants.Result[gen.AssistantObject](c.GetAssistantWithResponse(ctx, "asst_2"))
+	_, err = c.GetAssistant(ctx, "asst_2")
 	fmt.Println(assistants.IsNotFound(err), err)
 	// Output:
 	// asst_1 gpt-4o Helper
@@ -103,4 +104,26 @@ func ExampleNewAPIError() {
 	fmt.Println(assistants.NewAPIError(resp, body))
 	// Output:
 	// assistants: 401 invalid_request_error (invalid_api_key): Incorrect API key provided: [REDACTED]. (request req_123)
+}
+
+// Ptr fills optional fields and the constructors build union values, each
+// in one expression.
+func ExampleUserMessage() {
+	msg := assistants.UserMessage("Where is my order A-1042?")
+	run := gen.CreateRunRequest{
+		AssistantId:  "asst_1",
+		Instructions: assistants.Ptr("Answer in one sentence."),
+		ToolChoice:   assistants.Ptr(assistants.ToolChoiceFunction("get_order")),
+	}
+	for _, v := range []any{msg, run} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(string(b))
+	}
+	// Output:
+	// {"content":"Where is my order A-1042?","role":"user"}
+	// {"assistant_id":"asst_1","instructions":"Answer in one sentence.","tool_choice":{"function":{"name":"get_order"},"type":"function"}}
 }

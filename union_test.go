@@ -46,7 +46,7 @@ func (r *recorder) body(t *testing.T, path string) map[string]any {
 	return m
 }
 
-func newRecorder(t *testing.T, replies map[string]string) (*recorder, *gen.ClientWithResponses) {
+func newRecorder(t *testing.T, replies map[string]string) (*recorder, *assistants.Client) {
 	t.Helper()
 	rec := &recorder{bodies: map[string][]byte{}, replies: replies}
 	srv := httptest.NewServer(rec)
@@ -106,7 +106,7 @@ func TestUnionsOnTheWire(t *testing.T) {
 	require.NoError(t, file.FromMessageContentImageFileObject(gen.MessageContentImageFileObject{ImageFile: gen.MessageContentImageFile{FileId: "file-1"}}))
 	require.NoError(t, url.FromMessageContentImageUrlObject(gen.MessageContentImageUrlObject{ImageUrl: gen.MessageContentImageUrl{Url: "https://example.com/a.png"}}))
 	var content gen.CreateMessageRequest_Content
-	require.NoError(t, content.FromCreateMessageRequestContent1([]gen.MessageRequestContent{text, file, url}))
+	require.NoError(t, content.FromCreateMessageParts([]gen.MessageRequestContent{text, file, url}))
 	var attCode, attSearch gen.MessageAttachmentTool
 	require.NoError(t, attCode.FromAssistantToolsCode(gen.AssistantToolsCode{}))
 	require.NoError(t, attSearch.FromAssistantToolsFileSearchTypeOnly(gen.AssistantToolsFileSearchTypeOnly{}))

@@ -31,7 +31,7 @@ func UserMessageParts(parts ...gen.MessageRequestContent) gen.CreateMessageReque
 // TextContent is a message's content given as plain text.
 func TextContent(text string) gen.CreateMessageRequest_Content {
 	var c gen.CreateMessageRequest_Content
-	_ = c.FromCreateMessageRequestContent0(text)
+	_ = c.FromCreateMessageText(text)
 	return c
 }
 
@@ -41,7 +41,7 @@ func PartsContent(parts ...gen.MessageRequestContent) gen.CreateMessageRequest_C
 		parts = []gen.MessageRequestContent{}
 	}
 	var c gen.CreateMessageRequest_Content
-	_ = c.FromCreateMessageRequestContent1(parts)
+	_ = c.FromCreateMessageParts(parts)
 	return c
 }
 
@@ -74,22 +74,22 @@ func ImageURLPart(url string) gen.MessageRequestContent {
 // ToolChoiceAuto lets the model decide whether to call tools (the API's
 // default). Use the result's address for a request's ToolChoice field.
 func ToolChoiceAuto() gen.AssistantsApiToolChoiceOption {
-	return toolChoiceMode(gen.AssistantsApiToolChoiceOption0Auto)
+	return toolChoiceMode(gen.ToolChoiceModeAuto)
 }
 
 // ToolChoiceNone makes the model answer without calling tools.
 func ToolChoiceNone() gen.AssistantsApiToolChoiceOption {
-	return toolChoiceMode(gen.AssistantsApiToolChoiceOption0None)
+	return toolChoiceMode(gen.ToolChoiceModeNone)
 }
 
 // ToolChoiceRequired makes the model call at least one tool.
 func ToolChoiceRequired() gen.AssistantsApiToolChoiceOption {
-	return toolChoiceMode(gen.AssistantsApiToolChoiceOption0Required)
+	return toolChoiceMode(gen.ToolChoiceModeRequired)
 }
 
-func toolChoiceMode(m gen.AssistantsApiToolChoiceOption0) gen.AssistantsApiToolChoiceOption {
+func toolChoiceMode(m gen.ToolChoiceMode) gen.AssistantsApiToolChoiceOption {
 	var c gen.AssistantsApiToolChoiceOption
-	_ = c.FromAssistantsApiToolChoiceOption0(m)
+	_ = c.FromToolChoiceMode(m)
 	return c
 }
 
@@ -127,7 +127,7 @@ func namedToolChoice(n gen.AssistantsNamedToolChoice) gen.AssistantsApiToolChoic
 // default). Use the result's address for a request's ResponseFormat field.
 func ResponseFormatAuto() gen.AssistantsApiResponseFormatOption {
 	var f gen.AssistantsApiResponseFormatOption
-	_ = f.FromAssistantsApiResponseFormatOption0(gen.AssistantsApiResponseFormatOption0Auto)
+	_ = f.FromResponseFormatMode(gen.ResponseFormatModeAuto)
 	return f
 }
 

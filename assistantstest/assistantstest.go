@@ -28,7 +28,6 @@ import (
 	"testing"
 
 	"github.com/assistants-go/assistants"
-	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/server"
 )
 
@@ -43,10 +42,11 @@ type Server struct {
 	// APIKey is the key Client sends: the server's first configured key, or
 	// DefaultAPIKey when auth is off.
 	APIKey string
-	// Client is the generated client, built with assistants.New with
-	// WithBaseURL(URL), WithAPIKey(APIKey) and zero retries, so that a test
-	// sees each response the server gives.
-	Client *gen.ClientWithResponses
+	// Client is the client assistants.New builds, with WithBaseURL(URL),
+	// WithAPIKey(APIKey) and zero retries, so that a test sees each response
+	// the server gives: typed calls (Client.GetRun) and, through the embedded
+	// *gen.ClientWithResponses, the raw replies (Client.GetRunWithResponse).
+	Client *assistants.Client
 	// Server is the embedded server, for options and direct inspection.
 	Server *server.Server
 	// HTTP is the underlying httptest server (nil for NewInProcessServer).
@@ -171,10 +171,10 @@ func (s *Server) Close() error {
 	return errors.Join(s.mismatches...)
 }
 
-// NewClient returns another generated client for this server, configured
+// NewClient returns another client for this server, configured
 // like Client (base URL, APIKey, no retries) with opts applied after those,
 // so they can override them (e.g. assistants.WithAPIKey("wrong")).
-func (s *Server) NewClient(opts ...assistants.Option) (*gen.ClientWithResponses, error) {
+func (s *Server) NewClient(opts ...assistants.Option) (*assistants.Client, error) {
 	base := []assistants.Option{
 		assistants.WithBaseURL(s.URL),
 		assistants.WithAPIKey(s.APIKey),

@@ -117,7 +117,7 @@ func BenchmarkBuildRequest(b *testing.B) {
 	const server = "http://127.0.0.1:8080/v1"
 	const genServer = server + "/" // gen.NewClient adds the slash the builders need
 	body := gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Metadata: &gen.Metadata{"channel": "web"}}
-	if err := body.Content.FromCreateMessageRequestContent0(createMessageText); err != nil {
+	if err := body.Content.FromCreateMessageText(createMessageText); err != nil {
 		b.Fatal(err)
 	}
 	cases := []struct {

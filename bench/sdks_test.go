@@ -54,7 +54,7 @@ type pageCase struct {
 // clients holds one configured client per SDK, each set up the way its
 // documentation tells a user to, pointed at the fixture server.
 type clients struct {
-	ours  *gen.ClientWithResponses
+	ours  *assistants.Client
 	oai   openai.Client
 	goai  *goopenai.Client
 	floor *floor
@@ -88,7 +88,7 @@ const (
 func (c *clients) retrieveRun() []sdkCase {
 	return []sdkCase{
 		{name: "ours", op: func(ctx context.Context) (summary, error) {
-			run, err := assistants.Result[gen.RunObject](c.ours.GetRunWithResponse(ctx, benchThread, benchRun))
+			run, err := c.ours.GetRun(ctx, benchThread, benchRun)
 			if err != nil {
 				return summary{}, err
 			}
@@ -128,7 +128,7 @@ func (c *clients) listMessages() []sdkCase {
 	limit := listPageSize
 	return []sdkCase{
 		{name: "ours", op: func(ctx context.Context) (summary, error) {
-			l, err := assistants.Result[gen.ListMessagesResponse](c.ours.ListMessagesWithResponse(ctx, benchThread, &gen.ListMessagesParams{Limit: &limit}))
+			l, err := c.ours.ListMessages(ctx, benchThread, &gen.ListMessagesParams{Limit: &limit})
 			if err != nil {
 				return summary{}, err
 			}
@@ -196,10 +196,10 @@ func (c *clients) createMessage() []sdkCase {
 	return []sdkCase{
 		{name: "ours", op: func(ctx context.Context) (summary, error) {
 			body := gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Metadata: &gen.Metadata{"channel": "web"}}
-			if err := body.Content.FromCreateMessageRequestContent0(createMessageText); err != nil {
+			if err := body.Content.FromCreateMessageText(createMessageText); err != nil {
 				return summary{}, err
 			}
-			m, err := assistants.Result[gen.MessageObject](c.ours.CreateMessageWithResponse(ctx, benchThread, body))
+			m, err := c.ours.CreateMessage(ctx, benchThread, body)
 			if err != nil {
 				return summary{}, err
 			}

@@ -233,42 +233,6 @@ func (e AssistantToolsFunctionType) Valid() bool {
 	}
 }
 
-// Defines values for AssistantsApiResponseFormatOption0.
-const (
-	AssistantsApiResponseFormatOption0Auto AssistantsApiResponseFormatOption0 = "auto"
-)
-
-// Valid indicates whether the value is a known member of the AssistantsApiResponseFormatOption0 enum.
-func (e AssistantsApiResponseFormatOption0) Valid() bool {
-	switch e {
-	case AssistantsApiResponseFormatOption0Auto:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for AssistantsApiToolChoiceOption0.
-const (
-	AssistantsApiToolChoiceOption0Auto     AssistantsApiToolChoiceOption0 = "auto"
-	AssistantsApiToolChoiceOption0None     AssistantsApiToolChoiceOption0 = "none"
-	AssistantsApiToolChoiceOption0Required AssistantsApiToolChoiceOption0 = "required"
-)
-
-// Valid indicates whether the value is a known member of the AssistantsApiToolChoiceOption0 enum.
-func (e AssistantsApiToolChoiceOption0) Valid() bool {
-	switch e {
-	case AssistantsApiToolChoiceOption0Auto:
-		return true
-	case AssistantsApiToolChoiceOption0None:
-		return true
-	case AssistantsApiToolChoiceOption0Required:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for AssistantsNamedToolChoiceCodeInterpreterType.
 const (
 	AssistantsNamedToolChoiceCodeInterpreterTypeCodeInterpreter AssistantsNamedToolChoiceCodeInterpreterType = "code_interpreter"
@@ -1322,6 +1286,21 @@ func (e ResponseFormatJsonSchemaType) Valid() bool {
 	}
 }
 
+// Defines values for ResponseFormatMode.
+const (
+	ResponseFormatModeAuto ResponseFormatMode = "auto"
+)
+
+// Valid indicates whether the value is a known member of the ResponseFormatMode enum.
+func (e ResponseFormatMode) Valid() bool {
+	switch e {
+	case ResponseFormatModeAuto:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ResponseFormatTextType.
 const (
 	ResponseFormatTextTypeText ResponseFormatTextType = "text"
@@ -2093,6 +2072,27 @@ func (e ThreadObjectObject) Valid() bool {
 	}
 }
 
+// Defines values for ToolChoiceMode.
+const (
+	ToolChoiceModeAuto     ToolChoiceMode = "auto"
+	ToolChoiceModeNone     ToolChoiceMode = "none"
+	ToolChoiceModeRequired ToolChoiceMode = "required"
+)
+
+// Valid indicates whether the value is a known member of the ToolChoiceMode enum.
+func (e ToolChoiceMode) Valid() bool {
+	switch e {
+	case ToolChoiceModeAuto:
+		return true
+	case ToolChoiceModeNone:
+		return true
+	case ToolChoiceModeRequired:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TruncationObjectType.
 const (
 	TruncationObjectTypeAuto         TruncationObjectType = "auto"
@@ -2683,16 +2683,10 @@ type AssistantsApiResponseFormatOption struct {
 	union json.RawMessage
 }
 
-// AssistantsApiResponseFormatOption0 Let the model choose.
-type AssistantsApiResponseFormatOption0 string
-
 // AssistantsApiToolChoiceOption How the model picks tools; a mode string or one named tool. Null leaves the default.
 type AssistantsApiToolChoiceOption struct {
 	union json.RawMessage
 }
-
-// AssistantsApiToolChoiceOption0 none = no tools, auto = model decides, required = must call at least one tool.
-type AssistantsApiToolChoiceOption0 string
 
 // AssistantsNamedToolChoice Forces the model to use one specific tool, tagged by type.
 type AssistantsNamedToolChoice struct {
@@ -2860,6 +2854,9 @@ type CreateFileRequest struct {
 // CreateFileRequestPurpose What the file will be used for.
 type CreateFileRequestPurpose string
 
+// CreateMessageParts Body as parts, at least one.
+type CreateMessageParts = []MessageRequestContent
+
 // CreateMessageRequest Body for adding a message to a thread.
 type CreateMessageRequest struct {
 	// Attachments Files to attach and the tools they go to.
@@ -2875,12 +2872,6 @@ type CreateMessageRequest struct {
 	Role CreateMessageRequestRole `json:"role"`
 }
 
-// CreateMessageRequestContent0 Plain text body.
-type CreateMessageRequestContent0 = string
-
-// CreateMessageRequestContent1 Body as parts, at least one.
-type CreateMessageRequestContent1 = []MessageRequestContent
-
 // CreateMessageRequest_Content Plain text, or a list of text and image parts.
 type CreateMessageRequest_Content struct {
 	union json.RawMessage
@@ -2888,6 +2879,9 @@ type CreateMessageRequest_Content struct {
 
 // CreateMessageRequestRole user for end-user input, assistant to insert model-side turns.
 type CreateMessageRequestRole string
+
+// CreateMessageText Plain text body.
+type CreateMessageText = string
 
 // CreateRunRequest Body for starting a run on an existing thread.
 type CreateRunRequest struct {
@@ -4023,6 +4017,9 @@ type ResponseFormatJsonSchemaType string
 // ResponseFormatJsonSchemaSchema The output's JSON Schema.
 type ResponseFormatJsonSchemaSchema map[string]interface{}
 
+// ResponseFormatMode Let the model choose.
+type ResponseFormatMode string
+
 // ResponseFormatText Plain text output.
 type ResponseFormatText struct {
 	// Type Always text.
@@ -4899,6 +4896,9 @@ type ThreadStreamEvent struct {
 	union json.RawMessage
 }
 
+// ToolChoiceMode none = no tools, auto = model decides, required = must call at least one tool.
+type ToolChoiceMode string
+
 // ToolResources Files and vector stores that an assistant's or thread's tools use.
 type ToolResources struct {
 	// CodeInterpreter Files the code interpreter can read.
@@ -5506,8 +5506,8 @@ type CreateRunJSONRequestBody = CreateRunRequest
 // ModifyRunJSONRequestBody defines body for ModifyRun for application/json ContentType.
 type ModifyRunJSONRequestBody = ModifyRunRequest
 
-// SubmitToolOuputsToRunJSONRequestBody defines body for SubmitToolOuputsToRun for application/json ContentType.
-type SubmitToolOuputsToRunJSONRequestBody = SubmitToolOutputsRunRequest
+// SubmitToolOutputsToRunJSONRequestBody defines body for SubmitToolOutputsToRun for application/json ContentType.
+type SubmitToolOutputsToRunJSONRequestBody = SubmitToolOutputsRunRequest
 
 // CreateVectorStoreJSONRequestBody defines body for CreateVectorStore for application/json ContentType.
 type CreateVectorStoreJSONRequestBody = CreateVectorStoreRequest
@@ -6730,22 +6730,22 @@ func (t *AssistantsApiResponseFormat) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsAssistantsApiResponseFormatOption0 returns the union data inside the AssistantsApiResponseFormatOption as a AssistantsApiResponseFormatOption0
-func (t AssistantsApiResponseFormatOption) AsAssistantsApiResponseFormatOption0() (AssistantsApiResponseFormatOption0, error) {
-	var body AssistantsApiResponseFormatOption0
+// AsResponseFormatMode returns the union data inside the AssistantsApiResponseFormatOption as a ResponseFormatMode
+func (t AssistantsApiResponseFormatOption) AsResponseFormatMode() (ResponseFormatMode, error) {
+	var body ResponseFormatMode
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromAssistantsApiResponseFormatOption0 overwrites any union data inside the AssistantsApiResponseFormatOption as the provided AssistantsApiResponseFormatOption0
-func (t *AssistantsApiResponseFormatOption) FromAssistantsApiResponseFormatOption0(v AssistantsApiResponseFormatOption0) error {
+// FromResponseFormatMode overwrites any union data inside the AssistantsApiResponseFormatOption as the provided ResponseFormatMode
+func (t *AssistantsApiResponseFormatOption) FromResponseFormatMode(v ResponseFormatMode) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeAssistantsApiResponseFormatOption0 performs a merge with any union data inside the AssistantsApiResponseFormatOption, using the provided AssistantsApiResponseFormatOption0
-func (t *AssistantsApiResponseFormatOption) MergeAssistantsApiResponseFormatOption0(v AssistantsApiResponseFormatOption0) error {
+// MergeResponseFormatMode performs a merge with any union data inside the AssistantsApiResponseFormatOption, using the provided ResponseFormatMode
+func (t *AssistantsApiResponseFormatOption) MergeResponseFormatMode(v ResponseFormatMode) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -6792,22 +6792,22 @@ func (t *AssistantsApiResponseFormatOption) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsAssistantsApiToolChoiceOption0 returns the union data inside the AssistantsApiToolChoiceOption as a AssistantsApiToolChoiceOption0
-func (t AssistantsApiToolChoiceOption) AsAssistantsApiToolChoiceOption0() (AssistantsApiToolChoiceOption0, error) {
-	var body AssistantsApiToolChoiceOption0
+// AsToolChoiceMode returns the union data inside the AssistantsApiToolChoiceOption as a ToolChoiceMode
+func (t AssistantsApiToolChoiceOption) AsToolChoiceMode() (ToolChoiceMode, error) {
+	var body ToolChoiceMode
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromAssistantsApiToolChoiceOption0 overwrites any union data inside the AssistantsApiToolChoiceOption as the provided AssistantsApiToolChoiceOption0
-func (t *AssistantsApiToolChoiceOption) FromAssistantsApiToolChoiceOption0(v AssistantsApiToolChoiceOption0) error {
+// FromToolChoiceMode overwrites any union data inside the AssistantsApiToolChoiceOption as the provided ToolChoiceMode
+func (t *AssistantsApiToolChoiceOption) FromToolChoiceMode(v ToolChoiceMode) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeAssistantsApiToolChoiceOption0 performs a merge with any union data inside the AssistantsApiToolChoiceOption, using the provided AssistantsApiToolChoiceOption0
-func (t *AssistantsApiToolChoiceOption) MergeAssistantsApiToolChoiceOption0(v AssistantsApiToolChoiceOption0) error {
+// MergeToolChoiceMode performs a merge with any union data inside the AssistantsApiToolChoiceOption, using the provided ToolChoiceMode
+func (t *AssistantsApiToolChoiceOption) MergeToolChoiceMode(v ToolChoiceMode) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7369,22 +7369,22 @@ func (t *ComparisonFilterValueItem) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsCreateMessageRequestContent0 returns the union data inside the CreateMessageRequest_Content as a CreateMessageRequestContent0
-func (t CreateMessageRequest_Content) AsCreateMessageRequestContent0() (CreateMessageRequestContent0, error) {
-	var body CreateMessageRequestContent0
+// AsCreateMessageText returns the union data inside the CreateMessageRequest_Content as a CreateMessageText
+func (t CreateMessageRequest_Content) AsCreateMessageText() (CreateMessageText, error) {
+	var body CreateMessageText
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromCreateMessageRequestContent0 overwrites any union data inside the CreateMessageRequest_Content as the provided CreateMessageRequestContent0
-func (t *CreateMessageRequest_Content) FromCreateMessageRequestContent0(v CreateMessageRequestContent0) error {
+// FromCreateMessageText overwrites any union data inside the CreateMessageRequest_Content as the provided CreateMessageText
+func (t *CreateMessageRequest_Content) FromCreateMessageText(v CreateMessageText) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeCreateMessageRequestContent0 performs a merge with any union data inside the CreateMessageRequest_Content, using the provided CreateMessageRequestContent0
-func (t *CreateMessageRequest_Content) MergeCreateMessageRequestContent0(v CreateMessageRequestContent0) error {
+// MergeCreateMessageText performs a merge with any union data inside the CreateMessageRequest_Content, using the provided CreateMessageText
+func (t *CreateMessageRequest_Content) MergeCreateMessageText(v CreateMessageText) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7395,22 +7395,22 @@ func (t *CreateMessageRequest_Content) MergeCreateMessageRequestContent0(v Creat
 	return err
 }
 
-// AsCreateMessageRequestContent1 returns the union data inside the CreateMessageRequest_Content as a CreateMessageRequestContent1
-func (t CreateMessageRequest_Content) AsCreateMessageRequestContent1() (CreateMessageRequestContent1, error) {
-	var body CreateMessageRequestContent1
+// AsCreateMessageParts returns the union data inside the CreateMessageRequest_Content as a CreateMessageParts
+func (t CreateMessageRequest_Content) AsCreateMessageParts() (CreateMessageParts, error) {
+	var body CreateMessageParts
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromCreateMessageRequestContent1 overwrites any union data inside the CreateMessageRequest_Content as the provided CreateMessageRequestContent1
-func (t *CreateMessageRequest_Content) FromCreateMessageRequestContent1(v CreateMessageRequestContent1) error {
+// FromCreateMessageParts overwrites any union data inside the CreateMessageRequest_Content as the provided CreateMessageParts
+func (t *CreateMessageRequest_Content) FromCreateMessageParts(v CreateMessageParts) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeCreateMessageRequestContent1 performs a merge with any union data inside the CreateMessageRequest_Content, using the provided CreateMessageRequestContent1
-func (t *CreateMessageRequest_Content) MergeCreateMessageRequestContent1(v CreateMessageRequestContent1) error {
+// MergeCreateMessageParts performs a merge with any union data inside the CreateMessageRequest_Content, using the provided CreateMessageParts
+func (t *CreateMessageRequest_Content) MergeCreateMessageParts(v CreateMessageParts) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10630,23 +10630,23 @@ type ClientInterface interface {
 	// Corresponds with GET /threads/{thread_id}/runs/{run_id}/steps/{step_id} (the `GetRunStep` operationId).
 	GetRunStep(ctx context.Context, threadId string, runId string, stepId string, params *GetRunStepParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// SubmitToolOuputsToRunWithBody Submit tool outputs to a run
+	// SubmitToolOutputsToRunWithBody Submit tool outputs to a run
 	//
 	// Answers every pending tool call of a run in requires_action, all in one request.
 	//
 	// Takes any type of body and a specified content type.
 	//
-	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-	SubmitToolOuputsToRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+	SubmitToolOutputsToRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// SubmitToolOuputsToRun Submit tool outputs to a run
+	// SubmitToolOutputsToRun Submit tool outputs to a run
 	//
 	// Answers every pending tool call of a run in requires_action, all in one request.
 	//
 	// Takes a body of the `application/json` content type.
 	//
-	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-	SubmitToolOuputsToRun(ctx context.Context, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+	SubmitToolOutputsToRun(ctx context.Context, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListVectorStores List vector stores
 	//
@@ -11361,15 +11361,15 @@ func (c *Client) GetRunStep(ctx context.Context, threadId string, runId string, 
 	return c.Client.Do(req)
 }
 
-// SubmitToolOuputsToRunWithBody Submit tool outputs to a run
+// SubmitToolOutputsToRunWithBody Submit tool outputs to a run
 //
 // Answers every pending tool call of a run in requires_action, all in one request.
 //
 // Takes any type of body and a specified content type.
 //
-// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-func (c *Client) SubmitToolOuputsToRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSubmitToolOuputsToRunRequestWithBody(c.Server, threadId, runId, contentType, body)
+// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+func (c *Client) SubmitToolOutputsToRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitToolOutputsToRunRequestWithBody(c.Server, threadId, runId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -11380,15 +11380,15 @@ func (c *Client) SubmitToolOuputsToRunWithBody(ctx context.Context, threadId str
 	return c.Client.Do(req)
 }
 
-// SubmitToolOuputsToRun Submit tool outputs to a run
+// SubmitToolOutputsToRun Submit tool outputs to a run
 //
 // Answers every pending tool call of a run in requires_action, all in one request.
 //
 // Takes a body of the `application/json` content type.
 //
-// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-func (c *Client) SubmitToolOuputsToRun(ctx context.Context, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSubmitToolOuputsToRunRequest(c.Server, threadId, runId, body)
+// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+func (c *Client) SubmitToolOutputsToRun(ctx context.Context, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitToolOutputsToRunRequest(c.Server, threadId, runId, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12790,19 +12790,19 @@ func NewGetRunStepRequest(server string, threadId string, runId string, stepId s
 	return req, nil
 }
 
-// NewSubmitToolOuputsToRunRequest calls the generic SubmitToolOuputsToRun builder with application/json body
-func NewSubmitToolOuputsToRunRequest(server string, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody) (*http.Request, error) {
+// NewSubmitToolOutputsToRunRequest calls the generic SubmitToolOutputsToRun builder with application/json body
+func NewSubmitToolOutputsToRunRequest(server string, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewSubmitToolOuputsToRunRequestWithBody(server, threadId, runId, "application/json", bodyReader)
+	return NewSubmitToolOutputsToRunRequestWithBody(server, threadId, runId, "application/json", bodyReader)
 }
 
-// NewSubmitToolOuputsToRunRequestWithBody constructs an http.Request for the SubmitToolOuputsToRun method, with any body, and a specified content type
-func NewSubmitToolOuputsToRunRequestWithBody(server string, threadId string, runId string, contentType string, body io.Reader) (*http.Request, error) {
+// NewSubmitToolOutputsToRunRequestWithBody constructs an http.Request for the SubmitToolOutputsToRun method, with any body, and a specified content type
+func NewSubmitToolOutputsToRunRequestWithBody(server string, threadId string, runId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13767,23 +13767,23 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /threads/{thread_id}/runs/{run_id}/steps/{step_id} (the `GetRunStep` operationId).
 	GetRunStepWithResponse(ctx context.Context, threadId string, runId string, stepId string, params *GetRunStepParams, reqEditors ...RequestEditorFn) (*GetRunStepReply, error)
 
-	// SubmitToolOuputsToRunWithBodyWithResponse Submit tool outputs to a run
+	// SubmitToolOutputsToRunWithBodyWithResponse Submit tool outputs to a run
 	//
 	// Answers every pending tool call of a run in requires_action, all in one request.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-	SubmitToolOuputsToRunWithBodyWithResponse(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitToolOuputsToRunReply, error)
+	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+	SubmitToolOutputsToRunWithBodyWithResponse(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitToolOutputsToRunReply, error)
 
-	// SubmitToolOuputsToRunWithResponse Submit tool outputs to a run
+	// SubmitToolOutputsToRunWithResponse Submit tool outputs to a run
 	//
 	// Answers every pending tool call of a run in requires_action, all in one request.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-	SubmitToolOuputsToRunWithResponse(ctx context.Context, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitToolOuputsToRunReply, error)
+	// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+	SubmitToolOutputsToRunWithResponse(ctx context.Context, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitToolOutputsToRunReply, error)
 
 	// ListVectorStoresWithResponse List vector stores
 	//
@@ -15250,7 +15250,7 @@ func (r GetRunStepReply) ContentType() string {
 	return ""
 }
 
-type SubmitToolOuputsToRunReply struct {
+type SubmitToolOutputsToRunReply struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
@@ -15262,27 +15262,27 @@ type SubmitToolOuputsToRunReply struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r SubmitToolOuputsToRunReply) GetJSON200() *RunObject {
+func (r SubmitToolOutputsToRunReply) GetJSON200() *RunObject {
 	return r.JSON200
 }
 
 // GetJSON4XX returns the response for an HTTP 4XX `application/json` response
-func (r SubmitToolOuputsToRunReply) GetJSON4XX() *ErrorResponse {
+func (r SubmitToolOutputsToRunReply) GetJSON4XX() *ErrorResponse {
 	return r.JSON4XX
 }
 
 // GetJSON5XX returns the response for an HTTP 5XX `application/json` response
-func (r SubmitToolOuputsToRunReply) GetJSON5XX() *ErrorResponse {
+func (r SubmitToolOutputsToRunReply) GetJSON5XX() *ErrorResponse {
 	return r.JSON5XX
 }
 
 // GetBody returns the raw response body bytes
-func (r SubmitToolOuputsToRunReply) GetBody() []byte {
+func (r SubmitToolOutputsToRunReply) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r SubmitToolOuputsToRunReply) Status() string {
+func (r SubmitToolOutputsToRunReply) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -15290,7 +15290,7 @@ func (r SubmitToolOuputsToRunReply) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r SubmitToolOuputsToRunReply) StatusCode() int {
+func (r SubmitToolOutputsToRunReply) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -15298,7 +15298,7 @@ func (r SubmitToolOuputsToRunReply) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r SubmitToolOuputsToRunReply) ContentType() string {
+func (r SubmitToolOutputsToRunReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16541,34 +16541,34 @@ func (c *ClientWithResponses) GetRunStepWithResponse(ctx context.Context, thread
 	return ParseGetRunStepReply(rsp)
 }
 
-// SubmitToolOuputsToRunWithBodyWithResponse Submit tool outputs to a run
+// SubmitToolOutputsToRunWithBodyWithResponse Submit tool outputs to a run
 //
 // Answers every pending tool call of a run in requires_action, all in one request.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-func (c *ClientWithResponses) SubmitToolOuputsToRunWithBodyWithResponse(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitToolOuputsToRunReply, error) {
-	rsp, err := c.SubmitToolOuputsToRunWithBody(ctx, threadId, runId, contentType, body, reqEditors...)
+// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+func (c *ClientWithResponses) SubmitToolOutputsToRunWithBodyWithResponse(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitToolOutputsToRunReply, error) {
+	rsp, err := c.SubmitToolOutputsToRunWithBody(ctx, threadId, runId, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseSubmitToolOuputsToRunReply(rsp)
+	return ParseSubmitToolOutputsToRunReply(rsp)
 }
 
-// SubmitToolOuputsToRunWithResponse Submit tool outputs to a run
+// SubmitToolOutputsToRunWithResponse Submit tool outputs to a run
 //
 // Answers every pending tool call of a run in requires_action, all in one request.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOuputsToRun` operationId).
-func (c *ClientWithResponses) SubmitToolOuputsToRunWithResponse(ctx context.Context, threadId string, runId string, body SubmitToolOuputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitToolOuputsToRunReply, error) {
-	rsp, err := c.SubmitToolOuputsToRun(ctx, threadId, runId, body, reqEditors...)
+// Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
+func (c *ClientWithResponses) SubmitToolOutputsToRunWithResponse(ctx context.Context, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitToolOutputsToRunReply, error) {
+	rsp, err := c.SubmitToolOutputsToRun(ctx, threadId, runId, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseSubmitToolOuputsToRunReply(rsp)
+	return ParseSubmitToolOutputsToRunReply(rsp)
 }
 
 // ListVectorStoresWithResponse List vector stores
@@ -17768,15 +17768,15 @@ func ParseGetRunStepReply(rsp *http.Response) (*GetRunStepReply, error) {
 	return response, nil
 }
 
-// ParseSubmitToolOuputsToRunReply parses an HTTP response from a SubmitToolOuputsToRunWithResponse call
-func ParseSubmitToolOuputsToRunReply(rsp *http.Response) (*SubmitToolOuputsToRunReply, error) {
+// ParseSubmitToolOutputsToRunReply parses an HTTP response from a SubmitToolOutputsToRunWithResponse call
+func ParseSubmitToolOutputsToRunReply(rsp *http.Response) (*SubmitToolOutputsToRunReply, error) {
 	bodyBytes, err := readReplyBody(rsp)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &SubmitToolOuputsToRunReply{
+	response := &SubmitToolOutputsToRunReply{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}

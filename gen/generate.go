@@ -17,10 +17,15 @@
 // and run "make generate".
 package gen
 
-// The generators, in order: the client side (this package), the server side
-// (genserver), then the typed calls of package assistants (calls.gen.go),
-// which internal/gencalls derives from the first two.
+// The generators, in order: the overlay that gives operations their
+// x-go-name (goname.overlay.yaml), the client side (this package), the
+// server side (genserver: its interface, then its embedded spec, which keeps
+// the API's operationIds), then the typed calls of package assistants
+// (calls.gen.go) and the streaming calls of package helpers
+// (helpers/streams.gen.go), which internal/gencalls derives from the first two.
 //
+//go:generate go run ../internal/gencalls -overlay-spec ../openapi/assistants.yaml -overlay-out goname.overlay.yaml
 //go:generate go run -modfile=../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config config.yaml ../openapi/assistants.yaml
 //go:generate go run -modfile=../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config genserver/config.yaml ../openapi/assistants.yaml
-//go:generate go run ../internal/gencalls -gen assistants.gen.go -server genserver/genserver.gen.go -calls ../calls.gen.go
+//go:generate go run -modfile=../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config genserver/spec.yaml ../openapi/assistants.yaml
+//go:generate go run ../internal/gencalls -gen assistants.gen.go -server genserver/genserver.gen.go -calls ../calls.gen.go -streams ../helpers/streams.gen.go

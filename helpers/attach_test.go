@@ -14,7 +14,7 @@ import (
 )
 
 // attachUpload uploads a small text file to the embedded server.
-func attachUpload(t *testing.T, c *gen.ClientWithResponses, name string) string {
+func attachUpload(t *testing.T, c *assistants.Client, name string) string {
 	t.Helper()
 	f, err := UploadFile(t.Context(), c, FileSource{Reader: strings.NewReader("content of " + name), Filename: name}, nil)
 	require.NoError(t, err)
@@ -36,7 +36,7 @@ func searchStores(tr *gen.ToolResources) []string {
 }
 
 // vectorStoreFileIDs lists the file IDs in a vector store.
-func vectorStoreFileIDs(t *testing.T, c *gen.ClientWithResponses, vsID string) []string {
+func vectorStoreFileIDs(t *testing.T, c *assistants.Client, vsID string) []string {
 	t.Helper()
 	var ids []string
 	for vf, err := range VectorStoreFiles(t.Context(), c, vsID, nil) {
@@ -177,7 +177,7 @@ func TestMessageFiles(t *testing.T) {
 	th, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
 	require.NoError(t, err)
 	var content gen.CreateMessageRequest_Content
-	require.NoError(t, content.FromCreateMessageRequestContent0("see the files"))
+	require.NoError(t, content.FromCreateMessageText("see the files"))
 	atts := []gen.MessageAttachment{Attachment(f1, AttachFileSearch), Attachment(f2)}
 	m, err := assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, th.Id, gen.CreateMessageRequest{
 		Role: gen.CreateMessageRequestRoleUser, Content: content, Attachments: &atts}))

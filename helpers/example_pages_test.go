@@ -14,7 +14,7 @@ import (
 
 // pagesExampleServer starts the embedded Assistants server and returns a
 // client for it and a function that stops both.
-func pagesExampleServer() (*gen.ClientWithResponses, func()) {
+func pagesExampleServer() (*assistants.Client, func()) {
 	srv := server.New()
 	hs := httptest.NewServer(srv.Handler())
 	stop := func() { _ = srv.Close(); hs.Close() }
@@ -41,7 +41,7 @@ func ExampleMessages() {
 	}
 	for i := 1; i <= 7; i++ {
 		var content gen.CreateMessageRequest_Content
-		_ = content.FromCreateMessageRequestContent0(fmt.Sprintf("message %d", i))
+		_ = content.FromCreateMessageText(fmt.Sprintf("message %d", i))
 		_, err := assistants.Result[gen.MessageObject](client.CreateMessageWithResponse(ctx, thread.Id,
 			gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Content: content}))
 		if err != nil {

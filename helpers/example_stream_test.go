@@ -13,7 +13,7 @@ import (
 
 // exampleServer starts the embedded Assistants server (scripted model, no
 // delays) and returns a client for it and a function that stops both.
-func exampleServer() (*gen.ClientWithResponses, func()) {
+func exampleServer() (*assistants.Client, func()) {
 	srv := server.New(server.WithStepDelay(0))
 	hs := httptest.NewServer(srv.Handler())
 	stop := func() { _ = srv.Close(); hs.Close() }
@@ -27,7 +27,7 @@ func exampleServer() (*gen.ClientWithResponses, func()) {
 
 // exampleThread creates an assistant with tools and a thread holding one
 // user message, and returns their ids.
-func exampleThread(ctx context.Context, client *gen.ClientWithResponses, tools []gen.AssistantTool, text string) (string, string, error) {
+func exampleThread(ctx context.Context, client *assistants.Client, tools []gen.AssistantTool, text string) (string, string, error) {
 	body := gen.CreateAssistantRequest{Model: "gpt-4o"}
 	if tools != nil {
 		body.Tools = &tools
@@ -37,7 +37,7 @@ func exampleThread(ctx context.Context, client *gen.ClientWithResponses, tools [
 		return "", "", err
 	}
 	var content gen.CreateMessageRequest_Content
-	if err := content.FromCreateMessageRequestContent0(text); err != nil {
+	if err := content.FromCreateMessageText(text); err != nil {
 		return "", "", err
 	}
 	msgs := []gen.CreateMessageRequest{{Role: "user", Content: content}}

@@ -29,9 +29,9 @@ type Weather struct {
 }
 
 // toolLoopThread creates a thread holding one user message.
-func toolLoopThread(ctx context.Context, c *gen.ClientWithResponses, text string) (string, error) {
+func toolLoopThread(ctx context.Context, c *assistants.Client, text string) (string, error) {
 	m := gen.CreateMessageRequest{Role: "user"}
-	if err := m.Content.FromCreateMessageRequestContent0(text); err != nil {
+	if err := m.Content.FromCreateMessageText(text); err != nil {
 		return "", err
 	}
 	msgs := []gen.CreateMessageRequest{m}
@@ -43,7 +43,7 @@ func toolLoopThread(ctx context.Context, c *gen.ClientWithResponses, text string
 }
 
 // toolLoopReply returns the text of a thread's newest message.
-func toolLoopReply(ctx context.Context, c *gen.ClientWithResponses, threadID string) string {
+func toolLoopReply(ctx context.Context, c *assistants.Client, threadID string) string {
 	order, limit := gen.ListMessagesParamsOrderDesc, 1
 	page, err := assistants.Result[gen.ListMessagesResponse](c.ListMessagesWithResponse(ctx, threadID,
 		&gen.ListMessagesParams{Order: &order, Limit: &limit}))

@@ -82,10 +82,11 @@ type FileUploader interface {
 	CreateFileWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...gen.RequestEditorFn) (*gen.CreateFileReply, error)
 }
 
-// FileDownloader is the part of *gen.ClientWithResponses (its embedded raw
-// client) that DownloadFile uses.
+// FileDownloader is the part of *assistants.Client that DownloadFile uses:
+// its typed DownloadFile, which returns the body of a 2xx reply and an
+// *assistants.APIError otherwise.
 type FileDownloader interface {
-	DownloadFile(ctx context.Context, fileId string, reqEditors ...gen.RequestEditorFn) (*http.Response, error)
+	DownloadFile(ctx context.Context, fileID string, reqEditors ...gen.RequestEditorFn) (io.ReadCloser, error)
 }
 
 // UploadFile uploads one file (POST /files) as multipart/form-data with the
@@ -144,14 +145,11 @@ func DownloadFile(ctx context.Context, client FileDownloader, fileID string) (io
 	case fileID == "":
 		return nil, errors.New("helpers: download file: empty file ID")
 	}
-	resp, err := client.DownloadFile(ctx, fileID)
+	body, err := client.DownloadFile(ctx, fileID)
 	if err != nil {
 		return nil, fmt.Errorf("helpers: download file %s: %w", fileID, err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("helpers: download file %s: %w", fileID, assistants.NewAPIError(resp, nil))
-	}
-	return resp.Body, nil
+	return body, nil
 }
 
 // uploadBody is the multipart body of one upload: head, the source, tail.

@@ -78,7 +78,7 @@ func filesFileJSON(id, name string, size int) map[string]any {
 		"purpose": "assistants", "status": "processed"}
 }
 
-func filesTestClient(t *testing.T, srv *httptest.Server, retries int) *gen.ClientWithResponses {
+func filesTestClient(t *testing.T, srv *httptest.Server, retries int) *assistants.Client {
 	t.Helper()
 	c, err := assistants.New(assistants.WithBaseURL(srv.URL+"/v1"), assistants.WithAPIKey("sk-test"),
 		assistants.WithMaxRetries(retries), assistants.WithHTTPClient(srv.Client()))

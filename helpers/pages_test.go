@@ -42,7 +42,7 @@ func newListFake(t *testing.T, n int) *listFake {
 	return f
 }
 
-func (f *listFake) client(t *testing.T) *gen.ClientWithResponses {
+func (f *listFake) client(t *testing.T) *assistants.Client {
 	t.Helper()
 	c, err := assistants.New(assistants.WithBaseURL(f.srv.URL+"/v1"), assistants.WithAPIKey("sk-test"),
 		assistants.WithMaxRetries(0), assistants.WithHTTPClient(f.srv.Client()))
@@ -153,7 +153,7 @@ type listCase struct {
 	name   string
 	path   string
 	filter url.Values
-	list   func(ctx context.Context, c *gen.ClientWithResponses, limit int, order string, before *string) iter.Seq2[string, error]
+	list   func(ctx context.Context, c *assistants.Client, limit int, order string, before *string) iter.Seq2[string, error]
 }
 
 func listMapSeq[T any](seq iter.Seq2[T, error], id func(T) string) iter.Seq2[string, error] {
@@ -174,46 +174,46 @@ func listPtr[T any](v T) *T { return &v }
 
 var listCases = []listCase{
 	{name: "assistants", path: "/v1/assistants",
-		list: func(ctx context.Context, c *gen.ClientWithResponses, limit int, order string, before *string) iter.Seq2[string, error] {
+		list: func(ctx context.Context, c *assistants.Client, limit int, order string, before *string) iter.Seq2[string, error] {
 			p := &gen.ListAssistantsParams{Limit: &limit, Order: listPtr(gen.ListAssistantsParamsOrder(order)), Before: before}
 			return listMapSeq(Assistants(ctx, c, p), func(v gen.AssistantObject) string { return v.Id })
 		}},
 	{name: "messages", path: "/v1/threads/thread_1/messages", filter: url.Values{"run_id": {"run_9"}},
-		list: func(ctx context.Context, c *gen.ClientWithResponses, limit int, order string, before *string) iter.Seq2[string, error] {
+		list: func(ctx context.Context, c *assistants.Client, limit int, order string, before *string) iter.Seq2[string, error] {
 			p := &gen.ListMessagesParams{Limit: &limit, Order: listPtr(gen.ListMessagesParamsOrder(order)), Before: before, RunId: listPtr("run_9")}
 			return listMapSeq(Messages(ctx, c, "thread_1", p), func(v gen.MessageObject) string { return v.Id })
 		}},
 	{name: "runs", path: "/v1/threads/thread_1/runs",
-		list: func(ctx context.Context, c *gen.ClientWithResponses, limit int, order string, before *string) iter.Seq2[string, error] {
+		list: func(ctx context.Context, c *assistants.Client, limit int, order string, before *string) iter.Seq2[string, error] {
 			p := &gen.ListRunsParams{Limit: &limit, Order: listPtr(gen.ListRunsParamsOrder(order)), Before: before}
 			return listMapSeq(Runs(ctx, c, "thread_1", p), func(v gen.RunObject) string { return v.Id })
 		}},
 	{name: "run steps", path: "/v1/threads/thread_1/runs/run_1/steps",
 		filter: url.Values{"include[]": {string(gen.ListRunStepsParamsIncludeStepDetailsToolCallsFileSearchResultsContent)}},
-		list: func(ctx context.Context, c *gen.ClientWithResponses, limit int, order string, before *string) iter.Seq2[string, error] {
+		list: func(ctx context.Context, c *assistants.Client, limit int, order string, before *string) iter.Seq2[string, error] {
 			p := &gen.ListRunStepsParams{Limit: &limit, Order: listPtr(gen.ListRunStepsParamsOrder(order)), Before: before,
 				Include: &[]gen.ListRunStepsParamsInclude{gen.ListRunStepsParamsIncludeStepDetailsToolCallsFileSearchResultsContent}}
 			return listMapSeq(RunSteps(ctx, c, "thread_1", "run_1", p), func(v gen.RunStepObject) string { return v.Id })
 		}},
 	{name: "files", path: "/v1/files", filter: url.Values{"purpose": {"assistants"}},
 		// listFiles has no before cursor: TestListEndpoints passes nil.
-		list: func(ctx context.Context, c *gen.ClientWithResponses, limit int, order string, _ *string) iter.Seq2[string, error] {
+		list: func(ctx context.Context, c *assistants.Client, limit int, order string, _ *string) iter.Seq2[string, error] {
 			p := &gen.ListFilesParams{Limit: &limit, Order: listPtr(gen.ListFilesParamsOrder(order)), Purpose: listPtr("assistants")}
 			return listMapSeq(Files(ctx, c, p), func(v gen.OpenAIFile) string { return v.Id })
 		}},
 	{name: "vector stores", path: "/v1/vector_stores",
-		list: func(ctx context.Context, c *gen.ClientWithResponses, limit int, order string, before *string) iter.Seq2[string, error] {
+		list: func(ctx context.Context, c *assistants.Client, limit int, order string, before *string) iter.Seq2[string, error] {
 			p := &gen.ListVectorStoresParams{Limit: &limit, Order: listPtr(gen.ListVectorStoresParamsOrder(order)), Before: before}
 			return listMapSeq(VectorStores(ctx, c, p), func(v gen.VectorStoreObject) string { return v.Id })
 		}},
 	{name: "vector store files", path: "/v1/vector_stores/vs_1/files", filter: url.Values{"filter": {"completed"}},
-		list: func(ctx context.Context, c *gen.ClientWithResponses, limit int, order string, before *string) iter.Seq2[string, error] {
+		list: func(ctx context.Context, c *assistants.Client, limit int, order string, before *string) iter.Seq2[string, error] {
 			p := &gen.ListVectorStoreFilesParams{Limit: &limit, Order: listPtr(gen.ListVectorStoreFilesParamsOrder(order)), Before: before,
 				Filter: listPtr(gen.ListVectorStoreFilesParamsFilterCompleted)}
 			return listMapSeq(VectorStoreFiles(ctx, c, "vs_1", p), func(v gen.VectorStoreFileObject) string { return v.Id })
 		}},
 	{name: "vector store batch files", path: "/v1/vector_stores/vs_1/file_batches/vsfb_1/files", filter: url.Values{"filter": {"failed"}},
-		list: func(ctx context.Context, c *gen.ClientWithResponses, limit int, order string, before *string) iter.Seq2[string, error] {
+		list: func(ctx context.Context, c *assistants.Client, limit int, order string, before *string) iter.Seq2[string, error] {
 			p := &gen.ListFilesInVectorStoreBatchParams{Limit: &limit, Order: listPtr(gen.ListFilesInVectorStoreBatchParamsOrder(order)), Before: before,
 				Filter: listPtr(gen.ListFilesInVectorStoreBatchParamsFilterFailed)}
 			return listMapSeq(VectorStoreBatchFiles(ctx, c, "vs_1", "vsfb_1", p), func(v gen.VectorStoreFileObject) string { return v.Id })

@@ -434,54 +434,17 @@ func (s *Stream) errorEvent(data []byte) error {
 	return &StreamError{APIError: apiErr}
 }
 
-// Client interfaces: the few generated methods the stream functions call.
-// *gen.Client and *gen.ClientWithResponses satisfy all of them.
-type (
-	// RunStreamer starts a run (createRun).
-	RunStreamer interface {
-		CreateRun(ctx context.Context, threadId string, params *gen.CreateRunParams, body gen.CreateRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*http.Response, error)
-	}
-	// ThreadAndRunStreamer creates a thread and runs it (createThreadAndRun).
-	ThreadAndRunStreamer interface {
-		CreateThreadAndRun(ctx context.Context, body gen.CreateThreadAndRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*http.Response, error)
-	}
-	// ToolOutputsStreamer submits tool outputs (submitToolOuputsToRun).
-	ToolOutputsStreamer interface {
-		SubmitToolOuputsToRun(ctx context.Context, threadId string, runId string, body gen.SubmitToolOuputsToRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*http.Response, error)
-	}
-)
-
-// StreamRun starts a run on threadID with body and "stream": true (whatever
-// body.Stream says) and returns its event stream, which starts with
-// thread.run.created. The caller must read the stream to its end or Close
-// it. A non-2xx reply is returned as *assistants.APIError; a 2xx reply that
-// is not an event stream wraps ErrStreamNotEventStream. ctx bounds the whole
-// stream, not just the request: when it is done the stream ends.
-func StreamRun(ctx context.Context, c RunStreamer, threadID string, body gen.CreateRunRequest, reqEditors ...gen.RequestEditorFn) (*Stream, error) {
-	body.Stream = ptrTrue()
-	resp, err := c.CreateRun(ctx, threadID, nil, body, reqEditors...)
-	return openStream(ctx, "create run", resp, err)
-}
-
-// StreamThreadAndRun creates a thread and runs it with body and
-// "stream": true, and returns its event stream, which starts with
-// thread.created. Otherwise like StreamRun.
-func StreamThreadAndRun(ctx context.Context, c ThreadAndRunStreamer, body gen.CreateThreadAndRunRequest, reqEditors ...gen.RequestEditorFn) (*Stream, error) {
-	body.Stream = ptrTrue()
-	resp, err := c.CreateThreadAndRun(ctx, body, reqEditors...)
-	return openStream(ctx, "create thread and run", resp, err)
-}
-
-// StreamSubmitToolOutputs submits the outputs of a run's pending tool calls
-// with "stream": true and returns the event stream of the resumed run.
-// Otherwise like StreamRun.
-func StreamSubmitToolOutputs(ctx context.Context, c ToolOutputsStreamer, threadID, runID string, body gen.SubmitToolOutputsRunRequest, reqEditors ...gen.RequestEditorFn) (*Stream, error) {
-	body.Stream = ptrTrue()
-	resp, err := c.SubmitToolOuputsToRun(ctx, threadID, runID, body, reqEditors...)
-	return openStream(ctx, "submit tool outputs", resp, err)
-}
+// The stream functions (StreamRun, StreamThreadAndRun,
+// StreamSubmitToolOutputs) and the one-method interfaces they take are
+// generated from the spec into streams.gen.go.
 
 func ptrTrue() *bool { t := true; return &t }
+
+// streamError is the error of a stream function that could not send its
+// request.
+func streamError(op string, err error) error {
+	return fmt.Errorf("helpers: stream %s: %w", op, err)
+}
 
 // openStream checks a streaming reply and wraps its body in a Stream.
 func openStream(ctx context.Context, op string, resp *http.Response, err error) (*Stream, error) {

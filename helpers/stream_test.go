@@ -502,7 +502,7 @@ func stSSEHandler(t *testing.T, in []byte) http.HandlerFunc {
 	}
 }
 
-func stClient(t *testing.T, url string) *gen.ClientWithResponses {
+func stClient(t *testing.T, url string) *assistants.Client {
 	t.Helper()
 	c, err := assistants.New(assistants.WithBaseURL(url), assistants.WithAPIKey("sk-test-secret-key-1234567890"),
 		assistants.WithMaxRetries(0))
@@ -695,7 +695,7 @@ func TestStreamCloseEarlyOverHTTP(t *testing.T) {
 func stUserMessage(t *testing.T, text string) gen.CreateMessageRequest {
 	t.Helper()
 	var content gen.CreateMessageRequest_Content
-	require.NoError(t, content.FromCreateMessageRequestContent0(text))
+	require.NoError(t, content.FromCreateMessageText(text))
 	return gen.CreateMessageRequest{Role: "user", Content: content}
 }
 

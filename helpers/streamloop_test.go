@@ -93,14 +93,22 @@ func stStreamResponse(body string) *http.Response {
 	return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader(body))}
 }
 
-func (f *stFakeClient) CreateRun(ctx context.Context, threadID string, _ *gen.CreateRunParams, body gen.CreateRunJSONRequestBody, _ ...gen.RequestEditorFn) (*http.Response, error) {
+func (f *stFakeClient) CreateRunWithBody(ctx context.Context, threadID string, _ *gen.CreateRunParams, _ string, r io.Reader, _ ...gen.RequestEditorFn) (*http.Response, error) {
+	var body gen.CreateRunJSONRequestBody
+	if err := json.NewDecoder(r).Decode(&body); err != nil {
+		return nil, err
+	}
 	if body.Stream == nil || !*body.Stream {
 		return nil, errors.New("stream must be true")
 	}
 	return stStreamResponse(f.create), nil
 }
 
-func (f *stFakeClient) SubmitToolOuputsToRun(ctx context.Context, threadID, runID string, body gen.SubmitToolOuputsToRunJSONRequestBody, _ ...gen.RequestEditorFn) (*http.Response, error) {
+func (f *stFakeClient) SubmitToolOutputsToRunWithBody(ctx context.Context, threadID, runID string, _ string, r io.Reader, _ ...gen.RequestEditorFn) (*http.Response, error) {
+	var body gen.SubmitToolOutputsToRunJSONRequestBody
+	if err := json.NewDecoder(r).Decode(&body); err != nil {
+		return nil, err
+	}
 	if body.Stream == nil || !*body.Stream {
 		return nil, errors.New("stream must be true")
 	}
@@ -605,7 +613,7 @@ func TestStreamToolLoopEndToEnd(t *testing.T) {
 		var calls atomic.Int32
 		reg := newReg(&calls)
 		asstID, threadID := stAssistantThread(t, srv, reg.Tools(), `please get_weather {"city":"Paris"}`)
-		c := &stCountingClient{ClientWithResponses: srv.Client}
+		c := &stCountingClient{ClientWithResponses: srv.Client.ClientWithResponses}
 		run, err := StreamRunTools(t.Context(), c, threadID, gen.CreateRunRequest{AssistantId: asstID}, reg, nil,
 			WithPollOptions(poller.WithInterval(time.Millisecond)))
 		require.NoError(t, err)
@@ -637,7 +645,7 @@ type stKeyClient struct {
 	keys []string
 }
 
-func (c *stKeyClient) CreateRun(ctx context.Context, threadID string, params *gen.CreateRunParams, body gen.CreateRunJSONRequestBody, editors ...gen.RequestEditorFn) (*http.Response, error) {
+func (c *stKeyClient) CreateRunWithBody(ctx context.Context, threadID string, params *gen.CreateRunParams, contentType string, body io.Reader, editors ...gen.RequestEditorFn) (*http.Response, error) {
 	probe, _ := http.NewRequest(http.MethodPost, "http://probe", nil)
 	for _, e := range editors {
 		_ = e(ctx, probe)
@@ -645,7 +653,7 @@ func (c *stKeyClient) CreateRun(ctx context.Context, threadID string, params *ge
 	c.mu.Lock()
 	c.keys = append(c.keys, probe.Header.Get("Idempotency-Key"))
 	c.mu.Unlock()
-	return c.ClientWithResponses.CreateRun(ctx, threadID, params, body, editors...)
+	return c.ClientWithResponses.CreateRunWithBody(ctx, threadID, params, contentType, body, editors...)
 }
 
 // TestStreamRunToolsRetriesAStreamCutBeforeItsFirstEvent: the createRun
@@ -666,7 +674,7 @@ func TestStreamRunToolsRetriesAStreamCutBeforeItsFirstEvent(t *testing.T) {
 		return "sunny in " + a.City, nil
 	}))
 	asstID, threadID := stAssistantThread(t, srv, reg.Tools(), `please get_weather {"city":"Paris"}`)
-	c := &stKeyClient{ClientWithResponses: srv.Client}
+	c := &stKeyClient{ClientWithResponses: srv.Client.ClientWithResponses}
 	run, err := StreamRunTools(t.Context(), c, threadID, gen.CreateRunRequest{AssistantId: asstID}, reg, nil,
 		WithPollOptions(poller.WithInterval(time.Millisecond)))
 	require.NoError(t, err, "createRun attempts: %d", len(c.keys))

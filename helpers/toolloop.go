@@ -348,7 +348,7 @@ func (l *toolLoop) submit(ctx context.Context, outputs []gen.SubmitToolOutputsRu
 	}
 	var lastErr error
 	for attempt := 0; attempt < l.o.SubmitAttempts; attempt++ {
-		reply, err := l.c.SubmitToolOuputsToRunWithResponse(ctx, l.threadID, l.runID, body, l.po.RequestEditors...)
+		reply, err := l.c.SubmitToolOutputsToRunWithResponse(ctx, l.threadID, l.runID, body, l.po.RequestEditors...)
 		next, err := assistants.Result[gen.RunObject](reply, err)
 		if err == nil {
 			return next, poller.PollAfter(reply.HTTPResponse.Header), nil

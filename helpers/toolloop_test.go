@@ -60,7 +60,7 @@ type tlFake struct {
 	creates []map[string]any
 }
 
-func newTLFake(t *testing.T, rounds ...[]string) (*tlFake, *gen.ClientWithResponses) {
+func newTLFake(t *testing.T, rounds ...[]string) (*tlFake, *assistants.Client) {
 	t.Helper()
 	f := &tlFake{t: t, rounds: rounds, status: "queued", finalStatus: "completed", faults: map[int]submitFault{}}
 	c, err := assistants.New(
@@ -607,7 +607,7 @@ func TestRunToolLoopEmbeddedServer(t *testing.T) {
 				for i := range runs {
 					bar.reset()
 					m := gen.CreateMessageRequest{Role: "user"}
-					require.NoError(t, m.Content.FromCreateMessageRequestContent0(`get_weather {"city":"Paris"} get_time {"city":"Oslo"} get_news`))
+					require.NoError(t, m.Content.FromCreateMessageText(`get_weather {"city":"Paris"} get_time {"city":"Oslo"} get_news`))
 					msgs := []gen.CreateMessageRequest{m}
 					thread, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{Messages: &msgs}))
 					require.NoError(t, err)

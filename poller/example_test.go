@@ -17,12 +17,12 @@ import (
 // userMessage is a thread's first message.
 func userMessage(text string) gen.CreateMessageRequest {
 	m := gen.CreateMessageRequest{Role: "user"}
-	_ = m.Content.FromCreateMessageRequestContent0(text)
+	_ = m.Content.FromCreateMessageText(text)
 	return m
 }
 
 // lastReply returns the text of the newest message of a thread.
-func lastReply(ctx context.Context, c *gen.ClientWithResponses, threadID string) string {
+func lastReply(ctx context.Context, c *assistants.Client, threadID string) string {
 	order, limit := gen.ListMessagesParamsOrderDesc, 1
 	page, err := assistants.Result[gen.ListMessagesResponse](c.ListMessagesWithResponse(ctx, threadID,
 		&gen.ListMessagesParams{Order: &order, Limit: &limit}))

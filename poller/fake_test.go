@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assistants-go/assistants"
-	"github.com/assistants-go/assistants/gen"
 )
 
 // errDropped stands for a connection dropped by the server.
@@ -50,7 +49,7 @@ type fakeAPI struct {
 	block  bool // hold every request until its context is done
 }
 
-func newFake(t *testing.T, script ...reply) (*fakeAPI, *gen.ClientWithResponses) {
+func newFake(t *testing.T, script ...reply) (*fakeAPI, *assistants.Client) {
 	t.Helper()
 	f := &fakeAPI{t: t, script: script}
 	c, err := assistants.New(

@@ -77,7 +77,7 @@ type ThreadAndRunCreator interface {
 // *gen.ClientWithResponses implements it (the method name keeps the
 // operationId's spelling, submitToolOuputsToRun).
 type ToolOutputsSubmitter interface {
-	SubmitToolOuputsToRunWithResponse(ctx context.Context, threadId string, runId string, body gen.SubmitToolOuputsToRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.SubmitToolOuputsToRunReply, error)
+	SubmitToolOutputsToRunWithResponse(ctx context.Context, threadId string, runId string, body gen.SubmitToolOutputsToRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.SubmitToolOutputsToRunReply, error)
 }
 
 // Options configures a Poller. Pass functions that modify it to New,
@@ -568,7 +568,7 @@ func CreateThreadAndRunAndPoll(ctx context.Context, client ThreadAndRunCreateGet
 func SubmitToolOutputsAndPoll(ctx context.Context, client ToolOutputsSubmitGetter, threadID, runID string, body gen.SubmitToolOutputsRunRequest, opts ...func(*Options)) (*gen.RunObject, error) {
 	o := options(opts)
 	body.Stream = nil
-	reply, err := client.SubmitToolOuputsToRunWithResponse(ctx, threadID, runID, body, o.RequestEditors...)
+	reply, err := client.SubmitToolOutputsToRunWithResponse(ctx, threadID, runID, body, o.RequestEditors...)
 	run, err := assistants.Result[gen.RunObject](reply, err)
 	if err != nil {
 		return nil, fmt.Errorf("poller: submit tool outputs to run %s: %w", runID, err)

@@ -356,18 +356,18 @@ func TestNewFromRun(t *testing.T) {
 func TestAndPollHelpers(t *testing.T) {
 	tests := []struct {
 		name     string
-		call     func(ctx context.Context, c *gen.ClientWithResponses) (*gen.RunObject, error)
+		call     func(ctx context.Context, c *assistants.Client) (*gen.RunObject, error)
 		wantPath string
 	}{
-		{"CreateAndPoll", func(ctx context.Context, c *gen.ClientWithResponses) (*gen.RunObject, error) {
+		{"CreateAndPoll", func(ctx context.Context, c *assistants.Client) (*gen.RunObject, error) {
 			stream := true
 			return poller.CreateAndPoll(ctx, c, "thread_1", gen.CreateRunRequest{AssistantId: "asst_1", Stream: &stream})
 		}, "/v1/threads/thread_1/runs"},
-		{"CreateThreadAndRunAndPoll", func(ctx context.Context, c *gen.ClientWithResponses) (*gen.RunObject, error) {
+		{"CreateThreadAndRunAndPoll", func(ctx context.Context, c *assistants.Client) (*gen.RunObject, error) {
 			stream := true
 			return poller.CreateThreadAndRunAndPoll(ctx, c, gen.CreateThreadAndRunRequest{AssistantId: "asst_1", Stream: &stream})
 		}, "/v1/threads/runs"},
-		{"SubmitToolOutputsAndPoll", func(ctx context.Context, c *gen.ClientWithResponses) (*gen.RunObject, error) {
+		{"SubmitToolOutputsAndPoll", func(ctx context.Context, c *assistants.Client) (*gen.RunObject, error) {
 			id, out := "call_1", "42"
 			stream := true
 			return poller.SubmitToolOutputsAndPoll(ctx, c, "thread_1", "run_1", gen.SubmitToolOutputsRunRequest{

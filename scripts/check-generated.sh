@@ -12,17 +12,21 @@ trap 'rm -rf "$tmp"' EXIT
 oapi() { (cd gen && $GO run -modfile="$root/tools/go.mod" github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen "$@"); }
 
 # The same commands as gen/generate.go, with the outputs moved to $tmp.
-sed "s|^output:.*|output: $tmp/assistants.gen.go|" gen/config.yaml > "$tmp/client.yaml"
-sed "s|^output:.*|output: $tmp/genserver.gen.go|" gen/genserver/config.yaml > "$tmp/server.yaml"
 case $SPEC in /*) ;; *) SPEC=$root/$SPEC ;; esac
-oapi -config "$tmp/client.yaml" "$SPEC"
-oapi -config "$tmp/server.yaml" "$SPEC"
+$GO run ./internal/gencalls -overlay-spec "$SPEC" -overlay-out "$tmp/goname.overlay.yaml"
+for c in client:gen/config.yaml:assistants.gen.go server:gen/genserver/config.yaml:genserver.gen.go \
+	spec:gen/genserver/spec.yaml:spec.gen.go; do
+	name=${c%%:*}; rest=${c#*:}; cfg=${rest%%:*}; out=${rest##*:}
+	sed -e "s|^output:.*|output: $tmp/$out|" -e "s|path: goname.overlay.yaml|path: $tmp/goname.overlay.yaml|" "$cfg" > "$tmp/$name.yaml"
+	oapi -config "$tmp/$name.yaml" "$SPEC"
+done
 $GO run ./internal/gencalls -gen "$tmp/assistants.gen.go" -server "$tmp/genserver.gen.go" \
-	-calls "$tmp/calls.gen.go"
+	-calls "$tmp/calls.gen.go" -streams "$tmp/streams.gen.go"
 
 status=0
-for pair in assistants.gen.go:gen/assistants.gen.go genserver.gen.go:gen/genserver/genserver.gen.go \
-	calls.gen.go:calls.gen.go; do
+for pair in goname.overlay.yaml:gen/goname.overlay.yaml assistants.gen.go:gen/assistants.gen.go \
+	genserver.gen.go:gen/genserver/genserver.gen.go spec.gen.go:gen/genserver/spec.gen.go \
+	calls.gen.go:calls.gen.go streams.gen.go:helpers/streams.gen.go; do
 	fresh=$tmp/${pair%%:*}
 	file=${pair##*:}
 	if ! cmp -s "$fresh" "$file"; then
@@ -34,11 +38,11 @@ done
 [ $status -eq 0 ] || exit 1
 
 if git rev-parse --git-dir >/dev/null 2>&1; then
-	st=$(git status --porcelain -- gen openapi tools internal/gencalls calls.gen.go)
+	st=$(git status --porcelain -- gen openapi tools internal/gencalls calls.gen.go helpers/streams.gen.go)
 	if [ -n "$st" ]; then
 		echo "check-generated: uncommitted or untracked changes in generated files or their sources:"
 		echo "$st"
 		exit 1
 	fi
 fi
-echo "check-generated: gen/, gen/genserver/ and calls.gen.go are up to date"
+echo "check-generated: gen/, gen/genserver/, calls.gen.go and helpers/streams.gen.go are up to date"

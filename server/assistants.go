@@ -85,7 +85,7 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 	}
 	if a.ResponseFormat == nil {
 		var auto gen.AssistantsApiResponseFormatOption
-		if err := auto.FromAssistantsApiResponseFormatOption0("auto"); err == nil {
+		if err := auto.FromResponseFormatMode("auto"); err == nil {
 			a.ResponseFormat = &auto
 		}
 	}

@@ -447,7 +447,7 @@ func chatToolChoice(tc *gen.AssistantsApiToolChoiceOption) (mode, function, kind
 	if tc == nil {
 		return "auto", "", ""
 	}
-	if s, err := tc.AsAssistantsApiToolChoiceOption0(); err == nil {
+	if s, err := tc.AsToolChoiceMode(); err == nil {
 		return string(s), "", ""
 	}
 	if named, err := tc.AsAssistantsNamedToolChoice(); err == nil {

@@ -55,7 +55,7 @@ func textOf(t *testing.T, m gen.MessageObject) string {
 
 func strContent(s string) gen.CreateMessageRequest_Content {
 	var c gen.CreateMessageRequest_Content
-	_ = c.FromCreateMessageRequestContent0(s)
+	_ = c.FromCreateMessageText(s)
 	return c
 }
 
@@ -145,7 +145,7 @@ func TestThreadsAndMessagesCRUD(t *testing.T) {
 	require.NoError(t, p.FromMessageRequestContentTextObject(gen.MessageRequestContentTextObject{Type: "text", Text: "third"}))
 	var img gen.MessageRequestContent
 	require.NoError(t, img.FromMessageContentImageUrlObject(gen.MessageContentImageUrlObject{Type: "image_url", ImageUrl: gen.MessageContentImageUrl{Url: "https://example.com/a.png"}}))
-	require.NoError(t, parts.FromCreateMessageRequestContent1([]gen.MessageRequestContent{p, img}))
+	require.NoError(t, parts.FromCreateMessageParts([]gen.MessageRequestContent{p, img}))
 	cm, err := c.CreateMessageWithResponse(ctx, th.Id, gen.CreateMessageRequest{Role: "user", Content: parts, Metadata: &gen.Metadata{"n": "3"}})
 	require.NoError(t, err)
 	require.NotNil(t, cm.JSON200, "body: %s", cm.Body)

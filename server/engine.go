@@ -1100,6 +1100,7 @@ func (w *writer) text() string {
 // has subscribed to the run, events are only counted: nothing can ask for
 // them (a retried stream replays from its own subscription on).
 func (e *engine) publishLocked(r *runRec, name string, v any, final bool) {
+	e.s.metrics.runEvent(name) // runs by status (metrics.go)
 	r.seq++
 	if !r.logged {
 		return

@@ -441,21 +441,9 @@ func (s *Server) deleteFile(ctx context.Context, id string) error {
 	defer s.mu.Unlock()
 	for _, vs := range s.st.vectorStores.all() {
 		if vs.files.del(id) {
+			s.unindexFile(vs.obj.Id, id)
 			s.refreshVectorStoreLocked(vs)
 		}
 	}
 	return nil
-}
-
-// fileText returns the text of a file for vector stores, or why it cannot be
-// indexed.
-func fileText(f store.File, data []byte) (string, *gen.VectorStoreFileLastError) {
-	if len(data) == 0 {
-		return "", &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile, Message: "The file is empty."}
-	}
-	if !utf8.Valid(data) {
-		return "", &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeUnsupportedFile,
-			Message: fmt.Sprintf("The file type of %s is not supported for retrieval: it is not UTF-8 text.", f.Filename)}
-	}
-	return string(data), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/assistantstest"
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/server"
@@ -36,7 +37,7 @@ func multipartBody(t testing.TB, filename string, data []byte, purpose string) (
 	return mw.FormDataContentType(), &buf
 }
 
-func upload(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, name, text string) gen.OpenAIFile {
+func upload(t testing.TB, ctx context.Context, c *assistants.Client, name, text string) gen.OpenAIFile {
 	t.Helper()
 	ct, body := multipartBody(t, name, []byte(text), "assistants")
 	r, err := c.CreateFileWithBodyWithResponse(ctx, ct, body)
@@ -179,7 +180,8 @@ func TestVectorStoreLifecycle(t *testing.T) {
 		require.NotNil(t, g.JSON200)
 		assert.Equal(t, gen.VectorStoreObjectStatus("completed"), g.JSON200.Status)
 		assert.Equal(t, gen.VectorStoreFileCounts{Completed: 1, Failed: 1, Total: 2}, g.JSON200.FileCounts)
-		assert.Equal(t, good.Bytes, g.JSON200.UsageBytes)
+		// usage: the text and its one chunk's vector (256 float32s).
+		assert.Equal(t, good.Bytes+256*4, g.JSON200.UsageBytes)
 
 		// The empty file failed with a reason.
 		ef, err := c.GetVectorStoreFileWithResponse(ctx, vs.Id, empty.Id)
@@ -249,7 +251,7 @@ func TestVectorStoreLifecycle(t *testing.T) {
 		require.NoError(t, err)
 		g, _ = c.GetVectorStoreWithResponse(ctx, vs.Id)
 		assert.Equal(t, gen.VectorStoreFileCounts{Completed: 1, Total: 1}, g.JSON200.FileCounts)
-		assert.Equal(t, good.Bytes, g.JSON200.UsageBytes)
+		assert.Equal(t, good.Bytes+256*4, g.JSON200.UsageBytes)
 
 		// List and delete.
 		lv, err := c.ListVectorStoresWithResponse(ctx, nil)
@@ -371,9 +373,10 @@ func TestVectorStoreSearch(t *testing.T) {
 	require.Len(t, res.Data, 2)
 	assert.Equal(t, penguins.Id, res.Data[0].FileId, "all three words match")
 	assert.Equal(t, "penguins.txt", res.Data[0].Filename)
-	assert.InDelta(t, 1.0, res.Data[0].Score, 1e-6)
+	assert.InDelta(t, 1.0, res.Data[0].Score, 1e-6, "first by keyword and by vector")
 	assert.Equal(t, whales.Id, res.Data[1].FileId)
-	assert.InDelta(t, 2.0/3.0, res.Data[1].Score, 1e-6)
+	assert.Less(t, res.Data[1].Score, res.Data[0].Score)
+	assert.Greater(t, res.Data[1].Score, float32(0))
 	require.NotEmpty(t, res.Data[0].Content)
 	assert.Equal(t, gen.VectorStoreSearchResultContentObjectType("text"), res.Data[0].Content[0].Type)
 	assert.Contains(t, res.Data[0].Content[0].Text, "flightless")
@@ -383,12 +386,14 @@ func TestVectorStoreSearch(t *testing.T) {
 	res = search(gen.VectorStoreSearchRequest{Query: searchQuery("krill"), MaxNumResults: &one})
 	assert.Len(t, res.Data, 1)
 
-	threshold := float32(0.9)
+	threshold := float32(0.99) // whales.txt is second in both rankings: 61/62
 	res = search(gen.VectorStoreSearchRequest{Query: searchQuery("penguins eat krill"), RankingOptions: &gen.VectorStoreSearchRankingOptions{ScoreThreshold: &threshold}})
 	assert.Len(t, res.Data, 1)
 
-	res = search(gen.VectorStoreSearchRequest{Query: searchQuery("wheels")})
-	assert.Empty(t, res.Data, "cars.txt is not in the store")
+	res = search(gen.VectorStoreSearchRequest{Query: searchQuery("engines wheels")})
+	for _, d := range res.Data {
+		assert.NotEqual(t, "cars.txt", d.Filename, "cars.txt is not in the store")
+	}
 
 	filter := func(f gen.ComparisonFilter) *gen.VectorStoreSearchFilter {
 		var out gen.VectorStoreSearchFilter

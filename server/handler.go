@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"sync"
 
 	"github.com/assistants-go/assistants/gen/genserver"
 )
@@ -15,9 +16,11 @@ const multipartSlack = 1 << 20
 // the server's error shape, and wraps them in the middlewares, outermost
 // first:
 //
-//	recovery -> logging -> faults -> auth -> body limit -> validation -> idempotency -> router
+//	recovery -> health -> logging -> faults -> auth -> rate limit -> body limit -> validation -> idempotency -> router
 //
-// Requests to paths the API does not serve get the API's 404.
+// /healthz and /readyz are answered by the health step, before the request
+// log, auth and limits (health.go). Requests to other paths the API does
+// not serve get the API's 404.
 func (s *Server) buildHandler() http.Handler {
 	strict := genserver.NewStrictHandlerWithOptions(s, nil, genserver.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  s.requestError,
@@ -35,9 +38,11 @@ func (s *Server) buildHandler() http.Handler {
 	h = s.idempotencyMiddleware(h)
 	h = s.validationMiddleware(h)
 	h = s.bodyLimitMiddleware(h)
+	h = s.rateLimitMiddleware(h)
 	h = s.authMiddleware(h)
 	h = s.faultsMiddleware(h)
 	h = s.loggingMiddleware(h)
+	h = s.healthRoutes(h)
 	h = s.recoveryMiddleware(h)
 	return h
 }
@@ -55,15 +60,19 @@ func (s *Server) routeOf(r *http.Request) (pattern, opID string) {
 	return pattern, opID
 }
 
-// bodyLimitMiddleware bounds request bodies: MaxBodyBytes for JSON,
-// MaxFileBytes plus some slack for multipart uploads. A body whose declared
-// length is over the limit is refused at once with a 413; one that turns out
-// longer fails when read, also with a 413.
+// bodyLimitMiddleware bounds request bodies by route: MaxFileBytes plus
+// some slack for a multipart body sent to an upload route (one whose spec
+// takes multipart/form-data: createFile), MaxBodyBytes for every other
+// body, a multipart one sent elsewhere included. A body whose declared
+// length is over the limit is refused at once with a 413 naming the limit;
+// one that turns out longer fails when read, also with a 413.
 func (s *Server) bodyLimitMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := s.opts.MaxBodyBytes
 		if isMultipart(r) {
-			limit = s.opts.MaxFileBytes + multipartSlack
+			if pattern, _ := s.routeOf(r); uploadRoutes()[pattern] {
+				limit = s.opts.MaxFileBytes + multipartSlack
+			}
 		}
 		if r.ContentLength > limit {
 			writeAPIError(w, errTooLarge(limit))
@@ -75,6 +84,24 @@ func (s *Server) bodyLimitMiddleware(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// uploadRoutes returns the route patterns ("POST /v1/files") whose
+// request body the spec takes as multipart/form-data.
+var uploadRoutes = sync.OnceValue(func() map[string]bool {
+	routes := map[string]bool{}
+	doc, err := genserver.GetSpec()
+	if err != nil {
+		return routes // the embedded spec always loads in a working build
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody != nil && op.RequestBody.Value != nil && op.RequestBody.Value.Content.Get("multipart/form-data") != nil {
+				routes[method+" /v1"+path] = true
+			}
+		}
+	}
+	return routes
+})
 
 // requestError answers a request the strict handler could not decode.
 func (s *Server) requestError(w http.ResponseWriter, r *http.Request, err error) {

@@ -47,7 +47,7 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 	// A run stuck in the model, streamed.
 	blocked := x.thread("block")
 	tr := true
-	resp, err := c.CreateRun(t.Context(), blocked, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+	resp, err := c.ClientWithResponses.CreateRun(t.Context(), blocked, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	var streamErr error

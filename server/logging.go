@@ -34,9 +34,10 @@ type respWriter struct {
 	capture bool   // keep the reply's first captureMax bytes in head
 	head    []byte //
 
-	drain  *drainState        // nil: this reply is never tracked (not a POST)
-	cancel context.CancelFunc // cancels the request's context (wakes a stream's writer)
-	stream bool               // the reply is an event stream registered with drain
+	drain   *drainState        // nil: this reply is never tracked (not a POST)
+	cancel  context.CancelFunc // cancels the request's context (wakes a stream's writer)
+	stream  bool               // the reply is an event stream registered with drain
+	metrics *metrics           // counts the open event streams
 
 	mu       sync.Mutex // guards the fields below and, for a stream, the writes
 	ended    bool       // Shutdown ended the stream: later writes fail
@@ -56,6 +57,7 @@ func (w *respWriter) WriteHeader(code int) {
 		if w.drain != nil && code == http.StatusOK && isEventStream(w.Header()) {
 			w.ResponseWriter.WriteHeader(code)
 			w.stream = true
+			w.metrics.streamOpened()
 			if !w.drain.add(w) {
 				w.endStream() // Shutdown was called: no new streams
 			}
@@ -129,6 +131,7 @@ func (w *respWriter) finish() {
 	w.finished = true
 	w.mu.Unlock()
 	w.drain.remove(w)
+	w.metrics.streamClosed()
 }
 
 // sent returns the number of body bytes written.
@@ -183,8 +186,11 @@ func (s *Server) recoveryMiddleware(next http.Handler) http.Handler {
 }
 
 // loggingMiddleware logs one line per request (method, route, operation,
-// status, duration, bytes, the object ids, request id) and sets the
-// x-request-id reply header. Headers, and so API keys, are never logged.
+// status, duration, bytes, the project, the object ids, request id), counts
+// it in the metrics (metrics.go) and sets the x-request-id reply header.
+// Headers, and so API keys, are never logged; nor are bodies, and so
+// message text, at any level: only the ids read from a reply. The project
+// is "default" until keys map to projects.
 //
 // The object ids are those of the path (thread_id, run_id, assistant_id,
 // ...) and, for a POST answered 2xx, those of the reply: the id of the
@@ -210,7 +216,7 @@ func (s *Server) loggingMiddleware(next http.Handler) http.Handler {
 			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
 			r = r.WithContext(ctx)
-			rw.drain, rw.cancel = &s.drain, cancel
+			rw.drain, rw.cancel, rw.metrics = &s.drain, cancel, s.metrics
 			rw.capture = s.log.Enabled(ctx, slog.LevelInfo)
 		}
 		route, op := s.routeOf(r)
@@ -220,6 +226,7 @@ func (s *Server) loggingMiddleware(next http.Handler) http.Handler {
 			if status == 0 && !rw.hijacked {
 				status = http.StatusOK
 			}
+			s.metrics.request(op, status, rw.hijacked, time.Since(start))
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelWarn
@@ -237,6 +244,7 @@ func (s *Server) loggingMiddleware(next http.Handler) http.Handler {
 				slog.Duration("duration", time.Since(start)),
 				slog.Int64("bytes", rw.sent()),
 			)
+			attrs = append(attrs, slog.String("project", defaultProject))
 			attrs = appendObjectIDs(attrs, route, r.URL.Path, rw)
 			attrs = append(attrs, slog.String("request_id", id))
 			s.log.LogAttrs(r.Context(), level, "request", attrs...)
@@ -244,6 +252,10 @@ func (s *Server) loggingMiddleware(next http.Handler) http.Handler {
 		next.ServeHTTP(rw, r)
 	})
 }
+
+// defaultProject is the project every request belongs to until API keys
+// map to projects.
+const defaultProject = "default"
 
 // appendObjectIDs appends the ids of the path (by the route's parameter
 // names) and of the reply's objects, each key once.

@@ -291,7 +291,7 @@ func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req ge
 // buildContentLocked turns request content (a string or a list of text and
 // image parts) into message content parts.
 func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequest_Content, param string) ([]gen.MessageContent, error) {
-	if text, err := c.AsCreateMessageRequestContent0(); err == nil {
+	if text, err := c.AsCreateMessageText(); err == nil {
 		if err := checkText(param, text); err != nil {
 			return nil, err
 		}
@@ -301,7 +301,7 @@ func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequ
 		}
 		return []gen.MessageContent{part}, nil
 	}
-	parts, err := c.AsCreateMessageRequestContent1()
+	parts, err := c.AsCreateMessageParts()
 	if err != nil {
 		return nil, errBadRequest(param, "Invalid '%s': expected a string or an array of content parts.", param)
 	}

@@ -298,7 +298,7 @@ func toolChoice(tc *gen.AssistantsApiToolChoiceOption) (mode, function string) {
 	if tc == nil {
 		return "auto", ""
 	}
-	if s, err := tc.AsAssistantsApiToolChoiceOption0(); err == nil {
+	if s, err := tc.AsToolChoiceMode(); err == nil {
 		return string(s), ""
 	}
 	if named, err := tc.AsAssistantsNamedToolChoice(); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/assistants-go/assistants/gen"
 )
@@ -21,6 +22,7 @@ const panicRunMessage = "The server had an error while processing the run."
 
 // respond calls the model, turning a panic into errModelPanicked.
 func (e *engine) respond(ctx context.Context, r *runRec, in *ModelInput, emit func(string)) (out *ModelOutput, err error) {
+	defer e.s.metrics.modelRound(ctx, time.Now(), &out, &err) // runs last: sees a recovered panic (metrics.go)
 	defer func() {
 		if p := recover(); p != nil {
 			e.s.logPanic("model panicked", p, "run_id", r.obj.Id)

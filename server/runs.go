@@ -102,8 +102,8 @@ func (p *runParams) validate() error {
 
 // checkResponseFormat accepts "auto" or a format object with a type.
 func checkResponseFormat(rf gen.AssistantsApiResponseFormatOption) error {
-	if s, err := rf.AsAssistantsApiResponseFormatOption0(); err == nil {
-		if s == gen.AssistantsApiResponseFormatOption0Auto {
+	if s, err := rf.AsResponseFormatMode(); err == nil {
+		if s == gen.ResponseFormatModeAuto {
 			return nil
 		}
 		return errBadRequest("response_format", "Invalid value for 'response_format': expected 'auto' or a format object.")
@@ -132,9 +132,9 @@ func checkToolChoice(tc *gen.AssistantsApiToolChoiceOption, tools []gen.Assistan
 	if string(b) == "null" || len(b) == 0 {
 		return nil
 	}
-	if s, err := tc.AsAssistantsApiToolChoiceOption0(); err == nil {
+	if s, err := tc.AsToolChoiceMode(); err == nil {
 		switch s {
-		case gen.AssistantsApiToolChoiceOption0Auto, gen.AssistantsApiToolChoiceOption0None, gen.AssistantsApiToolChoiceOption0Required:
+		case gen.ToolChoiceModeAuto, gen.ToolChoiceModeNone, gen.ToolChoiceModeRequired:
 			return nil
 		}
 		return errBadRequest("tool_choice", "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or a named tool.")
@@ -229,17 +229,17 @@ func (s *Server) newRunObject(threadID string, a gen.AssistantObject, p *runPara
 	case a.ResponseFormat != nil:
 		run.ResponseFormat = *a.ResponseFormat
 	default:
-		_ = run.ResponseFormat.FromAssistantsApiResponseFormatOption0(gen.AssistantsApiResponseFormatOption0Auto)
+		_ = run.ResponseFormat.FromResponseFormatMode(gen.ResponseFormatModeAuto)
 	}
 	if b, _ := run.ResponseFormat.MarshalJSON(); len(b) == 0 || string(b) == "null" {
-		_ = run.ResponseFormat.FromAssistantsApiResponseFormatOption0(gen.AssistantsApiResponseFormatOption0Auto)
+		_ = run.ResponseFormat.FromResponseFormatMode(gen.ResponseFormatModeAuto)
 	}
 	tc := gen.AssistantsApiToolChoiceOption{}
 	if p.ToolChoice != nil {
 		tc = *p.ToolChoice
 	}
 	if b, _ := tc.MarshalJSON(); len(b) == 0 || string(b) == "null" {
-		_ = tc.FromAssistantsApiToolChoiceOption0(gen.AssistantsApiToolChoiceOption0Auto)
+		_ = tc.FromToolChoiceMode(gen.ToolChoiceModeAuto)
 	}
 	run.ToolChoice = &tc
 	if p.TruncationStrategy != nil {
@@ -470,9 +470,9 @@ func (s *Server) CancelRun(ctx context.Context, req genserver.CancelRunRequestOb
 	return s.runReply(run), nil
 }
 
-// SubmitToolOuputsToRun hands the outputs of a requires_action run's tool
+// SubmitToolOutputsToRun hands the outputs of a requires_action run's tool
 // calls over and resumes the run.
-func (s *Server) SubmitToolOuputsToRun(ctx context.Context, req genserver.SubmitToolOuputsToRunRequestObject) (genserver.SubmitToolOuputsToRunResponseObject, error) {
+func (s *Server) SubmitToolOutputsToRun(ctx context.Context, req genserver.SubmitToolOutputsToRunRequestObject) (genserver.SubmitToolOutputsToRunResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
@@ -539,7 +539,7 @@ func (r runReply) VisitModifyRunResponse(w http.ResponseWriter) error { return r
 // VisitCancelRunResponse writes the run.
 func (r runReply) VisitCancelRunResponse(w http.ResponseWriter) error { return r.write(w) }
 
-// VisitSubmitToolOuputsToRunResponse writes the run.
-func (r runReply) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+// VisitSubmitToolOutputsToRunResponse writes the run.
+func (r runReply) VisitSubmitToolOutputsToRunResponse(w http.ResponseWriter) error {
 	return r.write(w)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/assistantstest"
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/server"
@@ -38,7 +39,7 @@ type rt struct {
 	t   *testing.T
 	ctx context.Context
 	srv *assistantstest.Server
-	c   *gen.ClientWithResponses
+	c   *assistants.Client
 }
 
 func newRT(t *testing.T, srv *assistantstest.Server) *rt {
@@ -47,7 +48,7 @@ func newRT(t *testing.T, srv *assistantstest.Server) *rt {
 
 func msgContent(s string) gen.CreateMessageRequest_Content {
 	var c gen.CreateMessageRequest_Content
-	_ = c.FromCreateMessageRequestContent0(s)
+	_ = c.FromCreateMessageText(s)
 	return c
 }
 
@@ -122,13 +123,13 @@ func (x *rt) messages(thread string) []gen.MessageObject {
 	return r.JSON200.Data
 }
 
-func (x *rt) submit(thread, run string, outs map[string]string) *gen.SubmitToolOuputsToRunReply {
+func (x *rt) submit(thread, run string, outs map[string]string) *gen.SubmitToolOutputsToRunReply {
 	x.t.Helper()
 	var list []gen.SubmitToolOutputsRunRequestToolOutput
 	for id, o := range outs {
 		list = append(list, gen.SubmitToolOutputsRunRequestToolOutput{ToolCallId: &id, Output: &o})
 	}
-	r, err := x.c.SubmitToolOuputsToRunWithResponse(x.ctx, thread, run, gen.SubmitToolOutputsRunRequest{ToolOutputs: list})
+	r, err := x.c.SubmitToolOutputsToRunWithResponse(x.ctx, thread, run, gen.SubmitToolOutputsRunRequest{ToolOutputs: list})
 	require.NoError(x.t, err)
 	return r
 }
@@ -559,7 +560,7 @@ func TestRunExpires(t *testing.T) {
 		a := x.assistant(gen.CreateAssistantRequest{Tools: &[]gen.AssistantTool{fnTool("lookup")}})
 		thread := x.thread("lookup")
 		tr := true
-		resp, err := x.c.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+		resp, err := x.c.ClientWithResponses.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
 		require.NoError(t, err)
 		events := readEvents(t, resp)
 		require.Equal(t, "thread.run.requires_action", events[len(events)-2].name)
@@ -691,7 +692,7 @@ func TestSubmitToolOutputsValidation(t *testing.T) {
 			{"no id", []gen.SubmitToolOutputsRunRequestToolOutput{{Output: &out}, {ToolCallId: &id2, Output: &out}}, ""},
 		}
 		for _, tc := range cases {
-			r, err := x.c.SubmitToolOuputsToRunWithResponse(x.ctx, thread, run.Id, gen.SubmitToolOutputsRunRequest{ToolOutputs: tc.outs})
+			r, err := x.c.SubmitToolOutputsToRunWithResponse(x.ctx, thread, run.Id, gen.SubmitToolOutputsRunRequest{ToolOutputs: tc.outs})
 			require.NoError(t, err)
 			e := apiError(t, http.StatusBadRequest, r.Body, r.StatusCode())
 			assert.Equal(t, "tool_outputs", param(e), tc.name)
@@ -702,7 +703,7 @@ func TestSubmitToolOutputsValidation(t *testing.T) {
 		}
 
 		// Unknown run and thread.
-		r, err := x.c.SubmitToolOuputsToRunWithResponse(x.ctx, thread, "run_nope", gen.SubmitToolOutputsRunRequest{ToolOutputs: []gen.SubmitToolOutputsRunRequestToolOutput{}})
+		r, err := x.c.SubmitToolOutputsToRunWithResponse(x.ctx, thread, "run_nope", gen.SubmitToolOutputsRunRequest{ToolOutputs: []gen.SubmitToolOutputsRunRequestToolOutput{}})
 		require.NoError(t, err)
 		apiError(t, http.StatusNotFound, r.Body, r.StatusCode())
 
@@ -769,7 +770,7 @@ func TestRunOverridesAndAdditions(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(`{"type":"json_object"}`), &jsonObj))
 		require.NoError(t, rf.FromAssistantsApiResponseFormat(jsonObj))
 		var none gen.AssistantsApiToolChoiceOption
-		require.NoError(t, none.FromAssistantsApiToolChoiceOption0(gen.AssistantsApiToolChoiceOption0None))
+		require.NoError(t, none.FromToolChoiceMode(gen.ToolChoiceModeNone))
 		run := x.run(thread, gen.CreateRunRequest{
 			AssistantId:            a.Id,
 			Model:                  ptr("gpt-4.1"),

@@ -1,24 +1,29 @@
 package server
 
 import (
-	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/retrieval"
+	"github.com/assistants-go/assistants/server/retrieval/filter"
+	"github.com/assistants-go/assistants/server/retrieval/index"
 )
 
-// Vector store search: a simple term match. The query (or queries) is split
-// into lower-case words; each chunk of each completed file scores the share
-// of those words it contains (0..1); a file's score is its best chunk's, and
-// its content is its best chunks (at most maxChunksPerResult). Files with
-// score 0, under ranking_options.score_threshold, or not matching the
-// attribute filter are left out. Results are ordered by score, best first,
-// then by when the file was attached.
+// Vector store search runs the retrieval pipeline (server/retrieval): the
+// query (or each query) is searched by keyword (BM25) and by vector (the
+// built-in embedder) among the chunks of the store's completed files that
+// pass the attribute filter (the filter applies before ranking), and the
+// two rankings are fused by reciprocal rank into a score in 0..1; a
+// chunk's score is its best over the queries. Chunks under
+// ranking_options.score_threshold are dropped, the best max_num_results
+// chunks are kept and grouped by file: a result is a file, its best
+// chunk's score and its chunks (at most maxChunksPerResult), best first.
 
 const (
 	maxChunksPerResult = 3
@@ -37,29 +42,45 @@ func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVect
 	if err != nil {
 		return nil, err
 	}
-	limit := defaultSearchResults
+	spec := searchSpec{queries: queries, limit: defaultSearchResults}
 	if b.MaxNumResults != nil {
 		if *b.MaxNumResults < 1 || *b.MaxNumResults > maxSearchResults {
 			return nil, errBadRequest("max_num_results", "Invalid 'max_num_results': expected an integer between 1 and %d.", maxSearchResults)
 		}
-		limit = *b.MaxNumResults
+		spec.limit = *b.MaxNumResults
 	}
-	var threshold float32
 	if ro := b.RankingOptions; ro != nil {
 		if ro.Ranker != nil && !ro.Ranker.Valid() {
 			return nil, errBadRequest("ranking_options.ranker", "Invalid value for 'ranking_options.ranker'.")
+		}
+		if ro.Ranker != nil {
+			spec.ranker = string(*ro.Ranker)
 		}
 		if ro.ScoreThreshold != nil {
 			if *ro.ScoreThreshold < 0 || *ro.ScoreThreshold > 1 {
 				return nil, errBadRequest("ranking_options.score_threshold", "Invalid 'ranking_options.score_threshold': expected a number between 0 and 1.")
 			}
-			threshold = *ro.ScoreThreshold
+			spec.threshold = float64(*ro.ScoreThreshold)
 		}
 	}
 	if b.Filters != nil {
-		if err := checkFilter("filters", *b.Filters, 0); err != nil {
-			return nil, err
+		raw, err := b.Filters.MarshalJSON()
+		if err != nil {
+			return nil, errBadRequest("filters", "Invalid 'filters': expected a filter object.")
 		}
+		f, err := filter.Parse(raw, "filters", maxFilterDepth)
+		if err != nil {
+			var pe *filter.ParamError
+			if errors.As(err, &pe) {
+				return nil, errBadRequest(pe.Param, "%s", pe.Message)
+			}
+			return nil, errBadRequest("filters", "Invalid 'filters': %s", err.Error())
+		}
+		spec.filter = f
+	}
+	p, err := s.pipeline()
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	rec, err := s.lookupVectorStoreLocked(req.VectorStoreId)
@@ -69,14 +90,129 @@ func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVect
 	}
 	now := s.now()
 	rec.obj.LastActiveAt = &now
-	results := searchFiles(rec.files.all(), queries, b.Filters, threshold, limit)
+	spec.addStoreLocked(rec)
 	s.mu.Unlock()
+	found, err := searchFiles(ctx, p, spec)
+	if err != nil {
+		return nil, err
+	}
+	data := make([]gen.VectorStoreSearchResultItem, 0, len(found))
+	for _, fr := range found {
+		content := make([]gen.VectorStoreSearchResultContentObject, 0, len(fr.chunks))
+		for _, c := range fr.chunks {
+			content = append(content, gen.VectorStoreSearchResultContentObject{Type: "text", Text: c})
+		}
+		data = append(data, gen.VectorStoreSearchResultItem{
+			FileId:     fr.fileID,
+			Filename:   fr.filename,
+			Score:      float32(fr.score),
+			Attributes: cloneAttributes(fr.attrs),
+			Content:    content,
+		})
+	}
 	return genserver.SearchVectorStore200JSONResponse{
 		Object:      "vector_store.search_results.page",
 		SearchQuery: queries,
-		Data:        results,
+		Data:        data,
 		HasMore:     false,
 	}, nil
+}
+
+// searchSpec is a search over vector stores in plain values, shared by
+// the search endpoint and the file_search tool of runs.
+type searchSpec struct {
+	queries   []string
+	filter    *filter.Filter // nil: every file
+	ranker    string         // ranking_options.ranker ("" for none)
+	threshold float64        // ranking_options.score_threshold
+	limit     int            // max_num_results (chunks)
+	storeIDs  []string
+	files     map[index.Ref]searchFile // the completed files allowed
+}
+
+// searchFile is a completed vector store file a search may return.
+type searchFile struct {
+	filename string
+	attrs    *gen.VectorStoreFileAttributes
+}
+
+// addStoreLocked adds a vector store's completed files that pass the
+// filter to the search. s.mu is held.
+func (sp *searchSpec) addStoreLocked(rec *vectorStoreRec) {
+	sp.storeIDs = append(sp.storeIDs, rec.obj.Id)
+	if sp.files == nil {
+		sp.files = map[index.Ref]searchFile{}
+	}
+	for _, f := range rec.files.all() {
+		if f.obj.Status != gen.VectorStoreFileObjectStatusCompleted || f.data == nil {
+			continue
+		}
+		if sp.filter != nil && !sp.filter.Match(fileAttributes(f.obj.Attributes)) {
+			continue
+		}
+		sp.files[index.Ref{VectorStoreID: rec.obj.Id, FileID: f.obj.Id}] = searchFile{filename: f.filename, attrs: f.obj.Attributes}
+	}
+}
+
+// fileAttributes converts a file's attributes for filter.Match.
+func fileAttributes(a *gen.VectorStoreFileAttributes) filter.Attributes {
+	if a == nil || len(*a) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(a)
+	if err != nil {
+		return nil
+	}
+	attrs, err := filter.ParseAttributes(raw)
+	if err != nil {
+		return nil
+	}
+	return attrs
+}
+
+// fileHit is a file found by searchFiles, with its best chunks.
+type fileHit struct {
+	vectorStoreID string
+	fileID        string
+	filename      string
+	attrs         *gen.VectorStoreFileAttributes
+	score         float64
+	chunks        []string
+}
+
+// searchFiles runs spec through the pipeline and groups the chunks found
+// by file, best file first.
+func searchFiles(ctx context.Context, p *retrieval.Pipeline, spec searchSpec) ([]fileHit, error) {
+	mode, err := retrieval.ModeForRanker(spec.ranker)
+	if err != nil {
+		return nil, errBadRequest("ranking_options.ranker", "Invalid value for 'ranking_options.ranker'.")
+	}
+	if len(spec.files) == 0 {
+		return nil, nil
+	}
+	results, err := p.Search(ctx, retrieval.Request{
+		Queries: spec.queries,
+		Scope: index.Scope{VectorStoreIDs: spec.storeIDs, Allow: func(r index.Ref) bool {
+			_, ok := spec.files[r]
+			return ok
+		}},
+		Mode:           mode,
+		ScoreThreshold: spec.threshold,
+		MaxResults:     spec.limit,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file search: %w", err)
+	}
+	var out []fileHit
+	for _, fr := range retrieval.GroupByFile(results, maxChunksPerResult) {
+		sf := spec.files[fr.Ref]
+		h := fileHit{vectorStoreID: fr.Ref.VectorStoreID, fileID: fr.Ref.FileID, filename: sf.filename, attrs: sf.attrs, score: fr.Score}
+		for _, c := range fr.Chunks {
+			h.chunks = append(h.chunks, c.Chunk.Text)
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // searchQueries returns the query texts of a search request.
@@ -102,290 +238,4 @@ func searchQueries(q gen.VectorStoreSearchRequest_Query) ([]string, error) {
 		}
 	}
 	return slices.Clone(qs), nil
-}
-
-// terms splits text into unique lower-case words.
-func terms(text string) []string {
-	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
-	})
-	slices.Sort(words)
-	return slices.Compact(words)
-}
-
-type scoredChunk struct {
-	text  string
-	score float32
-}
-
-// searchFiles scores the completed files (see the comment at the top).
-func searchFiles(files []*vsFileRec, queries []string, filter *gen.VectorStoreSearchFilter, threshold float32, limit int) []gen.VectorStoreSearchResultItem {
-	var qterms []string
-	for _, q := range queries {
-		qterms = append(qterms, terms(q)...)
-	}
-	slices.Sort(qterms)
-	qterms = slices.Compact(qterms)
-	type hit struct {
-		item  gen.VectorStoreSearchResultItem
-		order int
-	}
-	var hits []hit
-	for i, f := range files {
-		if f.obj.Status != gen.VectorStoreFileObjectStatusCompleted || f.data == nil || len(qterms) == 0 {
-			continue
-		}
-		if filter != nil && !matchFilter(*filter, f.obj.Attributes, 0) {
-			continue
-		}
-		var chunks []scoredChunk
-		for _, c := range f.data.chunks {
-			ct := terms(c)
-			n := 0
-			for _, t := range qterms {
-				if _, ok := slices.BinarySearch(ct, t); ok {
-					n++
-				}
-			}
-			if n > 0 {
-				chunks = append(chunks, scoredChunk{text: c, score: float32(n) / float32(len(qterms))})
-			}
-		}
-		if len(chunks) == 0 {
-			continue
-		}
-		slices.SortStableFunc(chunks, func(a, b scoredChunk) int { return cmp.Compare(b.score, a.score) })
-		best := chunks[0].score
-		if best < threshold {
-			continue
-		}
-		content := []gen.VectorStoreSearchResultContentObject{}
-		for _, c := range chunks[:min(len(chunks), maxChunksPerResult)] {
-			content = append(content, gen.VectorStoreSearchResultContentObject{Type: "text", Text: c.text})
-		}
-		hits = append(hits, hit{order: i, item: gen.VectorStoreSearchResultItem{
-			FileId:     f.obj.Id,
-			Filename:   f.filename,
-			Score:      best,
-			Attributes: cloneAttributes(f.obj.Attributes),
-			Content:    content,
-		}})
-	}
-	slices.SortStableFunc(hits, func(a, b hit) int {
-		if c := cmp.Compare(b.item.Score, a.item.Score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.order, b.order)
-	})
-	out := make([]gen.VectorStoreSearchResultItem, 0, min(len(hits), limit))
-	for _, h := range hits[:min(len(hits), limit)] {
-		out = append(out, h.item)
-	}
-	return out
-}
-
-// checkFilter validates a search filter (operators, value types, depth).
-func checkFilter(param string, f gen.VectorStoreSearchFilter, depth int) error {
-	if depth > maxFilterDepth {
-		return errBadRequest(param, "Invalid '%s': filters nest too deep (at most %d levels).", param, maxFilterDepth)
-	}
-	kind, err := f.Discriminator()
-	if err != nil {
-		return errBadRequest(param, "Invalid '%s': expected a filter object.", param)
-	}
-	switch kind {
-	case "and", "or":
-		c, err := f.AsCompoundFilter()
-		if err != nil {
-			return errBadRequest(param+".filters", "Invalid '%s.filters': expected an array of filters.", param)
-		}
-		for i, sub := range c.Filters {
-			if err := checkFilter(fmt.Sprintf("%s.filters[%d]", param, i), sub, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	case "eq", "ne", "gt", "gte", "lt", "lte", "in", "nin":
-		c, err := f.AsComparisonFilter()
-		if err != nil || c.Key == "" {
-			return errBadRequest(param+".key", "Invalid '%s': expected a comparison with a key and a value.", param)
-		}
-		_, isList := filterList(c.Value)
-		if (kind == "in" || kind == "nin") != isList {
-			if isList {
-				return errBadRequest(param+".value", "Invalid '%s.value': an array is only allowed with 'in' and 'nin'.", param)
-			}
-			return errBadRequest(param+".value", "Invalid '%s.value': '%s' needs an array of values.", param, kind)
-		}
-		return nil
-	default:
-		return errBadRequest(param+".type", "Invalid value for '%s.type'.", param)
-	}
-}
-
-// attrValue is an attribute or filter value: a string, a number or a bool.
-type attrValue struct {
-	kind byte // 's', 'n', 'b'
-	s    string
-	n    float64
-	b    bool
-}
-
-func fromAttribute(v gen.VectorStoreFileAttributeValue) (attrValue, bool) {
-	raw, err := v.MarshalJSON()
-	if err != nil || len(raw) == 0 {
-		return attrValue{}, false
-	}
-	switch raw[0] {
-	case '"':
-		s, err := v.AsVectorStoreFileAttributeValue0()
-		return attrValue{kind: 's', s: s}, err == nil
-	case 't', 'f':
-		b, err := v.AsVectorStoreFileAttributeValue2()
-		return attrValue{kind: 'b', b: b}, err == nil
-	default:
-		n, err := v.AsVectorStoreFileAttributeValue1()
-		return attrValue{kind: 'n', n: float64(n)}, err == nil
-	}
-}
-
-func filterScalar(v gen.ComparisonFilterValue) (attrValue, bool) {
-	raw, err := v.MarshalJSON()
-	if err != nil || len(raw) == 0 {
-		return attrValue{}, false
-	}
-	switch raw[0] {
-	case '"':
-		s, err := v.AsComparisonFilterValue0()
-		return attrValue{kind: 's', s: s}, err == nil
-	case 't', 'f':
-		b, err := v.AsComparisonFilterValue2()
-		return attrValue{kind: 'b', b: b}, err == nil
-	case '[', '{', 'n':
-		return attrValue{}, false
-	default:
-		n, err := v.AsComparisonFilterValue1()
-		return attrValue{kind: 'n', n: float64(n)}, err == nil
-	}
-}
-
-func filterList(v gen.ComparisonFilterValue) ([]attrValue, bool) {
-	raw, err := v.MarshalJSON()
-	if err != nil || len(raw) == 0 || raw[0] != '[' {
-		return nil, false
-	}
-	items, err := v.AsComparisonFilterValue3()
-	if err != nil {
-		return nil, false
-	}
-	out := make([]attrValue, 0, len(items))
-	for _, it := range items {
-		if s, err := it.AsComparisonFilterValueItem0(); err == nil {
-			out = append(out, attrValue{kind: 's', s: s})
-		} else if n, err := it.AsComparisonFilterValueItem1(); err == nil {
-			out = append(out, attrValue{kind: 'n', n: float64(n)})
-		}
-	}
-	return out, true
-}
-
-func (a attrValue) equal(b attrValue) bool {
-	if a.kind != b.kind {
-		return false
-	}
-	switch a.kind {
-	case 's':
-		return a.s == b.s
-	case 'n':
-		return a.n == b.n
-	default:
-		return a.b == b.b
-	}
-}
-
-// compare orders two values of the same kind (strings and numbers only).
-func (a attrValue) compare(b attrValue) (int, bool) {
-	if a.kind != b.kind {
-		return 0, false
-	}
-	switch a.kind {
-	case 's':
-		return strings.Compare(a.s, b.s), true
-	case 'n':
-		return cmp.Compare(a.n, b.n), true
-	}
-	return 0, false
-}
-
-// matchFilter evaluates a (checked) filter against a file's attributes. A
-// missing attribute matches only ne and nin.
-func matchFilter(f gen.VectorStoreSearchFilter, attrs *gen.VectorStoreFileAttributes, depth int) bool {
-	if depth > maxFilterDepth {
-		return false
-	}
-	kind, err := f.Discriminator()
-	if err != nil {
-		return false
-	}
-	switch kind {
-	case "and", "or":
-		c, err := f.AsCompoundFilter()
-		if err != nil {
-			return false
-		}
-		for _, sub := range c.Filters {
-			m := matchFilter(sub, attrs, depth+1)
-			if kind == "and" && !m {
-				return false
-			}
-			if kind == "or" && m {
-				return true
-			}
-		}
-		return kind == "and"
-	}
-	c, err := f.AsComparisonFilter()
-	if err != nil {
-		return false
-	}
-	var have attrValue
-	found := false
-	if attrs != nil {
-		if v, ok := (*attrs)[c.Key]; ok {
-			have, found = fromAttribute(v)
-		}
-	}
-	switch kind {
-	case "in", "nin":
-		list, _ := filterList(c.Value)
-		in := found && slices.ContainsFunc(list, have.equal)
-		return in == (kind == "in")
-	}
-	want, ok := filterScalar(c.Value)
-	if !ok {
-		return false
-	}
-	if !found {
-		return kind == "ne"
-	}
-	switch kind {
-	case "eq":
-		return have.equal(want)
-	case "ne":
-		return !have.equal(want)
-	}
-	r, ok := have.compare(want)
-	if !ok {
-		return false
-	}
-	switch kind {
-	case "gt":
-		return r > 0
-	case "gte":
-		return r >= 0
-	case "lt":
-		return r < 0
-	default:
-		return r <= 0
-	}
 }

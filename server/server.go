@@ -96,6 +96,20 @@ type Options struct {
 	// opener does, after Server.Close. Default: a new in-memory store
 	// (store/memory), so nothing survives the process.
 	Store store.Store
+	// ReadyChecks are what GET /readyz asks, beside the server's own check
+	// (ready once New returned, unready once Shutdown or Close began): a
+	// store's ping, its migrations, its queue workers. See health.go.
+	// Default: none.
+	ReadyChecks []ReadyCheck
+	// RateLimit is the steady request rate, in requests per second, that
+	// each API key (with auth off: each client address) may make; a request
+	// over it is answered 429 with Retry-After. Limits are per replica.
+	// See ratelimit.go. Default: 0, no limit.
+	RateLimit float64
+	// RateBurst is how many requests a key may make at once before
+	// RateLimit applies. Default: RateLimit rounded up, at least 1 (one
+	// second's worth).
+	RateBurst int
 }
 
 // Option changes Options.
@@ -157,6 +171,8 @@ type Server struct {
 	drain   drainState     // open event streams, for Shutdown (shutdown.go)
 
 	hooks testHooks // nil outside tests (hooks.go)
+
+	metrics *metrics // this server's Prometheus registry and series (metrics.go)
 }
 
 var _ genserver.StrictServerInterface = (*Server)(nil)
@@ -197,7 +213,7 @@ func New(opts ...Option) *Server {
 	if o.Store == nil {
 		o.Store = memory.New()
 	}
-	s := &Server{opts: o, log: o.Logger, db: o.Store, st: newStore()}
+	s := &Server{opts: o, log: o.Logger, db: o.Store, st: newStore(), metrics: newMetrics()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()

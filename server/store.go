@@ -17,6 +17,7 @@ import (
 // safe to encode after it is released.
 type memState struct {
 	vectorStores coll[*vectorStoreRec]
+	search       searchState // the retrieval pipeline and index (ingest.go)
 }
 
 // vectorStoreRec is a vector store, its files and its file batches.

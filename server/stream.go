@@ -108,8 +108,8 @@ func (st runStream) VisitCreateRunResponse(w http.ResponseWriter) error { return
 // VisitCreateThreadAndRunResponse writes the stream.
 func (st runStream) VisitCreateThreadAndRunResponse(w http.ResponseWriter) error { return st.write(w) }
 
-// VisitSubmitToolOuputsToRunResponse writes the stream.
-func (st runStream) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+// VisitSubmitToolOutputsToRunResponse writes the stream.
+func (st runStream) VisitSubmitToolOutputsToRunResponse(w http.ResponseWriter) error {
 	return st.write(w)
 }
 

@@ -115,7 +115,7 @@ func TestStreamCreateRun(t *testing.T) {
 	a := x.assistant(gen.CreateAssistantRequest{})
 	thread := x.thread("hello stream world")
 	tr := true
-	resp, err := x.c.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+	resp, err := x.c.ClientWithResponses.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
 	require.NoError(t, err)
 	evs := readEvents(t, resp)
 
@@ -154,7 +154,7 @@ func TestStreamCreateThreadAndRun(t *testing.T) {
 	a := x.assistant(gen.CreateAssistantRequest{})
 	msgs := []gen.CreateMessageRequest{{Role: "user", Content: msgContent("hi")}}
 	tr := true
-	resp, err := x.c.CreateThreadAndRun(x.ctx, gen.CreateThreadAndRunRequest{AssistantId: a.Id, Stream: &tr,
+	resp, err := x.c.ClientWithResponses.CreateThreadAndRun(x.ctx, gen.CreateThreadAndRunRequest{AssistantId: a.Id, Stream: &tr,
 		Thread: &gen.CreateThreadRequest{Messages: &msgs}})
 	require.NoError(t, err)
 	evs := readEvents(t, resp)
@@ -172,7 +172,7 @@ func TestStreamToolCallsAndSubmit(t *testing.T) {
 	a := x.assistant(gen.CreateAssistantRequest{Tools: &[]gen.AssistantTool{fnTool("get_weather")}})
 	thread := x.thread(`please get_weather {"city":"Paris","unit":"celsius","days":[1,2,3]}`)
 	tr := true
-	resp, err := x.c.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+	resp, err := x.c.ClientWithResponses.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
 	require.NoError(t, err)
 	evs := readEvents(t, resp)
 	got := names(evs)
@@ -215,7 +215,7 @@ func TestStreamToolCallsAndSubmit(t *testing.T) {
 	assert.JSONEq(t, `{"city":"Paris","unit":"celsius","days":[1,2,3]}`, args)
 
 	out := `{"temp":21}`
-	resp, err = x.c.SubmitToolOuputsToRun(x.ctx, thread, ra.Id, gen.SubmitToolOutputsRunRequest{Stream: &tr,
+	resp, err = x.c.ClientWithResponses.SubmitToolOutputsToRun(x.ctx, thread, ra.Id, gen.SubmitToolOutputsRunRequest{Stream: &tr,
 		ToolOutputs: []gen.SubmitToolOutputsRunRequestToolOutput{{ToolCallId: &call.Id, Output: &out}}})
 	require.NoError(t, err)
 	evs = readEvents(t, resp)
@@ -238,7 +238,7 @@ func TestStreamEndsWithTheRunsEndState(t *testing.T) {
 		a := x.assistant(gen.CreateAssistantRequest{})
 		thread := x.thread("hi")
 		tr := true
-		resp, err := x.c.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+		resp, err := x.c.ClientWithResponses.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
 		require.NoError(t, err)
 		evs := readEvents(t, resp)
 		got := names(evs)
@@ -255,7 +255,7 @@ func TestStreamEndsWithTheRunsEndState(t *testing.T) {
 		a := x.assistant(gen.CreateAssistantRequest{})
 		thread := x.thread("hi")
 		tr := true
-		resp, err := x.c.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+		resp, err := x.c.ClientWithResponses.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		var evs []event
@@ -284,7 +284,7 @@ func TestStreamCutByFaultHook(t *testing.T) {
 	a := x.assistant(gen.CreateAssistantRequest{})
 	thread := x.thread("hello")
 	tr := true
-	resp, err := x.c.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+	resp, err := x.c.ClientWithResponses.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -313,7 +313,7 @@ func TestStreamClientDisconnectDoesNotStopTheRun(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(x.ctx)
 	tr := true
-	resp, err := x.c.CreateRun(ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+	resp, err := x.c.ClientWithResponses.CreateRun(ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
 	require.NoError(t, err)
 	var run gen.RunObject
 	// Events arrive live: the model has not answered yet.
@@ -356,7 +356,7 @@ func TestStreamRefusedRequestsAnswerJSON(t *testing.T) {
 	x := newRT(t, assistantstest.NewServer(t, server.WithStepDelay(0)))
 	tr := true
 	thread := x.thread("hi")
-	resp, err := x.c.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: "asst_nope", Stream: &tr})
+	resp, err := x.c.ClientWithResponses.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: "asst_nope", Stream: &tr})
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
@@ -382,7 +382,7 @@ func TestManyConcurrentStreamedRuns(t *testing.T) {
 				}
 				msgs := []gen.CreateMessageRequest{{Role: "user", Content: msgContent(text)}}
 				tr := true
-				resp, err := x.c.CreateThreadAndRun(x.ctx, gen.CreateThreadAndRunRequest{AssistantId: a.Id, Stream: &tr,
+				resp, err := x.c.ClientWithResponses.CreateThreadAndRun(x.ctx, gen.CreateThreadAndRunRequest{AssistantId: a.Id, Stream: &tr,
 					Thread: &gen.CreateThreadRequest{Messages: &msgs}})
 				if err != nil {
 					return err
@@ -403,7 +403,7 @@ func TestManyConcurrentStreamedRuns(t *testing.T) {
 				if run.Status == gen.RunObjectStatusRequiresAction {
 					call := run.RequiredAction.SubmitToolOutputs.ToolCalls[0]
 					out := "ok"
-					resp, err := x.c.SubmitToolOuputsToRun(x.ctx, run.ThreadId, run.Id, gen.SubmitToolOutputsRunRequest{Stream: &tr,
+					resp, err := x.c.ClientWithResponses.SubmitToolOutputsToRun(x.ctx, run.ThreadId, run.Id, gen.SubmitToolOutputsRunRequest{Stream: &tr,
 						ToolOutputs: []gen.SubmitToolOutputsRunRequestToolOutput{{ToolCallId: &call.Id, Output: &out}}})
 					if err != nil {
 						return err

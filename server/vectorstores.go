@@ -2,12 +2,15 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/retrieval/chunk"
+	"github.com/assistants-go/assistants/server/retrieval/index"
 )
 
 // Vector stores.
@@ -15,8 +18,11 @@ import (
 // Files attached to a vector store (directly, through a batch, or when the
 // store is created) start in_progress and are processed one StepDelay later
 // by a background task (at once, before the reply, when StepDelay is 0): a
-// file that exists and holds UTF-8 text becomes completed and searchable;
-// an unknown, empty or binary file becomes failed with last_error. The
+// file whose text can be extracted is chunked by tokens, embedded and
+// indexed (ingest.go) and becomes completed and searchable; an unknown,
+// unsupported, empty or unreadable file becomes failed with last_error.
+// Detaching a file, deleting it or deleting the store drops its chunks
+// from the index. The
 // store is in_progress while any of its files is, completed otherwise. A
 // batch is in_progress until all its files are processed, then completed
 // (failed when every file failed); cancelling it marks its unprocessed
@@ -30,16 +36,16 @@ const (
 	// maxStoreCreateFiles bounds the file_ids of createVectorStore.
 	maxStoreCreateFiles = 500
 	// Default chunking (the API's "auto").
-	defaultChunkTokens   = 800
-	defaultOverlapTokens = 400
+	defaultChunkTokens   = chunk.AutoMaxTokens
+	defaultOverlapTokens = chunk.AutoOverlapTokens
 	maxSearchResults     = 50
 	defaultSearchResults = 10
 )
 
-// vsFileData is what processing extracted from a file.
+// vsFileData is what processing extracted from a file (its chunks are in
+// the retrieval index).
 type vsFileData struct {
-	text   string
-	chunks []string
+	text string
 }
 
 // ListVectorStores returns a page of vector stores.
@@ -147,6 +153,9 @@ func (s *Server) DeleteVectorStore(ctx context.Context, req genserver.DeleteVect
 	s.mu.Lock()
 	ok := s.st.vectorStores.del(req.VectorStoreId)
 	s.mu.Unlock()
+	if ok {
+		s.unindexVectorStore(req.VectorStoreId)
+	}
 	if !ok {
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
@@ -244,6 +253,7 @@ func (s *Server) DeleteVectorStoreFile(ctx context.Context, req genserver.Delete
 		return nil, err
 	}
 	rec.files.del(req.FileId)
+	s.unindexFile(rec.obj.Id, req.FileId)
 	s.refreshVectorStoreLocked(rec)
 	return genserver.DeleteVectorStoreFile200JSONResponse{Id: req.FileId, Object: "vector_store.file.deleted", Deleted: true}, nil
 }
@@ -535,24 +545,36 @@ func (s *Server) processFilesLocked(rec *vectorStoreRec) {
 	s.refreshVectorStoreLocked(rec)
 }
 
-// processFileLocked extracts and chunks one in_progress file: it ends
-// completed, or failed with the reason.
+// processFileLocked extracts, chunks, embeds and indexes one in_progress
+// file (see ingest.go): it ends completed, or failed with the reason.
 func (s *Server) processFileLocked(f *vsFileRec) {
+	fail := func(e *gen.VectorStoreFileLastError) {
+		f.data = nil
+		f.obj.Status = gen.VectorStoreFileObjectStatusFailed
+		f.obj.LastError = e
+	}
 	file, data, err := s.readFile(s.ctx, f.obj.Id)
 	if err != nil {
-		f.obj.Status = gen.VectorStoreFileObjectStatusFailed
-		f.obj.LastError = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
-			Message: fmt.Sprintf("No file found with id '%s'.", truncateForMessage(f.obj.Id))}
-	} else if text, lastErr := fileText(file, data); lastErr != nil {
-		f.obj.Status = gen.VectorStoreFileObjectStatusFailed
-		f.obj.LastError = lastErr
-	} else {
-		max, overlap := chunkSizes(f.obj.ChunkingStrategy)
-		f.data = &vsFileData{text: text, chunks: chunkText(text, max, overlap)}
-		f.filename = file.Filename
-		f.obj.Status = gen.VectorStoreFileObjectStatusCompleted
-		f.obj.UsageBytes = len(data)
+		fail(&gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
+			Message: fmt.Sprintf("No file found with id '%s'.", truncateForMessage(f.obj.Id))})
+		return
 	}
+	p, err := s.pipeline()
+	if err != nil {
+		s.log.Error("retrieval pipeline", "err", err.Error())
+		fail(serverFileError())
+		return
+	}
+	ref := index.Ref{VectorStoreID: f.obj.VectorStoreId, FileID: f.obj.Id}
+	res, lastErr := ingestFile(s.ctx, p, ref, file.Filename, data, strategyOf(f.obj.ChunkingStrategy))
+	if lastErr != nil {
+		fail(lastErr)
+		return
+	}
+	f.data = &vsFileData{text: res.text}
+	f.filename = file.Filename
+	f.obj.Status = gen.VectorStoreFileObjectStatusCompleted
+	f.obj.UsageBytes = res.usageBytes
 }
 
 // refreshVectorStoreLocked recomputes a vector store's file counts, usage
@@ -722,12 +744,13 @@ func chunkingFromRequest(param string, cs *gen.ChunkingStrategyRequestParam) (*g
 		if err != nil {
 			return nil, errBadRequest(param+".static", "Invalid '%s.static': %s.", param, firstLine(err.Error()))
 		}
-		m, o := st.Static.MaxChunkSizeTokens, st.Static.ChunkOverlapTokens
-		if m < 100 || m > 4096 {
-			return nil, errBadRequest(param+".static.max_chunk_size_tokens", "Invalid '%s.static.max_chunk_size_tokens': expected an integer between 100 and 4096.", param)
-		}
-		if o < 0 || o > m/2 {
-			return nil, errBadRequest(param+".static.chunk_overlap_tokens", "Invalid '%s.static.chunk_overlap_tokens': expected an integer between 0 and half of max_chunk_size_tokens.", param)
+		strat := chunk.Strategy{MaxTokens: st.Static.MaxChunkSizeTokens, OverlapTokens: st.Static.ChunkOverlapTokens}
+		if err := strat.Validate(param); err != nil {
+			var pe *chunk.ParamError
+			if errors.As(err, &pe) {
+				return nil, errBadRequest(pe.Param, "%s", pe.Message)
+			}
+			return nil, errBadRequest(param, "Invalid '%s': %s", param, err.Error())
 		}
 		var out gen.ChunkingStrategyResponse
 		if err := out.FromStaticChunkingStrategyResponseParam(gen.StaticChunkingStrategyResponseParam{Type: "static", Static: st.Static}); err != nil {
@@ -769,26 +792,6 @@ func cloneAttributes(a *gen.VectorStoreFileAttributes) *gen.VectorStoreFileAttri
 }
 
 // --- text ---
-
-// chunkText splits text into chunks of at most maxTokens words, each
-// starting maxTokens-overlap words after the previous one. A word stands in
-// for a token.
-func chunkText(text string, maxTokens, overlap int) []string {
-	words := strings.Fields(text)
-	if len(words) == 0 {
-		return nil
-	}
-	step := max(1, maxTokens-overlap)
-	var out []string
-	for start := 0; start < len(words); start += step {
-		end := min(len(words), start+maxTokens)
-		out = append(out, strings.Join(words[start:end], " "))
-		if end == len(words) {
-			break
-		}
-	}
-	return out
-}
 
 // splitParagraphs splits text at blank lines, dropping empty parts.
 func splitParagraphs(text string) []string {

@@ -120,7 +120,7 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 	// 2. A question that triggers the tool.
 	question := `What should I wear in Paris today? Please call get_weather {"city":"Paris"}`
 	var content gen.CreateMessageRequest_Content
-	if err := content.FromCreateMessageRequestContent0(question); err != nil {
+	if err := content.FromCreateMessageText(question); err != nil {
 		return err
 	}
 	if _, err := assistants.Result[gen.MessageObject](client.CreateMessageWithResponse(ctx, thread.Id, gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Content: content})); err != nil {

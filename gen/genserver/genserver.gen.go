@@ -9,21 +9,15 @@ package genserver
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
-	"net/url"
-	"path"
-	"strings"
 
 	. "github.com/assistants-go/assistants/gen"
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/oapi-codegen/runtime"
 )
 
@@ -110,9 +104,9 @@ type ServerInterface interface {
 	// GetRunStep Get a run step
 	// (GET /threads/{thread_id}/runs/{run_id}/steps/{step_id})
 	GetRunStep(w http.ResponseWriter, r *http.Request, threadId string, runId string, stepId string, params GetRunStepParams)
-	// SubmitToolOuputsToRun Submit tool outputs to a run
+	// SubmitToolOutputsToRun Submit tool outputs to a run
 	// (POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs)
-	SubmitToolOuputsToRun(w http.ResponseWriter, r *http.Request, threadId string, runId string)
+	SubmitToolOutputsToRun(w http.ResponseWriter, r *http.Request, threadId string, runId string)
 	// ListVectorStores List vector stores
 	// (GET /vector_stores)
 	ListVectorStores(w http.ResponseWriter, r *http.Request, params ListVectorStoresParams)
@@ -1222,8 +1216,8 @@ func (siw *ServerInterfaceWrapper) GetRunStep(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
-// SubmitToolOuputsToRun operation middleware
-func (siw *ServerInterfaceWrapper) SubmitToolOuputsToRun(w http.ResponseWriter, r *http.Request) {
+// SubmitToolOutputsToRun operation middleware
+func (siw *ServerInterfaceWrapper) SubmitToolOutputsToRun(w http.ResponseWriter, r *http.Request) {
 
 	var err error
 	_ = err
@@ -1247,7 +1241,7 @@ func (siw *ServerInterfaceWrapper) SubmitToolOuputsToRun(w http.ResponseWriter, 
 	}
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.SubmitToolOuputsToRun(w, r, threadId, runId)
+		siw.Handler.SubmitToolOutputsToRun(w, r, threadId, runId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2031,6 +2025,11 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/assistants/{assistant_id}", wrapper.DeleteAssistant)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/assistants/{assistant_id}", wrapper.GetAssistant)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/assistants/{assistant_id}", wrapper.ModifyAssistant)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/files", wrapper.ListFiles)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/files", wrapper.CreateFile)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/files/{file_id}", wrapper.DeleteFile)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/files/{file_id}", wrapper.RetrieveFile)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/files/{file_id}/content", wrapper.DownloadFile)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/threads", wrapper.CreateThread)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/threads/{thread_id}", wrapper.DeleteThread)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/threads/{thread_id}", wrapper.GetThread)
@@ -2040,7 +2039,6 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/threads/{thread_id}/messages/{message_id}", wrapper.DeleteMessage)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/threads/{thread_id}/messages/{message_id}", wrapper.GetMessage)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/threads/{thread_id}/messages/{message_id}", wrapper.ModifyMessage)
-	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/threads/runs", wrapper.CreateThreadAndRun)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/threads/{thread_id}/runs", wrapper.ListRuns)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/threads/{thread_id}/runs", wrapper.CreateRun)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/threads/{thread_id}/runs/{run_id}", wrapper.GetRun)
@@ -2048,12 +2046,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/threads/{thread_id}/runs/{run_id}/cancel", wrapper.CancelRun)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/threads/{thread_id}/runs/{run_id}/steps", wrapper.ListRunSteps)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/threads/{thread_id}/runs/{run_id}/steps/{step_id}", wrapper.GetRunStep)
-	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", wrapper.SubmitToolOuputsToRun)
-	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/files", wrapper.ListFiles)
-	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/files", wrapper.CreateFile)
-	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/files/{file_id}", wrapper.DeleteFile)
-	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/files/{file_id}", wrapper.RetrieveFile)
-	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/files/{file_id}/content", wrapper.DownloadFile)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", wrapper.SubmitToolOutputsToRun)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/threads/runs", wrapper.CreateThreadAndRun)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/vector_stores", wrapper.ListVectorStores)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/vector_stores", wrapper.CreateVectorStore)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/vector_stores/{vector_store_id}", wrapper.DeleteVectorStore)
@@ -3290,19 +3284,19 @@ func (response GetRunStepdefaultJSONResponse) VisitGetRunStepResponse(w http.Res
 	return err
 }
 
-type SubmitToolOuputsToRunRequestObject struct {
+type SubmitToolOutputsToRunRequestObject struct {
 	ThreadId string `json:"thread_id"`
 	RunId    string `json:"run_id"`
-	Body     *SubmitToolOuputsToRunJSONRequestBody
+	Body     *SubmitToolOutputsToRunJSONRequestBody
 }
 
-type SubmitToolOuputsToRunResponseObject interface {
-	VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error
+type SubmitToolOutputsToRunResponseObject interface {
+	VisitSubmitToolOutputsToRunResponse(w http.ResponseWriter) error
 }
 
-type SubmitToolOuputsToRun200JSONResponse RunObject
+type SubmitToolOutputsToRun200JSONResponse RunObject
 
-func (response SubmitToolOuputsToRun200JSONResponse) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+func (response SubmitToolOutputsToRun200JSONResponse) VisitSubmitToolOutputsToRunResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -3314,12 +3308,12 @@ func (response SubmitToolOuputsToRun200JSONResponse) VisitSubmitToolOuputsToRunR
 	return err
 }
 
-type SubmitToolOuputsToRun200TexteventStreamResponse struct {
+type SubmitToolOutputsToRun200TexteventStreamResponse struct {
 	Body          io.Reader
 	ContentLength int64
 }
 
-func (response SubmitToolOuputsToRun200TexteventStreamResponse) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+func (response SubmitToolOutputsToRun200TexteventStreamResponse) VisitSubmitToolOutputsToRunResponse(w http.ResponseWriter) error {
 
 	w.Header().Set("Content-Type", "text/event-stream")
 	if response.ContentLength != 0 {
@@ -3357,12 +3351,12 @@ func (response SubmitToolOuputsToRun200TexteventStreamResponse) VisitSubmitToolO
 	}
 }
 
-type SubmitToolOuputsToRun4XXJSONResponse struct {
+type SubmitToolOutputsToRun4XXJSONResponse struct {
 	Body       ErrorResponse
 	StatusCode int
 }
 
-func (response SubmitToolOuputsToRun4XXJSONResponse) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+func (response SubmitToolOutputsToRun4XXJSONResponse) VisitSubmitToolOutputsToRunResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3374,12 +3368,12 @@ func (response SubmitToolOuputsToRun4XXJSONResponse) VisitSubmitToolOuputsToRunR
 	return err
 }
 
-type SubmitToolOuputsToRun5XXJSONResponse struct {
+type SubmitToolOutputsToRun5XXJSONResponse struct {
 	Body       ErrorResponse
 	StatusCode int
 }
 
-func (response SubmitToolOuputsToRun5XXJSONResponse) VisitSubmitToolOuputsToRunResponse(w http.ResponseWriter) error {
+func (response SubmitToolOutputsToRun5XXJSONResponse) VisitSubmitToolOutputsToRunResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4112,9 +4106,9 @@ type StrictServerInterface interface {
 	// GetRunStep Get a run step
 	// (GET /threads/{thread_id}/runs/{run_id}/steps/{step_id})
 	GetRunStep(ctx context.Context, request GetRunStepRequestObject) (GetRunStepResponseObject, error)
-	// SubmitToolOuputsToRun Submit tool outputs to a run
+	// SubmitToolOutputsToRun Submit tool outputs to a run
 	// (POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs)
-	SubmitToolOuputsToRun(ctx context.Context, request SubmitToolOuputsToRunRequestObject) (SubmitToolOuputsToRunResponseObject, error)
+	SubmitToolOutputsToRun(ctx context.Context, request SubmitToolOutputsToRunRequestObject) (SubmitToolOutputsToRunResponseObject, error)
 	// ListVectorStores List vector stores
 	// (GET /vector_stores)
 	ListVectorStores(ctx context.Context, request ListVectorStoresRequestObject) (ListVectorStoresResponseObject, error)
@@ -4985,14 +4979,14 @@ func (sh *strictHandler) GetRunStep(w http.ResponseWriter, r *http.Request, thre
 	}
 }
 
-// SubmitToolOuputsToRun operation middleware
-func (sh *strictHandler) SubmitToolOuputsToRun(w http.ResponseWriter, r *http.Request, threadId string, runId string) {
-	var request SubmitToolOuputsToRunRequestObject
+// SubmitToolOutputsToRun operation middleware
+func (sh *strictHandler) SubmitToolOutputsToRun(w http.ResponseWriter, r *http.Request, threadId string, runId string) {
+	var request SubmitToolOutputsToRunRequestObject
 
 	request.ThreadId = threadId
 	request.RunId = runId
 
-	var body SubmitToolOuputsToRunJSONRequestBody
+	var body SubmitToolOutputsToRunJSONRequestBody
 	if err := runtime.BindJSONBody(r, &body); err != nil {
 		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
 		return
@@ -5000,18 +4994,18 @@ func (sh *strictHandler) SubmitToolOuputsToRun(w http.ResponseWriter, r *http.Re
 	request.Body = &body
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
-		return sh.ssi.SubmitToolOuputsToRun(ctx, request.(SubmitToolOuputsToRunRequestObject))
+		return sh.ssi.SubmitToolOutputsToRun(ctx, request.(SubmitToolOutputsToRunRequestObject))
 	}
 	for _, middleware := range sh.middlewares {
-		handler = middleware(handler, "SubmitToolOuputsToRun")
+		handler = middleware(handler, "SubmitToolOutputsToRun")
 	}
 
 	response, err := handler(r.Context(), w, r, request)
 
 	if err != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
-	} else if validResponse, ok := response.(SubmitToolOuputsToRunResponseObject); ok {
-		if err := validResponse.VisitSubmitToolOuputsToRunResponse(w); err != nil {
+	} else if validResponse, ok := response.(SubmitToolOutputsToRunResponseObject); ok {
+		if err := validResponse.VisitSubmitToolOutputsToRunResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -5482,363 +5476,4 @@ func (sh *strictHandler) SearchVectorStore(w http.ResponseWriter, r *http.Reques
 	} else if response != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
 	}
-}
-
-// Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
-// Stored as a slice of fixed-width chunks rather than one concatenated
-// const string: with thousands of chunks the chained `+` fold is several
-// times slower for the Go compiler than parsing a slice literal.
-var swaggerSpec = []string{
-	"7L37c9y4kQD8r6Dm+6o2+YqyJe3al7PrflD8SJzsrn2WN7mqLdUEIjEzjDgAFwAlzbn8v3+FBkCCJECC",
-	"85BHe76q21gcPLsbjUY/P89Sti4ZJVSK2YvPM5GuyBrDPy+EyIXEVL6//jdJpfqUEZHyvJQ5o7MXswuK",
-	"sG3zEmG0Zhkp0F0uVyinQvIqVQ0FwjRDkrFCILnCEvGKCpRiiipBnsySWclZSbjMCcyacoIlyebYM+Er",
-	"9VvOKJL5miToF5rfI0FSRjOhBlowvlbdZhXN71WTWTKTm5LMXsxyKsmS8NmXpD1kd4a3nJATSe4lcr6r",
-	"sdf4/kdCl3I1e/Hs7DyZ0aoo8HVBZi8kr0g9j5A8p0s1TZ55AGahhd69TlAl1AAop+jiwzuU4qKAXfRH",
-	"cmDZH/NyIyRZtwG+zG8JRZIhuSIaK50tnD97fnp6GrGLNZE4wxKref9fThazF7P/52lDMU8NuTz9ybZT",
-	"fdSE/YX+BNTx7jUsqqYbRQT+bVO8Jv1RXueiLPAGqV/7m4rYEQsRc3GHN6JZmBqc0Go9e/HrrP44u/KM",
-	"yIkoGRVkbulvGFQ1EYiLMv9o+r6Fru/1Yr4kM0nWJeFYVtzAYIGrQs5enCVd9ON1WeR0iZweCTpVyD83",
-	"8MnXahfnyWydU/3vMOZptb7Wx0Qd2DknglU81SdzaFOfGCs+1o1Nd9Fa+q9X3bW/oWoFhjckCEu0ZkKi",
-	"s/M/qZXnkqxFNDDVAoD48P073fHs/E/1tjDneKOXVc7LYYj+XKUFqQQSFrJrLIQB6VkLpGeTQAqU8luV",
-	"c5IpmsqzWU2Micv1DOW3l2VPVYcbWDg7B7WhUDP4l6ThO5eSE7x+c0uol51vEFE/IbZAGAloSzLFr1/C",
-	"ob28fGMaqBWiXCje9S/48q8EWvzt8v3PqMSbguEMflRL+pcCWparqdY5xZJxNfcal6U6QGoZjJIQgl8z",
-	"SvR6kxnhXPX1N3yjfrQt5YoTnD0xUA0SLbR6pRt1uq6JEHhJnqhuBRkY5Cfd8JVtFxpneCl2lMG1ZKRQ",
-	"nHhwhNeqTaB/TuclZ0tOhBgZ5R39YBoGh7KAGR3JNuyMxCv6JMU0JUURBsvHir6ybcL9gYzGBsjp0jfC",
-	"GHrVAAHUQv9htKreXpSqvuS+1Mwg2PeNbuHpu8D5MNjeQgNPzwgi+FjRIAHoIcaQDyMMIP63ilSDy/9v",
-	"aODpaViomOPUsK3QEB9Nywto6BlKSFJGkeClJOUQGeqBIigJBhqgJj3QKEnBMEGygkEGWYUZwscq6gHG",
-	"iVMNESZQGGSUStUYQUqFIeLIVY3TJdkv9cti8zOIkjNivzNK3i9mL34dkWn618OXZLhL97xHtHcpPaJ5",
-	"f5ejXXwHIWYjbUKNWlv7yEd0cZEfs6YOL4/vMmGSFlFHtO8dx8g+W6Cyc2xjFzcZk91zGTvRZFj3mMhY",
-	"H5+gFNlnKrz7ElXs4qbBOyApjXVzBN6xpo0Q/eWq9RyoypJxSTJ4m4vwm12gG8ruQKVwx/iN1vHUr2Lh",
-	"vpWXpTx5Nkv0/56o91H9B8WU1X+cn54/Ozn908npf7Qa+76rfv3vPzw5a/7lTqT+dKZSf+rOP5yc/dDp",
-	"4v/FmdD8wr63M5h/mZ/PTr5Xq2D6P+rjDydn5ydn9SLrVTDzo2rU+aZ29bz77dnJ2ffNN3d7rF7ADyen",
-	"/3Fy9qd65c9OSk5uc3LX/2LWe35yXi/tRFb8mrX/MqP+cHL6n/UPp2fnvYFN6+7Xs7PT572Pt7nIGe1+",
-	"bob//sz543mz65Pvz2/cf7dbwoem9fdPnrX2U/99cvb8pvfN1xEW3295dv7MN6QewqcOaqskekfqPSWg",
-	"8EDY0Z4ixtUzG63xBlWCJEji5ZJk6HqD1PhjD+iUZWSeU0l4yYkkPEpbIl6xjMyS2SIvyFwQzNNVXL+3",
-	"eUEudftktqjooCDe6Wpb94UzgGO0bObZyRgTDG5iYsd6C1ddZOt19DD+aUWQwhByMAQk0Fd+a2IKqCa7",
-	"WHa5bo8C+pTZ0T/Br4PKoi6cvBtT1IM09cCeEn03MGiDCyQrmtNlf6ctquudkVvCeZ4RgRaMu1P0x1nj",
-	"+zmt1nNORFVI7xUmJDK/qvuLE1lxmqAz9cez05ZC79mpo9E78xkPOKY3OV3O9f5G1ZMN9D7qju9NP4WN",
-	"NuST2f3Jkp2ojyda9R3ERD1IMkwwDoxdWnFBv38y+bQpyXtabGLJhYKOURENq6ShGzHxZDzkRmt+11sL",
-	"srxQ8/fa9gK2LixuFMGluPAc+4Uz6CA5mXbv68UNg8U0b8HEThUHkMTXwQObvi3Day4k92WRp7lErJJl",
-	"JZG2mEy97v4tGJ1bO07gadFay99EDbNE99bt4ntf6vbJTJL7yEk/qZa73nPeIad0cbY+vaPZdfumC5qt",
-	"+mzcRbI2IWhaQ7iSLFFCDza/Io1OhfkGMO3RfiTSPVMrxrT5uDbSVZL5BLKtrXGefSsW8GrF8pSE9vxX",
-	"duessszTG6HtW9ZAbkHAOGKUGPYH0gD6uSoKVBB8SwSMYWxUapNd21IISFSN+V+IstqoVkmG/sssJyOp",
-	"ulUTZM+5+qUSEtgSwlJNLiSsy8onFrpq4FmigezwiR3grc5D1gC0C+3uz31TPeOpAZTenWRKdobVi5Kk",
-	"+SJPzR1zYGm6u1YlBr5z+k+TsbujbSdu90bZu+Q9MMOWI3ThtvVArnA/SFXdGUNEBnS1AFrrSvJHLsQP",
-	"gGZks4Ni9xGIY0H6C+0LazZn8KgZrysihWUyjxzbiHoBmc7vvmIXWfuvDEMBBrma8lQIQQXO+gMIjF6U",
-	"VZK9WlXwALqUHEuy3Hwkv1VEyA+Y47VaD86yXD8ZPzhgXOBCkCQgCAjCb/OUwCWLUjU+Evn/EnA3Y7eE",
-	"F7icSLjqdosQKUL7zmUBuFBXrt0vshueeQAzBhSPaMGQKItcwhkTig8xvXXRveVe6qv/bkUoYutcSpKN",
-	"XXyw3RCvHcNhMhMSyzwNDXAJvw4OsfPVNLbGsQslZo1XXrxpuTGg+7GkgDVPXbLJLx4mV2E55L36MbSk",
-	"3ZDjjrErduLmGB4jYqsaQWxdYp4LRt/mhbnYJ3AY3V2LklhKnl9XkhijB7rFReXxW70hHpXHRd1ZnVM9",
-	"qtfZsWFLxi1tRn6bdZf1Hhz8GH+ByG8JoiRBS6n+nySokOr/CbypcoqeIppT9AdYKsqF/iwQVZSXU1A9",
-	"c443f3SZHUwIQv5Swn/UPwsJ/yHgeKZ+z6lX6Q0zjakvulj5B3QK6B0UPO24DnNtxkAGtT6+6p2ohx34",
-	"7GAG4SXOqZAvawCB/hEAlimItp+n/YdP14my/nLNWEGwFo2j/Bq9O3gnybohFuvUeBXaMDT32h/WRC0Q",
-	"3PxoQy6aWopcyIn7tCtgFc22Om9/YzlFgtwSjgvFIyXhwhw3mqGniHGvAlk184hYpr9k6N8spy8Rwak6",
-	"t2lDOYwjTIGnwle17miP03+QVDJ+KRk3crTZ8RePs6lX1jDXuFobiDFmIy25g4JzKI9X0hlgdA6K2tjQ",
-	"MQEjei06mntuIu7+zDJ9TMBvCa452vaibuPtodzvH6vTPKab4LmLegx3jfpfen7X1qqv+NzG6KMSq5Ay",
-	"zyNt74dVAWnWL46H8NHnBAtGc7qck8WC8VGX+o+2/Rvd/JtTft8pXx/2WNf8TzpchyECPvr/15zz9Wm8",
-	"CvLMt3lBtmOXP1WFzEvMtVocGGdVFgxnzQOhzzO1M6aY44W5W8dsjuBSBaFSFwtzOamRwza57wS63kjS",
-	"DqO6zinmG5+4Wla8ZL73zj9XWNpbTUnMRYGuCaoEydRWvTE1YpbMrrHU6s2ckhNZgRSq3UZmyawShM+B",
-	"TyYzcosLMX4twmabZYYRaXyvdrz6VB9An3GPV9SIkXFl7WETS4nT1dpG3PWkFwIHT7fSsXMrUsfPkQ1a",
-	"MqTVFFGH0Ozwop4U+HbnNHRhN4foFM0orvoHNWVUekNIPhRYSTXkXhrrjpIm4UpRd7raS75W8FEHQAwZ",
-	"e5qB0DXLNr4302cfNrDQYycta8ZUYBlyeGW2+QVYieVcPvl7mxufM9+BVMQONEVodgJ/5LSsZOL4Ckmm",
-	"BBfCpb6eT0SeESQrTlsypOo7SwZD1zqHBhbUIDd8aIxP8Q4HRkjMtawIbk8MnqTkPhfwMXhw6pnmw+Ld",
-	"RZaRDAG3hMPTkvPU/HKVCzNzsfHZ13ocz5nbHHKfr4n5BeGyJDQDw54+vbAjdE0WjBP4oiYHKIho4vRy",
-	"rC/BtdentSaB+XBMKgTnknuSVtLY1XhFt4hI/UjKAlvTXD35dyKMhigMrPH93HjI5ozOJbshvtlf4VLR",
-	"U9MS6Zb6EmK3hiTuVqyoN1gLCkPiqeMFpJZScrYu5dgydKtDLOFRvDGYceQaxbb/eVFijouCFHOQeyFC",
-	"emy/H0wXsIBAh+N9T+gIS58QpR6ivNKcAlNxR0B9h8HkQfiJIFSaSEw9xsABalRPx/J+SWuDfjQEe34X",
-	"7WdM9+USprtd3y3np+P89is+Y5KZ5BVNQfKfC2t5Gnsm1l2so1BHMGhdIGGxQMdLXdBsd/mg0SXZq1PJ",
-	"jn2pIZdKzmM09Tyavl173669+Gvv9x2+8i0U5f9gKMqxy2TfBKo9CFRwO8a9HPX97Dwc9y2N7SddzDdh",
-	"7niEuX2LcUkdGFRstIF3kXMhrd7UE/cRoWyRTEuGrqZFjb2zYqVLC9sIH3uw2HwJIsmxRb/NC/JnLNNV",
-	"LMoaYcij/BWzKyUUdX9Rn6/CWnBQMesDQDfGQ82I5y/BvIrs8MiEdQn0B8okumZy9Uevolx7z0wxyitA",
-	"XDQdvyQz638VfYbGnNRqII1q74HEwVdxhTnJkCBSnQeBrknB7kwQ2vnp6WmLVn1vgJplnZ4OaqMTg6ix",
-	"pSXaLUIn65MCsTtary60rvEz1MGDc5YmbCGa3ne12tT0ahzzwGpzC3MgoSZ5dCTpR3uD9XGPYzvQVQwS",
-	"9nc9DEN97+AadULRpieBN2p5d9aoCctTgqOxZfYO6iRDrQPIgL12jMlkGeL5ciURvsObBFWljmmN5ibP",
-	"1Encxy0X5wfSp7weib0mBWm5JIUcaz9CRC9iC5SpLjF+RyY7U0/GVO8CcJNuJ6bMBVoa22Ff8vcdtXev",
-	"rfOMmau9nO0zUZrhvNZz+2P//eeJEghAV0uKn8CbdzBLYX+uLuY0W56CtIDLQyS6gG9PxtQnB0fG++Hd",
-	"621wZNfuhrhMwIQLrT0ioZZkJ+HBpvbbFhXW92EP58ZZylSM9FMmdo+Ov8UErHXAu0fE2UfXJLyFrOWR",
-	"aDMPpj1grVnIlkgLI2s6ktqg3COOejJoDLI6guaCs/Wo0DORA+pJSDaVC+peu7FBvZG53gjwRA8qg40m",
-	"YDUA/MOgd+I53As23UF2u9fckfaD2DGc7oTO/aKyznfmBZFW8aIVFgi8dDzYMvKv3eevr9///ObKG/lC",
-	"7Dy2LWQzHnW2IibfZTBn8xud7NjrYHlHqER3nKm3iQ5K4vqB43k6eVMS/QT8iJwoHglJ6CG1MgQnJyhf",
-	"IEzjvKLMJeoJcqjWmDrD35cFpth683uNCms/sszOEDSB1ElYIlDFTlqpPxbjjd62eiMyvhl/HZtwC7tt",
-	"u/BEgzmIxghazCW4wKnWYXIcTQfoJUidNntPFBlmivCsh8zhOu1rmCaJJe2I/XQX2dlLszqf27PfEISp",
-	"cbk21x4yr3aPtoemK98hfFWw9EYrnV8ibAL76wzurZD+Jq+7j3mY4hX9GX7MF0Tma6gOYRolEJ6xYhVX",
-	"r/zvT1GGN21/7ZzK5z+0rEnP/rPWtukv3z93nvy1Xb1rItDbbpbnhBW9rQGmK3GUrMhTb3BzO/eVDxv6",
-	"u3YPuN50Ew60grATa3+Zn5+e/zA//dP8/MwL0WDGLW8clpuOimN6o2uV2Ai0XAqbOaxPG7zeVHwCMK3Z",
-	"ESnjZK4kW7Fiheca/0ljC3FSkFtMU4KgC7ohpYyxKw3HNnSn9x6mdqIpT66rFGuGW+cM+E6AnidBxuke",
-	"IIn5slqDVRXgMTEarAkmsFkTMkZEova/rMDp2Y3UigxOamVgeIkKIhWuE5Tly1yKBFU0IxxgpIkhw2Kl",
-	"JtXKtec/hO8vYuMRY1J4fWh6aMN1buFszIxe1ekbumA81Rtv5jTQReQep3LQn7mWH6PyTDiE8KG1Qb+y",
-	"V8/Uiey8fP8z0mmkTIonY8VtEY4lE7cQTLOGH3MhG/tz+AJ6TxVQlhDC1s5N679N+5dx0wsxqk3NpdFD",
-	"TLM1dxO0udYZLvweac2DWttE1Yx6GaReRY/wVljM14x7I3EIBLiu4SWhVo8WrCjYnf85UeDRZakmcasa",
-	"eVXYEGPL4dXfUa8GPyUMPBma14IOH6qh32zYgeFVgPhA4R5Hd2B8m0Jy2gq6FbW9Lwm9eKcW943QDkBo",
-	"LawfnMasN0McmYX9JcKUZvtsR2xmfd8Y28HorUsBByc5k34/kuR0wBIpJ9Fc3Wk7ojMr3AfRqVXsi+j0",
-	"jvZBdFGrOiTRdWngIYgunuCm0tr2ZLYPEjMxCfugMNjLPggsZk0Hpq+Ho62OdSCSzloq98nyW7/3djTY",
-	"Wfu3e/ZgJBmikockzy1Ic2uq3J0gvxHjQxDjwxBiPx2EL5F9XhDjMahj2JvMFu18FLl2kzKZkwJVHobx",
-	"UE9jfWn6pptwbICpKL0kTdKR7RNj2ACBcW9Uf1cPIE0hACwRJynJb0Gn2N7yY6n1Utd1OKLSLc2arhqs",
-	"dKpvebBiabku2bidxa33JO5Z3oK1ZHc3xtWbDWRi0dcIN7V87Y6vWbaZSnCQsWWu0weNlD2DtbxT7R0Z",
-	"JjEjVLyYMMAvvKj7c7KoBI7s/VE3rjsPFWxo9/xE7h3F7U40PgyR6DJyPnBM69za05SObTC2z5d3U75y",
-	"H02yH80ES5ZTCTEhXRts/wS6ZOcTcfTYcFNxsiCceIPAMyJxXrQzq9YGxdaFBMPp5qggt6R4iQp2B+Xp",
-	"0YLcQcmmG9LOsWNGKtidunbz5cprkhy5BF1QNJvawVPfI2oEUDeaELxBgrttBzWxCSq9XULcrEPxEykL",
-	"3ZFr9MvHH0MkBXwoTFG/fPzx2AnKu4OLLONECM3v/12SZYL+XS4TVNJlgpb5AjGuIFPqbbb8Biqej1Kb",
-	"mnNLSvuFF5GEVvGiT2ftmWPIzLvWHpW1OZxHTADqyim6W+XpyqkzkpG0yKkJwYBYYo93gL2y/C5N8CPE",
-	"mIxkg/aAyvR2AWVniwVTv30ISOr+uKCUSRwqemUyu9kmU6UL4GJpbsePvdOaNYE4+MoMUN/6MGyJ5Wrr",
-	"IT9guTqINDC+/OlX/MDar0Zw6luAB82ixLRO5AcsN80lFNVwfGi8fjwd3y+azXOakXuPMx7NEFssBJH2",
-	"bagmbWUJOfXlBOmQkDcFfy6DgkbEG7Xd/VDXsosI7RSCuQwB61Jq4X46uLRAHIYSYBrD2x6XJcFcIJOp",
-	"ejt+1UJPrx5MjbdY3gXL7yK9DazEobKpLK57fqKOgkJnfRR8RYLQHWeSPNxp0JzPh+MloYTjnU5Df4hD",
-	"ngiFi69yGg5yDhRiemcAsLUN/UPHXWk/TOhA4EoKSpo48eam9xXpDAKzzv8KsbS5uT18Hrf18B63W3Pc",
-	"ay9N9QKQK4EWkOi+g50pSkC/tONReN/6K0nUW8ylIMVi/EzocZLWfqefD1ticpDuLDxqpZTqNInahujI",
-	"rcM/oGq7w7WH9EMp2/Rs+1O1vSaFxEF92wUqc5Jq30NkUuias3MgdZu7nu11br1Rpive3CG20L653fev",
-	"ghuCUqScHVzg5N4dpVqy3Q4cXeCVnzyjdXMnholyiTDn+W1Ol1DuxsmCtbtWDgmGFpjvVZeydy2cbC0+",
-	"JltBmDt7UaETSHqllw9MgDu1XYdVPLhR1YalOAtzhZjD6vCsZBEs8DdOqWEK/OXjj9MJcIoO7zjIb0xn",
-	"V9NflGZua0o0urivSIjb6/i2IcNRJZ/VxS04XkKkSiQZHgiAQb3hR0dnCIpHyDD/sNrDbRAwWYHoRcAh",
-	"tYrh1e6mWhwZd//6xWkb2VL4idM0TltKyAPFIjDyTP7+VIvJ7LeKSc9h/m/1OUMl1iwF8km4DjD7uTG6",
-	"CslIpuecZedJDrzQz/S+KTr3zGYjlJi1Eu+k1qN85WP21XWW2x4Rq6H83RyPY9N8bnsgRjSbRyLyhfFA",
-	"yV2jOB1UvA6qTR2+gDBURjJpSXNRw2CqwnRAxJugNR2TZbc8lAdUi04ixYBW9EPPLe8OC0N2O6pHYdp4",
-	"HWmmmu9ZQxo6dLoSOqZL4MGkyEQHBitIZGUTsAtvCqVwFC0MqO3SehJfKpyA7vaVo661R4RxRO5lnR5o",
-	"27PhOw3+wm//XDFtJXQ5x/SCbpPOy3hut9pxlCj+6IB297x8Eg9n5YuhzF5KqGECfUc/cLbkRIhRgwWh",
-	"knCSmfJx89L0Q0JinyH3ICYMZ979HdJ31LohR8BAnQRTtC6X2ohjOj8YCOyE+4NAiEPpyugmiSUdKuA5",
-	"pbKQPtP5tGxVESVC3fAM96Q+TMHQfkVQ49o+x14G21QlytckQb/Q/N7mNWorPGl+r5rMYooBBRn6T467",
-	"uxJkQ9VHtzAR+xi6k+Spv3XIcT1p4/2N+sjM7vHd6wRVAlLx5BRdfHgHqXlEoICVxZN3rZ8g4ZQ+52vM",
-	"b0iGmh77QpqzBq1RF767cNOiaSFZWZIMEcyLzUukJkEVLRQ/bobzHayuUyYWPjXOK1yJuvA5zAEztvJ4",
-	"aezPF7aY/hrf2yJYyYxXdJ5impKiIJn5WycVs3/plGgRNVj1Eie4AjT8/LUB55Y5vKdd4MGr22v9OJzI",
-	"o8HrOyAfK2p8wznLqlQR8zQmrK76ykudhJNuyuOcgntMkS8ISjdpx9jmXOTuCZg5jNO7Nw3auT/XJ+Tt",
-	"bQtpBaNLYZj9FMnJ4WDupDUMvMe2w/W77CXpFhTuVKKtMde+7hziHbjDOxWaR8Kf1EPaAOk78UiDoCI8",
-	"KdpA+V2FM4W3dhUiikjfth6FTHZrkwyJrWxxB/XMuoRndEDGt8IDiMzmId7ovYYOQjCkcQz5raDMJOSt",
-	"NTKK622W+N+MEW/zQH+XSw+P0n1HJgPPlrGR2q+x/kkl9vu0o+pCKvKMdXc1xUI4qUeHGKKX1wGVPvmN",
-	"oOPPSqio9/5HQpdyNXvx7Ozcc0jbZ+MXSPR49hzpBqjEOYcjsmEVR+yOJjqFIV4uddURmzA0p8sn6O9k",
-	"o4TnDbomCEu0ZkKi5z+gdIU5TiFZo7qjEwQqUVE3eXZm6wC6az8L10R1zjvL8sXGKeqxU02eqsxwr5rK",
-	"S6iTbyyMoGmDgolaHTQxqedbTsgJ8E3nu9l7C02j8tlwOd7LjZBk3S6+axMVtBOHOhOfP3sO+XIjEl8/",
-	"hvLr716/VNKuoeQEMQ45hM1L54ayO6rBAO85f73PuNI+bRhGAPBIS7IfSYn0vRTSNEv/tUccplI12L4g",
-	"Q0WRC5nUvOjs/E/7qK55dv6noyqn+SXIOzuVH3fmnFaSNGzT8gqUYhrkmdMZSng/u9dfd/Ziaq0ebrV7",
-	"qTTqLDiktX3g6p3+LTs5W30usSM5Ea430lfa8TL/X1D+wc9+I/OQivIXmHQnBWVd984zPCTl3+w0vIKG",
-	"/x5SQrK51rE04POrPkO1EafoT/dSDUyJ+DpF+lDGc1PVZ00wlbbcYK/4m3B1KmLOKllW6jVyjWW6sv/b",
-	"fF7klJzIihL33ycmw/0smenq6LME9G7zjgpmXC/2vshQyVlKhFAnESxlLxFlIPESjtY4pxLntF1CxpK8",
-	"JnbVGf4dKlphpw8rj9UybnGRZ1rvriubKIEzvJYpqjJ9Bjsqs5pAG9zWcHKKJzin38cb5IrwfuVKLah8",
-	"sBVSJnBHbXLX4yliqiiIfAkiT5ZPGjIrOcmwJKJpa8ps5r4IvUGNBlNbcLELHyJ1Gi6gINmbhQWywPBB",
-	"rV9c3pUufDnpbS65JqODeq+pU48EuSUcF3VuetDr2or3/lRzXcG0FU6wJllerXsBBX9ld2iFeQaFe0x3",
-	"sxS5yumNsEZXnV4ip0tj9LghpBStVBQwkwtxyuB8g2CEizowoV4JRCgks3vzv2sMcaKj8npbYP6bCDvv",
-	"wgNP8XUEyf8190F/gD/Uqv84kab+LRida3y7+3Q+T6CvLvX0t6WLFfRX424GzAo6/6BA2Nw/pgjDH/R7",
-	"s+IkM82FZ8ewehGYCnzw9GhgtJTClE0XWxfQgO0NVa4NFMvQ/fZZKqPZ9PBzz48Xg50tS2YcqE6GxzgX",
-	"Wr+tRjOmGnboo0f0BoKximJ/n/Ej0ByE+HIfinI10X8nkFP7w1vXoz3xJ6+S/UOBc6rV7HrcicxjBxW7",
-	"F1YVfWXtvEH3GV5R7SpjW27nK9PKSh3yk1Gvs8byvLuLTLNBdaMN7dB1kErrLrv4R03dsNrgfnY8mjFS",
-	"bXjHbJHxu9tjlshmczmjv/hL9X1iN0TtrqotQbyitZOFzAtAsYIAJzhdmUQnFBcNrofdLtJ6BdZjYtBB",
-	"CJpAUTD/U7bkbF3K4FAf4OfxYSSTuAiOclmtFSz0XHC5pd0l+obt4Ke91MQDic46QjgcybJQc5xdMizE",
-	"E+jeMit8rOgb7SYzzGp0mwNvyzrs7GVbb8HfZ3BX2iXowJuK9TuK2VOE92z3YtiT52z0dvfrMQt7HvWW",
-	"1XvOWs5yB9/mHr1im1m9XjTknqSVDXBxjYKI7c1HVs9BhL1pvA+HWszxahn/aSso96Sv/XmbDrm4tuav",
-	"m+5t7kN7mA4pcNugzYvCMOR9bU7zqPGpdbu9+aEGXAYDhbKnuK36OIIRqEAfdpeLHbxVwe8IZLYiX+fW",
-	"yxwLtMpbT501vp/7BA71vS2YbBdI0uKOju/psFn+nWuPt8DqSGkN1KGoAfFXwv6JCZ1Wn0qj5DV27UZ8",
-	"hbLq1JRQHxNSs3B96AKLVppeQfgt4WZhyYxjSeaAjDm5TwnR2uycghbawNqryg6Wz/7YrssdCLvscPpU",
-	"5/jv++EO4vBHLGRdO9pPM6PiOkpxWdf1NPy7tswO+QM457FPloOi/V6m3MWJw+dvMUrPcT7WZjv9i99v",
-	"TDLq6TkYK1OrAh/aUF9n7pDSHKcj2kQ1B+FoXQmJMmZ11fXlhylaMsQ6h1CucrocP4eiulbnCPZi1Kf+",
-	"0h/aTIfuVkxYnZNAmBOE73DufQS14dNnqiWhGXh01KNPqSBmYRkqltNVMTWLiTyolwAZNc17A5egEvFV",
-	"xTmhstjY4uQeqLb4mQfoserF4b6DO/poRrtIrfvNIVx6IHw+Rr4wDfclYITMpAY5+j3k3FkuQn6rSGUu",
-	"ETdywIBf2CNaC8W6wpAbgmIefm6AQSfyIPze9bhBjbk+1Sxv3L8pKqQBRE3GbwRiNFgUaJ6uWJ6SSVQC",
-	"xxS6OU5fET5TttpQm8Ef2kdq0C8KXEgnAJ5XNIWXwlxYe+qYQ0vdpeFqlZVYRvhhV++4ZQBKJ2Skjkfp",
-	"3lYtWbH1nmlxgM4z0n189MJZ9FXfEWgttTjSg4VJIEimL9gkQdnch6M2rfvv+z7nDLz0/xsYS7T+RvOh",
-	"B1HdGJa3F32GuViEvlgGd5sLpOQFdZ5AmlR3v3NDHnDDXWa+l51fSlLGWaig9Ox+zFTtGr1De1aT7tte",
-	"BVuOsuDAlnc340zd7n7tOc52J9p0YP+1UG5T1QNQdACjlTS+mXQOb9IBNEaYdZpjuqNtZyrV7tPIo+aO",
-	"y4jT2vJuKXHceSdsfF85cTzT98+IJx+OhUCiY2z0QdWQMA/o/WbFUXO5Ks1YkOp/GK2fz9U5pGAF9Aa0",
-	"rPH6kQZXflXJJGTGppEJ7d9L0DlYyElpEgeLqSHHRo83T41+fyJS3EBAN32pqwWZNGCtLNpTUPGkdY+F",
-	"RsWu+SqMRf/EQdQarLaSWJ3ccS1KAvF5IhC6GPWd2johFs+lJDQ8zHDmpk5E85iCf8whrbv2lqWhu6+d",
-	"HKyG8BhGR620O1Q93TEKe8Uy0s4RPFxnd2y8psptM6rxSt56SNP/sAfYB5Fdj28PGDsP2AHF1TjtufsJ",
-	"kmGv8JMiSV8qui7R9cXnTOdysqptU0A6C6azz2lZycBArcBXZ17/JRxSu//IlqJJoyTqxCpT1OTjENbR",
-	"KlF1uL1KRMsIwpbc4TyeJnenYuHfCdRcl1tkvO+iuZ1RqEMCu+eenADeeALW1LBVvpTdyQCShdT8r2BL",
-	"sfuYioofkgP2J93XoC504jlYr2tfiNBZ0mzapOtNXdMuUI8jEMIgGbc1jSckbTZReb2iGBESTOTRbqyF",
-	"HG+2LWTRK2LxoAfYoSd/Wt2Sq92MIW9v8NJH02tVNQvZLnW0GteFNMxzeED35I0gv3SKnQbu+pYsOGqp",
-	"xRSRdSk3qIl4enTXnrPjXsZvA4hpKEwCfScgtC3vhdFp2oVwWUvgPa7ldiRZoosl8mUFWc1AatKBtkH5",
-	"rW7sjz07IVQd4swZ1CMSxsZ12dXa/B0BIdCnRb1eq3ep3U4rUMB1wxC2YUSuvcco21lSaFG4JY/Dc6hJ",
-	"6gm10RO10bBuYsg5xqopt3OMGXzPe7KpDsdztVBWq/18zjRbqx6C3p1YuhrqLM8OrtLblybvsAq8fejt",
-	"ItR1U7R0qoebfxmHs/sdl1bOJVVnyFgfsSCgvoaCLxnqGDp4YVXfe0oaFoRyKvKMQN5CUh5c6bcnXd/+",
-	"VHwPo9nbXaG3Lz3eBPVdvNbuYs/6OnU3uEWuXQXZ41XWTdLRtYUcnXdmoluoM6ua7J0D9m3lwofU0mXN",
-	"q2Wg9xj7G1TWKU74oIq6PernHlItt09t3HQl3O9a9+aSvB1uu/PtAMXWST6I9s2cyW7rCQdxP0q341KV",
-	"Gah0Go8CZVxBdrGrakwPjwSRMqfmLlvlUrw0mgdhitPpJIsQZcJ1EkFb4SynaVFl5Ner/swcQ2apucmr",
-	"s+Vd2EDhox7PpHdp+JhNrhbandrQrjeyswqYbSACZeLxbEY+zM27F0VhtoWWcBIa+15M2KRJs6QJOiWN",
-	"UOud2Cc3LTUO4be9DhNFkjJO5nLFiVixIvPJeXdESATtEFYEBenMVviWxCRN7SdJbZUj0evoL2M76Lrk",
-	"6RVqXJZhwlkja7j9hCVUQzINXqKSE3Cgi+MO9fnzlJHISQpxOuv2FFPqBNiuEzm7LUx3k9MsLovR1gdc",
-	"42agyNGwzKBOgCK9FK91OWLvLmGMgUSeIHZgGS6HDGToC5ctyC2GWv+qwe50bzfrLtnOPoX0R6wOFw9g",
-	"b9iDoeFRGxZ66dsSBwD1cqaLrnanB7oZd7MuuHdiv9co3Y5rVTXV6SJzEyNtm9jdNYYnrK5Ea80SO0hC",
-	"X8uakAxG8zZgjsl1BKaFXRMeTfT132vmIzV3RPYj2OeOKZAmbnOfuZDU1JH5kDRGD5IUaSIA9p4dyZnf",
-	"KzrB1rXJTDJ2kyBRpSuEBbJ+0k35X6ZVrzb+XmyfUeiarHJTA9PylG1zCfVj5B44mVA7Yu2RZROK2Ztp",
-	"+ZCphBzOc+hcQkOhLlultmlF8H213DbHmspGsaN2OpuDlcGseWo4+GiLYpWGOAfrOE5MLNFdZDuhxGjG",
-	"iKEkEVtFjtVpouLzQIyAwy/h/V3dAWzR23/PIp0My3vxCQ98gbkTkh50Eh24ORDqOpk25YpNgtDCgDcD",
-	"wvSkB92sBgNX/2CJwZr/bV1j0BMwPgL9duB7MhCKHYXGgYGGyxX64nuTQHBihONUaAB7OIeHaL06kpBU",
-	"PDyGK9Ang3Ll8Dj9EoM7ljv0QTrSpDe13GEfI5E9JpY79IA8dqI2/Uf2atFHY8EcOdpFviBQ53i38x1z",
-	"tIeOtZP/aHSAOqN54k+3PZrLxr+CUVYQZgPjBzh8eEfPbfDMxh3XYI3TTgLaoRHauXMTT7qXcG83U00y",
-	"lDclPIQvDcw+OM5UbuNuJaL5FozJv9PYHE2T1tatVzvaZSIj6x7W+C4TJvHyvE4GvzFtfS2fOimEGJ2i",
-	"w/+kBqiNUiOmgOnhAemKCUKtM0Jd7nRPmvwx1Xrkm80CfYo6/SUi6YqhXKJrnN7ol7CxCoD+qA5ZmmJq",
-	"6wbiPJAG/lJimafdql8TC329ze9Jpst3IZH/rwkcviW8wGUCGvY6vU1HM6C6zE3LYOacTzrxjlhhrp1b",
-	"KMmXq2tWQX1kGEO8rMuHrnChn57NevzhFZAEDRag2gRn/xHzJRFSD5egs1Mw7v1w+p/PnW3VZj713bH0",
-	"nZ2ejqb08a8j8QMnHoemouU2hdtgKG2lxmgByO2i1ZfIRa1i7KEaoLcxS4kevKUn0tNFpwltmpsab3ol",
-	"cUXeQhDerTYeeBuAelcNbP0CvkEcIN7NNrtbUdkUc76xzNn6bzW5T78Tgey7XYCr50VIt8sr7Yegi+ap",
-	"axkjrc08AU8QEPScJ8pY7S+jGQp6WEN1BCr5BpWEm1ndKKkBvxLtbaEAwNyghv6OQ9byOhcz9OVEVpwG",
-	"ck7X6q2R0JQmtGLB2Rp1EmzGRGB7bvgBMmo+xiVLDnqRf0mMxnAsn5p+ROyeTU3P5hjeqCKjzEuXUGkS",
-	"HOERrrKcIckxrdsoIm3B1iG+kDlvf5nZWvvwBkfQW8KFsQcpiluxIqtDhXzyxKEtSwPq4imFfA9nGOjZ",
-	"A/z5lXesKx2bSLc9jbPvMDkMan4MqLdW+YwoSzzHeOf3um9M9eBrA9Xr1abdqG5JKhnXHvUmmZ5bBuc7",
-	"gaAKgZrFxBRDjso4s1w3qCiaDDyRMR1v6uihXC9fXyT24LwBwFn3905sFdSQy4IBCWNJuE14gkjqx8b5",
-	"aeuW7R/0OtX2+WlMRqH2XoFoAm/R+lg15cetTelly491jTfousqLDGEI/3Tp6TESiYHKOPgcuuqB8B+t",
-	"Q+WCq2DsRqDco0jRgJtDn4ZYWqxYSgx+ti6M2wRzFksvZ5PJpQeiwV1Dumln4y+BjiD/x30uQJGhZDPd",
-	"Bur2GvqB3gmiTKJrJsFxvuGE7sXQg9fVlyTcQv18NR3kb+xiDwHypLNCj4zSmlYyI9hpERYgF1pHNOVr",
-	"pF2qCSzp70Yn/QHH9qXYB9Rbg1rOxcbZXkCnk9NldJb/QcVF4/kdvCQlQzjLbNnns1Pzf9FYtx362J8u",
-	"pnmB361i0NvHX9mdfgJp8SYXKK0kytgdhOEuclP2hlEoRHyX04zd1SXaoXYH+rkqClQQfGsuP6cy+zCD",
-	"B6O9laj9S1tjurHuQLalWtgNIaXWWbQGaZVCOovxX/IrInAlGco4K4WmN9Ai51lWkJftCZ2y9JRANEr9",
-	"C6O6zraVidWY1lOh3vT2OTt+KTMsiXOgFEVeSMnz60oSsYPCgpOywKn2UWydRXUavhMI15N4VPX1b2OE",
-	"G1x5DwTOmFGA2GHr6qqp1Hj93ff3WhfaWEQIJ876wAIDh/JiIbcvxxUIJiF3KMtFWeBNbb7YIgXRwHL9",
-	"KihMUZ4VpE0wBkIeMqHpyuf996pg6Y2uRvTSWiPgwOBU5rdkjltl/tq/eF+bGd74KvGplaqfLCeDhW4S",
-	"dKZ4y/fPn7X06t8/f9bmKiNKdbM5M7mjhPxHDzZaK1CyIk+9qsjQIfkHLiriV8vVp0UXyWnLSGt8/yOh",
-	"S7mavXh2dt6H1+de7ZzPPfXM1cC6RPjQbccN9Ea/dA/rL/q+fY5uyOZEFwMqcc6FlSwl4TpKUYuXN2Qj",
-	"alno+Q8oXWGOU0m4SDSUIOE+xDP+wTZ7dnb+xwRpOMA71wDA2lzcvZ2Fa+4FcflnLIciiJecVSViCyMD",
-	"XxPgSFbIV3LHCHc6uD4KZCNdZ6M/A+zOSqHQSJvPtP+eZ7WNM4xf0tLF7krOUiKEgkWvfsuAp3lo0Mz4",
-	"EIe8qcNPfPXkZVWR6bdIvbDQSlp+J/4xhcyLwuB5ZDQosuHTxhWGWkyut2uFhIjCHh3HWMcH1uskq6eP",
-	"MXL7SF7945WmmoBSU9POFJ3miH7SfUk9AQjNa9DYuyTUJuD+63dD1isHJ+SXTewCWiu2gcgt4Rv97M1F",
-	"G8UBD+VhRPgW1nm0jjzDpTEECrRkfhfjeH1rd2bHVddlFKHbEMCiAT7OOk2orrWBBmKXIbRmEZBhS8yF",
-	"E5TsN4T00guqLhATXRvwbLhuTBC1mXOLGOodY6e3MF75If4Bc2+A9AqL+dobnmzNQOpXu3O0YEXB7oTf",
-	"9kPJvZyXA6WdbOVbCmlH8LKuL62ZnhIKUSA2ZGfGMbfIKzuJWIZbjj/zmgos2gG9hqgLkKvxozGSkmSK",
-	"ALGXp1yyD52MOeYj4VtaA7p3E5tRvE8OZPrnauOKK5ppTy+FPhTA1M2N0IlfqqioypJB/UeFfacwN/y5",
-	"ZSzTfVlgisOG8R2DmTrE1ApqmnpcB0/opJv9Q4PJwPWu3xoKRHu90SESZX69kT4N2Z/V5/oeQhLfNMKf",
-	"0ZXfrXJjiMnyxYJwrc/KpRjwTttOihgOVhqUJNxNxssVzukbEivEiEQRZpkNSlHKioJop1BdSE8Lb0FF",
-	"9MOEme5F9+TUi/WYOMqcbzwrNYwsX6BcIqpEW1fZs2UE69CD8q37sDG0fbTvSk6wUSY2GZ5+Z2/MnZ6V",
-	"TbylwwS3flYOvyb/0TbOxT8qO9pFj3OukKgSZF+R1PvTAb/u6H93EnsDV+ik29O+Auqzq17AGg/9ixQO",
-	"jzutDRVKghS15cVZiSZhISzrOxFP3LEXWPu6augpsXEDLtvruCl5rrSRy0wb4d+CBjR8pRkVqZswVUkE",
-	"DEraMz7m0YRp0I3plfpU0cysIJmR34aaYp4LRuvGSzmpMZnQOqcTGhdyUuMp66CTGk9aNeORWNk1yWxv",
-	"7rGwo+78Vz6i3dFspyk7xm6niX/Kq7Z1qkz4Bq3W81aKS+O6dXaa+FNaaMdvyYzLsjE2PTtt2ZqenQ6b",
-	"mpLZbxXhm2BSTUnuZYIAHLeE4wI+iLYRqG/0GfBVyGnI2UMh0ZNLdALu/srumoSmnCBIuTiYQrKGsrWm",
-	"97NTqmuGWS9Ee4VQRiFEy3aCUU7OT89/ODk7Ozl75r/NfPknzfx9JGukmWSUN6SU26XimyL8+BJ36syr",
-	"dzyXZO6Qilm2Fw0/EmnSePLbPCWIk3LFsdAvOxjDL8rWSrvO1ainvYq5qFqpF5uH2AQaek9Nisk6HmuK",
-	"YhU6fCe2TDtse43npvTlTWs3HgWSOoZbwEYrBtRbwiTiTEwKUCk6cBOHUwEOZi5tLyDKSS2KjqYk8qwX",
-	"Eky/qX7wS9vvpAhL2oGsnZf5Oi8wz+Vm3wk7W/k6ExeDDR4mUJ34YLSBE8nOWl+MvGm4fKyppYWOnckC",
-	"Ts72Vgt7Q2mrxSMzWmj4W0Fl2Gzhaeu/F3W7gCDyyVwaOREIp7LCRbEBP8Fhn8iwnBGylLSWMdVwAttI",
-	"K3UCLxX1aGq8KPO/k81FJcFtG8gKEE0wBwnbDLKSspx9+QI6lwXzg6BOyifQ7TkSFV/glKA/1LETIjEu",
-	"lyKpXQYTBSf9X8gfJBJjnu3FYvwxQXrK6+YF2wx9smSo5EztFAgvVWSK/sJ0WMKSUKJVgE/QG7BJg3hh",
-	"noIV1XH4XCMQtd6BNkrUvAUTZGkVLXJSZFqKW2N+o64ZTOs8Vic6PIAuzRNTCSoQEmHiFc2wQxGLRZ4S",
-	"Y+s1gtBP7z7BqTaPZAfgFx/eodtzUB5zoVFy/uT0ySkcnpJQXOazF7Pvn5w++V4xJCxXgP2nDQTVn0sC",
-	"Z6xe8Tv16P0xF7KZCXpzvCb6PfFr32S8JKBnN8L+mXENVr9ZujW7gTxzwLgVL2sJbefeOO7elcK4VKTQ",
-	"KB8ShEVqQksZB4LRf4XWwHhmMp731gCTuc6s8Bd89Ak8nhQDgvGX5unjkCoCBbZOg6uNbL6FaS23u7Ad",
-	"ZjQufyNT6laDc15BjQOwTQLBnJ+edvK047Iscu1//fTfQufBaMYbusradNaYQL/0XOEuGk+Huv0T7TFn",
-	"cLenJYEVbmglxkynWGu1XmN1OcB5cRameCheqqPinNeZekmWTHiOmw4SqJvO9FVAhFTP/r3trDOLVUR8",
-	"aV896jb+ckCU1/Nb+bUP4U+mjF4N0ONBtIZhKzwwhOwvictqn3520/990VxHp1fqUsNr+O5SwyD3bfLi",
-	"Sob0mPVpV0zf4S/tBIRtnH8tFtDZ7RBCoKm6t60Z7FioQu8hiioS/4X7FyK3Q/iCGA+/x4LvyPN/hGf/",
-	"L0RGotjP5X9iWb7YbIdmiNY4zLne/0XT2ehxXzQastkxEpwO+Ym+bLQXyJBI/9b4iQzS3d8JKXVNHf0q",
-	"q8qC4Yxk5nGfC1RWvGSChGRK8/M0Qbb/hkhOt3pGnLUCDX8nLwnzPt7PI+LQAj1QWZwsbxRfRyXG185U",
-	"5pzpQzMmvL/VnodhdrquCpmXmMunC8bXJ1YjCEn9jMEZ3PWaXp+MfsiBAUslkScmSRKsfYLkr5b4lXjx",
-	"+5LQi3e6+GOIDVsuA6rp42HBalmQMQzw2yWKmu8+/WwU1BGivaGVQS6sa26NCPSNTvyYZHlNZ49YjA8h",
-	"OyC7fySS5+R2ElqHxPZjw+r44TXRJtap58hE9gln96mzVC+uX7M7qjhCNK614+W19mC2ThFfDfGt+6MF",
-	"+tqZ7zqnmG88ns1ezHN8p22vZkJ9mn/4n/95OLy/KvK6igrM/uwhZ78EZX49e5ufGGIxfuPGbc5HhsZG",
-	"olYzJGToTFcHVQ/qKRwx4ZBiQTvNXlgRaDOvHZsW0Cxs6FFmMPuUVzQSvRc0+1jRB0CynugrSYQfK/q+",
-	"MVJKci+fgi3My5x8R86xn4kEEZyu1EO5hr+T5O6l8XxVHxChmdCGuH9B3xcQHf0v9BT9S11dL9Cvr9//",
-	"/ObqX09iOaCiT15R8EbLpWhZ9Eziav3vXEAC028MMniOdE3TiqJcxhypz3UFnQiZu2adg1e2rUs0Ine3",
-	"SvcckeRtmfdjlr2HWWpYfT4VwUMS+PHhN+amPLZbUgvfY/gc0pVPxemglnwHpB5KRd4Tth7yBo4hKasc",
-	"PzbSsprxCQKYc1s8dZOxBZXlP9lGceSnH3p1WjTMCSpyYTJQ740ck2++N3Ea8wYRD+N5U8+3N7+bpJ9l",
-	"o9g085ScZVVq/eJyUTsfemarywt+PaOAPU1xdoEm0eFRmQaapIeLrW82LfMacMRebSusq8XmNvmkWclj",
-	"uOpaG/5Kd52ZfVzTUMP1WOjuIsucGtqQz2S3O+/pZ1sgNerdNI1QV6zIbA2QQ5Bojyf+1ABm8MXW7PnI",
-	"nmz1uXjMb7Z1TSQTH22Ph7qGnotHSFxRDO/omJ1+MY5S09CT8fFQ1OBjdReSOtRr9RFc4fa9enSUXT9Y",
-	"R4g7dHtb80HwtfqxotNeqmrEb6/Ur/xK1Uh4mBcqzPVookIUPce9FdW+juydCKDe+Y2orYCRqk/39X+Q",
-	"I/zmXnJsA+AkQzlNiyojL1Fa11WtnUbb8bBuKlAftZmRfr1qEVwdRNkURyTlPCMS54V4Upe8E7/+f1dP",
-	"nJI3T0xcp/rcDwTuRrzXwZcHfft+s7J+s7J+RSvrpcRc6iom24gdTz9r9eGXoPzxFyIn8CpTU7udRvFw",
-	"fOtjRcfeb7V69Djebu6h9TtdKV5/XG+2Adoafq8dPeEMPtO2pZxDPdGO46YZfJodFfHWz7JdeeNTneJx",
-	"wMMLfj96atfb+P3wyQRRdmcTncKL72h8CGFN+yA9yKExphy4hEbHS3taKQFbGddKbEGI31QSkWoCg4KH",
-	"0UnoyQ5nMv8/8Gg9rA4G2Ea0Hkbj88iUMZrGQBuzH1b79DNgdfxFpIB3zNf9SjPc8Un3wW8VMMYeYgau",
-	"3xRVX+fMG5IdFaqAao7wBQrr2vGAV9frXM4Ba6ySZSVbURsd3gdpvWzJq9Jc56ov5FuveQ7KKTIELSA1",
-	"NqMJUg1yihglyLwHIX1ti41cwmo+MVa8r9RSPrHjfkDc4RzSn9k0gAaCR/94duEMK/6msd1ZY6vY21q/",
-	"979pbbfR2gJNam5izpF2/xoRYnr11IOvQieP6LcUf1u+llrpKh/q1dSe9NGYdF16i3tStDZ6ZM+K1tqc",
-	"A/mP1vcxG68Dk4NGfHrqhj/wxdYvRTVg6mtXNji6sN/bTqWSAOp77Pjp506drwgH3DaFDDLpdr2yEY/Y",
-	"fsWxY3KLbdHrY3aNjSSVsIvsDvgfemofK/qj2cRxsgj9Fo1G+pBldAfED9osd8b8/u8obYZ7RHeUNWYe",
-	"JxHWVs393VOQKEeXCiejeSx89dAnkbAOdbKO2U11hEdBzGEYfH2qrpcyLoKZ0vHHFAdVV/3HTQ31PZH0",
-	"08/wjzGl/s6Uze6oJeu6Nv+eyTrxl+sfkQfs9o9REIik2iOj2Cb32CGpNdLx5HET7qBXyu+Fch+Bq8rB",
-	"iTkyhfE76sD4MdGy9nLR95hk4OSyT6r+5uTyNfIpx012OCeXbsJusOLAPE25cN9cC1tRtZlrvJ6/p6a1",
-	"B/4PqEqekG36tlcz/xhTT+9XwI02AUXlhm+x0XhmtldO+o2nfeNp33jao+Fp/QXuw1gWk395RKX0yDVK",
-	"x6FMGiniIyVOV0eX1F/n1FmYVOx7V5NOqgWwC0272SsORNFJuC6BQi36g50b5VKQYoFyAVXB//ioKhb0",
-	"jtYjtDh+JGt2a4sXoAVn6z1bHx8VeT6m+gqTWGrvOj1m22e38kLsdd+zB3aKrT8KKtTPo6YyuS7/UBY4",
-	"3Xs5lwewyLYx8BiED5+N9uiqC4GhFjh2q4T9HkWQ0ZImtnxNB7ivTLdHdNZKzAXJkCT38ghqrexE2gb6",
-	"QwTlFN4xG6/DV47pRjBrc4vE7EjgOn4mbPG6hN93cJ8xATqP5n3obFXv/euzZ7sOCHH6gJdekvkJy3Sl",
-	"+EW6qujNEcnSevUTXoaqN0krnssN0NdFmf+dbC4quZq9+PVK4V0X/dfUV/Fi9mK2krIUL54+xWX+BMr1",
-	"509Stn56ezZT7c1Uny3ZOX7+igear59M3SDnU5223PkGyeGcv7Wu1/nQ3tCXqy//fwAAAP//",
-}
-
-// decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
-// after base64-decoding and flate-decompressing the embedded blob.
-func decodeSpec() ([]byte, error) {
-	encoded := strings.Join(swaggerSpec, "")
-	compressed, err := base64.StdEncoding.DecodeString(encoded)
-	if err != nil {
-		return nil, fmt.Errorf("error base64 decoding spec: %w", err)
-	}
-	zr := flate.NewReader(bytes.NewReader(compressed))
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(zr); err != nil {
-		return nil, fmt.Errorf("read flate: %w", err)
-	}
-	if err := zr.Close(); err != nil {
-		return nil, fmt.Errorf("close flate reader: %w", err)
-	}
-
-	return buf.Bytes(), nil
-}
-
-var rawSpec = decodeSpecCached()
-
-// a naive cache of the decoded OpenAPI spec
-func decodeSpecCached() func() ([]byte, error) {
-	data, err := decodeSpec()
-	return func() ([]byte, error) {
-		return data, err
-	}
-}
-
-// Constructs a synthetic filesystem for resolving external references when loading openapi specifications.
-func PathToRawSpec(pathToFile string) map[string]func() ([]byte, error) {
-	res := make(map[string]func() ([]byte, error))
-	if len(pathToFile) > 0 {
-		res[pathToFile] = rawSpec
-	}
-
-	return res
-}
-
-// GetSpec returns the OpenAPI specification corresponding to the generated
-// code in this file. External references in the spec are resolved through
-// PathToRawSpec; externally-referenced files must be embedded in their
-// corresponding Go packages (via the import-mapping feature). URL-based
-// external refs are not supported.
-func GetSpec() (swagger *openapi3.T, err error) {
-	resolvePath := PathToRawSpec("")
-
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = true
-	loader.ReadFromURIFunc = func(loader *openapi3.Loader, url *url.URL) ([]byte, error) {
-		pathToFile := url.String()
-		pathToFile = path.Clean(pathToFile)
-		getSpec, ok := resolvePath[pathToFile]
-		if !ok {
-			err1 := fmt.Errorf("path not found: %s", pathToFile)
-			return nil, err1
-		}
-		return getSpec()
-	}
-	var specData []byte
-	specData, err = rawSpec()
-	if err != nil {
-		return
-	}
-	swagger, err = loader.LoadFromData(specData)
-	if err != nil {
-		return
-	}
-	return
-}
-
-// GetSpecJSON returns the raw JSON bytes of the embedded OpenAPI
-// specification: decompressed but not unmarshaled. External references
-// are not resolved here; the bytes are the spec exactly as embedded by
-// codegen. The result is cached at package init time, so repeated calls
-// are cheap.
-func GetSpecJSON() ([]byte, error) {
-	return rawSpec()
-}
-
-// GetSwagger returns the OpenAPI specification corresponding to the
-// generated code in this file.
-//
-// Deprecated: GetSwagger predates kin-openapi renaming openapi3.Swagger
-// to openapi3.T. Use [GetSpec] instead. This wrapper is retained for
-// backwards compatibility.
-func GetSwagger() (*openapi3.T, error) {
-	return GetSpec()
 }

@@ -200,14 +200,14 @@ type conversation struct {
 // converse runs one conversation: a thread, a message naming the tool, and the
 // tool loop, by polling for even i and by streaming for odd i. It then reads
 // back the thread's messages, runs and steps to count duplicates and calls.
-func converse(ctx context.Context, c *gen.ClientWithResponses, assistantID string, reg *helpers.Registry, exec helpers.ExecOptions, i int) (out conversation) {
+func converse(ctx context.Context, c *assistants.Client, assistantID string, reg *helpers.Registry, exec helpers.ExecOptions, i int) (out conversation) {
 	thread, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
 	if err != nil {
 		out.err = fmt.Errorf("create thread: %w", err)
 		return out
 	}
 	var content gen.CreateMessageRequest_Content
-	_ = content.FromCreateMessageRequestContent0(fmt.Sprintf(`please get_weather {"city":"City%d"}`, i))
+	_ = content.FromCreateMessageText(fmt.Sprintf(`please get_weather {"city":"City%d"}`, i))
 	if _, err := assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, thread.Id, gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Content: content})); err != nil {
 		out.err = fmt.Errorf("create message: %w", err)
 		return out

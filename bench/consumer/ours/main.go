@@ -28,20 +28,15 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	asst, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"}))
+	asst, err := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"})
 	if err != nil {
 		return err
 	}
-	thread, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
+	thread, err := c.CreateThread(ctx, gen.CreateThreadRequest{})
 	if err != nil {
 		return err
 	}
-	var content gen.CreateMessageRequest_Content
-	if err := content.FromCreateMessageRequestContent0("Hello"); err != nil {
-		return err
-	}
-	if _, err := assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, thread.Id,
-		gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Content: content})); err != nil {
+	if _, err := c.CreateMessage(ctx, thread.Id, assistants.UserMessage("Hello")); err != nil {
 		return err
 	}
 	if _, err := poller.CreateAndPoll(ctx, c, thread.Id, gen.CreateRunRequest{AssistantId: asst.Id}); err != nil {

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server/retrieval"
+	"github.com/assistants-go/assistants/server/retrieval/chunk"
+	"github.com/assistants-go/assistants/server/retrieval/extract"
+	"github.com/assistants-go/assistants/server/retrieval/index"
+	"github.com/assistants-go/assistants/server/retrieval/index/memory"
+)
+
+// Vector store file processing through the retrieval pipeline
+// (server/retrieval): the file's text is extracted (extract.Text), cut
+// into chunks by tokens (the o200k_base tokenizer, the file's static or
+// auto chunking strategy), embedded with the built-in lexical embedder and
+// put in the server's in-memory index (keyword and vector). Every Server
+// has its own pipeline and index, built on first use.
+//
+// A file ends completed with usage_bytes = the bytes of its extracted text
+// plus 4 bytes per dimension of each chunk's vector (what the index keeps),
+// or failed with a last_error: unsupported_file or invalid_file with the
+// extractor's reason, invalid_file for a file without words, server_error
+// for anything else. The functions here take plain values, so that the
+// durable store's job worker can call them as they are.
+
+// searchState is a server's retrieval pipeline and index, built once.
+type searchState struct {
+	once sync.Once
+	idx  *memory.Index
+	p    *retrieval.Pipeline
+	err  error
+}
+
+// pipeline returns the server's retrieval pipeline.
+func (s *Server) pipeline() (*retrieval.Pipeline, error) {
+	st := &s.st.search
+	st.once.Do(func() {
+		st.idx = memory.New()
+		st.p, st.err = retrieval.New(func(o *retrieval.Options) { o.Index = st.idx })
+	})
+	return st.p, st.err
+}
+
+// ingestResult is a processed file: its text (for the file content
+// endpoint) and the bytes it takes.
+type ingestResult struct {
+	text       string
+	usageBytes int
+	chunks     int
+}
+
+// ingestFile extracts, chunks, embeds and indexes one file as ref's
+// chunks. On failure it returns the file's last_error and leaves the index
+// without chunks for ref.
+func ingestFile(ctx context.Context, p *retrieval.Pipeline, ref index.Ref, filename string, data []byte, s chunk.Strategy) (ingestResult, *gen.VectorStoreFileLastError) {
+	text, err := extract.Text(filename, data)
+	if err != nil {
+		_ = p.Delete(ctx, ref)
+		var xe *extract.Error
+		if errors.As(err, &xe) {
+			code := gen.VectorStoreFileObjectLastErrorCodeInvalidFile
+			if xe.Code == extract.CodeUnsupported {
+				code = gen.VectorStoreFileObjectLastErrorCodeUnsupportedFile
+			}
+			return ingestResult{}, &gen.VectorStoreFileLastError{Code: code, Message: xe.Message}
+		}
+		return ingestResult{}, serverFileError()
+	}
+	stats, err := p.Ingest(ctx, ref, text, s)
+	if err != nil {
+		_ = p.Delete(ctx, ref)
+		if errors.Is(err, retrieval.ErrNoText) {
+			return ingestResult{}, &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
+				Message: fmt.Sprintf("The file %s has no words to index.", truncateForMessage(filename))}
+		}
+		return ingestResult{}, serverFileError()
+	}
+	usage := len(text) + stats.Chunks*4*p.Embedder().Dimension()
+	return ingestResult{text: text, usageBytes: usage, chunks: stats.Chunks}, nil
+}
+
+func serverFileError() *gen.VectorStoreFileLastError {
+	return &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
+		Message: "The server had an error while processing the file."}
+}
+
+// strategyOf returns the chunking strategy a vector store file reports.
+func strategyOf(cs *gen.ChunkingStrategyResponse) chunk.Strategy {
+	m, o := chunkSizes(cs)
+	return chunk.Strategy{MaxTokens: m, OverlapTokens: o}
+}
+
+// unindexFile removes a vector store file's chunks from the index (a file
+// detached, or deleted).
+func (s *Server) unindexFile(vectorStoreID, fileID string) {
+	if p, err := s.pipeline(); err == nil {
+		_ = p.Delete(context.Background(), index.Ref{VectorStoreID: vectorStoreID, FileID: fileID})
+	}
+}
+
+// unindexVectorStore removes a vector store's chunks from the index.
+func (s *Server) unindexVectorStore(vectorStoreID string) {
+	if p, err := s.pipeline(); err == nil {
+		_ = p.DeleteVectorStore(context.Background(), vectorStoreID)
+	}
+}

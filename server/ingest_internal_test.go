@@ -1,0 +1,54 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/store"
+)
+
+// Detaching a file, deleting the uploaded file and deleting the vector
+// store each remove the file's chunks from the server's index.
+func TestIngestUnindex(t *testing.T) {
+	s := New(WithStepDelay(0))
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	put := func(id, name, text string) {
+		_, err := s.db.CreateFile(ctx, store.File{ID: id, Filename: name, Purpose: "assistants"}, strings.NewReader(text), 0)
+		require.NoError(t, err)
+	}
+	put("file-a", "a.txt", "Penguins eat krill.")
+	put("file-b", "b.txt", "Whales eat krill too.")
+	newStore := func() string {
+		r, err := s.CreateVectorStore(ctx, genserver.CreateVectorStoreRequestObject{Body: &gen.CreateVectorStoreRequest{FileIds: &[]string{"file-a", "file-b"}}})
+		require.NoError(t, err)
+		vs := gen.VectorStoreObject(r.(genserver.CreateVectorStore200JSONResponse))
+		require.Equal(t, gen.VectorStoreFileCounts{Completed: 2, Total: 2}, vs.FileCounts)
+		return vs.Id
+	}
+	_, err := s.pipeline()
+	require.NoError(t, err)
+	idx := s.st.search.idx
+
+	one := newStore()
+	assert.Equal(t, 2, idx.Len())
+	_, err = s.DeleteVectorStoreFile(ctx, genserver.DeleteVectorStoreFileRequestObject{VectorStoreId: one, FileId: "file-a"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, idx.Len(), "detached file")
+
+	two := newStore()
+	assert.Equal(t, 3, idx.Len())
+	require.NoError(t, s.deleteFile(ctx, "file-b"))
+	assert.Equal(t, 1, idx.Len(), "deleted file, in both stores")
+
+	_, err = s.DeleteVectorStore(ctx, genserver.DeleteVectorStoreRequestObject{VectorStoreId: two})
+	require.NoError(t, err)
+	assert.Equal(t, 0, idx.Len(), "deleted vector store")
+	_, err = s.DeleteVectorStore(ctx, genserver.DeleteVectorStoreRequestObject{VectorStoreId: one})
+	require.NoError(t, err)
+}
