@@ -103,7 +103,7 @@ func serve(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer st.Close() // after the server's Close (deferred below)
 	fmt.Fprintln(out, where)
-	_ = st // TODO(issue 12): opts = append(opts, func(o *server.Options) { o.Store = st }) once server.Options.Store lands (W1).
+	opts = append(opts, server.WithStore(st))
 	srv := server.New(opts...)
 	defer srv.Close()
 	bindBackend(c.backend, srv)

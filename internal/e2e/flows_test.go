@@ -61,7 +61,7 @@ func newClient(t testing.TB, base string) *gen.ClientWithResponses {
 	t.Helper()
 	c, err := assistants.New(assistants.WithBaseURL(base), assistants.WithAPIKey("sk-e2e"), assistants.WithMaxRetries(0))
 	require.NoError(t, err)
-	return c
+	return c.ClientWithResponses
 }
 
 func createAssistant(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, name string) gen.AssistantObject {
@@ -152,7 +152,7 @@ func submit(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, run g
 	for _, call := range run.RequiredAction.SubmitToolOutputs.ToolCalls {
 		outs = append(outs, gen.SubmitToolOutputsRunRequestToolOutput{ToolCallId: assistants.Ptr(call.Id), Output: assistants.Ptr(output(call))})
 	}
-	r, err := assistants.Result[gen.RunObject](c.SubmitToolOuputsToRunWithResponse(ctx, run.ThreadId, run.Id, gen.SubmitToolOutputsRunRequest{ToolOutputs: outs}))
+	r, err := assistants.Result[gen.RunObject](c.SubmitToolOutputsToRunWithResponse(ctx, run.ThreadId, run.Id, gen.SubmitToolOutputsRunRequest{ToolOutputs: outs}))
 	require.NoError(t, err)
 	return *r
 }

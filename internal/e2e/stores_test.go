@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"log/slog"
-	"reflect"
 	"testing"
 	"time"
 
@@ -44,28 +43,13 @@ func openPostgres(t testing.TB) store.Store {
 	return st
 }
 
-// withStore sets server.Options.Store.
-//
-// TODO(issue 12): server.WithStore(st) once W1's server.Options.Store is
-// committed; until then the field is set by name so that this package
-// compiles, and a server without the field fails the tests.
-func withStore(t testing.TB, st store.Store) server.Option {
-	return func(o *server.Options) {
-		f := reflect.ValueOf(o).Elem().FieldByName("Store")
-		if !f.IsValid() {
-			t.Fatalf("server.Options has no Store field yet: the server cannot use the %T store", st)
-		}
-		f.Set(reflect.ValueOf(st))
-	}
-}
-
 // startServer starts an in-process server on st (closed after the server
 // when the test ends) on a loopback port, with every reply checked against
 // the spec, and returns it.
 func startServer(t testing.TB, st store.Store, opts ...server.Option) *assistantstest.Server {
 	t.Helper()
 	t.Cleanup(func() { require.NoError(t, st.Close()) }) // runs after the server's cleanup
-	opts = append([]server.Option{server.WithStepDelay(2 * time.Millisecond), withStore(t, st)}, opts...)
+	opts = append([]server.Option{server.WithStepDelay(2 * time.Millisecond), server.WithStore(st)}, opts...)
 	return assistantstest.NewServer(t, opts...)
 }
 
@@ -104,7 +88,7 @@ func TestReopen(t *testing.T) {
 				}
 			}
 			st := reopen()
-			a1, err := assistantstest.Start(server.WithStepDelay(time.Millisecond), withStore(t, st))
+			a1, err := assistantstest.Start(server.WithStepDelay(time.Millisecond), server.WithStore(st))
 			require.NoError(t, err)
 			c := newClient(t, a1.URL)
 			a := createAssistant(t, ctx, c, "kept")
