@@ -43,9 +43,12 @@ fuzz:
 	done
 
 ## chaos: 200 concurrent conversations against the embedded server with seeded faults, before and after the work
-## (lost replies, cut bodies and streams, resets mid-handler: internal/chaos DefaultFaults)
+## (lost replies, cut bodies and streams, resets mid-handler: internal/chaos DefaultFaults); then --restarts: 200
+## conversations against serve processes killed with SIGKILL and restarted during the run, on SQLite (one replica)
+## and on PostgreSQL with two replicas (ASSISTANTS_TEST_DATABASE_URL, default the local test database)
 chaos:
 	$(GO) run ./cmd/assistants chaos --conversations 200
+	$(GO) run ./cmd/assistants chaos --conversations 200 --restarts
 
 ## demo: the main job against the embedded server (or OPENAI_BASE_URL when set)
 demo:

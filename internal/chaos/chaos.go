@@ -41,6 +41,11 @@ type Config struct {
 	ServerOptions []server.Option
 	// ClientOptions are added to the client's options. Default: none.
 	ClientOptions []assistants.Option
+	// Restarts, when set, runs the conversations against `assistants
+	// serve` processes on a durable store that are killed and restarted
+	// during the run (see Restarts) instead of the embedded server; Faults
+	// and ServerOptions do not apply then. Default: nil (embedded server).
+	Restarts *Restarts
 }
 
 // DefaultFaults are the rates of make chaos. Before the work: 10% 500/503,
@@ -64,15 +69,23 @@ type Result struct {
 	ExactlyOnce bool
 	// Errors are the errors surfaced to callers, each with its conversation.
 	Errors []error
+	// Restarts is the number of server processes killed and started again
+	// (Config.Restarts); -1 without Config.Restarts.
+	Restarts int
 }
 
 // Line is the final summary line.
 func (r Result) Line() string {
-	return fmt.Sprintf("chaos: runs=%d completed=%d lost=%d duplicated=%d tool_calls_exactly_once=%t",
+	line := fmt.Sprintf("chaos: runs=%d completed=%d lost=%d duplicated=%d tool_calls_exactly_once=%t",
 		r.Runs, r.Completed, r.Lost, r.Duplicated, r.ExactlyOnce)
+	if r.Restarts >= 0 {
+		line += fmt.Sprintf(" restarts=%d", r.Restarts)
+	}
+	return line
 }
 
-// Run runs the conversations against a fresh embedded server on loopback.
+// Run runs the conversations against a fresh embedded server on loopback,
+// or against serve processes that are killed and restarted (cfg.Restarts).
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Conversations <= 0 {
 		cfg.Conversations = 200
@@ -94,24 +107,25 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg.Log = io.Discard
 	}
 
-	sopts := append([]server.Option{server.WithStepDelay(cfg.StepDelay), server.WithFaults(&server.Faults{Seed: cfg.Seed, Global: *cfg.Faults})}, cfg.ServerOptions...)
-	srv := server.New(sopts...)
-	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return Result{}, err
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(sctx)
-	}()
-	base := "http://" + ln.Addr().String() + "/v1"
 	// Enough retries that a run of faults on one request is ridden out.
-	copts := append([]assistants.Option{assistants.WithBaseURL(base), assistants.WithAPIKey("chaos"), assistants.WithMaxRetries(6)}, cfg.ClientOptions...)
-	client, err := assistants.New(copts...)
+	copts := []assistants.Option{assistants.WithAPIKey("chaos"), assistants.WithMaxRetries(6)}
+	var cl *cluster
+	if cfg.Restarts != nil {
+		var err error
+		if cl, err = startCluster(ctx, *cfg.Restarts, cfg.StepDelay); err != nil {
+			return Result{}, err
+		}
+		defer cl.stop()
+		copts = append(copts, assistants.WithBaseURL("http://replicas/v1"), assistants.WithHTTPClient(&http.Client{Transport: cl}))
+	} else {
+		base, stop, err := embedded(cfg)
+		if err != nil {
+			return Result{}, err
+		}
+		defer stop()
+		copts = append(copts, assistants.WithBaseURL(base))
+	}
+	client, err := assistants.New(append(copts, cfg.ClientOptions...)...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -141,7 +155,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		mu.Unlock()
 	}}
 
-	res := Result{Runs: cfg.Conversations}
+	res := Result{Runs: cfg.Conversations, Restarts: -1}
+	killerDone := make(chan error, 1)
+	killCtx, stopKilling := context.WithCancel(ctx)
+	defer stopKilling()
+	if cl != nil {
+		go func() { killerDone <- cl.killer(killCtx, cfg.Seed) }()
+	} else {
+		killerDone <- nil
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, cfg.Concurrency)
 	outcomes := make([]conversation, cfg.Conversations)
@@ -155,6 +177,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}()
 	}
 	wg.Wait()
+	stopKilling()
+	if err := <-killerDone; err != nil {
+		return Result{}, err
+	}
+	if cl != nil {
+		res.Restarts = int(cl.restarts.Load())
+	}
 
 	asked := map[string]bool{}
 	for i, o := range outcomes {
@@ -260,4 +289,25 @@ func converse(ctx context.Context, c *assistants.Client, assistantID string, reg
 	}
 	out.duplicates = max(users-1, 0) + max(runs-1, 0)
 	return out
+}
+
+// embedded starts the embedded server with cfg's step delay, faults and
+// options on a loopback port.
+func embedded(cfg Config) (base string, stop func(), err error) {
+	sopts := append([]server.Option{server.WithStepDelay(cfg.StepDelay), server.WithFaults(&server.Faults{Seed: cfg.Seed, Global: *cfg.Faults})}, cfg.ServerOptions...)
+	srv := server.New(sopts...)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	stop = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		srv.Close()
+	}
+	return "http://" + ln.Addr().String() + "/v1", stop, nil
 }
