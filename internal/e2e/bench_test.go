@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server"
+)
+
+// BenchmarkStores measures the server on each store side by side, through
+// its HTTP API on loopback with the load generator in the same process:
+//
+//   - GetRun: GET a completed run (req/s);
+//   - CreateMessage: POST a short message, on one thread per goroutine;
+//   - ListMessages100: GET a page of 100 messages of a thread of 1000;
+//   - Conversation: createThreadAndRun with one message, polled (every
+//     millisecond) until completed, step delay 0 (conv/s).
+//
+// Every benchmark runs in parallel (GOMAXPROCS goroutines, -cpu to
+// change) and reports its rate besides ns/op. Run them together:
+//
+//	go test -run '^$' -bench BenchmarkStores -benchtime 3s ./internal/e2e/
+func BenchmarkStores(b *testing.B) {
+	for _, s := range stores {
+		b.Run(s.name, func(b *testing.B) {
+			st := s.open(b)
+			srv := server.New(server.WithStepDelay(0), server.WithStore(st))
+			hs := httptest.NewServer(srv.Handler())
+			b.Cleanup(func() {
+				hs.Close()
+				srv.Close()
+				st.Close()
+			})
+			bc := &benchClient{base: hs.URL + "/v1", hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+			asst := bc.post(b, "/assistants", `{"model":"gpt-4o"}`)
+			conv := func() (threadID, runID string) {
+				out := bc.do(b, http.MethodPost, "/threads/runs", `{"assistant_id":"`+asst+`","thread":{"messages":[{"role":"user","content":"hello"}]}}`)
+				var run gen.RunObject
+				require.NoError(b, json.Unmarshal(out, &run))
+				for {
+					g := bc.get(b, "/threads/"+run.ThreadId+"/runs/"+run.Id)
+					var cur gen.RunObject
+					require.NoError(b, json.Unmarshal(g, &cur))
+					if cur.Status == "completed" {
+						return run.ThreadId, run.Id
+					}
+					if terminal(cur.Status) {
+						b.Fatalf("run ended %s", cur.Status)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+
+			b.Run("GetRun", func(b *testing.B) {
+				th, run := conv()
+				path := "/threads/" + th + "/runs/" + run
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						bc.get(b, path)
+					}
+				})
+				rate(b, "req/s")
+			})
+			b.Run("CreateMessage", func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					th := bc.post(b, "/threads", `{}`)
+					body := `{"role":"user","content":"` + strings.Repeat("x", 200) + `"}`
+					for pb.Next() {
+						bc.post(b, "/threads/"+th+"/messages", body)
+					}
+				})
+				rate(b, "req/s")
+			})
+			b.Run("ListMessages100", func(b *testing.B) {
+				th := bc.post(b, "/threads", `{}`)
+				for i := range 1000 {
+					bc.post(b, "/threads/"+th+"/messages", fmt.Sprintf(`{"role":"user","content":"message %d"}`, i))
+				}
+				path := "/threads/" + th + "/messages?limit=100"
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if n := bytes.Count(bc.get(b, path), []byte(`"object":"thread.message"`)); n != 100 {
+							b.Errorf("a page of %d messages, want 100", n)
+							return
+						}
+					}
+				})
+				rate(b, "req/s")
+			})
+			b.Run("Conversation", func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						conv()
+					}
+				})
+				rate(b, "conv/s")
+			})
+		})
+	}
+}
+
+// rate reports b.N per second of the benchmark's time as unit.
+func rate(b *testing.B, unit string) {
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(b.N)/s, unit)
+	}
+}
+
+// benchClient sends raw requests: the server's cost, not a client's.
+type benchClient struct {
+	base string
+	hc   *http.Client
+}
+
+// do sends a request and returns the reply's body; anything but 200 fails
+// the test (from a goroutine other than the test's, use try).
+func (c *benchClient) do(b testing.TB, method, path, body string) []byte {
+	out, err := c.try(method, path, body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// try sends a request and returns the reply's body, or an error for
+// anything but 200.
+func (c *benchClient) try(method, path, body string) ([]byte, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s %s: %d %v: %.300s", method, path, resp.StatusCode, err, out)
+	}
+	return out, nil
+}
+
+func (c *benchClient) get(b testing.TB, path string) []byte { return c.do(b, http.MethodGet, path, "") }
+
+// post sends body and returns the id of the object created.
+func (c *benchClient) post(b testing.TB, path, body string) string {
+	out := c.do(b, http.MethodPost, path, body)
+	var v struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil || v.ID == "" {
+		b.Fatalf("POST %s: no id in %.300s", path, out)
+	}
+	return v.ID
+}
