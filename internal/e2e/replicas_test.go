@@ -54,7 +54,8 @@ func consume(s *helpers.Stream) <-chan streamed {
 // the events and states A drives. A is killed with SIGKILL mid-reply; B
 // picks the run up within pickupWithin and completes it, with one
 // assistant message. Then a run that waits in requires_action on A is
-// answered on B after A is killed again.
+// answered on B after A is killed again, and a run whose creation A
+// answered just before being killed is run by B.
 func TestTwoReplicasPostgres(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -146,4 +147,17 @@ func TestTwoReplicasPostgres(t *testing.T) {
 	fin := waitRun(t, fctx, cb, tools.Id, r.Id)
 	require.Equal(t, gen.RunObjectStatus("completed"), fin.Status, "last error: %+v", fin.LastError)
 	assert.Equal(t, []string{`user: please get_weather {"city":"Rome"}`, `assistant: get_weather returned: {"temp_c":25}`}, messageTexts(t, ctx, cb, tools.Id))
+
+	// A run whose replica is killed right after answering its creation:
+	// its job was committed with it, and B runs it.
+	a = startServe(t, serveArgs...)
+	ca = newClient(t, a.URL)
+	quick := createThread(t, ctx, ca, "created just before the kill")
+	rq := createRun(t, ctx, ca, quick.Id, asst.Id)
+	require.NoError(t, a.Kill())
+	qctx, qcancel := context.WithTimeout(ctx, pickupWithin)
+	defer qcancel()
+	endq := waitRun(t, qctx, cb, quick.Id, rq.Id)
+	require.Equal(t, gen.RunObjectStatus("completed"), endq.Status, "last error: %+v", endq.LastError)
+	assert.Equal(t, []string{"user: created just before the kill", "assistant: You said: created just before the kill"}, messageTexts(t, ctx, cb, quick.Id))
 }

@@ -29,7 +29,8 @@ func longText(words int) string {
 // the same --data and checks that everything is there, that the waiting run
 // finishes after the submit and that the run that was in progress finishes
 // with one assistant message (its dead attempt's partial message is not
-// duplicated).
+// duplicated), as does a run created just before the kill (its job was
+// committed with it).
 func TestRestartSQLite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -69,6 +70,10 @@ func TestRestartSQLite(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // into the reply's streaming
+	// A run killed right after its creation was answered: its job must
+	// have been committed with it.
+	fresh := createThread(t, ctx, c, "created just before the kill")
+	r5 := createRun(t, ctx, c, fresh.Id, asst.Id)
 	require.NoError(t, a1.Kill())
 
 	a2 := startServe(t, append([]string{"--data", dir, "--step-delay", "5ms"}, pickupFlags...)...)
@@ -113,6 +118,10 @@ func TestRestartSQLite(t *testing.T) {
 	end := waitRun(t, pctx, c, busy.Id, r3.Id)
 	require.Equal(t, gen.RunObjectStatus("completed"), end.Status, "last error: %+v", end.LastError)
 	assert.Equal(t, []string{"user: " + long, "assistant: You said: " + long}, messageTexts(t, ctx, c, busy.Id))
+
+	end5 := waitRun(t, pctx, c, fresh.Id, r5.Id)
+	require.Equal(t, gen.RunObjectStatus("completed"), end5.Status, "the run created just before the kill: last error: %+v", end5.LastError)
+	assert.Equal(t, []string{"user: created just before the kill", "assistant: You said: created just before the kill"}, messageTexts(t, ctx, c, fresh.Id))
 
 	// The restarted server makes new objects as before.
 	th := createThread(t, ctx, c, "after the crash")
