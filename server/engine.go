@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -13,363 +14,538 @@ import (
 	"unicode/utf8"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // runTTL is how long a run may take before it expires (expires_at = created_at + 10 minutes).
 const runTTL = 10 * time.Minute
 
-// Causes of a run goroutine's context cancellation.
+// Causes of a round's context cancellation.
 var (
 	errRunCancelled = errors.New("run cancelled")
-	errRunExpired   = errors.New("run expired")
 	errThreadGone   = errors.New("thread deleted")
+	errRunStale     = errors.New("run changed under the round")
 )
 
-// engine owns runs and run steps and moves them through their states. Each
-// active run has one goroutine (drive) that talks to the Model; handlers
-// change runs only through the methods below. All run and step state is
-// guarded by mu.
+// The run engine moves runs through their states. Runs live in the store
+// (Options.Store): every transition is one UpdateRun that writes the run
+// with its steps, messages and events, and enqueues the job that takes the
+// next transition, so a committed state always has its next job. Creating a
+// run is one CreateRun with its first job.
 //
-// Lock order: the engine never calls the store (Server.mu) while holding mu;
-// the store side may call activeRun and forgetThread while holding Server.mu.
+// Jobs (see jobs.go) are run by a Queue: an in-process runner for the memory
+// store, River for the SQL stores. A job is idempotent: it reloads the run
+// and does nothing when the run has moved on (so a job run twice, or run
+// again after a crash, is harmless). A run in requires_action has no job:
+// submitting the outputs enqueues the next round.
+//
+// The engine keeps in memory only what is local to this process: the
+// cancel functions of the rounds running here (so that a cancel or a
+// thread's deletion stops them at once) and the open event streams (woken
+// when a write here adds events to their run).
 type engine struct {
 	s *Server
 
-	mu      sync.Mutex
-	runs    map[string]*runRec
-	threads map[string]*threadRuns
-	closed  bool
-	poll    []string // the openai-poll-after-ms header value
+	mu     sync.Mutex
+	closed bool                     // no new runs (Shutdown, Close)
+	ended  bool                     // no more streams (Close)
+	poll   []string                 // the openai-poll-after-ms header value
+	local  map[string]*localRound   // rounds running in this process, by run id
+	subs   map[string][]*subscriber // open event streams, by run id
 }
 
-// threadRuns indexes the runs of one thread.
-type threadRuns struct {
-	runIDs []string // creation order
-	active string   // the run holding the thread's lock, or ""
+// localRound is a round running in this process.
+type localRound struct {
+	threadID string
+	cancel   context.CancelCauseFunc
 }
 
-// runRec is a run, its steps and the engine's bookkeeping. Fields marked
-// (drive) are used only by the run's goroutine; the rest is guarded by
-// engine.mu.
+// runState is the engine's bookkeeping of a run, kept in store.Run.State.
+type runState struct {
+	// Assistant is the assistant as it was when the run was created.
+	Assistant gen.AssistantObject `json:"assistant"`
+	// Steps are the run's steps, oldest first (also stored as steps).
+	Steps []gen.RunStepObject `json:"steps,omitempty"`
+	// PendingStep is the tool_calls step awaiting outputs.
+	PendingStep string `json:"pending_step,omitempty"`
+	// PendingCalls are the calls awaiting outputs.
+	PendingCalls []ToolCall `json:"pending_calls,omitempty"`
+	// PendingUsage is the usage of the round that made them.
+	PendingUsage Usage `json:"pending_usage"`
+	// Outputs are the calls and outputs of finished rounds.
+	Outputs []ToolOutput `json:"outputs,omitempty"`
+	// Used is the usage so far.
+	Used Usage `json:"used"`
+	// Round numbers the current model round, from 0.
+	Round int `json:"round"`
+	// MsgID and MsgStepID are the current round's message and its
+	// message_creation step, once the round wrote one. A round run again
+	// after a crash writes into the same message (no duplicate).
+	MsgID     string `json:"msg_id,omitempty"`
+	MsgStepID string `json:"msg_step_id,omitempty"`
+}
+
+// runRec is a run being created, before it is in the store.
 type runRec struct {
-	obj   gen.RunObject
-	asst  gen.AssistantObject
-	steps []gen.RunStepObject // creation order
-	subs  []*subscriber       // open event streams
+	obj  gen.RunObject
+	asst gen.AssistantObject
+}
 
-	// The event log (see publishLocked): seq is the id of the last event
-	// published (ids are dense per run, from 1); events holds every event
-	// from the first stream subscription on, so a retried stream can be
-	// replayed from any point (see resubscribe).
-	seq    int
-	logged bool // a stream subscribed once: events are encoded and logged
-	events []sseEvent
-
-	cancel context.CancelCauseFunc // stops the goroutine; nil when it is not running
-	resume chan struct{}           // cap 1: tool outputs were submitted
-	gone   bool                    // dropped (thread deleted)
-	enc    []byte                  // JSON of obj once it is in an end state (see getRun)
-
-	pendingStep  string       // id of the tool_calls step awaiting outputs
-	pendingCalls []ToolCall   // calls awaiting outputs
-	pendingUsage Usage        // usage of the round that made them (for its step)
-	outputs      []ToolOutput // calls and outputs of finished rounds
-	used         Usage        // usage so far
-	round        int          // number of the current model round, from 0
-
-	msg       *gen.MessageObject // (drive) the message of the current round, if any
-	msgStepID string             // (drive) its message_creation step
+// liveRun is a run read from the store and decoded, to be changed inside
+// an UpdateRun.
+type liveRun struct {
+	obj    gen.RunObject
+	st     runState
+	change store.RunChange
+	names  []string // names of the events added, for the metrics
+	final  bool     // an event added ends streams
+	e      *engine
+	failed error // an encoding error
 }
 
 func newEngine(s *Server) *engine {
-	return &engine{s: s, runs: map[string]*runRec{}, threads: map[string]*threadRuns{},
+	return &engine{s: s, local: map[string]*localRound{}, subs: map[string][]*subscriber{},
 		poll: []string{strconv.FormatInt(s.opts.PollAfter.Milliseconds(), 10)}}
 }
 
 // isActive reports whether a run in status st holds its thread's lock.
-func isActive(st gen.RunObjectStatus) bool {
-	switch st {
-	case gen.RunObjectStatusQueued, gen.RunObjectStatusInProgress, gen.RunObjectStatusRequiresAction, gen.RunObjectStatusCancelling:
+func isActive(st gen.RunObjectStatus) bool { return store.IsActive(string(st)) }
+
+// bg is the context of the engine's store calls that must not be cut short
+// by a request or a round going away.
+func (e *engine) bg() context.Context { return context.WithoutCancel(e.s.ctx) }
+
+// ---- reading and changing runs ----
+
+// decodeRun decodes a stored run.
+func decodeRun(r store.Run) (gen.RunObject, runState, error) {
+	obj, err := decodeData[gen.RunObject](r.Data)
+	if err != nil {
+		return obj, runState{}, err
+	}
+	var st runState
+	if len(r.State) > 0 {
+		if err := json.Unmarshal(r.State, &st); err != nil {
+			return obj, st, fmt.Errorf("decode run state: %w", err)
+		}
+	}
+	return obj, st, nil
+}
+
+// update changes a run in one UpdateRun: fn changes lr (its run, state,
+// steps, messages, events, jobs) and returns an error (returned as is, and
+// nothing is written). It returns the run as stored and the sequence
+// number of the first event written (0: none), and wakes the run's
+// streams.
+func (e *engine) update(ctx context.Context, threadID, runID string, fn func(lr *liveRun) error) (gen.RunObject, int64, error) {
+	var lr *liveRun
+	_, evs, err := e.s.db.UpdateRun(ctx, storeProject, threadID, runID, func(r *store.Run) (store.RunChange, error) {
+		obj, st, err := decodeRun(*r)
+		if err != nil {
+			return store.RunChange{}, err
+		}
+		lr = &liveRun{obj: obj, st: st, e: e}
+		if err := fn(lr); err != nil {
+			return store.RunChange{}, err
+		}
+		if lr.failed != nil {
+			return store.RunChange{}, lr.failed
+		}
+		if r.Data, err = encodeData(lr.obj); err != nil {
+			return store.RunChange{}, err
+		}
+		if r.State, err = encodeData(lr.st); err != nil {
+			return store.RunChange{}, err
+		}
+		r.Status = string(lr.obj.Status)
+		r.ExpiresAt = 0
+		if lr.obj.ExpiresAt != nil {
+			r.ExpiresAt = int64(*lr.obj.ExpiresAt)
+		}
+		return lr.change, nil
+	})
+	if err != nil {
+		return gen.RunObject{}, 0, err
+	}
+	for _, n := range lr.names {
+		e.s.metrics.runEvent(n)
+	}
+	var first int64
+	if len(evs) > 0 {
+		first = evs[0].Seq
+		e.wake(runID)
+	}
+	return lr.obj, first, nil
+}
+
+// publish adds an event with v as its data.
+func (lr *liveRun) publish(name string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		lr.failed = fmt.Errorf("encode event %s: %w", name, err)
+		return
+	}
+	lr.change.Events = append(lr.change.Events, store.Event{RunID: lr.obj.Id, Type: name, Data: data})
+	lr.names = append(lr.names, name)
+	if isFinalEvent(name) {
+		lr.final = true
+	}
+}
+
+// putStep records a new or changed step, in the state and in the store.
+func (lr *liveRun) putStep(st gen.RunStepObject) {
+	if i := slices.IndexFunc(lr.st.Steps, func(x gen.RunStepObject) bool { return x.Id == st.Id }); i >= 0 {
+		lr.st.Steps[i] = st
+	} else {
+		lr.st.Steps = append(lr.st.Steps, st)
+	}
+	data, err := encodeData(st)
+	if err != nil {
+		lr.failed = err
+		return
+	}
+	lr.change.Steps = slices.DeleteFunc(lr.change.Steps, func(x store.Step) bool { return x.ID == st.Id })
+	lr.change.Steps = append(lr.change.Steps, store.Step{Project: storeProject, ID: st.Id, RunID: st.RunId,
+		ThreadID: st.ThreadId, CreatedAt: int64(st.CreatedAt), Data: data})
+}
+
+// step returns a step of the run by id.
+func (lr *liveRun) step(id string) (gen.RunStepObject, bool) {
+	if id == "" {
+		return gen.RunStepObject{}, false
+	}
+	for _, st := range lr.st.Steps {
+		if st.Id == id {
+			return st, true
+		}
+	}
+	return gen.RunStepObject{}, false
+}
+
+// putMessage records a new or changed message of the run.
+func (lr *liveRun) putMessage(m gen.MessageObject) {
+	sm, err := storeMessage(m)
+	if err != nil {
+		lr.failed = err
+		return
+	}
+	lr.change.Messages = slices.DeleteFunc(lr.change.Messages, func(x store.Message) bool { return x.ID == m.Id })
+	lr.change.Messages = append(lr.change.Messages, sm)
+}
+
+// enqueue adds a job.
+func (lr *liveRun) enqueue(j store.Job) { lr.change.Jobs = append(lr.change.Jobs, j) }
+
+// isFinalEvent reports whether an event ends a run's streams:
+// requires_action and the end states.
+func isFinalEvent(name string) bool {
+	switch name {
+	case "thread.run.requires_action", "thread.run.completed", "thread.run.failed",
+		"thread.run.cancelled", "thread.run.expired", "thread.run.incomplete":
 		return true
 	}
 	return false
 }
 
-// activeRun returns the run holding threadID's lock: one that is queued,
-// in_progress, requires_action or cancelling.
-func (e *engine) activeRun(threadID string) (runID string, ok bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	t := e.threads[threadID]
-	if t == nil || t.active == "" {
+// activeRun returns the run holding threadID's lock, after applying a due
+// expiry.
+func (e *engine) activeRun(ctx context.Context, threadID string) (runID string, ok bool) {
+	r, err := e.s.db.ActiveRun(ctx, storeProject, threadID)
+	if err != nil {
 		return "", false
 	}
-	r := e.runs[t.active]
-	if r == nil {
+	obj, _, err := decodeRun(r)
+	if err != nil {
+		return r.ID, true
+	}
+	if obj, _ = e.expireIfDue(ctx, obj); !isActive(obj.Status) {
 		return "", false
 	}
-	e.expireIfDueLocked(r)
-	if !isActive(r.obj.Status) {
-		return "", false
-	}
-	return r.obj.Id, true
+	return r.ID, true
 }
 
-// forgetThread stops the runs of a deleted thread and drops them with their
-// steps. Their open event streams end without a done event.
+// forgetThread stops the rounds of a deleted thread's runs running here and
+// ends their open event streams (without a done event).
 func (e *engine) forgetThread(threadID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := e.threads[threadID]
-	if t == nil {
-		return
-	}
-	for _, id := range t.runIDs {
-		r := e.runs[id]
-		if r == nil {
-			continue
+	for _, lr := range e.local {
+		if lr.threadID == threadID {
+			lr.cancel(errThreadGone)
 		}
-		r.gone = true
-		if r.cancel != nil {
-			r.cancel(errThreadGone)
-		}
-		closeSubs(r)
-		delete(e.runs, id)
 	}
-	delete(e.threads, threadID)
+	// Streams find their run gone when they read again.
+	for _, subs := range e.subs {
+		for _, s := range subs {
+			s.notify()
+		}
+	}
 }
 
 // close marks the engine closed (no new runs) and ends every open stream.
-// Server.Close calls it before cancelling the goroutines.
+// Server.Close calls it before cancelling the rounds.
 func (e *engine) close() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.closed = true
-	for _, r := range e.runs {
-		closeSubs(r)
-	}
-}
-
-// getRun returns a snapshot of a run of a thread, or a 404. For a run in an
-// end state it also returns its JSON encoding, kept from an earlier call
-// (such a run only changes through modifyRun, which drops it).
-func (e *engine) getRun(threadID, runID string) (gen.RunObject, []byte, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r, err := e.lookupLocked(threadID, runID)
-	if err != nil {
-		return gen.RunObject{}, nil, err
-	}
-	if r.enc == nil && !isActive(r.obj.Status) {
-		if b, err := json.Marshal(r.obj); err == nil {
-			r.enc = append(b, '\n')
+	e.closed, e.ended = true, true
+	for id, subs := range e.subs {
+		for _, s := range subs {
+			s.end()
 		}
+		delete(e.subs, id)
 	}
-	return r.obj, r.enc, nil
 }
 
-// lookupLocked finds a run of a thread and applies a due expiry.
-func (e *engine) lookupLocked(threadID, runID string) (*runRec, error) {
-	r := e.runs[runID]
-	if r == nil || r.obj.ThreadId != threadID {
-		return nil, errNotFound("run", runID)
-	}
-	e.expireIfDueLocked(r)
-	return r, nil
-}
-
-// listRuns returns snapshots of a thread's runs, oldest first.
-func (e *engine) listRuns(threadID string) []gen.RunObject {
+func (e *engine) isClosed() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := e.threads[threadID]
-	if t == nil {
-		return nil
+	return e.closed
+}
+
+// getRun returns a run of a thread (after applying a due expiry), or a 404.
+func (e *engine) getRun(ctx context.Context, threadID, runID string) (gen.RunObject, error) {
+	if !validID(threadID) || !validID(runID) {
+		return gen.RunObject{}, errNotFound("run", runID)
 	}
-	out := make([]gen.RunObject, 0, len(t.runIDs))
-	for _, id := range t.runIDs {
-		if r := e.runs[id]; r != nil {
-			e.expireIfDueLocked(r)
-			out = append(out, r.obj)
+	r, err := e.s.db.GetRun(ctx, storeProject, threadID, runID)
+	if err != nil {
+		return gen.RunObject{}, storeErr(err, "run", runID)
+	}
+	obj, _, err := decodeRun(r)
+	if err != nil {
+		return obj, err
+	}
+	return e.expireIfDue(ctx, obj)
+}
+
+// listRuns returns a page of a thread's runs.
+func (e *engine) listRuns(ctx context.Context, threadID string, lp listParams) ([]gen.RunObject, bool, error) {
+	pg, err := e.s.db.ListRuns(ctx, storeProject, threadID, storeList(lp))
+	if err != nil {
+		return nil, false, storeErr(err, "thread", threadID)
+	}
+	out := make([]gen.RunObject, 0, len(pg.Items))
+	for _, r := range pg.Items {
+		obj, _, err := decodeRun(r)
+		if err != nil {
+			return nil, false, err
 		}
+		if obj, err = e.expireIfDue(ctx, obj); err != nil {
+			return nil, false, err
+		}
+		out = append(out, obj)
 	}
-	return out
+	return out, pg.HasMore, nil
 }
 
-// listSteps returns snapshots of a run's steps, oldest first.
-func (e *engine) listSteps(threadID, runID string) ([]gen.RunStepObject, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r, err := e.lookupLocked(threadID, runID)
-	if err != nil {
-		return nil, err
+// listSteps returns a page of a run's steps.
+func (e *engine) listSteps(ctx context.Context, threadID, runID string, lp listParams) ([]gen.RunStepObject, bool, error) {
+	if _, err := e.getRun(ctx, threadID, runID); err != nil {
+		return nil, false, err
 	}
-	return slices.Clone(r.steps), nil
+	pg, err := e.s.db.ListSteps(ctx, storeProject, runID, storeList(lp))
+	if err != nil {
+		return nil, false, storeErr(err, "run", runID)
+	}
+	steps, err := decodeAll[store.Step, gen.RunStepObject](pg.Items, func(s store.Step) []byte { return s.Data })
+	return steps, pg.HasMore, err
 }
 
-// getStep returns a snapshot of one step, or a 404.
-func (e *engine) getStep(threadID, runID, stepID string) (gen.RunStepObject, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r, err := e.lookupLocked(threadID, runID)
-	if err != nil {
+// getStep returns one step, or a 404.
+func (e *engine) getStep(ctx context.Context, threadID, runID, stepID string) (gen.RunStepObject, error) {
+	if _, err := e.getRun(ctx, threadID, runID); err != nil {
 		return gen.RunStepObject{}, err
 	}
-	if i := stepIndex(r, stepID); i >= 0 {
-		return r.steps[i], nil
-	}
-	return gen.RunStepObject{}, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
+	notFound := &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
 		Param: "step_id", Message: "No run step found with id '" + truncateForMessage(stepID) + "'."}
+	if !validID(stepID) {
+		return gen.RunStepObject{}, notFound
+	}
+	st, err := e.s.db.GetStep(ctx, storeProject, runID, stepID)
+	if errors.Is(err, store.ErrNotFound) {
+		return gen.RunStepObject{}, notFound
+	}
+	if err != nil {
+		return gen.RunStepObject{}, storeErr(err, "step", stepID)
+	}
+	return decodeData[gen.RunStepObject](st.Data)
 }
 
 // modifyRun replaces a run's metadata (when md is not nil).
-func (e *engine) modifyRun(threadID, runID string, md *gen.Metadata) (gen.RunObject, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r, err := e.lookupLocked(threadID, runID)
-	if err != nil {
-		return gen.RunObject{}, err
+func (e *engine) modifyRun(ctx context.Context, threadID, runID string, md *gen.Metadata) (gen.RunObject, error) {
+	if !validID(threadID) || !validID(runID) {
+		return gen.RunObject{}, errNotFound("run", runID)
 	}
-	if md != nil {
-		r.obj.Metadata = emptyMetadata(md)
-		r.enc = nil
+	if md == nil {
+		return e.getRun(ctx, threadID, runID)
 	}
-	return r.obj, nil
+	obj, _, err := e.update(ctx, threadID, runID, func(lr *liveRun) error {
+		lr.obj.Metadata = emptyMetadata(md)
+		return nil
+	})
+	return obj, storeErr(err, "run", runID)
 }
 
-// register adds a new queued run and takes its thread's lock, or returns the
-// API's 400 when another run holds it.
-func (e *engine) register(r *runRec) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return errShuttingDown()
-	}
-	t := e.threads[r.obj.ThreadId]
-	if t == nil {
-		t = &threadRuns{}
-		e.threads[r.obj.ThreadId] = t
-	}
-	if t.active != "" {
-		if other := e.runs[t.active]; other != nil {
-			e.expireIfDueLocked(other)
-			if isActive(other.obj.Status) {
-				return errBadRequest("", "Thread %s already has an active run %s.", r.obj.ThreadId, other.obj.Id)
-			}
-		}
-	}
-	t.runIDs = append(t.runIDs, r.obj.Id)
-	t.active = r.obj.Id
-	r.resume = make(chan struct{}, 1)
-	e.runs[r.obj.Id] = r
-	return nil
-}
-
-// unregister drops a run whose creation failed half way.
-func (e *engine) unregister(r *runRec) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.dropLocked(r)
-}
-
-func (e *engine) dropLocked(r *runRec) {
-	r.gone = true
-	closeSubs(r)
-	delete(e.runs, r.obj.Id)
-	if t := e.threads[r.obj.ThreadId]; t != nil {
-		if i := slices.Index(t.runIDs, r.obj.Id); i >= 0 {
-			t.runIDs = slices.Delete(t.runIDs, i, i+1)
-		}
-		if t.active == r.obj.Id {
-			t.active = ""
-		}
-		if len(t.runIDs) == 0 {
-			delete(e.threads, r.obj.ThreadId)
-		}
-	}
-}
-
-// start publishes the run's first events, subscribes a stream when asked
-// (before any event, so it misses none) and starts the run's goroutine.
-func (e *engine) start(r *runRec, stream bool) (gen.RunObject, *subscriber, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if r.gone {
-		return gen.RunObject{}, nil, errNotFound("thread", r.obj.ThreadId)
-	}
-	if e.closed {
-		e.dropLocked(r)
+// create writes a new queued run (with the thread it starts, when th is
+// not nil, and the messages it adds) and its first jobs in one
+// transaction. With stream, the subscriber sees every event of the run
+// from thread.run.created on.
+func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs []store.Message, stream bool) (gen.RunObject, *subscriber, error) {
+	if e.isClosed() {
 		return gen.RunObject{}, nil, errShuttingDown()
 	}
+	st := runState{Assistant: r.asst}
+	runData, err := encodeData(r.obj)
+	if err != nil {
+		return gen.RunObject{}, nil, err
+	}
+	stData, err := encodeData(st)
+	if err != nil {
+		return gen.RunObject{}, nil, err
+	}
+	var evs []store.Event
+	for _, name := range []string{"thread.run.created", "thread.run.queued"} {
+		evs = append(evs, store.Event{RunID: r.obj.Id, Type: name, Data: runData})
+	}
+	sr := store.Run{Project: storeProject, ID: r.obj.Id, ThreadID: r.obj.ThreadId, AssistantID: r.obj.AssistantId,
+		Status: string(r.obj.Status), CreatedAt: int64(r.obj.CreatedAt), Data: runData, State: stData}
+	jobs := []store.Job{e.roundJob(r.obj.ThreadId, r.obj.Id, 0)}
+	if r.obj.ExpiresAt != nil {
+		sr.ExpiresAt = int64(*r.obj.ExpiresAt)
+		jobs = append(jobs, e.expireJob(r.obj.ThreadId, r.obj.Id, *r.obj.ExpiresAt))
+	}
+	nr := store.NewRun{Thread: th, Messages: msgs, Run: sr, Events: evs, Jobs: jobs}
+	for attempt := 0; ; attempt++ {
+		_, _, err = e.s.db.CreateRun(ctx, nr)
+		if !errors.Is(err, store.ErrThreadLocked) || attempt > 0 {
+			break
+		}
+		// The active run may be due to expire: apply it, and try once more.
+		if _, active := e.activeRun(ctx, r.obj.ThreadId); active {
+			break
+		}
+	}
+	if errors.Is(err, store.ErrThreadLocked) {
+		other, _ := e.activeRun(ctx, r.obj.ThreadId)
+		return gen.RunObject{}, nil, errBadRequest("", "Thread %s already has an active run %s.", r.obj.ThreadId, other)
+	}
+	if err != nil {
+		return gen.RunObject{}, nil, storeErr(err, "thread", r.obj.ThreadId)
+	}
+	e.s.metrics.runEvent("thread.run.created")
+	e.s.metrics.runEvent("thread.run.queued")
 	var sub *subscriber
 	if stream {
-		sub = e.subscribeLocked(r)
+		sub = e.subscribe(r.obj.Id, 0)
 	}
-	e.publishLocked(r, "thread.run.created", r.obj, false)
-	e.publishLocked(r, "thread.run.queued", r.obj, false)
-	ctx, cancel := context.WithCancelCause(e.s.ctx)
-	r.cancel = cancel
-	e.s.goBackground(func(context.Context) {
-		defer cancel(nil)
-		defer e.recoverRun(r) // a panic fails the run (recover.go)
-		e.drive(ctx, r)
-	})
 	return r.obj, sub, nil
 }
 
 // cancelRun moves a queued, in_progress or requires_action run to
-// cancelling and stops its goroutine, which then marks it cancelled.
-func (e *engine) cancelRun(threadID, runID string) (gen.RunObject, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r, err := e.lookupLocked(threadID, runID)
-	if err != nil {
+// cancelling, stops its round when it runs here, and enqueues the job that
+// marks it cancelled after the step delay.
+func (e *engine) cancelRun(ctx context.Context, threadID, runID string) (gen.RunObject, error) {
+	if !validID(threadID) || !validID(runID) {
+		return gen.RunObject{}, errNotFound("run", runID)
+	}
+	if _, err := e.getRun(ctx, threadID, runID); err != nil { // applies a due expiry
 		return gen.RunObject{}, err
 	}
-	switch r.obj.Status {
-	case gen.RunObjectStatusQueued, gen.RunObjectStatusInProgress, gen.RunObjectStatusRequiresAction:
-	default:
-		return gen.RunObject{}, errBadRequest("", "Cannot cancel run with status '%s'.", r.obj.Status)
+	obj, _, err := e.update(ctx, threadID, runID, func(lr *liveRun) error {
+		switch lr.obj.Status {
+		case gen.RunObjectStatusQueued, gen.RunObjectStatusInProgress, gen.RunObjectStatusRequiresAction:
+		default:
+			return errBadRequest("", "Cannot cancel run with status '%s'.", lr.obj.Status)
+		}
+		lr.obj.Status = gen.RunObjectStatusCancelling
+		lr.publish("thread.run.cancelling", lr.obj)
+		lr.enqueue(e.cancelJob(threadID, runID))
+		return nil
+	})
+	if err != nil {
+		return gen.RunObject{}, storeErr(err, "run", runID)
 	}
-	r.obj.Status = gen.RunObjectStatusCancelling
-	e.publishLocked(r, "thread.run.cancelling", r.obj, false)
-	if r.cancel != nil {
-		r.cancel(errRunCancelled)
-	} // else start has not run yet: the goroutine it starts finds the run cancelling
-	return r.obj, nil
+	e.mu.Lock()
+	if lr := e.local[runID]; lr != nil {
+		lr.cancel(errRunCancelled)
+	}
+	e.mu.Unlock()
+	return obj, nil
 }
 
 // submitToolOutputs checks and applies the outputs of a requires_action run:
 // every pending call must get exactly one output. The tool_calls step
-// completes with the outputs, the run goes back to queued and its goroutine
-// resumes. With stream, the returned subscriber sees every event from the
-// run's queued event on.
-func (e *engine) submitToolOutputs(threadID, runID string, outs []gen.SubmitToolOutputsRunRequestToolOutput, stream bool) (gen.RunObject, *subscriber, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r, err := e.lookupLocked(threadID, runID)
-	if err != nil {
+// completes with the outputs, the run goes back to queued and its next
+// round is enqueued. With stream, the returned subscriber sees every event
+// from the run's queued event on.
+func (e *engine) submitToolOutputs(ctx context.Context, threadID, runID string, outs []gen.SubmitToolOutputsRunRequestToolOutput, stream bool) (gen.RunObject, *subscriber, error) {
+	if !validID(threadID) || !validID(runID) {
+		return gen.RunObject{}, nil, errNotFound("run", runID)
+	}
+	if _, err := e.getRun(ctx, threadID, runID); err != nil { // applies a due expiry
 		return gen.RunObject{}, nil, err
 	}
-	if r.obj.Status != gen.RunObjectStatusRequiresAction {
-		return gen.RunObject{}, nil, errBadRequest("", "Runs in status \"%s\" do not accept tool outputs.", r.obj.Status)
+	obj, first, err := e.update(ctx, threadID, runID, func(lr *liveRun) error {
+		if lr.obj.Status != gen.RunObjectStatusRequiresAction {
+			return errBadRequest("", "Runs in status \"%s\" do not accept tool outputs.", lr.obj.Status)
+		}
+		got, err := checkOutputs(lr, outs)
+		if err != nil {
+			return err
+		}
+		now := e.s.now()
+		round := lr.st.Round
+		calls := make([]gen.RunStepDetailsToolCall, 0, len(lr.st.PendingCalls))
+		for _, c := range lr.st.PendingCalls {
+			out := got[c.ID]
+			lr.st.Outputs = append(lr.st.Outputs, ToolOutput{Call: c, Output: out, Round: round})
+			calls = append(calls, functionCallDetail(c, &out))
+		}
+		lr.st.PendingCalls = nil
+		lr.obj.Status = gen.RunObjectStatusQueued
+		lr.obj.RequiredAction = nil
+		lr.publish("thread.run.queued", lr.obj)
+		if st, ok := lr.step(lr.st.PendingStep); ok {
+			st.StepDetails = toolCallsDetails(calls)
+			st.Status = gen.RunStepObjectStatusCompleted
+			st.CompletedAt = &now
+			st.Usage = stepUsage(lr.st.PendingUsage)
+			lr.putStep(st)
+			lr.publish("thread.run.step.completed", st)
+		}
+		lr.st.PendingStep = ""
+		lr.st.Round++
+		lr.enqueue(e.roundJob(threadID, runID, lr.st.Round))
+		return nil
+	})
+	if err != nil {
+		return gen.RunObject{}, nil, storeErr(err, "run", runID)
 	}
+	var sub *subscriber
+	if stream {
+		sub = e.subscribe(runID, int(first-1))
+	}
+	return obj, sub, nil
+}
+
+// checkOutputs checks submitted outputs against the pending calls.
+func checkOutputs(lr *liveRun, outs []gen.SubmitToolOutputsRunRequestToolOutput) (map[string]string, error) {
 	pending := map[string]int{}
-	for i, c := range r.pendingCalls {
+	for i, c := range lr.st.PendingCalls {
 		pending[c.ID] = i
 	}
 	got := make(map[string]string, len(outs))
 	var gotIDs []string
 	for i, o := range outs {
 		if o.ToolCallId == nil || *o.ToolCallId == "" {
-			return gen.RunObject{}, nil, errBadRequest("tool_outputs", "Missing required parameter: 'tool_outputs[%d].tool_call_id'.", i)
+			return nil, errBadRequest("tool_outputs", "Missing required parameter: 'tool_outputs[%d].tool_call_id'.", i)
 		}
 		id := *o.ToolCallId
 		if _, ok := pending[id]; !ok {
-			return gen.RunObject{}, nil, errBadRequest("tool_outputs", "Invalid 'tool_outputs[%d].tool_call_id': no pending tool call with id '%s' on run %s.", i, truncateForMessage(id), r.obj.Id)
+			return nil, errBadRequest("tool_outputs", "Invalid 'tool_outputs[%d].tool_call_id': no pending tool call with id '%s' on run %s.", i, truncateForMessage(id), lr.obj.Id)
 		}
 		if _, dup := got[id]; dup {
-			return gen.RunObject{}, nil, errBadRequest("tool_outputs", "Invalid 'tool_outputs[%d].tool_call_id': duplicate output for tool call '%s'.", i, truncateForMessage(id))
+			return nil, errBadRequest("tool_outputs", "Invalid 'tool_outputs[%d].tool_call_id': duplicate output for tool call '%s'.", i, truncateForMessage(id))
 		}
 		out := ""
 		if o.Output != nil {
@@ -379,44 +555,13 @@ func (e *engine) submitToolOutputs(threadID, runID string, outs []gen.SubmitTool
 		gotIDs = append(gotIDs, id)
 	}
 	if len(got) != len(pending) {
-		want := make([]string, 0, len(r.pendingCalls))
-		for _, c := range r.pendingCalls {
+		want := make([]string, 0, len(lr.st.PendingCalls))
+		for _, c := range lr.st.PendingCalls {
 			want = append(want, c.ID)
 		}
-		return gen.RunObject{}, nil, errBadRequest("tool_outputs", "Expected tool outputs for call_ids %s, got %s.", quoteIDs(want), quoteIDs(gotIDs))
+		return nil, errBadRequest("tool_outputs", "Expected tool outputs for call_ids %s, got %s.", quoteIDs(want), quoteIDs(gotIDs))
 	}
-
-	var sub *subscriber
-	if stream {
-		sub = e.subscribeLocked(r)
-	}
-	now := e.s.now()
-	round := r.round
-	calls := make([]gen.RunStepDetailsToolCall, 0, len(r.pendingCalls))
-	for _, c := range r.pendingCalls {
-		out := got[c.ID]
-		r.outputs = append(r.outputs, ToolOutput{Call: c, Output: out, Round: round})
-		calls = append(calls, functionCallDetail(c, &out))
-	}
-	r.pendingCalls = nil
-	r.obj.Status = gen.RunObjectStatusQueued
-	r.obj.RequiredAction = nil
-	e.publishLocked(r, "thread.run.queued", r.obj, false)
-	if i := stepIndex(r, r.pendingStep); i >= 0 {
-		st := r.steps[i]
-		st.StepDetails = toolCallsDetails(calls)
-		st.Status = gen.RunStepObjectStatusCompleted
-		st.CompletedAt = &now
-		st.Usage = stepUsage(r.pendingUsage)
-		r.steps[i] = st
-		e.publishLocked(r, "thread.run.step.completed", st, false)
-	}
-	r.pendingStep = ""
-	select {
-	case r.resume <- struct{}{}:
-	default:
-	}
-	return r.obj, sub, nil
+	return got, nil
 }
 
 func quoteIDs(ids []string) string {
@@ -427,228 +572,259 @@ func quoteIDs(ids []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// expireIfDueLocked moves a requires_action run whose expires_at has passed
-// to expired (its tool_calls step too) and stops its goroutine.
-func (e *engine) expireIfDueLocked(r *runRec) {
-	if r.obj.Status != gen.RunObjectStatusRequiresAction || r.obj.ExpiresAt == nil || e.s.now() < *r.obj.ExpiresAt {
-		return
+// expireIfDue moves a requires_action run whose expires_at has passed to
+// expired, and returns the run as it is now.
+func (e *engine) expireIfDue(ctx context.Context, obj gen.RunObject) (gen.RunObject, error) {
+	if obj.Status != gen.RunObjectStatusRequiresAction || obj.ExpiresAt == nil || e.s.now() < *obj.ExpiresAt {
+		return obj, nil
 	}
-	e.expireLocked(r)
+	got, _, err := e.update(e.bg(), obj.ThreadId, obj.Id, func(lr *liveRun) error {
+		if lr.obj.Status != gen.RunObjectStatusRequiresAction || lr.obj.ExpiresAt == nil || e.s.now() < *lr.obj.ExpiresAt {
+			return nil
+		}
+		e.expireLocked(lr)
+		return nil
+	})
+	if err != nil {
+		return obj, storeErr(err, "run", obj.Id)
+	}
+	return got, nil
 }
 
 // expireLocked ends a run as expired, with its in-progress steps.
-func (e *engine) expireLocked(r *runRec) {
+func (e *engine) expireLocked(lr *liveRun) {
 	now := e.s.now()
-	for i := range r.steps {
-		if r.steps[i].Status == gen.RunStepObjectStatusInProgress {
-			st := r.steps[i]
+	for _, st := range lr.st.Steps {
+		if st.Status == gen.RunStepObjectStatusInProgress {
 			st.Status = gen.RunStepObjectStatusExpired
 			st.ExpiredAt = &now
-			r.steps[i] = st
-			e.publishLocked(r, "thread.run.step.expired", st, false)
+			lr.putStep(st)
+			lr.publish("thread.run.step.expired", st)
 		}
 	}
-	r.pendingCalls, r.pendingStep = nil, ""
-	r.obj.Status = gen.RunObjectStatusExpired
-	r.obj.RequiredAction = nil
-	e.endLocked(r, "thread.run.expired")
-	if r.cancel != nil {
-		r.cancel(errRunExpired)
-	}
+	lr.st.PendingCalls, lr.st.PendingStep = nil, ""
+	lr.obj.Status = gen.RunObjectStatusExpired
+	lr.obj.RequiredAction = nil
+	e.endLocked(lr, "thread.run.expired")
 }
 
-// endLocked sets the run's usage, releases the thread's lock and publishes
-// the run's final event (which ends its streams).
-func (e *engine) endLocked(r *runRec, event string) {
-	u := r.used
-	r.obj.Usage = &gen.RunCompletionUsage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.Total()}
-	if r.obj.Status != gen.RunObjectStatusExpired {
-		r.obj.ExpiresAt = nil
+// endLocked sets the run's usage and publishes its final event.
+func (e *engine) endLocked(lr *liveRun, event string) {
+	u := lr.st.Used
+	lr.obj.Usage = &gen.RunCompletionUsage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.Total()}
+	if lr.obj.Status != gen.RunObjectStatusExpired {
+		lr.obj.ExpiresAt = nil
 	}
-	if t := e.threads[r.obj.ThreadId]; t != nil && t.active == r.obj.Id {
-		t.active = ""
+	lr.st.MsgID, lr.st.MsgStepID = "", ""
+	lr.publish(event, lr.obj)
+}
+
+// closeMessageLocked ends the round's in-progress message as incomplete
+// with reason and publishes thread.message.incomplete. msg is the message
+// as it was read before the write (see currentMessage): a store's update
+// function must not call the store.
+func (e *engine) closeMessageLocked(lr *liveRun, msg *gen.MessageObject, reason gen.MessageObjectIncompleteDetailsReason) {
+	if lr.st.MsgID == "" || msg == nil || msg.Id != lr.st.MsgID || msg.Status != gen.MessageObjectStatusInProgress {
+		return
 	}
-	e.publishLocked(r, event, r.obj, true)
+	m := *msg
+	now := e.s.now()
+	m.Status = gen.MessageObjectStatusIncomplete
+	m.IncompleteAt = &now
+	m.IncompleteDetails = &gen.MessageIncompleteDetails{Reason: reason}
+	lr.putMessage(m)
+	lr.publish("thread.message.incomplete", m)
+}
+
+// currentMessage reads the message of a run's current round, or nil.
+func (e *engine) currentMessage(ctx context.Context, threadID, runID string) *gen.MessageObject {
+	r, err := e.s.db.GetRun(ctx, storeProject, threadID, runID)
+	if err != nil {
+		return nil
+	}
+	_, st, err := decodeRun(r)
+	if err != nil || st.MsgID == "" {
+		return nil
+	}
+	sm, err := e.s.db.GetMessage(ctx, storeProject, threadID, st.MsgID)
+	if err != nil {
+		return nil
+	}
+	m, err := decodeData[gen.MessageObject](sm.Data)
+	if err != nil {
+		return nil
+	}
+	return &m
 }
 
 // finishCancelLocked ends a cancelling run: in-progress steps are cancelled
-// and the run is cancelled. The caller handles the round's message.
-func (e *engine) finishCancelLocked(r *runRec) {
+// and the run is cancelled.
+func (e *engine) finishCancelLocked(lr *liveRun) {
 	now := e.s.now()
-	for i := range r.steps {
-		if r.steps[i].Status == gen.RunStepObjectStatusInProgress {
-			st := r.steps[i]
+	for _, st := range lr.st.Steps {
+		if st.Status == gen.RunStepObjectStatusInProgress {
 			st.Status = gen.RunStepObjectStatusCancelled
 			st.CancelledAt = &now
-			r.steps[i] = st
-			e.publishLocked(r, "thread.run.step.cancelled", st, false)
+			lr.putStep(st)
+			lr.publish("thread.run.step.cancelled", st)
 		}
 	}
-	r.pendingCalls, r.pendingStep = nil, ""
-	r.obj.Status = gen.RunObjectStatusCancelled
-	r.obj.CancelledAt = &now
-	r.obj.RequiredAction = nil
-	e.endLocked(r, "thread.run.cancelled")
+	lr.st.PendingCalls, lr.st.PendingStep = nil, ""
+	lr.obj.Status = gen.RunObjectStatusCancelled
+	lr.obj.CancelledAt = &now
+	lr.obj.RequiredAction = nil
+	e.endLocked(lr, "thread.run.cancelled")
 }
 
 func errShuttingDown() *apiError {
 	return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Message: "The server is shutting down."}
 }
 
-func stepIndex(r *runRec, id string) int {
-	if id == "" {
-		return -1
-	}
-	for i := range r.steps {
-		if r.steps[i].Id == id {
-			return i
-		}
-	}
-	return -1
-}
-
 func stepUsage(u Usage) *gen.RunStepCompletionUsage {
 	return &gen.RunStepCompletionUsage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.Total()}
 }
 
-// ---- the run goroutine ----
-
-// drive moves one run from queued to a final state (or to requires_action
-// and, after the outputs, on). ctx is cancelled, with a cause, when the run
-// is cancelled, expires while waiting, its thread is deleted, or the server
-// closes.
-func (e *engine) drive(ctx context.Context, r *runRec) {
-	if !e.pause(ctx) {
-		e.interrupted(r)
-		return
-	}
-	if !e.transition(ctx, r, gen.RunObjectStatusQueued, func() {
-		now := e.s.now()
-		r.obj.Status = gen.RunObjectStatusInProgress
-		if r.obj.StartedAt == nil {
-			r.obj.StartedAt = &now
-		}
-		e.publishLocked(r, "thread.run.in_progress", r.obj, false)
-	}) {
-		e.interrupted(r)
-		return
-	}
-	for {
-		if !e.round(ctx, r) {
-			return
-		}
-		// requires_action: wait for the outputs, a cancel or the expiry.
-		e.mu.Lock()
-		exp := time.Duration(0)
-		if r.obj.ExpiresAt != nil {
-			exp = time.Duration(*r.obj.ExpiresAt-e.s.now()) * time.Second
-		}
-		e.mu.Unlock()
-		timer := time.NewTimer(max(exp, 0))
-		select {
-		case <-r.resume:
-			timer.Stop()
-		case <-ctx.Done():
-			timer.Stop()
-			e.interrupted(r)
-			return
-		case <-timer.C:
-			e.mu.Lock()
-			due := !r.gone && r.obj.Status == gen.RunObjectStatusRequiresAction
-			if due {
-				e.expireLocked(r)
-			}
-			e.mu.Unlock()
-			if due {
-				return
-			}
-			// The outputs came just in time: go on, and drop their signal.
-			select {
-			case <-r.resume:
-			default:
-			}
-		}
-		if !e.pause(ctx) {
-			e.interrupted(r)
-			return
-		}
-		if !e.transition(ctx, r, gen.RunObjectStatusQueued, func() {
-			r.round++
-			r.obj.Status = gen.RunObjectStatusInProgress
-			e.publishLocked(r, "thread.run.in_progress", r.obj, false)
-		}) {
-			e.interrupted(r)
-			return
-		}
-	}
-}
+// ---- the jobs ----
 
 // pause waits the step delay; false when ctx ended first.
 func (e *engine) pause(ctx context.Context) bool { return sleep(ctx, e.s.opts.StepDelay) }
 
-// transition applies f under the lock when the run is still in status from
-// and its goroutine has not been stopped; it reports whether it did.
-func (e *engine) transition(ctx context.Context, r *runRec, from gen.RunObjectStatus, f func()) bool {
+// runRound is the round job: it moves a queued run to in_progress (after
+// the step delay) and runs one model round, which ends the run or moves it
+// to requires_action. A run found in_progress in the same round is a round
+// whose worker died: it runs again, into the same message. A run in any
+// other state, or in another round, is left alone (the job ran already).
+func (e *engine) runRound(ctx context.Context, a roundArgs) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if !e.addLocal(a.RunID, a.ThreadID, cancel) {
+		return nil // the same round runs here already
+	}
+	defer e.dropLocal(a.RunID)
+
+	r, err := e.s.db.GetRun(ctx, storeProject, a.ThreadID, a.RunID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the thread was deleted
+	}
+	if err != nil {
+		return err
+	}
+	obj, st, err := decodeRun(r)
+	if err != nil {
+		return err
+	}
+	if st.Round != a.Round {
+		return nil
+	}
+	switch obj.Status {
+	case gen.RunObjectStatusQueued:
+		if !e.pause(ctx) {
+			return e.stopped(ctx)
+		}
+		_, _, err := e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
+			if lr.obj.Status != gen.RunObjectStatusQueued || lr.st.Round != a.Round {
+				return errRunStale
+			}
+			now := e.s.now()
+			lr.obj.Status = gen.RunObjectStatusInProgress
+			if lr.obj.StartedAt == nil {
+				lr.obj.StartedAt = &now
+			}
+			lr.publish("thread.run.in_progress", lr.obj)
+			return nil
+		})
+		if errors.Is(err, errRunStale) || errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	case gen.RunObjectStatusInProgress:
+		// A round whose worker stopped: run it again.
+	default:
+		return nil
+	}
+	return e.round(ctx, a)
+}
+
+// stopped is what a job returns when its context ended: nothing when the
+// run was cancelled or its thread deleted, else the error (the job runs
+// again: the server is closing).
+func (e *engine) stopped(ctx context.Context) error {
+	switch context.Cause(ctx) {
+	case errRunCancelled, errThreadGone, errRunStale:
+		return nil
+	}
+	return ctx.Err()
+}
+
+// addLocal records a round running here; false when one runs already.
+func (e *engine) addLocal(runID, threadID string, cancel context.CancelCauseFunc) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r.gone || ctx.Err() != nil || r.obj.Status != from {
+	if e.local[runID] != nil {
 		return false
 	}
-	f()
+	e.local[runID] = &localRound{threadID: threadID, cancel: cancel}
 	return true
 }
 
-// interrupted finishes a run whose goroutine was stopped or found it changed:
-// a cancelling run becomes cancelled after the step delay (and its message
-// incomplete); an expiry, a deleted thread or a closing server leave it as
-// it is.
-func (e *engine) interrupted(r *runRec) {
-	e.mu.Lock()
-	cancelling := !r.gone && r.obj.Status == gen.RunObjectStatusCancelling
-	e.mu.Unlock()
-	if !cancelling {
-		return
-	}
-	if !sleep(e.s.ctx, e.s.opts.StepDelay) {
-		return
-	}
-	e.closeMessage(r, gen.MessageObjectIncompleteDetailsReasonRunCancelled)
+func (e *engine) dropLocal(runID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r.gone || r.obj.Status != gen.RunObjectStatusCancelling {
-		return
-	}
-	e.finishCancelLocked(r)
+	delete(e.local, runID)
 }
 
-// closeMessage ends the round's in-progress message as incomplete with
-// reason, stores it and publishes thread.message.incomplete.
-func (e *engine) closeMessage(r *runRec, reason gen.MessageObjectIncompleteDetailsReason) {
-	if r.msg == nil || r.msg.Status != gen.MessageObjectStatusInProgress {
-		return
+// runCancel is the cancel job: after the step delay, a cancelling run's
+// message is closed, its in-progress steps cancelled and the run cancelled.
+func (e *engine) runCancel(ctx context.Context, a runArgs) error {
+	if !e.pause(ctx) {
+		return ctx.Err()
 	}
-	m := *r.msg
-	now := e.s.now()
-	m.Status = gen.MessageObjectStatusIncomplete
-	m.IncompleteAt = &now
-	m.IncompleteDetails = &gen.MessageIncompleteDetails{Reason: reason}
-	r.msg = &m
-	if e.s.putMessage(m) != nil {
-		return
+	m := e.currentMessage(ctx, a.ThreadID, a.RunID)
+	_, _, err := e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
+		if lr.obj.Status != gen.RunObjectStatusCancelling {
+			return errRunStale
+		}
+		e.closeMessageLocked(lr, m, gen.MessageObjectIncompleteDetailsReasonRunCancelled)
+		e.finishCancelLocked(lr)
+		return nil
+	})
+	if errors.Is(err, errRunStale) || errors.Is(err, store.ErrNotFound) {
+		return nil
 	}
-	e.mu.Lock()
-	if !r.gone {
-		e.publishLocked(r, "thread.message.incomplete", m, false)
+	return err
+}
+
+// runExpire is the expiry job, scheduled at the run's expires_at: a run
+// still waiting for tool outputs expires. (A round in progress expires by
+// its own deadline.)
+func (e *engine) runExpire(ctx context.Context, a runArgs) error {
+	r, err := e.s.db.GetRun(ctx, storeProject, a.ThreadID, a.RunID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
 	}
-	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	obj, _, err := decodeRun(r)
+	if err != nil {
+		return err
+	}
+	if _, err := e.expireIfDue(ctx, obj); err != nil && !errors.Is(err, store.ErrNotFound) {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 // modelInput builds the input of the next model round.
-func (e *engine) modelInput(r *runRec) (*ModelInput, error) {
-	e.mu.Lock()
-	in := &ModelInput{Assistant: r.asst, Run: r.obj, ToolOutputs: slices.Clone(r.outputs), Used: r.used}
-	e.mu.Unlock()
-	msgs, err := e.s.threadMessages(in.Run.ThreadId)
+func (e *engine) modelInput(obj gen.RunObject, st runState) (*ModelInput, error) {
+	in := &ModelInput{Assistant: st.Assistant, Run: obj, ToolOutputs: slices.Clone(st.Outputs), Used: st.Used}
+	msgs, err := e.s.threadMessages(obj.ThreadId)
 	if err != nil {
 		return nil, err
 	}
@@ -666,16 +842,30 @@ func (e *engine) modelInput(r *runRec) (*ModelInput, error) {
 	return in, nil
 }
 
-// round runs one model round and applies its outcome. It returns true when
-// the run now requires action (and drive must wait for outputs), false when
-// the run ended or the goroutine must stop.
-func (e *engine) round(ctx context.Context, r *runRec) bool {
-	r.msg, r.msgStepID = nil, ""
-	in, err := e.modelInput(r)
+// inRound reports whether lr is still in round a, in progress: the only
+// state a round may write in.
+func inRound(lr *liveRun, a roundArgs) bool {
+	return lr.obj.Status == gen.RunObjectStatusInProgress && lr.st.Round == a.Round
+}
+
+// round runs one model round of an in_progress run and applies its
+// outcome.
+func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
+	r, err := e.s.db.GetRun(ctx, storeProject, a.ThreadID, a.RunID)
 	if err != nil {
-		// The thread is gone: the run goes with it.
-		e.unregister(r)
-		return false
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	obj, st, err := decodeRun(r)
+	if err != nil {
+		return err
+	}
+	defer e.recoverRun(a) // a panic fails the run (recover.go)
+	in, err := e.modelInput(obj, st)
+	if err != nil {
+		return nil // the thread is gone: the run went with it
 	}
 	left := time.Duration(0)
 	if in.Run.ExpiresAt != nil {
@@ -684,12 +874,11 @@ func (e *engine) round(ctx context.Context, r *runRec) bool {
 	mctx, cancel := context.WithTimeout(ctx, max(left, 0))
 	defer cancel()
 
-	w := &writer{e: e, r: r, ctx: mctx}
-	out, err := e.respond(mctx, r, in, w.emit) // a panic is a server_error (recover.go)
+	w := &writer{e: e, a: a, ctx: mctx, msgID: st.MsgID, stepID: st.MsgStepID, resumed: st.MsgID != ""}
+	out, err := e.respond(mctx, a.RunID, in, w.emit) // a panic is a server_error (recover.go)
 	if ctx.Err() != nil {
 		w.stop()
-		e.interrupted(r)
-		return false
+		return e.stopped(ctx)
 	}
 	if err == nil && out == nil {
 		err = &ModelError{Code: ModelErrServer, Message: "The model returned no output."}
@@ -697,17 +886,14 @@ func (e *engine) round(ctx context.Context, r *runRec) bool {
 	if err != nil {
 		w.stop()
 		if mctx.Err() != nil {
-			e.expireRunning(ctx, r)
-		} else {
-			e.fail(ctx, r, err)
+			return e.expireRunning(ctx, a, w)
 		}
-		return false
+		return e.fail(ctx, a, w, err)
 	}
 	calls, err := e.checkCalls(in, out.ToolCalls)
 	if err != nil {
 		w.stop()
-		e.fail(ctx, r, err)
-		return false
+		return e.fail(ctx, a, w, err)
 	}
 	text := out.Text
 	if text == "" {
@@ -716,6 +902,9 @@ func (e *engine) round(ctx context.Context, r *runRec) bool {
 		w.emit(text) // a model that does not stream: one delta
 	}
 	w.stop()
+	if w.err != nil {
+		return e.writeErr(ctx, w.err)
+	}
 
 	used := in.Used
 	used.PromptTokens += out.Usage.PromptTokens
@@ -735,72 +924,66 @@ func (e *engine) round(ctx context.Context, r *runRec) bool {
 		msgUsage = Usage{} // the tool_calls step carries the round's usage
 	}
 	if !e.pause(ctx) {
-		e.interrupted(r)
-		return false
+		return e.stopped(ctx)
 	}
-	// Finish the round's message.
-	if r.msg != nil {
-		m := *r.msg
-		m.Content = []gen.MessageContent{textPart(text)}
+	msg := w.message()
+	_, _, err = e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
+		if !inRound(lr, a) || ctx.Err() != nil {
+			return errRunStale
+		}
+		lr.st.Used = used
 		now := e.s.now()
-		if reason != "" {
-			m.Status = gen.MessageObjectStatusIncomplete
-			m.IncompleteAt = &now
-			m.IncompleteDetails = &gen.MessageIncompleteDetails{Reason: gen.MessageObjectIncompleteDetailsReasonMaxTokens}
-		} else {
-			m.Status = gen.MessageObjectStatusCompleted
-			m.CompletedAt = &now
-		}
-		if e.s.putMessage(m) != nil {
-			e.unregister(r)
-			return false
-		}
-		r.msg = &m
-	}
-
-	ok, needAction := false, false
-	func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if r.gone || ctx.Err() != nil || r.obj.Status != gen.RunObjectStatusInProgress {
-			return
-		}
-		ok = true
-		r.used = used
-		now := e.s.now()
-		if r.msg != nil {
-			if r.msg.Status == gen.MessageObjectStatusCompleted {
-				e.publishLocked(r, "thread.message.completed", *r.msg, false)
+		if msg != nil {
+			m := *msg
+			m.Content = []gen.MessageContent{textPart(text)}
+			if reason != "" {
+				m.Status = gen.MessageObjectStatusIncomplete
+				m.IncompleteAt = &now
+				m.IncompleteDetails = &gen.MessageIncompleteDetails{Reason: gen.MessageObjectIncompleteDetailsReasonMaxTokens}
+				lr.putMessage(m)
+				lr.publish("thread.message.incomplete", m)
 			} else {
-				e.publishLocked(r, "thread.message.incomplete", *r.msg, false)
+				m.Status = gen.MessageObjectStatusCompleted
+				m.CompletedAt = &now
+				lr.putMessage(m)
+				lr.publish("thread.message.completed", m)
 			}
-			if i := stepIndex(r, r.msgStepID); i >= 0 {
-				st := r.steps[i]
+			if st, ok := lr.step(lr.st.MsgStepID); ok {
 				st.Status = gen.RunStepObjectStatusCompleted
 				st.CompletedAt = &now
 				st.Usage = stepUsage(msgUsage)
-				r.steps[i] = st
-				e.publishLocked(r, "thread.run.step.completed", st, false)
+				lr.putStep(st)
+				lr.publish("thread.run.step.completed", st)
 			}
 		}
+		lr.st.MsgID, lr.st.MsgStepID = "", ""
 		switch {
 		case reason != "":
-			r.obj.Status = gen.RunObjectStatusIncomplete
-			r.obj.IncompleteDetails = &gen.RunIncompleteDetails{Reason: &reason}
-			e.endLocked(r, "thread.run.incomplete")
+			lr.obj.Status = gen.RunObjectStatusIncomplete
+			lr.obj.IncompleteDetails = &gen.RunIncompleteDetails{Reason: &reason}
+			e.endLocked(lr, "thread.run.incomplete")
 		case len(calls) > 0:
-			e.requireActionLocked(r, calls, out.Usage)
-			needAction = true
+			e.requireActionLocked(lr, calls, out.Usage)
 		default:
-			r.obj.Status = gen.RunObjectStatusCompleted
-			r.obj.CompletedAt = &now
-			e.endLocked(r, "thread.run.completed")
+			lr.obj.Status = gen.RunObjectStatusCompleted
+			lr.obj.CompletedAt = &now
+			e.endLocked(lr, "thread.run.completed")
 		}
-	}()
-	if !ok {
-		e.interrupted(r)
+		return nil
+	})
+	return e.writeErr(ctx, err)
+}
+
+// writeErr is what a round returns after a write failed: nothing when the
+// run moved on (cancelled, deleted), else the error (the job runs again).
+func (e *engine) writeErr(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, errRunStale) || errors.Is(err, store.ErrNotFound) {
+		return nil
 	}
-	return needAction
+	if ctx.Err() != nil {
+		return e.stopped(ctx)
+	}
+	return err
 }
 
 // checkCalls validates the model's tool calls against the run's functions
@@ -827,35 +1010,35 @@ func (e *engine) checkCalls(in *ModelInput, calls []ToolCall) ([]ToolCall, error
 }
 
 // requireActionLocked creates the round's tool_calls step, streams the
-// calls as step deltas and moves the run to requires_action.
-func (e *engine) requireActionLocked(r *runRec, calls []ToolCall, u Usage) {
-	st := e.newStepLocked(r, gen.RunStepObjectTypeToolCalls, toolCallsDetails([]gen.RunStepDetailsToolCall{}))
+// calls as step deltas and moves the run to requires_action. The calls are
+// handed out in this one write: a round run again after a crash before it
+// makes new calls that nobody saw; after it, the run is no longer in
+// progress and the round does not run again.
+func (e *engine) requireActionLocked(lr *liveRun, calls []ToolCall, u Usage) {
+	st := e.newStepLocked(lr, gen.RunStepObjectTypeToolCalls, toolCallsDetails([]gen.RunStepDetailsToolCall{}))
 	full := make([]gen.RunStepDetailsToolCall, 0, len(calls))
 	pending := make([]gen.RunToolCallObject, 0, len(calls))
 	for i, c := range calls {
 		id, name, empty := c.ID, c.Name, ""
 		first := functionDelta{Index: i, ID: &id, Type: "function"}
 		first.Function.Name, first.Function.Arguments = &name, &empty
-		e.publishStepDeltaLocked(r, st.Id, first)
+		e.publishStepDeltaLocked(lr, st.Id, first)
 		for _, frag := range fragments(c.Arguments, 16) {
 			d := functionDelta{Index: i, Type: "function"}
 			d.Function.Arguments = &frag
-			e.publishStepDeltaLocked(r, st.Id, d)
+			e.publishStepDeltaLocked(lr, st.Id, d)
 		}
 		full = append(full, functionCallDetail(c, nil))
 		pending = append(pending, gen.RunToolCallObject{Id: c.ID, Type: "function", Function: gen.RunToolCallFunction{Name: c.Name, Arguments: c.Arguments}})
 	}
-	if i := stepIndex(r, st.Id); i >= 0 {
-		s := r.steps[i]
-		s.StepDetails = toolCallsDetails(full)
-		r.steps[i] = s
-	}
-	r.pendingStep = st.Id
-	r.pendingCalls = calls
-	r.pendingUsage = u
-	r.obj.Status = gen.RunObjectStatusRequiresAction
-	r.obj.RequiredAction = &gen.RunRequiredAction{Type: "submit_tool_outputs", SubmitToolOutputs: gen.RunSubmitToolOutputs{ToolCalls: pending}}
-	e.publishLocked(r, "thread.run.requires_action", r.obj, true)
+	st.StepDetails = toolCallsDetails(full)
+	lr.putStep(st)
+	lr.st.PendingStep = st.Id
+	lr.st.PendingCalls = calls
+	lr.st.PendingUsage = u
+	lr.obj.Status = gen.RunObjectStatusRequiresAction
+	lr.obj.RequiredAction = &gen.RunRequiredAction{Type: "submit_tool_outputs", SubmitToolOutputs: gen.RunSubmitToolOutputs{ToolCalls: pending}}
+	lr.publish("thread.run.requires_action", lr.obj)
 }
 
 // functionDelta is the JSON of a function call fragment in a
@@ -870,28 +1053,27 @@ type functionDelta struct {
 	} `json:"function"`
 }
 
-func (e *engine) publishStepDeltaLocked(r *runRec, stepID string, call functionDelta) {
-	if !r.logged {
-		r.seq++ // the event exists (it has an id) but no stream ever needs it
-		return
-	}
+func (e *engine) publishStepDeltaLocked(lr *liveRun, stepID string, call functionDelta) {
 	b, err := json.Marshal(call)
 	if err != nil {
+		lr.failed = err
 		return
 	}
 	var tc gen.RunStepDeltaStepDetailsToolCall
 	if err := tc.UnmarshalJSON(b); err != nil {
+		lr.failed = err
 		return
 	}
 	var details gen.RunStepDeltaStepDetails
 	if err := details.FromRunStepDeltaStepDetailsToolCallsObject(gen.RunStepDeltaStepDetailsToolCallsObject{
 		Type: "tool_calls", ToolCalls: &[]gen.RunStepDeltaStepDetailsToolCall{tc},
 	}); err != nil {
+		lr.failed = err
 		return
 	}
 	d := gen.RunStepDeltaObject{Id: stepID, Object: "thread.run.step.delta"}
 	d.Delta.StepDetails = &details
-	e.publishLocked(r, "thread.run.step.delta", d, false)
+	lr.publish("thread.run.step.delta", d)
 }
 
 // fragments splits s into pieces of about n bytes, on rune boundaries.
@@ -909,67 +1091,81 @@ func fragments(s string, n int) []string {
 }
 
 // fail ends a run as failed with the model error's last_error.
-func (e *engine) fail(ctx context.Context, r *runRec, err error) {
+func (e *engine) fail(ctx context.Context, a roundArgs, w *writer, err error) error {
 	code, msg, known := modelFailure(err)
 	if !known {
-		e.s.log.Warn("model failed", "run_id", r.obj.Id, "err", err.Error())
+		e.s.log.Warn("model failed", "run_id", a.RunID, "err", err.Error())
 	}
 	if !e.pause(ctx) {
-		e.interrupted(r)
-		return
+		return e.stopped(ctx)
 	}
-	e.closeMessage(r, gen.MessageObjectIncompleteDetailsReasonRunFailed)
-	if !e.transition(ctx, r, gen.RunObjectStatusInProgress, func() {
-		now := e.s.now()
-		stepCode := gen.RunStepObjectLastErrorCodeServerError
-		if code == gen.RunObjectLastErrorCodeRateLimitExceeded {
-			stepCode = gen.RunStepObjectLastErrorCodeRateLimitExceeded
+	m := w.message()
+	_, _, werr := e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
+		if !inRound(lr, a) || ctx.Err() != nil {
+			return errRunStale
 		}
-		for i := range r.steps {
-			if r.steps[i].Status == gen.RunStepObjectStatusInProgress {
-				st := r.steps[i]
-				st.Status = gen.RunStepObjectStatusFailed
-				st.FailedAt = &now
-				st.LastError = &gen.RunStepLastError{Code: stepCode, Message: msg}
-				r.steps[i] = st
-				e.publishLocked(r, "thread.run.step.failed", st, false)
-			}
-		}
-		r.obj.Status = gen.RunObjectStatusFailed
-		r.obj.FailedAt = &now
-		r.obj.LastError = &gen.RunLastError{Code: code, Message: msg}
-		e.endLocked(r, "thread.run.failed")
-	}) {
-		e.interrupted(r)
+		e.closeMessageLocked(lr, m, gen.MessageObjectIncompleteDetailsReasonRunFailed)
+		e.failLocked(lr, code, msg)
+		return nil
+	})
+	return e.writeErr(ctx, werr)
+}
+
+// failLocked ends a run as failed, with its in-progress steps.
+func (e *engine) failLocked(lr *liveRun, code gen.RunObjectLastErrorCode, msg string) {
+	now := e.s.now()
+	stepCode := gen.RunStepObjectLastErrorCodeServerError
+	if code == gen.RunObjectLastErrorCodeRateLimitExceeded {
+		stepCode = gen.RunStepObjectLastErrorCodeRateLimitExceeded
 	}
+	for _, st := range lr.st.Steps {
+		if st.Status == gen.RunStepObjectStatusInProgress {
+			st.Status = gen.RunStepObjectStatusFailed
+			st.FailedAt = &now
+			st.LastError = &gen.RunStepLastError{Code: stepCode, Message: msg}
+			lr.putStep(st)
+			lr.publish("thread.run.step.failed", st)
+		}
+	}
+	lr.obj.Status = gen.RunObjectStatusFailed
+	lr.obj.FailedAt = &now
+	lr.obj.RequiredAction = nil
+	lr.obj.LastError = &gen.RunLastError{Code: code, Message: msg}
+	e.endLocked(lr, "thread.run.failed")
 }
 
 // expireRunning ends an in-progress run whose model round outlived expires_at.
-func (e *engine) expireRunning(ctx context.Context, r *runRec) {
-	e.closeMessage(r, gen.MessageObjectIncompleteDetailsReasonRunExpired)
-	if !e.transition(ctx, r, gen.RunObjectStatusInProgress, func() { e.expireLocked(r) }) {
-		e.interrupted(r)
-	}
+func (e *engine) expireRunning(ctx context.Context, a roundArgs, w *writer) error {
+	m := w.message()
+	_, _, err := e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
+		if !inRound(lr, a) || ctx.Err() != nil {
+			return errRunStale
+		}
+		e.closeMessageLocked(lr, m, gen.MessageObjectIncompleteDetailsReasonRunExpired)
+		e.expireLocked(lr)
+		return nil
+	})
+	return e.writeErr(ctx, err)
 }
 
 // newStepLocked adds an in_progress step and publishes its created and
 // in_progress events.
-func (e *engine) newStepLocked(r *runRec, typ gen.RunStepObjectType, details gen.RunStepDetails) gen.RunStepObject {
+func (e *engine) newStepLocked(lr *liveRun, typ gen.RunStepObjectType, details gen.RunStepDetails) gen.RunStepObject {
 	st := gen.RunStepObject{
 		Id:          newID(prefixStep),
 		Object:      "thread.run.step",
 		CreatedAt:   e.s.now(),
-		AssistantId: r.obj.AssistantId,
-		ThreadId:    r.obj.ThreadId,
-		RunId:       r.obj.Id,
+		AssistantId: lr.obj.AssistantId,
+		ThreadId:    lr.obj.ThreadId,
+		RunId:       lr.obj.Id,
 		Type:        typ,
 		Status:      gen.RunStepObjectStatusInProgress,
 		StepDetails: details,
 		Metadata:    &gen.Metadata{},
 	}
-	r.steps = append(r.steps, st)
-	e.publishLocked(r, "thread.run.step.created", st, false)
-	e.publishLocked(r, "thread.run.step.in_progress", st, false)
+	lr.putStep(st)
+	lr.publish("thread.run.step.created", st)
+	lr.publish("thread.run.step.in_progress", st)
 	return st
 }
 
@@ -996,17 +1192,22 @@ func textPart(text string) gen.MessageContent {
 }
 
 // writer receives the model's deltas for one round: the first creates the
-// message_creation step and the in-progress message, each one is stored and
-// published as a thread.message.delta.
+// message_creation step and the in-progress message (or, in a round run
+// again after a crash, takes the message the dead attempt began), each one
+// is stored with its thread.message.delta event in one write.
 type writer struct {
 	e   *engine
-	r   *runRec
+	a   roundArgs
 	ctx context.Context // the round's model context; deltas after it ends are dropped
 
 	mu      sync.Mutex
 	buf     strings.Builder
-	n       int
+	msgID   string
+	stepID  string
+	resumed bool               // msgID is the message of a dead attempt
+	msg     *gen.MessageObject // the message as last written
 	stopped bool
+	err     error // a write failed (other than the run moving on)
 }
 
 func (w *writer) emit(delta string) {
@@ -1015,62 +1216,64 @@ func (w *writer) emit(delta string) {
 	if delta == "" || w.stopped || w.ctx.Err() != nil {
 		return
 	}
-	e, r := w.e, w.r
-	if r.msg == nil {
-		now := e.s.now()
-		aid, rid := r.obj.AssistantId, r.obj.Id
-		m := gen.MessageObject{
-			Id: newID(prefixMessage), Object: "thread.message", CreatedAt: now, ThreadId: r.obj.ThreadId,
-			Status: gen.MessageObjectStatusInProgress, Role: gen.MessageObjectRoleAssistant,
-			Content: []gen.MessageContent{}, AssistantId: &aid, RunId: &rid,
-			Attachments: &[]gen.MessageAttachment{}, Metadata: &gen.Metadata{},
-		}
-		if e.s.putMessage(m) != nil {
-			w.stopped = true
-			return
-		}
-		r.msg = &m
-		e.mu.Lock()
-		if r.gone {
-			e.mu.Unlock()
-			w.stopped = true
-			return
-		}
-		var d gen.RunStepDetails
-		_ = d.FromRunStepDetailsMessageCreationObject(gen.RunStepDetailsMessageCreationObject{
-			Type: "message_creation", MessageCreation: gen.RunStepDetailsMessageCreation{MessageId: m.Id}})
-		st := e.newStepLocked(r, gen.RunStepObjectTypeMessageCreation, d)
-		r.msgStepID = st.Id
-		e.publishLocked(r, "thread.message.created", m, false)
-		e.publishLocked(r, "thread.message.in_progress", m, false)
-		e.mu.Unlock()
-	}
+	e, a := w.e, w.a
 	w.buf.WriteString(delta)
-	w.n++
-	m := *r.msg
-	m.Content = []gen.MessageContent{textPart(w.buf.String())}
-	r.msg = &m
-	if e.s.putMessage(m) != nil {
+	text := w.buf.String()
+	if w.msg == nil && w.resumed {
+		// A round run again after a crash: go on in the dead attempt's
+		// message, from an empty text.
+		if sm, err := e.s.db.GetMessage(w.ctx, storeProject, a.ThreadID, w.msgID); err == nil {
+			if m, err := decodeData[gen.MessageObject](sm.Data); err == nil {
+				w.msg = &m
+			}
+		}
+		w.resumed = false
+	}
+	_, _, err := e.update(w.ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
+		if !inRound(lr, a) {
+			return errRunStale
+		}
+		var m gen.MessageObject
+		switch {
+		case w.msg != nil && w.msg.Id == lr.st.MsgID:
+			m = *w.msg
+		default:
+			now := e.s.now()
+			aid, rid := lr.obj.AssistantId, lr.obj.Id
+			m = gen.MessageObject{
+				Id: newID(prefixMessage), Object: "thread.message", CreatedAt: now, ThreadId: lr.obj.ThreadId,
+				Status: gen.MessageObjectStatusInProgress, Role: gen.MessageObjectRoleAssistant,
+				Content: []gen.MessageContent{}, AssistantId: &aid, RunId: &rid,
+				Attachments: &[]gen.MessageAttachment{}, Metadata: &gen.Metadata{},
+			}
+			var d gen.RunStepDetails
+			_ = d.FromRunStepDetailsMessageCreationObject(gen.RunStepDetailsMessageCreationObject{
+				Type: "message_creation", MessageCreation: gen.RunStepDetailsMessageCreation{MessageId: m.Id}})
+			st := e.newStepLocked(lr, gen.RunStepObjectTypeMessageCreation, d)
+			lr.st.MsgID, lr.st.MsgStepID = m.Id, st.Id
+			lr.putMessage(m)
+			lr.publish("thread.message.created", m)
+			lr.publish("thread.message.in_progress", m)
+		}
+		m.Content = []gen.MessageContent{textPart(text)}
+		lr.putMessage(m)
+		var c gen.MessageDeltaContent
+		v := delta
+		if err := c.FromMessageDeltaContentTextObject(gen.MessageDeltaContentTextObject{Index: 0, Type: "text",
+			Text: &gen.MessageDeltaContentText{Value: &v}}); err != nil {
+			return err
+		}
+		lr.publish("thread.message.delta", gen.MessageDeltaObject{Id: m.Id, Object: "thread.message.delta",
+			Delta: gen.MessageDelta{Content: &[]gen.MessageDeltaContent{c}}})
+		w.msg = &m
+		return nil
+	})
+	if err != nil {
 		w.stopped = true
-		return
+		if !errors.Is(err, errRunStale) && !errors.Is(err, store.ErrNotFound) && w.ctx.Err() == nil {
+			w.err = err
+		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if r.gone {
-		return
-	}
-	if !r.logged {
-		r.seq++ // see publishStepDeltaLocked
-		return
-	}
-	var c gen.MessageDeltaContent
-	v := delta
-	if err := c.FromMessageDeltaContentTextObject(gen.MessageDeltaContentTextObject{Index: 0, Type: "text",
-		Text: &gen.MessageDeltaContentText{Value: &v}}); err != nil {
-		return
-	}
-	e.publishLocked(r, "thread.message.delta", gen.MessageDeltaObject{Id: m.Id, Object: "thread.message.delta",
-		Delta: gen.MessageDelta{Content: &[]gen.MessageDeltaContent{c}}}, false)
 }
 
 // stop drops any later delta (a model must not emit after returning).
@@ -1083,7 +1286,7 @@ func (w *writer) stop() {
 func (w *writer) started() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.r.msg != nil
+	return w.msg != nil
 }
 
 func (w *writer) text() string {
@@ -1092,74 +1295,61 @@ func (w *writer) text() string {
 	return w.buf.String()
 }
 
-// ---- events ----
-
-// publishLocked gives the next event of r its id (r.seq, dense from 1),
-// appends it to the run's event log and sends it to the run's open streams;
-// final events (requires_action and the end states) end them. Until a stream
-// has subscribed to the run, events are only counted: nothing can ask for
-// them (a retried stream replays from its own subscription on).
-func (e *engine) publishLocked(r *runRec, name string, v any, final bool) {
-	e.s.metrics.runEvent(name) // runs by status (metrics.go)
-	r.seq++
-	if !r.logged {
-		return
+// message returns the round's message as last written, or nil.
+func (w *writer) message() *gen.MessageObject {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.msg == nil {
+		return nil
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		e.s.log.Error("encode stream event", "event", name, "err", err.Error())
-		return
-	}
-	ev := sseEvent{seq: r.seq, name: name, data: data, final: final}
-	r.events = append(r.events, ev)
-	for _, s := range r.subs {
-		s.push(ev, final)
-	}
-	if final {
-		r.subs = nil
-	}
+	m := *w.msg
+	return &m
 }
 
-// subscribeLocked opens a stream on the run's next events (those with an id
-// above r.seq) and turns the run's event log on.
-func (e *engine) subscribeLocked(r *runRec) *subscriber {
-	s := newSubscriber()
-	s.from = r.seq
-	r.logged = true
-	r.subs = append(r.subs, s)
+// ---- event streams ----
+
+// subscribe opens a stream on a run's events after from; it ends at the
+// first final event (requires_action or an end state) after from.
+func (e *engine) subscribe(runID string, from int) *subscriber {
+	s := newSubscriber(e, runID, from)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended {
+		s.end()
+		return s
+	}
+	e.subs[runID] = append(e.subs[runID], s)
 	return s
 }
 
 // resubscribe opens a stream on runID's events again, for a retried
-// request whose first stream began after event from (see subscribeLocked):
-// it gets the logged events with an id above max(from, last) and then the
-// run's next events, and it ends, as the first stream did, at the first
-// final event after from. last is the resume point the client names
-// (Last-Event-ID), or -1.
+// request whose first stream began after event from: it gets the events
+// with an id above max(from, last) and ends, as the first stream did, at
+// the first final event after from. last is the resume point the client
+// names (Last-Event-ID), or -1.
 func (e *engine) resubscribe(runID string, from, last int) (*subscriber, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r := e.runs[runID]
-	if r == nil || r.gone {
+	if _, err := e.s.db.ListRunEvents(e.bg(), runID, 0, 1); err != nil {
 		return nil, errNotFound("run", runID)
 	}
-	s := newSubscriber()
-	s.from = from
+	s := e.subscribe(runID, from)
 	after := max(from, last)
-	for _, ev := range r.events {
-		if ev.seq <= from {
-			continue
+	if after > from {
+		// Did the first stream end before the resume point?
+		evs, err := e.s.db.ListRunEvents(e.bg(), runID, int64(from), after-from)
+		if err != nil {
+			e.unsubscribe(runID, s)
+			return nil, errNotFound("run", runID)
 		}
-		if ev.seq > after {
-			s.queue = append(s.queue, ev)
+		for _, ev := range evs {
+			if isFinalEvent(ev.Type) {
+				s.mu.Lock()
+				s.final, s.ended = true, true
+				s.mu.Unlock()
+				break
+			}
 		}
-		if ev.final {
-			// The first stream ended here: so does this one.
-			s.final, s.ended = true, true
-			return s, nil
-		}
+		s.cursor = int64(after)
 	}
-	r.subs = append(r.subs, s)
 	return s, nil
 }
 
@@ -1167,17 +1357,23 @@ func (e *engine) resubscribe(runID string, from, last int) (*subscriber, error) 
 func (e *engine) unsubscribe(runID string, s *subscriber) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r := e.runs[runID]; r != nil {
-		if i := slices.Index(r.subs, s); i >= 0 {
-			r.subs = slices.Delete(r.subs, i, i+1)
-		}
+	subs := e.subs[runID]
+	if i := slices.Index(subs, s); i >= 0 {
+		subs = slices.Delete(subs, i, i+1)
+	}
+	if len(subs) == 0 {
+		delete(e.subs, runID)
+	} else {
+		e.subs[runID] = subs
 	}
 	s.end()
 }
 
-func closeSubs(r *runRec) {
-	for _, s := range r.subs {
-		s.end()
+// wake tells a run's open streams that events were written.
+func (e *engine) wake(runID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.subs[runID] {
+		s.notify()
 	}
-	r.subs = nil
 }

@@ -72,7 +72,7 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 	if _, err := s.getThreadObject(ctx, req.ThreadId); err != nil {
 		return nil, err
 	}
-	if runID, active := s.eng.activeRun(req.ThreadId); active {
+	if runID, active := s.eng.activeRun(ctx, req.ThreadId); active {
 		return nil, errThreadLocked(req.ThreadId, runID)
 	}
 	m, err := s.buildMessageLocked(ctx, req.ThreadId, *req.Body, "")
@@ -86,7 +86,9 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 	}
 	if err := s.db.CreateMessage(ctx, sm); err != nil {
 		if errors.Is(err, store.ErrThreadLocked) {
-			return nil, errThreadLocked(req.ThreadId, "")
+			// A run of another process took the thread.
+			runID, _ := s.eng.activeRun(ctx, req.ThreadId)
+			return nil, errThreadLocked(req.ThreadId, runID)
 		}
 		return nil, storeErr(err, "thread", req.ThreadId)
 	}

@@ -21,49 +21,37 @@ var errModelPanicked = &ModelError{Code: ModelErrServer, Message: "The model fai
 const panicRunMessage = "The server had an error while processing the run."
 
 // respond calls the model, turning a panic into errModelPanicked.
-func (e *engine) respond(ctx context.Context, r *runRec, in *ModelInput, emit func(string)) (out *ModelOutput, err error) {
+func (e *engine) respond(ctx context.Context, runID string, in *ModelInput, emit func(string)) (out *ModelOutput, err error) {
 	defer e.s.metrics.modelRound(ctx, time.Now(), &out, &err) // runs last: sees a recovered panic (metrics.go)
 	defer func() {
 		if p := recover(); p != nil {
-			e.s.logPanic("model panicked", p, "run_id", r.obj.Id)
+			e.s.logPanic("model panicked", p, "run_id", runID)
 			out, err = nil, errModelPanicked
 		}
 	}()
 	return e.s.opts.Model.Respond(ctx, in, emit)
 }
 
-// recoverRun is deferred by a run's goroutine: after a panic the run fails
-// with server_error (its in-progress steps and message too) unless it has
+// recoverRun is deferred by a round: after a panic the run fails with
+// server_error (its in-progress steps and message too) unless it has
 // already ended.
-func (e *engine) recoverRun(r *runRec) {
+func (e *engine) recoverRun(a roundArgs) {
 	p := recover()
 	if p == nil {
 		return
 	}
-	e.s.logPanic("run goroutine panicked", p, "run_id", r.obj.Id)
-	e.closeMessage(r, gen.MessageObjectIncompleteDetailsReasonRunFailed)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if r.gone || !isActive(r.obj.Status) {
-		return
-	}
-	now := e.s.now()
-	for i := range r.steps {
-		if r.steps[i].Status == gen.RunStepObjectStatusInProgress {
-			st := r.steps[i]
-			st.Status = gen.RunStepObjectStatusFailed
-			st.FailedAt = &now
-			st.LastError = &gen.RunStepLastError{Code: gen.RunStepObjectLastErrorCodeServerError, Message: panicRunMessage}
-			r.steps[i] = st
-			e.publishLocked(r, "thread.run.step.failed", st, false)
+	e.s.logPanic("run round panicked", p, "run_id", a.RunID)
+	ctx := e.bg()
+	m := e.currentMessage(ctx, a.ThreadID, a.RunID)
+	_, _, _ = e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
+		if !isActive(lr.obj.Status) {
+			return errRunStale
 		}
-	}
-	r.pendingCalls, r.pendingStep = nil, ""
-	r.obj.Status = gen.RunObjectStatusFailed
-	r.obj.FailedAt = &now
-	r.obj.RequiredAction = nil
-	r.obj.LastError = &gen.RunLastError{Code: gen.RunObjectLastErrorCodeServerError, Message: panicRunMessage}
-	e.endLocked(r, "thread.run.failed")
+		e.closeMessageLocked(lr, m, gen.MessageObjectIncompleteDetailsReasonRunFailed)
+		lr.st.PendingCalls, lr.st.PendingStep = nil, ""
+		e.failLocked(lr, gen.RunObjectLastErrorCodeServerError, panicRunMessage)
+		return nil
+	})
 }
 
 // processFileSafelyLocked processes one vector store file; a panic fails

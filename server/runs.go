@@ -280,46 +280,30 @@ func (s *Server) prepareRun(ctx context.Context, threadID string, p *runParams) 
 	return &runRec{obj: run, asst: a}, nil
 }
 
-// registerRunLocked adds the run's additional messages to its thread and
-// registers the run, taking the thread's lock; s.mu must be held, so that
-// taking the thread's lock and CreateMessage's check-and-write never
-// interleave. Nothing is stored when it fails.
-func (s *Server) registerRunLocked(ctx context.Context, r *runRec, p *runParams) error {
-	threadID := r.obj.ThreadId
-	if _, err := s.getThreadObject(ctx, threadID); err != nil {
-		return err
-	}
+// runMessagesLocked checks a run's additional messages and returns them
+// as store values; s.mu is held.
+func (s *Server) runMessagesLocked(ctx context.Context, threadID string, p *runParams) ([]store.Message, error) {
 	msgs := make([]store.Message, 0, len(p.AdditionalMessages))
 	for i, m := range p.AdditionalMessages {
 		bm, err := s.buildMessageLocked(ctx, threadID, m, fmt.Sprintf("additional_messages[%d].", i))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		sm, err := storeMessage(bm)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		msgs = append(msgs, sm)
 	}
-	if err := s.eng.register(r); err != nil {
-		return err
-	}
-	for i, m := range msgs {
-		if err := s.db.CreateMessage(ctx, m); err != nil {
-			for _, done := range msgs[:i] {
-				_ = s.db.DeleteMessage(context.WithoutCancel(ctx), storeProject, threadID, done.ID)
-			}
-			s.eng.unregister(r)
-			return storeErr(err, "thread", threadID)
-		}
-	}
-	return nil
+	return msgs, nil
 }
 
-// startRun checks a run request, adds its additional messages to the thread,
-// registers the run (taking the thread's lock) and starts it. With
-// p.Stream, the subscriber sees every event of the run from
-// thread.run.created on.
+// startRun checks a run request and writes the run, its additional
+// messages and its first job in one transaction (taking the thread's
+// lock). With p.Stream, the subscriber sees every event of the run from
+// thread.run.created on. s.mu is held around the write, so that a run and
+// CreateMessage's check-and-write never interleave in this process (the
+// store refuses a message on a locked thread across processes).
 func (s *Server) startRun(ctx context.Context, threadID string, p *runParams) (gen.RunObject, *subscriber, error) {
 	if err := p.validate(); err != nil {
 		return gen.RunObject{}, nil, err
@@ -332,12 +316,12 @@ func (s *Server) startRun(ctx context.Context, threadID string, p *runParams) (g
 		return gen.RunObject{}, nil, err
 	}
 	s.mu.Lock()
-	err = s.registerRunLocked(ctx, r, p)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	msgs, err := s.runMessagesLocked(ctx, threadID, p)
 	if err != nil {
 		return gen.RunObject{}, nil, err
 	}
-	return s.eng.start(r, p.Stream)
+	return s.eng.create(ctx, r, nil, msgs, p.Stream)
 }
 
 // CreateRun starts a run of an assistant on a thread.
@@ -387,22 +371,20 @@ func (s *Server) CreateThreadAndRun(ctx context.Context, req genserver.CreateThr
 	if err != nil {
 		return nil, err
 	}
-	// The thread and its run are stored under one hold of the lock: nobody
-	// sees the thread without its run, and a run that cannot be registered
-	// leaves no thread behind.
+	// The thread and its run are stored in one transaction: nobody sees
+	// the thread without its run, and a run that cannot be created leaves
+	// no thread behind.
 	s.mu.Lock()
-	th, err := s.insertThreadLocked(ctx, b.Thread)
+	th, sth, msgs, err := s.buildThreadLocked(ctx, b.Thread)
+	var (
+		run gen.RunObject
+		sub *subscriber
+	)
 	if err == nil {
 		r.obj.ThreadId = th.Id
-		if err = s.registerRunLocked(ctx, r, p); err != nil {
-			_ = s.db.DeleteThread(context.WithoutCancel(ctx), storeProject, th.Id)
-		}
+		run, sub, err = s.eng.create(ctx, r, &sth, msgs, p.Stream)
 	}
 	s.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	run, sub, err := s.eng.start(r, p.Stream)
 	if err != nil {
 		return nil, err
 	}
@@ -426,8 +408,11 @@ func (s *Server) ListRuns(ctx context.Context, req genserver.ListRunsRequestObje
 	if _, err := s.getThreadObject(ctx, req.ThreadId); err != nil {
 		return nil, err
 	}
-	runs := s.eng.listRuns(req.ThreadId)
-	data, first, last, more := page(runs, func(r gen.RunObject) string { return r.Id }, lp)
+	data, more, err := s.eng.listRuns(ctx, req.ThreadId, lp)
+	if err != nil {
+		return nil, err
+	}
+	first, last := firstLast(data, func(r gen.RunObject) string { return r.Id })
 	if data == nil {
 		data = []gen.RunObject{}
 	}
@@ -436,13 +421,11 @@ func (s *Server) ListRuns(ctx context.Context, req genserver.ListRunsRequestObje
 
 // GetRun returns one run.
 func (s *Server) GetRun(ctx context.Context, req genserver.GetRunRequestObject) (genserver.GetRunResponseObject, error) {
-	run, enc, err := s.eng.getRun(req.ThreadId, req.RunId)
+	run, err := s.eng.getRun(ctx, req.ThreadId, req.RunId)
 	if err != nil {
 		return nil, err
 	}
-	r := s.runReply(run)
-	r.enc = enc
-	return r, nil
+	return s.runReply(run), nil
 }
 
 // ModifyRun replaces a run's metadata.
@@ -453,7 +436,7 @@ func (s *Server) ModifyRun(ctx context.Context, req genserver.ModifyRunRequestOb
 	if err := validateMetadata(req.Body.Metadata); err != nil {
 		return nil, err
 	}
-	run, err := s.eng.modifyRun(req.ThreadId, req.RunId, req.Body.Metadata)
+	run, err := s.eng.modifyRun(ctx, req.ThreadId, req.RunId, req.Body.Metadata)
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +446,7 @@ func (s *Server) ModifyRun(ctx context.Context, req genserver.ModifyRunRequestOb
 // CancelRun asks a run to stop: it answers with the run in status cancelling;
 // the run becomes cancelled after the step delay.
 func (s *Server) CancelRun(ctx context.Context, req genserver.CancelRunRequestObject) (genserver.CancelRunResponseObject, error) {
-	run, err := s.eng.cancelRun(req.ThreadId, req.RunId)
+	run, err := s.eng.cancelRun(ctx, req.ThreadId, req.RunId)
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +460,7 @@ func (s *Server) SubmitToolOutputsToRun(ctx context.Context, req genserver.Submi
 		return nil, errBadRequest("", "A request body is required.")
 	}
 	stream := req.Body.Stream != nil && *req.Body.Stream
-	run, sub, err := s.eng.submitToolOutputs(req.ThreadId, req.RunId, req.Body.ToolOutputs, stream)
+	run, sub, err := s.eng.submitToolOutputs(ctx, req.ThreadId, req.RunId, req.Body.ToolOutputs, stream)
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,12 @@ type Options struct {
 	// opener does, after Server.Close. Default: a new in-memory store
 	// (store/memory), so nothing survives the process.
 	Store store.Store
+	// Queue runs the run engine's jobs (model rounds, cancels, expiries),
+	// which the store enqueues with the writes that call for them.
+	// Default: for a store that keeps its jobs in process (store/memory), an
+	// in-process runner; any other store needs one (see package
+	// server/riverqueue), or its runs stay queued.
+	Queue Queue
 	// ReadyChecks are what GET /readyz asks, beside the server's own check
 	// (ready once New returned, unready once Shutdown or Close began): a
 	// store's ping, its migrations, its queue workers. See health.go.
@@ -139,6 +145,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l 
 
 // WithMaxFileBytes bounds one uploaded file (default 64 MiB).
 func WithMaxFileBytes(n int64) Option { return func(o *Options) { o.MaxFileBytes = n } }
+
+// WithQueue sets what runs the run engine's jobs (default: in process, for
+// the memory store).
+func WithQueue(q Queue) Option { return func(o *Options) { o.Queue = q } }
 
 // WithStore sets where the server keeps its objects (default: a new
 // in-memory store).
@@ -217,6 +227,18 @@ func New(opts ...Option) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()
+	if o.Queue == nil {
+		if mj, ok := o.Store.(memoryJobs); ok {
+			s.opts.Queue = newMemoryQueue(mj, func(msg string, args ...any) { s.log.Error(msg, args...) })
+		}
+	}
+	if s.opts.Queue != nil {
+		if err := s.opts.Queue.Start(s.ctx, s.eng.work); err != nil {
+			s.log.Error("run engine: the job queue did not start", "err", err.Error())
+		}
+	} else {
+		s.log.Error("run engine: no job queue for this store: runs stay queued (see Options.Queue)")
+	}
 	return s
 }
 
@@ -231,6 +253,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *Server) Close() error {
 	s.eng.close() // no new runs; open event streams end
 	s.cancel()
+	if q := s.opts.Queue; q != nil {
+		_ = q.Stop(context.Background()) // running jobs end: their contexts are cancelled
+	}
 	s.bg.Wait()
 	return nil
 }

@@ -48,7 +48,7 @@ type drainState struct {
 // be called more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.eng.mu.Lock()
-	s.eng.closed = true // register and start refuse new runs
+	s.eng.closed = true // create refuses new runs
 	s.eng.mu.Unlock()
 
 	d := &s.drain

@@ -15,11 +15,11 @@ func (s *Server) ListRunSteps(ctx context.Context, req genserver.ListRunStepsReq
 	if err != nil {
 		return nil, err
 	}
-	steps, err := s.eng.listSteps(req.ThreadId, req.RunId)
+	data, more, err := s.eng.listSteps(ctx, req.ThreadId, req.RunId, lp)
 	if err != nil {
 		return nil, err
 	}
-	data, first, last, more := page(steps, func(st gen.RunStepObject) string { return st.Id }, lp)
+	first, last := firstLast(data, func(st gen.RunStepObject) string { return st.Id })
 	if data == nil {
 		data = []gen.RunStepObject{}
 	}
@@ -28,7 +28,7 @@ func (s *Server) ListRunSteps(ctx context.Context, req genserver.ListRunStepsReq
 
 // GetRunStep returns one step of a run.
 func (s *Server) GetRunStep(ctx context.Context, req genserver.GetRunStepRequestObject) (genserver.GetRunStepResponseObject, error) {
-	st, err := s.eng.getStep(req.ThreadId, req.RunId, req.StepId)
+	st, err := s.eng.getStep(ctx, req.ThreadId, req.RunId, req.StepId)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // sseEvent is one server-sent event: its name and its JSON data, encoded once
@@ -16,34 +17,29 @@ type sseEvent struct {
 	final bool // requires_action or an end state: a stream ends after it
 }
 
-// subscriber is one open event stream on a run. The engine pushes events
-// under its own lock and never blocks: the queue is unbounded (a run's
-// events are few) and the stream writer drains it.
+// subscriber is one open event stream on a run. It reads the run's events
+// from the store, in order from its cursor, and waits for more: the engine
+// wakes it when a write in this process adds events to its run (and, on
+// stores shared by several processes, a wake-up from another replica, or
+// the poll interval, does). It ends after the first final event after from.
 type subscriber struct {
-	from int // id of the last event published before the stream began
+	e     *engine
+	runID string
+	from  int // id of the last event published before the stream began
 
 	mu     sync.Mutex
-	queue  []sseEvent
-	final  bool          // the run reached requires_action or an end state: done follows the queue
-	ended  bool          // no more events will come
-	signal chan struct{} // cap 1: something changed
+	cursor int64 // the id of the last event read
+	final  bool  // the run reached requires_action or an end state: done follows
+	ended  bool  // no more events will come
+	signal chan struct{}
 }
 
-func newSubscriber() *subscriber { return &subscriber{signal: make(chan struct{}, 1)} }
+// subscriberPoll is how often a stream reads its run's events again without
+// a wake-up (events written by another process whose wake-up was lost).
+const subscriberPoll = time.Second
 
-// push queues ev; a final event ends the subscription.
-func (s *subscriber) push(ev sseEvent, final bool) {
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
-		return
-	}
-	s.queue = append(s.queue, ev)
-	if final {
-		s.final, s.ended = true, true
-	}
-	s.mu.Unlock()
-	s.notify()
+func newSubscriber(e *engine, runID string, from int) *subscriber {
+	return &subscriber{e: e, runID: runID, from: from, cursor: int64(from), signal: make(chan struct{}, 1)}
 }
 
 // end ends the subscription without a final event (server closing, thread
@@ -62,21 +58,53 @@ func (s *subscriber) notify() {
 	}
 }
 
-// next waits for queued events, the end of the subscription, or stop. It
-// returns the queued events; ended reports that nothing more will come (and
-// final that the stream ends normally, with done).
+// next waits for events, the end of the subscription, or stop. It returns
+// the events read; ended reports that nothing more will come (and final
+// that the stream ends normally, with done).
 func (s *subscriber) next(stop <-chan struct{}) (evs []sseEvent, final, ended, stopped bool) {
+	var poll *time.Timer
+	defer func() {
+		if poll != nil {
+			poll.Stop()
+		}
+	}()
 	for {
 		s.mu.Lock()
-		if len(s.queue) > 0 || s.ended {
-			evs, s.queue = s.queue, nil
+		if s.ended {
+			final = s.final
+			s.mu.Unlock()
+			return nil, final, true, false
+		}
+		cursor := s.cursor
+		s.mu.Unlock()
+		stored, err := s.e.s.db.ListRunEvents(s.e.bg(), s.runID, cursor, 1000)
+		if err != nil {
+			s.end() // the run is gone (thread deleted) or the store closed
+			continue
+		}
+		if len(stored) > 0 {
+			s.mu.Lock()
+			for _, ev := range stored {
+				fin := isFinalEvent(ev.Type)
+				evs = append(evs, sseEvent{seq: int(ev.Seq), name: ev.Type, data: ev.Data, final: fin})
+				s.cursor = ev.Seq
+				if fin {
+					s.final, s.ended = true, true
+					break
+				}
+			}
 			final, ended = s.final, s.ended
 			s.mu.Unlock()
 			return evs, final, ended, false
 		}
-		s.mu.Unlock()
+		if poll == nil {
+			poll = time.NewTimer(subscriberPoll)
+		} else {
+			poll.Reset(subscriberPoll)
+		}
 		select {
 		case <-s.signal:
+		case <-poll.C:
 		case <-stop:
 			return nil, false, false, true
 		}

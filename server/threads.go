@@ -113,18 +113,34 @@ func (s *Server) insertThread(ctx context.Context, req *gen.CreateThreadRequest)
 
 // insertThreadLocked is insertThread with s.mu held.
 func (s *Server) insertThreadLocked(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
+	th, st, msgs, err := s.buildThreadLocked(ctx, req)
+	if err != nil {
+		return gen.ThreadObject{}, err
+	}
+	if err := s.db.CreateThread(ctx, st, msgs); err != nil {
+		return gen.ThreadObject{}, storeErr(err, "thread", th.Id)
+	}
+	return th, nil
+}
+
+// buildThreadLocked validates req and returns the thread and messages it
+// describes, as API and store values; nothing is stored. s.mu is held.
+func (s *Server) buildThreadLocked(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, store.Thread, []store.Message, error) {
+	fail := func(err error) (gen.ThreadObject, store.Thread, []store.Message, error) {
+		return gen.ThreadObject{}, store.Thread{}, nil, err
+	}
 	if req == nil {
 		req = &gen.CreateThreadRequest{}
 	}
 	if err := validateMetadata(req.Metadata); err != nil {
-		return gen.ThreadObject{}, err
+		return fail(err)
 	}
 	var msgs []gen.CreateMessageRequest
 	if req.Messages != nil {
 		msgs = *req.Messages
 	}
 	if len(msgs) > maxThreadMessages {
-		return gen.ThreadObject{}, errBadRequest("messages", "Invalid 'messages': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", maxThreadMessages, len(msgs))
+		return fail(errBadRequest("messages", "Invalid 'messages': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", maxThreadMessages, len(msgs)))
 	}
 	th := gen.ThreadObject{
 		Id:        newID(prefixThread),
@@ -136,13 +152,13 @@ func (s *Server) insertThreadLocked(ctx context.Context, req *gen.CreateThreadRe
 	for i, m := range msgs {
 		bm, err := s.buildMessageLocked(ctx, th.Id, m, fmt.Sprintf("messages[%d].", i))
 		if err != nil {
-			return gen.ThreadObject{}, err
+			return fail(err)
 		}
 		built = append(built, bm)
 	}
 	tr, err := s.createToolResourcesLocked(ctx, req.ToolResources)
 	if err != nil {
-		return gen.ThreadObject{}, err
+		return fail(err)
 	}
 	if tr == nil {
 		tr = &gen.ToolResources{}
@@ -150,18 +166,15 @@ func (s *Server) insertThreadLocked(ctx context.Context, req *gen.CreateThreadRe
 	th.ToolResources = tr
 	data, err := encodeData(th)
 	if err != nil {
-		return gen.ThreadObject{}, err
+		return fail(err)
 	}
 	msgs2 := make([]store.Message, 0, len(built))
 	for _, m := range built {
 		sm, err := storeMessage(m)
 		if err != nil {
-			return gen.ThreadObject{}, err
+			return fail(err)
 		}
 		msgs2 = append(msgs2, sm)
 	}
-	if err := s.db.CreateThread(ctx, store.Thread{Project: storeProject, ID: th.Id, CreatedAt: int64(th.CreatedAt), Data: data}, msgs2); err != nil {
-		return gen.ThreadObject{}, storeErr(err, "thread", th.Id)
-	}
-	return th, nil
+	return th, store.Thread{Project: storeProject, ID: th.Id, CreatedAt: int64(th.CreatedAt), Data: data}, msgs2, nil
 }

@@ -1,0 +1,227 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/assistants-go/assistants/server/store"
+)
+
+// Jobs of the run engine. Their kinds are stable names, written into the
+// store's queue: renaming the Go types changes nothing on disk.
+const (
+	kindRunRound  = "assistants.run_round"
+	kindRunCancel = "assistants.run_cancel"
+	kindRunExpire = "assistants.run_expire"
+)
+
+// runArgs name a run.
+type runArgs struct {
+	ThreadID string `json:"thread_id"`
+	RunID    string `json:"run_id"`
+}
+
+// roundArgs are the args of the round job: one model round of a run. Round
+// numbers the round (the run's state says which one is due), so a job of
+// an earlier round that runs late does nothing.
+type roundArgs struct {
+	ThreadID string `json:"thread_id"`
+	RunID    string `json:"run_id"`
+	Round    int    `json:"round"`
+}
+
+// Kind implements store.JobArgs.
+func (roundArgs) Kind() string { return kindRunRound }
+
+// cancelArgs are the args of the job that ends a cancelling run.
+type cancelArgs runArgs
+
+// Kind implements store.JobArgs.
+func (cancelArgs) Kind() string { return kindRunCancel }
+
+// expireArgs are the args of the job, scheduled at a run's expires_at, that
+// expires it when it still waits for tool outputs.
+type expireArgs runArgs
+
+// Kind implements store.JobArgs.
+func (expireArgs) Kind() string { return kindRunExpire }
+
+// jobMaxAttempts bounds the attempts of a run job: a job fails only when
+// the store fails, or when its worker stopped (server closing, process
+// killed), and then runs again.
+const jobMaxAttempts = 25
+
+func (e *engine) roundJob(threadID, runID string, round int) store.Job {
+	return store.Job{Args: roundArgs{ThreadID: threadID, RunID: runID, Round: round}, MaxAttempts: jobMaxAttempts}
+}
+
+func (e *engine) cancelJob(threadID, runID string) store.Job {
+	return store.Job{Args: cancelArgs{ThreadID: threadID, RunID: runID}, MaxAttempts: jobMaxAttempts}
+}
+
+func (e *engine) expireJob(threadID, runID string, at int) store.Job {
+	return store.Job{Args: expireArgs{ThreadID: threadID, RunID: runID}, ScheduledAt: time.Unix(int64(at), 0),
+		MaxAttempts: jobMaxAttempts}
+}
+
+// work runs one job of the engine. A job is idempotent: it reloads the
+// run and does nothing when the run has moved on.
+func (e *engine) work(ctx context.Context, args store.JobArgs) error {
+	switch a := args.(type) {
+	case roundArgs:
+		return e.runRound(ctx, a)
+	case cancelArgs:
+		return e.runCancel(ctx, runArgs(a))
+	case expireArgs:
+		return e.runExpire(ctx, runArgs(a))
+	}
+	return fmt.Errorf("run engine: unknown job kind %q", args.Kind())
+}
+
+// decodeJobArgs decodes the JSON args of a job of kind.
+func decodeJobArgs(kind string, data []byte) (store.JobArgs, error) {
+	var (
+		a   store.JobArgs
+		err error
+	)
+	switch kind {
+	case kindRunRound:
+		var v roundArgs
+		err, a = json.Unmarshal(data, &v), v
+	case kindRunCancel:
+		var v cancelArgs
+		err, a = json.Unmarshal(data, &v), v
+	case kindRunExpire:
+		var v expireArgs
+		err, a = json.Unmarshal(data, &v), v
+	default:
+		return nil, fmt.Errorf("run engine: unknown job kind %q", kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("run engine: decode %s args: %w", kind, err)
+	}
+	return a, nil
+}
+
+// Queue runs the jobs that the store's writes enqueue, by calling the
+// engine's work for each (at least once: a job whose worker died runs
+// again). One Queue serves one Server: Start begins taking jobs, Stop ends
+// and waits for the jobs running.
+type Queue interface {
+	// Start begins running jobs; work is called for each, in a goroutine
+	// of the queue's, with a context that ends when Stop is called.
+	Start(ctx context.Context, work func(ctx context.Context, args store.JobArgs) error) error
+	// Stop stops taking jobs, cancels the running ones and waits for them.
+	Stop(ctx context.Context) error
+}
+
+// memoryJobs is what the in-process runner needs from a store: the jobs
+// its writes enqueued (store/memory has them).
+type memoryJobs interface {
+	TakeJobs() []store.Job
+	Ready() <-chan struct{}
+}
+
+// memoryQueue runs the jobs of an in-process store in goroutines of this
+// process, each job once, delayed ones on a timer. Nothing survives the
+// process (neither does the store).
+type memoryQueue struct {
+	src memoryJobs
+	log func(msg string, args ...any)
+
+	mu      sync.Mutex
+	stopped bool
+	cancel  context.CancelFunc
+	timers  map[*time.Timer]struct{}
+	wg      sync.WaitGroup
+}
+
+func newMemoryQueue(src memoryJobs, log func(msg string, args ...any)) *memoryQueue {
+	return &memoryQueue{src: src, log: log, timers: map[*time.Timer]struct{}{}}
+}
+
+// Start implements Queue.
+func (q *memoryQueue) Start(ctx context.Context, work func(context.Context, store.JobArgs) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	q.mu.Lock()
+	q.cancel = cancel
+	q.mu.Unlock()
+	q.wg.Add(1)
+	go func() {
+		defer q.wg.Done()
+		for {
+			for _, j := range q.src.TakeJobs() {
+				q.schedule(ctx, j, work)
+			}
+			select {
+			case <-q.src.Ready():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// schedule runs j now, or on a timer at its ScheduledAt.
+func (q *memoryQueue) schedule(ctx context.Context, j store.Job, work func(context.Context, store.JobArgs) error) {
+	run := func() {
+		defer q.wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				q.log("job panicked", "kind", j.Args.Kind(), "panic", fmt.Sprint(p))
+			}
+		}()
+		if err := work(ctx, j.Args); err != nil && ctx.Err() == nil {
+			q.log("job failed", "kind", j.Args.Kind(), "err", err.Error())
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return
+	}
+	q.wg.Add(1)
+	d := time.Until(j.ScheduledAt)
+	if j.ScheduledAt.IsZero() || d <= 0 {
+		go run()
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		q.mu.Lock()
+		_, ok := q.timers[t]
+		delete(q.timers, t)
+		q.mu.Unlock()
+		if ok {
+			run()
+		}
+	})
+	q.timers[t] = struct{}{}
+}
+
+// Stop implements Queue.
+func (q *memoryQueue) Stop(ctx context.Context) error {
+	q.mu.Lock()
+	q.stopped = true
+	if q.cancel != nil {
+		q.cancel()
+	}
+	for t := range q.timers {
+		t.Stop()
+		delete(q.timers, t) // its function, if it fires, finds it gone
+		q.wg.Done()         // the job will not run
+	}
+	q.mu.Unlock()
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
