@@ -98,10 +98,14 @@ type Options struct {
 	Store store.Store
 	// Queue runs the run engine's jobs (model rounds, cancels, expiries),
 	// which the store enqueues with the writes that call for them.
-	// Default: for a store that keeps its jobs in process (store/memory), an
-	// in-process runner; any other store needs one (see package
-	// server/riverqueue), or its runs stay queued.
+	// Default: for a store that keeps its jobs in process (store/memory),
+	// an in-process runner; for the SQLite and PostgreSQL stores, River
+	// workers on the store's database (see riverqueue.go and River).
 	Queue Queue
+	// River tunes the River queue of a SQL store: job timeout, the time
+	// after which a killed replica's run goes on elsewhere, poll interval,
+	// workers. Default: see RiverOptions.
+	River RiverOptions
 	// ReadyChecks are what GET /readyz asks, beside the server's own check
 	// (ready once New returned, unready once Shutdown or Close began): a
 	// store's ping, its migrations, its queue workers. See health.go.
@@ -228,9 +232,7 @@ func New(opts ...Option) *Server {
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()
 	if o.Queue == nil {
-		if mj, ok := o.Store.(memoryJobs); ok {
-			s.opts.Queue = newMemoryQueue(mj, func(msg string, args ...any) { s.log.Error(msg, args...) })
-		}
+		s.opts.Queue = defaultQueue(o.Store, o.River, s.log)
 	}
 	if s.opts.Queue != nil {
 		if err := s.opts.Queue.Start(s.ctx, s.eng.work); err != nil {
