@@ -663,6 +663,7 @@ func (e *engine) modelInput(r *runRec) (*ModelInput, error) {
 			}
 		}
 	}
+	in.FileSearch = e.s.fileSearchTool(in) // filesearch.go
 	return in, nil
 }
 
@@ -703,6 +704,13 @@ func (e *engine) round(ctx context.Context, r *runRec) bool {
 		}
 		return false
 	}
+	// file_search calls run here, then the model is asked again (filesearch.go).
+	rest, searched := e.runFileSearch(ctx, r, in, out)
+	if searched && len(rest) == 0 && !w.started() {
+		w.stop()
+		return e.round(ctx, r)
+	}
+	out.ToolCalls = rest
 	calls, err := e.checkCalls(in, out.ToolCalls)
 	if err != nil {
 		w.stop()
@@ -741,7 +749,7 @@ func (e *engine) round(ctx context.Context, r *runRec) bool {
 	// Finish the round's message.
 	if r.msg != nil {
 		m := *r.msg
-		m.Content = []gen.MessageContent{textPart(text)}
+		m.Content = []gen.MessageContent{answerPart(in, text)} // citations: filesearch.go
 		now := e.s.now()
 		if reason != "" {
 			m.Status = gen.MessageObjectStatusIncomplete

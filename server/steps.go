@@ -15,9 +15,16 @@ func (s *Server) ListRunSteps(ctx context.Context, req genserver.ListRunStepsReq
 	if err != nil {
 		return nil, err
 	}
+	include, err := includeParam(p.Include)
+	if err != nil {
+		return nil, err
+	}
 	steps, err := s.eng.listSteps(req.ThreadId, req.RunId)
 	if err != nil {
 		return nil, err
+	}
+	for i := range steps {
+		steps[i] = stepView(steps[i], include) // filesearch.go
 	}
 	data, first, last, more := page(steps, func(st gen.RunStepObject) string { return st.Id }, lp)
 	if data == nil {
@@ -28,9 +35,13 @@ func (s *Server) ListRunSteps(ctx context.Context, req genserver.ListRunStepsReq
 
 // GetRunStep returns one step of a run.
 func (s *Server) GetRunStep(ctx context.Context, req genserver.GetRunStepRequestObject) (genserver.GetRunStepResponseObject, error) {
+	include, err := includeParam(req.Params.Include)
+	if err != nil {
+		return nil, err
+	}
 	st, err := s.eng.getStep(req.ThreadId, req.RunId, req.StepId)
 	if err != nil {
 		return nil, err
 	}
-	return genserver.GetRunStep200JSONResponse(st), nil
+	return genserver.GetRunStep200JSONResponse(stepView(st, include)), nil
 }
