@@ -54,7 +54,9 @@ type Model interface {
 // parallel_tool_calls; Run.Temperature, Run.TopP, Run.ResponseFormat and
 // Run.Model map one to one; Run.MaxCompletionTokens minus Used.CompletionTokens
 // is the remaining completion budget; each round of ToolOutputs becomes one
-// assistant message with tool_calls followed by one tool message per output.
+// assistant message with tool_calls followed by one tool message per output;
+// FileSearch becomes a function named FileSearchToolName; max_prompt_tokens
+// drops the oldest messages by their tokens (package tokenize).
 type ModelInput struct {
 	// Assistant is the assistant that runs, as it was when the run was created.
 	Assistant gen.AssistantObject
@@ -68,7 +70,8 @@ type ModelInput struct {
 	// It includes the messages this run wrote in earlier rounds.
 	Messages []gen.MessageObject
 	// Functions are the run's function tools, in the order of Run.Tools.
-	// Other tool kinds (code_interpreter, file_search) are in Run.Tools only.
+	// Other tool kinds are in Run.Tools only; file_search also comes as
+	// FileSearch when there is something to search.
 	Functions []gen.FunctionObject
 	// ToolOutputs are the tool calls the model made in earlier rounds of this
 	// run, each with the output that was submitted (or, for file_search,
