@@ -95,7 +95,7 @@ func TestFileSearchRun(t *testing.T) {
 		msgs := x.messages(thread)
 		require.Len(t, msgs, 2)
 		text, files := checkCitations(t, msgs[1])
-		assert.Equal(t, "# Penguins Emperor penguins eat krill and fish. 【0:0†penguins.md】", text)
+		assert.Equal(t, "Emperor penguins eat krill and fish. 【0:0†penguins.md】", text, "the heading line is left out")
 		assert.Equal(t, []string{penguins.Id}, files)
 
 		steps := x.steps(thread, run.Id)
@@ -305,7 +305,7 @@ func TestScriptedFileSearchRule(t *testing.T) {
 				ToolOutputs: []server.ToolOutput{
 					{Call: fn, Output: "sunny", Round: 0},
 					{Call: search, Output: "...", Round: 1, Results: []server.FileSearchResult{
-						{FileID: "file-1", Filename: "penguins.md", Score: 1, Text: "Penguins eat\n krill! They swim."},
+						{FileID: "file-1", Filename: "penguins.md", Score: 1, Text: "## Diet\nPenguins eat\n krill! They swim."},
 						{FileID: "file-2", Filename: "whales.md", Score: 0.5, Text: "Whales eat krill."},
 					}},
 				}},

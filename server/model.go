@@ -261,7 +261,8 @@ func (f ModelFunc) Respond(ctx context.Context, in *ModelInput, emit func(delta 
 //     tool_choice is not "none", the model searches for the latest user
 //     message: one call of FileSearchToolName with {"query": <text>}. On the
 //     round after a search (rule 1 does not apply to file_search outputs),
-//     the reply is the first sentence of the best result's text followed by
+//     the reply is the first sentence of the best result's text (Markdown
+//     heading lines left out) followed by
 //     one citation of it, 【m:0†filename】 (m: the output's index in
 //     ToolOutputs), which the engine turns into a file_citation annotation:
 //     `Penguins eat krill. 【0:0†penguins.md】`. With no result the reply is
@@ -338,10 +339,15 @@ func scriptedAnswer(m int, results []FileSearchResult) string {
 }
 
 // firstSentence returns text's first sentence (up to the first ., ! or ?
-// followed by a space or the end), with its white space collapsed; at most
-// 300 bytes of it, cut at a word.
+// followed by a space or the end), leaving out Markdown heading lines, with
+// its white space collapsed; at most 300 bytes of it, cut at a word.
 func firstSentence(text string) string {
-	words := strings.Fields(text)
+	var words []string
+	for line := range strings.Lines(text) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			words = append(words, strings.Fields(line)...)
+		}
+	}
 	var b strings.Builder
 	for _, w := range words {
 		if b.Len()+len(w) > 300 && b.Len() > 0 {
