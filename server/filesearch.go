@@ -29,6 +29,7 @@ import (
 // the thread's vector store when a run starts a round: the thread's first
 // vector store, or a new one that expires 7 days after its last activity,
 // which then becomes the thread's. They are processed before the search.
+// Expired vector stores are not searched (a search keeps a store active).
 //
 // The answer's citation markers 【m:n†filename】 (or any form cite.Resolve
 // reads) become file_citation annotations of the message, citing result n
@@ -98,7 +99,8 @@ func (s *Server) fileSearchTool(in *ModelInput) *FileSearch {
 		}
 	}
 	for _, id := range ids {
-		if _, ok := s.st.vectorStores.get(id); ok && !slices.Contains(out.VectorStoreIDs, id) {
+		rec, ok := s.st.vectorStores.get(id)
+		if ok && s.vectorStoreView(rec).Status != gen.VectorStoreObjectStatusExpired && !slices.Contains(out.VectorStoreIDs, id) {
 			out.VectorStoreIDs = append(out.VectorStoreIDs, id)
 		}
 	}

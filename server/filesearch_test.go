@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
@@ -223,6 +224,19 @@ func TestFileSearchThreadAttachments(t *testing.T) {
 		require.NotNil(t, vs.JSON200.ExpiresAfter)
 		assert.Equal(t, 7, vs.JSON200.ExpiresAfter.Days)
 		assert.Equal(t, gen.VectorStoreFileCounts{Completed: 1, Total: 1}, vs.JSON200.FileCounts)
+
+		// Eight days later the store has expired: it is not searched.
+		settle(8 * 24 * time.Hour)
+		vs, err = x.c.GetVectorStoreWithResponse(x.ctx, ids[0])
+		require.NoError(t, err)
+		assert.Equal(t, gen.VectorStoreObjectStatusExpired, vs.JSON200.Status)
+		_, err = x.c.CreateMessageWithResponse(x.ctx, thread, gen.CreateMessageRequest{Role: "user", Content: msgContent("And exchanges?")})
+		require.NoError(t, err)
+		run = x.run(thread, gen.CreateRunRequest{AssistantId: a.Id})
+		settle(10 * stepDelay)
+		require.Equal(t, gen.RunObjectStatusCompleted, x.get(thread, run.Id).Status)
+		assert.Equal(t, "You said: And exchanges?", lastText(t, x.messages(thread)))
+		assert.Len(t, x.steps(thread, run.Id), 1, "no search step")
 	})
 }
 
@@ -323,4 +337,37 @@ func TestScriptedFileSearchRule(t *testing.T) {
 			assert.Equal(t, tc.calls, out.ToolCalls)
 		})
 	}
+}
+
+// Streamed, a file_search run shows the search as a tool_calls step
+// (without results), then the cited answer; no requires_action. The server
+// of assistantstest.NewServer checks every event against the spec.
+func TestFileSearchStream(t *testing.T) {
+	x := newRT(t, assistantstest.NewServer(t, server.WithStepDelay(0)))
+	f := upload(t, x.ctx, x.c, "penguins.md", "Emperor penguins eat krill and fish.")
+	vs, err := x.c.CreateVectorStoreWithResponse(x.ctx, gen.CreateVectorStoreRequest{FileIds: &[]string{f.Id}})
+	require.NoError(t, err)
+	a := x.assistant(gen.CreateAssistantRequest{Tools: &[]gen.AssistantTool{fileSearchTool(0, 0)},
+		ToolResources: &gen.ToolResourcesCreate{FileSearch: &gen.ToolResourcesFileSearchCreate{VectorStoreIds: &[]string{vs.JSON200.Id}}}})
+	thread := x.thread("What do penguins eat?")
+	tr := true
+	resp, err := x.c.ClientWithResponses.CreateRun(x.ctx, thread, nil, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+	require.NoError(t, err)
+	evs := readEvents(t, resp)
+	want := []string{"thread.run.created", "thread.run.queued", "thread.run.in_progress",
+		"thread.run.step.created", "thread.run.step.in_progress", "thread.run.step.completed"}
+	want = append(want, messageEvents(7)...) // six words and the marker
+	want = append(want, "thread.run.completed", "done")
+	require.Equal(t, want, names(evs))
+	step := decode[gen.RunStepObject](t, evs[5])
+	assert.Equal(t, gen.RunStepObjectTypeToolCalls, step.Type)
+	calls := fileSearchCalls(t, step)
+	require.Len(t, calls, 1)
+	assert.Nil(t, calls[0].FileSearch.Results)
+	text, _ := deltaText(t, evs)
+	assert.Equal(t, "Emperor penguins eat krill and fish. 【0:0†penguins.md】", text)
+	final := decode[gen.MessageObject](t, evs[len(evs)-4])
+	got, files := checkCitations(t, final)
+	assert.Equal(t, text, got)
+	assert.Equal(t, []string{f.Id}, files)
 }
