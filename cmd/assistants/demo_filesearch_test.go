@@ -21,7 +21,7 @@ func TestDemoFileSearch(t *testing.T) {
 		"file search: refunds.md in vs_",
 		"file search: shipping.md in vs_",
 		"user: How long do refunds take?",
-		"file_search step: refunds.md (1.00), shipping.md (",
+		"file_search step: refunds.md (",
 		"assistant: Refunds are paid within 14 days of the return. 【0:0†refunds.md】\n",
 		"  citation 【0:0†refunds.md】 at [47,63) -> refunds.md (file-",
 	} {
