@@ -314,12 +314,22 @@ func (m *ChatModel) buildRequest(ctx context.Context, in *ModelInput) (*chatRequ
 			history = append(history, *cm)
 		}
 	}
+	rounds := toolRounds(in.ToolOutputs)
 	if run.MaxPromptTokens != nil {
+		// The instructions and this run's tool rounds (file_search results
+		// can be long) are always sent: the history gets what is left.
 		tok := tokenize.ForModel(req.Model)
-		history = limitHistory(history, *run.MaxPromptTokens-tok.Count(run.Instructions), tok)
+		budget := *run.MaxPromptTokens - tok.Count(run.Instructions)
+		for _, r := range rounds {
+			budget -= messageTokens(r.Content, tok)
+			for _, c := range r.ToolCalls {
+				budget -= tok.Count(c.Function.Name) + tok.Count(c.Function.Arguments)
+			}
+		}
+		history = limitHistory(history, budget, tok)
 	}
 	req.Messages = append(req.Messages, history...)
-	req.Messages = append(req.Messages, toolRounds(in.ToolOutputs)...)
+	req.Messages = append(req.Messages, rounds...)
 	return req, nil
 }
 

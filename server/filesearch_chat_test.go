@@ -144,4 +144,16 @@ func TestChatBackendPromptTokensCounted(t *testing.T) {
 	_, err = m.Respond(t.Context(), in, func(string) {})
 	require.NoError(t, err)
 	assert.Len(t, fake.requests()[0]["messages"], 2)
+
+	// The run's tool rounds (here a long file_search output) count against
+	// the same budget: the oldest message goes again.
+	fake = newFakeChat(t, textReply(1, 1, "ok"))
+	m = server.ChatBackend(server.ChatBackendOptions{BaseURL: fake.url()})
+	in.ToolOutputs = []server.ToolOutput{{Call: server.ToolCall{ID: "call_1", Name: server.FileSearchToolName, Arguments: `{"query":"x"}`},
+		Output: strings.Repeat("krill ", 40)}}
+	_, err = m.Respond(t.Context(), in, func(string) {})
+	require.NoError(t, err)
+	msgs := fake.requests()[0]["messages"].([]any)
+	require.Len(t, msgs, 3, "newest, the tool call and its output: %s", jsonOf(t, msgs))
+	assert.Equal(t, map[string]any{"role": "user", "content": "newest"}, msgs[0])
 }
