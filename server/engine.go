@@ -79,6 +79,8 @@ type runRec struct {
 
 	msg       *gen.MessageObject // (drive) the message of the current round, if any
 	msgStepID string             // (drive) its message_creation step
+
+	includeResults bool // createRun's include[]: stream file_search results (filesearch.go)
 }
 
 func newEngine(s *Server) *engine {

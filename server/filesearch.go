@@ -21,7 +21,8 @@ import (
 // the ranking options and the results (their content is shown only to
 // listRunSteps and getRunStep with
 // include[]=step_details.tool_calls[*].file_search.results[*].content;
-// stream events carry the call without results). The results become the
+// stream events carry the call without results, unless createRun had that
+// include[]). The results become the
 // calls' tool outputs and the model is asked again. A run may search at
 // most maxFileSearchCalls times; then the tool is no longer offered.
 //
@@ -259,7 +260,7 @@ func (e *engine) runFileSearch(ctx context.Context, r *runRec, in *ModelInput, o
 		full.Status = gen.RunStepObjectStatusCompleted
 		full.CompletedAt = &now
 		full.Usage = stepUsage(out.Usage)
-		full.StepDetails = fileSearchDetails(calls, ranking, false)
+		full.StepDetails = fileSearchDetails(calls, ranking, r.includeResults)
 		e.publishLocked(r, "thread.run.step.completed", full, false)
 		full.StepDetails = fileSearchDetails(calls, ranking, true)
 		r.steps[i] = full

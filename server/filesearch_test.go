@@ -374,3 +374,33 @@ func TestFileSearchStream(t *testing.T) {
 	assert.Equal(t, text, got)
 	assert.Equal(t, []string{f.Id}, files)
 }
+
+// createRun's include[] streams the file_search step with its results.
+func TestFileSearchStreamInclude(t *testing.T) {
+	x := newRT(t, assistantstest.NewServer(t, server.WithStepDelay(0)))
+	f := upload(t, x.ctx, x.c, "penguins.md", "Emperor penguins eat krill and fish.")
+	vs, err := x.c.CreateVectorStoreWithResponse(x.ctx, gen.CreateVectorStoreRequest{FileIds: &[]string{f.Id}})
+	require.NoError(t, err)
+	a := x.assistant(gen.CreateAssistantRequest{Tools: &[]gen.AssistantTool{fileSearchTool(0, 0)},
+		ToolResources: &gen.ToolResourcesCreate{FileSearch: &gen.ToolResourcesFileSearchCreate{VectorStoreIds: &[]string{vs.JSON200.Id}}}})
+	thread := x.thread("What do penguins eat?")
+	tr := true
+	inc := []gen.CreateRunParamsInclude{"step_details.tool_calls[*].file_search.results[*].content"}
+	resp, err := x.c.ClientWithResponses.CreateRun(x.ctx, thread, &gen.CreateRunParams{Include: &inc}, gen.CreateRunRequest{AssistantId: a.Id, Stream: &tr})
+	require.NoError(t, err)
+	evs := readEvents(t, resp)
+	require.Equal(t, "thread.run.step.completed", evs[5].name)
+	calls := fileSearchCalls(t, decode[gen.RunStepObject](t, evs[5]))
+	require.Len(t, calls, 1)
+	require.NotNil(t, calls[0].FileSearch.Results)
+	res := *calls[0].FileSearch.Results
+	require.Len(t, res, 1)
+	assert.Equal(t, "penguins.md", res[0].FileName)
+	require.NotNil(t, res[0].Content)
+	assert.Equal(t, "Emperor penguins eat krill and fish.", *(*res[0].Content)[0].Text)
+
+	bad := []gen.CreateRunParamsInclude{"everything"}
+	r, err := x.c.CreateRunWithResponse(x.ctx, x.thread("hi"), &gen.CreateRunParams{Include: &bad}, gen.CreateRunRequest{AssistantId: a.Id})
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadRequest, r.StatusCode(), "body: %s", r.Body)
+}
