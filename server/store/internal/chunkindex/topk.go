@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"container/heap"
 	"slices"
+
+	"github.com/assistants-go/assistants/server/retrieval/index"
 )
 
 // Key names a chunk with a score.
@@ -72,4 +74,17 @@ func (h *keyHeap) Pop() any {
 	it := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return it
+}
+
+// Best sorts hits best first (ties by vector store, file and chunk index)
+// and returns the first k.
+func Best(hits []index.Hit, k int) []index.Hit {
+	key := func(h index.Hit) Key {
+		return Key{VectorStoreID: h.Chunk.VectorStoreID, FileID: h.Chunk.FileID, N: h.Chunk.Index, Score: h.Score}
+	}
+	slices.SortFunc(hits, func(a, b index.Hit) int { return Compare(key(a), key(b)) })
+	if len(hits) > k {
+		hits = hits[:k]
+	}
+	return hits
 }
