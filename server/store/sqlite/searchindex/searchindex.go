@@ -315,10 +315,14 @@ func (x *Index) SearchKeyword(ctx context.Context, query string, s index.Scope, 
 	if err != nil || !ok {
 		return nil, err
 	}
-	rows, err := x.r.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, -bm25(vector_store_chunks_fts) AS score
-		FROM vector_store_chunks_fts JOIN vector_store_chunks c ON c.id = vector_store_chunks_fts.rowid
-		WHERE vector_store_chunks_fts MATCH ? AND `+cond+`
-		ORDER BY score DESC, c.vector_store_id, c.file_id, c.n LIMIT ?`, chunkindex.FTSMatch(terms), arg, k)
+	// FTS5 sorts its matches by rank (bm25() by default) itself; the
+	// join then reads chunks in that order, skipping those out of scope,
+	// until k are found: the k best in scope, without joining every
+	// match.
+	rows, err := x.r.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, -f.rank
+		FROM vector_store_chunks_fts f JOIN vector_store_chunks c ON c.id = f.rowid
+		WHERE f.vector_store_chunks_fts MATCH ? AND `+cond+`
+		ORDER BY f.rank LIMIT ?`, chunkindex.FTSMatch(terms), arg, k)
 	if err != nil {
 		return nil, fmt.Errorf("search index: %w", err)
 	}
@@ -336,7 +340,8 @@ func (x *Index) SearchKeyword(ctx context.Context, query string, s index.Scope, 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search index: %w", err)
 	}
-	return out, nil
+	// Equal scores in the index's order.
+	return chunkindex.Best(out, k), nil
 }
 
 // SearchVector ranks the chunks in scope by cosine similarity with query
