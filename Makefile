@@ -70,7 +70,7 @@ bench-peers:
 	  ./peers.test -test.run '^$$' -test.bench . -test.benchtime $(BENCH_TIME) -test.v >> results/peers.raw.txt || { rm -f peers.test; exit 1; }; \
 	done; \
 	rm -f peers.test && \
-	$(GO) run ./cmd/report -raw results/peers.raw.txt -clean results/peers.txt -out ../docs/benchmarks.md && \
+	$(GO) run ./cmd/report -raw results/peers.raw.txt -clean results/peers.txt -out ../docs/benchmarks.md -command "make bench-peers BENCH_COUNT=$(BENCH_COUNT)" && \
 	rm -f results/peers.raw.txt && echo "bench-peers: wrote docs/benchmarks.md and bench/results/peers.txt"
 
 ## footprint: a client-only program links none of the server's or generator's dependencies; its size beside go-openai's

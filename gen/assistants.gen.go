@@ -10787,11 +10787,10 @@ type ClientInterface interface {
 //
 // Corresponds with GET /assistants (the `ListAssistants` operationId).
 func (c *Client) ListAssistants(ctx context.Context, params *ListAssistantsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListAssistantsRequest(c.Server, params)
+	req, err := newListAssistantsRequest(ctx, c.Server, params)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10804,11 +10803,10 @@ func (c *Client) ListAssistants(ctx context.Context, params *ListAssistantsParam
 //
 // Corresponds with POST /assistants (the `CreateAssistant` operationId).
 func (c *Client) CreateAssistantWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAssistantRequestWithBody(c.Server, contentType, body)
+	req, err := newCreateAssistantRequestWithBody(ctx, c.Server, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10821,11 +10819,10 @@ func (c *Client) CreateAssistantWithBody(ctx context.Context, contentType string
 //
 // Corresponds with POST /assistants (the `CreateAssistant` operationId).
 func (c *Client) CreateAssistant(ctx context.Context, body CreateAssistantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAssistantRequest(c.Server, body)
+	req, err := newCreateAssistantRequest(ctx, c.Server, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10836,11 +10833,10 @@ func (c *Client) CreateAssistant(ctx context.Context, body CreateAssistantJSONRe
 //
 // Corresponds with DELETE /assistants/{assistant_id} (the `DeleteAssistant` operationId).
 func (c *Client) DeleteAssistant(ctx context.Context, assistantId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteAssistantRequest(c.Server, assistantId)
+	req, err := newDeleteAssistantRequest(ctx, c.Server, assistantId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10851,11 +10847,10 @@ func (c *Client) DeleteAssistant(ctx context.Context, assistantId string, reqEdi
 //
 // Corresponds with GET /assistants/{assistant_id} (the `GetAssistant` operationId).
 func (c *Client) GetAssistant(ctx context.Context, assistantId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetAssistantRequest(c.Server, assistantId)
+	req, err := newGetAssistantRequest(ctx, c.Server, assistantId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10868,11 +10863,10 @@ func (c *Client) GetAssistant(ctx context.Context, assistantId string, reqEditor
 //
 // Corresponds with POST /assistants/{assistant_id} (the `ModifyAssistant` operationId).
 func (c *Client) ModifyAssistantWithBody(ctx context.Context, assistantId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyAssistantRequestWithBody(c.Server, assistantId, contentType, body)
+	req, err := newModifyAssistantRequestWithBody(ctx, c.Server, assistantId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10885,11 +10879,10 @@ func (c *Client) ModifyAssistantWithBody(ctx context.Context, assistantId string
 //
 // Corresponds with POST /assistants/{assistant_id} (the `ModifyAssistant` operationId).
 func (c *Client) ModifyAssistant(ctx context.Context, assistantId string, body ModifyAssistantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyAssistantRequest(c.Server, assistantId, body)
+	req, err := newModifyAssistantRequest(ctx, c.Server, assistantId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10900,11 +10893,10 @@ func (c *Client) ModifyAssistant(ctx context.Context, assistantId string, body M
 //
 // Corresponds with GET /files (the `ListFiles` operationId).
 func (c *Client) ListFiles(ctx context.Context, params *ListFilesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListFilesRequest(c.Server, params)
+	req, err := newListFilesRequest(ctx, c.Server, params)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10917,11 +10909,10 @@ func (c *Client) ListFiles(ctx context.Context, params *ListFilesParams, reqEdit
 //
 // Corresponds with POST /files (the `CreateFile` operationId).
 func (c *Client) CreateFileWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFileRequestWithBody(c.Server, contentType, body)
+	req, err := newCreateFileRequestWithBody(ctx, c.Server, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10932,11 +10923,10 @@ func (c *Client) CreateFileWithBody(ctx context.Context, contentType string, bod
 //
 // Corresponds with DELETE /files/{file_id} (the `DeleteFile` operationId).
 func (c *Client) DeleteFile(ctx context.Context, fileId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteFileRequest(c.Server, fileId)
+	req, err := newDeleteFileRequest(ctx, c.Server, fileId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10947,11 +10937,10 @@ func (c *Client) DeleteFile(ctx context.Context, fileId string, reqEditors ...Re
 //
 // Corresponds with GET /files/{file_id} (the `RetrieveFile` operationId).
 func (c *Client) RetrieveFile(ctx context.Context, fileId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRetrieveFileRequest(c.Server, fileId)
+	req, err := newRetrieveFileRequest(ctx, c.Server, fileId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10962,11 +10951,10 @@ func (c *Client) RetrieveFile(ctx context.Context, fileId string, reqEditors ...
 //
 // Corresponds with GET /files/{file_id}/content (the `DownloadFile` operationId).
 func (c *Client) DownloadFile(ctx context.Context, fileId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDownloadFileRequest(c.Server, fileId)
+	req, err := newDownloadFileRequest(ctx, c.Server, fileId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10979,11 +10967,10 @@ func (c *Client) DownloadFile(ctx context.Context, fileId string, reqEditors ...
 //
 // Corresponds with POST /threads (the `CreateThread` operationId).
 func (c *Client) CreateThreadWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateThreadRequestWithBody(c.Server, contentType, body)
+	req, err := newCreateThreadRequestWithBody(ctx, c.Server, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -10996,11 +10983,10 @@ func (c *Client) CreateThreadWithBody(ctx context.Context, contentType string, b
 //
 // Corresponds with POST /threads (the `CreateThread` operationId).
 func (c *Client) CreateThread(ctx context.Context, body CreateThreadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateThreadRequest(c.Server, body)
+	req, err := newCreateThreadRequest(ctx, c.Server, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11013,11 +10999,10 @@ func (c *Client) CreateThread(ctx context.Context, body CreateThreadJSONRequestB
 //
 // Corresponds with POST /threads/runs (the `CreateThreadAndRun` operationId).
 func (c *Client) CreateThreadAndRunWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateThreadAndRunRequestWithBody(c.Server, contentType, body)
+	req, err := newCreateThreadAndRunRequestWithBody(ctx, c.Server, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11030,11 +11015,10 @@ func (c *Client) CreateThreadAndRunWithBody(ctx context.Context, contentType str
 //
 // Corresponds with POST /threads/runs (the `CreateThreadAndRun` operationId).
 func (c *Client) CreateThreadAndRun(ctx context.Context, body CreateThreadAndRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateThreadAndRunRequest(c.Server, body)
+	req, err := newCreateThreadAndRunRequest(ctx, c.Server, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11045,11 +11029,10 @@ func (c *Client) CreateThreadAndRun(ctx context.Context, body CreateThreadAndRun
 //
 // Corresponds with DELETE /threads/{thread_id} (the `DeleteThread` operationId).
 func (c *Client) DeleteThread(ctx context.Context, threadId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteThreadRequest(c.Server, threadId)
+	req, err := newDeleteThreadRequest(ctx, c.Server, threadId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11060,11 +11043,10 @@ func (c *Client) DeleteThread(ctx context.Context, threadId string, reqEditors .
 //
 // Corresponds with GET /threads/{thread_id} (the `GetThread` operationId).
 func (c *Client) GetThread(ctx context.Context, threadId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetThreadRequest(c.Server, threadId)
+	req, err := newGetThreadRequest(ctx, c.Server, threadId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11077,11 +11059,10 @@ func (c *Client) GetThread(ctx context.Context, threadId string, reqEditors ...R
 //
 // Corresponds with POST /threads/{thread_id} (the `ModifyThread` operationId).
 func (c *Client) ModifyThreadWithBody(ctx context.Context, threadId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyThreadRequestWithBody(c.Server, threadId, contentType, body)
+	req, err := newModifyThreadRequestWithBody(ctx, c.Server, threadId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11094,11 +11075,10 @@ func (c *Client) ModifyThreadWithBody(ctx context.Context, threadId string, cont
 //
 // Corresponds with POST /threads/{thread_id} (the `ModifyThread` operationId).
 func (c *Client) ModifyThread(ctx context.Context, threadId string, body ModifyThreadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyThreadRequest(c.Server, threadId, body)
+	req, err := newModifyThreadRequest(ctx, c.Server, threadId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11109,11 +11089,10 @@ func (c *Client) ModifyThread(ctx context.Context, threadId string, body ModifyT
 //
 // Corresponds with GET /threads/{thread_id}/messages (the `ListMessages` operationId).
 func (c *Client) ListMessages(ctx context.Context, threadId string, params *ListMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListMessagesRequest(c.Server, threadId, params)
+	req, err := newListMessagesRequest(ctx, c.Server, threadId, params)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11126,11 +11105,10 @@ func (c *Client) ListMessages(ctx context.Context, threadId string, params *List
 //
 // Corresponds with POST /threads/{thread_id}/messages (the `CreateMessage` operationId).
 func (c *Client) CreateMessageWithBody(ctx context.Context, threadId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateMessageRequestWithBody(c.Server, threadId, contentType, body)
+	req, err := newCreateMessageRequestWithBody(ctx, c.Server, threadId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11143,11 +11121,10 @@ func (c *Client) CreateMessageWithBody(ctx context.Context, threadId string, con
 //
 // Corresponds with POST /threads/{thread_id}/messages (the `CreateMessage` operationId).
 func (c *Client) CreateMessage(ctx context.Context, threadId string, body CreateMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateMessageRequest(c.Server, threadId, body)
+	req, err := newCreateMessageRequest(ctx, c.Server, threadId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11158,11 +11135,10 @@ func (c *Client) CreateMessage(ctx context.Context, threadId string, body Create
 //
 // Corresponds with DELETE /threads/{thread_id}/messages/{message_id} (the `DeleteMessage` operationId).
 func (c *Client) DeleteMessage(ctx context.Context, threadId string, messageId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteMessageRequest(c.Server, threadId, messageId)
+	req, err := newDeleteMessageRequest(ctx, c.Server, threadId, messageId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11173,11 +11149,10 @@ func (c *Client) DeleteMessage(ctx context.Context, threadId string, messageId s
 //
 // Corresponds with GET /threads/{thread_id}/messages/{message_id} (the `GetMessage` operationId).
 func (c *Client) GetMessage(ctx context.Context, threadId string, messageId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMessageRequest(c.Server, threadId, messageId)
+	req, err := newGetMessageRequest(ctx, c.Server, threadId, messageId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11190,11 +11165,10 @@ func (c *Client) GetMessage(ctx context.Context, threadId string, messageId stri
 //
 // Corresponds with POST /threads/{thread_id}/messages/{message_id} (the `ModifyMessage` operationId).
 func (c *Client) ModifyMessageWithBody(ctx context.Context, threadId string, messageId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyMessageRequestWithBody(c.Server, threadId, messageId, contentType, body)
+	req, err := newModifyMessageRequestWithBody(ctx, c.Server, threadId, messageId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11207,11 +11181,10 @@ func (c *Client) ModifyMessageWithBody(ctx context.Context, threadId string, mes
 //
 // Corresponds with POST /threads/{thread_id}/messages/{message_id} (the `ModifyMessage` operationId).
 func (c *Client) ModifyMessage(ctx context.Context, threadId string, messageId string, body ModifyMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyMessageRequest(c.Server, threadId, messageId, body)
+	req, err := newModifyMessageRequest(ctx, c.Server, threadId, messageId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11222,11 +11195,10 @@ func (c *Client) ModifyMessage(ctx context.Context, threadId string, messageId s
 //
 // Corresponds with GET /threads/{thread_id}/runs (the `ListRuns` operationId).
 func (c *Client) ListRuns(ctx context.Context, threadId string, params *ListRunsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListRunsRequest(c.Server, threadId, params)
+	req, err := newListRunsRequest(ctx, c.Server, threadId, params)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11239,11 +11211,10 @@ func (c *Client) ListRuns(ctx context.Context, threadId string, params *ListRuns
 //
 // Corresponds with POST /threads/{thread_id}/runs (the `CreateRun` operationId).
 func (c *Client) CreateRunWithBody(ctx context.Context, threadId string, params *CreateRunParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateRunRequestWithBody(c.Server, threadId, params, contentType, body)
+	req, err := newCreateRunRequestWithBody(ctx, c.Server, threadId, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11256,11 +11227,10 @@ func (c *Client) CreateRunWithBody(ctx context.Context, threadId string, params 
 //
 // Corresponds with POST /threads/{thread_id}/runs (the `CreateRun` operationId).
 func (c *Client) CreateRun(ctx context.Context, threadId string, params *CreateRunParams, body CreateRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateRunRequest(c.Server, threadId, params, body)
+	req, err := newCreateRunRequest(ctx, c.Server, threadId, params, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11271,11 +11241,10 @@ func (c *Client) CreateRun(ctx context.Context, threadId string, params *CreateR
 //
 // Corresponds with GET /threads/{thread_id}/runs/{run_id} (the `GetRun` operationId).
 func (c *Client) GetRun(ctx context.Context, threadId string, runId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetRunRequest(c.Server, threadId, runId)
+	req, err := newGetRunRequest(ctx, c.Server, threadId, runId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11288,11 +11257,10 @@ func (c *Client) GetRun(ctx context.Context, threadId string, runId string, reqE
 //
 // Corresponds with POST /threads/{thread_id}/runs/{run_id} (the `ModifyRun` operationId).
 func (c *Client) ModifyRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyRunRequestWithBody(c.Server, threadId, runId, contentType, body)
+	req, err := newModifyRunRequestWithBody(ctx, c.Server, threadId, runId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11305,11 +11273,10 @@ func (c *Client) ModifyRunWithBody(ctx context.Context, threadId string, runId s
 //
 // Corresponds with POST /threads/{thread_id}/runs/{run_id} (the `ModifyRun` operationId).
 func (c *Client) ModifyRun(ctx context.Context, threadId string, runId string, body ModifyRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyRunRequest(c.Server, threadId, runId, body)
+	req, err := newModifyRunRequest(ctx, c.Server, threadId, runId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11320,11 +11287,10 @@ func (c *Client) ModifyRun(ctx context.Context, threadId string, runId string, b
 //
 // Corresponds with POST /threads/{thread_id}/runs/{run_id}/cancel (the `CancelRun` operationId).
 func (c *Client) CancelRun(ctx context.Context, threadId string, runId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCancelRunRequest(c.Server, threadId, runId)
+	req, err := newCancelRunRequest(ctx, c.Server, threadId, runId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11335,11 +11301,10 @@ func (c *Client) CancelRun(ctx context.Context, threadId string, runId string, r
 //
 // Corresponds with GET /threads/{thread_id}/runs/{run_id}/steps (the `ListRunSteps` operationId).
 func (c *Client) ListRunSteps(ctx context.Context, threadId string, runId string, params *ListRunStepsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListRunStepsRequest(c.Server, threadId, runId, params)
+	req, err := newListRunStepsRequest(ctx, c.Server, threadId, runId, params)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11350,11 +11315,10 @@ func (c *Client) ListRunSteps(ctx context.Context, threadId string, runId string
 //
 // Corresponds with GET /threads/{thread_id}/runs/{run_id}/steps/{step_id} (the `GetRunStep` operationId).
 func (c *Client) GetRunStep(ctx context.Context, threadId string, runId string, stepId string, params *GetRunStepParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetRunStepRequest(c.Server, threadId, runId, stepId, params)
+	req, err := newGetRunStepRequest(ctx, c.Server, threadId, runId, stepId, params)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11369,11 +11333,10 @@ func (c *Client) GetRunStep(ctx context.Context, threadId string, runId string, 
 //
 // Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
 func (c *Client) SubmitToolOutputsToRunWithBody(ctx context.Context, threadId string, runId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSubmitToolOutputsToRunRequestWithBody(c.Server, threadId, runId, contentType, body)
+	req, err := newSubmitToolOutputsToRunRequestWithBody(ctx, c.Server, threadId, runId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11388,11 +11351,10 @@ func (c *Client) SubmitToolOutputsToRunWithBody(ctx context.Context, threadId st
 //
 // Corresponds with POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs (the `SubmitToolOutputsToRun` operationId).
 func (c *Client) SubmitToolOutputsToRun(ctx context.Context, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSubmitToolOutputsToRunRequest(c.Server, threadId, runId, body)
+	req, err := newSubmitToolOutputsToRunRequest(ctx, c.Server, threadId, runId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11403,11 +11365,10 @@ func (c *Client) SubmitToolOutputsToRun(ctx context.Context, threadId string, ru
 //
 // Corresponds with GET /vector_stores (the `ListVectorStores` operationId).
 func (c *Client) ListVectorStores(ctx context.Context, params *ListVectorStoresParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListVectorStoresRequest(c.Server, params)
+	req, err := newListVectorStoresRequest(ctx, c.Server, params)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11420,11 +11381,10 @@ func (c *Client) ListVectorStores(ctx context.Context, params *ListVectorStoresP
 //
 // Corresponds with POST /vector_stores (the `CreateVectorStore` operationId).
 func (c *Client) CreateVectorStoreWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateVectorStoreRequestWithBody(c.Server, contentType, body)
+	req, err := newCreateVectorStoreRequestWithBody(ctx, c.Server, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11437,11 +11397,10 @@ func (c *Client) CreateVectorStoreWithBody(ctx context.Context, contentType stri
 //
 // Corresponds with POST /vector_stores (the `CreateVectorStore` operationId).
 func (c *Client) CreateVectorStore(ctx context.Context, body CreateVectorStoreJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateVectorStoreRequest(c.Server, body)
+	req, err := newCreateVectorStoreRequest(ctx, c.Server, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11452,11 +11411,10 @@ func (c *Client) CreateVectorStore(ctx context.Context, body CreateVectorStoreJS
 //
 // Corresponds with DELETE /vector_stores/{vector_store_id} (the `DeleteVectorStore` operationId).
 func (c *Client) DeleteVectorStore(ctx context.Context, vectorStoreId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteVectorStoreRequest(c.Server, vectorStoreId)
+	req, err := newDeleteVectorStoreRequest(ctx, c.Server, vectorStoreId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11467,11 +11425,10 @@ func (c *Client) DeleteVectorStore(ctx context.Context, vectorStoreId string, re
 //
 // Corresponds with GET /vector_stores/{vector_store_id} (the `GetVectorStore` operationId).
 func (c *Client) GetVectorStore(ctx context.Context, vectorStoreId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetVectorStoreRequest(c.Server, vectorStoreId)
+	req, err := newGetVectorStoreRequest(ctx, c.Server, vectorStoreId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11484,11 +11441,10 @@ func (c *Client) GetVectorStore(ctx context.Context, vectorStoreId string, reqEd
 //
 // Corresponds with POST /vector_stores/{vector_store_id} (the `ModifyVectorStore` operationId).
 func (c *Client) ModifyVectorStoreWithBody(ctx context.Context, vectorStoreId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyVectorStoreRequestWithBody(c.Server, vectorStoreId, contentType, body)
+	req, err := newModifyVectorStoreRequestWithBody(ctx, c.Server, vectorStoreId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11501,11 +11457,10 @@ func (c *Client) ModifyVectorStoreWithBody(ctx context.Context, vectorStoreId st
 //
 // Corresponds with POST /vector_stores/{vector_store_id} (the `ModifyVectorStore` operationId).
 func (c *Client) ModifyVectorStore(ctx context.Context, vectorStoreId string, body ModifyVectorStoreJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewModifyVectorStoreRequest(c.Server, vectorStoreId, body)
+	req, err := newModifyVectorStoreRequest(ctx, c.Server, vectorStoreId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11518,11 +11473,10 @@ func (c *Client) ModifyVectorStore(ctx context.Context, vectorStoreId string, bo
 //
 // Corresponds with POST /vector_stores/{vector_store_id}/file_batches (the `CreateVectorStoreFileBatch` operationId).
 func (c *Client) CreateVectorStoreFileBatchWithBody(ctx context.Context, vectorStoreId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateVectorStoreFileBatchRequestWithBody(c.Server, vectorStoreId, contentType, body)
+	req, err := newCreateVectorStoreFileBatchRequestWithBody(ctx, c.Server, vectorStoreId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11535,11 +11489,10 @@ func (c *Client) CreateVectorStoreFileBatchWithBody(ctx context.Context, vectorS
 //
 // Corresponds with POST /vector_stores/{vector_store_id}/file_batches (the `CreateVectorStoreFileBatch` operationId).
 func (c *Client) CreateVectorStoreFileBatch(ctx context.Context, vectorStoreId string, body CreateVectorStoreFileBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateVectorStoreFileBatchRequest(c.Server, vectorStoreId, body)
+	req, err := newCreateVectorStoreFileBatchRequest(ctx, c.Server, vectorStoreId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11550,11 +11503,10 @@ func (c *Client) CreateVectorStoreFileBatch(ctx context.Context, vectorStoreId s
 //
 // Corresponds with GET /vector_stores/{vector_store_id}/file_batches/{batch_id} (the `GetVectorStoreFileBatch` operationId).
 func (c *Client) GetVectorStoreFileBatch(ctx context.Context, vectorStoreId string, batchId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetVectorStoreFileBatchRequest(c.Server, vectorStoreId, batchId)
+	req, err := newGetVectorStoreFileBatchRequest(ctx, c.Server, vectorStoreId, batchId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11565,11 +11517,10 @@ func (c *Client) GetVectorStoreFileBatch(ctx context.Context, vectorStoreId stri
 //
 // Corresponds with POST /vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel (the `CancelVectorStoreFileBatch` operationId).
 func (c *Client) CancelVectorStoreFileBatch(ctx context.Context, vectorStoreId string, batchId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCancelVectorStoreFileBatchRequest(c.Server, vectorStoreId, batchId)
+	req, err := newCancelVectorStoreFileBatchRequest(ctx, c.Server, vectorStoreId, batchId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11580,11 +11531,10 @@ func (c *Client) CancelVectorStoreFileBatch(ctx context.Context, vectorStoreId s
 //
 // Corresponds with GET /vector_stores/{vector_store_id}/file_batches/{batch_id}/files (the `ListFilesInVectorStoreBatch` operationId).
 func (c *Client) ListFilesInVectorStoreBatch(ctx context.Context, vectorStoreId string, batchId string, params *ListFilesInVectorStoreBatchParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListFilesInVectorStoreBatchRequest(c.Server, vectorStoreId, batchId, params)
+	req, err := newListFilesInVectorStoreBatchRequest(ctx, c.Server, vectorStoreId, batchId, params)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11595,11 +11545,10 @@ func (c *Client) ListFilesInVectorStoreBatch(ctx context.Context, vectorStoreId 
 //
 // Corresponds with GET /vector_stores/{vector_store_id}/files (the `ListVectorStoreFiles` operationId).
 func (c *Client) ListVectorStoreFiles(ctx context.Context, vectorStoreId string, params *ListVectorStoreFilesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListVectorStoreFilesRequest(c.Server, vectorStoreId, params)
+	req, err := newListVectorStoreFilesRequest(ctx, c.Server, vectorStoreId, params)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11612,11 +11561,10 @@ func (c *Client) ListVectorStoreFiles(ctx context.Context, vectorStoreId string,
 //
 // Corresponds with POST /vector_stores/{vector_store_id}/files (the `CreateVectorStoreFile` operationId).
 func (c *Client) CreateVectorStoreFileWithBody(ctx context.Context, vectorStoreId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateVectorStoreFileRequestWithBody(c.Server, vectorStoreId, contentType, body)
+	req, err := newCreateVectorStoreFileRequestWithBody(ctx, c.Server, vectorStoreId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11629,11 +11577,10 @@ func (c *Client) CreateVectorStoreFileWithBody(ctx context.Context, vectorStoreI
 //
 // Corresponds with POST /vector_stores/{vector_store_id}/files (the `CreateVectorStoreFile` operationId).
 func (c *Client) CreateVectorStoreFile(ctx context.Context, vectorStoreId string, body CreateVectorStoreFileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateVectorStoreFileRequest(c.Server, vectorStoreId, body)
+	req, err := newCreateVectorStoreFileRequest(ctx, c.Server, vectorStoreId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11644,11 +11591,10 @@ func (c *Client) CreateVectorStoreFile(ctx context.Context, vectorStoreId string
 //
 // Corresponds with DELETE /vector_stores/{vector_store_id}/files/{file_id} (the `DeleteVectorStoreFile` operationId).
 func (c *Client) DeleteVectorStoreFile(ctx context.Context, vectorStoreId string, fileId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteVectorStoreFileRequest(c.Server, vectorStoreId, fileId)
+	req, err := newDeleteVectorStoreFileRequest(ctx, c.Server, vectorStoreId, fileId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11659,11 +11605,10 @@ func (c *Client) DeleteVectorStoreFile(ctx context.Context, vectorStoreId string
 //
 // Corresponds with GET /vector_stores/{vector_store_id}/files/{file_id} (the `GetVectorStoreFile` operationId).
 func (c *Client) GetVectorStoreFile(ctx context.Context, vectorStoreId string, fileId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetVectorStoreFileRequest(c.Server, vectorStoreId, fileId)
+	req, err := newGetVectorStoreFileRequest(ctx, c.Server, vectorStoreId, fileId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11676,11 +11621,10 @@ func (c *Client) GetVectorStoreFile(ctx context.Context, vectorStoreId string, f
 //
 // Corresponds with POST /vector_stores/{vector_store_id}/files/{file_id} (the `UpdateVectorStoreFileAttributes` operationId).
 func (c *Client) UpdateVectorStoreFileAttributesWithBody(ctx context.Context, vectorStoreId string, fileId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewUpdateVectorStoreFileAttributesRequestWithBody(c.Server, vectorStoreId, fileId, contentType, body)
+	req, err := newUpdateVectorStoreFileAttributesRequestWithBody(ctx, c.Server, vectorStoreId, fileId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11693,11 +11637,10 @@ func (c *Client) UpdateVectorStoreFileAttributesWithBody(ctx context.Context, ve
 //
 // Corresponds with POST /vector_stores/{vector_store_id}/files/{file_id} (the `UpdateVectorStoreFileAttributes` operationId).
 func (c *Client) UpdateVectorStoreFileAttributes(ctx context.Context, vectorStoreId string, fileId string, body UpdateVectorStoreFileAttributesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewUpdateVectorStoreFileAttributesRequest(c.Server, vectorStoreId, fileId, body)
+	req, err := newUpdateVectorStoreFileAttributesRequest(ctx, c.Server, vectorStoreId, fileId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11708,11 +11651,10 @@ func (c *Client) UpdateVectorStoreFileAttributes(ctx context.Context, vectorStor
 //
 // Corresponds with GET /vector_stores/{vector_store_id}/files/{file_id}/content (the `RetrieveVectorStoreFileContent` operationId).
 func (c *Client) RetrieveVectorStoreFileContent(ctx context.Context, vectorStoreId string, fileId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRetrieveVectorStoreFileContentRequest(c.Server, vectorStoreId, fileId)
+	req, err := newRetrieveVectorStoreFileContentRequest(ctx, c.Server, vectorStoreId, fileId)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11725,11 +11667,10 @@ func (c *Client) RetrieveVectorStoreFileContent(ctx context.Context, vectorStore
 //
 // Corresponds with POST /vector_stores/{vector_store_id}/search (the `SearchVectorStore` operationId).
 func (c *Client) SearchVectorStoreWithBody(ctx context.Context, vectorStoreId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSearchVectorStoreRequestWithBody(c.Server, vectorStoreId, contentType, body)
+	req, err := newSearchVectorStoreRequestWithBody(ctx, c.Server, vectorStoreId, contentType, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11742,11 +11683,10 @@ func (c *Client) SearchVectorStoreWithBody(ctx context.Context, vectorStoreId st
 //
 // Corresponds with POST /vector_stores/{vector_store_id}/search (the `SearchVectorStore` operationId).
 func (c *Client) SearchVectorStore(ctx context.Context, vectorStoreId string, body SearchVectorStoreJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSearchVectorStoreRequest(c.Server, vectorStoreId, body)
+	req, err := newSearchVectorStoreRequest(ctx, c.Server, vectorStoreId, body)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
 		return nil, err
 	}
@@ -11755,12 +11695,16 @@ func (c *Client) SearchVectorStore(ctx context.Context, vectorStoreId string, bo
 
 // NewListAssistantsRequest constructs an http.Request for the ListAssistants method
 func NewListAssistantsRequest(server string, params *ListAssistantsParams) (*http.Request, error) {
+	return newListAssistantsRequest(context.Background(), server, params)
+}
+
+func newListAssistantsRequest(ctx context.Context, server string, params *ListAssistantsParams) (*http.Request, error) {
 	var err error
 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := "/assistants"
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -11833,23 +11777,31 @@ func NewListAssistantsRequest(server string, params *ListAssistantsParams) (*htt
 
 // NewCreateAssistantRequest calls the generic CreateAssistant builder with application/json body
 func NewCreateAssistantRequest(server string, body CreateAssistantJSONRequestBody) (*http.Request, error) {
+	return newCreateAssistantRequest(context.Background(), server, body)
+}
+
+func newCreateAssistantRequest(ctx context.Context, server string, body CreateAssistantJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateAssistantRequestWithBody(server, "application/json", bodyReader)
+	return newCreateAssistantRequestWithBody(ctx, server, "application/json", bodyReader)
 }
 
 // NewCreateAssistantRequestWithBody constructs an http.Request for the CreateAssistant method, with any body, and a specified content type
 func NewCreateAssistantRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	return newCreateAssistantRequestWithBody(context.Background(), server, contentType, body)
+}
+
+func newCreateAssistantRequestWithBody(ctx context.Context, server string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := "/assistants"
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -11861,6 +11813,10 @@ func NewCreateAssistantRequestWithBody(server string, contentType string, body i
 
 // NewDeleteAssistantRequest constructs an http.Request for the DeleteAssistant method
 func NewDeleteAssistantRequest(server string, assistantId string) (*http.Request, error) {
+	return newDeleteAssistantRequest(context.Background(), server, assistantId)
+}
+
+func newDeleteAssistantRequest(ctx context.Context, server string, assistantId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -11870,7 +11826,7 @@ func NewDeleteAssistantRequest(server string, assistantId string) (*http.Request
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/assistants/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -11880,6 +11836,10 @@ func NewDeleteAssistantRequest(server string, assistantId string) (*http.Request
 
 // NewGetAssistantRequest constructs an http.Request for the GetAssistant method
 func NewGetAssistantRequest(server string, assistantId string) (*http.Request, error) {
+	return newGetAssistantRequest(context.Background(), server, assistantId)
+}
+
+func newGetAssistantRequest(ctx context.Context, server string, assistantId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -11889,7 +11849,7 @@ func NewGetAssistantRequest(server string, assistantId string) (*http.Request, e
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/assistants/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -11899,17 +11859,25 @@ func NewGetAssistantRequest(server string, assistantId string) (*http.Request, e
 
 // NewModifyAssistantRequest calls the generic ModifyAssistant builder with application/json body
 func NewModifyAssistantRequest(server string, assistantId string, body ModifyAssistantJSONRequestBody) (*http.Request, error) {
+	return newModifyAssistantRequest(context.Background(), server, assistantId, body)
+}
+
+func newModifyAssistantRequest(ctx context.Context, server string, assistantId string, body ModifyAssistantJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewModifyAssistantRequestWithBody(server, assistantId, "application/json", bodyReader)
+	return newModifyAssistantRequestWithBody(ctx, server, assistantId, "application/json", bodyReader)
 }
 
 // NewModifyAssistantRequestWithBody constructs an http.Request for the ModifyAssistant method, with any body, and a specified content type
 func NewModifyAssistantRequestWithBody(server string, assistantId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newModifyAssistantRequestWithBody(context.Background(), server, assistantId, contentType, body)
+}
+
+func newModifyAssistantRequestWithBody(ctx context.Context, server string, assistantId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -11919,7 +11887,7 @@ func NewModifyAssistantRequestWithBody(server string, assistantId string, conten
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/assistants/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -11931,12 +11899,16 @@ func NewModifyAssistantRequestWithBody(server string, assistantId string, conten
 
 // NewListFilesRequest constructs an http.Request for the ListFiles method
 func NewListFilesRequest(server string, params *ListFilesParams) (*http.Request, error) {
+	return newListFilesRequest(context.Background(), server, params)
+}
+
+func newListFilesRequest(ctx context.Context, server string, params *ListFilesParams) (*http.Request, error) {
 	var err error
 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := "/files"
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12009,12 +11981,16 @@ func NewListFilesRequest(server string, params *ListFilesParams) (*http.Request,
 
 // NewCreateFileRequestWithBody constructs an http.Request for the CreateFile method, with any body, and a specified content type
 func NewCreateFileRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	return newCreateFileRequestWithBody(context.Background(), server, contentType, body)
+}
+
+func newCreateFileRequestWithBody(ctx context.Context, server string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := "/files"
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12026,6 +12002,10 @@ func NewCreateFileRequestWithBody(server string, contentType string, body io.Rea
 
 // NewDeleteFileRequest constructs an http.Request for the DeleteFile method
 func NewDeleteFileRequest(server string, fileId string) (*http.Request, error) {
+	return newDeleteFileRequest(context.Background(), server, fileId)
+}
+
+func newDeleteFileRequest(ctx context.Context, server string, fileId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12035,7 +12015,7 @@ func NewDeleteFileRequest(server string, fileId string) (*http.Request, error) {
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/files/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12045,6 +12025,10 @@ func NewDeleteFileRequest(server string, fileId string) (*http.Request, error) {
 
 // NewRetrieveFileRequest constructs an http.Request for the RetrieveFile method
 func NewRetrieveFileRequest(server string, fileId string) (*http.Request, error) {
+	return newRetrieveFileRequest(context.Background(), server, fileId)
+}
+
+func newRetrieveFileRequest(ctx context.Context, server string, fileId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12054,7 +12038,7 @@ func NewRetrieveFileRequest(server string, fileId string) (*http.Request, error)
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/files/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12064,6 +12048,10 @@ func NewRetrieveFileRequest(server string, fileId string) (*http.Request, error)
 
 // NewDownloadFileRequest constructs an http.Request for the DownloadFile method
 func NewDownloadFileRequest(server string, fileId string) (*http.Request, error) {
+	return newDownloadFileRequest(context.Background(), server, fileId)
+}
+
+func newDownloadFileRequest(ctx context.Context, server string, fileId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12073,7 +12061,7 @@ func NewDownloadFileRequest(server string, fileId string) (*http.Request, error)
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/files/%s/content", pathParam0)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12083,23 +12071,31 @@ func NewDownloadFileRequest(server string, fileId string) (*http.Request, error)
 
 // NewCreateThreadRequest calls the generic CreateThread builder with application/json body
 func NewCreateThreadRequest(server string, body CreateThreadJSONRequestBody) (*http.Request, error) {
+	return newCreateThreadRequest(context.Background(), server, body)
+}
+
+func newCreateThreadRequest(ctx context.Context, server string, body CreateThreadJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateThreadRequestWithBody(server, "application/json", bodyReader)
+	return newCreateThreadRequestWithBody(ctx, server, "application/json", bodyReader)
 }
 
 // NewCreateThreadRequestWithBody constructs an http.Request for the CreateThread method, with any body, and a specified content type
 func NewCreateThreadRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	return newCreateThreadRequestWithBody(context.Background(), server, contentType, body)
+}
+
+func newCreateThreadRequestWithBody(ctx context.Context, server string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := "/threads"
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12111,23 +12107,31 @@ func NewCreateThreadRequestWithBody(server string, contentType string, body io.R
 
 // NewCreateThreadAndRunRequest calls the generic CreateThreadAndRun builder with application/json body
 func NewCreateThreadAndRunRequest(server string, body CreateThreadAndRunJSONRequestBody) (*http.Request, error) {
+	return newCreateThreadAndRunRequest(context.Background(), server, body)
+}
+
+func newCreateThreadAndRunRequest(ctx context.Context, server string, body CreateThreadAndRunJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateThreadAndRunRequestWithBody(server, "application/json", bodyReader)
+	return newCreateThreadAndRunRequestWithBody(ctx, server, "application/json", bodyReader)
 }
 
 // NewCreateThreadAndRunRequestWithBody constructs an http.Request for the CreateThreadAndRun method, with any body, and a specified content type
 func NewCreateThreadAndRunRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	return newCreateThreadAndRunRequestWithBody(context.Background(), server, contentType, body)
+}
+
+func newCreateThreadAndRunRequestWithBody(ctx context.Context, server string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := "/threads/runs"
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12139,6 +12143,10 @@ func NewCreateThreadAndRunRequestWithBody(server string, contentType string, bod
 
 // NewDeleteThreadRequest constructs an http.Request for the DeleteThread method
 func NewDeleteThreadRequest(server string, threadId string) (*http.Request, error) {
+	return newDeleteThreadRequest(context.Background(), server, threadId)
+}
+
+func newDeleteThreadRequest(ctx context.Context, server string, threadId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12148,7 +12156,7 @@ func NewDeleteThreadRequest(server string, threadId string) (*http.Request, erro
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12158,6 +12166,10 @@ func NewDeleteThreadRequest(server string, threadId string) (*http.Request, erro
 
 // NewGetThreadRequest constructs an http.Request for the GetThread method
 func NewGetThreadRequest(server string, threadId string) (*http.Request, error) {
+	return newGetThreadRequest(context.Background(), server, threadId)
+}
+
+func newGetThreadRequest(ctx context.Context, server string, threadId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12167,7 +12179,7 @@ func NewGetThreadRequest(server string, threadId string) (*http.Request, error) 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12177,17 +12189,25 @@ func NewGetThreadRequest(server string, threadId string) (*http.Request, error) 
 
 // NewModifyThreadRequest calls the generic ModifyThread builder with application/json body
 func NewModifyThreadRequest(server string, threadId string, body ModifyThreadJSONRequestBody) (*http.Request, error) {
+	return newModifyThreadRequest(context.Background(), server, threadId, body)
+}
+
+func newModifyThreadRequest(ctx context.Context, server string, threadId string, body ModifyThreadJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewModifyThreadRequestWithBody(server, threadId, "application/json", bodyReader)
+	return newModifyThreadRequestWithBody(ctx, server, threadId, "application/json", bodyReader)
 }
 
 // NewModifyThreadRequestWithBody constructs an http.Request for the ModifyThread method, with any body, and a specified content type
 func NewModifyThreadRequestWithBody(server string, threadId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newModifyThreadRequestWithBody(context.Background(), server, threadId, contentType, body)
+}
+
+func newModifyThreadRequestWithBody(ctx context.Context, server string, threadId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12197,7 +12217,7 @@ func NewModifyThreadRequestWithBody(server string, threadId string, contentType 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12209,6 +12229,10 @@ func NewModifyThreadRequestWithBody(server string, threadId string, contentType 
 
 // NewListMessagesRequest constructs an http.Request for the ListMessages method
 func NewListMessagesRequest(server string, threadId string, params *ListMessagesParams) (*http.Request, error) {
+	return newListMessagesRequest(context.Background(), server, threadId, params)
+}
+
+func newListMessagesRequest(ctx context.Context, server string, threadId string, params *ListMessagesParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12218,7 +12242,7 @@ func NewListMessagesRequest(server string, threadId string, params *ListMessages
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/messages", pathParam0)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12303,17 +12327,25 @@ func NewListMessagesRequest(server string, threadId string, params *ListMessages
 
 // NewCreateMessageRequest calls the generic CreateMessage builder with application/json body
 func NewCreateMessageRequest(server string, threadId string, body CreateMessageJSONRequestBody) (*http.Request, error) {
+	return newCreateMessageRequest(context.Background(), server, threadId, body)
+}
+
+func newCreateMessageRequest(ctx context.Context, server string, threadId string, body CreateMessageJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateMessageRequestWithBody(server, threadId, "application/json", bodyReader)
+	return newCreateMessageRequestWithBody(ctx, server, threadId, "application/json", bodyReader)
 }
 
 // NewCreateMessageRequestWithBody constructs an http.Request for the CreateMessage method, with any body, and a specified content type
 func NewCreateMessageRequestWithBody(server string, threadId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newCreateMessageRequestWithBody(context.Background(), server, threadId, contentType, body)
+}
+
+func newCreateMessageRequestWithBody(ctx context.Context, server string, threadId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12323,7 +12355,7 @@ func NewCreateMessageRequestWithBody(server string, threadId string, contentType
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/messages", pathParam0)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12335,6 +12367,10 @@ func NewCreateMessageRequestWithBody(server string, threadId string, contentType
 
 // NewDeleteMessageRequest constructs an http.Request for the DeleteMessage method
 func NewDeleteMessageRequest(server string, threadId string, messageId string) (*http.Request, error) {
+	return newDeleteMessageRequest(context.Background(), server, threadId, messageId)
+}
+
+func newDeleteMessageRequest(ctx context.Context, server string, threadId string, messageId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12348,7 +12384,7 @@ func NewDeleteMessageRequest(server string, threadId string, messageId string) (
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/messages/%s", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12358,6 +12394,10 @@ func NewDeleteMessageRequest(server string, threadId string, messageId string) (
 
 // NewGetMessageRequest constructs an http.Request for the GetMessage method
 func NewGetMessageRequest(server string, threadId string, messageId string) (*http.Request, error) {
+	return newGetMessageRequest(context.Background(), server, threadId, messageId)
+}
+
+func newGetMessageRequest(ctx context.Context, server string, threadId string, messageId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12371,7 +12411,7 @@ func NewGetMessageRequest(server string, threadId string, messageId string) (*ht
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/messages/%s", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12381,17 +12421,25 @@ func NewGetMessageRequest(server string, threadId string, messageId string) (*ht
 
 // NewModifyMessageRequest calls the generic ModifyMessage builder with application/json body
 func NewModifyMessageRequest(server string, threadId string, messageId string, body ModifyMessageJSONRequestBody) (*http.Request, error) {
+	return newModifyMessageRequest(context.Background(), server, threadId, messageId, body)
+}
+
+func newModifyMessageRequest(ctx context.Context, server string, threadId string, messageId string, body ModifyMessageJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewModifyMessageRequestWithBody(server, threadId, messageId, "application/json", bodyReader)
+	return newModifyMessageRequestWithBody(ctx, server, threadId, messageId, "application/json", bodyReader)
 }
 
 // NewModifyMessageRequestWithBody constructs an http.Request for the ModifyMessage method, with any body, and a specified content type
 func NewModifyMessageRequestWithBody(server string, threadId string, messageId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newModifyMessageRequestWithBody(context.Background(), server, threadId, messageId, contentType, body)
+}
+
+func newModifyMessageRequestWithBody(ctx context.Context, server string, threadId string, messageId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12405,7 +12453,7 @@ func NewModifyMessageRequestWithBody(server string, threadId string, messageId s
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/messages/%s", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12417,6 +12465,10 @@ func NewModifyMessageRequestWithBody(server string, threadId string, messageId s
 
 // NewListRunsRequest constructs an http.Request for the ListRuns method
 func NewListRunsRequest(server string, threadId string, params *ListRunsParams) (*http.Request, error) {
+	return newListRunsRequest(context.Background(), server, threadId, params)
+}
+
+func newListRunsRequest(ctx context.Context, server string, threadId string, params *ListRunsParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12426,7 +12478,7 @@ func NewListRunsRequest(server string, threadId string, params *ListRunsParams) 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/runs", pathParam0)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12499,17 +12551,25 @@ func NewListRunsRequest(server string, threadId string, params *ListRunsParams) 
 
 // NewCreateRunRequest calls the generic CreateRun builder with application/json body
 func NewCreateRunRequest(server string, threadId string, params *CreateRunParams, body CreateRunJSONRequestBody) (*http.Request, error) {
+	return newCreateRunRequest(context.Background(), server, threadId, params, body)
+}
+
+func newCreateRunRequest(ctx context.Context, server string, threadId string, params *CreateRunParams, body CreateRunJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateRunRequestWithBody(server, threadId, params, "application/json", bodyReader)
+	return newCreateRunRequestWithBody(ctx, server, threadId, params, "application/json", bodyReader)
 }
 
 // NewCreateRunRequestWithBody constructs an http.Request for the CreateRun method, with any body, and a specified content type
 func NewCreateRunRequestWithBody(server string, threadId string, params *CreateRunParams, contentType string, body io.Reader) (*http.Request, error) {
+	return newCreateRunRequestWithBody(context.Background(), server, threadId, params, contentType, body)
+}
+
+func newCreateRunRequestWithBody(ctx context.Context, server string, threadId string, params *CreateRunParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12519,7 +12579,7 @@ func NewCreateRunRequestWithBody(server string, threadId string, params *CreateR
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/runs", pathParam0)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12558,6 +12618,10 @@ func NewCreateRunRequestWithBody(server string, threadId string, params *CreateR
 
 // NewGetRunRequest constructs an http.Request for the GetRun method
 func NewGetRunRequest(server string, threadId string, runId string) (*http.Request, error) {
+	return newGetRunRequest(context.Background(), server, threadId, runId)
+}
+
+func newGetRunRequest(ctx context.Context, server string, threadId string, runId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12571,7 +12635,7 @@ func NewGetRunRequest(server string, threadId string, runId string) (*http.Reque
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/runs/%s", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12581,17 +12645,25 @@ func NewGetRunRequest(server string, threadId string, runId string) (*http.Reque
 
 // NewModifyRunRequest calls the generic ModifyRun builder with application/json body
 func NewModifyRunRequest(server string, threadId string, runId string, body ModifyRunJSONRequestBody) (*http.Request, error) {
+	return newModifyRunRequest(context.Background(), server, threadId, runId, body)
+}
+
+func newModifyRunRequest(ctx context.Context, server string, threadId string, runId string, body ModifyRunJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewModifyRunRequestWithBody(server, threadId, runId, "application/json", bodyReader)
+	return newModifyRunRequestWithBody(ctx, server, threadId, runId, "application/json", bodyReader)
 }
 
 // NewModifyRunRequestWithBody constructs an http.Request for the ModifyRun method, with any body, and a specified content type
 func NewModifyRunRequestWithBody(server string, threadId string, runId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newModifyRunRequestWithBody(context.Background(), server, threadId, runId, contentType, body)
+}
+
+func newModifyRunRequestWithBody(ctx context.Context, server string, threadId string, runId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12605,7 +12677,7 @@ func NewModifyRunRequestWithBody(server string, threadId string, runId string, c
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/runs/%s", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12617,6 +12689,10 @@ func NewModifyRunRequestWithBody(server string, threadId string, runId string, c
 
 // NewCancelRunRequest constructs an http.Request for the CancelRun method
 func NewCancelRunRequest(server string, threadId string, runId string) (*http.Request, error) {
+	return newCancelRunRequest(context.Background(), server, threadId, runId)
+}
+
+func newCancelRunRequest(ctx context.Context, server string, threadId string, runId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12630,7 +12706,7 @@ func NewCancelRunRequest(server string, threadId string, runId string) (*http.Re
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/runs/%s/cancel", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12640,6 +12716,10 @@ func NewCancelRunRequest(server string, threadId string, runId string) (*http.Re
 
 // NewListRunStepsRequest constructs an http.Request for the ListRunSteps method
 func NewListRunStepsRequest(server string, threadId string, runId string, params *ListRunStepsParams) (*http.Request, error) {
+	return newListRunStepsRequest(context.Background(), server, threadId, runId, params)
+}
+
+func newListRunStepsRequest(ctx context.Context, server string, threadId string, runId string, params *ListRunStepsParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12653,7 +12733,7 @@ func NewListRunStepsRequest(server string, threadId string, runId string, params
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/runs/%s/steps", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12738,6 +12818,10 @@ func NewListRunStepsRequest(server string, threadId string, runId string, params
 
 // NewGetRunStepRequest constructs an http.Request for the GetRunStep method
 func NewGetRunStepRequest(server string, threadId string, runId string, stepId string, params *GetRunStepParams) (*http.Request, error) {
+	return newGetRunStepRequest(context.Background(), server, threadId, runId, stepId, params)
+}
+
+func newGetRunStepRequest(ctx context.Context, server string, threadId string, runId string, stepId string, params *GetRunStepParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12755,7 +12839,7 @@ func NewGetRunStepRequest(server string, threadId string, runId string, stepId s
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/runs/%s/steps/%s", pathParam0, pathParam1, pathParam2)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12792,17 +12876,25 @@ func NewGetRunStepRequest(server string, threadId string, runId string, stepId s
 
 // NewSubmitToolOutputsToRunRequest calls the generic SubmitToolOutputsToRun builder with application/json body
 func NewSubmitToolOutputsToRunRequest(server string, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody) (*http.Request, error) {
+	return newSubmitToolOutputsToRunRequest(context.Background(), server, threadId, runId, body)
+}
+
+func newSubmitToolOutputsToRunRequest(ctx context.Context, server string, threadId string, runId string, body SubmitToolOutputsToRunJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewSubmitToolOutputsToRunRequestWithBody(server, threadId, runId, "application/json", bodyReader)
+	return newSubmitToolOutputsToRunRequestWithBody(ctx, server, threadId, runId, "application/json", bodyReader)
 }
 
 // NewSubmitToolOutputsToRunRequestWithBody constructs an http.Request for the SubmitToolOutputsToRun method, with any body, and a specified content type
 func NewSubmitToolOutputsToRunRequestWithBody(server string, threadId string, runId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newSubmitToolOutputsToRunRequestWithBody(context.Background(), server, threadId, runId, contentType, body)
+}
+
+func newSubmitToolOutputsToRunRequestWithBody(ctx context.Context, server string, threadId string, runId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12816,7 +12908,7 @@ func NewSubmitToolOutputsToRunRequestWithBody(server string, threadId string, ru
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/threads/%s/runs/%s/submit_tool_outputs", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12828,12 +12920,16 @@ func NewSubmitToolOutputsToRunRequestWithBody(server string, threadId string, ru
 
 // NewListVectorStoresRequest constructs an http.Request for the ListVectorStores method
 func NewListVectorStoresRequest(server string, params *ListVectorStoresParams) (*http.Request, error) {
+	return newListVectorStoresRequest(context.Background(), server, params)
+}
+
+func newListVectorStoresRequest(ctx context.Context, server string, params *ListVectorStoresParams) (*http.Request, error) {
 	var err error
 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := "/vector_stores"
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12906,23 +13002,31 @@ func NewListVectorStoresRequest(server string, params *ListVectorStoresParams) (
 
 // NewCreateVectorStoreRequest calls the generic CreateVectorStore builder with application/json body
 func NewCreateVectorStoreRequest(server string, body CreateVectorStoreJSONRequestBody) (*http.Request, error) {
+	return newCreateVectorStoreRequest(context.Background(), server, body)
+}
+
+func newCreateVectorStoreRequest(ctx context.Context, server string, body CreateVectorStoreJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateVectorStoreRequestWithBody(server, "application/json", bodyReader)
+	return newCreateVectorStoreRequestWithBody(ctx, server, "application/json", bodyReader)
 }
 
 // NewCreateVectorStoreRequestWithBody constructs an http.Request for the CreateVectorStore method, with any body, and a specified content type
 func NewCreateVectorStoreRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	return newCreateVectorStoreRequestWithBody(context.Background(), server, contentType, body)
+}
+
+func newCreateVectorStoreRequestWithBody(ctx context.Context, server string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := "/vector_stores"
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -12934,6 +13038,10 @@ func NewCreateVectorStoreRequestWithBody(server string, contentType string, body
 
 // NewDeleteVectorStoreRequest constructs an http.Request for the DeleteVectorStore method
 func NewDeleteVectorStoreRequest(server string, vectorStoreId string) (*http.Request, error) {
+	return newDeleteVectorStoreRequest(context.Background(), server, vectorStoreId)
+}
+
+func newDeleteVectorStoreRequest(ctx context.Context, server string, vectorStoreId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12943,7 +13051,7 @@ func NewDeleteVectorStoreRequest(server string, vectorStoreId string) (*http.Req
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12953,6 +13061,10 @@ func NewDeleteVectorStoreRequest(server string, vectorStoreId string) (*http.Req
 
 // NewGetVectorStoreRequest constructs an http.Request for the GetVectorStore method
 func NewGetVectorStoreRequest(server string, vectorStoreId string) (*http.Request, error) {
+	return newGetVectorStoreRequest(context.Background(), server, vectorStoreId)
+}
+
+func newGetVectorStoreRequest(ctx context.Context, server string, vectorStoreId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12962,7 +13074,7 @@ func NewGetVectorStoreRequest(server string, vectorStoreId string) (*http.Reques
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12972,17 +13084,25 @@ func NewGetVectorStoreRequest(server string, vectorStoreId string) (*http.Reques
 
 // NewModifyVectorStoreRequest calls the generic ModifyVectorStore builder with application/json body
 func NewModifyVectorStoreRequest(server string, vectorStoreId string, body ModifyVectorStoreJSONRequestBody) (*http.Request, error) {
+	return newModifyVectorStoreRequest(context.Background(), server, vectorStoreId, body)
+}
+
+func newModifyVectorStoreRequest(ctx context.Context, server string, vectorStoreId string, body ModifyVectorStoreJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewModifyVectorStoreRequestWithBody(server, vectorStoreId, "application/json", bodyReader)
+	return newModifyVectorStoreRequestWithBody(ctx, server, vectorStoreId, "application/json", bodyReader)
 }
 
 // NewModifyVectorStoreRequestWithBody constructs an http.Request for the ModifyVectorStore method, with any body, and a specified content type
 func NewModifyVectorStoreRequestWithBody(server string, vectorStoreId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newModifyVectorStoreRequestWithBody(context.Background(), server, vectorStoreId, contentType, body)
+}
+
+func newModifyVectorStoreRequestWithBody(ctx context.Context, server string, vectorStoreId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -12992,7 +13112,7 @@ func NewModifyVectorStoreRequestWithBody(server string, vectorStoreId string, co
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s", pathParam0)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -13004,17 +13124,25 @@ func NewModifyVectorStoreRequestWithBody(server string, vectorStoreId string, co
 
 // NewCreateVectorStoreFileBatchRequest calls the generic CreateVectorStoreFileBatch builder with application/json body
 func NewCreateVectorStoreFileBatchRequest(server string, vectorStoreId string, body CreateVectorStoreFileBatchJSONRequestBody) (*http.Request, error) {
+	return newCreateVectorStoreFileBatchRequest(context.Background(), server, vectorStoreId, body)
+}
+
+func newCreateVectorStoreFileBatchRequest(ctx context.Context, server string, vectorStoreId string, body CreateVectorStoreFileBatchJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateVectorStoreFileBatchRequestWithBody(server, vectorStoreId, "application/json", bodyReader)
+	return newCreateVectorStoreFileBatchRequestWithBody(ctx, server, vectorStoreId, "application/json", bodyReader)
 }
 
 // NewCreateVectorStoreFileBatchRequestWithBody constructs an http.Request for the CreateVectorStoreFileBatch method, with any body, and a specified content type
 func NewCreateVectorStoreFileBatchRequestWithBody(server string, vectorStoreId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newCreateVectorStoreFileBatchRequestWithBody(context.Background(), server, vectorStoreId, contentType, body)
+}
+
+func newCreateVectorStoreFileBatchRequestWithBody(ctx context.Context, server string, vectorStoreId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13024,7 +13152,7 @@ func NewCreateVectorStoreFileBatchRequestWithBody(server string, vectorStoreId s
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/file_batches", pathParam0)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -13036,6 +13164,10 @@ func NewCreateVectorStoreFileBatchRequestWithBody(server string, vectorStoreId s
 
 // NewGetVectorStoreFileBatchRequest constructs an http.Request for the GetVectorStoreFileBatch method
 func NewGetVectorStoreFileBatchRequest(server string, vectorStoreId string, batchId string) (*http.Request, error) {
+	return newGetVectorStoreFileBatchRequest(context.Background(), server, vectorStoreId, batchId)
+}
+
+func newGetVectorStoreFileBatchRequest(ctx context.Context, server string, vectorStoreId string, batchId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13049,7 +13181,7 @@ func NewGetVectorStoreFileBatchRequest(server string, vectorStoreId string, batc
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/file_batches/%s", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -13059,6 +13191,10 @@ func NewGetVectorStoreFileBatchRequest(server string, vectorStoreId string, batc
 
 // NewCancelVectorStoreFileBatchRequest constructs an http.Request for the CancelVectorStoreFileBatch method
 func NewCancelVectorStoreFileBatchRequest(server string, vectorStoreId string, batchId string) (*http.Request, error) {
+	return newCancelVectorStoreFileBatchRequest(context.Background(), server, vectorStoreId, batchId)
+}
+
+func newCancelVectorStoreFileBatchRequest(ctx context.Context, server string, vectorStoreId string, batchId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13072,7 +13208,7 @@ func NewCancelVectorStoreFileBatchRequest(server string, vectorStoreId string, b
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/file_batches/%s/cancel", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -13082,6 +13218,10 @@ func NewCancelVectorStoreFileBatchRequest(server string, vectorStoreId string, b
 
 // NewListFilesInVectorStoreBatchRequest constructs an http.Request for the ListFilesInVectorStoreBatch method
 func NewListFilesInVectorStoreBatchRequest(server string, vectorStoreId string, batchId string, params *ListFilesInVectorStoreBatchParams) (*http.Request, error) {
+	return newListFilesInVectorStoreBatchRequest(context.Background(), server, vectorStoreId, batchId, params)
+}
+
+func newListFilesInVectorStoreBatchRequest(ctx context.Context, server string, vectorStoreId string, batchId string, params *ListFilesInVectorStoreBatchParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13095,7 +13235,7 @@ func NewListFilesInVectorStoreBatchRequest(server string, vectorStoreId string, 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/file_batches/%s/files", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -13180,6 +13320,10 @@ func NewListFilesInVectorStoreBatchRequest(server string, vectorStoreId string, 
 
 // NewListVectorStoreFilesRequest constructs an http.Request for the ListVectorStoreFiles method
 func NewListVectorStoreFilesRequest(server string, vectorStoreId string, params *ListVectorStoreFilesParams) (*http.Request, error) {
+	return newListVectorStoreFilesRequest(context.Background(), server, vectorStoreId, params)
+}
+
+func newListVectorStoreFilesRequest(ctx context.Context, server string, vectorStoreId string, params *ListVectorStoreFilesParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13189,7 +13333,7 @@ func NewListVectorStoreFilesRequest(server string, vectorStoreId string, params 
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/files", pathParam0)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -13274,17 +13418,25 @@ func NewListVectorStoreFilesRequest(server string, vectorStoreId string, params 
 
 // NewCreateVectorStoreFileRequest calls the generic CreateVectorStoreFile builder with application/json body
 func NewCreateVectorStoreFileRequest(server string, vectorStoreId string, body CreateVectorStoreFileJSONRequestBody) (*http.Request, error) {
+	return newCreateVectorStoreFileRequest(context.Background(), server, vectorStoreId, body)
+}
+
+func newCreateVectorStoreFileRequest(ctx context.Context, server string, vectorStoreId string, body CreateVectorStoreFileJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateVectorStoreFileRequestWithBody(server, vectorStoreId, "application/json", bodyReader)
+	return newCreateVectorStoreFileRequestWithBody(ctx, server, vectorStoreId, "application/json", bodyReader)
 }
 
 // NewCreateVectorStoreFileRequestWithBody constructs an http.Request for the CreateVectorStoreFile method, with any body, and a specified content type
 func NewCreateVectorStoreFileRequestWithBody(server string, vectorStoreId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newCreateVectorStoreFileRequestWithBody(context.Background(), server, vectorStoreId, contentType, body)
+}
+
+func newCreateVectorStoreFileRequestWithBody(ctx context.Context, server string, vectorStoreId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13294,7 +13446,7 @@ func NewCreateVectorStoreFileRequestWithBody(server string, vectorStoreId string
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/files", pathParam0)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -13306,6 +13458,10 @@ func NewCreateVectorStoreFileRequestWithBody(server string, vectorStoreId string
 
 // NewDeleteVectorStoreFileRequest constructs an http.Request for the DeleteVectorStoreFile method
 func NewDeleteVectorStoreFileRequest(server string, vectorStoreId string, fileId string) (*http.Request, error) {
+	return newDeleteVectorStoreFileRequest(context.Background(), server, vectorStoreId, fileId)
+}
+
+func newDeleteVectorStoreFileRequest(ctx context.Context, server string, vectorStoreId string, fileId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13319,7 +13475,7 @@ func NewDeleteVectorStoreFileRequest(server string, vectorStoreId string, fileId
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/files/%s", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -13329,6 +13485,10 @@ func NewDeleteVectorStoreFileRequest(server string, vectorStoreId string, fileId
 
 // NewGetVectorStoreFileRequest constructs an http.Request for the GetVectorStoreFile method
 func NewGetVectorStoreFileRequest(server string, vectorStoreId string, fileId string) (*http.Request, error) {
+	return newGetVectorStoreFileRequest(context.Background(), server, vectorStoreId, fileId)
+}
+
+func newGetVectorStoreFileRequest(ctx context.Context, server string, vectorStoreId string, fileId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13342,7 +13502,7 @@ func NewGetVectorStoreFileRequest(server string, vectorStoreId string, fileId st
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/files/%s", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -13352,17 +13512,25 @@ func NewGetVectorStoreFileRequest(server string, vectorStoreId string, fileId st
 
 // NewUpdateVectorStoreFileAttributesRequest calls the generic UpdateVectorStoreFileAttributes builder with application/json body
 func NewUpdateVectorStoreFileAttributesRequest(server string, vectorStoreId string, fileId string, body UpdateVectorStoreFileAttributesJSONRequestBody) (*http.Request, error) {
+	return newUpdateVectorStoreFileAttributesRequest(context.Background(), server, vectorStoreId, fileId, body)
+}
+
+func newUpdateVectorStoreFileAttributesRequest(ctx context.Context, server string, vectorStoreId string, fileId string, body UpdateVectorStoreFileAttributesJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewUpdateVectorStoreFileAttributesRequestWithBody(server, vectorStoreId, fileId, "application/json", bodyReader)
+	return newUpdateVectorStoreFileAttributesRequestWithBody(ctx, server, vectorStoreId, fileId, "application/json", bodyReader)
 }
 
 // NewUpdateVectorStoreFileAttributesRequestWithBody constructs an http.Request for the UpdateVectorStoreFileAttributes method, with any body, and a specified content type
 func NewUpdateVectorStoreFileAttributesRequestWithBody(server string, vectorStoreId string, fileId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newUpdateVectorStoreFileAttributesRequestWithBody(context.Background(), server, vectorStoreId, fileId, contentType, body)
+}
+
+func newUpdateVectorStoreFileAttributesRequestWithBody(ctx context.Context, server string, vectorStoreId string, fileId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13376,7 +13544,7 @@ func NewUpdateVectorStoreFileAttributesRequestWithBody(server string, vectorStor
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/files/%s", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}
@@ -13388,6 +13556,10 @@ func NewUpdateVectorStoreFileAttributesRequestWithBody(server string, vectorStor
 
 // NewRetrieveVectorStoreFileContentRequest constructs an http.Request for the RetrieveVectorStoreFileContent method
 func NewRetrieveVectorStoreFileContentRequest(server string, vectorStoreId string, fileId string) (*http.Request, error) {
+	return newRetrieveVectorStoreFileContentRequest(context.Background(), server, vectorStoreId, fileId)
+}
+
+func newRetrieveVectorStoreFileContentRequest(ctx context.Context, server string, vectorStoreId string, fileId string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13401,7 +13573,7 @@ func NewRetrieveVectorStoreFileContentRequest(server string, vectorStoreId strin
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/files/%s/content", pathParam0, pathParam1)
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+operationPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -13411,17 +13583,25 @@ func NewRetrieveVectorStoreFileContentRequest(server string, vectorStoreId strin
 
 // NewSearchVectorStoreRequest calls the generic SearchVectorStore builder with application/json body
 func NewSearchVectorStoreRequest(server string, vectorStoreId string, body SearchVectorStoreJSONRequestBody) (*http.Request, error) {
+	return newSearchVectorStoreRequest(context.Background(), server, vectorStoreId, body)
+}
+
+func newSearchVectorStoreRequest(ctx context.Context, server string, vectorStoreId string, body SearchVectorStoreJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewSearchVectorStoreRequestWithBody(server, vectorStoreId, "application/json", bodyReader)
+	return newSearchVectorStoreRequestWithBody(ctx, server, vectorStoreId, "application/json", bodyReader)
 }
 
 // NewSearchVectorStoreRequestWithBody constructs an http.Request for the SearchVectorStore method, with any body, and a specified content type
 func NewSearchVectorStoreRequestWithBody(server string, vectorStoreId string, contentType string, body io.Reader) (*http.Request, error) {
+	return newSearchVectorStoreRequestWithBody(context.Background(), server, vectorStoreId, contentType, body)
+}
+
+func newSearchVectorStoreRequestWithBody(ctx context.Context, server string, vectorStoreId string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -13431,7 +13611,7 @@ func NewSearchVectorStoreRequestWithBody(server string, vectorStoreId string, co
 	// The URL is the server URL (without its trailing slash) followed by the
 	// path, parsed once by http.NewRequest.
 	operationPath := fmt.Sprintf("/vector_stores/%s/search", pathParam0)
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+operationPath, body)
 	if err != nil {
 		return nil, err
 	}

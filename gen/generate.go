@@ -25,7 +25,7 @@ package gen
 // (helpers/streams.gen.go), which internal/gencalls derives from the first two.
 //
 //go:generate go run ../internal/gencalls -overlay-spec ../openapi/assistants.yaml -overlay-out goname.overlay.yaml
-//go:generate go run -modfile=../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config config.yaml ../openapi/assistants.yaml
-//go:generate go run -modfile=../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config genserver/config.yaml ../openapi/assistants.yaml
-//go:generate go run -modfile=../tools/go.mod github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen -config genserver/spec.yaml ../openapi/assistants.yaml
+//go:generate go run ../tools.go oapi-codegen -config config.yaml ../openapi/assistants.yaml
+//go:generate go run ../tools.go oapi-codegen -config genserver/config.yaml ../openapi/assistants.yaml
+//go:generate go run ../tools.go oapi-codegen -config genserver/spec.yaml ../openapi/assistants.yaml
 //go:generate go run ../internal/gencalls -gen assistants.gen.go -server genserver/genserver.gen.go -calls ../calls.gen.go -streams ../helpers/streams.gen.go

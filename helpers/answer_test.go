@@ -26,14 +26,14 @@ func TestRunAnswer(t *testing.T) {
 			return "sunny in " + a.City, nil
 		}))
 		tools := reg.Tools()
-		asst, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Tools: &tools}))
+		asst, err := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Tools: &tools})
 		require.NoError(t, err)
 
 		ask := func() string {
-			th, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
+			th, err := c.CreateThread(ctx, gen.CreateThreadRequest{})
 			require.NoError(t, err)
 			// An earlier user message, so the answer must leave it out.
-			_, err = assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, th.Id, assistants.UserMessage(`please get_weather {"city":"Paris"}`)))
+			_, err = c.CreateMessage(ctx, th.Id, assistants.UserMessage(`please get_weather {"city":"Paris"}`))
 			require.NoError(t, err)
 			return th.Id
 		}

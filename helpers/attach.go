@@ -28,34 +28,34 @@ const (
 // a thread's code interpreter hold.
 const MaxCodeInterpreterFiles = 20
 
-// VectorStoreFilesClient is the part of *gen.ClientWithResponses that the
+// VectorStoreFilesClient is the part of *assistants.Client that the
 // attach helpers use for file search.
 type VectorStoreFilesClient interface {
-	CreateVectorStoreWithResponse(ctx context.Context, body gen.CreateVectorStoreJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.CreateVectorStoreReply, error)
-	CreateVectorStoreFileWithResponse(ctx context.Context, vectorStoreId string, body gen.CreateVectorStoreFileJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.CreateVectorStoreFileReply, error)
-	DeleteVectorStoreFileWithResponse(ctx context.Context, vectorStoreId string, fileId string, reqEditors ...gen.RequestEditorFn) (*gen.DeleteVectorStoreFileReply, error)
+	CreateVectorStore(ctx context.Context, body gen.CreateVectorStoreJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.VectorStoreObject, error)
+	CreateVectorStoreFile(ctx context.Context, vectorStoreID string, body gen.CreateVectorStoreFileJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.VectorStoreFileObject, error)
+	DeleteVectorStoreFile(ctx context.Context, vectorStoreID string, fileID string, reqEditors ...gen.RequestEditorFn) (*gen.DeleteVectorStoreFileResponse, error)
 }
 
-// AssistantFilesClient is the part of *gen.ClientWithResponses that
+// AssistantFilesClient is the part of *assistants.Client that
 // AttachAssistantFile and DetachAssistantFile use.
 type AssistantFilesClient interface {
 	VectorStoreFilesClient
-	GetAssistantWithResponse(ctx context.Context, assistantId string, reqEditors ...gen.RequestEditorFn) (*gen.GetAssistantReply, error)
-	ModifyAssistantWithResponse(ctx context.Context, assistantId string, body gen.ModifyAssistantJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.ModifyAssistantReply, error)
+	GetAssistant(ctx context.Context, assistantID string, reqEditors ...gen.RequestEditorFn) (*gen.AssistantObject, error)
+	ModifyAssistant(ctx context.Context, assistantID string, body gen.ModifyAssistantJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.AssistantObject, error)
 }
 
-// ThreadFilesClient is the part of *gen.ClientWithResponses that
+// ThreadFilesClient is the part of *assistants.Client that
 // AttachThreadFile and DetachThreadFile use.
 type ThreadFilesClient interface {
 	VectorStoreFilesClient
-	GetThreadWithResponse(ctx context.Context, threadId string, reqEditors ...gen.RequestEditorFn) (*gen.GetThreadReply, error)
-	ModifyThreadWithResponse(ctx context.Context, threadId string, body gen.ModifyThreadJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.ModifyThreadReply, error)
+	GetThread(ctx context.Context, threadID string, reqEditors ...gen.RequestEditorFn) (*gen.ThreadObject, error)
+	ModifyThread(ctx context.Context, threadID string, body gen.ModifyThreadJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.ThreadObject, error)
 }
 
-// MessageGetter is the part of *gen.ClientWithResponses that
+// MessageGetter is the part of *assistants.Client that
 // ListMessageFiles uses.
 type MessageGetter interface {
-	GetMessageWithResponse(ctx context.Context, threadId string, messageId string, reqEditors ...gen.RequestEditorFn) (*gen.GetMessageReply, error)
+	GetMessage(ctx context.Context, threadID string, messageID string, reqEditors ...gen.RequestEditorFn) (*gen.MessageObject, error)
 }
 
 // AttachAssistantFile gives the uploaded file fileID to the code interpreter
@@ -165,7 +165,7 @@ func ListMessageFiles(ctx context.Context, client MessageGetter, threadID, messa
 	case threadID == "" || messageID == "":
 		return nil, errors.New("helpers: message files: empty thread or message ID")
 	}
-	m, err := assistants.Result[gen.MessageObject](client.GetMessageWithResponse(ctx, threadID, messageID))
+	m, err := client.GetMessage(ctx, threadID, messageID)
 	if err != nil {
 		return nil, fmt.Errorf("helpers: message files: %w", err)
 	}
@@ -208,14 +208,14 @@ type resources[T any] struct {
 func assistantResources(c AssistantFilesClient, id string) resources[gen.AssistantObject] {
 	return resources[gen.AssistantObject]{
 		get: func(ctx context.Context) (*gen.AssistantObject, *gen.ToolResources, error) {
-			a, err := assistants.Result[gen.AssistantObject](c.GetAssistantWithResponse(ctx, id))
+			a, err := c.GetAssistant(ctx, id)
 			if err != nil {
 				return nil, nil, err
 			}
 			return a, a.ToolResources, nil
 		},
 		set: func(ctx context.Context, tr gen.ToolResources) (*gen.AssistantObject, error) {
-			return assistants.Result[gen.AssistantObject](c.ModifyAssistantWithResponse(ctx, id, gen.ModifyAssistantRequest{ToolResources: &tr}))
+			return c.ModifyAssistant(ctx, id, gen.ModifyAssistantRequest{ToolResources: &tr})
 		},
 	}
 }
@@ -223,14 +223,14 @@ func assistantResources(c AssistantFilesClient, id string) resources[gen.Assista
 func threadResources(c ThreadFilesClient, id string) resources[gen.ThreadObject] {
 	return resources[gen.ThreadObject]{
 		get: func(ctx context.Context) (*gen.ThreadObject, *gen.ToolResources, error) {
-			t, err := assistants.Result[gen.ThreadObject](c.GetThreadWithResponse(ctx, id))
+			t, err := c.GetThread(ctx, id)
 			if err != nil {
 				return nil, nil, err
 			}
 			return t, t.ToolResources, nil
 		},
 		set: func(ctx context.Context, tr gen.ToolResources) (*gen.ThreadObject, error) {
-			return assistants.Result[gen.ThreadObject](c.ModifyThreadWithResponse(ctx, id, gen.ModifyThreadRequest{ToolResources: &tr}))
+			return c.ModifyThread(ctx, id, gen.ModifyThreadRequest{ToolResources: &tr})
 		},
 	}
 }
@@ -301,16 +301,16 @@ func attachFile[T any](ctx context.Context, vs VectorStoreFilesClient, kind, id,
 		tr.CodeInterpreter = &gen.ToolResourcesCodeInterpreter{FileIds: &files}
 	case AttachFileSearch:
 		if stores := fileSearchStores(tr); len(stores) > 0 {
-			_, err := assistants.Result[gen.VectorStoreFileObject](vs.CreateVectorStoreFileWithResponse(ctx, stores[0],
-				gen.CreateVectorStoreFileRequest{FileId: fileID}))
+			_, err := vs.CreateVectorStoreFile(ctx, stores[0],
+				gen.CreateVectorStoreFileRequest{FileId: fileID})
 			if err != nil {
 				return nil, wrap(fmt.Errorf("add to vector store %s: %w", stores[0], err))
 			}
 			return obj, nil
 		}
 		name := kind + " " + id
-		store, err := assistants.Result[gen.VectorStoreObject](vs.CreateVectorStoreWithResponse(ctx,
-			gen.CreateVectorStoreRequest{Name: &name, FileIds: &[]string{fileID}}))
+		store, err := vs.CreateVectorStore(ctx,
+			gen.CreateVectorStoreRequest{Name: &name, FileIds: &[]string{fileID}})
 		if err != nil {
 			return nil, wrap(fmt.Errorf("create vector store: %w", err))
 		}
@@ -350,7 +350,7 @@ func detachFile[T any](ctx context.Context, vs VectorStoreFilesClient, kind, id,
 		return out, nil
 	default: // AttachFileSearch
 		for _, store := range fileSearchStores(tr) {
-			_, err := assistants.Result[gen.DeleteVectorStoreFileResponse](vs.DeleteVectorStoreFileWithResponse(ctx, store, fileID))
+			_, err := vs.DeleteVectorStoreFile(ctx, store, fileID)
 			if err != nil && !assistants.IsNotFound(err) {
 				return nil, wrap(fmt.Errorf("remove from vector store %s: %w", store, err))
 			}

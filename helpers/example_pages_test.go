@@ -34,16 +34,13 @@ func ExampleMessages() {
 	defer stop()
 	ctx := context.Background()
 
-	thread, err := assistants.Result[gen.ThreadObject](client.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
+	thread, err := client.CreateThread(ctx, gen.CreateThreadRequest{})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	for i := 1; i <= 7; i++ {
-		var content gen.CreateMessageRequest_Content
-		_ = content.FromCreateMessageText(fmt.Sprintf("message %d", i))
-		_, err := assistants.Result[gen.MessageObject](client.CreateMessageWithResponse(ctx, thread.Id,
-			gen.CreateMessageRequest{Role: gen.CreateMessageRequestRoleUser, Content: content}))
+		_, err := client.CreateMessage(ctx, thread.Id, assistants.UserMessage(fmt.Sprintf("message %d", i)))
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -77,7 +74,7 @@ func ExampleUploadAndPoll() {
 	ctx := context.Background()
 
 	name := "docs"
-	vs, err := assistants.Result[gen.VectorStoreObject](client.CreateVectorStoreWithResponse(ctx, gen.CreateVectorStoreRequest{Name: &name}))
+	vs, err := client.CreateVectorStore(ctx, gen.CreateVectorStoreRequest{Name: &name})
 	if err != nil {
 		fmt.Println(err)
 		return

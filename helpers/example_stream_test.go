@@ -32,16 +32,12 @@ func exampleThread(ctx context.Context, client *assistants.Client, tools []gen.A
 	if tools != nil {
 		body.Tools = &tools
 	}
-	asst, err := assistants.Result[gen.AssistantObject](client.CreateAssistantWithResponse(ctx, body))
+	asst, err := client.CreateAssistant(ctx, body)
 	if err != nil {
 		return "", "", err
 	}
-	var content gen.CreateMessageRequest_Content
-	if err := content.FromCreateMessageText(text); err != nil {
-		return "", "", err
-	}
-	msgs := []gen.CreateMessageRequest{{Role: "user", Content: content}}
-	thread, err := assistants.Result[gen.ThreadObject](client.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{Messages: &msgs}))
+	msgs := []gen.CreateMessageRequest{assistants.UserMessage(text)}
+	thread, err := client.CreateThread(ctx, gen.CreateThreadRequest{Messages: &msgs})
 	if err != nil {
 		return "", "", err
 	}

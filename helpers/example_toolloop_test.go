@@ -30,12 +30,8 @@ type Weather struct {
 
 // toolLoopThread creates a thread holding one user message.
 func toolLoopThread(ctx context.Context, c *assistants.Client, text string) (string, error) {
-	m := gen.CreateMessageRequest{Role: "user"}
-	if err := m.Content.FromCreateMessageText(text); err != nil {
-		return "", err
-	}
-	msgs := []gen.CreateMessageRequest{m}
-	thread, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{Messages: &msgs}))
+	msgs := []gen.CreateMessageRequest{assistants.UserMessage(text)}
+	thread, err := c.CreateThread(ctx, gen.CreateThreadRequest{Messages: &msgs})
 	if err != nil {
 		return "", err
 	}
@@ -45,8 +41,8 @@ func toolLoopThread(ctx context.Context, c *assistants.Client, text string) (str
 // toolLoopReply returns the text of a thread's newest message.
 func toolLoopReply(ctx context.Context, c *assistants.Client, threadID string) string {
 	order, limit := gen.ListMessagesParamsOrderDesc, 1
-	page, err := assistants.Result[gen.ListMessagesResponse](c.ListMessagesWithResponse(ctx, threadID,
-		&gen.ListMessagesParams{Order: &order, Limit: &limit}))
+	page, err := c.ListMessages(ctx, threadID,
+		&gen.ListMessagesParams{Order: &order, Limit: &limit})
 	if err != nil || len(page.Data) == 0 {
 		return fmt.Sprint("no reply: ", err)
 	}
@@ -86,7 +82,7 @@ func ExampleRunTools() {
 		fmt.Println("registry:", err)
 		return
 	}
-	asst, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"}))
+	asst, err := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"})
 	if err != nil {
 		fmt.Println("create assistant:", err)
 		return

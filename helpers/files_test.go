@@ -586,11 +586,11 @@ func (f *filesFakeVS) GetVectorStoreFileBatchWithResponse(ctx context.Context, v
 	return &gen.GetVectorStoreFileBatchReply{HTTPResponse: filesFakeResp(200, f.pollAfter), JSON200: f.batch(vsID)}, nil
 }
 
-func (f *filesFakeVS) ListFilesInVectorStoreBatchWithResponse(ctx context.Context, vsID, batchID string, params *gen.ListFilesInVectorStoreBatchParams, _ ...gen.RequestEditorFn) (*gen.ListFilesInVectorStoreBatchReply, error) {
+func (f *filesFakeVS) ListFilesInVectorStoreBatch(ctx context.Context, vsID, batchID string, params *gen.ListFilesInVectorStoreBatchParams, _ ...gen.RequestEditorFn) (*gen.ListVectorStoreFilesResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if params == nil || params.Filter == nil || *params.Filter != gen.ListFilesInVectorStoreBatchParamsFilterFailed {
-		return &gen.ListFilesInVectorStoreBatchReply{HTTPResponse: filesFakeResp(400, ""), Body: []byte(`{"error":{"message":"want filter=failed"}}`)}, nil
+		return nil, assistants.NewAPIError(filesFakeResp(400, ""), []byte(`{"error":{"message":"want filter=failed"}}`))
 	}
 	var failed []gen.VectorStoreFileObject
 	for _, id := range f.batchFiles {
@@ -612,7 +612,7 @@ func (f *filesFakeVS) ListFilesInVectorStoreBatchWithResponse(ctx context.Contex
 	if len(page) > 0 {
 		l.FirstId, l.LastId = page[0].Id, page[len(page)-1].Id
 	}
-	return &gen.ListFilesInVectorStoreBatchReply{HTTPResponse: filesFakeResp(200, ""), JSON200: l}, nil
+	return l, nil
 }
 
 func (f *filesFakeVS) CreateVectorStoreFileWithResponse(ctx context.Context, vsID string, body gen.CreateVectorStoreFileJSONRequestBody, _ ...gen.RequestEditorFn) (*gen.CreateVectorStoreFileReply, error) {

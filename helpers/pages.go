@@ -7,7 +7,6 @@ import (
 	"iter"
 	"slices"
 
-	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
 )
 
@@ -21,48 +20,48 @@ import (
 // twice by then.
 var ErrRepeatedCursor = errors.New("helpers: list cursor repeated")
 
-// AssistantLister is the part of *gen.ClientWithResponses that Assistants
+// AssistantLister is the part of *assistants.Client that Assistants
 // uses.
 type AssistantLister interface {
-	ListAssistantsWithResponse(ctx context.Context, params *gen.ListAssistantsParams, reqEditors ...gen.RequestEditorFn) (*gen.ListAssistantsReply, error)
+	ListAssistants(ctx context.Context, params *gen.ListAssistantsParams, reqEditors ...gen.RequestEditorFn) (*gen.ListAssistantsResponse, error)
 }
 
-// MessageLister is the part of *gen.ClientWithResponses that Messages uses.
+// MessageLister is the part of *assistants.Client that Messages uses.
 type MessageLister interface {
-	ListMessagesWithResponse(ctx context.Context, threadId string, params *gen.ListMessagesParams, reqEditors ...gen.RequestEditorFn) (*gen.ListMessagesReply, error)
+	ListMessages(ctx context.Context, threadID string, params *gen.ListMessagesParams, reqEditors ...gen.RequestEditorFn) (*gen.ListMessagesResponse, error)
 }
 
-// RunLister is the part of *gen.ClientWithResponses that Runs uses.
+// RunLister is the part of *assistants.Client that Runs uses.
 type RunLister interface {
-	ListRunsWithResponse(ctx context.Context, threadId string, params *gen.ListRunsParams, reqEditors ...gen.RequestEditorFn) (*gen.ListRunsReply, error)
+	ListRuns(ctx context.Context, threadID string, params *gen.ListRunsParams, reqEditors ...gen.RequestEditorFn) (*gen.ListRunsResponse, error)
 }
 
-// RunStepLister is the part of *gen.ClientWithResponses that RunSteps uses.
+// RunStepLister is the part of *assistants.Client that RunSteps uses.
 type RunStepLister interface {
-	ListRunStepsWithResponse(ctx context.Context, threadId string, runId string, params *gen.ListRunStepsParams, reqEditors ...gen.RequestEditorFn) (*gen.ListRunStepsReply, error)
+	ListRunSteps(ctx context.Context, threadID string, runID string, params *gen.ListRunStepsParams, reqEditors ...gen.RequestEditorFn) (*gen.ListRunStepsResponse, error)
 }
 
-// FileLister is the part of *gen.ClientWithResponses that Files uses.
+// FileLister is the part of *assistants.Client that Files uses.
 type FileLister interface {
-	ListFilesWithResponse(ctx context.Context, params *gen.ListFilesParams, reqEditors ...gen.RequestEditorFn) (*gen.ListFilesReply, error)
+	ListFiles(ctx context.Context, params *gen.ListFilesParams, reqEditors ...gen.RequestEditorFn) (*gen.ListFilesResponse, error)
 }
 
-// VectorStoreLister is the part of *gen.ClientWithResponses that
+// VectorStoreLister is the part of *assistants.Client that
 // VectorStores uses.
 type VectorStoreLister interface {
-	ListVectorStoresWithResponse(ctx context.Context, params *gen.ListVectorStoresParams, reqEditors ...gen.RequestEditorFn) (*gen.ListVectorStoresReply, error)
+	ListVectorStores(ctx context.Context, params *gen.ListVectorStoresParams, reqEditors ...gen.RequestEditorFn) (*gen.ListVectorStoresResponse, error)
 }
 
-// VectorStoreFileLister is the part of *gen.ClientWithResponses that
+// VectorStoreFileLister is the part of *assistants.Client that
 // VectorStoreFiles uses.
 type VectorStoreFileLister interface {
-	ListVectorStoreFilesWithResponse(ctx context.Context, vectorStoreId string, params *gen.ListVectorStoreFilesParams, reqEditors ...gen.RequestEditorFn) (*gen.ListVectorStoreFilesReply, error)
+	ListVectorStoreFiles(ctx context.Context, vectorStoreID string, params *gen.ListVectorStoreFilesParams, reqEditors ...gen.RequestEditorFn) (*gen.ListVectorStoreFilesResponse, error)
 }
 
-// VectorStoreBatchFileLister is the part of *gen.ClientWithResponses that
+// VectorStoreBatchFileLister is the part of *assistants.Client that
 // VectorStoreBatchFiles uses.
 type VectorStoreBatchFileLister interface {
-	ListFilesInVectorStoreBatchWithResponse(ctx context.Context, vectorStoreId string, batchId string, params *gen.ListFilesInVectorStoreBatchParams, reqEditors ...gen.RequestEditorFn) (*gen.ListFilesInVectorStoreBatchReply, error)
+	ListFilesInVectorStoreBatch(ctx context.Context, vectorStoreID string, batchID string, params *gen.ListFilesInVectorStoreBatchParams, reqEditors ...gen.RequestEditorFn) (*gen.ListVectorStoreFilesResponse, error)
 }
 
 // Assistants iterates over all assistants (GET /assistants), page by page.
@@ -102,7 +101,7 @@ func Assistants(ctx context.Context, client AssistantLister, params *gen.ListAss
 		func(ctx context.Context, after *string) (listPage[gen.AssistantObject], error) {
 			q := p
 			q.After = after
-			l, err := assistants.Result[gen.ListAssistantsResponse](client.ListAssistantsWithResponse(ctx, &q))
+			l, err := client.ListAssistants(ctx, &q)
 			if err != nil {
 				return listPage[gen.AssistantObject]{}, err
 			}
@@ -132,7 +131,7 @@ func Messages(ctx context.Context, client MessageLister, threadID string, params
 		func(ctx context.Context, after *string) (listPage[gen.MessageObject], error) {
 			q := p
 			q.After = after
-			l, err := assistants.Result[gen.ListMessagesResponse](client.ListMessagesWithResponse(ctx, threadID, &q))
+			l, err := client.ListMessages(ctx, threadID, &q)
 			if err != nil {
 				return listPage[gen.MessageObject]{}, err
 			}
@@ -161,7 +160,7 @@ func Runs(ctx context.Context, client RunLister, threadID string, params *gen.Li
 		func(ctx context.Context, after *string) (listPage[gen.RunObject], error) {
 			q := p
 			q.After = after
-			l, err := assistants.Result[gen.ListRunsResponse](client.ListRunsWithResponse(ctx, threadID, &q))
+			l, err := client.ListRuns(ctx, threadID, &q)
 			if err != nil {
 				return listPage[gen.RunObject]{}, err
 			}
@@ -191,7 +190,7 @@ func RunSteps(ctx context.Context, client RunStepLister, threadID, runID string,
 		func(ctx context.Context, after *string) (listPage[gen.RunStepObject], error) {
 			q := p
 			q.After = after
-			l, err := assistants.Result[gen.ListRunStepsResponse](client.ListRunStepsWithResponse(ctx, threadID, runID, &q))
+			l, err := client.ListRunSteps(ctx, threadID, runID, &q)
 			if err != nil {
 				return listPage[gen.RunStepObject]{}, err
 			}
@@ -219,7 +218,7 @@ func Files(ctx context.Context, client FileLister, params *gen.ListFilesParams) 
 		func(ctx context.Context, after *string) (listPage[gen.OpenAIFile], error) {
 			q := p
 			q.After = after
-			l, err := assistants.Result[gen.ListFilesResponse](client.ListFilesWithResponse(ctx, &q))
+			l, err := client.ListFiles(ctx, &q)
 			if err != nil {
 				return listPage[gen.OpenAIFile]{}, err
 			}
@@ -244,7 +243,7 @@ func VectorStores(ctx context.Context, client VectorStoreLister, params *gen.Lis
 		func(ctx context.Context, after *string) (listPage[gen.VectorStoreObject], error) {
 			q := p
 			q.After = after
-			l, err := assistants.Result[gen.ListVectorStoresResponse](client.ListVectorStoresWithResponse(ctx, &q))
+			l, err := client.ListVectorStores(ctx, &q)
 			if err != nil {
 				return listPage[gen.VectorStoreObject]{}, err
 			}
@@ -274,7 +273,7 @@ func VectorStoreFiles(ctx context.Context, client VectorStoreFileLister, vectorS
 		func(ctx context.Context, after *string) (listPage[gen.VectorStoreFileObject], error) {
 			q := p
 			q.After = after
-			l, err := assistants.Result[gen.ListVectorStoreFilesResponse](client.ListVectorStoreFilesWithResponse(ctx, vectorStoreID, &q))
+			l, err := client.ListVectorStoreFiles(ctx, vectorStoreID, &q)
 			if err != nil {
 				return listPage[gen.VectorStoreFileObject]{}, err
 			}
@@ -305,7 +304,7 @@ func VectorStoreBatchFiles(ctx context.Context, client VectorStoreBatchFileListe
 		func(ctx context.Context, after *string) (listPage[gen.VectorStoreFileObject], error) {
 			q := p
 			q.After = after
-			l, err := assistants.Result[gen.ListVectorStoreFilesResponse](client.ListFilesInVectorStoreBatchWithResponse(ctx, vectorStoreID, batchID, &q))
+			l, err := client.ListFilesInVectorStoreBatch(ctx, vectorStoreID, batchID, &q)
 			if err != nil {
 				return listPage[gen.VectorStoreFileObject]{}, err
 			}

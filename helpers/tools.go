@@ -7,13 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/assistants-go/assistants/gen"
 )
@@ -84,8 +81,22 @@ func (e *PanicError) Unwrap() error {
 	return nil
 }
 
-// toolNameRE is the API's rule for function names.
-var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// validToolName reports whether name follows the API's rule for function
+// names, ^[A-Za-z0-9_-]{1,64}$ (checked by hand: a package-level regexp
+// would link the regexp engine into every program importing helpers).
+func validToolName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // invalidTool is implemented by tools whose construction failed (Func with an
 // Args type that has no JSON Schema); NewRegistry reports the error.
@@ -140,16 +151,19 @@ type funcTool[Args, Result any] struct {
 	name, description string
 	fn                func(ctx context.Context, args Args) (Result, error)
 	params            gen.FunctionParameters
-	resolved          *jsonschema.Resolved
+	schema            *argSchema
 	err               error
 }
 
 // Func makes a typed Tool. The parameters JSON Schema is derived from Args
-// with github.com/google/jsonschema-go: Args must be a struct (or a pointer
-// to one); properties take their names from the json tags, fields tagged
-// omitempty or omitzero are optional and all others are required, unknown
-// properties are not allowed (additionalProperties: false), and a
-// `jsonschema:"..."` tag is the property's description.
+// with the rules of github.com/google/jsonschema-go's ForType (without
+// linking it): Args must be a struct (or a pointer to one); properties take
+// their names from the json tags, fields tagged omitempty or omitzero are
+// optional and all others are required, unknown properties are not allowed
+// (additionalProperties: false), and a `jsonschema:"..."` tag is the
+// property's description. Pointers and slices also accept null; sized
+// integers carry their range as minimum and maximum; maps are objects of
+// their value's schema; time.Time is a string.
 //
 // Call decodes the arguments strictly: malformed JSON, a missing required
 // property, an unknown property or a wrong type gives an error wrapping
@@ -167,17 +181,17 @@ func Func[Args, Result any](name, description string, fn func(ctx context.Contex
 		t.err = fmt.Errorf("helpers: tool %q: nil handler", name)
 		return t
 	}
-	params, resolved, err := schemaFor[Args]()
+	params, schema, err := schemaFor[Args]()
 	if err != nil {
 		t.err = fmt.Errorf("helpers: tool %q: %w", name, err)
 		return t
 	}
-	t.params, t.resolved = params, resolved
+	t.params, t.schema = params, schema
 	return t
 }
 
 // schemaFor derives the parameters schema of Args.
-func schemaFor[Args any]() (gen.FunctionParameters, *jsonschema.Resolved, error) {
+func schemaFor[Args any]() (gen.FunctionParameters, *argSchema, error) {
 	rt := reflect.TypeFor[Args]()
 	for rt.Kind() == reflect.Pointer {
 		rt = rt.Elem()
@@ -185,27 +199,16 @@ func schemaFor[Args any]() (gen.FunctionParameters, *jsonschema.Resolved, error)
 	if rt.Kind() != reflect.Struct {
 		return nil, nil, fmt.Errorf("arguments type %s is not a struct; function parameters must be a JSON object", rt)
 	}
-	s, err := jsonschema.ForType(rt, nil)
+	s, err := deriveSchema(rt)
 	if err != nil {
 		return nil, nil, fmt.Errorf("deriving JSON Schema of %s: %w", rt, err)
 	}
-	resolved, err := s.Resolve(nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("resolving JSON Schema of %s: %w", rt, err)
-	}
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encoding JSON Schema of %s: %w", rt, err)
-	}
-	var params gen.FunctionParameters
-	if err := json.Unmarshal(b, &params); err != nil {
-		return nil, nil, fmt.Errorf("encoding JSON Schema of %s: %w", rt, err)
-	}
+	params := gen.FunctionParameters(s.toParams())
 	if _, ok := params["properties"]; !ok {
 		// An empty struct: the API wants an explicit (empty) property list.
 		params["properties"] = map[string]any{}
 	}
-	return params, resolved, nil
+	return params, s, nil
 }
 
 func (t *funcTool[Args, Result]) Name() string { return t.name }
@@ -267,7 +270,7 @@ func (t *funcTool[Args, Result]) decode(arguments string) (Args, error) {
 	if _, ok := instance.(map[string]any); !ok {
 		return args, fmt.Errorf("%w for %s: arguments must be a JSON object", ErrInvalidArguments, t.name)
 	}
-	if err := t.resolved.Validate(numbersToFloat(instance)); err != nil {
+	if err := t.schema.validate(numbersToFloat(instance)); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "validating root: ")
 		return args, fmt.Errorf("%w for %s: %s", ErrInvalidArguments, t.name, msg)
 	}
@@ -337,7 +340,7 @@ func NewRegistry(tools ...Tool) (*Registry, error) {
 			}
 		}
 		name := t.Name()
-		if !toolNameRE.MatchString(name) {
+		if !validToolName(name) {
 			return nil, fmt.Errorf("helpers: NewRegistry: tool %d: invalid name %q (want 1 to 64 letters, digits, underscores or dashes)", i, name)
 		}
 		if _, dup := r.byName[name]; dup {

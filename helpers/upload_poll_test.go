@@ -21,7 +21,7 @@ func TestUploadFileAndPoll(t *testing.T) {
 		srv := assistantstest.NewInProcessServer(t, server.WithStepDelay(0))
 		c := srv.Client
 		ctx := t.Context()
-		vs, err := assistants.Result[gen.VectorStoreObject](c.CreateVectorStoreWithResponse(ctx, gen.CreateVectorStoreRequest{Name: assistants.Ptr("docs")}))
+		vs, err := c.CreateVectorStore(ctx, gen.CreateVectorStoreRequest{Name: assistants.Ptr("docs")})
 		require.NoError(t, err)
 
 		vf, err := UploadFileAndPoll(ctx, c, vs.Id, FileSource{Reader: strings.NewReader("Returns are accepted for 30 days."), Filename: "faq.md"}, nil)
@@ -29,7 +29,7 @@ func TestUploadFileAndPoll(t *testing.T) {
 		assert.Equal(t, gen.VectorStoreFileObjectStatusCompleted, vf.Status)
 		assert.Equal(t, vs.Id, vf.VectorStoreId)
 
-		f, err := assistants.Result[gen.OpenAIFile](c.RetrieveFileWithResponse(ctx, vf.Id))
+		f, err := c.RetrieveFile(ctx, vf.Id)
 		require.NoError(t, err)
 		assert.Equal(t, "faq.md", f.Filename)
 	})

@@ -16,16 +16,14 @@ import (
 
 // userMessage is a thread's first message.
 func userMessage(text string) gen.CreateMessageRequest {
-	m := gen.CreateMessageRequest{Role: "user"}
-	_ = m.Content.FromCreateMessageText(text)
-	return m
+	return assistants.UserMessage(text)
 }
 
 // lastReply returns the text of the newest message of a thread.
 func lastReply(ctx context.Context, c *assistants.Client, threadID string) string {
 	order, limit := gen.ListMessagesParamsOrderDesc, 1
-	page, err := assistants.Result[gen.ListMessagesResponse](c.ListMessagesWithResponse(ctx, threadID,
-		&gen.ListMessagesParams{Order: &order, Limit: &limit}))
+	page, err := c.ListMessages(ctx, threadID,
+		&gen.ListMessagesParams{Order: &order, Limit: &limit})
 	if err != nil || len(page.Data) == 0 {
 		return fmt.Sprint("no reply: ", err)
 	}
@@ -57,7 +55,7 @@ func ExampleCreateThreadAndRunAndPoll() {
 	ctx := context.Background()
 	c := srv.Client
 
-	asst, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"}))
+	asst, err := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"})
 	if err != nil {
 		fmt.Println("create assistant:", err)
 		return
@@ -99,13 +97,13 @@ func ExampleSubmitToolOutputsAndPoll() {
 	_ = tool.FromAssistantToolsFunction(gen.AssistantToolsFunction{Type: "function",
 		Function: gen.FunctionObject{Name: "get_weather", Parameters: &params}})
 	tools := []gen.AssistantTool{tool}
-	asst, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Tools: &tools}))
+	asst, err := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Tools: &tools})
 	if err != nil {
 		fmt.Println("create assistant:", err)
 		return
 	}
 	msgs := []gen.CreateMessageRequest{userMessage(`please get_weather {"city":"Paris"}`)}
-	thread, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{Messages: &msgs}))
+	thread, err := c.CreateThread(ctx, gen.CreateThreadRequest{Messages: &msgs})
 	if err != nil {
 		fmt.Println("create thread:", err)
 		return
@@ -149,10 +147,10 @@ func ExampleNew() {
 	ctx := context.Background()
 	c := srv.Client
 
-	asst, _ := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"}))
+	asst, _ := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"})
 	msgs := []gen.CreateMessageRequest{userMessage("ping")}
-	started, err := assistants.Result[gen.RunObject](c.CreateThreadAndRunWithResponse(ctx, gen.CreateThreadAndRunRequest{
-		AssistantId: asst.Id, Thread: &gen.CreateThreadRequest{Messages: &msgs}}))
+	started, err := c.CreateThreadAndRun(ctx, gen.CreateThreadAndRunRequest{
+		AssistantId: asst.Id, Thread: &gen.CreateThreadRequest{Messages: &msgs}})
 	if err != nil {
 		fmt.Println("error:", err)
 		return

@@ -9,7 +9,7 @@ SPEC=${SPEC:-openapi/assistants.yaml}
 root=$(pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-oapi() { (cd gen && $GO run -modfile="$root/tools/go.mod" github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen "$@"); }
+oapi() { (cd gen && GO=$GO $GO run "$root/tools.go" oapi-codegen "$@"); }
 
 # The same commands as gen/generate.go, with the outputs moved to $tmp.
 case $SPEC in /*) ;; *) SPEC=$root/$SPEC ;; esac
@@ -38,7 +38,7 @@ done
 [ $status -eq 0 ] || exit 1
 
 if git rev-parse --git-dir >/dev/null 2>&1; then
-	st=$(git status --porcelain -- gen openapi tools internal/gencalls calls.gen.go helpers/streams.gen.go)
+	st=$(git status --porcelain -- gen openapi tools tools.go internal/gencalls calls.gen.go helpers/streams.gen.go)
 	if [ -n "$st" ]; then
 		echo "check-generated: uncommitted or untracked changes in generated files or their sources:"
 		echo "$st"

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server/retrieval/tokenize"
 )
 
 // ChatBackendOptions configures ChatBackend. The zero value of every field
@@ -39,9 +40,12 @@ type ChatBackendOptions struct {
 	// streamed reply; each retry after a 429 gets its own. When it passes
 	// the run fails with server_error. Default: 2 minutes.
 	Timeout time.Duration
-	// DropUnsupportedTools drops code_interpreter and file_search tools (and a
-	// tool_choice naming one) with a logged warning. Default: false, a run
-	// that needs one fails with server_error and a message saying why.
+	// DropUnsupportedTools drops code_interpreter tools (and a tool_choice
+	// naming one) with a logged warning. Default: false, a run that needs
+	// one fails with server_error and a message saying why. file_search is
+	// supported: it is offered to the model as a function named
+	// FileSearchToolName when the round has ModelInput.FileSearch, and the
+	// server runs its calls.
 	DropUnsupportedTools bool
 	// NoImages makes runs whose messages hold image parts fail clearly
 	// instead of sending them (for text-only backends). Default: false,
@@ -234,14 +238,19 @@ func (m *ChatModel) buildRequest(ctx context.Context, in *ModelInput) (*chatRequ
 		req.Model = mapped
 	}
 
-	// Tools: only functions can be served.
+	// Tools: functions, and file_search as a function the server runs.
+	// A file_search tool with nothing to search (no FileSearch this round)
+	// is simply not offered.
 	var unsupported []string
 	for _, t := range run.Tools {
-		if k, _ := t.Discriminator(); k != "function" {
+		if k, _ := t.Discriminator(); k != "function" && k != "file_search" {
 			unsupported = append(unsupported, k)
 		}
 	}
 	mode, forced, forcedKind := chatToolChoice(run.ToolChoice)
+	if forcedKind == "file_search" && in.FileSearch != nil {
+		forced, forcedKind = FileSearchToolName, "function"
+	}
 	if forcedKind != "" && forcedKind != "function" {
 		unsupported = append(unsupported, forcedKind)
 	}
@@ -263,6 +272,9 @@ func (m *ChatModel) buildRequest(ctx context.Context, in *ModelInput) (*chatRequ
 			ct.Function.Parameters = map[string]any(*f.Parameters)
 		}
 		req.Tools = append(req.Tools, ct)
+	}
+	if in.FileSearch != nil {
+		req.Tools = append(req.Tools, fileSearchFunction())
 	}
 	if len(req.Tools) > 0 {
 		switch {
@@ -302,11 +314,22 @@ func (m *ChatModel) buildRequest(ctx context.Context, in *ModelInput) (*chatRequ
 			history = append(history, *cm)
 		}
 	}
+	rounds := toolRounds(in.ToolOutputs)
 	if run.MaxPromptTokens != nil {
-		history = limitHistory(history, *run.MaxPromptTokens-estimateTokens(run.Instructions))
+		// The instructions and this run's tool rounds (file_search results
+		// can be long) are always sent: the history gets what is left.
+		tok := tokenize.ForModel(req.Model)
+		budget := *run.MaxPromptTokens - tok.Count(run.Instructions)
+		for _, r := range rounds {
+			budget -= messageTokens(r.Content, tok)
+			for _, c := range r.ToolCalls {
+				budget -= tok.Count(c.Function.Name) + tok.Count(c.Function.Arguments)
+			}
+		}
+		history = limitHistory(history, budget, tok)
 	}
 	req.Messages = append(req.Messages, history...)
-	req.Messages = append(req.Messages, toolRounds(in.ToolOutputs)...)
+	req.Messages = append(req.Messages, rounds...)
 	return req, nil
 }
 
@@ -406,12 +429,12 @@ func toolRounds(outs []ToolOutput) []chatMessage {
 	return msgs
 }
 
-// limitHistory keeps the newest messages whose estimated tokens fit budget
-// (always at least the newest one).
-func limitHistory(h []chatMessage, budget int) []chatMessage {
+// limitHistory keeps the newest messages whose tokens (counted by tok, see
+// messageTokens) fit budget (always at least the newest one).
+func limitHistory(h []chatMessage, budget int, tok *tokenize.Tokenizer) []chatMessage {
 	total, start := 0, len(h)
 	for start > 0 {
-		n := estimateTokens(contentText(h[start-1].Content))
+		n := messageTokens(h[start-1].Content, tok)
 		if total+n > budget && start < len(h) {
 			break
 		}
@@ -421,25 +444,43 @@ func limitHistory(h []chatMessage, budget int) []chatMessage {
 	return h[start:]
 }
 
-func contentText(c any) string {
+// messageTokens counts a message's tokens as Chat Completions bills them:
+// its text's tokens, 85 per image (the low-detail price) and 3 for the
+// message's framing.
+func messageTokens(c any, tok *tokenize.Tokenizer) int {
+	const perMessage, perImage = 3, 85
 	switch v := c.(type) {
 	case string:
-		return v
+		return perMessage + tok.Count(v)
 	case []chatPart:
-		var b strings.Builder
+		n := perMessage
 		for _, p := range v {
-			b.WriteString(p.Text)
+			n += tok.Count(p.Text)
 			if p.ImageURL != nil {
-				b.WriteString(strings.Repeat(" ", 4*85)) // an image costs about 85 tokens at low detail
+				n += perImage
 			}
 		}
-		return b.String()
+		return n
 	}
-	return ""
+	return perMessage
 }
 
-// estimateTokens is a rough token count: about four bytes per token.
-func estimateTokens(s string) int { return (len(s) + 3) / 4 }
+// fileSearchFunction is the file_search tool as a Chat Completions
+// function: the server runs its calls (see filesearch.go).
+func fileSearchFunction() chatTool {
+	return chatTool{Type: "function", Function: chatFunction{
+		Name: FileSearchToolName,
+		Description: "Search the files the user gave for passages relevant to a query. " +
+			"Results are numbered; cite a result you use by writing its marker, e.g. 【0:1†name.md】, right after the statement it supports.",
+		Parameters: map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"query": map[string]any{"type": "string", "description": "What to search for, in the words the files would use."},
+			},
+			"required": []string{"query"},
+		},
+	}}
+}
 
 // chatToolChoice decodes tool_choice: the mode, a forced function name, and
 // the kind of a named tool ("function", "file_search", ...).

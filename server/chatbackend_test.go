@@ -260,10 +260,10 @@ func TestChatBackendErrors(t *testing.T) {
 		{name: "malformed stream", reply: sseReply(`{not json`), code: server.ModelErrServer, contains: "malformed"},
 		{name: "error chunk", reply: sseReply(`{"error":{"message":"overloaded"}}`), code: server.ModelErrServer, contains: "overloaded"},
 		{name: "empty stream", reply: func(w http.ResponseWriter, r *http.Request) {}, code: server.ModelErrServer, contains: "backend stream ended early"},
-		{name: "file_search tool fails clearly", in: func(t *testing.T) *server.ModelInput {
+		{name: "code_interpreter tool fails clearly (file_search is served)", in: func(t *testing.T) *server.ModelInput {
 			return &server.ModelInput{Run: gen.RunObject{Model: "m", Tools: []gen.AssistantTool{fs, ci}}}
-		}, code: server.ModelErrServer, contains: "file_search and code_interpreter", noCall: true},
-		{name: "tool_choice naming file_search fails", in: func(t *testing.T) *server.ModelInput {
+		}, code: server.ModelErrServer, contains: "cannot run the code_interpreter tool;", noCall: true},
+		{name: "tool_choice naming file_search with nothing to search fails", in: func(t *testing.T) *server.ModelInput {
 			return &server.ModelInput{Run: gen.RunObject{Model: "m", ToolChoice: &namedFS}}
 		}, code: server.ModelErrServer, contains: "file_search", noCall: true},
 		{name: "images refused", opts: server.ChatBackendOptions{NoImages: true}, in: func(t *testing.T) *server.ModelInput {

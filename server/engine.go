@@ -83,12 +83,16 @@ type runState struct {
 	// after a crash writes into the same message (no duplicate).
 	MsgID     string `json:"msg_id,omitempty"`
 	MsgStepID string `json:"msg_step_id,omitempty"`
+	// IncludeResults: createRun's include[] asks to stream file_search
+	// results (filesearch.go).
+	IncludeResults bool `json:"include_results,omitempty"`
 }
 
 // runRec is a run being created, before it is in the store.
 type runRec struct {
-	obj  gen.RunObject
-	asst gen.AssistantObject
+	obj            gen.RunObject
+	asst           gen.AssistantObject
+	includeResults bool // createRun's include[]: stream file_search results (filesearch.go)
 }
 
 // liveRun is a run read from the store and decoded, to be changed inside
@@ -394,7 +398,7 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	if e.isClosed() {
 		return gen.RunObject{}, nil, errShuttingDown()
 	}
-	st := runState{Assistant: r.asst}
+	st := runState{Assistant: r.asst, IncludeResults: r.includeResults}
 	runData, err := encodeData(r.obj)
 	if err != nil {
 		return gen.RunObject{}, nil, err
@@ -839,6 +843,7 @@ func (e *engine) modelInput(obj gen.RunObject, st runState) (*ModelInput, error)
 			}
 		}
 	}
+	in.FileSearch = e.s.fileSearchTool(in) // filesearch.go
 	return in, nil
 }
 
@@ -890,6 +895,17 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 		}
 		return e.fail(ctx, a, w, err)
 	}
+	// file_search calls run here, then the model is asked again (filesearch.go).
+	rest, searched, err := e.runFileSearch(ctx, a, in, out)
+	if err != nil {
+		w.stop()
+		return e.writeErr(ctx, err)
+	}
+	if searched && len(rest) == 0 && !w.started() {
+		w.stop()
+		return e.round(ctx, a)
+	}
+	out.ToolCalls = rest
 	calls, err := e.checkCalls(in, out.ToolCalls)
 	if err != nil {
 		w.stop()
@@ -935,7 +951,7 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 		now := e.s.now()
 		if msg != nil {
 			m := *msg
-			m.Content = []gen.MessageContent{textPart(text)}
+			m.Content = []gen.MessageContent{answerPart(in, text)} // citations: filesearch.go
 			if reason != "" {
 				m.Status = gen.MessageObjectStatusIncomplete
 				m.IncompleteAt = &now

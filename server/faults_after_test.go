@@ -76,7 +76,10 @@ func TestFaultsAfterWorkJSON(t *testing.T) {
 					if rerr == nil {
 						var a gen.AssistantObject
 						require.NoError(t, json.Unmarshal(b, &a))
-						if failed > 0 {
+						if failed > 0 && tc.name != "reset" {
+							// (After a reset the retry may reach the server
+							// before the first attempt's handler does: then
+							// the retry does the work and the first replays.)
 							assert.Equal(t, "true", resp.Header.Get("Idempotent-Replayed"))
 						}
 						break

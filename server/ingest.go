@@ -34,6 +34,7 @@ type searchState struct {
 	idx  *memory.Index
 	p    *retrieval.Pipeline
 	err  error
+	busy map[string]bool // vector stores with a background processor (s.mu)
 }
 
 // pipeline returns the server's retrieval pipeline.
@@ -108,4 +109,115 @@ func (s *Server) unindexVectorStore(vectorStoreID string) {
 	if p, err := s.pipeline(); err == nil {
 		_ = p.DeleteVectorStore(context.Background(), vectorStoreID)
 	}
+}
+
+// processStore processes a vector store's in_progress files in the
+// background, one at a time, holding s.mu only to pick a file and to
+// record its result, so that a large file does not hold other requests
+// up. One processor runs per vector store; one started while another runs
+// leaves the work to it (the running one picks up files attached
+// meanwhile). A file detached, cancelled or whose store is deleted while it
+// is processed has its chunks dropped again.
+func (s *Server) processStore(ctx context.Context, vectorStoreID string) {
+	s.mu.Lock()
+	rec, ok := s.st.vectorStores.get(vectorStoreID)
+	if !ok || s.st.search.busy[vectorStoreID] {
+		s.mu.Unlock()
+		return
+	}
+	if s.st.search.busy == nil {
+		s.st.search.busy = map[string]bool{}
+	}
+	s.st.search.busy[vectorStoreID] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.st.search.busy, vectorStoreID)
+		s.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		if cur, ok := s.st.vectorStores.get(vectorStoreID); !ok || cur != rec {
+			s.mu.Unlock()
+			return
+		}
+		var f *vsFileRec
+		for _, c := range rec.files.all() {
+			if c.obj.Status == gen.VectorStoreFileObjectStatusInProgress {
+				f = c
+				break
+			}
+		}
+		if f == nil {
+			s.mu.Unlock()
+			return
+		}
+		fileID := f.obj.Id
+		s.mu.Unlock()
+		file, data, err := s.readFile(ctx, fileID) // without the lock: the bytes come from the store
+		s.mu.Lock()
+		if err != nil {
+			if cur, ok := rec.files.get(fileID); ok && cur == f && f.obj.Status == gen.VectorStoreFileObjectStatusInProgress {
+				s.processFileSafelyLocked(rec, f) // fails it: no such file
+				s.afterProcessLocked(rec, f)
+			}
+			s.mu.Unlock()
+			continue
+		}
+		ref := index.Ref{VectorStoreID: rec.obj.Id, FileID: f.obj.Id}
+		filename, strategy := file.Filename, strategyOf(f.obj.ChunkingStrategy)
+		s.mu.Unlock()
+
+		res, lastErr := s.ingestSafely(ctx, ref, filename, data, strategy)
+
+		s.mu.Lock()
+		cur, attached := rec.files.get(f.obj.Id)
+		store, alive := s.st.vectorStores.get(vectorStoreID)
+		switch {
+		case alive && store == rec && attached && cur == f && f.obj.Status == gen.VectorStoreFileObjectStatusInProgress:
+			if lastErr != nil {
+				f.data = nil
+				f.obj.Status = gen.VectorStoreFileObjectStatusFailed
+				f.obj.LastError = lastErr
+			} else {
+				f.data = &vsFileData{text: res.text}
+				f.filename = filename
+				f.obj.Status = gen.VectorStoreFileObjectStatusCompleted
+				f.obj.UsageBytes = res.usageBytes
+			}
+			s.afterProcessLocked(rec, f)
+		case !alive || store != rec || !attached || (cur == f && f.obj.Status == gen.VectorStoreFileObjectStatusCancelled):
+			// Gone or cancelled meanwhile: its chunks go too.
+			s.unindexFile(ref.VectorStoreID, ref.FileID)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// ingestSafely is ingestFile with the test hook, and with a panic turned
+// into a server_error last_error.
+func (s *Server) ingestSafely(ctx context.Context, ref index.Ref, filename string, data []byte, strategy chunk.Strategy) (res ingestResult, lastErr *gen.VectorStoreFileLastError) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logPanic("vector store file processing panicked", p, "vector_store_id", ref.VectorStoreID, "file_id", ref.FileID)
+			res, lastErr = ingestResult{}, serverFileError()
+		}
+	}()
+	s.hooks.processFile(ref.FileID)
+	p, err := s.pipeline()
+	if err != nil {
+		return ingestResult{}, serverFileError()
+	}
+	return ingestFile(ctx, p, ref, filename, data, strategy)
+}
+
+// afterProcessLocked records a processed file's status in its batch and
+// recomputes the store's counts.
+func (s *Server) afterProcessLocked(rec *vectorStoreRec, f *vsFileRec) {
+	if f.batchID != "" {
+		if b, ok := rec.batches.get(f.batchID); ok {
+			b.status[f.obj.Id] = f.obj.Status
+		}
+	}
+	s.refreshVectorStoreLocked(rec)
 }

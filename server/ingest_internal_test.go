@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -51,4 +52,54 @@ func TestIngestUnindex(t *testing.T) {
 	assert.Equal(t, 0, idx.Len(), "deleted vector store")
 	_, err = s.DeleteVectorStore(ctx, genserver.DeleteVectorStoreRequestObject{VectorStoreId: one})
 	require.NoError(t, err)
+}
+
+// Background processing does not hold the server's lock while a file is
+// ingested: requests go on meanwhile, and a file detached meanwhile has
+// its chunks dropped when its processing ends.
+func TestIngestBackgroundUnlocked(t *testing.T) {
+	s := New(WithStepDelay(time.Millisecond))
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	_, err := s.db.CreateFile(ctx, store.File{ID: "file-a", Filename: "a.txt", Purpose: "assistants"}, strings.NewReader("Penguins eat krill."), 0)
+	require.NoError(t, err)
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.SetProcessFileHook(func(string) {
+		close(entered)
+		<-release
+	})
+	r, err := s.CreateVectorStore(ctx, genserver.CreateVectorStoreRequestObject{Body: &gen.CreateVectorStoreRequest{FileIds: &[]string{"file-a"}}})
+	require.NoError(t, err)
+	vs := gen.VectorStoreObject(r.(genserver.CreateVectorStore200JSONResponse)).Id
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("processing did not start")
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.DeleteVectorStoreFile(ctx, genserver.DeleteVectorStoreFileRequestObject{VectorStoreId: vs, FileId: "file-a"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("a request waited for the file being processed")
+	}
+	close(release)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		busy := s.st.search.busy[vs]
+		s.mu.Unlock()
+		if !busy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	assert.Equal(t, 0, s.st.search.idx.Len(), "the detached file's chunks are dropped")
 }

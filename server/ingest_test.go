@@ -138,3 +138,50 @@ func TestChunkingStrategyRules(t *testing.T) {
 		})
 	}
 }
+
+// The attribute filter applies before ranking: with max_num_results 1, the
+// best file among those the filter allows comes back, even when a file
+// the filter excludes ranks above it.
+func TestSearchFiltersBeforeRanking(t *testing.T) {
+	srv, ctx := newTestServer(t)
+	c := srv.Client
+	best := upload(t, ctx, c, "best.txt", "Penguins eat krill. Penguins eat krill and fish every day.")
+	other := upload(t, ctx, c, "other.txt", "Some whales eat krill.")
+	vs, err := c.CreateVectorStoreWithResponse(ctx, gen.CreateVectorStoreRequest{})
+	require.NoError(t, err)
+	_, err = c.CreateVectorStoreFileBatchWithResponse(ctx, vs.JSON200.Id, gen.CreateVectorStoreFileBatchRequest{
+		Files: &[]gen.CreateVectorStoreFileRequest{
+			{FileId: best.Id, Attributes: &gen.VectorStoreFileAttributes{"lang": attr("en"), "year": attr(2020.0)}},
+			{FileId: other.Id, Attributes: &gen.VectorStoreFileAttributes{"lang": attr("de"), "year": attr(2024.0)}},
+		},
+	})
+	require.NoError(t, err)
+	search := func(filters string) *gen.VectorStoreSearchResultsPage {
+		t.Helper()
+		body := `{"query":"penguins eat krill","max_num_results":1`
+		if filters != "" {
+			body += `,"filters":` + filters
+		}
+		r, err := c.SearchVectorStoreWithBodyWithResponse(ctx, vs.JSON200.Id, "application/json", strings.NewReader(body+`}`))
+		require.NoError(t, err)
+		require.NotNil(t, r.JSON200, "body: %s", r.Body)
+		return r.JSON200
+	}
+	res := search("")
+	require.Len(t, res.Data, 1)
+	assert.Equal(t, best.Id, res.Data[0].FileId, "unfiltered, best.txt ranks first")
+	for _, f := range []string{
+		`{"type":"eq","key":"lang","value":"de"}`,
+		`{"type":"gte","key":"year","value":2021}`,
+		`{"type":"and","filters":[{"type":"ne","key":"lang","value":"en"},{"type":"in","key":"year","value":[2023,2024]}]}`,
+	} {
+		res = search(f)
+		require.Len(t, res.Data, 1, f)
+		assert.Equal(t, other.Id, res.Data[0].FileId, f)
+	}
+	res = search(`{"type":"eq","key":"lang","value":"fr"}`)
+	assert.Empty(t, res.Data)
+	r, err := c.SearchVectorStoreWithBodyWithResponse(ctx, vs.JSON200.Id, "application/json", strings.NewReader(`{"query":"x","filters":{"type":"in","key":"lang","value":"en"}}`))
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadRequest, r.StatusCode(), "body: %s", r.Body)
+}

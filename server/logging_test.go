@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,5 +124,70 @@ func TestRequestLogCarriesObjectIDs(t *testing.T) {
 				assert.Equal(t, v, got, "%s in %v", k, line)
 			}
 		})
+	}
+}
+
+// TestInfoLogsHoldNoKeyNorText: through a whole conversation (auth on, a
+// tool call and its output, a streamed run, a refused key, a failed
+// model round), the logs at INFO carry each request's id, project, thread
+// and run ids, and never the key, a refused key, nor any message or tool
+// output text.
+func TestInfoLogsHoldNoKeyNorText(t *testing.T) {
+	const key = "sk-info-log-key-5d1e0b7c"
+	sink := &logSink{}
+	var fail atomic.Bool
+	model := server.ModelFunc(func(ctx context.Context, in *server.ModelInput, emit func(string)) (*server.ModelOutput, error) {
+		if fail.Load() {
+			return nil, &server.ModelError{Code: server.ModelErrServer, Message: "backend said aardvark"}
+		}
+		return server.Scripted().Respond(ctx, in, emit)
+	})
+	srv := server.New(server.WithAPIKeys(key), server.WithStepDelay(0), server.WithModel(model),
+		server.WithLogger(slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	defer srv.Close()
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	c := apiClient{t: t, base: hs.URL, key: key}
+
+	_, asst := c.do("POST", "/v1/assistants", map[string]any{"model": "gpt-4o", "instructions": "be a wombat",
+		"tools": []any{map[string]any{"type": "function", "function": map[string]any{"name": "get_weather"}}}})
+	_, th := c.do("POST", "/v1/threads", map[string]any{"metadata": map[string]string{"team": "platypus"}})
+	tid := th["id"].(string)
+	c.do("POST", "/v1/threads/"+tid+"/messages", map[string]any{"role": "user", "content": `echidna get_weather {"city":"Numbat"}`})
+	code, run := c.do("POST", "/v1/threads/"+tid+"/runs", map[string]any{"assistant_id": asst["id"]})
+	require.Equal(t, 200, code, "%v", run)
+	rid := run["id"].(string)
+	run = c.waitRun(tid, rid, "requires_action")
+	call := run["required_action"].(map[string]any)["submit_tool_outputs"].(map[string]any)["tool_calls"].([]any)[0].(map[string]any)
+	c.do("POST", "/v1/threads/"+tid+"/runs/"+rid+"/submit_tool_outputs", map[string]any{
+		"tool_outputs": []any{map[string]any{"tool_call_id": call["id"], "output": "quoll"}}})
+	c.waitRun(tid, rid, "completed")
+	c.do("POST", "/v1/threads/"+tid+"/messages", map[string]any{"role": "user", "content": "bilby dingo"})
+	resp := c.raw("POST", "/v1/threads/"+tid+"/runs", map[string]any{"assistant_id": asst["id"], "stream": true})
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	c.do("GET", "/v1/threads/"+tid+"/messages", nil)
+	fail.Store(true)
+	c.do("POST", "/v1/threads/"+tid+"/messages", map[string]any{"role": "user", "content": "kookaburra"})
+	_, run = c.do("POST", "/v1/threads/"+tid+"/runs", map[string]any{"assistant_id": asst["id"]})
+	c.waitRun(tid, run["id"].(string), "failed")
+	bad := apiClient{t: t, base: hs.URL, key: "sk-refused-key-9f8e7d"}
+	code, _ = bad.do("GET", "/v1/threads/"+tid, nil)
+	require.Equal(t, 401, code)
+
+	line := sink.request(t, "createRun", 0)
+	assert.Equal(t, "default", line["project"])
+	assert.Equal(t, tid, line["thread_id"])
+	assert.Equal(t, rid, line["run_id"])
+	assert.Regexp(t, `^req_[0-9a-f]{32}$`, line["request_id"])
+	stream := sink.request(t, "createRun", 1)
+	assert.Equal(t, tid, stream["thread_id"])
+	assert.NotEmpty(t, stream["run_id"])
+
+	sink.mu.Lock()
+	logs := sink.buf.String()
+	sink.mu.Unlock()
+	for _, secret := range []string{key, "sk-refused", "wombat", "platypus", "echidna", "Numbat", "quoll", "bilby", "dingo", "kookaburra", "aardvark"} {
+		assert.False(t, strings.Contains(logs, secret), "the logs hold %q", secret)
 	}
 }

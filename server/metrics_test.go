@@ -181,7 +181,16 @@ func TestMetricsAfterConversation(t *testing.T) {
 	code, _ = bad.do("GET", "/v1/threads/"+tid, nil)
 	require.Equal(t, 401, code)
 
+	// A stream's client sees its last event before the handler returns and
+	// the request is counted: wait (bounded) for the count.
 	fams := scrape(t, srv.MetricsHandler())
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if v, _ := sample(fams, "assistants_http_requests_total", map[string]string{"operation": "createRun"}); v == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+		fams = scrape(t, srv.MetricsHandler())
+	}
 
 	for _, tc := range []struct {
 		name   string

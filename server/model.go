@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server/retrieval/cite"
 )
 
 // Model writes the assistant's side of a run. The run engine calls Respond
@@ -52,7 +54,9 @@ type Model interface {
 // parallel_tool_calls; Run.Temperature, Run.TopP, Run.ResponseFormat and
 // Run.Model map one to one; Run.MaxCompletionTokens minus Used.CompletionTokens
 // is the remaining completion budget; each round of ToolOutputs becomes one
-// assistant message with tool_calls followed by one tool message per output.
+// assistant message with tool_calls followed by one tool message per output;
+// FileSearch becomes a function named FileSearchToolName; max_prompt_tokens
+// drops the oldest messages by their tokens (package tokenize).
 type ModelInput struct {
 	// Assistant is the assistant that runs, as it was when the run was created.
 	Assistant gen.AssistantObject
@@ -66,14 +70,52 @@ type ModelInput struct {
 	// It includes the messages this run wrote in earlier rounds.
 	Messages []gen.MessageObject
 	// Functions are the run's function tools, in the order of Run.Tools.
-	// Other tool kinds (code_interpreter, file_search) are in Run.Tools only.
+	// Other tool kinds are in Run.Tools only; file_search also comes as
+	// FileSearch when there is something to search.
 	Functions []gen.FunctionObject
 	// ToolOutputs are the tool calls the model made in earlier rounds of this
-	// run, each with the output that was submitted, oldest round first and
-	// in call order within a round. Empty on the first round.
+	// run, each with the output that was submitted (or, for file_search,
+	// that the server wrote), oldest round first and in call order within a
+	// round. Empty on the first round.
 	ToolOutputs []ToolOutput
 	// Used is the usage of the earlier rounds of this run.
 	Used Usage
+	// FileSearch is the run's file_search tool, when the run has it and the
+	// assistant or the thread has vector stores to search; nil otherwise.
+	// The model searches by calling FileSearchToolName (see FileSearch).
+	FileSearch *FileSearch
+}
+
+// FileSearchToolName is the name a model calls the file_search tool by: a
+// ToolCall with this Name and Arguments {"query": "..."} (or {"queries":
+// ["...", ...]}). The engine runs such calls itself, without
+// requires_action: the run gets a tool_calls step with a file_search call,
+// the results become the call's ToolOutput (Output for a chat model, and
+// Results), and the model is asked again in the same round of the run.
+const FileSearchToolName = "file_search"
+
+// FileSearch is the file_search tool as a model round sees it.
+type FileSearch struct {
+	// VectorStoreIDs are the vector stores searched: the assistant's, then
+	// the thread's (tool_resources.file_search.vector_store_ids).
+	VectorStoreIDs []string
+	// MaxNumResults bounds the results of one search: the tool's
+	// file_search.max_num_results, default 20.
+	MaxNumResults int
+	// Ranker and ScoreThreshold are the tool's ranking_options (default
+	// "auto" and 0).
+	Ranker         string
+	ScoreThreshold float64
+}
+
+// FileSearchResult is one file found by a file_search call.
+type FileSearchResult struct {
+	// FileID and Filename name the file.
+	FileID, Filename string
+	// Score is the file's best chunk's score, 0 to 1.
+	Score float64
+	// Text is the file's matching chunks, best first, joined by blank lines.
+	Text string
 }
 
 // FunctionNames returns the names of the run's function tools.
@@ -129,6 +171,12 @@ type ToolOutput struct {
 	// Round numbers the model rounds of the run from 0; calls of one round
 	// share it.
 	Round int
+	// Results are a file_search call's results, best first, numbered from 0
+	// as Output numbers them; nil for function calls. A citation of result
+	// n of the output at index m of ModelInput.ToolOutputs is the marker
+	// 【m:n†filename】 (cite.Marker); the engine turns the markers of the
+	// answer into file_citation annotations.
+	Results []FileSearchResult
 }
 
 // Usage counts the tokens of one model round or of a whole run.
@@ -209,7 +257,17 @@ func (f ModelFunc) Respond(ctx context.Context, in *ModelInput, emit func(delta 
 //     `please get_weather {"city":"Paris"}`. tool_choice changes this: "none"
 //     never calls tools; "required" calls the first function tool with {} when
 //     none is named; a named function is called (once) whether named or not.
-//  3. Otherwise the reply echoes the latest user message: `You said: <text>`
+//  3. Otherwise, when the round has file_search (ModelInput.FileSearch) and
+//     tool_choice is not "none", the model searches for the latest user
+//     message: one call of FileSearchToolName with {"query": <text>}. On the
+//     round after a search (rule 1 does not apply to file_search outputs),
+//     the reply is the first sentence of the best result's text (Markdown
+//     heading lines left out) followed by
+//     one citation of it, 【m:0†filename】 (m: the output's index in
+//     ToolOutputs), which the engine turns into a file_citation annotation:
+//     `Penguins eat krill. 【0:0†penguins.md】`. With no result the reply is
+//     `I found nothing about that in the files.`
+//  4. Otherwise the reply echoes the latest user message: `You said: <text>`
 //     (`You said nothing.` when there is none).
 //
 // Replies are emitted word by word. Usage counts words: prompt tokens are the
@@ -234,6 +292,9 @@ func (scripted) Respond(ctx context.Context, in *ModelInput, emit func(string)) 
 	}
 	out := &ModelOutput{Usage: Usage{PromptTokens: prompt}}
 
+	if n := len(in.ToolOutputs); n > 0 && in.ToolOutputs[n-1].Call.Name == FileSearchToolName {
+		return scriptedReply(in, out, scriptedAnswer(n-1, in.ToolOutputs[n-1].Results), emit), nil
+	}
 	if n := len(in.ToolOutputs); n > 0 {
 		last := in.ToolOutputs[n-1].Round
 		var lines []string
@@ -253,10 +314,54 @@ func (scripted) Respond(ctx context.Context, in *ModelInput, emit func(string)) 
 		}
 		return out, nil
 	}
+	if in.FileSearch != nil && strings.TrimSpace(text) != "" {
+		if mode, _ := toolChoice(in.Run.ToolChoice); mode != "none" {
+			args, _ := json.Marshal(map[string]string{"query": text})
+			out.ToolCalls = []ToolCall{{Name: FileSearchToolName, Arguments: string(args)}}
+			out.Usage.CompletionTokens = 1 + countWords(text)
+			return out, nil
+		}
+	}
 	if strings.TrimSpace(text) == "" {
 		return scriptedReply(in, out, "You said nothing.", emit), nil
 	}
 	return scriptedReply(in, out, "You said: "+text, emit), nil
+}
+
+// scriptedAnswer is the scripted model's answer from the results of the
+// file_search output at index m: the best result's first sentence and its
+// citation.
+func scriptedAnswer(m int, results []FileSearchResult) string {
+	if len(results) == 0 {
+		return "I found nothing about that in the files."
+	}
+	return firstSentence(results[0].Text) + " " + cite.Marker(m, 0, results[0].Filename)
+}
+
+// firstSentence returns text's first sentence (up to the first ., ! or ?
+// followed by a space or the end), leaving out Markdown heading lines, with
+// its white space collapsed; at most 300 bytes of it, cut at a word.
+func firstSentence(text string) string {
+	var words []string
+	for line := range strings.Lines(text) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			words = append(words, strings.Fields(line)...)
+		}
+	}
+	var b strings.Builder
+	for _, w := range words {
+		if b.Len()+len(w) > 300 && b.Len() > 0 {
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w)
+		if strings.HasSuffix(w, ".") || strings.HasSuffix(w, "!") || strings.HasSuffix(w, "?") {
+			break
+		}
+	}
+	return b.String()
 }
 
 // scriptedCalls applies the tool-call rule and tool_choice.

@@ -38,6 +38,7 @@ type runParams struct {
 	MaxPromptTokens        *int
 	MaxCompletionTokens    *int
 	Stream                 bool
+	IncludeResults         bool // include[] asks for file_search results (filesearch.go)
 }
 
 // validate checks the run-level fields (the assistant is checked by startRun).
@@ -277,7 +278,7 @@ func (s *Server) prepareRun(ctx context.Context, threadID string, p *runParams) 
 	if err := checkToolChoice(p.ToolChoice, run.Tools); err != nil {
 		return nil, err
 	}
-	return &runRec{obj: run, asst: a}, nil
+	return &runRec{obj: run, asst: a, includeResults: p.IncludeResults}, nil
 }
 
 // runMessagesLocked checks a run's additional messages and returns them
@@ -341,6 +342,11 @@ func (s *Server) CreateRun(ctx context.Context, req genserver.CreateRunRequestOb
 	if b.AdditionalMessages != nil {
 		p.AdditionalMessages = *b.AdditionalMessages
 	}
+	include, err := includeParam(req.Params.Include)
+	if err != nil {
+		return nil, err
+	}
+	p.IncludeResults = include
 	run, sub, err := s.startRun(ctx, req.ThreadId, p)
 	if err != nil {
 		return nil, err

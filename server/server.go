@@ -30,6 +30,13 @@
 //     name, or {}: `please get_weather {"city":"Paris"}`.
 //   - Once the outputs are submitted, the reply quotes each tool's name and
 //     output: `get_weather returned: {"temp":21}`.
+//   - Otherwise, when the run has file_search and the assistant or the
+//     thread has vector stores, the model searches for the user's text (the
+//     server runs the search: a tool_calls step with a file_search call,
+//     no requires_action) and replies with the best result's first sentence
+//     and one citation, `Emperor penguins eat krill. 【0:0†penguins.md】`,
+//     annotated as a file_citation (see filesearch.go); with no result,
+//     `I found nothing about that in the files.`
 //   - Otherwise the reply echoes the user: `You said: <text>`.
 //
 // Replies stream word by word and usage counts words. Script plays a fixed

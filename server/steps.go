@@ -15,9 +15,16 @@ func (s *Server) ListRunSteps(ctx context.Context, req genserver.ListRunStepsReq
 	if err != nil {
 		return nil, err
 	}
+	include, err := includeParam(p.Include)
+	if err != nil {
+		return nil, err
+	}
 	data, more, err := s.eng.listSteps(ctx, req.ThreadId, req.RunId, lp)
 	if err != nil {
 		return nil, err
+	}
+	for i := range data {
+		data[i] = stepView(data[i], include) // filesearch.go
 	}
 	first, last := firstLast(data, func(st gen.RunStepObject) string { return st.Id })
 	if data == nil {
@@ -28,9 +35,13 @@ func (s *Server) ListRunSteps(ctx context.Context, req genserver.ListRunStepsReq
 
 // GetRunStep returns one step of a run.
 func (s *Server) GetRunStep(ctx context.Context, req genserver.GetRunStepRequestObject) (genserver.GetRunStepResponseObject, error) {
+	include, err := includeParam(req.Params.Include)
+	if err != nil {
+		return nil, err
+	}
 	st, err := s.eng.getStep(ctx, req.ThreadId, req.RunId, req.StepId)
 	if err != nil {
 		return nil, err
 	}
-	return genserver.GetRunStep200JSONResponse(st), nil
+	return genserver.GetRunStep200JSONResponse(stepView(st, include)), nil
 }

@@ -510,7 +510,8 @@ func (s *Server) attachFileLocked(rec *vectorStoreRec, fileID string, attrs *gen
 }
 
 // scheduleProcessingLocked processes the vector store's in_progress files
-// after StepDelay in the background, or right away when StepDelay is 0.
+// after StepDelay in the background (processStore), or right away, under
+// the lock, when StepDelay is 0.
 func (s *Server) scheduleProcessingLocked(rec *vectorStoreRec) {
 	if s.opts.StepDelay <= 0 {
 		s.processFilesLocked(rec)
@@ -521,11 +522,7 @@ func (s *Server) scheduleProcessingLocked(rec *vectorStoreRec) {
 		if !sleep(ctx, s.opts.StepDelay) {
 			return
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if cur, ok := s.st.vectorStores.get(id); ok {
-			s.processFilesLocked(cur)
-		}
+		s.processStore(ctx, id) // ingest.go: without the lock while a file is ingested
 	})
 }
 

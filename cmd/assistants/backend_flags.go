@@ -37,7 +37,7 @@ func addBackendFlags(fs *flag.FlagSet, getenv func(string) string) *backendFlags
 	fs.StringVar(&b.url, "backend-url", getenv(envBackendURL), "Chat Completions backend base URL, e.g. https://api.openai.com/v1 (default: scripted model; env "+envBackendURL+")")
 	fs.StringVar(&b.keyEnv, "backend-key-env", getenv(envBackendKeyEnv), "name of the environment variable holding the backend API key (env "+envBackendKeyEnv+")")
 	fs.StringVar(&b.modelMap, "model-map", getenv(envModelMap), "model name mapping, e.g. gpt-4o=llama3.1,gpt-4o-mini=qwen2.5 (env "+envModelMap+")")
-	fs.BoolVar(&b.drop, "drop-unsupported-tools", getenv(envDropTools) == "1" || getenv(envDropTools) == "true", "drop file_search and code_interpreter tools instead of failing the run")
+	fs.BoolVar(&b.drop, "drop-unsupported-tools", getenv(envDropTools) == "1" || getenv(envDropTools) == "true", "drop code_interpreter tools instead of failing the run (file_search is served)")
 	fs.DurationVar(&b.timeout, "backend-timeout", 2*time.Minute, "timeout of one backend request")
 	return b
 }

@@ -71,9 +71,15 @@ func TestDemoWithBackend(t *testing.T) {
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		w.Header().Set("Content-Type", "text/event-stream")
 		last := body.Messages[len(body.Messages)-1]
-		if len(body.Tools) > 0 && last["role"] != "tool" {
+		fileSearch := strings.Contains(fmt.Sprint(body.Tools), "file_search") // the demo's file search part
+		switch {
+		case fileSearch && last["role"] != "tool":
+			fmt.Fprint(w, `data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_demo2","type":"function","function":{"name":"file_search","arguments":"{\"query\":\"refunds\"}"}}]}}]}`+"\n\n")
+		case fileSearch:
+			fmt.Fprint(w, `data: {"choices":[{"index":0,"delta":{"content":"Within 14 days 【0:0†refunds.md】."}}]}`+"\n\n")
+		case len(body.Tools) > 0 && last["role"] != "tool":
 			fmt.Fprint(w, `data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_demo1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]}}]}`+"\n\n")
-		} else {
+		default:
 			fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"backend %s says sunny\"}}]}\n\n", body.Model)
 		}
 		fmt.Fprint(w, `data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}`+"\n\ndata: [DONE]\n\n")
@@ -91,6 +97,8 @@ func TestDemoWithBackend(t *testing.T) {
 	assert.Contains(t, s, "model: Chat Completions backend at "+fake.URL)
 	assert.Contains(t, s, `tool call: get_weather({"city":"Paris"})`)
 	assert.Contains(t, s, "says sunny")
+	assert.Contains(t, s, "assistant: Within 14 days 【0:0†refunds.md】.")
+	assert.Contains(t, s, "citation 【0:0†refunds.md】 at [15,31) -> refunds.md")
 	assert.NotContains(t, s, "sk-demo-backend")
 	assert.Positive(t, calls.Load())
 	assert.False(t, strings.Contains(s, "failed"), s)

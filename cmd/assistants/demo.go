@@ -16,6 +16,7 @@ import (
 	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/helpers"
+	"github.com/assistants-go/assistants/poller"
 	"github.com/assistants-go/assistants/server"
 )
 
@@ -154,6 +155,116 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if run.Status != gen.RunObjectStatusCompleted {
 		return fmt.Errorf("run ended %s", run.Status)
+	}
+	return demoFileSearch(ctx, client, out)
+}
+
+// demoDocs are the documents of the file search part.
+var demoDocs = []struct{ name, text string }{
+	{"refunds.md", "# Refunds\n\nRefunds are paid within 14 days of the return. Items must be unused and in their original packaging.\n"},
+	{"shipping.md", "# Shipping\n\nOrders ship within 2 business days. Express delivery takes one day in most cities.\n"},
+}
+
+// demoFileSearch is the demo's second part: two small documents in a
+// vector store, an assistant with file_search, a question, and the answer
+// with each citation resolved to its file's name.
+func demoFileSearch(ctx context.Context, client *assistants.Client, out io.Writer) error {
+	storeName := "Demo documents"
+	store, err := client.CreateVectorStore(ctx, gen.CreateVectorStoreRequest{Name: &storeName})
+	if err != nil {
+		return fmt.Errorf("create vector store: %w", err)
+	}
+	for _, d := range demoDocs {
+		vf, err := helpers.UploadFileAndPoll(ctx, client, store.Id, helpers.FileSource{Reader: strings.NewReader(d.text), Filename: d.name}, nil)
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", d.name, err)
+		}
+		fmt.Fprintf(out, "file search: %s in %s (%s, %d bytes indexed)\n", d.name, store.Id, vf.Status, vf.UsageBytes)
+	}
+	var tool gen.AssistantTool
+	if err := tool.FromAssistantToolsFileSearch(gen.AssistantToolsFileSearch{Type: "file_search"}); err != nil {
+		return err
+	}
+	name := "Docs helper"
+	asst, err := client.CreateAssistant(ctx, gen.CreateAssistantRequest{
+		Model: modelName(), Name: &name, Tools: &[]gen.AssistantTool{tool},
+		Instructions:  assistants.Ptr("Answer from the files and cite them."),
+		ToolResources: &gen.ToolResourcesCreate{FileSearch: &gen.ToolResourcesFileSearchCreate{VectorStoreIds: &[]string{store.Id}}},
+	})
+	if err != nil {
+		return fmt.Errorf("create assistant: %w", err)
+	}
+	question := "How long do refunds take?"
+	var content gen.CreateMessageRequest_Content
+	if err := content.FromCreateMessageText(question); err != nil {
+		return err
+	}
+	thread, err := client.CreateThread(ctx, gen.CreateThreadRequest{Messages: &[]gen.CreateMessageRequest{{Role: gen.CreateMessageRequestRoleUser, Content: content}}})
+	if err != nil {
+		return fmt.Errorf("create thread: %w", err)
+	}
+	fmt.Fprintf(out, "user: %s\n", question)
+	run, err := poller.CreateAndPoll(ctx, client, thread.Id, gen.CreateRunRequest{AssistantId: asst.Id})
+	if err != nil {
+		return fmt.Errorf("file search run: %w", err)
+	}
+	if run.Status != gen.RunObjectStatusCompleted {
+		return fmt.Errorf("file search run ended %s", run.Status)
+	}
+
+	// The search, as the run's steps show it.
+	include := []gen.ListRunStepsParamsInclude{gen.ListRunStepsParamsIncludeStepDetailsToolCallsFileSearchResultsContent}
+	asc := gen.ListRunStepsParamsOrderAsc
+	steps, err := client.ListRunSteps(ctx, thread.Id, run.Id, &gen.ListRunStepsParams{Order: &asc, Include: &include})
+	if err != nil {
+		return fmt.Errorf("list run steps: %w", err)
+	}
+	for _, st := range steps.Data {
+		d, err := st.StepDetails.AsRunStepDetailsToolCallsObject()
+		if err != nil || st.Type != gen.RunStepObjectTypeToolCalls {
+			continue
+		}
+		for _, c := range d.ToolCalls {
+			fs, err := c.AsRunStepDetailsToolCallsFileSearchObject()
+			if err != nil || fs.Type != "file_search" || fs.FileSearch.Results == nil {
+				continue
+			}
+			var hits []string
+			for _, r := range *fs.FileSearch.Results {
+				hits = append(hits, fmt.Sprintf("%s (%.2f)", r.FileName, r.Score))
+			}
+			fmt.Fprintf(out, "file_search step: %s\n", strings.Join(hits, ", "))
+		}
+	}
+
+	// The answer, with its citations resolved to file names.
+	answer, err := helpers.RunAnswer(ctx, client, run)
+	if err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	list, err := client.ListMessages(ctx, thread.Id, &gen.ListMessagesParams{RunId: &run.Id})
+	if err != nil {
+		return fmt.Errorf("list messages: %w", err)
+	}
+	fmt.Fprintf(out, "assistant: %s\n", answer.Text())
+	for _, m := range list.Data {
+		for _, c := range m.Content {
+			t, err := c.AsMessageContentTextObject()
+			if err != nil {
+				continue
+			}
+			for _, a := range t.Text.Annotations {
+				fc, err := a.AsMessageContentTextAnnotationsFileCitationObject()
+				if err != nil || fc.Type != "file_citation" {
+					continue
+				}
+				f, err := client.RetrieveFile(ctx, fc.FileCitation.FileId)
+				if err != nil {
+					return fmt.Errorf("retrieve cited file: %w", err)
+				}
+				fmt.Fprintf(out, "  citation %s at [%d,%d) -> %s (%s)\n", fc.Text, fc.StartIndex, fc.EndIndex, f.Filename, f.Id)
+			}
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -22,10 +23,13 @@ type serveConfig struct {
 	stepDelay time.Duration
 	grace     time.Duration // --shutdown-grace
 	logLevel  string
-	backend   *server.ChatModel // nil: the scripted model
-	storeKind storeKind         // --data, --memory or --database-url
-	storeAt   string            // the data directory or the database URL
-	logger    *slog.Logger
+	logFormat string // --log-format: text or json
+	// metricsAddr is where the Prometheus metrics page listens (--metrics-addr); empty: nowhere.
+	metricsAddr string
+	backend     *server.ChatModel // nil: the scripted model
+	storeKind   storeKind         // --data, --memory or --database-url
+	storeAt     string            // the data directory or the database URL
+	logger      *slog.Logger
 }
 
 func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, error) {
@@ -38,6 +42,10 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	fs.DurationVar(&c.stepDelay, "step-delay", 50*time.Millisecond, "delay before each run state change (0 = immediate)")
 	fs.DurationVar(&c.grace, "shutdown-grace", defaultShutdownGrace, "on SIGINT/SIGTERM, how long open event streams may go on before they end with an error event")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, on a listener of their own (default: off)")
+	rate := fs.Float64("rate-limit", 0, "requests per second allowed to each API key (with auth off, each client address), per replica; over it: 429 with Retry-After (default 0: no limit)")
+	burst := fs.Int("rate-burst", 0, "requests a key may make at once before --rate-limit applies (default 0: one second's worth, at least 1)")
 	idemBytes := fs.Int64("idempotency-max-bytes", server.DefaultIdempotencyMaxBytes, "memory for the replies remembered for Idempotency-Key retries; the oldest are forgotten first")
 	bf := addBackendFlags(fs, os.Getenv)
 	sf := addStoreFlags(fs, os.Getenv)
@@ -59,16 +67,34 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	if *idemBytes <= 0 {
 		return nil, nil, usagef("serve: --idempotency-max-bytes %d: must be positive", *idemBytes)
 	}
+	if *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0) {
+		return nil, nil, usagef("serve: --rate-limit %v: must be a number of requests per second, 0 or more", *rate)
+	}
+	if *burst < 0 {
+		return nil, nil, usagef("serve: --rate-burst %d: cannot be negative", *burst)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, nil, usagef("serve: --log-level: %w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	hopts := &slog.HandlerOptions{Level: level}
+	var logger *slog.Logger
+	switch c.logFormat {
+	case "text":
+		logger = slog.New(slog.NewTextHandler(os.Stderr, hopts))
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(os.Stderr, hopts))
+	default:
+		return nil, nil, usagef("serve: --log-format %q: use text or json", c.logFormat)
+	}
 	c.logger = logger
 	opts := []server.Option{
 		server.WithStepDelay(c.stepDelay),
 		server.WithLogger(logger),
 		server.WithIdempotencyMaxBytes(*idemBytes),
+	}
+	if *rate > 0 {
+		opts = append(opts, server.WithRateLimit(*rate, *burst))
 	}
 	if c.backend, err = bf.model(os.Getenv, logger); err != nil {
 		return nil, nil, err
@@ -112,11 +138,26 @@ func serve(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	fmt.Fprintf(out, "listening on http://%s/v1\n", ln.Addr())
+	if c.metricsAddr != "" {
+		mln, err := net.Listen("tcp", c.metricsAddr)
+		if err != nil {
+			_ = hs.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		mhs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- mhs.Serve(mln) }()
+		// Closed last, so the drain can still be watched.
+		defer mhs.Close()
+		fmt.Fprintf(out, "metrics on http://%s/metrics\n", mln.Addr())
+	}
 	select {
 	case err := <-errc:
+		_ = hs.Close()
 		return err
 	case <-ctx.Done():
 	}

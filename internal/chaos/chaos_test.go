@@ -62,6 +62,9 @@ func TestChaosHasTeeth(t *testing.T) {
 			defer cancel()
 			cfg := tc.cfg
 			cfg.Conversations, cfg.Concurrency, cfg.Seed = 60, 20, 7
+			// 6 retries instead of Run's 12: a retry that can never succeed
+			// (a 409 with reattaching off) gives up in seconds, not a minute.
+			cfg.ClientOptions = append([]assistants.Option{assistants.WithMaxRetries(6)}, cfg.ClientOptions...)
 			res, err := Run(ctx, cfg)
 			require.NoError(t, err)
 			t.Log(res.Line())

@@ -321,7 +321,7 @@ func (s *resultSet) summaryTables() []table {
 		t := table{Title: m.title, Header: []string{"benchmark", "ours", "openai-go", "go-openai", "floor",
 			"ours ÷ openai-go", "ours ÷ go-openai", "ours ÷ floor"}}
 		for _, b := range s.order {
-			if b == "StreamDecode" || strings.HasPrefix(b, "BuildRequest") {
+			if b == "StreamDecode" || b == "ListDecode" || strings.HasPrefix(b, "BuildRequest") {
 				continue
 			}
 			row := []string{b}

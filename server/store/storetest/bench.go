@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/assistants-go/assistants/server/store"
@@ -56,7 +55,7 @@ func BenchListMessages(b *testing.B, s store.Store, settle func()) {
 					b.Fatal(err)
 				}
 				if len(p.Items) != 100 || !p.HasMore {
-					b.Fatal(fmt.Sprintf("page of %d, has_more %v", len(p.Items), p.HasMore))
+					b.Fatalf("page of %d, has_more %v", len(p.Items), p.HasMore)
 				}
 			}
 		})
