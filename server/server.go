@@ -161,6 +161,10 @@ func WithMaxFileBytes(n int64) Option { return func(o *Options) { o.MaxFileBytes
 // the memory store).
 func WithQueue(q Queue) Option { return func(o *Options) { o.Queue = q } }
 
+// WithRiver tunes the River queue of a SQL store (default: see
+// RiverOptions).
+func WithRiver(ro RiverOptions) Option { return func(o *Options) { o.River = ro } }
+
 // WithStore sets where the server keeps its objects (default: a new
 // in-memory store).
 func WithStore(st store.Store) Option { return func(o *Options) { o.Store = st } }
