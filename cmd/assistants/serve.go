@@ -47,6 +47,9 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	rate := fs.Float64("rate-limit", 0, "requests per second allowed to each API key (with auth off, each client address), per replica; over it: 429 with Retry-After (default 0: no limit)")
 	burst := fs.Int("rate-burst", 0, "requests a key may make at once before --rate-limit applies (default 0: one second's worth, at least 1)")
 	idemBytes := fs.Int64("idempotency-max-bytes", server.DefaultIdempotencyMaxBytes, "memory for the replies remembered for Idempotency-Key retries; the oldest are forgotten first")
+	var ro server.RiverOptions
+	fs.DurationVar(&ro.JobTimeout, "job-timeout", 0, "with --data or --database-url: how long one job of the run engine (a model round) may run before it is cancelled and run again (default 10m, a run's lifetime)")
+	fs.DurationVar(&ro.RescueAfter, "rescue-after", 0, "with --data or --database-url: how long a job may stay running before it is taken for stuck (its process died) and run again, here or on another replica; a killed replica's run goes on within about this plus 30s (default --job-timeout plus 1m; at least --job-timeout)")
 	bf := addBackendFlags(fs, os.Getenv)
 	sf := addStoreFlags(fs, os.Getenv)
 	if err := parseFlags(fs, args, out); err != nil {
@@ -92,6 +95,7 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 		server.WithStepDelay(c.stepDelay),
 		server.WithLogger(logger),
 		server.WithIdempotencyMaxBytes(*idemBytes),
+		server.WithRiver(ro),
 	}
 	if *rate > 0 {
 		opts = append(opts, server.WithRateLimit(*rate, *burst))

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assistants-go/assistants/internal/pgtest"
+	"github.com/assistants-go/assistants/server"
 	"github.com/assistants-go/assistants/server/store/sqlite"
 )
 
@@ -156,4 +157,31 @@ func TestServeStores(t *testing.T) {
 		assert.Contains(t, err.Error(), "--database-url postgres://u:xxxxx@127.0.0.1:1/db")
 		assert.NotContains(t, err.Error(), "pw-777")
 	})
+}
+
+// TestServeRiverFlags: --job-timeout and --rescue-after reach the server's
+// River options (zero: the server's defaults); negative durations are
+// usage errors.
+func TestServeRiverFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want server.RiverOptions
+		err  string
+	}{
+		{args: nil, want: server.RiverOptions{}},
+		{args: []string{"--job-timeout", "3s", "--rescue-after", "4s"}, want: server.RiverOptions{JobTimeout: 3 * time.Second, RescueAfter: 4 * time.Second}},
+		{args: []string{"--rescue-after", "-1s"}, err: "-rescue-after -1s: a duration cannot be negative"},
+	} {
+		_, opts, err := serveFlags(append([]string{"--memory"}, tc.args...), io.Discard)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err)
+			continue
+		}
+		require.NoError(t, err, "%v", tc.args)
+		var o server.Options
+		for _, f := range opts {
+			f(&o)
+		}
+		assert.Equal(t, tc.want, o.River, "%v", tc.args)
+	}
 }

@@ -23,7 +23,7 @@ import (
 // of a running server.
 var flows = []struct {
 	name string
-	run  func(t *testing.T, ctx context.Context, c *gen.ClientWithResponses)
+	run  func(t *testing.T, ctx context.Context, c *assistants.Client)
 }{
 	{"assistant", flowAssistant},
 	{"thread and messages", flowThreadMessages},
@@ -36,7 +36,7 @@ var flows = []struct {
 }
 
 // runFlows runs every flow as a subtest against c.
-func runFlows(t *testing.T, c *gen.ClientWithResponses) {
+func runFlows(t *testing.T, c *assistants.Client) {
 	for _, f := range flows {
 		t.Run(f.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -57,14 +57,14 @@ var weatherTool = func() gen.AssistantTool {
 
 // newClient returns a client of the API at base (".../v1") that retries
 // nothing, so a test sees each reply.
-func newClient(t testing.TB, base string) *gen.ClientWithResponses {
+func newClient(t testing.TB, base string) *assistants.Client {
 	t.Helper()
 	c, err := assistants.New(assistants.WithBaseURL(base), assistants.WithAPIKey("sk-e2e"), assistants.WithMaxRetries(0))
 	require.NoError(t, err)
-	return c.ClientWithResponses
+	return c
 }
 
-func createAssistant(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, name string) gen.AssistantObject {
+func createAssistant(t testing.TB, ctx context.Context, c *assistants.Client, name string) gen.AssistantObject {
 	t.Helper()
 	tools := []gen.AssistantTool{weatherTool}
 	a, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Name: &name, Tools: &tools}))
@@ -72,7 +72,7 @@ func createAssistant(t testing.TB, ctx context.Context, c *gen.ClientWithRespons
 	return *a
 }
 
-func createThread(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, texts ...string) gen.ThreadObject {
+func createThread(t testing.TB, ctx context.Context, c *assistants.Client, texts ...string) gen.ThreadObject {
 	t.Helper()
 	var msgs []gen.CreateMessageRequest
 	for _, s := range texts {
@@ -83,14 +83,14 @@ func createThread(t testing.TB, ctx context.Context, c *gen.ClientWithResponses,
 	return *th
 }
 
-func addMessage(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, threadID, text string) gen.MessageObject {
+func addMessage(t testing.TB, ctx context.Context, c *assistants.Client, threadID, text string) gen.MessageObject {
 	t.Helper()
 	m, err := assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, threadID, assistants.UserMessage(text)))
 	require.NoError(t, err)
 	return *m
 }
 
-func createRun(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, threadID, assistantID string) gen.RunObject {
+func createRun(t testing.TB, ctx context.Context, c *assistants.Client, threadID, assistantID string) gen.RunObject {
 	t.Helper()
 	r, err := assistants.Result[gen.RunObject](c.CreateRunWithResponse(ctx, threadID, nil, gen.CreateRunRequest{AssistantId: assistantID}))
 	require.NoError(t, err)
@@ -109,7 +109,7 @@ func terminal(s gen.RunObjectStatus) bool {
 
 // waitRun polls the run (every 10ms, until ctx ends) until it is no longer
 // queued, in progress or cancelling, and returns it.
-func waitRun(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, threadID, runID string) gen.RunObject {
+func waitRun(t testing.TB, ctx context.Context, c *assistants.Client, threadID, runID string) gen.RunObject {
 	t.Helper()
 	var last gen.RunObject
 	for {
@@ -131,7 +131,7 @@ func waitRun(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, thre
 }
 
 // messageTexts lists a thread's messages oldest first as "role: text".
-func messageTexts(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, threadID string) []string {
+func messageTexts(t testing.TB, ctx context.Context, c *assistants.Client, threadID string) []string {
 	t.Helper()
 	asc := gen.ListMessagesParamsOrder("asc")
 	var out []string
@@ -144,7 +144,7 @@ func messageTexts(t testing.TB, ctx context.Context, c *gen.ClientWithResponses,
 
 // submit answers every tool call of a run in requires_action with output
 // (the call's arguments echoed into it) and returns the run.
-func submit(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, run gen.RunObject, output func(call gen.RunToolCallObject) string) gen.RunObject {
+func submit(t testing.TB, ctx context.Context, c *assistants.Client, run gen.RunObject, output func(call gen.RunToolCallObject) string) gen.RunObject {
 	t.Helper()
 	require.Equal(t, gen.RunObjectStatus("requires_action"), run.Status)
 	require.NotNil(t, run.RequiredAction)
@@ -157,7 +157,7 @@ func submit(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, run g
 	return *r
 }
 
-func flowAssistant(t *testing.T, ctx context.Context, c *gen.ClientWithResponses) {
+func flowAssistant(t *testing.T, ctx context.Context, c *assistants.Client) {
 	a := createAssistant(t, ctx, c, "flow assistant")
 	assert.True(t, strings.HasPrefix(a.Id, "asst_"), a.Id)
 	g, err := assistants.Result[gen.AssistantObject](c.GetAssistantWithResponse(ctx, a.Id))
@@ -186,7 +186,7 @@ func flowAssistant(t *testing.T, ctx context.Context, c *gen.ClientWithResponses
 	assert.Equal(t, http.StatusNotFound, g2.StatusCode(), "body: %s", g2.Body)
 }
 
-func flowThreadMessages(t *testing.T, ctx context.Context, c *gen.ClientWithResponses) {
+func flowThreadMessages(t *testing.T, ctx context.Context, c *assistants.Client) {
 	th := createThread(t, ctx, c, "first")
 	m2 := addMessage(t, ctx, c, th.Id, "second")
 	for i := range 25 {
@@ -226,7 +226,7 @@ func flowThreadMessages(t *testing.T, ctx context.Context, c *gen.ClientWithResp
 	assert.Equal(t, http.StatusNotFound, gm.StatusCode(), "a deleted thread's messages are gone: %s", gm.Body)
 }
 
-func flowRunCompleted(t *testing.T, ctx context.Context, c *gen.ClientWithResponses) {
+func flowRunCompleted(t *testing.T, ctx context.Context, c *assistants.Client) {
 	a := createAssistant(t, ctx, c, "runner")
 	th := createThread(t, ctx, c, "hello there")
 	r := createRun(t, ctx, c, th.Id, a.Id)
@@ -247,7 +247,7 @@ func flowRunCompleted(t *testing.T, ctx context.Context, c *gen.ClientWithRespon
 	assert.Equal(t, r.Id, runs.Data[0].Id)
 }
 
-func flowToolCall(t *testing.T, ctx context.Context, c *gen.ClientWithResponses) {
+func flowToolCall(t *testing.T, ctx context.Context, c *assistants.Client) {
 	a := createAssistant(t, ctx, c, "tools")
 	th := createThread(t, ctx, c, `please get_weather {"city":"Paris"}`)
 	r := createRun(t, ctx, c, th.Id, a.Id)
@@ -282,7 +282,7 @@ func flowToolCall(t *testing.T, ctx context.Context, c *gen.ClientWithResponses)
 	assert.Equal(t, []string{calls[0].Id}, ids)
 }
 
-func flowStreaming(t *testing.T, ctx context.Context, c *gen.ClientWithResponses) {
+func flowStreaming(t *testing.T, ctx context.Context, c *assistants.Client) {
 	a := createAssistant(t, ctx, c, "streamer")
 	th := createThread(t, ctx, c, `please get_weather {"city":"Oslo"}`)
 	reg, err := helpers.NewRegistry(helpers.RawFunc(gen.FunctionObject{Name: "get_weather"}, func(_ context.Context, args string) (string, error) {
@@ -308,7 +308,7 @@ func flowStreaming(t *testing.T, ctx context.Context, c *gen.ClientWithResponses
 }
 
 // uploadFile uploads data as a file for assistants.
-func uploadFile(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, name string, data []byte) gen.OpenAIFile {
+func uploadFile(t testing.TB, ctx context.Context, c *assistants.Client, name string, data []byte) gen.OpenAIFile {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -333,7 +333,7 @@ func fileBytes(n int) []byte {
 	return b
 }
 
-func flowFiles(t *testing.T, ctx context.Context, c *gen.ClientWithResponses) {
+func flowFiles(t *testing.T, ctx context.Context, c *assistants.Client) {
 	for _, n := range []int{0, 17, 600 << 10} { // empty, small, over two 256 KiB chunks
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			data := fileBytes(n)
@@ -365,7 +365,7 @@ func flowFiles(t *testing.T, ctx context.Context, c *gen.ClientWithResponses) {
 }
 
 // waitVectorStore polls a vector store until it is no longer in progress.
-func waitVectorStore(t testing.TB, ctx context.Context, c *gen.ClientWithResponses, id string) gen.VectorStoreObject {
+func waitVectorStore(t testing.TB, ctx context.Context, c *assistants.Client, id string) gen.VectorStoreObject {
 	t.Helper()
 	for {
 		vs, err := assistants.Result[gen.VectorStoreObject](c.GetVectorStoreWithResponse(ctx, id))
@@ -381,7 +381,7 @@ func waitVectorStore(t testing.TB, ctx context.Context, c *gen.ClientWithRespons
 	}
 }
 
-func flowVectorStore(t *testing.T, ctx context.Context, c *gen.ClientWithResponses) {
+func flowVectorStore(t *testing.T, ctx context.Context, c *assistants.Client) {
 	good := uploadFile(t, ctx, c, "penguins.md", []byte("Penguins live in Antarctica.\n\nThey eat krill and fish."))
 	other := uploadFile(t, ctx, c, "cats.txt", []byte("Cats sleep most of the day."))
 	vs, err := assistants.Result[gen.VectorStoreObject](c.CreateVectorStoreWithResponse(ctx, gen.CreateVectorStoreRequest{Name: assistants.Ptr("docs"), FileIds: &[]string{good.Id, other.Id}}))
@@ -415,7 +415,7 @@ func flowVectorStore(t *testing.T, ctx context.Context, c *gen.ClientWithRespons
 	assert.Len(t, files.Data, 2)
 }
 
-func flowThreadLock(t *testing.T, ctx context.Context, c *gen.ClientWithResponses) {
+func flowThreadLock(t *testing.T, ctx context.Context, c *assistants.Client) {
 	a := createAssistant(t, ctx, c, "locker")
 	th := createThread(t, ctx, c, "please get_weather")
 	r := createRun(t, ctx, c, th.Id, a.Id)

@@ -40,10 +40,12 @@ func serveBinary(t testing.TB) string {
 	return buildBin
 }
 
-// PickupFlags make a replica find a run whose driver died within about a
-// second, instead of the documented default. (TODO(issue 12): the flag
-// names W1 exposes for River's rescue of stuck jobs.)
-var pickupFlags = []string{"--job-rescue-after", "1s"}
+// pickupFlags make a replica pick up a run whose driver died sooner than
+// the documented default (River's rescue of a job running longer than
+// --rescue-after, checked every 30s by the elected leader; a killed
+// leader's lease runs out after about 15s): rounds here last a few
+// seconds at most.
+var pickupFlags = []string{"--job-timeout", "10s", "--rescue-after", "10s"}
 
 // startServe starts `assistants serve args...` on a free port (unless args
 // name --addr) and kills it when the test ends.

@@ -113,7 +113,7 @@ func TestRestartSQLite(t *testing.T) {
 
 	// The run that was in progress is picked up and finishes, with one
 	// assistant message.
-	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	pctx, pcancel := context.WithTimeout(ctx, pickupWithin)
 	defer pcancel()
 	end := waitRun(t, pctx, c, busy.Id, r3.Id)
 	require.Equal(t, gen.RunObjectStatus("completed"), end.Status, "last error: %+v", end.LastError)
