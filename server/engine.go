@@ -52,6 +52,7 @@ type engine struct {
 	poll   []string                 // the openai-poll-after-ms header value
 	local  map[string]*localRound   // rounds running in this process, by run id
 	subs   map[string][]*subscriber // open event streams, by run id
+	pg     *pgWake                  // PostgreSQL: wakes the streams of other replicas (pgwake.go)
 }
 
 // localRound is a round running in this process.
@@ -177,7 +178,7 @@ func (e *engine) update(ctx context.Context, threadID, runID string, fn func(lr 
 	var first int64
 	if len(evs) > 0 {
 		first = evs[0].Seq
-		e.wake(runID)
+		e.published(runID)
 	}
 	return lr.obj, first, nil
 }
@@ -438,6 +439,7 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	}
 	e.s.metrics.runEvent("thread.run.created")
 	e.s.metrics.runEvent("thread.run.queued")
+	e.published(r.obj.Id)
 	var sub *subscriber
 	if stream {
 		sub = e.subscribe(r.obj.Id, 0)
@@ -1385,7 +1387,27 @@ func (e *engine) unsubscribe(runID string, s *subscriber) {
 	s.end()
 }
 
-// wake tells a run's open streams that events were written.
+// published wakes a run's streams after a write added events: here, and
+// on the other replicas.
+func (e *engine) published(runID string) {
+	e.wake(runID)
+	if e.pg != nil {
+		e.pg.notify(runID)
+	}
+}
+
+// wakeAll wakes every open stream.
+func (e *engine) wakeAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, subs := range e.subs {
+		for _, s := range subs {
+			s.notify()
+		}
+	}
+}
+
+// wake tells a run's open streams of this process that events were written.
 func (e *engine) wake(runID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

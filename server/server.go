@@ -242,6 +242,9 @@ func New(opts ...Option) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()
+	if pg, ok := o.Store.(postgresStore); ok {
+		s.eng.pg = s.startPGWake(pg.Pool())
+	}
 	if o.Queue == nil {
 		s.opts.Queue = defaultQueue(o.Store, o.River, s.log)
 	}
