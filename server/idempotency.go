@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Idempotency keys.
@@ -160,8 +162,21 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 					writeAPIError(w, errIdemRetry())
 					return
 				}
-				s.serveFirst(st, e, next, w, r)
-				return
+				// The key may be known to the store: another replica, or
+				// this process before a restart, took it.
+				shared, claimed, err := s.claimShared(r.Context(), mapKey, fp, lazy)
+				if err != nil || claimed {
+					if err != nil {
+						s.log.Warn("idempotency: the store did not answer; the key is kept in this process only", "err", err.Error())
+					}
+					s.serveFirst(st, e, next, w, r, err == nil)
+					return
+				}
+				st.abandon(e)
+				if done := s.answerShared(w, r, key, shared, lazy, &fp, &bodyHashed); done {
+					return
+				}
+				continue
 			}
 			if lazy != e.lazyFP || !lazy && e.fingerprint != fp {
 				writeAPIError(w, errKeyReused(key))
@@ -359,8 +374,11 @@ func entrySize(e *idemEntry) int64 {
 }
 
 // serveFirst runs the request and records its answer in e.
-func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w http.ResponseWriter, r *http.Request, shared bool) {
 	rec := &idemRecorder{ResponseWriter: w, e: e}
+	if shared {
+		rec.onStream = func() { s.completeShared(e, store.IdemStream, 0, nil, nil) }
+	}
 	var tee *hashingBody
 	if e.lazyFP {
 		tee = &hashingBody{ReadCloser: r.Body, h: requestHash(r)}
@@ -393,6 +411,9 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 		if !rememberable {
 			e.gone = true
 			st.removeLocked(e)
+			if shared {
+				s.forgetShared(e.key)
+			}
 		} else {
 			e.status = rec.status
 			e.header = w.Header().Clone()
@@ -400,6 +421,9 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 			e.header.Del("X-Request-Id") // a replay keeps its own request id
 			e.body = rec.body.Bytes()
 			st.rememberLocked(e, entrySize(e))
+			if shared {
+				s.completeShared(e, store.IdemDone, e.status, e.header, e.body)
+			}
 		}
 		close(e.decided)
 	}()
@@ -434,8 +458,9 @@ type idemRecorder struct {
 	body     bytes.Buffer
 	overflow bool
 	hijacked bool
-	closed   bool // e.decided already closed (stream)
-	broken   bool // a write to the client failed
+	closed   bool   // e.decided already closed (stream)
+	broken   bool   // a write to the client failed
+	onStream func() // called when the reply turns out to be a stream (the store's record)
 }
 
 func (rec *idemRecorder) WriteHeader(code int) {
@@ -445,6 +470,9 @@ func (rec *idemRecorder) WriteHeader(code int) {
 		if strings.EqualFold(mt, "text/event-stream") && !rec.closed {
 			rec.e.stream = true
 			rec.closed = true
+			if rec.onStream != nil {
+				rec.onStream() // before the headers: a repeat on another replica can reattach
+			}
 			close(rec.e.decided)
 		}
 	}

@@ -242,6 +242,9 @@ func New(opts ...Option) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()
+	if !o.DisableIdempotency {
+		s.goBackground(s.sweepIdempotency) // idemshared.go
+	}
 	if pg, ok := o.Store.(postgresStore); ok {
 		s.eng.pg = s.startPGWake(pg.Pool())
 	}

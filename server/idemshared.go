@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/assistants-go/assistants/server/store"
+)
+
+// Idempotency records in the store: the replicas of one database, and this
+// process after a restart, share them. Each process keeps its recent keys
+// in memory too (idemStore: it lets the requests of one key that meet in
+// one process wait on each other without asking the store); a key unknown
+// there is claimed in the store, and a key the store already knows is
+// answered from its record:
+//
+//   - done: the remembered reply is replayed (Idempotent-Replayed: true);
+//   - stream: the repeat is reattached to the run's events (see reattach);
+//   - pending: the first request is being served by another process: the
+//     repeat polls the record until it is answered, or until the claim's
+//     lease (idemLease) ends, when the claimant is taken for dead and the
+//     repeat does the work.
+//
+// Records expire Options.IdempotencyTTL after their answer; every process
+// deletes the expired ones every idemSweepEvery.
+
+const (
+	// idemLease is how long a claim holds a key before it is answered.
+	idemLease = 2 * time.Minute
+	// idemPoll is how often a repeat polls a key claimed elsewhere.
+	idemPoll = 50 * time.Millisecond
+	// idemSweepEvery is how often expired records are deleted.
+	idemSweepEvery = time.Minute
+)
+
+// idemStream is the record of a streamed reply: the run and where its
+// stream began (see idemEntry).
+type idemStream struct {
+	RunID string         `json:"run_id"`
+	From  int            `json:"from"`
+	First []idemStreamEv `json:"first,omitempty"`
+}
+
+type idemStreamEv struct {
+	Name string          `json:"name"`
+	Data json.RawMessage `json:"data"`
+}
+
+// sharedKey is the store key of a local key (credential hash + key).
+func sharedKey(mapKey string) string {
+	n := min(8, len(mapKey))
+	return hex.EncodeToString([]byte(mapKey[:n])) + ":" + mapKey[n:]
+}
+
+// claimShared claims a key in the store; when another request holds it,
+// it returns that request's record.
+func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, lazy bool) (store.IdempotencyRecord, bool, error) {
+	now := s.opts.Now()
+	rec := store.IdempotencyRecord{Key: sharedKey(mapKey), Project: storeProject, State: store.IdemPending,
+		ExpiresAt: now.Add(idemLease)}
+	if !lazy {
+		rec.Fingerprint = fp[:]
+	}
+	return s.db.ClaimIdempotencyKey(ctx, rec, now)
+}
+
+// completeShared records the answer of a claimed key.
+func (s *Server) completeShared(e *idemEntry, state string, status int, h http.Header, body []byte) {
+	rec := store.IdempotencyRecord{Key: sharedKey(e.key), Project: storeProject, Fingerprint: slices.Clone(e.fingerprint[:]),
+		State: state, Status: status, Body: body, ExpiresAt: s.opts.Now().Add(s.opts.IdempotencyTTL)}
+	if e.lazyFP && state == store.IdemStream {
+		rec.Fingerprint = nil
+	}
+	var err error
+	if state == store.IdemStream {
+		st := idemStream{RunID: e.runID, From: e.from}
+		for _, ev := range e.first {
+			st.First = append(st.First, idemStreamEv{Name: ev.name, Data: ev.data})
+		}
+		rec.Body, err = json.Marshal(st)
+	} else if h != nil {
+		rec.Header, err = json.Marshal(h)
+	}
+	if err == nil {
+		err = s.db.CompleteIdempotencyKey(context.WithoutCancel(s.ctx), rec)
+	}
+	if err != nil {
+		s.log.Warn("idempotency: the answer was not recorded in the store", "err", err.Error())
+	}
+}
+
+// forgetShared drops a claimed key whose answer is not remembered.
+func (s *Server) forgetShared(mapKey string) {
+	if err := s.db.DeleteIdempotencyKey(context.WithoutCancel(s.ctx), sharedKey(mapKey)); err != nil {
+		s.log.Warn("idempotency: the claim was not dropped from the store", "err", err.Error())
+	}
+}
+
+// answerShared answers a request whose key the store knows (rec). It
+// returns false when the caller must try to claim the key again (the
+// claimant's lease ended).
+func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte, bodyHashed *bool) bool {
+	mapped := rec.Key
+	for rec.State == store.IdemPending {
+		if !sleep(r.Context(), idemPoll) {
+			return true // the client went away
+		}
+		now := s.opts.Now()
+		again, claimed, err := s.db.ClaimIdempotencyKey(r.Context(), store.IdempotencyRecord{Key: mapped,
+			Project: storeProject, State: store.IdemPending, ExpiresAt: now}, now)
+		switch {
+		case err != nil:
+			writeAPIError(w, errIdemRetry())
+			return true
+		case claimed:
+			// The lease ended: drop this probe claim and do the work.
+			_ = s.db.DeleteIdempotencyKey(r.Context(), mapped)
+			return false
+		}
+		rec = again
+	}
+	if lazy && !*bodyHashed {
+		h := requestHash(r)
+		if _, err := io.Copy(h, r.Body); err != nil {
+			writeAPIError(w, bodyReadError(err))
+			return true
+		}
+		h.Sum(fp[:0])
+		*bodyHashed = true
+	}
+	if len(rec.Fingerprint) > 0 && string(rec.Fingerprint) != string(fp[:]) {
+		writeAPIError(w, errKeyReused(key))
+		return true
+	}
+	if rec.State == store.IdemStream {
+		var st idemStream
+		if err := json.Unmarshal(rec.Body, &st); err != nil {
+			st = idemStream{}
+		}
+		e := &idemEntry{stream: true, runID: st.RunID, from: st.From}
+		for _, ev := range st.First {
+			e.first = append(e.first, sseEvent{name: ev.Name, data: ev.Data})
+		}
+		s.reattach(w, r, e)
+		return true
+	}
+	var h http.Header
+	if len(rec.Header) > 0 {
+		_ = json.Unmarshal(rec.Header, &h)
+	}
+	for k, v := range h {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(rec.Status)
+	_, _ = w.Write(rec.Body)
+	return true
+}
+
+// sweepIdempotency deletes expired idempotency records every
+// idemSweepEvery, until ctx ends.
+func (s *Server) sweepIdempotency(ctx context.Context) {
+	t := time.NewTicker(idemSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if _, err := s.db.DeleteExpiredIdempotencyKeys(ctx, s.opts.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("idempotency: expired records were not deleted", "err", err.Error())
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
