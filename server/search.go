@@ -94,7 +94,7 @@ func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVect
 	s.mu.Unlock()
 	found, err := searchFiles(ctx, p, spec)
 	if err != nil {
-		return nil, err
+		return nil, embeddingAPIError(err)
 	}
 	data := make([]gen.VectorStoreSearchResultItem, 0, len(found))
 	for _, fr := range found {
