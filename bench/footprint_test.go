@@ -104,11 +104,15 @@ func TestConsumerFootprint(t *testing.T) {
 }
 
 // FootprintRatioLimit is the largest ours ÷ go-openai binary size ratio
-// TestConsumerFootprint accepts: the target, 1.05×. Measured at
-// 1.03× (9.61 MB beside 9.35 MB) once helpers stopped linking
-// github.com/google/jsonschema-go and the client stopped compiling regexps
-// at package initialisation; docs/benchmarks.md says where the rest goes.
-const FootprintRatioLimit = 1.05
+// TestConsumerFootprint accepts. The target is 1.05×; the program
+// measures 1.019× (9.53 MB beside 9.35 MB) since helpers stopped linking
+// github.com/google/jsonschema-go, the client stopped compiling regexps at
+// package initialisation and the list calls stopped styling their query
+// parameters by reflection, so the limit sits just above that, with room
+// for about 100 KB of new client code: bringing back the regexp engine
+// (330 KB) or a library initialised on import like jsonschema-go (180 KB)
+// fails it. docs/benchmarks.md says where the rest goes.
+const FootprintRatioLimit = 1.03
 
 // TestConsumerTidy runs "go mod tidy" in a fresh module holding
 // consumer/ours's source, with this repository as a replace, and checks that
