@@ -4,10 +4,12 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
 
+	"github.com/oapi-codegen/runtime"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -153,4 +155,76 @@ func TestClientRequestContext(t *testing.T) {
 	})
 	t.Logf("raw GetRun through a stub transport: %.0f allocations", allocs)
 	assert.LessOrEqual(t, allocs, 13.0) // 14 when each call copied its request with WithContext
+}
+
+// styled is what runtime.StyleParamWithOptions makes of one form-style,
+// exploded query parameter: the fragments the generated builders used to
+// append for it.
+func styled(t *testing.T, name string, value any, typ string) []string {
+	t.Helper()
+	frag, err := runtime.StyleParamWithOptions("form", true, name, value,
+		runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: typ})
+	require.NoError(t, err)
+	return strings.Split(frag, "&")
+}
+
+// The generated builders write string, string enum, int and string-list
+// query parameters themselves (gen/templates/client.tmpl): the same query
+// string runtime.StyleParamWithOptions gives, under either query encoder.
+func TestQueryParamsMatchRuntimeStyling(t *testing.T) {
+	limit, neg := 20, -3
+	after, before, runID := "msg 1&x=y+z/é", "a%20b?c#d", "run_abc"
+	purpose := "assistants"
+	order := gen.ListMessagesParamsOrder("desc")
+	filter := gen.ListVectorStoreFilesParamsFilter("in progress")
+	include := []gen.CreateRunParamsInclude{"step_details.tool_calls[*].file_search.results[*].content", "a b"}
+	empty := []gen.CreateRunParamsInclude{}
+	one := []gen.GetRunStepParamsInclude{"x&y"}
+	const server = "http://h/v1"
+	cases := []struct {
+		name  string
+		build func() (*http.Request, error)
+		want  func(t *testing.T) []string
+	}{
+		{"list messages, every parameter", func() (*http.Request, error) {
+			return gen.NewListMessagesRequest(server, "thread_1", &gen.ListMessagesParams{
+				Limit: &limit, Order: &order, After: &after, Before: &before, RunId: &runID})
+		}, func(t *testing.T) []string {
+			return slices.Concat(styled(t, "limit", limit, "integer"), styled(t, "order", order, "string"),
+				styled(t, "after", after, "string"), styled(t, "before", before, "string"), styled(t, "run_id", runID, "string"))
+		}},
+		{"negative limit, one parameter", func() (*http.Request, error) {
+			return gen.NewListMessagesRequest(server, "thread_1", &gen.ListMessagesParams{Limit: &neg})
+		}, func(t *testing.T) []string { return styled(t, "limit", neg, "integer") }},
+		{"include list", func() (*http.Request, error) {
+			return gen.NewCreateRunRequest(server, "thread_1", &gen.CreateRunParams{Include: &include}, gen.CreateRunRequest{AssistantId: "a"})
+		}, func(t *testing.T) []string { return styled(t, "include[]", include, "array") }},
+		{"empty include list", func() (*http.Request, error) {
+			return gen.NewCreateRunRequest(server, "thread_1", &gen.CreateRunParams{Include: &empty}, gen.CreateRunRequest{AssistantId: "a"})
+		}, func(t *testing.T) []string { return styled(t, "include[]", empty, "array") }},
+		{"run step include", func() (*http.Request, error) {
+			return gen.NewGetRunStepRequest(server, "t", "r", "s", &gen.GetRunStepParams{Include: &one})
+		}, func(t *testing.T) []string { return styled(t, "include[]", one, "array") }},
+		{"files purpose", func() (*http.Request, error) {
+			return gen.NewListFilesRequest(server, &gen.ListFilesParams{Purpose: &purpose})
+		}, func(t *testing.T) []string { return styled(t, "purpose", purpose, "string") }},
+		{"vector store files filter", func() (*http.Request, error) {
+			return gen.NewListVectorStoreFilesRequest(server, "vs_1", &gen.ListVectorStoreFilesParams{Filter: &filter})
+		}, func(t *testing.T) []string { return styled(t, "filter", filter, "string") }},
+	}
+	saved := runtime.DefaultQueryEncoder
+	t.Cleanup(func() { runtime.DefaultQueryEncoder = saved })
+	for _, enc := range []struct {
+		name string
+		enc  runtime.QueryEncoder
+	}{{"net/url encoder", runtime.NetURLQueryEncoder{}}, {"RFC 3986 encoder", runtime.RFC3986QueryEncoder{}}} {
+		runtime.DefaultQueryEncoder = enc.enc
+		for _, tc := range cases {
+			t.Run(enc.name+"/"+tc.name, func(t *testing.T) {
+				r, err := tc.build()
+				require.NoError(t, err)
+				assert.Equal(t, strings.Join(tc.want(t), "&"), r.URL.RawQuery)
+			})
+		}
+	}
 }

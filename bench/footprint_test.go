@@ -17,9 +17,10 @@ import (
 // Schema libraries, gorilla's router, the validation middleware), the
 // code generator and its x/tools, and our own server-side packages.
 //
-// google/jsonschema-go is not in the list: helpers.Func derives a tool's
-// parameter schema from a Go type with it, which is a client feature.
-// oapi-codegen/runtime is not either: it is the generated client's runtime
+// github.com/google/jsonschema-go is in the list too: helpers.Func derives
+// its schemas in-package, and importing the library ran its package
+// initialisation (regexp included) in every program importing helpers.
+// oapi-codegen/runtime is not in the list: it is the generated client's runtime
 // (parameter styling), distinct from the oapi-codegen generator module.
 var bannedDeps = []string{
 	"github.com/getkin/kin-openapi",
@@ -27,6 +28,7 @@ var bannedDeps = []string{
 	"go.yaml.in/yaml",
 	"github.com/oasdiff/yaml",
 	"github.com/santhosh-tekuri/jsonschema",
+	"github.com/google/jsonschema-go",
 	"github.com/gorilla/",
 	"github.com/oapi-codegen/oapi-codegen/",
 	"github.com/oapi-codegen/nethttp-middleware",
@@ -102,9 +104,15 @@ func TestConsumerFootprint(t *testing.T) {
 }
 
 // FootprintRatioLimit is the largest ours ÷ go-openai binary size ratio
-// TestConsumerFootprint accepts. The goal is 1.05×; see docs/benchmarks.md
-// for the measured figure and where the rest of the size goes.
-const FootprintRatioLimit = 1.10
+// TestConsumerFootprint accepts. The target is 1.05×; the program
+// measures 1.019× (9.53 MB beside 9.35 MB) since helpers stopped linking
+// github.com/google/jsonschema-go, the client stopped compiling regexps at
+// package initialisation and the list calls stopped styling their query
+// parameters by reflection, so the limit sits just above that, with room
+// for about 100 KB of new client code: bringing back the regexp engine
+// (330 KB) or a library initialised on import like jsonschema-go (180 KB)
+// fails it. docs/benchmarks.md says where the rest goes.
+const FootprintRatioLimit = 1.03
 
 // TestConsumerTidy runs "go mod tidy" in a fresh module holding
 // consumer/ours's source, with this repository as a replace, and checks that

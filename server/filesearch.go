@@ -333,6 +333,9 @@ func (c *fileSearchCall) run(ctx context.Context, s *Server, fs *FileSearch) {
 	if err != nil {
 		s.log.Warn("file_search failed", "err", err.Error())
 		c.output = "The search failed."
+		if why := embeddingReason(err); why != "" {
+			c.output = "The search failed: " + why
+		}
 		return
 	}
 	for _, h := range hits {

@@ -9,6 +9,7 @@ import (
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/server/retrieval"
 	"github.com/assistants-go/assistants/server/retrieval/chunk"
+	"github.com/assistants-go/assistants/server/retrieval/embed"
 	"github.com/assistants-go/assistants/server/retrieval/extract"
 	"github.com/assistants-go/assistants/server/retrieval/index"
 	"github.com/assistants-go/assistants/server/retrieval/index/memory"
@@ -19,13 +20,16 @@ import (
 // into chunks by tokens (the o200k_base tokenizer, the file's static or
 // auto chunking strategy), embedded with the built-in lexical embedder and
 // put in the server's in-memory index (keyword and vector). Every Server
-// has its own pipeline and index, built on first use.
+// has its own pipeline and index, built on first use. The embedder is
+// Options.Embedder (default: the built-in lexical embed.Hashing), behind
+// the embedding space guard (embedding.go).
 //
 // A file ends completed with usage_bytes = the bytes of its extracted text
 // plus 4 bytes per dimension of each chunk's vector (what the index keeps),
 // or failed with a last_error: unsupported_file or invalid_file with the
 // extractor's reason, invalid_file for a file without words, server_error
-// for anything else. The functions here take plain values, so that the
+// with the reason when the embedding failed or changed model (see
+// embedding.go), server_error for anything else. The functions here take plain values, so that the
 // durable store's job worker can call them as they are.
 
 // searchState is a server's retrieval pipeline and index, built once.
@@ -42,7 +46,16 @@ func (s *Server) pipeline() (*retrieval.Pipeline, error) {
 	st := &s.st.search
 	st.once.Do(func() {
 		st.idx = memory.New()
-		st.p, st.err = retrieval.New(func(o *retrieval.Options) { o.Index = st.idx })
+		var e embed.Embedder = s.opts.Embedder
+		if e == nil {
+			if e, st.err = embed.NewHashing(); st.err != nil {
+				return
+			}
+		}
+		st.p, st.err = retrieval.New(func(o *retrieval.Options) {
+			o.Index = st.idx
+			o.Embedder = &spaceGuard{inner: e}
+		})
 	})
 	return st.p, st.err
 }
@@ -78,6 +91,10 @@ func ingestFile(ctx context.Context, p *retrieval.Pipeline, ref index.Ref, filen
 		if errors.Is(err, retrieval.ErrNoText) {
 			return ingestResult{}, &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
 				Message: fmt.Sprintf("The file %s has no words to index.", truncateForMessage(filename))}
+		}
+		if why := embeddingReason(err); why != "" {
+			return ingestResult{}, &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
+				Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(filename), why)}
 		}
 		return ingestResult{}, serverFileError()
 	}

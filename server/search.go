@@ -16,14 +16,16 @@ import (
 )
 
 // Vector store search runs the retrieval pipeline (server/retrieval): the
-// query (or each query) is searched by keyword (BM25) and by vector (the
-// built-in embedder) among the chunks of the store's completed files that
+// query (or each query) is searched by keyword (BM25) and by vector
+// (Options.Embedder) among the chunks of the store's completed files that
 // pass the attribute filter (the filter applies before ranking), and the
 // two rankings are fused by reciprocal rank into a score in 0..1; a
 // chunk's score is its best over the queries. Chunks under
 // ranking_options.score_threshold are dropped, the best max_num_results
 // chunks are kept and grouped by file: a result is a file, its best
 // chunk's score and its chunks (at most maxChunksPerResult), best first.
+// With rewrite_query, the chat backend (when the server has one) rewrites
+// the queries first, and search_query shows them (see rewrite.go).
 
 const (
 	maxChunksPerResult = 3
@@ -92,9 +94,12 @@ func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVect
 	rec.obj.LastActiveAt = &now
 	spec.addStoreLocked(rec)
 	s.mu.Unlock()
+	if b.RewriteQuery != nil && *b.RewriteQuery {
+		spec.queries = s.rewriteQueries(ctx, spec.queries) // see rewrite.go
+	}
 	found, err := searchFiles(ctx, p, spec)
 	if err != nil {
-		return nil, err
+		return nil, embeddingAPIError(err)
 	}
 	data := make([]gen.VectorStoreSearchResultItem, 0, len(found))
 	for _, fr := range found {
@@ -112,7 +117,7 @@ func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVect
 	}
 	return genserver.SearchVectorStore200JSONResponse{
 		Object:      "vector_store.search_results.page",
-		SearchQuery: queries,
+		SearchQuery: spec.queries,
 		Data:        data,
 		HasMore:     false,
 	}, nil

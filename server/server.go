@@ -52,6 +52,7 @@ import (
 	"time"
 
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/server/retrieval/embed"
 	"github.com/assistants-go/assistants/server/store"
 	"github.com/assistants-go/assistants/server/store/memory"
 )
@@ -127,6 +128,16 @@ type Options struct {
 	// RateLimit applies. Default: RateLimit rounded up, at least 1 (one
 	// second's worth).
 	RateBurst int
+	// Embedder embeds the chunks of vector store files and the queries of
+	// searches (the search endpoint and file_search in runs), e.g.
+	// embed.NewOpenAI for an OpenAI-compatible /embeddings endpoint.
+	// The server binds itself to the embedding space (model and
+	// dimension) of the first vectors it gets and refuses any other:
+	// a file then fails and a search answers 409 embedding_model_changed
+	// (see embedding.go); vectors of two models are never compared.
+	// Default: the built-in embed.Hashing, a deterministic offline
+	// lexical stand-in (256 dimensions), not a semantic model.
+	Embedder embed.Embedder
 }
 
 // Option changes Options.
@@ -168,6 +179,10 @@ func WithRiver(ro RiverOptions) Option { return func(o *Options) { o.River = ro 
 // WithStore sets where the server keeps its objects (default: a new
 // in-memory store).
 func WithStore(st store.Store) Option { return func(o *Options) { o.Store = st } }
+
+// WithEmbedder sets the embedder of vector store files and searches
+// (default: the built-in lexical embed.Hashing). See Options.Embedder.
+func WithEmbedder(e embed.Embedder) Option { return func(o *Options) { o.Embedder = e } }
 
 // WithMaxBodyBytes bounds JSON request bodies (default 4 MiB).
 func WithMaxBodyBytes(n int64) Option { return func(o *Options) { o.MaxBodyBytes = n } }

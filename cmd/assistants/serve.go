@@ -106,6 +106,13 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	if c.backend != nil {
 		opts = append(opts, server.WithModel(c.backend))
 	}
+	emb, err := bf.embedder(os.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if emb != nil {
+		opts = append(opts, server.WithEmbedder(emb))
+	}
 	if c.apiKey != "" {
 		opts = append(opts, server.WithAPIKeys(c.apiKey))
 	}

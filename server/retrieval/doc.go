@@ -16,6 +16,8 @@
 //
 // This package ties them together: Pipeline.Ingest chunks, embeds and
 // indexes a file's text, and Pipeline.Search runs the keyword and vector
-// searches of each query within a scope and fuses them by reciprocal rank
-// (Fuse) into one score between 0 and 1.
+// searches of each query within a scope and fuses them into one score
+// between 0 and 1: by default a weighted sum of BM25 divided by the
+// query's best and cosine similarity (FuseScores), or by reciprocal rank
+// (Fuse, FuseWeighted).
 package retrieval

@@ -79,3 +79,74 @@ func compareResults(a, b Result) int {
 	return cmp.Or(cmp.Compare(a.Chunk.VectorStoreID, b.Chunk.VectorStoreID),
 		cmp.Compare(a.Chunk.FileID, b.Chunk.FileID), cmp.Compare(a.Chunk.Index, b.Chunk.Index))
 }
+
+// ScoreList is one ranker's hits for FuseScores.
+type ScoreList struct {
+	// Hits are the ranker's hits, best first.
+	Hits []index.Hit
+	// Weight is the list's share of the fused score. FuseScores divides
+	// the weights by their sum, so only their ratio matters; a
+	// non-positive weight counts as 1.
+	Weight float64
+	// Bounded says the scores already lie in 0..1 with a fixed meaning
+	// (cosine similarity): they are used as they are, clamped to 0..1.
+	// Otherwise (BM25, unbounded) each score is divided by the list's
+	// best, so the list's first hit counts 1.
+	Bounded bool
+}
+
+// FuseScores merges ranked lists by a convex combination of their
+// normalised scores: a chunk scores the sum over the lists of
+// weight × normalised score (see ScoreList), with the weights summing to
+// 1, and 0 for a list it is absent from (a lower bound: a list holds a
+// ranker's best hits, so a chunk missing from it scored at most the
+// list's last). Scores are in 0..1: 1 for a chunk first in an unbounded
+// list and a perfect match in a bounded one. Unlike reciprocal rank
+// fusion, the size of the gaps between scores counts: a weak ranker's
+// near-ties move a strong ranker's clear winner little. Results come best
+// first; equal scores in order of vector store, file and chunk index.
+// Ranks[i] of a result is its rank in lists[i] (0: absent).
+func FuseScores(lists ...ScoreList) []Result {
+	sum := 0.0
+	w := make([]float64, len(lists))
+	for i, l := range lists {
+		w[i] = l.Weight
+		if w[i] <= 0 {
+			w[i] = 1
+		}
+		sum += w[i]
+	}
+	byKey := map[chunkKey]*Result{}
+	var out []*Result
+	for li, l := range lists {
+		if len(l.Hits) == 0 {
+			continue
+		}
+		scale := 1.0
+		if !l.Bounded {
+			if best := l.Hits[0].Score; best > 0 {
+				scale = 1 / best
+			}
+		}
+		for r, h := range l.Hits {
+			key := chunkKey{h.Chunk.Ref, h.Chunk.Index}
+			res := byKey[key]
+			if res == nil {
+				res = &Result{Chunk: h.Chunk, Ranks: make([]int, len(lists))}
+				byKey[key] = res
+				out = append(out, res)
+			}
+			if res.Ranks[li] == 0 {
+				res.Ranks[li] = r + 1
+				res.Score += w[li] / sum * min(max(h.Score*scale, 0), 1)
+			}
+		}
+	}
+	results := make([]Result, len(out))
+	for i, r := range out {
+		r.Score = min(r.Score, 1)
+		results[i] = *r
+	}
+	slices.SortStableFunc(results, compareResults)
+	return results
+}

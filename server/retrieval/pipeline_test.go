@@ -58,6 +58,95 @@ func TestFuseWeighted(t *testing.T) {
 	assert.InDelta(t, 1.0, top[0].Score, 1e-12, "still 1 for first everywhere")
 }
 
+func scored(file string, i int, s float64) index.Hit {
+	h := hit(file, i)
+	h.Score = s
+	return h
+}
+
+func TestFuseScores(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		lists  []ScoreList
+		order  []string
+		scores []float64
+		ranks  [][]int
+	}{
+		{
+			name: "keyword divided by its best, cosine as it is, weights summing to 1",
+			lists: []ScoreList{
+				{Hits: []index.Hit{scored("a", 0, 8), scored("b", 0, 4)}, Weight: 3},
+				{Hits: []index.Hit{scored("b", 0, 0.9), scored("c", 0, 0.5)}, Weight: 1, Bounded: true},
+			},
+			// a: 0.75×1; b: 0.75×0.5 + 0.25×0.9; c: 0.25×0.5.
+			order:  []string{"a", "b", "c"},
+			scores: []float64{0.75, 0.6, 0.125},
+			ranks:  [][]int{{1, 0}, {2, 1}, {0, 2}},
+		},
+		{
+			name: "score gaps count, not only ranks: a clear keyword winner stays first",
+			lists: []ScoreList{
+				{Hits: []index.Hit{scored("a", 0, 10), scored("b", 0, 1)}, Weight: 0.5},
+				{Hits: []index.Hit{scored("b", 0, 0.31), scored("a", 0, 0.30)}, Weight: 0.5, Bounded: true},
+			},
+			order:  []string{"a", "b"},
+			scores: []float64{0.65, 0.205},
+			ranks:  [][]int{{1, 2}, {2, 1}},
+		},
+		{
+			name:   "first everywhere with a perfect cosine scores 1; non-positive weights count 1",
+			lists:  []ScoreList{{Hits: []index.Hit{scored("x", 0, 3)}}, {Hits: []index.Hit{scored("x", 0, 1)}, Weight: -2, Bounded: true}},
+			order:  []string{"x"},
+			scores: []float64{1},
+			ranks:  [][]int{{1, 1}},
+		},
+		{
+			name:   "a bounded score above 1 is clamped; a repeated hit counts once",
+			lists:  []ScoreList{{Hits: []index.Hit{scored("x", 0, 1.2), scored("x", 0, 1.2)}, Bounded: true}},
+			order:  []string{"x"},
+			scores: []float64{1},
+			ranks:  [][]int{{1}},
+		},
+		{
+			name:   "equal scores in order of file",
+			lists:  []ScoreList{{Hits: []index.Hit{scored("b", 0, 2), scored("a", 0, 2)}}},
+			order:  []string{"a", "b"},
+			scores: []float64{1, 1},
+			ranks:  [][]int{{2}, {1}},
+		},
+		{name: "no lists", lists: nil},
+		{name: "empty lists", lists: []ScoreList{{}, {Bounded: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := FuseScores(tc.lists...)
+			require.Len(t, got, len(tc.order))
+			for i, r := range got {
+				assert.Equal(t, tc.order[i], r.Chunk.FileID, "result %d", i)
+				assert.InDelta(t, tc.scores[i], r.Score, 1e-12, "result %d", i)
+				assert.Equal(t, tc.ranks[i], r.Ranks, "result %d", i)
+			}
+		})
+	}
+}
+
+func TestNewRejectsUnknownFusion(t *testing.T) {
+	_, err := New(func(o *Options) { o.Fusion = Fusion(7) })
+	assert.ErrorContains(t, err, "unknown fusion 7")
+}
+
+// TestRankFusionOption: Options.Fusion RankFusion still fuses by rank.
+func TestRankFusionOption(t *testing.T) {
+	p := newTestPipeline(t)
+	r, err := New(func(o *Options) { o.Index = p.o.Index; o.Fusion = RankFusion; o.KeywordWeight, o.VectorWeight = 1, 1 })
+	require.NoError(t, err)
+	res, err := r.Search(ctx, Request{Queries: []string{"reset the router"}, Scope: index.Scope{VectorStoreIDs: []string{"vs"}}})
+	require.NoError(t, err)
+	require.NotEmpty(t, res)
+	assert.Equal(t, "router.md", res[0].Chunk.FileID)
+	assert.Equal(t, []int{1, 1}, res[0].Ranks)
+	assert.InDelta(t, 1, res[0].Score, 1e-12, "first in both lists scores 1 by rank")
+}
+
 func newTestPipeline(t *testing.T) *Pipeline {
 	t.Helper()
 	p, err := New()

@@ -86,25 +86,40 @@ func qualityPipeline(t testing.TB) *Pipeline {
 	return p
 }
 
+// splitQuestions splits the labelled set deterministically into a tuning
+// half (the questions at even positions of the file) and a held-out half
+// (odd positions). The file lists each document's questions together, so
+// both halves cover every document. Constants of the ranking (the fusion
+// weights) are chosen on the tuning half only; the held-out half checks
+// that the choice carries over to questions it was not chosen on.
+func splitQuestions(qs []question) (tuning, heldOut []question) {
+	for i, q := range qs {
+		if i%2 == 0 {
+			tuning = append(tuning, q)
+		} else {
+			heldOut = append(heldOut, q)
+		}
+	}
+	return tuning, heldOut
+}
+
 // TestRetrievalQuality measures recall@5 and MRR@10 of keyword-only,
 // vector-only (built-in hashing embedder) and hybrid search over the
-// labelled set in testdata/quality (run with -v to see the figures).
+// labelled set in testdata/quality (run with -v to see the figures), on
+// the tuning half, the held-out half and the whole set (see
+// splitQuestions).
+//
+// The issue's requirement, hybrid no worse than the best single ranker,
+// is asserted on both recall@5 and MRR, on the held-out half and on the
+// whole set, with no slack beyond floating-point rounding, except for the
+// one comparison that does not hold (knownGap): it is logged, not
+// asserted, and not loosened.
 //
 // Floors: with about 3 chunks per document and 60 chunks in all, a random
 // ranking has recall@5 near 0.08 and MRR near 0.05. The floors sit a few
-// points under the figures measured when the set was written (printed by
-// the test), so a change that loses more than a handful of questions
-// fails; they are not targets to tune against.
-//
-// Known gap: the issue asks that hybrid be no worse than the best single
-// ranker. With the built-in embedder it is better than vector-only but
-// slightly below keyword-only on this set (about 4 questions of 135 drop
-// out of the top 5): the hashing embedder is lexical, so it adds little
-// that BM25 lacks, and its misses pull some good BM25 hits down. Weighting
-// the vector list lower (Options.VectorWeight) or a larger dimension
-// narrows the gap but did not close it. The test pins the gap (at most
-// 0.05) so that it cannot grow unnoticed; a semantic embedder is what
-// hybrid search is for.
+// points under the figures measured (printed by the test), so a change
+// that loses more than a handful of questions fails; they are not targets
+// to tune against.
 func TestRetrievalQuality(t *testing.T) {
 	qs := loadQuestions(t)
 	require.GreaterOrEqual(t, len(qs), 100)
@@ -121,18 +136,48 @@ func TestRetrievalQuality(t *testing.T) {
 		require.True(t, found, "no chunk of %s holds %q", q.file, q.answer)
 	}
 
-	kw := measure(t, p, qs, KeywordOnly)
-	vec := measure(t, p, qs, VectorOnly)
-	hyb := measure(t, p, qs, Hybrid)
-	t.Logf("%d questions, %d documents, chunks of %d tokens with %d overlap", len(qs), 20, qualityStrategy.MaxTokens, qualityStrategy.OverlapTokens)
-	t.Logf("%-8s recall@5 %.3f  MRR@10 %.3f", "keyword", kw.RecallAt5, kw.MRR)
-	t.Logf("%-8s recall@5 %.3f  MRR@10 %.3f", "vector", vec.RecallAt5, vec.MRR)
-	t.Logf("%-8s recall@5 %.3f  MRR@10 %.3f", "hybrid", hyb.RecallAt5, hyb.MRR)
-
-	assert.GreaterOrEqual(t, hyb.RecallAt5, vec.RecallAt5, "hybrid recall@5 is not worse than vector-only")
-	assert.GreaterOrEqual(t, hyb.MRR, vec.MRR, "hybrid MRR is not worse than vector-only")
-	assert.GreaterOrEqual(t, hyb.RecallAt5, kw.RecallAt5-maxHybridGap, "hybrid recall@5 within the known gap of keyword-only")
-	assert.GreaterOrEqual(t, hyb.MRR, kw.MRR-maxHybridGap, "hybrid MRR within the known gap of keyword-only")
+	tuning, heldOut := splitQuestions(qs)
+	t.Logf("%d questions (%d tuning, %d held out), %d documents, chunks of %d tokens with %d overlap",
+		len(qs), len(tuning), len(heldOut), 20, qualityStrategy.MaxTokens, qualityStrategy.OverlapTokens)
+	var whole [3]Metrics
+	for _, set := range []struct {
+		name   string
+		qs     []question
+		assert bool
+	}{
+		{"tuning", tuning, false},
+		{"held-out", heldOut, true},
+		{"all", qs, true},
+	} {
+		kw := measure(t, p, set.qs, KeywordOnly)
+		vec := measure(t, p, set.qs, VectorOnly)
+		hyb := measure(t, p, set.qs, Hybrid)
+		whole = [3]Metrics{kw, vec, hyb}
+		for _, m := range []struct {
+			name string
+			m    Metrics
+		}{{"keyword", kw}, {"vector", vec}, {"hybrid", hyb}} {
+			t.Logf("%-8s %-8s recall@5 %.3f  MRR@10 %.3f", set.name, m.name, m.m.RecallAt5, m.m.MRR)
+		}
+		if !set.assert {
+			continue
+		}
+		for _, c := range []struct {
+			metric           string
+			hyb, best, other float64
+		}{
+			{"recall@5", hyb.RecallAt5, kw.RecallAt5, vec.RecallAt5},
+			{"MRR", hyb.MRR, kw.MRR, vec.MRR},
+		} {
+			best := max(c.best, c.other)
+			if knownGap[set.name+" "+c.metric] {
+				t.Logf("KNOWN GAP, not asserted: %s: hybrid %s %.3f, best single ranker %.3f", set.name, c.metric, c.hyb, best)
+				continue
+			}
+			assert.GreaterOrEqual(t, c.hyb, best-fpSlack, "%s: hybrid %s is no worse than the best single ranker", set.name, c.metric)
+		}
+	}
+	kw, vec, hyb := whole[0], whole[1], whole[2]
 	for _, f := range []struct {
 		name      string
 		m         Metrics
@@ -147,15 +192,57 @@ func TestRetrievalQuality(t *testing.T) {
 	}
 }
 
-// Floors of TestRetrievalQuality.
-// Measured when the set was written: keyword 0.963/0.878, vector
-// 0.844/0.678, hybrid 0.933/0.836 (recall@5/MRR@10).
+// TestFusionWeightChosenOnTuningHalf shows how DefaultKeywordWeight was
+// chosen: hybrid search (score fusion) on the tuning half only, for
+// keyword weights 0.05 to 0.95 in steps of 0.05 (the vector weight is the
+// rest), ranked by recall@5 + MRR. The default must be the best (on this
+// set, 0.45 alone is). The held-out half is not looked at here.
+func TestFusionWeightChosenOnTuningHalf(t *testing.T) {
+	qs := loadQuestions(t)
+	tuning, _ := splitQuestions(qs)
+	idx := qualityPipeline(t).o.Index
+	objective := func(w float64) float64 {
+		p, err := New(func(o *Options) { o.Index = idx; o.KeywordWeight = w; o.VectorWeight = 1 - w })
+		require.NoError(t, err)
+		m := measure(t, p, tuning, Hybrid)
+		t.Logf("keyword weight %.2f: recall@5 %.3f  MRR@10 %.3f", w, m.RecallAt5, m.MRR)
+		return m.RecallAt5 + m.MRR
+	}
+	best := 0.0
+	for i := 1; i <= 19; i++ {
+		best = max(best, objective(float64(i)/20))
+	}
+	got := objective(DefaultKeywordWeight)
+	assert.InDelta(t, best, got, fpSlack, "DefaultKeywordWeight %.2f is among the best weights on the tuning half", DefaultKeywordWeight)
+	assert.InDelta(t, 1, DefaultKeywordWeight+DefaultVectorWeight, 1e-12)
+}
+
+// knownGap lists the comparisons of TestRetrievalQuality where hybrid is
+// worse than the best single ranker, which are logged, not asserted.
+//
+// "held-out MRR": hybrid 0.915, keyword-only 0.920. With the keyword
+// weight chosen on the tuning half (0.45), one held-out question drops
+// from rank 1 to 2 ("How far can the lighthouse beam be seen?") and one
+// rises from 3 to 2 ("How long is maternity leave?"); recall@5 is equal
+// (0.985). The built-in embedder is lexical, so the vector list mostly
+// repeats BM25's evidence with more noise (vector-only MRR 0.751 on this
+// half): fusion can break BM25's ties but has little to add. Weights
+// that do better on this half were not chosen, because they were not the
+// best on the tuning half.
+var knownGap = map[string]bool{"held-out MRR": true}
+
+// Floors of TestRetrievalQuality (whole set).
+// Measured: keyword 0.963/0.878, vector 0.844/0.678, hybrid 0.963/0.881
+// (recall@5/MRR@10; int8 vectors in the memory index).
 const (
 	floorKeywordRecall = 0.92
 	floorKeywordMRR    = 0.82
 	floorVectorRecall  = 0.80
 	floorVectorMRR     = 0.62
-	floorHybridRecall  = 0.90
-	floorHybridMRR     = 0.78
-	maxHybridGap       = 0.05
+	floorHybridRecall  = 0.92
+	floorHybridMRR     = 0.82
 )
+
+// fpSlack absorbs floating-point rounding only: a metric is a sum of
+// 1/rank terms over at most a few hundred questions.
+const fpSlack = 1e-9

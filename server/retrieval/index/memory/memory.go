@@ -88,12 +88,22 @@ type Index struct {
 	live     int
 	totalLen int64
 
-	scores sync.Pool // *[]float64, one per concurrent keyword search
+	// scratch holds up to GOMAXPROCS keyword-search buffers (up to 12
+	// bytes per slot each), kept across garbage collections (unlike a
+	// sync.Pool) so that searches do not allocate and collect them.
+	scratch chan *keywordScratch
 }
 
 type file struct {
 	num   int32
 	slots []int32
+}
+
+// keywordScratch is a keyword search's working memory: a score per slot
+// (all 0 between searches) and the slots scored.
+type keywordScratch struct {
+	scores  []float64
+	touched []int32
 }
 
 type posting struct {
@@ -116,6 +126,7 @@ func New(opts ...func(*Options)) *Index {
 		storeFiles: map[string]map[int32]struct{}{},
 		postings:   map[string][]posting{},
 		df:         map[string]int32{},
+		scratch:    make(chan *keywordScratch, runtime.GOMAXPROCS(0)),
 	}
 }
 
@@ -319,7 +330,9 @@ func (x *Index) maybeCompactLocked() {
 			f.slots[i] = remap[s]
 		}
 	}
-	x.scores = sync.Pool{}
+	for range len(x.scratch) {
+		<-x.scratch // sized for the old slots
+	}
 }
 
 // allowed returns which file numbers the scope allows (nil: none).
@@ -363,14 +376,22 @@ func (x *Index) SearchKeyword(ctx context.Context, query string, scope index.Sco
 	if ok == nil || x.live == 0 {
 		return nil, nil
 	}
-	bufp, _ := x.scores.Get().(*[]float64)
-	if bufp == nil || len(*bufp) < len(x.slotFile) {
-		b := make([]float64, len(x.slotFile))
-		bufp = &b
+	var sc *keywordScratch
+	select {
+	case sc = <-x.scratch:
+	default:
 	}
-	scores := *bufp
-	defer x.scores.Put(bufp)
-	var touched []int32
+	if sc == nil || len(sc.scores) < len(x.slotFile) {
+		sc = &keywordScratch{scores: make([]float64, len(x.slotFile))}
+	}
+	scores, touched := sc.scores, sc.touched[:0]
+	defer func() {
+		sc.touched = touched[:0]
+		select {
+		case x.scratch <- sc:
+		default:
+		}
+	}()
 	n := float64(x.live)
 	avg := float64(x.totalLen) / n
 	if avg == 0 {
@@ -444,8 +465,13 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, scope index.S
 		sq = nil // score every chunk exactly
 	}
 	// Large scans are split among the processors, each keeping its own
-	// k best, then merged.
-	parts := min(runtime.GOMAXPROCS(0), max(1, n/parallelScan))
+	// k best, then merged. The work is the multiplications of the first
+	// pass.
+	work := n * x.dim
+	if sq != nil {
+		work = n * len(sq.idx)
+	}
+	parts := min(runtime.GOMAXPROCS(0), max(1, work/parallelWork))
 	tops := make([]*topK, parts)
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
@@ -526,9 +552,10 @@ func rescoreCount(k, n int) int {
 	return max(rescoreMin, rescorePerHit*k, n/rescoreShare)
 }
 
-// parallelScan is the number of chunks a vector search scans before it
-// is worth another goroutine.
-const parallelScan = 20_000
+// parallelWork is the number of multiplications a vector search does
+// before it is worth another goroutine (a few milliseconds' work). Fewer
+// goroutines also mean fewer waits for a processor on a busy machine.
+const parallelWork = 8 << 20
 
 // less orders equal scores: by vector store, file, then chunk index.
 func (x *Index) less(a, b int32) bool {

@@ -392,8 +392,8 @@ func TestQuantizedRecall(t *testing.T) {
 		{"gaussian-256-exact-path", 800, 256, func() []float32 { return gauss(256) }, 30},
 		// Texts of 3 to 42 words: short ones give sparse vectors (exact
 		// products), long ones dense vectors (candidates, then rescoring).
-		{"hashing-256", 30_000, 256, func() []float32 { return h.EmbedOne(words(3 + r.IntN(40))) }, 30},
-		{"hashing-256-short-texts", 30_000, 256, func() []float32 { return h.EmbedOne(words(2 + r.IntN(3))) }, 30},
+		{"hashing-256", 12_000, 256, func() []float32 { return h.EmbedOne(words(3 + r.IntN(40))) }, 30},
+		{"hashing-256-short-texts", 12_000, 256, func() []float32 { return h.EmbedOne(words(2 + r.IntN(3))) }, 30},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := New()
