@@ -18,10 +18,10 @@ import (
 const defaultChaosDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // chaosPickupArgs are the serve flags of chaos --restarts that make a
-// replica pick up a run whose driver was killed within about a second.
-// (TODO(issue 12): the flag the server exposes for River's rescue of stuck
-// jobs, once it lands.)
-var chaosPickupArgs = []string{}
+// replica pick up a run whose driver was killed sooner than serve's
+// default: a job running for 10s is taken for stuck (the chaos rounds last
+// well under a second).
+var chaosPickupArgs = []string{"--job-timeout", "10s", "--rescue-after", "10s"}
 
 // runChaos runs the chaos harness (make chaos): N concurrent conversations
 // against the embedded server with seeded faults, then one summary line.
@@ -39,6 +39,7 @@ func runChaos(ctx context.Context, args []string, out io.Writer) error {
 	dbURL := fs.String("database-url", firstNonEmpty(os.Getenv(envDatabaseURL), os.Getenv("ASSISTANTS_TEST_DATABASE_URL"), defaultChaosDatabaseURL),
 		"with --restarts: the PostgreSQL database (a schema of its own is made in it and dropped at the end)")
 	killEvery := fs.Duration("kill-every", time.Second, "with --restarts: mean time between two kills")
+	kills := fs.Int("kills", 6, "with --restarts: how many kills in all (the runs they strand are then picked up)")
 	stepDelay := fs.Duration("step-delay", 0, "the server's delay before each run state change (default 5ms; 50ms with --restarts, so that kills land mid-run)")
 	if err := parseFlags(fs, args, out); err != nil { // -h, stray arguments, negative durations
 		return err
@@ -59,7 +60,7 @@ func runChaos(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var failed error
 	for _, st := range splitList(*stores) {
-		rc := &chaos.Restarts{Binary: bin, Store: st, KillEvery: *killEvery, ServeArgs: chaosPickupArgs, Log: os.Stderr}
+		rc := &chaos.Restarts{Binary: bin, Store: st, KillEvery: *killEvery, Kills: *kills, ServeArgs: chaosPickupArgs, Log: os.Stderr}
 		switch st {
 		case "sqlite":
 			dir, err := os.MkdirTemp("", "assistants-chaos-")

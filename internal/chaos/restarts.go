@@ -47,6 +47,11 @@ type Restarts struct {
 	// KillEvery is the mean time between two kills (each kill picks a
 	// replica at random, with the run's seed). Default 1.5s.
 	KillEvery time.Duration
+	// Kills bounds the number of kills, so that the runs stranded by the
+	// last ones are picked up (after the serve's --rescue-after, once a
+	// live replica leads River's maintenance) and the conversations end.
+	// Default 6.
+	Kills int
 	// Down is how long a killed replica stays down before it is started
 	// again on the same address. Default 200ms.
 	Down time.Duration
@@ -81,6 +86,9 @@ func startCluster(ctx context.Context, rc Restarts, stepDelay time.Duration) (*c
 	}
 	if rc.KillEvery <= 0 {
 		rc.KillEvery = 1500 * time.Millisecond
+	}
+	if rc.Kills <= 0 {
+		rc.Kills = 6
 	}
 	if rc.Down <= 0 {
 		rc.Down = 200 * time.Millisecond
@@ -152,11 +160,11 @@ func (c *cluster) start(ctx context.Context, i int, addr string) error {
 	return nil
 }
 
-// killer kills a replica about every KillEvery until ctx ends and starts it
-// again after Down. It returns the first failure to restart.
+// killer kills a replica about every KillEvery, Kills times or until ctx
+// ends, and starts it again after Down. It returns the first failure to restart.
 func (c *cluster) killer(ctx context.Context, seed int64) error {
 	rng := mrand.New(mrand.NewPCG(uint64(seed), 0x6b696c6c))
-	for {
+	for range c.cfg.Kills {
 		// Exponential gaps, at least a tenth of the mean.
 		gap := time.Duration(float64(c.cfg.KillEvery) * max(0.1, -math.Log(1-rng.Float64())))
 		select {
@@ -183,6 +191,7 @@ func (c *cluster) killer(ctx context.Context, seed int64) error {
 			return err
 		}
 	}
+	return nil
 }
 
 // RoundTrip sends the request to the next replica that is up (all of

@@ -14,10 +14,10 @@ import (
 	"github.com/assistants-go/assistants/internal/servetest"
 )
 
-// pickupArgs make a replica pick up a run whose driver was killed within
-// about a second. (TODO(issue 12): the flag the server exposes for
-// River's rescue of stuck jobs, once it lands.)
-var pickupArgs = []string{}
+// pickupArgs make a replica pick up a run whose driver was killed sooner
+// than serve's default: a job running for 10s is taken for stuck (rounds
+// here last well under a second).
+var pickupArgs = []string{"--job-timeout", "10s", "--rescue-after", "10s"}
 
 // serveBinary builds the assistants command for the restart runs.
 func serveBinary(t *testing.T) string {
@@ -34,10 +34,10 @@ func serveBinary(t *testing.T) string {
 
 // TestChaosRestartsShort is the short version of make chaos --restarts: 24
 // conversations (half polling, half streaming) while serve processes are
-// killed with SIGKILL about every 700ms and started again: on SQLite (one
-// replica) and on PostgreSQL (two replicas behind a round-robin router).
-// Nothing may be lost or duplicated, every tool call runs once, and at
-// least two kills happened.
+// killed with SIGKILL (3 kills, about 700ms apart) and started again: on
+// SQLite (one replica) and on PostgreSQL (two replicas behind a
+// round-robin router). Nothing may be lost or duplicated, every tool call
+// runs once, and at least two kills happened.
 func TestChaosRestartsShort(t *testing.T) {
 	bin := serveBinary(t)
 	for _, tc := range []struct {
@@ -51,7 +51,7 @@ func TestChaosRestartsShort(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 			defer cancel()
 			rc := tc.rc(t)
-			rc.Binary, rc.Store, rc.KillEvery, rc.ServeArgs = bin, tc.store, 700*time.Millisecond, pickupArgs
+			rc.Binary, rc.Store, rc.KillEvery, rc.Kills, rc.ServeArgs = bin, tc.store, 700*time.Millisecond, 3, pickupArgs
 			var log bytes.Buffer
 			rc.Log = &log
 			res, err := Run(ctx, Config{Conversations: 24, Concurrency: 6, Seed: 11, StepDelay: 100 * time.Millisecond, Log: &log, Restarts: &rc})
