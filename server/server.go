@@ -1,24 +1,45 @@
 // Package server is an embedded Assistants v2 server. It implements the
-// strict server interface generated from the project's spec (package gen) with
-// an in-memory store, a run engine that moves runs through the API's states, a
-// pluggable model (a deterministic scripted one by default), server-sent event
-// streams, request validation, optional auth, idempotency keys and seeded fault
-// injection.
+// strict server interface generated from the project's spec (package gen),
+// keeps its objects in a store (package server/store: in memory, SQLite or
+// PostgreSQL), moves runs through the API's states with durable jobs, and
+// has a pluggable model (a deterministic scripted one by default),
+// server-sent event streams, request validation, optional auth,
+// idempotency keys and seeded fault injection.
 //
 // It serves the API under /v1. Use it in tests through package assistantstest,
 // or as a process through cmd/assistants.
+//
+// # Storage
+//
+// Options.Store keeps assistants, threads, messages, files (their bytes
+// streamed in and out), runs with their steps and events, and idempotency
+// records; the default is a new in-memory store. Several servers
+// (replicas) may share one PostgreSQL database; a SQLite file serves one
+// process, which finds everything again after a restart. What a server
+// keeps in memory besides (open event streams, the rounds it runs, recent
+// idempotency keys) is a cache of its own work. Vector stores (and their
+// search index) are still kept in process memory: they are neither shared
+// by replicas nor kept across restarts yet.
 //
 // # Runs
 //
 // A run goes queued -> in_progress -> completed, requires_action (then,
 // once the tool outputs are submitted, queued -> in_progress again), failed,
 // incomplete or expired; cancelRun moves it to cancelling, then cancelled.
-// Each state change waits Options.StepDelay (default 50ms), so that polling
-// sees the states; run replies carry the openai-poll-after-ms hint. A run
-// expires 10 minutes after its creation (expires_at). While a run is active
-// its thread is locked: no other run, no new message. With stream: true,
-// createRun, createThreadAndRun and submitToolOuputsToRun answer with the
-// API's server-sent events, ending with done.
+// Every transition is one store write carrying the run's steps, messages
+// and events and the job of the next transition (engine.go, jobs.go): a
+// model round, a cancel, an expiry at expires_at. Jobs run in process for
+// the memory store and on River for the SQL stores (riverqueue.go), where
+// a run whose replica died goes on elsewhere after Options.River's
+// RescueAfter. A run in requires_action holds no worker.
+//
+// Each state change waits Options.StepDelay (default 50ms), so that
+// polling sees the states; run replies carry the openai-poll-after-ms
+// hint. A run expires 10 minutes after its creation (expires_at). While a
+// run is active its thread is locked: no other run, no new message (the
+// store enforces it). With stream: true, createRun, createThreadAndRun and
+// submitToolOuputsToRun answer with the API's server-sent events (each with
+// its per-run id, read back from the store), ending with done.
 //
 // # The scripted model
 //
@@ -187,8 +208,9 @@ func WithEmbedder(e embed.Embedder) Option { return func(o *Options) { o.Embedde
 // WithMaxBodyBytes bounds JSON request bodies (default 4 MiB).
 func WithMaxBodyBytes(n int64) Option { return func(o *Options) { o.MaxBodyBytes = n } }
 
-// Server is an in-memory Assistants v2 server. Create it with New; it is safe
-// for concurrent use. Close stops its background work.
+// Server is an Assistants v2 server. Create it with New; it is safe for
+// concurrent use. Close stops its background work (and its job workers);
+// it does not close Options.Store.
 type Server struct {
 	opts Options
 	log  *slog.Logger
