@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -161,4 +162,73 @@ func TestTwoReplicasPostgres(t *testing.T) {
 	endq := waitRun(t, qctx, cb, quick.Id, rq.Id)
 	require.Equal(t, gen.RunObjectStatus("completed"), endq.Status, "last error: %+v", endq.LastError)
 	assert.Equal(t, []string{"user: created just before the kill", "assistant: You said: created just before the kill"}, messageTexts(t, ctx, cb, quick.Id))
+}
+
+// TestRunCommittedWithItsJobPostgres shows that a run is never committed
+// without its job. The test holds a lock on River's job table (LOCK TABLE
+// river_job IN SHARE MODE: reads go on, inserts wait) while replica A
+// creates a run, watches the thread from replica B, kills A, and releases
+// the lock. With the job enqueued in the transaction that creates the run,
+// the creation waits on the lock with nothing committed: B never sees the
+// run, and the thread takes a new run afterwards. With the job enqueued
+// after the run's own commit, B sees the run, and with A dead nothing ever
+// enqueues its job: the run stays queued and the test fails.
+func TestRunCommittedWithItsJobPostgres(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	u := pgtest.Schema(t)
+	serveArgs := append([]string{"--database-url", u, "--step-delay", "5ms"}, pickupFlags...)
+	a, b := startServe(t, serveArgs...), startServe(t, serveArgs...)
+	ca, cb := newClient(t, a.URL), newClient(t, b.URL)
+	asst := createAssistant(t, ctx, ca, "atomic")
+	th := createThread(t, ctx, ca, "hello")
+
+	conn, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	defer conn.Close(context.WithoutCancel(ctx))
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	_, err = tx.Exec(ctx, "LOCK TABLE river_job IN SHARE MODE")
+	require.NoError(t, err)
+
+	created := make(chan *gen.RunObject, 1)
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	go func() {
+		r, _ := assistants.Result[gen.RunObject](ca.CreateRunWithResponse(cctx, th.Id, nil, gen.CreateRunRequest{AssistantId: asst.Id}))
+		created <- r
+	}()
+	// Watch the thread from B for 2s while A's creation waits on the lock.
+	var seen *gen.RunObject
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && seen == nil; time.Sleep(20 * time.Millisecond) {
+		runs, err := assistants.Result[gen.ListRunsResponse](cb.ListRunsWithResponse(ctx, th.Id, nil))
+		require.NoError(t, err)
+		if len(runs.Data) > 0 {
+			seen = &runs.Data[0]
+		}
+	}
+	select {
+	case r := <-created:
+		require.NotNil(t, r, "the creation failed while the job table was locked")
+		t.Fatalf("run %s was created while River's job table was locked: its job was not written with it", r.Id)
+	default:
+	}
+	require.NoError(t, a.Kill())
+	require.NoError(t, tx.Rollback(ctx))
+
+	if seen != nil {
+		// The run was committed without its job; it must still end.
+		t.Logf("B saw run %s (%s) committed while its job could not be written", seen.Id, seen.Status)
+		pctx, pcancel := context.WithTimeout(ctx, pickupWithin)
+		defer pcancel()
+		end := waitRun(t, pctx, cb, th.Id, seen.Id)
+		require.Equal(t, gen.RunObjectStatus("completed"), end.Status)
+	}
+	// Nothing was committed: the thread is free and takes a run on B.
+	r := createRun(t, ctx, cb, th.Id, asst.Id)
+	pctx, pcancel := context.WithTimeout(ctx, pickupWithin)
+	defer pcancel()
+	assert.Equal(t, gen.RunObjectStatus("completed"), waitRun(t, pctx, cb, th.Id, r.Id).Status)
+	assert.Equal(t, []string{"user: hello", "assistant: You said: hello"}, messageTexts(t, ctx, cb, th.Id))
 }
