@@ -288,6 +288,7 @@ func New(opts ...Option) *Server {
 	if o.Queue == nil {
 		s.opts.Queue = defaultQueue(o.Store, o.River, s.log)
 	}
+	s.loadVectorStores() // vssnapshot.go
 	if s.opts.Queue != nil {
 		if err := s.opts.Queue.Start(s.ctx, s.eng.work); err != nil {
 			s.log.Error("run engine: the job queue did not start", "err", err.Error())

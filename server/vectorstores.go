@@ -152,6 +152,9 @@ func (s *Server) DeleteVectorStore(ctx context.Context, req genserver.DeleteVect
 	}
 	s.mu.Lock()
 	ok := s.st.vectorStores.del(req.VectorStoreId)
+	if ok {
+		s.forgetVectorStore(req.VectorStoreId) // vssnapshot.go
+	}
 	s.mu.Unlock()
 	if ok {
 		s.unindexVectorStore(req.VectorStoreId)
@@ -624,6 +627,7 @@ func (s *Server) refreshVectorStoreLocked(rec *vectorStoreRec) {
 			}
 		}
 	}
+	s.persistVectorStoreLocked(rec) // vssnapshot.go
 }
 
 // vectorStoreView returns the object of a vector store as of now: its
