@@ -259,10 +259,11 @@ func TestBadSearchAndAttachRequests(t *testing.T) {
 		{"attribute of the wrong type", files, `{"file_id":"` + b.Id + `","attributes":{"tags":["x"]}}`, 400, "", ""},
 		{"attribute object", files, `{"file_id":"` + b.Id + `","attributes":{"meta":{"a":1}}}`, 400, "", ""},
 		{"too many attributes", files, `{"file_id":"` + b.Id + `","attributes":{` + manyAttrs(17) + `}}`, 400, "", ""},
-		{"chunk size under 100", files, `{"file_id":"` + b.Id + `","chunking_strategy":` + static(99, 0) + `}`, 400, "chunking_strategy.static.max_chunk_size_tokens", ""},
-		{"chunk size over 4096", files, `{"file_id":"` + b.Id + `","chunking_strategy":` + static(4097, 0) + `}`, 400, "chunking_strategy.static.max_chunk_size_tokens", ""},
+		{"chunk size under 100", files, `{"file_id":"` + b.Id + `","chunking_strategy":` + static(99, 0) + `}`, 400, "chunking_strategy.static.max_chunk_size_tokens", "at least 100"},
+		{"chunk size over 4096", files, `{"file_id":"` + b.Id + `","chunking_strategy":` + static(4097, 0) + `}`, 400, "chunking_strategy.static.max_chunk_size_tokens", "at most 4096"},
 		{"overlap over half", files, `{"file_id":"` + b.Id + `","chunking_strategy":` + static(200, 101) + `}`, 400, "chunking_strategy.static.chunk_overlap_tokens", ""},
 		{"negative overlap", files, `{"file_id":"` + b.Id + `","chunking_strategy":` + static(200, -1) + `}`, 400, "", ""},
+		{"static strategy without its sizes", files, `{"file_id":"` + b.Id + `","chunking_strategy":{"type":"static"}}`, 400, "chunking_strategy.static", "Missing required parameter"},
 		{"unknown strategy type", files, `{"file_id":"` + b.Id + `","chunking_strategy":{"type":"semantic"}}`, 400, "", ""},
 		{"batch with one bad strategy", batches, `{"files":[{"file_id":"` + b.Id + `"},{"file_id":"` + a.Id + `","chunking_strategy":` + static(5000, 0) + `}]}`, 400, "", ""},
 		{"batch with a bad top-level strategy", batches, `{"file_ids":["` + b.Id + `"],"chunking_strategy":` + static(100, 60) + `}`, 400, "", ""},
@@ -276,7 +277,7 @@ func TestBadSearchAndAttachRequests(t *testing.T) {
 			}
 			msg, param := requireError(t, status, body, tt.status)
 			if tt.param != "" {
-				assert.True(t, strings.HasPrefix(tt.param, param) && param != "", "param %q, want %q or a prefix; body: %s", param, tt.param, body)
+				assert.Equal(t, tt.param, param, "body: %s", body)
 			}
 			assert.Contains(t, msg, tt.message)
 		})
