@@ -403,8 +403,7 @@ func (s *argSchema) validateObject(obj map[string]any) error {
 // checkRange checks a number against minimum and maximum (the bounds of Go
 // integer types, all exact in float64 and int64).
 func (s *argSchema) checkRange(v any) error {
-	below := func(f float64) bool { return false }
-	above := below
+	var below, above func(f float64) bool
 	switch n := v.(type) {
 	case int64:
 		below = func(f float64) bool { return n < int64(f) }

@@ -36,40 +36,41 @@ type (
 		Inner string `json:"inner" jsonschema:"promoted"`
 		Name  string `json:"name"`
 	}
-	schemaText  struct{ s string }
+	schemaText  struct{}
 	schemaNamed []string
 	schemaCycle struct{ Next *schemaCycle }
 	schemaEvery struct {
 		schemaInner
-		*schemaText  `json:"text"`
-		Name         string                  `json:"name" jsonschema:"outer wins"`
-		Any          any                     `json:"any,omitempty" jsonschema:"anything at all"`
-		PAny         *any                    `json:"pany,omitempty"`
-		Strs         []string                `json:"strs"`
-		PStrs        *[]string               `json:"pstrs"`
-		Arr          [3]int8                 `json:"arr"`
-		Bytes        []byte                  `json:"bytes,omitempty"`
-		Map          map[string][]int        `json:"map"`
-		TextKeys     map[schemaText]bool     `json:"text_keys"`
-		Nested       struct{ A, B *float64 } `json:"nested"`
-		Empty        struct{}                `json:"empty"`
-		Unexported   struct{ x int }         `json:"unexported"`
-		When         time.Time               `json:"when"`
-		PWhen        *time.Time              `json:"pwhen"`
-		Big          big.Int                 `json:"big"`
-		PRat         *big.Rat                `json:"prat"`
-		Float        big.Float               `json:"float"`
-		Level        slog.Level              `json:"level"`
-		Named        schemaNamed             `json:"named"`
-		PPInt        **int                   `json:"ppint"`
-		Dash         int                     `json:"-,"`
-		Skipped      int                     `json:"-"`
-		NoName       string                  `json:",omitempty"`
-		WithSpaceTag string                  `jsonschema:"a = b is fine"`
-		Ints         schemaInts              `json:"ints"`
-		Cycleless    []schemaInner           `json:"cycleless"`
-		MapOfStructs map[string]*schemaInts  `json:"map_of_structs"`
-		unexported   int
+		*schemaText `json:"text"`
+		Name        string                  `json:"name" jsonschema:"outer wins"`
+		Any         any                     `json:"any,omitempty" jsonschema:"anything at all"`
+		PAny        *any                    `json:"pany,omitempty"`
+		Strs        []string                `json:"strs"`
+		PStrs       *[]string               `json:"pstrs"`
+		Arr         [3]int8                 `json:"arr"`
+		Bytes       []byte                  `json:"bytes,omitempty"`
+		Map         map[string][]int        `json:"map"`
+		TextKeys    map[schemaText]bool     `json:"text_keys"`
+		Nested      struct{ A, B *float64 } `json:"nested"`
+		Empty       struct{}                `json:"empty"`
+		Unexported  struct{ x int }         `json:"unexported"`
+		When        time.Time               `json:"when"`
+		PWhen       *time.Time              `json:"pwhen"`
+		Big         big.Int                 `json:"big"`
+		PRat        *big.Rat                `json:"prat"`
+		Float       big.Float               `json:"float"`
+		Level       slog.Level              `json:"level"`
+		Named       schemaNamed             `json:"named"`
+		PPInt       **int                   `json:"ppint"`
+		//lint:ignore SA5008 the "-," form names the property "-", which the schema must follow
+		Dash         int                    `json:"-,"`
+		Skipped      int                    `json:"-"`
+		NoName       string                 `json:",omitempty"`
+		WithSpaceTag string                 `jsonschema:"a = b is fine"`
+		Ints         schemaInts             `json:"ints"`
+		Cycleless    []schemaInner          `json:"cycleless"`
+		MapOfStructs map[string]*schemaInts `json:"map_of_structs"`
+		unexported   int                    //lint:ignore U1000 the schema must leave unexported fields out
 	}
 	schemaEmbedsTime struct {
 		time.Time

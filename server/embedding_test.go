@@ -285,6 +285,18 @@ func TestEmbeddingModelChangeRefused(t *testing.T) {
 				assert.Contains(t, e409.Message, w)
 			}
 
+			// A run's file_search is refused too: the scripted model finds
+			// nothing rather than citing a chunk ranked across models.
+			x := newRT(t, srv)
+			a := x.assistant(gen.CreateAssistantRequest{Tools: &[]gen.AssistantTool{fileSearchTool(0, 0)},
+				ToolResources: &gen.ToolResourcesCreate{FileSearch: &gen.ToolResourcesFileSearchCreate{VectorStoreIds: &[]string{id}}}})
+			thread := x.thread("What do penguins eat?")
+			run, err := poller.CreateAndPoll(ctx, c, thread, gen.CreateRunRequest{AssistantId: a.Id}, poller.WithInterval(5*time.Millisecond))
+			require.NoError(t, err)
+			require.Equal(t, gen.RunObjectStatusCompleted, run.Status, "last_error: %+v", run.LastError)
+			msgs := x.messages(thread)
+			assert.Equal(t, "I found nothing about that in the files.", textOf(t, msgs[len(msgs)-1]))
+
 			_, err = c.CreateVectorStoreFileWithResponse(ctx, id, gen.CreateVectorStoreFileRequest{FileId: second.Id})
 			require.NoError(t, err)
 			store := waitStore(t, ctx, c, id)

@@ -113,9 +113,10 @@ func TestChunkingStrategyRules(t *testing.T) {
 	}{
 		{"auto", `{"type":"auto"}`, "", 800, 400},
 		{"static ok", `{"type":"static","static":{"max_chunk_size_tokens":100,"chunk_overlap_tokens":50}}`, "", 100, 50},
-		// The spec's validator refuses sizes out of range first.
-		{"too small", `{"type":"static","static":{"max_chunk_size_tokens":99,"chunk_overlap_tokens":0}}`, "chunking_strategy", 0, 0},
-		{"too large", `{"type":"static","static":{"max_chunk_size_tokens":4097,"chunk_overlap_tokens":0}}`, "chunking_strategy", 0, 0},
+		// The spec's validator refuses sizes out of range first, naming
+		// the field of the member the value was meant for.
+		{"too small", `{"type":"static","static":{"max_chunk_size_tokens":99,"chunk_overlap_tokens":0}}`, "chunking_strategy.static.max_chunk_size_tokens", 0, 0},
+		{"too large", `{"type":"static","static":{"max_chunk_size_tokens":4097,"chunk_overlap_tokens":0}}`, "chunking_strategy.static.max_chunk_size_tokens", 0, 0},
 		{"overlap over half", `{"type":"static","static":{"max_chunk_size_tokens":200,"chunk_overlap_tokens":101}}`, "chunking_strategy.static.chunk_overlap_tokens", 0, 0},
 	}
 	f := upload(t, ctx, c, "a.txt", "alpha beta gamma")

@@ -139,6 +139,7 @@ func describeValidationError(err error) *apiError {
 	}
 	var se *openapi3.SchemaError
 	if errors.As(re.Err, &se) {
+		se = oneOfBranchError(se)
 		param := jsonPointerToParam(se.JSONPointer())
 		reason := firstLine(se.Reason)
 		if reason == "" {
@@ -167,6 +168,33 @@ func describeValidationError(err error) *apiError {
 		reason = re.Err.Error()
 	}
 	return errBadRequest("", "Invalid request body: %s.", strings.TrimSuffix(firstLine(reason), "."))
+}
+
+// oneOfBranchError returns, for a value that matches no member of a
+// oneOf, the error of the member it was meant for: of the members' errors
+// not about the "type" property (the discriminator), the one deepest in
+// the value (e.g. chunking_strategy.static.max_chunk_size_tokens under its
+// minimum, not "doesn't match any schema"). Otherwise se itself.
+func oneOfBranchError(se *openapi3.SchemaError) *openapi3.SchemaError {
+	var me openapi3.MultiError
+	if se.SchemaField != "oneOf" || !errors.As(se.Origin, &me) {
+		return se
+	}
+	best := se
+	for _, e := range me {
+		var be *openapi3.SchemaError
+		if !errors.As(e, &be) {
+			continue
+		}
+		if ptr := be.JSONPointer(); len(ptr) > len(best.JSONPointer()) && ptr[len(ptr)-1] != "type" ||
+			best == se && len(ptr) == len(se.JSONPointer()) && strings.HasPrefix(be.Reason, "property ") {
+			best = be
+		}
+	}
+	if best != se {
+		return oneOfBranchError(best)
+	}
+	return se
 }
 
 var missingProperty = regexp.MustCompile(`^property "([^"]+)" is missing`)

@@ -554,8 +554,9 @@ func rescoreCount(k, n int) int {
 
 // parallelWork is the number of multiplications a vector search does
 // before it is worth another goroutine (a few milliseconds' work). Fewer
-// goroutines also mean fewer waits for a processor on a busy machine.
-const parallelWork = 8 << 20
+// goroutines also mean fewer waits for a processor on a busy machine. A
+// variable so that tests can split small searches.
+var parallelWork = 8 << 20
 
 // less orders equal scores: by vector store, file, then chunk index.
 func (x *Index) less(a, b int32) bool {

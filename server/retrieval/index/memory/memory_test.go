@@ -387,15 +387,23 @@ func TestQuantizedRecall(t *testing.T) {
 		n, dim  int
 		vector  func() []float32
 		queries int
+		split   bool // split the scan among the processors
 	}{
-		{"gaussian-128", 30_000, 128, func() []float32 { return gauss(128) }, 30},
-		{"gaussian-256-exact-path", 800, 256, func() []float32 { return gauss(256) }, 30},
+		{"gaussian-128", 30_000, 128, func() []float32 { return gauss(128) }, 30, false},
+		{"gaussian-256-exact-path", 800, 256, func() []float32 { return gauss(256) }, 30, false},
 		// Texts of 3 to 42 words: short ones give sparse vectors (exact
 		// products), long ones dense vectors (candidates, then rescoring).
-		{"hashing-256", 12_000, 256, func() []float32 { return h.EmbedOne(words(3 + r.IntN(40))) }, 30},
-		{"hashing-256-short-texts", 12_000, 256, func() []float32 { return h.EmbedOne(words(2 + r.IntN(3))) }, 30},
+		{"hashing-256", 12_000, 256, func() []float32 { return h.EmbedOne(words(3 + r.IntN(40))) }, 30, false},
+		{"hashing-256-short-texts", 12_000, 256, func() []float32 { return h.EmbedOne(words(2 + r.IntN(3))) }, 30, false},
+		{"gaussian-64-split", 12_000, 64, func() []float32 { return gauss(64) }, 30, true},
+		{"hashing-256-split", 12_000, 256, func() []float32 { return h.EmbedOne(words(3 + r.IntN(40))) }, 30, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.split {
+				old := parallelWork
+				parallelWork = 1
+				defer func() { parallelWork = old }()
+			}
 			x := New()
 			var all []index.Chunk
 			for f := 0; f < tc.n/100; f++ {
