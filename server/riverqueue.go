@@ -41,7 +41,7 @@ type RiverOptions struct {
 	// once. Default: JobTimeout + 1 minute.
 	RescueAfter time.Duration
 	// PollInterval is how often a worker looks for new jobs.
-	// Default: 50ms.
+	// Default: 10ms (a run waits about half of it for its next job).
 	PollInterval time.Duration
 	// Workers bounds the jobs one process runs at once. Default: 100.
 	Workers int
@@ -58,7 +58,7 @@ func (o RiverOptions) withDefaults() RiverOptions {
 		o.RescueAfter = o.JobTimeout
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = 50 * time.Millisecond
+		o.PollInterval = 10 * time.Millisecond
 	}
 	if o.Workers <= 0 {
 		o.Workers = 100
