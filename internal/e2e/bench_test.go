@@ -26,8 +26,10 @@ import (
 //   - Conversation: createThreadAndRun with one message, polled (every
 //     millisecond) until completed, step delay 0 (conv/s).
 //
-// Every benchmark runs in parallel (GOMAXPROCS goroutines, -cpu to
-// change) and reports its rate besides ns/op. Run them together:
+// Every benchmark runs in parallel, as clients of a server do: clients
+// times GOMAXPROCS goroutines (convClients times for Conversation, whose
+// requests mostly wait for the run), and reports its rate besides ns/op.
+// Run them together:
 //
 //	go test -run '^$' -bench BenchmarkStores -benchtime 3s ./internal/e2e/
 func BenchmarkStores(b *testing.B) {
@@ -65,6 +67,7 @@ func BenchmarkStores(b *testing.B) {
 				th, run := conv()
 				path := "/threads/" + th + "/runs/" + run
 				b.ResetTimer()
+				b.SetParallelism(clients)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						bc.get(b, path)
@@ -73,6 +76,7 @@ func BenchmarkStores(b *testing.B) {
 				rate(b, "req/s")
 			})
 			b.Run("CreateMessage", func(b *testing.B) {
+				b.SetParallelism(clients)
 				b.RunParallel(func(pb *testing.PB) {
 					th := bc.post(b, "/threads", `{}`)
 					body := `{"role":"user","content":"` + strings.Repeat("x", 200) + `"}`
@@ -89,6 +93,7 @@ func BenchmarkStores(b *testing.B) {
 				}
 				path := "/threads/" + th + "/messages?limit=100"
 				b.ResetTimer()
+				b.SetParallelism(clients)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						if n := bytes.Count(bc.get(b, path), []byte(`"object":"thread.message"`)); n != 100 {
@@ -100,6 +105,7 @@ func BenchmarkStores(b *testing.B) {
 				rate(b, "req/s")
 			})
 			b.Run("Conversation", func(b *testing.B) {
+				b.SetParallelism(convClients)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						conv()
@@ -110,6 +116,12 @@ func BenchmarkStores(b *testing.B) {
 		})
 	}
 }
+
+// The load: goroutines per GOMAXPROCS (b.SetParallelism).
+const (
+	clients     = 4
+	convClients = 16
+)
 
 // rate reports b.N per second of the benchmark's time as unit.
 func rate(b *testing.B, unit string) {
