@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/assistants-go/assistants"
+	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/internal/pgtest"
+)
+
+// TestRetryAfterCrashBetweenRunAndAnswer: replica A creates a run for a
+// createRun request with an Idempotency-Key and dies after the run is
+// committed but before the answer is recorded under the key (the test
+// holds the key's row locked in the database to stop A there, and River's
+// job table locked until A's claim is in). The client's retry of the same
+// request, on replica B, must answer with that run (the run is the
+// request's work), not do the work again: that would fail with "thread
+// already has an active run" (400), or make a second run.
+//
+// This is the window the chaos harness with restarts found (a polling
+// conversation's createRun, retried after a kill, got the 400 after the
+// dead claim's lease ran out).
+func TestRetryAfterCrashBetweenRunAndAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	u := pgtest.Schema(t)
+	serveArgs := append([]string{"--database-url", u, "--step-delay", "5ms"}, pickupFlags...)
+	a, b := startServe(t, serveArgs...), startServe(t, serveArgs...)
+	ca, cb := newClient(t, a.URL), newClient(t, b.URL)
+	asst := createAssistant(t, ctx, ca, "answered")
+	th := createThread(t, ctx, ca, "hello")
+	key := "crash-between-" + th.Id
+	body := gen.CreateRunRequest{AssistantId: asst.Id}
+
+	jobs, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	defer jobs.Close(context.WithoutCancel(ctx))
+	jtx, err := jobs.Begin(ctx)
+	require.NoError(t, err)
+	defer jtx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	_, err = jtx.Exec(ctx, "LOCK TABLE river_job IN SHARE MODE")
+	require.NoError(t, err)
+
+	go func() { // A's reply never comes: A is killed
+		_, _ = ca.CreateRunWithResponse(ctx, th.Id, nil, body, withKey(key))
+	}()
+
+	// A has claimed the key (and waits on the job table): lock the claim.
+	keys, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	defer keys.Close(context.WithoutCancel(ctx))
+	ktx, err := keys.Begin(ctx)
+	require.NoError(t, err)
+	defer ktx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var state string
+		err := ktx.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE idem_key LIKE '%' || $1 FOR UPDATE`, key).Scan(&state)
+		if err == nil {
+			break
+		}
+		require.ErrorIs(t, err, pgx.ErrNoRows)
+		require.True(t, time.Now().Before(deadline), "A never claimed the key")
+	}
+	// Let the run commit; A now waits to record its answer.
+	require.NoError(t, jtx.Rollback(ctx))
+	var seen string
+	for deadline := time.Now().Add(20 * time.Second); seen == ""; time.Sleep(10 * time.Millisecond) {
+		runs, err := assistants.Result[gen.ListRunsResponse](cb.ListRunsWithResponse(ctx, th.Id, nil))
+		require.NoError(t, err)
+		if len(runs.Data) > 0 {
+			seen = runs.Data[0].Id
+		}
+		require.True(t, time.Now().Before(deadline), "the run was never committed")
+	}
+	require.NoError(t, a.Kill())
+	require.NoError(t, ktx.Rollback(ctx))
+
+	// The client retries on B with the same key.
+	r, err := cb.CreateRunWithResponse(ctx, th.Id, nil, body, withKey(key))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, r.StatusCode(), "the retry must be answered with the run A made: %s", r.Body)
+	require.NotNil(t, r.JSON200)
+	assert.Equal(t, seen, r.JSON200.Id, "the same run")
+	pctx, pcancel := context.WithTimeout(ctx, pickupWithin)
+	defer pcancel()
+	assert.Equal(t, gen.RunObjectStatus("completed"), waitRun(t, pctx, cb, th.Id, seen).Status)
+	runs, err := assistants.Result[gen.ListRunsResponse](cb.ListRunsWithResponse(ctx, th.Id, nil))
+	require.NoError(t, err)
+	var ids []string
+	for _, r := range runs.Data {
+		ids = append(ids, r.Id+" ("+string(r.Status)+")")
+	}
+	assert.Len(t, ids, 1, "no second run: %v", ids)
+}
