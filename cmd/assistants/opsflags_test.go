@@ -69,12 +69,15 @@ func TestServeMetricsAddr(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, []string{"--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--step-delay", "0",
+		done <- serve(ctx, []string{"--memory", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--step-delay", "0",
 			"--log-level", "error", "--api-key-env", "OPS_TEST_KEY"}, pw)
 		pw.Close()
 	}()
 	br := bufio.NewReader(pr)
 	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "data: in memory (lost when the process ends)\n", line)
+	line, err = br.ReadString('\n')
 	require.NoError(t, err)
 	api := strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "listening on ")), "/v1")
 	line, err = br.ReadString('\n')
