@@ -399,6 +399,9 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	if e.isClosed() {
 		return gen.RunObject{}, nil, errShuttingDown()
 	}
+	if in := intentFrom(ctx); in != nil && in.ThreadID == r.obj.ThreadId {
+		r.obj.Id = in.RunID // the id the request's Idempotency-Key claim names (idemshared.go)
+	}
 	st := runState{Assistant: r.asst, IncludeResults: r.includeResults}
 	runData, err := encodeData(r.obj)
 	if err != nil {

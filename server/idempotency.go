@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"container/list"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"hash"
@@ -164,10 +165,13 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 				}
 				// The key may be known to the store: another replica, or
 				// this process before a restart, took it.
-				shared, claimed, err := s.claimShared(r.Context(), mapKey, fp, lazy)
+				intent := intentFor(r) // idemshared.go
+				shared, claimed, err := s.claimShared(r.Context(), mapKey, fp, lazy, intent)
 				if err != nil || claimed {
 					if err != nil {
 						s.log.Warn("idempotency: the store did not answer; the key is kept in this process only", "err", err.Error())
+					} else if intent != nil {
+						r = r.WithContext(context.WithValue(r.Context(), runIntentKey{}, intent))
 					}
 					s.serveFirst(st, e, next, w, r, err == nil)
 					return

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/assistants-go/assistants/server/store"
@@ -51,6 +53,42 @@ type idemStreamEv struct {
 	Data json.RawMessage `json:"data"`
 }
 
+// runIntent is the run (and, for createThreadAndRun, the thread) that a
+// keyed run-creating request will make, chosen before the work starts and
+// written into the key's claim: a repeat that finds the claim still pending
+// (its claimant may have died after committing the run and before
+// recording the answer) answers with that run when it exists, instead of
+// doing the work again.
+type runIntent struct {
+	RunID    string `json:"run_id"`
+	ThreadID string `json:"thread_id"`
+}
+
+type runIntentKey struct{}
+
+// intentFor returns the intent of a createRun (POST
+// /v1/threads/{thread_id}/runs) or createThreadAndRun (POST
+// /v1/threads/runs) request, or nil.
+func intentFor(r *http.Request) *runIntent {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/threads/")
+	if !ok {
+		return nil
+	}
+	if rest == "runs" {
+		return &runIntent{RunID: newID(prefixRun), ThreadID: newID(prefixThread)}
+	}
+	if th, ok := strings.CutSuffix(rest, "/runs"); ok && validID(th) {
+		return &runIntent{RunID: newID(prefixRun), ThreadID: th}
+	}
+	return nil
+}
+
+// intentFrom returns the run intent of a request's context, or nil.
+func intentFrom(ctx context.Context) *runIntent {
+	in, _ := ctx.Value(runIntentKey{}).(*runIntent)
+	return in
+}
+
 // sharedKey is the store key of a local key (credential hash + key).
 func sharedKey(mapKey string) string {
 	n := min(8, len(mapKey))
@@ -59,12 +97,19 @@ func sharedKey(mapKey string) string {
 
 // claimShared claims a key in the store; when another request holds it,
 // it returns that request's record.
-func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, lazy bool) (store.IdempotencyRecord, bool, error) {
+func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, lazy bool, intent *runIntent) (store.IdempotencyRecord, bool, error) {
 	now := s.opts.Now()
 	rec := store.IdempotencyRecord{Key: sharedKey(mapKey), Project: storeProject, State: store.IdemPending,
 		ExpiresAt: now.Add(idemLease)}
 	if !lazy {
 		rec.Fingerprint = fp[:]
+	}
+	if intent != nil {
+		b, err := json.Marshal(intent)
+		if err != nil {
+			return store.IdempotencyRecord{}, false, err
+		}
+		rec.Body = b
 	}
 	return s.db.ClaimIdempotencyKey(ctx, rec, now)
 }
@@ -107,6 +152,9 @@ func (s *Server) forgetShared(mapKey string) {
 func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte, bodyHashed *bool) bool {
 	mapped := rec.Key
 	for rec.State == store.IdemPending {
+		if s.answerIntent(w, r, key, rec, lazy, fp) {
+			return true
+		}
 		if !sleep(r.Context(), idemPoll) {
 			return true // the client went away
 		}
@@ -159,6 +207,47 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 	w.Header().Set("Idempotent-Replayed", "true")
 	w.WriteHeader(rec.Status)
 	_, _ = w.Write(rec.Body)
+	return true
+}
+
+// answerIntent answers a repeat whose key's claim is still pending with
+// the run the claim's request made, when that run exists (see runIntent).
+func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte) bool {
+	if lazy || len(rec.Body) == 0 {
+		return false
+	}
+	var in runIntent
+	if json.Unmarshal(rec.Body, &in) != nil || in.RunID == "" {
+		return false
+	}
+	run, err := s.eng.getRun(r.Context(), in.ThreadID, in.RunID)
+	if err != nil {
+		return false // not made (yet): wait for the claim
+	}
+	if len(rec.Fingerprint) > 0 && string(rec.Fingerprint) != string(fp[:]) {
+		writeAPIError(w, errKeyReused(key))
+		return true
+	}
+	var req struct {
+		Stream bool `json:"stream"`
+	}
+	if body, err := io.ReadAll(r.Body); err == nil {
+		_ = json.Unmarshal(body, &req)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	if req.Stream {
+		s.reattach(w, r, &idemEntry{stream: true, runID: run.Id, from: 0})
+		return true
+	}
+	b, err := json.Marshal(run)
+	if err != nil {
+		return false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Openai-Poll-After-Ms"] = s.eng.poll
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(b, '\n'))
 	return true
 }
 

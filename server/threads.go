@@ -142,8 +142,12 @@ func (s *Server) buildThreadLocked(ctx context.Context, req *gen.CreateThreadReq
 	if len(msgs) > maxThreadMessages {
 		return fail(errBadRequest("messages", "Invalid 'messages': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", maxThreadMessages, len(msgs)))
 	}
+	id := newID(prefixThread)
+	if in := intentFrom(ctx); in != nil {
+		id = in.ThreadID // createThreadAndRun's, named by its Idempotency-Key claim (idemshared.go)
+	}
 	th := gen.ThreadObject{
-		Id:        newID(prefixThread),
+		Id:        id,
 		Object:    "thread",
 		CreatedAt: s.now(),
 		Metadata:  emptyMetadata(req.Metadata),

@@ -551,7 +551,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 			ON CONFLICT (idem_key) DO UPDATE SET project = excluded.project, fingerprint = excluded.fingerprint, state = excluded.state,
 				status = 0, header = excluded.header, body = excluded.body, expires_at = excluded.expires_at
 			WHERE idempotency_keys.expires_at <= ?`,
-			rec.Key, store.ProjectOr(rec.Project), nz(rec.Fingerprint), store.IdemPending, []byte{}, []byte{}, rec.ExpiresAt.UnixMicro(), now.UnixMicro())
+			rec.Key, store.ProjectOr(rec.Project), nz(rec.Fingerprint), store.IdemPending, nz(rec.Header), nz(rec.Body), rec.ExpiresAt.UnixMicro(), now.UnixMicro())
 		if err != nil {
 			return err
 		}
