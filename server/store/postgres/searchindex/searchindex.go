@@ -17,14 +17,15 @@
 //
 // # Keyword search
 //
-// A BM25-like ranking computed in one query: the GIN index finds the
-// chunks in scope holding any query term; each term weighs its inverse
-// document frequency, ln(1 + (N - df + 0.5) / (df + 0.5)), N and df
-// counted among the chunks in scope, times ts_rank of the chunk for that
-// term with length normalisation 1 (ts_rank's term-frequency curve
-// divided by 1 + ln of the chunk's length) in place of BM25's saturation
-// and length normalisation. The scope is a condition of the same query, so
-// it applies before ranking.
+// A BM25-like ranking in one pass: the GIN index finds the chunks in
+// scope holding any query term; each term weighs its inverse document
+// frequency, ln(1 + (N - df + 0.5) / (df + 0.5)) as in BM25, times
+// ts_rank of the chunk for that term with length normalisation 1
+// (ts_rank's saturating term-frequency curve divided by 1 + ln of the
+// chunk's length) in place of BM25's saturation and length
+// normalisation. N and df are those of the whole index, counted by a
+// first query (the GIN index finds each term's chunks). The scope is a condition of the same query, so it applies before ranking;
+// PostgreSQL keeps the k best in a bounded top-N sort.
 //
 // # Vector search
 //
@@ -50,6 +51,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -320,32 +323,60 @@ func (x *Index) SearchKeyword(ctx context.Context, query string, s index.Scope, 
 	if len(terms) == 0 || k <= 0 {
 		return nil, nil
 	}
-	cond, sargs, ok, err := scope(ctx, x.pool, s, 4)
+	// The terms' weights: their IDF over the whole index, the document
+	// frequencies counted with the GIN index.
+	var stats strings.Builder
+	stats.WriteString(`SELECT (SELECT count(*) FROM vector_store_chunks WHERE terms IS NOT NULL)`)
+	for i := range terms {
+		fmt.Fprintf(&stats, `, (SELECT count(*) FROM vector_store_chunks WHERE terms @@ $%d::tsquery)`, i+1)
+	}
+	sargs := make([]any, len(terms))
+	counts := make([]any, len(terms)+1)
+	var n float64
+	dfs := make([]float64, len(terms))
+	counts[0] = &n
+	for i, t := range terms {
+		sargs[i] = chunkindex.TSLexeme(t)
+		counts[i+1] = &dfs[i]
+	}
+	if err := x.pool.QueryRow(ctx, stats.String(), sargs...).Scan(counts...); err != nil {
+		return nil, fmt.Errorf("search index: %w", err)
+	}
+	df := map[string]float64{}
+	for i, t := range terms {
+		df[t] = dfs[i]
+	}
+	var found []string
+	args := []any{nil, k}
+	var score strings.Builder
+	for _, t := range terms {
+		d := df[t]
+		if d == 0 {
+			continue
+		}
+		found = append(found, t)
+		idf := math.Log(1 + (max(n, d)-d+0.5)/(d+0.5))
+		if score.Len() > 0 {
+			score.WriteString(" + ")
+		}
+		fmt.Fprintf(&score, "$%d::float8 * ts_rank(c.terms, $%d::tsquery, 1)", len(args)+1, len(args)+2)
+		args = append(args, idf, chunkindex.TSLexeme(t))
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	args[0] = chunkindex.TSQuery(found)
+	cond, sargs, ok, err := scope(ctx, x.pool, s, len(args)+1)
 	if err != nil || !ok {
 		return nil, err
 	}
-	lexemes := make([]string, len(terms))
-	for i, t := range terms {
-		lexemes[i] = chunkindex.TSLexeme(t)
-	}
-	args := append([]any{chunkindex.TSQuery(terms), lexemes, k}, sargs...)
-	rows, err := x.pool.Query(ctx, `WITH
-		m AS MATERIALIZED (
-			SELECT c.vector_store_id, c.file_id, c.n, c.terms FROM vector_store_chunks c
-			WHERE c.terms @@ $1::tsquery AND `+cond+`),
-		total AS (SELECT count(*)::float8 AS n FROM vector_store_chunks c WHERE `+cond+`),
-		q AS (SELECT t::tsquery AS tq FROM unnest($2::text[]) AS t),
-		d AS (SELECT q.tq, (SELECT count(*) FROM m WHERE m.terms @@ q.tq)::float8 AS df FROM q),
-		r AS (
-			SELECT m.vector_store_id, m.file_id, m.n,
-				sum(ln(1 + (total.n - d.df + 0.5) / (d.df + 0.5)) * ts_rank(m.terms, d.tq, 1)) AS score
-			FROM m JOIN d ON m.terms @@ d.tq CROSS JOIN total
-			GROUP BY m.vector_store_id, m.file_id, m.n
-			ORDER BY score DESC, m.vector_store_id, m.file_id, m.n LIMIT $3)
-		SELECT r.vector_store_id, r.file_id, r.n, c.text, r.score
-		FROM r JOIN vector_store_chunks c
-			ON c.vector_store_id = r.vector_store_id AND c.file_id = r.file_id AND c.n = r.n
-		ORDER BY r.score DESC, r.vector_store_id, r.file_id, r.n`, args...)
+	args = append(args, sargs...)
+	// One pass over the chunks in scope that hold a query term (found by
+	// the GIN index), keeping the k best (a bounded top-N sort).
+	rows, err := x.pool.Query(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, `+score.String()+` AS score
+		FROM vector_store_chunks c
+		WHERE c.terms @@ $1::tsquery AND `+cond+`
+		ORDER BY score DESC, c.vector_store_id, c.file_id, c.n LIMIT $2`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search index: %w", err)
 	}
