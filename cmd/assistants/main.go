@@ -3,7 +3,7 @@
 //
 //	assistants serve [--addr 127.0.0.1:8080] [--data DIR | --memory | --database-url postgres://...] [--api-key-env VAR] [--step-delay 50ms] ...
 //	assistants demo  [--step-delay 50ms]
-//	assistants chaos [--conversations 200] [--concurrency 20] [--seed 1]
+//	assistants chaos [--conversations 200] [--concurrency 20] [--seed 1] [--restarts [--stores sqlite,postgres]]
 //	assistants help [serve|demo|chaos]
 //
 // Every subcommand prints its flags with -h (exit status 0). A mistake on
@@ -107,6 +107,6 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 const usage = `usage:
   assistants serve [flags]   serve the embedded Assistants v2 API under /v1
   assistants demo  [flags]   run the demo against the embedded server (or OPENAI_BASE_URL)
-  assistants chaos [flags]   concurrent conversations against the server with seeded faults
+  assistants chaos [flags]   concurrent conversations against the server with seeded faults (--restarts: killed and restarted servers)
   assistants help [command]  print this, or a command's flags
 run "assistants <command> -h" for a command's flags`
