@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/assistants-go/assistants/server/store"
 )
@@ -110,6 +111,29 @@ func (w *jobWorker[T]) Work(ctx context.Context, j *river.Job[T]) error { return
 // Timeout implements river.Worker.
 func (w *jobWorker[T]) Timeout(*river.Job[T]) time.Duration { return w.timeout }
 
+// jobRetryPolicy is River's retry policy for the run engine's jobs: a job
+// that failed or was rescued runs again after its attempt number in
+// seconds, at most maxJobRetryWait. River's default (attempt^4 seconds:
+// 1 s, 16 s, 81 s...) is made for jobs that fail because something outside
+// is down; ours fail because their process died or stopped, and they are
+// idempotent, so a run whose replica was killed twice must not wait
+// minutes for its third try.
+type jobRetryPolicy struct{}
+
+// NextRetry implements river.ClientRetryPolicy.
+func (jobRetryPolicy) NextRetry(j *rivertype.JobRow) time.Time {
+	return time.Now().Add(jobRetryWait(j.Attempt))
+}
+
+// maxJobRetryWait bounds the wait before a run job's next attempt.
+const maxJobRetryWait = 5 * time.Second
+
+// jobRetryWait is the wait before the next attempt of a job that has made
+// attempt attempts: attempt seconds, between 1 s and maxJobRetryWait.
+func jobRetryWait(attempt int) time.Duration {
+	return min(time.Duration(max(attempt, 1))*time.Second, maxJobRetryWait)
+}
+
 // Start implements Queue.
 func (q *riverQueue[TTx]) Start(ctx context.Context, work func(context.Context, store.JobArgs) error) error {
 	workers := river.NewWorkers()
@@ -124,6 +148,7 @@ func (q *riverQueue[TTx]) Start(ctx context.Context, work func(context.Context, 
 		RescueStuckJobsAfter: q.opts.RescueAfter,
 		FetchPollInterval:    q.opts.PollInterval,
 		FetchCooldown:        min(q.opts.PollInterval, river.FetchCooldownDefault),
+		RetryPolicy:          jobRetryPolicy{},
 		Logger:               q.log,
 	})
 	if err != nil {
