@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -196,6 +197,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			res.Errors = append(res.Errors, fmt.Errorf("conversation %d: %w", i, o.err))
 			fmt.Fprintf(cfg.Log, "conversation %d: %v\n", i, o.err)
 		}
+		if o.state != "" {
+			fmt.Fprintf(cfg.Log, "conversation %d did not complete: %s\n", i, o.state)
+		}
 		if o.completed {
 			res.Completed++
 		} else {
@@ -229,6 +233,9 @@ type conversation struct {
 	duplicates int
 	calls      []string // tool call ids the server asked for (from run steps)
 	err        error
+	// state describes the thread's runs and steps as read back at the
+	// end, for a conversation that did not complete (see describe).
+	state string
 }
 
 // converse runs one conversation: a thread, a message naming the tool, and the
@@ -257,8 +264,24 @@ func converse(ctx context.Context, c *assistants.Client, assistantID string, reg
 		out.err = fmt.Errorf("run (streaming=%t): %w", i%2 == 1, err)
 	}
 	out.completed = err == nil && run != nil && run.Status == gen.RunObjectStatusCompleted
+	runErr := out.err
 
-	// Read back: one user message, one assistant reply, one run.
+	// Read back: one user message, one assistant reply, one run. The
+	// conversation's context may have ended (a run that never finished):
+	// the read back gets its own time, so that the calls and the state of
+	// a lost conversation are still seen.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
+	defer cancel()
+	if !out.completed {
+		defer func() { out.state = describe(ctx, c, thread.Id, run) }()
+	}
+	if runErr != nil {
+		defer func() {
+			if out.err != runErr {
+				out.err = fmt.Errorf("%w; then %w", runErr, out.err)
+			}
+		}()
+	}
 	users := 0
 	for m, err := range helpers.Messages(ctx, c, thread.Id, nil) {
 		if err != nil {
@@ -294,6 +317,52 @@ func converse(ctx context.Context, c *assistants.Client, assistantID string, reg
 	}
 	out.duplicates = max(users-1, 0) + max(runs-1, 0)
 	return out
+}
+
+// readBackTimeout bounds the read back of one conversation.
+const readBackTimeout = 30 * time.Second
+
+// describe returns the runs of a thread with their status, required
+// action and steps (with their tool call ids), and the run the client
+// last saw: what the log shows for a conversation that did not complete.
+func describe(ctx context.Context, c *assistants.Client, threadID string, seen *gen.RunObject) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "thread %s", threadID)
+	if seen != nil {
+		fmt.Fprintf(&b, "; client last saw run %s status=%s", seen.Id, seen.Status)
+	}
+	for r, err := range helpers.Runs(ctx, c, threadID, nil) {
+		if err != nil {
+			fmt.Fprintf(&b, "; list runs: %v", err)
+			break
+		}
+		fmt.Fprintf(&b, "; run %s status=%s created_at=%d", r.Id, r.Status, r.CreatedAt)
+		if r.RequiredAction != nil {
+			ids := make([]string, 0, len(r.RequiredAction.SubmitToolOutputs.ToolCalls))
+			for _, tc := range r.RequiredAction.SubmitToolOutputs.ToolCalls {
+				ids = append(ids, tc.Id)
+			}
+			fmt.Fprintf(&b, " required_action=%v", ids)
+		}
+		if r.LastError != nil {
+			fmt.Fprintf(&b, " last_error=%s:%s", r.LastError.Code, r.LastError.Message)
+		}
+		for st, err := range helpers.RunSteps(ctx, c, threadID, r.Id, nil) {
+			if err != nil {
+				fmt.Fprintf(&b, "; list run steps: %v", err)
+				break
+			}
+			fmt.Fprintf(&b, "; step %s type=%s status=%s", st.Id, st.Type, st.Status)
+			if d, err := st.StepDetails.AsRunStepDetailsToolCallsObject(); err == nil && d.Type == "tool_calls" {
+				for _, tc := range d.ToolCalls {
+					if fn, err := tc.AsRunStepDetailsToolCallsFunctionObject(); err == nil {
+						fmt.Fprintf(&b, " call=%s output_set=%t", fn.Id, fn.Function.Output != nil)
+					}
+				}
+			}
+		}
+	}
+	return b.String()
 }
 
 // embedded starts the embedded server with cfg's step delay, faults and
