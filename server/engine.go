@@ -50,9 +50,20 @@ type engine struct {
 	closed bool                     // no new runs (Shutdown, Close)
 	ended  bool                     // no more streams (Close)
 	poll   []string                 // the openai-poll-after-ms header value
-	local  map[string]*localRound   // rounds running in this process, by run id
+	local  map[localKey]*localRound // rounds running in this process, by run and round
 	subs   map[string][]*subscriber // open event streams, by run id
 	pg     *pgWake                  // PostgreSQL: wakes the streams of other replicas (pgwake.go)
+}
+
+// localKey names a round running in this process: a run's round. Jobs of
+// two rounds of one run may run here at once (a late job of a round that
+// ended, rescued with the next round's job), so the round is in the key:
+// keyed by run alone, the late job held the key and the next round's job,
+// taking it for a duplicate, ended without running, leaving the run queued
+// for ever.
+type localKey struct {
+	runID string
+	round int
 }
 
 // localRound is a round running in this process.
@@ -109,7 +120,7 @@ type liveRun struct {
 }
 
 func newEngine(s *Server) *engine {
-	return &engine{s: s, local: map[string]*localRound{}, subs: map[string][]*subscriber{},
+	return &engine{s: s, local: map[localKey]*localRound{}, subs: map[string][]*subscriber{},
 		poll: []string{strconv.FormatInt(s.opts.PollAfter.Milliseconds(), 10)}}
 }
 
@@ -475,8 +486,10 @@ func (e *engine) cancelRun(ctx context.Context, threadID, runID string) (gen.Run
 		return gen.RunObject{}, storeErr(err, "run", runID)
 	}
 	e.mu.Lock()
-	if lr := e.local[runID]; lr != nil {
-		lr.cancel(errRunCancelled)
+	for k, lr := range e.local {
+		if k.runID == runID {
+			lr.cancel(errRunCancelled)
+		}
 	}
 	e.mu.Unlock()
 	return obj, nil
@@ -706,10 +719,10 @@ func (e *engine) pause(ctx context.Context) bool { return sleep(ctx, e.s.opts.St
 func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if !e.addLocal(a.RunID, a.ThreadID, cancel) {
+	if !e.addLocal(a, cancel) {
 		return nil // the same round runs here already
 	}
-	defer e.dropLocal(a.RunID)
+	defer e.dropLocal(a)
 
 	r, err := e.s.db.GetRun(ctx, storeProject, a.ThreadID, a.RunID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -767,21 +780,22 @@ func (e *engine) stopped(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// addLocal records a round running here; false when one runs already.
-func (e *engine) addLocal(runID, threadID string, cancel context.CancelCauseFunc) bool {
+// addLocal records round a running here; false when it runs already.
+func (e *engine) addLocal(a roundArgs, cancel context.CancelCauseFunc) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.local[runID] != nil {
+	k := localKey{runID: a.RunID, round: a.Round}
+	if e.local[k] != nil {
 		return false
 	}
-	e.local[runID] = &localRound{threadID: threadID, cancel: cancel}
+	e.local[k] = &localRound{threadID: a.ThreadID, cancel: cancel}
 	return true
 }
 
-func (e *engine) dropLocal(runID string) {
+func (e *engine) dropLocal(a roundArgs) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	delete(e.local, runID)
+	delete(e.local, localKey{runID: a.RunID, round: a.Round})
 }
 
 // runCancel is the cancel job: after the step delay, a cancelling run's

@@ -164,3 +164,49 @@ func TestRoundDeliveredTwiceHandsCallsOutOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, steps, 1)
 }
+
+// A late job of an earlier round (rescued after its process died, with the
+// next round's job) may run in this process while the next round's job
+// does: the next round still runs. Before the fix the rounds running here
+// were keyed by run alone, so the next round's job took itself for a
+// duplicate of the late one and ended without running: the run stayed
+// queued for ever (seen in the PostgreSQL restart chaos run, where one
+// worker fetched both rescued jobs at once).
+func TestRoundRunsWhileALateJobOfAnEarlierRoundRunsHere(t *testing.T) {
+	var asked atomic.Int32
+	model := ModelFunc(func(ctx context.Context, in *ModelInput, emit func(string)) (*ModelOutput, error) {
+		if asked.Add(1) == 1 {
+			return &ModelOutput{ToolCalls: []ToolCall{{Name: "lookup", Arguments: `{"q":1}`}}}, nil
+		}
+		return &ModelOutput{Text: "done"}, nil
+	})
+	var tool gen.AssistantTool
+	require.NoError(t, tool.FromAssistantToolsFunction(gen.AssistantToolsFunction{Type: "function", Function: gen.FunctionObject{Name: "lookup"}}))
+	f := newResumeFixture(t, model, []gen.AssistantTool{tool})
+	round0 := f.round(t)
+	require.NoError(t, f.s.eng.work(f.ctx, round0))
+	ra := f.get(t)
+	require.Equal(t, gen.RunObjectStatusRequiresAction, ra.Status)
+	callID := ra.RequiredAction.SubmitToolOutputs.ToolCalls[0].Id
+	out := "42"
+	_, _, err := f.s.eng.submitToolOutputs(f.ctx, f.thread, f.run, []gen.SubmitToolOutputsRunRequestToolOutput{{ToolCallId: &callID, Output: &out}}, false)
+	require.NoError(t, err)
+	round1 := f.round(t)
+	require.Equal(t, round0.Round+1, round1.Round)
+
+	// The late round 0 job is in flight here (as runRound registers it).
+	_, stop := context.WithCancelCause(f.ctx)
+	defer stop(nil)
+	require.True(t, f.s.eng.addLocal(round0, stop))
+	defer f.s.eng.dropLocal(round0)
+
+	require.NoError(t, f.s.eng.work(f.ctx, round1))
+	assert.Equal(t, gen.RunObjectStatusCompleted, f.get(t).Status, "the next round ran")
+	assert.Equal(t, int32(2), asked.Load())
+	// A true duplicate (the same round, here already) still does nothing.
+	_, stop1 := context.WithCancelCause(f.ctx)
+	defer stop1(nil)
+	require.True(t, f.s.eng.addLocal(round1, stop1))
+	assert.False(t, f.s.eng.addLocal(round1, stop1), "the same round is not registered twice")
+	f.s.eng.dropLocal(round1)
+}
