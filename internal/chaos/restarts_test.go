@@ -3,7 +3,6 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -49,15 +48,6 @@ func TestChaosRestartsShort(t *testing.T) {
 		{"postgres", func(t *testing.T) Restarts { return Restarts{DatabaseURL: pgtest.Schema(t)} }},
 	} {
 		t.Run(tc.store, func(t *testing.T) {
-			if tc.store == "postgres" && os.Getenv("ASSISTANTS_CHAOS_PG_RESTARTS") == "" {
-				// KNOWN BUG (issue 12, open): with two PostgreSQL replicas
-				// killed 3 times, about one conversation in 24 ends with a
-				// tool call the client ran whose id is in no run step, and
-				// the run never finishes (seen 3 runs in 3, with and
-				// without -race). Until it is fixed this case runs only on
-				// request, so make test stays a signal for everything else.
-				t.Skip("KNOWN BUG, see issue 12: PostgreSQL restart chaos loses a conversation; set ASSISTANTS_CHAOS_PG_RESTARTS=1 to run it")
-			}
 			ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 			defer cancel()
 			rc := tc.rc(t)
