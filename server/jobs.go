@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -79,31 +78,6 @@ func (e *engine) work(ctx context.Context, args store.JobArgs) error {
 		return e.runExpire(ctx, runArgs(a))
 	}
 	return fmt.Errorf("run engine: unknown job kind %q", args.Kind())
-}
-
-// decodeJobArgs decodes the JSON args of a job of kind.
-func decodeJobArgs(kind string, data []byte) (store.JobArgs, error) {
-	var (
-		a   store.JobArgs
-		err error
-	)
-	switch kind {
-	case kindRunRound:
-		var v roundArgs
-		err, a = json.Unmarshal(data, &v), v
-	case kindRunCancel:
-		var v cancelArgs
-		err, a = json.Unmarshal(data, &v), v
-	case kindRunExpire:
-		var v expireArgs
-		err, a = json.Unmarshal(data, &v), v
-	default:
-		return nil, fmt.Errorf("run engine: unknown job kind %q", kind)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("run engine: decode %s args: %w", kind, err)
-	}
-	return a, nil
 }
 
 // Queue runs the jobs that the store's writes enqueue, by calling the

@@ -208,25 +208,6 @@ func (s *Server) threadMessages(threadID string) ([]gen.MessageObject, error) {
 	}
 }
 
-// putMessage stores m in its thread: it is added when new, or replaces the
-// message with the same id (the run engine updates the messages it
-// writes). It returns a 404 when the thread is gone.
-func (s *Server) putMessage(m gen.MessageObject) error {
-	ctx := context.WithoutCancel(s.ctx)
-	sm, err := storeMessage(m)
-	if err != nil {
-		return err
-	}
-	_, err = s.db.UpdateMessage(ctx, storeProject, m.ThreadId, m.Id, func(cur *store.Message) error {
-		cur.Data = sm.Data
-		return nil
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		err = s.db.CreateMessage(ctx, sm)
-	}
-	return storeErr(err, "thread", m.ThreadId)
-}
-
 // buildMessageLocked validates req and returns the message it describes for
 // threadID (status completed, created now); s.mu must be held. It is not
 // stored. prefix is put in front of parameter names in errors (e.g.

@@ -141,17 +141,3 @@ func cloneToolResources(tr *gen.ToolResources) *gen.ToolResources {
 	}
 	return out
 }
-
-// cloneMessage copies the parts of a message that could be shared.
-func cloneMessage(m gen.MessageObject) gen.MessageObject {
-	m.Content = slices.Clone(m.Content)
-	if m.Content == nil {
-		m.Content = []gen.MessageContent{}
-	}
-	m.Metadata = cloneMetadata(m.Metadata)
-	if m.Attachments != nil {
-		a := slices.Clone(*m.Attachments)
-		m.Attachments = &a
-	}
-	return m
-}
