@@ -1,4 +1,4 @@
-# assistants-go: the common tasks. Only Go (1.25+) is needed; tools come through the Go module proxy.
+# assistants-go: the common tasks. Go 1.26+ (and PostgreSQL for its tests: ASSISTANTS_TEST_DATABASE_URL, default the local test database); tools come through the Go module proxy.
 GO      ?= go
 PKGS    := ./...
 SPEC    := openapi/assistants.yaml
