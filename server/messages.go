@@ -42,7 +42,7 @@ func (s *Server) ListMessages(ctx context.Context, req genserver.ListMessagesReq
 			return genserver.ListMessages200JSONResponse{Object: "list", Data: []gen.MessageObject{}}, nil
 		}
 	}
-	pg, err := s.db.ListMessages(ctx, storeProject, req.ThreadId, runID, storeList(lp))
+	pg, err := s.db.ListMessages(ctx, projectOf(ctx), req.ThreadId, runID, storeList(lp))
 	if err != nil {
 		return nil, storeErr(err, "thread", req.ThreadId)
 	}
@@ -80,7 +80,7 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 		return nil, err
 	}
 	s.hooks.messageChecked()
-	sm, err := storeMessage(m)
+	sm, err := storeMessage(projectOf(ctx), m)
 	if err != nil {
 		return nil, err
 	}
@@ -96,12 +96,12 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 }
 
 // storeMessage is the store's value of a message.
-func storeMessage(m gen.MessageObject) (store.Message, error) {
+func storeMessage(project string, m gen.MessageObject) (store.Message, error) {
 	data, err := encodeData(m)
 	if err != nil {
 		return store.Message{}, err
 	}
-	sm := store.Message{Project: storeProject, ID: m.Id, ThreadID: m.ThreadId, CreatedAt: int64(m.CreatedAt), Data: data}
+	sm := store.Message{Project: project, ID: m.Id, ThreadID: m.ThreadId, CreatedAt: int64(m.CreatedAt), Data: data}
 	if m.RunId != nil {
 		sm.RunID = *m.RunId
 	}
@@ -137,7 +137,7 @@ func (s *Server) ModifyMessage(ctx context.Context, req genserver.ModifyMessageR
 	if req.Body.Metadata == nil {
 		return genserver.ModifyMessage200JSONResponse(m), nil
 	}
-	_, err = s.db.UpdateMessage(ctx, storeProject, req.ThreadId, req.MessageId, func(sm *store.Message) error {
+	_, err = s.db.UpdateMessage(ctx, projectOf(ctx), req.ThreadId, req.MessageId, func(sm *store.Message) error {
 		var err error
 		if m, err = decodeData[gen.MessageObject](sm.Data); err != nil {
 			return err
@@ -157,7 +157,7 @@ func (s *Server) DeleteMessage(ctx context.Context, req genserver.DeleteMessageR
 	if _, err := s.lookupMessage(ctx, req.ThreadId, req.MessageId); err != nil {
 		return nil, err
 	}
-	if err := s.db.DeleteMessage(ctx, storeProject, req.ThreadId, req.MessageId); err != nil {
+	if err := s.db.DeleteMessage(ctx, projectOf(ctx), req.ThreadId, req.MessageId); err != nil {
 		return nil, storeErr(err, "message", req.MessageId)
 	}
 	return genserver.DeleteMessage200JSONResponse{Id: req.MessageId, Object: "thread.message.deleted", Deleted: true}, nil
@@ -172,7 +172,7 @@ func (s *Server) lookupMessage(ctx context.Context, threadID, msgID string) (gen
 	if !validID(msgID) {
 		return gen.MessageObject{}, errNotFound("message", msgID)
 	}
-	sm, err := s.db.GetMessage(ctx, storeProject, threadID, msgID)
+	sm, err := s.db.GetMessage(ctx, projectOf(ctx), threadID, msgID)
 	if err != nil {
 		return gen.MessageObject{}, storeErr(err, "message", msgID)
 	}
@@ -182,15 +182,15 @@ func (s *Server) lookupMessage(ctx context.Context, threadID, msgID string) (gen
 // threadMessages returns a thread's messages in creation order, oldest
 // first, or a 404 for an unknown thread. (The run engine reads them for a
 // model round.)
-func (s *Server) threadMessages(threadID string) ([]gen.MessageObject, error) {
+func (s *Server) threadMessages(ctx context.Context, threadID string) ([]gen.MessageObject, error) {
 	if !validID(threadID) {
 		return nil, errNotFound("thread", threadID)
 	}
-	ctx := context.WithoutCancel(s.ctx)
+	ctx = context.WithoutCancel(ctx)
 	var out []gen.MessageObject
 	lp := store.ListParams{Limit: 100}
 	for {
-		pg, err := s.db.ListMessages(ctx, storeProject, threadID, "", lp)
+		pg, err := s.db.ListMessages(ctx, projectOf(ctx), threadID, "", lp)
 		if err != nil {
 			return nil, storeErr(err, "thread", threadID)
 		}

@@ -85,7 +85,7 @@ func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVect
 		return nil, err
 	}
 	s.mu.Lock()
-	rec, err := s.lookupVectorStoreLocked(req.VectorStoreId)
+	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
