@@ -84,6 +84,19 @@ type Options struct {
 	// these keys as "Authorization: Bearer <key>" or "api-key: <key>".
 	// Default: none (auth off).
 	APIKeys []string
+	// KeySecret, when set, turns auth on with the keys kept in the store
+	// (`assistants keys create`): a request's key is found by its
+	// HMAC-SHA256 under this secret, at least MinKeySecretBytes long, and
+	// acts in the key's project. See keys.go. Default: none.
+	KeySecret []byte
+	// KeyCacheTTL is how long a replica trusts a store key it looked up:
+	// a revoked key stops working on every replica within it.
+	// Default: DefaultKeyCacheTTL (30s).
+	KeyCacheTTL time.Duration
+	// MaxConcurrentRuns bounds the active runs (queued, in_progress,
+	// requires_action, cancelling) of one project; a run over it is
+	// answered 429. See runlimit.go. Default: 0, no limit.
+	MaxConcurrentRuns int
 	// StepDelay is how long the run engine waits before each state change of a
 	// run (queued -> in_progress -> ...), so that polling is real.
 	// Default: 50ms. Set NoDelay for fast tests.
@@ -235,6 +248,8 @@ type Server struct {
 	hooks testHooks // nil outside tests (hooks.go)
 
 	metrics *metrics // this server's Prometheus registry and series (metrics.go)
+
+	keys *keyCache // the store's API keys, when Options.KeySecret is set (keys.go)
 }
 
 var _ genserver.StrictServerInterface = (*Server)(nil)
@@ -277,6 +292,9 @@ func New(opts ...Option) *Server {
 	}
 	s := &Server{opts: o, log: o.Logger, db: o.Store, st: newStore(), metrics: newMetrics()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if len(o.KeySecret) > 0 {
+		s.keys = newKeyCache(o.Store, o.KeySecret, o.KeyCacheTTL, o.Now)
+	}
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()
 	if !o.DisableIdempotency {
