@@ -433,7 +433,6 @@ func (x *isoEnv) snapshotA(t *testing.T) map[string]string {
 	return out
 }
 
-
 func boolInt(b bool) int {
 	if b {
 		return 1
