@@ -263,18 +263,25 @@ func (x *isoEnv) create(t *testing.T, key, path, body string) string {
 
 func (x *isoEnv) waitRun(t *testing.T, key, thread, run string) {
 	t.Helper()
+	x.waitStatus(t, key, thread, run, "completed")
+}
+
+// waitStatus waits until a run is in status want (it fails on another
+// end state).
+func (x *isoEnv) waitStatus(t *testing.T, key, thread, run, want string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, b := x.do(t, key, "GET", "/v1/threads/"+thread+"/runs/"+run, "")
 		switch s := jsonField(t, b, "status"); s {
-		case "completed":
+		case want:
 			return
-		case "queued", "in_progress":
+		case "queued", "in_progress", "cancelling", "requires_action":
 		default:
-			t.Fatalf("A's run ended %s: %s", s, b)
+			t.Fatalf("the run ended %s, not %s: %s", s, want, b)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("A's run did not complete: %s", b)
+			t.Fatalf("the run did not reach %s: %s", want, b)
 		}
 		time.Sleep(5 * time.Millisecond) // waits for the run's jobs; asserts no time
 	}

@@ -1,0 +1,130 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/assistants-go/assistants/server"
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/memory"
+)
+
+// TestNewAPIKey: keys are random, prefixed, and stored only as their
+// HMAC under the secret; a short secret is refused.
+func TestNewAPIKey(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	k1, r1, err := server.NewAPIKey(isoSecret, "team-a", now)
+	require.NoError(t, err)
+	k2, r2, err := server.NewAPIKey(isoSecret, "team-a", now)
+	require.NoError(t, err)
+	require.NotEqual(t, k1, k2)
+	require.True(t, strings.HasPrefix(k1, server.KeyPrefix))
+	require.Len(t, k1, len(server.KeyPrefix)+43)
+	require.Equal(t, server.HashAPIKey(isoSecret, k1), r1.Hash)
+	require.NotEqual(t, r1.Hash, r2.Hash)
+	require.NotEqual(t, server.HashAPIKey([]byte("another-secret-of-32-bytes-at-least!!"), k1), r1.Hash, "the hash depends on the secret")
+	require.Equal(t, "team-a", r1.Project)
+	require.Equal(t, now.Unix(), r1.CreatedAt)
+	require.True(t, strings.HasPrefix(r1.ID, "key_"))
+	require.NotContains(t, r1.Hint, k1[len(server.KeyPrefix)+2:len(k1)-4], "the hint is not the key")
+	require.NotContains(t, string(r1.Hash), k1)
+	_, _, err = server.NewAPIKey([]byte("short"), "team-a", now)
+	require.ErrorIs(t, err, server.ErrKeySecretTooShort)
+}
+
+// TestKeyRevocationWithinTTL: a revoked key keeps working on a replica
+// that looked it up for at most KeyCacheTTL (on the injected clock), then
+// is refused; a replica that had not looked it up refuses it at once.
+func TestKeyRevocationWithinTTL(t *testing.T) {
+	ctx := t.Context()
+	st := memory.New()
+	key := newKey(t, st, "team-a")
+	clock := newFakeClock()
+	const ttl = 30 * time.Second
+	newReplica := func() *isoEnv {
+		srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithKeyCacheTTL(ttl),
+			server.WithStepDelay(0), func(o *server.Options) { o.Now = clock.Now })
+		t.Cleanup(func() { _ = srv.Close() })
+		return &isoEnv{h: srv.Handler()}
+	}
+	r1, r2 := newReplica(), newReplica()
+	code := func(x *isoEnv) int {
+		c, _ := x.do(t, key, "GET", "/v1/assistants", "")
+		return c
+	}
+	require.Equal(t, http.StatusOK, code(r1))
+
+	pg, err := st.ListAPIKeys(ctx, store.ListParams{})
+	require.NoError(t, err)
+	_, err = st.RevokeAPIKey(ctx, pg.Items[0].ID, clock.Now().Unix())
+	require.NoError(t, err)
+
+	require.Equal(t, http.StatusUnauthorized, code(r2), "a replica that had not cached the key refuses it at once")
+	clock.Advance(ttl - time.Millisecond)
+	require.Equal(t, http.StatusOK, code(r1), "within the TTL the cached key still works (the documented bound)")
+	clock.Advance(time.Millisecond)
+	c, body := r1.do(t, key, "GET", "/v1/assistants", "")
+	require.Equal(t, http.StatusUnauthorized, c, "%s", body)
+	require.Contains(t, string(body), "invalid_api_key")
+	require.NotContains(t, string(body), key)
+}
+
+// TestKeysAuth: a store key acts in its project; a configured key
+// (--api-key-env) in the default project; an unknown key gets 401 and a
+// failing key store 503, neither repeating the key.
+func TestKeysAuth(t *testing.T) {
+	ctx := t.Context()
+	st := memory.New()
+	keyA := newKey(t, st, "team-a")
+	const static = "sk-static-key-for-the-default-project"
+	srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithAPIKeys(static), server.WithStepDelay(0))
+	defer srv.Close()
+	x := &isoEnv{h: srv.Handler()}
+
+	x.create(t, keyA, "/v1/assistants", `{"model":"gpt-4o","name":"of team a"}`)
+	x.create(t, static, "/v1/assistants", `{"model":"gpt-4o","name":"of the default project"}`)
+	for project, want := range map[string]string{"team-a": "of team a", store.DefaultProject: "of the default project"} {
+		pg, err := st.ListAssistants(ctx, project, store.ListParams{})
+		require.NoError(t, err)
+		require.Len(t, pg.Items, 1, project)
+		require.Contains(t, string(pg.Items[0].Data), want, project)
+	}
+
+	for _, k := range []string{"sk-ast-unknown", keyA + "x", ""} {
+		c, body := x.do(t, k, "GET", "/v1/assistants", "")
+		require.Equal(t, http.StatusUnauthorized, c, "%s", body)
+		if k != "" {
+			require.NotContains(t, string(body), k)
+		}
+	}
+
+	require.NoError(t, st.Close())
+	c, body := x.do(t, keyA, "GET", "/v1/assistants", "")
+	require.Equal(t, http.StatusServiceUnavailable, c, "a key that cannot be checked is not called wrong: %s", body)
+	require.NotContains(t, string(body), keyA)
+}
+
+// TestRateLimitByKey: each key of the store has its own bucket, also two
+// keys of one project.
+func TestRateLimitByKey(t *testing.T) {
+	st := memory.New()
+	k1 := newKey(t, st, "team-a")
+	k2, rec, err := server.NewAPIKey(isoSecret, "team-a", time.Now())
+	require.NoError(t, err)
+	require.NoError(t, st.CreateAPIKey(t.Context(), rec))
+	clock := newFakeClock()
+	srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithRateLimit(1, 1), server.WithStepDelay(0),
+		func(o *server.Options) { o.Now = clock.Now })
+	defer srv.Close()
+	h := srv.Handler()
+	require.Equal(t, 200, limitedCall(t, h, k1, "").code)
+	got := limitedCall(t, h, k1, "")
+	require.Equal(t, 429, got.code)
+	require.Equal(t, "1", got.retryAfter)
+	require.Equal(t, "1", got.limit)
+	require.Equal(t, 200, limitedCall(t, h, k2, "").code, "another key of the project has its own bucket")
+}
