@@ -205,3 +205,13 @@ func (q *memoryQueue) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// running implements runningQueue: started and not stopped.
+func (q *memoryQueue) running() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.cancel == nil || q.stopped {
+		return errQueueStopped
+	}
+	return nil
+}

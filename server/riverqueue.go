@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -176,4 +177,24 @@ func (q *riverQueue[TTx]) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return c.StopAndCancel(ctx)
+}
+
+// errQueueStopped is the queue check's error when the workers do not run.
+var errQueueStopped = errors.New("the job queue's workers are not running")
+
+// running implements runningQueue: the River client was started and has
+// not stopped.
+func (q *riverQueue[TTx]) running() error {
+	q.mu.Lock()
+	c := q.client
+	q.mu.Unlock()
+	if c == nil {
+		return errQueueStopped
+	}
+	select {
+	case <-c.Stopped():
+		return errQueueStopped
+	default:
+		return nil
+	}
 }
