@@ -148,6 +148,10 @@ func (q *memoryQueue) Start(ctx context.Context, work func(context.Context, stor
 
 // schedule runs j now, or on a timer at its ScheduledAt.
 func (q *memoryQueue) schedule(ctx context.Context, j store.Job, work func(context.Context, store.JobArgs) error) {
+	due := j.ScheduledAt // when it may run: now for a job due at once (metrics.go measures the wait)
+	if due.IsZero() {
+		due = time.Now()
+	}
 	run := func() {
 		defer q.wg.Done()
 		defer func() {
@@ -155,7 +159,7 @@ func (q *memoryQueue) schedule(ctx context.Context, j store.Job, work func(conte
 				q.log("job panicked", "kind", j.Args.Kind(), "panic", fmt.Sprint(p))
 			}
 		}()
-		if err := work(ctx, j.Args); err != nil && ctx.Err() == nil {
+		if err := work(withJobScheduled(ctx, due), j.Args); err != nil && ctx.Err() == nil {
 			q.log("job failed", "kind", j.Args.Kind(), "err", err.Error())
 		}
 	}

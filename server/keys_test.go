@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,4 +130,40 @@ func TestRateLimitByKey(t *testing.T) {
 	require.Equal(t, "1", got.retryAfter)
 	require.Equal(t, "1", got.limit)
 	require.Equal(t, 200, limitedCall(t, h, k2, "").code, "another key of the project has its own bucket")
+}
+
+// TestRequestLogCarriesProject: the request log names the key's project,
+// never the key.
+func TestRequestLogCarriesProject(t *testing.T) {
+	st := memory.New()
+	key := newKey(t, st, "team-a")
+	var buf syncBuffer
+	srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithStepDelay(0),
+		server.WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	defer srv.Close()
+	x := &isoEnv{h: srv.Handler()}
+	x.create(t, key, "/v1/assistants", `{"model":"gpt-4o"}`)
+	logs := buf.String()
+	require.Contains(t, logs, `"op":"createAssistant"`)
+	require.Contains(t, logs, `"project":"team-a"`)
+	require.NotContains(t, logs, key)
+	require.NotContains(t, logs, key[len(server.KeyPrefix):])
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

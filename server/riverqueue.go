@@ -107,7 +107,9 @@ type jobWorker[T river.JobArgs] struct {
 }
 
 // Work implements river.Worker.
-func (w *jobWorker[T]) Work(ctx context.Context, j *river.Job[T]) error { return w.work(ctx, j.Args) }
+func (w *jobWorker[T]) Work(ctx context.Context, j *river.Job[T]) error {
+	return w.work(withJobScheduled(ctx, j.ScheduledAt), j.Args) // the wait is measured (metrics.go)
+}
 
 // Timeout implements river.Worker.
 func (w *jobWorker[T]) Timeout(*river.Job[T]) time.Duration { return w.timeout }

@@ -291,6 +291,7 @@ func New(opts ...Option) *Server {
 		o.Store = memory.New()
 	}
 	s := &Server{opts: o, log: o.Logger, db: o.Store, st: newStore(), metrics: newMetrics()}
+	s.metrics.reg.MustRegister(newQueueCollector(o.Store)) // metrics.go
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if len(o.KeySecret) > 0 {
 		s.keys = newKeyCache(o.Store, o.KeySecret, o.KeyCacheTTL, o.Now)
@@ -308,7 +309,7 @@ func New(opts ...Option) *Server {
 	}
 	s.loadVectorStores() // vssnapshot.go
 	if s.opts.Queue != nil {
-		if err := s.opts.Queue.Start(s.ctx, s.eng.work); err != nil {
+		if err := s.opts.Queue.Start(s.ctx, s.metrics.timedWork(s.eng.work)); err != nil {
 			s.log.Error("run engine: the job queue did not start", "err", err.Error())
 		}
 	} else {
