@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -8,8 +9,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/assistants-go/assistants/internal/pgtest"
 	"github.com/assistants-go/assistants/server"
 	"github.com/assistants-go/assistants/server/store/memory"
+	"github.com/assistants-go/assistants/server/store/postgres"
 )
 
 // TestConcurrentRunLimit: a project may have MaxConcurrentRuns active
@@ -65,4 +68,33 @@ func TestConcurrentRunLimit(t *testing.T) {
 	require.Equal(t, 200, c, "%s", body)
 	x.waitStatus(t, keyA, thread, run, "cancelled")
 	require.Equal(t, 200, startRun(keyA, asstA).Code)
+}
+
+// TestConcurrentRunLimitAcrossReplicas: on PostgreSQL the limit is the
+// project's across replicas: a run started on one replica counts on the
+// other.
+func TestConcurrentRunLimitAcrossReplicas(t *testing.T) {
+	u := pgtest.Schema(t)
+	quiet := slog.New(slog.DiscardHandler)
+	var xs []*isoEnv
+	var key string
+	for i := range 2 {
+		st, err := postgres.Open(t.Context(), u, func(o *postgres.Options) { o.Logger = quiet })
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		if i == 0 {
+			key = newKey(t, st, "team-a")
+		}
+		srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithStepDelay(0), server.WithMaxConcurrentRuns(1))
+		t.Cleanup(func() { _ = srv.Close() })
+		xs = append(xs, &isoEnv{h: srv.Handler()})
+	}
+	asst := xs[0].create(t, key, "/v1/assistants", `{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"get_weather"}}]}`)
+	thread := xs[0].create(t, key, "/v1/threads", `{"messages":[{"role":"user","content":"please get_weather"}]}`)
+	run := xs[0].create(t, key, "/v1/threads/"+thread+"/runs", `{"assistant_id":"`+asst+`"}`)
+	xs[0].waitStatus(t, key, thread, run, "requires_action")
+
+	other := xs[1].create(t, key, "/v1/threads", `{"messages":[{"role":"user","content":"please get_weather"}]}`)
+	code, body := xs[1].do(t, key, "POST", "/v1/threads/"+other+"/runs", `{"assistant_id":"`+asst+`"}`)
+	require.Equal(t, http.StatusTooManyRequests, code, "the other replica counts the first one's run: %s", body)
 }
