@@ -2,25 +2,33 @@
 // and index.Writer of server/retrieval/index) kept in a SQLite store's
 // database, next to the vector store chunks it indexes.
 //
-// # Schema (store migration 2)
+// # Schema (store migrations 2 and 5)
 //
 // Each chunk row of vector_store_chunks carries its text, its embedding (a
 // float32 little-endian blob, scaled to unit length) and the embedding's
 // model and dimension. Its index terms (the in-memory index's analysis,
-// package analyze) are in the FTS5 table vector_store_chunks_fts, keyed
-// by the chunk's row id. Each file's vectors are also kept quantized to 8
-// bits in one row of vector_store_file_vectors, with their model and
-// dimension. Triggers remove a chunk's terms and its file's quantized row
-// when the chunk goes, so the store's own deletes (of a file, an
+// package analyze) are in the postings table vector_store_postings: one
+// row per term and file, with the file's postings of the term packed in a
+// blob (see chunkindex), and each file's chunk count and total length in
+// vector_store_file_terms. Each file's vectors are also kept quantized to
+// 8 bits in one row of vector_store_file_vectors, with their model and
+// dimension. Triggers remove a file's postings, statistics and quantized
+// row when its chunks go, so the store's own deletes (of a file, an
 // attachment, a vector store) leave nothing behind. Chunks the store
 // writes by itself (without this index) have no terms or vectors: only
-// chunks written by Put are found.
+// chunks written by Put are found. Chunks indexed before migration 5 kept
+// their terms in an FTS5 table; New moves them to the postings.
 //
 // # Keyword search
 //
-// FTS5's bm25() (k1 1.2, b 0.75; statistics of the whole table), the
-// score being its negation so that higher is better. The scope is a
-// condition of the same query, so it applies before ranking.
+// BM25 as the in-memory index computes it (k1 1.2, b 0.75; statistics of
+// the whole index), with MaxScore pruning (chunkindex.SearchKeyword): the
+// query's terms are read rarest first, and once the terms left cannot lift
+// a chunk not yet seen into the k best, they are read only in the files of
+// the chunks that can still make it. The result is that of scoring every
+// chunk. The scope (files allowed by the filter) is a condition of each
+// read, so it applies before ranking. Memory: a float64 per chunk in scope
+// holding a read term, plus one postings row at a time.
 //
 // # Vector search
 //
@@ -119,6 +127,10 @@ func New(ctx context.Context, s *sqlite.Store, opts ...func(*Options)) (*Index, 
 			return nil, fmt.Errorf("search index: %w", err)
 		}
 	}
+	if err := x.moveFTS(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
 	return x, nil
 }
 
@@ -148,12 +160,11 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 	if err != nil {
 		return err
 	}
-	terms := make([]string, len(chunks))
+	terms := chunkindex.AnalyzeFile(chunks)
 	units := make([][]float32, len(chunks))
 	raw := make([][]byte, len(chunks))
 	hasVectors := false
 	for i, c := range chunks {
-		terms[i] = chunkindex.Terms(c.Text)
 		if c.Vector != nil {
 			units[i] = chunkindex.Unit(c.Vector)
 			raw[i] = chunkindex.EncodeVector(units[i])
@@ -199,11 +210,6 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 		return fmt.Errorf("search index: %w", err)
 	}
 	defer ins.Close()
-	fts, err := tx.PrepareContext(ctx, `INSERT INTO vector_store_chunks_fts (rowid, terms) VALUES (?, ?)`)
-	if err != nil {
-		return fmt.Errorf("search index: %w", err)
-	}
-	defer fts.Close()
 	for i, c := range chunks {
 		model, d := "", 0
 		if raw[i] != nil {
@@ -213,12 +219,9 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 		if err := ins.QueryRowContext(ctx, ref.VectorStoreID, ref.FileID, c.Index, model, d, raw[i], c.Text).Scan(&id); err != nil {
 			return fmt.Errorf("search index: chunk %d: %w", i, err)
 		}
-		if terms[i] == "" {
-			continue
-		}
-		if _, err := fts.ExecContext(ctx, id, terms[i]); err != nil {
-			return fmt.Errorf("search index: chunk %d terms: %w", i, err)
-		}
+	}
+	if err := writeTerms(ctx, tx, ref, terms); err != nil {
+		return err
 	}
 	if nvec > 0 {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_file_vectors
@@ -300,48 +303,6 @@ func scope(ctx context.Context, q querier, s index.Scope) (cond string, arg stri
 	}
 	b, _ := json.Marshal(allowed)
 	return `(c.vector_store_id, c.file_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))`, string(b), true, nil
-}
-
-// SearchKeyword ranks the chunks in scope by FTS5's bm25().
-func (x *Index) SearchKeyword(ctx context.Context, query string, s index.Scope, k int) ([]index.Hit, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	terms := chunkindex.QueryTerms(query)
-	if len(terms) == 0 || k <= 0 {
-		return nil, nil
-	}
-	cond, arg, ok, err := scope(ctx, x.r, s)
-	if err != nil || !ok {
-		return nil, err
-	}
-	// FTS5 sorts its matches by rank (bm25() by default) itself; the
-	// join then reads chunks in that order, skipping those out of scope,
-	// until k are found: the k best in scope, without joining every
-	// match.
-	rows, err := x.r.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, -f.rank
-		FROM vector_store_chunks_fts f JOIN vector_store_chunks c ON c.id = f.rowid
-		WHERE f.vector_store_chunks_fts MATCH ? AND `+cond+`
-		ORDER BY f.rank LIMIT ?`, chunkindex.FTSMatch(terms), arg, k)
-	if err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	defer rows.Close()
-	var out []index.Hit
-	for rows.Next() {
-		var h index.Hit
-		if err := rows.Scan(&h.Chunk.VectorStoreID, &h.Chunk.FileID, &h.Chunk.Index, &h.Chunk.Text, &h.Score); err != nil {
-			return nil, fmt.Errorf("search index: %w", err)
-		}
-		if h.Score > 0 {
-			out = append(out, h)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	// Equal scores in the index's order.
-	return chunkindex.Best(out, k), nil
 }
 
 // SearchVector ranks the chunks in scope by cosine similarity with query
