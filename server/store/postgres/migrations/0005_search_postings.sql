@@ -56,3 +56,9 @@ BEGIN
 	RETURN NULL;
 END
 $$;
+
+-- Each file's quantized vectors get a version, a random number the search
+-- index writes with them (0 for rows written before): a search keeps rows
+-- in process memory under their version and reads only those it does not
+-- hold.
+ALTER TABLE vector_store_file_vectors ADD COLUMN version BIGINT NOT NULL DEFAULT 0;

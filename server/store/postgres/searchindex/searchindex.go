@@ -34,13 +34,18 @@
 //
 // # Vector search
 //
-// Cosine similarity. The scan streams the quantized rows of the files in
-// scope (of this index's model and dimension), one at a time, scoring each
-// chunk approximately and keeping the best Candidates×k (at least k+32) in
-// a heap; those are then rescored exactly from their float32 vectors, in
-// the same repeatable-read transaction. Memory is bounded by the largest
-// file's quantized row (dimension+8 bytes per chunk) plus the heap,
-// whatever the number of chunks.
+// Cosine similarity. Each file's quantized row is scored chunk by chunk
+// (over the query's non-zero numbers only when it is sparse, as the
+// built-in embedder's are), keeping the best Candidates×k (at least k+32)
+// in a heap; those are then rescored exactly from their float32 vectors, in
+// the same repeatable-read transaction. Rows are kept in process memory between
+// searches (Options.VectorCacheBytes, default 64 MiB; least recently used
+// rows go first) under a version written with each row: a search lists
+// the versions in scope and reads from the database only the rows it does
+// not hold, so a row another replica replaced is read again. Memory is
+// bounded by the cache's size plus, for the rows read, the largest
+// file's row (dimension+8 bytes per chunk) plus the heap, whatever the
+// number of chunks.
 //
 // # Models
 //
@@ -85,8 +90,9 @@ const modelLockKey = 0x5345415243480d
 
 // Index is the PostgreSQL search index. It is safe for concurrent use.
 type Index struct {
-	pool *pgxpool.Pool
-	o    Options
+	pool  *pgxpool.Pool
+	o     Options
+	cache *chunkindex.VectorCache // nil: none
 
 	mu  sync.Mutex
 	dim int // o.Dimension, or learnt
@@ -99,7 +105,7 @@ var _ index.Index = (*Index)(nil)
 // dimension than Options'.
 func New(ctx context.Context, s *postgres.Store, opts ...func(*Options)) (*Index, error) {
 	o := chunkindex.Resolve(opts...)
-	x := &Index{pool: s.Pool(), o: o, dim: o.Dimension}
+	x := &Index{pool: s.Pool(), o: o, dim: o.Dimension, cache: chunkindex.NewVectorCache(o.VectorCacheBytes)}
 	if x.dim == 0 {
 		err := x.pool.QueryRow(ctx, `SELECT dim FROM vector_store_file_vectors WHERE model = $1 LIMIT 1`, o.Model).Scan(&x.dim)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -201,8 +207,8 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 		}
 		if nvec > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO vector_store_file_vectors
-				(vector_store_id, file_id, model, dim, chunks, vectors) VALUES ($1, $2, $3, $4, $5, $6)`,
-				ref.VectorStoreID, ref.FileID, x.o.Model, dim, nvec, blob); err != nil {
+				(vector_store_id, file_id, model, dim, chunks, vectors, version) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				ref.VectorStoreID, ref.FileID, x.o.Model, dim, nvec, blob, chunkindex.NewVersion()); err != nil {
 				return err
 			}
 		}
@@ -338,34 +344,10 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope
 		if err != nil || !ok {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT c.vector_store_id, c.file_id, c.vectors FROM vector_store_file_vectors c
-			WHERE c.model = $1 AND c.dim = $2 AND `+cond, append([]any{x.o.Model, dim}, sargs...)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
 		top := chunkindex.NewTopK(x.o.Rerank(k))
-		for rows.Next() {
-			vals := rows.RawValues() // valid until Next: nothing kept but keys
-			var ref index.Ref
-			var haveRef bool
-			err := chunkindex.ScanFile(vals[2], q, func(n int, score float32) {
-				if !top.Would(float64(score)) {
-					return
-				}
-				if !haveRef {
-					ref, haveRef = index.Ref{VectorStoreID: string(vals[0]), FileID: string(vals[1])}, true
-				}
-				top.Offer(chunkindex.Key{VectorStoreID: ref.VectorStoreID, FileID: ref.FileID, N: n, Score: float64(score)})
-			})
-			if err != nil {
-				return err
-			}
-		}
-		if err := rows.Err(); err != nil {
+		if err := x.scanVectors(ctx, tx, q, dim, cond, sargs, top); err != nil {
 			return err
 		}
-		rows.Close()
 		cands := top.Sorted()
 		if len(cands) == 0 {
 			return nil
@@ -376,7 +358,7 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope
 		for i, c := range cands {
 			vss[i], files[i], ns[i] = c.VectorStoreID, c.FileID, int64(c.N)
 		}
-		rows, err = tx.Query(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, c.embedding
+		rows, err := tx.Query(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, c.embedding
 			FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k (vs, f, n)
 			JOIN vector_store_chunks c ON c.vector_store_id = k.vs AND c.file_id = k.f AND c.n = k.n
 			WHERE c.embedding_model = $4 AND c.embedding_dim = $5`, vss, files, ns, x.o.Model, dim)

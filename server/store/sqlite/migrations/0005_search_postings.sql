@@ -45,3 +45,11 @@ CREATE TRIGGER vector_store_chunks_unindex AFTER DELETE ON vector_store_chunks B
 	DELETE FROM vector_store_postings WHERE vector_store_id = old.vector_store_id AND file_id = old.file_id;
 	DELETE FROM vector_store_file_terms WHERE vector_store_id = old.vector_store_id AND file_id = old.file_id;
 END;
+
+-- Each file's quantized vectors get a version, a random number the search
+-- index writes with them (0 for rows written before): a search keeps rows
+-- in process memory under their version and reads only those it does not
+-- hold. The index lists the versions in scope without reading the rows.
+ALTER TABLE vector_store_file_vectors ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+DROP INDEX vector_store_file_vectors_model;
+CREATE INDEX vector_store_file_vectors_version ON vector_store_file_vectors (model, dim, vector_store_id, file_id, version);

@@ -32,12 +32,17 @@
 //
 // # Vector search
 //
-// Cosine similarity. The scan streams the quantized rows of the files in
-// scope (of this index's model and dimension), one at a time, scoring each
-// chunk approximately and keeping the best Candidates×k (at least k+32) in
-// a heap; those are then rescored exactly from their float32 vectors in
-// the same read transaction. Memory is bounded by the largest file's
-// quantized row (dimension+8 bytes per chunk) plus the heap, whatever the
+// Cosine similarity. Each file's quantized row is scored chunk by chunk
+// (over the query's non-zero numbers only when it is sparse, as the
+// built-in embedder's are), keeping the best Candidates×k (at least k+32)
+// in a heap; those are then rescored exactly from their float32 vectors in the same read
+// transaction. Rows are kept in process memory between
+// searches (Options.VectorCacheBytes, default 64 MiB; least recently used
+// rows go first) under a version written with each row: a search lists
+// the versions in scope and reads from the database only the rows it does
+// not hold, so a row another replica replaced is read again. Memory is
+// bounded by the cache's size plus, for the rows read, the largest
+// file's row (dimension+8 bytes per chunk) plus the heap, whatever the
 // number of chunks.
 //
 // # Models
@@ -80,8 +85,9 @@ var (
 // Index is the SQLite search index. It is safe for concurrent use:
 // searches run on a pool of read connections beside the store's writer.
 type Index struct {
-	w, r *sql.DB
-	o    Options
+	w, r  *sql.DB
+	o     Options
+	cache *chunkindex.VectorCache // nil: none
 
 	mu  sync.Mutex
 	dim int // o.Dimension, or learnt
@@ -103,7 +109,7 @@ func New(ctx context.Context, s *sqlite.Store, opts ...func(*Options)) (*Index, 
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
-	x := &Index{w: s.DB(), r: r, o: o, dim: o.Dimension}
+	x := &Index{w: s.DB(), r: r, o: o, dim: o.Dimension, cache: chunkindex.NewVectorCache(o.VectorCacheBytes)}
 	if x.dim == 0 {
 		var d sql.NullInt64
 		err := r.QueryRowContext(ctx, `SELECT dim FROM vector_store_file_vectors WHERE model = ? LIMIT 1`, o.Model).Scan(&d)
@@ -225,8 +231,8 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 	}
 	if nvec > 0 {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_file_vectors
-			(vector_store_id, file_id, model, dim, chunks, vectors) VALUES (?, ?, ?, ?, ?, ?)`,
-			ref.VectorStoreID, ref.FileID, x.o.Model, dim, nvec, blob); err != nil {
+			(vector_store_id, file_id, model, dim, chunks, vectors, version) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			ref.VectorStoreID, ref.FileID, x.o.Model, dim, nvec, blob, chunkindex.NewVersion()); err != nil {
 			return fmt.Errorf("search index: %w", err)
 		}
 	}
@@ -328,32 +334,10 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope
 	if err != nil || !ok {
 		return nil, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.vectors FROM vector_store_file_vectors c
-		WHERE c.model = ? AND c.dim = ? AND `+cond, x.o.Model, dim, arg)
-	if err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	defer rows.Close()
 	top := chunkindex.NewTopK(x.o.Rerank(k))
-	var vs, file string
-	var blob sql.RawBytes
-	for rows.Next() {
-		if err := rows.Scan(&vs, &file, &blob); err != nil {
-			return nil, fmt.Errorf("search index: %w", err)
-		}
-		err := chunkindex.ScanFile(blob, q, func(n int, score float32) {
-			if top.Would(float64(score)) {
-				top.Offer(chunkindex.Key{VectorStoreID: vs, FileID: file, N: n, Score: float64(score)})
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
+	if err := x.scanVectors(ctx, tx, q, dim, cond, arg, top); err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	rows.Close()
 	cands := top.Sorted()
 	if len(cands) == 0 {
 		return nil, nil
@@ -363,7 +347,7 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope
 		keys[i] = [3]any{c.VectorStoreID, c.FileID, c.N}
 	}
 	kj, _ := json.Marshal(keys)
-	rows, err = tx.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, c.embedding
+	rows, err := tx.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, c.embedding
 		FROM json_each(?) j JOIN vector_store_chunks c
 		ON c.vector_store_id = j.value ->> 0 AND c.file_id = j.value ->> 1 AND c.n = j.value ->> 2
 		WHERE c.embedding_model = ? AND c.embedding_dim = ?`, string(kj), x.o.Model, dim)
