@@ -183,6 +183,12 @@ func searchKeyword(ctx context.Context, src PostingsSource, query string, k int,
 		if len(files) == 0 {
 			break
 		}
+		if len(files) > maxFileList {
+			// Reading the terms' rows in every file in scope and
+			// skipping the pruned chunks costs less than naming many
+			// files to the store.
+			files = nil
+		}
 		terms := make([]string, len(left))
 		for j, l := range left {
 			terms[j] = l.term
@@ -194,6 +200,10 @@ func searchKeyword(ctx context.Context, src PostingsSource, query string, k int,
 	}
 	return acc.best(k), st, nil
 }
+
+// maxFileList is the most files whose postings SearchKeyword asks of a
+// PostingsSource by name.
+const maxFileList = 256
 
 // tfCurve is BM25's saturating term frequency curve for a chunk of
 // length dl (avg: the average length).

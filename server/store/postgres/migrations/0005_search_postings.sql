@@ -17,7 +17,10 @@ CREATE TABLE vector_store_postings (
 	max_tf          INTEGER NOT NULL,
 	min_len         INTEGER NOT NULL,
 	postings        BYTEA NOT NULL,
-	PRIMARY KEY (term, vector_store_id, file_id),
+	-- The statistics are in the key's index too: once the table is
+	-- vacuumed, the whole index's statistics of a term are read from the
+	-- index alone.
+	PRIMARY KEY (term, vector_store_id, file_id) INCLUDE (df, max_tf, min_len),
 	FOREIGN KEY (vector_store_id, file_id) REFERENCES vector_store_files (vector_store_id, file_id) ON DELETE CASCADE
 );
 CREATE INDEX vector_store_postings_file ON vector_store_postings (vector_store_id, file_id);
