@@ -58,6 +58,7 @@ type KeywordStats struct {
 type keywordTest struct {
 	exhaustive bool    // read every term in every file in scope
 	boundScale float64 // multiplies the upper bounds (a fault when below 1)
+	maxFiles   int     // replaces maxFileList when above 0
 }
 
 // SearchKeyword returns the k best chunks of src by BM25 (the in-memory
@@ -183,7 +184,7 @@ func searchKeyword(ctx context.Context, src PostingsSource, query string, k int,
 		if len(files) == 0 {
 			break
 		}
-		if len(files) > maxFileList {
+		if limit := cmp.Or(test.maxFiles, maxFileList); len(files) > limit {
 			// Reading the terms' rows in every file in scope and
 			// skipping the pruned chunks costs less than naming many
 			// files to the store.

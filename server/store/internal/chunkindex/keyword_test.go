@@ -248,6 +248,15 @@ func TestKeywordPruningIsExact(t *testing.T) {
 		if st.Full < st.Terms {
 			pruned++
 		}
+		// The terms left read in every file in scope after pruning,
+		// rather than in the files named.
+		all, _, err := searchKeyword(ctx, src, query, k, keywordTest{maxFiles: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameKeys(all, exh) {
+			t.Fatalf("query %q k=%d: pruned without a file list %v, exhaustive %v", query, k, all, exh)
+		}
 		bad, _, err := searchKeyword(ctx, src, query, k, keywordTest{boundScale: 0.5})
 		if err != nil {
 			t.Fatal(err)
