@@ -26,6 +26,10 @@ type BenchHarness struct {
 	// New returns an empty index with the built-in embedder's model and
 	// dimension, refs attached (see Harness.New).
 	New func(b *testing.B, refs []index.Ref) index.Index
+	// Settle, when set, brings the index to its steady state after
+	// BenchSearch100k's load, untimed (for PostgreSQL: VACUUM ANALYZE,
+	// which autovacuum does after a bulk load). Optional.
+	Settle func(b *testing.B, x index.Index)
 }
 
 // qualityDir is the retrieval package's labelled set (its documents give
@@ -192,6 +196,9 @@ func BenchSearch100k(b *testing.B, h BenchHarness) {
 		}
 	}
 	b.Logf("loaded %d chunks in %v", nChunks, time.Since(start).Round(time.Millisecond))
+	if h.Settle != nil {
+		h.Settle(b, x)
+	}
 	p, err := retrieval.New(func(o *retrieval.Options) { o.Index = x; o.Embedder = emb })
 	if err != nil {
 		b.Fatal(err)
