@@ -204,21 +204,6 @@ func (e AssistantToolsFileSearchType) Valid() bool {
 	}
 }
 
-// Defines values for AssistantToolsFileSearchTypeOnlyType.
-const (
-	AssistantToolsFileSearchTypeOnlyTypeFileSearch AssistantToolsFileSearchTypeOnlyType = "file_search"
-)
-
-// Valid indicates whether the value is a known member of the AssistantToolsFileSearchTypeOnlyType enum.
-func (e AssistantToolsFileSearchTypeOnlyType) Valid() bool {
-	switch e {
-	case AssistantToolsFileSearchTypeOnlyTypeFileSearch:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for AssistantToolsFunctionType.
 const (
 	AssistantToolsFunctionTypeFunction AssistantToolsFunctionType = "function"
@@ -669,6 +654,24 @@ func (e ListVectorStoresResponseObjectType) Valid() bool {
 	}
 }
 
+// Defines values for MessageAttachmentToolType.
+const (
+	MessageAttachmentToolTypeCodeInterpreter MessageAttachmentToolType = "code_interpreter"
+	MessageAttachmentToolTypeFileSearch      MessageAttachmentToolType = "file_search"
+)
+
+// Valid indicates whether the value is a known member of the MessageAttachmentToolType enum.
+func (e MessageAttachmentToolType) Valid() bool {
+	switch e {
+	case MessageAttachmentToolTypeCodeInterpreter:
+		return true
+	case MessageAttachmentToolTypeFileSearch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MessageCompletedEventEvent.
 const (
 	MessageCompletedEventEventThreadMessageCompleted MessageCompletedEventEvent = "thread.message.completed"
@@ -684,21 +687,45 @@ func (e MessageCompletedEventEvent) Valid() bool {
 	}
 }
 
-// Defines values for MessageContentImageFileObjectImageFileDetail.
+// Defines values for MessageContentType.
 const (
-	MessageContentImageFileObjectImageFileDetailAuto MessageContentImageFileObjectImageFileDetail = "auto"
-	MessageContentImageFileObjectImageFileDetailHigh MessageContentImageFileObjectImageFileDetail = "high"
-	MessageContentImageFileObjectImageFileDetailLow  MessageContentImageFileObjectImageFileDetail = "low"
+	MessageContentTypeImageFile MessageContentType = "image_file"
+	MessageContentTypeImageUrl  MessageContentType = "image_url"
+	MessageContentTypeRefusal   MessageContentType = "refusal"
+	MessageContentTypeText      MessageContentType = "text"
 )
 
-// Valid indicates whether the value is a known member of the MessageContentImageFileObjectImageFileDetail enum.
-func (e MessageContentImageFileObjectImageFileDetail) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageContentType enum.
+func (e MessageContentType) Valid() bool {
 	switch e {
-	case MessageContentImageFileObjectImageFileDetailAuto:
+	case MessageContentTypeImageFile:
 		return true
-	case MessageContentImageFileObjectImageFileDetailHigh:
+	case MessageContentTypeImageUrl:
 		return true
-	case MessageContentImageFileObjectImageFileDetailLow:
+	case MessageContentTypeRefusal:
+		return true
+	case MessageContentTypeText:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageContentImageFileDetail.
+const (
+	MessageContentImageFileDetailAuto MessageContentImageFileDetail = "auto"
+	MessageContentImageFileDetailHigh MessageContentImageFileDetail = "high"
+	MessageContentImageFileDetailLow  MessageContentImageFileDetail = "low"
+)
+
+// Valid indicates whether the value is a known member of the MessageContentImageFileDetail enum.
+func (e MessageContentImageFileDetail) Valid() bool {
+	switch e {
+	case MessageContentImageFileDetailAuto:
+		return true
+	case MessageContentImageFileDetailHigh:
+		return true
+	case MessageContentImageFileDetailLow:
 		return true
 	default:
 		return false
@@ -720,21 +747,21 @@ func (e MessageContentImageFileObjectType) Valid() bool {
 	}
 }
 
-// Defines values for MessageContentImageUrlObjectImageUrlDetail.
+// Defines values for MessageContentImageUrlDetail.
 const (
-	MessageContentImageUrlObjectImageUrlDetailAuto MessageContentImageUrlObjectImageUrlDetail = "auto"
-	MessageContentImageUrlObjectImageUrlDetailHigh MessageContentImageUrlObjectImageUrlDetail = "high"
-	MessageContentImageUrlObjectImageUrlDetailLow  MessageContentImageUrlObjectImageUrlDetail = "low"
+	MessageContentImageUrlDetailAuto MessageContentImageUrlDetail = "auto"
+	MessageContentImageUrlDetailHigh MessageContentImageUrlDetail = "high"
+	MessageContentImageUrlDetailLow  MessageContentImageUrlDetail = "low"
 )
 
-// Valid indicates whether the value is a known member of the MessageContentImageUrlObjectImageUrlDetail enum.
-func (e MessageContentImageUrlObjectImageUrlDetail) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageContentImageUrlDetail enum.
+func (e MessageContentImageUrlDetail) Valid() bool {
 	switch e {
-	case MessageContentImageUrlObjectImageUrlDetailAuto:
+	case MessageContentImageUrlDetailAuto:
 		return true
-	case MessageContentImageUrlObjectImageUrlDetailHigh:
+	case MessageContentImageUrlDetailHigh:
 		return true
-	case MessageContentImageUrlObjectImageUrlDetailLow:
+	case MessageContentImageUrlDetailLow:
 		return true
 	default:
 		return false
@@ -756,60 +783,18 @@ func (e MessageContentImageUrlObjectType) Valid() bool {
 	}
 }
 
-// Defines values for MessageContentRefusalObjectType.
+// Defines values for MessageContentTextAnnotationType.
 const (
-	MessageContentRefusalObjectTypeRefusal MessageContentRefusalObjectType = "refusal"
+	MessageContentTextAnnotationTypeFileCitation MessageContentTextAnnotationType = "file_citation"
+	MessageContentTextAnnotationTypeFilePath     MessageContentTextAnnotationType = "file_path"
 )
 
-// Valid indicates whether the value is a known member of the MessageContentRefusalObjectType enum.
-func (e MessageContentRefusalObjectType) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageContentTextAnnotationType enum.
+func (e MessageContentTextAnnotationType) Valid() bool {
 	switch e {
-	case MessageContentRefusalObjectTypeRefusal:
+	case MessageContentTextAnnotationTypeFileCitation:
 		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageContentTextAnnotationsFileCitationObjectType.
-const (
-	MessageContentTextAnnotationsFileCitationObjectTypeFileCitation MessageContentTextAnnotationsFileCitationObjectType = "file_citation"
-)
-
-// Valid indicates whether the value is a known member of the MessageContentTextAnnotationsFileCitationObjectType enum.
-func (e MessageContentTextAnnotationsFileCitationObjectType) Valid() bool {
-	switch e {
-	case MessageContentTextAnnotationsFileCitationObjectTypeFileCitation:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageContentTextAnnotationsFilePathObjectType.
-const (
-	MessageContentTextAnnotationsFilePathObjectTypeFilePath MessageContentTextAnnotationsFilePathObjectType = "file_path"
-)
-
-// Valid indicates whether the value is a known member of the MessageContentTextAnnotationsFilePathObjectType enum.
-func (e MessageContentTextAnnotationsFilePathObjectType) Valid() bool {
-	switch e {
-	case MessageContentTextAnnotationsFilePathObjectTypeFilePath:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageContentTextObjectType.
-const (
-	MessageContentTextObjectTypeText MessageContentTextObjectType = "text"
-)
-
-// Valid indicates whether the value is a known member of the MessageContentTextObjectType enum.
-func (e MessageContentTextObjectType) Valid() bool {
-	switch e {
-	case MessageContentTextObjectTypeText:
+	case MessageContentTextAnnotationTypeFilePath:
 		return true
 	default:
 		return false
@@ -831,132 +816,84 @@ func (e MessageCreatedEventEvent) Valid() bool {
 	}
 }
 
-// Defines values for MessageDeltaContentImageFileObjectImageFileDetail.
+// Defines values for MessageDeltaContentType.
 const (
-	MessageDeltaContentImageFileObjectImageFileDetailAuto MessageDeltaContentImageFileObjectImageFileDetail = "auto"
-	MessageDeltaContentImageFileObjectImageFileDetailHigh MessageDeltaContentImageFileObjectImageFileDetail = "high"
-	MessageDeltaContentImageFileObjectImageFileDetailLow  MessageDeltaContentImageFileObjectImageFileDetail = "low"
+	MessageDeltaContentTypeImageFile MessageDeltaContentType = "image_file"
+	MessageDeltaContentTypeImageUrl  MessageDeltaContentType = "image_url"
+	MessageDeltaContentTypeRefusal   MessageDeltaContentType = "refusal"
+	MessageDeltaContentTypeText      MessageDeltaContentType = "text"
 )
 
-// Valid indicates whether the value is a known member of the MessageDeltaContentImageFileObjectImageFileDetail enum.
-func (e MessageDeltaContentImageFileObjectImageFileDetail) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageDeltaContentType enum.
+func (e MessageDeltaContentType) Valid() bool {
 	switch e {
-	case MessageDeltaContentImageFileObjectImageFileDetailAuto:
+	case MessageDeltaContentTypeImageFile:
 		return true
-	case MessageDeltaContentImageFileObjectImageFileDetailHigh:
+	case MessageDeltaContentTypeImageUrl:
 		return true
-	case MessageDeltaContentImageFileObjectImageFileDetailLow:
+	case MessageDeltaContentTypeRefusal:
+		return true
+	case MessageDeltaContentTypeText:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for MessageDeltaContentImageFileObjectType.
+// Defines values for MessageDeltaContentImageFileDetail.
 const (
-	MessageDeltaContentImageFileObjectTypeImageFile MessageDeltaContentImageFileObjectType = "image_file"
+	MessageDeltaContentImageFileDetailAuto MessageDeltaContentImageFileDetail = "auto"
+	MessageDeltaContentImageFileDetailHigh MessageDeltaContentImageFileDetail = "high"
+	MessageDeltaContentImageFileDetailLow  MessageDeltaContentImageFileDetail = "low"
 )
 
-// Valid indicates whether the value is a known member of the MessageDeltaContentImageFileObjectType enum.
-func (e MessageDeltaContentImageFileObjectType) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageDeltaContentImageFileDetail enum.
+func (e MessageDeltaContentImageFileDetail) Valid() bool {
 	switch e {
-	case MessageDeltaContentImageFileObjectTypeImageFile:
+	case MessageDeltaContentImageFileDetailAuto:
+		return true
+	case MessageDeltaContentImageFileDetailHigh:
+		return true
+	case MessageDeltaContentImageFileDetailLow:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for MessageDeltaContentImageUrlObjectImageUrlDetail.
+// Defines values for MessageDeltaContentImageUrlDetail.
 const (
-	MessageDeltaContentImageUrlObjectImageUrlDetailAuto MessageDeltaContentImageUrlObjectImageUrlDetail = "auto"
-	MessageDeltaContentImageUrlObjectImageUrlDetailHigh MessageDeltaContentImageUrlObjectImageUrlDetail = "high"
-	MessageDeltaContentImageUrlObjectImageUrlDetailLow  MessageDeltaContentImageUrlObjectImageUrlDetail = "low"
+	MessageDeltaContentImageUrlDetailAuto MessageDeltaContentImageUrlDetail = "auto"
+	MessageDeltaContentImageUrlDetailHigh MessageDeltaContentImageUrlDetail = "high"
+	MessageDeltaContentImageUrlDetailLow  MessageDeltaContentImageUrlDetail = "low"
 )
 
-// Valid indicates whether the value is a known member of the MessageDeltaContentImageUrlObjectImageUrlDetail enum.
-func (e MessageDeltaContentImageUrlObjectImageUrlDetail) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageDeltaContentImageUrlDetail enum.
+func (e MessageDeltaContentImageUrlDetail) Valid() bool {
 	switch e {
-	case MessageDeltaContentImageUrlObjectImageUrlDetailAuto:
+	case MessageDeltaContentImageUrlDetailAuto:
 		return true
-	case MessageDeltaContentImageUrlObjectImageUrlDetailHigh:
+	case MessageDeltaContentImageUrlDetailHigh:
 		return true
-	case MessageDeltaContentImageUrlObjectImageUrlDetailLow:
+	case MessageDeltaContentImageUrlDetailLow:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for MessageDeltaContentImageUrlObjectType.
+// Defines values for MessageDeltaContentTextAnnotationType.
 const (
-	MessageDeltaContentImageUrlObjectTypeImageUrl MessageDeltaContentImageUrlObjectType = "image_url"
+	MessageDeltaContentTextAnnotationTypeFileCitation MessageDeltaContentTextAnnotationType = "file_citation"
+	MessageDeltaContentTextAnnotationTypeFilePath     MessageDeltaContentTextAnnotationType = "file_path"
 )
 
-// Valid indicates whether the value is a known member of the MessageDeltaContentImageUrlObjectType enum.
-func (e MessageDeltaContentImageUrlObjectType) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageDeltaContentTextAnnotationType enum.
+func (e MessageDeltaContentTextAnnotationType) Valid() bool {
 	switch e {
-	case MessageDeltaContentImageUrlObjectTypeImageUrl:
+	case MessageDeltaContentTextAnnotationTypeFileCitation:
 		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageDeltaContentRefusalObjectType.
-const (
-	MessageDeltaContentRefusalObjectTypeRefusal MessageDeltaContentRefusalObjectType = "refusal"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeltaContentRefusalObjectType enum.
-func (e MessageDeltaContentRefusalObjectType) Valid() bool {
-	switch e {
-	case MessageDeltaContentRefusalObjectTypeRefusal:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageDeltaContentTextAnnotationsFileCitationObjectType.
-const (
-	MessageDeltaContentTextAnnotationsFileCitationObjectTypeFileCitation MessageDeltaContentTextAnnotationsFileCitationObjectType = "file_citation"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeltaContentTextAnnotationsFileCitationObjectType enum.
-func (e MessageDeltaContentTextAnnotationsFileCitationObjectType) Valid() bool {
-	switch e {
-	case MessageDeltaContentTextAnnotationsFileCitationObjectTypeFileCitation:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageDeltaContentTextAnnotationsFilePathObjectType.
-const (
-	MessageDeltaContentTextAnnotationsFilePathObjectTypeFilePath MessageDeltaContentTextAnnotationsFilePathObjectType = "file_path"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeltaContentTextAnnotationsFilePathObjectType enum.
-func (e MessageDeltaContentTextAnnotationsFilePathObjectType) Valid() bool {
-	switch e {
-	case MessageDeltaContentTextAnnotationsFilePathObjectTypeFilePath:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for MessageDeltaContentTextObjectType.
-const (
-	MessageDeltaContentTextObjectTypeText MessageDeltaContentTextObjectType = "text"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeltaContentTextObjectType enum.
-func (e MessageDeltaContentTextObjectType) Valid() bool {
-	switch e {
-	case MessageDeltaContentTextObjectTypeText:
+	case MessageDeltaContentTextAnnotationTypeFilePath:
 		return true
 	default:
 		return false
@@ -2653,15 +2590,6 @@ type AssistantToolsFileSearchOptions struct {
 // AssistantToolsFileSearchType Always file_search.
 type AssistantToolsFileSearchType string
 
-// AssistantToolsFileSearchTypeOnly The file search tool, named without options.
-type AssistantToolsFileSearchTypeOnly struct {
-	// Type Always file_search.
-	Type AssistantToolsFileSearchTypeOnlyType `json:"type"`
-}
-
-// AssistantToolsFileSearchTypeOnlyType Always file_search.
-type AssistantToolsFileSearchTypeOnlyType string
-
 // AssistantToolsFunction A function tool the model can ask to call.
 type AssistantToolsFunction struct {
 	// Function A callable function's name, purpose and argument schema.
@@ -2757,40 +2685,34 @@ type ComparisonFilter struct {
 	// Type Operator: eq, ne, gt, gte, lt, lte, or in / nin (value is, or is not, in an array).
 	Type ComparisonFilterType `json:"type"`
 
-	// Value Value to compare against; an array for in and nin.
+	// Value Value to compare against; an array for in and nin. Build a filter with assistants.Eq, Ne, Gt, Gte, Lt, Lte, In, Nin, And and Or.
 	Value ComparisonFilterValue `json:"value"`
 }
 
 // ComparisonFilterType Operator: eq, ne, gt, gte, lt, lte, or in / nin (value is, or is not, in an array).
 type ComparisonFilterType string
 
-// ComparisonFilterValue Value to compare against; an array for in and nin.
+// ComparisonFilterBoolean A boolean to compare with.
+type ComparisonFilterBoolean = bool
+
+// ComparisonFilterList The values of an in / nin comparison.
+type ComparisonFilterList = []ComparisonFilterValueItem
+
+// ComparisonFilterNumber A number to compare with.
+type ComparisonFilterNumber = float64
+
+// ComparisonFilterString A text value to compare with.
+type ComparisonFilterString = string
+
+// ComparisonFilterValue Value to compare against; an array for in and nin. Build a filter with assistants.Eq, Ne, Gt, Gte, Lt, Lte, In, Nin, And and Or.
 type ComparisonFilterValue struct {
 	union json.RawMessage
 }
-
-// ComparisonFilterValue0 defines model for ComparisonFilterValue.0.
-type ComparisonFilterValue0 = string
-
-// ComparisonFilterValue1 defines model for ComparisonFilterValue.1.
-type ComparisonFilterValue1 = float32
-
-// ComparisonFilterValue2 defines model for ComparisonFilterValue.2.
-type ComparisonFilterValue2 = bool
-
-// ComparisonFilterValue3 defines model for ComparisonFilterValue.3.
-type ComparisonFilterValue3 = []ComparisonFilterValueItem
 
 // ComparisonFilterValueItem One member of an in / nin value list.
 type ComparisonFilterValueItem struct {
 	union json.RawMessage
 }
-
-// ComparisonFilterValueItem0 defines model for ComparisonFilterValueItem.0.
-type ComparisonFilterValueItem0 = string
-
-// ComparisonFilterValueItem1 defines model for ComparisonFilterValueItem.1.
-type ComparisonFilterValueItem1 = float32
 
 // CompoundFilter Join several filters with and / or.
 type CompoundFilter struct {
@@ -3014,14 +2936,7 @@ type CreateVectorStoreFileBatchRequest struct {
 
 	// Files Files to attach, each with its own settings, 1 to 2000.
 	Files *[]CreateVectorStoreFileRequest `json:"files,omitempty"`
-	union json.RawMessage
 }
-
-// CreateVectorStoreFileBatchRequest0 defines model for CreateVectorStoreFileBatchRequest.0.
-type CreateVectorStoreFileBatchRequest0 = interface{}
-
-// CreateVectorStoreFileBatchRequest1 defines model for CreateVectorStoreFileBatchRequest.1.
-type CreateVectorStoreFileBatchRequest1 = interface{}
 
 // CreateVectorStoreFileRequest Body for attaching a file to a vector store.
 type CreateVectorStoreFileRequest struct {
@@ -3387,10 +3302,14 @@ type MessageAttachment struct {
 	Tools *[]MessageAttachmentTool `json:"tools,omitempty"`
 }
 
-// MessageAttachmentTool A tool that receives an attached file, tagged by type.
+// MessageAttachmentTool A tool that receives an attached file: code_interpreter or file_search. (One object with a type enum rather than a union of two objects that hold nothing but their type.)
 type MessageAttachmentTool struct {
-	union json.RawMessage
+	// Type The tool.
+	Type MessageAttachmentToolType `json:"type"`
 }
+
+// MessageAttachmentToolType The tool.
+type MessageAttachmentToolType string
 
 // MessageCompletedEvent A message completed.
 type MessageCompletedEvent struct {
@@ -3402,140 +3321,88 @@ type MessageCompletedEvent struct {
 // MessageCompletedEventEvent defines model for MessageCompletedEvent.Event.
 type MessageCompletedEventEvent string
 
-// MessageContent One part of a message body, tagged by type.
+// MessageContent One part of a message body. Type says which kind it is, and the field named like the type holds it: text (Text), image_file (ImageFile), image_url (ImageUrl) or refusal (Refusal). The other fields are absent.
 type MessageContent struct {
-	union json.RawMessage
+	// ImageFile An image part that points at an uploaded file.
+	ImageFile *MessageContentImageFile `json:"image_file,omitempty"`
+
+	// ImageUrl An image part that points at a web URL.
+	ImageUrl *MessageContentImageUrl `json:"image_url,omitempty"`
+
+	// Refusal The refusal text, when the model declines to answer.
+	Refusal *string `json:"refusal,omitempty"`
+
+	// Text A text part of a message, and what it cites.
+	Text *MessageContentText `json:"text,omitempty"`
+
+	// Type Kind of part, and name of the field that holds it.
+	Type MessageContentType `json:"type"`
 }
 
-// MessageContentImageFileObject An image part that points at an uploaded file.
+// MessageContentType Kind of part, and name of the field that holds it.
+type MessageContentType string
+
+// MessageContentFileCitation The file a file_citation annotation cites.
+type MessageContentFileCitation struct {
+	// FileId ID of the cited file.
+	FileId string `json:"file_id"`
+}
+
+// MessageContentFilePath The file a file_path annotation names.
+type MessageContentFilePath struct {
+	// FileId ID of the generated file.
+	FileId string `json:"file_id"`
+}
+
+// MessageContentImageFile An image part that points at an uploaded file.
+type MessageContentImageFile struct {
+	// Detail Image detail level; low uses fewer tokens.
+	Detail *MessageContentImageFileDetail `json:"detail,omitempty"`
+
+	// FileId ID of an uploaded image file.
+	FileId string `json:"file_id"`
+}
+
+// MessageContentImageFileDetail Image detail level; low uses fewer tokens.
+type MessageContentImageFileDetail string
+
+// MessageContentImageFileObject An image part of a new message that points at an uploaded file.
 type MessageContentImageFileObject struct {
-	// ImageFile The image file reference.
+	// ImageFile An image part that points at an uploaded file.
 	ImageFile MessageContentImageFile `json:"image_file"`
 
 	// Type Always image_file.
 	Type MessageContentImageFileObjectType `json:"type"`
 }
 
-// MessageContentImageFileObjectImageFileDetail Image detail level; low uses fewer tokens.
-type MessageContentImageFileObjectImageFileDetail string
-
-// MessageContentImageFile The image file reference.
-type MessageContentImageFile struct {
-	// Detail Image detail level; low uses fewer tokens.
-	Detail *MessageContentImageFileObjectImageFileDetail `json:"detail,omitempty"`
-
-	// FileId ID of an uploaded image file.
-	FileId string `json:"file_id"`
-}
-
 // MessageContentImageFileObjectType Always image_file.
 type MessageContentImageFileObjectType string
 
-// MessageContentImageUrlObject An image part that points at a web URL.
+// MessageContentImageUrl An image part that points at a web URL.
+type MessageContentImageUrl struct {
+	// Detail Image detail level; low uses fewer tokens.
+	Detail *MessageContentImageUrlDetail `json:"detail,omitempty"`
+
+	// Url Address of a jpeg, jpg, png, gif or webp image.
+	Url string `json:"url"`
+}
+
+// MessageContentImageUrlDetail Image detail level; low uses fewer tokens.
+type MessageContentImageUrlDetail string
+
+// MessageContentImageUrlObject An image part of a new message that points at a web URL.
 type MessageContentImageUrlObject struct {
-	// ImageUrl The image URL reference.
+	// ImageUrl An image part that points at a web URL.
 	ImageUrl MessageContentImageUrl `json:"image_url"`
 
 	// Type Always image_url.
 	Type MessageContentImageUrlObjectType `json:"type"`
 }
 
-// MessageContentImageUrlObjectImageUrlDetail Image detail level; low uses fewer tokens.
-type MessageContentImageUrlObjectImageUrlDetail string
-
-// MessageContentImageUrl The image URL reference.
-type MessageContentImageUrl struct {
-	// Detail Image detail level; low uses fewer tokens.
-	Detail *MessageContentImageUrlObjectImageUrlDetail `json:"detail,omitempty"`
-
-	// Url Address of a jpeg, jpg, png, gif or webp image.
-	Url string `json:"url"`
-}
-
 // MessageContentImageUrlObjectType Always image_url.
 type MessageContentImageUrlObjectType string
 
-// MessageContentRefusalObject A part in which the model declines to answer.
-type MessageContentRefusalObject struct {
-	// Refusal The refusal text.
-	Refusal string `json:"refusal"`
-
-	// Type Always refusal.
-	Type MessageContentRefusalObjectType `json:"type"`
-}
-
-// MessageContentRefusalObjectType Always refusal.
-type MessageContentRefusalObjectType string
-
-// MessageContentTextAnnotation A text annotation, tagged by type.
-type MessageContentTextAnnotation struct {
-	union json.RawMessage
-}
-
-// MessageContentTextAnnotationsFileCitationObject A span of text that cites a file searched by file search.
-type MessageContentTextAnnotationsFileCitationObject struct {
-	// EndIndex End offset of the span.
-	EndIndex int `json:"end_index"`
-
-	// FileCitation The cited file.
-	FileCitation MessageContentFileCitation `json:"file_citation"`
-
-	// StartIndex Start offset of the span.
-	StartIndex int `json:"start_index"`
-
-	// Text The cited span as it appears in the text.
-	Text string `json:"text"`
-
-	// Type Always file_citation.
-	Type MessageContentTextAnnotationsFileCitationObjectType `json:"type"`
-}
-
-// MessageContentFileCitation The cited file.
-type MessageContentFileCitation struct {
-	// FileId ID of the cited file.
-	FileId string `json:"file_id"`
-}
-
-// MessageContentTextAnnotationsFileCitationObjectType Always file_citation.
-type MessageContentTextAnnotationsFileCitationObjectType string
-
-// MessageContentTextAnnotationsFilePathObject A span of text that names a file the code interpreter wrote.
-type MessageContentTextAnnotationsFilePathObject struct {
-	// EndIndex End offset of the span.
-	EndIndex int `json:"end_index"`
-
-	// FilePath The generated file.
-	FilePath MessageContentFilePath `json:"file_path"`
-
-	// StartIndex Start offset of the span.
-	StartIndex int `json:"start_index"`
-
-	// Text The span as it appears in the text.
-	Text string `json:"text"`
-
-	// Type Always file_path.
-	Type MessageContentTextAnnotationsFilePathObjectType `json:"type"`
-}
-
-// MessageContentFilePath The generated file.
-type MessageContentFilePath struct {
-	// FileId ID of the generated file.
-	FileId string `json:"file_id"`
-}
-
-// MessageContentTextAnnotationsFilePathObjectType Always file_path.
-type MessageContentTextAnnotationsFilePathObjectType string
-
-// MessageContentTextObject A text part, with its annotations.
-type MessageContentTextObject struct {
-	// Text The text and what it cites.
-	Text MessageContentText `json:"text"`
-
-	// Type Always text.
-	Type MessageContentTextObjectType `json:"type"`
-}
-
-// MessageContentText The text and what it cites.
+// MessageContentText A text part of a message, and what it cites.
 type MessageContentText struct {
 	// Annotations Citations and file paths found in the text.
 	Annotations []MessageContentTextAnnotation `json:"annotations"`
@@ -3544,8 +3411,29 @@ type MessageContentText struct {
 	Value string `json:"value"`
 }
 
-// MessageContentTextObjectType Always text.
-type MessageContentTextObjectType string
+// MessageContentTextAnnotation A span of a text part that points at a file. Type says which kind: file_citation (FileCitation: a file searched by file search) or file_path (FilePath: a file the code interpreter wrote).
+type MessageContentTextAnnotation struct {
+	// EndIndex End offset of the span.
+	EndIndex int `json:"end_index"`
+
+	// FileCitation The file a file_citation annotation cites.
+	FileCitation *MessageContentFileCitation `json:"file_citation,omitempty"`
+
+	// FilePath The file a file_path annotation names.
+	FilePath *MessageContentFilePath `json:"file_path,omitempty"`
+
+	// StartIndex Start offset of the span.
+	StartIndex int `json:"start_index"`
+
+	// Text The span as it appears in the text.
+	Text string `json:"text"`
+
+	// Type Kind of annotation, and name of the field that holds the file.
+	Type MessageContentTextAnnotationType `json:"type"`
+}
+
+// MessageContentTextAnnotationType Kind of annotation, and name of the field that holds the file.
+type MessageContentTextAnnotationType string
 
 // MessageCreatedEvent A message was created.
 type MessageCreatedEvent struct {
@@ -3557,107 +3445,31 @@ type MessageCreatedEvent struct {
 // MessageCreatedEventEvent defines model for MessageCreatedEvent.Event.
 type MessageCreatedEventEvent string
 
-// MessageDeltaContent A piece of a content part, tagged by type.
+// MessageDeltaContent A piece of a content part arriving in a stream. Type says which kind it is, and the field named like the type holds what arrived: text (Text), image_file (ImageFile), image_url (ImageUrl) or refusal (Refusal).
 type MessageDeltaContent struct {
-	union json.RawMessage
-}
-
-// MessageDeltaContentImageFileObject An image-file part arriving in a stream.
-type MessageDeltaContentImageFileObject struct {
 	// ImageFile The image file reference so far.
 	ImageFile *MessageDeltaContentImageFile `json:"image_file,omitempty"`
 
-	// Index Position of the part in the message content.
-	Index int `json:"index"`
-
-	// Type Always image_file.
-	Type MessageDeltaContentImageFileObjectType `json:"type"`
-}
-
-// MessageDeltaContentImageFileObjectImageFileDetail Image detail level.
-type MessageDeltaContentImageFileObjectImageFileDetail string
-
-// MessageDeltaContentImageFile The image file reference so far.
-type MessageDeltaContentImageFile struct {
-	// Detail Image detail level.
-	Detail *MessageDeltaContentImageFileObjectImageFileDetail `json:"detail,omitempty"`
-
-	// FileId ID of the image file.
-	FileId *string `json:"file_id,omitempty"`
-}
-
-// MessageDeltaContentImageFileObjectType Always image_file.
-type MessageDeltaContentImageFileObjectType string
-
-// MessageDeltaContentImageUrlObject An image-URL part arriving in a stream.
-type MessageDeltaContentImageUrlObject struct {
 	// ImageUrl The image URL reference so far.
 	ImageUrl *MessageDeltaContentImageUrl `json:"image_url,omitempty"`
 
 	// Index Position of the part in the message content.
 	Index int `json:"index"`
 
-	// Type Always image_url.
-	Type MessageDeltaContentImageUrlObjectType `json:"type"`
-}
-
-// MessageDeltaContentImageUrlObjectImageUrlDetail Image detail level.
-type MessageDeltaContentImageUrlObjectImageUrlDetail string
-
-// MessageDeltaContentImageUrl The image URL reference so far.
-type MessageDeltaContentImageUrl struct {
-	// Detail Image detail level.
-	Detail *MessageDeltaContentImageUrlObjectImageUrlDetail `json:"detail,omitempty"`
-
-	// Url Address of the image.
-	Url *string `json:"url,omitempty"`
-}
-
-// MessageDeltaContentImageUrlObjectType Always image_url.
-type MessageDeltaContentImageUrlObjectType string
-
-// MessageDeltaContentRefusalObject A refusal fragment arriving in a stream.
-type MessageDeltaContentRefusalObject struct {
-	// Index Position of the part in the message content.
-	Index int `json:"index"`
-
 	// Refusal Refusal text to append.
 	Refusal *string `json:"refusal,omitempty"`
 
-	// Type Always refusal.
-	Type MessageDeltaContentRefusalObjectType `json:"type"`
+	// Text The new text and annotations of a text part.
+	Text *MessageDeltaContentText `json:"text,omitempty"`
+
+	// Type Kind of part, and name of the field that holds it.
+	Type MessageDeltaContentType `json:"type"`
 }
 
-// MessageDeltaContentRefusalObjectType Always refusal.
-type MessageDeltaContentRefusalObjectType string
+// MessageDeltaContentType Kind of part, and name of the field that holds it.
+type MessageDeltaContentType string
 
-// MessageDeltaContentTextAnnotation A text annotation arriving in a stream, tagged by type.
-type MessageDeltaContentTextAnnotation struct {
-	union json.RawMessage
-}
-
-// MessageDeltaContentTextAnnotationsFileCitationObject A file citation arriving in a stream.
-type MessageDeltaContentTextAnnotationsFileCitationObject struct {
-	// EndIndex End offset of the span.
-	EndIndex *int `json:"end_index,omitempty"`
-
-	// FileCitation The cited file.
-	FileCitation *MessageDeltaContentFileCitation `json:"file_citation,omitempty"`
-
-	// Index Position of the annotation in the text part.
-	Index int `json:"index"`
-
-	// StartIndex Start offset of the span.
-	StartIndex *int `json:"start_index,omitempty"`
-
-	// Text The cited span as it appears in the text.
-	Text *string `json:"text,omitempty"`
-
-	// Type Always file_citation.
-	Type MessageDeltaContentTextAnnotationsFileCitationObjectType `json:"type"`
-}
-
-// MessageDeltaContentFileCitation The cited file.
+// MessageDeltaContentFileCitation The cited file, as far as it arrived.
 type MessageDeltaContentFileCitation struct {
 	// FileId ID of the cited file.
 	FileId *string `json:"file_id,omitempty"`
@@ -3666,15 +3478,54 @@ type MessageDeltaContentFileCitation struct {
 	Quote *string `json:"quote,omitempty"`
 }
 
-// MessageDeltaContentTextAnnotationsFileCitationObjectType Always file_citation.
-type MessageDeltaContentTextAnnotationsFileCitationObjectType string
+// MessageDeltaContentFilePath The generated file, as far as it arrived.
+type MessageDeltaContentFilePath struct {
+	// FileId ID of the generated file.
+	FileId *string `json:"file_id,omitempty"`
+}
 
-// MessageDeltaContentTextAnnotationsFilePathObject A generated-file path arriving in a stream.
-type MessageDeltaContentTextAnnotationsFilePathObject struct {
+// MessageDeltaContentImageFile The image file reference so far.
+type MessageDeltaContentImageFile struct {
+	// Detail Image detail level.
+	Detail *MessageDeltaContentImageFileDetail `json:"detail,omitempty"`
+
+	// FileId ID of the image file.
+	FileId *string `json:"file_id,omitempty"`
+}
+
+// MessageDeltaContentImageFileDetail Image detail level.
+type MessageDeltaContentImageFileDetail string
+
+// MessageDeltaContentImageUrl The image URL reference so far.
+type MessageDeltaContentImageUrl struct {
+	// Detail Image detail level.
+	Detail *MessageDeltaContentImageUrlDetail `json:"detail,omitempty"`
+
+	// Url Address of the image.
+	Url *string `json:"url,omitempty"`
+}
+
+// MessageDeltaContentImageUrlDetail Image detail level.
+type MessageDeltaContentImageUrlDetail string
+
+// MessageDeltaContentText The new text and annotations of a text part.
+type MessageDeltaContentText struct {
+	// Annotations Annotations added with this fragment.
+	Annotations *[]MessageDeltaContentTextAnnotation `json:"annotations,omitempty"`
+
+	// Value Text to append.
+	Value *string `json:"value,omitempty"`
+}
+
+// MessageDeltaContentTextAnnotation An annotation arriving in a stream. Type says which kind: file_citation (FileCitation) or file_path (FilePath).
+type MessageDeltaContentTextAnnotation struct {
 	// EndIndex End offset of the span.
 	EndIndex *int `json:"end_index,omitempty"`
 
-	// FilePath The generated file.
+	// FileCitation The cited file, as far as it arrived.
+	FileCitation *MessageDeltaContentFileCitation `json:"file_citation,omitempty"`
+
+	// FilePath The generated file, as far as it arrived.
 	FilePath *MessageDeltaContentFilePath `json:"file_path,omitempty"`
 
 	// Index Position of the annotation in the text part.
@@ -3686,42 +3537,12 @@ type MessageDeltaContentTextAnnotationsFilePathObject struct {
 	// Text The span as it appears in the text.
 	Text *string `json:"text,omitempty"`
 
-	// Type Always file_path.
-	Type MessageDeltaContentTextAnnotationsFilePathObjectType `json:"type"`
+	// Type Kind of annotation, and name of the field that holds the file.
+	Type MessageDeltaContentTextAnnotationType `json:"type"`
 }
 
-// MessageDeltaContentFilePath The generated file.
-type MessageDeltaContentFilePath struct {
-	// FileId ID of the generated file.
-	FileId *string `json:"file_id,omitempty"`
-}
-
-// MessageDeltaContentTextAnnotationsFilePathObjectType Always file_path.
-type MessageDeltaContentTextAnnotationsFilePathObjectType string
-
-// MessageDeltaContentTextObject A text fragment arriving in a stream.
-type MessageDeltaContentTextObject struct {
-	// Index Position of the part in the message content.
-	Index int `json:"index"`
-
-	// Text The new text and annotations.
-	Text *MessageDeltaContentText `json:"text,omitempty"`
-
-	// Type Always text.
-	Type MessageDeltaContentTextObjectType `json:"type"`
-}
-
-// MessageDeltaContentText The new text and annotations.
-type MessageDeltaContentText struct {
-	// Annotations Annotations added with this fragment.
-	Annotations *[]MessageDeltaContentTextAnnotation `json:"annotations,omitempty"`
-
-	// Value Text to append.
-	Value *string `json:"value,omitempty"`
-}
-
-// MessageDeltaContentTextObjectType Always text.
-type MessageDeltaContentTextObjectType string
+// MessageDeltaContentTextAnnotationType Kind of annotation, and name of the field that holds the file.
+type MessageDeltaContentTextAnnotationType string
 
 // MessageDeltaEvent Part of a message was streamed.
 type MessageDeltaEvent struct {
@@ -4937,14 +4758,7 @@ type ToolResourcesFileSearchCreate struct {
 
 	// VectorStores A vector store to create from files, at most 1.
 	VectorStores *[]ToolResourcesVectorStoreCreate `json:"vector_stores,omitempty"`
-	union        json.RawMessage
 }
-
-// ToolResourcesFileSearchCreate0 defines model for ToolResourcesFileSearchCreate.0.
-type ToolResourcesFileSearchCreate0 = interface{}
-
-// ToolResourcesFileSearchCreate1 defines model for ToolResourcesFileSearchCreate.1.
-type ToolResourcesFileSearchCreate1 = interface{}
 
 // ToolResourcesVectorStoreCreate A vector store built on the fly from files.
 type ToolResourcesVectorStoreCreate struct {
@@ -5000,19 +4814,19 @@ type VectorStoreExpirationAfter struct {
 // VectorStoreExpirationAfterAnchor Clock start; always last_active_at.
 type VectorStoreExpirationAfterAnchor string
 
-// VectorStoreFileAttributeValue One attribute value.
+// VectorStoreFileAttributeBoolean A boolean attribute value.
+type VectorStoreFileAttributeBoolean = bool
+
+// VectorStoreFileAttributeNumber A numeric attribute value.
+type VectorStoreFileAttributeNumber = float64
+
+// VectorStoreFileAttributeString A text attribute value, at most 512 characters.
+type VectorStoreFileAttributeString = string
+
+// VectorStoreFileAttributeValue One attribute value; build it with assistants.AttributeString, AttributeNumber or AttributeBool.
 type VectorStoreFileAttributeValue struct {
 	union json.RawMessage
 }
-
-// VectorStoreFileAttributeValue0 defines model for VectorStoreFileAttributeValue.0.
-type VectorStoreFileAttributeValue0 = string
-
-// VectorStoreFileAttributeValue1 defines model for VectorStoreFileAttributeValue.1.
-type VectorStoreFileAttributeValue1 = float32
-
-// VectorStoreFileAttributeValue2 defines model for VectorStoreFileAttributeValue.2.
-type VectorStoreFileAttributeValue2 = bool
 
 // VectorStoreFileAttributes Up to 16 key-value pairs for filtering search; keys at most 64 characters, values strings (at most 512), numbers or booleans.
 type VectorStoreFileAttributes map[string]VectorStoreFileAttributeValue
@@ -5202,6 +5016,17 @@ type VectorStoreSearchFilter struct {
 	union json.RawMessage
 }
 
+// VectorStoreSearchQuery Search text, or several texts; build it with assistants.SearchQuery.
+type VectorStoreSearchQuery struct {
+	union json.RawMessage
+}
+
+// VectorStoreSearchQueryText One search text.
+type VectorStoreSearchQueryText = string
+
+// VectorStoreSearchQueryTexts Several search texts, at least one.
+type VectorStoreSearchQueryTexts = []string
+
 // VectorStoreSearchRequest Body for searching a vector store.
 type VectorStoreSearchRequest struct {
 	// Filters A search filter, tagged by its operator.
@@ -5210,25 +5035,14 @@ type VectorStoreSearchRequest struct {
 	// MaxNumResults Most results to return, 1 to 50.
 	MaxNumResults *int `json:"max_num_results,omitempty"`
 
-	// Query Search text, or several texts.
-	Query VectorStoreSearchRequest_Query `json:"query"`
+	// Query Search text, or several texts; build it with assistants.SearchQuery.
+	Query VectorStoreSearchQuery `json:"query"`
 
 	// RankingOptions How results are ranked.
 	RankingOptions *VectorStoreSearchRankingOptions `json:"ranking_options,omitempty"`
 
 	// RewriteQuery Let the service rephrase the query for search.
 	RewriteQuery *bool `json:"rewrite_query,omitempty"`
-}
-
-// VectorStoreSearchRequestQuery0 defines model for VectorStoreSearchRequest.Query.0.
-type VectorStoreSearchRequestQuery0 = string
-
-// VectorStoreSearchRequestQuery1 defines model for VectorStoreSearchRequest.Query.1.
-type VectorStoreSearchRequestQuery1 = []string
-
-// VectorStoreSearchRequest_Query Search text, or several texts.
-type VectorStoreSearchRequest_Query struct {
-	union json.RawMessage
 }
 
 // VectorStoreSearchRequestRankingOptionsRanker Ranker to use.
@@ -7194,22 +7008,22 @@ func (t *ChunkingStrategyResponse) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsComparisonFilterValue0 returns the union data inside the ComparisonFilterValue as a ComparisonFilterValue0
-func (t ComparisonFilterValue) AsComparisonFilterValue0() (ComparisonFilterValue0, error) {
-	var body ComparisonFilterValue0
+// AsComparisonFilterString returns the union data inside the ComparisonFilterValue as a ComparisonFilterString
+func (t ComparisonFilterValue) AsComparisonFilterString() (ComparisonFilterString, error) {
+	var body ComparisonFilterString
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValue0 overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterValue0
-func (t *ComparisonFilterValue) FromComparisonFilterValue0(v ComparisonFilterValue0) error {
+// FromComparisonFilterString overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterString
+func (t *ComparisonFilterValue) FromComparisonFilterString(v ComparisonFilterString) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValue0 performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterValue0
-func (t *ComparisonFilterValue) MergeComparisonFilterValue0(v ComparisonFilterValue0) error {
+// MergeComparisonFilterString performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterString
+func (t *ComparisonFilterValue) MergeComparisonFilterString(v ComparisonFilterString) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7220,22 +7034,22 @@ func (t *ComparisonFilterValue) MergeComparisonFilterValue0(v ComparisonFilterVa
 	return err
 }
 
-// AsComparisonFilterValue1 returns the union data inside the ComparisonFilterValue as a ComparisonFilterValue1
-func (t ComparisonFilterValue) AsComparisonFilterValue1() (ComparisonFilterValue1, error) {
-	var body ComparisonFilterValue1
+// AsComparisonFilterNumber returns the union data inside the ComparisonFilterValue as a ComparisonFilterNumber
+func (t ComparisonFilterValue) AsComparisonFilterNumber() (ComparisonFilterNumber, error) {
+	var body ComparisonFilterNumber
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValue1 overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterValue1
-func (t *ComparisonFilterValue) FromComparisonFilterValue1(v ComparisonFilterValue1) error {
+// FromComparisonFilterNumber overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterNumber
+func (t *ComparisonFilterValue) FromComparisonFilterNumber(v ComparisonFilterNumber) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValue1 performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterValue1
-func (t *ComparisonFilterValue) MergeComparisonFilterValue1(v ComparisonFilterValue1) error {
+// MergeComparisonFilterNumber performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterNumber
+func (t *ComparisonFilterValue) MergeComparisonFilterNumber(v ComparisonFilterNumber) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7246,22 +7060,22 @@ func (t *ComparisonFilterValue) MergeComparisonFilterValue1(v ComparisonFilterVa
 	return err
 }
 
-// AsComparisonFilterValue2 returns the union data inside the ComparisonFilterValue as a ComparisonFilterValue2
-func (t ComparisonFilterValue) AsComparisonFilterValue2() (ComparisonFilterValue2, error) {
-	var body ComparisonFilterValue2
+// AsComparisonFilterBoolean returns the union data inside the ComparisonFilterValue as a ComparisonFilterBoolean
+func (t ComparisonFilterValue) AsComparisonFilterBoolean() (ComparisonFilterBoolean, error) {
+	var body ComparisonFilterBoolean
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValue2 overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterValue2
-func (t *ComparisonFilterValue) FromComparisonFilterValue2(v ComparisonFilterValue2) error {
+// FromComparisonFilterBoolean overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterBoolean
+func (t *ComparisonFilterValue) FromComparisonFilterBoolean(v ComparisonFilterBoolean) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValue2 performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterValue2
-func (t *ComparisonFilterValue) MergeComparisonFilterValue2(v ComparisonFilterValue2) error {
+// MergeComparisonFilterBoolean performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterBoolean
+func (t *ComparisonFilterValue) MergeComparisonFilterBoolean(v ComparisonFilterBoolean) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7272,22 +7086,22 @@ func (t *ComparisonFilterValue) MergeComparisonFilterValue2(v ComparisonFilterVa
 	return err
 }
 
-// AsComparisonFilterValue3 returns the union data inside the ComparisonFilterValue as a ComparisonFilterValue3
-func (t ComparisonFilterValue) AsComparisonFilterValue3() (ComparisonFilterValue3, error) {
-	var body ComparisonFilterValue3
+// AsComparisonFilterList returns the union data inside the ComparisonFilterValue as a ComparisonFilterList
+func (t ComparisonFilterValue) AsComparisonFilterList() (ComparisonFilterList, error) {
+	var body ComparisonFilterList
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValue3 overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterValue3
-func (t *ComparisonFilterValue) FromComparisonFilterValue3(v ComparisonFilterValue3) error {
+// FromComparisonFilterList overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterList
+func (t *ComparisonFilterValue) FromComparisonFilterList(v ComparisonFilterList) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValue3 performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterValue3
-func (t *ComparisonFilterValue) MergeComparisonFilterValue3(v ComparisonFilterValue3) error {
+// MergeComparisonFilterList performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterList
+func (t *ComparisonFilterValue) MergeComparisonFilterList(v ComparisonFilterList) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7308,22 +7122,22 @@ func (t *ComparisonFilterValue) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsComparisonFilterValueItem0 returns the union data inside the ComparisonFilterValueItem as a ComparisonFilterValueItem0
-func (t ComparisonFilterValueItem) AsComparisonFilterValueItem0() (ComparisonFilterValueItem0, error) {
-	var body ComparisonFilterValueItem0
+// AsComparisonFilterString returns the union data inside the ComparisonFilterValueItem as a ComparisonFilterString
+func (t ComparisonFilterValueItem) AsComparisonFilterString() (ComparisonFilterString, error) {
+	var body ComparisonFilterString
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValueItem0 overwrites any union data inside the ComparisonFilterValueItem as the provided ComparisonFilterValueItem0
-func (t *ComparisonFilterValueItem) FromComparisonFilterValueItem0(v ComparisonFilterValueItem0) error {
+// FromComparisonFilterString overwrites any union data inside the ComparisonFilterValueItem as the provided ComparisonFilterString
+func (t *ComparisonFilterValueItem) FromComparisonFilterString(v ComparisonFilterString) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValueItem0 performs a merge with any union data inside the ComparisonFilterValueItem, using the provided ComparisonFilterValueItem0
-func (t *ComparisonFilterValueItem) MergeComparisonFilterValueItem0(v ComparisonFilterValueItem0) error {
+// MergeComparisonFilterString performs a merge with any union data inside the ComparisonFilterValueItem, using the provided ComparisonFilterString
+func (t *ComparisonFilterValueItem) MergeComparisonFilterString(v ComparisonFilterString) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7334,22 +7148,22 @@ func (t *ComparisonFilterValueItem) MergeComparisonFilterValueItem0(v Comparison
 	return err
 }
 
-// AsComparisonFilterValueItem1 returns the union data inside the ComparisonFilterValueItem as a ComparisonFilterValueItem1
-func (t ComparisonFilterValueItem) AsComparisonFilterValueItem1() (ComparisonFilterValueItem1, error) {
-	var body ComparisonFilterValueItem1
+// AsComparisonFilterNumber returns the union data inside the ComparisonFilterValueItem as a ComparisonFilterNumber
+func (t ComparisonFilterValueItem) AsComparisonFilterNumber() (ComparisonFilterNumber, error) {
+	var body ComparisonFilterNumber
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValueItem1 overwrites any union data inside the ComparisonFilterValueItem as the provided ComparisonFilterValueItem1
-func (t *ComparisonFilterValueItem) FromComparisonFilterValueItem1(v ComparisonFilterValueItem1) error {
+// FromComparisonFilterNumber overwrites any union data inside the ComparisonFilterValueItem as the provided ComparisonFilterNumber
+func (t *ComparisonFilterValueItem) FromComparisonFilterNumber(v ComparisonFilterNumber) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValueItem1 performs a merge with any union data inside the ComparisonFilterValueItem, using the provided ComparisonFilterValueItem1
-func (t *ComparisonFilterValueItem) MergeComparisonFilterValueItem1(v ComparisonFilterValueItem1) error {
+// MergeComparisonFilterNumber performs a merge with any union data inside the ComparisonFilterValueItem, using the provided ComparisonFilterNumber
+func (t *ComparisonFilterValueItem) MergeComparisonFilterNumber(v ComparisonFilterNumber) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7428,793 +7242,6 @@ func (t CreateMessageRequest_Content) MarshalJSON() ([]byte, error) {
 }
 
 func (t *CreateMessageRequest_Content) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsCreateVectorStoreFileBatchRequest0 returns the union data inside the CreateVectorStoreFileBatchRequest as a CreateVectorStoreFileBatchRequest0
-func (t CreateVectorStoreFileBatchRequest) AsCreateVectorStoreFileBatchRequest0() (CreateVectorStoreFileBatchRequest0, error) {
-	var body CreateVectorStoreFileBatchRequest0
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromCreateVectorStoreFileBatchRequest0 overwrites any union data inside the CreateVectorStoreFileBatchRequest as the provided CreateVectorStoreFileBatchRequest0
-func (t *CreateVectorStoreFileBatchRequest) FromCreateVectorStoreFileBatchRequest0(v CreateVectorStoreFileBatchRequest0) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeCreateVectorStoreFileBatchRequest0 performs a merge with any union data inside the CreateVectorStoreFileBatchRequest, using the provided CreateVectorStoreFileBatchRequest0
-func (t *CreateVectorStoreFileBatchRequest) MergeCreateVectorStoreFileBatchRequest0(v CreateVectorStoreFileBatchRequest0) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsCreateVectorStoreFileBatchRequest1 returns the union data inside the CreateVectorStoreFileBatchRequest as a CreateVectorStoreFileBatchRequest1
-func (t CreateVectorStoreFileBatchRequest) AsCreateVectorStoreFileBatchRequest1() (CreateVectorStoreFileBatchRequest1, error) {
-	var body CreateVectorStoreFileBatchRequest1
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromCreateVectorStoreFileBatchRequest1 overwrites any union data inside the CreateVectorStoreFileBatchRequest as the provided CreateVectorStoreFileBatchRequest1
-func (t *CreateVectorStoreFileBatchRequest) FromCreateVectorStoreFileBatchRequest1(v CreateVectorStoreFileBatchRequest1) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeCreateVectorStoreFileBatchRequest1 performs a merge with any union data inside the CreateVectorStoreFileBatchRequest, using the provided CreateVectorStoreFileBatchRequest1
-func (t *CreateVectorStoreFileBatchRequest) MergeCreateVectorStoreFileBatchRequest1(v CreateVectorStoreFileBatchRequest1) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t CreateVectorStoreFileBatchRequest) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	object := make(map[string]json.RawMessage)
-	if t.union != nil {
-		err = json.Unmarshal(b, &object)
-		if err != nil {
-			return nil, err
-		}
-	}
-
-	if t.Attributes != nil {
-		object["attributes"], err = json.Marshal(t.Attributes)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'attributes': %w", err)
-		}
-	}
-
-	if t.ChunkingStrategy != nil {
-		object["chunking_strategy"], err = json.Marshal(t.ChunkingStrategy)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'chunking_strategy': %w", err)
-		}
-	}
-
-	if t.FileIds != nil {
-		object["file_ids"], err = json.Marshal(t.FileIds)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'file_ids': %w", err)
-		}
-	}
-
-	if t.Files != nil {
-		object["files"], err = json.Marshal(t.Files)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'files': %w", err)
-		}
-	}
-	b, err = json.Marshal(object)
-	return b, err
-}
-
-func (t *CreateVectorStoreFileBatchRequest) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	if err != nil {
-		return err
-	}
-	object := make(map[string]json.RawMessage)
-	err = json.Unmarshal(b, &object)
-	if err != nil {
-		return err
-	}
-
-	if raw, found := object["attributes"]; found {
-		err = json.Unmarshal(raw, &t.Attributes)
-		if err != nil {
-			return fmt.Errorf("error reading 'attributes': %w", err)
-		}
-	}
-
-	if raw, found := object["chunking_strategy"]; found {
-		err = json.Unmarshal(raw, &t.ChunkingStrategy)
-		if err != nil {
-			return fmt.Errorf("error reading 'chunking_strategy': %w", err)
-		}
-	}
-
-	if raw, found := object["file_ids"]; found {
-		err = json.Unmarshal(raw, &t.FileIds)
-		if err != nil {
-			return fmt.Errorf("error reading 'file_ids': %w", err)
-		}
-	}
-
-	if raw, found := object["files"]; found {
-		err = json.Unmarshal(raw, &t.Files)
-		if err != nil {
-			return fmt.Errorf("error reading 'files': %w", err)
-		}
-	}
-
-	return err
-}
-
-// AsAssistantToolsCode returns the union data inside the MessageAttachmentTool as a AssistantToolsCode
-func (t MessageAttachmentTool) AsAssistantToolsCode() (AssistantToolsCode, error) {
-	var body AssistantToolsCode
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromAssistantToolsCode overwrites any union data inside the MessageAttachmentTool as the provided AssistantToolsCode
-func (t *MessageAttachmentTool) FromAssistantToolsCode(v AssistantToolsCode) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"code_interpreter"}`))
-	t.union = b
-	return err
-}
-
-// MergeAssistantToolsCode performs a merge with any union data inside the MessageAttachmentTool, using the provided AssistantToolsCode
-func (t *MessageAttachmentTool) MergeAssistantToolsCode(v AssistantToolsCode) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"code_interpreter"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsAssistantToolsFileSearchTypeOnly returns the union data inside the MessageAttachmentTool as a AssistantToolsFileSearchTypeOnly
-func (t MessageAttachmentTool) AsAssistantToolsFileSearchTypeOnly() (AssistantToolsFileSearchTypeOnly, error) {
-	var body AssistantToolsFileSearchTypeOnly
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromAssistantToolsFileSearchTypeOnly overwrites any union data inside the MessageAttachmentTool as the provided AssistantToolsFileSearchTypeOnly
-func (t *MessageAttachmentTool) FromAssistantToolsFileSearchTypeOnly(v AssistantToolsFileSearchTypeOnly) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_search"}`))
-	t.union = b
-	return err
-}
-
-// MergeAssistantToolsFileSearchTypeOnly performs a merge with any union data inside the MessageAttachmentTool, using the provided AssistantToolsFileSearchTypeOnly
-func (t *MessageAttachmentTool) MergeAssistantToolsFileSearchTypeOnly(v AssistantToolsFileSearchTypeOnly) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_search"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageAttachmentTool) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageAttachmentTool) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "code_interpreter":
-		return t.AsAssistantToolsCode()
-	case "file_search":
-		return t.AsAssistantToolsFileSearchTypeOnly()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageAttachmentTool) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageAttachmentTool) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsMessageContentImageFileObject returns the union data inside the MessageContent as a MessageContentImageFileObject
-func (t MessageContent) AsMessageContentImageFileObject() (MessageContentImageFileObject, error) {
-	var body MessageContentImageFileObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentImageFileObject overwrites any union data inside the MessageContent as the provided MessageContentImageFileObject
-func (t *MessageContent) FromMessageContentImageFileObject(v MessageContentImageFileObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_file"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentImageFileObject performs a merge with any union data inside the MessageContent, using the provided MessageContentImageFileObject
-func (t *MessageContent) MergeMessageContentImageFileObject(v MessageContentImageFileObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_file"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageContentImageUrlObject returns the union data inside the MessageContent as a MessageContentImageUrlObject
-func (t MessageContent) AsMessageContentImageUrlObject() (MessageContentImageUrlObject, error) {
-	var body MessageContentImageUrlObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentImageUrlObject overwrites any union data inside the MessageContent as the provided MessageContentImageUrlObject
-func (t *MessageContent) FromMessageContentImageUrlObject(v MessageContentImageUrlObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_url"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentImageUrlObject performs a merge with any union data inside the MessageContent, using the provided MessageContentImageUrlObject
-func (t *MessageContent) MergeMessageContentImageUrlObject(v MessageContentImageUrlObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_url"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageContentTextObject returns the union data inside the MessageContent as a MessageContentTextObject
-func (t MessageContent) AsMessageContentTextObject() (MessageContentTextObject, error) {
-	var body MessageContentTextObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentTextObject overwrites any union data inside the MessageContent as the provided MessageContentTextObject
-func (t *MessageContent) FromMessageContentTextObject(v MessageContentTextObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"text"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentTextObject performs a merge with any union data inside the MessageContent, using the provided MessageContentTextObject
-func (t *MessageContent) MergeMessageContentTextObject(v MessageContentTextObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"text"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageContentRefusalObject returns the union data inside the MessageContent as a MessageContentRefusalObject
-func (t MessageContent) AsMessageContentRefusalObject() (MessageContentRefusalObject, error) {
-	var body MessageContentRefusalObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentRefusalObject overwrites any union data inside the MessageContent as the provided MessageContentRefusalObject
-func (t *MessageContent) FromMessageContentRefusalObject(v MessageContentRefusalObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"refusal"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentRefusalObject performs a merge with any union data inside the MessageContent, using the provided MessageContentRefusalObject
-func (t *MessageContent) MergeMessageContentRefusalObject(v MessageContentRefusalObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"refusal"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageContent) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageContent) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "image_file":
-		return t.AsMessageContentImageFileObject()
-	case "image_url":
-		return t.AsMessageContentImageUrlObject()
-	case "refusal":
-		return t.AsMessageContentRefusalObject()
-	case "text":
-		return t.AsMessageContentTextObject()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageContent) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageContent) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsMessageContentTextAnnotationsFileCitationObject returns the union data inside the MessageContentTextAnnotation as a MessageContentTextAnnotationsFileCitationObject
-func (t MessageContentTextAnnotation) AsMessageContentTextAnnotationsFileCitationObject() (MessageContentTextAnnotationsFileCitationObject, error) {
-	var body MessageContentTextAnnotationsFileCitationObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentTextAnnotationsFileCitationObject overwrites any union data inside the MessageContentTextAnnotation as the provided MessageContentTextAnnotationsFileCitationObject
-func (t *MessageContentTextAnnotation) FromMessageContentTextAnnotationsFileCitationObject(v MessageContentTextAnnotationsFileCitationObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_citation"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentTextAnnotationsFileCitationObject performs a merge with any union data inside the MessageContentTextAnnotation, using the provided MessageContentTextAnnotationsFileCitationObject
-func (t *MessageContentTextAnnotation) MergeMessageContentTextAnnotationsFileCitationObject(v MessageContentTextAnnotationsFileCitationObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_citation"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageContentTextAnnotationsFilePathObject returns the union data inside the MessageContentTextAnnotation as a MessageContentTextAnnotationsFilePathObject
-func (t MessageContentTextAnnotation) AsMessageContentTextAnnotationsFilePathObject() (MessageContentTextAnnotationsFilePathObject, error) {
-	var body MessageContentTextAnnotationsFilePathObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentTextAnnotationsFilePathObject overwrites any union data inside the MessageContentTextAnnotation as the provided MessageContentTextAnnotationsFilePathObject
-func (t *MessageContentTextAnnotation) FromMessageContentTextAnnotationsFilePathObject(v MessageContentTextAnnotationsFilePathObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_path"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentTextAnnotationsFilePathObject performs a merge with any union data inside the MessageContentTextAnnotation, using the provided MessageContentTextAnnotationsFilePathObject
-func (t *MessageContentTextAnnotation) MergeMessageContentTextAnnotationsFilePathObject(v MessageContentTextAnnotationsFilePathObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_path"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageContentTextAnnotation) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageContentTextAnnotation) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "file_citation":
-		return t.AsMessageContentTextAnnotationsFileCitationObject()
-	case "file_path":
-		return t.AsMessageContentTextAnnotationsFilePathObject()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageContentTextAnnotation) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageContentTextAnnotation) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsMessageDeltaContentImageFileObject returns the union data inside the MessageDeltaContent as a MessageDeltaContentImageFileObject
-func (t MessageDeltaContent) AsMessageDeltaContentImageFileObject() (MessageDeltaContentImageFileObject, error) {
-	var body MessageDeltaContentImageFileObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentImageFileObject overwrites any union data inside the MessageDeltaContent as the provided MessageDeltaContentImageFileObject
-func (t *MessageDeltaContent) FromMessageDeltaContentImageFileObject(v MessageDeltaContentImageFileObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_file"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentImageFileObject performs a merge with any union data inside the MessageDeltaContent, using the provided MessageDeltaContentImageFileObject
-func (t *MessageDeltaContent) MergeMessageDeltaContentImageFileObject(v MessageDeltaContentImageFileObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_file"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageDeltaContentTextObject returns the union data inside the MessageDeltaContent as a MessageDeltaContentTextObject
-func (t MessageDeltaContent) AsMessageDeltaContentTextObject() (MessageDeltaContentTextObject, error) {
-	var body MessageDeltaContentTextObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentTextObject overwrites any union data inside the MessageDeltaContent as the provided MessageDeltaContentTextObject
-func (t *MessageDeltaContent) FromMessageDeltaContentTextObject(v MessageDeltaContentTextObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"text"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentTextObject performs a merge with any union data inside the MessageDeltaContent, using the provided MessageDeltaContentTextObject
-func (t *MessageDeltaContent) MergeMessageDeltaContentTextObject(v MessageDeltaContentTextObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"text"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageDeltaContentRefusalObject returns the union data inside the MessageDeltaContent as a MessageDeltaContentRefusalObject
-func (t MessageDeltaContent) AsMessageDeltaContentRefusalObject() (MessageDeltaContentRefusalObject, error) {
-	var body MessageDeltaContentRefusalObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentRefusalObject overwrites any union data inside the MessageDeltaContent as the provided MessageDeltaContentRefusalObject
-func (t *MessageDeltaContent) FromMessageDeltaContentRefusalObject(v MessageDeltaContentRefusalObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"refusal"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentRefusalObject performs a merge with any union data inside the MessageDeltaContent, using the provided MessageDeltaContentRefusalObject
-func (t *MessageDeltaContent) MergeMessageDeltaContentRefusalObject(v MessageDeltaContentRefusalObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"refusal"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageDeltaContentImageUrlObject returns the union data inside the MessageDeltaContent as a MessageDeltaContentImageUrlObject
-func (t MessageDeltaContent) AsMessageDeltaContentImageUrlObject() (MessageDeltaContentImageUrlObject, error) {
-	var body MessageDeltaContentImageUrlObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentImageUrlObject overwrites any union data inside the MessageDeltaContent as the provided MessageDeltaContentImageUrlObject
-func (t *MessageDeltaContent) FromMessageDeltaContentImageUrlObject(v MessageDeltaContentImageUrlObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_url"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentImageUrlObject performs a merge with any union data inside the MessageDeltaContent, using the provided MessageDeltaContentImageUrlObject
-func (t *MessageDeltaContent) MergeMessageDeltaContentImageUrlObject(v MessageDeltaContentImageUrlObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_url"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageDeltaContent) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageDeltaContent) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "image_file":
-		return t.AsMessageDeltaContentImageFileObject()
-	case "image_url":
-		return t.AsMessageDeltaContentImageUrlObject()
-	case "refusal":
-		return t.AsMessageDeltaContentRefusalObject()
-	case "text":
-		return t.AsMessageDeltaContentTextObject()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageDeltaContent) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageDeltaContent) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsMessageDeltaContentTextAnnotationsFileCitationObject returns the union data inside the MessageDeltaContentTextAnnotation as a MessageDeltaContentTextAnnotationsFileCitationObject
-func (t MessageDeltaContentTextAnnotation) AsMessageDeltaContentTextAnnotationsFileCitationObject() (MessageDeltaContentTextAnnotationsFileCitationObject, error) {
-	var body MessageDeltaContentTextAnnotationsFileCitationObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentTextAnnotationsFileCitationObject overwrites any union data inside the MessageDeltaContentTextAnnotation as the provided MessageDeltaContentTextAnnotationsFileCitationObject
-func (t *MessageDeltaContentTextAnnotation) FromMessageDeltaContentTextAnnotationsFileCitationObject(v MessageDeltaContentTextAnnotationsFileCitationObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_citation"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentTextAnnotationsFileCitationObject performs a merge with any union data inside the MessageDeltaContentTextAnnotation, using the provided MessageDeltaContentTextAnnotationsFileCitationObject
-func (t *MessageDeltaContentTextAnnotation) MergeMessageDeltaContentTextAnnotationsFileCitationObject(v MessageDeltaContentTextAnnotationsFileCitationObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_citation"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageDeltaContentTextAnnotationsFilePathObject returns the union data inside the MessageDeltaContentTextAnnotation as a MessageDeltaContentTextAnnotationsFilePathObject
-func (t MessageDeltaContentTextAnnotation) AsMessageDeltaContentTextAnnotationsFilePathObject() (MessageDeltaContentTextAnnotationsFilePathObject, error) {
-	var body MessageDeltaContentTextAnnotationsFilePathObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentTextAnnotationsFilePathObject overwrites any union data inside the MessageDeltaContentTextAnnotation as the provided MessageDeltaContentTextAnnotationsFilePathObject
-func (t *MessageDeltaContentTextAnnotation) FromMessageDeltaContentTextAnnotationsFilePathObject(v MessageDeltaContentTextAnnotationsFilePathObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_path"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentTextAnnotationsFilePathObject performs a merge with any union data inside the MessageDeltaContentTextAnnotation, using the provided MessageDeltaContentTextAnnotationsFilePathObject
-func (t *MessageDeltaContentTextAnnotation) MergeMessageDeltaContentTextAnnotationsFilePathObject(v MessageDeltaContentTextAnnotationsFilePathObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_path"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageDeltaContentTextAnnotation) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageDeltaContentTextAnnotation) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "file_citation":
-		return t.AsMessageDeltaContentTextAnnotationsFileCitationObject()
-	case "file_path":
-		return t.AsMessageDeltaContentTextAnnotationsFilePathObject()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageDeltaContentTextAnnotation) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageDeltaContentTextAnnotation) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }
@@ -9978,22 +9005,22 @@ func (t *ThreadStreamEvent) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsToolResourcesFileSearchCreate0 returns the union data inside the ToolResourcesFileSearchCreate as a ToolResourcesFileSearchCreate0
-func (t ToolResourcesFileSearchCreate) AsToolResourcesFileSearchCreate0() (ToolResourcesFileSearchCreate0, error) {
-	var body ToolResourcesFileSearchCreate0
+// AsVectorStoreFileAttributeString returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeString
+func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeString() (VectorStoreFileAttributeString, error) {
+	var body VectorStoreFileAttributeString
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromToolResourcesFileSearchCreate0 overwrites any union data inside the ToolResourcesFileSearchCreate as the provided ToolResourcesFileSearchCreate0
-func (t *ToolResourcesFileSearchCreate) FromToolResourcesFileSearchCreate0(v ToolResourcesFileSearchCreate0) error {
+// FromVectorStoreFileAttributeString overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeString
+func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeString(v VectorStoreFileAttributeString) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeToolResourcesFileSearchCreate0 performs a merge with any union data inside the ToolResourcesFileSearchCreate, using the provided ToolResourcesFileSearchCreate0
-func (t *ToolResourcesFileSearchCreate) MergeToolResourcesFileSearchCreate0(v ToolResourcesFileSearchCreate0) error {
+// MergeVectorStoreFileAttributeString performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeString
+func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeString(v VectorStoreFileAttributeString) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10004,22 +9031,22 @@ func (t *ToolResourcesFileSearchCreate) MergeToolResourcesFileSearchCreate0(v To
 	return err
 }
 
-// AsToolResourcesFileSearchCreate1 returns the union data inside the ToolResourcesFileSearchCreate as a ToolResourcesFileSearchCreate1
-func (t ToolResourcesFileSearchCreate) AsToolResourcesFileSearchCreate1() (ToolResourcesFileSearchCreate1, error) {
-	var body ToolResourcesFileSearchCreate1
+// AsVectorStoreFileAttributeNumber returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeNumber
+func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeNumber() (VectorStoreFileAttributeNumber, error) {
+	var body VectorStoreFileAttributeNumber
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromToolResourcesFileSearchCreate1 overwrites any union data inside the ToolResourcesFileSearchCreate as the provided ToolResourcesFileSearchCreate1
-func (t *ToolResourcesFileSearchCreate) FromToolResourcesFileSearchCreate1(v ToolResourcesFileSearchCreate1) error {
+// FromVectorStoreFileAttributeNumber overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeNumber
+func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeNumber(v VectorStoreFileAttributeNumber) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeToolResourcesFileSearchCreate1 performs a merge with any union data inside the ToolResourcesFileSearchCreate, using the provided ToolResourcesFileSearchCreate1
-func (t *ToolResourcesFileSearchCreate) MergeToolResourcesFileSearchCreate1(v ToolResourcesFileSearchCreate1) error {
+// MergeVectorStoreFileAttributeNumber performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeNumber
+func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeNumber(v VectorStoreFileAttributeNumber) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10030,132 +9057,22 @@ func (t *ToolResourcesFileSearchCreate) MergeToolResourcesFileSearchCreate1(v To
 	return err
 }
 
-func (t ToolResourcesFileSearchCreate) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	object := make(map[string]json.RawMessage)
-	if t.union != nil {
-		err = json.Unmarshal(b, &object)
-		if err != nil {
-			return nil, err
-		}
-	}
-
-	if t.VectorStoreIds != nil {
-		object["vector_store_ids"], err = json.Marshal(t.VectorStoreIds)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'vector_store_ids': %w", err)
-		}
-	}
-
-	if t.VectorStores != nil {
-		object["vector_stores"], err = json.Marshal(t.VectorStores)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'vector_stores': %w", err)
-		}
-	}
-	b, err = json.Marshal(object)
-	return b, err
-}
-
-func (t *ToolResourcesFileSearchCreate) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	if err != nil {
-		return err
-	}
-	object := make(map[string]json.RawMessage)
-	err = json.Unmarshal(b, &object)
-	if err != nil {
-		return err
-	}
-
-	if raw, found := object["vector_store_ids"]; found {
-		err = json.Unmarshal(raw, &t.VectorStoreIds)
-		if err != nil {
-			return fmt.Errorf("error reading 'vector_store_ids': %w", err)
-		}
-	}
-
-	if raw, found := object["vector_stores"]; found {
-		err = json.Unmarshal(raw, &t.VectorStores)
-		if err != nil {
-			return fmt.Errorf("error reading 'vector_stores': %w", err)
-		}
-	}
-
-	return err
-}
-
-// AsVectorStoreFileAttributeValue0 returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeValue0
-func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeValue0() (VectorStoreFileAttributeValue0, error) {
-	var body VectorStoreFileAttributeValue0
+// AsVectorStoreFileAttributeBoolean returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeBoolean
+func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeBoolean() (VectorStoreFileAttributeBoolean, error) {
+	var body VectorStoreFileAttributeBoolean
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromVectorStoreFileAttributeValue0 overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeValue0
-func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeValue0(v VectorStoreFileAttributeValue0) error {
+// FromVectorStoreFileAttributeBoolean overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeBoolean
+func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeBoolean(v VectorStoreFileAttributeBoolean) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeVectorStoreFileAttributeValue0 performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeValue0
-func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeValue0(v VectorStoreFileAttributeValue0) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsVectorStoreFileAttributeValue1 returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeValue1
-func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeValue1() (VectorStoreFileAttributeValue1, error) {
-	var body VectorStoreFileAttributeValue1
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromVectorStoreFileAttributeValue1 overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeValue1
-func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeValue1(v VectorStoreFileAttributeValue1) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeVectorStoreFileAttributeValue1 performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeValue1
-func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeValue1(v VectorStoreFileAttributeValue1) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsVectorStoreFileAttributeValue2 returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeValue2
-func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeValue2() (VectorStoreFileAttributeValue2, error) {
-	var body VectorStoreFileAttributeValue2
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromVectorStoreFileAttributeValue2 overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeValue2
-func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeValue2(v VectorStoreFileAttributeValue2) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeVectorStoreFileAttributeValue2 performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeValue2
-func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeValue2(v VectorStoreFileAttributeValue2) error {
+// MergeVectorStoreFileAttributeBoolean performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeBoolean
+func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeBoolean(v VectorStoreFileAttributeBoolean) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10277,22 +9194,22 @@ func (t *VectorStoreSearchFilter) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsVectorStoreSearchRequestQuery0 returns the union data inside the VectorStoreSearchRequest_Query as a VectorStoreSearchRequestQuery0
-func (t VectorStoreSearchRequest_Query) AsVectorStoreSearchRequestQuery0() (VectorStoreSearchRequestQuery0, error) {
-	var body VectorStoreSearchRequestQuery0
+// AsVectorStoreSearchQueryText returns the union data inside the VectorStoreSearchQuery as a VectorStoreSearchQueryText
+func (t VectorStoreSearchQuery) AsVectorStoreSearchQueryText() (VectorStoreSearchQueryText, error) {
+	var body VectorStoreSearchQueryText
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromVectorStoreSearchRequestQuery0 overwrites any union data inside the VectorStoreSearchRequest_Query as the provided VectorStoreSearchRequestQuery0
-func (t *VectorStoreSearchRequest_Query) FromVectorStoreSearchRequestQuery0(v VectorStoreSearchRequestQuery0) error {
+// FromVectorStoreSearchQueryText overwrites any union data inside the VectorStoreSearchQuery as the provided VectorStoreSearchQueryText
+func (t *VectorStoreSearchQuery) FromVectorStoreSearchQueryText(v VectorStoreSearchQueryText) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeVectorStoreSearchRequestQuery0 performs a merge with any union data inside the VectorStoreSearchRequest_Query, using the provided VectorStoreSearchRequestQuery0
-func (t *VectorStoreSearchRequest_Query) MergeVectorStoreSearchRequestQuery0(v VectorStoreSearchRequestQuery0) error {
+// MergeVectorStoreSearchQueryText performs a merge with any union data inside the VectorStoreSearchQuery, using the provided VectorStoreSearchQueryText
+func (t *VectorStoreSearchQuery) MergeVectorStoreSearchQueryText(v VectorStoreSearchQueryText) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10303,22 +9220,22 @@ func (t *VectorStoreSearchRequest_Query) MergeVectorStoreSearchRequestQuery0(v V
 	return err
 }
 
-// AsVectorStoreSearchRequestQuery1 returns the union data inside the VectorStoreSearchRequest_Query as a VectorStoreSearchRequestQuery1
-func (t VectorStoreSearchRequest_Query) AsVectorStoreSearchRequestQuery1() (VectorStoreSearchRequestQuery1, error) {
-	var body VectorStoreSearchRequestQuery1
+// AsVectorStoreSearchQueryTexts returns the union data inside the VectorStoreSearchQuery as a VectorStoreSearchQueryTexts
+func (t VectorStoreSearchQuery) AsVectorStoreSearchQueryTexts() (VectorStoreSearchQueryTexts, error) {
+	var body VectorStoreSearchQueryTexts
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromVectorStoreSearchRequestQuery1 overwrites any union data inside the VectorStoreSearchRequest_Query as the provided VectorStoreSearchRequestQuery1
-func (t *VectorStoreSearchRequest_Query) FromVectorStoreSearchRequestQuery1(v VectorStoreSearchRequestQuery1) error {
+// FromVectorStoreSearchQueryTexts overwrites any union data inside the VectorStoreSearchQuery as the provided VectorStoreSearchQueryTexts
+func (t *VectorStoreSearchQuery) FromVectorStoreSearchQueryTexts(v VectorStoreSearchQueryTexts) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeVectorStoreSearchRequestQuery1 performs a merge with any union data inside the VectorStoreSearchRequest_Query, using the provided VectorStoreSearchRequestQuery1
-func (t *VectorStoreSearchRequest_Query) MergeVectorStoreSearchRequestQuery1(v VectorStoreSearchRequestQuery1) error {
+// MergeVectorStoreSearchQueryTexts performs a merge with any union data inside the VectorStoreSearchQuery, using the provided VectorStoreSearchQueryTexts
+func (t *VectorStoreSearchQuery) MergeVectorStoreSearchQueryTexts(v VectorStoreSearchQueryTexts) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10329,12 +9246,12 @@ func (t *VectorStoreSearchRequest_Query) MergeVectorStoreSearchRequestQuery1(v V
 	return err
 }
 
-func (t VectorStoreSearchRequest_Query) MarshalJSON() ([]byte, error) {
+func (t VectorStoreSearchQuery) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
 }
 
-func (t *VectorStoreSearchRequest_Query) UnmarshalJSON(b []byte) error {
+func (t *VectorStoreSearchQuery) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }

@@ -342,15 +342,14 @@ func (m *ChatModel) message(ctx context.Context, msg gen.MessageObject) (*chatMe
 	var parts []chatPart
 	hasImage := false
 	for _, c := range msg.Content {
-		kind, _ := c.Discriminator()
-		switch kind {
-		case "text":
-			if t, err := c.AsMessageContentTextObject(); err == nil {
-				parts = append(parts, chatPart{Type: "text", Text: t.Text.Value})
+		switch c.Type {
+		case gen.MessageContentTypeText:
+			if c.Text != nil {
+				parts = append(parts, chatPart{Type: "text", Text: c.Text.Value})
 			}
-		case "image_url":
-			u, err := c.AsMessageContentImageUrlObject()
-			if err != nil {
+		case gen.MessageContentTypeImageUrl:
+			u := c
+			if u.ImageUrl == nil {
 				continue
 			}
 			if role != "user" {
@@ -364,9 +363,9 @@ func (m *ChatModel) message(ctx context.Context, msg gen.MessageObject) (*chatMe
 				p.ImageURL.Detail = string(*u.ImageUrl.Detail)
 			}
 			parts, hasImage = append(parts, p), true
-		case "image_file":
-			f, err := c.AsMessageContentImageFileObject()
-			if err != nil {
+		case gen.MessageContentTypeImageFile:
+			f := c
+			if f.ImageFile == nil {
 				continue
 			}
 			if role != "user" {
