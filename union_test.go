@@ -204,21 +204,16 @@ func TestUnionsDecode(t *testing.T) {
 	assert.Equal(t, []gen.MessageContentType{gen.MessageContentTypeText, gen.MessageContentTypeImageFile,
 		gen.MessageContentTypeImageUrl, gen.MessageContentTypeRefusal}, tags)
 	txt := msg.Content[0].Text
-	require.NotNil(t, txt)
 	assert.Equal(t, "See [1] and [2]", txt.Value)
 	require.Len(t, txt.Annotations, 2)
 	cite := txt.Annotations[0]
 	assert.Equal(t, gen.MessageContentTextAnnotationTypeFileCitation, cite.Type)
-	require.NotNil(t, cite.FileCitation)
 	assert.Equal(t, "file-1", cite.FileCitation.FileId)
-	assert.Nil(t, cite.FilePath)
+	assert.Zero(t, cite.FilePath)
 	assert.Equal(t, gen.MessageContentTextAnnotationTypeFilePath, txt.Annotations[1].Type)
-	require.NotNil(t, txt.Annotations[1].FilePath)
 	assert.Equal(t, "file-2", txt.Annotations[1].FilePath.FileId)
-	require.NotNil(t, msg.Content[1].ImageFile)
 	assert.Equal(t, "file-3", msg.Content[1].ImageFile.FileId)
-	assert.Nil(t, msg.Content[1].Text)
-	require.NotNil(t, msg.Content[2].ImageUrl)
+	assert.Zero(t, msg.Content[1].Text)
 	assert.Equal(t, "https://example.com/a.png", msg.Content[2].ImageUrl.Url)
 	require.NotNil(t, msg.Content[3].Refusal)
 	assert.Equal(t, "no", *msg.Content[3].Refusal)

@@ -18,13 +18,13 @@ import (
 
 func (s *summary) tallyOurs(m *gen.MessageObject) {
 	for _, part := range m.Content {
-		if part.Type != gen.MessageContentTypeText || part.Text == nil {
+		if part.Type != gen.MessageContentTypeText {
 			continue
 		}
 		s.Chars += len(part.Text.Value)
 		for _, a := range part.Text.Annotations {
 			s.Chars += len(a.Text)
-			if (a.FileCitation != nil && a.FileCitation.FileId != "") || (a.FilePath != nil && a.FilePath.FileId != "") {
+			if a.FileCitation.FileId != "" || a.FilePath.FileId != "" {
 				s.Annots++
 			}
 		}

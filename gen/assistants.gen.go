@@ -36,6 +36,27 @@ func (e AssistantObjectObject) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant":
+			*e = AssistantObjectObjectAssistant
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantObjectObject(s)
+	return nil
+}
+
 // Defines values for AssistantSupportedModels.
 const (
 	AssistantSupportedModelsGpt35Turbo           AssistantSupportedModels = "gpt-3.5-turbo"
@@ -174,6 +195,150 @@ func (e AssistantSupportedModels) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantSupportedModels: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantSupportedModels) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "gpt-3.5-turbo":
+			*e = AssistantSupportedModelsGpt35Turbo
+			return nil
+		case "gpt-3.5-turbo-0125":
+			*e = AssistantSupportedModelsGpt35Turbo0125
+			return nil
+		case "gpt-3.5-turbo-0613":
+			*e = AssistantSupportedModelsGpt35Turbo0613
+			return nil
+		case "gpt-3.5-turbo-1106":
+			*e = AssistantSupportedModelsGpt35Turbo1106
+			return nil
+		case "gpt-3.5-turbo-16k":
+			*e = AssistantSupportedModelsGpt35Turbo16k
+			return nil
+		case "gpt-3.5-turbo-16k-0613":
+			*e = AssistantSupportedModelsGpt35Turbo16k0613
+			return nil
+		case "gpt-4":
+			*e = AssistantSupportedModelsGpt4
+			return nil
+		case "gpt-4-0125-preview":
+			*e = AssistantSupportedModelsGpt40125Preview
+			return nil
+		case "gpt-4-0314":
+			*e = AssistantSupportedModelsGpt40314
+			return nil
+		case "gpt-4-0613":
+			*e = AssistantSupportedModelsGpt40613
+			return nil
+		case "gpt-4.1":
+			*e = AssistantSupportedModelsGpt41
+			return nil
+		case "gpt-4-1106-preview":
+			*e = AssistantSupportedModelsGpt41106Preview
+			return nil
+		case "gpt-4.1-2025-04-14":
+			*e = AssistantSupportedModelsGpt4120250414
+			return nil
+		case "gpt-4.1-mini":
+			*e = AssistantSupportedModelsGpt41Mini
+			return nil
+		case "gpt-4.1-mini-2025-04-14":
+			*e = AssistantSupportedModelsGpt41Mini20250414
+			return nil
+		case "gpt-4.1-nano":
+			*e = AssistantSupportedModelsGpt41Nano
+			return nil
+		case "gpt-4.1-nano-2025-04-14":
+			*e = AssistantSupportedModelsGpt41Nano20250414
+			return nil
+		case "gpt-4-32k":
+			*e = AssistantSupportedModelsGpt432k
+			return nil
+		case "gpt-4-32k-0314":
+			*e = AssistantSupportedModelsGpt432k0314
+			return nil
+		case "gpt-4-32k-0613":
+			*e = AssistantSupportedModelsGpt432k0613
+			return nil
+		case "gpt-4.5-preview":
+			*e = AssistantSupportedModelsGpt45Preview
+			return nil
+		case "gpt-4.5-preview-2025-02-27":
+			*e = AssistantSupportedModelsGpt45Preview20250227
+			return nil
+		case "gpt-4-turbo":
+			*e = AssistantSupportedModelsGpt4Turbo
+			return nil
+		case "gpt-4-turbo-2024-04-09":
+			*e = AssistantSupportedModelsGpt4Turbo20240409
+			return nil
+		case "gpt-4-turbo-preview":
+			*e = AssistantSupportedModelsGpt4TurboPreview
+			return nil
+		case "gpt-4-vision-preview":
+			*e = AssistantSupportedModelsGpt4VisionPreview
+			return nil
+		case "gpt-4o":
+			*e = AssistantSupportedModelsGpt4o
+			return nil
+		case "gpt-4o-2024-05-13":
+			*e = AssistantSupportedModelsGpt4o20240513
+			return nil
+		case "gpt-4o-2024-08-06":
+			*e = AssistantSupportedModelsGpt4o20240806
+			return nil
+		case "gpt-4o-2024-11-20":
+			*e = AssistantSupportedModelsGpt4o20241120
+			return nil
+		case "gpt-4o-mini":
+			*e = AssistantSupportedModelsGpt4oMini
+			return nil
+		case "gpt-4o-mini-2024-07-18":
+			*e = AssistantSupportedModelsGpt4oMini20240718
+			return nil
+		case "gpt-5":
+			*e = AssistantSupportedModelsGpt5
+			return nil
+		case "gpt-5-2025-08-07":
+			*e = AssistantSupportedModelsGpt520250807
+			return nil
+		case "gpt-5-mini":
+			*e = AssistantSupportedModelsGpt5Mini
+			return nil
+		case "gpt-5-mini-2025-08-07":
+			*e = AssistantSupportedModelsGpt5Mini20250807
+			return nil
+		case "gpt-5-nano":
+			*e = AssistantSupportedModelsGpt5Nano
+			return nil
+		case "gpt-5-nano-2025-08-07":
+			*e = AssistantSupportedModelsGpt5Nano20250807
+			return nil
+		case "o1":
+			*e = AssistantSupportedModelsO1
+			return nil
+		case "o1-2024-12-17":
+			*e = AssistantSupportedModelsO120241217
+			return nil
+		case "o3-mini":
+			*e = AssistantSupportedModelsO3Mini
+			return nil
+		case "o3-mini-2025-01-31":
+			*e = AssistantSupportedModelsO3Mini20250131
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantSupportedModels(s)
+	return nil
+}
+
 // Defines values for AssistantToolsCodeType.
 const (
 	AssistantToolsCodeTypeCodeInterpreter AssistantToolsCodeType = "code_interpreter"
@@ -187,6 +352,27 @@ func (e AssistantToolsCodeType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a AssistantToolsCodeType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantToolsCodeType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = AssistantToolsCodeTypeCodeInterpreter
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantToolsCodeType(s)
+	return nil
 }
 
 // Defines values for AssistantToolsFileSearchType.
@@ -204,6 +390,27 @@ func (e AssistantToolsFileSearchType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantToolsFileSearchType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantToolsFileSearchType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_search":
+			*e = AssistantToolsFileSearchTypeFileSearch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantToolsFileSearchType(s)
+	return nil
+}
+
 // Defines values for AssistantToolsFunctionType.
 const (
 	AssistantToolsFunctionTypeFunction AssistantToolsFunctionType = "function"
@@ -217,6 +424,27 @@ func (e AssistantToolsFunctionType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a AssistantToolsFunctionType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantToolsFunctionType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = AssistantToolsFunctionTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantToolsFunctionType(s)
+	return nil
 }
 
 // Defines values for AssistantsNamedToolChoiceCodeInterpreterType.
@@ -234,6 +462,27 @@ func (e AssistantsNamedToolChoiceCodeInterpreterType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantsNamedToolChoiceCodeInterpreterType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantsNamedToolChoiceCodeInterpreterType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = AssistantsNamedToolChoiceCodeInterpreterTypeCodeInterpreter
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantsNamedToolChoiceCodeInterpreterType(s)
+	return nil
+}
+
 // Defines values for AssistantsNamedToolChoiceFileSearchType.
 const (
 	AssistantsNamedToolChoiceFileSearchTypeFileSearch AssistantsNamedToolChoiceFileSearchType = "file_search"
@@ -247,6 +496,27 @@ func (e AssistantsNamedToolChoiceFileSearchType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a AssistantsNamedToolChoiceFileSearchType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantsNamedToolChoiceFileSearchType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_search":
+			*e = AssistantsNamedToolChoiceFileSearchTypeFileSearch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantsNamedToolChoiceFileSearchType(s)
+	return nil
 }
 
 // Defines values for AssistantsNamedToolChoiceFunctionType.
@@ -264,6 +534,27 @@ func (e AssistantsNamedToolChoiceFunctionType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantsNamedToolChoiceFunctionType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantsNamedToolChoiceFunctionType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = AssistantsNamedToolChoiceFunctionTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantsNamedToolChoiceFunctionType(s)
+	return nil
+}
+
 // Defines values for AutoChunkingStrategyRequestParamType.
 const (
 	AutoChunkingStrategyRequestParamTypeAuto AutoChunkingStrategyRequestParamType = "auto"
@@ -277,6 +568,27 @@ func (e AutoChunkingStrategyRequestParamType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a AutoChunkingStrategyRequestParamType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AutoChunkingStrategyRequestParamType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = AutoChunkingStrategyRequestParamTypeAuto
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AutoChunkingStrategyRequestParamType(s)
+	return nil
 }
 
 // Defines values for ComparisonFilterType.
@@ -315,6 +627,48 @@ func (e ComparisonFilterType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ComparisonFilterType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ComparisonFilterType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "eq":
+			*e = ComparisonFilterTypeEq
+			return nil
+		case "gt":
+			*e = ComparisonFilterTypeGt
+			return nil
+		case "gte":
+			*e = ComparisonFilterTypeGte
+			return nil
+		case "in":
+			*e = ComparisonFilterTypeIn
+			return nil
+		case "lt":
+			*e = ComparisonFilterTypeLt
+			return nil
+		case "lte":
+			*e = ComparisonFilterTypeLte
+			return nil
+		case "ne":
+			*e = ComparisonFilterTypeNe
+			return nil
+		case "nin":
+			*e = ComparisonFilterTypeNin
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ComparisonFilterType(s)
+	return nil
+}
+
 // Defines values for CompoundFilterType.
 const (
 	CompoundFilterTypeAnd CompoundFilterType = "and"
@@ -331,6 +685,30 @@ func (e CompoundFilterType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a CompoundFilterType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *CompoundFilterType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "and":
+			*e = CompoundFilterTypeAnd
+			return nil
+		case "or":
+			*e = CompoundFilterTypeOr
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = CompoundFilterType(s)
+	return nil
 }
 
 // Defines values for CreateFileRequestPurpose.
@@ -363,6 +741,42 @@ func (e CreateFileRequestPurpose) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a CreateFileRequestPurpose: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *CreateFileRequestPurpose) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistants":
+			*e = CreateFileRequestPurposeAssistants
+			return nil
+		case "batch":
+			*e = CreateFileRequestPurposeBatch
+			return nil
+		case "evals":
+			*e = CreateFileRequestPurposeEvals
+			return nil
+		case "fine-tune":
+			*e = CreateFileRequestPurposeFineTune
+			return nil
+		case "user_data":
+			*e = CreateFileRequestPurposeUserData
+			return nil
+		case "vision":
+			*e = CreateFileRequestPurposeVision
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = CreateFileRequestPurpose(s)
+	return nil
+}
+
 // Defines values for CreateMessageRequestRole.
 const (
 	CreateMessageRequestRoleAssistant CreateMessageRequestRole = "assistant"
@@ -381,6 +795,30 @@ func (e CreateMessageRequestRole) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a CreateMessageRequestRole: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *CreateMessageRequestRole) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant":
+			*e = CreateMessageRequestRoleAssistant
+			return nil
+		case "user":
+			*e = CreateMessageRequestRoleUser
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = CreateMessageRequestRole(s)
+	return nil
+}
+
 // Defines values for DeleteAssistantResponseObjectType.
 const (
 	DeleteAssistantResponseObjectTypeAssistantDeleted DeleteAssistantResponseObjectType = "assistant.deleted"
@@ -394,6 +832,27 @@ func (e DeleteAssistantResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a DeleteAssistantResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteAssistantResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant.deleted":
+			*e = DeleteAssistantResponseObjectTypeAssistantDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteAssistantResponseObjectType(s)
+	return nil
 }
 
 // Defines values for DeleteFileResponseObjectType.
@@ -411,6 +870,27 @@ func (e DeleteFileResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a DeleteFileResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteFileResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file":
+			*e = DeleteFileResponseObjectTypeFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteFileResponseObjectType(s)
+	return nil
+}
+
 // Defines values for DeleteMessageResponseObjectType.
 const (
 	DeleteMessageResponseObjectTypeThreadMessageDeleted DeleteMessageResponseObjectType = "thread.message.deleted"
@@ -424,6 +904,27 @@ func (e DeleteMessageResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a DeleteMessageResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteMessageResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.deleted":
+			*e = DeleteMessageResponseObjectTypeThreadMessageDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteMessageResponseObjectType(s)
+	return nil
 }
 
 // Defines values for DeleteThreadResponseObjectType.
@@ -441,6 +942,27 @@ func (e DeleteThreadResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a DeleteThreadResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteThreadResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.deleted":
+			*e = DeleteThreadResponseObjectTypeThreadDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteThreadResponseObjectType(s)
+	return nil
+}
+
 // Defines values for DeleteVectorStoreFileResponseObjectType.
 const (
 	DeleteVectorStoreFileResponseObjectTypeVectorStoreFileDeleted DeleteVectorStoreFileResponseObjectType = "vector_store.file.deleted"
@@ -454,6 +976,27 @@ func (e DeleteVectorStoreFileResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a DeleteVectorStoreFileResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteVectorStoreFileResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.file.deleted":
+			*e = DeleteVectorStoreFileResponseObjectTypeVectorStoreFileDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteVectorStoreFileResponseObjectType(s)
+	return nil
 }
 
 // Defines values for DeleteVectorStoreResponseObjectType.
@@ -471,6 +1014,27 @@ func (e DeleteVectorStoreResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a DeleteVectorStoreResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteVectorStoreResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.deleted":
+			*e = DeleteVectorStoreResponseObjectTypeVectorStoreDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteVectorStoreResponseObjectType(s)
+	return nil
+}
+
 // Defines values for DoneEventData.
 const (
 	DoneEventDataDONE DoneEventData = "[DONE]"
@@ -484,6 +1048,27 @@ func (e DoneEventData) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a DoneEventData: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DoneEventData) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "[DONE]":
+			*e = DoneEventDataDONE
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DoneEventData(s)
+	return nil
 }
 
 // Defines values for DoneEventEvent.
@@ -501,6 +1086,27 @@ func (e DoneEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a DoneEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DoneEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "done":
+			*e = DoneEventEventDone
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DoneEventEvent(s)
+	return nil
+}
+
 // Defines values for ErrorEventEvent.
 const (
 	ErrorEventEventError ErrorEventEvent = "error"
@@ -516,6 +1122,27 @@ func (e ErrorEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ErrorEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ErrorEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "error":
+			*e = ErrorEventEventError
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ErrorEventEvent(s)
+	return nil
+}
+
 // Defines values for FileExpirationAfterAnchor.
 const (
 	FileExpirationAfterAnchorCreatedAt FileExpirationAfterAnchor = "created_at"
@@ -529,6 +1156,27 @@ func (e FileExpirationAfterAnchor) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a FileExpirationAfterAnchor: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *FileExpirationAfterAnchor) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "created_at":
+			*e = FileExpirationAfterAnchorCreatedAt
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = FileExpirationAfterAnchor(s)
+	return nil
 }
 
 // Defines values for FileSearchRanker.
@@ -549,6 +1197,30 @@ func (e FileSearchRanker) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a FileSearchRanker: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *FileSearchRanker) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = FileSearchRankerAuto
+			return nil
+		case "default_2024_08_21":
+			*e = FileSearchRankerDefault20240821
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = FileSearchRanker(s)
+	return nil
+}
+
 // Defines values for ListAssistantsResponseObjectType.
 const (
 	ListAssistantsResponseObjectTypeList ListAssistantsResponseObjectType = "list"
@@ -562,6 +1234,27 @@ func (e ListAssistantsResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListAssistantsResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListAssistantsResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListAssistantsResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListAssistantsResponseObjectType(s)
+	return nil
 }
 
 // Defines values for ListFilesResponseObjectType.
@@ -579,6 +1272,27 @@ func (e ListFilesResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListFilesResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListFilesResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListFilesResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListFilesResponseObjectType(s)
+	return nil
+}
+
 // Defines values for ListMessagesResponseObjectType.
 const (
 	ListMessagesResponseObjectTypeList ListMessagesResponseObjectType = "list"
@@ -592,6 +1306,27 @@ func (e ListMessagesResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListMessagesResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListMessagesResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListMessagesResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListMessagesResponseObjectType(s)
+	return nil
 }
 
 // Defines values for ListRunStepsResponseObjectType.
@@ -609,6 +1344,27 @@ func (e ListRunStepsResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListRunStepsResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunStepsResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListRunStepsResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunStepsResponseObjectType(s)
+	return nil
+}
+
 // Defines values for ListRunsResponseObjectType.
 const (
 	ListRunsResponseObjectTypeList ListRunsResponseObjectType = "list"
@@ -622,6 +1378,27 @@ func (e ListRunsResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListRunsResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunsResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListRunsResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunsResponseObjectType(s)
+	return nil
 }
 
 // Defines values for ListVectorStoreFilesResponseObjectType.
@@ -639,6 +1416,27 @@ func (e ListVectorStoreFilesResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListVectorStoreFilesResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoreFilesResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListVectorStoreFilesResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoreFilesResponseObjectType(s)
+	return nil
+}
+
 // Defines values for ListVectorStoresResponseObjectType.
 const (
 	ListVectorStoresResponseObjectTypeList ListVectorStoresResponseObjectType = "list"
@@ -652,6 +1450,27 @@ func (e ListVectorStoresResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListVectorStoresResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoresResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListVectorStoresResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoresResponseObjectType(s)
+	return nil
 }
 
 // Defines values for MessageAttachmentToolType.
@@ -672,6 +1491,30 @@ func (e MessageAttachmentToolType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageAttachmentToolType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageAttachmentToolType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = MessageAttachmentToolTypeCodeInterpreter
+			return nil
+		case "file_search":
+			*e = MessageAttachmentToolTypeFileSearch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageAttachmentToolType(s)
+	return nil
+}
+
 // Defines values for MessageCompletedEventEvent.
 const (
 	MessageCompletedEventEventThreadMessageCompleted MessageCompletedEventEvent = "thread.message.completed"
@@ -685,6 +1528,27 @@ func (e MessageCompletedEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageCompletedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageCompletedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.completed":
+			*e = MessageCompletedEventEventThreadMessageCompleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageCompletedEventEvent(s)
+	return nil
 }
 
 // Defines values for MessageContentType.
@@ -711,6 +1575,36 @@ func (e MessageContentType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageContentType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image_file":
+			*e = MessageContentTypeImageFile
+			return nil
+		case "image_url":
+			*e = MessageContentTypeImageUrl
+			return nil
+		case "refusal":
+			*e = MessageContentTypeRefusal
+			return nil
+		case "text":
+			*e = MessageContentTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentType(s)
+	return nil
+}
+
 // Defines values for MessageContentImageFileDetail.
 const (
 	MessageContentImageFileDetailAuto MessageContentImageFileDetail = "auto"
@@ -732,6 +1626,33 @@ func (e MessageContentImageFileDetail) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageContentImageFileDetail: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentImageFileDetail) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = MessageContentImageFileDetailAuto
+			return nil
+		case "high":
+			*e = MessageContentImageFileDetailHigh
+			return nil
+		case "low":
+			*e = MessageContentImageFileDetailLow
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentImageFileDetail(s)
+	return nil
+}
+
 // Defines values for MessageContentImageFileObjectType.
 const (
 	MessageContentImageFileObjectTypeImageFile MessageContentImageFileObjectType = "image_file"
@@ -745,6 +1666,27 @@ func (e MessageContentImageFileObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageContentImageFileObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentImageFileObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image_file":
+			*e = MessageContentImageFileObjectTypeImageFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentImageFileObjectType(s)
+	return nil
 }
 
 // Defines values for MessageContentImageUrlDetail.
@@ -768,6 +1710,33 @@ func (e MessageContentImageUrlDetail) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageContentImageUrlDetail: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentImageUrlDetail) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = MessageContentImageUrlDetailAuto
+			return nil
+		case "high":
+			*e = MessageContentImageUrlDetailHigh
+			return nil
+		case "low":
+			*e = MessageContentImageUrlDetailLow
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentImageUrlDetail(s)
+	return nil
+}
+
 // Defines values for MessageContentImageUrlObjectType.
 const (
 	MessageContentImageUrlObjectTypeImageUrl MessageContentImageUrlObjectType = "image_url"
@@ -781,6 +1750,27 @@ func (e MessageContentImageUrlObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageContentImageUrlObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentImageUrlObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image_url":
+			*e = MessageContentImageUrlObjectTypeImageUrl
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentImageUrlObjectType(s)
+	return nil
 }
 
 // Defines values for MessageContentTextAnnotationType.
@@ -801,6 +1791,30 @@ func (e MessageContentTextAnnotationType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageContentTextAnnotationType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentTextAnnotationType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_citation":
+			*e = MessageContentTextAnnotationTypeFileCitation
+			return nil
+		case "file_path":
+			*e = MessageContentTextAnnotationTypeFilePath
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentTextAnnotationType(s)
+	return nil
+}
+
 // Defines values for MessageCreatedEventEvent.
 const (
 	MessageCreatedEventEventThreadMessageCreated MessageCreatedEventEvent = "thread.message.created"
@@ -814,6 +1828,27 @@ func (e MessageCreatedEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageCreatedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageCreatedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.created":
+			*e = MessageCreatedEventEventThreadMessageCreated
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageCreatedEventEvent(s)
+	return nil
 }
 
 // Defines values for MessageDeltaContentType.
@@ -840,6 +1875,36 @@ func (e MessageDeltaContentType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageDeltaContentType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaContentType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image_file":
+			*e = MessageDeltaContentTypeImageFile
+			return nil
+		case "image_url":
+			*e = MessageDeltaContentTypeImageUrl
+			return nil
+		case "refusal":
+			*e = MessageDeltaContentTypeRefusal
+			return nil
+		case "text":
+			*e = MessageDeltaContentTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaContentType(s)
+	return nil
+}
+
 // Defines values for MessageDeltaContentImageFileDetail.
 const (
 	MessageDeltaContentImageFileDetailAuto MessageDeltaContentImageFileDetail = "auto"
@@ -859,6 +1924,33 @@ func (e MessageDeltaContentImageFileDetail) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageDeltaContentImageFileDetail: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaContentImageFileDetail) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = MessageDeltaContentImageFileDetailAuto
+			return nil
+		case "high":
+			*e = MessageDeltaContentImageFileDetailHigh
+			return nil
+		case "low":
+			*e = MessageDeltaContentImageFileDetailLow
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaContentImageFileDetail(s)
+	return nil
 }
 
 // Defines values for MessageDeltaContentImageUrlDetail.
@@ -882,6 +1974,33 @@ func (e MessageDeltaContentImageUrlDetail) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageDeltaContentImageUrlDetail: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaContentImageUrlDetail) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = MessageDeltaContentImageUrlDetailAuto
+			return nil
+		case "high":
+			*e = MessageDeltaContentImageUrlDetailHigh
+			return nil
+		case "low":
+			*e = MessageDeltaContentImageUrlDetailLow
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaContentImageUrlDetail(s)
+	return nil
+}
+
 // Defines values for MessageDeltaContentTextAnnotationType.
 const (
 	MessageDeltaContentTextAnnotationTypeFileCitation MessageDeltaContentTextAnnotationType = "file_citation"
@@ -900,6 +2019,30 @@ func (e MessageDeltaContentTextAnnotationType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageDeltaContentTextAnnotationType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaContentTextAnnotationType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_citation":
+			*e = MessageDeltaContentTextAnnotationTypeFileCitation
+			return nil
+		case "file_path":
+			*e = MessageDeltaContentTextAnnotationTypeFilePath
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaContentTextAnnotationType(s)
+	return nil
+}
+
 // Defines values for MessageDeltaEventEvent.
 const (
 	MessageDeltaEventEventThreadMessageDelta MessageDeltaEventEvent = "thread.message.delta"
@@ -913,6 +2056,27 @@ func (e MessageDeltaEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageDeltaEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.delta":
+			*e = MessageDeltaEventEventThreadMessageDelta
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaEventEvent(s)
+	return nil
 }
 
 // Defines values for MessageDeltaObjectDeltaRole.
@@ -933,6 +2097,30 @@ func (e MessageDeltaObjectDeltaRole) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageDeltaObjectDeltaRole: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaObjectDeltaRole) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant":
+			*e = MessageDeltaObjectDeltaRoleAssistant
+			return nil
+		case "user":
+			*e = MessageDeltaObjectDeltaRoleUser
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaObjectDeltaRole(s)
+	return nil
+}
+
 // Defines values for MessageDeltaObjectObject.
 const (
 	MessageDeltaObjectObjectThreadMessageDelta MessageDeltaObjectObject = "thread.message.delta"
@@ -946,6 +2134,27 @@ func (e MessageDeltaObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageDeltaObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.delta":
+			*e = MessageDeltaObjectObjectThreadMessageDelta
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaObjectObject(s)
+	return nil
 }
 
 // Defines values for MessageInProgressEventEvent.
@@ -963,6 +2172,27 @@ func (e MessageInProgressEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageInProgressEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageInProgressEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.in_progress":
+			*e = MessageInProgressEventEventThreadMessageInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageInProgressEventEvent(s)
+	return nil
+}
+
 // Defines values for MessageIncompleteEventEvent.
 const (
 	MessageIncompleteEventEventThreadMessageIncomplete MessageIncompleteEventEvent = "thread.message.incomplete"
@@ -976,6 +2206,27 @@ func (e MessageIncompleteEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageIncompleteEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageIncompleteEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.incomplete":
+			*e = MessageIncompleteEventEventThreadMessageIncomplete
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageIncompleteEventEvent(s)
+	return nil
 }
 
 // Defines values for MessageObjectIncompleteDetailsReason.
@@ -1005,6 +2256,39 @@ func (e MessageObjectIncompleteDetailsReason) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageObjectIncompleteDetailsReason: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageObjectIncompleteDetailsReason) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "content_filter":
+			*e = MessageObjectIncompleteDetailsReasonContentFilter
+			return nil
+		case "max_tokens":
+			*e = MessageObjectIncompleteDetailsReasonMaxTokens
+			return nil
+		case "run_cancelled":
+			*e = MessageObjectIncompleteDetailsReasonRunCancelled
+			return nil
+		case "run_expired":
+			*e = MessageObjectIncompleteDetailsReasonRunExpired
+			return nil
+		case "run_failed":
+			*e = MessageObjectIncompleteDetailsReasonRunFailed
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageObjectIncompleteDetailsReason(s)
+	return nil
+}
+
 // Defines values for MessageObjectObject.
 const (
 	MessageObjectObjectThreadMessage MessageObjectObject = "thread.message"
@@ -1018,6 +2302,27 @@ func (e MessageObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message":
+			*e = MessageObjectObjectThreadMessage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageObjectObject(s)
+	return nil
 }
 
 // Defines values for MessageObjectRole.
@@ -1036,6 +2341,30 @@ func (e MessageObjectRole) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageObjectRole: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageObjectRole) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant":
+			*e = MessageObjectRoleAssistant
+			return nil
+		case "user":
+			*e = MessageObjectRoleUser
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageObjectRole(s)
+	return nil
 }
 
 // Defines values for MessageObjectStatus.
@@ -1059,6 +2388,33 @@ func (e MessageObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "completed":
+			*e = MessageObjectStatusCompleted
+			return nil
+		case "in_progress":
+			*e = MessageObjectStatusInProgress
+			return nil
+		case "incomplete":
+			*e = MessageObjectStatusIncomplete
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageObjectStatus(s)
+	return nil
+}
+
 // Defines values for MessageRequestContentTextObjectType.
 const (
 	MessageRequestContentTextObjectTypeText MessageRequestContentTextObjectType = "text"
@@ -1074,6 +2430,27 @@ func (e MessageRequestContentTextObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageRequestContentTextObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageRequestContentTextObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "text":
+			*e = MessageRequestContentTextObjectTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageRequestContentTextObjectType(s)
+	return nil
+}
+
 // Defines values for OpenAIFileObject.
 const (
 	OpenAIFileObjectFile OpenAIFileObject = "file"
@@ -1087,6 +2464,27 @@ func (e OpenAIFileObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a OpenAIFileObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *OpenAIFileObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file":
+			*e = OpenAIFileObjectFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = OpenAIFileObject(s)
+	return nil
 }
 
 // Defines values for OpenAIFilePurpose.
@@ -1125,6 +2523,48 @@ func (e OpenAIFilePurpose) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a OpenAIFilePurpose: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *OpenAIFilePurpose) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistants":
+			*e = OpenAIFilePurposeAssistants
+			return nil
+		case "assistants_output":
+			*e = OpenAIFilePurposeAssistantsOutput
+			return nil
+		case "batch":
+			*e = OpenAIFilePurposeBatch
+			return nil
+		case "batch_output":
+			*e = OpenAIFilePurposeBatchOutput
+			return nil
+		case "fine-tune":
+			*e = OpenAIFilePurposeFineTune
+			return nil
+		case "fine-tune-results":
+			*e = OpenAIFilePurposeFineTuneResults
+			return nil
+		case "user_data":
+			*e = OpenAIFilePurposeUserData
+			return nil
+		case "vision":
+			*e = OpenAIFilePurposeVision
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = OpenAIFilePurpose(s)
+	return nil
+}
+
 // Defines values for OpenAIFileStatus.
 const (
 	OpenAIFileStatusError     OpenAIFileStatus = "error"
@@ -1146,6 +2586,33 @@ func (e OpenAIFileStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a OpenAIFileStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *OpenAIFileStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "error":
+			*e = OpenAIFileStatusError
+			return nil
+		case "processed":
+			*e = OpenAIFileStatusProcessed
+			return nil
+		case "uploaded":
+			*e = OpenAIFileStatusUploaded
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = OpenAIFileStatus(s)
+	return nil
+}
+
 // Defines values for OtherChunkingStrategyResponseParamType.
 const (
 	OtherChunkingStrategyResponseParamTypeOther OtherChunkingStrategyResponseParamType = "other"
@@ -1159,6 +2626,27 @@ func (e OtherChunkingStrategyResponseParamType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a OtherChunkingStrategyResponseParamType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *OtherChunkingStrategyResponseParamType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "other":
+			*e = OtherChunkingStrategyResponseParamTypeOther
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = OtherChunkingStrategyResponseParamType(s)
+	return nil
 }
 
 // Defines values for ReasoningEffort.
@@ -1194,6 +2682,45 @@ func (e ReasoningEffort) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ReasoningEffort: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ReasoningEffort) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "high":
+			*e = ReasoningEffortHigh
+			return nil
+		case "low":
+			*e = ReasoningEffortLow
+			return nil
+		case "max":
+			*e = ReasoningEffortMax
+			return nil
+		case "medium":
+			*e = ReasoningEffortMedium
+			return nil
+		case "minimal":
+			*e = ReasoningEffortMinimal
+			return nil
+		case "none":
+			*e = ReasoningEffortNone
+			return nil
+		case "xhigh":
+			*e = ReasoningEffortXhigh
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ReasoningEffort(s)
+	return nil
+}
+
 // Defines values for ResponseFormatJsonObjectType.
 const (
 	ResponseFormatJsonObjectTypeJsonObject ResponseFormatJsonObjectType = "json_object"
@@ -1207,6 +2734,27 @@ func (e ResponseFormatJsonObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ResponseFormatJsonObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ResponseFormatJsonObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "json_object":
+			*e = ResponseFormatJsonObjectTypeJsonObject
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ResponseFormatJsonObjectType(s)
+	return nil
 }
 
 // Defines values for ResponseFormatJsonSchemaType.
@@ -1224,6 +2772,27 @@ func (e ResponseFormatJsonSchemaType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ResponseFormatJsonSchemaType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ResponseFormatJsonSchemaType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "json_schema":
+			*e = ResponseFormatJsonSchemaTypeJsonSchema
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ResponseFormatJsonSchemaType(s)
+	return nil
+}
+
 // Defines values for ResponseFormatMode.
 const (
 	ResponseFormatModeAuto ResponseFormatMode = "auto"
@@ -1237,6 +2806,27 @@ func (e ResponseFormatMode) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ResponseFormatMode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ResponseFormatMode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = ResponseFormatModeAuto
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ResponseFormatMode(s)
+	return nil
 }
 
 // Defines values for ResponseFormatTextType.
@@ -1254,6 +2844,27 @@ func (e ResponseFormatTextType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ResponseFormatTextType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ResponseFormatTextType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "text":
+			*e = ResponseFormatTextTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ResponseFormatTextType(s)
+	return nil
+}
+
 // Defines values for RunCancelledEventEvent.
 const (
 	RunCancelledEventEventThreadRunCancelled RunCancelledEventEvent = "thread.run.cancelled"
@@ -1267,6 +2878,27 @@ func (e RunCancelledEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunCancelledEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunCancelledEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.cancelled":
+			*e = RunCancelledEventEventThreadRunCancelled
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunCancelledEventEvent(s)
+	return nil
 }
 
 // Defines values for RunCancellingEventEvent.
@@ -1284,6 +2916,27 @@ func (e RunCancellingEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunCancellingEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunCancellingEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.cancelling":
+			*e = RunCancellingEventEventThreadRunCancelling
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunCancellingEventEvent(s)
+	return nil
+}
+
 // Defines values for RunCompletedEventEvent.
 const (
 	RunCompletedEventEventThreadRunCompleted RunCompletedEventEvent = "thread.run.completed"
@@ -1297,6 +2950,27 @@ func (e RunCompletedEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunCompletedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunCompletedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.completed":
+			*e = RunCompletedEventEventThreadRunCompleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunCompletedEventEvent(s)
+	return nil
 }
 
 // Defines values for RunCreatedEventEvent.
@@ -1314,6 +2988,27 @@ func (e RunCreatedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunCreatedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunCreatedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.created":
+			*e = RunCreatedEventEventThreadRunCreated
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunCreatedEventEvent(s)
+	return nil
+}
+
 // Defines values for RunExpiredEventEvent.
 const (
 	RunExpiredEventEventThreadRunExpired RunExpiredEventEvent = "thread.run.expired"
@@ -1327,6 +3022,27 @@ func (e RunExpiredEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunExpiredEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunExpiredEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.expired":
+			*e = RunExpiredEventEventThreadRunExpired
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunExpiredEventEvent(s)
+	return nil
 }
 
 // Defines values for RunFailedEventEvent.
@@ -1344,6 +3060,27 @@ func (e RunFailedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunFailedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunFailedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.failed":
+			*e = RunFailedEventEventThreadRunFailed
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunFailedEventEvent(s)
+	return nil
+}
+
 // Defines values for RunInProgressEventEvent.
 const (
 	RunInProgressEventEventThreadRunInProgress RunInProgressEventEvent = "thread.run.in_progress"
@@ -1359,6 +3096,27 @@ func (e RunInProgressEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunInProgressEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunInProgressEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.in_progress":
+			*e = RunInProgressEventEventThreadRunInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunInProgressEventEvent(s)
+	return nil
+}
+
 // Defines values for RunIncompleteEventEvent.
 const (
 	RunIncompleteEventEventThreadRunIncomplete RunIncompleteEventEvent = "thread.run.incomplete"
@@ -1372,6 +3130,27 @@ func (e RunIncompleteEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunIncompleteEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunIncompleteEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.incomplete":
+			*e = RunIncompleteEventEventThreadRunIncomplete
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunIncompleteEventEvent(s)
+	return nil
 }
 
 // Defines values for RunObjectIncompleteDetailsReason.
@@ -1390,6 +3169,30 @@ func (e RunObjectIncompleteDetailsReason) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunObjectIncompleteDetailsReason: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectIncompleteDetailsReason) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "max_completion_tokens":
+			*e = RunObjectIncompleteDetailsReasonMaxCompletionTokens
+			return nil
+		case "max_prompt_tokens":
+			*e = RunObjectIncompleteDetailsReasonMaxPromptTokens
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectIncompleteDetailsReason(s)
+	return nil
 }
 
 // Defines values for RunObjectLastErrorCode.
@@ -1413,6 +3216,33 @@ func (e RunObjectLastErrorCode) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunObjectLastErrorCode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectLastErrorCode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "invalid_prompt":
+			*e = RunObjectLastErrorCodeInvalidPrompt
+			return nil
+		case "rate_limit_exceeded":
+			*e = RunObjectLastErrorCodeRateLimitExceeded
+			return nil
+		case "server_error":
+			*e = RunObjectLastErrorCodeServerError
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectLastErrorCode(s)
+	return nil
+}
+
 // Defines values for RunObjectObject.
 const (
 	RunObjectObjectThreadRun RunObjectObject = "thread.run"
@@ -1428,6 +3258,27 @@ func (e RunObjectObject) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run":
+			*e = RunObjectObjectThreadRun
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectObject(s)
+	return nil
+}
+
 // Defines values for RunObjectRequiredActionType.
 const (
 	RunObjectRequiredActionTypeSubmitToolOutputs RunObjectRequiredActionType = "submit_tool_outputs"
@@ -1441,6 +3292,27 @@ func (e RunObjectRequiredActionType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunObjectRequiredActionType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectRequiredActionType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "submit_tool_outputs":
+			*e = RunObjectRequiredActionTypeSubmitToolOutputs
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectRequiredActionType(s)
+	return nil
 }
 
 // Defines values for RunObjectStatus.
@@ -1482,6 +3354,51 @@ func (e RunObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = RunObjectStatusCancelled
+			return nil
+		case "cancelling":
+			*e = RunObjectStatusCancelling
+			return nil
+		case "completed":
+			*e = RunObjectStatusCompleted
+			return nil
+		case "expired":
+			*e = RunObjectStatusExpired
+			return nil
+		case "failed":
+			*e = RunObjectStatusFailed
+			return nil
+		case "in_progress":
+			*e = RunObjectStatusInProgress
+			return nil
+		case "incomplete":
+			*e = RunObjectStatusIncomplete
+			return nil
+		case "queued":
+			*e = RunObjectStatusQueued
+			return nil
+		case "requires_action":
+			*e = RunObjectStatusRequiresAction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectStatus(s)
+	return nil
+}
+
 // Defines values for RunQueuedEventEvent.
 const (
 	RunQueuedEventEventThreadRunQueued RunQueuedEventEvent = "thread.run.queued"
@@ -1495,6 +3412,27 @@ func (e RunQueuedEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunQueuedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunQueuedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.queued":
+			*e = RunQueuedEventEventThreadRunQueued
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunQueuedEventEvent(s)
+	return nil
 }
 
 // Defines values for RunRequiresActionEventEvent.
@@ -1512,6 +3450,27 @@ func (e RunRequiresActionEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunRequiresActionEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunRequiresActionEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.requires_action":
+			*e = RunRequiresActionEventEventThreadRunRequiresAction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunRequiresActionEventEvent(s)
+	return nil
+}
+
 // Defines values for RunStepCancelledEventEvent.
 const (
 	RunStepCancelledEventEventThreadRunStepCancelled RunStepCancelledEventEvent = "thread.run.step.cancelled"
@@ -1525,6 +3484,27 @@ func (e RunStepCancelledEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepCancelledEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepCancelledEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.cancelled":
+			*e = RunStepCancelledEventEventThreadRunStepCancelled
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepCancelledEventEvent(s)
+	return nil
 }
 
 // Defines values for RunStepCompletedEventEvent.
@@ -1542,6 +3522,27 @@ func (e RunStepCompletedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepCompletedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepCompletedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.completed":
+			*e = RunStepCompletedEventEventThreadRunStepCompleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepCompletedEventEvent(s)
+	return nil
+}
+
 // Defines values for RunStepCreatedEventEvent.
 const (
 	RunStepCreatedEventEventThreadRunStepCreated RunStepCreatedEventEvent = "thread.run.step.created"
@@ -1555,6 +3556,27 @@ func (e RunStepCreatedEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepCreatedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepCreatedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.created":
+			*e = RunStepCreatedEventEventThreadRunStepCreated
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepCreatedEventEvent(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaEventEvent.
@@ -1572,6 +3594,27 @@ func (e RunStepDeltaEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.delta":
+			*e = RunStepDeltaEventEventThreadRunStepDelta
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaEventEvent(s)
+	return nil
+}
+
 // Defines values for RunStepDeltaObjectObject.
 const (
 	RunStepDeltaObjectObjectThreadRunStepDelta RunStepDeltaObjectObject = "thread.run.step.delta"
@@ -1585,6 +3628,27 @@ func (e RunStepDeltaObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDeltaObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.delta":
+			*e = RunStepDeltaObjectObjectThreadRunStepDelta
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaObjectObject(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaStepDetailsMessageCreationObjectType.
@@ -1602,6 +3666,27 @@ func (e RunStepDeltaStepDetailsMessageCreationObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsMessageCreationObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsMessageCreationObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "message_creation":
+			*e = RunStepDeltaStepDetailsMessageCreationObjectTypeMessageCreation
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsMessageCreationObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDeltaStepDetailsToolCallsCodeObjectType.
 const (
 	RunStepDeltaStepDetailsToolCallsCodeObjectTypeCodeInterpreter RunStepDeltaStepDetailsToolCallsCodeObjectType = "code_interpreter"
@@ -1615,6 +3700,27 @@ func (e RunStepDeltaStepDetailsToolCallsCodeObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsCodeObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsCodeObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = RunStepDeltaStepDetailsToolCallsCodeObjectTypeCodeInterpreter
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsCodeObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType.
@@ -1632,6 +3738,27 @@ func (e RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType) Valid() bool 
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image":
+			*e = RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectTypeImage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType.
 const (
 	RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectTypeLogs RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType = "logs"
@@ -1645,6 +3772,27 @@ func (e RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "logs":
+			*e = RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectTypeLogs
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaStepDetailsToolCallsFileSearchObjectType.
@@ -1662,6 +3810,27 @@ func (e RunStepDeltaStepDetailsToolCallsFileSearchObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsFileSearchObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsFileSearchObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_search":
+			*e = RunStepDeltaStepDetailsToolCallsFileSearchObjectTypeFileSearch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsFileSearchObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDeltaStepDetailsToolCallsFunctionObjectType.
 const (
 	RunStepDeltaStepDetailsToolCallsFunctionObjectTypeFunction RunStepDeltaStepDetailsToolCallsFunctionObjectType = "function"
@@ -1675,6 +3844,27 @@ func (e RunStepDeltaStepDetailsToolCallsFunctionObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsFunctionObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsFunctionObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = RunStepDeltaStepDetailsToolCallsFunctionObjectTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsFunctionObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaStepDetailsToolCallsObjectType.
@@ -1692,6 +3882,27 @@ func (e RunStepDeltaStepDetailsToolCallsObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "tool_calls":
+			*e = RunStepDeltaStepDetailsToolCallsObjectTypeToolCalls
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDetailsMessageCreationObjectType.
 const (
 	RunStepDetailsMessageCreationObjectTypeMessageCreation RunStepDetailsMessageCreationObjectType = "message_creation"
@@ -1705,6 +3916,27 @@ func (e RunStepDetailsMessageCreationObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDetailsMessageCreationObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsMessageCreationObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "message_creation":
+			*e = RunStepDetailsMessageCreationObjectTypeMessageCreation
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsMessageCreationObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDetailsToolCallsCodeObjectType.
@@ -1722,6 +3954,27 @@ func (e RunStepDetailsToolCallsCodeObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDetailsToolCallsCodeObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsCodeObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = RunStepDetailsToolCallsCodeObjectTypeCodeInterpreter
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsCodeObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDetailsToolCallsCodeOutputImageObjectType.
 const (
 	RunStepDetailsToolCallsCodeOutputImageObjectTypeImage RunStepDetailsToolCallsCodeOutputImageObjectType = "image"
@@ -1735,6 +3988,27 @@ func (e RunStepDetailsToolCallsCodeOutputImageObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDetailsToolCallsCodeOutputImageObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsCodeOutputImageObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image":
+			*e = RunStepDetailsToolCallsCodeOutputImageObjectTypeImage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsCodeOutputImageObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDetailsToolCallsCodeOutputLogsObjectType.
@@ -1752,6 +4026,27 @@ func (e RunStepDetailsToolCallsCodeOutputLogsObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDetailsToolCallsCodeOutputLogsObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsCodeOutputLogsObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "logs":
+			*e = RunStepDetailsToolCallsCodeOutputLogsObjectTypeLogs
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsCodeOutputLogsObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDetailsToolCallsFileSearchObjectType.
 const (
 	RunStepDetailsToolCallsFileSearchObjectTypeFileSearch RunStepDetailsToolCallsFileSearchObjectType = "file_search"
@@ -1765,6 +4060,27 @@ func (e RunStepDetailsToolCallsFileSearchObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDetailsToolCallsFileSearchObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsFileSearchObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_search":
+			*e = RunStepDetailsToolCallsFileSearchObjectTypeFileSearch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsFileSearchObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDetailsToolCallsFileSearchResultObjectContentType.
@@ -1782,6 +4098,27 @@ func (e RunStepDetailsToolCallsFileSearchResultObjectContentType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDetailsToolCallsFileSearchResultObjectContentType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsFileSearchResultObjectContentType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "text":
+			*e = RunStepDetailsToolCallsFileSearchResultObjectContentTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsFileSearchResultObjectContentType(s)
+	return nil
+}
+
 // Defines values for RunStepDetailsToolCallsFunctionObjectType.
 const (
 	RunStepDetailsToolCallsFunctionObjectTypeFunction RunStepDetailsToolCallsFunctionObjectType = "function"
@@ -1795,6 +4132,27 @@ func (e RunStepDetailsToolCallsFunctionObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDetailsToolCallsFunctionObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsFunctionObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = RunStepDetailsToolCallsFunctionObjectTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsFunctionObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDetailsToolCallsObjectType.
@@ -1812,6 +4170,27 @@ func (e RunStepDetailsToolCallsObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDetailsToolCallsObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "tool_calls":
+			*e = RunStepDetailsToolCallsObjectTypeToolCalls
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepExpiredEventEvent.
 const (
 	RunStepExpiredEventEventThreadRunStepExpired RunStepExpiredEventEvent = "thread.run.step.expired"
@@ -1825,6 +4204,27 @@ func (e RunStepExpiredEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepExpiredEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepExpiredEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.expired":
+			*e = RunStepExpiredEventEventThreadRunStepExpired
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepExpiredEventEvent(s)
+	return nil
 }
 
 // Defines values for RunStepFailedEventEvent.
@@ -1842,6 +4242,27 @@ func (e RunStepFailedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepFailedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepFailedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.failed":
+			*e = RunStepFailedEventEventThreadRunStepFailed
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepFailedEventEvent(s)
+	return nil
+}
+
 // Defines values for RunStepInProgressEventEvent.
 const (
 	RunStepInProgressEventEventThreadRunStepInProgress RunStepInProgressEventEvent = "thread.run.step.in_progress"
@@ -1855,6 +4276,27 @@ func (e RunStepInProgressEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepInProgressEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepInProgressEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.in_progress":
+			*e = RunStepInProgressEventEventThreadRunStepInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepInProgressEventEvent(s)
+	return nil
 }
 
 // Defines values for RunStepObjectLastErrorCode.
@@ -1875,6 +4317,30 @@ func (e RunStepObjectLastErrorCode) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepObjectLastErrorCode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepObjectLastErrorCode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "rate_limit_exceeded":
+			*e = RunStepObjectLastErrorCodeRateLimitExceeded
+			return nil
+		case "server_error":
+			*e = RunStepObjectLastErrorCodeServerError
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepObjectLastErrorCode(s)
+	return nil
+}
+
 // Defines values for RunStepObjectObject.
 const (
 	RunStepObjectObjectThreadRunStep RunStepObjectObject = "thread.run.step"
@@ -1888,6 +4354,27 @@ func (e RunStepObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step":
+			*e = RunStepObjectObjectThreadRunStep
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepObjectObject(s)
+	return nil
 }
 
 // Defines values for RunStepObjectStatus.
@@ -1917,6 +4404,39 @@ func (e RunStepObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = RunStepObjectStatusCancelled
+			return nil
+		case "completed":
+			*e = RunStepObjectStatusCompleted
+			return nil
+		case "expired":
+			*e = RunStepObjectStatusExpired
+			return nil
+		case "failed":
+			*e = RunStepObjectStatusFailed
+			return nil
+		case "in_progress":
+			*e = RunStepObjectStatusInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepObjectStatus(s)
+	return nil
+}
+
 // Defines values for RunStepObjectType.
 const (
 	RunStepObjectTypeMessageCreation RunStepObjectType = "message_creation"
@@ -1935,6 +4455,30 @@ func (e RunStepObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "message_creation":
+			*e = RunStepObjectTypeMessageCreation
+			return nil
+		case "tool_calls":
+			*e = RunStepObjectTypeToolCalls
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepObjectType(s)
+	return nil
+}
+
 // Defines values for RunToolCallObjectType.
 const (
 	RunToolCallObjectTypeFunction RunToolCallObjectType = "function"
@@ -1948,6 +4492,27 @@ func (e RunToolCallObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunToolCallObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunToolCallObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = RunToolCallObjectTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunToolCallObjectType(s)
+	return nil
 }
 
 // Defines values for StaticChunkingStrategyRequestParamType.
@@ -1965,6 +4530,27 @@ func (e StaticChunkingStrategyRequestParamType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a StaticChunkingStrategyRequestParamType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *StaticChunkingStrategyRequestParamType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "static":
+			*e = StaticChunkingStrategyRequestParamTypeStatic
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = StaticChunkingStrategyRequestParamType(s)
+	return nil
+}
+
 // Defines values for StaticChunkingStrategyResponseParamType.
 const (
 	StaticChunkingStrategyResponseParamTypeStatic StaticChunkingStrategyResponseParamType = "static"
@@ -1978,6 +4564,27 @@ func (e StaticChunkingStrategyResponseParamType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a StaticChunkingStrategyResponseParamType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *StaticChunkingStrategyResponseParamType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "static":
+			*e = StaticChunkingStrategyResponseParamTypeStatic
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = StaticChunkingStrategyResponseParamType(s)
+	return nil
 }
 
 // Defines values for ThreadCreatedEventEvent.
@@ -1995,6 +4602,27 @@ func (e ThreadCreatedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ThreadCreatedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ThreadCreatedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.created":
+			*e = ThreadCreatedEventEventThreadCreated
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ThreadCreatedEventEvent(s)
+	return nil
+}
+
 // Defines values for ThreadObjectObject.
 const (
 	ThreadObjectObjectThread ThreadObjectObject = "thread"
@@ -2008,6 +4636,27 @@ func (e ThreadObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ThreadObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ThreadObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread":
+			*e = ThreadObjectObjectThread
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ThreadObjectObject(s)
+	return nil
 }
 
 // Defines values for ToolChoiceMode.
@@ -2031,6 +4680,33 @@ func (e ToolChoiceMode) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ToolChoiceMode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ToolChoiceMode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = ToolChoiceModeAuto
+			return nil
+		case "none":
+			*e = ToolChoiceModeNone
+			return nil
+		case "required":
+			*e = ToolChoiceModeRequired
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ToolChoiceMode(s)
+	return nil
+}
+
 // Defines values for TruncationObjectType.
 const (
 	TruncationObjectTypeAuto         TruncationObjectType = "auto"
@@ -2049,6 +4725,30 @@ func (e TruncationObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a TruncationObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *TruncationObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = TruncationObjectTypeAuto
+			return nil
+		case "last_messages":
+			*e = TruncationObjectTypeLastMessages
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = TruncationObjectType(s)
+	return nil
+}
+
 // Defines values for VectorStoreExpirationAfterAnchor.
 const (
 	VectorStoreExpirationAfterAnchorLastActiveAt VectorStoreExpirationAfterAnchor = "last_active_at"
@@ -2064,6 +4764,27 @@ func (e VectorStoreExpirationAfterAnchor) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreExpirationAfterAnchor: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreExpirationAfterAnchor) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "last_active_at":
+			*e = VectorStoreExpirationAfterAnchorLastActiveAt
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreExpirationAfterAnchor(s)
+	return nil
+}
+
 // Defines values for VectorStoreFileBatchObjectObject.
 const (
 	VectorStoreFileBatchObjectObjectVectorStoreFilesBatch VectorStoreFileBatchObjectObject = "vector_store.files_batch"
@@ -2077,6 +4798,27 @@ func (e VectorStoreFileBatchObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreFileBatchObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileBatchObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.files_batch":
+			*e = VectorStoreFileBatchObjectObjectVectorStoreFilesBatch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileBatchObjectObject(s)
+	return nil
 }
 
 // Defines values for VectorStoreFileBatchObjectStatus.
@@ -2103,6 +4845,36 @@ func (e VectorStoreFileBatchObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreFileBatchObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileBatchObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = VectorStoreFileBatchObjectStatusCancelled
+			return nil
+		case "completed":
+			*e = VectorStoreFileBatchObjectStatusCompleted
+			return nil
+		case "failed":
+			*e = VectorStoreFileBatchObjectStatusFailed
+			return nil
+		case "in_progress":
+			*e = VectorStoreFileBatchObjectStatusInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileBatchObjectStatus(s)
+	return nil
+}
+
 // Defines values for VectorStoreFileContentResponseObject.
 const (
 	VectorStoreFileContentResponseObjectVectorStoreFileContentPage VectorStoreFileContentResponseObject = "vector_store.file_content.page"
@@ -2116,6 +4888,27 @@ func (e VectorStoreFileContentResponseObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreFileContentResponseObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileContentResponseObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.file_content.page":
+			*e = VectorStoreFileContentResponseObjectVectorStoreFileContentPage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileContentResponseObject(s)
+	return nil
 }
 
 // Defines values for VectorStoreFileObjectLastErrorCode.
@@ -2139,6 +4932,33 @@ func (e VectorStoreFileObjectLastErrorCode) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreFileObjectLastErrorCode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileObjectLastErrorCode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "invalid_file":
+			*e = VectorStoreFileObjectLastErrorCodeInvalidFile
+			return nil
+		case "server_error":
+			*e = VectorStoreFileObjectLastErrorCodeServerError
+			return nil
+		case "unsupported_file":
+			*e = VectorStoreFileObjectLastErrorCodeUnsupportedFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileObjectLastErrorCode(s)
+	return nil
+}
+
 // Defines values for VectorStoreFileObjectObject.
 const (
 	VectorStoreFileObjectObjectVectorStoreFile VectorStoreFileObjectObject = "vector_store.file"
@@ -2152,6 +4972,27 @@ func (e VectorStoreFileObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreFileObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.file":
+			*e = VectorStoreFileObjectObjectVectorStoreFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileObjectObject(s)
+	return nil
 }
 
 // Defines values for VectorStoreFileObjectStatus.
@@ -2178,6 +5019,36 @@ func (e VectorStoreFileObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreFileObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = VectorStoreFileObjectStatusCancelled
+			return nil
+		case "completed":
+			*e = VectorStoreFileObjectStatusCompleted
+			return nil
+		case "failed":
+			*e = VectorStoreFileObjectStatusFailed
+			return nil
+		case "in_progress":
+			*e = VectorStoreFileObjectStatusInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileObjectStatus(s)
+	return nil
+}
+
 // Defines values for VectorStoreObjectObject.
 const (
 	VectorStoreObjectObjectVectorStore VectorStoreObjectObject = "vector_store"
@@ -2191,6 +5062,27 @@ func (e VectorStoreObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store":
+			*e = VectorStoreObjectObjectVectorStore
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreObjectObject(s)
+	return nil
 }
 
 // Defines values for VectorStoreObjectStatus.
@@ -2214,6 +5106,33 @@ func (e VectorStoreObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "completed":
+			*e = VectorStoreObjectStatusCompleted
+			return nil
+		case "expired":
+			*e = VectorStoreObjectStatusExpired
+			return nil
+		case "in_progress":
+			*e = VectorStoreObjectStatusInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreObjectStatus(s)
+	return nil
+}
+
 // Defines values for VectorStoreSearchRequestRankingOptionsRanker.
 const (
 	VectorStoreSearchRequestRankingOptionsRankerAuto            VectorStoreSearchRequestRankingOptionsRanker = "auto"
@@ -2235,6 +5154,33 @@ func (e VectorStoreSearchRequestRankingOptionsRanker) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreSearchRequestRankingOptionsRanker: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreSearchRequestRankingOptionsRanker) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = VectorStoreSearchRequestRankingOptionsRankerAuto
+			return nil
+		case "default-2024-11-15":
+			*e = VectorStoreSearchRequestRankingOptionsRankerDefault20241115
+			return nil
+		case "none":
+			*e = VectorStoreSearchRequestRankingOptionsRankerNone
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreSearchRequestRankingOptionsRanker(s)
+	return nil
+}
+
 // Defines values for VectorStoreSearchResultContentObjectType.
 const (
 	VectorStoreSearchResultContentObjectTypeText VectorStoreSearchResultContentObjectType = "text"
@@ -2250,6 +5196,27 @@ func (e VectorStoreSearchResultContentObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreSearchResultContentObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreSearchResultContentObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "text":
+			*e = VectorStoreSearchResultContentObjectTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreSearchResultContentObjectType(s)
+	return nil
+}
+
 // Defines values for VectorStoreSearchResultsPageObject.
 const (
 	VectorStoreSearchResultsPageObjectVectorStoreSearchResultsPage VectorStoreSearchResultsPageObject = "vector_store.search_results.page"
@@ -2263,6 +5230,27 @@ func (e VectorStoreSearchResultsPageObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreSearchResultsPageObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreSearchResultsPageObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.search_results.page":
+			*e = VectorStoreSearchResultsPageObjectVectorStoreSearchResultsPage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreSearchResultsPageObject(s)
+	return nil
 }
 
 // Defines values for ListAssistantsParamsOrder.
@@ -2283,6 +5271,30 @@ func (e ListAssistantsParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListAssistantsParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListAssistantsParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListAssistantsParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListAssistantsParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListAssistantsParamsOrder(s)
+	return nil
+}
+
 // Defines values for ListFilesParamsOrder.
 const (
 	ListFilesParamsOrderAsc  ListFilesParamsOrder = "asc"
@@ -2299,6 +5311,30 @@ func (e ListFilesParamsOrder) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListFilesParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListFilesParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListFilesParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListFilesParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListFilesParamsOrder(s)
+	return nil
 }
 
 // Defines values for ListMessagesParamsOrder.
@@ -2319,6 +5355,30 @@ func (e ListMessagesParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListMessagesParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListMessagesParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListMessagesParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListMessagesParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListMessagesParamsOrder(s)
+	return nil
+}
+
 // Defines values for ListRunsParamsOrder.
 const (
 	ListRunsParamsOrderAsc  ListRunsParamsOrder = "asc"
@@ -2337,6 +5397,30 @@ func (e ListRunsParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListRunsParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunsParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListRunsParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListRunsParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunsParamsOrder(s)
+	return nil
+}
+
 // Defines values for CreateRunParamsInclude.
 const (
 	CreateRunParamsIncludeStepDetailsToolCallsFileSearchResultsContent CreateRunParamsInclude = "step_details.tool_calls[*].file_search.results[*].content"
@@ -2350,6 +5434,27 @@ func (e CreateRunParamsInclude) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a CreateRunParamsInclude: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *CreateRunParamsInclude) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "step_details.tool_calls[*].file_search.results[*].content":
+			*e = CreateRunParamsIncludeStepDetailsToolCallsFileSearchResultsContent
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = CreateRunParamsInclude(s)
+	return nil
 }
 
 // Defines values for ListRunStepsParamsOrder.
@@ -2370,6 +5475,30 @@ func (e ListRunStepsParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListRunStepsParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunStepsParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListRunStepsParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListRunStepsParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunStepsParamsOrder(s)
+	return nil
+}
+
 // Defines values for ListRunStepsParamsInclude.
 const (
 	ListRunStepsParamsIncludeStepDetailsToolCallsFileSearchResultsContent ListRunStepsParamsInclude = "step_details.tool_calls[*].file_search.results[*].content"
@@ -2385,6 +5514,27 @@ func (e ListRunStepsParamsInclude) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListRunStepsParamsInclude: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunStepsParamsInclude) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "step_details.tool_calls[*].file_search.results[*].content":
+			*e = ListRunStepsParamsIncludeStepDetailsToolCallsFileSearchResultsContent
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunStepsParamsInclude(s)
+	return nil
+}
+
 // Defines values for GetRunStepParamsInclude.
 const (
 	GetRunStepParamsIncludeStepDetailsToolCallsFileSearchResultsContent GetRunStepParamsInclude = "step_details.tool_calls[*].file_search.results[*].content"
@@ -2398,6 +5548,27 @@ func (e GetRunStepParamsInclude) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a GetRunStepParamsInclude: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *GetRunStepParamsInclude) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "step_details.tool_calls[*].file_search.results[*].content":
+			*e = GetRunStepParamsIncludeStepDetailsToolCallsFileSearchResultsContent
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = GetRunStepParamsInclude(s)
+	return nil
 }
 
 // Defines values for ListVectorStoresParamsOrder.
@@ -2418,6 +5589,30 @@ func (e ListVectorStoresParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListVectorStoresParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoresParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListVectorStoresParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListVectorStoresParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoresParamsOrder(s)
+	return nil
+}
+
 // Defines values for ListFilesInVectorStoreBatchParamsOrder.
 const (
 	ListFilesInVectorStoreBatchParamsOrderAsc  ListFilesInVectorStoreBatchParamsOrder = "asc"
@@ -2434,6 +5629,30 @@ func (e ListFilesInVectorStoreBatchParamsOrder) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListFilesInVectorStoreBatchParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListFilesInVectorStoreBatchParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListFilesInVectorStoreBatchParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListFilesInVectorStoreBatchParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListFilesInVectorStoreBatchParamsOrder(s)
+	return nil
 }
 
 // Defines values for ListFilesInVectorStoreBatchParamsFilter.
@@ -2460,6 +5679,36 @@ func (e ListFilesInVectorStoreBatchParamsFilter) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListFilesInVectorStoreBatchParamsFilter: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListFilesInVectorStoreBatchParamsFilter) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = ListFilesInVectorStoreBatchParamsFilterCancelled
+			return nil
+		case "completed":
+			*e = ListFilesInVectorStoreBatchParamsFilterCompleted
+			return nil
+		case "failed":
+			*e = ListFilesInVectorStoreBatchParamsFilterFailed
+			return nil
+		case "in_progress":
+			*e = ListFilesInVectorStoreBatchParamsFilterInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListFilesInVectorStoreBatchParamsFilter(s)
+	return nil
+}
+
 // Defines values for ListVectorStoreFilesParamsOrder.
 const (
 	ListVectorStoreFilesParamsOrderAsc  ListVectorStoreFilesParamsOrder = "asc"
@@ -2476,6 +5725,30 @@ func (e ListVectorStoreFilesParamsOrder) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListVectorStoreFilesParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoreFilesParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListVectorStoreFilesParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListVectorStoreFilesParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoreFilesParamsOrder(s)
+	return nil
 }
 
 // Defines values for ListVectorStoreFilesParamsFilter.
@@ -2500,6 +5773,36 @@ func (e ListVectorStoreFilesParamsFilter) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListVectorStoreFilesParamsFilter: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoreFilesParamsFilter) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = ListVectorStoreFilesParamsFilterCancelled
+			return nil
+		case "completed":
+			*e = ListVectorStoreFilesParamsFilterCompleted
+			return nil
+		case "failed":
+			*e = ListVectorStoreFilesParamsFilterFailed
+			return nil
+		case "in_progress":
+			*e = ListVectorStoreFilesParamsFilterInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoreFilesParamsFilter(s)
+	return nil
 }
 
 // AssistantObject An assistant; a model with instructions and tools that runs can use.
@@ -3324,16 +6627,16 @@ type MessageCompletedEventEvent string
 // MessageContent One part of a message body. Type says which kind it is, and the field named like the type holds it: text (Text), image_file (ImageFile), image_url (ImageUrl) or refusal (Refusal). The other fields are absent.
 type MessageContent struct {
 	// ImageFile An image part that points at an uploaded file.
-	ImageFile *MessageContentImageFile `json:"image_file,omitempty"`
+	ImageFile MessageContentImageFile `json:"image_file,omitempty,omitzero"`
 
 	// ImageUrl An image part that points at a web URL.
-	ImageUrl *MessageContentImageUrl `json:"image_url,omitempty"`
+	ImageUrl MessageContentImageUrl `json:"image_url,omitempty,omitzero"`
 
 	// Refusal The refusal text, when the model declines to answer.
 	Refusal *string `json:"refusal,omitempty"`
 
 	// Text A text part of a message, and what it cites.
-	Text *MessageContentText `json:"text,omitempty"`
+	Text MessageContentText `json:"text,omitempty,omitzero"`
 
 	// Type Kind of part, and name of the field that holds it.
 	Type MessageContentType `json:"type"`
@@ -3417,10 +6720,10 @@ type MessageContentTextAnnotation struct {
 	EndIndex int `json:"end_index"`
 
 	// FileCitation The file a file_citation annotation cites.
-	FileCitation *MessageContentFileCitation `json:"file_citation,omitempty"`
+	FileCitation MessageContentFileCitation `json:"file_citation,omitempty,omitzero"`
 
 	// FilePath The file a file_path annotation names.
-	FilePath *MessageContentFilePath `json:"file_path,omitempty"`
+	FilePath MessageContentFilePath `json:"file_path,omitempty,omitzero"`
 
 	// StartIndex Start offset of the span.
 	StartIndex int `json:"start_index"`
@@ -3606,8 +6909,8 @@ type MessageObject struct {
 	// AssistantId Assistant that wrote it, if any.
 	AssistantId *string `json:"assistant_id"`
 
-	// Attachments Files attached to the message and the tools they go to.
-	Attachments *[]MessageAttachment `json:"attachments"`
+	// Attachments Files attached to the message and the tools they go to; nil for null.
+	Attachments []MessageAttachment `json:"attachments"`
 
 	// CompletedAt Completion time, Unix seconds.
 	CompletedAt *int `json:"completed_at"`

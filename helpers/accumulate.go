@@ -207,7 +207,7 @@ func (a *Accumulator) RunSteps() []gen.RunStepObject {
 func MessageText(m gen.MessageObject) string {
 	var b strings.Builder
 	for _, c := range m.Content {
-		if c.Type == gen.MessageContentTypeText && c.Text != nil {
+		if c.Type == gen.MessageContentTypeText {
 			b.WriteString(c.Text.Value)
 		}
 	}
@@ -241,7 +241,7 @@ func (a *Accumulator) setMessage(obj gen.MessageObject) {
 
 // partFromContent turns a snapshot content part into a partState.
 func partFromContent(c gen.MessageContent) *partState {
-	if c.Type == gen.MessageContentTypeText && c.Text != nil {
+	if c.Type == gen.MessageContentTypeText {
 		ps := &partState{typ: "text", text: []byte(c.Text.Value)}
 		for _, ann := range c.Text.Annotations {
 			raw, err := json.Marshal(ann)
@@ -348,7 +348,7 @@ func (m *msgState) build() gen.MessageObject {
 		}
 		var c gen.MessageContent
 		if p.other == nil {
-			t := &gen.MessageContentText{Value: string(p.text)}
+			t := gen.MessageContentText{Value: string(p.text)}
 			t.Annotations = make([]gen.MessageContentTextAnnotation, 0, len(p.anns))
 			for _, am := range p.anns {
 				if am == nil {

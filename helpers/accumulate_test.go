@@ -72,11 +72,9 @@ func TestAccumulatorTextRun(t *testing.T) {
 	require.Len(t, msg.Content, 1)
 	txt := msg.Content[0].Text
 	require.Equal(t, gen.MessageContentTypeText, msg.Content[0].Type)
-	require.NotNil(t, txt)
 	require.Len(t, txt.Annotations, 1)
 	cite := txt.Annotations[0]
 	require.Equal(t, gen.MessageContentTextAnnotationTypeFileCitation, cite.Type)
-	require.NotNil(t, cite.FileCitation)
 	assert.Equal(t, "file_abc", cite.FileCitation.FileId)
 	assert.Equal(t, 23, cite.StartIndex)
 	assert.Equal(t, "【4:0†source】", cite.Text)
@@ -343,7 +341,6 @@ func TestAccumulatorImagePartDelta(t *testing.T) {
 	msg, _ := acc.Message("m")
 	require.Len(t, msg.Content, 2)
 	require.Equal(t, gen.MessageContentTypeImageFile, msg.Content[1].Type)
-	require.NotNil(t, msg.Content[1].ImageFile)
 	assert.Equal(t, "file_img", msg.Content[1].ImageFile.FileId)
 	raw, _ := json.Marshal(msg.Content[1])
 	assert.NotContains(t, string(raw), `"index"`)

@@ -128,11 +128,11 @@ type MessageFile struct {
 // is skipped; a tool whose type cannot be read is left out. A nil m or one
 // without attachments gives nil.
 func MessageFiles(m *gen.MessageObject) []MessageFile {
-	if m == nil || m.Attachments == nil {
+	if m == nil {
 		return nil
 	}
 	var out []MessageFile
-	for _, a := range *m.Attachments {
+	for _, a := range m.Attachments {
 		if a.FileId == nil || *a.FileId == "" {
 			continue
 		}

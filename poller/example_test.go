@@ -28,7 +28,7 @@ func lastReply(ctx context.Context, c *assistants.Client, threadID string) strin
 	}
 	var text string
 	for _, part := range page.Data[0].Content {
-		if part.Type == gen.MessageContentTypeText && part.Text != nil {
+		if part.Type == gen.MessageContentTypeText {
 			text += part.Text.Value
 		}
 	}

@@ -344,14 +344,9 @@ func (m *ChatModel) message(ctx context.Context, msg gen.MessageObject) (*chatMe
 	for _, c := range msg.Content {
 		switch c.Type {
 		case gen.MessageContentTypeText:
-			if c.Text != nil {
-				parts = append(parts, chatPart{Type: "text", Text: c.Text.Value})
-			}
+			parts = append(parts, chatPart{Type: "text", Text: c.Text.Value})
 		case gen.MessageContentTypeImageUrl:
 			u := c
-			if u.ImageUrl == nil {
-				continue
-			}
 			if role != "user" {
 				continue // Chat Completions takes images in user messages only
 			}
@@ -365,9 +360,6 @@ func (m *ChatModel) message(ctx context.Context, msg gen.MessageObject) (*chatMe
 			parts, hasImage = append(parts, p), true
 		case gen.MessageContentTypeImageFile:
 			f := c
-			if f.ImageFile == nil {
-				continue
-			}
 			if role != "user" {
 				continue // Chat Completions takes images in user messages only
 			}

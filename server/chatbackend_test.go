@@ -38,7 +38,7 @@ func cbMsg(t *testing.T, role string, parts ...string) gen.MessageObject {
 			m.Content = append(m.Content, cbUnion[gen.MessageContent](t, p))
 			continue
 		}
-		m.Content = append(m.Content, gen.MessageContent{Type: gen.MessageContentTypeText, Text: &gen.MessageContentText{Value: p}})
+		m.Content = append(m.Content, gen.MessageContent{Type: gen.MessageContentTypeText, Text: gen.MessageContentText{Value: p}})
 	}
 	return m
 }

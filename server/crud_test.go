@@ -49,7 +49,7 @@ func textOf(t *testing.T, m gen.MessageObject) string {
 	t.Helper()
 	require.NotEmpty(t, m.Content)
 	tx := m.Content[0]
-	require.NotNil(t, tx.Text)
+	require.Equal(t, gen.MessageContentTypeText, tx.Type)
 	return tx.Text.Value
 }
 
@@ -157,7 +157,7 @@ func TestThreadsAndMessagesCRUD(t *testing.T) {
 	require.Len(t, m.Content, 2)
 	assert.Equal(t, "third", textOf(t, *m))
 	u := m.Content[1]
-	require.NotNil(t, u.ImageUrl)
+	require.Equal(t, gen.MessageContentTypeImageUrl, u.Type)
 	assert.Equal(t, "https://example.com/a.png", u.ImageUrl.Url)
 
 	asc := gen.ListMessagesParamsOrder("asc")

@@ -1221,7 +1221,7 @@ func functionCallDetail(c ToolCall, output *string) gen.RunStepDetailsToolCall {
 
 func textPart(text string) gen.MessageContent {
 	return gen.MessageContent{Type: gen.MessageContentTypeText,
-		Text: &gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}
+		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}
 }
 
 // writer receives the model's deltas for one round: the first creates the
@@ -1277,7 +1277,7 @@ func (w *writer) emit(delta string) {
 				Id: newID(prefixMessage), Object: "thread.message", CreatedAt: now, ThreadId: lr.obj.ThreadId,
 				Status: gen.MessageObjectStatusInProgress, Role: gen.MessageObjectRoleAssistant,
 				Content: []gen.MessageContent{}, AssistantId: &aid, RunId: &rid,
-				Attachments: &[]gen.MessageAttachment{}, Metadata: &gen.Metadata{},
+				Attachments: []gen.MessageAttachment{}, Metadata: &gen.Metadata{},
 			}
 			var d gen.RunStepDetails
 			_ = d.FromRunStepDetailsMessageCreationObject(gen.RunStepDetailsMessageCreationObject{

@@ -10,7 +10,7 @@ import (
 )
 
 func userMessage(text string) gen.MessageObject {
-	c := gen.MessageContent{Type: gen.MessageContentTypeText, Text: &gen.MessageContentText{Value: text}}
+	c := gen.MessageContent{Type: gen.MessageContentTypeText, Text: gen.MessageContentText{Value: text}}
 	return gen.MessageObject{Role: gen.MessageObjectRoleUser, Content: []gen.MessageContent{c}}
 }
 

@@ -127,10 +127,7 @@ func (s *Server) attachThreadFiles(threadID string) (gen.ThreadObject, error) {
 	}
 	var fileIDs []string
 	for _, m := range msgs {
-		if m.Attachments == nil {
-			continue
-		}
-		for _, a := range *m.Attachments {
+		for _, a := range m.Attachments {
 			if a.FileId == nil || a.Tools == nil || slices.Contains(fileIDs, *a.FileId) {
 				continue
 			}
@@ -455,9 +452,9 @@ func answerPart(in *ModelInput, text string) gen.MessageContent {
 	for _, a := range anns {
 		out = append(out, gen.MessageContentTextAnnotation{
 			Type: gen.MessageContentTextAnnotationTypeFileCitation, Text: a.Text, StartIndex: a.StartIndex, EndIndex: a.EndIndex,
-			FileCitation: &gen.MessageContentFileCitation{FileId: a.FileID},
+			FileCitation: gen.MessageContentFileCitation{FileId: a.FileID},
 		})
 	}
 	return gen.MessageContent{Type: gen.MessageContentTypeText,
-		Text: &gen.MessageContentText{Value: resolved, Annotations: out}}
+		Text: gen.MessageContentText{Value: resolved, Annotations: out}}
 }

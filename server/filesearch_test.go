@@ -39,12 +39,12 @@ func checkCitations(t *testing.T, m gen.MessageObject) (string, []string) {
 	t.Helper()
 	require.Len(t, m.Content, 1)
 	tx := m.Content[0]
-	require.NotNil(t, tx.Text)
+	require.Equal(t, gen.MessageContentTypeText, tx.Type)
 	runes := []rune(tx.Text.Value)
 	var files []string
 	for i, a := range tx.Text.Annotations {
 		fc := a
-		require.NotNil(t, fc.FileCitation, "annotation %d", i)
+		require.Equal(t, gen.MessageContentTextAnnotationTypeFileCitation, fc.Type, "annotation %d", i)
 		assert.Equal(t, "file_citation", string(fc.Type))
 		require.True(t, 0 <= fc.StartIndex && fc.StartIndex < fc.EndIndex && fc.EndIndex <= len(runes), "annotation %d: [%d,%d) in %d characters", i, fc.StartIndex, fc.EndIndex, len(runes))
 		assert.Equal(t, fc.Text, string(runes[fc.StartIndex:fc.EndIndex]), "annotation %d", i)

@@ -266,7 +266,7 @@ func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req ge
 		Role:        role,
 		Status:      gen.MessageObjectStatusCompleted,
 		Content:     content,
-		Attachments: &attachments,
+		Attachments: attachments,
 		Metadata:    emptyMetadata(req.Metadata),
 	}, nil
 }
@@ -325,7 +325,7 @@ func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequ
 			if f.ImageFile.Detail != nil && !f.ImageFile.Detail.Valid() {
 				return nil, errBadRequest(pp+".image_file.detail", "Invalid value for '%s.image_file.detail': expected one of 'auto', 'low' or 'high'.", pp)
 			}
-			part = gen.MessageContent{Type: gen.MessageContentTypeImageFile, ImageFile: &f.ImageFile}
+			part = gen.MessageContent{Type: gen.MessageContentTypeImageFile, ImageFile: f.ImageFile}
 		case "image_url":
 			u, err := p.AsMessageContentImageUrlObject()
 			if err != nil || u.ImageUrl.Url == "" || len(u.ImageUrl.Url) > maxImageURLLength {
@@ -334,7 +334,7 @@ func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequ
 			if u.ImageUrl.Detail != nil && !u.ImageUrl.Detail.Valid() {
 				return nil, errBadRequest(pp+".image_url.detail", "Invalid value for '%s.image_url.detail': expected one of 'auto', 'low' or 'high'.", pp)
 			}
-			part = gen.MessageContent{Type: gen.MessageContentTypeImageUrl, ImageUrl: &u.ImageUrl}
+			part = gen.MessageContent{Type: gen.MessageContentTypeImageUrl, ImageUrl: u.ImageUrl}
 		default:
 			return nil, errBadRequest(pp+".type", "Invalid value for '%s.type': expected one of 'text', 'image_file' or 'image_url'.", pp)
 		}
@@ -359,5 +359,5 @@ func checkText(param, text string) error {
 // textContent is a text content part with no annotations.
 func textContent(text string) (gen.MessageContent, error) {
 	return gen.MessageContent{Type: gen.MessageContentTypeText,
-		Text: &gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}, nil
+		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}, nil
 }

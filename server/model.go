@@ -143,7 +143,7 @@ func (in *ModelInput) LastUserText() string {
 func MessageText(m gen.MessageObject) string {
 	var parts []string
 	for _, c := range m.Content {
-		if c.Type == gen.MessageContentTypeText && c.Text != nil {
+		if c.Type == gen.MessageContentTypeText {
 			parts = append(parts, c.Text.Value)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 func textMsg(role gen.MessageObjectRole, text string) gen.MessageObject {
-	c := gen.MessageContent{Type: gen.MessageContentTypeText, Text: &gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}
+	c := gen.MessageContent{Type: gen.MessageContentTypeText, Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}
 	return gen.MessageObject{Role: role, Content: []gen.MessageContent{c}}
 }
 

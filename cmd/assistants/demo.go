@@ -249,11 +249,8 @@ func demoFileSearch(ctx context.Context, client *assistants.Client, out io.Write
 	fmt.Fprintf(out, "assistant: %s\n", answer.Text())
 	for _, m := range list.Data {
 		for _, c := range m.Content {
-			if c.Text == nil {
-				continue
-			}
 			for _, fc := range c.Text.Annotations {
-				if fc.FileCitation == nil {
+				if fc.Type != gen.MessageContentTextAnnotationTypeFileCitation {
 					continue
 				}
 				f, err := client.RetrieveFile(ctx, fc.FileCitation.FileId)
@@ -319,7 +316,7 @@ func modelName() string {
 func messageText(m gen.MessageObject) string {
 	var parts []string
 	for _, c := range m.Content {
-		if c.Type == gen.MessageContentTypeText && c.Text != nil {
+		if c.Type == gen.MessageContentTypeText {
 			parts = append(parts, c.Text.Value)
 		}
 	}
