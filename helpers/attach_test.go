@@ -201,7 +201,7 @@ func TestMessageFiles(t *testing.T) {
 	ci := Attachment("file-x", AttachCodeInterpreter)
 	fs := Attachment("file-x", AttachFileSearch, AttachCodeInterpreter)
 	assert.Equal(t, []MessageFile{{FileID: "file-x", Tools: []AttachTarget{AttachCodeInterpreter, AttachFileSearch}}},
-		MessageFiles(&gen.MessageObject{Attachments: &[]gen.MessageAttachment{ci, {}, fs}}))
+		MessageFiles(&gen.MessageObject{Attachments: []gen.MessageAttachment{ci, {}, fs}}))
 	assert.Nil(t, MessageFiles(nil))
 	assert.Nil(t, MessageFiles(&gen.MessageObject{}))
 }
