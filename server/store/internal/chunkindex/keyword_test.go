@@ -157,10 +157,6 @@ func sameKeys(a, b []Key) bool {
 		return false
 	}
 	near := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*math.Max(1, math.Abs(y)) }
-	type id struct {
-		vs, f string
-		n     int
-	}
 	in := func(ks []Key, k Key) bool {
 		for _, x := range ks {
 			if x.VectorStoreID == k.VectorStoreID && x.FileID == k.FileID && x.N == k.N {
