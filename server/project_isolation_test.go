@@ -175,7 +175,6 @@ type isoEnv struct {
 	keyB   string
 	idsA   map[string]string // A's objects by placeholder name
 	idsB   map[string]string // B's own objects
-	unique int
 }
 
 var isoSecret = []byte("isolation-test-key-secret-0123456789abcdef")
