@@ -170,11 +170,11 @@ func TestProjectIsolation(t *testing.T) {
 // isoEnv is a server with projects A and B, each with a key, and A's
 // objects.
 type isoEnv struct {
-	h      http.Handler
-	keyA   string
-	keyB   string
-	idsA   map[string]string // A's objects by placeholder name
-	idsB   map[string]string // B's own objects
+	h    http.Handler
+	keyA string
+	keyB string
+	idsA map[string]string // A's objects by placeholder name
+	idsB map[string]string // B's own objects
 }
 
 var isoSecret = []byte("isolation-test-key-secret-0123456789abcdef")
