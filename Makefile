@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 SPEC    := openapi/assistants.yaml
 
-.PHONY: all generate check-generated footprint vet test test-short demo serve fuzz chaos lint bench bench-peers bench-short
+.PHONY: all generate check-generated footprint vet test test-short demo serve fuzz chaos load lint bench bench-peers bench-short
 
 all: test
 
@@ -49,6 +49,15 @@ fuzz:
 chaos:
 	$(GO) run ./cmd/assistants chaos --conversations 200
 	$(GO) run ./cmd/assistants chaos --conversations 200 --restarts
+
+LOAD_CLIENTS  ?= 64
+LOAD_DURATION ?= 60s
+
+## load: LOAD_CLIENTS concurrent clients holding full conversations for LOAD_DURATION against serve on loopback, on SQLite
+## (one server) then PostgreSQL (two replicas; ASSISTANTS_TEST_DATABASE_URL, default the local test database); prints
+## conversations/s, p50/p99 per route, errors and resident memory for docs/benchmarks.md (internal/load)
+load:
+	$(GO) run ./internal/load -clients $(LOAD_CLIENTS) -duration $(LOAD_DURATION)
 
 ## demo: the main job against the embedded server (or OPENAI_BASE_URL when set)
 demo:

@@ -35,9 +35,12 @@ import (
 //
 // Revocation: a replica remembers a key it looked up for
 // Options.KeyCacheTTL (default 30 s), so a revoked key stops working on
-// every replica within KeyCacheTTL of the revoke. Unknown keys are not
-// remembered (a key created a moment ago works at once), and a revoked
-// key found in the store is refused at once.
+// every replica within KeyCacheTTL of the revoke. Unknown keys are
+// remembered as unknown for as long (a flood of wrong keys reaches the
+// store once per distinct key and TTL); a key created a moment ago still
+// works at once, since no one can have tried it before. A revoked key
+// found in the store is refused at once. The cache holds at most 10 000
+// keys and starts again empty when full.
 
 // KeyPrefix starts every API key the server makes.
 const KeyPrefix = "sk-ast-"
@@ -160,13 +163,17 @@ func (c *keyCache) resolve(ctx context.Context, key string) (principal, error) {
 		return e.p, nil
 	}
 	k, err := c.db.GetAPIKeyByHash(ctx, h)
-	if errors.Is(err, store.ErrNotFound) {
-		return principal{}, errKeyUnknown
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Remembered too, so that a flood of wrong keys does not reach
+		// the store once per request. Safe: a key is 256 random bits, so
+		// no one can have tried a key before it was made.
+		e = keyEntry{revoked: true, until: now.Add(c.ttl)}
+	case err != nil:
 		return principal{}, fmt.Errorf("look up API key: %w", err)
+	default:
+		e = keyEntry{p: principal{keyID: k.ID, project: k.Project}, revoked: k.RevokedAt != 0, until: now.Add(c.ttl)}
 	}
-	e = keyEntry{p: principal{keyID: k.ID, project: k.Project}, revoked: k.RevokedAt != 0, until: now.Add(c.ttl)}
 	c.mu.Lock()
 	if len(c.m) >= keyCacheMax {
 		clear(c.m)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -166,4 +167,46 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// countingStore counts the key lookups that reach the store.
+type countingStore struct {
+	store.Store
+	mu      sync.Mutex
+	lookups int
+}
+
+func (c *countingStore) GetAPIKeyByHash(ctx context.Context, h []byte) (store.APIKey, error) {
+	c.mu.Lock()
+	c.lookups++
+	c.mu.Unlock()
+	return c.Store.GetAPIKeyByHash(ctx, h)
+}
+
+// TestKeyCacheLookups: a replica asks the store about a key (good or
+// wrong) once per KeyCacheTTL, not once per request.
+func TestKeyCacheLookups(t *testing.T) {
+	st := &countingStore{Store: memory.New()}
+	key := newKey(t, st.Store, "team-a")
+	clock := newFakeClock()
+	srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithStepDelay(0),
+		func(o *server.Options) { o.Now = clock.Now })
+	defer srv.Close()
+	x := &isoEnv{h: srv.Handler()}
+	for range 5 {
+		c, _ := x.do(t, key, "GET", "/v1/assistants", "")
+		require.Equal(t, http.StatusOK, c)
+		c, _ = x.do(t, "sk-ast-wrong", "GET", "/v1/assistants", "")
+		require.Equal(t, http.StatusUnauthorized, c)
+	}
+	require.Equal(t, 2, st.lookups)
+	clock.Advance(server.DefaultKeyCacheTTL)
+	c, _ := x.do(t, key, "GET", "/v1/assistants", "")
+	require.Equal(t, http.StatusOK, c)
+	require.Equal(t, 3, st.lookups, "looked up again once the TTL is over")
+
+	// A key made after a wrong one was tried works at once.
+	fresh := newKey(t, st.Store, "team-b")
+	c, _ = x.do(t, fresh, "GET", "/v1/assistants", "")
+	require.Equal(t, http.StatusOK, c)
 }

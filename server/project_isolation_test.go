@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -17,16 +18,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assistants-go/assistants/gen/genserver"
+	"github.com/assistants-go/assistants/internal/pgtest"
 	"github.com/assistants-go/assistants/server"
 	"github.com/assistants-go/assistants/server/store"
 	"github.com/assistants-go/assistants/server/store/memory"
+	"github.com/assistants-go/assistants/server/store/postgres"
 	"github.com/assistants-go/assistants/server/store/sqlite"
 )
 
 // The isolation table: every operation of the spec, called as project B
 // on project A's objects, must answer exactly as it does for ids that do
 // not exist (404 for a path id, the same 400 for an id in a body, an
-// empty list), and leave A's objects as they were. An operation added to
+// empty list), and leave A's objects as they were; on the memory, SQLite
+// and PostgreSQL stores. An operation added to
 // the spec fails TestProjectIsolationCoversEveryOperation until it has a
 // row here.
 
@@ -139,7 +143,13 @@ func TestProjectIsolation(t *testing.T) {
 	stores := map[string]func(t *testing.T) store.Store{
 		"memory": func(t *testing.T) store.Store { return memory.New() },
 		"sqlite": func(t *testing.T) store.Store {
-			st, err := sqlite.OpenDir(t.Context(), t.TempDir())
+			st, err := sqlite.OpenDir(t.Context(), t.TempDir(), func(o *sqlite.Options) { o.Logger = slog.New(slog.DiscardHandler) })
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = st.Close() })
+			return st
+		},
+		"postgres": func(t *testing.T) store.Store {
+			st, err := postgres.Open(t.Context(), pgtest.Schema(t), func(o *postgres.Options) { o.Logger = slog.New(slog.DiscardHandler) })
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = st.Close() })
 			return st
@@ -170,12 +180,11 @@ func TestProjectIsolation(t *testing.T) {
 // isoEnv is a server with projects A and B, each with a key, and A's
 // objects.
 type isoEnv struct {
-	h      http.Handler
-	keyA   string
-	keyB   string
-	idsA   map[string]string // A's objects by placeholder name
-	idsB   map[string]string // B's own objects
-	unique int
+	h    http.Handler
+	keyA string
+	keyB string
+	idsA map[string]string // A's objects by placeholder name
+	idsB map[string]string // B's own objects
 }
 
 var isoSecret = []byte("isolation-test-key-secret-0123456789abcdef")

@@ -23,7 +23,9 @@ import (
 // run's creation are not one transaction, so runs created at the same
 // instant on several replicas may overshoot the limit by that many.
 // submitToolOuputsToRun is not limited: a run waiting for tool outputs is
-// already counted.
+// already counted. The check runs inside the idempotency middleware: a
+// retried createRun whose run exists gets its answer replayed, and a 429
+// is never remembered for a key.
 
 // runCreatingOps are the operations that start a run.
 var runCreatingOps = map[string]bool{"createRun": true, "createThreadAndRun": true}

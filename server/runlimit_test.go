@@ -98,3 +98,30 @@ func TestConcurrentRunLimitAcrossReplicas(t *testing.T) {
 	code, body := xs[1].do(t, key, "POST", "/v1/threads/"+other+"/runs", `{"assistant_id":"`+asst+`"}`)
 	require.Equal(t, http.StatusTooManyRequests, code, "the other replica counts the first one's run: %s", body)
 }
+
+// TestConcurrentRunLimitReplay: a createRun retried with its
+// Idempotency-Key gets its run back even when the project is at its limit
+// (that run is one of them).
+func TestConcurrentRunLimitReplay(t *testing.T) {
+	st := memory.New()
+	key := newKey(t, st, "team-a")
+	srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithStepDelay(0), server.WithMaxConcurrentRuns(1))
+	defer srv.Close()
+	x := &isoEnv{h: srv.Handler()}
+	asst := x.create(t, key, "/v1/assistants", `{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"get_weather"}}]}`)
+	thread := x.create(t, key, "/v1/threads", `{"messages":[{"role":"user","content":"please get_weather"}]}`)
+	post := func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/v1/threads/"+thread+"/runs", strings.NewReader(`{"assistant_id":"`+asst+`"}`))
+		r.Header.Set("Authorization", "Bearer "+key)
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Idempotency-Key", "replay-me")
+		w := httptest.NewRecorder()
+		x.h.ServeHTTP(w, r)
+		return w
+	}
+	first := post()
+	require.Equal(t, 200, first.Code, first.Body.String())
+	again := post()
+	require.Equal(t, 200, again.Code, "the retry is replayed, not limited: %s", again.Body.String())
+	require.Equal(t, jsonField(t, first.Body.Bytes(), "id"), jsonField(t, again.Body.Bytes(), "id"))
+}

@@ -3,7 +3,9 @@
 // keeps its objects in a store (package server/store: in memory, SQLite or
 // PostgreSQL), moves runs through the API's states with durable jobs, and
 // has a pluggable model (a deterministic scripted one by default),
-// server-sent event streams, request validation, optional auth,
+// server-sent event streams, request validation, optional auth with API
+// keys of projects (keys.go, project.go: every object belongs to its key's
+// project), per-key limits, health checks and Prometheus metrics,
 // idempotency keys and seeded fault injection.
 //
 // It serves the API under /v1. Use it in tests through package assistantstest,
