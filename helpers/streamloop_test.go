@@ -126,7 +126,7 @@ func (f *stFakeClient) SubmitToolOutputsToRunWithBody(ctx context.Context, threa
 	return stStreamResponse(s), nil
 }
 
-func (f *stFakeClient) GetRunWithResponse(ctx context.Context, threadID, runID string, _ ...gen.RequestEditorFn) (*gen.GetRunReply, error) {
+func (f *stFakeClient) GetRun(ctx context.Context, threadID, runID string, _ ...gen.RequestEditorFn) (*gen.RunObject, error) {
 	f.mu.Lock()
 	n := f.gets
 	f.gets++
@@ -138,10 +138,10 @@ func (f *stFakeClient) GetRunWithResponse(ctx context.Context, threadID, runID s
 	if err := json.Unmarshal([]byte(f.getRun(n)), &run); err != nil {
 		return nil, err
 	}
-	return &gen.GetRunReply{HTTPResponse: &http.Response{StatusCode: 200}, JSON200: &run}, nil
+	return &run, nil
 }
 
-func (f *stFakeClient) CancelRunWithResponse(ctx context.Context, threadID, runID string, _ ...gen.RequestEditorFn) (*gen.CancelRunReply, error) {
+func (f *stFakeClient) CancelRun(ctx context.Context, threadID, runID string, _ ...gen.RequestEditorFn) (*gen.RunObject, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -150,7 +150,7 @@ func (f *stFakeClient) CancelRunWithResponse(ctx context.Context, threadID, runI
 	f.mu.Unlock()
 	var run gen.RunObject
 	_ = json.Unmarshal([]byte(stRunJSON("cancelling")), &run)
-	return &gen.CancelRunReply{HTTPResponse: &http.Response{StatusCode: 200}, JSON200: &run}, nil
+	return &run, nil
 }
 
 // stOutputs returns the submitted outputs as id -> output.
@@ -613,7 +613,7 @@ func TestStreamToolLoopEndToEnd(t *testing.T) {
 		var calls atomic.Int32
 		reg := newReg(&calls)
 		asstID, threadID := stAssistantThread(t, srv, reg.Tools(), `please get_weather {"city":"Paris"}`)
-		c := &stCountingClient{ClientWithResponses: srv.Client.ClientWithResponses}
+		c := &stCountingClient{Client: srv.Client}
 		run, err := StreamRunTools(t.Context(), c, threadID, gen.CreateRunRequest{AssistantId: asstID}, reg, nil,
 			WithPollOptions(poller.WithInterval(time.Millisecond)))
 		require.NoError(t, err)
@@ -629,18 +629,18 @@ func TestStreamToolLoopEndToEnd(t *testing.T) {
 
 // stCountingClient counts the GetRun calls of a real client.
 type stCountingClient struct {
-	*gen.ClientWithResponses
+	*assistants.Client
 	gets atomic.Int32
 }
 
-func (c *stCountingClient) GetRunWithResponse(ctx context.Context, threadID, runID string, editors ...gen.RequestEditorFn) (*gen.GetRunReply, error) {
+func (c *stCountingClient) GetRun(ctx context.Context, threadID, runID string, editors ...gen.RequestEditorFn) (*gen.RunObject, error) {
 	c.gets.Add(1)
-	return c.ClientWithResponses.GetRunWithResponse(ctx, threadID, runID, editors...)
+	return c.Client.GetRun(ctx, threadID, runID, editors...)
 }
 
 // stKeyClient records the Idempotency-Key of every createRun.
 type stKeyClient struct {
-	*gen.ClientWithResponses
+	*assistants.Client
 	mu   sync.Mutex
 	keys []string
 }
@@ -674,7 +674,7 @@ func TestStreamRunToolsRetriesAStreamCutBeforeItsFirstEvent(t *testing.T) {
 		return "sunny in " + a.City, nil
 	}))
 	asstID, threadID := stAssistantThread(t, srv, reg.Tools(), `please get_weather {"city":"Paris"}`)
-	c := &stKeyClient{ClientWithResponses: srv.Client.ClientWithResponses}
+	c := &stKeyClient{Client: srv.Client}
 	run, err := StreamRunTools(t.Context(), c, threadID, gen.CreateRunRequest{AssistantId: asstID}, reg, nil,
 		WithPollOptions(poller.WithInterval(time.Millisecond)))
 	require.NoError(t, err, "createRun attempts: %d", len(c.keys))

@@ -540,10 +540,14 @@ func TestCallLedger(t *testing.T) {
 	assert.False(t, ok)
 }
 
-// *gen.ClientWithResponses satisfies the loop's client interfaces.
+// *assistants.Client satisfies the loops' client interfaces.
 var (
-	_ ToolLoopClient = (*gen.ClientWithResponses)(nil)
-	_ RunToolsClient = (*gen.ClientWithResponses)(nil)
+	_ ToolLoopClient          = (*assistants.Client)(nil)
+	_ RunToolsClient          = (*assistants.Client)(nil)
+	_ StreamToolClient        = (*assistants.Client)(nil)
+	_ StreamRunToolsClient    = (*assistants.Client)(nil)
+	_ VectorStoreBatchClient  = (*assistants.Client)(nil)
+	_ VectorStoreUploadClient = (*assistants.Client)(nil)
 )
 
 // Against the embedded server (in process, on the bubble's clock): three
