@@ -597,7 +597,7 @@ func TestStreamToolLoopEndToEnd(t *testing.T) {
 		msgs := acc.Messages()
 		require.NotEmpty(t, msgs)
 		last := msgs[len(msgs)-1]
-		stored, err := assistants.Result[gen.MessageObject](srv.Client.GetMessageWithResponse(t.Context(), threadID, last.Id))
+		stored, err := srv.Client.GetMessage(t.Context(), threadID, last.Id)
 		require.NoError(t, err)
 		assert.Equal(t, want, MessageText(*stored))
 		steps := acc.RunSteps()
@@ -620,7 +620,7 @@ func TestStreamToolLoopEndToEnd(t *testing.T) {
 		assert.GreaterOrEqual(t, c.gets.Load(), int32(2), "both cuts were recovered by reading the run back")
 		assert.Equal(t, gen.RunObjectStatusCompleted, run.Status)
 		assert.Equal(t, int32(1), calls.Load(), "the handler ran once despite the cuts")
-		list, err := assistants.Result[gen.ListMessagesResponse](srv.Client.ListMessagesWithResponse(t.Context(), threadID, nil))
+		list, err := srv.Client.ListMessages(t.Context(), threadID, nil)
 		require.NoError(t, err)
 		require.NotEmpty(t, list.Data)
 		assert.Equal(t, want, MessageText(list.Data[0]), "the reply is there even though no stream showed it")
@@ -685,7 +685,7 @@ func TestStreamRunToolsRetriesAStreamCutBeforeItsFirstEvent(t *testing.T) {
 	for _, k := range c.keys {
 		assert.Equal(t, c.keys[0], k, "every attempt carries the same key")
 	}
-	runs, err := assistants.Result[gen.ListRunsResponse](srv.Client.ListRunsWithResponse(t.Context(), threadID, nil))
+	runs, err := srv.Client.ListRuns(t.Context(), threadID, nil)
 	require.NoError(t, err)
 	assert.Len(t, runs.Data, 1, "no second run")
 	t.Logf("createRun attempts: %d", len(c.keys))
