@@ -74,7 +74,9 @@ bench-peers:
 	rm -f results/peers.raw.txt && echo "bench-peers: wrote docs/benchmarks.md and bench/results/peers.txt"
 
 ## footprint: a client-only program links none of the server's or generator's dependencies; its size beside go-openai's
+## (go mod download first: the consumer's go mod tidy runs offline, from the module cache)
 footprint:
+	$(GO) mod download
 	cd bench && $(GO) test -count=1 -run '^TestConsumer(Footprint|Tidy)$$' -v .
 
 ## bench-short: every peer benchmark once, so the bench module keeps building and running
