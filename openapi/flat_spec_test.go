@@ -2,12 +2,14 @@ package openapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 // flatTagged are the API's unions that the spec describes as one flat object
@@ -103,4 +105,42 @@ func TestSpecFlatTaggedValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpecUnionMembersNamed: every member of a oneOf or anyOf, anywhere in
+// the spec, is a $ref to a named component schema. The Go generator names an
+// inline member after its position (ComparisonFilterValue0, ...); a named
+// one gets its own name (ComparisonFilterString) and so do its As.../From...
+// methods. Members inside a `not` clause are validation only: the generator
+// never sees them, and a schema with x-go-type is that Go type, not a union.
+func TestSpecUnionMembersNamed(t *testing.T) {
+	ours := loadYAML(t, Spec)
+	var bad []string
+	var walk func(where string, n *node, inNot bool)
+	walk = func(where string, n *node, inNot bool) {
+		if n == nil {
+			return
+		}
+		switch n.n.Kind {
+		case yaml.MappingNode:
+			for _, k := range n.keys() {
+				v := n.get(k)
+				switch {
+				case (k == "oneOf" || k == "anyOf") && !inNot && n.get("x-go-type") == nil:
+					for i, m := range v.seq() {
+						if m.str("$ref") == "" && m.str("type") != "null" {
+							bad = append(bad, fmt.Sprintf("%s.%s[%d]", where, k, i))
+						}
+					}
+				}
+				walk(where+"."+k, v, inNot || k == "not")
+			}
+		case yaml.SequenceNode:
+			for i, m := range n.seq() {
+				walk(fmt.Sprintf("%s[%d]", where, i), m, inNot)
+			}
+		}
+	}
+	walk("", ours, false)
+	assert.Empty(t, bad, "inline union members get numbered Go names")
 }
