@@ -1222,10 +1222,8 @@ func functionCallDetail(c ToolCall, output *string) gen.RunStepDetailsToolCall {
 }
 
 func textPart(text string) gen.MessageContent {
-	var c gen.MessageContent
-	_ = c.FromMessageContentTextObject(gen.MessageContentTextObject{Type: "text",
-		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}})
-	return c
+	return gen.MessageContent{Type: gen.MessageContentTypeText,
+		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}
 }
 
 // writer receives the model's deltas for one round: the first creates the
@@ -1281,7 +1279,7 @@ func (w *writer) emit(delta string) {
 				Id: newID(prefixMessage), Object: "thread.message", CreatedAt: now, ThreadId: lr.obj.ThreadId,
 				Status: gen.MessageObjectStatusInProgress, Role: gen.MessageObjectRoleAssistant,
 				Content: []gen.MessageContent{}, AssistantId: &aid, RunId: &rid,
-				Attachments: &[]gen.MessageAttachment{}, Metadata: &gen.Metadata{},
+				Attachments: []gen.MessageAttachment{}, Metadata: &gen.Metadata{},
 			}
 			var d gen.RunStepDetails
 			_ = d.FromRunStepDetailsMessageCreationObject(gen.RunStepDetailsMessageCreationObject{
@@ -1294,12 +1292,9 @@ func (w *writer) emit(delta string) {
 		}
 		m.Content = []gen.MessageContent{textPart(text)}
 		lr.putMessage(m)
-		var c gen.MessageDeltaContent
 		v := delta
-		if err := c.FromMessageDeltaContentTextObject(gen.MessageDeltaContentTextObject{Index: 0, Type: "text",
-			Text: &gen.MessageDeltaContentText{Value: &v}}); err != nil {
-			return err
-		}
+		c := gen.MessageDeltaContent{Index: 0, Type: gen.MessageDeltaContentTypeText,
+			Text: &gen.MessageDeltaContentText{Value: &v}}
 		lr.publish("thread.message.delta", gen.MessageDeltaObject{Id: m.Id, Object: "thread.message.delta",
 			Delta: gen.MessageDelta{Content: &[]gen.MessageDeltaContent{c}}})
 		w.msg = &m

@@ -127,15 +127,12 @@ func (s *Server) attachThreadFiles(ctx context.Context, threadID string) (gen.Th
 	}
 	var fileIDs []string
 	for _, m := range msgs {
-		if m.Attachments == nil {
-			continue
-		}
-		for _, a := range *m.Attachments {
+		for _, a := range m.Attachments {
 			if a.FileId == nil || a.Tools == nil || slices.Contains(fileIDs, *a.FileId) {
 				continue
 			}
 			for _, t := range *a.Tools {
-				if k, _ := t.Discriminator(); k == "file_search" {
+				if t.Type == gen.MessageAttachmentToolTypeFileSearch {
 					fileIDs = append(fileIDs, *a.FileId)
 					break
 				}
@@ -453,16 +450,11 @@ func answerPart(in *ModelInput, text string) gen.MessageContent {
 	resolved, anns := cite.Resolve(text, m, sources)
 	out := make([]gen.MessageContentTextAnnotation, 0, len(anns))
 	for _, a := range anns {
-		var ann gen.MessageContentTextAnnotation
-		if ann.FromMessageContentTextAnnotationsFileCitationObject(gen.MessageContentTextAnnotationsFileCitationObject{
-			Type: "file_citation", Text: a.Text, StartIndex: a.StartIndex, EndIndex: a.EndIndex,
+		out = append(out, gen.MessageContentTextAnnotation{
+			Type: gen.MessageContentTextAnnotationTypeFileCitation, Text: a.Text, StartIndex: a.StartIndex, EndIndex: a.EndIndex,
 			FileCitation: gen.MessageContentFileCitation{FileId: a.FileID},
-		}) == nil {
-			out = append(out, ann)
-		}
+		})
 	}
-	var c gen.MessageContent
-	_ = c.FromMessageContentTextObject(gen.MessageContentTextObject{Type: "text",
-		Text: gen.MessageContentText{Value: resolved, Annotations: out}})
-	return c
+	return gen.MessageContent{Type: gen.MessageContentTypeText,
+		Text: gen.MessageContentText{Value: resolved, Annotations: out}}
 }

@@ -244,7 +244,7 @@ func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req ge
 			}
 			if a.Tools != nil {
 				for j, t := range *a.Tools {
-					if k, err := t.Discriminator(); err != nil || (k != "code_interpreter" && k != "file_search") {
+					if k := t.Type; k != gen.MessageAttachmentToolTypeCodeInterpreter && k != gen.MessageAttachmentToolTypeFileSearch {
 						return gen.MessageObject{}, errBadRequest(fmt.Sprintf("%s.tools[%d].type", param, j), "Invalid value for '%s.tools[%d].type': expected one of 'code_interpreter' or 'file_search'.", param, j)
 					}
 				}
@@ -266,7 +266,7 @@ func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req ge
 		Role:        role,
 		Status:      gen.MessageObjectStatusCompleted,
 		Content:     content,
-		Attachments: &attachments,
+		Attachments: attachments,
 		Metadata:    emptyMetadata(req.Metadata),
 	}, nil
 }
@@ -325,9 +325,7 @@ func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequ
 			if f.ImageFile.Detail != nil && !f.ImageFile.Detail.Valid() {
 				return nil, errBadRequest(pp+".image_file.detail", "Invalid value for '%s.image_file.detail': expected one of 'auto', 'low' or 'high'.", pp)
 			}
-			if err := part.FromMessageContentImageFileObject(f); err != nil {
-				return nil, err
-			}
+			part = gen.MessageContent{Type: gen.MessageContentTypeImageFile, ImageFile: f.ImageFile}
 		case "image_url":
 			u, err := p.AsMessageContentImageUrlObject()
 			if err != nil || u.ImageUrl.Url == "" || len(u.ImageUrl.Url) > maxImageURLLength {
@@ -336,9 +334,7 @@ func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequ
 			if u.ImageUrl.Detail != nil && !u.ImageUrl.Detail.Valid() {
 				return nil, errBadRequest(pp+".image_url.detail", "Invalid value for '%s.image_url.detail': expected one of 'auto', 'low' or 'high'.", pp)
 			}
-			if err := part.FromMessageContentImageUrlObject(u); err != nil {
-				return nil, err
-			}
+			part = gen.MessageContent{Type: gen.MessageContentTypeImageUrl, ImageUrl: u.ImageUrl}
 		default:
 			return nil, errBadRequest(pp+".type", "Invalid value for '%s.type': expected one of 'text', 'image_file' or 'image_url'.", pp)
 		}
@@ -362,10 +358,6 @@ func checkText(param, text string) error {
 
 // textContent is a text content part with no annotations.
 func textContent(text string) (gen.MessageContent, error) {
-	var part gen.MessageContent
-	err := part.FromMessageContentTextObject(gen.MessageContentTextObject{
-		Type: "text",
-		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}},
-	})
-	return part, err
+	return gen.MessageContent{Type: gen.MessageContentTypeText,
+		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}, nil
 }
