@@ -550,6 +550,60 @@ func (e *engine) submitToolOutputs(ctx context.Context, threadID, runID string, 
 	return obj, sub, nil
 }
 
+// submitted reports whether the outputs of calls were applied to a run (a
+// submitToolOutputs committed), and returns the run and the round the
+// calls belong to.
+func (e *engine) submitted(ctx context.Context, threadID, runID string, calls []string) (gen.RunObject, int, bool) {
+	if !validID(threadID) || !validID(runID) || len(calls) == 0 {
+		return gen.RunObject{}, 0, false
+	}
+	r, err := e.s.db.GetRun(ctx, storeProject, threadID, runID)
+	if err != nil {
+		return gen.RunObject{}, 0, false
+	}
+	obj, st, err := decodeRun(r)
+	if err != nil {
+		return gen.RunObject{}, 0, false
+	}
+	round := -1
+	for _, id := range calls {
+		i := slices.IndexFunc(st.Outputs, func(o ToolOutput) bool { return o.Call.ID == id })
+		if i < 0 || round >= 0 && st.Outputs[i].Round != round {
+			return gen.RunObject{}, 0, false
+		}
+		round = st.Outputs[i].Round
+	}
+	if obj, err = e.expireIfDue(ctx, obj); err != nil {
+		return gen.RunObject{}, 0, false
+	}
+	return obj, round, true
+}
+
+// submitFrom returns where the stream of the submitToolOutputs that
+// answered round began: the id of the round's requires_action event (the
+// submit's first event, thread.run.queued, follows it), or 0 when it is
+// not found.
+func (e *engine) submitFrom(ctx context.Context, runID string, round int) int {
+	seen := 0
+	var after int64
+	for {
+		evs, err := e.s.db.ListRunEvents(ctx, runID, after, 1000)
+		if err != nil || len(evs) == 0 {
+			return 0
+		}
+		for _, ev := range evs {
+			if ev.Type != "thread.run.requires_action" {
+				continue
+			}
+			if seen == round {
+				return int(ev.Seq)
+			}
+			seen++
+		}
+		after = evs[len(evs)-1].Seq
+	}
+}
+
 // checkOutputs checks submitted outputs against the pending calls.
 func checkOutputs(lr *liveRun, outs []gen.SubmitToolOutputsRunRequestToolOutput) (map[string]string, error) {
 	pending := map[string]int{}
