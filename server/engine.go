@@ -334,6 +334,38 @@ func (e *engine) getRun(ctx context.Context, threadID, runID string) (gen.RunObj
 	return e.expireIfDue(ctx, obj)
 }
 
+// getRunJSON is getRun for a reply: the run's JSON as stored (and a
+// newline), without decoding it, when reading cannot change the run (a
+// requires_action run may be due to expire: it is decoded and checked as
+// getRun does).
+func (e *engine) getRunJSON(ctx context.Context, threadID, runID string) ([]byte, error) {
+	if !validID(threadID) || !validID(runID) {
+		return nil, errNotFound("run", runID)
+	}
+	r, err := e.s.db.GetRun(ctx, storeProject, threadID, runID)
+	if err != nil {
+		return nil, storeErr(err, "run", runID)
+	}
+	if r.Status == string(gen.RunObjectStatusRequiresAction) {
+		obj, _, err := decodeRun(r)
+		if err != nil {
+			return nil, err
+		}
+		if obj, err = e.expireIfDue(ctx, obj); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(obj)
+		if err != nil {
+			return nil, err
+		}
+		return append(b, '\n'), nil
+	}
+	out := make([]byte, len(r.Data)+1) // a copy: the store may share r.Data
+	copy(out, r.Data)
+	out[len(r.Data)] = '\n'
+	return out, nil
+}
+
 // listRuns returns a page of a thread's runs.
 func (e *engine) listRuns(ctx context.Context, threadID string, lp listParams) ([]gen.RunObject, bool, error) {
 	pg, err := e.s.db.ListRuns(ctx, storeProject, threadID, storeList(lp))

@@ -31,7 +31,8 @@ func TestSubmitRetryAfterDeadClaim(t *testing.T) {
 			st := memory.New()
 			a, b := New(WithStore(st), WithStepDelay(0)), New(WithStore(st), WithStepDelay(0))
 			ha, hb := httptest.NewServer(a.Handler()), httptest.NewServer(b.Handler())
-			t.Cleanup(func() { ha.Close(); hb.Close(); a.Close(); b.Close() })
+			hc := &http.Client{Transport: &http.Transport{}}
+			t.Cleanup(func() { hc.CloseIdleConnections(); ha.Close(); hb.Close(); a.Close(); b.Close() })
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
 			post := func(base, path, body, key string) (*http.Response, string) {
@@ -41,7 +42,7 @@ func TestSubmitRetryAfterDeadClaim(t *testing.T) {
 				if key != "" {
 					req.Header.Set("Idempotency-Key", key)
 				}
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := hc.Do(req)
 				require.NoError(t, err, "%s %s", path, body)
 				defer resp.Body.Close()
 				out, err := io.ReadAll(resp.Body)
