@@ -230,7 +230,8 @@ func (t sqlTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("sqlite store: no job queue yet (migrating)")
 	}
-	_, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
+	// The fast insert: the rows are not read back (nothing uses them).
+	_, err := t.river.InsertManyFastTx(ctx, t.tx, sqlstore.InsertParams(jobs))
 	if err != nil {
 		return fmt.Errorf("enqueue jobs: %w", err)
 	}
