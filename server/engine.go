@@ -985,7 +985,7 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 	mctx, cancel := context.WithTimeout(ctx, max(left, 0))
 	defer cancel()
 
-	w := newWriter(e, a, mctx, st)
+	w := &writer{e: e, a: a, ctx: mctx, msgID: st.MsgID, stepID: st.MsgStepID, resumed: st.MsgID != ""}
 	out, err := e.respond(mctx, a.RunID, in, w.emit) // a panic is a server_error (recover.go)
 	if ctx.Err() != nil {
 		w.stop()
@@ -1021,9 +1021,9 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 	if text == "" {
 		text = w.text()
 	} else if !w.started() {
-		w.emitLater(text) // a model that does not stream: one delta, stored with the round's end
+		w.emit(text) // a model that does not stream: one delta
 	}
-	w.hold() // the deltas the flusher did not store go in the final write
+	w.stop()
 	if w.err != nil {
 		return e.writeErr(ctx, w.err)
 	}
@@ -1048,20 +1048,10 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 	if !e.pause(ctx) {
 		return e.stopped(ctx)
 	}
-	w.resume()
-	written := w.message()
-	deltas, soFar := w.takePending()
+	msg := w.message()
 	_, _, err = e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
 		if !inRound(lr, a) || ctx.Err() != nil {
 			return errRunStale
-		}
-		msg := written
-		if len(deltas) > 0 {
-			m, err := w.applyLocked(lr, deltas, soFar)
-			if err != nil {
-				return err
-			}
-			msg = &m
 		}
 		lr.st.Used = used
 		now := e.s.now()
@@ -1332,205 +1322,100 @@ func textPart(text string) gen.MessageContent {
 
 // writer receives the model's deltas for one round: the first creates the
 // message_creation step and the in-progress message (or, in a round run
-// again after a crash, takes the message the dead attempt began), and each
-// is stored with its own thread.message.delta event. A write does not hold
-// the model up: emit queues the delta and a flusher goroutine stores the
-// queued deltas, those that arrived while it wrote going together in its
-// next write (still one event each, in order); the deltas queued when the
-// model returns go in the round's final write (see round).
+// again after a crash, takes the message the dead attempt began), each one
+// is stored with its thread.message.delta event in one write.
 type writer struct {
 	e   *engine
 	a   roundArgs
 	ctx context.Context // the round's model context; deltas after it ends are dropped
 
-	mu       sync.Mutex
-	idle     sync.Cond // signalled when the flusher stops (on mu)
-	buf      strings.Builder
-	pending  []string // deltas emitted, not yet stored
-	flushing bool     // a flusher goroutine runs
-	msgID    string
-	stepID   string
-	resumed  bool               // msgID is the message of a dead attempt
-	msg      *gen.MessageObject // the message as last written
-	stopped  bool
-	err      error // a write failed (other than the run moving on)
-}
-
-func newWriter(e *engine, a roundArgs, ctx context.Context, st runState) *writer {
-	w := &writer{e: e, a: a, ctx: ctx, msgID: st.MsgID, stepID: st.MsgStepID, resumed: st.MsgID != ""}
-	w.idle.L = &w.mu
-	return w
+	mu      sync.Mutex
+	buf     strings.Builder
+	msgID   string
+	stepID  string
+	resumed bool               // msgID is the message of a dead attempt
+	msg     *gen.MessageObject // the message as last written
+	stopped bool
+	err     error // a write failed (other than the run moving on)
 }
 
 func (w *writer) emit(delta string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.queueLocked(delta) || w.flushing {
+	if delta == "" || w.stopped || w.ctx.Err() != nil {
 		return
 	}
-	w.flushing = true
-	go w.flush()
-}
-
-// queueLocked adds delta to the text and to the deltas to store; false
-// when it is dropped.
-func (w *writer) queueLocked(delta string) bool {
-	if delta == "" || w.stopped || w.ctx.Err() != nil {
-		return false
-	}
+	e, a := w.e, w.a
 	w.buf.WriteString(delta)
-	w.pending = append(w.pending, delta)
-	return true
-}
-
-// flush stores the queued deltas until none is left, then stops.
-func (w *writer) flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for len(w.pending) > 0 && w.err == nil && w.ctx.Err() == nil {
-		deltas, text := w.pending, w.buf.String()
-		w.pending = nil
-		w.mu.Unlock()
-		err := w.write(deltas, text) // w.msg and w.resumed: only the flusher uses them while it runs
-		w.mu.Lock()
-		if err != nil {
-			w.stopped, w.pending = true, nil
-			if !errors.Is(err, errRunStale) && !errors.Is(err, store.ErrNotFound) && w.ctx.Err() == nil {
-				w.err = err
+	text := w.buf.String()
+	if w.msg == nil && w.resumed {
+		// A round run again after a crash: go on in the dead attempt's
+		// message, from an empty text.
+		if sm, err := e.s.db.GetMessage(w.ctx, storeProject, a.ThreadID, w.msgID); err == nil {
+			if m, err := decodeData[gen.MessageObject](sm.Data); err == nil {
+				w.msg = &m
 			}
 		}
+		w.resumed = false
 	}
-	w.flushing = false
-	w.idle.Broadcast()
-}
-
-// write stores deltas (text is the whole text so far) in one write.
-func (w *writer) write(deltas []string, text string) error {
-	w.resume()
-	var m gen.MessageObject
-	_, _, err := w.e.update(w.ctx, w.a.ThreadID, w.a.RunID, func(lr *liveRun) error {
-		if !inRound(lr, w.a) {
+	_, _, err := e.update(w.ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
+		if !inRound(lr, a) {
 			return errRunStale
 		}
-		var err error
-		m, err = w.applyLocked(lr, deltas, text)
-		return err
-	})
-	if err == nil {
-		w.msg = &m
-	}
-	return err
-}
-
-// resume takes the message of a dead attempt of the round, to go on in it
-// (from an empty text), before the first write.
-func (w *writer) resume() {
-	if w.msg != nil || !w.resumed {
-		return
-	}
-	if sm, err := w.e.s.db.GetMessage(w.ctx, storeProject, w.a.ThreadID, w.msgID); err == nil {
-		if m, err := decodeData[gen.MessageObject](sm.Data); err == nil {
-			w.msg = &m
+		var m gen.MessageObject
+		switch {
+		case w.msg != nil && w.msg.Id == lr.st.MsgID:
+			m = *w.msg
+		default:
+			now := e.s.now()
+			aid, rid := lr.obj.AssistantId, lr.obj.Id
+			m = gen.MessageObject{
+				Id: newID(prefixMessage), Object: "thread.message", CreatedAt: now, ThreadId: lr.obj.ThreadId,
+				Status: gen.MessageObjectStatusInProgress, Role: gen.MessageObjectRoleAssistant,
+				Content: []gen.MessageContent{}, AssistantId: &aid, RunId: &rid,
+				Attachments: &[]gen.MessageAttachment{}, Metadata: &gen.Metadata{},
+			}
+			var d gen.RunStepDetails
+			_ = d.FromRunStepDetailsMessageCreationObject(gen.RunStepDetailsMessageCreationObject{
+				Type: "message_creation", MessageCreation: gen.RunStepDetailsMessageCreation{MessageId: m.Id}})
+			st := e.newStepLocked(lr, gen.RunStepObjectTypeMessageCreation, d)
+			lr.st.MsgID, lr.st.MsgStepID = m.Id, st.Id
+			lr.putMessage(m)
+			lr.publish("thread.message.created", m)
+			lr.publish("thread.message.in_progress", m)
 		}
-	}
-	w.resumed = false
-}
-
-// applyLocked adds deltas to lr: the round's message (created, with its
-// message_creation step, by the first) gets text as its content, and each
-// delta its event. It returns the message.
-func (w *writer) applyLocked(lr *liveRun, deltas []string, text string) (gen.MessageObject, error) {
-	e := w.e
-	var m gen.MessageObject
-	switch {
-	case w.msg != nil && w.msg.Id == lr.st.MsgID:
-		m = *w.msg
-	default:
-		now := e.s.now()
-		aid, rid := lr.obj.AssistantId, lr.obj.Id
-		m = gen.MessageObject{
-			Id: newID(prefixMessage), Object: "thread.message", CreatedAt: now, ThreadId: lr.obj.ThreadId,
-			Status: gen.MessageObjectStatusInProgress, Role: gen.MessageObjectRoleAssistant,
-			Content: []gen.MessageContent{}, AssistantId: &aid, RunId: &rid,
-			Attachments: &[]gen.MessageAttachment{}, Metadata: &gen.Metadata{},
-		}
-		var d gen.RunStepDetails
-		_ = d.FromRunStepDetailsMessageCreationObject(gen.RunStepDetailsMessageCreationObject{
-			Type: "message_creation", MessageCreation: gen.RunStepDetailsMessageCreation{MessageId: m.Id}})
-		st := e.newStepLocked(lr, gen.RunStepObjectTypeMessageCreation, d)
-		lr.st.MsgID, lr.st.MsgStepID = m.Id, st.Id
+		m.Content = []gen.MessageContent{textPart(text)}
 		lr.putMessage(m)
-		lr.publish("thread.message.created", m)
-		lr.publish("thread.message.in_progress", m)
-	}
-	m.Content = []gen.MessageContent{textPart(text)}
-	lr.putMessage(m)
-	for _, delta := range deltas {
 		var c gen.MessageDeltaContent
 		v := delta
 		if err := c.FromMessageDeltaContentTextObject(gen.MessageDeltaContentTextObject{Index: 0, Type: "text",
 			Text: &gen.MessageDeltaContentText{Value: &v}}); err != nil {
-			return m, err
+			return err
 		}
 		lr.publish("thread.message.delta", gen.MessageDeltaObject{Id: m.Id, Object: "thread.message.delta",
 			Delta: gen.MessageDelta{Content: &[]gen.MessageDeltaContent{c}}})
-	}
-	return m, nil
-}
-
-// stop drops any later delta (a model must not emit after returning),
-// waits for the flusher and stores what it left, so that every delta
-// emitted is stored before the round's end is written.
-func (w *writer) stop() {
-	w.hold()
-	w.mu.Lock()
-	deltas, text := w.pending, w.buf.String()
-	w.pending = nil
-	ok := w.err == nil && w.ctx.Err() == nil
-	w.mu.Unlock()
-	if len(deltas) > 0 && ok {
-		if err := w.write(deltas, text); err != nil && !errors.Is(err, errRunStale) && !errors.Is(err, store.ErrNotFound) && w.ctx.Err() == nil {
-			w.mu.Lock()
+		w.msg = &m
+		return nil
+	})
+	if err != nil {
+		w.stopped = true
+		if !errors.Is(err, errRunStale) && !errors.Is(err, store.ErrNotFound) && w.ctx.Err() == nil {
 			w.err = err
-			w.mu.Unlock()
 		}
 	}
 }
 
-// hold drops any later delta and waits for the flusher; the deltas it did
-// not store stay queued (see takePending).
-func (w *writer) hold() {
+// stop drops any later delta (a model must not emit after returning).
+func (w *writer) stop() {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.stopped = true
-	for w.flushing {
-		w.idle.Wait()
-	}
+	w.mu.Unlock()
 }
 
-// takePending returns the deltas queued and not stored (after hold), and
-// the whole text.
-func (w *writer) takePending() ([]string, string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	deltas := w.pending
-	w.pending = nil
-	return deltas, w.buf.String()
-}
-
-// emitLater queues delta without starting a write: the round's final
-// write stores it (a model that does not stream).
-func (w *writer) emitLater(delta string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.queueLocked(delta)
-}
-
-// started reports whether the model emitted text.
 func (w *writer) started() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.buf.Len() > 0
+	return w.msg != nil
 }
 
 func (w *writer) text() string {
