@@ -28,7 +28,7 @@ func (s *Server) ListAssistants(ctx context.Context, req genserver.ListAssistant
 	if err != nil {
 		return nil, err
 	}
-	pg, err := s.db.ListAssistants(ctx, storeProject, storeList(lp))
+	pg, err := s.db.ListAssistants(ctx, projectOf(ctx), storeList(lp))
 	if err != nil {
 		return nil, storeErr(err, "assistant", "")
 	}
@@ -93,7 +93,7 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.CreateAssistant(ctx, store.Assistant{Project: storeProject, ID: a.Id, CreatedAt: int64(a.CreatedAt), Data: data}); err != nil {
+	if err := s.db.CreateAssistant(ctx, store.Assistant{Project: projectOf(ctx), ID: a.Id, CreatedAt: int64(a.CreatedAt), Data: data}); err != nil {
 		return nil, storeErr(err, "assistant", a.Id)
 	}
 	return genserver.CreateAssistant200JSONResponse(a), nil
@@ -135,7 +135,7 @@ func (s *Server) ModifyAssistant(ctx context.Context, req genserver.ModifyAssist
 		}
 	}
 	var a gen.AssistantObject
-	_, err := s.db.UpdateAssistant(ctx, storeProject, req.AssistantId, func(st *store.Assistant) error {
+	_, err := s.db.UpdateAssistant(ctx, projectOf(ctx), req.AssistantId, func(st *store.Assistant) error {
 		var err error
 		if a, err = decodeData[gen.AssistantObject](st.Data); err != nil {
 			return err
@@ -189,7 +189,7 @@ func (s *Server) DeleteAssistant(ctx context.Context, req genserver.DeleteAssist
 	if !validID(req.AssistantId) {
 		return nil, errNotFound("assistant", req.AssistantId)
 	}
-	if err := s.db.DeleteAssistant(ctx, storeProject, req.AssistantId); err != nil {
+	if err := s.db.DeleteAssistant(ctx, projectOf(ctx), req.AssistantId); err != nil {
 		return nil, storeErr(err, "assistant", req.AssistantId)
 	}
 	return genserver.DeleteAssistant200JSONResponse{Id: req.AssistantId, Object: "assistant.deleted", Deleted: true}, nil
@@ -200,7 +200,7 @@ func (s *Server) getAssistant(ctx context.Context, id string) (gen.AssistantObje
 	if !validID(id) {
 		return gen.AssistantObject{}, errNotFound("assistant", id)
 	}
-	a, err := s.db.GetAssistant(ctx, storeProject, id)
+	a, err := s.db.GetAssistant(ctx, projectOf(ctx), id)
 	if err != nil {
 		return gen.AssistantObject{}, storeErr(err, "assistant", id)
 	}
@@ -306,7 +306,7 @@ func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolReso
 		if len(stores) > maxVectorStoreIDs {
 			return nil, errBadRequest("tool_resources.file_search.vector_stores", "Invalid 'tool_resources.file_search.vector_stores': expected at most %d vector store.", maxVectorStoreIDs)
 		}
-		if err := s.checkVectorStoreIDsLocked("tool_resources.file_search.vector_store_ids", &ids); err != nil {
+		if err := s.checkVectorStoreIDsLocked(ctx, "tool_resources.file_search.vector_store_ids", &ids); err != nil {
 			return nil, err
 		}
 		for i, vs := range stores {
@@ -329,7 +329,7 @@ func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolReso
 				fileIDs = *vs.FileIds
 			}
 			cs, _ := chunkingFromRequest("", vs.ChunkingStrategy)
-			rec := s.newVectorStoreLocked(nil, vs.Metadata, nil, fileIDs, cs)
+			rec := s.newVectorStoreLocked(projectOf(ctx), nil, vs.Metadata, nil, fileIDs, cs)
 			ids = append(ids, rec.obj.Id)
 		}
 		out.FileSearch = &gen.ToolResourcesFileSearch{VectorStoreIds: &ids}
@@ -346,7 +346,7 @@ func (s *Server) checkToolResourcesLocked(ctx context.Context, tr *gen.ToolResou
 		}
 	}
 	if fs := tr.FileSearch; fs != nil {
-		if err := s.checkVectorStoreIDsLocked("tool_resources.file_search.vector_store_ids", fs.VectorStoreIds); err != nil {
+		if err := s.checkVectorStoreIDsLocked(ctx, "tool_resources.file_search.vector_store_ids", fs.VectorStoreIds); err != nil {
 			return err
 		}
 	}
@@ -372,7 +372,7 @@ func (s *Server) checkFileIDsLocked(ctx context.Context, param string, ids *[]st
 
 // checkVectorStoreIDsLocked checks that at most one vector store id is
 // given and that it exists.
-func (s *Server) checkVectorStoreIDsLocked(param string, ids *[]string) error {
+func (s *Server) checkVectorStoreIDsLocked(ctx context.Context, param string, ids *[]string) error {
 	if ids == nil {
 		return nil
 	}
@@ -380,7 +380,7 @@ func (s *Server) checkVectorStoreIDsLocked(param string, ids *[]string) error {
 		return errBadRequest(param, "Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", param, maxVectorStoreIDs, len(*ids))
 	}
 	for i, id := range *ids {
-		if _, ok := s.st.vectorStores.get(id); !ok || !validID(id) {
+		if _, ok := s.vectorStoreOf(ctx, id); !ok || !validID(id) {
 			return errBadRequest(fmt.Sprintf("%s[%d]", param, i), "Invalid '%s[%d]': no vector store found with id '%s'.", param, i, truncateForMessage(id))
 		}
 	}

@@ -54,7 +54,7 @@ const (
 // fileSearchTool returns the run's file_search tool for a round, or nil
 // when the run does not have it, has nothing to search, or searched
 // maxFileSearchCalls times already.
-func (s *Server) fileSearchTool(in *ModelInput) *FileSearch {
+func (s *Server) fileSearchTool(ctx context.Context, in *ModelInput) *FileSearch {
 	var tool *gen.AssistantToolsFileSearch
 	for _, t := range in.Run.Tools {
 		if k, _ := t.Discriminator(); k == "file_search" {
@@ -92,7 +92,7 @@ func (s *Server) fileSearchTool(in *ModelInput) *FileSearch {
 	if tr := in.Assistant.ToolResources; tr != nil && tr.FileSearch != nil && tr.FileSearch.VectorStoreIds != nil {
 		ids = append(ids, *tr.FileSearch.VectorStoreIds...)
 	}
-	if th, err := s.attachThreadFiles(in.Run.ThreadId); err == nil {
+	if th, err := s.attachThreadFiles(ctx, in.Run.ThreadId); err == nil {
 		if tr := th.ToolResources; tr != nil && tr.FileSearch != nil && tr.FileSearch.VectorStoreIds != nil {
 			ids = append(ids, *tr.FileSearch.VectorStoreIds...)
 		}
@@ -100,7 +100,7 @@ func (s *Server) fileSearchTool(in *ModelInput) *FileSearch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range ids {
-		rec, ok := s.st.vectorStores.get(id)
+		rec, ok := s.vectorStoreOf(ctx, id)
 		if ok && s.vectorStoreView(rec).Status != gen.VectorStoreObjectStatusExpired && !slices.Contains(out.VectorStoreIDs, id) {
 			out.VectorStoreIDs = append(out.VectorStoreIDs, id)
 		}
@@ -115,27 +115,24 @@ func (s *Server) fileSearchTool(in *ModelInput) *FileSearch {
 // file_search to the thread's vector store (creating it, with a 7-day
 // expiry, when the thread has none) and processes them. It returns the
 // thread as it is then.
-func (s *Server) attachThreadFiles(threadID string) (gen.ThreadObject, error) {
-	ctx := context.WithoutCancel(s.ctx)
+func (s *Server) attachThreadFiles(ctx context.Context, threadID string) (gen.ThreadObject, error) {
+	ctx = context.WithoutCancel(ctx)
 	th, err := s.getThreadObject(ctx, threadID)
 	if err != nil {
 		return th, err
 	}
-	msgs, err := s.threadMessages(threadID)
+	msgs, err := s.threadMessages(ctx, threadID)
 	if err != nil {
 		return th, err
 	}
 	var fileIDs []string
 	for _, m := range msgs {
-		if m.Attachments == nil {
-			continue
-		}
-		for _, a := range *m.Attachments {
+		for _, a := range m.Attachments {
 			if a.FileId == nil || a.Tools == nil || slices.Contains(fileIDs, *a.FileId) {
 				continue
 			}
 			for _, t := range *a.Tools {
-				if k, _ := t.Discriminator(); k == "file_search" {
+				if t.Type == gen.MessageAttachmentToolTypeFileSearch {
 					fileIDs = append(fileIDs, *a.FileId)
 					break
 				}
@@ -150,17 +147,17 @@ func (s *Server) attachThreadFiles(threadID string) (gen.ThreadObject, error) {
 	var rec *vectorStoreRec
 	if tr := th.ToolResources; tr != nil && tr.FileSearch != nil && tr.FileSearch.VectorStoreIds != nil {
 		for _, id := range *tr.FileSearch.VectorStoreIds {
-			if r, ok := s.st.vectorStores.get(id); ok {
+			if r, ok := s.vectorStoreOf(ctx, id); ok {
 				rec = r
 				break
 			}
 		}
 	}
 	if rec == nil {
-		rec = s.newVectorStoreLocked(ptrOf("thread attachments"), nil,
+		rec = s.newVectorStoreLocked(projectOf(ctx), ptrOf("thread attachments"), nil,
 			&gen.VectorStoreExpirationAfter{Anchor: "last_active_at", Days: threadStoreDays}, nil, nil)
 		vsID := rec.obj.Id
-		_, err := s.db.UpdateThread(ctx, storeProject, threadID, func(st *store.Thread) error {
+		_, err := s.db.UpdateThread(ctx, projectOf(ctx), threadID, func(st *store.Thread) error {
 			obj, err := decodeData[gen.ThreadObject](st.Data)
 			if err != nil {
 				return err
@@ -322,7 +319,7 @@ func (c *fileSearchCall) run(ctx context.Context, s *Server, fs *FileSearch) {
 	spec := searchSpec{queries: c.queries, ranker: fs.Ranker, threshold: fs.ScoreThreshold, limit: fs.MaxNumResults}
 	s.mu.Lock()
 	for _, id := range fs.VectorStoreIDs {
-		if rec, ok := s.st.vectorStores.get(id); ok {
+		if rec, ok := s.vectorStoreOf(ctx, id); ok {
 			now := s.now()
 			rec.obj.LastActiveAt = &now
 			spec.addStoreLocked(rec)
@@ -453,16 +450,11 @@ func answerPart(in *ModelInput, text string) gen.MessageContent {
 	resolved, anns := cite.Resolve(text, m, sources)
 	out := make([]gen.MessageContentTextAnnotation, 0, len(anns))
 	for _, a := range anns {
-		var ann gen.MessageContentTextAnnotation
-		if ann.FromMessageContentTextAnnotationsFileCitationObject(gen.MessageContentTextAnnotationsFileCitationObject{
-			Type: "file_citation", Text: a.Text, StartIndex: a.StartIndex, EndIndex: a.EndIndex,
+		out = append(out, gen.MessageContentTextAnnotation{
+			Type: gen.MessageContentTextAnnotationTypeFileCitation, Text: a.Text, StartIndex: a.StartIndex, EndIndex: a.EndIndex,
 			FileCitation: gen.MessageContentFileCitation{FileId: a.FileID},
-		}) == nil {
-			out = append(out, ann)
-		}
+		})
 	}
-	var c gen.MessageContent
-	_ = c.FromMessageContentTextObject(gen.MessageContentTextObject{Type: "text",
-		Text: gen.MessageContentText{Value: resolved, Annotations: out}})
-	return c
+	return gen.MessageContent{Type: gen.MessageContentTypeText,
+		Text: gen.MessageContentText{Value: resolved, Annotations: out}}
 }

@@ -73,7 +73,7 @@ func TestSubmitRetryAfterDeadClaim(t *testing.T) {
 			credSum := sha256.Sum256(nil)
 			now := time.Now()
 			_, claimed, err := st.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: sharedKey(string(credSum[:8]) + "k1"),
-				Project: storeProject, State: store.IdemPending, Body: intent, ExpiresAt: now.Add(idemLease)}, now)
+				Project: store.DefaultProject, State: store.IdemPending, Body: intent, ExpiresAt: now.Add(idemLease)}, now)
 			require.NoError(t, err)
 			require.True(t, claimed)
 			_, first := post(ha.URL, path, body, "")

@@ -171,7 +171,7 @@ func (s *Server) processStore(ctx context.Context, vectorStoreID string) {
 		}
 		fileID := f.obj.Id
 		s.mu.Unlock()
-		file, data, err := s.readFile(ctx, fileID) // without the lock: the bytes come from the store
+		file, data, err := s.readFile(withProject(ctx, rec.project), fileID) // without the lock: the bytes come from the store
 		s.mu.Lock()
 		if err != nil {
 			if cur, ok := rec.files.get(fileID); ok && cur == f && f.obj.Status == gen.VectorStoreFileObjectStatusInProgress {

@@ -85,7 +85,7 @@ func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVect
 		return nil, err
 	}
 	s.mu.Lock()
-	rec, err := s.lookupVectorStoreLocked(req.VectorStoreId)
+	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
@@ -221,11 +221,11 @@ func searchFiles(ctx context.Context, p *retrieval.Pipeline, spec searchSpec) ([
 }
 
 // searchQueries returns the query texts of a search request.
-func searchQueries(q gen.VectorStoreSearchRequest_Query) ([]string, error) {
+func searchQueries(q gen.VectorStoreSearchQuery) ([]string, error) {
 	var qs []string
-	if one, err := q.AsVectorStoreSearchRequestQuery0(); err == nil {
+	if one, err := q.AsVectorStoreSearchQueryText(); err == nil {
 		qs = []string{one}
-	} else if many, err := q.AsVectorStoreSearchRequestQuery1(); err == nil {
+	} else if many, err := q.AsVectorStoreSearchQueryTexts(); err == nil {
 		qs = many
 	} else {
 		return nil, errBadRequest("query", "Invalid 'query': expected a string or an array of strings.")

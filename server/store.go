@@ -22,6 +22,7 @@ type memState struct {
 
 // vectorStoreRec is a vector store, its files and its file batches.
 type vectorStoreRec struct {
+	project string // the project it belongs to (project.go)
 	obj     gen.VectorStoreObject
 	files   coll[*vsFileRec]
 	batches coll[*batchRec]
@@ -29,6 +30,7 @@ type vectorStoreRec struct {
 
 // vsFileRec is a file attached to a vector store.
 type vsFileRec struct {
+	project  string // its vector store's project: the file is read from it
 	obj      gen.VectorStoreFileObject
 	batchID  string      // the batch that attached it, if any
 	data     *vsFileData // text and chunks, once processed (completed)

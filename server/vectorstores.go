@@ -58,7 +58,11 @@ func (s *Server) ListVectorStores(ctx context.Context, req genserver.ListVectorS
 	s.mu.RLock()
 	recs := s.st.vectorStores.all()
 	items := make([]gen.VectorStoreObject, 0, len(recs))
+	project := projectOf(ctx)
 	for _, r := range recs {
+		if r.project != project {
+			continue
+		}
 		items = append(items, s.vectorStoreView(r))
 	}
 	s.mu.RUnlock()
@@ -93,7 +97,7 @@ func (s *Server) CreateVectorStore(ctx context.Context, req genserver.CreateVect
 		return nil, err
 	}
 	s.mu.Lock()
-	rec := s.newVectorStoreLocked(b.Name, b.Metadata, b.ExpiresAfter, fileIDs, cs)
+	rec := s.newVectorStoreLocked(projectOf(ctx), b.Name, b.Metadata, b.ExpiresAfter, fileIDs, cs)
 	view := s.vectorStoreView(rec)
 	s.mu.Unlock()
 	return genserver.CreateVectorStore200JSONResponse(view), nil
@@ -103,7 +107,7 @@ func (s *Server) CreateVectorStore(ctx context.Context, req genserver.CreateVect
 func (s *Server) GetVectorStore(ctx context.Context, req genserver.GetVectorStoreRequestObject) (genserver.GetVectorStoreResponseObject, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	rec, err := s.lookupVectorStoreLocked(req.VectorStoreId)
+	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +131,7 @@ func (s *Server) ModifyVectorStore(ctx context.Context, req genserver.ModifyVect
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, err := s.lookupVectorStoreLocked(req.VectorStoreId)
+	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
 	if err != nil {
 		return nil, err
 	}
@@ -151,9 +155,10 @@ func (s *Server) DeleteVectorStore(ctx context.Context, req genserver.DeleteVect
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
 	s.mu.Lock()
-	ok := s.st.vectorStores.del(req.VectorStoreId)
+	_, ok := s.vectorStoreOf(ctx, req.VectorStoreId)
+	ok = ok && s.st.vectorStores.del(req.VectorStoreId)
 	if ok {
-		s.forgetVectorStore(req.VectorStoreId) // vssnapshot.go
+		s.forgetVectorStore(ctx, req.VectorStoreId) // vssnapshot.go
 	}
 	s.mu.Unlock()
 	if ok {
@@ -177,7 +182,7 @@ func (s *Server) ListVectorStoreFiles(ctx context.Context, req genserver.ListVec
 		return nil, errBadRequest("filter", "Invalid value for 'filter': expected one of 'in_progress', 'completed', 'failed' or 'cancelled'.")
 	}
 	s.mu.RLock()
-	rec, err := s.lookupVectorStoreLocked(req.VectorStoreId)
+	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
 	if err != nil {
 		s.mu.RUnlock()
 		return nil, err
@@ -226,7 +231,7 @@ func (s *Server) CreateVectorStoreFile(ctx context.Context, req genserver.Create
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, err := s.lookupVectorStoreLocked(req.VectorStoreId)
+	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +244,7 @@ func (s *Server) CreateVectorStoreFile(ctx context.Context, req genserver.Create
 func (s *Server) GetVectorStoreFile(ctx context.Context, req genserver.GetVectorStoreFileRequestObject) (genserver.GetVectorStoreFileResponseObject, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, f, err := s.lookupVectorStoreFileLocked(req.VectorStoreId, req.FileId)
+	_, f, err := s.lookupVectorStoreFileLocked(ctx, req.VectorStoreId, req.FileId)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +256,7 @@ func (s *Server) GetVectorStoreFile(ctx context.Context, req genserver.GetVector
 func (s *Server) DeleteVectorStoreFile(ctx context.Context, req genserver.DeleteVectorStoreFileRequestObject) (genserver.DeleteVectorStoreFileResponseObject, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, _, err := s.lookupVectorStoreFileLocked(req.VectorStoreId, req.FileId)
+	rec, _, err := s.lookupVectorStoreFileLocked(ctx, req.VectorStoreId, req.FileId)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +277,7 @@ func (s *Server) UpdateVectorStoreFileAttributes(ctx context.Context, req genser
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, f, err := s.lookupVectorStoreFileLocked(req.VectorStoreId, req.FileId)
+	_, f, err := s.lookupVectorStoreFileLocked(ctx, req.VectorStoreId, req.FileId)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +289,7 @@ func (s *Server) UpdateVectorStoreFileAttributes(ctx context.Context, req genser
 // parts at blank lines. A file not (or not yet) processed has no content.
 func (s *Server) RetrieveVectorStoreFileContent(ctx context.Context, req genserver.RetrieveVectorStoreFileContentRequestObject) (genserver.RetrieveVectorStoreFileContentResponseObject, error) {
 	s.mu.RLock()
-	_, f, err := s.lookupVectorStoreFileLocked(req.VectorStoreId, req.FileId)
+	_, f, err := s.lookupVectorStoreFileLocked(ctx, req.VectorStoreId, req.FileId)
 	var text string
 	if err == nil && f.data != nil {
 		text = f.data.text
@@ -357,7 +362,7 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.C
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, err := s.lookupVectorStoreLocked(req.VectorStoreId)
+	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
 	if err != nil {
 		return nil, err
 	}
@@ -388,7 +393,7 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.C
 func (s *Server) GetVectorStoreFileBatch(ctx context.Context, req genserver.GetVectorStoreFileBatchRequestObject) (genserver.GetVectorStoreFileBatchResponseObject, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	_, b, err := s.lookupBatchLocked(req.VectorStoreId, req.BatchId)
+	_, b, err := s.lookupBatchLocked(ctx, req.VectorStoreId, req.BatchId)
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +407,7 @@ func (s *Server) GetVectorStoreFileBatch(ctx context.Context, req genserver.GetV
 func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req genserver.CancelVectorStoreFileBatchRequestObject) (genserver.CancelVectorStoreFileBatchResponseObject, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, b, err := s.lookupBatchLocked(req.VectorStoreId, req.BatchId)
+	rec, b, err := s.lookupBatchLocked(ctx, req.VectorStoreId, req.BatchId)
 	if err != nil {
 		return nil, err
 	}
@@ -437,7 +442,7 @@ func (s *Server) ListFilesInVectorStoreBatch(ctx context.Context, req genserver.
 		return nil, errBadRequest("filter", "Invalid value for 'filter': expected one of 'in_progress', 'completed', 'failed' or 'cancelled'.")
 	}
 	s.mu.RLock()
-	rec, b, err := s.lookupBatchLocked(req.VectorStoreId, req.BatchId)
+	rec, b, err := s.lookupBatchLocked(ctx, req.VectorStoreId, req.BatchId)
 	if err != nil {
 		s.mu.RUnlock()
 		return nil, err
@@ -452,9 +457,10 @@ func (s *Server) ListFilesInVectorStoreBatch(ctx context.Context, req genserver.
 
 // newVectorStoreLocked creates and stores a vector store with the given
 // files attached, and schedules their processing.
-func (s *Server) newVectorStoreLocked(name *string, md *gen.Metadata, exp *gen.VectorStoreExpirationAfter, fileIDs []string, cs *gen.ChunkingStrategyResponse) *vectorStoreRec {
+func (s *Server) newVectorStoreLocked(project string, name *string, md *gen.Metadata, exp *gen.VectorStoreExpirationAfter, fileIDs []string, cs *gen.ChunkingStrategyResponse) *vectorStoreRec {
 	now := s.now()
 	rec := &vectorStoreRec{
+		project: projectOr(project),
 		obj: gen.VectorStoreObject{
 			Id:           newID(prefixVectorStore),
 			Object:       "vector_store",
@@ -498,6 +504,7 @@ func (s *Server) attachFileLocked(rec *vectorStoreRec, fileID string, attrs *gen
 			ChunkingStrategy: cs,
 		},
 		batchID: batchID,
+		project: rec.project,
 	}
 	if f.obj.Attributes == nil {
 		f.obj.Attributes = &gen.VectorStoreFileAttributes{}
@@ -553,7 +560,7 @@ func (s *Server) processFileLocked(f *vsFileRec) {
 		f.obj.Status = gen.VectorStoreFileObjectStatusFailed
 		f.obj.LastError = e
 	}
-	file, data, err := s.readFile(s.ctx, f.obj.Id)
+	file, data, err := s.readFile(withProject(s.ctx, f.project), f.obj.Id)
 	if err != nil {
 		fail(&gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
 			Message: fmt.Sprintf("No file found with id '%s'.", truncateForMessage(f.obj.Id))})
@@ -645,19 +652,19 @@ func (s *Server) vectorStoreView(rec *vectorStoreRec) gen.VectorStoreObject {
 	return v
 }
 
-func (s *Server) lookupVectorStoreLocked(id string) (*vectorStoreRec, error) {
+func (s *Server) lookupVectorStoreLocked(ctx context.Context, id string) (*vectorStoreRec, error) {
 	if !validID(id) {
 		return nil, errNotFound("vector_store", id)
 	}
-	rec, ok := s.st.vectorStores.get(id)
+	rec, ok := s.vectorStoreOf(ctx, id)
 	if !ok {
 		return nil, errNotFound("vector_store", id)
 	}
 	return rec, nil
 }
 
-func (s *Server) lookupVectorStoreFileLocked(vsID, fileID string) (*vectorStoreRec, *vsFileRec, error) {
-	rec, err := s.lookupVectorStoreLocked(vsID)
+func (s *Server) lookupVectorStoreFileLocked(ctx context.Context, vsID, fileID string) (*vectorStoreRec, *vsFileRec, error) {
+	rec, err := s.lookupVectorStoreLocked(ctx, vsID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -671,8 +678,8 @@ func (s *Server) lookupVectorStoreFileLocked(vsID, fileID string) (*vectorStoreR
 	return rec, f, nil
 }
 
-func (s *Server) lookupBatchLocked(vsID, batchID string) (*vectorStoreRec, *batchRec, error) {
-	rec, err := s.lookupVectorStoreLocked(vsID)
+func (s *Server) lookupBatchLocked(ctx context.Context, vsID, batchID string) (*vectorStoreRec, *batchRec, error) {
+	rec, err := s.lookupVectorStoreLocked(ctx, vsID)
 	if err != nil {
 		return nil, nil, err
 	}

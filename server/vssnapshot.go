@@ -60,12 +60,12 @@ func (s *Server) persistVectorStoreLocked(rec *vectorStoreRec) {
 		return
 	}
 	ctx := context.WithoutCancel(s.ctx)
-	_, err = s.db.UpdateVectorStore(ctx, storeProject, rec.obj.Id, func(v *store.VectorStore) error {
+	_, err = s.db.UpdateVectorStore(ctx, rec.project, rec.obj.Id, func(v *store.VectorStore) error {
 		v.Data = data
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		err = s.db.CreateVectorStore(ctx, store.VectorStore{Project: storeProject, ID: rec.obj.Id,
+		err = s.db.CreateVectorStore(ctx, store.VectorStore{Project: rec.project, ID: rec.obj.Id,
 			CreatedAt: int64(rec.obj.CreatedAt), Data: data}, nil)
 	}
 	if err != nil {
@@ -74,36 +74,44 @@ func (s *Server) persistVectorStoreLocked(rec *vectorStoreRec) {
 }
 
 // forgetVectorStore deletes a vector store's snapshot.
-func (s *Server) forgetVectorStore(id string) {
-	if err := s.db.DeleteVectorStore(context.WithoutCancel(s.ctx), storeProject, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+func (s *Server) forgetVectorStore(ctx context.Context, id string) {
+	if err := s.db.DeleteVectorStore(context.WithoutCancel(ctx), projectOf(ctx), id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Error("vector store: delete snapshot", "vector_store_id", id, "err", err.Error())
 	}
 }
 
-// loadVectorStores fills the cache from the store's snapshots and
-// processes their files again (rebuilding the search index).
+// loadVectorStores fills the cache from the store's snapshots, those of
+// every project, and processes their files again (rebuilding the search
+// index).
 func (s *Server) loadVectorStores() {
 	ctx := context.WithoutCancel(s.ctx)
-	lp := store.ListParams{Limit: 100}
+	projects, err := s.allProjects(ctx)
+	if err != nil {
+		s.log.Error("vector stores: load projects", "err", err.Error())
+		return
+	}
 	var recs []*vectorStoreRec
-	for {
-		pg, err := s.db.ListVectorStores(ctx, storeProject, lp)
-		if err != nil {
-			s.log.Error("vector stores: load", "err", err.Error())
-			return
-		}
-		for _, v := range pg.Items {
-			snap, err := decodeData[vsSnapshot](v.Data)
+	for _, project := range projects {
+		lp := store.ListParams{Limit: 100}
+		for {
+			pg, err := s.db.ListVectorStores(ctx, project, lp)
 			if err != nil {
-				s.log.Error("vector store: decode snapshot", "vector_store_id", v.ID, "err", err.Error())
-				continue
+				s.log.Error("vector stores: load", "project", project, "err", err.Error())
+				return
 			}
-			recs = append(recs, restoreVectorStore(snap))
+			for _, v := range pg.Items {
+				snap, err := decodeData[vsSnapshot](v.Data)
+				if err != nil {
+					s.log.Error("vector store: decode snapshot", "vector_store_id", v.ID, "err", err.Error())
+					continue
+				}
+				recs = append(recs, restoreVectorStore(project, snap))
+			}
+			if !pg.HasMore || len(pg.Items) == 0 {
+				break
+			}
+			lp.After = pg.Items[len(pg.Items)-1].ID
 		}
-		if !pg.HasMore || len(pg.Items) == 0 {
-			break
-		}
-		lp.After = pg.Items[len(pg.Items)-1].ID
 	}
 	if len(recs) == 0 {
 		return
@@ -121,8 +129,8 @@ func (s *Server) loadVectorStores() {
 
 // restoreVectorStore rebuilds a vector store from its snapshot: its
 // completed files are processed again (in_progress until then).
-func restoreVectorStore(snap vsSnapshot) *vectorStoreRec {
-	rec := &vectorStoreRec{obj: snap.Obj, files: newColl[*vsFileRec](), batches: newColl[*batchRec]()}
+func restoreVectorStore(project string, snap vsSnapshot) *vectorStoreRec {
+	rec := &vectorStoreRec{project: project, obj: snap.Obj, files: newColl[*vsFileRec](), batches: newColl[*batchRec]()}
 	for _, b := range snap.Batches {
 		st := b.Status
 		if st == nil {
@@ -131,7 +139,7 @@ func restoreVectorStore(snap vsSnapshot) *vectorStoreRec {
 		rec.batches.put(b.Obj.Id, &batchRec{obj: b.Obj, fileIDs: b.FileIDs, status: st})
 	}
 	for _, fs := range snap.Files {
-		f := &vsFileRec{obj: fs.Obj, batchID: fs.BatchID, filename: fs.Filename}
+		f := &vsFileRec{project: project, obj: fs.Obj, batchID: fs.BatchID, filename: fs.Filename}
 		if f.obj.Status == gen.VectorStoreFileObjectStatusCompleted {
 			f.obj.Status = gen.VectorStoreFileObjectStatusInProgress // its chunks are indexed again
 		}
