@@ -832,6 +832,7 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 		if !e.pause(ctx) {
 			return e.stopped(ctx)
 		}
+		var written *liveRun
 		_, _, err := e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
 			if lr.obj.Status != gen.RunObjectStatusQueued || lr.st.Round != a.Round {
 				return errRunStale
@@ -842,6 +843,7 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 				lr.obj.StartedAt = &now
 			}
 			lr.publish("thread.run.in_progress", lr.obj)
+			written = lr
 			return nil
 		})
 		if errors.Is(err, errRunStale) || errors.Is(err, store.ErrNotFound) {
@@ -850,12 +852,13 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 		if err != nil {
 			return err
 		}
+		obj, st = written.obj, written.st // the run as just stored: no need to read it again
 	case gen.RunObjectStatusInProgress:
 		// A round whose worker stopped: run it again.
 	default:
 		return nil
 	}
-	return e.round(ctx, a)
+	return e.roundOf(ctx, a, obj, st)
 }
 
 // stopped is what a job returns when its context ended: nothing when the
@@ -975,6 +978,11 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	return e.roundOf(ctx, a, obj, st)
+}
+
+// roundOf is round on the run as stored (obj, st), already read.
+func (e *engine) roundOf(ctx context.Context, a roundArgs, obj gen.RunObject, st runState) (err error) {
 	defer e.recoverRun(a) // a panic fails the run (recover.go)
 	in, err := e.modelInput(ctx, obj, st)
 	if err != nil {
