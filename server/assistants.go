@@ -306,7 +306,7 @@ func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolReso
 		if len(stores) > maxVectorStoreIDs {
 			return nil, errBadRequest("tool_resources.file_search.vector_stores", "Invalid 'tool_resources.file_search.vector_stores': expected at most %d vector store.", maxVectorStoreIDs)
 		}
-		if err := s.checkVectorStoreIDsLocked("tool_resources.file_search.vector_store_ids", &ids); err != nil {
+		if err := s.checkVectorStoreIDsLocked(ctx, "tool_resources.file_search.vector_store_ids", &ids); err != nil {
 			return nil, err
 		}
 		for i, vs := range stores {
@@ -329,8 +329,11 @@ func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolReso
 				fileIDs = *vs.FileIds
 			}
 			cs, _ := chunkingFromRequest("", vs.ChunkingStrategy)
-			rec := s.newVectorStoreLocked(nil, vs.Metadata, nil, fileIDs, cs)
-			ids = append(ids, rec.obj.Id)
+			v, err := s.createVectorStore(ctx, storeProject, vectorStoreSpec{metadata: vs.Metadata, fileIDs: fileIDs, chunking: cs})
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, v.Id)
 		}
 		out.FileSearch = &gen.ToolResourcesFileSearch{VectorStoreIds: &ids}
 	}
@@ -346,7 +349,7 @@ func (s *Server) checkToolResourcesLocked(ctx context.Context, tr *gen.ToolResou
 		}
 	}
 	if fs := tr.FileSearch; fs != nil {
-		if err := s.checkVectorStoreIDsLocked("tool_resources.file_search.vector_store_ids", fs.VectorStoreIds); err != nil {
+		if err := s.checkVectorStoreIDsLocked(ctx, "tool_resources.file_search.vector_store_ids", fs.VectorStoreIds); err != nil {
 			return err
 		}
 	}
@@ -372,7 +375,7 @@ func (s *Server) checkFileIDsLocked(ctx context.Context, param string, ids *[]st
 
 // checkVectorStoreIDsLocked checks that at most one vector store id is
 // given and that it exists.
-func (s *Server) checkVectorStoreIDsLocked(param string, ids *[]string) error {
+func (s *Server) checkVectorStoreIDsLocked(ctx context.Context, param string, ids *[]string) error {
 	if ids == nil {
 		return nil
 	}
@@ -380,7 +383,11 @@ func (s *Server) checkVectorStoreIDsLocked(param string, ids *[]string) error {
 		return errBadRequest(param, "Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", param, maxVectorStoreIDs, len(*ids))
 	}
 	for i, id := range *ids {
-		if _, ok := s.st.vectorStores.get(id); !ok || !validID(id) {
+		ok, err := s.vectorStoreExists(ctx, storeProject, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			return errBadRequest(fmt.Sprintf("%s[%d]", param, i), "Invalid '%s[%d]': no vector store found with id '%s'.", param, i, truncateForMessage(id))
 		}
 	}
