@@ -48,6 +48,7 @@ import (
 type searchState struct {
 	mu  sync.Mutex
 	p   *retrieval.Pipeline
+	idx index.Index   // the index of p
 	mem *memory.Index // the index, when it is in process memory
 	err error         // a lasting error (the stored vectors' model is another)
 	// inflight are the attachments being processed in this process.
@@ -126,9 +127,28 @@ func (s *Server) pipeline() (*retrieval.Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.p = p
+	st.p, st.idx = p, idx
 	return p, nil
 }
+
+// closeSearch releases the search index's resources (the SQLite index's
+// read connections); the server is closing.
+func (s *Server) closeSearch() {
+	st := &s.st.search
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if c, ok := st.idx.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			s.log.Warn("file_search: closing the search index", "err", err.Error())
+		}
+	}
+	st.idx = nil
+	st.err = errors.Join(errShutdown, st.err)
+	st.p = nil
+}
+
+// errShutdown: the server closed its search index.
+var errShutdown = errors.New("the server is shutting down")
 
 // openIndex returns the search index for the server's store.
 func (s *Server) openIndex(e embed.Embedder) (index.Index, error) {
@@ -278,7 +298,7 @@ func (s *Server) ingestOne(ctx context.Context, a ingestArgs) (err error) {
 				res, lastErr, err = ingestResult{}, serverFileError(), nil
 			}
 		}()
-		s.hooks.processFile(a.FileID)
+		s.hooks.processFile(ctx, a.FileID)
 		if err = ctx.Err(); err != nil {
 			return
 		}

@@ -196,6 +196,9 @@ func (s *Server) searchFiles(ctx context.Context, spec searchSpec) ([]fileHit, e
 		return nil, nil
 	}
 	p, err := s.pipeline()
+	if errors.Is(err, errShutdown) {
+		return nil, errShuttingDown()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -322,6 +322,7 @@ func (s *Server) Close() error {
 		_ = q.Stop(context.Background()) // running jobs end: their contexts are cancelled
 	}
 	s.bg.Wait()
+	s.closeSearch() // ingest.go
 	return nil
 }
 
