@@ -39,7 +39,8 @@ import (
 // A file ends completed with usage_bytes = the bytes of its extracted text
 // plus 4 bytes per dimension of each chunk's vector, or failed with a
 // last_error: unsupported_file or invalid_file with the extractor's reason,
-// invalid_file for a file without words or that is gone, server_error with
+// invalid_file for a file without words, that is gone, or that is larger
+// than Options.MaxFileBytes (uploaded under a larger limit), server_error with
 // the reason when the embedding failed or its model is not the index's
 // (see embedding.go), server_error for anything else (a panic included).
 // Processing runs as durable jobs (ingestjobs.go).
@@ -117,6 +118,7 @@ func (s *Server) pipeline() (*retrieval.Pipeline, error) {
 		if errors.Is(err, sqlitesearch.ErrModel) || errors.Is(err, pgsearch.ErrModel) {
 			st.err = &embedSpaceError{msg: embeddingModelMessage(err)}
 			s.log.Error("file_search: the store's vectors are of another embedding model; searches and new files are refused", "err", err.Error())
+			return nil, st.err
 		}
 		return nil, err
 	}
@@ -314,6 +316,11 @@ func (s *Server) ingestOne(ctx context.Context, a ingestArgs) (err error) {
 			}
 			lastErr = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
 				Message: fmt.Sprintf("No file found with id '%s'.", truncateForMessage(a.FileID))}
+			return
+		}
+		if int64(len(data)) > s.opts.MaxFileBytes {
+			lastErr = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
+				Message: fmt.Sprintf("The file %s is larger than this server's limit of %d bytes.", truncateForMessage(file.Filename), s.opts.MaxFileBytes)}
 			return
 		}
 		p, perr := s.pipeline()
