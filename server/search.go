@@ -20,7 +20,7 @@ import (
 // query (or each query) is searched by keyword (BM25) and by vector
 // (Options.Embedder) among the chunks of the store's completed files that
 // pass the attribute filter (the filter applies before ranking), and the
-// two rankings are fused by reciprocal rank into a score in 0..1; a
+// two rankings are fused (retrieval.FuseScores) into a score in 0..1; a
 // chunk's score is its best over the queries. Chunks under
 // ranking_options.score_threshold are dropped, the best max_num_results
 // chunks are kept and grouped by file: a result is a file, its best
