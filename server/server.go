@@ -297,6 +297,7 @@ func New(opts ...Option) *Server {
 	if o.Queue == nil {
 		s.opts.Queue = defaultQueue(o.Store, o.River, s.log)
 	}
+	s.upgradeVectorStores(s.ctx, storeProject) // vsupgrade.go: snapshots of earlier versions
 	if s.opts.Queue != nil {
 		if err := s.opts.Queue.Start(s.ctx, s.work); err != nil { // ingestjobs.go: file ingestion, else the run engine
 			s.log.Error("run engine: the job queue did not start", "err", err.Error())
