@@ -43,7 +43,10 @@ import (
 // than Options.MaxFileBytes (uploaded under a larger limit), server_error with
 // the reason when the embedding failed or its model is not the index's
 // (see embedding.go), server_error for anything else (a panic included).
-// Processing runs as durable jobs (ingestjobs.go).
+// Processing runs as durable jobs (ingestjobs.go). Searches return only
+// the chunks of completed files, so chunks written before their file's
+// status (or left in an in-memory index by an earlier attachment of a
+// file, until its new processing replaces them) are never found.
 
 // searchState is a server's retrieval pipeline and index.
 type searchState struct {

@@ -191,7 +191,6 @@ func TestIngestBatchResumesAfterRestart(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, gen.VectorStoreObjectStatusCompleted, got.Status)
 			assert.Equal(t, gen.VectorStoreFileCounts{Completed: 4, Failed: 2, Total: len(docs)}, got.FileCounts)
-			assert.Positive(t, got.UsageBytes)
 			for _, d := range docs {
 				f, err := assistants.Result[gen.VectorStoreFileObject](c2.GetVectorStoreFileWithResponse(ctx, vs.Id, ids[d.name]))
 				require.NoError(t, err)
@@ -221,6 +220,11 @@ func TestIngestBatchResumesAfterRestart(t *testing.T) {
 				case <-time.After(20 * time.Millisecond):
 				}
 			}
+			// usage_bytes is summed by the job that ends the store's last
+			// file in progress, after that file's status is written.
+			got, err = assistants.Result[gen.VectorStoreObject](c2.GetVectorStoreWithResponse(ctx, vs.Id))
+			require.NoError(t, err)
+			assert.Positive(t, got.UsageBytes)
 		})
 	}
 }

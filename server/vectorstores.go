@@ -240,7 +240,6 @@ func (s *Server) CreateVectorStoreFile(ctx context.Context, req genserver.Create
 	if err := s.db.PutVectorStoreFile(ctx, f, s.durable([]store.Job{job})...); err != nil {
 		return nil, storeErr(err, "vector_store", req.VectorStoreId)
 	}
-	s.unindexFile(req.VectorStoreId, b.FileId) // an earlier attachment's chunks (the store's index dropped them with its row)
 	s.afterAttach(ctx, storeProject, req.VectorStoreId, []store.VectorStoreFile{f})
 	rec, err := s.getVSFile(ctx, storeProject, req.VectorStoreId, b.FileId)
 	if err != nil {
@@ -416,9 +415,6 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.C
 	batch := store.FileBatch{Project: storeProject, ID: obj.Id, VectorStoreID: req.VectorStoreId, CreatedAt: int64(obj.CreatedAt), Data: data}
 	if err := s.db.CreateFileBatch(ctx, batch, files, s.durable(jobs)...); err != nil {
 		return nil, storeErr(err, "vector_store", req.VectorStoreId)
-	}
-	for _, f := range files {
-		s.unindexFile(req.VectorStoreId, f.FileID) // earlier attachments' chunks
 	}
 	s.afterAttach(ctx, storeProject, req.VectorStoreId, files)
 	view, err := s.batchView(ctx, storeProject, batch)
