@@ -51,6 +51,7 @@ func TestFileSearchFlow(t *testing.T) {
 			done := waitVectorStore(t, ctx, c, vs.Id)
 			require.Equal(t, gen.VectorStoreFileCounts{Completed: 2, Total: 2}, done.FileCounts)
 			flowFileSearchRun(t, ctx, c, vs.Id, penguins.Id)
+			flowThreadAttachment(t, ctx, c)
 			flowBadFiles(t, ctx, c)
 		})
 	}
@@ -120,6 +121,42 @@ func flowFileSearchRun(t *testing.T, ctx context.Context, c *assistants.Client, 
 	require.NotNil(t, res[0].Content)
 	require.NotEmpty(t, *res[0].Content)
 	assert.Contains(t, *(*res[0].Content)[0].Text, "Emperor penguins eat krill")
+}
+
+// flowThreadAttachment: a file attached to a message for file_search goes
+// into a new thread vector store (7-day expiry) when the run starts, and
+// the run's answer cites it.
+func flowThreadAttachment(t *testing.T, ctx context.Context, c *assistants.Client) {
+	t.Helper()
+	f := uploadFile(t, ctx, c, "refunds.md", []byte("Refunds are paid within 14 days. Contact support for help."))
+	var tool gen.AssistantTool
+	require.NoError(t, tool.FromAssistantToolsFileSearch(gen.AssistantToolsFileSearch{Type: "file_search"}))
+	a, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Tools: &[]gen.AssistantTool{tool}}))
+	require.NoError(t, err)
+	var at gen.MessageAttachmentTool
+	require.NoError(t, at.FromAssistantToolsFileSearchTypeOnly(gen.AssistantToolsFileSearchTypeOnly{Type: "file_search"}))
+	var content gen.CreateMessageRequest_Content
+	require.NoError(t, content.FromCreateMessageText("When are refunds paid?"))
+	msgs := []gen.CreateMessageRequest{{Role: "user", Content: content, Attachments: &[]gen.MessageAttachment{{FileId: &f.Id, Tools: &[]gen.MessageAttachmentTool{at}}}}}
+	th, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{Messages: &msgs}))
+	require.NoError(t, err)
+	r := createRun(t, ctx, c, th.Id, a.Id)
+	end := waitRun(t, ctx, c, th.Id, r.Id)
+	require.Equal(t, gen.RunObjectStatus("completed"), end.Status, "last error: %+v", end.LastError)
+	texts := messageTexts(t, ctx, c, th.Id)
+	require.NotEmpty(t, texts)
+	assert.Equal(t, "assistant: Refunds are paid within 14 days. 【0:0†refunds.md】", texts[len(texts)-1])
+	got, err := assistants.Result[gen.ThreadObject](c.GetThreadWithResponse(ctx, th.Id))
+	require.NoError(t, err)
+	require.NotNil(t, got.ToolResources)
+	require.NotNil(t, got.ToolResources.FileSearch)
+	require.NotNil(t, got.ToolResources.FileSearch.VectorStoreIds)
+	require.Len(t, *got.ToolResources.FileSearch.VectorStoreIds, 1)
+	vs, err := assistants.Result[gen.VectorStoreObject](c.GetVectorStoreWithResponse(ctx, (*got.ToolResources.FileSearch.VectorStoreIds)[0]))
+	require.NoError(t, err)
+	require.NotNil(t, vs.ExpiresAfter)
+	assert.Equal(t, 7, vs.ExpiresAfter.Days)
+	assert.Equal(t, gen.VectorStoreFileCounts{Completed: 1, Total: 1}, vs.FileCounts)
 }
 
 // fileSearchCall returns the one file_search call of a tool_calls step.
