@@ -26,7 +26,9 @@ import (
 // them before it answers (tests and the thread attachments of a run,
 // which are searched next); their jobs then find nothing to do. A job
 // waits StepDelay before it starts, so that polling sees in_progress.
-// At most GOMAXPROCS files are processed at once per server.
+// At most GOMAXPROCS files are processed at once per server (River's
+// queue queueIngest has that many workers per process; the in-process
+// runner starts every job and they wait for a slot).
 
 // kindIngestFile is the job kind of a vector store file's processing:
 // a stable name written into the store's queue.
@@ -43,9 +45,20 @@ type ingestArgs struct {
 // Kind implements store.JobArgs.
 func (ingestArgs) Kind() string { return kindIngestFile }
 
+// queueIngest is the River queue of the ingest jobs: its own, so that a
+// large batch neither waits behind the runs' jobs nor holds their workers,
+// with ingestWorkers workers per process (jobs not yet taken wait in the
+// database, where no timeout runs).
+const queueIngest = "vector_store_files"
+
+// ingestWorkers is how many files one process processes at once: one per
+// processor.
+func ingestWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }
+
 // ingestJob returns the job that processes a vector store file.
 func (s *Server) ingestJob(project, vsID, fileID, attach string) store.Job {
-	return store.Job{Args: ingestArgs{Project: project, VectorStoreID: vsID, FileID: fileID, Attach: attach}, MaxAttempts: jobMaxAttempts}
+	return store.Job{Args: ingestArgs{Project: project, VectorStoreID: vsID, FileID: fileID, Attach: attach},
+		Queue: queueIngest, MaxAttempts: jobMaxAttempts}
 }
 
 // durable returns the jobs to write with an attachment: all of them,
@@ -124,6 +137,6 @@ func (s *Server) ingestWork(ctx context.Context, a ingestArgs) error {
 // ingestSlots returns the semaphore that bounds the files this server
 // processes at once.
 func (s *Server) ingestSlots() chan struct{} {
-	s.st.ingestSem.once.Do(func() { s.st.ingestSem.ch = make(chan struct{}, max(1, runtime.GOMAXPROCS(0))) })
+	s.st.ingestSem.once.Do(func() { s.st.ingestSem.ch = make(chan struct{}, ingestWorkers()) })
 	return s.st.ingestSem.ch
 }
