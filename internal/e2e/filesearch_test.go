@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -402,4 +403,85 @@ func TestEmbeddingModelChangeSQLite(t *testing.T) {
 	require.NotNil(t, r.JSON200, "body: %s", r.Body)
 	require.NotEmpty(t, r.JSON200.Data)
 	assert.Equal(t, first.Id, r.JSON200.Data[0].FileId, "the first model's vectors are intact")
+}
+
+// TestIngestKilledMidBatchSQLite kills `serve --data` (SIGKILL) while a
+// file batch is being processed, starts it again on the same data, and
+// checks that the batch completes with every file completed, that its
+// counts add up at every poll and never go back, and that every file is
+// searchable. The killed process's running jobs are rescued (after
+// --rescue-after), the others were waiting in the database.
+func TestIngestKilledMidBatchSQLite(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	args := append([]string{"--data", dir, "--step-delay", "1ms"}, pickupFlags...)
+	a1 := startServe(t, args...)
+	c := newClient(t, a1.URL)
+	const files = 24
+	var ids []string
+	for i := range files {
+		var b strings.Builder
+		for j := 0; b.Len() < 400<<10; j++ {
+			fmt.Fprintf(&b, "Document %d, line %d: emperor penguin %d dives for krill near floe %d. ", i, j, j*7%97, j*13%89)
+		}
+		ids = append(ids, uploadFile(t, ctx, c, fmt.Sprintf("doc-%02d.txt", i), []byte(b.String())).Id)
+	}
+	vs, err := assistants.Result[gen.VectorStoreObject](c.CreateVectorStoreWithResponse(ctx, gen.CreateVectorStoreRequest{Name: assistants.Ptr("killed")}))
+	require.NoError(t, err)
+	batch, err := assistants.Result[gen.VectorStoreFileBatchObject](c.CreateVectorStoreFileBatchWithResponse(ctx, vs.Id, gen.CreateVectorStoreFileBatchRequest{FileIds: &ids}))
+	require.NoError(t, err)
+	poll := func(c *assistants.Client, last *gen.VectorStoreFileBatchFileCounts) gen.VectorStoreFileBatchObject {
+		t.Helper()
+		b, err := assistants.Result[gen.VectorStoreFileBatchObject](c.GetVectorStoreFileBatchWithResponse(ctx, vs.Id, batch.Id))
+		require.NoError(t, err)
+		fc := b.FileCounts
+		require.Equal(t, files, fc.Total)
+		require.Equal(t, fc.Total, fc.InProgress+fc.Completed+fc.Failed+fc.Cancelled, "counts add up: %+v", fc)
+		require.Zero(t, fc.Failed+fc.Cancelled, "no file fails: %+v", fc)
+		require.GreaterOrEqual(t, fc.Completed, last.Completed, "counts never go back")
+		*last = fc
+		return *b
+	}
+	var last gen.VectorStoreFileBatchFileCounts
+	for { // until some files are done and some are not, then kill
+		b := poll(c, &last)
+		require.Equal(t, gen.VectorStoreFileBatchObjectStatus("in_progress"), b.Status, "the batch ended before the kill; make the files bigger")
+		if b.FileCounts.Completed > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, a1.Kill())
+	killedAt := last
+
+	a2 := startServe(t, args...)
+	c = newClient(t, a2.URL)
+	pctx, pcancel := context.WithTimeout(ctx, pickupWithin)
+	defer pcancel()
+	for {
+		b := poll(c, &last)
+		if b.Status != "in_progress" {
+			assert.Equal(t, gen.VectorStoreFileBatchObjectStatus("completed"), b.Status)
+			break
+		}
+		select {
+		case <-pctx.Done():
+			t.Fatalf("the batch did not resume after the restart: %+v", b.FileCounts)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Logf("killed at %+v; completed after the restart", killedAt)
+	assert.Equal(t, gen.VectorStoreFileBatchFileCounts{Completed: files, Total: files}, last)
+	got := waitVectorStore(t, ctx, c, vs.Id)
+	assert.Equal(t, gen.VectorStoreFileCounts{Completed: files, Total: files}, got.FileCounts)
+	for _, i := range []int{0, files / 2, files - 1} {
+		var q gen.VectorStoreSearchRequest_Query
+		require.NoError(t, q.FromVectorStoreSearchRequestQuery0(fmt.Sprintf("Document %d, line 3", i)))
+		one := 1
+		res, err := assistants.Result[gen.VectorStoreSearchResultsPage](c.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q, MaxNumResults: &one}))
+		require.NoError(t, err)
+		require.Len(t, res.Data, 1)
+		assert.Equal(t, fmt.Sprintf("doc-%02d.txt", i), res.Data[0].Filename)
+	}
 }
