@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 SPEC    := openapi/assistants.yaml
 
-.PHONY: all generate check-generated footprint vet test test-short demo serve fuzz chaos lint bench bench-peers bench-short
+.PHONY: all generate check-generated footprint vet test test-short demo serve fuzz chaos load lint bench bench-peers bench-short
 
 all: test
 
@@ -50,6 +50,15 @@ chaos:
 	$(GO) run ./cmd/assistants chaos --conversations 200
 	$(GO) run ./cmd/assistants chaos --conversations 200 --restarts
 
+LOAD_CLIENTS  ?= 64
+LOAD_DURATION ?= 60s
+
+## load: LOAD_CLIENTS concurrent clients holding full conversations for LOAD_DURATION against serve on loopback, on SQLite
+## (one server) then PostgreSQL (two replicas; ASSISTANTS_TEST_DATABASE_URL, default the local test database); prints
+## conversations/s, p50/p99 per route, errors and resident memory for docs/benchmarks.md (internal/load)
+load:
+	$(GO) run ./internal/load -clients $(LOAD_CLIENTS) -duration $(LOAD_DURATION)
+
 ## demo: the main job against the embedded server (or OPENAI_BASE_URL when set)
 demo:
 	$(GO) run ./cmd/assistants demo
@@ -64,17 +73,20 @@ BENCH_TIME  ?= 500ms
 ## bench-peers: ours vs openai-go vs go-openai vs bare net/http, BENCH_COUNT interleaved runs; writes docs/benchmarks.md
 bench-peers:
 	cd bench && $(GO) test -c -o peers.test . && \
-	mkdir -p results && : > results/peers.raw.txt && \
+	mkdir -p results && : > results/peers.raw.txt && : > results/load.txt && \
 	for i in $$(seq $(BENCH_COUNT)); do \
 	  echo "bench-peers: run $$i of $(BENCH_COUNT)"; \
+	  { cut -d' ' -f1 /proc/loadavg >> results/load.txt; } 2>/dev/null || true; \
 	  ./peers.test -test.run '^$$' -test.bench . -test.benchtime $(BENCH_TIME) -test.v >> results/peers.raw.txt || { rm -f peers.test; exit 1; }; \
 	done; \
 	rm -f peers.test && \
-	$(GO) run ./cmd/report -raw results/peers.raw.txt -clean results/peers.txt -out ../docs/benchmarks.md -command "make bench-peers BENCH_COUNT=$(BENCH_COUNT)" && \
+	$(GO) run ./cmd/report -raw results/peers.raw.txt -clean results/peers.txt -load results/load.txt -out ../docs/benchmarks.md -command "make bench-peers BENCH_COUNT=$(BENCH_COUNT)" && \
 	rm -f results/peers.raw.txt && echo "bench-peers: wrote docs/benchmarks.md and bench/results/peers.txt"
 
 ## footprint: a client-only program links none of the server's or generator's dependencies; its size beside go-openai's
+## (go mod download first: the consumer's go mod tidy runs offline, from the module cache)
 footprint:
+	$(GO) mod download
 	cd bench && $(GO) test -count=1 -run '^TestConsumer(Footprint|Tidy)$$' -v .
 
 ## bench-short: every peer benchmark once, so the bench module keeps building and running

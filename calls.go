@@ -51,6 +51,7 @@ func reply[T any](resp *http.Response, body []byte, v *T) (*T, error) {
 	if resp == nil {
 		return nil, fmt.Errorf("%w: no HTTP response", ErrUnexpectedReply)
 	}
+	saveReplyHeader(resp)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		if body == nil {
 			body = []byte{}
@@ -76,6 +77,7 @@ func bodyReply(resp *http.Response, err error) (io.ReadCloser, error) {
 	if resp == nil {
 		return nil, fmt.Errorf("%w: no HTTP response", ErrUnexpectedReply)
 	}
+	saveReplyHeader(resp)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, NewAPIError(resp, nil)
 	}

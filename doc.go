@@ -16,12 +16,23 @@
 //	run, err := c.GetRun(ctx, threadID, runID)
 //
 // Every call returns the decoded reply (*gen.ThreadObject, *gen.RunObject,
-// ...) or an error; a non-2xx reply is an *APIError. Optional fields take
-// pointers (Ptr), and the union types have constructors (UserMessage,
-// TextPart, ToolChoiceFunction, ResponseFormatJSONSchema, ...). The embedded
-// *gen.ClientWithResponses keeps the generated <Op>WithResponse calls for
-// code that wants the raw reply; Result decodes those. Streams, tool loops,
-// iterators and file uploads are in package helpers; polling is in poller.
+// ...) or an error; a non-2xx reply is an *APIError. ReplyHeader hands a
+// call's reply header back (request IDs, rate limits). Optional fields take
+// pointers (Ptr), and the union types of requests have constructors
+// (UserMessage, TextPart, ToolChoiceFunction, ResponseFormatJSONSchema,
+// SearchQuery, Eq, And, AttributeString, ...). What a message holds is read
+// from plain fields: a content part's Type names the field that holds it.
+//
+//	for _, part := range msg.Content {
+//		if part.Type == gen.MessageContentTypeText {
+//			fmt.Println(part.Text.Value, len(part.Text.Annotations))
+//		}
+//	}
+//
+// The embedded *gen.ClientWithResponses keeps the generated <Op>WithResponse
+// calls for code that wants the raw reply; Result decodes those. Streams,
+// tool loops, iterators and file uploads are in package helpers; polling is
+// in poller.
 //
 // The base URL defaults to https://api.openai.com/v1, or $OPENAI_BASE_URL;
 // $OPENAI_ORG_ID and $OPENAI_PROJECT_ID give the OpenAI-Organization and

@@ -107,11 +107,8 @@ func TestUnionsOnTheWire(t *testing.T) {
 	require.NoError(t, url.FromMessageContentImageUrlObject(gen.MessageContentImageUrlObject{ImageUrl: gen.MessageContentImageUrl{Url: "https://example.com/a.png"}}))
 	var content gen.CreateMessageRequest_Content
 	require.NoError(t, content.FromCreateMessageParts([]gen.MessageRequestContent{text, file, url}))
-	var attCode, attSearch gen.MessageAttachmentTool
-	require.NoError(t, attCode.FromAssistantToolsCode(gen.AssistantToolsCode{}))
-	require.NoError(t, attSearch.FromAssistantToolsFileSearchTypeOnly(gen.AssistantToolsFileSearchTypeOnly{}))
 	fileID := "file-2"
-	tools := []gen.MessageAttachmentTool{attCode, attSearch}
+	tools := []gen.MessageAttachmentTool{{Type: gen.MessageAttachmentToolTypeCodeInterpreter}, {Type: gen.MessageAttachmentToolTypeFileSearch}}
 	_, err = c.CreateMessageWithResponse(ctx, "thread_1", gen.CreateMessageRequest{
 		Role: gen.CreateMessageRequestRoleUser, Content: content,
 		Attachments: &[]gen.MessageAttachment{{FileId: &fileID, Tools: &tools}},
@@ -145,12 +142,12 @@ func TestUnionsOnTheWire(t *testing.T) {
 
 	// Search filters: comparison operators share one schema, so their tag is the operator.
 	var value gen.ComparisonFilterValue
-	require.NoError(t, value.FromComparisonFilterValue0("eu"))
+	require.NoError(t, value.FromComparisonFilterString("eu"))
 	var eq, and gen.VectorStoreSearchFilter
 	require.NoError(t, eq.FromComparisonFilter(gen.ComparisonFilter{Type: gen.ComparisonFilterTypeEq, Key: "region", Value: value}))
 	require.NoError(t, and.FromCompoundFilter(gen.CompoundFilter{Type: gen.CompoundFilterTypeAnd, Filters: []gen.VectorStoreSearchFilter{eq}}))
-	var query gen.VectorStoreSearchRequest_Query
-	require.NoError(t, query.FromVectorStoreSearchRequestQuery0("weather"))
+	var query gen.VectorStoreSearchQuery
+	require.NoError(t, query.FromVectorStoreSearchQueryText("weather"))
 	_, err = c.SearchVectorStoreWithResponse(ctx, "vs_1", gen.VectorStoreSearchRequest{Query: query, Filters: &and})
 	require.NoError(t, err)
 	body = rec.body(t, "/v1/vector_stores/vs_1/search")
@@ -198,47 +195,45 @@ func TestUnionsDecode(t *testing.T) {
 	msg, err := assistants.Result[gen.MessageObject](c.GetMessageWithResponse(ctx, "thread_1", "msg_1"))
 	require.NoError(t, err)
 	require.Len(t, msg.Content, 4)
-	var tags []string
+	// Message content parts and their annotations are flat objects: Type
+	// names the field that holds the part.
+	var tags []gen.MessageContentType
 	for _, part := range msg.Content {
-		d, err := part.Discriminator()
-		require.NoError(t, err)
-		tags = append(tags, d)
+		tags = append(tags, part.Type)
 	}
-	assert.Equal(t, []string{"text", "image_file", "image_url", "refusal"}, tags)
-	txt, err := msg.Content[0].AsMessageContentTextObject()
-	require.NoError(t, err)
-	assert.Equal(t, "See [1] and [2]", txt.Text.Value)
-	require.Len(t, txt.Text.Annotations, 2)
-	cite, err := txt.Text.Annotations[0].AsMessageContentTextAnnotationsFileCitationObject()
-	require.NoError(t, err)
+	assert.Equal(t, []gen.MessageContentType{gen.MessageContentTypeText, gen.MessageContentTypeImageFile,
+		gen.MessageContentTypeImageUrl, gen.MessageContentTypeRefusal}, tags)
+	txt := msg.Content[0].Text
+	assert.Equal(t, "See [1] and [2]", txt.Value)
+	require.Len(t, txt.Annotations, 2)
+	cite := txt.Annotations[0]
+	assert.Equal(t, gen.MessageContentTextAnnotationTypeFileCitation, cite.Type)
 	assert.Equal(t, "file-1", cite.FileCitation.FileId)
-	d, _ := txt.Text.Annotations[1].Discriminator()
-	assert.Equal(t, "file_path", d)
-	img, err := msg.Content[1].AsMessageContentImageFileObject()
-	require.NoError(t, err)
-	assert.Equal(t, "file-3", img.ImageFile.FileId)
-	v, err := msg.Content[3].ValueByDiscriminator()
-	require.NoError(t, err)
-	refusal, ok := v.(gen.MessageContentRefusalObject)
-	require.True(t, ok, "ValueByDiscriminator gave %T", v)
-	assert.Equal(t, "no", refusal.Refusal)
+	assert.Zero(t, cite.FilePath)
+	assert.Equal(t, gen.MessageContentTextAnnotationTypeFilePath, txt.Annotations[1].Type)
+	assert.Equal(t, "file-2", txt.Annotations[1].FilePath.FileId)
+	assert.Equal(t, "file-3", msg.Content[1].ImageFile.FileId)
+	assert.Zero(t, msg.Content[1].Text)
+	assert.Equal(t, "https://example.com/a.png", msg.Content[2].ImageUrl.Url)
+	require.NotNil(t, msg.Content[3].Refusal)
+	assert.Equal(t, "no", *msg.Content[3].Refusal)
 	roundTrip(t, messageFixture, msg)
 
 	step, err := assistants.Result[gen.RunStepObject](c.GetRunStepWithResponse(ctx, "thread_1", "run_1", "step_1", nil))
 	require.NoError(t, err)
-	d, err = step.StepDetails.Discriminator()
+	d, err := step.StepDetails.Discriminator()
 	require.NoError(t, err)
 	assert.Equal(t, "tool_calls", d)
 	calls, err := step.StepDetails.AsRunStepDetailsToolCallsObject()
 	require.NoError(t, err)
 	require.Len(t, calls.ToolCalls, 3)
-	tags = nil
+	var callTags []string
 	for _, call := range calls.ToolCalls {
 		d, err := call.Discriminator()
 		require.NoError(t, err)
-		tags = append(tags, d)
+		callTags = append(callTags, d)
 	}
-	assert.Equal(t, []string{"code_interpreter", "file_search", "function"}, tags)
+	assert.Equal(t, []string{"code_interpreter", "file_search", "function"}, callTags)
 	ci, err := calls.ToolCalls[0].AsRunStepDetailsToolCallsCodeObject()
 	require.NoError(t, err)
 	require.Len(t, ci.CodeInterpreter.Outputs, 2)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/assistantstest"
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/server"
@@ -14,9 +15,12 @@ import (
 // closed when the test ends and every response is checked against the spec.
 func TestNewServerExample(t *testing.T) {
 	srv := assistantstest.NewServer(t, server.WithStepDelay(0))
-	reply, err := srv.Client.CreateAssistantWithResponse(t.Context(), gen.CreateAssistantRequest{Model: "gpt-4o"})
-	if err != nil || reply.JSON200 == nil {
-		t.Fatalf("create assistant: %v %s", err, reply.Body)
+	asst, err := srv.Client.CreateAssistant(t.Context(), gen.CreateAssistantRequest{Model: "gpt-4o"})
+	if err != nil {
+		t.Fatalf("create assistant: %v", err)
+	}
+	if asst.Model != "gpt-4o" {
+		t.Fatalf("create assistant: model %q", asst.Model)
 	}
 }
 
@@ -35,12 +39,11 @@ func Example() {
 	}()
 
 	ctx := context.Background()
-	name := "Helper"
-	reply, err := srv.Client.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Name: &name})
+	asst, err := srv.Client.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Name: assistants.Ptr("Helper")})
 	if err != nil {
 		fmt.Println("error:", err)
 		return
 	}
-	fmt.Println(reply.StatusCode(), reply.JSON200.Object, *reply.JSON200.Name)
-	// Output: 200 assistant Helper
+	fmt.Println(asst.Object, *asst.Name)
+	// Output: assistant Helper
 }

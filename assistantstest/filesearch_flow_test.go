@@ -92,11 +92,11 @@ func TestFileSearchFlow(t *testing.T) {
 				assert.Equal(t, answer.Text(), got.Text())
 				msg = got.Messages[0]
 			}
-			tx, err := msg.Content[0].AsMessageContentTextObject()
-			require.NoError(t, err)
+			tx := msg.Content[0]
+			require.Equal(t, gen.MessageContentTypeText, tx.Type)
 			require.Len(t, tx.Text.Annotations, 1)
-			cit, err := tx.Text.Annotations[0].AsMessageContentTextAnnotationsFileCitationObject()
-			require.NoError(t, err)
+			cit := tx.Text.Annotations[0]
+			require.Equal(t, gen.MessageContentTextAnnotationTypeFileCitation, cit.Type)
 			runes := []rune(tx.Text.Value)
 			require.LessOrEqual(t, cit.EndIndex, len(runes))
 			assert.Equal(t, cit.Text, string(runes[cit.StartIndex:cit.EndIndex]), "the annotation stands on its marker")

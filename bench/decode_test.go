@@ -163,10 +163,10 @@ func BenchmarkBuildRequest(b *testing.B) {
 // BenchmarkListDecode splits ListMessages' client work into layers, on one
 // page of 100 messages (about 60 KB) decoded from memory:
 //
-//	part=decode       json.Unmarshal into gen.ListMessagesResponse: content
-//	                  parts and annotations stay raw (the unions' copies)
-//	part=decode+read  and every text part and annotation read through the
-//	                  unions (As..., ValueByDiscriminator), as ListMessages does
+//	part=decode       json.Unmarshal into gen.ListMessagesResponse: every
+//	                  field, content parts and annotations as flat structs
+//	part=decode+read  and every text part and annotation read from its
+//	                  fields, as ListMessages does
 //	part=go-openai    json.Unmarshal into go-openai's MessagesList and the same
 //	                  reading
 //	part=floor        json.Unmarshal into the floor's partial struct and the

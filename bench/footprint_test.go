@@ -50,6 +50,15 @@ func banned(path string) (string, bool) {
 
 func goCmd(t *testing.T, dir string, env []string, args ...string) string {
 	t.Helper()
+	out, err := goCmdErr(dir, env, args...)
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// goCmdErr runs go with args in dir; on failure it returns stderr.
+func goCmdErr(dir string, env []string, args ...string) (string, error) {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
@@ -57,9 +66,9 @@ func goCmd(t *testing.T, dir string, env []string, args ...string) string {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		return stderr.String(), err
 	}
-	return string(out)
+	return string(out), nil
 }
 
 // TestConsumerFootprint builds consumer/ours, the smallest program that does
@@ -141,7 +150,12 @@ func TestConsumerTidy(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off", "GOSUMDB=off"}
-	goCmd(t, dir, env, "mod", "tidy")
+	if out, err := goCmdErr(dir, env, "mod", "tidy"); err != nil {
+		if strings.Contains(out, "module lookup disabled by GOPROXY=off") {
+			t.Fatalf("go mod tidy runs offline and the module cache lacks a module it needs; run \"go mod download\" in the repository root (make footprint does):\n%s", out)
+		}
+		t.Fatalf("go mod tidy: %v\n%s", err, out)
+	}
 	var mod struct{ Require []struct{ Path string } }
 	if err := json.Unmarshal([]byte(goCmd(t, dir, env, "mod", "edit", "-json")), &mod); err != nil {
 		t.Fatal(err)

@@ -36,6 +36,27 @@ func (e AssistantObjectObject) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant":
+			*e = AssistantObjectObjectAssistant
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantObjectObject(s)
+	return nil
+}
+
 // Defines values for AssistantSupportedModels.
 const (
 	AssistantSupportedModelsGpt35Turbo           AssistantSupportedModels = "gpt-3.5-turbo"
@@ -174,6 +195,150 @@ func (e AssistantSupportedModels) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantSupportedModels: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantSupportedModels) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "gpt-3.5-turbo":
+			*e = AssistantSupportedModelsGpt35Turbo
+			return nil
+		case "gpt-3.5-turbo-0125":
+			*e = AssistantSupportedModelsGpt35Turbo0125
+			return nil
+		case "gpt-3.5-turbo-0613":
+			*e = AssistantSupportedModelsGpt35Turbo0613
+			return nil
+		case "gpt-3.5-turbo-1106":
+			*e = AssistantSupportedModelsGpt35Turbo1106
+			return nil
+		case "gpt-3.5-turbo-16k":
+			*e = AssistantSupportedModelsGpt35Turbo16k
+			return nil
+		case "gpt-3.5-turbo-16k-0613":
+			*e = AssistantSupportedModelsGpt35Turbo16k0613
+			return nil
+		case "gpt-4":
+			*e = AssistantSupportedModelsGpt4
+			return nil
+		case "gpt-4-0125-preview":
+			*e = AssistantSupportedModelsGpt40125Preview
+			return nil
+		case "gpt-4-0314":
+			*e = AssistantSupportedModelsGpt40314
+			return nil
+		case "gpt-4-0613":
+			*e = AssistantSupportedModelsGpt40613
+			return nil
+		case "gpt-4.1":
+			*e = AssistantSupportedModelsGpt41
+			return nil
+		case "gpt-4-1106-preview":
+			*e = AssistantSupportedModelsGpt41106Preview
+			return nil
+		case "gpt-4.1-2025-04-14":
+			*e = AssistantSupportedModelsGpt4120250414
+			return nil
+		case "gpt-4.1-mini":
+			*e = AssistantSupportedModelsGpt41Mini
+			return nil
+		case "gpt-4.1-mini-2025-04-14":
+			*e = AssistantSupportedModelsGpt41Mini20250414
+			return nil
+		case "gpt-4.1-nano":
+			*e = AssistantSupportedModelsGpt41Nano
+			return nil
+		case "gpt-4.1-nano-2025-04-14":
+			*e = AssistantSupportedModelsGpt41Nano20250414
+			return nil
+		case "gpt-4-32k":
+			*e = AssistantSupportedModelsGpt432k
+			return nil
+		case "gpt-4-32k-0314":
+			*e = AssistantSupportedModelsGpt432k0314
+			return nil
+		case "gpt-4-32k-0613":
+			*e = AssistantSupportedModelsGpt432k0613
+			return nil
+		case "gpt-4.5-preview":
+			*e = AssistantSupportedModelsGpt45Preview
+			return nil
+		case "gpt-4.5-preview-2025-02-27":
+			*e = AssistantSupportedModelsGpt45Preview20250227
+			return nil
+		case "gpt-4-turbo":
+			*e = AssistantSupportedModelsGpt4Turbo
+			return nil
+		case "gpt-4-turbo-2024-04-09":
+			*e = AssistantSupportedModelsGpt4Turbo20240409
+			return nil
+		case "gpt-4-turbo-preview":
+			*e = AssistantSupportedModelsGpt4TurboPreview
+			return nil
+		case "gpt-4-vision-preview":
+			*e = AssistantSupportedModelsGpt4VisionPreview
+			return nil
+		case "gpt-4o":
+			*e = AssistantSupportedModelsGpt4o
+			return nil
+		case "gpt-4o-2024-05-13":
+			*e = AssistantSupportedModelsGpt4o20240513
+			return nil
+		case "gpt-4o-2024-08-06":
+			*e = AssistantSupportedModelsGpt4o20240806
+			return nil
+		case "gpt-4o-2024-11-20":
+			*e = AssistantSupportedModelsGpt4o20241120
+			return nil
+		case "gpt-4o-mini":
+			*e = AssistantSupportedModelsGpt4oMini
+			return nil
+		case "gpt-4o-mini-2024-07-18":
+			*e = AssistantSupportedModelsGpt4oMini20240718
+			return nil
+		case "gpt-5":
+			*e = AssistantSupportedModelsGpt5
+			return nil
+		case "gpt-5-2025-08-07":
+			*e = AssistantSupportedModelsGpt520250807
+			return nil
+		case "gpt-5-mini":
+			*e = AssistantSupportedModelsGpt5Mini
+			return nil
+		case "gpt-5-mini-2025-08-07":
+			*e = AssistantSupportedModelsGpt5Mini20250807
+			return nil
+		case "gpt-5-nano":
+			*e = AssistantSupportedModelsGpt5Nano
+			return nil
+		case "gpt-5-nano-2025-08-07":
+			*e = AssistantSupportedModelsGpt5Nano20250807
+			return nil
+		case "o1":
+			*e = AssistantSupportedModelsO1
+			return nil
+		case "o1-2024-12-17":
+			*e = AssistantSupportedModelsO120241217
+			return nil
+		case "o3-mini":
+			*e = AssistantSupportedModelsO3Mini
+			return nil
+		case "o3-mini-2025-01-31":
+			*e = AssistantSupportedModelsO3Mini20250131
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantSupportedModels(s)
+	return nil
+}
+
 // Defines values for AssistantToolsCodeType.
 const (
 	AssistantToolsCodeTypeCodeInterpreter AssistantToolsCodeType = "code_interpreter"
@@ -187,6 +352,27 @@ func (e AssistantToolsCodeType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a AssistantToolsCodeType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantToolsCodeType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = AssistantToolsCodeTypeCodeInterpreter
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantToolsCodeType(s)
+	return nil
 }
 
 // Defines values for AssistantToolsFileSearchType.
@@ -204,19 +390,25 @@ func (e AssistantToolsFileSearchType) Valid() bool {
 	}
 }
 
-// Defines values for AssistantToolsFileSearchTypeOnlyType.
-const (
-	AssistantToolsFileSearchTypeOnlyTypeFileSearch AssistantToolsFileSearchTypeOnlyType = "file_search"
-)
-
-// Valid indicates whether the value is a known member of the AssistantToolsFileSearchTypeOnlyType enum.
-func (e AssistantToolsFileSearchTypeOnlyType) Valid() bool {
-	switch e {
-	case AssistantToolsFileSearchTypeOnlyTypeFileSearch:
-		return true
-	default:
-		return false
+// UnmarshalJSON decodes a AssistantToolsFileSearchType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantToolsFileSearchType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_search":
+			*e = AssistantToolsFileSearchTypeFileSearch
+			return nil
+		}
 	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantToolsFileSearchType(s)
+	return nil
 }
 
 // Defines values for AssistantToolsFunctionType.
@@ -234,6 +426,27 @@ func (e AssistantToolsFunctionType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantToolsFunctionType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantToolsFunctionType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = AssistantToolsFunctionTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantToolsFunctionType(s)
+	return nil
+}
+
 // Defines values for AssistantsNamedToolChoiceCodeInterpreterType.
 const (
 	AssistantsNamedToolChoiceCodeInterpreterTypeCodeInterpreter AssistantsNamedToolChoiceCodeInterpreterType = "code_interpreter"
@@ -247,6 +460,27 @@ func (e AssistantsNamedToolChoiceCodeInterpreterType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a AssistantsNamedToolChoiceCodeInterpreterType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantsNamedToolChoiceCodeInterpreterType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = AssistantsNamedToolChoiceCodeInterpreterTypeCodeInterpreter
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantsNamedToolChoiceCodeInterpreterType(s)
+	return nil
 }
 
 // Defines values for AssistantsNamedToolChoiceFileSearchType.
@@ -264,6 +498,27 @@ func (e AssistantsNamedToolChoiceFileSearchType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantsNamedToolChoiceFileSearchType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantsNamedToolChoiceFileSearchType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_search":
+			*e = AssistantsNamedToolChoiceFileSearchTypeFileSearch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantsNamedToolChoiceFileSearchType(s)
+	return nil
+}
+
 // Defines values for AssistantsNamedToolChoiceFunctionType.
 const (
 	AssistantsNamedToolChoiceFunctionTypeFunction AssistantsNamedToolChoiceFunctionType = "function"
@@ -279,6 +534,27 @@ func (e AssistantsNamedToolChoiceFunctionType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a AssistantsNamedToolChoiceFunctionType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AssistantsNamedToolChoiceFunctionType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = AssistantsNamedToolChoiceFunctionTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AssistantsNamedToolChoiceFunctionType(s)
+	return nil
+}
+
 // Defines values for AutoChunkingStrategyRequestParamType.
 const (
 	AutoChunkingStrategyRequestParamTypeAuto AutoChunkingStrategyRequestParamType = "auto"
@@ -292,6 +568,27 @@ func (e AutoChunkingStrategyRequestParamType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a AutoChunkingStrategyRequestParamType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *AutoChunkingStrategyRequestParamType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = AutoChunkingStrategyRequestParamTypeAuto
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = AutoChunkingStrategyRequestParamType(s)
+	return nil
 }
 
 // Defines values for ComparisonFilterType.
@@ -330,6 +627,48 @@ func (e ComparisonFilterType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ComparisonFilterType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ComparisonFilterType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "eq":
+			*e = ComparisonFilterTypeEq
+			return nil
+		case "gt":
+			*e = ComparisonFilterTypeGt
+			return nil
+		case "gte":
+			*e = ComparisonFilterTypeGte
+			return nil
+		case "in":
+			*e = ComparisonFilterTypeIn
+			return nil
+		case "lt":
+			*e = ComparisonFilterTypeLt
+			return nil
+		case "lte":
+			*e = ComparisonFilterTypeLte
+			return nil
+		case "ne":
+			*e = ComparisonFilterTypeNe
+			return nil
+		case "nin":
+			*e = ComparisonFilterTypeNin
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ComparisonFilterType(s)
+	return nil
+}
+
 // Defines values for CompoundFilterType.
 const (
 	CompoundFilterTypeAnd CompoundFilterType = "and"
@@ -346,6 +685,30 @@ func (e CompoundFilterType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a CompoundFilterType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *CompoundFilterType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "and":
+			*e = CompoundFilterTypeAnd
+			return nil
+		case "or":
+			*e = CompoundFilterTypeOr
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = CompoundFilterType(s)
+	return nil
 }
 
 // Defines values for CreateFileRequestPurpose.
@@ -378,6 +741,42 @@ func (e CreateFileRequestPurpose) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a CreateFileRequestPurpose: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *CreateFileRequestPurpose) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistants":
+			*e = CreateFileRequestPurposeAssistants
+			return nil
+		case "batch":
+			*e = CreateFileRequestPurposeBatch
+			return nil
+		case "evals":
+			*e = CreateFileRequestPurposeEvals
+			return nil
+		case "fine-tune":
+			*e = CreateFileRequestPurposeFineTune
+			return nil
+		case "user_data":
+			*e = CreateFileRequestPurposeUserData
+			return nil
+		case "vision":
+			*e = CreateFileRequestPurposeVision
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = CreateFileRequestPurpose(s)
+	return nil
+}
+
 // Defines values for CreateMessageRequestRole.
 const (
 	CreateMessageRequestRoleAssistant CreateMessageRequestRole = "assistant"
@@ -396,6 +795,30 @@ func (e CreateMessageRequestRole) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a CreateMessageRequestRole: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *CreateMessageRequestRole) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant":
+			*e = CreateMessageRequestRoleAssistant
+			return nil
+		case "user":
+			*e = CreateMessageRequestRoleUser
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = CreateMessageRequestRole(s)
+	return nil
+}
+
 // Defines values for DeleteAssistantResponseObjectType.
 const (
 	DeleteAssistantResponseObjectTypeAssistantDeleted DeleteAssistantResponseObjectType = "assistant.deleted"
@@ -409,6 +832,27 @@ func (e DeleteAssistantResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a DeleteAssistantResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteAssistantResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant.deleted":
+			*e = DeleteAssistantResponseObjectTypeAssistantDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteAssistantResponseObjectType(s)
+	return nil
 }
 
 // Defines values for DeleteFileResponseObjectType.
@@ -426,6 +870,27 @@ func (e DeleteFileResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a DeleteFileResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteFileResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file":
+			*e = DeleteFileResponseObjectTypeFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteFileResponseObjectType(s)
+	return nil
+}
+
 // Defines values for DeleteMessageResponseObjectType.
 const (
 	DeleteMessageResponseObjectTypeThreadMessageDeleted DeleteMessageResponseObjectType = "thread.message.deleted"
@@ -439,6 +904,27 @@ func (e DeleteMessageResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a DeleteMessageResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteMessageResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.deleted":
+			*e = DeleteMessageResponseObjectTypeThreadMessageDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteMessageResponseObjectType(s)
+	return nil
 }
 
 // Defines values for DeleteThreadResponseObjectType.
@@ -456,6 +942,27 @@ func (e DeleteThreadResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a DeleteThreadResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteThreadResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.deleted":
+			*e = DeleteThreadResponseObjectTypeThreadDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteThreadResponseObjectType(s)
+	return nil
+}
+
 // Defines values for DeleteVectorStoreFileResponseObjectType.
 const (
 	DeleteVectorStoreFileResponseObjectTypeVectorStoreFileDeleted DeleteVectorStoreFileResponseObjectType = "vector_store.file.deleted"
@@ -469,6 +976,27 @@ func (e DeleteVectorStoreFileResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a DeleteVectorStoreFileResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteVectorStoreFileResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.file.deleted":
+			*e = DeleteVectorStoreFileResponseObjectTypeVectorStoreFileDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteVectorStoreFileResponseObjectType(s)
+	return nil
 }
 
 // Defines values for DeleteVectorStoreResponseObjectType.
@@ -486,6 +1014,27 @@ func (e DeleteVectorStoreResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a DeleteVectorStoreResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DeleteVectorStoreResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.deleted":
+			*e = DeleteVectorStoreResponseObjectTypeVectorStoreDeleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DeleteVectorStoreResponseObjectType(s)
+	return nil
+}
+
 // Defines values for DoneEventData.
 const (
 	DoneEventDataDONE DoneEventData = "[DONE]"
@@ -499,6 +1048,27 @@ func (e DoneEventData) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a DoneEventData: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DoneEventData) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "[DONE]":
+			*e = DoneEventDataDONE
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DoneEventData(s)
+	return nil
 }
 
 // Defines values for DoneEventEvent.
@@ -516,6 +1086,27 @@ func (e DoneEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a DoneEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *DoneEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "done":
+			*e = DoneEventEventDone
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = DoneEventEvent(s)
+	return nil
+}
+
 // Defines values for ErrorEventEvent.
 const (
 	ErrorEventEventError ErrorEventEvent = "error"
@@ -531,6 +1122,27 @@ func (e ErrorEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ErrorEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ErrorEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "error":
+			*e = ErrorEventEventError
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ErrorEventEvent(s)
+	return nil
+}
+
 // Defines values for FileExpirationAfterAnchor.
 const (
 	FileExpirationAfterAnchorCreatedAt FileExpirationAfterAnchor = "created_at"
@@ -544,6 +1156,27 @@ func (e FileExpirationAfterAnchor) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a FileExpirationAfterAnchor: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *FileExpirationAfterAnchor) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "created_at":
+			*e = FileExpirationAfterAnchorCreatedAt
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = FileExpirationAfterAnchor(s)
+	return nil
 }
 
 // Defines values for FileSearchRanker.
@@ -564,6 +1197,30 @@ func (e FileSearchRanker) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a FileSearchRanker: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *FileSearchRanker) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = FileSearchRankerAuto
+			return nil
+		case "default_2024_08_21":
+			*e = FileSearchRankerDefault20240821
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = FileSearchRanker(s)
+	return nil
+}
+
 // Defines values for ListAssistantsResponseObjectType.
 const (
 	ListAssistantsResponseObjectTypeList ListAssistantsResponseObjectType = "list"
@@ -577,6 +1234,27 @@ func (e ListAssistantsResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListAssistantsResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListAssistantsResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListAssistantsResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListAssistantsResponseObjectType(s)
+	return nil
 }
 
 // Defines values for ListFilesResponseObjectType.
@@ -594,6 +1272,27 @@ func (e ListFilesResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListFilesResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListFilesResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListFilesResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListFilesResponseObjectType(s)
+	return nil
+}
+
 // Defines values for ListMessagesResponseObjectType.
 const (
 	ListMessagesResponseObjectTypeList ListMessagesResponseObjectType = "list"
@@ -607,6 +1306,27 @@ func (e ListMessagesResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListMessagesResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListMessagesResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListMessagesResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListMessagesResponseObjectType(s)
+	return nil
 }
 
 // Defines values for ListRunStepsResponseObjectType.
@@ -624,6 +1344,27 @@ func (e ListRunStepsResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListRunStepsResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunStepsResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListRunStepsResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunStepsResponseObjectType(s)
+	return nil
+}
+
 // Defines values for ListRunsResponseObjectType.
 const (
 	ListRunsResponseObjectTypeList ListRunsResponseObjectType = "list"
@@ -637,6 +1378,27 @@ func (e ListRunsResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListRunsResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunsResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListRunsResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunsResponseObjectType(s)
+	return nil
 }
 
 // Defines values for ListVectorStoreFilesResponseObjectType.
@@ -654,6 +1416,27 @@ func (e ListVectorStoreFilesResponseObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListVectorStoreFilesResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoreFilesResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListVectorStoreFilesResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoreFilesResponseObjectType(s)
+	return nil
+}
+
 // Defines values for ListVectorStoresResponseObjectType.
 const (
 	ListVectorStoresResponseObjectTypeList ListVectorStoresResponseObjectType = "list"
@@ -667,6 +1450,69 @@ func (e ListVectorStoresResponseObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListVectorStoresResponseObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoresResponseObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "list":
+			*e = ListVectorStoresResponseObjectTypeList
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoresResponseObjectType(s)
+	return nil
+}
+
+// Defines values for MessageAttachmentToolType.
+const (
+	MessageAttachmentToolTypeCodeInterpreter MessageAttachmentToolType = "code_interpreter"
+	MessageAttachmentToolTypeFileSearch      MessageAttachmentToolType = "file_search"
+)
+
+// Valid indicates whether the value is a known member of the MessageAttachmentToolType enum.
+func (e MessageAttachmentToolType) Valid() bool {
+	switch e {
+	case MessageAttachmentToolTypeCodeInterpreter:
+		return true
+	case MessageAttachmentToolTypeFileSearch:
+		return true
+	default:
+		return false
+	}
+}
+
+// UnmarshalJSON decodes a MessageAttachmentToolType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageAttachmentToolType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = MessageAttachmentToolTypeCodeInterpreter
+			return nil
+		case "file_search":
+			*e = MessageAttachmentToolTypeFileSearch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageAttachmentToolType(s)
+	return nil
 }
 
 // Defines values for MessageCompletedEventEvent.
@@ -684,25 +1530,127 @@ func (e MessageCompletedEventEvent) Valid() bool {
 	}
 }
 
-// Defines values for MessageContentImageFileObjectImageFileDetail.
+// UnmarshalJSON decodes a MessageCompletedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageCompletedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.completed":
+			*e = MessageCompletedEventEventThreadMessageCompleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageCompletedEventEvent(s)
+	return nil
+}
+
+// Defines values for MessageContentType.
 const (
-	MessageContentImageFileObjectImageFileDetailAuto MessageContentImageFileObjectImageFileDetail = "auto"
-	MessageContentImageFileObjectImageFileDetailHigh MessageContentImageFileObjectImageFileDetail = "high"
-	MessageContentImageFileObjectImageFileDetailLow  MessageContentImageFileObjectImageFileDetail = "low"
+	MessageContentTypeImageFile MessageContentType = "image_file"
+	MessageContentTypeImageUrl  MessageContentType = "image_url"
+	MessageContentTypeRefusal   MessageContentType = "refusal"
+	MessageContentTypeText      MessageContentType = "text"
 )
 
-// Valid indicates whether the value is a known member of the MessageContentImageFileObjectImageFileDetail enum.
-func (e MessageContentImageFileObjectImageFileDetail) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageContentType enum.
+func (e MessageContentType) Valid() bool {
 	switch e {
-	case MessageContentImageFileObjectImageFileDetailAuto:
+	case MessageContentTypeImageFile:
 		return true
-	case MessageContentImageFileObjectImageFileDetailHigh:
+	case MessageContentTypeImageUrl:
 		return true
-	case MessageContentImageFileObjectImageFileDetailLow:
+	case MessageContentTypeRefusal:
+		return true
+	case MessageContentTypeText:
 		return true
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageContentType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image_file":
+			*e = MessageContentTypeImageFile
+			return nil
+		case "image_url":
+			*e = MessageContentTypeImageUrl
+			return nil
+		case "refusal":
+			*e = MessageContentTypeRefusal
+			return nil
+		case "text":
+			*e = MessageContentTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentType(s)
+	return nil
+}
+
+// Defines values for MessageContentImageFileDetail.
+const (
+	MessageContentImageFileDetailAuto MessageContentImageFileDetail = "auto"
+	MessageContentImageFileDetailHigh MessageContentImageFileDetail = "high"
+	MessageContentImageFileDetailLow  MessageContentImageFileDetail = "low"
+)
+
+// Valid indicates whether the value is a known member of the MessageContentImageFileDetail enum.
+func (e MessageContentImageFileDetail) Valid() bool {
+	switch e {
+	case MessageContentImageFileDetailAuto:
+		return true
+	case MessageContentImageFileDetailHigh:
+		return true
+	case MessageContentImageFileDetailLow:
+		return true
+	default:
+		return false
+	}
+}
+
+// UnmarshalJSON decodes a MessageContentImageFileDetail: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentImageFileDetail) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = MessageContentImageFileDetailAuto
+			return nil
+		case "high":
+			*e = MessageContentImageFileDetailHigh
+			return nil
+		case "low":
+			*e = MessageContentImageFileDetailLow
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentImageFileDetail(s)
+	return nil
 }
 
 // Defines values for MessageContentImageFileObjectType.
@@ -720,25 +1668,73 @@ func (e MessageContentImageFileObjectType) Valid() bool {
 	}
 }
 
-// Defines values for MessageContentImageUrlObjectImageUrlDetail.
+// UnmarshalJSON decodes a MessageContentImageFileObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentImageFileObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image_file":
+			*e = MessageContentImageFileObjectTypeImageFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentImageFileObjectType(s)
+	return nil
+}
+
+// Defines values for MessageContentImageUrlDetail.
 const (
-	MessageContentImageUrlObjectImageUrlDetailAuto MessageContentImageUrlObjectImageUrlDetail = "auto"
-	MessageContentImageUrlObjectImageUrlDetailHigh MessageContentImageUrlObjectImageUrlDetail = "high"
-	MessageContentImageUrlObjectImageUrlDetailLow  MessageContentImageUrlObjectImageUrlDetail = "low"
+	MessageContentImageUrlDetailAuto MessageContentImageUrlDetail = "auto"
+	MessageContentImageUrlDetailHigh MessageContentImageUrlDetail = "high"
+	MessageContentImageUrlDetailLow  MessageContentImageUrlDetail = "low"
 )
 
-// Valid indicates whether the value is a known member of the MessageContentImageUrlObjectImageUrlDetail enum.
-func (e MessageContentImageUrlObjectImageUrlDetail) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageContentImageUrlDetail enum.
+func (e MessageContentImageUrlDetail) Valid() bool {
 	switch e {
-	case MessageContentImageUrlObjectImageUrlDetailAuto:
+	case MessageContentImageUrlDetailAuto:
 		return true
-	case MessageContentImageUrlObjectImageUrlDetailHigh:
+	case MessageContentImageUrlDetailHigh:
 		return true
-	case MessageContentImageUrlObjectImageUrlDetailLow:
+	case MessageContentImageUrlDetailLow:
 		return true
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageContentImageUrlDetail: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentImageUrlDetail) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = MessageContentImageUrlDetailAuto
+			return nil
+		case "high":
+			*e = MessageContentImageUrlDetailHigh
+			return nil
+		case "low":
+			*e = MessageContentImageUrlDetailLow
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentImageUrlDetail(s)
+	return nil
 }
 
 // Defines values for MessageContentImageUrlObjectType.
@@ -756,64 +1752,67 @@ func (e MessageContentImageUrlObjectType) Valid() bool {
 	}
 }
 
-// Defines values for MessageContentRefusalObjectType.
+// UnmarshalJSON decodes a MessageContentImageUrlObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentImageUrlObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image_url":
+			*e = MessageContentImageUrlObjectTypeImageUrl
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageContentImageUrlObjectType(s)
+	return nil
+}
+
+// Defines values for MessageContentTextAnnotationType.
 const (
-	MessageContentRefusalObjectTypeRefusal MessageContentRefusalObjectType = "refusal"
+	MessageContentTextAnnotationTypeFileCitation MessageContentTextAnnotationType = "file_citation"
+	MessageContentTextAnnotationTypeFilePath     MessageContentTextAnnotationType = "file_path"
 )
 
-// Valid indicates whether the value is a known member of the MessageContentRefusalObjectType enum.
-func (e MessageContentRefusalObjectType) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageContentTextAnnotationType enum.
+func (e MessageContentTextAnnotationType) Valid() bool {
 	switch e {
-	case MessageContentRefusalObjectTypeRefusal:
+	case MessageContentTextAnnotationTypeFileCitation:
+		return true
+	case MessageContentTextAnnotationTypeFilePath:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for MessageContentTextAnnotationsFileCitationObjectType.
-const (
-	MessageContentTextAnnotationsFileCitationObjectTypeFileCitation MessageContentTextAnnotationsFileCitationObjectType = "file_citation"
-)
-
-// Valid indicates whether the value is a known member of the MessageContentTextAnnotationsFileCitationObjectType enum.
-func (e MessageContentTextAnnotationsFileCitationObjectType) Valid() bool {
-	switch e {
-	case MessageContentTextAnnotationsFileCitationObjectTypeFileCitation:
-		return true
-	default:
-		return false
+// UnmarshalJSON decodes a MessageContentTextAnnotationType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageContentTextAnnotationType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_citation":
+			*e = MessageContentTextAnnotationTypeFileCitation
+			return nil
+		case "file_path":
+			*e = MessageContentTextAnnotationTypeFilePath
+			return nil
+		}
 	}
-}
-
-// Defines values for MessageContentTextAnnotationsFilePathObjectType.
-const (
-	MessageContentTextAnnotationsFilePathObjectTypeFilePath MessageContentTextAnnotationsFilePathObjectType = "file_path"
-)
-
-// Valid indicates whether the value is a known member of the MessageContentTextAnnotationsFilePathObjectType enum.
-func (e MessageContentTextAnnotationsFilePathObjectType) Valid() bool {
-	switch e {
-	case MessageContentTextAnnotationsFilePathObjectTypeFilePath:
-		return true
-	default:
-		return false
+	if string(b) == "null" {
+		return nil
 	}
-}
-
-// Defines values for MessageContentTextObjectType.
-const (
-	MessageContentTextObjectTypeText MessageContentTextObjectType = "text"
-)
-
-// Valid indicates whether the value is a known member of the MessageContentTextObjectType enum.
-func (e MessageContentTextObjectType) Valid() bool {
-	switch e {
-	case MessageContentTextObjectTypeText:
-		return true
-	default:
-		return false
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
 	}
+	*e = MessageContentTextAnnotationType(s)
+	return nil
 }
 
 // Defines values for MessageCreatedEventEvent.
@@ -831,136 +1830,217 @@ func (e MessageCreatedEventEvent) Valid() bool {
 	}
 }
 
-// Defines values for MessageDeltaContentImageFileObjectImageFileDetail.
+// UnmarshalJSON decodes a MessageCreatedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageCreatedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.created":
+			*e = MessageCreatedEventEventThreadMessageCreated
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageCreatedEventEvent(s)
+	return nil
+}
+
+// Defines values for MessageDeltaContentType.
 const (
-	MessageDeltaContentImageFileObjectImageFileDetailAuto MessageDeltaContentImageFileObjectImageFileDetail = "auto"
-	MessageDeltaContentImageFileObjectImageFileDetailHigh MessageDeltaContentImageFileObjectImageFileDetail = "high"
-	MessageDeltaContentImageFileObjectImageFileDetailLow  MessageDeltaContentImageFileObjectImageFileDetail = "low"
+	MessageDeltaContentTypeImageFile MessageDeltaContentType = "image_file"
+	MessageDeltaContentTypeImageUrl  MessageDeltaContentType = "image_url"
+	MessageDeltaContentTypeRefusal   MessageDeltaContentType = "refusal"
+	MessageDeltaContentTypeText      MessageDeltaContentType = "text"
 )
 
-// Valid indicates whether the value is a known member of the MessageDeltaContentImageFileObjectImageFileDetail enum.
-func (e MessageDeltaContentImageFileObjectImageFileDetail) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageDeltaContentType enum.
+func (e MessageDeltaContentType) Valid() bool {
 	switch e {
-	case MessageDeltaContentImageFileObjectImageFileDetailAuto:
+	case MessageDeltaContentTypeImageFile:
 		return true
-	case MessageDeltaContentImageFileObjectImageFileDetailHigh:
+	case MessageDeltaContentTypeImageUrl:
 		return true
-	case MessageDeltaContentImageFileObjectImageFileDetailLow:
+	case MessageDeltaContentTypeRefusal:
+		return true
+	case MessageDeltaContentTypeText:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for MessageDeltaContentImageFileObjectType.
+// UnmarshalJSON decodes a MessageDeltaContentType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaContentType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image_file":
+			*e = MessageDeltaContentTypeImageFile
+			return nil
+		case "image_url":
+			*e = MessageDeltaContentTypeImageUrl
+			return nil
+		case "refusal":
+			*e = MessageDeltaContentTypeRefusal
+			return nil
+		case "text":
+			*e = MessageDeltaContentTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaContentType(s)
+	return nil
+}
+
+// Defines values for MessageDeltaContentImageFileDetail.
 const (
-	MessageDeltaContentImageFileObjectTypeImageFile MessageDeltaContentImageFileObjectType = "image_file"
+	MessageDeltaContentImageFileDetailAuto MessageDeltaContentImageFileDetail = "auto"
+	MessageDeltaContentImageFileDetailHigh MessageDeltaContentImageFileDetail = "high"
+	MessageDeltaContentImageFileDetailLow  MessageDeltaContentImageFileDetail = "low"
 )
 
-// Valid indicates whether the value is a known member of the MessageDeltaContentImageFileObjectType enum.
-func (e MessageDeltaContentImageFileObjectType) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageDeltaContentImageFileDetail enum.
+func (e MessageDeltaContentImageFileDetail) Valid() bool {
 	switch e {
-	case MessageDeltaContentImageFileObjectTypeImageFile:
+	case MessageDeltaContentImageFileDetailAuto:
+		return true
+	case MessageDeltaContentImageFileDetailHigh:
+		return true
+	case MessageDeltaContentImageFileDetailLow:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for MessageDeltaContentImageUrlObjectImageUrlDetail.
+// UnmarshalJSON decodes a MessageDeltaContentImageFileDetail: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaContentImageFileDetail) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = MessageDeltaContentImageFileDetailAuto
+			return nil
+		case "high":
+			*e = MessageDeltaContentImageFileDetailHigh
+			return nil
+		case "low":
+			*e = MessageDeltaContentImageFileDetailLow
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaContentImageFileDetail(s)
+	return nil
+}
+
+// Defines values for MessageDeltaContentImageUrlDetail.
 const (
-	MessageDeltaContentImageUrlObjectImageUrlDetailAuto MessageDeltaContentImageUrlObjectImageUrlDetail = "auto"
-	MessageDeltaContentImageUrlObjectImageUrlDetailHigh MessageDeltaContentImageUrlObjectImageUrlDetail = "high"
-	MessageDeltaContentImageUrlObjectImageUrlDetailLow  MessageDeltaContentImageUrlObjectImageUrlDetail = "low"
+	MessageDeltaContentImageUrlDetailAuto MessageDeltaContentImageUrlDetail = "auto"
+	MessageDeltaContentImageUrlDetailHigh MessageDeltaContentImageUrlDetail = "high"
+	MessageDeltaContentImageUrlDetailLow  MessageDeltaContentImageUrlDetail = "low"
 )
 
-// Valid indicates whether the value is a known member of the MessageDeltaContentImageUrlObjectImageUrlDetail enum.
-func (e MessageDeltaContentImageUrlObjectImageUrlDetail) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageDeltaContentImageUrlDetail enum.
+func (e MessageDeltaContentImageUrlDetail) Valid() bool {
 	switch e {
-	case MessageDeltaContentImageUrlObjectImageUrlDetailAuto:
+	case MessageDeltaContentImageUrlDetailAuto:
 		return true
-	case MessageDeltaContentImageUrlObjectImageUrlDetailHigh:
+	case MessageDeltaContentImageUrlDetailHigh:
 		return true
-	case MessageDeltaContentImageUrlObjectImageUrlDetailLow:
+	case MessageDeltaContentImageUrlDetailLow:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for MessageDeltaContentImageUrlObjectType.
+// UnmarshalJSON decodes a MessageDeltaContentImageUrlDetail: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaContentImageUrlDetail) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = MessageDeltaContentImageUrlDetailAuto
+			return nil
+		case "high":
+			*e = MessageDeltaContentImageUrlDetailHigh
+			return nil
+		case "low":
+			*e = MessageDeltaContentImageUrlDetailLow
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaContentImageUrlDetail(s)
+	return nil
+}
+
+// Defines values for MessageDeltaContentTextAnnotationType.
 const (
-	MessageDeltaContentImageUrlObjectTypeImageUrl MessageDeltaContentImageUrlObjectType = "image_url"
+	MessageDeltaContentTextAnnotationTypeFileCitation MessageDeltaContentTextAnnotationType = "file_citation"
+	MessageDeltaContentTextAnnotationTypeFilePath     MessageDeltaContentTextAnnotationType = "file_path"
 )
 
-// Valid indicates whether the value is a known member of the MessageDeltaContentImageUrlObjectType enum.
-func (e MessageDeltaContentImageUrlObjectType) Valid() bool {
+// Valid indicates whether the value is a known member of the MessageDeltaContentTextAnnotationType enum.
+func (e MessageDeltaContentTextAnnotationType) Valid() bool {
 	switch e {
-	case MessageDeltaContentImageUrlObjectTypeImageUrl:
+	case MessageDeltaContentTextAnnotationTypeFileCitation:
+		return true
+	case MessageDeltaContentTextAnnotationTypeFilePath:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for MessageDeltaContentRefusalObjectType.
-const (
-	MessageDeltaContentRefusalObjectTypeRefusal MessageDeltaContentRefusalObjectType = "refusal"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeltaContentRefusalObjectType enum.
-func (e MessageDeltaContentRefusalObjectType) Valid() bool {
-	switch e {
-	case MessageDeltaContentRefusalObjectTypeRefusal:
-		return true
-	default:
-		return false
+// UnmarshalJSON decodes a MessageDeltaContentTextAnnotationType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaContentTextAnnotationType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_citation":
+			*e = MessageDeltaContentTextAnnotationTypeFileCitation
+			return nil
+		case "file_path":
+			*e = MessageDeltaContentTextAnnotationTypeFilePath
+			return nil
+		}
 	}
-}
-
-// Defines values for MessageDeltaContentTextAnnotationsFileCitationObjectType.
-const (
-	MessageDeltaContentTextAnnotationsFileCitationObjectTypeFileCitation MessageDeltaContentTextAnnotationsFileCitationObjectType = "file_citation"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeltaContentTextAnnotationsFileCitationObjectType enum.
-func (e MessageDeltaContentTextAnnotationsFileCitationObjectType) Valid() bool {
-	switch e {
-	case MessageDeltaContentTextAnnotationsFileCitationObjectTypeFileCitation:
-		return true
-	default:
-		return false
+	if string(b) == "null" {
+		return nil
 	}
-}
-
-// Defines values for MessageDeltaContentTextAnnotationsFilePathObjectType.
-const (
-	MessageDeltaContentTextAnnotationsFilePathObjectTypeFilePath MessageDeltaContentTextAnnotationsFilePathObjectType = "file_path"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeltaContentTextAnnotationsFilePathObjectType enum.
-func (e MessageDeltaContentTextAnnotationsFilePathObjectType) Valid() bool {
-	switch e {
-	case MessageDeltaContentTextAnnotationsFilePathObjectTypeFilePath:
-		return true
-	default:
-		return false
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
 	}
-}
-
-// Defines values for MessageDeltaContentTextObjectType.
-const (
-	MessageDeltaContentTextObjectTypeText MessageDeltaContentTextObjectType = "text"
-)
-
-// Valid indicates whether the value is a known member of the MessageDeltaContentTextObjectType enum.
-func (e MessageDeltaContentTextObjectType) Valid() bool {
-	switch e {
-	case MessageDeltaContentTextObjectTypeText:
-		return true
-	default:
-		return false
-	}
+	*e = MessageDeltaContentTextAnnotationType(s)
+	return nil
 }
 
 // Defines values for MessageDeltaEventEvent.
@@ -976,6 +2056,27 @@ func (e MessageDeltaEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageDeltaEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.delta":
+			*e = MessageDeltaEventEventThreadMessageDelta
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaEventEvent(s)
+	return nil
 }
 
 // Defines values for MessageDeltaObjectDeltaRole.
@@ -996,6 +2097,30 @@ func (e MessageDeltaObjectDeltaRole) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageDeltaObjectDeltaRole: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaObjectDeltaRole) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant":
+			*e = MessageDeltaObjectDeltaRoleAssistant
+			return nil
+		case "user":
+			*e = MessageDeltaObjectDeltaRoleUser
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaObjectDeltaRole(s)
+	return nil
+}
+
 // Defines values for MessageDeltaObjectObject.
 const (
 	MessageDeltaObjectObjectThreadMessageDelta MessageDeltaObjectObject = "thread.message.delta"
@@ -1009,6 +2134,27 @@ func (e MessageDeltaObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageDeltaObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageDeltaObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.delta":
+			*e = MessageDeltaObjectObjectThreadMessageDelta
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageDeltaObjectObject(s)
+	return nil
 }
 
 // Defines values for MessageInProgressEventEvent.
@@ -1026,6 +2172,27 @@ func (e MessageInProgressEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageInProgressEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageInProgressEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.in_progress":
+			*e = MessageInProgressEventEventThreadMessageInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageInProgressEventEvent(s)
+	return nil
+}
+
 // Defines values for MessageIncompleteEventEvent.
 const (
 	MessageIncompleteEventEventThreadMessageIncomplete MessageIncompleteEventEvent = "thread.message.incomplete"
@@ -1039,6 +2206,27 @@ func (e MessageIncompleteEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageIncompleteEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageIncompleteEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message.incomplete":
+			*e = MessageIncompleteEventEventThreadMessageIncomplete
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageIncompleteEventEvent(s)
+	return nil
 }
 
 // Defines values for MessageObjectIncompleteDetailsReason.
@@ -1068,6 +2256,39 @@ func (e MessageObjectIncompleteDetailsReason) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageObjectIncompleteDetailsReason: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageObjectIncompleteDetailsReason) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "content_filter":
+			*e = MessageObjectIncompleteDetailsReasonContentFilter
+			return nil
+		case "max_tokens":
+			*e = MessageObjectIncompleteDetailsReasonMaxTokens
+			return nil
+		case "run_cancelled":
+			*e = MessageObjectIncompleteDetailsReasonRunCancelled
+			return nil
+		case "run_expired":
+			*e = MessageObjectIncompleteDetailsReasonRunExpired
+			return nil
+		case "run_failed":
+			*e = MessageObjectIncompleteDetailsReasonRunFailed
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageObjectIncompleteDetailsReason(s)
+	return nil
+}
+
 // Defines values for MessageObjectObject.
 const (
 	MessageObjectObjectThreadMessage MessageObjectObject = "thread.message"
@@ -1081,6 +2302,27 @@ func (e MessageObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.message":
+			*e = MessageObjectObjectThreadMessage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageObjectObject(s)
+	return nil
 }
 
 // Defines values for MessageObjectRole.
@@ -1099,6 +2341,30 @@ func (e MessageObjectRole) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a MessageObjectRole: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageObjectRole) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistant":
+			*e = MessageObjectRoleAssistant
+			return nil
+		case "user":
+			*e = MessageObjectRoleUser
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageObjectRole(s)
+	return nil
 }
 
 // Defines values for MessageObjectStatus.
@@ -1122,6 +2388,33 @@ func (e MessageObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "completed":
+			*e = MessageObjectStatusCompleted
+			return nil
+		case "in_progress":
+			*e = MessageObjectStatusInProgress
+			return nil
+		case "incomplete":
+			*e = MessageObjectStatusIncomplete
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageObjectStatus(s)
+	return nil
+}
+
 // Defines values for MessageRequestContentTextObjectType.
 const (
 	MessageRequestContentTextObjectTypeText MessageRequestContentTextObjectType = "text"
@@ -1137,6 +2430,27 @@ func (e MessageRequestContentTextObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a MessageRequestContentTextObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *MessageRequestContentTextObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "text":
+			*e = MessageRequestContentTextObjectTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = MessageRequestContentTextObjectType(s)
+	return nil
+}
+
 // Defines values for OpenAIFileObject.
 const (
 	OpenAIFileObjectFile OpenAIFileObject = "file"
@@ -1150,6 +2464,27 @@ func (e OpenAIFileObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a OpenAIFileObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *OpenAIFileObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file":
+			*e = OpenAIFileObjectFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = OpenAIFileObject(s)
+	return nil
 }
 
 // Defines values for OpenAIFilePurpose.
@@ -1188,6 +2523,48 @@ func (e OpenAIFilePurpose) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a OpenAIFilePurpose: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *OpenAIFilePurpose) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "assistants":
+			*e = OpenAIFilePurposeAssistants
+			return nil
+		case "assistants_output":
+			*e = OpenAIFilePurposeAssistantsOutput
+			return nil
+		case "batch":
+			*e = OpenAIFilePurposeBatch
+			return nil
+		case "batch_output":
+			*e = OpenAIFilePurposeBatchOutput
+			return nil
+		case "fine-tune":
+			*e = OpenAIFilePurposeFineTune
+			return nil
+		case "fine-tune-results":
+			*e = OpenAIFilePurposeFineTuneResults
+			return nil
+		case "user_data":
+			*e = OpenAIFilePurposeUserData
+			return nil
+		case "vision":
+			*e = OpenAIFilePurposeVision
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = OpenAIFilePurpose(s)
+	return nil
+}
+
 // Defines values for OpenAIFileStatus.
 const (
 	OpenAIFileStatusError     OpenAIFileStatus = "error"
@@ -1209,6 +2586,33 @@ func (e OpenAIFileStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a OpenAIFileStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *OpenAIFileStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "error":
+			*e = OpenAIFileStatusError
+			return nil
+		case "processed":
+			*e = OpenAIFileStatusProcessed
+			return nil
+		case "uploaded":
+			*e = OpenAIFileStatusUploaded
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = OpenAIFileStatus(s)
+	return nil
+}
+
 // Defines values for OtherChunkingStrategyResponseParamType.
 const (
 	OtherChunkingStrategyResponseParamTypeOther OtherChunkingStrategyResponseParamType = "other"
@@ -1222,6 +2626,27 @@ func (e OtherChunkingStrategyResponseParamType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a OtherChunkingStrategyResponseParamType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *OtherChunkingStrategyResponseParamType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "other":
+			*e = OtherChunkingStrategyResponseParamTypeOther
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = OtherChunkingStrategyResponseParamType(s)
+	return nil
 }
 
 // Defines values for ReasoningEffort.
@@ -1257,6 +2682,45 @@ func (e ReasoningEffort) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ReasoningEffort: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ReasoningEffort) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "high":
+			*e = ReasoningEffortHigh
+			return nil
+		case "low":
+			*e = ReasoningEffortLow
+			return nil
+		case "max":
+			*e = ReasoningEffortMax
+			return nil
+		case "medium":
+			*e = ReasoningEffortMedium
+			return nil
+		case "minimal":
+			*e = ReasoningEffortMinimal
+			return nil
+		case "none":
+			*e = ReasoningEffortNone
+			return nil
+		case "xhigh":
+			*e = ReasoningEffortXhigh
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ReasoningEffort(s)
+	return nil
+}
+
 // Defines values for ResponseFormatJsonObjectType.
 const (
 	ResponseFormatJsonObjectTypeJsonObject ResponseFormatJsonObjectType = "json_object"
@@ -1270,6 +2734,27 @@ func (e ResponseFormatJsonObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ResponseFormatJsonObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ResponseFormatJsonObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "json_object":
+			*e = ResponseFormatJsonObjectTypeJsonObject
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ResponseFormatJsonObjectType(s)
+	return nil
 }
 
 // Defines values for ResponseFormatJsonSchemaType.
@@ -1287,6 +2772,27 @@ func (e ResponseFormatJsonSchemaType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ResponseFormatJsonSchemaType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ResponseFormatJsonSchemaType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "json_schema":
+			*e = ResponseFormatJsonSchemaTypeJsonSchema
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ResponseFormatJsonSchemaType(s)
+	return nil
+}
+
 // Defines values for ResponseFormatMode.
 const (
 	ResponseFormatModeAuto ResponseFormatMode = "auto"
@@ -1300,6 +2806,27 @@ func (e ResponseFormatMode) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ResponseFormatMode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ResponseFormatMode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = ResponseFormatModeAuto
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ResponseFormatMode(s)
+	return nil
 }
 
 // Defines values for ResponseFormatTextType.
@@ -1317,6 +2844,27 @@ func (e ResponseFormatTextType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ResponseFormatTextType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ResponseFormatTextType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "text":
+			*e = ResponseFormatTextTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ResponseFormatTextType(s)
+	return nil
+}
+
 // Defines values for RunCancelledEventEvent.
 const (
 	RunCancelledEventEventThreadRunCancelled RunCancelledEventEvent = "thread.run.cancelled"
@@ -1330,6 +2878,27 @@ func (e RunCancelledEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunCancelledEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunCancelledEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.cancelled":
+			*e = RunCancelledEventEventThreadRunCancelled
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunCancelledEventEvent(s)
+	return nil
 }
 
 // Defines values for RunCancellingEventEvent.
@@ -1347,6 +2916,27 @@ func (e RunCancellingEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunCancellingEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunCancellingEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.cancelling":
+			*e = RunCancellingEventEventThreadRunCancelling
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunCancellingEventEvent(s)
+	return nil
+}
+
 // Defines values for RunCompletedEventEvent.
 const (
 	RunCompletedEventEventThreadRunCompleted RunCompletedEventEvent = "thread.run.completed"
@@ -1360,6 +2950,27 @@ func (e RunCompletedEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunCompletedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunCompletedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.completed":
+			*e = RunCompletedEventEventThreadRunCompleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunCompletedEventEvent(s)
+	return nil
 }
 
 // Defines values for RunCreatedEventEvent.
@@ -1377,6 +2988,27 @@ func (e RunCreatedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunCreatedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunCreatedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.created":
+			*e = RunCreatedEventEventThreadRunCreated
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunCreatedEventEvent(s)
+	return nil
+}
+
 // Defines values for RunExpiredEventEvent.
 const (
 	RunExpiredEventEventThreadRunExpired RunExpiredEventEvent = "thread.run.expired"
@@ -1390,6 +3022,27 @@ func (e RunExpiredEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunExpiredEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunExpiredEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.expired":
+			*e = RunExpiredEventEventThreadRunExpired
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunExpiredEventEvent(s)
+	return nil
 }
 
 // Defines values for RunFailedEventEvent.
@@ -1407,6 +3060,27 @@ func (e RunFailedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunFailedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunFailedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.failed":
+			*e = RunFailedEventEventThreadRunFailed
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunFailedEventEvent(s)
+	return nil
+}
+
 // Defines values for RunInProgressEventEvent.
 const (
 	RunInProgressEventEventThreadRunInProgress RunInProgressEventEvent = "thread.run.in_progress"
@@ -1422,6 +3096,27 @@ func (e RunInProgressEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunInProgressEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunInProgressEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.in_progress":
+			*e = RunInProgressEventEventThreadRunInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunInProgressEventEvent(s)
+	return nil
+}
+
 // Defines values for RunIncompleteEventEvent.
 const (
 	RunIncompleteEventEventThreadRunIncomplete RunIncompleteEventEvent = "thread.run.incomplete"
@@ -1435,6 +3130,27 @@ func (e RunIncompleteEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunIncompleteEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunIncompleteEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.incomplete":
+			*e = RunIncompleteEventEventThreadRunIncomplete
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunIncompleteEventEvent(s)
+	return nil
 }
 
 // Defines values for RunObjectIncompleteDetailsReason.
@@ -1453,6 +3169,30 @@ func (e RunObjectIncompleteDetailsReason) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunObjectIncompleteDetailsReason: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectIncompleteDetailsReason) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "max_completion_tokens":
+			*e = RunObjectIncompleteDetailsReasonMaxCompletionTokens
+			return nil
+		case "max_prompt_tokens":
+			*e = RunObjectIncompleteDetailsReasonMaxPromptTokens
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectIncompleteDetailsReason(s)
+	return nil
 }
 
 // Defines values for RunObjectLastErrorCode.
@@ -1476,6 +3216,33 @@ func (e RunObjectLastErrorCode) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunObjectLastErrorCode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectLastErrorCode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "invalid_prompt":
+			*e = RunObjectLastErrorCodeInvalidPrompt
+			return nil
+		case "rate_limit_exceeded":
+			*e = RunObjectLastErrorCodeRateLimitExceeded
+			return nil
+		case "server_error":
+			*e = RunObjectLastErrorCodeServerError
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectLastErrorCode(s)
+	return nil
+}
+
 // Defines values for RunObjectObject.
 const (
 	RunObjectObjectThreadRun RunObjectObject = "thread.run"
@@ -1491,6 +3258,27 @@ func (e RunObjectObject) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run":
+			*e = RunObjectObjectThreadRun
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectObject(s)
+	return nil
+}
+
 // Defines values for RunObjectRequiredActionType.
 const (
 	RunObjectRequiredActionTypeSubmitToolOutputs RunObjectRequiredActionType = "submit_tool_outputs"
@@ -1504,6 +3292,27 @@ func (e RunObjectRequiredActionType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunObjectRequiredActionType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectRequiredActionType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "submit_tool_outputs":
+			*e = RunObjectRequiredActionTypeSubmitToolOutputs
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectRequiredActionType(s)
+	return nil
 }
 
 // Defines values for RunObjectStatus.
@@ -1545,6 +3354,51 @@ func (e RunObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = RunObjectStatusCancelled
+			return nil
+		case "cancelling":
+			*e = RunObjectStatusCancelling
+			return nil
+		case "completed":
+			*e = RunObjectStatusCompleted
+			return nil
+		case "expired":
+			*e = RunObjectStatusExpired
+			return nil
+		case "failed":
+			*e = RunObjectStatusFailed
+			return nil
+		case "in_progress":
+			*e = RunObjectStatusInProgress
+			return nil
+		case "incomplete":
+			*e = RunObjectStatusIncomplete
+			return nil
+		case "queued":
+			*e = RunObjectStatusQueued
+			return nil
+		case "requires_action":
+			*e = RunObjectStatusRequiresAction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunObjectStatus(s)
+	return nil
+}
+
 // Defines values for RunQueuedEventEvent.
 const (
 	RunQueuedEventEventThreadRunQueued RunQueuedEventEvent = "thread.run.queued"
@@ -1558,6 +3412,27 @@ func (e RunQueuedEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunQueuedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunQueuedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.queued":
+			*e = RunQueuedEventEventThreadRunQueued
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunQueuedEventEvent(s)
+	return nil
 }
 
 // Defines values for RunRequiresActionEventEvent.
@@ -1575,6 +3450,27 @@ func (e RunRequiresActionEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunRequiresActionEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunRequiresActionEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.requires_action":
+			*e = RunRequiresActionEventEventThreadRunRequiresAction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunRequiresActionEventEvent(s)
+	return nil
+}
+
 // Defines values for RunStepCancelledEventEvent.
 const (
 	RunStepCancelledEventEventThreadRunStepCancelled RunStepCancelledEventEvent = "thread.run.step.cancelled"
@@ -1588,6 +3484,27 @@ func (e RunStepCancelledEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepCancelledEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepCancelledEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.cancelled":
+			*e = RunStepCancelledEventEventThreadRunStepCancelled
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepCancelledEventEvent(s)
+	return nil
 }
 
 // Defines values for RunStepCompletedEventEvent.
@@ -1605,6 +3522,27 @@ func (e RunStepCompletedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepCompletedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepCompletedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.completed":
+			*e = RunStepCompletedEventEventThreadRunStepCompleted
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepCompletedEventEvent(s)
+	return nil
+}
+
 // Defines values for RunStepCreatedEventEvent.
 const (
 	RunStepCreatedEventEventThreadRunStepCreated RunStepCreatedEventEvent = "thread.run.step.created"
@@ -1618,6 +3556,27 @@ func (e RunStepCreatedEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepCreatedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepCreatedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.created":
+			*e = RunStepCreatedEventEventThreadRunStepCreated
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepCreatedEventEvent(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaEventEvent.
@@ -1635,6 +3594,27 @@ func (e RunStepDeltaEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.delta":
+			*e = RunStepDeltaEventEventThreadRunStepDelta
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaEventEvent(s)
+	return nil
+}
+
 // Defines values for RunStepDeltaObjectObject.
 const (
 	RunStepDeltaObjectObjectThreadRunStepDelta RunStepDeltaObjectObject = "thread.run.step.delta"
@@ -1648,6 +3628,27 @@ func (e RunStepDeltaObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDeltaObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.delta":
+			*e = RunStepDeltaObjectObjectThreadRunStepDelta
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaObjectObject(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaStepDetailsMessageCreationObjectType.
@@ -1665,6 +3666,27 @@ func (e RunStepDeltaStepDetailsMessageCreationObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsMessageCreationObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsMessageCreationObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "message_creation":
+			*e = RunStepDeltaStepDetailsMessageCreationObjectTypeMessageCreation
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsMessageCreationObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDeltaStepDetailsToolCallsCodeObjectType.
 const (
 	RunStepDeltaStepDetailsToolCallsCodeObjectTypeCodeInterpreter RunStepDeltaStepDetailsToolCallsCodeObjectType = "code_interpreter"
@@ -1678,6 +3700,27 @@ func (e RunStepDeltaStepDetailsToolCallsCodeObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsCodeObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsCodeObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = RunStepDeltaStepDetailsToolCallsCodeObjectTypeCodeInterpreter
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsCodeObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType.
@@ -1695,6 +3738,27 @@ func (e RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType) Valid() bool 
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image":
+			*e = RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectTypeImage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsCodeOutputImageObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType.
 const (
 	RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectTypeLogs RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType = "logs"
@@ -1708,6 +3772,27 @@ func (e RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "logs":
+			*e = RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectTypeLogs
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsCodeOutputLogsObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaStepDetailsToolCallsFileSearchObjectType.
@@ -1725,6 +3810,27 @@ func (e RunStepDeltaStepDetailsToolCallsFileSearchObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsFileSearchObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsFileSearchObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_search":
+			*e = RunStepDeltaStepDetailsToolCallsFileSearchObjectTypeFileSearch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsFileSearchObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDeltaStepDetailsToolCallsFunctionObjectType.
 const (
 	RunStepDeltaStepDetailsToolCallsFunctionObjectTypeFunction RunStepDeltaStepDetailsToolCallsFunctionObjectType = "function"
@@ -1738,6 +3844,27 @@ func (e RunStepDeltaStepDetailsToolCallsFunctionObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsFunctionObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsFunctionObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = RunStepDeltaStepDetailsToolCallsFunctionObjectTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsFunctionObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDeltaStepDetailsToolCallsObjectType.
@@ -1755,6 +3882,27 @@ func (e RunStepDeltaStepDetailsToolCallsObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDeltaStepDetailsToolCallsObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDeltaStepDetailsToolCallsObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "tool_calls":
+			*e = RunStepDeltaStepDetailsToolCallsObjectTypeToolCalls
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDeltaStepDetailsToolCallsObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDetailsMessageCreationObjectType.
 const (
 	RunStepDetailsMessageCreationObjectTypeMessageCreation RunStepDetailsMessageCreationObjectType = "message_creation"
@@ -1768,6 +3916,27 @@ func (e RunStepDetailsMessageCreationObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDetailsMessageCreationObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsMessageCreationObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "message_creation":
+			*e = RunStepDetailsMessageCreationObjectTypeMessageCreation
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsMessageCreationObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDetailsToolCallsCodeObjectType.
@@ -1785,6 +3954,27 @@ func (e RunStepDetailsToolCallsCodeObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDetailsToolCallsCodeObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsCodeObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "code_interpreter":
+			*e = RunStepDetailsToolCallsCodeObjectTypeCodeInterpreter
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsCodeObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDetailsToolCallsCodeOutputImageObjectType.
 const (
 	RunStepDetailsToolCallsCodeOutputImageObjectTypeImage RunStepDetailsToolCallsCodeOutputImageObjectType = "image"
@@ -1798,6 +3988,27 @@ func (e RunStepDetailsToolCallsCodeOutputImageObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDetailsToolCallsCodeOutputImageObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsCodeOutputImageObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "image":
+			*e = RunStepDetailsToolCallsCodeOutputImageObjectTypeImage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsCodeOutputImageObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDetailsToolCallsCodeOutputLogsObjectType.
@@ -1815,6 +4026,27 @@ func (e RunStepDetailsToolCallsCodeOutputLogsObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDetailsToolCallsCodeOutputLogsObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsCodeOutputLogsObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "logs":
+			*e = RunStepDetailsToolCallsCodeOutputLogsObjectTypeLogs
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsCodeOutputLogsObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepDetailsToolCallsFileSearchObjectType.
 const (
 	RunStepDetailsToolCallsFileSearchObjectTypeFileSearch RunStepDetailsToolCallsFileSearchObjectType = "file_search"
@@ -1828,6 +4060,27 @@ func (e RunStepDetailsToolCallsFileSearchObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDetailsToolCallsFileSearchObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsFileSearchObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "file_search":
+			*e = RunStepDetailsToolCallsFileSearchObjectTypeFileSearch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsFileSearchObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDetailsToolCallsFileSearchResultObjectContentType.
@@ -1845,6 +4098,27 @@ func (e RunStepDetailsToolCallsFileSearchResultObjectContentType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDetailsToolCallsFileSearchResultObjectContentType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsFileSearchResultObjectContentType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "text":
+			*e = RunStepDetailsToolCallsFileSearchResultObjectContentTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsFileSearchResultObjectContentType(s)
+	return nil
+}
+
 // Defines values for RunStepDetailsToolCallsFunctionObjectType.
 const (
 	RunStepDetailsToolCallsFunctionObjectTypeFunction RunStepDetailsToolCallsFunctionObjectType = "function"
@@ -1858,6 +4132,27 @@ func (e RunStepDetailsToolCallsFunctionObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepDetailsToolCallsFunctionObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsFunctionObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = RunStepDetailsToolCallsFunctionObjectTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsFunctionObjectType(s)
+	return nil
 }
 
 // Defines values for RunStepDetailsToolCallsObjectType.
@@ -1875,6 +4170,27 @@ func (e RunStepDetailsToolCallsObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepDetailsToolCallsObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepDetailsToolCallsObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "tool_calls":
+			*e = RunStepDetailsToolCallsObjectTypeToolCalls
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepDetailsToolCallsObjectType(s)
+	return nil
+}
+
 // Defines values for RunStepExpiredEventEvent.
 const (
 	RunStepExpiredEventEventThreadRunStepExpired RunStepExpiredEventEvent = "thread.run.step.expired"
@@ -1888,6 +4204,27 @@ func (e RunStepExpiredEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepExpiredEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepExpiredEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.expired":
+			*e = RunStepExpiredEventEventThreadRunStepExpired
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepExpiredEventEvent(s)
+	return nil
 }
 
 // Defines values for RunStepFailedEventEvent.
@@ -1905,6 +4242,27 @@ func (e RunStepFailedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepFailedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepFailedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.failed":
+			*e = RunStepFailedEventEventThreadRunStepFailed
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepFailedEventEvent(s)
+	return nil
+}
+
 // Defines values for RunStepInProgressEventEvent.
 const (
 	RunStepInProgressEventEventThreadRunStepInProgress RunStepInProgressEventEvent = "thread.run.step.in_progress"
@@ -1918,6 +4276,27 @@ func (e RunStepInProgressEventEvent) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepInProgressEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepInProgressEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step.in_progress":
+			*e = RunStepInProgressEventEventThreadRunStepInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepInProgressEventEvent(s)
+	return nil
 }
 
 // Defines values for RunStepObjectLastErrorCode.
@@ -1938,6 +4317,30 @@ func (e RunStepObjectLastErrorCode) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepObjectLastErrorCode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepObjectLastErrorCode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "rate_limit_exceeded":
+			*e = RunStepObjectLastErrorCodeRateLimitExceeded
+			return nil
+		case "server_error":
+			*e = RunStepObjectLastErrorCodeServerError
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepObjectLastErrorCode(s)
+	return nil
+}
+
 // Defines values for RunStepObjectObject.
 const (
 	RunStepObjectObjectThreadRunStep RunStepObjectObject = "thread.run.step"
@@ -1951,6 +4354,27 @@ func (e RunStepObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunStepObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.run.step":
+			*e = RunStepObjectObjectThreadRunStep
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepObjectObject(s)
+	return nil
 }
 
 // Defines values for RunStepObjectStatus.
@@ -1980,6 +4404,39 @@ func (e RunStepObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = RunStepObjectStatusCancelled
+			return nil
+		case "completed":
+			*e = RunStepObjectStatusCompleted
+			return nil
+		case "expired":
+			*e = RunStepObjectStatusExpired
+			return nil
+		case "failed":
+			*e = RunStepObjectStatusFailed
+			return nil
+		case "in_progress":
+			*e = RunStepObjectStatusInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepObjectStatus(s)
+	return nil
+}
+
 // Defines values for RunStepObjectType.
 const (
 	RunStepObjectTypeMessageCreation RunStepObjectType = "message_creation"
@@ -1998,6 +4455,30 @@ func (e RunStepObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a RunStepObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunStepObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "message_creation":
+			*e = RunStepObjectTypeMessageCreation
+			return nil
+		case "tool_calls":
+			*e = RunStepObjectTypeToolCalls
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunStepObjectType(s)
+	return nil
+}
+
 // Defines values for RunToolCallObjectType.
 const (
 	RunToolCallObjectTypeFunction RunToolCallObjectType = "function"
@@ -2011,6 +4492,27 @@ func (e RunToolCallObjectType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a RunToolCallObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *RunToolCallObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "function":
+			*e = RunToolCallObjectTypeFunction
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = RunToolCallObjectType(s)
+	return nil
 }
 
 // Defines values for StaticChunkingStrategyRequestParamType.
@@ -2028,6 +4530,27 @@ func (e StaticChunkingStrategyRequestParamType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a StaticChunkingStrategyRequestParamType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *StaticChunkingStrategyRequestParamType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "static":
+			*e = StaticChunkingStrategyRequestParamTypeStatic
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = StaticChunkingStrategyRequestParamType(s)
+	return nil
+}
+
 // Defines values for StaticChunkingStrategyResponseParamType.
 const (
 	StaticChunkingStrategyResponseParamTypeStatic StaticChunkingStrategyResponseParamType = "static"
@@ -2041,6 +4564,27 @@ func (e StaticChunkingStrategyResponseParamType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a StaticChunkingStrategyResponseParamType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *StaticChunkingStrategyResponseParamType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "static":
+			*e = StaticChunkingStrategyResponseParamTypeStatic
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = StaticChunkingStrategyResponseParamType(s)
+	return nil
 }
 
 // Defines values for ThreadCreatedEventEvent.
@@ -2058,6 +4602,27 @@ func (e ThreadCreatedEventEvent) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ThreadCreatedEventEvent: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ThreadCreatedEventEvent) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread.created":
+			*e = ThreadCreatedEventEventThreadCreated
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ThreadCreatedEventEvent(s)
+	return nil
+}
+
 // Defines values for ThreadObjectObject.
 const (
 	ThreadObjectObjectThread ThreadObjectObject = "thread"
@@ -2071,6 +4636,27 @@ func (e ThreadObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ThreadObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ThreadObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "thread":
+			*e = ThreadObjectObjectThread
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ThreadObjectObject(s)
+	return nil
 }
 
 // Defines values for ToolChoiceMode.
@@ -2094,6 +4680,33 @@ func (e ToolChoiceMode) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ToolChoiceMode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ToolChoiceMode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = ToolChoiceModeAuto
+			return nil
+		case "none":
+			*e = ToolChoiceModeNone
+			return nil
+		case "required":
+			*e = ToolChoiceModeRequired
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ToolChoiceMode(s)
+	return nil
+}
+
 // Defines values for TruncationObjectType.
 const (
 	TruncationObjectTypeAuto         TruncationObjectType = "auto"
@@ -2112,6 +4725,30 @@ func (e TruncationObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a TruncationObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *TruncationObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = TruncationObjectTypeAuto
+			return nil
+		case "last_messages":
+			*e = TruncationObjectTypeLastMessages
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = TruncationObjectType(s)
+	return nil
+}
+
 // Defines values for VectorStoreExpirationAfterAnchor.
 const (
 	VectorStoreExpirationAfterAnchorLastActiveAt VectorStoreExpirationAfterAnchor = "last_active_at"
@@ -2127,6 +4764,27 @@ func (e VectorStoreExpirationAfterAnchor) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreExpirationAfterAnchor: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreExpirationAfterAnchor) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "last_active_at":
+			*e = VectorStoreExpirationAfterAnchorLastActiveAt
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreExpirationAfterAnchor(s)
+	return nil
+}
+
 // Defines values for VectorStoreFileBatchObjectObject.
 const (
 	VectorStoreFileBatchObjectObjectVectorStoreFilesBatch VectorStoreFileBatchObjectObject = "vector_store.files_batch"
@@ -2140,6 +4798,27 @@ func (e VectorStoreFileBatchObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreFileBatchObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileBatchObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.files_batch":
+			*e = VectorStoreFileBatchObjectObjectVectorStoreFilesBatch
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileBatchObjectObject(s)
+	return nil
 }
 
 // Defines values for VectorStoreFileBatchObjectStatus.
@@ -2166,6 +4845,36 @@ func (e VectorStoreFileBatchObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreFileBatchObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileBatchObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = VectorStoreFileBatchObjectStatusCancelled
+			return nil
+		case "completed":
+			*e = VectorStoreFileBatchObjectStatusCompleted
+			return nil
+		case "failed":
+			*e = VectorStoreFileBatchObjectStatusFailed
+			return nil
+		case "in_progress":
+			*e = VectorStoreFileBatchObjectStatusInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileBatchObjectStatus(s)
+	return nil
+}
+
 // Defines values for VectorStoreFileContentResponseObject.
 const (
 	VectorStoreFileContentResponseObjectVectorStoreFileContentPage VectorStoreFileContentResponseObject = "vector_store.file_content.page"
@@ -2179,6 +4888,27 @@ func (e VectorStoreFileContentResponseObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreFileContentResponseObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileContentResponseObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.file_content.page":
+			*e = VectorStoreFileContentResponseObjectVectorStoreFileContentPage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileContentResponseObject(s)
+	return nil
 }
 
 // Defines values for VectorStoreFileObjectLastErrorCode.
@@ -2202,6 +4932,33 @@ func (e VectorStoreFileObjectLastErrorCode) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreFileObjectLastErrorCode: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileObjectLastErrorCode) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "invalid_file":
+			*e = VectorStoreFileObjectLastErrorCodeInvalidFile
+			return nil
+		case "server_error":
+			*e = VectorStoreFileObjectLastErrorCodeServerError
+			return nil
+		case "unsupported_file":
+			*e = VectorStoreFileObjectLastErrorCodeUnsupportedFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileObjectLastErrorCode(s)
+	return nil
+}
+
 // Defines values for VectorStoreFileObjectObject.
 const (
 	VectorStoreFileObjectObjectVectorStoreFile VectorStoreFileObjectObject = "vector_store.file"
@@ -2215,6 +4972,27 @@ func (e VectorStoreFileObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreFileObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.file":
+			*e = VectorStoreFileObjectObjectVectorStoreFile
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileObjectObject(s)
+	return nil
 }
 
 // Defines values for VectorStoreFileObjectStatus.
@@ -2241,6 +5019,36 @@ func (e VectorStoreFileObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreFileObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreFileObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = VectorStoreFileObjectStatusCancelled
+			return nil
+		case "completed":
+			*e = VectorStoreFileObjectStatusCompleted
+			return nil
+		case "failed":
+			*e = VectorStoreFileObjectStatusFailed
+			return nil
+		case "in_progress":
+			*e = VectorStoreFileObjectStatusInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreFileObjectStatus(s)
+	return nil
+}
+
 // Defines values for VectorStoreObjectObject.
 const (
 	VectorStoreObjectObjectVectorStore VectorStoreObjectObject = "vector_store"
@@ -2254,6 +5062,27 @@ func (e VectorStoreObjectObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreObjectObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreObjectObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store":
+			*e = VectorStoreObjectObjectVectorStore
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreObjectObject(s)
+	return nil
 }
 
 // Defines values for VectorStoreObjectStatus.
@@ -2277,6 +5106,33 @@ func (e VectorStoreObjectStatus) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreObjectStatus: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreObjectStatus) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "completed":
+			*e = VectorStoreObjectStatusCompleted
+			return nil
+		case "expired":
+			*e = VectorStoreObjectStatusExpired
+			return nil
+		case "in_progress":
+			*e = VectorStoreObjectStatusInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreObjectStatus(s)
+	return nil
+}
+
 // Defines values for VectorStoreSearchRequestRankingOptionsRanker.
 const (
 	VectorStoreSearchRequestRankingOptionsRankerAuto            VectorStoreSearchRequestRankingOptionsRanker = "auto"
@@ -2298,6 +5154,33 @@ func (e VectorStoreSearchRequestRankingOptionsRanker) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreSearchRequestRankingOptionsRanker: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreSearchRequestRankingOptionsRanker) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "auto":
+			*e = VectorStoreSearchRequestRankingOptionsRankerAuto
+			return nil
+		case "default-2024-11-15":
+			*e = VectorStoreSearchRequestRankingOptionsRankerDefault20241115
+			return nil
+		case "none":
+			*e = VectorStoreSearchRequestRankingOptionsRankerNone
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreSearchRequestRankingOptionsRanker(s)
+	return nil
+}
+
 // Defines values for VectorStoreSearchResultContentObjectType.
 const (
 	VectorStoreSearchResultContentObjectTypeText VectorStoreSearchResultContentObjectType = "text"
@@ -2313,6 +5196,27 @@ func (e VectorStoreSearchResultContentObjectType) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a VectorStoreSearchResultContentObjectType: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreSearchResultContentObjectType) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "text":
+			*e = VectorStoreSearchResultContentObjectTypeText
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreSearchResultContentObjectType(s)
+	return nil
+}
+
 // Defines values for VectorStoreSearchResultsPageObject.
 const (
 	VectorStoreSearchResultsPageObjectVectorStoreSearchResultsPage VectorStoreSearchResultsPageObject = "vector_store.search_results.page"
@@ -2326,6 +5230,27 @@ func (e VectorStoreSearchResultsPageObject) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a VectorStoreSearchResultsPageObject: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *VectorStoreSearchResultsPageObject) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "vector_store.search_results.page":
+			*e = VectorStoreSearchResultsPageObjectVectorStoreSearchResultsPage
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = VectorStoreSearchResultsPageObject(s)
+	return nil
 }
 
 // Defines values for ListAssistantsParamsOrder.
@@ -2346,6 +5271,30 @@ func (e ListAssistantsParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListAssistantsParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListAssistantsParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListAssistantsParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListAssistantsParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListAssistantsParamsOrder(s)
+	return nil
+}
+
 // Defines values for ListFilesParamsOrder.
 const (
 	ListFilesParamsOrderAsc  ListFilesParamsOrder = "asc"
@@ -2362,6 +5311,30 @@ func (e ListFilesParamsOrder) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListFilesParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListFilesParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListFilesParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListFilesParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListFilesParamsOrder(s)
+	return nil
 }
 
 // Defines values for ListMessagesParamsOrder.
@@ -2382,6 +5355,30 @@ func (e ListMessagesParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListMessagesParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListMessagesParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListMessagesParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListMessagesParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListMessagesParamsOrder(s)
+	return nil
+}
+
 // Defines values for ListRunsParamsOrder.
 const (
 	ListRunsParamsOrderAsc  ListRunsParamsOrder = "asc"
@@ -2400,6 +5397,30 @@ func (e ListRunsParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListRunsParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunsParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListRunsParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListRunsParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunsParamsOrder(s)
+	return nil
+}
+
 // Defines values for CreateRunParamsInclude.
 const (
 	CreateRunParamsIncludeStepDetailsToolCallsFileSearchResultsContent CreateRunParamsInclude = "step_details.tool_calls[*].file_search.results[*].content"
@@ -2413,6 +5434,27 @@ func (e CreateRunParamsInclude) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a CreateRunParamsInclude: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *CreateRunParamsInclude) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "step_details.tool_calls[*].file_search.results[*].content":
+			*e = CreateRunParamsIncludeStepDetailsToolCallsFileSearchResultsContent
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = CreateRunParamsInclude(s)
+	return nil
 }
 
 // Defines values for ListRunStepsParamsOrder.
@@ -2433,6 +5475,30 @@ func (e ListRunStepsParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListRunStepsParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunStepsParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListRunStepsParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListRunStepsParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunStepsParamsOrder(s)
+	return nil
+}
+
 // Defines values for ListRunStepsParamsInclude.
 const (
 	ListRunStepsParamsIncludeStepDetailsToolCallsFileSearchResultsContent ListRunStepsParamsInclude = "step_details.tool_calls[*].file_search.results[*].content"
@@ -2448,6 +5514,27 @@ func (e ListRunStepsParamsInclude) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListRunStepsParamsInclude: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListRunStepsParamsInclude) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "step_details.tool_calls[*].file_search.results[*].content":
+			*e = ListRunStepsParamsIncludeStepDetailsToolCallsFileSearchResultsContent
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListRunStepsParamsInclude(s)
+	return nil
+}
+
 // Defines values for GetRunStepParamsInclude.
 const (
 	GetRunStepParamsIncludeStepDetailsToolCallsFileSearchResultsContent GetRunStepParamsInclude = "step_details.tool_calls[*].file_search.results[*].content"
@@ -2461,6 +5548,27 @@ func (e GetRunStepParamsInclude) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a GetRunStepParamsInclude: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *GetRunStepParamsInclude) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "step_details.tool_calls[*].file_search.results[*].content":
+			*e = GetRunStepParamsIncludeStepDetailsToolCallsFileSearchResultsContent
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = GetRunStepParamsInclude(s)
+	return nil
 }
 
 // Defines values for ListVectorStoresParamsOrder.
@@ -2481,6 +5589,30 @@ func (e ListVectorStoresParamsOrder) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListVectorStoresParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoresParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListVectorStoresParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListVectorStoresParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoresParamsOrder(s)
+	return nil
+}
+
 // Defines values for ListFilesInVectorStoreBatchParamsOrder.
 const (
 	ListFilesInVectorStoreBatchParamsOrderAsc  ListFilesInVectorStoreBatchParamsOrder = "asc"
@@ -2497,6 +5629,30 @@ func (e ListFilesInVectorStoreBatchParamsOrder) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListFilesInVectorStoreBatchParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListFilesInVectorStoreBatchParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListFilesInVectorStoreBatchParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListFilesInVectorStoreBatchParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListFilesInVectorStoreBatchParamsOrder(s)
+	return nil
 }
 
 // Defines values for ListFilesInVectorStoreBatchParamsFilter.
@@ -2523,6 +5679,36 @@ func (e ListFilesInVectorStoreBatchParamsFilter) Valid() bool {
 	}
 }
 
+// UnmarshalJSON decodes a ListFilesInVectorStoreBatchParamsFilter: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListFilesInVectorStoreBatchParamsFilter) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = ListFilesInVectorStoreBatchParamsFilterCancelled
+			return nil
+		case "completed":
+			*e = ListFilesInVectorStoreBatchParamsFilterCompleted
+			return nil
+		case "failed":
+			*e = ListFilesInVectorStoreBatchParamsFilterFailed
+			return nil
+		case "in_progress":
+			*e = ListFilesInVectorStoreBatchParamsFilterInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListFilesInVectorStoreBatchParamsFilter(s)
+	return nil
+}
+
 // Defines values for ListVectorStoreFilesParamsOrder.
 const (
 	ListVectorStoreFilesParamsOrderAsc  ListVectorStoreFilesParamsOrder = "asc"
@@ -2539,6 +5725,30 @@ func (e ListVectorStoreFilesParamsOrder) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListVectorStoreFilesParamsOrder: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoreFilesParamsOrder) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "asc":
+			*e = ListVectorStoreFilesParamsOrderAsc
+			return nil
+		case "desc":
+			*e = ListVectorStoreFilesParamsOrderDesc
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoreFilesParamsOrder(s)
+	return nil
 }
 
 // Defines values for ListVectorStoreFilesParamsFilter.
@@ -2563,6 +5773,36 @@ func (e ListVectorStoreFilesParamsFilter) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// UnmarshalJSON decodes a ListVectorStoreFilesParamsFilter: a known value is the constant
+// itself (no allocation), any other string is kept as it is.
+func (e *ListVectorStoreFilesParamsFilter) UnmarshalJSON(b []byte) error {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		switch string(b[1 : n-1]) {
+		case "cancelled":
+			*e = ListVectorStoreFilesParamsFilterCancelled
+			return nil
+		case "completed":
+			*e = ListVectorStoreFilesParamsFilterCompleted
+			return nil
+		case "failed":
+			*e = ListVectorStoreFilesParamsFilterFailed
+			return nil
+		case "in_progress":
+			*e = ListVectorStoreFilesParamsFilterInProgress
+			return nil
+		}
+	}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*e = ListVectorStoreFilesParamsFilter(s)
+	return nil
 }
 
 // AssistantObject An assistant; a model with instructions and tools that runs can use.
@@ -2652,15 +5892,6 @@ type AssistantToolsFileSearchOptions struct {
 
 // AssistantToolsFileSearchType Always file_search.
 type AssistantToolsFileSearchType string
-
-// AssistantToolsFileSearchTypeOnly The file search tool, named without options.
-type AssistantToolsFileSearchTypeOnly struct {
-	// Type Always file_search.
-	Type AssistantToolsFileSearchTypeOnlyType `json:"type"`
-}
-
-// AssistantToolsFileSearchTypeOnlyType Always file_search.
-type AssistantToolsFileSearchTypeOnlyType string
 
 // AssistantToolsFunction A function tool the model can ask to call.
 type AssistantToolsFunction struct {
@@ -2757,40 +5988,34 @@ type ComparisonFilter struct {
 	// Type Operator: eq, ne, gt, gte, lt, lte, or in / nin (value is, or is not, in an array).
 	Type ComparisonFilterType `json:"type"`
 
-	// Value Value to compare against; an array for in and nin.
+	// Value Value to compare against; an array for in and nin. Build a filter with assistants.Eq, Ne, Gt, Gte, Lt, Lte, In, Nin, And and Or.
 	Value ComparisonFilterValue `json:"value"`
 }
 
 // ComparisonFilterType Operator: eq, ne, gt, gte, lt, lte, or in / nin (value is, or is not, in an array).
 type ComparisonFilterType string
 
-// ComparisonFilterValue Value to compare against; an array for in and nin.
+// ComparisonFilterBoolean A boolean to compare with.
+type ComparisonFilterBoolean = bool
+
+// ComparisonFilterList The values of an in / nin comparison.
+type ComparisonFilterList = []ComparisonFilterValueItem
+
+// ComparisonFilterNumber A number to compare with.
+type ComparisonFilterNumber = float64
+
+// ComparisonFilterString A text value to compare with.
+type ComparisonFilterString = string
+
+// ComparisonFilterValue Value to compare against; an array for in and nin. Build a filter with assistants.Eq, Ne, Gt, Gte, Lt, Lte, In, Nin, And and Or.
 type ComparisonFilterValue struct {
 	union json.RawMessage
 }
-
-// ComparisonFilterValue0 defines model for ComparisonFilterValue.0.
-type ComparisonFilterValue0 = string
-
-// ComparisonFilterValue1 defines model for ComparisonFilterValue.1.
-type ComparisonFilterValue1 = float32
-
-// ComparisonFilterValue2 defines model for ComparisonFilterValue.2.
-type ComparisonFilterValue2 = bool
-
-// ComparisonFilterValue3 defines model for ComparisonFilterValue.3.
-type ComparisonFilterValue3 = []ComparisonFilterValueItem
 
 // ComparisonFilterValueItem One member of an in / nin value list.
 type ComparisonFilterValueItem struct {
 	union json.RawMessage
 }
-
-// ComparisonFilterValueItem0 defines model for ComparisonFilterValueItem.0.
-type ComparisonFilterValueItem0 = string
-
-// ComparisonFilterValueItem1 defines model for ComparisonFilterValueItem.1.
-type ComparisonFilterValueItem1 = float32
 
 // CompoundFilter Join several filters with and / or.
 type CompoundFilter struct {
@@ -3014,14 +6239,7 @@ type CreateVectorStoreFileBatchRequest struct {
 
 	// Files Files to attach, each with its own settings, 1 to 2000.
 	Files *[]CreateVectorStoreFileRequest `json:"files,omitempty"`
-	union json.RawMessage
 }
-
-// CreateVectorStoreFileBatchRequest0 defines model for CreateVectorStoreFileBatchRequest.0.
-type CreateVectorStoreFileBatchRequest0 = interface{}
-
-// CreateVectorStoreFileBatchRequest1 defines model for CreateVectorStoreFileBatchRequest.1.
-type CreateVectorStoreFileBatchRequest1 = interface{}
 
 // CreateVectorStoreFileRequest Body for attaching a file to a vector store.
 type CreateVectorStoreFileRequest struct {
@@ -3387,10 +6605,14 @@ type MessageAttachment struct {
 	Tools *[]MessageAttachmentTool `json:"tools,omitempty"`
 }
 
-// MessageAttachmentTool A tool that receives an attached file, tagged by type.
+// MessageAttachmentTool A tool that receives an attached file: code_interpreter or file_search. (One object with a type enum rather than a union of two objects that hold nothing but their type.)
 type MessageAttachmentTool struct {
-	union json.RawMessage
+	// Type The tool.
+	Type MessageAttachmentToolType `json:"type"`
 }
+
+// MessageAttachmentToolType The tool.
+type MessageAttachmentToolType string
 
 // MessageCompletedEvent A message completed.
 type MessageCompletedEvent struct {
@@ -3402,140 +6624,88 @@ type MessageCompletedEvent struct {
 // MessageCompletedEventEvent defines model for MessageCompletedEvent.Event.
 type MessageCompletedEventEvent string
 
-// MessageContent One part of a message body, tagged by type.
+// MessageContent One part of a message body. Type says which kind it is, and the field named like the type holds it: text (Text), image_file (ImageFile), image_url (ImageUrl) or refusal (Refusal). The other fields are absent.
 type MessageContent struct {
-	union json.RawMessage
+	// ImageFile An image part that points at an uploaded file.
+	ImageFile MessageContentImageFile `json:"image_file,omitempty,omitzero"`
+
+	// ImageUrl An image part that points at a web URL.
+	ImageUrl MessageContentImageUrl `json:"image_url,omitempty,omitzero"`
+
+	// Refusal The refusal text, when the model declines to answer.
+	Refusal *string `json:"refusal,omitempty"`
+
+	// Text A text part of a message, and what it cites.
+	Text MessageContentText `json:"text,omitempty,omitzero"`
+
+	// Type Kind of part, and name of the field that holds it.
+	Type MessageContentType `json:"type"`
 }
 
-// MessageContentImageFileObject An image part that points at an uploaded file.
+// MessageContentType Kind of part, and name of the field that holds it.
+type MessageContentType string
+
+// MessageContentFileCitation The file a file_citation annotation cites.
+type MessageContentFileCitation struct {
+	// FileId ID of the cited file.
+	FileId string `json:"file_id"`
+}
+
+// MessageContentFilePath The file a file_path annotation names.
+type MessageContentFilePath struct {
+	// FileId ID of the generated file.
+	FileId string `json:"file_id"`
+}
+
+// MessageContentImageFile An image part that points at an uploaded file.
+type MessageContentImageFile struct {
+	// Detail Image detail level; low uses fewer tokens.
+	Detail *MessageContentImageFileDetail `json:"detail,omitempty"`
+
+	// FileId ID of an uploaded image file.
+	FileId string `json:"file_id"`
+}
+
+// MessageContentImageFileDetail Image detail level; low uses fewer tokens.
+type MessageContentImageFileDetail string
+
+// MessageContentImageFileObject An image part of a new message that points at an uploaded file.
 type MessageContentImageFileObject struct {
-	// ImageFile The image file reference.
+	// ImageFile An image part that points at an uploaded file.
 	ImageFile MessageContentImageFile `json:"image_file"`
 
 	// Type Always image_file.
 	Type MessageContentImageFileObjectType `json:"type"`
 }
 
-// MessageContentImageFileObjectImageFileDetail Image detail level; low uses fewer tokens.
-type MessageContentImageFileObjectImageFileDetail string
-
-// MessageContentImageFile The image file reference.
-type MessageContentImageFile struct {
-	// Detail Image detail level; low uses fewer tokens.
-	Detail *MessageContentImageFileObjectImageFileDetail `json:"detail,omitempty"`
-
-	// FileId ID of an uploaded image file.
-	FileId string `json:"file_id"`
-}
-
 // MessageContentImageFileObjectType Always image_file.
 type MessageContentImageFileObjectType string
 
-// MessageContentImageUrlObject An image part that points at a web URL.
+// MessageContentImageUrl An image part that points at a web URL.
+type MessageContentImageUrl struct {
+	// Detail Image detail level; low uses fewer tokens.
+	Detail *MessageContentImageUrlDetail `json:"detail,omitempty"`
+
+	// Url Address of a jpeg, jpg, png, gif or webp image.
+	Url string `json:"url"`
+}
+
+// MessageContentImageUrlDetail Image detail level; low uses fewer tokens.
+type MessageContentImageUrlDetail string
+
+// MessageContentImageUrlObject An image part of a new message that points at a web URL.
 type MessageContentImageUrlObject struct {
-	// ImageUrl The image URL reference.
+	// ImageUrl An image part that points at a web URL.
 	ImageUrl MessageContentImageUrl `json:"image_url"`
 
 	// Type Always image_url.
 	Type MessageContentImageUrlObjectType `json:"type"`
 }
 
-// MessageContentImageUrlObjectImageUrlDetail Image detail level; low uses fewer tokens.
-type MessageContentImageUrlObjectImageUrlDetail string
-
-// MessageContentImageUrl The image URL reference.
-type MessageContentImageUrl struct {
-	// Detail Image detail level; low uses fewer tokens.
-	Detail *MessageContentImageUrlObjectImageUrlDetail `json:"detail,omitempty"`
-
-	// Url Address of a jpeg, jpg, png, gif or webp image.
-	Url string `json:"url"`
-}
-
 // MessageContentImageUrlObjectType Always image_url.
 type MessageContentImageUrlObjectType string
 
-// MessageContentRefusalObject A part in which the model declines to answer.
-type MessageContentRefusalObject struct {
-	// Refusal The refusal text.
-	Refusal string `json:"refusal"`
-
-	// Type Always refusal.
-	Type MessageContentRefusalObjectType `json:"type"`
-}
-
-// MessageContentRefusalObjectType Always refusal.
-type MessageContentRefusalObjectType string
-
-// MessageContentTextAnnotation A text annotation, tagged by type.
-type MessageContentTextAnnotation struct {
-	union json.RawMessage
-}
-
-// MessageContentTextAnnotationsFileCitationObject A span of text that cites a file searched by file search.
-type MessageContentTextAnnotationsFileCitationObject struct {
-	// EndIndex End offset of the span.
-	EndIndex int `json:"end_index"`
-
-	// FileCitation The cited file.
-	FileCitation MessageContentFileCitation `json:"file_citation"`
-
-	// StartIndex Start offset of the span.
-	StartIndex int `json:"start_index"`
-
-	// Text The cited span as it appears in the text.
-	Text string `json:"text"`
-
-	// Type Always file_citation.
-	Type MessageContentTextAnnotationsFileCitationObjectType `json:"type"`
-}
-
-// MessageContentFileCitation The cited file.
-type MessageContentFileCitation struct {
-	// FileId ID of the cited file.
-	FileId string `json:"file_id"`
-}
-
-// MessageContentTextAnnotationsFileCitationObjectType Always file_citation.
-type MessageContentTextAnnotationsFileCitationObjectType string
-
-// MessageContentTextAnnotationsFilePathObject A span of text that names a file the code interpreter wrote.
-type MessageContentTextAnnotationsFilePathObject struct {
-	// EndIndex End offset of the span.
-	EndIndex int `json:"end_index"`
-
-	// FilePath The generated file.
-	FilePath MessageContentFilePath `json:"file_path"`
-
-	// StartIndex Start offset of the span.
-	StartIndex int `json:"start_index"`
-
-	// Text The span as it appears in the text.
-	Text string `json:"text"`
-
-	// Type Always file_path.
-	Type MessageContentTextAnnotationsFilePathObjectType `json:"type"`
-}
-
-// MessageContentFilePath The generated file.
-type MessageContentFilePath struct {
-	// FileId ID of the generated file.
-	FileId string `json:"file_id"`
-}
-
-// MessageContentTextAnnotationsFilePathObjectType Always file_path.
-type MessageContentTextAnnotationsFilePathObjectType string
-
-// MessageContentTextObject A text part, with its annotations.
-type MessageContentTextObject struct {
-	// Text The text and what it cites.
-	Text MessageContentText `json:"text"`
-
-	// Type Always text.
-	Type MessageContentTextObjectType `json:"type"`
-}
-
-// MessageContentText The text and what it cites.
+// MessageContentText A text part of a message, and what it cites.
 type MessageContentText struct {
 	// Annotations Citations and file paths found in the text.
 	Annotations []MessageContentTextAnnotation `json:"annotations"`
@@ -3544,8 +6714,29 @@ type MessageContentText struct {
 	Value string `json:"value"`
 }
 
-// MessageContentTextObjectType Always text.
-type MessageContentTextObjectType string
+// MessageContentTextAnnotation A span of a text part that points at a file. Type says which kind: file_citation (FileCitation: a file searched by file search) or file_path (FilePath: a file the code interpreter wrote).
+type MessageContentTextAnnotation struct {
+	// EndIndex End offset of the span.
+	EndIndex int `json:"end_index"`
+
+	// FileCitation The file a file_citation annotation cites.
+	FileCitation MessageContentFileCitation `json:"file_citation,omitempty,omitzero"`
+
+	// FilePath The file a file_path annotation names.
+	FilePath MessageContentFilePath `json:"file_path,omitempty,omitzero"`
+
+	// StartIndex Start offset of the span.
+	StartIndex int `json:"start_index"`
+
+	// Text The span as it appears in the text.
+	Text string `json:"text"`
+
+	// Type Kind of annotation, and name of the field that holds the file.
+	Type MessageContentTextAnnotationType `json:"type"`
+}
+
+// MessageContentTextAnnotationType Kind of annotation, and name of the field that holds the file.
+type MessageContentTextAnnotationType string
 
 // MessageCreatedEvent A message was created.
 type MessageCreatedEvent struct {
@@ -3557,107 +6748,31 @@ type MessageCreatedEvent struct {
 // MessageCreatedEventEvent defines model for MessageCreatedEvent.Event.
 type MessageCreatedEventEvent string
 
-// MessageDeltaContent A piece of a content part, tagged by type.
+// MessageDeltaContent A piece of a content part arriving in a stream. Type says which kind it is, and the field named like the type holds what arrived: text (Text), image_file (ImageFile), image_url (ImageUrl) or refusal (Refusal).
 type MessageDeltaContent struct {
-	union json.RawMessage
-}
-
-// MessageDeltaContentImageFileObject An image-file part arriving in a stream.
-type MessageDeltaContentImageFileObject struct {
 	// ImageFile The image file reference so far.
 	ImageFile *MessageDeltaContentImageFile `json:"image_file,omitempty"`
 
-	// Index Position of the part in the message content.
-	Index int `json:"index"`
-
-	// Type Always image_file.
-	Type MessageDeltaContentImageFileObjectType `json:"type"`
-}
-
-// MessageDeltaContentImageFileObjectImageFileDetail Image detail level.
-type MessageDeltaContentImageFileObjectImageFileDetail string
-
-// MessageDeltaContentImageFile The image file reference so far.
-type MessageDeltaContentImageFile struct {
-	// Detail Image detail level.
-	Detail *MessageDeltaContentImageFileObjectImageFileDetail `json:"detail,omitempty"`
-
-	// FileId ID of the image file.
-	FileId *string `json:"file_id,omitempty"`
-}
-
-// MessageDeltaContentImageFileObjectType Always image_file.
-type MessageDeltaContentImageFileObjectType string
-
-// MessageDeltaContentImageUrlObject An image-URL part arriving in a stream.
-type MessageDeltaContentImageUrlObject struct {
 	// ImageUrl The image URL reference so far.
 	ImageUrl *MessageDeltaContentImageUrl `json:"image_url,omitempty"`
 
 	// Index Position of the part in the message content.
 	Index int `json:"index"`
 
-	// Type Always image_url.
-	Type MessageDeltaContentImageUrlObjectType `json:"type"`
-}
-
-// MessageDeltaContentImageUrlObjectImageUrlDetail Image detail level.
-type MessageDeltaContentImageUrlObjectImageUrlDetail string
-
-// MessageDeltaContentImageUrl The image URL reference so far.
-type MessageDeltaContentImageUrl struct {
-	// Detail Image detail level.
-	Detail *MessageDeltaContentImageUrlObjectImageUrlDetail `json:"detail,omitempty"`
-
-	// Url Address of the image.
-	Url *string `json:"url,omitempty"`
-}
-
-// MessageDeltaContentImageUrlObjectType Always image_url.
-type MessageDeltaContentImageUrlObjectType string
-
-// MessageDeltaContentRefusalObject A refusal fragment arriving in a stream.
-type MessageDeltaContentRefusalObject struct {
-	// Index Position of the part in the message content.
-	Index int `json:"index"`
-
 	// Refusal Refusal text to append.
 	Refusal *string `json:"refusal,omitempty"`
 
-	// Type Always refusal.
-	Type MessageDeltaContentRefusalObjectType `json:"type"`
+	// Text The new text and annotations of a text part.
+	Text *MessageDeltaContentText `json:"text,omitempty"`
+
+	// Type Kind of part, and name of the field that holds it.
+	Type MessageDeltaContentType `json:"type"`
 }
 
-// MessageDeltaContentRefusalObjectType Always refusal.
-type MessageDeltaContentRefusalObjectType string
+// MessageDeltaContentType Kind of part, and name of the field that holds it.
+type MessageDeltaContentType string
 
-// MessageDeltaContentTextAnnotation A text annotation arriving in a stream, tagged by type.
-type MessageDeltaContentTextAnnotation struct {
-	union json.RawMessage
-}
-
-// MessageDeltaContentTextAnnotationsFileCitationObject A file citation arriving in a stream.
-type MessageDeltaContentTextAnnotationsFileCitationObject struct {
-	// EndIndex End offset of the span.
-	EndIndex *int `json:"end_index,omitempty"`
-
-	// FileCitation The cited file.
-	FileCitation *MessageDeltaContentFileCitation `json:"file_citation,omitempty"`
-
-	// Index Position of the annotation in the text part.
-	Index int `json:"index"`
-
-	// StartIndex Start offset of the span.
-	StartIndex *int `json:"start_index,omitempty"`
-
-	// Text The cited span as it appears in the text.
-	Text *string `json:"text,omitempty"`
-
-	// Type Always file_citation.
-	Type MessageDeltaContentTextAnnotationsFileCitationObjectType `json:"type"`
-}
-
-// MessageDeltaContentFileCitation The cited file.
+// MessageDeltaContentFileCitation The cited file, as far as it arrived.
 type MessageDeltaContentFileCitation struct {
 	// FileId ID of the cited file.
 	FileId *string `json:"file_id,omitempty"`
@@ -3666,15 +6781,54 @@ type MessageDeltaContentFileCitation struct {
 	Quote *string `json:"quote,omitempty"`
 }
 
-// MessageDeltaContentTextAnnotationsFileCitationObjectType Always file_citation.
-type MessageDeltaContentTextAnnotationsFileCitationObjectType string
+// MessageDeltaContentFilePath The generated file, as far as it arrived.
+type MessageDeltaContentFilePath struct {
+	// FileId ID of the generated file.
+	FileId *string `json:"file_id,omitempty"`
+}
 
-// MessageDeltaContentTextAnnotationsFilePathObject A generated-file path arriving in a stream.
-type MessageDeltaContentTextAnnotationsFilePathObject struct {
+// MessageDeltaContentImageFile The image file reference so far.
+type MessageDeltaContentImageFile struct {
+	// Detail Image detail level.
+	Detail *MessageDeltaContentImageFileDetail `json:"detail,omitempty"`
+
+	// FileId ID of the image file.
+	FileId *string `json:"file_id,omitempty"`
+}
+
+// MessageDeltaContentImageFileDetail Image detail level.
+type MessageDeltaContentImageFileDetail string
+
+// MessageDeltaContentImageUrl The image URL reference so far.
+type MessageDeltaContentImageUrl struct {
+	// Detail Image detail level.
+	Detail *MessageDeltaContentImageUrlDetail `json:"detail,omitempty"`
+
+	// Url Address of the image.
+	Url *string `json:"url,omitempty"`
+}
+
+// MessageDeltaContentImageUrlDetail Image detail level.
+type MessageDeltaContentImageUrlDetail string
+
+// MessageDeltaContentText The new text and annotations of a text part.
+type MessageDeltaContentText struct {
+	// Annotations Annotations added with this fragment.
+	Annotations *[]MessageDeltaContentTextAnnotation `json:"annotations,omitempty"`
+
+	// Value Text to append.
+	Value *string `json:"value,omitempty"`
+}
+
+// MessageDeltaContentTextAnnotation An annotation arriving in a stream. Type says which kind: file_citation (FileCitation) or file_path (FilePath).
+type MessageDeltaContentTextAnnotation struct {
 	// EndIndex End offset of the span.
 	EndIndex *int `json:"end_index,omitempty"`
 
-	// FilePath The generated file.
+	// FileCitation The cited file, as far as it arrived.
+	FileCitation *MessageDeltaContentFileCitation `json:"file_citation,omitempty"`
+
+	// FilePath The generated file, as far as it arrived.
 	FilePath *MessageDeltaContentFilePath `json:"file_path,omitempty"`
 
 	// Index Position of the annotation in the text part.
@@ -3686,42 +6840,12 @@ type MessageDeltaContentTextAnnotationsFilePathObject struct {
 	// Text The span as it appears in the text.
 	Text *string `json:"text,omitempty"`
 
-	// Type Always file_path.
-	Type MessageDeltaContentTextAnnotationsFilePathObjectType `json:"type"`
+	// Type Kind of annotation, and name of the field that holds the file.
+	Type MessageDeltaContentTextAnnotationType `json:"type"`
 }
 
-// MessageDeltaContentFilePath The generated file.
-type MessageDeltaContentFilePath struct {
-	// FileId ID of the generated file.
-	FileId *string `json:"file_id,omitempty"`
-}
-
-// MessageDeltaContentTextAnnotationsFilePathObjectType Always file_path.
-type MessageDeltaContentTextAnnotationsFilePathObjectType string
-
-// MessageDeltaContentTextObject A text fragment arriving in a stream.
-type MessageDeltaContentTextObject struct {
-	// Index Position of the part in the message content.
-	Index int `json:"index"`
-
-	// Text The new text and annotations.
-	Text *MessageDeltaContentText `json:"text,omitempty"`
-
-	// Type Always text.
-	Type MessageDeltaContentTextObjectType `json:"type"`
-}
-
-// MessageDeltaContentText The new text and annotations.
-type MessageDeltaContentText struct {
-	// Annotations Annotations added with this fragment.
-	Annotations *[]MessageDeltaContentTextAnnotation `json:"annotations,omitempty"`
-
-	// Value Text to append.
-	Value *string `json:"value,omitempty"`
-}
-
-// MessageDeltaContentTextObjectType Always text.
-type MessageDeltaContentTextObjectType string
+// MessageDeltaContentTextAnnotationType Kind of annotation, and name of the field that holds the file.
+type MessageDeltaContentTextAnnotationType string
 
 // MessageDeltaEvent Part of a message was streamed.
 type MessageDeltaEvent struct {
@@ -3785,8 +6909,8 @@ type MessageObject struct {
 	// AssistantId Assistant that wrote it, if any.
 	AssistantId *string `json:"assistant_id"`
 
-	// Attachments Files attached to the message and the tools they go to.
-	Attachments *[]MessageAttachment `json:"attachments"`
+	// Attachments Files attached to the message and the tools they go to; nil for null.
+	Attachments []MessageAttachment `json:"attachments"`
 
 	// CompletedAt Completion time, Unix seconds.
 	CompletedAt *int `json:"completed_at"`
@@ -4937,14 +8061,7 @@ type ToolResourcesFileSearchCreate struct {
 
 	// VectorStores A vector store to create from files, at most 1.
 	VectorStores *[]ToolResourcesVectorStoreCreate `json:"vector_stores,omitempty"`
-	union        json.RawMessage
 }
-
-// ToolResourcesFileSearchCreate0 defines model for ToolResourcesFileSearchCreate.0.
-type ToolResourcesFileSearchCreate0 = interface{}
-
-// ToolResourcesFileSearchCreate1 defines model for ToolResourcesFileSearchCreate.1.
-type ToolResourcesFileSearchCreate1 = interface{}
 
 // ToolResourcesVectorStoreCreate A vector store built on the fly from files.
 type ToolResourcesVectorStoreCreate struct {
@@ -5000,19 +8117,19 @@ type VectorStoreExpirationAfter struct {
 // VectorStoreExpirationAfterAnchor Clock start; always last_active_at.
 type VectorStoreExpirationAfterAnchor string
 
-// VectorStoreFileAttributeValue One attribute value.
+// VectorStoreFileAttributeBoolean A boolean attribute value.
+type VectorStoreFileAttributeBoolean = bool
+
+// VectorStoreFileAttributeNumber A numeric attribute value.
+type VectorStoreFileAttributeNumber = float64
+
+// VectorStoreFileAttributeString A text attribute value, at most 512 characters.
+type VectorStoreFileAttributeString = string
+
+// VectorStoreFileAttributeValue One attribute value; build it with assistants.AttributeString, AttributeNumber or AttributeBool.
 type VectorStoreFileAttributeValue struct {
 	union json.RawMessage
 }
-
-// VectorStoreFileAttributeValue0 defines model for VectorStoreFileAttributeValue.0.
-type VectorStoreFileAttributeValue0 = string
-
-// VectorStoreFileAttributeValue1 defines model for VectorStoreFileAttributeValue.1.
-type VectorStoreFileAttributeValue1 = float32
-
-// VectorStoreFileAttributeValue2 defines model for VectorStoreFileAttributeValue.2.
-type VectorStoreFileAttributeValue2 = bool
 
 // VectorStoreFileAttributes Up to 16 key-value pairs for filtering search; keys at most 64 characters, values strings (at most 512), numbers or booleans.
 type VectorStoreFileAttributes map[string]VectorStoreFileAttributeValue
@@ -5202,6 +8319,17 @@ type VectorStoreSearchFilter struct {
 	union json.RawMessage
 }
 
+// VectorStoreSearchQuery Search text, or several texts; build it with assistants.SearchQuery.
+type VectorStoreSearchQuery struct {
+	union json.RawMessage
+}
+
+// VectorStoreSearchQueryText One search text.
+type VectorStoreSearchQueryText = string
+
+// VectorStoreSearchQueryTexts Several search texts, at least one.
+type VectorStoreSearchQueryTexts = []string
+
 // VectorStoreSearchRequest Body for searching a vector store.
 type VectorStoreSearchRequest struct {
 	// Filters A search filter, tagged by its operator.
@@ -5210,25 +8338,14 @@ type VectorStoreSearchRequest struct {
 	// MaxNumResults Most results to return, 1 to 50.
 	MaxNumResults *int `json:"max_num_results,omitempty"`
 
-	// Query Search text, or several texts.
-	Query VectorStoreSearchRequest_Query `json:"query"`
+	// Query Search text, or several texts; build it with assistants.SearchQuery.
+	Query VectorStoreSearchQuery `json:"query"`
 
 	// RankingOptions How results are ranked.
 	RankingOptions *VectorStoreSearchRankingOptions `json:"ranking_options,omitempty"`
 
 	// RewriteQuery Let the service rephrase the query for search.
 	RewriteQuery *bool `json:"rewrite_query,omitempty"`
-}
-
-// VectorStoreSearchRequestQuery0 defines model for VectorStoreSearchRequest.Query.0.
-type VectorStoreSearchRequestQuery0 = string
-
-// VectorStoreSearchRequestQuery1 defines model for VectorStoreSearchRequest.Query.1.
-type VectorStoreSearchRequestQuery1 = []string
-
-// VectorStoreSearchRequest_Query Search text, or several texts.
-type VectorStoreSearchRequest_Query struct {
-	union json.RawMessage
 }
 
 // VectorStoreSearchRequestRankingOptionsRanker Ranker to use.
@@ -7194,22 +10311,22 @@ func (t *ChunkingStrategyResponse) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsComparisonFilterValue0 returns the union data inside the ComparisonFilterValue as a ComparisonFilterValue0
-func (t ComparisonFilterValue) AsComparisonFilterValue0() (ComparisonFilterValue0, error) {
-	var body ComparisonFilterValue0
+// AsComparisonFilterString returns the union data inside the ComparisonFilterValue as a ComparisonFilterString
+func (t ComparisonFilterValue) AsComparisonFilterString() (ComparisonFilterString, error) {
+	var body ComparisonFilterString
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValue0 overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterValue0
-func (t *ComparisonFilterValue) FromComparisonFilterValue0(v ComparisonFilterValue0) error {
+// FromComparisonFilterString overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterString
+func (t *ComparisonFilterValue) FromComparisonFilterString(v ComparisonFilterString) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValue0 performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterValue0
-func (t *ComparisonFilterValue) MergeComparisonFilterValue0(v ComparisonFilterValue0) error {
+// MergeComparisonFilterString performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterString
+func (t *ComparisonFilterValue) MergeComparisonFilterString(v ComparisonFilterString) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7220,22 +10337,22 @@ func (t *ComparisonFilterValue) MergeComparisonFilterValue0(v ComparisonFilterVa
 	return err
 }
 
-// AsComparisonFilterValue1 returns the union data inside the ComparisonFilterValue as a ComparisonFilterValue1
-func (t ComparisonFilterValue) AsComparisonFilterValue1() (ComparisonFilterValue1, error) {
-	var body ComparisonFilterValue1
+// AsComparisonFilterNumber returns the union data inside the ComparisonFilterValue as a ComparisonFilterNumber
+func (t ComparisonFilterValue) AsComparisonFilterNumber() (ComparisonFilterNumber, error) {
+	var body ComparisonFilterNumber
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValue1 overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterValue1
-func (t *ComparisonFilterValue) FromComparisonFilterValue1(v ComparisonFilterValue1) error {
+// FromComparisonFilterNumber overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterNumber
+func (t *ComparisonFilterValue) FromComparisonFilterNumber(v ComparisonFilterNumber) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValue1 performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterValue1
-func (t *ComparisonFilterValue) MergeComparisonFilterValue1(v ComparisonFilterValue1) error {
+// MergeComparisonFilterNumber performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterNumber
+func (t *ComparisonFilterValue) MergeComparisonFilterNumber(v ComparisonFilterNumber) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7246,22 +10363,22 @@ func (t *ComparisonFilterValue) MergeComparisonFilterValue1(v ComparisonFilterVa
 	return err
 }
 
-// AsComparisonFilterValue2 returns the union data inside the ComparisonFilterValue as a ComparisonFilterValue2
-func (t ComparisonFilterValue) AsComparisonFilterValue2() (ComparisonFilterValue2, error) {
-	var body ComparisonFilterValue2
+// AsComparisonFilterBoolean returns the union data inside the ComparisonFilterValue as a ComparisonFilterBoolean
+func (t ComparisonFilterValue) AsComparisonFilterBoolean() (ComparisonFilterBoolean, error) {
+	var body ComparisonFilterBoolean
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValue2 overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterValue2
-func (t *ComparisonFilterValue) FromComparisonFilterValue2(v ComparisonFilterValue2) error {
+// FromComparisonFilterBoolean overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterBoolean
+func (t *ComparisonFilterValue) FromComparisonFilterBoolean(v ComparisonFilterBoolean) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValue2 performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterValue2
-func (t *ComparisonFilterValue) MergeComparisonFilterValue2(v ComparisonFilterValue2) error {
+// MergeComparisonFilterBoolean performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterBoolean
+func (t *ComparisonFilterValue) MergeComparisonFilterBoolean(v ComparisonFilterBoolean) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7272,22 +10389,22 @@ func (t *ComparisonFilterValue) MergeComparisonFilterValue2(v ComparisonFilterVa
 	return err
 }
 
-// AsComparisonFilterValue3 returns the union data inside the ComparisonFilterValue as a ComparisonFilterValue3
-func (t ComparisonFilterValue) AsComparisonFilterValue3() (ComparisonFilterValue3, error) {
-	var body ComparisonFilterValue3
+// AsComparisonFilterList returns the union data inside the ComparisonFilterValue as a ComparisonFilterList
+func (t ComparisonFilterValue) AsComparisonFilterList() (ComparisonFilterList, error) {
+	var body ComparisonFilterList
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValue3 overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterValue3
-func (t *ComparisonFilterValue) FromComparisonFilterValue3(v ComparisonFilterValue3) error {
+// FromComparisonFilterList overwrites any union data inside the ComparisonFilterValue as the provided ComparisonFilterList
+func (t *ComparisonFilterValue) FromComparisonFilterList(v ComparisonFilterList) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValue3 performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterValue3
-func (t *ComparisonFilterValue) MergeComparisonFilterValue3(v ComparisonFilterValue3) error {
+// MergeComparisonFilterList performs a merge with any union data inside the ComparisonFilterValue, using the provided ComparisonFilterList
+func (t *ComparisonFilterValue) MergeComparisonFilterList(v ComparisonFilterList) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7308,22 +10425,22 @@ func (t *ComparisonFilterValue) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsComparisonFilterValueItem0 returns the union data inside the ComparisonFilterValueItem as a ComparisonFilterValueItem0
-func (t ComparisonFilterValueItem) AsComparisonFilterValueItem0() (ComparisonFilterValueItem0, error) {
-	var body ComparisonFilterValueItem0
+// AsComparisonFilterString returns the union data inside the ComparisonFilterValueItem as a ComparisonFilterString
+func (t ComparisonFilterValueItem) AsComparisonFilterString() (ComparisonFilterString, error) {
+	var body ComparisonFilterString
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValueItem0 overwrites any union data inside the ComparisonFilterValueItem as the provided ComparisonFilterValueItem0
-func (t *ComparisonFilterValueItem) FromComparisonFilterValueItem0(v ComparisonFilterValueItem0) error {
+// FromComparisonFilterString overwrites any union data inside the ComparisonFilterValueItem as the provided ComparisonFilterString
+func (t *ComparisonFilterValueItem) FromComparisonFilterString(v ComparisonFilterString) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValueItem0 performs a merge with any union data inside the ComparisonFilterValueItem, using the provided ComparisonFilterValueItem0
-func (t *ComparisonFilterValueItem) MergeComparisonFilterValueItem0(v ComparisonFilterValueItem0) error {
+// MergeComparisonFilterString performs a merge with any union data inside the ComparisonFilterValueItem, using the provided ComparisonFilterString
+func (t *ComparisonFilterValueItem) MergeComparisonFilterString(v ComparisonFilterString) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7334,22 +10451,22 @@ func (t *ComparisonFilterValueItem) MergeComparisonFilterValueItem0(v Comparison
 	return err
 }
 
-// AsComparisonFilterValueItem1 returns the union data inside the ComparisonFilterValueItem as a ComparisonFilterValueItem1
-func (t ComparisonFilterValueItem) AsComparisonFilterValueItem1() (ComparisonFilterValueItem1, error) {
-	var body ComparisonFilterValueItem1
+// AsComparisonFilterNumber returns the union data inside the ComparisonFilterValueItem as a ComparisonFilterNumber
+func (t ComparisonFilterValueItem) AsComparisonFilterNumber() (ComparisonFilterNumber, error) {
+	var body ComparisonFilterNumber
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromComparisonFilterValueItem1 overwrites any union data inside the ComparisonFilterValueItem as the provided ComparisonFilterValueItem1
-func (t *ComparisonFilterValueItem) FromComparisonFilterValueItem1(v ComparisonFilterValueItem1) error {
+// FromComparisonFilterNumber overwrites any union data inside the ComparisonFilterValueItem as the provided ComparisonFilterNumber
+func (t *ComparisonFilterValueItem) FromComparisonFilterNumber(v ComparisonFilterNumber) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeComparisonFilterValueItem1 performs a merge with any union data inside the ComparisonFilterValueItem, using the provided ComparisonFilterValueItem1
-func (t *ComparisonFilterValueItem) MergeComparisonFilterValueItem1(v ComparisonFilterValueItem1) error {
+// MergeComparisonFilterNumber performs a merge with any union data inside the ComparisonFilterValueItem, using the provided ComparisonFilterNumber
+func (t *ComparisonFilterValueItem) MergeComparisonFilterNumber(v ComparisonFilterNumber) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7428,793 +10545,6 @@ func (t CreateMessageRequest_Content) MarshalJSON() ([]byte, error) {
 }
 
 func (t *CreateMessageRequest_Content) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsCreateVectorStoreFileBatchRequest0 returns the union data inside the CreateVectorStoreFileBatchRequest as a CreateVectorStoreFileBatchRequest0
-func (t CreateVectorStoreFileBatchRequest) AsCreateVectorStoreFileBatchRequest0() (CreateVectorStoreFileBatchRequest0, error) {
-	var body CreateVectorStoreFileBatchRequest0
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromCreateVectorStoreFileBatchRequest0 overwrites any union data inside the CreateVectorStoreFileBatchRequest as the provided CreateVectorStoreFileBatchRequest0
-func (t *CreateVectorStoreFileBatchRequest) FromCreateVectorStoreFileBatchRequest0(v CreateVectorStoreFileBatchRequest0) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeCreateVectorStoreFileBatchRequest0 performs a merge with any union data inside the CreateVectorStoreFileBatchRequest, using the provided CreateVectorStoreFileBatchRequest0
-func (t *CreateVectorStoreFileBatchRequest) MergeCreateVectorStoreFileBatchRequest0(v CreateVectorStoreFileBatchRequest0) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsCreateVectorStoreFileBatchRequest1 returns the union data inside the CreateVectorStoreFileBatchRequest as a CreateVectorStoreFileBatchRequest1
-func (t CreateVectorStoreFileBatchRequest) AsCreateVectorStoreFileBatchRequest1() (CreateVectorStoreFileBatchRequest1, error) {
-	var body CreateVectorStoreFileBatchRequest1
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromCreateVectorStoreFileBatchRequest1 overwrites any union data inside the CreateVectorStoreFileBatchRequest as the provided CreateVectorStoreFileBatchRequest1
-func (t *CreateVectorStoreFileBatchRequest) FromCreateVectorStoreFileBatchRequest1(v CreateVectorStoreFileBatchRequest1) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeCreateVectorStoreFileBatchRequest1 performs a merge with any union data inside the CreateVectorStoreFileBatchRequest, using the provided CreateVectorStoreFileBatchRequest1
-func (t *CreateVectorStoreFileBatchRequest) MergeCreateVectorStoreFileBatchRequest1(v CreateVectorStoreFileBatchRequest1) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t CreateVectorStoreFileBatchRequest) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	object := make(map[string]json.RawMessage)
-	if t.union != nil {
-		err = json.Unmarshal(b, &object)
-		if err != nil {
-			return nil, err
-		}
-	}
-
-	if t.Attributes != nil {
-		object["attributes"], err = json.Marshal(t.Attributes)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'attributes': %w", err)
-		}
-	}
-
-	if t.ChunkingStrategy != nil {
-		object["chunking_strategy"], err = json.Marshal(t.ChunkingStrategy)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'chunking_strategy': %w", err)
-		}
-	}
-
-	if t.FileIds != nil {
-		object["file_ids"], err = json.Marshal(t.FileIds)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'file_ids': %w", err)
-		}
-	}
-
-	if t.Files != nil {
-		object["files"], err = json.Marshal(t.Files)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'files': %w", err)
-		}
-	}
-	b, err = json.Marshal(object)
-	return b, err
-}
-
-func (t *CreateVectorStoreFileBatchRequest) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	if err != nil {
-		return err
-	}
-	object := make(map[string]json.RawMessage)
-	err = json.Unmarshal(b, &object)
-	if err != nil {
-		return err
-	}
-
-	if raw, found := object["attributes"]; found {
-		err = json.Unmarshal(raw, &t.Attributes)
-		if err != nil {
-			return fmt.Errorf("error reading 'attributes': %w", err)
-		}
-	}
-
-	if raw, found := object["chunking_strategy"]; found {
-		err = json.Unmarshal(raw, &t.ChunkingStrategy)
-		if err != nil {
-			return fmt.Errorf("error reading 'chunking_strategy': %w", err)
-		}
-	}
-
-	if raw, found := object["file_ids"]; found {
-		err = json.Unmarshal(raw, &t.FileIds)
-		if err != nil {
-			return fmt.Errorf("error reading 'file_ids': %w", err)
-		}
-	}
-
-	if raw, found := object["files"]; found {
-		err = json.Unmarshal(raw, &t.Files)
-		if err != nil {
-			return fmt.Errorf("error reading 'files': %w", err)
-		}
-	}
-
-	return err
-}
-
-// AsAssistantToolsCode returns the union data inside the MessageAttachmentTool as a AssistantToolsCode
-func (t MessageAttachmentTool) AsAssistantToolsCode() (AssistantToolsCode, error) {
-	var body AssistantToolsCode
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromAssistantToolsCode overwrites any union data inside the MessageAttachmentTool as the provided AssistantToolsCode
-func (t *MessageAttachmentTool) FromAssistantToolsCode(v AssistantToolsCode) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"code_interpreter"}`))
-	t.union = b
-	return err
-}
-
-// MergeAssistantToolsCode performs a merge with any union data inside the MessageAttachmentTool, using the provided AssistantToolsCode
-func (t *MessageAttachmentTool) MergeAssistantToolsCode(v AssistantToolsCode) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"code_interpreter"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsAssistantToolsFileSearchTypeOnly returns the union data inside the MessageAttachmentTool as a AssistantToolsFileSearchTypeOnly
-func (t MessageAttachmentTool) AsAssistantToolsFileSearchTypeOnly() (AssistantToolsFileSearchTypeOnly, error) {
-	var body AssistantToolsFileSearchTypeOnly
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromAssistantToolsFileSearchTypeOnly overwrites any union data inside the MessageAttachmentTool as the provided AssistantToolsFileSearchTypeOnly
-func (t *MessageAttachmentTool) FromAssistantToolsFileSearchTypeOnly(v AssistantToolsFileSearchTypeOnly) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_search"}`))
-	t.union = b
-	return err
-}
-
-// MergeAssistantToolsFileSearchTypeOnly performs a merge with any union data inside the MessageAttachmentTool, using the provided AssistantToolsFileSearchTypeOnly
-func (t *MessageAttachmentTool) MergeAssistantToolsFileSearchTypeOnly(v AssistantToolsFileSearchTypeOnly) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_search"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageAttachmentTool) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageAttachmentTool) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "code_interpreter":
-		return t.AsAssistantToolsCode()
-	case "file_search":
-		return t.AsAssistantToolsFileSearchTypeOnly()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageAttachmentTool) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageAttachmentTool) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsMessageContentImageFileObject returns the union data inside the MessageContent as a MessageContentImageFileObject
-func (t MessageContent) AsMessageContentImageFileObject() (MessageContentImageFileObject, error) {
-	var body MessageContentImageFileObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentImageFileObject overwrites any union data inside the MessageContent as the provided MessageContentImageFileObject
-func (t *MessageContent) FromMessageContentImageFileObject(v MessageContentImageFileObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_file"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentImageFileObject performs a merge with any union data inside the MessageContent, using the provided MessageContentImageFileObject
-func (t *MessageContent) MergeMessageContentImageFileObject(v MessageContentImageFileObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_file"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageContentImageUrlObject returns the union data inside the MessageContent as a MessageContentImageUrlObject
-func (t MessageContent) AsMessageContentImageUrlObject() (MessageContentImageUrlObject, error) {
-	var body MessageContentImageUrlObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentImageUrlObject overwrites any union data inside the MessageContent as the provided MessageContentImageUrlObject
-func (t *MessageContent) FromMessageContentImageUrlObject(v MessageContentImageUrlObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_url"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentImageUrlObject performs a merge with any union data inside the MessageContent, using the provided MessageContentImageUrlObject
-func (t *MessageContent) MergeMessageContentImageUrlObject(v MessageContentImageUrlObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_url"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageContentTextObject returns the union data inside the MessageContent as a MessageContentTextObject
-func (t MessageContent) AsMessageContentTextObject() (MessageContentTextObject, error) {
-	var body MessageContentTextObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentTextObject overwrites any union data inside the MessageContent as the provided MessageContentTextObject
-func (t *MessageContent) FromMessageContentTextObject(v MessageContentTextObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"text"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentTextObject performs a merge with any union data inside the MessageContent, using the provided MessageContentTextObject
-func (t *MessageContent) MergeMessageContentTextObject(v MessageContentTextObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"text"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageContentRefusalObject returns the union data inside the MessageContent as a MessageContentRefusalObject
-func (t MessageContent) AsMessageContentRefusalObject() (MessageContentRefusalObject, error) {
-	var body MessageContentRefusalObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentRefusalObject overwrites any union data inside the MessageContent as the provided MessageContentRefusalObject
-func (t *MessageContent) FromMessageContentRefusalObject(v MessageContentRefusalObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"refusal"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentRefusalObject performs a merge with any union data inside the MessageContent, using the provided MessageContentRefusalObject
-func (t *MessageContent) MergeMessageContentRefusalObject(v MessageContentRefusalObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"refusal"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageContent) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageContent) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "image_file":
-		return t.AsMessageContentImageFileObject()
-	case "image_url":
-		return t.AsMessageContentImageUrlObject()
-	case "refusal":
-		return t.AsMessageContentRefusalObject()
-	case "text":
-		return t.AsMessageContentTextObject()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageContent) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageContent) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsMessageContentTextAnnotationsFileCitationObject returns the union data inside the MessageContentTextAnnotation as a MessageContentTextAnnotationsFileCitationObject
-func (t MessageContentTextAnnotation) AsMessageContentTextAnnotationsFileCitationObject() (MessageContentTextAnnotationsFileCitationObject, error) {
-	var body MessageContentTextAnnotationsFileCitationObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentTextAnnotationsFileCitationObject overwrites any union data inside the MessageContentTextAnnotation as the provided MessageContentTextAnnotationsFileCitationObject
-func (t *MessageContentTextAnnotation) FromMessageContentTextAnnotationsFileCitationObject(v MessageContentTextAnnotationsFileCitationObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_citation"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentTextAnnotationsFileCitationObject performs a merge with any union data inside the MessageContentTextAnnotation, using the provided MessageContentTextAnnotationsFileCitationObject
-func (t *MessageContentTextAnnotation) MergeMessageContentTextAnnotationsFileCitationObject(v MessageContentTextAnnotationsFileCitationObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_citation"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageContentTextAnnotationsFilePathObject returns the union data inside the MessageContentTextAnnotation as a MessageContentTextAnnotationsFilePathObject
-func (t MessageContentTextAnnotation) AsMessageContentTextAnnotationsFilePathObject() (MessageContentTextAnnotationsFilePathObject, error) {
-	var body MessageContentTextAnnotationsFilePathObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageContentTextAnnotationsFilePathObject overwrites any union data inside the MessageContentTextAnnotation as the provided MessageContentTextAnnotationsFilePathObject
-func (t *MessageContentTextAnnotation) FromMessageContentTextAnnotationsFilePathObject(v MessageContentTextAnnotationsFilePathObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_path"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageContentTextAnnotationsFilePathObject performs a merge with any union data inside the MessageContentTextAnnotation, using the provided MessageContentTextAnnotationsFilePathObject
-func (t *MessageContentTextAnnotation) MergeMessageContentTextAnnotationsFilePathObject(v MessageContentTextAnnotationsFilePathObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_path"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageContentTextAnnotation) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageContentTextAnnotation) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "file_citation":
-		return t.AsMessageContentTextAnnotationsFileCitationObject()
-	case "file_path":
-		return t.AsMessageContentTextAnnotationsFilePathObject()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageContentTextAnnotation) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageContentTextAnnotation) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsMessageDeltaContentImageFileObject returns the union data inside the MessageDeltaContent as a MessageDeltaContentImageFileObject
-func (t MessageDeltaContent) AsMessageDeltaContentImageFileObject() (MessageDeltaContentImageFileObject, error) {
-	var body MessageDeltaContentImageFileObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentImageFileObject overwrites any union data inside the MessageDeltaContent as the provided MessageDeltaContentImageFileObject
-func (t *MessageDeltaContent) FromMessageDeltaContentImageFileObject(v MessageDeltaContentImageFileObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_file"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentImageFileObject performs a merge with any union data inside the MessageDeltaContent, using the provided MessageDeltaContentImageFileObject
-func (t *MessageDeltaContent) MergeMessageDeltaContentImageFileObject(v MessageDeltaContentImageFileObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_file"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageDeltaContentTextObject returns the union data inside the MessageDeltaContent as a MessageDeltaContentTextObject
-func (t MessageDeltaContent) AsMessageDeltaContentTextObject() (MessageDeltaContentTextObject, error) {
-	var body MessageDeltaContentTextObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentTextObject overwrites any union data inside the MessageDeltaContent as the provided MessageDeltaContentTextObject
-func (t *MessageDeltaContent) FromMessageDeltaContentTextObject(v MessageDeltaContentTextObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"text"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentTextObject performs a merge with any union data inside the MessageDeltaContent, using the provided MessageDeltaContentTextObject
-func (t *MessageDeltaContent) MergeMessageDeltaContentTextObject(v MessageDeltaContentTextObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"text"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageDeltaContentRefusalObject returns the union data inside the MessageDeltaContent as a MessageDeltaContentRefusalObject
-func (t MessageDeltaContent) AsMessageDeltaContentRefusalObject() (MessageDeltaContentRefusalObject, error) {
-	var body MessageDeltaContentRefusalObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentRefusalObject overwrites any union data inside the MessageDeltaContent as the provided MessageDeltaContentRefusalObject
-func (t *MessageDeltaContent) FromMessageDeltaContentRefusalObject(v MessageDeltaContentRefusalObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"refusal"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentRefusalObject performs a merge with any union data inside the MessageDeltaContent, using the provided MessageDeltaContentRefusalObject
-func (t *MessageDeltaContent) MergeMessageDeltaContentRefusalObject(v MessageDeltaContentRefusalObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"refusal"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageDeltaContentImageUrlObject returns the union data inside the MessageDeltaContent as a MessageDeltaContentImageUrlObject
-func (t MessageDeltaContent) AsMessageDeltaContentImageUrlObject() (MessageDeltaContentImageUrlObject, error) {
-	var body MessageDeltaContentImageUrlObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentImageUrlObject overwrites any union data inside the MessageDeltaContent as the provided MessageDeltaContentImageUrlObject
-func (t *MessageDeltaContent) FromMessageDeltaContentImageUrlObject(v MessageDeltaContentImageUrlObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_url"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentImageUrlObject performs a merge with any union data inside the MessageDeltaContent, using the provided MessageDeltaContentImageUrlObject
-func (t *MessageDeltaContent) MergeMessageDeltaContentImageUrlObject(v MessageDeltaContentImageUrlObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"image_url"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageDeltaContent) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageDeltaContent) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "image_file":
-		return t.AsMessageDeltaContentImageFileObject()
-	case "image_url":
-		return t.AsMessageDeltaContentImageUrlObject()
-	case "refusal":
-		return t.AsMessageDeltaContentRefusalObject()
-	case "text":
-		return t.AsMessageDeltaContentTextObject()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageDeltaContent) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageDeltaContent) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	return err
-}
-
-// AsMessageDeltaContentTextAnnotationsFileCitationObject returns the union data inside the MessageDeltaContentTextAnnotation as a MessageDeltaContentTextAnnotationsFileCitationObject
-func (t MessageDeltaContentTextAnnotation) AsMessageDeltaContentTextAnnotationsFileCitationObject() (MessageDeltaContentTextAnnotationsFileCitationObject, error) {
-	var body MessageDeltaContentTextAnnotationsFileCitationObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentTextAnnotationsFileCitationObject overwrites any union data inside the MessageDeltaContentTextAnnotation as the provided MessageDeltaContentTextAnnotationsFileCitationObject
-func (t *MessageDeltaContentTextAnnotation) FromMessageDeltaContentTextAnnotationsFileCitationObject(v MessageDeltaContentTextAnnotationsFileCitationObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_citation"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentTextAnnotationsFileCitationObject performs a merge with any union data inside the MessageDeltaContentTextAnnotation, using the provided MessageDeltaContentTextAnnotationsFileCitationObject
-func (t *MessageDeltaContentTextAnnotation) MergeMessageDeltaContentTextAnnotationsFileCitationObject(v MessageDeltaContentTextAnnotationsFileCitationObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_citation"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsMessageDeltaContentTextAnnotationsFilePathObject returns the union data inside the MessageDeltaContentTextAnnotation as a MessageDeltaContentTextAnnotationsFilePathObject
-func (t MessageDeltaContentTextAnnotation) AsMessageDeltaContentTextAnnotationsFilePathObject() (MessageDeltaContentTextAnnotationsFilePathObject, error) {
-	var body MessageDeltaContentTextAnnotationsFilePathObject
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromMessageDeltaContentTextAnnotationsFilePathObject overwrites any union data inside the MessageDeltaContentTextAnnotation as the provided MessageDeltaContentTextAnnotationsFilePathObject
-func (t *MessageDeltaContentTextAnnotation) FromMessageDeltaContentTextAnnotationsFilePathObject(v MessageDeltaContentTextAnnotationsFilePathObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_path"}`))
-	t.union = b
-	return err
-}
-
-// MergeMessageDeltaContentTextAnnotationsFilePathObject performs a merge with any union data inside the MessageDeltaContentTextAnnotation, using the provided MessageDeltaContentTextAnnotationsFilePathObject
-func (t *MessageDeltaContentTextAnnotation) MergeMessageDeltaContentTextAnnotationsFilePathObject(v MessageDeltaContentTextAnnotationsFilePathObject) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b, err = runtime.JSONMerge(b, []byte(`{"type":"file_path"}`))
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-func (t MessageDeltaContentTextAnnotation) Discriminator() (string, error) {
-	var discriminator struct {
-		Discriminator string `json:"type"`
-	}
-	err := json.Unmarshal(t.union, &discriminator)
-	return discriminator.Discriminator, err
-}
-
-func (t MessageDeltaContentTextAnnotation) ValueByDiscriminator() (interface{}, error) {
-	discriminator, err := t.Discriminator()
-	if err != nil {
-		return nil, err
-	}
-	switch discriminator {
-	case "file_citation":
-		return t.AsMessageDeltaContentTextAnnotationsFileCitationObject()
-	case "file_path":
-		return t.AsMessageDeltaContentTextAnnotationsFilePathObject()
-	default:
-		return nil, errors.New("unknown discriminator value: " + discriminator)
-	}
-}
-
-func (t MessageDeltaContentTextAnnotation) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	return b, err
-}
-
-func (t *MessageDeltaContentTextAnnotation) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }
@@ -9978,22 +12308,22 @@ func (t *ThreadStreamEvent) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsToolResourcesFileSearchCreate0 returns the union data inside the ToolResourcesFileSearchCreate as a ToolResourcesFileSearchCreate0
-func (t ToolResourcesFileSearchCreate) AsToolResourcesFileSearchCreate0() (ToolResourcesFileSearchCreate0, error) {
-	var body ToolResourcesFileSearchCreate0
+// AsVectorStoreFileAttributeString returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeString
+func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeString() (VectorStoreFileAttributeString, error) {
+	var body VectorStoreFileAttributeString
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromToolResourcesFileSearchCreate0 overwrites any union data inside the ToolResourcesFileSearchCreate as the provided ToolResourcesFileSearchCreate0
-func (t *ToolResourcesFileSearchCreate) FromToolResourcesFileSearchCreate0(v ToolResourcesFileSearchCreate0) error {
+// FromVectorStoreFileAttributeString overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeString
+func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeString(v VectorStoreFileAttributeString) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeToolResourcesFileSearchCreate0 performs a merge with any union data inside the ToolResourcesFileSearchCreate, using the provided ToolResourcesFileSearchCreate0
-func (t *ToolResourcesFileSearchCreate) MergeToolResourcesFileSearchCreate0(v ToolResourcesFileSearchCreate0) error {
+// MergeVectorStoreFileAttributeString performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeString
+func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeString(v VectorStoreFileAttributeString) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10004,22 +12334,22 @@ func (t *ToolResourcesFileSearchCreate) MergeToolResourcesFileSearchCreate0(v To
 	return err
 }
 
-// AsToolResourcesFileSearchCreate1 returns the union data inside the ToolResourcesFileSearchCreate as a ToolResourcesFileSearchCreate1
-func (t ToolResourcesFileSearchCreate) AsToolResourcesFileSearchCreate1() (ToolResourcesFileSearchCreate1, error) {
-	var body ToolResourcesFileSearchCreate1
+// AsVectorStoreFileAttributeNumber returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeNumber
+func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeNumber() (VectorStoreFileAttributeNumber, error) {
+	var body VectorStoreFileAttributeNumber
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromToolResourcesFileSearchCreate1 overwrites any union data inside the ToolResourcesFileSearchCreate as the provided ToolResourcesFileSearchCreate1
-func (t *ToolResourcesFileSearchCreate) FromToolResourcesFileSearchCreate1(v ToolResourcesFileSearchCreate1) error {
+// FromVectorStoreFileAttributeNumber overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeNumber
+func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeNumber(v VectorStoreFileAttributeNumber) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeToolResourcesFileSearchCreate1 performs a merge with any union data inside the ToolResourcesFileSearchCreate, using the provided ToolResourcesFileSearchCreate1
-func (t *ToolResourcesFileSearchCreate) MergeToolResourcesFileSearchCreate1(v ToolResourcesFileSearchCreate1) error {
+// MergeVectorStoreFileAttributeNumber performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeNumber
+func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeNumber(v VectorStoreFileAttributeNumber) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10030,132 +12360,22 @@ func (t *ToolResourcesFileSearchCreate) MergeToolResourcesFileSearchCreate1(v To
 	return err
 }
 
-func (t ToolResourcesFileSearchCreate) MarshalJSON() ([]byte, error) {
-	b, err := t.union.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	object := make(map[string]json.RawMessage)
-	if t.union != nil {
-		err = json.Unmarshal(b, &object)
-		if err != nil {
-			return nil, err
-		}
-	}
-
-	if t.VectorStoreIds != nil {
-		object["vector_store_ids"], err = json.Marshal(t.VectorStoreIds)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'vector_store_ids': %w", err)
-		}
-	}
-
-	if t.VectorStores != nil {
-		object["vector_stores"], err = json.Marshal(t.VectorStores)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'vector_stores': %w", err)
-		}
-	}
-	b, err = json.Marshal(object)
-	return b, err
-}
-
-func (t *ToolResourcesFileSearchCreate) UnmarshalJSON(b []byte) error {
-	err := t.union.UnmarshalJSON(b)
-	if err != nil {
-		return err
-	}
-	object := make(map[string]json.RawMessage)
-	err = json.Unmarshal(b, &object)
-	if err != nil {
-		return err
-	}
-
-	if raw, found := object["vector_store_ids"]; found {
-		err = json.Unmarshal(raw, &t.VectorStoreIds)
-		if err != nil {
-			return fmt.Errorf("error reading 'vector_store_ids': %w", err)
-		}
-	}
-
-	if raw, found := object["vector_stores"]; found {
-		err = json.Unmarshal(raw, &t.VectorStores)
-		if err != nil {
-			return fmt.Errorf("error reading 'vector_stores': %w", err)
-		}
-	}
-
-	return err
-}
-
-// AsVectorStoreFileAttributeValue0 returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeValue0
-func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeValue0() (VectorStoreFileAttributeValue0, error) {
-	var body VectorStoreFileAttributeValue0
+// AsVectorStoreFileAttributeBoolean returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeBoolean
+func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeBoolean() (VectorStoreFileAttributeBoolean, error) {
+	var body VectorStoreFileAttributeBoolean
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromVectorStoreFileAttributeValue0 overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeValue0
-func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeValue0(v VectorStoreFileAttributeValue0) error {
+// FromVectorStoreFileAttributeBoolean overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeBoolean
+func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeBoolean(v VectorStoreFileAttributeBoolean) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeVectorStoreFileAttributeValue0 performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeValue0
-func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeValue0(v VectorStoreFileAttributeValue0) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsVectorStoreFileAttributeValue1 returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeValue1
-func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeValue1() (VectorStoreFileAttributeValue1, error) {
-	var body VectorStoreFileAttributeValue1
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromVectorStoreFileAttributeValue1 overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeValue1
-func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeValue1(v VectorStoreFileAttributeValue1) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeVectorStoreFileAttributeValue1 performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeValue1
-func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeValue1(v VectorStoreFileAttributeValue1) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-
-	merged, err := runtime.JSONMerge(t.union, b)
-	t.union = merged
-	return err
-}
-
-// AsVectorStoreFileAttributeValue2 returns the union data inside the VectorStoreFileAttributeValue as a VectorStoreFileAttributeValue2
-func (t VectorStoreFileAttributeValue) AsVectorStoreFileAttributeValue2() (VectorStoreFileAttributeValue2, error) {
-	var body VectorStoreFileAttributeValue2
-	err := json.Unmarshal(t.union, &body)
-	return body, err
-}
-
-// FromVectorStoreFileAttributeValue2 overwrites any union data inside the VectorStoreFileAttributeValue as the provided VectorStoreFileAttributeValue2
-func (t *VectorStoreFileAttributeValue) FromVectorStoreFileAttributeValue2(v VectorStoreFileAttributeValue2) error {
-	b, err := json.Marshal(v)
-	t.union = b
-	return err
-}
-
-// MergeVectorStoreFileAttributeValue2 performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeValue2
-func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeValue2(v VectorStoreFileAttributeValue2) error {
+// MergeVectorStoreFileAttributeBoolean performs a merge with any union data inside the VectorStoreFileAttributeValue, using the provided VectorStoreFileAttributeBoolean
+func (t *VectorStoreFileAttributeValue) MergeVectorStoreFileAttributeBoolean(v VectorStoreFileAttributeBoolean) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10277,22 +12497,22 @@ func (t *VectorStoreSearchFilter) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// AsVectorStoreSearchRequestQuery0 returns the union data inside the VectorStoreSearchRequest_Query as a VectorStoreSearchRequestQuery0
-func (t VectorStoreSearchRequest_Query) AsVectorStoreSearchRequestQuery0() (VectorStoreSearchRequestQuery0, error) {
-	var body VectorStoreSearchRequestQuery0
+// AsVectorStoreSearchQueryText returns the union data inside the VectorStoreSearchQuery as a VectorStoreSearchQueryText
+func (t VectorStoreSearchQuery) AsVectorStoreSearchQueryText() (VectorStoreSearchQueryText, error) {
+	var body VectorStoreSearchQueryText
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromVectorStoreSearchRequestQuery0 overwrites any union data inside the VectorStoreSearchRequest_Query as the provided VectorStoreSearchRequestQuery0
-func (t *VectorStoreSearchRequest_Query) FromVectorStoreSearchRequestQuery0(v VectorStoreSearchRequestQuery0) error {
+// FromVectorStoreSearchQueryText overwrites any union data inside the VectorStoreSearchQuery as the provided VectorStoreSearchQueryText
+func (t *VectorStoreSearchQuery) FromVectorStoreSearchQueryText(v VectorStoreSearchQueryText) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeVectorStoreSearchRequestQuery0 performs a merge with any union data inside the VectorStoreSearchRequest_Query, using the provided VectorStoreSearchRequestQuery0
-func (t *VectorStoreSearchRequest_Query) MergeVectorStoreSearchRequestQuery0(v VectorStoreSearchRequestQuery0) error {
+// MergeVectorStoreSearchQueryText performs a merge with any union data inside the VectorStoreSearchQuery, using the provided VectorStoreSearchQueryText
+func (t *VectorStoreSearchQuery) MergeVectorStoreSearchQueryText(v VectorStoreSearchQueryText) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10303,22 +12523,22 @@ func (t *VectorStoreSearchRequest_Query) MergeVectorStoreSearchRequestQuery0(v V
 	return err
 }
 
-// AsVectorStoreSearchRequestQuery1 returns the union data inside the VectorStoreSearchRequest_Query as a VectorStoreSearchRequestQuery1
-func (t VectorStoreSearchRequest_Query) AsVectorStoreSearchRequestQuery1() (VectorStoreSearchRequestQuery1, error) {
-	var body VectorStoreSearchRequestQuery1
+// AsVectorStoreSearchQueryTexts returns the union data inside the VectorStoreSearchQuery as a VectorStoreSearchQueryTexts
+func (t VectorStoreSearchQuery) AsVectorStoreSearchQueryTexts() (VectorStoreSearchQueryTexts, error) {
+	var body VectorStoreSearchQueryTexts
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromVectorStoreSearchRequestQuery1 overwrites any union data inside the VectorStoreSearchRequest_Query as the provided VectorStoreSearchRequestQuery1
-func (t *VectorStoreSearchRequest_Query) FromVectorStoreSearchRequestQuery1(v VectorStoreSearchRequestQuery1) error {
+// FromVectorStoreSearchQueryTexts overwrites any union data inside the VectorStoreSearchQuery as the provided VectorStoreSearchQueryTexts
+func (t *VectorStoreSearchQuery) FromVectorStoreSearchQueryTexts(v VectorStoreSearchQueryTexts) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeVectorStoreSearchRequestQuery1 performs a merge with any union data inside the VectorStoreSearchRequest_Query, using the provided VectorStoreSearchRequestQuery1
-func (t *VectorStoreSearchRequest_Query) MergeVectorStoreSearchRequestQuery1(v VectorStoreSearchRequestQuery1) error {
+// MergeVectorStoreSearchQueryTexts performs a merge with any union data inside the VectorStoreSearchQuery, using the provided VectorStoreSearchQueryTexts
+func (t *VectorStoreSearchQuery) MergeVectorStoreSearchQueryTexts(v VectorStoreSearchQueryTexts) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -10329,12 +12549,12 @@ func (t *VectorStoreSearchRequest_Query) MergeVectorStoreSearchRequestQuery1(v V
 	return err
 }
 
-func (t VectorStoreSearchRequest_Query) MarshalJSON() ([]byte, error) {
+func (t VectorStoreSearchQuery) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
 }
 
-func (t *VectorStoreSearchRequest_Query) UnmarshalJSON(b []byte) error {
+func (t *VectorStoreSearchQuery) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }

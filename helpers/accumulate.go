@@ -207,18 +207,8 @@ func (a *Accumulator) RunSteps() []gen.RunStepObject {
 func MessageText(m gen.MessageObject) string {
 	var b strings.Builder
 	for _, c := range m.Content {
-		raw, err := c.MarshalJSON()
-		if err != nil || len(raw) == 0 {
-			continue
-		}
-		var p struct {
-			Type string `json:"type"`
-			Text struct {
-				Value string `json:"value"`
-			} `json:"text"`
-		}
-		if json.Unmarshal(raw, &p) == nil && p.Type == "text" {
-			b.WriteString(p.Text.Value)
+		if c.Type == gen.MessageContentTypeText {
+			b.WriteString(c.Text.Value)
 		}
 	}
 	return b.String()
@@ -251,28 +241,24 @@ func (a *Accumulator) setMessage(obj gen.MessageObject) {
 
 // partFromContent turns a snapshot content part into a partState.
 func partFromContent(c gen.MessageContent) *partState {
-	raw, _ := c.MarshalJSON()
-	var p struct {
-		Type string `json:"type"`
-		Text *struct {
-			Value       string            `json:"value"`
-			Annotations []json.RawMessage `json:"annotations"`
-		} `json:"text"`
-	}
-	if err := json.Unmarshal(raw, &p); err == nil && p.Type == "text" && p.Text != nil {
-		ps := &partState{typ: "text", text: []byte(p.Text.Value)}
-		for _, ann := range p.Text.Annotations {
+	if c.Type == gen.MessageContentTypeText {
+		ps := &partState{typ: "text", text: []byte(c.Text.Value)}
+		for _, ann := range c.Text.Annotations {
+			raw, err := json.Marshal(ann)
+			if err != nil {
+				continue
+			}
 			var m map[string]any
-			if json.Unmarshal(ann, &m) == nil {
+			if json.Unmarshal(raw, &m) == nil {
 				ps.anns = append(ps.anns, m)
 			}
 		}
 		return ps
 	}
+	raw, _ := json.Marshal(c)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
-	typ, _ := m["type"].(string)
-	return &partState{typ: typ, other: m}
+	return &partState{typ: string(c.Type), other: m}
 }
 
 // deltaPart is the shape of one thread.message.delta content part, decoded
@@ -313,7 +299,7 @@ func (a *Accumulator) addMessageDelta(d *MessageDelta) error {
 				}
 			}
 			for _, ann := range dp.Text.Annotations {
-				raw, err := ann.MarshalJSON()
+				raw, err := json.Marshal(ann)
 				if err != nil {
 					return fmt.Errorf("message %s: annotation: %w", d.Id, err)
 				}
@@ -362,9 +348,8 @@ func (m *msgState) build() gen.MessageObject {
 		}
 		var c gen.MessageContent
 		if p.other == nil {
-			t := gen.MessageContentTextObject{Type: "text"}
-			t.Text.Value = string(p.text)
-			t.Text.Annotations = make([]gen.MessageContentTextAnnotation, 0, len(p.anns))
+			t := gen.MessageContentText{Value: string(p.text)}
+			t.Annotations = make([]gen.MessageContentTextAnnotation, 0, len(p.anns))
 			for _, am := range p.anns {
 				if am == nil {
 					continue
@@ -374,16 +359,14 @@ func (m *msgState) build() gen.MessageObject {
 					continue
 				}
 				var ann gen.MessageContentTextAnnotation
-				if ann.UnmarshalJSON(raw) == nil {
-					t.Text.Annotations = append(t.Text.Annotations, ann)
+				if json.Unmarshal(raw, &ann) == nil {
+					t.Annotations = append(t.Annotations, ann)
 				}
 			}
-			if c.FromMessageContentTextObject(t) != nil {
-				continue
-			}
+			c = gen.MessageContent{Type: gen.MessageContentTypeText, Text: t}
 		} else {
 			raw, err := json.Marshal(cleanJSON(p.other))
-			if err != nil || c.UnmarshalJSON(raw) != nil {
+			if err != nil || json.Unmarshal(raw, &c) != nil {
 				continue
 			}
 		}

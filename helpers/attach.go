@@ -128,11 +128,11 @@ type MessageFile struct {
 // is skipped; a tool whose type cannot be read is left out. A nil m or one
 // without attachments gives nil.
 func MessageFiles(m *gen.MessageObject) []MessageFile {
-	if m == nil || m.Attachments == nil {
+	if m == nil {
 		return nil
 	}
 	var out []MessageFile
-	for _, a := range *m.Attachments {
+	for _, a := range m.Attachments {
 		if a.FileId == nil || *a.FileId == "" {
 			continue
 		}
@@ -145,8 +145,8 @@ func MessageFiles(m *gen.MessageObject) []MessageFile {
 			continue
 		}
 		for _, t := range *a.Tools {
-			d, err := t.Discriminator()
-			if err != nil || d == "" || slices.Contains(out[i].Tools, AttachTarget(d)) {
+			d := t.Type
+			if d == "" || slices.Contains(out[i].Tools, AttachTarget(d)) {
 				continue
 			}
 			out[i].Tools = append(out[i].Tools, AttachTarget(d))
@@ -181,18 +181,11 @@ func Attachment(fileID string, tools ...AttachTarget) gen.MessageAttachment {
 	}
 	var ts []gen.MessageAttachmentTool
 	for _, t := range tools {
-		var mt gen.MessageAttachmentTool
-		var err error
 		switch t {
 		case AttachCodeInterpreter:
-			err = mt.FromAssistantToolsCode(gen.AssistantToolsCode{Type: gen.AssistantToolsCodeTypeCodeInterpreter})
+			ts = append(ts, gen.MessageAttachmentTool{Type: gen.MessageAttachmentToolTypeCodeInterpreter})
 		case AttachFileSearch:
-			err = mt.FromAssistantToolsFileSearchTypeOnly(gen.AssistantToolsFileSearchTypeOnly{Type: gen.AssistantToolsFileSearchTypeOnlyTypeFileSearch})
-		default:
-			continue
-		}
-		if err == nil {
-			ts = append(ts, mt)
+			ts = append(ts, gen.MessageAttachmentTool{Type: gen.MessageAttachmentToolTypeFileSearch})
 		}
 	}
 	return gen.MessageAttachment{FileId: &fileID, Tools: &ts}

@@ -51,7 +51,7 @@ func vectorStoreFileIDs(t *testing.T, c *assistants.Client, vsID string) []strin
 func TestAttachAssistantFile(t *testing.T) {
 	s := assistantstest.NewServer(t)
 	c, ctx := s.Client, t.Context()
-	a, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"}))
+	a, err := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"})
 	require.NoError(t, err)
 	f1, f2 := attachUpload(t, c, "one.txt"), attachUpload(t, c, "two.txt")
 
@@ -93,7 +93,7 @@ func TestAttachAssistantFile(t *testing.T) {
 	require.NoError(t, err, "detaching from a store that lacks the file is fine")
 
 	// The assistant as stored agrees.
-	stored, err := assistants.Result[gen.AssistantObject](c.GetAssistantWithResponse(ctx, a.Id))
+	stored, err := c.GetAssistant(ctx, a.Id)
 	require.NoError(t, err)
 	assert.Equal(t, []string{f2}, codeFiles(stored.ToolResources))
 	assert.Equal(t, stores, searchStores(stored.ToolResources))
@@ -103,7 +103,7 @@ func TestAttachAssistantFile(t *testing.T) {
 func TestAttachThreadFile(t *testing.T) {
 	s := assistantstest.NewServer(t)
 	c, ctx := s.Client, t.Context()
-	th, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
+	th, err := c.CreateThread(ctx, gen.CreateThreadRequest{})
 	require.NoError(t, err)
 	f1 := attachUpload(t, c, "one.txt")
 
@@ -131,7 +131,7 @@ func TestAttachThreadFile(t *testing.T) {
 func TestAttachErrors(t *testing.T) {
 	s := assistantstest.NewServer(t)
 	c, ctx := s.Client, t.Context()
-	a, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"}))
+	a, err := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"})
 	require.NoError(t, err)
 
 	cases := []struct {
@@ -174,13 +174,13 @@ func TestMessageFiles(t *testing.T) {
 	s := assistantstest.NewServer(t)
 	c, ctx := s.Client, t.Context()
 	f1, f2 := attachUpload(t, c, "one.txt"), attachUpload(t, c, "two.csv")
-	th, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{}))
+	th, err := c.CreateThread(ctx, gen.CreateThreadRequest{})
 	require.NoError(t, err)
 	var content gen.CreateMessageRequest_Content
 	require.NoError(t, content.FromCreateMessageText("see the files"))
 	atts := []gen.MessageAttachment{Attachment(f1, AttachFileSearch), Attachment(f2)}
-	m, err := assistants.Result[gen.MessageObject](c.CreateMessageWithResponse(ctx, th.Id, gen.CreateMessageRequest{
-		Role: gen.CreateMessageRequestRoleUser, Content: content, Attachments: &atts}))
+	m, err := c.CreateMessage(ctx, th.Id, gen.CreateMessageRequest{
+		Role: gen.CreateMessageRequestRoleUser, Content: content, Attachments: &atts})
 	require.NoError(t, err)
 
 	want := []MessageFile{
@@ -201,7 +201,7 @@ func TestMessageFiles(t *testing.T) {
 	ci := Attachment("file-x", AttachCodeInterpreter)
 	fs := Attachment("file-x", AttachFileSearch, AttachCodeInterpreter)
 	assert.Equal(t, []MessageFile{{FileID: "file-x", Tools: []AttachTarget{AttachCodeInterpreter, AttachFileSearch}}},
-		MessageFiles(&gen.MessageObject{Attachments: &[]gen.MessageAttachment{ci, {}, fs}}))
+		MessageFiles(&gen.MessageObject{Attachments: []gen.MessageAttachment{ci, {}, fs}}))
 	assert.Nil(t, MessageFiles(nil))
 	assert.Nil(t, MessageFiles(&gen.MessageObject{}))
 }

@@ -8,10 +8,10 @@ import (
 )
 
 // MessageDelta is the data of a thread.message.delta event: the ID of the
-// message being written and what changed. Stream decodes it in one pass: each
-// content part is a flat DeltaPart holding the fields of every kind of part,
-// where the generated gen.MessageDeltaObject keeps each part as a union whose
-// variant is decoded a second time (As...). Generated returns that form.
+// message being written and what changed. Stream decodes it in one pass into
+// this form, whose text needs no pointer checks: a part's Text is a value
+// (the zero DeltaText for other kinds of part) where the generated
+// gen.MessageDeltaObject holds pointers. Generated returns that form.
 type MessageDelta struct {
 	// Id is the ID of the message being changed.
 	Id string `json:"id"`
@@ -46,8 +46,28 @@ type DeltaPart struct {
 // DeltaText is the text of a "text" DeltaPart: the text to append and the
 // annotations added with it.
 type DeltaText struct {
-	Value       string                                  `json:"value,omitempty"`
-	Annotations []gen.MessageDeltaContentTextAnnotation `json:"annotations,omitempty"`
+	Value       string            `json:"value,omitempty"`
+	Annotations []DeltaAnnotation `json:"annotations,omitempty"`
+}
+
+// DeltaAnnotation is an annotation arriving in a stream, as far as it
+// arrived: gen.MessageDeltaContentTextAnnotation with Index a pointer, nil
+// when the server omitted it (the Accumulator refuses such an annotation:
+// it cannot tell which one to extend).
+type DeltaAnnotation struct {
+	// Index is the position of the annotation in the text part.
+	Index *int `json:"index,omitempty"`
+	// Type is "file_citation" (FileCitation) or "file_path" (FilePath).
+	Type gen.MessageDeltaContentTextAnnotationType `json:"type,omitempty"`
+	// Text is the span as it appears in the text.
+	Text *string `json:"text,omitempty"`
+	// FileCitation is the cited file of a file_citation.
+	FileCitation *gen.MessageDeltaContentFileCitation `json:"file_citation,omitempty"`
+	// FilePath is the generated file of a file_path.
+	FilePath *gen.MessageDeltaContentFilePath `json:"file_path,omitempty"`
+	// StartIndex and EndIndex are the span's offsets.
+	StartIndex *int `json:"start_index,omitempty"`
+	EndIndex   *int `json:"end_index,omitempty"`
 }
 
 // Text returns the text of d's text parts, concatenated in order (refusals
@@ -66,8 +86,8 @@ func (d *MessageDelta) Text() string {
 	return b.String()
 }
 
-// Generated returns d as the generated type, each part as a
-// gen.MessageDeltaContent union. It fails on a part of an unknown Type.
+// Generated returns d as the generated type, gen.MessageDeltaObject. It
+// fails on a part of an unknown Type.
 func (d *MessageDelta) Generated() (*gen.MessageDeltaObject, error) {
 	out := &gen.MessageDeltaObject{Id: d.Id, Object: d.Object, Delta: gen.MessageDelta{Role: d.Delta.Role}}
 	if d.Delta.Content == nil {
@@ -75,39 +95,39 @@ func (d *MessageDelta) Generated() (*gen.MessageDeltaObject, error) {
 	}
 	content := make([]gen.MessageDeltaContent, len(d.Delta.Content))
 	for i, p := range d.Delta.Content {
-		idx := 0
+		c := gen.MessageDeltaContent{Type: gen.MessageDeltaContentType(p.Type)}
 		if p.Index != nil {
-			idx = *p.Index
+			c.Index = *p.Index
 		}
-		var err error
-		switch p.Type {
-		case "text":
-			v := gen.MessageDeltaContentTextObject{Index: idx, Type: gen.MessageDeltaContentTextObjectTypeText}
+		switch c.Type {
+		case gen.MessageDeltaContentTypeText:
 			if p.Text.Value != "" || p.Text.Annotations != nil {
-				v.Text = &gen.MessageDeltaContentText{}
+				c.Text = &gen.MessageDeltaContentText{}
 				if p.Text.Value != "" {
-					v.Text.Value = &p.Text.Value
+					c.Text.Value = &p.Text.Value
 				}
 				if p.Text.Annotations != nil {
-					v.Text.Annotations = &p.Text.Annotations
+					anns := make([]gen.MessageDeltaContentTextAnnotation, len(p.Text.Annotations))
+					for j, a := range p.Text.Annotations {
+						anns[j] = gen.MessageDeltaContentTextAnnotation{Type: a.Type, Text: a.Text,
+							FileCitation: a.FileCitation, FilePath: a.FilePath, StartIndex: a.StartIndex, EndIndex: a.EndIndex}
+						if a.Index != nil {
+							anns[j].Index = *a.Index
+						}
+					}
+					c.Text.Annotations = &anns
 				}
 			}
-			err = content[i].FromMessageDeltaContentTextObject(v)
-		case "image_file":
-			err = content[i].FromMessageDeltaContentImageFileObject(gen.MessageDeltaContentImageFileObject{
-				Index: idx, Type: gen.MessageDeltaContentImageFileObjectTypeImageFile, ImageFile: p.ImageFile})
-		case "image_url":
-			err = content[i].FromMessageDeltaContentImageUrlObject(gen.MessageDeltaContentImageUrlObject{
-				Index: idx, Type: gen.MessageDeltaContentImageUrlObjectTypeImageUrl, ImageUrl: p.ImageUrl})
-		case "refusal":
-			err = content[i].FromMessageDeltaContentRefusalObject(gen.MessageDeltaContentRefusalObject{
-				Index: idx, Type: gen.MessageDeltaContentRefusalObjectTypeRefusal, Refusal: p.Refusal})
+		case gen.MessageDeltaContentTypeImageFile:
+			c.ImageFile = p.ImageFile
+		case gen.MessageDeltaContentTypeImageUrl:
+			c.ImageUrl = p.ImageUrl
+		case gen.MessageDeltaContentTypeRefusal:
+			c.Refusal = p.Refusal
 		default:
-			err = fmt.Errorf("unknown content part type %q", p.Type)
+			return nil, fmt.Errorf("helpers: message delta %s part %d: unknown content part type %q", d.Id, i, p.Type)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("helpers: message delta %s part %d: %w", d.Id, i, err)
-		}
+		content[i] = c
 	}
 	out.Delta.Content = &content
 	return out, nil

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/assistants-go/assistants/gen"
 )
 
 // deltaStream is n thread.message.delta events of one text part each.
@@ -60,12 +62,14 @@ func TestMessageDeltaGenerated(t *testing.T) {
 	g, err := d.Generated()
 	require.NoError(t, err)
 	require.Len(t, *g.Delta.Content, 2)
-	txt, err := (*g.Delta.Content)[0].AsMessageDeltaContentTextObject()
-	require.NoError(t, err)
+	txt := (*g.Delta.Content)[0]
+	assert.Equal(t, gen.MessageDeltaContentTypeText, txt.Type)
+	require.NotNil(t, txt.Text)
 	assert.Equal(t, "hi", *txt.Text.Value)
-	ref, err := (*g.Delta.Content)[1].AsMessageDeltaContentRefusalObject()
-	require.NoError(t, err)
+	ref := (*g.Delta.Content)[1]
+	assert.Equal(t, gen.MessageDeltaContentTypeRefusal, ref.Type)
 	assert.Equal(t, 1, ref.Index)
+	assert.Nil(t, ref.Text)
 	assert.Equal(t, "no", *ref.Refusal)
 
 	d.Delta.Content[1].Type = "hologram"

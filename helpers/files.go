@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/poller"
 )
@@ -77,9 +76,10 @@ type UploadOptions struct {
 	RequestEditors []gen.RequestEditorFn
 }
 
-// FileUploader is the part of *gen.ClientWithResponses that UploadFile uses.
+// FileUploader is the part of *assistants.Client that UploadFile uses: its
+// typed CreateFile, which sends a body the caller encoded.
 type FileUploader interface {
-	CreateFileWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...gen.RequestEditorFn) (*gen.CreateFileReply, error)
+	CreateFile(ctx context.Context, contentType string, body io.Reader, reqEditors ...gen.RequestEditorFn) (*gen.OpenAIFile, error)
 }
 
 // FileDownloader is the part of *assistants.Client that DownloadFile uses:
@@ -121,7 +121,7 @@ func UploadFile(ctx context.Context, client FileUploader, src FileSource, opts *
 	}
 	defer body.close()
 	editors := append([]gen.RequestEditorFn{body.edit}, o.RequestEditors...)
-	f, err := assistants.Result[gen.OpenAIFile](client.CreateFileWithBodyWithResponse(ctx, body.contentType, body.first(ctx), editors...))
+	f, err := client.CreateFile(ctx, body.contentType, body.first(ctx), editors...)
 	if err != nil {
 		// When ctx ends, the body's pipe is closed too, and the transport may
 		// report that closed pipe before it notices ctx: name the cause.
@@ -401,20 +401,20 @@ type UploadAndPollOptions struct {
 	PollInterval time.Duration
 }
 
-// VectorStoreBatchClient is the part of *gen.ClientWithResponses that
-// UploadAndPoll uses.
+// VectorStoreBatchClient is the part of *assistants.Client that
+// UploadAndPoll uses (typed calls).
 type VectorStoreBatchClient interface {
 	FileUploader
 	VectorStoreBatchFileLister
-	CreateVectorStoreFileBatchWithResponse(ctx context.Context, vectorStoreId string, body gen.CreateVectorStoreFileBatchJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.CreateVectorStoreFileBatchReply, error)
-	GetVectorStoreFileBatchWithResponse(ctx context.Context, vectorStoreId string, batchId string, reqEditors ...gen.RequestEditorFn) (*gen.GetVectorStoreFileBatchReply, error)
+	CreateVectorStoreFileBatch(ctx context.Context, vectorStoreID string, body gen.CreateVectorStoreFileBatchJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.VectorStoreFileBatchObject, error)
+	GetVectorStoreFileBatch(ctx context.Context, vectorStoreID string, batchID string, reqEditors ...gen.RequestEditorFn) (*gen.VectorStoreFileBatchObject, error)
 }
 
-// VectorStoreFileClient is the part of *gen.ClientWithResponses that
-// CreateVectorStoreFileAndPoll uses.
+// VectorStoreFileClient is the part of *assistants.Client that
+// CreateVectorStoreFileAndPoll uses (typed calls).
 type VectorStoreFileClient interface {
-	CreateVectorStoreFileWithResponse(ctx context.Context, vectorStoreId string, body gen.CreateVectorStoreFileJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.CreateVectorStoreFileReply, error)
-	GetVectorStoreFileWithResponse(ctx context.Context, vectorStoreId string, fileId string, reqEditors ...gen.RequestEditorFn) (*gen.GetVectorStoreFileReply, error)
+	CreateVectorStoreFile(ctx context.Context, vectorStoreID string, body gen.CreateVectorStoreFileJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.VectorStoreFileObject, error)
+	GetVectorStoreFile(ctx context.Context, vectorStoreID string, fileID string, reqEditors ...gen.RequestEditorFn) (*gen.VectorStoreFileObject, error)
 }
 
 // BatchResult is what UploadAndPoll did.
@@ -553,23 +553,24 @@ func UploadAndPoll(ctx context.Context, client VectorStoreBatchClient, vectorSto
 	}
 
 	body := gen.CreateVectorStoreFileBatchRequest{FileIds: &ids, Attributes: o.Attributes, ChunkingStrategy: o.ChunkingStrategy}
-	reply, err := client.CreateVectorStoreFileBatchWithResponse(ctx, vectorStoreID, body)
-	batch, err := assistants.Result[gen.VectorStoreFileBatchObject](reply, err)
+	var h http.Header
+	hinted := withReplyHeader(nil, &h)
+	batch, err := client.CreateVectorStoreFileBatch(ctx, vectorStoreID, body, hinted...)
 	if err != nil {
 		return res, fmt.Errorf("helpers: upload and poll: create file batch: %w", err)
 	}
 	res.Batch = batch
-	hint := pollAfter(reply.HTTPResponse)
+	hint := pollAfter(h)
 	for batch.Status == gen.VectorStoreFileBatchObjectStatusInProgress {
 		if err := waitPoll(ctx, hint, o.PollInterval); err != nil {
 			return res, fmt.Errorf("helpers: upload and poll: batch %s: %w", batch.Id, err)
 		}
-		r, err := client.GetVectorStoreFileBatchWithResponse(ctx, vectorStoreID, batch.Id)
-		b, err := assistants.Result[gen.VectorStoreFileBatchObject](r, err)
+		h = nil
+		b, err := client.GetVectorStoreFileBatch(ctx, vectorStoreID, batch.Id, hinted...)
 		if err != nil {
 			return res, fmt.Errorf("helpers: upload and poll: poll batch %s: %w", batch.Id, err)
 		}
-		batch, res.Batch, hint = b, b, pollAfter(r.HTTPResponse)
+		batch, res.Batch, hint = b, b, pollAfter(h)
 	}
 
 	if batch.FileCounts.Failed == 0 && batch.Status != gen.VectorStoreFileBatchObjectStatusFailed {
@@ -625,22 +626,23 @@ func CreateVectorStoreFileAndPoll(ctx context.Context, client VectorStoreFileCli
 		return nil, errors.New("helpers: vector store file: empty vector store or file ID")
 	}
 	body := gen.CreateVectorStoreFileRequest{FileId: fileID, Attributes: o.Attributes, ChunkingStrategy: o.ChunkingStrategy}
-	reply, err := client.CreateVectorStoreFileWithResponse(ctx, vectorStoreID, body)
-	vf, err := assistants.Result[gen.VectorStoreFileObject](reply, err)
+	var h http.Header
+	hinted := withReplyHeader(nil, &h)
+	vf, err := client.CreateVectorStoreFile(ctx, vectorStoreID, body, hinted...)
 	if err != nil {
 		return nil, fmt.Errorf("helpers: vector store file %s: %w", fileID, err)
 	}
-	hint := pollAfter(reply.HTTPResponse)
+	hint := pollAfter(h)
 	for vf.Status == gen.VectorStoreFileObjectStatusInProgress {
 		if err := waitPoll(ctx, hint, o.PollInterval); err != nil {
 			return vf, fmt.Errorf("helpers: vector store file %s: %w", fileID, err)
 		}
-		r, err := client.GetVectorStoreFileWithResponse(ctx, vectorStoreID, fileID)
-		next, err := assistants.Result[gen.VectorStoreFileObject](r, err)
+		h = nil
+		next, err := client.GetVectorStoreFile(ctx, vectorStoreID, fileID, hinted...)
 		if err != nil {
 			return vf, fmt.Errorf("helpers: vector store file %s: poll: %w", fileID, err)
 		}
-		vf, hint = next, pollAfter(r.HTTPResponse)
+		vf, hint = next, pollAfter(h)
 	}
 	if vf.Status == gen.VectorStoreFileObjectStatusFailed {
 		return vf, vectorStoreFileError(vf)
@@ -658,11 +660,8 @@ func vectorStoreFileError(vf *gen.VectorStoreFileObject) *VectorStoreFileError {
 
 // pollAfter is the openai-poll-after-ms hint of a reply, 0 when absent or
 // above maxPollAfter.
-func pollAfter(resp *http.Response) time.Duration {
-	if resp == nil {
-		return 0
-	}
-	if d := poller.PollAfter(resp.Header); d <= maxPollAfter {
+func pollAfter(h http.Header) time.Duration {
+	if d := poller.PollAfter(h); d <= maxPollAfter {
 		return d
 	}
 	return 0
@@ -699,7 +698,7 @@ type UploadFileAndPollOptions struct {
 	VectorStoreFileOptions
 }
 
-// VectorStoreUploadClient is the part of *gen.ClientWithResponses that
+// VectorStoreUploadClient is the part of *assistants.Client that
 // UploadFileAndPoll uses.
 type VectorStoreUploadClient interface {
 	FileUploader

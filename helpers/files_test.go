@@ -522,7 +522,7 @@ func filesFakeResp(status int, hdr string) *http.Response {
 	return &http.Response{StatusCode: status, Status: strconv.Itoa(status), Header: h}
 }
 
-func (f *filesFakeVS) CreateFileWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, _ ...gen.RequestEditorFn) (*gen.CreateFileReply, error) {
+func (f *filesFakeVS) CreateFile(ctx context.Context, contentType string, body io.Reader, _ ...gen.RequestEditorFn) (*gen.OpenAIFile, error) {
 	f.mu.Lock()
 	f.inFlight++
 	f.peak = max(f.peak, f.inFlight)
@@ -542,14 +542,14 @@ func (f *filesFakeVS) CreateFileWithBodyWithResponse(ctx context.Context, conten
 		return nil, ctx.Err()
 	}
 	if strings.HasPrefix(up.filename, "bad") {
-		return &gen.CreateFileReply{HTTPResponse: filesFakeResp(400, ""), Body: []byte(`{"error":{"message":"unsupported file"}}`)}, nil
+		return nil, assistants.NewAPIError(filesFakeResp(400, ""), []byte(`{"error":{"message":"unsupported file"}}`))
 	}
 	f.mu.Lock()
 	f.uploads++
 	id := "file-" + strings.TrimSuffix(up.filename, filepath.Ext(up.filename))
 	f.names[id] = up.filename
 	f.mu.Unlock()
-	return &gen.CreateFileReply{HTTPResponse: filesFakeResp(200, ""), JSON200: &gen.OpenAIFile{Id: id, Filename: up.filename}}, nil
+	return &gen.OpenAIFile{Id: id, Filename: up.filename}, nil
 }
 
 func (f *filesFakeVS) batch(vsID string) *gen.VectorStoreFileBatchObject {
@@ -570,20 +570,20 @@ func (f *filesFakeVS) batch(vsID string) *gen.VectorStoreFileBatchObject {
 	return b
 }
 
-func (f *filesFakeVS) CreateVectorStoreFileBatchWithResponse(ctx context.Context, vsID string, body gen.CreateVectorStoreFileBatchJSONRequestBody, _ ...gen.RequestEditorFn) (*gen.CreateVectorStoreFileBatchReply, error) {
+func (f *filesFakeVS) CreateVectorStoreFileBatch(ctx context.Context, vsID string, body gen.CreateVectorStoreFileBatchJSONRequestBody, eds ...gen.RequestEditorFn) (*gen.VectorStoreFileBatchObject, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.created = append(f.created, body)
 	f.batchFiles = append([]string(nil), *body.FileIds...)
-	return &gen.CreateVectorStoreFileBatchReply{HTTPResponse: filesFakeResp(200, f.pollAfter), JSON200: f.batch(vsID)}, nil
+	return f.batch(vsID), assistants.ApplyReplyHeader(ctx, filesFakeResp(200, f.pollAfter).Header, eds...)
 }
 
-func (f *filesFakeVS) GetVectorStoreFileBatchWithResponse(ctx context.Context, vsID, batchID string, _ ...gen.RequestEditorFn) (*gen.GetVectorStoreFileBatchReply, error) {
+func (f *filesFakeVS) GetVectorStoreFileBatch(ctx context.Context, vsID, batchID string, eds ...gen.RequestEditorFn) (*gen.VectorStoreFileBatchObject, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.polls++
 	f.pollTimes = append(f.pollTimes, time.Now())
-	return &gen.GetVectorStoreFileBatchReply{HTTPResponse: filesFakeResp(200, f.pollAfter), JSON200: f.batch(vsID)}, nil
+	return f.batch(vsID), assistants.ApplyReplyHeader(ctx, filesFakeResp(200, f.pollAfter).Header, eds...)
 }
 
 func (f *filesFakeVS) ListFilesInVectorStoreBatch(ctx context.Context, vsID, batchID string, params *gen.ListFilesInVectorStoreBatchParams, _ ...gen.RequestEditorFn) (*gen.ListVectorStoreFilesResponse, error) {
@@ -615,18 +615,18 @@ func (f *filesFakeVS) ListFilesInVectorStoreBatch(ctx context.Context, vsID, bat
 	return l, nil
 }
 
-func (f *filesFakeVS) CreateVectorStoreFileWithResponse(ctx context.Context, vsID string, body gen.CreateVectorStoreFileJSONRequestBody, _ ...gen.RequestEditorFn) (*gen.CreateVectorStoreFileReply, error) {
+func (f *filesFakeVS) CreateVectorStoreFile(ctx context.Context, vsID string, body gen.CreateVectorStoreFileJSONRequestBody, eds ...gen.RequestEditorFn) (*gen.VectorStoreFileObject, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &gen.CreateVectorStoreFileReply{HTTPResponse: filesFakeResp(200, f.pollAfter), JSON200: f.vsFile(vsID, body.FileId)}, nil
+	return f.vsFile(vsID, body.FileId), assistants.ApplyReplyHeader(ctx, filesFakeResp(200, f.pollAfter).Header, eds...)
 }
 
-func (f *filesFakeVS) GetVectorStoreFileWithResponse(ctx context.Context, vsID, fileID string, _ ...gen.RequestEditorFn) (*gen.GetVectorStoreFileReply, error) {
+func (f *filesFakeVS) GetVectorStoreFile(ctx context.Context, vsID, fileID string, eds ...gen.RequestEditorFn) (*gen.VectorStoreFileObject, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.polls++
 	f.pollTimes = append(f.pollTimes, time.Now())
-	return &gen.GetVectorStoreFileReply{HTTPResponse: filesFakeResp(200, f.pollAfter), JSON200: f.vsFile(vsID, fileID)}, nil
+	return f.vsFile(vsID, fileID), assistants.ApplyReplyHeader(ctx, filesFakeResp(200, f.pollAfter).Header, eds...)
 }
 
 func (f *filesFakeVS) vsFile(vsID, fileID string) *gen.VectorStoreFileObject {

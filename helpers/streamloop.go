@@ -11,22 +11,22 @@ import (
 	"net/http"
 	"syscall"
 
-	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/poller"
 )
 
-// StreamToolClient is what StreamToolLoop calls: submitToolOuputsToRun
-// with "stream": true, GetRun to read the run back after a cut stream, and
-// CancelRun on cancellation. *gen.ClientWithResponses satisfies it.
+// StreamToolClient is what StreamToolLoop calls: SubmitToolOutputsToRunWithBody
+// with "stream": true (the stream's raw reply), and the typed calls GetRun to
+// read the run back after a cut stream and CancelRun on cancellation.
+// *assistants.Client satisfies it.
 type StreamToolClient interface {
 	ToolOutputsStreamer
 	poller.RunGetter
-	CancelRunWithResponse(ctx context.Context, threadId string, runId string, reqEditors ...gen.RequestEditorFn) (*gen.CancelRunReply, error)
+	RunCanceller
 }
 
-// StreamRunToolsClient is StreamToolClient plus createRun.
-// *gen.ClientWithResponses satisfies it.
+// StreamRunToolsClient is StreamToolClient plus CreateRunWithBody (the
+// stream's raw reply). *assistants.Client satisfies it.
 type StreamRunToolsClient interface {
 	RunStreamer
 	StreamToolClient
@@ -327,7 +327,7 @@ func (l *streamLoop) cancel(ctx context.Context, cause error) (*gen.RunObject, e
 	}
 	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), l.o.CancelTimeout)
 	defer stop()
-	if run, cerr := assistants.Result[gen.RunObject](l.c.CancelRunWithResponse(cctx, l.run.ThreadId, l.run.Id, l.po.RequestEditors...)); cerr == nil {
+	if run, cerr := l.c.CancelRun(cctx, l.run.ThreadId, l.run.Id, l.po.RequestEditors...); cerr == nil {
 		l.run = run
 	}
 	return l.run, err

@@ -126,7 +126,7 @@ func (f *stFakeClient) SubmitToolOutputsToRunWithBody(ctx context.Context, threa
 	return stStreamResponse(s), nil
 }
 
-func (f *stFakeClient) GetRunWithResponse(ctx context.Context, threadID, runID string, _ ...gen.RequestEditorFn) (*gen.GetRunReply, error) {
+func (f *stFakeClient) GetRun(ctx context.Context, threadID, runID string, _ ...gen.RequestEditorFn) (*gen.RunObject, error) {
 	f.mu.Lock()
 	n := f.gets
 	f.gets++
@@ -138,10 +138,10 @@ func (f *stFakeClient) GetRunWithResponse(ctx context.Context, threadID, runID s
 	if err := json.Unmarshal([]byte(f.getRun(n)), &run); err != nil {
 		return nil, err
 	}
-	return &gen.GetRunReply{HTTPResponse: &http.Response{StatusCode: 200}, JSON200: &run}, nil
+	return &run, nil
 }
 
-func (f *stFakeClient) CancelRunWithResponse(ctx context.Context, threadID, runID string, _ ...gen.RequestEditorFn) (*gen.CancelRunReply, error) {
+func (f *stFakeClient) CancelRun(ctx context.Context, threadID, runID string, _ ...gen.RequestEditorFn) (*gen.RunObject, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -150,7 +150,7 @@ func (f *stFakeClient) CancelRunWithResponse(ctx context.Context, threadID, runI
 	f.mu.Unlock()
 	var run gen.RunObject
 	_ = json.Unmarshal([]byte(stRunJSON("cancelling")), &run)
-	return &gen.CancelRunReply{HTTPResponse: &http.Response{StatusCode: 200}, JSON200: &run}, nil
+	return &run, nil
 }
 
 // stOutputs returns the submitted outputs as id -> output.
@@ -597,7 +597,7 @@ func TestStreamToolLoopEndToEnd(t *testing.T) {
 		msgs := acc.Messages()
 		require.NotEmpty(t, msgs)
 		last := msgs[len(msgs)-1]
-		stored, err := assistants.Result[gen.MessageObject](srv.Client.GetMessageWithResponse(t.Context(), threadID, last.Id))
+		stored, err := srv.Client.GetMessage(t.Context(), threadID, last.Id)
 		require.NoError(t, err)
 		assert.Equal(t, want, MessageText(*stored))
 		steps := acc.RunSteps()
@@ -613,14 +613,14 @@ func TestStreamToolLoopEndToEnd(t *testing.T) {
 		var calls atomic.Int32
 		reg := newReg(&calls)
 		asstID, threadID := stAssistantThread(t, srv, reg.Tools(), `please get_weather {"city":"Paris"}`)
-		c := &stCountingClient{ClientWithResponses: srv.Client.ClientWithResponses}
+		c := &stCountingClient{Client: srv.Client}
 		run, err := StreamRunTools(t.Context(), c, threadID, gen.CreateRunRequest{AssistantId: asstID}, reg, nil,
 			WithPollOptions(poller.WithInterval(time.Millisecond)))
 		require.NoError(t, err)
 		assert.GreaterOrEqual(t, c.gets.Load(), int32(2), "both cuts were recovered by reading the run back")
 		assert.Equal(t, gen.RunObjectStatusCompleted, run.Status)
 		assert.Equal(t, int32(1), calls.Load(), "the handler ran once despite the cuts")
-		list, err := assistants.Result[gen.ListMessagesResponse](srv.Client.ListMessagesWithResponse(t.Context(), threadID, nil))
+		list, err := srv.Client.ListMessages(t.Context(), threadID, nil)
 		require.NoError(t, err)
 		require.NotEmpty(t, list.Data)
 		assert.Equal(t, want, MessageText(list.Data[0]), "the reply is there even though no stream showed it")
@@ -629,18 +629,18 @@ func TestStreamToolLoopEndToEnd(t *testing.T) {
 
 // stCountingClient counts the GetRun calls of a real client.
 type stCountingClient struct {
-	*gen.ClientWithResponses
+	*assistants.Client
 	gets atomic.Int32
 }
 
-func (c *stCountingClient) GetRunWithResponse(ctx context.Context, threadID, runID string, editors ...gen.RequestEditorFn) (*gen.GetRunReply, error) {
+func (c *stCountingClient) GetRun(ctx context.Context, threadID, runID string, editors ...gen.RequestEditorFn) (*gen.RunObject, error) {
 	c.gets.Add(1)
-	return c.ClientWithResponses.GetRunWithResponse(ctx, threadID, runID, editors...)
+	return c.Client.GetRun(ctx, threadID, runID, editors...)
 }
 
 // stKeyClient records the Idempotency-Key of every createRun.
 type stKeyClient struct {
-	*gen.ClientWithResponses
+	*assistants.Client
 	mu   sync.Mutex
 	keys []string
 }
@@ -674,7 +674,7 @@ func TestStreamRunToolsRetriesAStreamCutBeforeItsFirstEvent(t *testing.T) {
 		return "sunny in " + a.City, nil
 	}))
 	asstID, threadID := stAssistantThread(t, srv, reg.Tools(), `please get_weather {"city":"Paris"}`)
-	c := &stKeyClient{ClientWithResponses: srv.Client.ClientWithResponses}
+	c := &stKeyClient{Client: srv.Client}
 	run, err := StreamRunTools(t.Context(), c, threadID, gen.CreateRunRequest{AssistantId: asstID}, reg, nil,
 		WithPollOptions(poller.WithInterval(time.Millisecond)))
 	require.NoError(t, err, "createRun attempts: %d", len(c.keys))
@@ -685,7 +685,7 @@ func TestStreamRunToolsRetriesAStreamCutBeforeItsFirstEvent(t *testing.T) {
 	for _, k := range c.keys {
 		assert.Equal(t, c.keys[0], k, "every attempt carries the same key")
 	}
-	runs, err := assistants.Result[gen.ListRunsResponse](srv.Client.ListRunsWithResponse(t.Context(), threadID, nil))
+	runs, err := srv.Client.ListRuns(t.Context(), threadID, nil)
 	require.NoError(t, err)
 	assert.Len(t, runs.Data, 1, "no second run")
 	t.Logf("createRun attempts: %d", len(c.keys))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -159,16 +160,21 @@ func WithPollOptions(opts ...func(*poller.Options)) func(*ToolLoopOptions) {
 	return func(o *ToolLoopOptions) { o.Poll = append(o.Poll, opts...) }
 }
 
-// ToolLoopClient is what RunToolLoop calls: GetRun to poll,
-// submitToolOuputsToRun to answer, CancelRun on cancellation.
-// *gen.ClientWithResponses satisfies it.
+// ToolLoopClient is what RunToolLoop calls, the typed calls of
+// *assistants.Client: GetRun to poll, SubmitToolOutputsToRun to answer,
+// CancelRun on cancellation.
 type ToolLoopClient interface {
 	poller.RunGetter
 	poller.ToolOutputsSubmitter
-	CancelRunWithResponse(ctx context.Context, threadId string, runId string, reqEditors ...gen.RequestEditorFn) (*gen.CancelRunReply, error)
+	RunCanceller
 }
 
-// RunToolsClient is ToolLoopClient plus createRun. *gen.ClientWithResponses
+// RunCanceller cancels a run: the typed call of *assistants.Client.
+type RunCanceller interface {
+	CancelRun(ctx context.Context, threadID string, runID string, reqEditors ...gen.RequestEditorFn) (*gen.RunObject, error)
+}
+
+// RunToolsClient is ToolLoopClient plus CreateRun. *assistants.Client
 // satisfies it.
 type RunToolsClient interface {
 	ToolLoopClient
@@ -189,13 +195,13 @@ func RunTools(ctx context.Context, client RunToolsClient, threadID string, body 
 		}
 	}
 	body.Stream = nil
-	reply, err := client.CreateRunWithResponse(ctx, threadID, nil, body, po.RequestEditors...)
-	run, err := assistants.Result[gen.RunObject](reply, err)
+	var h http.Header
+	run, err := client.CreateRun(ctx, threadID, nil, body, withReplyHeader(po.RequestEditors, &h)...)
 	if err != nil {
 		return nil, fmt.Errorf("helpers: tool loop: create run: %w", err)
 	}
 	l := &toolLoop{c: client, reg: reg, o: o, po: po, ledger: newCallLedger(), run: run, threadID: run.ThreadId, runID: run.Id}
-	return l.loop(ctx, poller.NewFromRun(client, run, poller.PollAfter(reply.HTTPResponse.Header), o.Poll...))
+	return l.loop(ctx, poller.NewFromRun(client, run, poller.PollAfter(h), o.Poll...))
 }
 
 // RunToolLoop drives the run runID on thread threadID to a final state,
@@ -347,11 +353,13 @@ func (l *toolLoop) submit(ctx context.Context, outputs []gen.SubmitToolOutputsRu
 		ids[i] = *o.ToolCallId
 	}
 	var lastErr error
+	var h http.Header
+	editors := withReplyHeader(l.po.RequestEditors, &h)
 	for attempt := 0; attempt < l.o.SubmitAttempts; attempt++ {
-		reply, err := l.c.SubmitToolOutputsToRunWithResponse(ctx, l.threadID, l.runID, body, l.po.RequestEditors...)
-		next, err := assistants.Result[gen.RunObject](reply, err)
+		h = nil
+		next, err := l.c.SubmitToolOutputsToRun(ctx, l.threadID, l.runID, body, editors...)
 		if err == nil {
-			return next, poller.PollAfter(reply.HTTPResponse.Header), nil
+			return next, poller.PollAfter(h), nil
 		}
 		lastErr = fmt.Errorf("submit tool outputs to run %s: %w", l.runID, err)
 		if ctx.Err() != nil {
@@ -424,10 +432,18 @@ func (l *toolLoop) cancel(ctx context.Context, cause error) (*gen.RunObject, err
 	}
 	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), l.o.CancelTimeout)
 	defer stop()
-	if run, cerr := assistants.Result[gen.RunObject](l.c.CancelRunWithResponse(cctx, l.threadID, l.runID, l.po.RequestEditors...)); cerr == nil {
+	if run, cerr := l.c.CancelRun(cctx, l.threadID, l.runID, l.po.RequestEditors...); cerr == nil {
 		l.run = run
 	}
 	return l.run, err
+}
+
+// withReplyHeader returns editors followed by one that stores the reply's
+// header in *h (for its openai-poll-after-ms hint), in a new slice.
+func withReplyHeader(editors []gen.RequestEditorFn, h *http.Header) []gen.RequestEditorFn {
+	out := make([]gen.RequestEditorFn, len(editors), len(editors)+1)
+	copy(out, editors)
+	return append(out, assistants.ReplyHeader(h))
 }
 
 // withCtxErr is the error for a step that ctx ended: err when it already

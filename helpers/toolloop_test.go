@@ -540,10 +540,14 @@ func TestCallLedger(t *testing.T) {
 	assert.False(t, ok)
 }
 
-// *gen.ClientWithResponses satisfies the loop's client interfaces.
+// *assistants.Client satisfies the loops' client interfaces.
 var (
-	_ ToolLoopClient = (*gen.ClientWithResponses)(nil)
-	_ RunToolsClient = (*gen.ClientWithResponses)(nil)
+	_ ToolLoopClient          = (*assistants.Client)(nil)
+	_ RunToolsClient          = (*assistants.Client)(nil)
+	_ StreamToolClient        = (*assistants.Client)(nil)
+	_ StreamRunToolsClient    = (*assistants.Client)(nil)
+	_ VectorStoreBatchClient  = (*assistants.Client)(nil)
+	_ VectorStoreUploadClient = (*assistants.Client)(nil)
 )
 
 // Against the embedded server (in process, on the bubble's clock): three
@@ -601,7 +605,7 @@ func TestRunToolLoopEmbeddedServer(t *testing.T) {
 					}),
 				)
 				tools := reg.Tools()
-				asst, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Tools: &tools}))
+				asst, err := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Tools: &tools})
 				require.NoError(t, err)
 				const runs = 5
 				for i := range runs {
@@ -609,7 +613,7 @@ func TestRunToolLoopEmbeddedServer(t *testing.T) {
 					m := gen.CreateMessageRequest{Role: "user"}
 					require.NoError(t, m.Content.FromCreateMessageText(`get_weather {"city":"Paris"} get_time {"city":"Oslo"} get_news`))
 					msgs := []gen.CreateMessageRequest{m}
-					thread, err := assistants.Result[gen.ThreadObject](c.CreateThreadWithResponse(ctx, gen.CreateThreadRequest{Messages: &msgs}))
+					thread, err := c.CreateThread(ctx, gen.CreateThreadRequest{Messages: &msgs})
 					require.NoError(t, err)
 
 					run, err := RunTools(ctx, c, thread.Id, gen.CreateRunRequest{AssistantId: asst.Id}, reg,
@@ -618,7 +622,7 @@ func TestRunToolLoopEmbeddedServer(t *testing.T) {
 					assert.Equal(t, gen.RunObjectStatusCompleted, run.Status)
 
 					order, limit := gen.ListMessagesParamsOrderDesc, 1
-					page, err := assistants.Result[gen.ListMessagesResponse](c.ListMessagesWithResponse(ctx, thread.Id, &gen.ListMessagesParams{Order: &order, Limit: &limit}))
+					page, err := c.ListMessages(ctx, thread.Id, &gen.ListMessagesParams{Order: &order, Limit: &limit})
 					require.NoError(t, err)
 					require.Len(t, page.Data, 1)
 					assert.Equal(t, "get_weather returned: sunny in Paris\nget_time returned: noon in Oslo\nget_news returned: all quiet", MessageText(page.Data[0]))

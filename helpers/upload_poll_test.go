@@ -44,8 +44,8 @@ func TestUploadFileAndPollErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"nil client", nil, "vs_1", FileSource{Path: "x"}, "nil client"},
-		{"no store", &gen.ClientWithResponses{}, "", FileSource{Path: "x"}, "empty vector store ID"},
-		{"bad source", &gen.ClientWithResponses{}, "vs_1", FileSource{}, "upload"},
+		{"no store", &assistants.Client{}, "", FileSource{Path: "x"}, "empty vector store ID"},
+		{"bad source", &assistants.Client{}, "vs_1", FileSource{}, "upload"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

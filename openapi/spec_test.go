@@ -255,16 +255,26 @@ func (c *comparer) compareContent(where string, rc, oc *node) {
 }
 
 // flat is a schema with its allOf/oneOf/anyOf members folded together.
+// required holds the properties the schema always requires; condRequired
+// those it requires in some cases only: in a member of a oneOf or anyOf
+// (one kind of a union), or in a `not` clause (ours describes what each kind
+// of a flat tagged object requires as "no object of this kind lacks its
+// field").
 type flat struct {
-	types      map[string]bool
-	enum       map[string]bool
-	props      map[string][]*node
-	items      []*node
-	additional []*node
-	required   map[string]bool
+	types        map[string]bool
+	enum         map[string]bool
+	props        map[string][]*node
+	items        []*node
+	additional   []*node
+	required     map[string]bool
+	condRequired map[string]bool
 }
 
 func (c *comparer) flatten(doc *node, s *node, f *flat, depth int) {
+	c.flattenIn(doc, s, f, depth, false)
+}
+
+func (c *comparer) flattenIn(doc *node, s *node, f *flat, depth int, cond bool) {
 	s = doc.deref(s)
 	if s == nil || depth > 20 {
 		return
@@ -279,7 +289,14 @@ func (c *comparer) flatten(doc *node, s *node, f *flat, depth int) {
 		f.types[t.n.Value] = true
 	}
 	for _, v := range s.strings("required") {
-		f.required[v] = true
+		if cond {
+			f.condRequired[v] = true
+		} else {
+			f.required[v] = true
+		}
+	}
+	if n := s.get("not"); n != nil {
+		collectRequired(doc, n, f.condRequired, depth+1)
 	}
 	for _, v := range s.strings("enum") {
 		f.enum[v] = true
@@ -299,15 +316,39 @@ func (c *comparer) flatten(doc *node, s *node, f *flat, depth int) {
 	if ap := s.get("additionalProperties"); ap != nil && ap.n.Kind == yaml.MappingNode {
 		f.additional = append(f.additional, ap)
 	}
+	for _, m := range s.seq("allOf") {
+		c.flattenIn(doc, m, f, depth+1, cond)
+	}
+	for _, comb := range []string{"oneOf", "anyOf"} {
+		for _, m := range s.seq(comb) {
+			c.flattenIn(doc, m, f, depth+1, true)
+		}
+	}
+}
+
+// collectRequired adds every property named in a `required` list anywhere
+// in s (through not, allOf, oneOf and anyOf) to out.
+func collectRequired(doc, s *node, out map[string]bool, depth int) {
+	s = doc.deref(s)
+	if s == nil || depth > 20 {
+		return
+	}
+	for _, v := range s.strings("required") {
+		out[v] = true
+	}
+	if n := s.get("not"); n != nil {
+		collectRequired(doc, n, out, depth+1)
+	}
 	for _, comb := range []string{"allOf", "oneOf", "anyOf"} {
 		for _, m := range s.seq(comb) {
-			c.flatten(doc, m, f, depth+1)
+			collectRequired(doc, m, out, depth+1)
 		}
 	}
 }
 
 func newFlat() *flat {
-	return &flat{types: map[string]bool{}, enum: map[string]bool{}, props: map[string][]*node{}, required: map[string]bool{}}
+	return &flat{types: map[string]bool{}, enum: map[string]bool{}, props: map[string][]*node{},
+		required: map[string]bool{}, condRequired: map[string]bool{}}
 }
 
 func (c *comparer) compareSchema(where string, rs, os *node) {
@@ -357,8 +398,14 @@ func (c *comparer) compareSchema(where string, rs, os *node) {
 			c.fail("%s: %q is required in the reference, not in ours", where, name)
 		}
 	}
+	for _, name := range sortedKeys(rf.condRequired) {
+		if !of.required[name] && !of.condRequired[name] {
+			c.required++
+			c.fail("%s: %q is required (for some kinds) in the reference, not in ours", where, name)
+		}
+	}
 	for _, name := range sortedKeys(of.required) {
-		if !rf.required[name] && len(rf.props) > 0 {
+		if !rf.required[name] && !rf.condRequired[name] && len(rf.props) > 0 {
 			c.required++
 			c.fail("%s: %q is required in ours, not in the reference", where, name)
 		}

@@ -2,7 +2,6 @@ package poller_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,15 +28,8 @@ func lastReply(ctx context.Context, c *assistants.Client, threadID string) strin
 	}
 	var text string
 	for _, part := range page.Data[0].Content {
-		raw, _ := part.MarshalJSON()
-		var p struct {
-			Type string `json:"type"`
-			Text struct {
-				Value string `json:"value"`
-			} `json:"text"`
-		}
-		if json.Unmarshal(raw, &p) == nil && p.Type == "text" {
-			text += p.Text.Value
+		if part.Type == gen.MessageContentTypeText {
+			text += part.Text.Value
 		}
 	}
 	return text

@@ -56,28 +56,30 @@ const PollAfterHeader = "openai-poll-after-ms"
 // ErrNotDone is returned by Poller.Result while the run has not stopped.
 var ErrNotDone = errors.New("poller: run not done")
 
-// RunGetter reads a run. *gen.ClientWithResponses implements it.
+// RunGetter reads a run: the typed call of *assistants.Client. The poller
+// passes it an assistants.ReplyHeader editor to read the reply's
+// openai-poll-after-ms hint; an implementation that ignores the editors (a
+// test fake) gets the default interval.
 type RunGetter interface {
-	GetRunWithResponse(ctx context.Context, threadId string, runId string, reqEditors ...gen.RequestEditorFn) (*gen.GetRunReply, error)
+	GetRun(ctx context.Context, threadID string, runID string, reqEditors ...gen.RequestEditorFn) (*gen.RunObject, error)
 }
 
-// RunCreator creates a run on a thread. *gen.ClientWithResponses implements
-// it.
+// RunCreator creates a run on a thread: the typed call of
+// *assistants.Client.
 type RunCreator interface {
-	CreateRunWithResponse(ctx context.Context, threadId string, params *gen.CreateRunParams, body gen.CreateRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.CreateRunReply, error)
+	CreateRun(ctx context.Context, threadID string, params *gen.CreateRunParams, body gen.CreateRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.RunObject, error)
 }
 
-// ThreadAndRunCreator creates a thread and a run on it in one request.
-// *gen.ClientWithResponses implements it.
+// ThreadAndRunCreator creates a thread and a run on it in one request: the
+// typed call of *assistants.Client.
 type ThreadAndRunCreator interface {
-	CreateThreadAndRunWithResponse(ctx context.Context, body gen.CreateThreadAndRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.CreateThreadAndRunReply, error)
+	CreateThreadAndRun(ctx context.Context, body gen.CreateThreadAndRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.RunObject, error)
 }
 
-// ToolOutputsSubmitter submits tool outputs to a run that requires action.
-// *gen.ClientWithResponses implements it (the method name keeps the
-// operationId's spelling, submitToolOuputsToRun).
+// ToolOutputsSubmitter submits tool outputs to a run that requires action:
+// the typed call of *assistants.Client.
 type ToolOutputsSubmitter interface {
-	SubmitToolOutputsToRunWithResponse(ctx context.Context, threadId string, runId string, body gen.SubmitToolOutputsToRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.SubmitToolOutputsToRunReply, error)
+	SubmitToolOutputsToRun(ctx context.Context, threadID string, runID string, body gen.SubmitToolOutputsToRunJSONRequestBody, reqEditors ...gen.RequestEditorFn) (*gen.RunObject, error)
 }
 
 // Options configures a Poller. Pass functions that modify it to New,
@@ -283,12 +285,12 @@ func PollAfter(h http.Header) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-// replyHint is PollAfter of a reply's HTTP response (0 without one).
-func replyHint(resp *http.Response) time.Duration {
-	if resp == nil {
-		return 0
-	}
-	return PollAfter(resp.Header)
+// withReplyHeader returns editors followed by one that stores the reply's
+// header in *h, in a new slice (the caller's is not appended to).
+func withReplyHeader(editors []gen.RequestEditorFn, h *http.Header) []gen.RequestEditorFn {
+	out := make([]gen.RequestEditorFn, len(editors), len(editors)+1)
+	copy(out, editors)
+	return append(out, assistants.ReplyHeader(h))
 }
 
 // Poller follows one run. Use it from one goroutine at a time. Its states:
@@ -302,6 +304,8 @@ type Poller struct {
 	opts      Options
 	last      *gen.RunObject
 	hint      time.Duration // last reply's openai-poll-after-ms; 0 none
+	header    http.Header   // the last reply's header, stored by editors' last one
+	editors   []gen.RequestEditorFn
 	retry     time.Duration // last failed reply's Retry-After (429, 503); 0 none
 	pending   int           // consecutive polls that did not end it
 	done      bool
@@ -370,12 +374,15 @@ func (p *Poller) Poll(ctx context.Context) (*gen.RunObject, error) {
 		p.done, p.err = true, errors.New("poller: empty thread or run id")
 		return nil, p.err
 	}
-	reply, err := p.client.GetRunWithResponse(ctx, p.threadID, p.runID, p.opts.RequestEditors...)
-	if reply != nil {
-		p.hint = replyHint(reply.HTTPResponse)
+	if p.editors == nil {
+		p.editors = withReplyHeader(p.opts.RequestEditors, &p.header)
+	}
+	p.header = nil
+	run, err := p.client.GetRun(ctx, p.threadID, p.runID, p.editors...)
+	if p.header != nil {
+		p.hint = PollAfter(p.header)
 	}
 	p.retry = 0
-	run, err := assistants.Result[gen.RunObject](reply, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return p.last, p.ctxErr(ctx, fmt.Errorf("poller: get run %s: %w", p.runID, err))
@@ -540,12 +547,12 @@ func options(opts []func(*Options)) Options {
 func CreateAndPoll(ctx context.Context, client RunCreateGetter, threadID string, body gen.CreateRunJSONRequestBody, opts ...func(*Options)) (*gen.RunObject, error) {
 	o := options(opts)
 	body.Stream = nil
-	reply, err := client.CreateRunWithResponse(ctx, threadID, nil, body, o.RequestEditors...)
-	run, err := assistants.Result[gen.RunObject](reply, err)
+	var h http.Header
+	run, err := client.CreateRun(ctx, threadID, nil, body, withReplyHeader(o.RequestEditors, &h)...)
 	if err != nil {
 		return nil, fmt.Errorf("poller: create run: %w", err)
 	}
-	return NewFromRun(client, run, replyHint(reply.HTTPResponse), opts...).PollUntilDone(ctx)
+	return NewFromRun(client, run, PollAfter(h), opts...).PollUntilDone(ctx)
 }
 
 // CreateThreadAndRunAndPoll creates a thread and a run on it and polls the
@@ -554,12 +561,12 @@ func CreateAndPoll(ctx context.Context, client RunCreateGetter, threadID string,
 func CreateThreadAndRunAndPoll(ctx context.Context, client ThreadAndRunCreateGetter, body gen.CreateThreadAndRunJSONRequestBody, opts ...func(*Options)) (*gen.RunObject, error) {
 	o := options(opts)
 	body.Stream = nil
-	reply, err := client.CreateThreadAndRunWithResponse(ctx, body, o.RequestEditors...)
-	run, err := assistants.Result[gen.RunObject](reply, err)
+	var h http.Header
+	run, err := client.CreateThreadAndRun(ctx, body, withReplyHeader(o.RequestEditors, &h)...)
 	if err != nil {
 		return nil, fmt.Errorf("poller: create thread and run: %w", err)
 	}
-	return NewFromRun(client, run, replyHint(reply.HTTPResponse), opts...).PollUntilDone(ctx)
+	return NewFromRun(client, run, PollAfter(h), opts...).PollUntilDone(ctx)
 }
 
 // SubmitToolOutputsAndPoll submits tool outputs to run runID (which must
@@ -568,10 +575,10 @@ func CreateThreadAndRunAndPoll(ctx context.Context, client ThreadAndRunCreateGet
 func SubmitToolOutputsAndPoll(ctx context.Context, client ToolOutputsSubmitGetter, threadID, runID string, body gen.SubmitToolOutputsRunRequest, opts ...func(*Options)) (*gen.RunObject, error) {
 	o := options(opts)
 	body.Stream = nil
-	reply, err := client.SubmitToolOutputsToRunWithResponse(ctx, threadID, runID, body, o.RequestEditors...)
-	run, err := assistants.Result[gen.RunObject](reply, err)
+	var h http.Header
+	run, err := client.SubmitToolOutputsToRun(ctx, threadID, runID, body, withReplyHeader(o.RequestEditors, &h)...)
 	if err != nil {
 		return nil, fmt.Errorf("poller: submit tool outputs to run %s: %w", runID, err)
 	}
-	return NewFromRun(client, run, replyHint(reply.HTTPResponse), opts...).PollUntilDone(ctx)
+	return NewFromRun(client, run, PollAfter(h), opts...).PollUntilDone(ctx)
 }

@@ -498,15 +498,15 @@ func TestIsTerminal(t *testing.T) {
 	}
 }
 
-// *gen.ClientWithResponses satisfies every client interface.
+// *assistants.Client satisfies every client interface with its typed calls.
 var (
-	_ poller.RunGetter                = (*gen.ClientWithResponses)(nil)
-	_ poller.RunCreator               = (*gen.ClientWithResponses)(nil)
-	_ poller.ThreadAndRunCreator      = (*gen.ClientWithResponses)(nil)
-	_ poller.ToolOutputsSubmitter     = (*gen.ClientWithResponses)(nil)
-	_ poller.RunCreateGetter          = (*gen.ClientWithResponses)(nil)
-	_ poller.ThreadAndRunCreateGetter = (*gen.ClientWithResponses)(nil)
-	_ poller.ToolOutputsSubmitGetter  = (*gen.ClientWithResponses)(nil)
+	_ poller.RunGetter                = (*assistants.Client)(nil)
+	_ poller.RunCreator               = (*assistants.Client)(nil)
+	_ poller.ThreadAndRunCreator      = (*assistants.Client)(nil)
+	_ poller.ToolOutputsSubmitter     = (*assistants.Client)(nil)
+	_ poller.RunCreateGetter          = (*assistants.Client)(nil)
+	_ poller.ThreadAndRunCreateGetter = (*assistants.Client)(nil)
+	_ poller.ToolOutputsSubmitGetter  = (*assistants.Client)(nil)
 )
 
 // A permanent transport error ends PollUntilDone at once with that error,

@@ -24,7 +24,7 @@ func TestAgainstEmbeddedServer(t *testing.T) {
 		srv := assistantstest.NewInProcessServer(t, server.WithStepDelay(300*time.Millisecond))
 		c := srv.Client
 		ctx := t.Context()
-		asst, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"}))
+		asst, err := c.CreateAssistant(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"})
 		require.NoError(t, err)
 		msgs := []gen.CreateMessageRequest{userMessage("hi")}
 		start := time.Now()

@@ -28,7 +28,7 @@ func (s *Server) ListAssistants(ctx context.Context, req genserver.ListAssistant
 	if err != nil {
 		return nil, err
 	}
-	pg, err := s.db.ListAssistants(ctx, storeProject, storeList(lp))
+	pg, err := s.db.ListAssistants(ctx, projectOf(ctx), storeList(lp))
 	if err != nil {
 		return nil, storeErr(err, "assistant", "")
 	}
@@ -93,7 +93,7 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.CreateAssistant(ctx, store.Assistant{Project: storeProject, ID: a.Id, CreatedAt: int64(a.CreatedAt), Data: data}); err != nil {
+	if err := s.db.CreateAssistant(ctx, store.Assistant{Project: projectOf(ctx), ID: a.Id, CreatedAt: int64(a.CreatedAt), Data: data}); err != nil {
 		return nil, storeErr(err, "assistant", a.Id)
 	}
 	return genserver.CreateAssistant200JSONResponse(a), nil
@@ -135,7 +135,7 @@ func (s *Server) ModifyAssistant(ctx context.Context, req genserver.ModifyAssist
 		}
 	}
 	var a gen.AssistantObject
-	_, err := s.db.UpdateAssistant(ctx, storeProject, req.AssistantId, func(st *store.Assistant) error {
+	_, err := s.db.UpdateAssistant(ctx, projectOf(ctx), req.AssistantId, func(st *store.Assistant) error {
 		var err error
 		if a, err = decodeData[gen.AssistantObject](st.Data); err != nil {
 			return err
@@ -189,7 +189,7 @@ func (s *Server) DeleteAssistant(ctx context.Context, req genserver.DeleteAssist
 	if !validID(req.AssistantId) {
 		return nil, errNotFound("assistant", req.AssistantId)
 	}
-	if err := s.db.DeleteAssistant(ctx, storeProject, req.AssistantId); err != nil {
+	if err := s.db.DeleteAssistant(ctx, projectOf(ctx), req.AssistantId); err != nil {
 		return nil, storeErr(err, "assistant", req.AssistantId)
 	}
 	return genserver.DeleteAssistant200JSONResponse{Id: req.AssistantId, Object: "assistant.deleted", Deleted: true}, nil
@@ -200,7 +200,7 @@ func (s *Server) getAssistant(ctx context.Context, id string) (gen.AssistantObje
 	if !validID(id) {
 		return gen.AssistantObject{}, errNotFound("assistant", id)
 	}
-	a, err := s.db.GetAssistant(ctx, storeProject, id)
+	a, err := s.db.GetAssistant(ctx, projectOf(ctx), id)
 	if err != nil {
 		return gen.AssistantObject{}, storeErr(err, "assistant", id)
 	}
@@ -329,7 +329,7 @@ func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolReso
 				fileIDs = *vs.FileIds
 			}
 			cs, _ := chunkingFromRequest("", vs.ChunkingStrategy)
-			v, err := s.createVectorStore(ctx, storeProject, vectorStoreSpec{metadata: vs.Metadata, fileIDs: fileIDs, chunking: cs})
+			v, err := s.createVectorStore(ctx, projectOf(ctx), vectorStoreSpec{metadata: vs.Metadata, fileIDs: fileIDs, chunking: cs})
 			if err != nil {
 				return nil, err
 			}
@@ -383,7 +383,7 @@ func (s *Server) checkVectorStoreIDsLocked(ctx context.Context, param string, id
 		return errBadRequest(param, "Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", param, maxVectorStoreIDs, len(*ids))
 	}
 	for i, id := range *ids {
-		ok, err := s.vectorStoreExists(ctx, storeProject, id)
+		ok, err := s.vectorStoreExists(ctx, projectOf(ctx), id)
 		if err != nil {
 			return err
 		}

@@ -342,17 +342,11 @@ func (m *ChatModel) message(ctx context.Context, msg gen.MessageObject) (*chatMe
 	var parts []chatPart
 	hasImage := false
 	for _, c := range msg.Content {
-		kind, _ := c.Discriminator()
-		switch kind {
-		case "text":
-			if t, err := c.AsMessageContentTextObject(); err == nil {
-				parts = append(parts, chatPart{Type: "text", Text: t.Text.Value})
-			}
-		case "image_url":
-			u, err := c.AsMessageContentImageUrlObject()
-			if err != nil {
-				continue
-			}
+		switch c.Type {
+		case gen.MessageContentTypeText:
+			parts = append(parts, chatPart{Type: "text", Text: c.Text.Value})
+		case gen.MessageContentTypeImageUrl:
+			u := c
 			if role != "user" {
 				continue // Chat Completions takes images in user messages only
 			}
@@ -364,11 +358,8 @@ func (m *ChatModel) message(ctx context.Context, msg gen.MessageObject) (*chatMe
 				p.ImageURL.Detail = string(*u.ImageUrl.Detail)
 			}
 			parts, hasImage = append(parts, p), true
-		case "image_file":
-			f, err := c.AsMessageContentImageFileObject()
-			if err != nil {
-				continue
-			}
+		case gen.MessageContentTypeImageFile:
+			f := c
 			if role != "user" {
 				continue // Chat Completions takes images in user messages only
 			}

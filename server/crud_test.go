@@ -48,8 +48,8 @@ func newTestServer(t *testing.T, opts ...server.Option) (*assistantstest.Server,
 func textOf(t *testing.T, m gen.MessageObject) string {
 	t.Helper()
 	require.NotEmpty(t, m.Content)
-	tx, err := m.Content[0].AsMessageContentTextObject()
-	require.NoError(t, err)
+	tx := m.Content[0]
+	require.Equal(t, gen.MessageContentTypeText, tx.Type)
 	return tx.Text.Value
 }
 
@@ -156,8 +156,8 @@ func TestThreadsAndMessagesCRUD(t *testing.T) {
 	assert.Equal(t, gen.MessageObjectStatus("completed"), m.Status)
 	require.Len(t, m.Content, 2)
 	assert.Equal(t, "third", textOf(t, *m))
-	u, err := m.Content[1].AsMessageContentImageUrlObject()
-	require.NoError(t, err)
+	u := m.Content[1]
+	require.Equal(t, gen.MessageContentTypeImageUrl, u.Type)
 	assert.Equal(t, "https://example.com/a.png", u.ImageUrl.Url)
 
 	asc := gen.ListMessagesParamsOrder("asc")
@@ -318,8 +318,8 @@ func TestUnknownIDs404(t *testing.T) {
 			return wrap(r, body(r), err)
 		}},
 		{"search", "vector_store_id", func() (reply, []byte, error) {
-			var q gen.VectorStoreSearchRequest_Query
-			_ = q.FromVectorStoreSearchRequestQuery0("x")
+			var q gen.VectorStoreSearchQuery
+			_ = q.FromVectorStoreSearchQueryText("x")
 			r, err := c.SearchVectorStoreWithResponse(ctx, "vs_missing", gen.VectorStoreSearchRequest{Query: q})
 			return wrap(r, body(r), err)
 		}},

@@ -117,6 +117,8 @@ type liveRun struct {
 	final  bool     // an event added ends streams
 	e      *engine
 	failed error // an encoding error
+	// project is the run's project (store.Run.Project).
+	project string
 }
 
 func newEngine(s *Server) *engine {
@@ -155,12 +157,12 @@ func decodeRun(r store.Run) (gen.RunObject, runState, error) {
 // streams.
 func (e *engine) update(ctx context.Context, threadID, runID string, fn func(lr *liveRun) error) (gen.RunObject, int64, error) {
 	var lr *liveRun
-	_, evs, err := e.s.db.UpdateRun(ctx, storeProject, threadID, runID, func(r *store.Run) (store.RunChange, error) {
+	_, evs, err := e.s.db.UpdateRun(ctx, projectOf(ctx), threadID, runID, func(r *store.Run) (store.RunChange, error) {
 		obj, st, err := decodeRun(*r)
 		if err != nil {
 			return store.RunChange{}, err
 		}
-		lr = &liveRun{obj: obj, st: st, e: e}
+		lr = &liveRun{obj: obj, st: st, e: e, project: r.Project}
 		if err := fn(lr); err != nil {
 			return store.RunChange{}, err
 		}
@@ -221,7 +223,7 @@ func (lr *liveRun) putStep(st gen.RunStepObject) {
 		return
 	}
 	lr.change.Steps = slices.DeleteFunc(lr.change.Steps, func(x store.Step) bool { return x.ID == st.Id })
-	lr.change.Steps = append(lr.change.Steps, store.Step{Project: storeProject, ID: st.Id, RunID: st.RunId,
+	lr.change.Steps = append(lr.change.Steps, store.Step{Project: lr.project, ID: st.Id, RunID: st.RunId,
 		ThreadID: st.ThreadId, CreatedAt: int64(st.CreatedAt), Data: data})
 }
 
@@ -240,7 +242,7 @@ func (lr *liveRun) step(id string) (gen.RunStepObject, bool) {
 
 // putMessage records a new or changed message of the run.
 func (lr *liveRun) putMessage(m gen.MessageObject) {
-	sm, err := storeMessage(m)
+	sm, err := storeMessage(lr.project, m)
 	if err != nil {
 		lr.failed = err
 		return
@@ -266,7 +268,7 @@ func isFinalEvent(name string) bool {
 // activeRun returns the run holding threadID's lock, after applying a due
 // expiry.
 func (e *engine) activeRun(ctx context.Context, threadID string) (runID string, ok bool) {
-	r, err := e.s.db.ActiveRun(ctx, storeProject, threadID)
+	r, err := e.s.db.ActiveRun(ctx, projectOf(ctx), threadID)
 	if err != nil {
 		return "", false
 	}
@@ -323,7 +325,7 @@ func (e *engine) getRun(ctx context.Context, threadID, runID string) (gen.RunObj
 	if !validID(threadID) || !validID(runID) {
 		return gen.RunObject{}, errNotFound("run", runID)
 	}
-	r, err := e.s.db.GetRun(ctx, storeProject, threadID, runID)
+	r, err := e.s.db.GetRun(ctx, projectOf(ctx), threadID, runID)
 	if err != nil {
 		return gen.RunObject{}, storeErr(err, "run", runID)
 	}
@@ -336,7 +338,7 @@ func (e *engine) getRun(ctx context.Context, threadID, runID string) (gen.RunObj
 
 // listRuns returns a page of a thread's runs.
 func (e *engine) listRuns(ctx context.Context, threadID string, lp listParams) ([]gen.RunObject, bool, error) {
-	pg, err := e.s.db.ListRuns(ctx, storeProject, threadID, storeList(lp))
+	pg, err := e.s.db.ListRuns(ctx, projectOf(ctx), threadID, storeList(lp))
 	if err != nil {
 		return nil, false, storeErr(err, "thread", threadID)
 	}
@@ -359,7 +361,7 @@ func (e *engine) listSteps(ctx context.Context, threadID, runID string, lp listP
 	if _, err := e.getRun(ctx, threadID, runID); err != nil {
 		return nil, false, err
 	}
-	pg, err := e.s.db.ListSteps(ctx, storeProject, runID, storeList(lp))
+	pg, err := e.s.db.ListSteps(ctx, projectOf(ctx), runID, storeList(lp))
 	if err != nil {
 		return nil, false, storeErr(err, "run", runID)
 	}
@@ -377,7 +379,7 @@ func (e *engine) getStep(ctx context.Context, threadID, runID, stepID string) (g
 	if !validID(stepID) {
 		return gen.RunStepObject{}, notFound
 	}
-	st, err := e.s.db.GetStep(ctx, storeProject, runID, stepID)
+	st, err := e.s.db.GetStep(ctx, projectOf(ctx), runID, stepID)
 	if errors.Is(err, store.ErrNotFound) {
 		return gen.RunStepObject{}, notFound
 	}
@@ -426,12 +428,12 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	for _, name := range []string{"thread.run.created", "thread.run.queued"} {
 		evs = append(evs, store.Event{RunID: r.obj.Id, Type: name, Data: runData})
 	}
-	sr := store.Run{Project: storeProject, ID: r.obj.Id, ThreadID: r.obj.ThreadId, AssistantID: r.obj.AssistantId,
+	sr := store.Run{Project: projectOf(ctx), ID: r.obj.Id, ThreadID: r.obj.ThreadId, AssistantID: r.obj.AssistantId,
 		Status: string(r.obj.Status), CreatedAt: int64(r.obj.CreatedAt), Data: runData, State: stData}
-	jobs := []store.Job{e.roundJob(r.obj.ThreadId, r.obj.Id, 0)}
+	jobs := []store.Job{e.roundJob(sr.Project, r.obj.ThreadId, r.obj.Id, 0)}
 	if r.obj.ExpiresAt != nil {
 		sr.ExpiresAt = int64(*r.obj.ExpiresAt)
-		jobs = append(jobs, e.expireJob(r.obj.ThreadId, r.obj.Id, *r.obj.ExpiresAt))
+		jobs = append(jobs, e.expireJob(sr.Project, r.obj.ThreadId, r.obj.Id, *r.obj.ExpiresAt))
 	}
 	nr := store.NewRun{Thread: th, Messages: msgs, Run: sr, Events: evs, Jobs: jobs}
 	for attempt := 0; ; attempt++ {
@@ -479,7 +481,7 @@ func (e *engine) cancelRun(ctx context.Context, threadID, runID string) (gen.Run
 		}
 		lr.obj.Status = gen.RunObjectStatusCancelling
 		lr.publish("thread.run.cancelling", lr.obj)
-		lr.enqueue(e.cancelJob(threadID, runID))
+		lr.enqueue(e.cancelJob(lr.project, threadID, runID))
 		return nil
 	})
 	if err != nil {
@@ -537,7 +539,7 @@ func (e *engine) submitToolOutputs(ctx context.Context, threadID, runID string, 
 		}
 		lr.st.PendingStep = ""
 		lr.st.Round++
-		lr.enqueue(e.roundJob(threadID, runID, lr.st.Round))
+		lr.enqueue(e.roundJob(lr.project, threadID, runID, lr.st.Round))
 		return nil
 	})
 	if err != nil {
@@ -600,7 +602,7 @@ func (e *engine) expireIfDue(ctx context.Context, obj gen.RunObject) (gen.RunObj
 	if obj.Status != gen.RunObjectStatusRequiresAction || obj.ExpiresAt == nil || e.s.now() < *obj.ExpiresAt {
 		return obj, nil
 	}
-	got, _, err := e.update(e.bg(), obj.ThreadId, obj.Id, func(lr *liveRun) error {
+	got, _, err := e.update(withProject(e.bg(), projectOf(ctx)), obj.ThreadId, obj.Id, func(lr *liveRun) error {
 		if lr.obj.Status != gen.RunObjectStatusRequiresAction || lr.obj.ExpiresAt == nil || e.s.now() < *lr.obj.ExpiresAt {
 			return nil
 		}
@@ -660,7 +662,7 @@ func (e *engine) closeMessageLocked(lr *liveRun, msg *gen.MessageObject, reason 
 
 // currentMessage reads the message of a run's current round, or nil.
 func (e *engine) currentMessage(ctx context.Context, threadID, runID string) *gen.MessageObject {
-	r, err := e.s.db.GetRun(ctx, storeProject, threadID, runID)
+	r, err := e.s.db.GetRun(ctx, projectOf(ctx), threadID, runID)
 	if err != nil {
 		return nil
 	}
@@ -668,7 +670,7 @@ func (e *engine) currentMessage(ctx context.Context, threadID, runID string) *ge
 	if err != nil || st.MsgID == "" {
 		return nil
 	}
-	sm, err := e.s.db.GetMessage(ctx, storeProject, threadID, st.MsgID)
+	sm, err := e.s.db.GetMessage(ctx, projectOf(ctx), threadID, st.MsgID)
 	if err != nil {
 		return nil
 	}
@@ -724,7 +726,7 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 	}
 	defer e.dropLocal(a)
 
-	r, err := e.s.db.GetRun(ctx, storeProject, a.ThreadID, a.RunID)
+	r, err := e.s.db.GetRun(ctx, projectOf(ctx), a.ThreadID, a.RunID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // the thread was deleted
 	}
@@ -823,7 +825,7 @@ func (e *engine) runCancel(ctx context.Context, a runArgs) error {
 // still waiting for tool outputs expires. (A round in progress expires by
 // its own deadline.)
 func (e *engine) runExpire(ctx context.Context, a runArgs) error {
-	r, err := e.s.db.GetRun(ctx, storeProject, a.ThreadID, a.RunID)
+	r, err := e.s.db.GetRun(ctx, projectOf(ctx), a.ThreadID, a.RunID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -845,9 +847,9 @@ func (e *engine) runExpire(ctx context.Context, a runArgs) error {
 }
 
 // modelInput builds the input of the next model round.
-func (e *engine) modelInput(obj gen.RunObject, st runState) (*ModelInput, error) {
+func (e *engine) modelInput(ctx context.Context, obj gen.RunObject, st runState) (*ModelInput, error) {
 	in := &ModelInput{Assistant: st.Assistant, Run: obj, ToolOutputs: slices.Clone(st.Outputs), Used: st.Used}
-	msgs, err := e.s.threadMessages(obj.ThreadId)
+	msgs, err := e.s.threadMessages(ctx, obj.ThreadId)
 	if err != nil {
 		return nil, err
 	}
@@ -862,7 +864,7 @@ func (e *engine) modelInput(obj gen.RunObject, st runState) (*ModelInput, error)
 			}
 		}
 	}
-	in.FileSearch = e.s.fileSearchTool(in) // filesearch.go
+	in.FileSearch = e.s.fileSearchTool(ctx, in) // filesearch.go
 	return in, nil
 }
 
@@ -875,7 +877,7 @@ func inRound(lr *liveRun, a roundArgs) bool {
 // round runs one model round of an in_progress run and applies its
 // outcome.
 func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
-	r, err := e.s.db.GetRun(ctx, storeProject, a.ThreadID, a.RunID)
+	r, err := e.s.db.GetRun(ctx, projectOf(ctx), a.ThreadID, a.RunID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -887,7 +889,7 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 		return err
 	}
 	defer e.recoverRun(a) // a panic fails the run (recover.go)
-	in, err := e.modelInput(obj, st)
+	in, err := e.modelInput(ctx, obj, st)
 	if err != nil {
 		return nil // the thread is gone: the run went with it
 	}
@@ -1220,10 +1222,8 @@ func functionCallDetail(c ToolCall, output *string) gen.RunStepDetailsToolCall {
 }
 
 func textPart(text string) gen.MessageContent {
-	var c gen.MessageContent
-	_ = c.FromMessageContentTextObject(gen.MessageContentTextObject{Type: "text",
-		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}})
-	return c
+	return gen.MessageContent{Type: gen.MessageContentTypeText,
+		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}
 }
 
 // writer receives the model's deltas for one round: the first creates the
@@ -1257,7 +1257,7 @@ func (w *writer) emit(delta string) {
 	if w.msg == nil && w.resumed {
 		// A round run again after a crash: go on in the dead attempt's
 		// message, from an empty text.
-		if sm, err := e.s.db.GetMessage(w.ctx, storeProject, a.ThreadID, w.msgID); err == nil {
+		if sm, err := e.s.db.GetMessage(w.ctx, projectOf(w.ctx), a.ThreadID, w.msgID); err == nil {
 			if m, err := decodeData[gen.MessageObject](sm.Data); err == nil {
 				w.msg = &m
 			}
@@ -1279,7 +1279,7 @@ func (w *writer) emit(delta string) {
 				Id: newID(prefixMessage), Object: "thread.message", CreatedAt: now, ThreadId: lr.obj.ThreadId,
 				Status: gen.MessageObjectStatusInProgress, Role: gen.MessageObjectRoleAssistant,
 				Content: []gen.MessageContent{}, AssistantId: &aid, RunId: &rid,
-				Attachments: &[]gen.MessageAttachment{}, Metadata: &gen.Metadata{},
+				Attachments: []gen.MessageAttachment{}, Metadata: &gen.Metadata{},
 			}
 			var d gen.RunStepDetails
 			_ = d.FromRunStepDetailsMessageCreationObject(gen.RunStepDetailsMessageCreationObject{
@@ -1292,12 +1292,9 @@ func (w *writer) emit(delta string) {
 		}
 		m.Content = []gen.MessageContent{textPart(text)}
 		lr.putMessage(m)
-		var c gen.MessageDeltaContent
 		v := delta
-		if err := c.FromMessageDeltaContentTextObject(gen.MessageDeltaContentTextObject{Index: 0, Type: "text",
-			Text: &gen.MessageDeltaContentText{Value: &v}}); err != nil {
-			return err
-		}
+		c := gen.MessageDeltaContent{Index: 0, Type: gen.MessageDeltaContentTypeText,
+			Text: &gen.MessageDeltaContentText{Value: &v}}
 		lr.publish("thread.message.delta", gen.MessageDeltaObject{Id: m.Id, Object: "thread.message.delta",
 			Delta: gen.MessageDelta{Content: &[]gen.MessageDeltaContent{c}}})
 		w.msg = &m

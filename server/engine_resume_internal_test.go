@@ -68,7 +68,7 @@ func (f *resumeFixture) get(t *testing.T) gen.RunObject {
 
 func (f *resumeFixture) assistantMessages(t *testing.T) []gen.MessageObject {
 	t.Helper()
-	msgs, err := f.s.threadMessages(f.thread)
+	msgs, err := f.s.threadMessages(context.Background(), f.thread)
 	require.NoError(t, err)
 	var out []gen.MessageObject
 	for _, m := range msgs {

@@ -10,8 +10,7 @@ import (
 )
 
 func userMessage(text string) gen.MessageObject {
-	var c gen.MessageContent
-	_ = c.FromMessageContentTextObject(gen.MessageContentTextObject{Type: "text", Text: gen.MessageContentText{Value: text}})
+	c := gen.MessageContent{Type: gen.MessageContentTypeText, Text: gen.MessageContentText{Value: text}}
 	return gen.MessageObject{Role: gen.MessageObjectRoleUser, Content: []gen.MessageContent{c}}
 }
 

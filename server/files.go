@@ -41,7 +41,7 @@ func (s *Server) ListFiles(ctx context.Context, req genserver.ListFilesRequestOb
 		}
 	}
 	for {
-		pg, err := s.db.ListFiles(ctx, storeProject, purpose, storeList(lp))
+		pg, err := s.db.ListFiles(ctx, projectOf(ctx), purpose, storeList(lp))
 		if err != nil {
 			return nil, storeErr(err, "file", "")
 		}
@@ -120,7 +120,7 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 			_ = os.Remove(u.spool.Name())
 		}
 		if err != nil && u.stored != nil {
-			_, _ = s.db.DeleteFile(context.WithoutCancel(ctx), storeProject, u.stored.ID)
+			_, _ = s.db.DeleteFile(context.WithoutCancel(ctx), projectOf(ctx), u.stored.ID)
 		}
 	}()
 	for n := 0; ; n++ {
@@ -143,7 +143,7 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 			u.filename = part.FileName()
 			u.contentType = part.Header.Get("Content-Type")
 			if u.havePurpose {
-				f, err := s.checkUpload(u)
+				f, err := s.checkUpload(ctx, u)
 				if err != nil {
 					return nil, err
 				}
@@ -182,7 +182,7 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 	if !u.haveFile {
 		return nil, errBadRequest("file", "Missing required parameter: 'file'.")
 	}
-	f, err := s.checkUpload(u)
+	f, err := s.checkUpload(ctx, u)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 	case u.stored != nil:
 		// Fields that change the file came after its bytes: store them
 		// again with the final fields (rare: clients send fields first).
-		rc, err := s.db.OpenFile(ctx, storeProject, u.stored.ID)
+		rc, err := s.db.OpenFile(ctx, projectOf(ctx), u.stored.ID)
 		if err != nil {
 			return nil, storeErr(err, "file", u.stored.ID)
 		}
@@ -201,7 +201,7 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 		if err != nil {
 			return nil, err
 		}
-		_, _ = s.db.DeleteFile(ctx, storeProject, u.stored.ID)
+		_, _ = s.db.DeleteFile(ctx, projectOf(ctx), u.stored.ID)
 		u.stored = nil
 		return genserver.CreateFile200JSONResponse(fileObject(stored)), nil
 	default:
@@ -217,7 +217,7 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 }
 
 // checkUpload checks an upload's fields and returns the file to store.
-func (s *Server) checkUpload(u *upload) (store.File, error) {
+func (s *Server) checkUpload(ctx context.Context, u *upload) (store.File, error) {
 	if !u.havePurpose {
 		return store.File{}, errBadRequest("purpose", "Missing required parameter: 'purpose'.")
 	}
@@ -233,7 +233,7 @@ func (s *Server) checkUpload(u *upload) (store.File, error) {
 	}
 	now := s.now()
 	f := store.File{
-		Project:   storeProject,
+		Project:   projectOf(ctx),
 		ID:        newID(prefixFile),
 		Purpose:   u.purpose,
 		Filename:  filename,
@@ -347,7 +347,7 @@ func (s *Server) DownloadFile(ctx context.Context, req genserver.DownloadFileReq
 	if err != nil {
 		return nil, err
 	}
-	rc, err := s.db.OpenFile(ctx, storeProject, f.ID)
+	rc, err := s.db.OpenFile(ctx, projectOf(ctx), f.ID)
 	if err != nil {
 		return nil, storeErr(err, "file", f.ID)
 	}
@@ -380,7 +380,7 @@ func (s *Server) getFile(ctx context.Context, id string) (store.File, error) {
 	if !validID(id) {
 		return store.File{}, errNotFound("file", id)
 	}
-	f, err := s.db.GetFile(ctx, storeProject, id)
+	f, err := s.db.GetFile(ctx, projectOf(ctx), id)
 	if err != nil {
 		return store.File{}, storeErr(err, "file", id)
 	}
@@ -396,7 +396,7 @@ func (s *Server) getFile(ctx context.Context, id string) (store.File, error) {
 // fileExists reports whether id names an uploaded file that has not
 // expired. It takes no lock of the server (callers may hold s.mu).
 func (s *Server) fileExists(ctx context.Context, id string) bool {
-	f, err := s.db.GetFile(ctx, storeProject, id)
+	f, err := s.db.GetFile(ctx, projectOf(ctx), id)
 	return err == nil && !s.fileExpired(f)
 }
 
@@ -407,14 +407,14 @@ func (s *Server) readFile(ctx context.Context, id string) (store.File, []byte, e
 	if !validID(id) {
 		return store.File{}, nil, errNotFound("file", id)
 	}
-	f, err := s.db.GetFile(ctx, storeProject, id)
+	f, err := s.db.GetFile(ctx, projectOf(ctx), id)
 	if err != nil {
 		return store.File{}, nil, storeErr(err, "file", id)
 	}
 	if s.fileExpired(f) {
 		return store.File{}, nil, errNotFound("file", id)
 	}
-	rc, err := s.db.OpenFile(ctx, storeProject, id)
+	rc, err := s.db.OpenFile(ctx, projectOf(ctx), id)
 	if err != nil {
 		return store.File{}, nil, storeErr(err, "file", id)
 	}
@@ -435,13 +435,13 @@ func (s *Server) fileExpired(f store.File) bool {
 // vector stores (their usage is counted again, and an in-memory index
 // drops its chunks).
 func (s *Server) deleteFile(ctx context.Context, id string) error {
-	vsIDs, err := s.db.DeleteFile(ctx, storeProject, id)
+	vsIDs, err := s.db.DeleteFile(ctx, projectOf(ctx), id)
 	if err != nil {
 		return err
 	}
 	for _, vs := range vsIDs {
 		s.unindexFile(vs, id)
-		s.settleUsage(ctx, storeProject, vs, true)
+		s.settleUsage(ctx, projectOf(ctx), vs, true)
 	}
 	return nil
 }

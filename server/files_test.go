@@ -135,9 +135,9 @@ func TestFileUploadErrors(t *testing.T) {
 	})
 }
 
-func searchQuery(q string) gen.VectorStoreSearchRequest_Query {
-	var out gen.VectorStoreSearchRequest_Query
-	_ = out.FromVectorStoreSearchRequestQuery0(q)
+func searchQuery(q string) gen.VectorStoreSearchQuery {
+	var out gen.VectorStoreSearchQuery
+	_ = out.FromVectorStoreSearchQueryText(q)
 	return out
 }
 
@@ -145,11 +145,11 @@ func attr(v any) gen.VectorStoreFileAttributeValue {
 	var a gen.VectorStoreFileAttributeValue
 	switch v := v.(type) {
 	case string:
-		_ = a.FromVectorStoreFileAttributeValue0(v)
+		_ = a.FromVectorStoreFileAttributeString(v)
 	case float64:
-		_ = a.FromVectorStoreFileAttributeValue1(float32(v))
+		_ = a.FromVectorStoreFileAttributeNumber(v)
 	case bool:
-		_ = a.FromVectorStoreFileAttributeValue2(v)
+		_ = a.FromVectorStoreFileAttributeBoolean(v)
 	}
 	return a
 }
@@ -403,13 +403,13 @@ func TestVectorStoreSearch(t *testing.T) {
 		return &out
 	}
 	var mammal gen.ComparisonFilterValue
-	require.NoError(t, mammal.FromComparisonFilterValue0("mammal"))
+	require.NoError(t, mammal.FromComparisonFilterString("mammal"))
 	res = search(gen.VectorStoreSearchRequest{Query: searchQuery("krill"), Filters: filter(gen.ComparisonFilter{Key: "kind", Type: "eq", Value: mammal})})
 	require.Len(t, res.Data, 1)
 	assert.Equal(t, whales.Id, res.Data[0].FileId)
 
 	var one1 gen.ComparisonFilterValue
-	require.NoError(t, one1.FromComparisonFilterValue1(1))
+	require.NoError(t, one1.FromComparisonFilterNumber(1))
 	res = search(gen.VectorStoreSearchRequest{Query: searchQuery("krill"), Filters: filter(gen.ComparisonFilter{Key: "legs", Type: "gt", Value: one1})})
 	require.Len(t, res.Data, 1)
 	assert.Equal(t, penguins.Id, res.Data[0].FileId)
@@ -417,8 +417,8 @@ func TestVectorStoreSearch(t *testing.T) {
 	// Compound filter: kind in [bird] or legs lt 1 -> both.
 	var in gen.ComparisonFilterValue
 	var item gen.ComparisonFilterValueItem
-	require.NoError(t, item.FromComparisonFilterValueItem0("bird"))
-	require.NoError(t, in.FromComparisonFilterValue3([]gen.ComparisonFilterValueItem{item}))
+	require.NoError(t, item.FromComparisonFilterString("bird"))
+	require.NoError(t, in.FromComparisonFilterList([]gen.ComparisonFilterValueItem{item}))
 	var compound gen.VectorStoreSearchFilter
 	require.NoError(t, compound.FromCompoundFilter(gen.CompoundFilter{Type: "or", Filters: []gen.VectorStoreSearchFilter{
 		*filter(gen.ComparisonFilter{Key: "kind", Type: "in", Value: in}),

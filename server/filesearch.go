@@ -55,7 +55,7 @@ const (
 // fileSearchTool returns the run's file_search tool for a round, or nil
 // when the run does not have it, has nothing to search, or searched
 // maxFileSearchCalls times already.
-func (s *Server) fileSearchTool(in *ModelInput) *FileSearch {
+func (s *Server) fileSearchTool(ctx context.Context, in *ModelInput) *FileSearch {
 	var tool *gen.AssistantToolsFileSearch
 	for _, t := range in.Run.Tools {
 		if k, _ := t.Discriminator(); k == "file_search" {
@@ -93,8 +93,9 @@ func (s *Server) fileSearchTool(in *ModelInput) *FileSearch {
 	if tr := in.Assistant.ToolResources; tr != nil && tr.FileSearch != nil && tr.FileSearch.VectorStoreIds != nil {
 		ids = append(ids, *tr.FileSearch.VectorStoreIds...)
 	}
-	ctx := context.WithoutCancel(s.ctx)
-	if th, err := s.attachThreadFiles(ctx, storeProject, in.Run.ThreadId); err == nil {
+	ctx = context.WithoutCancel(ctx) // the round's context carries the run's project
+	project := projectOf(ctx)
+	if th, err := s.attachThreadFiles(ctx, project, in.Run.ThreadId); err == nil {
 		if tr := th.ToolResources; tr != nil && tr.FileSearch != nil && tr.FileSearch.VectorStoreIds != nil {
 			ids = append(ids, *tr.FileSearch.VectorStoreIds...)
 		}
@@ -103,7 +104,7 @@ func (s *Server) fileSearchTool(in *ModelInput) *FileSearch {
 		if slices.Contains(out.VectorStoreIDs, id) {
 			continue
 		}
-		v, err := s.getVectorStore(ctx, storeProject, id)
+		v, err := s.getVectorStore(ctx, project, id)
 		if err == nil && v.Status != gen.VectorStoreObjectStatusExpired {
 			out.VectorStoreIDs = append(out.VectorStoreIDs, id)
 		}
@@ -124,21 +125,18 @@ func (s *Server) attachThreadFiles(ctx context.Context, project, threadID string
 	if err != nil {
 		return th, err
 	}
-	msgs, err := s.threadMessages(threadID)
+	msgs, err := s.threadMessages(ctx, threadID)
 	if err != nil {
 		return th, err
 	}
 	var fileIDs []string
 	for _, m := range msgs {
-		if m.Attachments == nil {
-			continue
-		}
-		for _, a := range *m.Attachments {
+		for _, a := range m.Attachments {
 			if a.FileId == nil || a.Tools == nil || slices.Contains(fileIDs, *a.FileId) {
 				continue
 			}
 			for _, t := range *a.Tools {
-				if k, _ := t.Discriminator(); k == "file_search" {
+				if t.Type == gen.MessageAttachmentToolTypeFileSearch {
 					fileIDs = append(fileIDs, *a.FileId)
 					break
 				}
@@ -336,9 +334,10 @@ func (c *fileSearchCall) run(ctx context.Context, s *Server, fs *FileSearch) {
 		return
 	}
 	spec := searchSpec{queries: c.queries, ranker: fs.Ranker, threshold: fs.ScoreThreshold, limit: fs.MaxNumResults}
+	project := projectOf(ctx) // the run's (jobs.go)
 	for _, id := range fs.VectorStoreIDs {
-		s.touchVectorStore(ctx, storeProject, id)
-		if err := s.addStore(ctx, &spec, storeProject, id); err != nil {
+		s.touchVectorStore(ctx, project, id)
+		if err := s.addStore(ctx, &spec, project, id); err != nil {
 			s.log.Warn("file_search failed", "err", err.Error())
 			c.output = "The search failed."
 			return
@@ -468,16 +467,11 @@ func answerPart(in *ModelInput, text string) gen.MessageContent {
 	resolved, anns := cite.Resolve(text, m, sources)
 	out := make([]gen.MessageContentTextAnnotation, 0, len(anns))
 	for _, a := range anns {
-		var ann gen.MessageContentTextAnnotation
-		if ann.FromMessageContentTextAnnotationsFileCitationObject(gen.MessageContentTextAnnotationsFileCitationObject{
-			Type: "file_citation", Text: a.Text, StartIndex: a.StartIndex, EndIndex: a.EndIndex,
+		out = append(out, gen.MessageContentTextAnnotation{
+			Type: gen.MessageContentTextAnnotationTypeFileCitation, Text: a.Text, StartIndex: a.StartIndex, EndIndex: a.EndIndex,
 			FileCitation: gen.MessageContentFileCitation{FileId: a.FileID},
-		}) == nil {
-			out = append(out, ann)
-		}
+		})
 	}
-	var c gen.MessageContent
-	_ = c.FromMessageContentTextObject(gen.MessageContentTextObject{Type: "text",
-		Text: gen.MessageContentText{Value: resolved, Annotations: out}})
-	return c
+	return gen.MessageContent{Type: gen.MessageContentTypeText,
+		Text: gen.MessageContentText{Value: resolved, Annotations: out}}
 }

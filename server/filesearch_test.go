@@ -38,13 +38,13 @@ func fileSearchTool(maxResults int, threshold float32) gen.AssistantTool {
 func checkCitations(t *testing.T, m gen.MessageObject) (string, []string) {
 	t.Helper()
 	require.Len(t, m.Content, 1)
-	tx, err := m.Content[0].AsMessageContentTextObject()
-	require.NoError(t, err)
+	tx := m.Content[0]
+	require.Equal(t, gen.MessageContentTypeText, tx.Type)
 	runes := []rune(tx.Text.Value)
 	var files []string
 	for i, a := range tx.Text.Annotations {
-		fc, err := a.AsMessageContentTextAnnotationsFileCitationObject()
-		require.NoError(t, err, "annotation %d", i)
+		fc := a
+		require.Equal(t, gen.MessageContentTextAnnotationTypeFileCitation, fc.Type, "annotation %d", i)
 		assert.Equal(t, "file_citation", string(fc.Type))
 		require.True(t, 0 <= fc.StartIndex && fc.StartIndex < fc.EndIndex && fc.EndIndex <= len(runes), "annotation %d: [%d,%d) in %d characters", i, fc.StartIndex, fc.EndIndex, len(runes))
 		assert.Equal(t, fc.Text, string(runes[fc.StartIndex:fc.EndIndex]), "annotation %d", i)
@@ -199,8 +199,7 @@ func TestFileSearchThreadAttachments(t *testing.T) {
 		x := newRT(t, assistantstest.NewInProcessServer(t))
 		f := upload(t, x.ctx, x.c, "refunds.md", "Refunds are paid within 14 days. Contact support for help.")
 		a := x.assistant(gen.CreateAssistantRequest{Tools: &[]gen.AssistantTool{fileSearchTool(0, 0)}})
-		var tool gen.MessageAttachmentTool
-		require.NoError(t, tool.FromAssistantToolsFileSearchTypeOnly(gen.AssistantToolsFileSearchTypeOnly{Type: "file_search"}))
+		tool := gen.MessageAttachmentTool{Type: gen.MessageAttachmentToolTypeFileSearch}
 		msgs := []gen.CreateMessageRequest{{Role: "user", Content: msgContent("When are refunds paid?"),
 			Attachments: &[]gen.MessageAttachment{{FileId: &f.Id, Tools: &[]gen.MessageAttachmentTool{tool}}}}}
 		tr, err := x.c.CreateThreadWithResponse(x.ctx, gen.CreateThreadRequest{Messages: &msgs})

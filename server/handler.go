@@ -16,7 +16,7 @@ const multipartSlack = 1 << 20
 // the server's error shape, and wraps them in the middlewares, outermost
 // first:
 //
-//	recovery -> health -> logging -> faults -> auth -> rate limit -> body limit -> validation -> idempotency -> router
+//	recovery -> health -> logging -> faults -> auth -> rate limit -> body limit -> validation -> idempotency -> run limit -> router
 //
 // /healthz and /readyz are answered by the health step, before the request
 // log, auth and limits (health.go). Requests to other paths the API does
@@ -35,6 +35,7 @@ func (s *Server) buildHandler() http.Handler {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeAPIError(w, errInvalidURL(r)) })
 
 	var h http.Handler = s.mux
+	h = s.runLimitMiddleware(h) // inside idempotency: a replayed createRun is answered before it (runlimit.go)
 	h = s.idempotencyMiddleware(h)
 	h = s.validationMiddleware(h)
 	h = s.bodyLimitMiddleware(h)

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Health endpoints. They live outside /v1 and outside the middleware chain:
@@ -19,9 +22,16 @@ import (
 // Each entry of checks is {"name":..., "status":"ok"} or {"name":...,
 // "status":"error","error":...}. The first check is always "server": it
 // fails once Shutdown or Close began, so a replica that is draining leaves
-// the load balancer's pool. Options.ReadyChecks come after it, asked
-// concurrently, each bounded by ReadyCheckTimeout. HEAD is answered like
-// GET without a body; other methods get 405.
+// the load balancer's pool. Then the server's own checks of its parts:
+//
+//	store       the store answers a one-row read (PostgreSQL or SQLite reachable)
+//	migrations  the database's schema is at this binary's last migration (SQL stores)
+//	queue       the job queue's workers are running (River's client started and not stopped)
+//
+// and Options.ReadyChecks after them; all are asked concurrently, each
+// bounded by ReadyCheckTimeout. A failing store check shows a fixed text
+// (the driver's error, which may name hosts and users, goes to the log).
+// HEAD is answered like GET without a body; other methods get 405.
 
 // ReadyCheckTimeout bounds each readiness check: a check still running then
 // counts as failed ("timed out after 2s").
@@ -102,7 +112,8 @@ var errNotServing = errors.New("the server is shutting down")
 // their states in order; the server is ready when every state is "ok". It
 // is what GET /readyz answers.
 func (s *Server) Ready(ctx context.Context) []ReadyState {
-	checks := append([]ReadyCheck{{Name: "server", Check: s.serving}}, s.opts.ReadyChecks...)
+	checks := append([]ReadyCheck{{Name: "server", Check: s.serving}}, s.builtinChecks()...)
+	checks = append(checks, s.opts.ReadyChecks...)
 	states := make([]ReadyState, len(checks))
 	done := make(chan int, len(checks)) // buffered: a late check never blocks
 	errs := make([]error, len(checks))
@@ -167,4 +178,52 @@ func writeProbe(w http.ResponseWriter, r *http.Request, code int, v any) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(append(b, '\n'))
 	}
+}
+
+// migrationChecker is a store that can tell whether its schema is the
+// binary's (store/sqlite, store/postgres).
+type migrationChecker interface {
+	CheckMigrations(ctx context.Context) error
+}
+
+// runningQueue is a Queue that can tell whether its workers run.
+type runningQueue interface {
+	running() error
+}
+
+// errStoreUnreachable is the store check's error in /readyz.
+var errStoreUnreachable = errors.New("the store did not answer (the server's log has the error)")
+
+// builtinChecks are the readiness checks of the server's own parts.
+func (s *Server) builtinChecks() []ReadyCheck {
+	checks := []ReadyCheck{{Name: "store", Check: func(ctx context.Context) error {
+		if _, err := s.db.GetProject(ctx, store.DefaultProject); err != nil {
+			s.log.Warn("readiness: the store did not answer", "err", err.Error())
+			return errStoreUnreachable
+		}
+		return nil
+	}}}
+	if mc, ok := s.db.(migrationChecker); ok {
+		checks = append(checks, ReadyCheck{Name: "migrations", Check: func(ctx context.Context) error {
+			if err := mc.CheckMigrations(ctx); err != nil {
+				s.log.Warn("readiness: migrations", "err", err.Error())
+				if errors.Is(err, store.ErrSchemaTooNew) || strings.Contains(err.Error(), "schema is at version") {
+					return err
+				}
+				return errStoreUnreachable
+			}
+			return nil
+		}})
+	}
+	checks = append(checks, ReadyCheck{Name: "queue", Check: func(context.Context) error {
+		q := s.opts.Queue
+		if q == nil {
+			return errors.New("no job queue: runs stay queued")
+		}
+		if rq, ok := q.(runningQueue); ok {
+			return rq.running()
+		}
+		return nil
+	}})
+	return checks
 }

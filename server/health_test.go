@@ -62,26 +62,28 @@ func TestHealthz(t *testing.T) {
 func TestReadyz(t *testing.T) {
 	var storeDown atomic.Bool
 	srv := server.New(server.WithAPIKeys("sk-ready-key"), server.WithStepDelay(0),
-		server.WithReadyCheck("store", func(ctx context.Context) error {
+		server.WithReadyCheck("extra-store", func(ctx context.Context) error {
 			if storeDown.Load() {
 				return errors.New("store unreachable: connection refused")
 			}
 			return ctx.Err()
 		}),
-		server.WithReadyCheck("queue", func(context.Context) error { return nil }))
+		server.WithReadyCheck("extra-queue", func(context.Context) error { return nil }))
 	defer srv.Close()
 
 	code, p, _ := probe(t, srv.Handler(), "GET", "/readyz")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, probeReply{Status: "ready", Checks: []server.ReadyState{
-		{Name: "server", Status: "ok"}, {Name: "store", Status: "ok"}, {Name: "queue", Status: "ok"}}}, p)
+		{Name: "server", Status: "ok"}, {Name: "store", Status: "ok"}, {Name: "queue", Status: "ok"},
+		{Name: "extra-store", Status: "ok"}, {Name: "extra-queue", Status: "ok"}}}, p)
 
 	storeDown.Store(true)
 	code, p, _ = probe(t, srv.Handler(), "GET", "/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Equal(t, probeReply{Status: "unready", Checks: []server.ReadyState{
-		{Name: "server", Status: "ok"}, {Name: "store", Status: "error", Error: "store unreachable: connection refused"},
-		{Name: "queue", Status: "ok"}}}, p)
+		{Name: "server", Status: "ok"}, {Name: "store", Status: "ok"}, {Name: "queue", Status: "ok"},
+		{Name: "extra-store", Status: "error", Error: "store unreachable: connection refused"},
+		{Name: "extra-queue", Status: "ok"}}}, p)
 	code, _, _ = probe(t, srv.Handler(), "HEAD", "/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 
@@ -116,7 +118,7 @@ func TestReadyzPanickingCheck(t *testing.T) {
 	defer srv.Close()
 	code, p, _ := probe(t, srv.Handler(), "GET", "/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
-	assert.Equal(t, server.ReadyState{Name: "bad", Status: "error", Error: "the check panicked"}, p.Checks[1])
+	assert.Equal(t, server.ReadyState{Name: "bad", Status: "error", Error: "the check panicked"}, p.Checks[len(p.Checks)-1])
 }
 
 // TestProbesSkipLogsAndLimits: probes are not logged, not rate limited and

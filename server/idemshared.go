@@ -99,7 +99,7 @@ func sharedKey(mapKey string) string {
 // it returns that request's record.
 func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, lazy bool, intent *runIntent) (store.IdempotencyRecord, bool, error) {
 	now := s.opts.Now()
-	rec := store.IdempotencyRecord{Key: sharedKey(mapKey), Project: storeProject, State: store.IdemPending,
+	rec := store.IdempotencyRecord{Key: sharedKey(mapKey), Project: projectOf(ctx), State: store.IdemPending,
 		ExpiresAt: now.Add(idemLease)}
 	if !lazy {
 		rec.Fingerprint = fp[:]
@@ -116,7 +116,7 @@ func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, la
 
 // completeShared records the answer of a claimed key.
 func (s *Server) completeShared(e *idemEntry, state string, status int, h http.Header, body []byte) {
-	rec := store.IdempotencyRecord{Key: sharedKey(e.key), Project: storeProject, Fingerprint: slices.Clone(e.fingerprint[:]),
+	rec := store.IdempotencyRecord{Key: sharedKey(e.key), Fingerprint: slices.Clone(e.fingerprint[:]),
 		State: state, Status: status, Body: body, ExpiresAt: s.opts.Now().Add(s.opts.IdempotencyTTL)}
 	if e.lazyFP && state == store.IdemStream {
 		rec.Fingerprint = nil
@@ -160,7 +160,7 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 		}
 		now := s.opts.Now()
 		again, claimed, err := s.db.ClaimIdempotencyKey(r.Context(), store.IdempotencyRecord{Key: mapped,
-			Project: storeProject, State: store.IdemPending, ExpiresAt: now}, now)
+			Project: projectOf(r.Context()), State: store.IdemPending, ExpiresAt: now}, now)
 		switch {
 		case err != nil:
 			writeAPIError(w, errIdemRetry())

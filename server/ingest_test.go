@@ -91,8 +91,8 @@ func TestIngestBatchFailuresAndUsage(t *testing.T) {
 
 	// The HTML file is searchable without its markup and script.
 	q := "crustaceans"
-	var query gen.VectorStoreSearchRequest_Query
-	require.NoError(t, query.FromVectorStoreSearchRequestQuery0(q))
+	var query gen.VectorStoreSearchQuery
+	require.NoError(t, query.FromVectorStoreSearchQueryText(q))
 	r, err := c.SearchVectorStoreWithResponse(ctx, store, gen.VectorStoreSearchRequest{Query: query})
 	require.NoError(t, err)
 	require.NotNil(t, r.JSON200, "body: %s", r.Body)

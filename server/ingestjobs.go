@@ -131,7 +131,7 @@ func (s *Server) ingestWork(ctx context.Context, a ingestArgs) error {
 		return ctx.Err()
 	}
 	defer func() { <-s.ingestSlots() }()
-	return s.ingestOne(ctx, a)
+	return s.ingestOne(withProject(ctx, a.Project), a)
 }
 
 // ingestSlots returns the semaphore that bounds the files this server

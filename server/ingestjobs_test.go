@@ -200,8 +200,8 @@ func TestIngestBatchResumesAfterRestart(t *testing.T) {
 					assert.NotEmpty(t, f.LastError.Message)
 					continue
 				}
-				var q gen.VectorStoreSearchRequest_Query
-				require.NoError(t, q.FromVectorStoreSearchRequestQuery0(d.text))
+				var q gen.VectorStoreSearchQuery
+				require.NoError(t, q.FromVectorStoreSearchQueryText(d.text))
 				one := 1
 				res, err := assistants.Result[gen.VectorStoreSearchResultsPage](c2.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q, MaxNumResults: &one}))
 				require.NoError(t, err)

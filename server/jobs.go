@@ -21,6 +21,9 @@ const (
 type runArgs struct {
 	ThreadID string `json:"thread_id"`
 	RunID    string `json:"run_id"`
+	// Project is the run's project; empty (jobs written before projects)
+	// means store.DefaultProject.
+	Project string `json:"project,omitempty"`
 }
 
 // roundArgs are the args of the round job: one model round of a run. Round
@@ -30,6 +33,7 @@ type roundArgs struct {
 	ThreadID string `json:"thread_id"`
 	RunID    string `json:"run_id"`
 	Round    int    `json:"round"`
+	Project  string `json:"project,omitempty"` // as runArgs.Project
 }
 
 // Kind implements store.JobArgs.
@@ -53,29 +57,31 @@ func (expireArgs) Kind() string { return kindRunExpire }
 // killed), and then runs again.
 const jobMaxAttempts = 25
 
-func (e *engine) roundJob(threadID, runID string, round int) store.Job {
-	return store.Job{Args: roundArgs{ThreadID: threadID, RunID: runID, Round: round}, MaxAttempts: jobMaxAttempts}
+func (e *engine) roundJob(project, threadID, runID string, round int) store.Job {
+	return store.Job{Args: roundArgs{ThreadID: threadID, RunID: runID, Round: round, Project: project}, MaxAttempts: jobMaxAttempts}
 }
 
-func (e *engine) cancelJob(threadID, runID string) store.Job {
-	return store.Job{Args: cancelArgs{ThreadID: threadID, RunID: runID}, MaxAttempts: jobMaxAttempts}
+func (e *engine) cancelJob(project, threadID, runID string) store.Job {
+	return store.Job{Args: cancelArgs{ThreadID: threadID, RunID: runID, Project: project}, MaxAttempts: jobMaxAttempts}
 }
 
-func (e *engine) expireJob(threadID, runID string, at int) store.Job {
-	return store.Job{Args: expireArgs{ThreadID: threadID, RunID: runID}, ScheduledAt: time.Unix(int64(at), 0),
+func (e *engine) expireJob(project, threadID, runID string, at int) store.Job {
+	return store.Job{Args: expireArgs{ThreadID: threadID, RunID: runID, Project: project}, ScheduledAt: time.Unix(int64(at), 0),
 		MaxAttempts: jobMaxAttempts}
 }
 
 // work runs one job of the engine. A job is idempotent: it reloads the
 // run and does nothing when the run has moved on.
 func (e *engine) work(ctx context.Context, args store.JobArgs) error {
+	// The job's context carries the run's project: every store call of
+	// the job reads it (project.go).
 	switch a := args.(type) {
 	case roundArgs:
-		return e.runRound(ctx, a)
+		return e.runRound(withProject(ctx, a.Project), a)
 	case cancelArgs:
-		return e.runCancel(ctx, runArgs(a))
+		return e.runCancel(withProject(ctx, a.Project), runArgs(a))
 	case expireArgs:
-		return e.runExpire(ctx, runArgs(a))
+		return e.runExpire(withProject(ctx, a.Project), runArgs(a))
 	}
 	return fmt.Errorf("run engine: unknown job kind %q", args.Kind())
 }
@@ -142,6 +148,10 @@ func (q *memoryQueue) Start(ctx context.Context, work func(context.Context, stor
 
 // schedule runs j now, or on a timer at its ScheduledAt.
 func (q *memoryQueue) schedule(ctx context.Context, j store.Job, work func(context.Context, store.JobArgs) error) {
+	due := j.ScheduledAt // when it may run: now for a job due at once (metrics.go measures the wait)
+	if due.IsZero() {
+		due = time.Now()
+	}
 	run := func() {
 		defer q.wg.Done()
 		defer func() {
@@ -149,7 +159,7 @@ func (q *memoryQueue) schedule(ctx context.Context, j store.Job, work func(conte
 				q.log("job panicked", "kind", j.Args.Kind(), "panic", fmt.Sprint(p))
 			}
 		}()
-		if err := work(ctx, j.Args); err != nil && ctx.Err() == nil {
+		if err := work(withJobScheduled(ctx, due), j.Args); err != nil && ctx.Err() == nil {
 			q.log("job failed", "kind", j.Args.Kind(), "err", err.Error())
 		}
 	}
@@ -198,4 +208,14 @@ func (q *memoryQueue) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// running implements runningQueue: started and not stopped.
+func (q *memoryQueue) running() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.cancel == nil || q.stopped {
+		return errQueueStopped
+	}
+	return nil
 }

@@ -43,6 +43,8 @@ type respWriter struct {
 	ended    bool       // Shutdown ended the stream: later writes fail
 	sawDone  bool       // the stream wrote its done event
 	finished bool       // the handler returned: nothing may write any more
+
+	project string // the request's project, set by the auth middleware ("" : the default)
 }
 
 // captureMax is how much of a POST's reply the request log reads for ids.
@@ -190,7 +192,7 @@ func (s *Server) recoveryMiddleware(next http.Handler) http.Handler {
 // it in the metrics (metrics.go) and sets the x-request-id reply header.
 // Headers, and so API keys, are never logged; nor are bodies, and so
 // message text, at any level: only the ids read from a reply. The project
-// is "default" until keys map to projects.
+// is the key's (set by the auth middleware), "default" with auth off.
 //
 // The object ids are those of the path (thread_id, run_id, assistant_id,
 // ...) and, for a POST answered 2xx, those of the reply: the id of the
@@ -244,7 +246,7 @@ func (s *Server) loggingMiddleware(next http.Handler) http.Handler {
 				slog.Duration("duration", time.Since(start)),
 				slog.Int64("bytes", rw.sent()),
 			)
-			attrs = append(attrs, slog.String("project", defaultProject))
+			attrs = append(attrs, slog.String("project", cmp.Or(rw.project, defaultProject)))
 			attrs = appendObjectIDs(attrs, route, r.URL.Path, rw)
 			attrs = append(attrs, slog.String("request_id", id))
 			s.log.LogAttrs(r.Context(), level, "request", attrs...)
@@ -253,8 +255,7 @@ func (s *Server) loggingMiddleware(next http.Handler) http.Handler {
 	})
 }
 
-// defaultProject is the project every request belongs to until API keys
-// map to projects.
+// defaultProject is the project of a request with auth off.
 const defaultProject = "default"
 
 // appendObjectIDs appends the ids of the path (by the route's parameter

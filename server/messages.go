@@ -42,7 +42,7 @@ func (s *Server) ListMessages(ctx context.Context, req genserver.ListMessagesReq
 			return genserver.ListMessages200JSONResponse{Object: "list", Data: []gen.MessageObject{}}, nil
 		}
 	}
-	pg, err := s.db.ListMessages(ctx, storeProject, req.ThreadId, runID, storeList(lp))
+	pg, err := s.db.ListMessages(ctx, projectOf(ctx), req.ThreadId, runID, storeList(lp))
 	if err != nil {
 		return nil, storeErr(err, "thread", req.ThreadId)
 	}
@@ -80,7 +80,7 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 		return nil, err
 	}
 	s.hooks.messageChecked()
-	sm, err := storeMessage(m)
+	sm, err := storeMessage(projectOf(ctx), m)
 	if err != nil {
 		return nil, err
 	}
@@ -96,12 +96,12 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 }
 
 // storeMessage is the store's value of a message.
-func storeMessage(m gen.MessageObject) (store.Message, error) {
+func storeMessage(project string, m gen.MessageObject) (store.Message, error) {
 	data, err := encodeData(m)
 	if err != nil {
 		return store.Message{}, err
 	}
-	sm := store.Message{Project: storeProject, ID: m.Id, ThreadID: m.ThreadId, CreatedAt: int64(m.CreatedAt), Data: data}
+	sm := store.Message{Project: project, ID: m.Id, ThreadID: m.ThreadId, CreatedAt: int64(m.CreatedAt), Data: data}
 	if m.RunId != nil {
 		sm.RunID = *m.RunId
 	}
@@ -137,7 +137,7 @@ func (s *Server) ModifyMessage(ctx context.Context, req genserver.ModifyMessageR
 	if req.Body.Metadata == nil {
 		return genserver.ModifyMessage200JSONResponse(m), nil
 	}
-	_, err = s.db.UpdateMessage(ctx, storeProject, req.ThreadId, req.MessageId, func(sm *store.Message) error {
+	_, err = s.db.UpdateMessage(ctx, projectOf(ctx), req.ThreadId, req.MessageId, func(sm *store.Message) error {
 		var err error
 		if m, err = decodeData[gen.MessageObject](sm.Data); err != nil {
 			return err
@@ -157,7 +157,7 @@ func (s *Server) DeleteMessage(ctx context.Context, req genserver.DeleteMessageR
 	if _, err := s.lookupMessage(ctx, req.ThreadId, req.MessageId); err != nil {
 		return nil, err
 	}
-	if err := s.db.DeleteMessage(ctx, storeProject, req.ThreadId, req.MessageId); err != nil {
+	if err := s.db.DeleteMessage(ctx, projectOf(ctx), req.ThreadId, req.MessageId); err != nil {
 		return nil, storeErr(err, "message", req.MessageId)
 	}
 	return genserver.DeleteMessage200JSONResponse{Id: req.MessageId, Object: "thread.message.deleted", Deleted: true}, nil
@@ -172,7 +172,7 @@ func (s *Server) lookupMessage(ctx context.Context, threadID, msgID string) (gen
 	if !validID(msgID) {
 		return gen.MessageObject{}, errNotFound("message", msgID)
 	}
-	sm, err := s.db.GetMessage(ctx, storeProject, threadID, msgID)
+	sm, err := s.db.GetMessage(ctx, projectOf(ctx), threadID, msgID)
 	if err != nil {
 		return gen.MessageObject{}, storeErr(err, "message", msgID)
 	}
@@ -182,15 +182,15 @@ func (s *Server) lookupMessage(ctx context.Context, threadID, msgID string) (gen
 // threadMessages returns a thread's messages in creation order, oldest
 // first, or a 404 for an unknown thread. (The run engine reads them for a
 // model round.)
-func (s *Server) threadMessages(threadID string) ([]gen.MessageObject, error) {
+func (s *Server) threadMessages(ctx context.Context, threadID string) ([]gen.MessageObject, error) {
 	if !validID(threadID) {
 		return nil, errNotFound("thread", threadID)
 	}
-	ctx := context.WithoutCancel(s.ctx)
+	ctx = context.WithoutCancel(ctx)
 	var out []gen.MessageObject
 	lp := store.ListParams{Limit: 100}
 	for {
-		pg, err := s.db.ListMessages(ctx, storeProject, threadID, "", lp)
+		pg, err := s.db.ListMessages(ctx, projectOf(ctx), threadID, "", lp)
 		if err != nil {
 			return nil, storeErr(err, "thread", threadID)
 		}
@@ -244,7 +244,7 @@ func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req ge
 			}
 			if a.Tools != nil {
 				for j, t := range *a.Tools {
-					if k, err := t.Discriminator(); err != nil || (k != "code_interpreter" && k != "file_search") {
+					if k := t.Type; k != gen.MessageAttachmentToolTypeCodeInterpreter && k != gen.MessageAttachmentToolTypeFileSearch {
 						return gen.MessageObject{}, errBadRequest(fmt.Sprintf("%s.tools[%d].type", param, j), "Invalid value for '%s.tools[%d].type': expected one of 'code_interpreter' or 'file_search'.", param, j)
 					}
 				}
@@ -266,7 +266,7 @@ func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req ge
 		Role:        role,
 		Status:      gen.MessageObjectStatusCompleted,
 		Content:     content,
-		Attachments: &attachments,
+		Attachments: attachments,
 		Metadata:    emptyMetadata(req.Metadata),
 	}, nil
 }
@@ -325,9 +325,7 @@ func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequ
 			if f.ImageFile.Detail != nil && !f.ImageFile.Detail.Valid() {
 				return nil, errBadRequest(pp+".image_file.detail", "Invalid value for '%s.image_file.detail': expected one of 'auto', 'low' or 'high'.", pp)
 			}
-			if err := part.FromMessageContentImageFileObject(f); err != nil {
-				return nil, err
-			}
+			part = gen.MessageContent{Type: gen.MessageContentTypeImageFile, ImageFile: f.ImageFile}
 		case "image_url":
 			u, err := p.AsMessageContentImageUrlObject()
 			if err != nil || u.ImageUrl.Url == "" || len(u.ImageUrl.Url) > maxImageURLLength {
@@ -336,9 +334,7 @@ func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequ
 			if u.ImageUrl.Detail != nil && !u.ImageUrl.Detail.Valid() {
 				return nil, errBadRequest(pp+".image_url.detail", "Invalid value for '%s.image_url.detail': expected one of 'auto', 'low' or 'high'.", pp)
 			}
-			if err := part.FromMessageContentImageUrlObject(u); err != nil {
-				return nil, err
-			}
+			part = gen.MessageContent{Type: gen.MessageContentTypeImageUrl, ImageUrl: u.ImageUrl}
 		default:
 			return nil, errBadRequest(pp+".type", "Invalid value for '%s.type': expected one of 'text', 'image_file' or 'image_url'.", pp)
 		}
@@ -362,10 +358,6 @@ func checkText(param, text string) error {
 
 // textContent is a text content part with no annotations.
 func textContent(text string) (gen.MessageContent, error) {
-	var part gen.MessageContent
-	err := part.FromMessageContentTextObject(gen.MessageContentTextObject{
-		Type: "text",
-		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}},
-	})
-	return part, err
+	return gen.MessageContent{Type: gen.MessageContentTypeText,
+		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}, nil
 }

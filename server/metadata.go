@@ -53,7 +53,7 @@ func validateAttributes(param string, a *gen.VectorStoreFileAttributes) error {
 		if n := utf8.RuneCountInString(k); n > maxMetadataKeyLen {
 			return errBadRequest(param, "Invalid '%s': keys must be at most %d characters long, got a key of %d characters.", param, maxMetadataKeyLen, n)
 		}
-		if s, err := v.AsVectorStoreFileAttributeValue0(); err == nil {
+		if s, err := v.AsVectorStoreFileAttributeString(); err == nil {
 			if n := utf8.RuneCountInString(s); n > maxMetadataValueLen {
 				return errBadRequest(param, "Invalid '%s': string values must be at most %d characters long, got %d characters for key '%s'.", param, maxMetadataValueLen, n, truncateForMessage(k))
 			}

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // metrics is one Server's Prometheus registry and series. Every label value
@@ -27,6 +29,9 @@ import (
 //	assistants_model_round_duration_seconds{outcome}        model rounds: ok, error, cancelled
 //	assistants_model_tokens_total{kind}                     tokens the model used: prompt, completion
 //	assistants_backend_errors_total{class}                  failed model rounds by class (see backendErrorClass)
+//	assistants_job_duration_seconds{kind,outcome}           run engine jobs (kind round, cancel, expire) by outcome: ok, error
+//	assistants_job_wait_seconds{kind}                       time from a job's scheduled time to its start (queue latency)
+//	assistants_queue_jobs{state}                            the queue's unfinished jobs by state (available, scheduled, running, retryable...), read from the store at each scrape
 //
 // and the Go runtime's and the process's standard go_* and process_* series.
 type metrics struct {
@@ -39,6 +44,8 @@ type metrics struct {
 	rounds        *prometheus.HistogramVec
 	tokens        *prometheus.CounterVec
 	backendErrors *prometheus.CounterVec
+	jobs          *prometheus.HistogramVec
+	jobWait       *prometheus.HistogramVec
 }
 
 // newMetrics returns a metrics with its own registry, so that servers (and
@@ -75,7 +82,17 @@ func newMetrics() *metrics {
 		Namespace: "assistants", Name: "backend_errors_total",
 		Help: "Failed model rounds, by error class.",
 	}, []string{"class"})
-	m.reg.MustRegister(m.requests, m.latency, m.sse, m.runs, m.rounds, m.tokens, m.backendErrors,
+	m.jobs = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "assistants", Subsystem: "job", Name: "duration_seconds",
+		Help:    "Duration of the run engine's jobs, by kind and outcome (ok, error).",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+	}, []string{"kind", "outcome"})
+	m.jobWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "assistants", Subsystem: "job", Name: "wait_seconds",
+		Help:    "Time from a job's scheduled time to its start, by kind: the queue's latency.",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"kind"})
+	m.reg.MustRegister(m.requests, m.latency, m.sse, m.runs, m.rounds, m.tokens, m.backendErrors, m.jobs, m.jobWait,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -235,4 +252,79 @@ func backendErrorClass(err error) string {
 		return errClassStreamEnded
 	}
 	return errClassServer
+}
+
+type jobScheduledKey struct{}
+
+// withJobScheduled returns ctx carrying the time a job was due (its queue
+// sets it; see timedWork).
+func withJobScheduled(ctx context.Context, at time.Time) context.Context {
+	return context.WithValue(ctx, jobScheduledKey{}, at)
+}
+
+// timedWork wraps the engine's work function: each job's wait (from the
+// time its queue says it was due) and duration by kind and outcome.
+func (m *metrics) timedWork(work func(context.Context, store.JobArgs) error) func(context.Context, store.JobArgs) error {
+	if m == nil {
+		return work
+	}
+	return func(ctx context.Context, args store.JobArgs) error {
+		start := time.Now()
+		kind := strings.TrimPrefix(args.Kind(), "assistants.run_") // round, cancel, expire
+		if at, ok := ctx.Value(jobScheduledKey{}).(time.Time); ok && !at.IsZero() {
+			m.jobWait.WithLabelValues(kind).Observe(max(0, start.Sub(at).Seconds()))
+		}
+		err := work(ctx, args)
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+		}
+		m.jobs.WithLabelValues(kind, outcome).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+// queueCollector reports the queue's unfinished jobs by state, read from
+// the store at each scrape (bounded by queueScrapeTimeout).
+type queueCollector struct {
+	db   store.Store
+	desc *prometheus.Desc
+}
+
+const queueScrapeTimeout = 2 * time.Second
+
+// queueStates are always reported (0 when none), so that the series exist.
+var queueStates = []string{"available", "scheduled", "running", "retryable"}
+
+func newQueueCollector(db store.Store) *queueCollector {
+	return &queueCollector{db: db, desc: prometheus.NewDesc("assistants_queue_jobs",
+		"Unfinished jobs of the run engine's queue, by state.", []string{"state"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector. A store that does not answer
+// leaves the series out of this scrape.
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), queueScrapeTimeout)
+	defer cancel()
+	jobs, err := c.db.ListJobs(ctx, "")
+	if err != nil {
+		return
+	}
+	n := map[string]int{}
+	for _, s := range queueStates {
+		n[s] = 0
+	}
+	for _, j := range jobs {
+		st := j.State
+		if st == "" {
+			st = "available"
+		}
+		n[st]++
+	}
+	for st, v := range n {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), st)
+	}
 }

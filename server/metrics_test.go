@@ -214,6 +214,9 @@ func TestMetricsAfterConversation(t *testing.T) {
 		{"assistants_model_round_duration_seconds", map[string]string{"outcome": "ok"}, 3, 3},
 		{"assistants_model_tokens_total", map[string]string{"kind": "prompt"}, 1, 1e9},
 		{"assistants_model_tokens_total", map[string]string{"kind": "completion"}, 1, 1e9},
+		{"assistants_job_duration_seconds", map[string]string{"kind": "round", "outcome": "ok"}, 3, 1e9},
+		{"assistants_job_wait_seconds", map[string]string{"kind": "round"}, 3, 1e9},
+		{"assistants_queue_jobs", map[string]string{"state": "available"}, 0, 1e9},
 		{"go_goroutines", nil, 1, 1e9},
 	} {
 		v, ok := sample(fams, tc.name, tc.labels)

@@ -143,8 +143,8 @@ func (in *ModelInput) LastUserText() string {
 func MessageText(m gen.MessageObject) string {
 	var parts []string
 	for _, c := range m.Content {
-		if t, err := c.AsMessageContentTextObject(); err == nil && t.Type == "text" {
-			parts = append(parts, t.Text.Value)
+		if c.Type == gen.MessageContentTypeText {
+			parts = append(parts, c.Text.Value)
 		}
 	}
 	return strings.Join(parts, "\n")

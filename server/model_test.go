@@ -16,8 +16,7 @@ import (
 )
 
 func textMsg(role gen.MessageObjectRole, text string) gen.MessageObject {
-	var c gen.MessageContent
-	_ = c.FromMessageContentTextObject(gen.MessageContentTextObject{Type: "text", Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}})
+	c := gen.MessageContent{Type: gen.MessageContentTypeText, Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}
 	return gen.MessageObject{Role: role, Content: []gen.MessageContent{c}}
 }
 

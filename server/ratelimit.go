@@ -28,13 +28,18 @@ import (
 //	x-ratelimit-remaining-requests  the whole tokens left after this request
 //	x-ratelimit-reset-requests      the time until the bucket is full again ("1.5s")
 //
-// The key is a SHA-256 of a secret made at start and the credential the
-// request carries (never the key itself, which is never stored); with
-// auth off, it is the client's address (the TCP peer: behind a proxy, the
-// proxy's). Buckets live in process memory: the limit is per replica, so N
-// replicas behind a load balancer allow up to N times the rate. (A shared
-// limit needs the store; until then an operator divides the rate by the
-// replica count.) Requests to /healthz and /readyz are never limited.
+// The bucket of a request is that of its key (by the key's id: a store
+// key's "key_..." id, or which of Options.APIKeys; keys.go), hashed with a
+// secret made at start; with auth off, it is the client's address (the TCP
+// peer: behind a proxy, the proxy's). Buckets live in process memory: the
+// limit is per replica, so N replicas behind a load balancer allow up to N
+// times the rate. Why not across replicas: a shared bucket costs a write
+// to the store on every request (a row lock on PostgreSQL, the one writer
+// on SQLite), which would make the store the bottleneck of every call to
+// guard against a burst; an operator divides the rate by the replica
+// count instead. (The concurrent-run limit, runlimit.go, does hold across
+// replicas: it counts runs in the store, which a run creation writes
+// anyway.) Requests to /healthz and /readyz are never limited.
 
 // rateLimiter holds the buckets. Buckets that have refilled are forgotten
 // when the map grows, so memory stays bounded by the keys active recently.
@@ -124,13 +129,13 @@ func (l *rateLimiter) secondsToDuration(s float64) time.Duration {
 	return time.Duration(math.Ceil(s * float64(time.Second)))
 }
 
-// keyOf returns the bucket key of a request: the keyed hash of its
-// credential when auth is on, else of its client address.
-func (l *rateLimiter) keyOf(r *http.Request, authOn bool) [32]byte {
+// keyOf returns the bucket key of a request: the keyed hash of its key's
+// id when auth is on (auth ran first and put the key in the context),
+// else of its client address.
+func (l *rateLimiter) keyOf(r *http.Request) [32]byte {
 	var id string
-	if authOn {
-		cred, _ := credential(r) // auth ran first: the credential is a valid key
-		id = "key:" + cred
+	if p, ok := principalOf(r.Context()); ok && p.keyID != "" {
+		id = "key:" + p.keyID
 	} else {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
@@ -152,10 +157,9 @@ func (s *Server) rateLimitMiddleware(next http.Handler) http.Handler {
 		return next
 	}
 	l := newRateLimiter(s.opts.RateLimit, s.opts.RateBurst, s.opts.Now)
-	authOn := len(s.opts.APIKeys) > 0
 	limit := strconv.Itoa(int(l.burst))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d := l.take(l.keyOf(r, authOn))
+		d := l.take(l.keyOf(r))
 		h := w.Header()
 		h.Set("x-ratelimit-limit-requests", limit)
 		h.Set("x-ratelimit-remaining-requests", strconv.Itoa(d.remaining))

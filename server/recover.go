@@ -41,7 +41,7 @@ func (e *engine) recoverRun(a roundArgs) {
 		return
 	}
 	e.s.logPanic("run round panicked", p, "run_id", a.RunID)
-	ctx := e.bg()
+	ctx := withProject(e.bg(), a.Project) // the run's project (project.go)
 	m := e.currentMessage(ctx, a.ThreadID, a.RunID)
 	_, _, _ = e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
 		if !isActive(lr.obj.Status) {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -106,7 +107,9 @@ type jobWorker[T river.JobArgs] struct {
 }
 
 // Work implements river.Worker.
-func (w *jobWorker[T]) Work(ctx context.Context, j *river.Job[T]) error { return w.work(ctx, j.Args) }
+func (w *jobWorker[T]) Work(ctx context.Context, j *river.Job[T]) error {
+	return w.work(withJobScheduled(ctx, j.ScheduledAt), j.Args) // the wait is measured (metrics.go)
+}
 
 // Timeout implements river.Worker.
 func (w *jobWorker[T]) Timeout(*river.Job[T]) time.Duration { return w.timeout }
@@ -178,4 +181,24 @@ func (q *riverQueue[TTx]) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return c.StopAndCancel(ctx)
+}
+
+// errQueueStopped is the queue check's error when the workers do not run.
+var errQueueStopped = errors.New("the job queue's workers are not running")
+
+// running implements runningQueue: the River client was started and has
+// not stopped.
+func (q *riverQueue[TTx]) running() error {
+	q.mu.Lock()
+	c := q.client
+	q.mu.Unlock()
+	if c == nil {
+		return errQueueStopped
+	}
+	select {
+	case <-c.Stopped():
+		return errQueueStopped
+	default:
+		return nil
+	}
 }

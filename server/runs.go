@@ -290,7 +290,7 @@ func (s *Server) runMessagesLocked(ctx context.Context, threadID string, p *runP
 		if err != nil {
 			return nil, err
 		}
-		sm, err := storeMessage(bm)
+		sm, err := storeMessage(projectOf(ctx), bm)
 		if err != nil {
 			return nil, err
 		}

@@ -81,11 +81,11 @@ func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVect
 		}
 		spec.filter = f
 	}
-	if _, err := s.getVectorStore(ctx, storeProject, req.VectorStoreId); err != nil {
+	if _, err := s.getVectorStore(ctx, projectOf(ctx), req.VectorStoreId); err != nil {
 		return nil, err
 	}
-	s.touchVectorStore(ctx, storeProject, req.VectorStoreId)
-	if err := s.addStore(ctx, &spec, storeProject, req.VectorStoreId); err != nil {
+	s.touchVectorStore(ctx, projectOf(ctx), req.VectorStoreId)
+	if err := s.addStore(ctx, &spec, projectOf(ctx), req.VectorStoreId); err != nil {
 		return nil, err
 	}
 	if b.RewriteQuery != nil && *b.RewriteQuery {
@@ -228,11 +228,11 @@ func (s *Server) searchFiles(ctx context.Context, spec searchSpec) ([]fileHit, e
 }
 
 // searchQueries returns the query texts of a search request.
-func searchQueries(q gen.VectorStoreSearchRequest_Query) ([]string, error) {
+func searchQueries(q gen.VectorStoreSearchQuery) ([]string, error) {
 	var qs []string
-	if one, err := q.AsVectorStoreSearchRequestQuery0(); err == nil {
+	if one, err := q.AsVectorStoreSearchQueryText(); err == nil {
 		qs = []string{one}
-	} else if many, err := q.AsVectorStoreSearchRequestQuery1(); err == nil {
+	} else if many, err := q.AsVectorStoreSearchQueryTexts(); err == nil {
 		qs = many
 	} else {
 		return nil, errBadRequest("query", "Invalid 'query': expected a string or an array of strings.")

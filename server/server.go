@@ -3,7 +3,9 @@
 // keeps its objects in a store (package server/store: in memory, SQLite or
 // PostgreSQL), moves runs through the API's states with durable jobs, and
 // has a pluggable model (a deterministic scripted one by default),
-// server-sent event streams, request validation, optional auth,
+// server-sent event streams, request validation, optional auth with API
+// keys of projects (keys.go, project.go: every object belongs to its key's
+// project), per-key limits, health checks and Prometheus metrics,
 // idempotency keys and seeded fault injection.
 //
 // It serves the API under /v1. Use it in tests through package assistantstest,
@@ -87,6 +89,19 @@ type Options struct {
 	// these keys as "Authorization: Bearer <key>" or "api-key: <key>".
 	// Default: none (auth off).
 	APIKeys []string
+	// KeySecret, when set, turns auth on with the keys kept in the store
+	// (`assistants keys create`): a request's key is found by its
+	// HMAC-SHA256 under this secret, at least MinKeySecretBytes long, and
+	// acts in the key's project. See keys.go. Default: none.
+	KeySecret []byte
+	// KeyCacheTTL is how long a replica trusts a store key it looked up:
+	// a revoked key stops working on every replica within it.
+	// Default: DefaultKeyCacheTTL (30s).
+	KeyCacheTTL time.Duration
+	// MaxConcurrentRuns bounds the active runs (queued, in_progress,
+	// requires_action, cancelling) of one project; a run over it is
+	// answered 429. See runlimit.go. Default: 0, no limit.
+	MaxConcurrentRuns int
 	// StepDelay is how long the run engine waits before each state change of a
 	// run (queued -> in_progress -> ...), so that polling is real.
 	// Default: 50ms. Set NoDelay for fast tests.
@@ -244,6 +259,8 @@ type Server struct {
 	hooks testHooks // nil outside tests (hooks.go)
 
 	metrics *metrics // this server's Prometheus registry and series (metrics.go)
+
+	keys *keyCache // the store's API keys, when Options.KeySecret is set (keys.go)
 }
 
 var _ genserver.StrictServerInterface = (*Server)(nil)
@@ -285,7 +302,11 @@ func New(opts ...Option) *Server {
 		o.Store = memory.New()
 	}
 	s := &Server{opts: o, log: o.Logger, db: o.Store, st: newStore(), metrics: newMetrics()}
+	s.metrics.reg.MustRegister(newQueueCollector(o.Store)) // metrics.go
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if len(o.KeySecret) > 0 {
+		s.keys = newKeyCache(o.Store, o.KeySecret, o.KeyCacheTTL, o.Now)
+	}
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()
 	if !o.DisableIdempotency {
@@ -297,9 +318,9 @@ func New(opts ...Option) *Server {
 	if o.Queue == nil {
 		s.opts.Queue = defaultQueue(o.Store, o.River, s.log)
 	}
-	s.upgradeVectorStores(s.ctx, storeProject) // vsupgrade.go: snapshots of earlier versions
+	s.upgradeVectorStores(s.ctx) // vsupgrade.go: snapshots of earlier versions
 	if s.opts.Queue != nil {
-		if err := s.opts.Queue.Start(s.ctx, s.work); err != nil { // ingestjobs.go: file ingestion, else the run engine
+		if err := s.opts.Queue.Start(s.ctx, s.metrics.timedWork(s.work)); err != nil { // ingestjobs.go: file ingestion, else the run engine
 			s.log.Error("run engine: the job queue did not start", "err", err.Error())
 		}
 	} else {

@@ -17,10 +17,6 @@ import (
 // Objects are kept in the store as the API's JSON (store values' Data);
 // they are decoded again on every read, so nothing handed out is shared.
 
-// storeProject is the store project of every object: the server has no
-// projects yet.
-const storeProject = store.DefaultProject
-
 // storeErr maps an error of the store to the API's answer. kind and id name
 // the object asked for (for the 404). Errors that are not the store's
 // sentinels are returned wrapped: they become a 500 (see writeError).

@@ -101,8 +101,8 @@ func deltaText(t *testing.T, evs []event) (string, int) {
 		assert.Equal(t, gen.MessageDeltaObjectObject("thread.message.delta"), d.Object)
 		require.NotNil(t, d.Delta.Content)
 		for _, c := range *d.Delta.Content {
-			tx, err := c.AsMessageDeltaContentTextObject()
-			require.NoError(t, err)
+			tx := c
+			require.Equal(t, gen.MessageDeltaContentTypeText, tx.Type)
 			require.NotNil(t, tx.Text)
 			b.WriteString(*tx.Text.Value)
 		}

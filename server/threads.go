@@ -54,7 +54,7 @@ func (s *Server) ModifyThread(ctx context.Context, req genserver.ModifyThreadReq
 		}
 	}
 	var th gen.ThreadObject
-	_, err := s.db.UpdateThread(ctx, storeProject, req.ThreadId, func(st *store.Thread) error {
+	_, err := s.db.UpdateThread(ctx, projectOf(ctx), req.ThreadId, func(st *store.Thread) error {
 		var err error
 		if th, err = decodeData[gen.ThreadObject](st.Data); err != nil {
 			return err
@@ -81,7 +81,7 @@ func (s *Server) DeleteThread(ctx context.Context, req genserver.DeleteThreadReq
 		return nil, errNotFound("thread", req.ThreadId)
 	}
 	s.mu.Lock()
-	err := s.db.DeleteThread(ctx, storeProject, req.ThreadId)
+	err := s.db.DeleteThread(ctx, projectOf(ctx), req.ThreadId)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, storeErr(err, "thread", req.ThreadId)
@@ -95,7 +95,7 @@ func (s *Server) getThreadObject(ctx context.Context, id string) (gen.ThreadObje
 	if !validID(id) {
 		return gen.ThreadObject{}, errNotFound("thread", id)
 	}
-	t, err := s.db.GetThread(ctx, storeProject, id)
+	t, err := s.db.GetThread(ctx, projectOf(ctx), id)
 	if err != nil {
 		return gen.ThreadObject{}, storeErr(err, "thread", id)
 	}
@@ -174,11 +174,11 @@ func (s *Server) buildThreadLocked(ctx context.Context, req *gen.CreateThreadReq
 	}
 	msgs2 := make([]store.Message, 0, len(built))
 	for _, m := range built {
-		sm, err := storeMessage(m)
+		sm, err := storeMessage(projectOf(ctx), m)
 		if err != nil {
 			return fail(err)
 		}
 		msgs2 = append(msgs2, sm)
 	}
-	return th, store.Thread{Project: storeProject, ID: th.Id, CreatedAt: int64(th.CreatedAt), Data: data}, msgs2, nil
+	return th, store.Thread{Project: projectOf(ctx), ID: th.Id, CreatedAt: int64(th.CreatedAt), Data: data}, msgs2, nil
 }

@@ -50,13 +50,13 @@ func (s *Server) ListVectorStores(ctx context.Context, req genserver.ListVectorS
 	if err != nil {
 		return nil, err
 	}
-	pg, err := s.db.ListVectorStores(ctx, storeProject, storeList(lp))
+	pg, err := s.db.ListVectorStores(ctx, projectOf(ctx), storeList(lp))
 	if err != nil {
 		return nil, storeErr(err, "vector_store", "")
 	}
 	data := make([]gen.VectorStoreObject, 0, len(pg.Items))
 	for _, v := range pg.Items {
-		obj, err := s.vectorStoreView(ctx, storeProject, v)
+		obj, err := s.vectorStoreView(ctx, projectOf(ctx), v)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +92,7 @@ func (s *Server) CreateVectorStore(ctx context.Context, req genserver.CreateVect
 	if err := checkFileIDFormat("file_ids", fileIDs, maxStoreCreateFiles); err != nil {
 		return nil, err
 	}
-	view, err := s.createVectorStore(ctx, storeProject, vectorStoreSpec{name: b.Name, metadata: b.Metadata, expires: b.ExpiresAfter, fileIDs: fileIDs, chunking: cs})
+	view, err := s.createVectorStore(ctx, projectOf(ctx), vectorStoreSpec{name: b.Name, metadata: b.Metadata, expires: b.ExpiresAfter, fileIDs: fileIDs, chunking: cs})
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (s *Server) CreateVectorStore(ctx context.Context, req genserver.CreateVect
 
 // GetVectorStore returns one vector store.
 func (s *Server) GetVectorStore(ctx context.Context, req genserver.GetVectorStoreRequestObject) (genserver.GetVectorStoreResponseObject, error) {
-	v, err := s.getVectorStore(ctx, storeProject, req.VectorStoreId)
+	v, err := s.getVectorStore(ctx, projectOf(ctx), req.VectorStoreId)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (s *Server) ModifyVectorStore(ctx context.Context, req genserver.ModifyVect
 	if !validID(req.VectorStoreId) {
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
-	v, err := s.db.UpdateVectorStore(ctx, storeProject, req.VectorStoreId, func(v *store.VectorStore) error {
+	v, err := s.db.UpdateVectorStore(ctx, projectOf(ctx), req.VectorStoreId, func(v *store.VectorStore) error {
 		obj, err := decodeData[gen.VectorStoreObject](v.Data)
 		if err != nil {
 			return err
@@ -147,7 +147,7 @@ func (s *Server) ModifyVectorStore(ctx context.Context, req genserver.ModifyVect
 	if err != nil {
 		return nil, storeErr(err, "vector_store", req.VectorStoreId)
 	}
-	view, err := s.vectorStoreView(ctx, storeProject, v)
+	view, err := s.vectorStoreView(ctx, projectOf(ctx), v)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (s *Server) DeleteVectorStore(ctx context.Context, req genserver.DeleteVect
 	if !validID(req.VectorStoreId) {
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
-	if err := s.db.DeleteVectorStore(ctx, storeProject, req.VectorStoreId); err != nil {
+	if err := s.db.DeleteVectorStore(ctx, projectOf(ctx), req.VectorStoreId); err != nil {
 		return nil, storeErr(err, "vector_store", req.VectorStoreId)
 	}
 	s.unindexVectorStore(req.VectorStoreId) // the store's own index dropped them with the store
@@ -203,7 +203,7 @@ func (s *Server) ListVectorStoreFiles(ctx context.Context, req genserver.ListVec
 	if !validID(req.VectorStoreId) {
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
-	data, first, last, more, err := s.listVSFiles(ctx, storeProject, req.VectorStoreId, "", lp, (*string)(p.Filter))
+	data, first, last, more, err := s.listVSFiles(ctx, projectOf(ctx), req.VectorStoreId, "", lp, (*string)(p.Filter))
 	if err != nil {
 		return nil, err
 	}
@@ -233,15 +233,15 @@ func (s *Server) CreateVectorStoreFile(ctx context.Context, req genserver.Create
 	if !validID(req.VectorStoreId) {
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
-	f, job, err := s.newVSFile(storeProject, req.VectorStoreId, b.FileId, b.Attributes, cs)
+	f, job, err := s.newVSFile(projectOf(ctx), req.VectorStoreId, b.FileId, b.Attributes, cs)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.db.PutVectorStoreFile(ctx, f, s.durable([]store.Job{job})...); err != nil {
 		return nil, storeErr(err, "vector_store", req.VectorStoreId)
 	}
-	s.afterAttach(ctx, storeProject, req.VectorStoreId, []store.VectorStoreFile{f})
-	rec, err := s.getVSFile(ctx, storeProject, req.VectorStoreId, b.FileId)
+	s.afterAttach(ctx, projectOf(ctx), req.VectorStoreId, []store.VectorStoreFile{f})
+	rec, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, b.FileId)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func (s *Server) CreateVectorStoreFile(ctx context.Context, req genserver.Create
 
 // GetVectorStoreFile returns one file of a vector store.
 func (s *Server) GetVectorStoreFile(ctx context.Context, req genserver.GetVectorStoreFileRequestObject) (genserver.GetVectorStoreFileResponseObject, error) {
-	rec, err := s.getVSFile(ctx, storeProject, req.VectorStoreId, req.FileId)
+	rec, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId)
 	if err != nil {
 		return nil, err
 	}
@@ -260,14 +260,14 @@ func (s *Server) GetVectorStoreFile(ctx context.Context, req genserver.GetVector
 // DeleteVectorStoreFile detaches a file from a vector store; the file stays
 // uploaded.
 func (s *Server) DeleteVectorStoreFile(ctx context.Context, req genserver.DeleteVectorStoreFileRequestObject) (genserver.DeleteVectorStoreFileResponseObject, error) {
-	if _, err := s.getVSFile(ctx, storeProject, req.VectorStoreId, req.FileId); err != nil {
+	if _, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId); err != nil {
 		return nil, err
 	}
-	if err := s.db.DeleteVectorStoreFile(ctx, storeProject, req.VectorStoreId, req.FileId); err != nil {
+	if err := s.db.DeleteVectorStoreFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId); err != nil {
 		return nil, storeErr(err, "file", req.FileId)
 	}
 	s.unindexFile(req.VectorStoreId, req.FileId)
-	s.settleUsage(ctx, storeProject, req.VectorStoreId, true)
+	s.settleUsage(ctx, projectOf(ctx), req.VectorStoreId, true)
 	return genserver.DeleteVectorStoreFile200JSONResponse{Id: req.FileId, Object: "vector_store.file.deleted", Deleted: true}, nil
 }
 
@@ -280,11 +280,11 @@ func (s *Server) UpdateVectorStoreFileAttributes(ctx context.Context, req genser
 	if err := validateAttributes("attributes", req.Body.Attributes); err != nil {
 		return nil, err
 	}
-	if _, err := s.getVSFile(ctx, storeProject, req.VectorStoreId, req.FileId); err != nil {
+	if _, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId); err != nil {
 		return nil, err
 	}
 	var out gen.VectorStoreFileObject
-	_, err := s.db.UpdateVectorStoreFile(ctx, storeProject, req.VectorStoreId, req.FileId, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
+	_, err := s.db.UpdateVectorStoreFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
 		rec, err := decodeVSFile(*f)
 		if err != nil {
 			return nil, err
@@ -304,13 +304,13 @@ func (s *Server) UpdateVectorStoreFileAttributes(ctx context.Context, req genser
 // parts at blank lines (extracted again from the uploaded file). A file
 // not (or not yet) processed has no content.
 func (s *Server) RetrieveVectorStoreFileContent(ctx context.Context, req genserver.RetrieveVectorStoreFileContentRequestObject) (genserver.RetrieveVectorStoreFileContentResponseObject, error) {
-	rec, err := s.getVSFile(ctx, storeProject, req.VectorStoreId, req.FileId)
+	rec, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId)
 	if err != nil {
 		return nil, err
 	}
 	var text string
 	if rec.Obj.Status == gen.VectorStoreFileObjectStatusCompleted {
-		file, data, err := s.readFileIn(ctx, storeProject, req.FileId)
+		file, data, err := s.readFileIn(ctx, projectOf(ctx), req.FileId)
 		var ae *apiError
 		switch {
 		case err == nil:
@@ -405,19 +405,19 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.C
 			continue
 		}
 		seen[it.id] = true
-		f, j, err := s.newVSFile(storeProject, req.VectorStoreId, it.id, it.attrs, it.cs)
+		f, j, err := s.newVSFile(projectOf(ctx), req.VectorStoreId, it.id, it.attrs, it.cs)
 		if err != nil {
 			return nil, err
 		}
 		f.BatchID = obj.Id
 		files, jobs = append(files, f), append(jobs, j)
 	}
-	batch := store.FileBatch{Project: storeProject, ID: obj.Id, VectorStoreID: req.VectorStoreId, CreatedAt: int64(obj.CreatedAt), Data: data}
+	batch := store.FileBatch{Project: projectOf(ctx), ID: obj.Id, VectorStoreID: req.VectorStoreId, CreatedAt: int64(obj.CreatedAt), Data: data}
 	if err := s.db.CreateFileBatch(ctx, batch, files, s.durable(jobs)...); err != nil {
 		return nil, storeErr(err, "vector_store", req.VectorStoreId)
 	}
-	s.afterAttach(ctx, storeProject, req.VectorStoreId, files)
-	view, err := s.batchView(ctx, storeProject, batch)
+	s.afterAttach(ctx, projectOf(ctx), req.VectorStoreId, files)
+	view, err := s.batchView(ctx, projectOf(ctx), batch)
 	if err != nil {
 		return nil, err
 	}
@@ -426,11 +426,11 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.C
 
 // GetVectorStoreFileBatch returns one file batch.
 func (s *Server) GetVectorStoreFileBatch(ctx context.Context, req genserver.GetVectorStoreFileBatchRequestObject) (genserver.GetVectorStoreFileBatchResponseObject, error) {
-	b, err := s.getBatch(ctx, storeProject, req.VectorStoreId, req.BatchId)
+	b, err := s.getBatch(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId)
 	if err != nil {
 		return nil, err
 	}
-	view, err := s.batchView(ctx, storeProject, b)
+	view, err := s.batchView(ctx, projectOf(ctx), b)
 	if err != nil {
 		return nil, err
 	}
@@ -443,11 +443,11 @@ func (s *Server) GetVectorStoreFileBatch(ctx context.Context, req genserver.GetV
 // chunks). Cancelling a cancelled batch returns it unchanged; a completed
 // or failed batch cannot be cancelled (400).
 func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req genserver.CancelVectorStoreFileBatchRequestObject) (genserver.CancelVectorStoreFileBatchResponseObject, error) {
-	b, err := s.getBatch(ctx, storeProject, req.VectorStoreId, req.BatchId)
+	b, err := s.getBatch(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId)
 	if err != nil {
 		return nil, err
 	}
-	view, err := s.batchView(ctx, storeProject, b)
+	view, err := s.batchView(ctx, projectOf(ctx), b)
 	if err != nil {
 		return nil, err
 	}
@@ -458,7 +458,7 @@ func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req genserver.C
 	default:
 		return nil, errBadRequest("batch_id", "Cannot cancel a batch with status '%s'.", view.Status)
 	}
-	b, err = s.db.UpdateFileBatch(ctx, storeProject, req.VectorStoreId, req.BatchId, func(fb *store.FileBatch) error {
+	b, err = s.db.UpdateFileBatch(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId, func(fb *store.FileBatch) error {
 		obj, err := decodeData[gen.VectorStoreFileBatchObject](fb.Data)
 		if err != nil {
 			return err
@@ -471,7 +471,7 @@ func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req genserver.C
 		return nil, storeErr(err, "batch", req.BatchId)
 	}
 	var pending []string
-	err = s.eachVSFile(ctx, storeProject, req.VectorStoreId, req.BatchId, string(gen.VectorStoreFileObjectStatusInProgress), func(f store.VectorStoreFile) error {
+	err = s.eachVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId, string(gen.VectorStoreFileObjectStatusInProgress), func(f store.VectorStoreFile) error {
 		pending = append(pending, f.FileID)
 		return nil
 	})
@@ -479,7 +479,7 @@ func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req genserver.C
 		return nil, storeErr(err, "vector_store", req.VectorStoreId)
 	}
 	for _, id := range pending {
-		_, err := s.db.UpdateVectorStoreFile(ctx, storeProject, req.VectorStoreId, id, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
+		_, err := s.db.UpdateVectorStoreFile(ctx, projectOf(ctx), req.VectorStoreId, id, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
 			rec, err := decodeVSFile(*f)
 			if err != nil {
 				return nil, err
@@ -496,8 +496,8 @@ func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req genserver.C
 			return nil, storeErr(err, "file", id)
 		}
 	}
-	s.settleUsage(ctx, storeProject, req.VectorStoreId, false)
-	view, err = s.batchView(ctx, storeProject, b)
+	s.settleUsage(ctx, projectOf(ctx), req.VectorStoreId, false)
+	view, err = s.batchView(ctx, projectOf(ctx), b)
 	if err != nil {
 		return nil, err
 	}
@@ -515,10 +515,10 @@ func (s *Server) ListFilesInVectorStoreBatch(ctx context.Context, req genserver.
 	if p.Filter != nil && !p.Filter.Valid() {
 		return nil, errBadRequest("filter", "Invalid value for 'filter': expected one of 'in_progress', 'completed', 'failed' or 'cancelled'.")
 	}
-	if _, err := s.getBatch(ctx, storeProject, req.VectorStoreId, req.BatchId); err != nil {
+	if _, err := s.getBatch(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId); err != nil {
 		return nil, err
 	}
-	data, first, last, more, err := s.listVSFiles(ctx, storeProject, req.VectorStoreId, req.BatchId, lp, (*string)(p.Filter))
+	data, first, last, more, err := s.listVSFiles(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId, lp, (*string)(p.Filter))
 	if err != nil {
 		return nil, err
 	}

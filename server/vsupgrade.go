@@ -31,9 +31,22 @@ type legacySnapshot struct {
 	} `json:"batches,omitempty"`
 }
 
-// upgradeVectorStores moves the project's snapshotted vector stores onto
-// the store's rows. Errors are logged; the vector store stays as it was.
-func (s *Server) upgradeVectorStores(ctx context.Context, project string) {
+// upgradeVectorStores moves the snapshotted vector stores of every
+// project onto the store's rows. Errors are logged; the vector store stays
+// as it was.
+func (s *Server) upgradeVectorStores(ctx context.Context) {
+	projects, err := s.allProjects(ctx)
+	if err != nil {
+		s.log.Error("vector stores: upgrade: list projects", "err", err.Error())
+		return
+	}
+	for _, p := range projects {
+		s.upgradeProjectVectorStores(withProject(ctx, p), p)
+	}
+}
+
+// upgradeProjectVectorStores moves a project's snapshotted vector stores.
+func (s *Server) upgradeProjectVectorStores(ctx context.Context, project string) {
 	lp := store.ListParams{Limit: 100}
 	for {
 		pg, err := s.db.ListVectorStores(ctx, project, lp)

@@ -59,8 +59,8 @@ func TestUpgradeSnapshottedVectorStore(t *testing.T) {
 		require.NotNil(t, f.LastError)
 		assert.Equal(t, "it was bad", f.LastError.Message)
 
-		var q gen.VectorStoreSearchRequest_Query
-		require.NoError(t, q.FromVectorStoreSearchRequestQuery0("penguins krill"))
+		var q gen.VectorStoreSearchQuery
+		require.NoError(t, q.FromVectorStoreSearchQueryText("penguins krill"))
 		sr, err := s.SearchVectorStore(ctx, genserver.SearchVectorStoreRequestObject{VectorStoreId: "vs_old", Body: &gen.VectorStoreSearchRequest{Query: q}})
 		require.NoError(t, err)
 		res := gen.VectorStoreSearchResultsPage(sr.(genserver.SearchVectorStore200JSONResponse))

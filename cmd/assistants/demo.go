@@ -249,13 +249,8 @@ func demoFileSearch(ctx context.Context, client *assistants.Client, out io.Write
 	fmt.Fprintf(out, "assistant: %s\n", answer.Text())
 	for _, m := range list.Data {
 		for _, c := range m.Content {
-			t, err := c.AsMessageContentTextObject()
-			if err != nil {
-				continue
-			}
-			for _, a := range t.Text.Annotations {
-				fc, err := a.AsMessageContentTextAnnotationsFileCitationObject()
-				if err != nil || fc.Type != "file_citation" {
+			for _, fc := range c.Text.Annotations {
+				if fc.Type != gen.MessageContentTextAnnotationTypeFileCitation {
 					continue
 				}
 				f, err := client.RetrieveFile(ctx, fc.FileCitation.FileId)
@@ -321,8 +316,8 @@ func modelName() string {
 func messageText(m gen.MessageObject) string {
 	var parts []string
 	for _, c := range m.Content {
-		if t, err := c.AsMessageContentTextObject(); err == nil && t.Type == "text" {
-			parts = append(parts, t.Text.Value)
+		if c.Type == gen.MessageContentTypeText {
+			parts = append(parts, c.Text.Value)
 		}
 	}
 	return strings.Join(parts, " ")

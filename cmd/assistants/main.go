@@ -4,7 +4,8 @@
 //	assistants serve [--addr 127.0.0.1:8080] [--data DIR | --memory | --database-url postgres://...] [--api-key-env VAR] [--step-delay 50ms] ...
 //	assistants demo  [--step-delay 50ms]
 //	assistants chaos [--conversations 200] [--concurrency 20] [--seed 1] [--restarts [--stores sqlite,postgres]]
-//	assistants help [serve|demo|chaos]
+//	assistants keys create --project NAME | keys list | keys revoke ID  [--data DIR | --database-url URL]
+//	assistants help [serve|demo|chaos|keys]
 //
 // Every subcommand prints its flags with -h (exit status 0). A mistake on
 // the command line (an unknown flag or command, a stray argument, a
@@ -86,10 +87,12 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer) error {
 		return demo(ctx, args[1:], stdout)
 	case "chaos":
 		return runChaos(ctx, args[1:], stdout)
+	case "keys":
+		return keysCmd(ctx, args[1:], stdout)
 	case "-h", "-help", "--help", "help":
 		if args[0] == "help" && len(args) > 1 {
 			switch args[1] {
-			case "serve", "demo", "chaos":
+			case "serve", "demo", "chaos", "keys":
 				return dispatch(ctx, []string{args[1], "-h"}, stdout)
 			}
 			return usagef("help: unknown command %q\n%s", args[1], usage)
@@ -108,5 +111,6 @@ const usage = `usage:
   assistants serve [flags]   serve the embedded Assistants v2 API under /v1
   assistants demo  [flags]   run the demo against the embedded server (or OPENAI_BASE_URL)
   assistants chaos [flags]   concurrent conversations against the server with seeded faults (--restarts: killed and restarted servers)
+  assistants keys create --project NAME | list | revoke ID   manage the API keys in the store (--data / --database-url)
   assistants help [command]  print this, or a command's flags
 run "assistants <command> -h" for a command's flags`

@@ -46,6 +46,10 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, on a listener of their own (default: off)")
 	rate := fs.Float64("rate-limit", 0, "requests per second allowed to each API key (with auth off, each client address), per replica; over it: 429 with Retry-After (default 0: no limit)")
 	burst := fs.Int("rate-burst", 0, "requests a key may make at once before --rate-limit applies (default 0: one second's worth, at least 1)")
+	keySecretEnv := fs.String("key-secret-env", envKeySecret, "accept the API keys kept in the store (assistants keys create), hashed with the secret in this environment variable (at least 32 bytes); when the variable is empty, store keys are off")
+	keyTTL := fs.Duration("key-cache-ttl", server.DefaultKeyCacheTTL, "how long a replica trusts a store key it looked up: a revoked key stops working on every replica within this")
+	maxRuns := fs.Int("max-concurrent-runs", defaultMaxConcurrentRuns, "active runs allowed to each project at once, across replicas (counted in the store); over it createRun answers 429 with Retry-After (0: no limit)")
+	insecure := fs.Bool("insecure-no-auth", false, "serve without any API key on a non-loopback --addr (refused otherwise)")
 	idemBytes := fs.Int64("idempotency-max-bytes", server.DefaultIdempotencyMaxBytes, "memory for the replies remembered for Idempotency-Key retries; the oldest are forgotten first")
 	var ro server.RiverOptions
 	fs.DurationVar(&ro.JobTimeout, "job-timeout", 0, "with --data or --database-url: how long one job of the run engine (a model round) may run before it is cancelled and run again (default 10m, a run's lifetime)")
@@ -66,6 +70,21 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 		if c.apiKey == "" {
 			return nil, nil, fmt.Errorf("--api-key-env %s: the variable is empty", *apiKeyEnv)
 		}
+	}
+	var keySecret []byte
+	if *keySecretEnv != "" {
+		if v := os.Getenv(*keySecretEnv); v != "" {
+			if len(v) < server.MinKeySecretBytes {
+				return nil, nil, fmt.Errorf("--key-secret-env %s: the secret must be at least %d bytes", *keySecretEnv, server.MinKeySecretBytes)
+			}
+			keySecret = []byte(v)
+		}
+	}
+	if *maxRuns < 0 {
+		return nil, nil, usagef("serve: --max-concurrent-runs %d: cannot be negative", *maxRuns)
+	}
+	if c.apiKey == "" && keySecret == nil && !*insecure && !isLoopback(c.addr) {
+		return nil, nil, usagef("serve: --addr %s is not a loopback address and no API key is configured: give --api-key-env (or $%s for the keys of `assistants keys`), or --insecure-no-auth to serve everyone", c.addr, envKeySecret)
 	}
 	if *idemBytes <= 0 {
 		return nil, nil, usagef("serve: --idempotency-max-bytes %d: must be positive", *idemBytes)
@@ -116,7 +135,31 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	if c.apiKey != "" {
 		opts = append(opts, server.WithAPIKeys(c.apiKey))
 	}
+	if keySecret != nil {
+		opts = append(opts, server.WithKeySecret(keySecret), server.WithKeyCacheTTL(*keyTTL))
+	}
+	opts = append(opts, server.WithMaxConcurrentRuns(*maxRuns))
 	return c, opts, nil
+}
+
+// defaultMaxConcurrentRuns is serve's --max-concurrent-runs default: far
+// above what one team's code keeps going at once, low enough that one
+// client's runaway loop cannot take every worker of a shared deployment.
+const defaultMaxConcurrentRuns = 64
+
+// isLoopback reports whether addr (host:port) listens on a loopback
+// address only ("localhost", 127.0.0.0/8, ::1); an empty host or 0.0.0.0
+// listens everywhere.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // defaultShutdownGrace is serve's --shutdown-grace default.

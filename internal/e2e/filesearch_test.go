@@ -86,14 +86,13 @@ func flowFileSearchRun(t *testing.T, ctx context.Context, c *assistants.Client, 
 	require.NoError(t, err)
 	require.Len(t, msgs.Data, 2)
 	require.Len(t, msgs.Data[1].Content, 1)
-	text, err := msgs.Data[1].Content[0].AsMessageContentTextObject()
-	require.NoError(t, err)
+	text := msgs.Data[1].Content[0]
+	require.Equal(t, gen.MessageContentTypeText, text.Type)
 	assert.Equal(t, "Emperor penguins eat krill and fish. 【0:0†penguins.md】", text.Text.Value)
 	require.Len(t, text.Text.Annotations, 1)
 	runes := []rune(text.Text.Value)
-	for i, an := range text.Text.Annotations {
-		fc, err := an.AsMessageContentTextAnnotationsFileCitationObject()
-		require.NoError(t, err, "annotation %d", i)
+	for i, fc := range text.Text.Annotations {
+		require.Equal(t, gen.MessageContentTextAnnotationTypeFileCitation, fc.Type, "annotation %d", i)
 		require.True(t, 0 <= fc.StartIndex && fc.StartIndex < fc.EndIndex && fc.EndIndex <= len(runes), "annotation %d: [%d,%d)", i, fc.StartIndex, fc.EndIndex)
 		assert.Equal(t, fc.Text, string(runes[fc.StartIndex:fc.EndIndex]), "the annotation's indices frame its marker")
 		assert.Equal(t, penguinsID, fc.FileCitation.FileId)
@@ -134,8 +133,7 @@ func flowThreadAttachment(t *testing.T, ctx context.Context, c *assistants.Clien
 	require.NoError(t, tool.FromAssistantToolsFileSearch(gen.AssistantToolsFileSearch{Type: "file_search"}))
 	a, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o", Tools: &[]gen.AssistantTool{tool}}))
 	require.NoError(t, err)
-	var at gen.MessageAttachmentTool
-	require.NoError(t, at.FromAssistantToolsFileSearchTypeOnly(gen.AssistantToolsFileSearchTypeOnly{Type: "file_search"}))
+	at := gen.MessageAttachmentTool{Type: gen.MessageAttachmentToolTypeFileSearch}
 	var content gen.CreateMessageRequest_Content
 	require.NoError(t, content.FromCreateMessageText("When are refunds paid?"))
 	msgs := []gen.CreateMessageRequest{{Role: "user", Content: content, Attachments: &[]gen.MessageAttachment{{FileId: &f.Id, Tools: &[]gen.MessageAttachmentTool{at}}}}}
@@ -219,8 +217,8 @@ func flowBadFiles(t *testing.T, ctx context.Context, c *assistants.Client) {
 		assert.Equal(t, f.code, string(vf.LastError.Code), f.name)
 		assert.Contains(t, vf.LastError.Message, f.name)
 	}
-	var q gen.VectorStoreSearchRequest_Query
-	require.NoError(t, q.FromVectorStoreSearchRequestQuery0("albatrosses glide"))
+	var q gen.VectorStoreSearchQuery
+	require.NoError(t, q.FromVectorStoreSearchQueryText("albatrosses glide"))
 	res, err := assistants.Result[gen.VectorStoreSearchResultsPage](c.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q}))
 	require.NoError(t, err)
 	require.Len(t, res.Data, 1)
@@ -286,8 +284,8 @@ func TestFileSearchTwoReplicasPostgres(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, onA.FileCounts, onB.FileCounts, "B sees A's vector store")
 
-	var q gen.VectorStoreSearchRequest_Query
-	require.NoError(t, q.FromVectorStoreSearchRequestQuery0("what do emperor penguins eat"))
+	var q gen.VectorStoreSearchQuery
+	require.NoError(t, q.FromVectorStoreSearchQueryText("what do emperor penguins eat"))
 	res, err := assistants.Result[gen.VectorStoreSearchResultsPage](cb.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q}))
 	require.NoError(t, err)
 	require.NotEmpty(t, res.Data, "B searches the chunks A's files were cut into")
@@ -339,8 +337,8 @@ func TestEmbeddingModelChangeSQLite(t *testing.T) {
 		return st
 	}
 	search := func(c *assistants.Client, vsID string) (*gen.SearchVectorStoreReply, error) {
-		var q gen.VectorStoreSearchRequest_Query
-		require.NoError(t, q.FromVectorStoreSearchRequestQuery0("penguins eat krill"))
+		var q gen.VectorStoreSearchQuery
+		require.NoError(t, q.FromVectorStoreSearchQueryText("penguins eat krill"))
 		return c.SearchVectorStoreWithResponse(ctx, vsID, gen.VectorStoreSearchRequest{Query: q})
 	}
 	dims := func(st *sqlite.Store) []int {
@@ -476,8 +474,8 @@ func TestIngestKilledMidBatchSQLite(t *testing.T) {
 	got := waitVectorStore(t, ctx, c, vs.Id)
 	assert.Equal(t, gen.VectorStoreFileCounts{Completed: files, Total: files}, got.FileCounts)
 	for _, i := range []int{0, files / 2, files - 1} {
-		var q gen.VectorStoreSearchRequest_Query
-		require.NoError(t, q.FromVectorStoreSearchRequestQuery0(fmt.Sprintf("Document %d, line 3", i)))
+		var q gen.VectorStoreSearchQuery
+		require.NoError(t, q.FromVectorStoreSearchQueryText(fmt.Sprintf("Document %d, line 3", i)))
 		one := 1
 		res, err := assistants.Result[gen.VectorStoreSearchResultsPage](c.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q, MaxNumResults: &one}))
 		require.NoError(t, err)

@@ -390,8 +390,8 @@ func flowVectorStore(t *testing.T, ctx context.Context, c *assistants.Client) {
 	assert.Equal(t, gen.VectorStoreObjectStatus("completed"), done.Status)
 	assert.Equal(t, gen.VectorStoreFileCounts{Completed: 2, Total: 2}, done.FileCounts)
 
-	var q gen.VectorStoreSearchRequest_Query
-	require.NoError(t, q.FromVectorStoreSearchRequestQuery0("what do penguins eat"))
+	var q gen.VectorStoreSearchQuery
+	require.NoError(t, q.FromVectorStoreSearchQueryText("what do penguins eat"))
 	res, err := assistants.Result[gen.VectorStoreSearchResultsPage](c.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q}))
 	require.NoError(t, err)
 	require.NotEmpty(t, res.Data)

@@ -93,8 +93,8 @@ func TestRestartSQLite(t *testing.T) {
 	assert.True(t, len(f.Body) == len(data) && string(f.Body) == string(data), "the file's %d bytes after the restart (got %d)", len(data), len(f.Body))
 	gvs := waitVectorStore(t, ctx, c, vs.Id)
 	assert.Equal(t, gen.VectorStoreFileCounts{Completed: 1, Total: 1}, gvs.FileCounts)
-	var q gen.VectorStoreSearchRequest_Query
-	require.NoError(t, q.FromVectorStoreSearchRequestQuery0("krill"))
+	var q gen.VectorStoreSearchQuery
+	require.NoError(t, q.FromVectorStoreSearchQueryText("krill"))
 	res, err := assistants.Result[gen.VectorStoreSearchResultsPage](c.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q}))
 	require.NoError(t, err)
 	require.NotEmpty(t, res.Data)

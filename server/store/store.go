@@ -104,6 +104,24 @@ type Store interface {
 	// ListParams-taking methods does not apply).
 	ListProjects(ctx context.Context, lp ListParams) (Page[Project], error)
 
+	// API keys (keys.go).
+
+	// CreateAPIKey adds a key of an existing project: ErrNotFound when
+	// the project does not exist, ErrConflict when its id or hash exists.
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// GetAPIKeyByHash returns the key whose Hash is hash (also a revoked
+	// one: check RevokedAt), or ErrNotFound.
+	GetAPIKeyByHash(ctx context.Context, hash []byte) (APIKey, error)
+	// ListAPIKeys returns a page of the keys of every project, by id.
+	ListAPIKeys(ctx context.Context, lp ListParams) (Page[APIKey], error)
+	// RevokeAPIKey marks a key revoked at unix second at and returns it;
+	// a key revoked before keeps its first RevokedAt. ErrNotFound when
+	// there is no such key.
+	RevokeAPIKey(ctx context.Context, id string, at int64) (APIKey, error)
+	// CountActiveRuns counts a project's runs in an active status (see
+	// IsActive), over all its threads.
+	CountActiveRuns(ctx context.Context, project string) (int, error)
+
 	// Assistants.
 
 	// CreateAssistant adds an assistant; ErrConflict if its id exists.

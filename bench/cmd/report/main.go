@@ -43,14 +43,15 @@ func main() {
 	clean := flag.String("clean", "results/peers.txt", "where to write the results alone, for benchstat")
 	out := flag.String("out", "../docs/benchmarks.md", "the document to write")
 	command := flag.String("command", "make bench-peers", "the command that produced the results, for the document")
+	load := flag.String("load", "", "optional file of the 1-minute load average at the start of each run, one a line")
 	flag.Parse()
-	if err := run(*raw, *clean, *out, *command); err != nil {
+	if err := run(*raw, *clean, *out, *command, *load); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rawPath, cleanPath, outPath, command string) error {
+func run(rawPath, cleanPath, outPath, command, loadPath string) error {
 	raw, err := os.ReadFile(rawPath)
 	if err != nil {
 		return err
@@ -86,7 +87,7 @@ func run(rawPath, cleanPath, outPath, command string) error {
 	d := doc{
 		Date:     time.Now().UTC().Format("2006-01-02"),
 		Command:  command,
-		Machine:  machine(set),
+		Machine:  append(machine(set), loadLine(loadPath)...),
 		Runs:     set.runs,
 		Skips:    skips,
 		Peers:    strings.TrimSpace(peers),
@@ -292,6 +293,23 @@ func machine(s *resultSet) []string {
 		"Go: " + goVersion,
 	}
 	return out
+}
+
+// loadLine describes the load averages recorded in path (one a line, as
+// make bench-peers writes them): none when path is empty or unreadable.
+func loadLine(path string) []string {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	loads := strings.Fields(string(b))
+	if len(loads) == 0 {
+		return nil
+	}
+	return []string{"Load average (1 minute) at the start of each run, from the other work on this 2-core VM: " + strings.Join(loads, ", ")}
 }
 
 func kernel() string {

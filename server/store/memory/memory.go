@@ -44,6 +44,7 @@ type Store struct {
 	vstores   map[string]*vstore
 	vstoreIDs map[string]*ids // by project
 	idem      map[string]store.IdempotencyRecord
+	keys      keyTable // API keys (keys.go)
 
 	jobs  []queued
 	ready chan struct{}

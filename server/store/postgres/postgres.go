@@ -61,6 +61,8 @@ type Store struct {
 	*sqlstore.Store
 	pool  *pgxpool.Pool
 	river *river.Client[pgx.Tx]
+	// schema is the version of the binary's last migration (CheckMigrations).
+	schema int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -96,7 +98,7 @@ func Open(ctx context.Context, databaseURL string, opts ...func(*Options)) (*Sto
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, schema: len(o.Migrations)}
 	b := &backend{s: s}
 	if err := migrate(ctx, b, cfg.ConnConfig, o); err != nil {
 		pool.Close()
@@ -257,3 +259,7 @@ func rebind(q string) string {
 	rebinds.Store(q, out)
 	return out
 }
+
+// CheckMigrations returns nil when the database answers and its schema is
+// at this binary's last migration (for GET /readyz).
+func (s *Store) CheckMigrations(ctx context.Context) error { return s.CheckSchema(ctx, s.schema) }

@@ -64,6 +64,8 @@ type Store struct {
 	w, r  *sql.DB
 	river *river.Client[*sql.Tx]
 	path  string
+	// schema is the version of the binary's last migration (CheckMigrations).
+	schema int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -119,7 +121,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	r.SetMaxIdleConns(o.ReadConns)
 	r.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, r: r, path: path}
+	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations)}
 	fail := func(err error) (*Store, error) {
 		r.Close()
 		w.Close()
@@ -261,3 +263,7 @@ func (q dbQuerier) QueryRow(ctx context.Context, query string, args ...any) sqls
 type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { _ = r.Rows.Close() }
+
+// CheckMigrations returns nil when the database answers and its schema is
+// at this binary's last migration (for GET /readyz).
+func (s *Store) CheckMigrations(ctx context.Context) error { return s.CheckSchema(ctx, s.schema) }

@@ -52,6 +52,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentRunLifecycles", testConcurrentRunLifecycles},
 		{"ConcurrentEvents", testConcurrentEvents},
 		{"ConcurrentMessages", testConcurrentMessages},
+		{"APIKeys", testAPIKeys},
+		{"CountActiveRuns", testCountActiveRuns},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

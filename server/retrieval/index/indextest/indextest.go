@@ -9,11 +9,16 @@ package indextest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/assistants-go/assistants/server/retrieval/embed"
 	"github.com/assistants-go/assistants/server/retrieval/index"
+	"github.com/assistants-go/assistants/server/retrieval/index/memory"
 	"github.com/assistants-go/assistants/server/store"
 )
 
@@ -288,6 +293,8 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("KeywordAsMemory", func(t *testing.T) { keywordAsMemory(t, h) })
+
 	t.Run("Dimension", func(t *testing.T) {
 		x := h.New(t, Refs)
 		load(t, x, emb)
@@ -362,4 +369,112 @@ func checkHits(t *testing.T, hits []index.Hit, scope index.Scope, k int, vector 
 			t.Fatalf("hit %v carries a vector", id)
 		}
 	}
+}
+
+// keywordAsMemory: on a corpus where most chunks hold a query's common
+// words (words drawn from a Zipf distribution) in 40 files of two vector
+// stores, the index's keyword k best are the in-memory index's (the
+// reference BM25), for many queries, k, scopes and filters. A store that
+// prunes must lose nothing.
+func keywordAsMemory(t *testing.T, h Harness) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(5, 6))
+	z := rand.NewZipf(r, 1.1, 2, 1999)
+	word := func() string { return fmt.Sprintf("w%dq", z.Uint64()) }
+	refs := make([]index.Ref, 40)
+	for i := range refs {
+		refs[i] = index.Ref{VectorStoreID: []string{"vs_a", "vs_b"}[i%2], FileID: fmt.Sprintf("file-%02d", i)}
+	}
+	x := h.New(t, refs)
+	mem := memory.New()
+	for _, ref := range refs {
+		cs := make([]index.Chunk, 25)
+		for n := range cs {
+			words := make([]string, 5+r.IntN(50))
+			for i := range words {
+				words[i] = word()
+			}
+			cs[n] = index.Chunk{Ref: ref, Index: n, Text: strings.Join(words, " ")}
+		}
+		for _, ix := range []index.Index{x, mem} {
+			if err := ix.Put(ctx, ref, cs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	scopes := []index.Scope{
+		{VectorStoreIDs: []string{"vs_a", "vs_b"}},
+		{VectorStoreIDs: []string{"vs_b"}},
+		{VectorStoreIDs: []string{"vs_a", "vs_b"}, Allow: func(r index.Ref) bool { return r.FileID < "file-15" }},
+	}
+	for q := range 60 {
+		words := make([]string, 1+r.IntN(6))
+		for i := range words {
+			words[i] = word()
+		}
+		query := strings.Join(words, " ")
+		k := []int{1, 5, 10, 30}[q%4]
+		scope := scopes[q%3]
+		want, err := mem.SearchKeyword(ctx, query, scope, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := x.SearchKeyword(ctx, query, scope, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameHits(got, want) {
+			t.Fatalf("query %q k=%d scope %d:\n got %v\nwant %v", query, k, q%3, scored(got), scored(want))
+		}
+	}
+}
+
+type scoredID struct {
+	hitID
+	Score float64
+}
+
+func scored(hits []index.Hit) []scoredID {
+	out := make([]scoredID, len(hits))
+	for i, h := range hits {
+		out[i] = scoredID{hitID{h.Chunk.Ref, h.Chunk.Index}, h.Score}
+	}
+	return out
+}
+
+// sameHits reports whether a and b are the same k best up to rounding:
+// scores equal place by place, the same chunks but for those tied (to
+// rounding) with the last, whose presence rounding may decide, and each
+// chunk with its score.
+func sameHits(a, b []index.Hit) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	near := func(x, y float64) bool { return math.Abs(x-y) <= 1e-9*math.Max(1, math.Abs(y)) }
+	for i := range a {
+		if !near(a[i].Score, b[i].Score) {
+			return false
+		}
+	}
+	if len(a) == 0 {
+		return true
+	}
+	last := b[len(b)-1].Score
+	for _, pair := range [][2][]index.Hit{{a, b}, {b, a}} {
+		for _, h := range pair[0] {
+			if near(h.Score, last) {
+				continue
+			}
+			found := false
+			for _, o := range pair[1] {
+				if o.Chunk.Ref == h.Chunk.Ref && o.Chunk.Index == h.Chunk.Index {
+					found = near(o.Score, h.Score) && o.Chunk.Text == h.Chunk.Text
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -38,6 +38,12 @@ type Options struct {
 	// Candidates is how many chunks per result the vector scan keeps by
 	// its quantized score before rescoring them exactly. Default 4.
 	Candidates int
+	// VectorCacheBytes bounds the process memory that keeps files'
+	// quantized vectors between searches (see VectorCache), so that a
+	// vector search reads from the store only the rows written since.
+	// Default DefaultVectorCacheBytes (64 MiB); below 0: no cache, every
+	// search streams the rows in scope.
+	VectorCacheBytes int64
 }
 
 // DefaultModel is Options.Model's default.
@@ -57,6 +63,9 @@ func Resolve(opts ...func(*Options)) Options {
 	}
 	if o.Candidates <= 0 {
 		o.Candidates = 4
+	}
+	if o.VectorCacheBytes == 0 {
+		o.VectorCacheBytes = DefaultVectorCacheBytes
 	}
 	return o
 }

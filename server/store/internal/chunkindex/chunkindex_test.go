@@ -2,6 +2,7 @@ package chunkindex
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,6 +47,30 @@ func TestScanFileApproximates(t *testing.T) {
 	})
 	if err != nil || seen != n || n != 43 {
 		t.Fatalf("scanned %d of %d (%v), want 43", seen, n, err)
+	}
+	// A sparse query (a quarter of its numbers not 0) scores as its dense
+	// product does.
+	sq := slices.Clone(q)
+	for j := range sq {
+		if j%5 != 0 {
+			sq[j] = 0
+		}
+	}
+	if sparse(sq) == nil || sparse(q) != nil {
+		t.Fatalf("sparse: %d numbers of a sparse query, %d of a dense one", len(sparse(sq)), len(sparse(q)))
+	}
+	dense := map[int]float32{}
+	if err := scanFile(blob, sq, nil, func(idx int, score float32) { dense[idx] = score }); err != nil {
+		t.Fatal(err)
+	}
+	err = ScanFile(blob, sq, func(idx int, score float32) {
+		if d := score - dense[idx]; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("chunk %d: sparse product %v, dense %v", idx, score, dense[idx])
+		}
+		delete(dense, idx)
+	})
+	if err != nil || len(dense) != 0 {
+		t.Fatalf("sparse scan missed %d chunks (%v)", len(dense), err)
 	}
 	if err := ScanFile(blob[:len(blob)-1], q, func(int, float32) {}); err == nil {
 		t.Fatal("a truncated blob was accepted")

@@ -3,39 +3,49 @@
 // database, next to the vector store chunks it indexes. It needs no
 // extension.
 //
-// # Schema (store migration 2)
+// # Schema (store migrations 2 and 5)
 //
-// Each chunk row of vector_store_chunks carries its text, its embedding (a
-// float32 little-endian bytea, scaled to unit length) with the embedding's
-// model and dimension, and its index terms as a tsvector (the in-memory
-// index's analysis, package analyze, one position per occurrence) under a
-// GIN index. Each file's vectors are also kept quantized to 8 bits in one
-// row of vector_store_file_vectors, with their model and dimension; the
-// store's deletes cascade to it (a trigger covers the store replacing a
+// Each chunk row of vector_store_chunks carries its text and its embedding
+// (a float32 little-endian bytea, scaled to unit length) with the
+// embedding's model and dimension. Its index terms (the in-memory index's
+// analysis, package analyze) are in the postings table
+// vector_store_postings: one row per term and file, with the file's
+// postings of the term packed in a bytea (see chunkindex), and each file's
+// chunk count and total length in vector_store_file_terms. Each file's
+// vectors are also kept quantized to 8 bits in one row of
+// vector_store_file_vectors, with their model and dimension. The store's
+// deletes cascade to these rows (a trigger covers the store replacing a
 // file's chunks). Chunks the store writes by itself (without this index)
-// have no terms or vectors: only chunks written by Put are found.
+// have no terms or vectors: only chunks written by Put are found. Chunks
+// indexed before migration 5 kept their terms in a tsvector column; New
+// moves them to the postings.
 //
 // # Keyword search
 //
-// A BM25-like ranking in one pass: the GIN index finds the chunks in
-// scope holding any query term; each term weighs its inverse document
-// frequency, ln(1 + (N - df + 0.5) / (df + 0.5)) as in BM25, times
-// ts_rank of the chunk for that term with length normalisation 1
-// (ts_rank's saturating term-frequency curve divided by 1 + ln of the
-// chunk's length) in place of BM25's saturation and length
-// normalisation. N and df are those of the whole index, counted by a
-// first query (the GIN index finds each term's chunks). The scope is a condition of the same query, so it applies before ranking;
-// PostgreSQL keeps the k best in a bounded top-N sort.
+// BM25 as the in-memory index computes it (k1 1.2, b 0.75; statistics of
+// the whole index), with MaxScore pruning (chunkindex.SearchKeyword): the
+// query's terms are read rarest first, and once the terms left cannot lift
+// a chunk not yet seen into the k best, they are read only in the files of
+// the chunks that can still make it. The result is that of scoring every
+// chunk. All reads of a search are in one repeatable-read transaction;
+// the scope (files allowed by the filter) is a condition of each, so it
+// applies before ranking. Memory: a float64 per chunk in scope holding a
+// read term, plus one postings row at a time.
 //
 // # Vector search
 //
-// Cosine similarity. The scan streams the quantized rows of the files in
-// scope (of this index's model and dimension), one at a time, scoring each
-// chunk approximately and keeping the best Candidates×k (at least k+32) in
-// a heap; those are then rescored exactly from their float32 vectors, in
-// the same repeatable-read transaction. Memory is bounded by the largest
-// file's quantized row (dimension+8 bytes per chunk) plus the heap,
-// whatever the number of chunks.
+// Cosine similarity. Each file's quantized row is scored chunk by chunk
+// (over the query's non-zero numbers only when it is sparse, as the
+// built-in embedder's are), keeping the best Candidates×k (at least k+32)
+// in a heap; those are then rescored exactly from their float32 vectors, in
+// the same repeatable-read transaction. Rows are kept in process memory between
+// searches (Options.VectorCacheBytes, default 64 MiB; least recently used
+// rows go first) under a version written with each row: a search lists
+// the versions in scope and reads from the database only the rows it does
+// not hold, so a row another replica replaced is read again. Memory is
+// bounded by the cache's size plus, for the rows read, the largest
+// file's row (dimension+8 bytes per chunk) plus the heap, whatever the
+// number of chunks.
 //
 // # Models
 //
@@ -51,8 +61,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -82,8 +90,9 @@ const modelLockKey = 0x5345415243480d
 
 // Index is the PostgreSQL search index. It is safe for concurrent use.
 type Index struct {
-	pool *pgxpool.Pool
-	o    Options
+	pool  *pgxpool.Pool
+	o     Options
+	cache *chunkindex.VectorCache // nil: none
 
 	mu  sync.Mutex
 	dim int // o.Dimension, or learnt
@@ -96,7 +105,7 @@ var _ index.Index = (*Index)(nil)
 // dimension than Options'.
 func New(ctx context.Context, s *postgres.Store, opts ...func(*Options)) (*Index, error) {
 	o := chunkindex.Resolve(opts...)
-	x := &Index{pool: s.Pool(), o: o, dim: o.Dimension}
+	x := &Index{pool: s.Pool(), o: o, dim: o.Dimension, cache: chunkindex.NewVectorCache(o.VectorCacheBytes)}
 	if x.dim == 0 {
 		err := x.pool.QueryRow(ctx, `SELECT dim FROM vector_store_file_vectors WHERE model = $1 LIMIT 1`, o.Model).Scan(&x.dim)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -114,6 +123,9 @@ func New(ctx context.Context, s *postgres.Store, opts ...func(*Options)) (*Index
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return nil, fmt.Errorf("search index: %w", err)
 		}
+	}
+	if err := x.moveTSVectors(ctx); err != nil {
+		return nil, err
 	}
 	return x, nil
 }
@@ -143,7 +155,7 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 	}
 	ns := make([]int64, len(chunks))
 	texts := make([]string, len(chunks))
-	terms := make([]string, len(chunks))
+	terms := chunkindex.AnalyzeFile(chunks)
 	models := make([]string, len(chunks))
 	dims := make([]int32, len(chunks))
 	raw := make([][]byte, len(chunks))
@@ -151,7 +163,6 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 	hasVectors := false
 	for i, c := range chunks {
 		ns[i], texts[i] = int64(c.Index), c.Text
-		terms[i], _ = chunkindex.TSVector(c.Text)
 		if c.Vector != nil {
 			units[i] = chunkindex.Unit(c.Vector)
 			raw[i] = chunkindex.EncodeVector(units[i])
@@ -184,24 +195,24 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 		for start := 0; start < len(chunks); start += per {
 			end := min(start+per, len(chunks))
 			_, err := tx.Exec(ctx, `INSERT INTO vector_store_chunks
-				(vector_store_id, file_id, n, text, embedding_model, embedding_dim, embedding, terms)
-				SELECT $1, $2, u.n, u.text, u.model, u.dim, u.embedding, u.terms::tsvector
-				FROM unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::bytea[], $8::text[])
-					AS u (n, text, model, dim, embedding, terms)`,
+				(vector_store_id, file_id, n, text, embedding_model, embedding_dim, embedding)
+				SELECT $1, $2, u.n, u.text, u.model, u.dim, u.embedding
+				FROM unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::bytea[])
+					AS u (n, text, model, dim, embedding)`,
 				ref.VectorStoreID, ref.FileID, ns[start:end], texts[start:end], models[start:end], dims[start:end],
-				raw[start:end], terms[start:end])
+				raw[start:end])
 			if err != nil {
 				return fmt.Errorf("chunks %d-%d: %w", start, end-1, err)
 			}
 		}
 		if nvec > 0 {
 			if _, err := tx.Exec(ctx, `INSERT INTO vector_store_file_vectors
-				(vector_store_id, file_id, model, dim, chunks, vectors) VALUES ($1, $2, $3, $4, $5, $6)`,
-				ref.VectorStoreID, ref.FileID, x.o.Model, dim, nvec, blob); err != nil {
+				(vector_store_id, file_id, model, dim, chunks, vectors, version) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				ref.VectorStoreID, ref.FileID, x.o.Model, dim, nvec, blob, chunkindex.NewVersion()); err != nil {
 				return err
 			}
 		}
-		return nil
+		return writeTerms(ctx, tx, ref, terms)
 	})
 	if err != nil {
 		if errors.Is(err, ErrModel) || errors.Is(err, ErrNoFile) {
@@ -313,92 +324,6 @@ func scope(ctx context.Context, q querier, s index.Scope, first int) (cond strin
 		[]any{vss, files}, true, nil
 }
 
-// SearchKeyword ranks the chunks in scope by the BM25-like score of the
-// package comment.
-func (x *Index) SearchKeyword(ctx context.Context, query string, s index.Scope, k int) ([]index.Hit, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	terms := chunkindex.QueryTerms(query)
-	if len(terms) == 0 || k <= 0 {
-		return nil, nil
-	}
-	// The terms' weights: their IDF over the whole index, the document
-	// frequencies counted with the GIN index.
-	var stats strings.Builder
-	stats.WriteString(`SELECT (SELECT count(*) FROM vector_store_chunks WHERE terms IS NOT NULL)`)
-	for i := range terms {
-		fmt.Fprintf(&stats, `, (SELECT count(*) FROM vector_store_chunks WHERE terms @@ $%d::tsquery)`, i+1)
-	}
-	sargs := make([]any, len(terms))
-	counts := make([]any, len(terms)+1)
-	var n float64
-	dfs := make([]float64, len(terms))
-	counts[0] = &n
-	for i, t := range terms {
-		sargs[i] = chunkindex.TSLexeme(t)
-		counts[i+1] = &dfs[i]
-	}
-	if err := x.pool.QueryRow(ctx, stats.String(), sargs...).Scan(counts...); err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	df := map[string]float64{}
-	for i, t := range terms {
-		df[t] = dfs[i]
-	}
-	var found []string
-	args := []any{nil, k}
-	var score strings.Builder
-	for _, t := range terms {
-		d := df[t]
-		if d == 0 {
-			continue
-		}
-		found = append(found, t)
-		idf := math.Log(1 + (max(n, d)-d+0.5)/(d+0.5))
-		if score.Len() > 0 {
-			score.WriteString(" + ")
-		}
-		fmt.Fprintf(&score, "$%d::float8 * ts_rank(c.terms, $%d::tsquery, 1)", len(args)+1, len(args)+2)
-		args = append(args, idf, chunkindex.TSLexeme(t))
-	}
-	if len(found) == 0 {
-		return nil, nil
-	}
-	args[0] = chunkindex.TSQuery(found)
-	cond, sargs, ok, err := scope(ctx, x.pool, s, len(args)+1)
-	if err != nil || !ok {
-		return nil, err
-	}
-	args = append(args, sargs...)
-	// One pass over the chunks in scope that hold a query term (found by
-	// the GIN index), keeping the k best (a bounded top-N sort).
-	rows, err := x.pool.Query(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, `+score.String()+` AS score
-		FROM vector_store_chunks c
-		WHERE c.terms @@ $1::tsquery AND `+cond+`
-		ORDER BY score DESC, c.vector_store_id, c.file_id, c.n LIMIT $2`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	defer rows.Close()
-	var out []index.Hit
-	for rows.Next() {
-		var h index.Hit
-		var n int64
-		if err := rows.Scan(&h.Chunk.VectorStoreID, &h.Chunk.FileID, &n, &h.Chunk.Text, &h.Score); err != nil {
-			return nil, fmt.Errorf("search index: %w", err)
-		}
-		h.Chunk.Index = int(n)
-		if h.Score > 0 {
-			out = append(out, h)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	return out, nil
-}
-
 // SearchVector ranks the chunks in scope by cosine similarity with query
 // (see the package comment).
 func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope, k int) ([]index.Hit, error) {
@@ -419,34 +344,10 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope
 		if err != nil || !ok {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT c.vector_store_id, c.file_id, c.vectors FROM vector_store_file_vectors c
-			WHERE c.model = $1 AND c.dim = $2 AND `+cond, append([]any{x.o.Model, dim}, sargs...)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
 		top := chunkindex.NewTopK(x.o.Rerank(k))
-		for rows.Next() {
-			vals := rows.RawValues() // valid until Next: nothing kept but keys
-			var ref index.Ref
-			var haveRef bool
-			err := chunkindex.ScanFile(vals[2], q, func(n int, score float32) {
-				if !top.Would(float64(score)) {
-					return
-				}
-				if !haveRef {
-					ref, haveRef = index.Ref{VectorStoreID: string(vals[0]), FileID: string(vals[1])}, true
-				}
-				top.Offer(chunkindex.Key{VectorStoreID: ref.VectorStoreID, FileID: ref.FileID, N: n, Score: float64(score)})
-			})
-			if err != nil {
-				return err
-			}
-		}
-		if err := rows.Err(); err != nil {
+		if err := x.scanVectors(ctx, tx, q, dim, cond, sargs, top); err != nil {
 			return err
 		}
-		rows.Close()
 		cands := top.Sorted()
 		if len(cands) == 0 {
 			return nil
@@ -457,7 +358,7 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope
 		for i, c := range cands {
 			vss[i], files[i], ns[i] = c.VectorStoreID, c.FileID, int64(c.N)
 		}
-		rows, err = tx.Query(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, c.embedding
+		rows, err := tx.Query(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, c.embedding
 			FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k (vs, f, n)
 			JOIN vector_store_chunks c ON c.vector_store_id = k.vs AND c.file_id = k.f AND c.n = k.n
 			WHERE c.embedding_model = $4 AND c.embedding_dim = $5`, vss, files, ns, x.o.Model, dim)

@@ -13,6 +13,8 @@ import (
 	"github.com/assistants-go/assistants/server/retrieval/embed"
 	"github.com/assistants-go/assistants/server/retrieval/index"
 	"github.com/assistants-go/assistants/server/retrieval/index/indextest"
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/internal/chunkindex"
 	"github.com/assistants-go/assistants/server/store/postgres"
 )
 
@@ -177,19 +179,34 @@ func TestStoreDeletes(t *testing.T) {
 	}
 	count := func() (terms, vectors int) {
 		t.Helper()
-		if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM vector_store_chunks WHERE terms IS NOT NULL),
+		if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM vector_store_postings) + (SELECT count(*) FROM vector_store_file_terms),
 			(SELECT count(*) FROM vector_store_file_vectors)`).Scan(&terms, &vectors); err != nil {
 			t.Fatal(err)
 		}
 		return terms, vectors
 	}
-	if f, v := count(); f != 4 || v != 2 {
-		t.Fatalf("%d term rows, %d vector rows; want 4, 2", f, v)
+	// Per file: 4 postings rows (battery, warranty, parcel, refund) and
+	// its statistics.
+	if f, v := count(); f != 10 || v != 2 {
+		t.Fatalf("%d term rows, %d vector rows; want 10, 2", f, v)
+	}
+	// The store replacing ref2's chunks by itself drops its index rows.
+	_, err := s.UpdateVectorStoreFile(ctx, "", ref2.VectorStoreID, ref2.FileID, func(*store.VectorStoreFile) ([]store.Chunk, error) {
+		return []store.Chunk{{Text: "other"}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, v := count(); f != 5 || v != 1 {
+		t.Fatalf("after the store replaced a file's chunks: %d term rows, %d vector rows; want 5, 1", f, v)
+	}
+	if err := x.Put(ctx, ref2, chunksOf(t, 256, ref2, "battery warranty", "parcel refund")); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.DeleteVectorStoreFile(ctx, "", ref1.VectorStoreID, ref1.FileID); err != nil {
 		t.Fatal(err)
 	}
-	if f, v := count(); f != 2 || v != 1 {
+	if f, v := count(); f != 5 || v != 1 {
 		t.Fatalf("after detaching a file: %d term rows, %d vector rows; want 2, 1", f, v)
 	}
 	if err := s.DeleteVectorStore(ctx, "", "vs_1"); err != nil {
@@ -206,5 +223,88 @@ func TestPutUnattached(t *testing.T) {
 	err := x.Put(context.Background(), ref1, chunksOf(t, 256, ref1, "battery"))
 	if !errors.Is(err, ErrNoFile) {
 		t.Fatalf("put of an unattached file: %v, want ErrNoFile", err)
+	}
+}
+
+// TestMovesTSVectors: chunks indexed before migration 5 (their terms in
+// the tsvector column) are found by keyword once the index opens, which
+// moves their terms to the postings; chunks the store wrote alone stay
+// unfound.
+func TestMovesTSVectors(t *testing.T) {
+	ctx := context.Background()
+	all, err := postgres.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := pgtest.Schema(t)
+	old, err := postgres.Open(ctx, url, quiet, func(o *postgres.Options) { o.Migrations = all[:4] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	indextest.Attach(t, old, []index.Ref{ref1, ref2})
+	// ref1 as migration 2's index wrote it; ref2 by the store alone.
+	for i, text := range []string{"battery warranty for two years", "parcel refund"} {
+		tsv, _ := chunkindex.TSVector(text)
+		if _, err := old.Pool().Exec(ctx, `INSERT INTO vector_store_chunks (vector_store_id, file_id, n, text, terms)
+			VALUES ($1, $2, $3, $4, $5::tsvector)`, ref1.VectorStoreID, ref1.FileID, i, text, tsv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = old.UpdateVectorStoreFile(ctx, "", ref2.VectorStoreID, ref2.FileID, func(*store.VectorStoreFile) ([]store.Chunk, error) {
+		return []store.Chunk{{Text: "battery parcel"}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	s := openStore(t, url)
+	x := newIndex(t, s)
+	hits, err := x.SearchKeyword(ctx, "battery parcel", index.Scope{VectorStoreIDs: []string{"vs_1"}}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) != 2 || hits[0].Chunk.Ref != ref1 || hits[1].Chunk.Ref != ref1 {
+		t.Fatalf("after moving: %+v, want ref1's two chunks", hits)
+	}
+	var left int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM vector_store_chunks WHERE terms IS NOT NULL`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d tsvectors left (%v)", left, err)
+	}
+}
+
+// TestVectorCacheSeesOtherWriters: an index that cached a file's vectors
+// finds the file's new chunks once another replica (another store on the
+// same database) replaces them: the cache holds rows under their version.
+// A cache keyed by file alone would keep scoring the old row, where the
+// new best chunk (index 2) does not exist.
+func TestVectorCacheSeesOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Schema(t)
+	s := openStore(t, url)
+	indextest.Attach(t, s, []index.Ref{ref1, ref2})
+	reader, writer := newIndex(t, s), newIndex(t, openStore(t, url))
+	h, err := embed.NewHashing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := index.Scope{VectorStoreIDs: []string{"vs_1"}}
+	if err := writer.Put(ctx, ref1, chunksOf(t, 256, ref1, "battery warranty for two years")); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Put(ctx, ref2, chunksOf(t, 256, ref2, "courier collects the parcel")); err != nil {
+		t.Fatal(err)
+	}
+	if hits, err := reader.SearchVector(ctx, h.EmbedOne("lighthouse lantern"), scope, 1); err != nil || len(hits) > 1 {
+		t.Fatalf("first search: %v %v", hits, err)
+	}
+	if reader.cache.Size() == 0 {
+		t.Fatal("the search cached nothing")
+	}
+	if err := writer.Put(ctx, ref1, chunksOf(t, 256, ref1, "opening hours", "ticket prices", "the lighthouse lantern is lit at dusk")); err != nil {
+		t.Fatal(err)
+	}
+	hits, err := reader.SearchVector(ctx, h.EmbedOne("lighthouse lantern"), scope, 1)
+	if err != nil || len(hits) != 1 || hits[0].Chunk.Ref != ref1 || hits[0].Chunk.Index != 2 {
+		t.Fatalf("after another replica replaced the file: %+v %v, want ref1's chunk 2", hits, err)
 	}
 }

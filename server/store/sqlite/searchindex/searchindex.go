@@ -2,34 +2,47 @@
 // and index.Writer of server/retrieval/index) kept in a SQLite store's
 // database, next to the vector store chunks it indexes.
 //
-// # Schema (store migration 2)
+// # Schema (store migrations 2 and 5)
 //
 // Each chunk row of vector_store_chunks carries its text, its embedding (a
 // float32 little-endian blob, scaled to unit length) and the embedding's
 // model and dimension. Its index terms (the in-memory index's analysis,
-// package analyze) are in the FTS5 table vector_store_chunks_fts, keyed
-// by the chunk's row id. Each file's vectors are also kept quantized to 8
-// bits in one row of vector_store_file_vectors, with their model and
-// dimension. Triggers remove a chunk's terms and its file's quantized row
-// when the chunk goes, so the store's own deletes (of a file, an
+// package analyze) are in the postings table vector_store_postings: one
+// row per term and file, with the file's postings of the term packed in a
+// blob (see chunkindex), and each file's chunk count and total length in
+// vector_store_file_terms. Each file's vectors are also kept quantized to
+// 8 bits in one row of vector_store_file_vectors, with their model and
+// dimension. Triggers remove a file's postings, statistics and quantized
+// row when its chunks go, so the store's own deletes (of a file, an
 // attachment, a vector store) leave nothing behind. Chunks the store
 // writes by itself (without this index) have no terms or vectors: only
-// chunks written by Put are found.
+// chunks written by Put are found. Chunks indexed before migration 5 kept
+// their terms in an FTS5 table; New moves them to the postings.
 //
 // # Keyword search
 //
-// FTS5's bm25() (k1 1.2, b 0.75; statistics of the whole table), the
-// score being its negation so that higher is better. The scope is a
-// condition of the same query, so it applies before ranking.
+// BM25 as the in-memory index computes it (k1 1.2, b 0.75; statistics of
+// the whole index), with MaxScore pruning (chunkindex.SearchKeyword): the
+// query's terms are read rarest first, and once the terms left cannot lift
+// a chunk not yet seen into the k best, they are read only in the files of
+// the chunks that can still make it. The result is that of scoring every
+// chunk. The scope (files allowed by the filter) is a condition of each
+// read, so it applies before ranking. Memory: a float64 per chunk in scope
+// holding a read term, plus one postings row at a time.
 //
 // # Vector search
 //
-// Cosine similarity. The scan streams the quantized rows of the files in
-// scope (of this index's model and dimension), one at a time, scoring each
-// chunk approximately and keeping the best Candidates×k (at least k+32) in
-// a heap; those are then rescored exactly from their float32 vectors in
-// the same read transaction. Memory is bounded by the largest file's
-// quantized row (dimension+8 bytes per chunk) plus the heap, whatever the
+// Cosine similarity. Each file's quantized row is scored chunk by chunk
+// (over the query's non-zero numbers only when it is sparse, as the
+// built-in embedder's are), keeping the best Candidates×k (at least k+32)
+// in a heap; those are then rescored exactly from their float32 vectors in the same read
+// transaction. Rows are kept in process memory between
+// searches (Options.VectorCacheBytes, default 64 MiB; least recently used
+// rows go first) under a version written with each row: a search lists
+// the versions in scope and reads from the database only the rows it does
+// not hold, so a row another replica replaced is read again. Memory is
+// bounded by the cache's size plus, for the rows read, the largest
+// file's row (dimension+8 bytes per chunk) plus the heap, whatever the
 // number of chunks.
 //
 // # Models
@@ -72,8 +85,9 @@ var (
 // Index is the SQLite search index. It is safe for concurrent use:
 // searches run on a pool of read connections beside the store's writer.
 type Index struct {
-	w, r *sql.DB
-	o    Options
+	w, r  *sql.DB
+	o     Options
+	cache *chunkindex.VectorCache // nil: none
 
 	mu  sync.Mutex
 	dim int // o.Dimension, or learnt
@@ -95,7 +109,7 @@ func New(ctx context.Context, s *sqlite.Store, opts ...func(*Options)) (*Index, 
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
-	x := &Index{w: s.DB(), r: r, o: o, dim: o.Dimension}
+	x := &Index{w: s.DB(), r: r, o: o, dim: o.Dimension, cache: chunkindex.NewVectorCache(o.VectorCacheBytes)}
 	if x.dim == 0 {
 		var d sql.NullInt64
 		err := r.QueryRowContext(ctx, `SELECT dim FROM vector_store_file_vectors WHERE model = ? LIMIT 1`, o.Model).Scan(&d)
@@ -118,6 +132,10 @@ func New(ctx context.Context, s *sqlite.Store, opts ...func(*Options)) (*Index, 
 			r.Close()
 			return nil, fmt.Errorf("search index: %w", err)
 		}
+	}
+	if err := x.moveFTS(ctx); err != nil {
+		r.Close()
+		return nil, err
 	}
 	return x, nil
 }
@@ -148,12 +166,11 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 	if err != nil {
 		return err
 	}
-	terms := make([]string, len(chunks))
+	terms := chunkindex.AnalyzeFile(chunks)
 	units := make([][]float32, len(chunks))
 	raw := make([][]byte, len(chunks))
 	hasVectors := false
 	for i, c := range chunks {
-		terms[i] = chunkindex.Terms(c.Text)
 		if c.Vector != nil {
 			units[i] = chunkindex.Unit(c.Vector)
 			raw[i] = chunkindex.EncodeVector(units[i])
@@ -199,11 +216,6 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 		return fmt.Errorf("search index: %w", err)
 	}
 	defer ins.Close()
-	fts, err := tx.PrepareContext(ctx, `INSERT INTO vector_store_chunks_fts (rowid, terms) VALUES (?, ?)`)
-	if err != nil {
-		return fmt.Errorf("search index: %w", err)
-	}
-	defer fts.Close()
 	for i, c := range chunks {
 		model, d := "", 0
 		if raw[i] != nil {
@@ -213,17 +225,14 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 		if err := ins.QueryRowContext(ctx, ref.VectorStoreID, ref.FileID, c.Index, model, d, raw[i], c.Text).Scan(&id); err != nil {
 			return fmt.Errorf("search index: chunk %d: %w", i, err)
 		}
-		if terms[i] == "" {
-			continue
-		}
-		if _, err := fts.ExecContext(ctx, id, terms[i]); err != nil {
-			return fmt.Errorf("search index: chunk %d terms: %w", i, err)
-		}
+	}
+	if err := writeTerms(ctx, tx, ref, terms); err != nil {
+		return err
 	}
 	if nvec > 0 {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO vector_store_file_vectors
-			(vector_store_id, file_id, model, dim, chunks, vectors) VALUES (?, ?, ?, ?, ?, ?)`,
-			ref.VectorStoreID, ref.FileID, x.o.Model, dim, nvec, blob); err != nil {
+			(vector_store_id, file_id, model, dim, chunks, vectors, version) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			ref.VectorStoreID, ref.FileID, x.o.Model, dim, nvec, blob, chunkindex.NewVersion()); err != nil {
 			return fmt.Errorf("search index: %w", err)
 		}
 	}
@@ -302,48 +311,6 @@ func scope(ctx context.Context, q querier, s index.Scope) (cond string, arg stri
 	return `(c.vector_store_id, c.file_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))`, string(b), true, nil
 }
 
-// SearchKeyword ranks the chunks in scope by FTS5's bm25().
-func (x *Index) SearchKeyword(ctx context.Context, query string, s index.Scope, k int) ([]index.Hit, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	terms := chunkindex.QueryTerms(query)
-	if len(terms) == 0 || k <= 0 {
-		return nil, nil
-	}
-	cond, arg, ok, err := scope(ctx, x.r, s)
-	if err != nil || !ok {
-		return nil, err
-	}
-	// FTS5 sorts its matches by rank (bm25() by default) itself; the
-	// join then reads chunks in that order, skipping those out of scope,
-	// until k are found: the k best in scope, without joining every
-	// match.
-	rows, err := x.r.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, -f.rank
-		FROM vector_store_chunks_fts f JOIN vector_store_chunks c ON c.id = f.rowid
-		WHERE f.vector_store_chunks_fts MATCH ? AND `+cond+`
-		ORDER BY f.rank LIMIT ?`, chunkindex.FTSMatch(terms), arg, k)
-	if err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	defer rows.Close()
-	var out []index.Hit
-	for rows.Next() {
-		var h index.Hit
-		if err := rows.Scan(&h.Chunk.VectorStoreID, &h.Chunk.FileID, &h.Chunk.Index, &h.Chunk.Text, &h.Score); err != nil {
-			return nil, fmt.Errorf("search index: %w", err)
-		}
-		if h.Score > 0 {
-			out = append(out, h)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	// Equal scores in the index's order.
-	return chunkindex.Best(out, k), nil
-}
-
 // SearchVector ranks the chunks in scope by cosine similarity with query
 // (see the package comment).
 func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope, k int) ([]index.Hit, error) {
@@ -367,32 +334,10 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope
 	if err != nil || !ok {
 		return nil, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.vectors FROM vector_store_file_vectors c
-		WHERE c.model = ? AND c.dim = ? AND `+cond, x.o.Model, dim, arg)
-	if err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	defer rows.Close()
 	top := chunkindex.NewTopK(x.o.Rerank(k))
-	var vs, file string
-	var blob sql.RawBytes
-	for rows.Next() {
-		if err := rows.Scan(&vs, &file, &blob); err != nil {
-			return nil, fmt.Errorf("search index: %w", err)
-		}
-		err := chunkindex.ScanFile(blob, q, func(n int, score float32) {
-			if top.Would(float64(score)) {
-				top.Offer(chunkindex.Key{VectorStoreID: vs, FileID: file, N: n, Score: float64(score)})
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
+	if err := x.scanVectors(ctx, tx, q, dim, cond, arg, top); err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search index: %w", err)
-	}
-	rows.Close()
 	cands := top.Sorted()
 	if len(cands) == 0 {
 		return nil, nil
@@ -402,7 +347,7 @@ func (x *Index) SearchVector(ctx context.Context, query []float32, s index.Scope
 		keys[i] = [3]any{c.VectorStoreID, c.FileID, c.N}
 	}
 	kj, _ := json.Marshal(keys)
-	rows, err = tx.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, c.embedding
+	rows, err := tx.QueryContext(ctx, `SELECT c.vector_store_id, c.file_id, c.n, c.text, c.embedding
 		FROM json_each(?) j JOIN vector_store_chunks c
 		ON c.vector_store_id = j.value ->> 0 AND c.file_id = j.value ->> 1 AND c.n = j.value ->> 2
 		WHERE c.embedding_model = ? AND c.embedding_dim = ?`, string(kj), x.o.Model, dim)

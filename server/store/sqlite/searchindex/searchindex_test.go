@@ -13,6 +13,7 @@ import (
 	"github.com/assistants-go/assistants/server/retrieval/index"
 	"github.com/assistants-go/assistants/server/retrieval/index/indextest"
 	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/internal/chunkindex"
 	"github.com/assistants-go/assistants/server/store/sqlite"
 )
 
@@ -140,21 +141,23 @@ func TestStoreDeletes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	count := func() (fts, vectors int) {
+	count := func() (terms, vectors int) {
 		t.Helper()
-		if err := x.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM vector_store_chunks_fts),
-			(SELECT COUNT(*) FROM vector_store_file_vectors)`).Scan(&fts, &vectors); err != nil {
+		if err := x.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM vector_store_postings) + (SELECT COUNT(*) FROM vector_store_file_terms),
+			(SELECT COUNT(*) FROM vector_store_file_vectors)`).Scan(&terms, &vectors); err != nil {
 			t.Fatal(err)
 		}
-		return fts, vectors
+		return terms, vectors
 	}
-	if f, v := count(); f != 4 || v != 2 {
-		t.Fatalf("%d term rows, %d vector rows; want 4, 2", f, v)
+	// Per file: 4 postings rows (battery, warranty, parcel, refund) and
+	// its statistics.
+	if f, v := count(); f != 10 || v != 2 {
+		t.Fatalf("%d term rows, %d vector rows; want 10, 2", f, v)
 	}
 	if err := s.DeleteVectorStoreFile(ctx, "", ref1.VectorStoreID, ref1.FileID); err != nil {
 		t.Fatal(err)
 	}
-	if f, v := count(); f != 2 || v != 1 {
+	if f, v := count(); f != 5 || v != 1 {
 		t.Fatalf("after detaching a file: %d term rows, %d vector rows; want 2, 1", f, v)
 	}
 	if err := s.DeleteVectorStore(ctx, "", "vs_1"); err != nil {
@@ -200,5 +203,87 @@ func TestMigrationKeepsChunks(t *testing.T) {
 	})
 	if err != nil || len(got) != 2 || got[0] != "first" || got[1] != "second" {
 		t.Fatalf("chunks after migration: %q %v", got, err)
+	}
+}
+
+// TestMovesFTSTerms: chunks indexed before migration 5 (their terms in
+// the FTS5 table) are found by keyword once the index opens, which moves
+// their terms to the postings; chunks the store wrote alone stay unfound.
+func TestMovesFTSTerms(t *testing.T) {
+	ctx := context.Background()
+	all, err := sqlite.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	old := openStore(t, path, func(o *sqlite.Options) { o.Migrations = all[:4] })
+	indextest.Attach(t, old, []index.Ref{ref1, ref2})
+	// ref1 as migration 2's index wrote it; ref2 by the store alone.
+	for i, text := range []string{"battery warranty for two years", "parcel refund"} {
+		var id int64
+		if err := old.DB().QueryRowContext(ctx, `INSERT INTO vector_store_chunks (vector_store_id, file_id, n, text)
+			VALUES (?, ?, ?, ?) RETURNING id`, ref1.VectorStoreID, ref1.FileID, i, text).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.DB().ExecContext(ctx, `INSERT INTO vector_store_chunks_fts (rowid, terms) VALUES (?, ?)`,
+			id, chunkindex.Terms(text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = old.UpdateVectorStoreFile(ctx, "", ref2.VectorStoreID, ref2.FileID, func(*store.VectorStoreFile) ([]store.Chunk, error) {
+		return []store.Chunk{{Text: "battery parcel"}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	s := openStore(t, path)
+	x := newIndex(t, s)
+	hits, err := x.SearchKeyword(ctx, "battery parcel", index.Scope{VectorStoreIDs: []string{"vs_1"}}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) != 2 || hits[0].Chunk.Ref != ref1 || hits[1].Chunk.Ref != ref1 {
+		t.Fatalf("after moving: %+v, want ref1's two chunks", hits)
+	}
+	var fts int
+	if err := x.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_chunks_fts`).Scan(&fts); err != nil || fts != 0 {
+		t.Fatalf("%d FTS5 rows left (%v)", fts, err)
+	}
+}
+
+// TestVectorCacheSeesOtherWriters: an index that cached a file's vectors
+// finds the file's new chunks once another index (another replica)
+// replaces them: the cache holds rows under their version. A cache keyed
+// by file alone would keep scoring the old row, where the new best chunk
+// (index 2) does not exist.
+func TestVectorCacheSeesOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, filepath.Join(t.TempDir(), sqlite.FileName))
+	indextest.Attach(t, s, []index.Ref{ref1, ref2})
+	reader, writer := newIndex(t, s), newIndex(t, s)
+	h, err := embed.NewHashing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := index.Scope{VectorStoreIDs: []string{"vs_1"}}
+	if err := writer.Put(ctx, ref1, chunksOf(t, 256, ref1, "battery warranty for two years")); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Put(ctx, ref2, chunksOf(t, 256, ref2, "courier collects the parcel")); err != nil {
+		t.Fatal(err)
+	}
+	if hits, err := reader.SearchVector(ctx, h.EmbedOne("lighthouse lantern"), scope, 1); err != nil || len(hits) > 1 {
+		t.Fatalf("first search: %v %v", hits, err)
+	}
+	if reader.cache.Size() == 0 {
+		t.Fatal("the search cached nothing")
+	}
+	if err := writer.Put(ctx, ref1, chunksOf(t, 256, ref1, "opening hours", "ticket prices", "the lighthouse lantern is lit at dusk")); err != nil {
+		t.Fatal(err)
+	}
+	hits, err := reader.SearchVector(ctx, h.EmbedOne("lighthouse lantern"), scope, 1)
+	if err != nil || len(hits) != 1 || hits[0].Chunk.Ref != ref1 || hits[0].Chunk.Index != 2 {
+		t.Fatalf("after another index replaced the file: %+v %v, want ref1's chunk 2", hits, err)
 	}
 }

@@ -1,0 +1,15 @@
+-- API keys of projects (server/keys.go). The key itself is never stored:
+-- hash is its HMAC-SHA256 under the operator's key secret, unique, so a
+-- request's key is found in one index lookup.
+CREATE TABLE api_keys (
+	id         TEXT COLLATE "C" PRIMARY KEY,
+	project    TEXT COLLATE "C" NOT NULL REFERENCES projects (id),
+	hash       BYTEA NOT NULL UNIQUE,
+	hint       TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	revoked_at BIGINT NOT NULL DEFAULT 0
+);
+
+-- The per-project limit of concurrent runs counts a project's active runs.
+CREATE INDEX runs_active_by_project ON runs (project)
+	WHERE status IN ('queued', 'in_progress', 'requires_action', 'cancelling');
