@@ -220,7 +220,12 @@ type fileScores struct{ scores []float64 }
 
 func (fa *fileScores) add(n int, s float64) {
 	if n >= len(fa.scores) {
-		fa.scores = append(fa.scores, make([]float64, n+1-len(fa.scores))...)
+		if n >= cap(fa.scores) {
+			grown := make([]float64, n+1, max(n+1, 2*cap(fa.scores), 16))
+			copy(grown, fa.scores)
+			fa.scores = grown
+		}
+		fa.scores = fa.scores[:n+1] // zeros: never written
 	}
 	fa.scores[n] += s
 }

@@ -46,6 +46,7 @@ type postings struct {
 	tx   pgx.Tx
 	cond string // on the alias c, arguments from $2
 	args []any
+	refs chunkindex.Refs
 }
 
 func (p *postings) Stats(ctx context.Context, terms []string) (chunkindex.IndexStats, error) {
@@ -90,16 +91,12 @@ func (p *postings) Postings(ctx context.Context, terms []string, files []index.R
 		return err
 	}
 	defer rows.Close()
-	var ref index.Ref
 	for rows.Next() {
 		vals := rows.RawValues() // valid until Next
 		if len(vals) != 4 {
 			return errors.New("postings: unexpected columns")
 		}
-		if string(vals[1]) != ref.VectorStoreID || string(vals[2]) != ref.FileID {
-			ref = index.Ref{VectorStoreID: string(vals[1]), FileID: string(vals[2])}
-		}
-		if err := fn(string(vals[0]), ref, vals[3]); err != nil {
+		if err := fn(chunkindex.Term(terms, vals[0]), p.refs.Get(vals[1], vals[2]), vals[3]); err != nil {
 			return err
 		}
 	}

@@ -42,6 +42,7 @@ type postings struct {
 	tx   *sql.Tx
 	cond string // on the alias c
 	arg  string
+	refs chunkindex.Refs
 }
 
 func (p *postings) Stats(ctx context.Context, terms []string) (chunkindex.IndexStats, error) {
@@ -87,14 +88,12 @@ func (p *postings) Postings(ctx context.Context, terms []string, files []index.R
 		return err
 	}
 	defer rows.Close()
-	var term string
-	var ref index.Ref
-	var blob sql.RawBytes
+	var term, vs, file, blob sql.RawBytes
 	for rows.Next() {
-		if err := rows.Scan(&term, &ref.VectorStoreID, &ref.FileID, &blob); err != nil {
+		if err := rows.Scan(&term, &vs, &file, &blob); err != nil {
 			return err
 		}
-		if err := fn(term, ref, blob); err != nil {
+		if err := fn(chunkindex.Term(terms, term), p.refs.Get(vs, file), blob); err != nil {
 			return err
 		}
 	}
