@@ -329,8 +329,11 @@ func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolReso
 				fileIDs = *vs.FileIds
 			}
 			cs, _ := chunkingFromRequest("", vs.ChunkingStrategy)
-			rec := s.newVectorStoreLocked(projectOf(ctx), nil, vs.Metadata, nil, fileIDs, cs)
-			ids = append(ids, rec.obj.Id)
+			v, err := s.createVectorStore(ctx, projectOf(ctx), vectorStoreSpec{metadata: vs.Metadata, fileIDs: fileIDs, chunking: cs})
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, v.Id)
 		}
 		out.FileSearch = &gen.ToolResourcesFileSearch{VectorStoreIds: &ids}
 	}
@@ -380,7 +383,11 @@ func (s *Server) checkVectorStoreIDsLocked(ctx context.Context, param string, id
 		return errBadRequest(param, "Invalid '%s': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", param, maxVectorStoreIDs, len(*ids))
 	}
 	for i, id := range *ids {
-		if _, ok := s.vectorStoreOf(ctx, id); !ok || !validID(id) {
+		ok, err := s.vectorStoreExists(ctx, projectOf(ctx), id)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			return errBadRequest(fmt.Sprintf("%s[%d]", param, i), "Invalid '%s[%d]': no vector store found with id '%s'.", param, i, truncateForMessage(id))
 		}
 	}

@@ -25,14 +25,22 @@ import (
 //   - a file_search call in a run gets a tool output saying the search
 //     failed and why.
 //
-// Refusing, not re-embedding, is the choice for the in-memory server: its
-// embedder is fixed for the life of the process (Options.Embedder, or the
-// serve flags), so a change can only come from the endpoint itself (a
-// model swapped behind the same name), an endpoint that has just shown it
-// cannot be trusted to embed the whole corpus again consistently; and
-// re-embedding every stored chunk behind one request would hold that
-// request up for as long as the endpoint takes. Restarting the server with
-// the original model is the way out (the in-memory index starts empty).
+// Refusing, not re-embedding, is the choice: the embedder is fixed for the
+// life of the process (Options.Embedder, or the serve flags), so a change
+// within it can only come from the endpoint itself (a model swapped
+// behind the same name), an endpoint that has just shown it cannot be
+// trusted to embed the whole corpus again consistently; and re-embedding
+// every stored chunk behind one request would hold that request up for as
+// long as the endpoint takes. Restarting the server with the original
+// model is the way out.
+//
+// On SQLite and PostgreSQL the vectors are stored with their model and
+// dimension, and the store's search index refuses vectors of another (see
+// ingest.go): a server started with another model than the stored
+// vectors' refuses every search (409 embedding_model_changed) and fails
+// every new file, with a message naming both models, until it is started
+// with the stored model or the vector stores' files are deleted (re-adding
+// a file embeds it again).
 //
 // Errors of the embedder itself (an endpoint down, a 429 after the
 // retries) become embedFailure: a file fails with a last_error saying the

@@ -1233,7 +1233,7 @@ func fragments(s string, n int) []string {
 func (e *engine) fail(ctx context.Context, a roundArgs, w *writer, err error) error {
 	code, msg, known := modelFailure(err)
 	if !known {
-		e.s.log.Warn("model failed", "run_id", a.RunID, "err", err.Error())
+		e.s.log.Warn("model failed", "project", projectOr(a.Project), "thread_id", a.ThreadID, "run_id", a.RunID, "err", err.Error())
 	}
 	if !e.pause(ctx) {
 		return e.stopped(ctx)

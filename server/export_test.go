@@ -1,5 +1,7 @@
 package server
 
+import "context"
+
 // SetMessageCheckedHook makes f run inside CreateMessage between the
 // active-run check and the write (tests only).
 func (s *Server) SetMessageCheckedHook(f func()) { s.hooks.onMessageChecked = f }
@@ -7,3 +9,7 @@ func (s *Server) SetMessageCheckedHook(f func()) { s.hooks.onMessageChecked = f 
 // SetProcessFileHook makes f run before each vector store file is processed
 // (tests only).
 func (s *Server) SetProcessFileHook(f func(fileID string)) { s.hooks.onProcessFile = f }
+
+// SetIngestHook makes f run before each vector store file is processed,
+// with the processing's context (tests only).
+func (s *Server) SetIngestHook(f func(ctx context.Context, fileID string)) { s.hooks.onIngest = f }

@@ -431,19 +431,17 @@ func (s *Server) fileExpired(f store.File) bool {
 	return f.ExpiresAt != 0 && int64(s.now()) >= f.ExpiresAt
 }
 
-// deleteFile deletes a file in the store (which detaches it from its
-// vector stores there) and from the vector stores kept by the server.
+// deleteFile deletes a file in the store, which detaches it from its
+// vector stores (their usage is counted again, and an in-memory index
+// drops its chunks).
 func (s *Server) deleteFile(ctx context.Context, id string) error {
-	if _, err := s.db.DeleteFile(ctx, projectOf(ctx), id); err != nil {
+	vsIDs, err := s.db.DeleteFile(ctx, projectOf(ctx), id)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, vs := range s.st.vectorStores.all() {
-		if vs.files.del(id) {
-			s.unindexFile(vs.obj.Id, id)
-			s.refreshVectorStoreLocked(vs)
-		}
+	for _, vs := range vsIDs {
+		s.unindexFile(vs, id)
+		s.settleUsage(ctx, projectOf(ctx), vs, true)
 	}
 	return nil
 }

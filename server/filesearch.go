@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -92,16 +93,19 @@ func (s *Server) fileSearchTool(ctx context.Context, in *ModelInput) *FileSearch
 	if tr := in.Assistant.ToolResources; tr != nil && tr.FileSearch != nil && tr.FileSearch.VectorStoreIds != nil {
 		ids = append(ids, *tr.FileSearch.VectorStoreIds...)
 	}
-	if th, err := s.attachThreadFiles(ctx, in.Run.ThreadId); err == nil {
+	ctx = context.WithoutCancel(ctx) // the round's context carries the run's project
+	project := projectOf(ctx)
+	if th, err := s.attachThreadFiles(ctx, project, in.Run.ThreadId); err == nil {
 		if tr := th.ToolResources; tr != nil && tr.FileSearch != nil && tr.FileSearch.VectorStoreIds != nil {
 			ids = append(ids, *tr.FileSearch.VectorStoreIds...)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, id := range ids {
-		rec, ok := s.vectorStoreOf(ctx, id)
-		if ok && s.vectorStoreView(rec).Status != gen.VectorStoreObjectStatusExpired && !slices.Contains(out.VectorStoreIDs, id) {
+		if slices.Contains(out.VectorStoreIDs, id) {
+			continue
+		}
+		v, err := s.getVectorStore(ctx, project, id)
+		if err == nil && v.Status != gen.VectorStoreObjectStatusExpired {
 			out.VectorStoreIDs = append(out.VectorStoreIDs, id)
 		}
 	}
@@ -113,10 +117,10 @@ func (s *Server) fileSearchTool(ctx context.Context, in *ModelInput) *FileSearch
 
 // attachThreadFiles adds the files attached to the thread's messages for
 // file_search to the thread's vector store (creating it, with a 7-day
-// expiry, when the thread has none) and processes them. It returns the
+// expiry, when the thread has none) and processes them at once (the
+// search comes next; their jobs then find nothing to do). It returns the
 // thread as it is then.
-func (s *Server) attachThreadFiles(ctx context.Context, threadID string) (gen.ThreadObject, error) {
-	ctx = context.WithoutCancel(ctx)
+func (s *Server) attachThreadFiles(ctx context.Context, project, threadID string) (gen.ThreadObject, error) {
 	th, err := s.getThreadObject(ctx, threadID)
 	if err != nil {
 		return th, err
@@ -142,22 +146,25 @@ func (s *Server) attachThreadFiles(ctx context.Context, threadID string) (gen.Th
 	if len(fileIDs) == 0 {
 		return th, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var rec *vectorStoreRec
+	vsID := ""
 	if tr := th.ToolResources; tr != nil && tr.FileSearch != nil && tr.FileSearch.VectorStoreIds != nil {
 		for _, id := range *tr.FileSearch.VectorStoreIds {
-			if r, ok := s.vectorStoreOf(ctx, id); ok {
-				rec = r
+			if ok, err := s.vectorStoreExists(ctx, project, id); err != nil {
+				return th, err
+			} else if ok {
+				vsID = id
 				break
 			}
 		}
 	}
-	if rec == nil {
-		rec = s.newVectorStoreLocked(projectOf(ctx), ptrOf("thread attachments"), nil,
-			&gen.VectorStoreExpirationAfter{Anchor: "last_active_at", Days: threadStoreDays}, nil, nil)
-		vsID := rec.obj.Id
-		_, err := s.db.UpdateThread(ctx, projectOf(ctx), threadID, func(st *store.Thread) error {
+	if vsID == "" {
+		v, err := s.createVectorStore(ctx, project, vectorStoreSpec{name: ptrOf("thread attachments"),
+			expires: &gen.VectorStoreExpirationAfter{Anchor: "last_active_at", Days: threadStoreDays}})
+		if err != nil {
+			return th, err
+		}
+		vsID = v.Id
+		_, err = s.db.UpdateThread(ctx, project, threadID, func(st *store.Thread) error {
 			obj, err := decodeData[gen.ThreadObject](st.Data)
 			if err != nil {
 				return err
@@ -176,15 +183,30 @@ func (s *Server) attachThreadFiles(ctx context.Context, threadID string) (gen.Th
 			return th, storeErr(err, "thread", threadID)
 		}
 	}
-	added := false
+	var added []store.VectorStoreFile
 	for _, id := range fileIDs {
-		if _, ok := rec.files.get(id); !ok {
-			s.attachFileLocked(rec, id, nil, nil, "")
-			added = true
+		_, err := s.db.GetVectorStoreFile(ctx, project, vsID, id)
+		if err == nil {
+			continue
 		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return th, storeErr(err, "vector_store", vsID)
+		}
+		f, job, err := s.newVSFile(project, vsID, id, nil, nil)
+		if err != nil {
+			return th, err
+		}
+		if err := s.db.PutVectorStoreFile(ctx, f, s.durable([]store.Job{job})...); err != nil {
+			return th, storeErr(err, "vector_store", vsID)
+		}
+		added = append(added, f)
 	}
-	if added {
-		s.processFilesLocked(rec) // now: the search comes next
+	for _, f := range added { // now: the search comes next
+		if a, ok := attachOf(f); ok {
+			if err := s.ingestOne(ctx, ingestArgs{Project: project, VectorStoreID: vsID, FileID: f.FileID, Attach: a}); err != nil {
+				return th, err
+			}
+		}
 	}
 	return th, nil
 }
@@ -311,22 +333,17 @@ func (c *fileSearchCall) run(ctx context.Context, s *Server, fs *FileSearch) {
 		c.output = `file_search needs a query: {"query": "..."}.`
 		return
 	}
-	p, err := s.pipeline()
-	if err != nil {
-		c.output = "The search failed."
-		return
-	}
 	spec := searchSpec{queries: c.queries, ranker: fs.Ranker, threshold: fs.ScoreThreshold, limit: fs.MaxNumResults}
-	s.mu.Lock()
+	project := projectOf(ctx) // the run's (jobs.go)
 	for _, id := range fs.VectorStoreIDs {
-		if rec, ok := s.vectorStoreOf(ctx, id); ok {
-			now := s.now()
-			rec.obj.LastActiveAt = &now
-			spec.addStoreLocked(rec)
+		s.touchVectorStore(ctx, project, id)
+		if err := s.addStore(ctx, &spec, project, id); err != nil {
+			s.log.Warn("file_search failed", "err", err.Error())
+			c.output = "The search failed."
+			return
 		}
 	}
-	s.mu.Unlock()
-	hits, err := searchFiles(ctx, p, spec)
+	hits, err := s.searchFiles(ctx, spec)
 	if err != nil {
 		s.log.Warn("file_search failed", "err", err.Error())
 		c.output = "The search failed."

@@ -1,5 +1,7 @@
 package server
 
+import "context"
+
 // testHooks are calls into tests at points where a race window would be, so
 // that tests can make a race happen on purpose. Every hook is nil outside
 // tests (set through export_test.go) and then costs one nil check.
@@ -10,6 +12,9 @@ type testHooks struct {
 	// onProcessFile runs before a vector store file is processed; a panic in
 	// it stands for a panic in extraction or chunking.
 	onProcessFile func(fileID string)
+	// onIngest runs before a vector store file is processed, with the
+	// processing's context (a test can block until the server stops).
+	onIngest func(ctx context.Context, fileID string)
 }
 
 func (h *testHooks) messageChecked() {
@@ -18,8 +23,11 @@ func (h *testHooks) messageChecked() {
 	}
 }
 
-func (h *testHooks) processFile(fileID string) {
+func (h *testHooks) processFile(ctx context.Context, fileID string) {
 	if h.onProcessFile != nil {
 		h.onProcessFile(fileID)
+	}
+	if h.onIngest != nil {
+		h.onIngest(ctx, fileID)
 	}
 }

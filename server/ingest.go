@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/assistants-go/assistants/gen"
@@ -13,94 +14,220 @@ import (
 	"github.com/assistants-go/assistants/server/retrieval/extract"
 	"github.com/assistants-go/assistants/server/retrieval/index"
 	"github.com/assistants-go/assistants/server/retrieval/index/memory"
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/postgres"
+	pgsearch "github.com/assistants-go/assistants/server/store/postgres/searchindex"
+	"github.com/assistants-go/assistants/server/store/sqlite"
+	sqlitesearch "github.com/assistants-go/assistants/server/store/sqlite/searchindex"
 )
 
 // Vector store file processing through the retrieval pipeline
 // (server/retrieval): the file's text is extracted (extract.Text), cut
 // into chunks by tokens (the o200k_base tokenizer, the file's static or
-// auto chunking strategy), embedded with the built-in lexical embedder and
-// put in the server's in-memory index (keyword and vector). Every Server
-// has its own pipeline and index, built on first use. The embedder is
-// Options.Embedder (default: the built-in lexical embed.Hashing), behind
-// the embedding space guard (embedding.go).
+// auto chunking strategy), embedded (Options.Embedder, default the
+// built-in lexical embed.Hashing, behind the embedding space guard of
+// embedding.go) and put in the server's search index:
+//
+//   - on SQLite and PostgreSQL, the store's own search index
+//     (store/sqlite/searchindex: FTS5 and packed vectors;
+//     store/postgres/searchindex: tsvector and packed vectors): the chunks
+//     and their embeddings, with the embedding model and dimension, are
+//     rows of the database, so every replica searches every vector store
+//     as soon as its files are processed, and a restart keeps them;
+//   - on any other store (memory), an in-memory index of this process.
 //
 // A file ends completed with usage_bytes = the bytes of its extracted text
-// plus 4 bytes per dimension of each chunk's vector (what the index keeps),
-// or failed with a last_error: unsupported_file or invalid_file with the
-// extractor's reason, invalid_file for a file without words, server_error
-// with the reason when the embedding failed or changed model (see
-// embedding.go), server_error for anything else. The functions here take plain values, so that the
-// durable store's job worker can call them as they are.
+// plus 4 bytes per dimension of each chunk's vector, or failed with a
+// last_error: unsupported_file or invalid_file with the extractor's reason,
+// invalid_file for a file without words, that is gone, or that is larger
+// than Options.MaxFileBytes (uploaded under a larger limit), server_error with
+// the reason when the embedding failed or its model is not the index's
+// (see embedding.go), server_error for anything else (a panic included).
+// Processing runs as durable jobs (ingestjobs.go). Searches return only
+// the chunks of completed files, so chunks written before their file's
+// status (or left in an in-memory index by an earlier attachment of a
+// file, until its new processing replaces them) are never found.
 
-// searchState is a server's retrieval pipeline and index, built once.
+// searchState is a server's retrieval pipeline and index.
 type searchState struct {
-	once sync.Once
-	idx  *memory.Index
-	p    *retrieval.Pipeline
-	err  error
-	busy map[string]bool // vector stores with a background processor (s.mu)
+	mu  sync.Mutex
+	p   *retrieval.Pipeline
+	idx index.Index   // the index of p
+	mem *memory.Index // the index, when it is in process memory
+	err error         // a lasting error (the stored vectors' model is another)
+	// inflight are the attachments being processed in this process.
+	inflight map[ingestArgs]chan struct{}
 }
 
-// pipeline returns the server's retrieval pipeline.
+// claim makes a the only processing of its attachment in this process:
+// another one (the request's and the job's, with StepDelay 0) waits for
+// it to end, then finds the file processed. release ends the claim.
+func (st *searchState) claim(ctx context.Context, a ingestArgs) (release func(), err error) {
+	for {
+		st.mu.Lock()
+		if st.inflight == nil {
+			st.inflight = map[ingestArgs]chan struct{}{}
+		}
+		busy, ok := st.inflight[a]
+		if !ok {
+			done := make(chan struct{})
+			st.inflight[a] = done
+			st.mu.Unlock()
+			return func() {
+				st.mu.Lock()
+				delete(st.inflight, a)
+				st.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		st.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// ingestSem bounds the files a server processes at once.
+type ingestSem struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+// pipeline returns the server's retrieval pipeline, built on first use:
+// its index is the store's when the store has one (SQLite, PostgreSQL),
+// else in memory. It fails, clearly and for good, when the store holds
+// vectors of another embedding model or dimension than the server's
+// embedder; other errors (the database unreachable) are tried again on
+// the next call.
 func (s *Server) pipeline() (*retrieval.Pipeline, error) {
 	st := &s.st.search
-	st.once.Do(func() {
-		st.idx = memory.New()
-		var e embed.Embedder = s.opts.Embedder
-		if e == nil {
-			if e, st.err = embed.NewHashing(); st.err != nil {
-				return
-			}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.p != nil || st.err != nil {
+		return st.p, st.err
+	}
+	var e embed.Embedder = s.opts.Embedder
+	if e == nil {
+		h, err := embed.NewHashing()
+		if err != nil {
+			return nil, err
 		}
-		st.p, st.err = retrieval.New(func(o *retrieval.Options) {
-			o.Index = st.idx
-			o.Embedder = &spaceGuard{inner: e}
-		})
+		e = h
+	}
+	idx, err := s.openIndex(e)
+	if err != nil {
+		if errors.Is(err, sqlitesearch.ErrModel) || errors.Is(err, pgsearch.ErrModel) {
+			st.err = &embedSpaceError{msg: embeddingModelMessage(err)}
+			s.log.Error("file_search: the store's vectors are of another embedding model; searches and new files are refused", "err", err.Error())
+			return nil, st.err
+		}
+		return nil, err
+	}
+	p, err := retrieval.New(func(o *retrieval.Options) {
+		o.Index = idx
+		o.Embedder = &spaceGuard{inner: e}
 	})
-	return st.p, st.err
+	if err != nil {
+		return nil, err
+	}
+	st.p, st.idx = p, idx
+	return p, nil
 }
 
-// ingestResult is a processed file: its text (for the file content
-// endpoint) and the bytes it takes.
+// closeSearch releases the search index's resources (the SQLite index's
+// read connections); the server is closing.
+func (s *Server) closeSearch() {
+	st := &s.st.search
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if c, ok := st.idx.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			s.log.Warn("file_search: closing the search index", "err", err.Error())
+		}
+	}
+	st.idx = nil
+	st.err = errors.Join(errShutdown, st.err)
+	st.p = nil
+}
+
+// errShutdown: the server closed its search index.
+var errShutdown = errors.New("the server is shutting down")
+
+// openIndex returns the search index for the server's store.
+func (s *Server) openIndex(e embed.Embedder) (index.Index, error) {
+	ctx := context.WithoutCancel(s.ctx)
+	switch x := s.db.(type) {
+	case *sqlite.Store:
+		return sqlitesearch.New(ctx, x, func(o *sqlitesearch.Options) { o.Model, o.Dimension = e.Model(), e.Dimension() })
+	case *postgres.Store:
+		return pgsearch.New(ctx, x, func(o *pgsearch.Options) { o.Model, o.Dimension = e.Model(), e.Dimension() })
+	}
+	m := memory.New()
+	s.st.search.mem = m
+	return m, nil
+}
+
+// embeddingModelMessage is what a file's last_error and a search's 409 say
+// when the store's vectors are of another model than the server's.
+func embeddingModelMessage(err error) string {
+	return "The embedding model changed: " + err.Error() +
+		". Vectors of two models are never mixed: start the server with the model the stored vectors come from, or delete and re-add the vector stores' files to embed them again."
+}
+
+// ingestResult is a processed file: its name and the bytes it takes.
 type ingestResult struct {
-	text       string
+	filename   string
 	usageBytes int
 	chunks     int
 }
 
 // ingestFile extracts, chunks, embeds and indexes one file as ref's
-// chunks. On failure it returns the file's last_error and leaves the index
-// without chunks for ref.
-func ingestFile(ctx context.Context, p *retrieval.Pipeline, ref index.Ref, filename string, data []byte, s chunk.Strategy) (ingestResult, *gen.VectorStoreFileLastError) {
+// chunks. On failure it returns the file's last_error (nil with an error
+// when the failure is not the file's: the context ended) and leaves the
+// index without new chunks for ref.
+func ingestFile(ctx context.Context, p *retrieval.Pipeline, ref index.Ref, filename string, data []byte, s chunk.Strategy) (ingestResult, *gen.VectorStoreFileLastError, error) {
 	text, err := extract.Text(filename, data)
 	if err != nil {
-		_ = p.Delete(ctx, ref)
 		var xe *extract.Error
 		if errors.As(err, &xe) {
 			code := gen.VectorStoreFileObjectLastErrorCodeInvalidFile
 			if xe.Code == extract.CodeUnsupported {
 				code = gen.VectorStoreFileObjectLastErrorCodeUnsupportedFile
 			}
-			return ingestResult{}, &gen.VectorStoreFileLastError{Code: code, Message: xe.Message}
+			return ingestResult{}, &gen.VectorStoreFileLastError{Code: code, Message: xe.Message}, nil
 		}
-		return ingestResult{}, serverFileError()
+		return ingestResult{}, serverFileError(), nil
 	}
 	stats, err := p.Ingest(ctx, ref, text, s)
 	if err != nil {
-		_ = p.Delete(ctx, ref)
+		if ctx.Err() != nil {
+			return ingestResult{}, nil, ctx.Err()
+		}
 		if errors.Is(err, retrieval.ErrNoText) {
 			return ingestResult{}, &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
-				Message: fmt.Sprintf("The file %s has no words to index.", truncateForMessage(filename))}
+				Message: fmt.Sprintf("The file %s has no words to index.", truncateForMessage(filename))}, nil
 		}
 		if why := embeddingReason(err); why != "" {
 			return ingestResult{}, &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
-				Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(filename), why)}
+				Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(filename), why)}, nil
 		}
-		return ingestResult{}, serverFileError()
+		if errors.Is(err, sqlitesearch.ErrModel) || errors.Is(err, pgsearch.ErrModel) {
+			return ingestResult{}, &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
+				Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(filename), embeddingModelMessage(err))}, nil
+		}
+		if errors.Is(err, sqlitesearch.ErrNoFile) || errors.Is(err, pgsearch.ErrNoFile) {
+			return ingestResult{}, nil, errGone
+		}
+		return ingestResult{}, nil, err
 	}
 	usage := len(text) + stats.Chunks*4*p.Embedder().Dimension()
-	return ingestResult{text: text, usageBytes: usage, chunks: stats.Chunks}, nil
+	return ingestResult{filename: filename, usageBytes: usage, chunks: stats.Chunks}, nil, nil
 }
+
+// errGone: the vector store file left while it was processed.
+var errGone = errors.New("the vector store file is gone")
 
 func serverFileError() *gen.VectorStoreFileLastError {
 	return &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
@@ -113,128 +240,186 @@ func strategyOf(cs *gen.ChunkingStrategyResponse) chunk.Strategy {
 	return chunk.Strategy{MaxTokens: m, OverlapTokens: o}
 }
 
-// unindexFile removes a vector store file's chunks from the index (a file
-// detached, or deleted).
+// unindexFile removes a vector store file's chunks from an in-memory
+// index (the store's own index loses them with the file's row).
 func (s *Server) unindexFile(vectorStoreID, fileID string) {
-	if p, err := s.pipeline(); err == nil {
-		_ = p.Delete(context.Background(), index.Ref{VectorStoreID: vectorStoreID, FileID: fileID})
+	if m := s.memIndex(); m != nil {
+		_ = m.Delete(context.Background(), index.Ref{VectorStoreID: vectorStoreID, FileID: fileID})
 	}
 }
 
-// unindexVectorStore removes a vector store's chunks from the index.
+// unindexVectorStore removes a vector store's chunks from an in-memory
+// index.
 func (s *Server) unindexVectorStore(vectorStoreID string) {
-	if p, err := s.pipeline(); err == nil {
-		_ = p.DeleteVectorStore(context.Background(), vectorStoreID)
+	if m := s.memIndex(); m != nil {
+		_ = m.DeleteVectorStore(context.Background(), vectorStoreID)
 	}
 }
 
-// processStore processes a vector store's in_progress files in the
-// background, one at a time, holding s.mu only to pick a file and to
-// record its result, so that a large file does not hold other requests
-// up. One processor runs per vector store; one started while another runs
-// leaves the work to it (the running one picks up files attached
-// meanwhile). A file detached, cancelled or whose store is deleted while it
-// is processed has its chunks dropped again.
-func (s *Server) processStore(ctx context.Context, vectorStoreID string) {
-	s.mu.Lock()
-	rec, ok := s.st.vectorStores.get(vectorStoreID)
-	if !ok || s.st.search.busy[vectorStoreID] {
-		s.mu.Unlock()
-		return
-	}
-	if s.st.search.busy == nil {
-		s.st.search.busy = map[string]bool{}
-	}
-	s.st.search.busy[vectorStoreID] = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.st.search.busy, vectorStoreID)
-		s.mu.Unlock()
-	}()
-	for ctx.Err() == nil {
-		s.mu.Lock()
-		if cur, ok := s.st.vectorStores.get(vectorStoreID); !ok || cur != rec {
-			s.mu.Unlock()
-			return
-		}
-		var f *vsFileRec
-		for _, c := range rec.files.all() {
-			if c.obj.Status == gen.VectorStoreFileObjectStatusInProgress {
-				f = c
-				break
-			}
-		}
-		if f == nil {
-			s.mu.Unlock()
-			return
-		}
-		fileID := f.obj.Id
-		s.mu.Unlock()
-		file, data, err := s.readFile(withProject(ctx, rec.project), fileID) // without the lock: the bytes come from the store
-		s.mu.Lock()
-		if err != nil {
-			if cur, ok := rec.files.get(fileID); ok && cur == f && f.obj.Status == gen.VectorStoreFileObjectStatusInProgress {
-				s.processFileSafelyLocked(rec, f) // fails it: no such file
-				s.afterProcessLocked(rec, f)
-			}
-			s.mu.Unlock()
-			continue
-		}
-		ref := index.Ref{VectorStoreID: rec.obj.Id, FileID: f.obj.Id}
-		filename, strategy := file.Filename, strategyOf(f.obj.ChunkingStrategy)
-		s.mu.Unlock()
-
-		res, lastErr := s.ingestSafely(ctx, ref, filename, data, strategy)
-
-		s.mu.Lock()
-		cur, attached := rec.files.get(f.obj.Id)
-		store, alive := s.st.vectorStores.get(vectorStoreID)
-		switch {
-		case alive && store == rec && attached && cur == f && f.obj.Status == gen.VectorStoreFileObjectStatusInProgress:
-			if lastErr != nil {
-				f.data = nil
-				f.obj.Status = gen.VectorStoreFileObjectStatusFailed
-				f.obj.LastError = lastErr
-			} else {
-				f.data = &vsFileData{text: res.text}
-				f.filename = filename
-				f.obj.Status = gen.VectorStoreFileObjectStatusCompleted
-				f.obj.UsageBytes = res.usageBytes
-			}
-			s.afterProcessLocked(rec, f)
-		case !alive || store != rec || !attached || (cur == f && f.obj.Status == gen.VectorStoreFileObjectStatusCancelled):
-			// Gone or cancelled meanwhile: its chunks go too.
-			s.unindexFile(ref.VectorStoreID, ref.FileID)
-		}
-		s.mu.Unlock()
-	}
+// memIndex returns the server's in-memory index, or nil when it has none
+// (yet, or because its index is the store's).
+func (s *Server) memIndex() *memory.Index {
+	st := &s.st.search
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.mem
 }
 
-// ingestSafely is ingestFile with the test hook, and with a panic turned
-// into a server_error last_error.
-func (s *Server) ingestSafely(ctx context.Context, ref index.Ref, filename string, data []byte, strategy chunk.Strategy) (res ingestResult, lastErr *gen.VectorStoreFileLastError) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.logPanic("vector store file processing panicked", p, "vector_store_id", ref.VectorStoreID, "file_id", ref.FileID)
-			res, lastErr = ingestResult{}, serverFileError()
-		}
-	}()
-	s.hooks.processFile(ref.FileID)
-	p, err := s.pipeline()
+// ingestOne processes one vector store file, when the attachment a names
+// is still in_progress: it reads the file's bytes, ingests them and
+// writes the end (completed or failed) in one store update that checks
+// again that the attachment is the same and still in_progress. A file
+// detached, cancelled or replaced meanwhile is left as it is (its chunks
+// dropped from an in-memory index). It returns an error only when the
+// job must run again (the store failed, the context ended).
+func (s *Server) ingestOne(ctx context.Context, a ingestArgs) (err error) {
+	release, err := s.st.search.claim(ctx, a)
 	if err != nil {
-		return ingestResult{}, serverFileError()
+		return err
 	}
-	return ingestFile(ctx, p, ref, filename, data, strategy)
+	defer release()
+	ref := index.Ref{VectorStoreID: a.VectorStoreID, FileID: a.FileID}
+	cur, err := s.db.GetVectorStoreFile(ctx, a.Project, a.VectorStoreID, a.FileID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rec, err := decodeVSFile(cur)
+	if err != nil {
+		return err
+	}
+	if rec.Attach != a.Attach || rec.Obj.Status != gen.VectorStoreFileObjectStatusInProgress {
+		return nil
+	}
+
+	var res ingestResult
+	var lastErr *gen.VectorStoreFileLastError
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				s.logPanic("vector store file processing panicked", p, "vector_store_id", a.VectorStoreID, "file_id", a.FileID)
+				res, lastErr, err = ingestResult{}, serverFileError(), nil
+			}
+		}()
+		s.hooks.processFile(ctx, a.FileID)
+		if err = ctx.Err(); err != nil {
+			return
+		}
+		file, data, rerr := s.readFileIn(ctx, a.Project, a.FileID)
+		if rerr != nil {
+			if err = ctx.Err(); err != nil {
+				return
+			}
+			var ae *apiError
+			if !errors.As(rerr, &ae) {
+				err = rerr // the store failed: again later
+				return
+			}
+			lastErr = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
+				Message: fmt.Sprintf("No file found with id '%s'.", truncateForMessage(a.FileID))}
+			return
+		}
+		if int64(len(data)) > s.opts.MaxFileBytes {
+			lastErr = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
+				Message: fmt.Sprintf("The file %s is larger than this server's limit of %d bytes.", truncateForMessage(file.Filename), s.opts.MaxFileBytes)}
+			return
+		}
+		p, perr := s.pipeline()
+		if perr != nil {
+			var se *embedSpaceError
+			if errors.As(perr, &se) {
+				lastErr = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
+					Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(file.Filename), se.msg)}
+				return
+			}
+			err = perr
+			return
+		}
+		res, lastErr, err = ingestFile(ctx, p, ref, file.Filename, data, strategyOf(rec.Obj.ChunkingStrategy))
+	}()
+	if errors.Is(err, errGone) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+
+	wrote := false
+	_, uerr := s.db.UpdateVectorStoreFile(ctx, a.Project, a.VectorStoreID, a.FileID, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
+		now, err := decodeVSFile(*f)
+		if err != nil {
+			return nil, err
+		}
+		if now.Attach != a.Attach || now.Obj.Status != gen.VectorStoreFileObjectStatusInProgress {
+			return nil, errUnchanged
+		}
+		if lastErr != nil {
+			now.Obj.Status = gen.VectorStoreFileObjectStatusFailed
+			now.Obj.LastError = lastErr
+		} else {
+			now.Obj.Status = gen.VectorStoreFileObjectStatusCompleted
+			now.Obj.UsageBytes = res.usageBytes
+			now.Filename = res.filename
+		}
+		f.Status = string(now.Obj.Status)
+		f.Data, err = encodeData(now)
+		wrote = err == nil
+		return nil, err
+	})
+	switch {
+	case uerr == nil:
+	case errors.Is(uerr, errUnchanged), errors.Is(uerr, store.ErrNotFound):
+	default:
+		return uerr
+	}
+	if !wrote {
+		// Left or cancelled meanwhile: its chunks go, unless they are now
+		// another attachment's, or this attachment's completed by another
+		// processor.
+		if f, err := s.db.GetVectorStoreFile(ctx, a.Project, a.VectorStoreID, a.FileID); err == nil {
+			if now, err := decodeVSFile(f); err == nil && (now.Attach != a.Attach || now.Obj.Status == gen.VectorStoreFileObjectStatusCompleted) {
+				return nil
+			}
+		}
+		s.dropChunks(ctx, ref)
+		return nil
+	}
+	s.settleUsage(ctx, a.Project, a.VectorStoreID, false)
+	return nil
 }
 
-// afterProcessLocked records a processed file's status in its batch and
-// recomputes the store's counts.
-func (s *Server) afterProcessLocked(rec *vectorStoreRec, f *vsFileRec) {
-	if f.batchID != "" {
-		if b, ok := rec.batches.get(f.batchID); ok {
-			b.status[f.obj.Id] = f.obj.Status
-		}
+// dropChunks removes a vector store file's chunks from the server's index
+// (nothing happens when they are gone already).
+func (s *Server) dropChunks(ctx context.Context, ref index.Ref) {
+	if p, err := s.pipeline(); err == nil {
+		_ = p.Delete(context.WithoutCancel(ctx), ref)
 	}
-	s.refreshVectorStoreLocked(rec)
+}
+
+// readFileIn returns an uploaded file's metadata and bytes (at most
+// MaxFileBytes, a longer file is cut there); a file that does not exist
+// or expired is an API error (404), a failure of the store is not.
+func (s *Server) readFileIn(ctx context.Context, project, id string) (store.File, []byte, error) {
+	if !validID(id) {
+		return store.File{}, nil, errNotFound("file", id)
+	}
+	f, err := s.db.GetFile(ctx, project, id)
+	if err != nil {
+		return store.File{}, nil, storeErr(err, "file", id)
+	}
+	if s.fileExpired(f) {
+		return store.File{}, nil, errNotFound("file", id)
+	}
+	rc, err := s.db.OpenFile(ctx, project, id)
+	if err != nil {
+		return store.File{}, nil, storeErr(err, "file", id)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, s.opts.MaxFileBytes+1))
+	if err != nil {
+		return store.File{}, nil, storeErr(err, "file", id)
+	}
+	return f, data, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -34,7 +35,8 @@ func TestIngestUnindex(t *testing.T) {
 	}
 	_, err := s.pipeline()
 	require.NoError(t, err)
-	idx := s.st.search.idx
+	idx := s.memIndex()
+	require.NotNil(t, idx, "the memory store's index is in memory")
 
 	one := newStore()
 	assert.Equal(t, 2, idx.Len())
@@ -54,52 +56,33 @@ func TestIngestUnindex(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// Background processing does not hold the server's lock while a file is
+// Background processing holds no lock a request needs while a file is
 // ingested: requests go on meanwhile, and a file detached meanwhile has
 // its chunks dropped when its processing ends.
 func TestIngestBackgroundUnlocked(t *testing.T) {
-	s := New(WithStepDelay(time.Millisecond))
-	t.Cleanup(func() { s.Close() })
-	ctx := t.Context()
-	_, err := s.db.CreateFile(ctx, store.File{ID: "file-a", Filename: "a.txt", Purpose: "assistants"}, strings.NewReader("Penguins eat krill."), 0)
-	require.NoError(t, err)
-	entered, release := make(chan struct{}), make(chan struct{})
-	s.SetProcessFileHook(func(string) {
-		close(entered)
-		<-release
-	})
-	r, err := s.CreateVectorStore(ctx, genserver.CreateVectorStoreRequestObject{Body: &gen.CreateVectorStoreRequest{FileIds: &[]string{"file-a"}}})
-	require.NoError(t, err)
-	vs := gen.VectorStoreObject(r.(genserver.CreateVectorStore200JSONResponse)).Id
-	select {
-	case <-entered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("processing did not start")
-	}
-
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.DeleteVectorStoreFile(ctx, genserver.DeleteVectorStoreFileRequestObject{VectorStoreId: vs, FileId: "file-a"})
-		done <- err
-	}()
-	select {
-	case err := <-done:
+	synctest.Test(t, func(t *testing.T) {
+		s := New(WithStepDelay(time.Millisecond))
+		defer s.Close()
+		ctx := t.Context()
+		_, err := s.db.CreateFile(ctx, store.File{ID: "file-a", Filename: "a.txt", Purpose: "assistants"}, strings.NewReader("Penguins eat krill."), 0)
 		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		close(release)
-		t.Fatal("a request waited for the file being processed")
-	}
-	close(release)
+		entered, release := make(chan struct{}), make(chan struct{})
+		s.SetProcessFileHook(func(string) {
+			close(entered)
+			<-release
+		})
+		r, err := s.CreateVectorStore(ctx, genserver.CreateVectorStoreRequestObject{Body: &gen.CreateVectorStoreRequest{FileIds: &[]string{"file-a"}}})
+		require.NoError(t, err)
+		vs := gen.VectorStoreObject(r.(genserver.CreateVectorStore200JSONResponse)).Id
+		<-entered
 
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.mu.Lock()
-		busy := s.st.search.busy[vs]
-		s.mu.Unlock()
-		if !busy || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	assert.Equal(t, 0, s.st.search.idx.Len(), "the detached file's chunks are dropped")
+		_, err = s.DeleteVectorStoreFile(ctx, genserver.DeleteVectorStoreFileRequestObject{VectorStoreId: vs, FileId: "file-a"})
+		require.NoError(t, err, "a request does not wait for the file being processed")
+		close(release)
+		synctest.Wait() // the job ends
+		p, err := s.pipeline()
+		require.NoError(t, err)
+		require.NotNil(t, p)
+		assert.Equal(t, 0, s.memIndex().Len(), "the detached file's chunks are dropped")
+	})
 }

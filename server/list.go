@@ -1,11 +1,5 @@
 package server
 
-import (
-	"slices"
-	"sort"
-	"strings"
-)
-
 // listParams are the API's common list parameters, already defaulted.
 type listParams struct {
 	Limit  int    // 1..100, default 20
@@ -46,64 +40,4 @@ func newListParamsRange(limit *int, order *string, after, before *string, def, m
 		p.Before = *before
 	}
 	return p, nil
-}
-
-// page returns one page of items following the API's rules: order, after
-// and before cursors, limit, and whether more items follow.
-//
-// Items are ordered by id, which is their creation order (see idGen), and a
-// cursor marks a position by comparison, not by lookup: "after X" in
-// ascending order means the items whose id is greater than X, whether or not
-// X still exists. So deleting items while paging through a list ("iterate
-// and delete") neither repeats nor skips any, and a cursor is never silently
-// ignored.
-func page[T any](items []T, id func(T) string, p listParams) (out []T, firstID, lastID string, hasMore bool) {
-	asc := make([]T, len(items))
-	copy(asc, items)
-	if !slices.IsSortedFunc(asc, func(a, b T) int { return strings.Compare(id(a), id(b)) }) {
-		slices.SortStableFunc(asc, func(a, b T) int { return strings.Compare(id(a), id(b)) })
-	}
-	// lo..hi is the window in ascending order that the cursors leave.
-	lo, hi := 0, len(asc)
-	// firstAbove returns the index of the first item whose id is > c
-	// (orEqual: >= c).
-	firstAbove := func(c string, orEqual bool) int {
-		return sort.Search(len(asc), func(i int) bool {
-			if orEqual {
-				return id(asc[i]) >= c
-			}
-			return id(asc[i]) > c
-		})
-	}
-	// In ascending order "after" is a lower bound and "before" an upper
-	// bound; in descending order the other way round.
-	lower, upper := p.After, p.Before
-	if p.Desc {
-		lower, upper = p.Before, p.After
-	}
-	if lower != "" {
-		lo = firstAbove(lower, false)
-	}
-	if upper != "" {
-		hi = firstAbove(upper, true)
-	}
-	if lo > hi {
-		lo = hi
-	}
-	window := asc[lo:hi]
-	if p.Desc {
-		slices.Reverse(window)
-	}
-	if p.Before != "" && p.After == "" && len(window) > p.Limit {
-		// "before" pages end right before the cursor, like the API.
-		window = window[len(window)-p.Limit:]
-		hasMore = true
-	} else if len(window) > p.Limit {
-		window = window[:p.Limit]
-		hasMore = true
-	}
-	if len(window) > 0 {
-		firstID, lastID = id(window[0]), id(window[len(window)-1])
-	}
-	return window, firstID, lastID, hasMore
 }

@@ -14,7 +14,7 @@ import (
 // never 403). Work that runs outside a request (the run engine's jobs,
 // vector store processing) carries the project of the object it works on:
 // a run's jobs carry the run's project in their args (jobs.go), a vector
-// store its own (vectorStoreRec.project).
+// store file's ingest job its vector store's (ingestjobs.go).
 
 type projectCtxKey struct{}
 
@@ -31,16 +31,6 @@ func projectOf(ctx context.Context) string {
 		return p
 	}
 	return store.DefaultProject
-}
-
-// vectorStoreOf returns the vector store id of ctx's project (s.mu held).
-// A vector store of another project is not found, as an unknown id.
-func (s *Server) vectorStoreOf(ctx context.Context, id string) (*vectorStoreRec, bool) {
-	rec, ok := s.st.vectorStores.get(id)
-	if !ok || rec.project != projectOf(ctx) {
-		return nil, false
-	}
-	return rec, true
 }
 
 // projectOr returns p, or store.DefaultProject when p is empty.

@@ -54,23 +54,6 @@ func (e *engine) recoverRun(a roundArgs) {
 	})
 }
 
-// processFileSafelyLocked processes one vector store file; a panic fails
-// the file with server_error instead of taking the process (or, when
-// processing runs inside a request, the store's lock) down.
-func (s *Server) processFileSafelyLocked(rec *vectorStoreRec, f *vsFileRec) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.logPanic("vector store file processing panicked", p, "vector_store_id", rec.obj.Id, "file_id", f.obj.Id)
-			f.data = nil
-			f.obj.Status = gen.VectorStoreFileObjectStatusFailed
-			f.obj.LastError = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
-				Message: "The server had an error while processing the file."}
-		}
-	}()
-	s.hooks.processFile(f.obj.Id)
-	s.processFileLocked(f)
-}
-
 // logPanic logs a recovered panic with its stack.
 func (s *Server) logPanic(msg string, p any, args ...any) {
 	s.log.Error(msg, append(args, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))...)

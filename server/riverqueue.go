@@ -144,8 +144,10 @@ func (q *riverQueue[TTx]) Start(ctx context.Context, work func(context.Context, 
 	river.AddWorker(workers, &jobWorker[roundArgs]{work: work, timeout: t})
 	river.AddWorker(workers, &jobWorker[cancelArgs]{work: work, timeout: t})
 	river.AddWorker(workers, &jobWorker[expireArgs]{work: work, timeout: t})
+	river.AddWorker(workers, &jobWorker[ingestArgs]{work: work, timeout: t}) // ingestjobs.go
 	c, err := river.NewClient(q.driver, &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: q.opts.Workers}},
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: q.opts.Workers},
+			queueIngest: {MaxWorkers: ingestWorkers()}}, // ingestjobs.go
 		Workers:              workers,
 		JobTimeout:           q.opts.JobTimeout,
 		RescueStuckJobsAfter: q.opts.RescueAfter,

@@ -13,13 +13,14 @@ import (
 	"github.com/assistants-go/assistants/server/retrieval"
 	"github.com/assistants-go/assistants/server/retrieval/filter"
 	"github.com/assistants-go/assistants/server/retrieval/index"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Vector store search runs the retrieval pipeline (server/retrieval): the
 // query (or each query) is searched by keyword (BM25) and by vector
 // (Options.Embedder) among the chunks of the store's completed files that
 // pass the attribute filter (the filter applies before ranking), and the
-// two rankings are fused by reciprocal rank into a score in 0..1; a
+// two rankings are fused (retrieval.FuseScores) into a score in 0..1; a
 // chunk's score is its best over the queries. Chunks under
 // ranking_options.score_threshold are dropped, the best max_num_results
 // chunks are kept and grouped by file: a result is a file, its best
@@ -80,24 +81,17 @@ func (s *Server) SearchVectorStore(ctx context.Context, req genserver.SearchVect
 		}
 		spec.filter = f
 	}
-	p, err := s.pipeline()
-	if err != nil {
+	if _, err := s.getVectorStore(ctx, projectOf(ctx), req.VectorStoreId); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
-	if err != nil {
-		s.mu.Unlock()
+	s.touchVectorStore(ctx, projectOf(ctx), req.VectorStoreId)
+	if err := s.addStore(ctx, &spec, projectOf(ctx), req.VectorStoreId); err != nil {
 		return nil, err
 	}
-	now := s.now()
-	rec.obj.LastActiveAt = &now
-	spec.addStoreLocked(rec)
-	s.mu.Unlock()
 	if b.RewriteQuery != nil && *b.RewriteQuery {
 		spec.queries = s.rewriteQueries(ctx, spec.queries) // see rewrite.go
 	}
-	found, err := searchFiles(ctx, p, spec)
+	found, err := s.searchFiles(ctx, spec)
 	if err != nil {
 		return nil, embeddingAPIError(err)
 	}
@@ -141,22 +135,28 @@ type searchFile struct {
 	attrs    *gen.VectorStoreFileAttributes
 }
 
-// addStoreLocked adds a vector store's completed files that pass the
-// filter to the search. s.mu is held.
-func (sp *searchSpec) addStoreLocked(rec *vectorStoreRec) {
-	sp.storeIDs = append(sp.storeIDs, rec.obj.Id)
+// addStore adds a vector store's completed files that pass the filter to
+// the search.
+func (s *Server) addStore(ctx context.Context, sp *searchSpec, project, vsID string) error {
+	sp.storeIDs = append(sp.storeIDs, vsID)
 	if sp.files == nil {
 		sp.files = map[index.Ref]searchFile{}
 	}
-	for _, f := range rec.files.all() {
-		if f.obj.Status != gen.VectorStoreFileObjectStatusCompleted || f.data == nil {
-			continue
+	err := s.eachVSFile(ctx, project, vsID, "", string(gen.VectorStoreFileObjectStatusCompleted), func(f store.VectorStoreFile) error {
+		rec, err := decodeVSFile(f)
+		if err != nil {
+			return err
 		}
-		if sp.filter != nil && !sp.filter.Match(fileAttributes(f.obj.Attributes)) {
-			continue
+		if sp.filter != nil && !sp.filter.Match(fileAttributes(rec.Obj.Attributes)) {
+			return nil
 		}
-		sp.files[index.Ref{VectorStoreID: rec.obj.Id, FileID: f.obj.Id}] = searchFile{filename: f.filename, attrs: f.obj.Attributes}
+		sp.files[index.Ref{VectorStoreID: vsID, FileID: f.FileID}] = searchFile{filename: rec.Filename, attrs: rec.Obj.Attributes}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // deleted meanwhile: nothing to search
 	}
+	return storeErr(err, "vector_store", vsID)
 }
 
 // fileAttributes converts a file's attributes for filter.Match.
@@ -187,13 +187,20 @@ type fileHit struct {
 
 // searchFiles runs spec through the pipeline and groups the chunks found
 // by file, best file first.
-func searchFiles(ctx context.Context, p *retrieval.Pipeline, spec searchSpec) ([]fileHit, error) {
+func (s *Server) searchFiles(ctx context.Context, spec searchSpec) ([]fileHit, error) {
 	mode, err := retrieval.ModeForRanker(spec.ranker)
 	if err != nil {
 		return nil, errBadRequest("ranking_options.ranker", "Invalid value for 'ranking_options.ranker'.")
 	}
 	if len(spec.files) == 0 {
 		return nil, nil
+	}
+	p, err := s.pipeline()
+	if errors.Is(err, errShutdown) {
+		return nil, errShuttingDown()
+	}
+	if err != nil {
+		return nil, err
 	}
 	results, err := p.Search(ctx, retrieval.Request{
 		Queries: spec.queries,

@@ -19,9 +19,12 @@
 // (replicas) may share one PostgreSQL database; a SQLite file serves one
 // process, which finds everything again after a restart. What a server
 // keeps in memory besides (open event streams, the rounds it runs, recent
-// idempotency keys) is a cache of its own work. Vector stores (and their
-// search index) are still kept in process memory: they are neither shared
-// by replicas nor kept across restarts yet.
+// idempotency keys) is a cache of its own work. Vector stores, their files
+// and batches are in the store too, and their files are processed by
+// durable jobs; on SQLite and PostgreSQL the search index (chunks,
+// embeddings with their model and dimension, keyword terms) is in the
+// database as well, so every replica searches every vector store. With
+// the memory store the search index is in process memory.
 //
 // # Runs
 //
@@ -83,8 +86,11 @@ import (
 // Options configures a Server. The zero value of every field means its default.
 type Options struct {
 	// APIKeys, when not empty, turns auth on: every request must carry one of
-	// these keys as "Authorization: Bearer <key>" or "api-key: <key>".
-	// Default: none (auth off).
+	// these keys (or, with KeySecret, a key of the store) as "Authorization:
+	// Bearer <key>" or "api-key: <key>". These keys act in
+	// store.DefaultProject: the single-project shortcut (serve
+	// --api-key-env). Default: none (auth off: every request acts in the
+	// default project).
 	APIKeys []string
 	// KeySecret, when set, turns auth on with the keys kept in the store
 	// (`assistants keys create`): a request's key is found by its
@@ -124,6 +130,12 @@ type Options struct {
 	// does its work. For testing only (it shows that the chaos harness
 	// catches the duplicates it lets through). Default: false.
 	DisableIdempotency bool
+	// DisableDurableIngest processes vector store files in goroutines of
+	// the server that attached them instead of durable jobs, so a restart
+	// loses the files being processed (they stay in_progress). For testing
+	// only (it shows that the restart test catches lost files).
+	// Default: false.
+	DisableDurableIngest bool
 	// DisableStreamReattach answers a repeat of a streamed request with 409
 	// idempotency_key_stream_in_use instead of reattaching it to its run's
 	// events. For testing only. Default: false.
@@ -309,9 +321,9 @@ func New(opts ...Option) *Server {
 	if o.Queue == nil {
 		s.opts.Queue = defaultQueue(o.Store, o.River, s.log)
 	}
-	s.loadVectorStores() // vssnapshot.go
+	s.upgradeVectorStores(s.ctx) // vsupgrade.go: snapshots of earlier versions
 	if s.opts.Queue != nil {
-		if err := s.opts.Queue.Start(s.ctx, s.metrics.timedWork(s.eng.work)); err != nil {
+		if err := s.opts.Queue.Start(s.ctx, s.metrics.timedWork(s.work)); err != nil { // ingestjobs.go: file ingestion, else the run engine
 			s.log.Error("run engine: the job queue did not start", "err", err.Error())
 		}
 	} else {
@@ -335,6 +347,7 @@ func (s *Server) Close() error {
 		_ = q.Stop(context.Background()) // running jobs end: their contexts are cancelled
 	}
 	s.bg.Wait()
+	s.closeSearch() // ingest.go
 	return nil
 }
 

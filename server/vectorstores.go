@@ -10,24 +10,25 @@ import (
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/gen/genserver"
 	"github.com/assistants-go/assistants/server/retrieval/chunk"
-	"github.com/assistants-go/assistants/server/retrieval/index"
+	"github.com/assistants-go/assistants/server/retrieval/extract"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Vector stores.
 //
-// Files attached to a vector store (directly, through a batch, or when the
-// store is created) start in_progress and are processed one StepDelay later
-// by a background task (at once, before the reply, when StepDelay is 0): a
-// file whose text can be extracted is chunked by tokens, embedded and
-// indexed (ingest.go) and becomes completed and searchable; an unknown,
-// unsupported, empty or unreadable file becomes failed with last_error.
+// Vector stores, their files and batches are kept in the store (see
+// vsstore.go). Files attached to a vector store (directly, through a
+// batch, or when the store is created) start in_progress, with a durable
+// job that processes them (ingestjobs.go, ingest.go): a file whose text
+// can be extracted is chunked by tokens, embedded and indexed and becomes
+// completed and searchable; an unknown, unsupported, empty or unreadable
+// file becomes failed with last_error, and the batch's other files go on.
 // Detaching a file, deleting it or deleting the store drops its chunks
-// from the index. The
-// store is in_progress while any of its files is, completed otherwise. A
-// batch is in_progress until all its files are processed, then completed
-// (failed when every file failed); cancelling it marks its unprocessed
-// files cancelled and the batch cancelled. file_counts are recomputed on
-// every change.
+// from the index. The store is in_progress while any of its files is,
+// completed otherwise. A batch is in_progress while any of the files it
+// attached is, then completed (failed when every file failed); cancelling
+// it marks its unprocessed files cancelled and the batch cancelled.
+// file_counts are counted from the files on every read.
 
 const (
 	// maxBatchFiles bounds the files of one file batch (and of a vector
@@ -42,12 +43,6 @@ const (
 	defaultSearchResults = 10
 )
 
-// vsFileData is what processing extracted from a file (its chunks are in
-// the retrieval index).
-type vsFileData struct {
-	text string
-}
-
 // ListVectorStores returns a page of vector stores.
 func (s *Server) ListVectorStores(ctx context.Context, req genserver.ListVectorStoresRequestObject) (genserver.ListVectorStoresResponseObject, error) {
 	p := req.Params
@@ -55,19 +50,20 @@ func (s *Server) ListVectorStores(ctx context.Context, req genserver.ListVectorS
 	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	recs := s.st.vectorStores.all()
-	items := make([]gen.VectorStoreObject, 0, len(recs))
-	project := projectOf(ctx)
-	for _, r := range recs {
-		if r.project != project {
-			continue
-		}
-		items = append(items, s.vectorStoreView(r))
+	pg, err := s.db.ListVectorStores(ctx, projectOf(ctx), storeList(lp))
+	if err != nil {
+		return nil, storeErr(err, "vector_store", "")
 	}
-	s.mu.RUnlock()
-	data, first, last, more := page(items, func(v gen.VectorStoreObject) string { return v.Id }, lp)
-	return genserver.ListVectorStores200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
+	data := make([]gen.VectorStoreObject, 0, len(pg.Items))
+	for _, v := range pg.Items {
+		obj, err := s.vectorStoreView(ctx, projectOf(ctx), v)
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, obj)
+	}
+	first, last := firstLast(data, func(v gen.VectorStoreObject) string { return v.Id })
+	return genserver.ListVectorStores200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: pg.HasMore}, nil
 }
 
 // CreateVectorStore creates a vector store, attaching file_ids if given.
@@ -96,22 +92,20 @@ func (s *Server) CreateVectorStore(ctx context.Context, req genserver.CreateVect
 	if err := checkFileIDFormat("file_ids", fileIDs, maxStoreCreateFiles); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	rec := s.newVectorStoreLocked(projectOf(ctx), b.Name, b.Metadata, b.ExpiresAfter, fileIDs, cs)
-	view := s.vectorStoreView(rec)
-	s.mu.Unlock()
+	view, err := s.createVectorStore(ctx, projectOf(ctx), vectorStoreSpec{name: b.Name, metadata: b.Metadata, expires: b.ExpiresAfter, fileIDs: fileIDs, chunking: cs})
+	if err != nil {
+		return nil, err
+	}
 	return genserver.CreateVectorStore200JSONResponse(view), nil
 }
 
 // GetVectorStore returns one vector store.
 func (s *Server) GetVectorStore(ctx context.Context, req genserver.GetVectorStoreRequestObject) (genserver.GetVectorStoreResponseObject, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
+	v, err := s.getVectorStore(ctx, projectOf(ctx), req.VectorStoreId)
 	if err != nil {
 		return nil, err
 	}
-	return genserver.GetVectorStore200JSONResponse(s.vectorStoreView(rec)), nil
+	return genserver.GetVectorStore200JSONResponse(v), nil
 }
 
 // ModifyVectorStore changes a vector store's name, metadata or expiry.
@@ -129,24 +123,35 @@ func (s *Server) ModifyVectorStore(ctx context.Context, req genserver.ModifyVect
 	if err := validateExpiresAfter(b.ExpiresAfter); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
+	if !validID(req.VectorStoreId) {
+		return nil, errNotFound("vector_store", req.VectorStoreId)
+	}
+	v, err := s.db.UpdateVectorStore(ctx, projectOf(ctx), req.VectorStoreId, func(v *store.VectorStore) error {
+		obj, err := decodeData[gen.VectorStoreObject](v.Data)
+		if err != nil {
+			return err
+		}
+		if b.Name != nil {
+			obj.Name = *b.Name
+		}
+		if b.Metadata != nil {
+			obj.Metadata = cloneMetadata(b.Metadata)
+		}
+		if b.ExpiresAfter != nil {
+			e := *b.ExpiresAfter
+			obj.ExpiresAfter = &e
+		}
+		v.Data, err = encodeData(obj)
+		return err
+	})
+	if err != nil {
+		return nil, storeErr(err, "vector_store", req.VectorStoreId)
+	}
+	view, err := s.vectorStoreView(ctx, projectOf(ctx), v)
 	if err != nil {
 		return nil, err
 	}
-	if b.Name != nil {
-		rec.obj.Name = *b.Name
-	}
-	if b.Metadata != nil {
-		rec.obj.Metadata = cloneMetadata(b.Metadata)
-	}
-	if b.ExpiresAfter != nil {
-		e := *b.ExpiresAfter
-		rec.obj.ExpiresAfter = &e
-	}
-	s.refreshVectorStoreLocked(rec)
-	return genserver.ModifyVectorStore200JSONResponse(s.vectorStoreView(rec)), nil
+	return genserver.ModifyVectorStore200JSONResponse(view), nil
 }
 
 // DeleteVectorStore deletes a vector store (its files stay uploaded).
@@ -154,20 +159,37 @@ func (s *Server) DeleteVectorStore(ctx context.Context, req genserver.DeleteVect
 	if !validID(req.VectorStoreId) {
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
-	s.mu.Lock()
-	_, ok := s.vectorStoreOf(ctx, req.VectorStoreId)
-	ok = ok && s.st.vectorStores.del(req.VectorStoreId)
-	if ok {
-		s.forgetVectorStore(ctx, req.VectorStoreId) // vssnapshot.go
+	if err := s.db.DeleteVectorStore(ctx, projectOf(ctx), req.VectorStoreId); err != nil {
+		return nil, storeErr(err, "vector_store", req.VectorStoreId)
 	}
-	s.mu.Unlock()
-	if ok {
-		s.unindexVectorStore(req.VectorStoreId)
-	}
-	if !ok {
-		return nil, errNotFound("vector_store", req.VectorStoreId)
-	}
+	s.unindexVectorStore(req.VectorStoreId) // the store's own index dropped them with the store
 	return genserver.DeleteVectorStore200JSONResponse{Id: req.VectorStoreId, Object: "vector_store.deleted", Deleted: true}, nil
+}
+
+// listVSFiles answers a list of a vector store's files (of batchID when
+// not empty), optionally only those with a status (filter).
+func (s *Server) listVSFiles(ctx context.Context, project, vsID, batchID string, lp listParams, filter *string) ([]gen.VectorStoreFileObject, string, string, bool, error) {
+	if filter != nil && !gen.ListVectorStoreFilesParamsFilter(*filter).Valid() {
+		return nil, "", "", false, errBadRequest("filter", "Invalid value for 'filter': expected one of 'in_progress', 'completed', 'failed' or 'cancelled'.")
+	}
+	status := ""
+	if filter != nil {
+		status = *filter
+	}
+	pg, err := s.db.ListVectorStoreFiles(ctx, project, vsID, batchID, status, storeList(lp))
+	if err != nil {
+		return nil, "", "", false, storeErr(err, "vector_store", vsID)
+	}
+	data := make([]gen.VectorStoreFileObject, 0, len(pg.Items))
+	for _, f := range pg.Items {
+		rec, err := decodeVSFile(f)
+		if err != nil {
+			return nil, "", "", false, err
+		}
+		data = append(data, rec.Obj)
+	}
+	first, last := firstLast(data, func(f gen.VectorStoreFileObject) string { return f.Id })
+	return data, first, last, pg.HasMore, nil
 }
 
 // ListVectorStoreFiles returns a page of a vector store's files, optionally
@@ -178,35 +200,14 @@ func (s *Server) ListVectorStoreFiles(ctx context.Context, req genserver.ListVec
 	if err != nil {
 		return nil, err
 	}
-	if p.Filter != nil && !p.Filter.Valid() {
-		return nil, errBadRequest("filter", "Invalid value for 'filter': expected one of 'in_progress', 'completed', 'failed' or 'cancelled'.")
+	if !validID(req.VectorStoreId) {
+		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
-	s.mu.RLock()
-	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
+	data, first, last, more, err := s.listVSFiles(ctx, projectOf(ctx), req.VectorStoreId, "", lp, (*string)(p.Filter))
 	if err != nil {
-		s.mu.RUnlock()
 		return nil, err
 	}
-	items := filterFiles(rec.files.all(), "", (*string)(p.Filter))
-	s.mu.RUnlock()
-	data, first, last, more := page(items, func(f gen.VectorStoreFileObject) string { return f.Id }, lp)
 	return genserver.ListVectorStoreFiles200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
-}
-
-// filterFiles returns the objects of files, keeping those of batchID (when
-// not empty) and with status (when not nil).
-func filterFiles(files []*vsFileRec, batchID string, status *string) []gen.VectorStoreFileObject {
-	out := make([]gen.VectorStoreFileObject, 0, len(files))
-	for _, f := range files {
-		if batchID != "" && f.batchID != batchID {
-			continue
-		}
-		if status != nil && string(f.obj.Status) != *status {
-			continue
-		}
-		out = append(out, f.obj)
-	}
-	return out
 }
 
 // CreateVectorStoreFile attaches a file to a vector store. An unknown file
@@ -229,40 +230,44 @@ func (s *Server) CreateVectorStoreFile(ctx context.Context, req genserver.Create
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
+	if !validID(req.VectorStoreId) {
+		return nil, errNotFound("vector_store", req.VectorStoreId)
+	}
+	f, job, err := s.newVSFile(projectOf(ctx), req.VectorStoreId, b.FileId, b.Attributes, cs)
 	if err != nil {
 		return nil, err
 	}
-	f := s.attachFileLocked(rec, b.FileId, b.Attributes, cs, "")
-	s.scheduleProcessingLocked(rec)
-	return genserver.CreateVectorStoreFile200JSONResponse(f.obj), nil
+	if err := s.db.PutVectorStoreFile(ctx, f, s.durable([]store.Job{job})...); err != nil {
+		return nil, storeErr(err, "vector_store", req.VectorStoreId)
+	}
+	s.afterAttach(ctx, projectOf(ctx), req.VectorStoreId, []store.VectorStoreFile{f})
+	rec, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, b.FileId)
+	if err != nil {
+		return nil, err
+	}
+	return genserver.CreateVectorStoreFile200JSONResponse(rec.Obj), nil
 }
 
 // GetVectorStoreFile returns one file of a vector store.
 func (s *Server) GetVectorStoreFile(ctx context.Context, req genserver.GetVectorStoreFileRequestObject) (genserver.GetVectorStoreFileResponseObject, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, f, err := s.lookupVectorStoreFileLocked(ctx, req.VectorStoreId, req.FileId)
+	rec, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId)
 	if err != nil {
 		return nil, err
 	}
-	return genserver.GetVectorStoreFile200JSONResponse(f.obj), nil
+	return genserver.GetVectorStoreFile200JSONResponse(rec.Obj), nil
 }
 
 // DeleteVectorStoreFile detaches a file from a vector store; the file stays
 // uploaded.
 func (s *Server) DeleteVectorStoreFile(ctx context.Context, req genserver.DeleteVectorStoreFileRequestObject) (genserver.DeleteVectorStoreFileResponseObject, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, _, err := s.lookupVectorStoreFileLocked(ctx, req.VectorStoreId, req.FileId)
-	if err != nil {
+	if _, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId); err != nil {
 		return nil, err
 	}
-	rec.files.del(req.FileId)
-	s.unindexFile(rec.obj.Id, req.FileId)
-	s.refreshVectorStoreLocked(rec)
+	if err := s.db.DeleteVectorStoreFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId); err != nil {
+		return nil, storeErr(err, "file", req.FileId)
+	}
+	s.unindexFile(req.VectorStoreId, req.FileId)
+	s.settleUsage(ctx, projectOf(ctx), req.VectorStoreId, true)
 	return genserver.DeleteVectorStoreFile200JSONResponse{Id: req.FileId, Object: "vector_store.file.deleted", Deleted: true}, nil
 }
 
@@ -275,28 +280,46 @@ func (s *Server) UpdateVectorStoreFileAttributes(ctx context.Context, req genser
 	if err := validateAttributes("attributes", req.Body.Attributes); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, f, err := s.lookupVectorStoreFileLocked(ctx, req.VectorStoreId, req.FileId)
-	if err != nil {
+	if _, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId); err != nil {
 		return nil, err
 	}
-	f.obj.Attributes = cloneAttributes(req.Body.Attributes)
-	return genserver.UpdateVectorStoreFileAttributes200JSONResponse(f.obj), nil
+	var out gen.VectorStoreFileObject
+	_, err := s.db.UpdateVectorStoreFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
+		rec, err := decodeVSFile(*f)
+		if err != nil {
+			return nil, err
+		}
+		rec.Obj.Attributes = cloneAttributes(req.Body.Attributes)
+		out = rec.Obj
+		f.Data, err = encodeData(rec)
+		return nil, err
+	})
+	if err != nil {
+		return nil, storeErr(err, "file", req.FileId)
+	}
+	return genserver.UpdateVectorStoreFileAttributes200JSONResponse(out), nil
 }
 
 // RetrieveVectorStoreFileContent returns a processed file's text, split in
-// parts at blank lines. A file not (or not yet) processed has no content.
+// parts at blank lines (extracted again from the uploaded file). A file
+// not (or not yet) processed has no content.
 func (s *Server) RetrieveVectorStoreFileContent(ctx context.Context, req genserver.RetrieveVectorStoreFileContentRequestObject) (genserver.RetrieveVectorStoreFileContentResponseObject, error) {
-	s.mu.RLock()
-	_, f, err := s.lookupVectorStoreFileLocked(ctx, req.VectorStoreId, req.FileId)
-	var text string
-	if err == nil && f.data != nil {
-		text = f.data.text
-	}
-	s.mu.RUnlock()
+	rec, err := s.getVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.FileId)
 	if err != nil {
 		return nil, err
+	}
+	var text string
+	if rec.Obj.Status == gen.VectorStoreFileObjectStatusCompleted {
+		file, data, err := s.readFileIn(ctx, projectOf(ctx), req.FileId)
+		var ae *apiError
+		switch {
+		case err == nil:
+			if t, xerr := extract.Text(file.Filename, data); xerr == nil {
+				text = t
+			}
+		case !errors.As(err, &ae):
+			return nil, err
+		}
 	}
 	parts := []gen.VectorStoreFileContentPart{}
 	for _, p := range splitParagraphs(text) {
@@ -360,74 +383,125 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.C
 	if len(items) == 0 {
 		return nil, errBadRequest("file_ids", "Invalid 'file_ids': empty array. Expected an array with minimum length 1, but got an empty array instead.")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, err := s.lookupVectorStoreLocked(ctx, req.VectorStoreId)
+	if !validID(req.VectorStoreId) {
+		return nil, errNotFound("vector_store", req.VectorStoreId)
+	}
+	obj := gen.VectorStoreFileBatchObject{
+		Id:            newID(prefixFileBatch),
+		Object:        "vector_store.files_batch",
+		CreatedAt:     s.now(),
+		VectorStoreId: req.VectorStoreId,
+		Status:        gen.VectorStoreFileBatchObjectStatusInProgress,
+	}
+	data, err := encodeData(obj)
 	if err != nil {
 		return nil, err
 	}
-	batch := &batchRec{
-		obj: gen.VectorStoreFileBatchObject{
-			Id:            newID(prefixFileBatch),
-			Object:        "vector_store.files_batch",
-			CreatedAt:     s.now(),
-			VectorStoreId: rec.obj.Id,
-			Status:        gen.VectorStoreFileBatchObjectStatusInProgress,
-		},
-		status: map[string]gen.VectorStoreFileObjectStatus{},
-	}
-	rec.batches.put(batch.obj.Id, batch)
+	var files []store.VectorStoreFile
+	var jobs []store.Job
+	seen := map[string]bool{}
 	for _, it := range items {
-		if _, dup := batch.status[it.id]; dup {
+		if seen[it.id] {
 			continue
 		}
-		batch.fileIDs = append(batch.fileIDs, it.id)
-		s.attachFileLocked(rec, it.id, it.attrs, it.cs, batch.obj.Id)
+		seen[it.id] = true
+		f, j, err := s.newVSFile(projectOf(ctx), req.VectorStoreId, it.id, it.attrs, it.cs)
+		if err != nil {
+			return nil, err
+		}
+		f.BatchID = obj.Id
+		files, jobs = append(files, f), append(jobs, j)
 	}
-	s.refreshVectorStoreLocked(rec)
-	s.scheduleProcessingLocked(rec)
-	return genserver.CreateVectorStoreFileBatch200JSONResponse(batch.obj), nil
+	batch := store.FileBatch{Project: projectOf(ctx), ID: obj.Id, VectorStoreID: req.VectorStoreId, CreatedAt: int64(obj.CreatedAt), Data: data}
+	if err := s.db.CreateFileBatch(ctx, batch, files, s.durable(jobs)...); err != nil {
+		return nil, storeErr(err, "vector_store", req.VectorStoreId)
+	}
+	s.afterAttach(ctx, projectOf(ctx), req.VectorStoreId, files)
+	view, err := s.batchView(ctx, projectOf(ctx), batch)
+	if err != nil {
+		return nil, err
+	}
+	return genserver.CreateVectorStoreFileBatch200JSONResponse(view), nil
 }
 
 // GetVectorStoreFileBatch returns one file batch.
 func (s *Server) GetVectorStoreFileBatch(ctx context.Context, req genserver.GetVectorStoreFileBatchRequestObject) (genserver.GetVectorStoreFileBatchResponseObject, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, b, err := s.lookupBatchLocked(ctx, req.VectorStoreId, req.BatchId)
+	b, err := s.getBatch(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId)
 	if err != nil {
 		return nil, err
 	}
-	return genserver.GetVectorStoreFileBatch200JSONResponse(b.obj), nil
+	view, err := s.batchView(ctx, projectOf(ctx), b)
+	if err != nil {
+		return nil, err
+	}
+	return genserver.GetVectorStoreFileBatch200JSONResponse(view), nil
 }
 
-// CancelVectorStoreFileBatch cancels a batch: its files not yet processed
-// become cancelled (and leave the vector store's in_progress count), and
-// the batch becomes cancelled. Cancelling a cancelled batch returns it
-// unchanged; a completed or failed batch cannot be cancelled (400).
+// CancelVectorStoreFileBatch cancels a batch: the batch becomes cancelled,
+// then its files not yet processed become cancelled (and leave the vector
+// store's in_progress count; a job that finishes one meanwhile drops its
+// chunks). Cancelling a cancelled batch returns it unchanged; a completed
+// or failed batch cannot be cancelled (400).
 func (s *Server) CancelVectorStoreFileBatch(ctx context.Context, req genserver.CancelVectorStoreFileBatchRequestObject) (genserver.CancelVectorStoreFileBatchResponseObject, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, b, err := s.lookupBatchLocked(ctx, req.VectorStoreId, req.BatchId)
+	b, err := s.getBatch(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId)
 	if err != nil {
 		return nil, err
 	}
-	switch b.obj.Status {
+	view, err := s.batchView(ctx, projectOf(ctx), b)
+	if err != nil {
+		return nil, err
+	}
+	switch view.Status {
 	case gen.VectorStoreFileBatchObjectStatusCancelled:
-		return genserver.CancelVectorStoreFileBatch200JSONResponse(b.obj), nil
+		return genserver.CancelVectorStoreFileBatch200JSONResponse(view), nil
 	case gen.VectorStoreFileBatchObjectStatusInProgress:
 	default:
-		return nil, errBadRequest("batch_id", "Cannot cancel a batch with status '%s'.", b.obj.Status)
+		return nil, errBadRequest("batch_id", "Cannot cancel a batch with status '%s'.", view.Status)
 	}
-	for _, id := range b.fileIDs {
-		f, ok := rec.files.get(id)
-		if ok && f.batchID == b.obj.Id && f.obj.Status == gen.VectorStoreFileObjectStatusInProgress {
-			f.obj.Status = gen.VectorStoreFileObjectStatusCancelled
-			b.status[id] = f.obj.Status
+	b, err = s.db.UpdateFileBatch(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId, func(fb *store.FileBatch) error {
+		obj, err := decodeData[gen.VectorStoreFileBatchObject](fb.Data)
+		if err != nil {
+			return err
+		}
+		obj.Status = gen.VectorStoreFileBatchObjectStatusCancelled
+		fb.Data, err = encodeData(obj)
+		return err
+	})
+	if err != nil {
+		return nil, storeErr(err, "batch", req.BatchId)
+	}
+	var pending []string
+	err = s.eachVSFile(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId, string(gen.VectorStoreFileObjectStatusInProgress), func(f store.VectorStoreFile) error {
+		pending = append(pending, f.FileID)
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr(err, "vector_store", req.VectorStoreId)
+	}
+	for _, id := range pending {
+		_, err := s.db.UpdateVectorStoreFile(ctx, projectOf(ctx), req.VectorStoreId, id, func(f *store.VectorStoreFile) ([]store.Chunk, error) {
+			rec, err := decodeVSFile(*f)
+			if err != nil {
+				return nil, err
+			}
+			if f.BatchID != req.BatchId || rec.Obj.Status != gen.VectorStoreFileObjectStatusInProgress {
+				return nil, errUnchanged
+			}
+			rec.Obj.Status = gen.VectorStoreFileObjectStatusCancelled
+			f.Status = string(rec.Obj.Status)
+			f.Data, err = encodeData(rec)
+			return nil, err
+		})
+		if err != nil && !errors.Is(err, errUnchanged) && !errors.Is(err, store.ErrNotFound) {
+			return nil, storeErr(err, "file", id)
 		}
 	}
-	b.obj.Status = gen.VectorStoreFileBatchObjectStatusCancelled
-	s.refreshVectorStoreLocked(rec)
-	return genserver.CancelVectorStoreFileBatch200JSONResponse(b.obj), nil
+	s.settleUsage(ctx, projectOf(ctx), req.VectorStoreId, false)
+	view, err = s.batchView(ctx, projectOf(ctx), b)
+	if err != nil {
+		return nil, err
+	}
+	return genserver.CancelVectorStoreFileBatch200JSONResponse(view), nil
 }
 
 // ListFilesInVectorStoreBatch returns a page of the files a batch attached
@@ -441,256 +515,14 @@ func (s *Server) ListFilesInVectorStoreBatch(ctx context.Context, req genserver.
 	if p.Filter != nil && !p.Filter.Valid() {
 		return nil, errBadRequest("filter", "Invalid value for 'filter': expected one of 'in_progress', 'completed', 'failed' or 'cancelled'.")
 	}
-	s.mu.RLock()
-	rec, b, err := s.lookupBatchLocked(ctx, req.VectorStoreId, req.BatchId)
-	if err != nil {
-		s.mu.RUnlock()
+	if _, err := s.getBatch(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId); err != nil {
 		return nil, err
 	}
-	items := filterFiles(rec.files.all(), b.obj.Id, (*string)(p.Filter))
-	s.mu.RUnlock()
-	data, first, last, more := page(items, func(f gen.VectorStoreFileObject) string { return f.Id }, lp)
+	data, first, last, more, err := s.listVSFiles(ctx, projectOf(ctx), req.VectorStoreId, req.BatchId, lp, (*string)(p.Filter))
+	if err != nil {
+		return nil, err
+	}
 	return genserver.ListFilesInVectorStoreBatch200JSONResponse{Object: "list", Data: data, FirstId: first, LastId: last, HasMore: more}, nil
-}
-
-// --- store operations (s.mu held) ---
-
-// newVectorStoreLocked creates and stores a vector store with the given
-// files attached, and schedules their processing.
-func (s *Server) newVectorStoreLocked(project string, name *string, md *gen.Metadata, exp *gen.VectorStoreExpirationAfter, fileIDs []string, cs *gen.ChunkingStrategyResponse) *vectorStoreRec {
-	now := s.now()
-	rec := &vectorStoreRec{
-		project: projectOr(project),
-		obj: gen.VectorStoreObject{
-			Id:           newID(prefixVectorStore),
-			Object:       "vector_store",
-			CreatedAt:    now,
-			LastActiveAt: &now,
-			Metadata:     emptyMetadata(md),
-			Status:       gen.VectorStoreObjectStatusCompleted,
-		},
-		files:   newColl[*vsFileRec](),
-		batches: newColl[*batchRec](),
-	}
-	if name != nil {
-		rec.obj.Name = *name
-	}
-	if exp != nil {
-		e := *exp
-		rec.obj.ExpiresAfter = &e
-	}
-	s.st.vectorStores.put(rec.obj.Id, rec)
-	for _, id := range fileIDs {
-		s.attachFileLocked(rec, id, nil, cs, "")
-	}
-	s.refreshVectorStoreLocked(rec)
-	s.scheduleProcessingLocked(rec)
-	return rec
-}
-
-// attachFileLocked adds (or re-adds) a file to a vector store, in_progress.
-func (s *Server) attachFileLocked(rec *vectorStoreRec, fileID string, attrs *gen.VectorStoreFileAttributes, cs *gen.ChunkingStrategyResponse, batchID string) *vsFileRec {
-	if cs == nil {
-		cs = defaultChunking()
-	}
-	f := &vsFileRec{
-		obj: gen.VectorStoreFileObject{
-			Id:               fileID,
-			Object:           "vector_store.file",
-			CreatedAt:        s.now(),
-			VectorStoreId:    rec.obj.Id,
-			Status:           gen.VectorStoreFileObjectStatusInProgress,
-			Attributes:       cloneAttributes(attrs),
-			ChunkingStrategy: cs,
-		},
-		batchID: batchID,
-		project: rec.project,
-	}
-	if f.obj.Attributes == nil {
-		f.obj.Attributes = &gen.VectorStoreFileAttributes{}
-	}
-	rec.files.put(fileID, f)
-	if batchID != "" {
-		if b, ok := rec.batches.get(batchID); ok {
-			b.status[fileID] = f.obj.Status
-		}
-	}
-	s.refreshVectorStoreLocked(rec)
-	return f
-}
-
-// scheduleProcessingLocked processes the vector store's in_progress files
-// after StepDelay in the background (processStore), or right away, under
-// the lock, when StepDelay is 0.
-func (s *Server) scheduleProcessingLocked(rec *vectorStoreRec) {
-	if s.opts.StepDelay <= 0 {
-		s.processFilesLocked(rec)
-		return
-	}
-	id := rec.obj.Id
-	s.goBackground(func(ctx context.Context) {
-		if !sleep(ctx, s.opts.StepDelay) {
-			return
-		}
-		s.processStore(ctx, id) // ingest.go: without the lock while a file is ingested
-	})
-}
-
-// processFilesLocked processes every in_progress file of a vector store.
-func (s *Server) processFilesLocked(rec *vectorStoreRec) {
-	for _, f := range rec.files.all() {
-		if f.obj.Status != gen.VectorStoreFileObjectStatusInProgress {
-			continue
-		}
-		s.processFileSafelyLocked(rec, f)
-		if f.batchID != "" {
-			if b, ok := rec.batches.get(f.batchID); ok {
-				b.status[f.obj.Id] = f.obj.Status
-			}
-		}
-	}
-	s.refreshVectorStoreLocked(rec)
-}
-
-// processFileLocked extracts, chunks, embeds and indexes one in_progress
-// file (see ingest.go): it ends completed, or failed with the reason.
-func (s *Server) processFileLocked(f *vsFileRec) {
-	fail := func(e *gen.VectorStoreFileLastError) {
-		f.data = nil
-		f.obj.Status = gen.VectorStoreFileObjectStatusFailed
-		f.obj.LastError = e
-	}
-	file, data, err := s.readFile(withProject(s.ctx, f.project), f.obj.Id)
-	if err != nil {
-		fail(&gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeInvalidFile,
-			Message: fmt.Sprintf("No file found with id '%s'.", truncateForMessage(f.obj.Id))})
-		return
-	}
-	p, err := s.pipeline()
-	if err != nil {
-		s.log.Error("retrieval pipeline", "err", err.Error())
-		fail(serverFileError())
-		return
-	}
-	ref := index.Ref{VectorStoreID: f.obj.VectorStoreId, FileID: f.obj.Id}
-	res, lastErr := ingestFile(s.ctx, p, ref, file.Filename, data, strategyOf(f.obj.ChunkingStrategy))
-	if lastErr != nil {
-		fail(lastErr)
-		return
-	}
-	f.data = &vsFileData{text: res.text}
-	f.filename = file.Filename
-	f.obj.Status = gen.VectorStoreFileObjectStatusCompleted
-	f.obj.UsageBytes = res.usageBytes
-}
-
-// refreshVectorStoreLocked recomputes a vector store's file counts, usage
-// and status, and those of its batches.
-func (s *Server) refreshVectorStoreLocked(rec *vectorStoreRec) {
-	var c gen.VectorStoreFileCounts
-	usage := 0
-	for _, f := range rec.files.all() {
-		c.Total++
-		switch f.obj.Status {
-		case gen.VectorStoreFileObjectStatusInProgress:
-			c.InProgress++
-		case gen.VectorStoreFileObjectStatusCompleted:
-			c.Completed++
-			usage += f.obj.UsageBytes
-		case gen.VectorStoreFileObjectStatusFailed:
-			c.Failed++
-		case gen.VectorStoreFileObjectStatusCancelled:
-			c.Cancelled++
-		}
-	}
-	rec.obj.FileCounts = c
-	rec.obj.UsageBytes = usage
-	if c.InProgress > 0 {
-		rec.obj.Status = gen.VectorStoreObjectStatusInProgress
-	} else {
-		rec.obj.Status = gen.VectorStoreObjectStatusCompleted
-	}
-	for _, b := range rec.batches.all() {
-		var bc gen.VectorStoreFileBatchFileCounts
-		for _, id := range b.fileIDs {
-			bc.Total++
-			switch b.status[id] {
-			case gen.VectorStoreFileObjectStatusInProgress:
-				bc.InProgress++
-			case gen.VectorStoreFileObjectStatusCompleted:
-				bc.Completed++
-			case gen.VectorStoreFileObjectStatusFailed:
-				bc.Failed++
-			case gen.VectorStoreFileObjectStatusCancelled:
-				bc.Cancelled++
-			}
-		}
-		b.obj.FileCounts = bc
-		if b.obj.Status == gen.VectorStoreFileBatchObjectStatusInProgress && bc.InProgress == 0 {
-			if bc.Total > 0 && bc.Failed == bc.Total {
-				b.obj.Status = gen.VectorStoreFileBatchObjectStatusFailed
-			} else {
-				b.obj.Status = gen.VectorStoreFileBatchObjectStatusCompleted
-			}
-		}
-	}
-	s.persistVectorStoreLocked(rec) // vssnapshot.go
-}
-
-// vectorStoreView returns the object of a vector store as of now: its
-// expiry time and, once past it, status expired.
-func (s *Server) vectorStoreView(rec *vectorStoreRec) gen.VectorStoreObject {
-	v := rec.obj
-	v.Metadata = cloneMetadata(v.Metadata)
-	if v.ExpiresAfter != nil && v.LastActiveAt != nil {
-		at := *v.LastActiveAt + v.ExpiresAfter.Days*86400
-		v.ExpiresAt = &at
-		if s.now() >= at {
-			v.Status = gen.VectorStoreObjectStatusExpired
-		}
-	}
-	return v
-}
-
-func (s *Server) lookupVectorStoreLocked(ctx context.Context, id string) (*vectorStoreRec, error) {
-	if !validID(id) {
-		return nil, errNotFound("vector_store", id)
-	}
-	rec, ok := s.vectorStoreOf(ctx, id)
-	if !ok {
-		return nil, errNotFound("vector_store", id)
-	}
-	return rec, nil
-}
-
-func (s *Server) lookupVectorStoreFileLocked(ctx context.Context, vsID, fileID string) (*vectorStoreRec, *vsFileRec, error) {
-	rec, err := s.lookupVectorStoreLocked(ctx, vsID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !validID(fileID) {
-		return nil, nil, errNotFound("file", fileID)
-	}
-	f, ok := rec.files.get(fileID)
-	if !ok {
-		return nil, nil, errNotFound("file", fileID)
-	}
-	return rec, f, nil
-}
-
-func (s *Server) lookupBatchLocked(ctx context.Context, vsID, batchID string) (*vectorStoreRec, *batchRec, error) {
-	rec, err := s.lookupVectorStoreLocked(ctx, vsID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !validID(batchID) {
-		return nil, nil, errNotFound("batch", batchID)
-	}
-	b, ok := rec.batches.get(batchID)
-	if !ok {
-		return nil, nil, errNotFound("batch", batchID)
-	}
-	return rec, b, nil
 }
 
 // --- validation helpers ---

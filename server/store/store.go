@@ -225,8 +225,8 @@ type Store interface {
 	// Vector stores, their files, batches and chunks.
 
 	// CreateVectorStore adds a vector store and attaches files to it in one
-	// transaction.
-	CreateVectorStore(ctx context.Context, vs VectorStore, files []VectorStoreFile) error
+	// transaction, which also enqueues jobs (none by default).
+	CreateVectorStore(ctx context.Context, vs VectorStore, files []VectorStoreFile, jobs ...Job) error
 	// GetVectorStore returns a vector store or ErrNotFound.
 	GetVectorStore(ctx context.Context, project, id string) (VectorStore, error)
 	// UpdateVectorStore changes a vector store (see UpdateAssistant).
@@ -240,9 +240,10 @@ type Store interface {
 	VectorStoreFileCounts(ctx context.Context, project, vectorStoreID string) (map[string]int, error)
 
 	// PutVectorStoreFile attaches a file to a vector store, replacing an
-	// earlier attachment of the same file (and dropping its chunks).
+	// earlier attachment of the same file (and dropping its chunks), and
+	// enqueues jobs (none by default) in the same transaction.
 	// ErrNotFound when the vector store does not exist.
-	PutVectorStoreFile(ctx context.Context, f VectorStoreFile) error
+	PutVectorStoreFile(ctx context.Context, f VectorStoreFile, jobs ...Job) error
 	// GetVectorStoreFile returns a file of a vector store or ErrNotFound.
 	GetVectorStoreFile(ctx context.Context, project, vectorStoreID, fileID string) (VectorStoreFile, error)
 	// UpdateVectorStoreFile changes a vector store file in one transaction:
@@ -261,9 +262,9 @@ type Store interface {
 	ScanChunks(ctx context.Context, project, vectorStoreID string, fn func(Chunk) error) error
 
 	// CreateFileBatch adds a batch and attaches its files (BatchID set to
-	// the batch's id) in one transaction. ErrNotFound when the vector store
-	// does not exist.
-	CreateFileBatch(ctx context.Context, b FileBatch, files []VectorStoreFile) error
+	// the batch's id) in one transaction, which also enqueues jobs (none
+	// by default). ErrNotFound when the vector store does not exist.
+	CreateFileBatch(ctx context.Context, b FileBatch, files []VectorStoreFile, jobs ...Job) error
 	// GetFileBatch returns a batch of a vector store or ErrNotFound.
 	GetFileBatch(ctx context.Context, project, vectorStoreID, id string) (FileBatch, error)
 	// UpdateFileBatch changes a batch (see UpdateAssistant).

@@ -992,11 +992,15 @@ func (s *Store) ListFiles(ctx context.Context, project, purpose string, lp store
 // ---- vector stores
 
 // CreateVectorStore implements store.Store.
-func (s *Store) CreateVectorStore(ctx context.Context, v store.VectorStore, files []store.VectorStoreFile) error {
+func (s *Store) CreateVectorStore(ctx context.Context, v store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
 	if v.ID == "" {
 		return invalid("empty vector store id")
 	}
 	v.Project = store.ProjectOr(v.Project)
+	queued, err := encodeJobs(jobs)
+	if err != nil {
+		return err
+	}
 	if err := s.lock(); err != nil {
 		return err
 	}
@@ -1016,6 +1020,7 @@ func (s *Store) CreateVectorStore(ctx context.Context, v store.VectorStore, file
 	for _, f := range files {
 		s.putVSFileLocked(vs, f)
 	}
+	s.enqueueLocked(queued)
 	return nil
 }
 
@@ -1125,9 +1130,13 @@ func (s *Store) VectorStoreFileCounts(ctx context.Context, project, vectorStoreI
 }
 
 // PutVectorStoreFile implements store.Store.
-func (s *Store) PutVectorStoreFile(ctx context.Context, f store.VectorStoreFile) error {
+func (s *Store) PutVectorStoreFile(ctx context.Context, f store.VectorStoreFile, jobs ...store.Job) error {
 	if f.FileID == "" {
 		return invalid("empty file id")
+	}
+	queued, err := encodeJobs(jobs)
+	if err != nil {
+		return err
 	}
 	if err := s.lock(); err != nil {
 		return err
@@ -1138,6 +1147,7 @@ func (s *Store) PutVectorStoreFile(ctx context.Context, f store.VectorStoreFile)
 		return err
 	}
 	s.putVSFileLocked(vs, f)
+	s.enqueueLocked(queued)
 	return nil
 }
 
@@ -1263,9 +1273,13 @@ func (s *Store) ScanChunks(ctx context.Context, project, vectorStoreID string, f
 }
 
 // CreateFileBatch implements store.Store.
-func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []store.VectorStoreFile) error {
+func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
 	if b.ID == "" {
 		return invalid("empty batch id")
+	}
+	queued, err := encodeJobs(jobs)
+	if err != nil {
+		return err
 	}
 	if err := s.lock(); err != nil {
 		return err
@@ -1290,6 +1304,7 @@ func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []
 		f.BatchID = b.ID
 		s.putVSFileLocked(vs, f)
 	}
+	s.enqueueLocked(queued)
 	return nil
 }
 

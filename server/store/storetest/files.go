@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -323,5 +324,41 @@ func testIdempotency(t *testing.T, s store.Store) {
 	_, claimed, _ = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttla", ExpiresAt: now.Add(time.Hour)}, now)
 	if !claimed {
 		t.Fatal("a deleted key is not claimable")
+	}
+}
+
+// testVectorStoreJobs: the writes that attach files enqueue their jobs in
+// the same transaction: a committed write has them, a refused one has none.
+func testVectorStoreJobs(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	job := func(step string) store.Job { return store.Job{Args: testJob{RunID: "vsjobs", Step: step}} }
+	vs := store.VectorStore{ID: newID("vs_"), CreatedAt: 1, Data: data("v")}
+	f1, f2, f3 := newID("file-"), newID("file-"), newID("file-")
+	must(t, s.CreateVectorStore(ctx, vs, []store.VectorStoreFile{{FileID: f1, Status: "in_progress", Data: data("1")}}, job("create")))
+	wantErr(t, s.CreateVectorStore(ctx, vs, nil, job("lost-conflict")), store.ErrConflict)
+	must(t, s.PutVectorStoreFile(ctx, store.VectorStoreFile{VectorStoreID: vs.ID, FileID: f2, Status: "in_progress", Data: data("2")}, job("put")))
+	wantErr(t, s.PutVectorStoreFile(ctx, store.VectorStoreFile{VectorStoreID: "vs_missing", FileID: f2, Status: "in_progress"}, job("lost-missing")), store.ErrNotFound)
+	b := store.FileBatch{ID: newID("vsfb_"), VectorStoreID: vs.ID, CreatedAt: 2, Data: data("b")}
+	must(t, s.CreateFileBatch(ctx, b, []store.VectorStoreFile{{FileID: f3, Status: "in_progress", Data: data("3")}}, job("batch")))
+	wantErr(t, s.CreateFileBatch(ctx, b, nil, job("lost-batch")), store.ErrConflict)
+	// Args that do not encode: nothing written.
+	bad := store.VectorStore{ID: newID("vs_"), CreatedAt: 3}
+	if err := s.CreateVectorStore(ctx, bad, nil, store.Job{Args: badJob{C: make(chan int)}}); err == nil {
+		t.Fatal("a job whose args do not encode was accepted")
+	}
+	wantErr(t, func() error { _, err := s.GetVectorStore(ctx, "", bad.ID); return err }(), store.ErrNotFound)
+
+	jobs, err := s.ListJobs(ctx, testJob{}.Kind())
+	must(t, err)
+	var got []string
+	for _, j := range jobs {
+		var a testJob
+		must(t, json.Unmarshal(j.Args, &a))
+		if a.RunID == "vsjobs" {
+			got = append(got, a.Step)
+		}
+	}
+	if want := []string{"create", "put", "batch"}; !slices.Equal(got, want) {
+		t.Fatalf("jobs %v, want %v", got, want)
 	}
 }

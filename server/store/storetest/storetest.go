@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Files", testFiles},
 		{"VectorStores", testVectorStores},
 		{"FileBatches", testFileBatches},
+		{"VectorStoreJobs", testVectorStoreJobs},
 		{"Idempotency", testIdempotency},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},
 		{"ConcurrentRunLifecycles", testConcurrentRunLifecycles},

@@ -259,7 +259,7 @@ func (s *Store) lockVS(ctx context.Context, tx Tx, project, id string) error {
 }
 
 // CreateVectorStore implements store.Store.
-func (s *Store) CreateVectorStore(ctx context.Context, v store.VectorStore, files []store.VectorStoreFile) error {
+func (s *Store) CreateVectorStore(ctx context.Context, v store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
 	if v.ID == "" {
 		return invalid("empty vector store id")
 	}
@@ -268,7 +268,10 @@ func (s *Store) CreateVectorStore(ctx context.Context, v store.VectorStore, file
 		if _, err := tx.Exec(ctx, `INSERT INTO vector_stores (`+vsCols+`) VALUES (?, ?, ?, ?)`, v.ID, v.Project, v.CreatedAt, nz(v.Data)); err != nil {
 			return s.conflictOr(err, "vector store", v.ID)
 		}
-		return s.putVSFiles(ctx, tx, v.Project, v.ID, "", files)
+		if err := s.putVSFiles(ctx, tx, v.Project, v.ID, "", files); err != nil {
+			return err
+		}
+		return tx.InsertJobs(ctx, jobs)
 	})
 }
 
@@ -346,12 +349,15 @@ func (s *Store) VectorStoreFileCounts(ctx context.Context, project, vectorStoreI
 }
 
 // PutVectorStoreFile implements store.Store.
-func (s *Store) PutVectorStoreFile(ctx context.Context, f store.VectorStoreFile) error {
+func (s *Store) PutVectorStoreFile(ctx context.Context, f store.VectorStoreFile, jobs ...store.Job) error {
 	return s.b.Write(ctx, func(tx Tx) error {
 		if err := s.lockVS(ctx, tx, f.Project, f.VectorStoreID); err != nil {
 			return err
 		}
-		return s.putVSFiles(ctx, tx, store.ProjectOr(f.Project), f.VectorStoreID, "", []store.VectorStoreFile{f})
+		if err := s.putVSFiles(ctx, tx, store.ProjectOr(f.Project), f.VectorStoreID, "", []store.VectorStoreFile{f}); err != nil {
+			return err
+		}
+		return tx.InsertJobs(ctx, jobs)
 	})
 }
 
@@ -486,7 +492,7 @@ func (s *Store) ScanChunks(ctx context.Context, project, vectorStoreID string, f
 }
 
 // CreateFileBatch implements store.Store.
-func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []store.VectorStoreFile) error {
+func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
 	if b.ID == "" {
 		return invalid("empty batch id")
 	}
@@ -499,7 +505,10 @@ func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []
 			b.ID, b.Project, b.VectorStoreID, b.CreatedAt, nz(b.Data)); err != nil {
 			return s.conflictOr(err, "file batch", b.ID)
 		}
-		return s.putVSFiles(ctx, tx, b.Project, b.VectorStoreID, b.ID, files)
+		if err := s.putVSFiles(ctx, tx, b.Project, b.VectorStoreID, b.ID, files); err != nil {
+			return err
+		}
+		return tx.InsertJobs(ctx, jobs)
 	})
 }
 
