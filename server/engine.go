@@ -336,6 +336,38 @@ func (e *engine) getRun(ctx context.Context, threadID, runID string) (gen.RunObj
 	return e.expireIfDue(ctx, obj)
 }
 
+// getRunJSON is getRun for a reply: the run's JSON as stored (and a
+// newline), without decoding it, when reading cannot change the run (a
+// requires_action run may be due to expire: it is decoded and checked as
+// getRun does).
+func (e *engine) getRunJSON(ctx context.Context, threadID, runID string) ([]byte, error) {
+	if !validID(threadID) || !validID(runID) {
+		return nil, errNotFound("run", runID)
+	}
+	r, err := e.s.db.GetRun(ctx, projectOf(ctx), threadID, runID)
+	if err != nil {
+		return nil, storeErr(err, "run", runID)
+	}
+	if r.Status == string(gen.RunObjectStatusRequiresAction) {
+		obj, _, err := decodeRun(r)
+		if err != nil {
+			return nil, err
+		}
+		if obj, err = e.expireIfDue(ctx, obj); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(obj)
+		if err != nil {
+			return nil, err
+		}
+		return append(b, '\n'), nil
+	}
+	out := make([]byte, len(r.Data)+1) // a copy: the store may share r.Data
+	copy(out, r.Data)
+	out[len(r.Data)] = '\n'
+	return out, nil
+}
+
 // listRuns returns a page of a thread's runs.
 func (e *engine) listRuns(ctx context.Context, threadID string, lp listParams) ([]gen.RunObject, bool, error) {
 	pg, err := e.s.db.ListRuns(ctx, projectOf(ctx), threadID, storeList(lp))
@@ -430,10 +462,11 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	}
 	sr := store.Run{Project: projectOf(ctx), ID: r.obj.Id, ThreadID: r.obj.ThreadId, AssistantID: r.obj.AssistantId,
 		Status: string(r.obj.Status), CreatedAt: int64(r.obj.CreatedAt), Data: runData, State: stData}
+	// The expiry job is enqueued when the run first waits for tool outputs
+	// (requireActionLocked): only a run in requires_action expires by it.
 	jobs := []store.Job{e.roundJob(sr.Project, r.obj.ThreadId, r.obj.Id, 0)}
 	if r.obj.ExpiresAt != nil {
 		sr.ExpiresAt = int64(*r.obj.ExpiresAt)
-		jobs = append(jobs, e.expireJob(sr.Project, r.obj.ThreadId, r.obj.Id, *r.obj.ExpiresAt))
 	}
 	nr := store.NewRun{Thread: th, Messages: msgs, Run: sr, Events: evs, Jobs: jobs}
 	for attempt := 0; ; attempt++ {
@@ -550,6 +583,60 @@ func (e *engine) submitToolOutputs(ctx context.Context, threadID, runID string, 
 		sub = e.subscribe(runID, int(first-1))
 	}
 	return obj, sub, nil
+}
+
+// submitted reports whether the outputs of calls were applied to a run (a
+// submitToolOutputs committed), and returns the run and the round the
+// calls belong to.
+func (e *engine) submitted(ctx context.Context, threadID, runID string, calls []string) (gen.RunObject, int, bool) {
+	if !validID(threadID) || !validID(runID) || len(calls) == 0 {
+		return gen.RunObject{}, 0, false
+	}
+	r, err := e.s.db.GetRun(ctx, projectOf(ctx), threadID, runID)
+	if err != nil {
+		return gen.RunObject{}, 0, false
+	}
+	obj, st, err := decodeRun(r)
+	if err != nil {
+		return gen.RunObject{}, 0, false
+	}
+	round := -1
+	for _, id := range calls {
+		i := slices.IndexFunc(st.Outputs, func(o ToolOutput) bool { return o.Call.ID == id })
+		if i < 0 || round >= 0 && st.Outputs[i].Round != round {
+			return gen.RunObject{}, 0, false
+		}
+		round = st.Outputs[i].Round
+	}
+	if obj, err = e.expireIfDue(ctx, obj); err != nil {
+		return gen.RunObject{}, 0, false
+	}
+	return obj, round, true
+}
+
+// submitFrom returns where the stream of the submitToolOutputs that
+// answered round began: the id of the round's requires_action event (the
+// submit's first event, thread.run.queued, follows it), or 0 when it is
+// not found.
+func (e *engine) submitFrom(ctx context.Context, runID string, round int) int {
+	seen := 0
+	var after int64
+	for {
+		evs, err := e.s.db.ListRunEvents(ctx, runID, after, 1000)
+		if err != nil || len(evs) == 0 {
+			return 0
+		}
+		for _, ev := range evs {
+			if ev.Type != "thread.run.requires_action" {
+				continue
+			}
+			if seen == round {
+				return int(ev.Seq)
+			}
+			seen++
+		}
+		after = evs[len(evs)-1].Seq
+	}
 }
 
 // checkOutputs checks submitted outputs against the pending calls.
@@ -745,6 +832,7 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 		if !e.pause(ctx) {
 			return e.stopped(ctx)
 		}
+		var written *liveRun
 		_, _, err := e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
 			if lr.obj.Status != gen.RunObjectStatusQueued || lr.st.Round != a.Round {
 				return errRunStale
@@ -755,6 +843,7 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 				lr.obj.StartedAt = &now
 			}
 			lr.publish("thread.run.in_progress", lr.obj)
+			written = lr
 			return nil
 		})
 		if errors.Is(err, errRunStale) || errors.Is(err, store.ErrNotFound) {
@@ -763,12 +852,13 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 		if err != nil {
 			return err
 		}
+		obj, st = written.obj, written.st // the run as just stored: no need to read it again
 	case gen.RunObjectStatusInProgress:
 		// A round whose worker stopped: run it again.
 	default:
 		return nil
 	}
-	return e.round(ctx, a)
+	return e.roundOf(ctx, a, obj, st)
 }
 
 // stopped is what a job returns when its context ended: nothing when the
@@ -888,6 +978,11 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	return e.roundOf(ctx, a, obj, st)
+}
+
+// roundOf is round on the run as stored (obj, st), already read.
+func (e *engine) roundOf(ctx context.Context, a roundArgs, obj gen.RunObject, st runState) (err error) {
 	defer e.recoverRun(a) // a panic fails the run (recover.go)
 	in, err := e.modelInput(ctx, obj, st)
 	if err != nil {
@@ -1076,6 +1171,13 @@ func (e *engine) requireActionLocked(lr *liveRun, calls []ToolCall, u Usage) {
 	lr.obj.Status = gen.RunObjectStatusRequiresAction
 	lr.obj.RequiredAction = &gen.RunRequiredAction{Type: "submit_tool_outputs", SubmitToolOutputs: gen.RunSubmitToolOutputs{ToolCalls: pending}}
 	lr.publish("thread.run.requires_action", lr.obj)
+	if lr.st.Round == 0 && lr.obj.ExpiresAt != nil {
+		// The first wait (rounds move on only by a submit): the job that
+		// expires the run at expires_at if it still waits then. A run
+		// that never waits needs none, and a queue without it is one job
+		// per run lighter.
+		lr.enqueue(e.expireJob(lr.project, lr.obj.ThreadId, lr.obj.Id, *lr.obj.ExpiresAt))
+	}
 }
 
 // functionDelta is the JSON of a function call fragment in a
@@ -1131,7 +1233,7 @@ func fragments(s string, n int) []string {
 func (e *engine) fail(ctx context.Context, a roundArgs, w *writer, err error) error {
 	code, msg, known := modelFailure(err)
 	if !known {
-		e.s.log.Warn("model failed", "run_id", a.RunID, "err", err.Error())
+		e.s.log.Warn("model failed", "project", projectOr(a.Project), "thread_id", a.ThreadID, "run_id", a.RunID, "err", err.Error())
 	}
 	if !e.pause(ctx) {
 		return e.stopped(ctx)

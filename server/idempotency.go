@@ -137,8 +137,10 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 		}
 		lazy := isMultipart(r)
 		var fp [32]byte
+		var body []byte
 		if !lazy {
-			body, err := io.ReadAll(r.Body)
+			var err error
+			body, err = io.ReadAll(r.Body)
 			if err != nil {
 				writeAPIError(w, bodyReadError(err))
 				return
@@ -165,12 +167,12 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 				}
 				// The key may be known to the store: another replica, or
 				// this process before a restart, took it.
-				intent := intentFor(r) // idemshared.go
+				intent := intentFor(r, body) // idemshared.go
 				shared, claimed, err := s.claimShared(r.Context(), mapKey, fp, lazy, intent)
 				if err != nil || claimed {
 					if err != nil {
 						s.log.Warn("idempotency: the store did not answer; the key is kept in this process only", "err", err.Error())
-					} else if intent != nil {
+					} else if intent != nil && intent.Calls == nil {
 						r = r.WithContext(context.WithValue(r.Context(), runIntentKey{}, intent))
 					}
 					s.serveFirst(st, e, next, w, r, err == nil)

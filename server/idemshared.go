@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/server/store"
 )
 
@@ -24,9 +25,12 @@ import (
 //   - done: the remembered reply is replayed (Idempotent-Replayed: true);
 //   - stream: the repeat is reattached to the run's events (see reattach);
 //   - pending: the first request is being served by another process: the
-//     repeat polls the record until it is answered, or until the claim's
-//     lease (idemLease) ends, when the claimant is taken for dead and the
-//     repeat does the work.
+//     repeat polls the record until it is answered, until the request's
+//     work shows done in the store (createRun, createThreadAndRun: the run
+//     exists; submitToolOutputs: its outputs are applied; see runIntent),
+//     when the repeat is answered with the run, or until the claim's lease
+//     (idemLease) ends, when the claimant is taken for dead and the repeat
+//     does the work.
 //
 // Records expire Options.IdempotencyTTL after their answer; every process
 // deletes the expired ones every idemSweepEvery.
@@ -59,17 +63,27 @@ type idemStreamEv struct {
 // (its claimant may have died after committing the run and before
 // recording the answer) answers with that run when it exists, instead of
 // doing the work again.
+//
+// A keyed submitToolOutputs names no new object; its claim records the run
+// and the ids of the tool calls the request answers (Calls): a repeat that
+// finds the claim pending answers with the run once the run shows those
+// outputs applied (the submit committed; its claimant may have died before
+// recording the answer), instead of waiting for the claim's lease to end
+// and then failing, the run having moved on.
 type runIntent struct {
-	RunID    string `json:"run_id"`
-	ThreadID string `json:"thread_id"`
+	RunID    string   `json:"run_id"`
+	ThreadID string   `json:"thread_id"`
+	Calls    []string `json:"submit_calls,omitempty"` // submitToolOutputs: the calls answered
 }
 
 type runIntentKey struct{}
 
 // intentFor returns the intent of a createRun (POST
 // /v1/threads/{thread_id}/runs) or createThreadAndRun (POST
-// /v1/threads/runs) request, or nil.
-func intentFor(r *http.Request) *runIntent {
+// /v1/threads/runs) request, or of a submitToolOutputs (POST
+// /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs) whose body
+// (already read: body) names its calls, or nil.
+func intentFor(r *http.Request, body []byte) *runIntent {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/threads/")
 	if !ok {
 		return nil
@@ -80,10 +94,33 @@ func intentFor(r *http.Request) *runIntent {
 	if th, ok := strings.CutSuffix(rest, "/runs"); ok && validID(th) {
 		return &runIntent{RunID: newID(prefixRun), ThreadID: th}
 	}
+	if path, ok := strings.CutSuffix(rest, "/submit_tool_outputs"); ok {
+		th, run, ok := strings.Cut(path, "/runs/")
+		if !ok || !validID(th) || !validID(run) {
+			return nil
+		}
+		var req struct {
+			ToolOutputs []struct {
+				ToolCallID string `json:"tool_call_id"`
+			} `json:"tool_outputs"`
+		}
+		if json.Unmarshal(body, &req) != nil || len(req.ToolOutputs) == 0 {
+			return nil // not a valid submit: validation answers it
+		}
+		in := &runIntent{RunID: run, ThreadID: th}
+		for _, o := range req.ToolOutputs {
+			if o.ToolCallID == "" {
+				return nil
+			}
+			in.Calls = append(in.Calls, o.ToolCallID)
+		}
+		return in
+	}
 	return nil
 }
 
-// intentFrom returns the run intent of a request's context, or nil.
+// intentFrom returns the intent of a run-creating request's context, or
+// nil.
 func intentFrom(ctx context.Context) *runIntent {
 	in, _ := ctx.Value(runIntentKey{}).(*runIntent)
 	return in
@@ -220,9 +257,18 @@ func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string
 	if json.Unmarshal(rec.Body, &in) != nil || in.RunID == "" {
 		return false
 	}
-	run, err := s.eng.getRun(r.Context(), in.ThreadID, in.RunID)
-	if err != nil {
-		return false // not made (yet): wait for the claim
+	round := -1 // submitToolOutputs: the round the outputs answered
+	var run gen.RunObject
+	if in.Calls != nil {
+		var ok bool
+		if run, round, ok = s.eng.submitted(r.Context(), in.ThreadID, in.RunID, in.Calls); !ok {
+			return false // not applied (yet): wait for the claim
+		}
+	} else {
+		var err error
+		if run, err = s.eng.getRun(r.Context(), in.ThreadID, in.RunID); err != nil {
+			return false // not made (yet): wait for the claim
+		}
 	}
 	if len(rec.Fingerprint) > 0 && string(rec.Fingerprint) != string(fp[:]) {
 		writeAPIError(w, errKeyReused(key))
@@ -236,7 +282,11 @@ func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	if req.Stream {
-		s.reattach(w, r, &idemEntry{stream: true, runID: run.Id, from: 0})
+		from := 0 // a created run's stream: from its first event
+		if round >= 0 {
+			from = s.eng.submitFrom(r.Context(), run.Id, round)
+		}
+		s.reattach(w, r, &idemEntry{stream: true, runID: run.Id, from: from})
 		return true
 	}
 	b, err := json.Marshal(run)

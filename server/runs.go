@@ -427,11 +427,11 @@ func (s *Server) ListRuns(ctx context.Context, req genserver.ListRunsRequestObje
 
 // GetRun returns one run.
 func (s *Server) GetRun(ctx context.Context, req genserver.GetRunRequestObject) (genserver.GetRunResponseObject, error) {
-	run, err := s.eng.getRun(ctx, req.ThreadId, req.RunId)
+	b, err := s.eng.getRunJSON(ctx, req.ThreadId, req.RunId)
 	if err != nil {
 		return nil, err
 	}
-	return s.runReply(run), nil
+	return runReply{enc: b, poll: s.eng.poll}, nil
 }
 
 // ModifyRun replaces a run's metadata.

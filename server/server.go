@@ -86,8 +86,11 @@ import (
 // Options configures a Server. The zero value of every field means its default.
 type Options struct {
 	// APIKeys, when not empty, turns auth on: every request must carry one of
-	// these keys as "Authorization: Bearer <key>" or "api-key: <key>".
-	// Default: none (auth off).
+	// these keys (or, with KeySecret, a key of the store) as "Authorization:
+	// Bearer <key>" or "api-key: <key>". These keys act in
+	// store.DefaultProject: the single-project shortcut (serve
+	// --api-key-env). Default: none (auth off: every request acts in the
+	// default project).
 	APIKeys []string
 	// KeySecret, when set, turns auth on with the keys kept in the store
 	// (`assistants keys create`): a request's key is found by its

@@ -40,20 +40,25 @@ var loadSpecInfo = sync.OnceValues(func() (*specInfo, error) {
 	}
 	// Match the spec's paths under /v1 on any host.
 	doc.Servers = openapi3.Servers{{URL: "/v1"}}
-	info.validator = nethttpmiddleware.OapiRequestValidatorWithOptions(doc, &nethttpmiddleware.Options{
+	opts := &nethttpmiddleware.Options{
 		Options: openapi3filter.Options{
 			// Auth is our own middleware's job (auth.go).
 			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 			// Defaults are the handlers' business: a modify request must
 			// change only the fields it sends.
 			SkipSettingDefaults: true,
+			// As the middleware sets it (its DiscardValidatedValue is off).
+			KeepValidatedValue: true,
 		},
 		SilenceServersWarning: true,
 		// Uploads are checked by CreateFile while it streams the parts, so
 		// a large file is not read twice.
 		Skipper:              isMultipart,
 		ErrorHandlerWithOpts: validationError,
-	})
+	}
+	full := nethttpmiddleware.OapiRequestValidatorWithOptions(doc, opts)
+	routes := newSpecRoutes(doc, &opts.Options)
+	info.validator = func(next http.Handler) http.Handler { return routes.middleware(full(next), next) }
 	return info, nil
 })
 

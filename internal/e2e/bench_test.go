@@ -67,15 +67,17 @@ func BenchmarkStores(b *testing.B) {
 				th, run := conv()
 				path := "/threads/" + th + "/runs/" + run
 				b.ResetTimer()
+				cpu := processCPU()
 				b.SetParallelism(clients)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						bc.get(b, path)
 					}
 				})
-				rate(b, "req/s")
+				rate(b, "req/s", cpu)
 			})
 			b.Run("CreateMessage", func(b *testing.B) {
+				cpu := processCPU()
 				b.SetParallelism(clients)
 				b.RunParallel(func(pb *testing.PB) {
 					th := bc.post(b, "/threads", `{}`)
@@ -84,7 +86,7 @@ func BenchmarkStores(b *testing.B) {
 						bc.post(b, "/threads/"+th+"/messages", body)
 					}
 				})
-				rate(b, "req/s")
+				rate(b, "req/s", cpu)
 			})
 			b.Run("ListMessages100", func(b *testing.B) {
 				th := bc.post(b, "/threads", `{}`)
@@ -93,6 +95,7 @@ func BenchmarkStores(b *testing.B) {
 				}
 				path := "/threads/" + th + "/messages?limit=100"
 				b.ResetTimer()
+				cpu := processCPU()
 				b.SetParallelism(clients)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
@@ -102,16 +105,17 @@ func BenchmarkStores(b *testing.B) {
 						}
 					}
 				})
-				rate(b, "req/s")
+				rate(b, "req/s", cpu)
 			})
 			b.Run("Conversation", func(b *testing.B) {
+				cpu := processCPU()
 				b.SetParallelism(convClients)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						conv()
 					}
 				})
-				rate(b, "conv/s")
+				rate(b, "conv/s", cpu)
 			})
 		})
 	}
@@ -123,10 +127,16 @@ const (
 	convClients = 16
 )
 
-// rate reports b.N per second of the benchmark's time as unit.
-func rate(b *testing.B, unit string) {
+// rate reports b.N per second of the benchmark's time as unit, and the
+// CPU time of the process (server and load generator) per op since cpu
+// (processCPU at the start): on a machine shared with other work the rate
+// varies with the load, the CPU per op much less.
+func rate(b *testing.B, unit string, cpu time.Duration) {
 	if s := b.Elapsed().Seconds(); s > 0 {
 		b.ReportMetric(float64(b.N)/s, unit)
+	}
+	if used := processCPU() - cpu; cpu > 0 && used > 0 && b.N > 0 {
+		b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 }
 

@@ -99,3 +99,92 @@ func TestRetryAfterCrashBetweenRunAndAnswer(t *testing.T) {
 	}
 	assert.Len(t, ids, 1, "no second run: %v", ids)
 }
+
+// TestRetryAfterCrashBetweenSubmitAndAnswer: the same window for
+// submitToolOutputs. Replica A applies a keyed submit (the run leaves
+// requires_action) and dies before recording the answer under the key.
+// The client's retry on replica B must be answered with the run at once
+// (the outputs are applied: the submit is done), not wait out the dead
+// claim's lease (2 minutes) and then fail with "Runs in status ... do not
+// accept tool outputs" (400).
+func TestRetryAfterCrashBetweenSubmitAndAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	u := pgtest.Schema(t)
+	serveArgs := append([]string{"--database-url", u, "--step-delay", "5ms"}, pickupFlags...)
+	a, b := startServe(t, serveArgs...), startServe(t, serveArgs...)
+	ca, cb := newClient(t, a.URL), newClient(t, b.URL)
+	asst := createAssistant(t, ctx, ca, "tools")
+	th := createThread(t, ctx, ca, `please get_weather {"city":"Paris"}`)
+	run := createRun(t, ctx, ca, th.Id, asst.Id)
+	waiting := waitRun(t, ctx, ca, th.Id, run.Id)
+	require.Equal(t, gen.RunObjectStatus("requires_action"), waiting.Status, "last error: %+v", waiting.LastError)
+	calls := waiting.RequiredAction.SubmitToolOutputs.ToolCalls
+	require.Len(t, calls, 1)
+	key := "crash-between-submit-" + run.Id
+	body := gen.SubmitToolOutputsRunRequest{ToolOutputs: []gen.SubmitToolOutputsRunRequestToolOutput{
+		{ToolCallId: assistants.Ptr(calls[0].Id), Output: assistants.Ptr(`{"temp_c":21}`)}}}
+
+	// River's job table locked: A's submit (which enqueues the next
+	// round) waits after claiming the key.
+	jobs, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	defer jobs.Close(context.WithoutCancel(ctx))
+	jtx, err := jobs.Begin(ctx)
+	require.NoError(t, err)
+	defer jtx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	_, err = jtx.Exec(ctx, "LOCK TABLE river_job IN SHARE MODE")
+	require.NoError(t, err)
+
+	go func() { // A's reply never comes: A is killed
+		_, _ = ca.SubmitToolOutputsToRunWithResponse(ctx, th.Id, run.Id, body, withKey(key))
+	}()
+
+	// A has claimed the key: lock the claim, so A cannot record its answer.
+	keys, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	defer keys.Close(context.WithoutCancel(ctx))
+	ktx, err := keys.Begin(ctx)
+	require.NoError(t, err)
+	defer ktx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var state string
+		err := ktx.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE idem_key LIKE '%' || $1 FOR UPDATE`, key).Scan(&state)
+		if err == nil {
+			require.Equal(t, "pending", state)
+			break
+		}
+		require.ErrorIs(t, err, pgx.ErrNoRows)
+		require.True(t, time.Now().Before(deadline), "A never claimed the key")
+	}
+	// Let the submit commit; A now waits to record its answer.
+	require.NoError(t, jtx.Rollback(ctx))
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cur, err := assistants.Result[gen.RunObject](cb.GetRunWithResponse(ctx, th.Id, run.Id))
+		require.NoError(t, err)
+		if cur.Status != "requires_action" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the submit was never committed")
+	}
+	require.NoError(t, a.Kill())
+	require.NoError(t, ktx.Rollback(ctx))
+
+	// The client retries on B with the same key; the claim's lease (2
+	// minutes) must not be waited out.
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	r, err := cb.SubmitToolOutputsToRunWithResponse(rctx, th.Id, run.Id, body, withKey(key))
+	require.NoError(t, err, "the retry waited for the dead claim")
+	require.Equal(t, http.StatusOK, r.StatusCode(), "the retry must be answered with the run: %s", r.Body)
+	require.NotNil(t, r.JSON200)
+	assert.Equal(t, run.Id, r.JSON200.Id)
+	assert.Equal(t, "true", r.HTTPResponse.Header.Get("Idempotent-Replayed"))
+	assert.NotEqual(t, gen.RunObjectStatus("requires_action"), r.JSON200.Status)
+
+	pctx, pcancel := context.WithTimeout(ctx, pickupWithin)
+	defer pcancel()
+	done := waitRun(t, pctx, cb, th.Id, run.Id)
+	require.Equal(t, gen.RunObjectStatus("completed"), done.Status, "last error: %+v", done.LastError)
+	assert.Equal(t, []string{`user: please get_weather {"city":"Paris"}`, `assistant: get_weather returned: {"temp_c":21}`}, messageTexts(t, ctx, cb, th.Id))
+}

@@ -272,24 +272,30 @@ func (p *Pipeline) Search(ctx context.Context, req Request) ([]Result, error) {
 	}
 	depth := max(p.o.Candidates, limit)
 	// The keyword searches run beside the query's embedding and the
-	// vector searches: a hybrid search takes about as long as the slower
-	// half.
+	// vector searches (unless the index is an index.Serial asking for them
+	// in turn): a hybrid search takes about as long as the slower half.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	kwHits := make([][]index.Hit, len(req.Queries))
 	var kwErr error
 	var wg sync.WaitGroup
-	if req.Mode != VectorOnly {
-		wg.Go(func() {
-			for i, q := range req.Queries {
-				hits, err := p.o.Index.SearchKeyword(ctx, q, req.Scope, depth)
-				if err != nil {
-					kwErr = fmt.Errorf("retrieval: keyword search: %w", err)
-					return
-				}
-				kwHits[i] = hits
+	keyword := func() {
+		for i, q := range req.Queries {
+			hits, err := p.o.Index.SearchKeyword(ctx, q, req.Scope, depth)
+			if err != nil {
+				kwErr = fmt.Errorf("retrieval: keyword search: %w", err)
+				return
 			}
-		})
+			kwHits[i] = hits
+		}
+	}
+	serial, _ := p.o.Index.(index.Serial)
+	switch {
+	case req.Mode == VectorOnly:
+	case serial != nil && serial.SerialSearches(), req.Mode == KeywordOnly:
+		keyword()
+	default:
+		wg.Go(keyword)
 	}
 	vecHits, vecErr := p.searchVectors(ctx, req, depth)
 	if vecErr != nil {

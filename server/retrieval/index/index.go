@@ -66,6 +66,16 @@ type Vector interface {
 	SearchVector(ctx context.Context, query []float32, scope Scope, k int) ([]Hit, error)
 }
 
+// Serial is an optional interface of an index whose keyword and vector
+// searches do better one after the other than at the same time: a
+// pipeline then runs the two halves of a hybrid search in turn. Indexes
+// without it have them run concurrently.
+type Serial interface {
+	// SerialSearches reports whether a search's halves should run in
+	// turn.
+	SerialSearches() bool
+}
+
 // Writer changes an index.
 type Writer interface {
 	// Put replaces the chunks of a file (all of ref's chunks, possibly

@@ -5,7 +5,7 @@
 // Writes go through one connection (SQLite has one writer at a time, and
 // River's SQLite driver asks for it), each transaction BEGIN IMMEDIATE;
 // reads use a pool of read-only connections that WAL lets run beside the
-// writer. synchronous=NORMAL: a committed write survives the process being
+// writer. Every connection keeps its statements prepared (stmtcache.go). synchronous=NORMAL: a committed write survives the process being
 // killed; a power loss may lose the last transactions, never the file.
 //
 // Open applies the store's migrations (server/store/sqlite/migrations) and
@@ -103,20 +103,22 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 		q.Add("_pragma", p)
 	}
 	wq := url.Values{"_txlock": {"immediate"}, "_pragma": q["_pragma"]}
-	w, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
+	wc, err := newConnector("file:" + path + "?" + wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
+	w := sql.OpenDB(wc) // statements stay prepared (stmtcache.go)
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	rq := url.Values{"_pragma": append(q["_pragma"], "query_only(1)")}
-	r, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
+	rc, err := newConnector("file:" + path + "?" + rq.Encode())
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
+	r := sql.OpenDB(rc)
 	r.SetMaxOpenConns(o.ReadConns)
 	r.SetMaxIdleConns(o.ReadConns)
 	r.SetConnMaxIdleTime(0)
@@ -230,7 +232,8 @@ func (t sqlTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("sqlite store: no job queue yet (migrating)")
 	}
-	_, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
+	// The fast insert: the rows are not read back (nothing uses them).
+	_, err := t.river.InsertManyFastTx(ctx, t.tx, sqlstore.InsertParams(jobs))
 	if err != nil {
 		return fmt.Errorf("enqueue jobs: %w", err)
 	}
