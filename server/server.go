@@ -182,7 +182,10 @@ type Options struct {
 	// The server binds itself to the embedding space (model and
 	// dimension) of the first vectors it gets and refuses any other:
 	// a file then fails and a search answers 409 embedding_model_changed
-	// (see embedding.go); vectors of two models are never compared.
+	// (see embedding.go); vectors of two models are never compared. On
+	// SQLite and PostgreSQL the vectors are stored with their model and
+	// dimension, and a server whose embedder is not the stored vectors'
+	// refuses the same way.
 	// Default: the built-in embed.Hashing, a deterministic offline
 	// lexical stand-in (256 dimensions), not a semantic model.
 	Embedder embed.Embedder

@@ -322,85 +322,114 @@ func TestFileSearchTwoReplicasPostgres(t *testing.T) {
 	assert.Equal(t, gen.VectorStoreFileCounts{Completed: 2 + len(ids), Total: 2 + len(ids)}, final.FileCounts)
 }
 
-// Changing the embedding model of a SQLite database's server is refused
-// clearly, and never mixes vectors: a server started with another model
-// (the built-in embedder at 128 dimensions instead of 256) answers a
-// search with 409 embedding_model_changed naming both models, fails a new
-// file with a last_error saying so, and writes no vector; back on the
-// first model, the first file is found again.
-func TestEmbeddingModelChangeSQLite(t *testing.T) {
-	ctx := t.Context()
-	dir := t.TempDir()
-	reopen := func() *sqlite.Store {
-		st, err := sqlite.OpenDir(ctx, dir, quietSQLite)
-		require.NoError(t, err)
-		return st
-	}
-	search := func(c *assistants.Client, vsID string) (*gen.SearchVectorStoreReply, error) {
-		var q gen.VectorStoreSearchQuery
-		require.NoError(t, q.FromVectorStoreSearchQueryText("penguins eat krill"))
-		return c.SearchVectorStoreWithResponse(ctx, vsID, gen.VectorStoreSearchRequest{Query: q})
-	}
-	dims := func(st *sqlite.Store) []int {
-		rows, err := st.DB().QueryContext(ctx, `SELECT DISTINCT embedding_dim FROM vector_store_chunks ORDER BY 1`)
-		require.NoError(t, err)
-		defer rows.Close()
-		var out []int
-		for rows.Next() {
-			var d int
-			require.NoError(t, rows.Scan(&d))
-			out = append(out, d)
-		}
-		require.NoError(t, rows.Err())
-		return out
-	}
+// Changing the embedding model of a database's server (SQLite,
+// PostgreSQL) is refused clearly, and never mixes vectors: a server
+// started with another model (the built-in embedder at 128 dimensions
+// instead of 256) answers a search with 409 embedding_model_changed naming
+// both models, fails a new file with a last_error saying so, and writes no
+// vector; back on the first model, the first file is found again.
+func TestEmbeddingModelChange(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			var reopen func() store.Store
+			var dims func(store.Store) []int
+			switch name {
+			case "sqlite":
+				dir := t.TempDir()
+				reopen = func() store.Store {
+					st, err := sqlite.OpenDir(ctx, dir, quietSQLite)
+					require.NoError(t, err)
+					return st
+				}
+				dims = func(st store.Store) []int {
+					rows, err := st.(*sqlite.Store).DB().QueryContext(ctx, `SELECT DISTINCT embedding_dim FROM vector_store_chunks ORDER BY 1`)
+					require.NoError(t, err)
+					defer rows.Close()
+					var out []int
+					for rows.Next() {
+						var d int
+						require.NoError(t, rows.Scan(&d))
+						out = append(out, d)
+					}
+					require.NoError(t, rows.Err())
+					return out
+				}
+			default:
+				u := pgtest.Schema(t)
+				reopen = func() store.Store {
+					st, err := postgres.Open(ctx, u, quietPostgres)
+					require.NoError(t, err)
+					return st
+				}
+				dims = func(st store.Store) []int {
+					rows, err := st.(*postgres.Store).Pool().Query(ctx, `SELECT DISTINCT embedding_dim FROM vector_store_chunks ORDER BY 1`)
+					require.NoError(t, err)
+					defer rows.Close()
+					var out []int
+					for rows.Next() {
+						var d int
+						require.NoError(t, rows.Scan(&d))
+						out = append(out, d)
+					}
+					require.NoError(t, rows.Err())
+					return out
+				}
+			}
+			search := func(c *assistants.Client, vsID string) (*gen.SearchVectorStoreReply, error) {
+				var q gen.VectorStoreSearchQuery
+				require.NoError(t, q.FromVectorStoreSearchQueryText("penguins eat krill"))
+				return c.SearchVectorStoreWithResponse(ctx, vsID, gen.VectorStoreSearchRequest{Query: q})
+			}
 
-	st := reopen()
-	a, err := assistantstest.Start(server.WithStepDelay(time.Millisecond), server.WithStore(st))
-	require.NoError(t, err)
-	c := newClient(t, a.URL)
-	first := uploadFile(t, ctx, c, "first.txt", []byte("Emperor penguins eat krill and fish."))
-	second := uploadFile(t, ctx, c, "second.txt", []byte("Penguins also eat squid."))
-	vs, err := assistants.Result[gen.VectorStoreObject](c.CreateVectorStoreWithResponse(ctx, gen.CreateVectorStoreRequest{FileIds: &[]string{first.Id}}))
-	require.NoError(t, err)
-	require.Equal(t, 1, waitVectorStore(t, ctx, c, vs.Id).FileCounts.Completed)
-	require.NoError(t, a.Close())
-	require.NoError(t, st.Close())
+			st := reopen()
+			a, err := assistantstest.Start(server.WithStepDelay(time.Millisecond), server.WithStore(st))
+			require.NoError(t, err)
+			c := newClient(t, a.URL)
+			first := uploadFile(t, ctx, c, "first.txt", []byte("Emperor penguins eat krill and fish."))
+			second := uploadFile(t, ctx, c, "second.txt", []byte("Penguins also eat squid."))
+			vs, err := assistants.Result[gen.VectorStoreObject](c.CreateVectorStoreWithResponse(ctx, gen.CreateVectorStoreRequest{FileIds: &[]string{first.Id}}))
+			require.NoError(t, err)
+			require.Equal(t, 1, waitVectorStore(t, ctx, c, vs.Id).FileCounts.Completed)
+			require.NoError(t, a.Close())
+			require.NoError(t, st.Close())
 
-	other, err := embed.NewHashing(func(o *embed.HashingOptions) { o.Dimension = 128 })
-	require.NoError(t, err)
-	st = reopen()
-	b, err := assistantstest.Start(server.WithStepDelay(time.Millisecond), server.WithStore(st), server.WithEmbedder(other))
-	require.NoError(t, err)
-	c = newClient(t, b.URL)
-	r, err := search(c, vs.Id)
-	require.NoError(t, err)
-	require.Equal(t, 409, r.StatusCode(), "body: %s", r.Body)
-	body := string(r.Body)
-	assert.Contains(t, body, "embedding_model_changed")
-	assert.Contains(t, body, `builtin-lexical-hash-v1-256`)
-	assert.Contains(t, body, `builtin-lexical-hash-v1-128`)
-	_, err = assistants.Result[gen.VectorStoreFileObject](c.CreateVectorStoreFileWithResponse(ctx, vs.Id, gen.CreateVectorStoreFileRequest{FileId: second.Id}))
-	require.NoError(t, err)
-	got := waitVectorStore(t, ctx, c, vs.Id)
-	assert.Equal(t, gen.VectorStoreFileCounts{Completed: 1, Failed: 1, Total: 2}, got.FileCounts)
-	f, err := assistants.Result[gen.VectorStoreFileObject](c.GetVectorStoreFileWithResponse(ctx, vs.Id, second.Id))
-	require.NoError(t, err)
-	require.NotNil(t, f.LastError)
-	assert.Contains(t, f.LastError.Message, "The embedding model changed")
-	assert.Contains(t, f.LastError.Message, `builtin-lexical-hash-v1-128`)
-	assert.Equal(t, []int{256}, dims(st), "no vector of the other model was written")
-	require.NoError(t, b.Close())
-	require.NoError(t, st.Close())
+			other, err := embed.NewHashing(func(o *embed.HashingOptions) { o.Dimension = 128 })
+			require.NoError(t, err)
+			st = reopen()
+			b, err := assistantstest.Start(server.WithStepDelay(time.Millisecond), server.WithStore(st), server.WithEmbedder(other))
+			require.NoError(t, err)
+			c = newClient(t, b.URL)
+			r, err := search(c, vs.Id)
+			require.NoError(t, err)
+			require.Equal(t, 409, r.StatusCode(), "body: %s", r.Body)
+			body := string(r.Body)
+			assert.Contains(t, body, "embedding_model_changed")
+			assert.Contains(t, body, `builtin-lexical-hash-v1-256`)
+			assert.Contains(t, body, `builtin-lexical-hash-v1-128`)
+			_, err = assistants.Result[gen.VectorStoreFileObject](c.CreateVectorStoreFileWithResponse(ctx, vs.Id, gen.CreateVectorStoreFileRequest{FileId: second.Id}))
+			require.NoError(t, err)
+			got := waitVectorStore(t, ctx, c, vs.Id)
+			assert.Equal(t, gen.VectorStoreFileCounts{Completed: 1, Failed: 1, Total: 2}, got.FileCounts)
+			f, err := assistants.Result[gen.VectorStoreFileObject](c.GetVectorStoreFileWithResponse(ctx, vs.Id, second.Id))
+			require.NoError(t, err)
+			require.NotNil(t, f.LastError)
+			assert.Contains(t, f.LastError.Message, "The embedding model changed")
+			assert.Contains(t, f.LastError.Message, `builtin-lexical-hash-v1-128`)
+			assert.Equal(t, []int{256}, dims(st), "no vector of the other model was written")
+			require.NoError(t, b.Close())
+			require.NoError(t, st.Close())
 
-	st = reopen()
-	t.Cleanup(func() { st.Close() })
-	c = newClient(t, assistantstest.NewServer(t, server.WithStepDelay(time.Millisecond), server.WithStore(st)).URL)
-	r, err = search(c, vs.Id)
-	require.NoError(t, err)
-	require.NotNil(t, r.JSON200, "body: %s", r.Body)
-	require.NotEmpty(t, r.JSON200.Data)
-	assert.Equal(t, first.Id, r.JSON200.Data[0].FileId, "the first model's vectors are intact")
+			st = reopen()
+			t.Cleanup(func() { st.Close() })
+			c = newClient(t, assistantstest.NewServer(t, server.WithStepDelay(time.Millisecond), server.WithStore(st)).URL)
+			r, err = search(c, vs.Id)
+			require.NoError(t, err)
+			require.NotNil(t, r.JSON200, "body: %s", r.Body)
+			require.NotEmpty(t, r.JSON200.Data)
+			assert.Equal(t, first.Id, r.JSON200.Data[0].FileId, "the first model's vectors are intact")
+		})
+	}
 }
 
 // TestIngestKilledMidBatchSQLite kills `serve --data` (SIGKILL) while a

@@ -64,7 +64,7 @@ func run(rawPath, cleanPath, outPath, command, loadPath string) error {
 	if err != nil {
 		return err
 	}
-	peers, err := benchstat("-col", "/sdk", "-filter", "-.name:(StreamDecode OR BuildRequest OR ListDecode)", cleanPath)
+	peers, err := benchstat("-col", "/sdk", "-filter", "-.name:(StreamDecode OR BuildRequest OR ListDecode OR CreateMessageAttempt)", cleanPath)
 	if err != nil {
 		return err
 	}
@@ -77,6 +77,10 @@ func run(rawPath, cleanPath, outPath, command, loadPath string) error {
 		return err
 	}
 	list, err := benchstat("-col", "/part", "-filter", ".name:ListDecode", cleanPath)
+	if err != nil {
+		return err
+	}
+	attempt, err := benchstat("-col", "/part", "-filter", ".name:CreateMessageAttempt", cleanPath)
 	if err != nil {
 		return err
 	}
@@ -93,6 +97,7 @@ func run(rawPath, cleanPath, outPath, command, loadPath string) error {
 		Peers:    strings.TrimSpace(peers),
 		Decode:   strings.TrimSpace(decode),
 		List:     strings.TrimSpace(list),
+		Attempt:  strings.TrimSpace(attempt),
 		Foot:     fp,
 		Build:    strings.TrimSpace(build),
 		Builders: set.builders(),
@@ -254,6 +259,7 @@ type doc struct {
 	Skips         map[string]string
 	Peers, Decode string
 	List          string // benchstat of ListDecode
+	Attempt       string // benchstat of CreateMessageAttempt
 	Build         string
 	Foot          *footprint
 	Builders      []builder
