@@ -2,8 +2,8 @@
 // implementations: the in-memory index, and the SQLite and PostgreSQL
 // search indexes run the same queries over the same small corpus (written
 // for these tests) and must return the same top results, filter before
-// ranking, replace and delete files' chunks, and refuse vectors of another
-// dimension.
+// ranking, score keywords with their scope's statistics alone, replace and
+// delete files' chunks, and refuse vectors of another dimension.
 package indextest
 
 import (
@@ -294,6 +294,7 @@ func Run(t *testing.T, h Harness) {
 	})
 
 	t.Run("KeywordAsMemory", func(t *testing.T) { keywordAsMemory(t, h) })
+	t.Run("ScopedStatistics", func(t *testing.T) { scopedStatistics(t, h) })
 
 	t.Run("Dimension", func(t *testing.T) {
 		x := h.New(t, Refs)
