@@ -29,6 +29,13 @@ type Harness struct {
 	// store-backed index needs them attached to their vector stores first
 	// (see Attach).
 	New func(t *testing.T, refs []index.Ref) index.Index
+	// NewReplicas, for an index kept in a database, returns two indexes
+	// on one new database (two replicas'), refs attached; CacheSize
+	// returns the bytes of vectors an index of NewReplicas holds in
+	// process memory. When nil (an index in process memory), the replica
+	// test does not apply and is not run.
+	NewReplicas func(t *testing.T, refs []index.Ref) (index.Index, index.Index)
+	CacheSize   func(x index.Index) int64
 }
 
 // Attach creates the vector stores of refs in s and attaches refs' files
@@ -295,6 +302,9 @@ func Run(t *testing.T, h Harness) {
 
 	t.Run("KeywordAsMemory", func(t *testing.T) { keywordAsMemory(t, h) })
 	t.Run("ScopedStatistics", func(t *testing.T) { scopedStatistics(t, h) })
+	if h.NewReplicas != nil {
+		t.Run("VectorCacheSeesOtherWriters", func(t *testing.T) { vectorCacheSeesOtherWriters(t, h) })
+	}
 
 	t.Run("Dimension", func(t *testing.T) {
 		x := h.New(t, Refs)
