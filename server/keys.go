@@ -86,8 +86,10 @@ func HashAPIKey(secret []byte, key string) []byte {
 }
 
 // WithKeySecret turns on the keys kept in the store (made with `assistants
-// keys create`), hashed under secret (at least MinKeySecretBytes bytes).
-// Default: none (only Options.APIKeys, if any).
+// keys create`), hashed under secret (at least MinKeySecretBytes bytes;
+// a shorter secret is refused: New logs ErrKeySecretTooShort and every
+// store key gets 401, auth staying on). Default: none (only
+// Options.APIKeys, if any).
 func WithKeySecret(secret []byte) Option {
 	return func(o *Options) { o.KeySecret = secret }
 }
@@ -149,6 +151,9 @@ func newKeyCache(db store.Store, secret []byte, ttl time.Duration, now func() ti
 // resolve returns the principal of key: errKeyUnknown for a key the store
 // does not have or has revoked, another error when the store failed.
 func (c *keyCache) resolve(ctx context.Context, key string) (principal, error) {
+	if len(c.secret) < MinKeySecretBytes {
+		return principal{}, errKeyUnknown // refused secret (New logged it): fail closed
+	}
 	h := HashAPIKey(c.secret, key)
 	var hk [32]byte
 	copy(hk[:], h)

@@ -95,7 +95,9 @@ type Options struct {
 	// KeySecret, when set, turns auth on with the keys kept in the store
 	// (`assistants keys create`): a request's key is found by its
 	// HMAC-SHA256 under this secret, at least MinKeySecretBytes long, and
-	// acts in the key's project. See keys.go. Default: none.
+	// acts in the key's project. A shorter secret is refused: New logs
+	// ErrKeySecretTooShort and every store key is refused (auth stays on).
+	// See keys.go. Default: none.
 	KeySecret []byte
 	// KeyCacheTTL is how long a replica trusts a store key it looked up:
 	// a revoked key stops working on every replica within it.
@@ -312,6 +314,9 @@ func New(opts ...Option) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if len(o.KeySecret) > 0 {
 		s.keys = newKeyCache(o.Store, o.KeySecret, o.KeyCacheTTL, o.Now)
+		if len(o.KeySecret) < MinKeySecretBytes { // refused: auth stays on, every store key is refused (keys.go)
+			s.log.Error("auth: store keys refused", "err", ErrKeySecretTooShort.Error())
+		}
 	}
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()
