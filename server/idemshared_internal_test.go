@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -70,9 +69,8 @@ func TestSubmitRetryAfterDeadClaim(t *testing.T) {
 			// died), its work is done.
 			intent, err := json.Marshal(runIntent{RunID: run.Id, ThreadID: run.ThreadId, Calls: []string{call}})
 			require.NoError(t, err)
-			credSum := sha256.Sum256(nil)
 			now := time.Now()
-			_, claimed, err := st.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: sharedKey(string(credSum[:8]) + "k1"),
+			_, claimed, err := st.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: sharedKey(idemScope(ctx) + "k1"),
 				Project: store.DefaultProject, State: store.IdemPending, Body: intent, ExpiresAt: now.Add(idemLease)}, now)
 			require.NoError(t, err)
 			require.True(t, claimed)
