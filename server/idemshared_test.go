@@ -96,7 +96,9 @@ func TestIdempotencyRecordsHoldNoKeyHash(t *testing.T) {
 		keys func(st store.Store) (string, string) // two keys of one project
 	}{
 		{name: "store keys", opts: []server.Option{server.WithKeySecret(isoSecret)},
-			keys: func(st store.Store) (string, string) { return newKey(t, st, store.DefaultProject), newKey(t, st, store.DefaultProject) }},
+			keys: func(st store.Store) (string, string) {
+				return newKey(t, st, store.DefaultProject), newKey(t, st, store.DefaultProject)
+			}},
 		{name: "static key", opts: []server.Option{server.WithAPIKeys(static, static+"-two")},
 			keys: func(store.Store) (string, string) { return static, static + "-two" }},
 		{name: "no auth", keys: func(store.Store) (string, string) { return "", "" }},
