@@ -284,8 +284,9 @@ func (m *metrics) timedWork(work func(context.Context, store.JobArgs) error) fun
 	}
 }
 
-// queueCollector reports the queue's unfinished jobs by state, read from
-// the store at each scrape (bounded by queueScrapeTimeout).
+// queueCollector reports the queue's unfinished jobs by state, counted by
+// the store (store.Store.CountJobs) at each scrape (bounded by
+// queueScrapeTimeout).
 type queueCollector struct {
 	db   store.Store
 	desc *prometheus.Desc
@@ -309,20 +310,14 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueScrapeTimeout)
 	defer cancel()
-	jobs, err := c.db.ListJobs(ctx, "")
+	n, err := c.db.CountJobs(ctx) // one COUNT(*) GROUP BY state, not the jobs
 	if err != nil {
 		return
 	}
-	n := map[string]int{}
 	for _, s := range queueStates {
-		n[s] = 0
-	}
-	for _, j := range jobs {
-		st := j.State
-		if st == "" {
-			st = "available"
+		if _, ok := n[s]; !ok {
+			n[s] = 0 // the series exist, 0 when none
 		}
-		n[st]++
 	}
 	for st, v := range n {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), st)

@@ -293,6 +293,11 @@ type Store interface {
 	// committed writes enqueued and that are not finished, oldest first.
 	// For tests and diagnostics.
 	ListJobs(ctx context.Context, kind string) ([]JobInfo, error)
+	// CountJobs returns how many jobs of every kind are not finished, by
+	// state (JobInfo.State: "available", "scheduled", "running",
+	// "retryable", "pending"; a state with none is absent). It counts in
+	// the database, without loading the jobs (the metrics' scrape).
+	CountJobs(ctx context.Context) (map[string]int, error)
 
 	// Close releases the store's resources. Methods called after Close
 	// return ErrClosed (or the driver's error for a closed pool).
