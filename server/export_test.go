@@ -13,3 +13,12 @@ func (s *Server) SetProcessFileHook(f func(fileID string)) { s.hooks.onProcessFi
 // SetIngestHook makes f run before each vector store file is processed,
 // with the processing's context (tests only).
 func (s *Server) SetIngestHook(f func(ctx context.Context, fileID string)) { s.hooks.onIngest = f }
+
+// WatchRun subscribes to a run's events as a stream does (tests only): the
+// channel receives (at most one pending signal) after each write of the
+// run's events by this server, or by another replica on PostgreSQL
+// (LISTEN/NOTIFY); stop ends the subscription.
+func (s *Server) WatchRun(runID string) (changed <-chan struct{}, stop func()) {
+	sub := s.eng.subscribe(runID, 0)
+	return sub.signal, func() { s.eng.unsubscribe(runID, sub) }
+}
