@@ -66,6 +66,9 @@ var (
 	// ErrSchemaTooNew: the database was migrated by a newer binary; this one
 	// refuses to use it rather than misread it.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
+	// ErrSchemaMismatch: the database schema is not at the version this
+	// binary needs (a readiness check: migrate, or run the matching binary).
+	ErrSchemaMismatch = errors.New("store: database schema does not match this binary")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
 	// ErrInvalid: a value the store cannot keep (an empty id, a change of

@@ -163,3 +163,19 @@ func BenchmarkListMessages(b *testing.B) {
 	defer s.Close()
 	storetest.BenchListMessages(b, s, nil)
 }
+
+// TestCheckMigrationsMismatch: a schema at another version than the
+// binary's is reported as store.ErrSchemaMismatch (GET /readyz shows it).
+func TestCheckMigrationsMismatch(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	if err := s.CheckMigrations(t.Context()); err != nil {
+		t.Fatalf("fresh store: %v", err)
+	}
+	if _, err := s.DB().ExecContext(t.Context(), `INSERT INTO store_migrations (version, name, applied_at) VALUES (9999, 'test', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.CheckMigrations(t.Context())
+	if !errors.Is(err, store.ErrSchemaMismatch) || !strings.Contains(err.Error(), "at version 9999") {
+		t.Fatalf("CheckMigrations = %v, want ErrSchemaMismatch at version 9999", err)
+	}
+}
