@@ -75,7 +75,7 @@ func run(ctx context.Context, clients int, d time.Duration, stores []string, ste
 	}
 	var secret [32]byte
 	_, _ = rand.Read(secret[:])
-	os.Setenv("ASSISTANTS_KEY_SECRET", hex.EncodeToString(secret[:])) // the children inherit it
+	env := []string{"ASSISTANTS_KEY_SECRET=" + hex.EncodeToString(secret[:])} // the children's, not this process's
 	commit := "unknown"
 	if b, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		commit = strings.TrimSpace(string(b))
@@ -97,7 +97,7 @@ func run(ctx context.Context, clients int, d time.Duration, stores []string, ste
 		default:
 			return fmt.Errorf("unknown store %q", st)
 		}
-		rep, err := loadStore(ctx, bin, storeArgs, replicas, clients, d, stepDelay)
+		rep, err := loadStore(ctx, bin, env, storeArgs, replicas, clients, d, stepDelay)
 		if drop != nil {
 			drop()
 		}
@@ -183,8 +183,10 @@ func pct(l []time.Duration, p float64) string {
 
 // loadStore starts the replicas, makes a key and an assistant, runs the
 // clients for d and reads the replicas' memory.
-func loadStore(ctx context.Context, bin string, storeArgs []string, replicas, clients int, d, stepDelay time.Duration) (*report, error) {
-	out, err := exec.CommandContext(ctx, bin, append([]string{"keys", "create", "--project", "load"}, storeArgs...)...).CombinedOutput()
+func loadStore(ctx context.Context, bin string, env, storeArgs []string, replicas, clients int, d, stepDelay time.Duration) (*report, error) {
+	kc := exec.CommandContext(ctx, bin, append([]string{"keys", "create", "--project", "load"}, storeArgs...)...)
+	kc.Env = append(os.Environ(), env...)
+	out, err := kc.CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("keys create: %w: %s", err, out)
 	}
@@ -201,7 +203,7 @@ func loadStore(ctx context.Context, bin string, storeArgs []string, replicas, cl
 	}()
 	for range replicas {
 		args := append([]string{"--addr", "127.0.0.1:0", "--step-delay", stepDelay.String(), "--log-level", "error"}, storeArgs...)
-		p, err := servetest.Start(ctx, bin, args...)
+		p, err := servetest.StartEnv(ctx, bin, env, args...)
 		if err != nil {
 			return nil, err
 		}
