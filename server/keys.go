@@ -118,16 +118,19 @@ func principalOf(ctx context.Context) (principal, bool) {
 }
 
 // keyCache remembers the keys a replica looked up in the store, each for
-// ttl. It holds at most keyCacheMax entries; when full it starts again
-// empty (the keys are looked up again).
+// ttl. The keys the store has (revoked or not) and the unknown ones are
+// kept apart, at most keyCacheMax of each; when one set is full it starts
+// again empty (its keys are looked up again). So a flood of wrong keys
+// never evicts the store's keys.
 type keyCache struct {
 	secret []byte
 	ttl    time.Duration
 	now    func() time.Time
 	db     store.Store
 
-	mu sync.Mutex
-	m  map[[32]byte]keyEntry
+	mu      sync.Mutex
+	m       map[[32]byte]keyEntry // keys the store has
+	unknown map[[32]byte]keyEntry // keys it does not have
 }
 
 type keyEntry struct {
@@ -145,7 +148,7 @@ func newKeyCache(db store.Store, secret []byte, ttl time.Duration, now func() ti
 	if ttl <= 0 {
 		ttl = DefaultKeyCacheTTL
 	}
-	return &keyCache{secret: secret, ttl: ttl, now: now, db: db, m: map[[32]byte]keyEntry{}}
+	return &keyCache{secret: secret, ttl: ttl, now: now, db: db, m: map[[32]byte]keyEntry{}, unknown: map[[32]byte]keyEntry{}}
 }
 
 // resolve returns the principal of key: errKeyUnknown for a key the store
@@ -160,6 +163,9 @@ func (c *keyCache) resolve(ctx context.Context, key string) (principal, error) {
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.m[hk]
+	if !ok {
+		e, ok = c.unknown[hk]
+	}
 	c.mu.Unlock()
 	if ok && now.Before(e.until) {
 		if e.revoked {
@@ -168,22 +174,24 @@ func (c *keyCache) resolve(ctx context.Context, key string) (principal, error) {
 		return e.p, nil
 	}
 	k, err := c.db.GetAPIKeyByHash(ctx, h)
+	set := c.m
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Remembered too, so that a flood of wrong keys does not reach
 		// the store once per request. Safe: a key is 256 random bits, so
 		// no one can have tried a key before it was made.
 		e = keyEntry{revoked: true, until: now.Add(c.ttl)}
+		set = c.unknown
 	case err != nil:
 		return principal{}, fmt.Errorf("look up API key: %w", err)
 	default:
 		e = keyEntry{p: principal{keyID: k.ID, project: k.Project}, revoked: k.RevokedAt != 0, until: now.Add(c.ttl)}
 	}
 	c.mu.Lock()
-	if len(c.m) >= keyCacheMax {
-		clear(c.m)
+	if len(set) >= keyCacheMax {
+		clear(set)
 	}
-	c.m[hk] = e
+	set[hk] = e
 	c.mu.Unlock()
 	if e.revoked {
 		return principal{}, errKeyUnknown
