@@ -34,13 +34,14 @@ import (
 // HTTP admin surface.
 //
 // Revocation: a replica remembers a key it looked up for
-// Options.KeyCacheTTL (default 30 s), so a revoked key stops working on
+// Options.KeyCacheTTL (default 30 s, also for a value ≤ 0), so a revoked key stops working on
 // every replica within KeyCacheTTL of the revoke. Unknown keys are
 // remembered as unknown for as long (a flood of wrong keys reaches the
 // store once per distinct key and TTL); a key created a moment ago still
 // works at once, since no one can have tried it before. A revoked key
 // found in the store is refused at once. The cache holds at most 10 000
-// keys and starts again empty when full.
+// of the store's keys and 10 000 unknown ones; each set starts again
+// empty when full.
 
 // KeyPrefix starts every API key the server makes.
 const KeyPrefix = "sk-ast-"
@@ -95,7 +96,8 @@ func WithKeySecret(secret []byte) Option {
 }
 
 // WithKeyCacheTTL sets how long a replica trusts a key it looked up, and
-// so how long a revoked key may still work (default DefaultKeyCacheTTL).
+// so how long a revoked key may still work (default, and for d ≤ 0,
+// DefaultKeyCacheTTL).
 func WithKeyCacheTTL(d time.Duration) Option { return func(o *Options) { o.KeyCacheTTL = d } }
 
 // principal is who a request acts as: a key and its project.

@@ -101,7 +101,7 @@ type Options struct {
 	KeySecret []byte
 	// KeyCacheTTL is how long a replica trusts a store key it looked up:
 	// a revoked key stops working on every replica within it.
-	// Default: DefaultKeyCacheTTL (30s).
+	// Default (and for a value ≤ 0): DefaultKeyCacheTTL (30s).
 	KeyCacheTTL time.Duration
 	// MaxConcurrentRuns bounds the active runs (queued, in_progress,
 	// requires_action, cancelling) of one project; a run over it is
@@ -250,10 +250,10 @@ type Server struct {
 	// db keeps assistants, threads, messages and files (Options.Store).
 	db store.Store
 	// mu serializes, within this process, the writes that check the run
-	// engine's thread locks (a message and a run on one thread) and guards
-	// st.
+	// engine's thread locks (a message and a run on one thread) or the
+	// vector stores of tool resources (assistants, threads, runs).
 	mu  sync.RWMutex
-	st  *memState // vector stores (store.go)
+	st  *memState // file_search's in-process state, under its own locks (store.go)
 	eng *engine   // runs and run steps, and their state machine (engine.go)
 
 	bg     sync.WaitGroup     // run engine and vector store goroutines
