@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -43,9 +42,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assistants-go/assistants/internal/pgtest"
+	"github.com/assistants-go/assistants/internal/pgtest/pgschema"
 	"github.com/assistants-go/assistants/internal/servetest"
 )
 
@@ -89,9 +87,9 @@ func run(ctx context.Context, clients int, d time.Duration, stores []string, ste
 		case "sqlite":
 			storeArgs = []string{"--data", tmp + "/data"}
 		case "postgres":
-			u, dr, err := freshSchema(ctx, pgtest.BaseURL())
+			u, dr, err := pgschema.Fresh(ctx, pgtest.BaseURL(), "load_")
 			if err != nil {
-				return err
+				return fmt.Errorf("%w (set %s, or start the local one: %s)", err, pgtest.EnvURL, pgtest.StartHint)
 			}
 			storeArgs, replicas, drop = []string{"--database-url", u}, 2, dr
 		default:
@@ -390,37 +388,4 @@ func firstWords(s string) string {
 		f = f[len(f)-6:]
 	}
 	return strings.Join(f, " ")
-}
-
-// freshSchema makes a new schema in the database at base and returns a URL
-// whose connections use it, and a function that drops it.
-func freshSchema(ctx context.Context, base string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", nil, fmt.Errorf("PostgreSQL: %s", pgtest.Unreachable(err))
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "load_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, fmt.Errorf("create schema: %w", err)
-	}
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, base); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			_ = conn.Close(ctx)
-		}
-	}
-	u, err := url.Parse(base)
-	if err != nil || !strings.Contains(base, "://") {
-		drop()
-		return "", nil, errors.New("the database URL must be a postgres:// URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), drop, nil
 }
