@@ -13,3 +13,14 @@ func (s *Server) SetProcessFileHook(f func(fileID string)) { s.hooks.onProcessFi
 // SetIngestHook makes f run before each vector store file is processed,
 // with the processing's context (tests only).
 func (s *Server) SetIngestHook(f func(ctx context.Context, fileID string)) { s.hooks.onIngest = f }
+
+// LockFree reports whether the server's lock (s.mu) is free at the moment
+// (tests only: a hook calls it to show that file processing does not run
+// under the lock).
+func (s *Server) LockFree() bool {
+	if !s.mu.TryLock() {
+		return false
+	}
+	s.mu.Unlock()
+	return true
+}

@@ -248,10 +248,10 @@ type Server struct {
 	// db keeps assistants, threads, messages and files (Options.Store).
 	db store.Store
 	// mu serializes, within this process, the writes that check the run
-	// engine's thread locks (a message and a run on one thread) and guards
-	// st.
+	// engine's thread locks (a message and a run on one thread). It is
+	// never held across file processing.
 	mu  sync.RWMutex
-	st  *memState // vector stores (store.go)
+	st  *memState // search index and ingestion slots (store.go)
 	eng *engine   // runs and run steps, and their state machine (engine.go)
 
 	bg     sync.WaitGroup     // run engine and vector store goroutines
