@@ -14,6 +14,12 @@ func (s *Server) SetProcessFileHook(f func(fileID string)) { s.hooks.onProcessFi
 // with the processing's context (tests only).
 func (s *Server) SetIngestHook(f func(ctx context.Context, fileID string)) { s.hooks.onIngest = f }
 
+// DisableDurableIngest makes the server process the vector store files it
+// attaches in its own goroutines instead of durable jobs, so a restart
+// loses them (tests only: the control of the restart test). Call it before
+// the server attaches files.
+func (s *Server) DisableDurableIngest() { s.hooks.noDurableIngest = true }
+
 // LockFree reports whether the server's lock (s.mu) is free at the moment
 // (tests only: a hook calls it to show that file processing does not run
 // under the lock).

@@ -91,8 +91,8 @@ func batchCounts(t *testing.T, ctx context.Context, c *assistants.Client, vsID, 
 // server on the same SQLite database finishes the batch from its durable
 // jobs, with the right statuses and counts (good files completed and
 // searchable, bad ones failed with a last_error). The same scenario with
-// durable ingestion turned off (Options.DisableDurableIngest, processing in
-// the closed server's goroutines) leaves the batch in progress for good,
+// durable ingestion turned off (the test hook DisableDurableIngest:
+// processing in the closed server's goroutines) leaves the batch in progress for good,
 // with no job to finish it: what the test would see if ingestion were not
 // durable.
 func TestIngestBatchResumesAfterRestart(t *testing.T) {
@@ -106,11 +106,10 @@ func TestIngestBatchResumesAfterRestart(t *testing.T) {
 			defer cancel()
 			dir := t.TempDir()
 			st := openSQLiteAt(t, dir)
-			var opts []server.Option
+			s1, c, stop := serveOn(t, st)
 			if !durable {
-				opts = append(opts, func(o *server.Options) { o.DisableDurableIngest = true })
+				s1.DisableDurableIngest()
 			}
-			s1, c, stop := serveOn(t, st, opts...)
 
 			type doc struct{ name, text, status string }
 			docs := []doc{

@@ -130,12 +130,6 @@ type Options struct {
 	// does its work. For testing only (it shows that the chaos harness
 	// catches the duplicates it lets through). Default: false.
 	DisableIdempotency bool
-	// DisableDurableIngest processes vector store files in goroutines of
-	// the server that attached them instead of durable jobs, so a restart
-	// loses the files being processed (they stay in_progress). For testing
-	// only (it shows that the restart test catches lost files).
-	// Default: false.
-	DisableDurableIngest bool
 	// DisableStreamReattach answers a repeat of a streamed request with 409
 	// idempotency_key_stream_in_use instead of reattaching it to its run's
 	// events. For testing only. Default: false.
