@@ -318,7 +318,9 @@ func New(opts ...Option) *Server {
 	if o.Queue == nil {
 		s.opts.Queue = defaultQueue(o.Store, o.River, s.log)
 	}
-	s.upgradeVectorStores(s.ctx) // vsupgrade.go: snapshots of earlier versions
+	// vsupgrade.go: snapshots of earlier versions. New has no caller
+	// context and the upgrade ends before New returns.
+	s.upgradeVectorStores(context.Background())
 	if s.opts.Queue != nil {
 		if err := s.opts.Queue.Start(s.ctx, s.metrics.timedWork(s.work)); err != nil { // ingestjobs.go: file ingestion, else the run engine
 			s.log.Error("run engine: the job queue did not start", "err", err.Error())
