@@ -30,3 +30,7 @@ func (s *Server) LockFree() bool {
 	s.mu.Unlock()
 	return true
 }
+
+// KindIngestFile is the job kind of a vector store file's processing, as
+// written into the store's queue (tests only).
+const KindIngestFile = kindIngestFile

@@ -20,10 +20,6 @@ import (
 	"github.com/assistants-go/assistants/server/store/sqlite"
 )
 
-// kindIngestFile is the job kind of a vector store file's processing, as
-// written into the store's queue.
-const kindIngestFile = "assistants.vector_store_file_ingest"
-
 // openSQLiteAt opens (or reopens) the SQLite store of dir.
 func openSQLiteAt(t *testing.T, dir string) *sqlite.Store {
 	t.Helper()
@@ -153,7 +149,7 @@ func TestIngestBatchResumesAfterRestart(t *testing.T) {
 			require.Equal(t, gen.VectorStoreFileBatchObjectStatusInProgress, mid.Status)
 			require.Positive(t, mid.FileCounts.InProgress)
 			stop() // mid-batch: the running files' contexts end
-			jobs, err := st.ListJobs(ctx, kindIngestFile)
+			jobs, err := st.ListJobs(ctx, server.KindIngestFile)
 			require.NoError(t, err)
 			require.NoError(t, st.Close())
 
@@ -208,7 +204,7 @@ func TestIngestBatchResumesAfterRestart(t *testing.T) {
 				assert.Equal(t, d.name, res.Data[0].Filename, fmt.Sprintf("%s is found by its own words", d.name))
 			}
 			for { // River records a finished job a moment after it ends
-				left, err := st2.ListJobs(ctx, kindIngestFile)
+				left, err := st2.ListJobs(ctx, server.KindIngestFile)
 				require.NoError(t, err)
 				if len(left) == 0 {
 					break
