@@ -1,9 +1,10 @@
 // Package chunkindex holds what the SQLite and PostgreSQL search indexes
 // (server/store/sqlite/searchindex, server/store/postgres/searchindex)
-// share: their options and errors, the analysis of text into index terms
-// (the same as the in-memory index's, so every store finds the same
-// chunks), the quantized per-file vector blobs their vector scan reads, and
-// the k-best heap both searches keep.
+// share: their options and errors, the analysis of text into postings rows
+// (the in-memory index's analysis, so every store finds the same chunks)
+// and the keyword search over them (BM25 with MaxScore pruning, keyword.go),
+// the quantized per-file vector blobs their vector scan reads and the cache
+// that keeps them, and the k-best heap both searches keep.
 package chunkindex
 
 import (

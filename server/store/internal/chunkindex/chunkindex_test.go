@@ -103,9 +103,6 @@ func TestTerms(t *testing.T) {
 			t.Errorf("TSVector(%q) = %q, want %q", tc.text, got, tc.tsv)
 		}
 	}
-	if got := FTSMatch([]string{"a", `b"c`}); got != `"a" OR "b""c"` {
-		t.Errorf("FTSMatch = %s", got)
-	}
 	long := strings.Repeat("word ", 300)
 	if v, n := TSVector(long); n != 300 || strings.Count(v, ",") != maxPositions-1 {
 		t.Errorf("300 occurrences: %d terms, %d positions kept; want 300, %d", n, strings.Count(v, ",")+1, maxPositions)

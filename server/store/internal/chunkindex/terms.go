@@ -15,9 +15,10 @@ const maxPositions = 256
 const maxPosition = 16383
 
 // Terms returns text's index terms (package analyze: the in-memory
-// index's analysis) joined by spaces: what the SQLite FTS5 table indexes
-// with its ascii tokenizer, which splits on the spaces and nothing else
-// (terms hold letters, digits and marks only).
+// index's analysis) joined by spaces: what the SQLite FTS5 table of store
+// migration 2 held (its ascii tokenizer splits on the spaces and nothing
+// else; terms hold letters, digits and marks only). The index no longer
+// writes it; tests write such rows to check that they are moved.
 func Terms(text string) string {
 	var b strings.Builder
 	analyze.Terms(text, func(t string) bool {
@@ -42,18 +43,11 @@ func QueryTerms(query string) []string {
 	return out
 }
 
-// FTSMatch returns an FTS5 MATCH expression for any of terms.
-func FTSMatch(terms []string) string {
-	q := make([]string, len(terms))
-	for i, t := range terms {
-		q[i] = `"` + strings.ReplaceAll(t, `"`, `""`) + `"`
-	}
-	return strings.Join(q, " OR ")
-}
-
 // TSVector returns the PostgreSQL tsvector literal of text's index terms,
 // each with its positions (its term frequency is their count, up to 256),
-// and the number of terms.
+// and the number of terms: what store migration 2's tsvector column held.
+// The index no longer writes it; tests write such rows to check that they
+// are moved.
 func TSVector(text string) (string, int) {
 	pos := map[string][]int{}
 	var order []string
@@ -90,13 +84,4 @@ func TSVector(text string) (string, int) {
 func TSLexeme(t string) string {
 	t = strings.ReplaceAll(t, `\`, `\\`)
 	return "'" + strings.ReplaceAll(t, "'", "''") + "'"
-}
-
-// TSQuery returns a tsquery literal matching any of terms.
-func TSQuery(terms []string) string {
-	q := make([]string, len(terms))
-	for i, t := range terms {
-		q[i] = TSLexeme(t)
-	}
-	return strings.Join(q, " | ")
 }

@@ -177,8 +177,10 @@ func writeTerms(ctx context.Context, tx *sql.Tx, ref index.Ref, ft chunkindex.Fi
 func (x *Index) moveFTS(ctx context.Context) error {
 	for {
 		var ref index.Ref
-		err := x.w.QueryRowContext(ctx, `SELECT c.vector_store_id, c.file_id FROM vector_store_chunks c
-			WHERE c.id IN (SELECT rowid FROM vector_store_chunks_fts) LIMIT 1`).Scan(&ref.VectorStoreID, &ref.FileID)
+		// Driven by the FTS5 table's rows (none once moved), not the
+		// chunks.
+		err := x.w.QueryRowContext(ctx, `SELECT c.vector_store_id, c.file_id FROM vector_store_chunks_fts f
+			CROSS JOIN vector_store_chunks c ON c.id = f.rowid LIMIT 1`).Scan(&ref.VectorStoreID, &ref.FileID)
 		if err == sql.ErrNoRows {
 			return nil
 		}
