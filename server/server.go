@@ -132,12 +132,6 @@ type Options struct {
 	// does its work. For testing only (it shows that the chaos harness
 	// catches the duplicates it lets through). Default: false.
 	DisableIdempotency bool
-	// DisableDurableIngest processes vector store files in goroutines of
-	// the server that attached them instead of durable jobs, so a restart
-	// loses the files being processed (they stay in_progress). For testing
-	// only (it shows that the restart test catches lost files).
-	// Default: false.
-	DisableDurableIngest bool
 	// DisableStreamReattach answers a repeat of a streamed request with 409
 	// idempotency_key_stream_in_use instead of reattaching it to its run's
 	// events. For testing only. Default: false.
@@ -250,10 +244,10 @@ type Server struct {
 	// db keeps assistants, threads, messages and files (Options.Store).
 	db store.Store
 	// mu serializes, within this process, the writes that check the run
-	// engine's thread locks (a message and a run on one thread) or the
-	// vector stores of tool resources (assistants, threads, runs).
+	// engine's thread locks (a message and a run on one thread). It is
+	// never held across file processing.
 	mu  sync.RWMutex
-	st  *memState // file_search's in-process state, under its own locks (store.go)
+	st  *memState // search index and ingestion slots (store.go)
 	eng *engine   // runs and run steps, and their state machine (engine.go)
 
 	bg     sync.WaitGroup     // run engine and vector store goroutines
@@ -329,7 +323,9 @@ func New(opts ...Option) *Server {
 	if o.Queue == nil {
 		s.opts.Queue = defaultQueue(o.Store, o.River, s.log)
 	}
-	s.upgradeVectorStores(s.ctx) // vsupgrade.go: snapshots of earlier versions
+	// vsupgrade.go: snapshots of earlier versions. New has no caller
+	// context and the upgrade ends before New returns.
+	s.upgradeVectorStores(context.Background())
 	if s.opts.Queue != nil {
 		if err := s.opts.Queue.Start(s.ctx, s.metrics.timedWork(s.work)); err != nil { // ingestjobs.go: file ingestion, else the run engine
 			s.log.Error("run engine: the job queue did not start", "err", err.Error())

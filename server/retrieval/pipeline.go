@@ -1,7 +1,6 @@
 package retrieval
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -274,16 +273,29 @@ func (p *Pipeline) Search(ctx context.Context, req Request) ([]Result, error) {
 	// The keyword searches run beside the query's embedding and the
 	// vector searches (unless the index is an index.Serial asking for them
 	// in turn): a hybrid search takes about as long as the slower half.
+	// The first half to fail ends the search: its error is returned, the
+	// other half is cancelled (or, in turn, not started).
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = err
+			cancel()
+		}
+	}
 	kwHits := make([][]index.Hit, len(req.Queries))
-	var kwErr error
 	var wg sync.WaitGroup
 	keyword := func() {
 		for i, q := range req.Queries {
 			hits, err := p.o.Index.SearchKeyword(ctx, q, req.Scope, depth)
 			if err != nil {
-				kwErr = fmt.Errorf("retrieval: keyword search: %w", err)
+				fail(fmt.Errorf("retrieval: keyword search: %w", err))
 				return
 			}
 			kwHits[i] = hits
@@ -294,16 +306,19 @@ func (p *Pipeline) Search(ctx context.Context, req Request) ([]Result, error) {
 	case req.Mode == VectorOnly:
 	case serial != nil && serial.SerialSearches(), req.Mode == KeywordOnly:
 		keyword()
+		if first != nil {
+			return nil, first // the vector half is not run
+		}
 	default:
 		wg.Go(keyword)
 	}
-	vecHits, vecErr := p.searchVectors(ctx, req, depth)
-	if vecErr != nil {
-		cancel() // the keyword half's result is not needed
+	vecHits, err := p.searchVectors(ctx, req, depth)
+	if err != nil {
+		fail(err)
 	}
 	wg.Wait()
-	if err := cmp.Or(vecErr, kwErr); err != nil {
-		return nil, err
+	if first != nil {
+		return nil, first
 	}
 	best := map[chunkKey]Result{}
 	for i := range req.Queries {

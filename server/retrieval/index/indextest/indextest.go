@@ -2,8 +2,8 @@
 // implementations: the in-memory index, and the SQLite and PostgreSQL
 // search indexes run the same queries over the same small corpus (written
 // for these tests) and must return the same top results, filter before
-// ranking, replace and delete files' chunks, and refuse vectors of another
-// dimension.
+// ranking, score keywords with their scope's statistics alone, replace and
+// delete files' chunks, and refuse vectors of another dimension.
 package indextest
 
 import (
@@ -29,6 +29,13 @@ type Harness struct {
 	// store-backed index needs them attached to their vector stores first
 	// (see Attach).
 	New func(t *testing.T, refs []index.Ref) index.Index
+	// NewReplicas, for an index kept in a database, returns two indexes
+	// on one new database (two replicas'), refs attached; CacheSize
+	// returns the bytes of vectors an index of NewReplicas holds in
+	// process memory. When nil (an index in process memory), the replica
+	// test does not apply and is not run.
+	NewReplicas func(t *testing.T, refs []index.Ref) (index.Index, index.Index)
+	CacheSize   func(x index.Index) int64
 }
 
 // Attach creates the vector stores of refs in s and attaches refs' files
@@ -294,6 +301,10 @@ func Run(t *testing.T, h Harness) {
 	})
 
 	t.Run("KeywordAsMemory", func(t *testing.T) { keywordAsMemory(t, h) })
+	t.Run("ScopedStatistics", func(t *testing.T) { scopedStatistics(t, h) })
+	if h.NewReplicas != nil {
+		t.Run("VectorCacheSeesOtherWriters", func(t *testing.T) { vectorCacheSeesOtherWriters(t, h) })
+	}
 
 	t.Run("Dimension", func(t *testing.T) {
 		x := h.New(t, Refs)

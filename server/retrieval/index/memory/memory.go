@@ -84,9 +84,7 @@ type Index struct {
 	scales    []float32 // per slot: the int8 code's scale
 
 	postings map[string][]posting
-	df       map[string]int32
 	live     int
-	totalLen int64
 
 	// scratch holds up to GOMAXPROCS keyword-search buffers (up to 12
 	// bytes per slot each), kept across garbage collections (unlike a
@@ -95,8 +93,9 @@ type Index struct {
 }
 
 type file struct {
-	num   int32
-	slots []int32
+	num    int32
+	slots  []int32
+	length int64 // the chunks' total length in terms
 }
 
 // keywordScratch is a keyword search's working memory: a score per slot
@@ -125,7 +124,6 @@ func New(opts ...func(*Options)) *Index {
 		files:      map[index.Ref]*file{},
 		storeFiles: map[string]map[int32]struct{}{},
 		postings:   map[string][]posting{},
-		df:         map[string]int32{},
 		scratch:    make(chan *keywordScratch, runtime.GOMAXPROCS(0)),
 	}
 }
@@ -223,9 +221,8 @@ func (x *Index) Put(ctx context.Context, ref index.Ref, chunks []index.Chunk) er
 		}
 		for t, tf := range terms[i] {
 			x.postings[t] = append(x.postings[t], posting{slot: slot, tf: tf})
-			x.df[t]++
 		}
-		x.totalLen += int64(lens[i])
+		f.length += int64(lens[i])
 		f.slots = append(f.slots, slot)
 	}
 	x.live += len(chunks)
@@ -255,30 +252,19 @@ func (x *Index) DeleteVectorStore(ctx context.Context, vectorStoreID string) err
 	return nil
 }
 
-// deleteLocked marks ref's chunks dead and takes them out of the
-// statistics; the file keeps its number.
+// deleteLocked marks ref's chunks dead; the file keeps its number.
 func (x *Index) deleteLocked(ref index.Ref) {
 	f := x.files[ref]
 	if f == nil {
 		return
 	}
 	for _, slot := range f.slots {
-		seen := map[string]bool{}
-		analyze.Terms(x.slotText[slot], func(t string) bool {
-			if !seen[t] {
-				seen[t] = true
-				if x.df[t]--; x.df[t] <= 0 {
-					delete(x.df, t)
-				}
-			}
-			return true
-		})
-		x.totalLen -= int64(x.slotLen[slot])
 		x.slotFile[slot] = -1
 		x.slotText[slot] = ""
 	}
 	x.live -= len(f.slots)
 	f.slots = f.slots[:0]
+	f.length = 0
 }
 
 // maybeCompactLocked drops dead slots once they outnumber live ones.
@@ -357,7 +343,9 @@ func (x *Index) allowed(scope index.Scope) []bool {
 
 // SearchKeyword ranks the allowed chunks by BM25 over the query's terms.
 // The statistics (chunk count, average length, document frequencies) are
-// those of the whole index.
+// those of the allowed chunks: of the files of the vector stores searched
+// that the filter accepts. A search's scores thus depend on its scope
+// alone, never on other vector stores' files (another project's).
 func (x *Index) SearchKeyword(ctx context.Context, query string, scope index.Scope, k int) ([]index.Hit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
@@ -392,19 +380,36 @@ func (x *Index) SearchKeyword(ctx context.Context, query string, scope index.Sco
 		default:
 		}
 	}()
-	n := float64(x.live)
-	avg := float64(x.totalLen) / n
+	var chunks, length int64
+	for num, allowed := range ok {
+		if allowed {
+			f := x.files[x.fileRefs[num]]
+			chunks, length = chunks+int64(len(f.slots)), length+f.length
+		}
+	}
+	if chunks == 0 {
+		return nil, nil
+	}
+	n := float64(chunks)
+	avg := float64(length) / n
 	if avg == 0 {
 		avg = 1
 	}
 	for t, qtf := range qterms {
-		df := float64(x.df[t])
-		if df == 0 {
+		ps := x.postings[t]
+		dfn := 0
+		for _, p := range ps {
+			if fnum := x.slotFile[p.slot]; fnum >= 0 && ok[fnum] {
+				dfn++
+			}
+		}
+		if dfn == 0 {
 			continue
 		}
+		df := float64(dfn)
 		idf := logf(1 + (n-df+0.5)/(df+0.5))
 		w := idf * float64(qtf)
-		for _, p := range x.postings[t] {
+		for _, p := range ps {
 			fnum := x.slotFile[p.slot]
 			if fnum < 0 || !ok[fnum] {
 				continue

@@ -17,14 +17,15 @@ const (
 	B  = 0.75
 )
 
-// TermStats are a term's statistics over the whole index.
+// TermStats are a term's statistics over the chunks in a search's scope.
 type TermStats struct {
 	DF     int64 // chunks holding the term
 	MaxTF  int   // the largest frequency of the term in a chunk
 	MinLen int   // the shortest chunk holding the term
 }
 
-// IndexStats are the whole index's statistics for a query.
+// IndexStats are the statistics of the chunks in a search's scope for a
+// query.
 type IndexStats struct {
 	Chunks, Length int64 // chunks indexed and their total length in terms
 	Terms          map[string]TermStats
@@ -33,8 +34,10 @@ type IndexStats struct {
 // PostingsSource is a store's postings table, as one keyword search sees
 // it (one snapshot, one scope).
 type PostingsSource interface {
-	// Stats returns the whole index's statistics for terms (whatever the
-	// scope: BM25's statistics are the index's).
+	// Stats returns the statistics of terms over the files in the
+	// search's scope (the vector stores searched, after the filter), as
+	// the in-memory index computes them: a search's scores never depend
+	// on files outside its scope (another project's vector stores).
 	Stats(ctx context.Context, terms []string) (IndexStats, error)
 	// Postings calls fn with the postings rows of terms: of every file in
 	// the search's scope when files is nil, else of files only (which are
@@ -70,7 +73,8 @@ type keywordTest struct {
 // It is MaxScore evaluated term at a time. Each term has an upper bound
 // on what it adds to a chunk's score: its weight times BM25's term
 // frequency curve at the term's largest frequency and shortest chunk in
-// the index. Terms are read best bound first (the rarest terms, usually),
+// scope. The statistics (N, document frequencies, average length) are
+// those of the chunks in scope, as the in-memory index's. Terms are read best bound first (the rarest terms, usually),
 // each in every file in scope, adding to a score per chunk. After each
 // term, θ is the k-th best score so far: a lower bound of the final k-th
 // best, since scores only grow. Once the bounds of the terms left sum

@@ -3,6 +3,7 @@ package chunkindex
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -25,6 +26,9 @@ type memSource struct {
 func newMemSource(files map[index.Ref]FileTerms, scope map[index.Ref]bool) *memSource {
 	m := &memSource{byTerm: map[string]map[index.Ref]FilePostings{}, scope: scope}
 	for ref, f := range files {
+		if !scope[ref] {
+			continue // the statistics are the scope's; nothing else is read
+		}
 		m.chunks += int64(f.Chunks)
 		m.length += int64(f.Length)
 		for _, r := range f.Rows {
@@ -89,7 +93,8 @@ func corpus(r *rand.Rand, nFiles, perFile, vocab int) (map[index.Ref][]index.Chu
 	return files, word
 }
 
-// brute scores every chunk directly with the in-memory index's BM25.
+// brute scores every chunk directly with the in-memory index's BM25, with
+// the statistics of the files it is given (a search's scope).
 type brute struct {
 	files map[index.Ref][]index.Chunk
 	df    map[string]int
@@ -195,7 +200,9 @@ func TestKeywordPruningIsExact(t *testing.T) {
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(7, 8))
 	files, word := corpus(r, 60, 40, 3000)
-	direct := newBrute(files)
+	someFiles := maps.Clone(files)
+	maps.DeleteFunc(someFiles, func(ref index.Ref, _ []index.Chunk) bool { return ref.VectorStoreID == "vs_1" })
+	direct := map[bool]*brute{false: newBrute(files), true: newBrute(someFiles)}
 	terms := map[index.Ref]FileTerms{}
 	for ref, cs := range files {
 		terms[ref] = AnalyzeFile(cs)
@@ -220,7 +227,7 @@ func TestKeywordPruningIsExact(t *testing.T) {
 		if q%3 == 0 {
 			scope = some
 		}
-		want := direct.best(scope, query, k)
+		want := direct[q%3 == 0].best(scope, query, k)
 		src := sources[q%3 == 0]
 		src.reads = 0
 		exh, _, err := searchKeyword(ctx, src, query, k, keywordTest{exhaustive: true})

@@ -15,8 +15,9 @@ import (
 // term frequency (max_tf) and the shortest chunk length (min_len) among
 // them, and the postings themselves packed in a blob. A file is put and
 // deleted as a whole, so its rows are written once and never patched;
-// the whole index's statistics are sums over the rows (per term) and
-// over a row per file (chunks and their total length).
+// a search's statistics are sums over the rows of the files in its scope
+// (per term) and over a row per file in scope (chunks and their total
+// length).
 //
 // The blob holds, per chunk holding the term, in increasing chunk index:
 // the difference from the previous chunk index (the first from -1), the
@@ -44,7 +45,7 @@ type FileTerms struct {
 	// Rows are the file's postings rows, by term.
 	Rows []FilePostings
 	// Chunks is the number of the file's chunks, Length their total
-	// length in terms: the file's share of the index's statistics.
+	// length in terms: the file's share of a search's statistics.
 	Chunks, Length int
 }
 

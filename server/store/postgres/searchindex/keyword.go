@@ -51,12 +51,13 @@ type postings struct {
 
 func (p *postings) Stats(ctx context.Context, terms []string) (chunkindex.IndexStats, error) {
 	st := chunkindex.IndexStats{Terms: map[string]chunkindex.TermStats{}}
-	if err := p.tx.QueryRow(ctx, `SELECT coalesce(sum(chunks), 0)::bigint, coalesce(sum(length), 0)::bigint
-		FROM vector_store_file_terms`).Scan(&st.Chunks, &st.Length); err != nil {
+	// The scope's statistics (see chunkindex.PostingsSource).
+	if err := p.tx.QueryRow(ctx, `SELECT coalesce(sum(c.chunks), 0)::bigint, coalesce(sum(c.length), 0)::bigint
+		FROM vector_store_file_terms c WHERE `+scopeCond(p.args, 1), p.args...).Scan(&st.Chunks, &st.Length); err != nil {
 		return st, err
 	}
-	rows, err := p.tx.Query(ctx, `SELECT term, sum(df)::bigint, max(max_tf), min(min_len) FROM vector_store_postings
-		WHERE term = ANY ($1::text[]) GROUP BY term`, terms)
+	rows, err := p.tx.Query(ctx, `SELECT c.term, sum(c.df)::bigint, max(c.max_tf), min(c.min_len) FROM vector_store_postings c
+		WHERE c.term = ANY ($1::text[]) AND `+p.cond+` GROUP BY c.term`, append([]any{terms}, p.args...)...)
 	if err != nil {
 		return st, err
 	}

@@ -23,7 +23,8 @@
 // # Keyword search
 //
 // BM25 as the in-memory index computes it (k1 1.2, b 0.75; statistics of
-// the whole index), with MaxScore pruning (chunkindex.SearchKeyword): the
+// the chunks in scope, so that no other vector store or project sways a
+// search's scores), with MaxScore pruning (chunkindex.SearchKeyword): the
 // query's terms are read rarest first, and once the terms left cannot lift
 // a chunk not yet seen into the k best, they are read only in the files of
 // the chunks that can still make it. The result is that of scoring every
@@ -296,7 +297,8 @@ func scope(ctx context.Context, q querier, s index.Scope, first int) (cond strin
 		return "", nil, false, nil
 	}
 	if s.Allow == nil {
-		return fmt.Sprintf(`c.vector_store_id = ANY ($%d::text[])`, first), []any{ids}, true, nil
+		args = []any{ids}
+		return scopeCond(args, first), args, true, nil
 	}
 	rows, err := q.Query(ctx, `SELECT vector_store_id, file_id FROM vector_store_files
 		WHERE vector_store_id = ANY ($1::text[]) ORDER BY vector_store_id, file_id`, ids)
@@ -320,8 +322,17 @@ func scope(ctx context.Context, q querier, s index.Scope, first int) (cond strin
 	if len(vss) == 0 {
 		return "", nil, false, nil
 	}
-	return fmt.Sprintf(`(c.vector_store_id, c.file_id) IN (SELECT * FROM unnest($%d::text[], $%d::text[]))`, first, first+1),
-		[]any{vss, files}, true, nil
+	args = []any{vss, files}
+	return scopeCond(args, first), args, true, nil
+}
+
+// scopeCond returns the condition on the alias c of scope's arguments
+// args, numbered from $first.
+func scopeCond(args []any, first int) string {
+	if len(args) == 1 {
+		return fmt.Sprintf(`c.vector_store_id = ANY ($%d::text[])`, first)
+	}
+	return fmt.Sprintf(`(c.vector_store_id, c.file_id) IN (SELECT * FROM unnest($%d::text[], $%d::text[]))`, first, first+1)
 }
 
 // SearchVector ranks the chunks in scope by cosine similarity with query

@@ -47,13 +47,14 @@ type postings struct {
 
 func (p *postings) Stats(ctx context.Context, terms []string) (chunkindex.IndexStats, error) {
 	st := chunkindex.IndexStats{Terms: map[string]chunkindex.TermStats{}}
-	if err := p.tx.QueryRowContext(ctx, `SELECT coalesce(sum(chunks), 0), coalesce(sum(length), 0) FROM vector_store_file_terms`).
-		Scan(&st.Chunks, &st.Length); err != nil {
+	// The scope's statistics (see chunkindex.PostingsSource).
+	if err := p.tx.QueryRowContext(ctx, `SELECT coalesce(sum(c.chunks), 0), coalesce(sum(c.length), 0)
+		FROM vector_store_file_terms c WHERE `+p.cond, p.arg).Scan(&st.Chunks, &st.Length); err != nil {
 		return st, err
 	}
 	tj, _ := json.Marshal(terms)
-	rows, err := p.tx.QueryContext(ctx, `SELECT term, sum(df), max(max_tf), min(min_len) FROM vector_store_postings
-		WHERE term IN (SELECT value FROM json_each(?)) GROUP BY term`, string(tj))
+	rows, err := p.tx.QueryContext(ctx, `SELECT c.term, sum(c.df), max(c.max_tf), min(c.min_len) FROM vector_store_postings c
+		WHERE c.term IN (SELECT value FROM json_each(?)) AND `+p.cond+` GROUP BY c.term`, string(tj), p.arg)
 	if err != nil {
 		return st, err
 	}

@@ -22,7 +22,8 @@
 // # Keyword search
 //
 // BM25 as the in-memory index computes it (k1 1.2, b 0.75; statistics of
-// the whole index), with MaxScore pruning (chunkindex.SearchKeyword): the
+// the chunks in scope, so that no other vector store or project sways a
+// search's scores), with MaxScore pruning (chunkindex.SearchKeyword): the
 // query's terms are read rarest first, and once the terms left cannot lift
 // a chunk not yet seen into the k best, they are read only in the files of
 // the chunks that can still make it. The result is that of scoring every

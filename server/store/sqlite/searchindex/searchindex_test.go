@@ -46,7 +46,11 @@ func TestConformance(t *testing.T) {
 		s := openStore(t, filepath.Join(t.TempDir(), sqlite.FileName))
 		indextest.Attach(t, s, refs)
 		return newIndex(t, s)
-	}})
+	}, NewReplicas: func(t *testing.T, refs []index.Ref) (index.Index, index.Index) {
+		s := openStore(t, filepath.Join(t.TempDir(), sqlite.FileName))
+		indextest.Attach(t, s, refs)
+		return newIndex(t, s), newIndex(t, s)
+	}, CacheSize: func(x index.Index) int64 { return x.(*Index).cache.Size() }})
 }
 
 var (
@@ -249,41 +253,5 @@ func TestMovesFTSTerms(t *testing.T) {
 	var fts int
 	if err := x.r.QueryRowContext(ctx, `SELECT count(*) FROM vector_store_chunks_fts`).Scan(&fts); err != nil || fts != 0 {
 		t.Fatalf("%d FTS5 rows left (%v)", fts, err)
-	}
-}
-
-// TestVectorCacheSeesOtherWriters: an index that cached a file's vectors
-// finds the file's new chunks once another index (another replica)
-// replaces them: the cache holds rows under their version. A cache keyed
-// by file alone would keep scoring the old row, where the new best chunk
-// (index 2) does not exist.
-func TestVectorCacheSeesOtherWriters(t *testing.T) {
-	ctx := context.Background()
-	s := openStore(t, filepath.Join(t.TempDir(), sqlite.FileName))
-	indextest.Attach(t, s, []index.Ref{ref1, ref2})
-	reader, writer := newIndex(t, s), newIndex(t, s)
-	h, err := embed.NewHashing()
-	if err != nil {
-		t.Fatal(err)
-	}
-	scope := index.Scope{VectorStoreIDs: []string{"vs_1"}}
-	if err := writer.Put(ctx, ref1, chunksOf(t, 256, ref1, "battery warranty for two years")); err != nil {
-		t.Fatal(err)
-	}
-	if err := writer.Put(ctx, ref2, chunksOf(t, 256, ref2, "courier collects the parcel")); err != nil {
-		t.Fatal(err)
-	}
-	if hits, err := reader.SearchVector(ctx, h.EmbedOne("lighthouse lantern"), scope, 1); err != nil || len(hits) > 1 {
-		t.Fatalf("first search: %v %v", hits, err)
-	}
-	if reader.cache.Size() == 0 {
-		t.Fatal("the search cached nothing")
-	}
-	if err := writer.Put(ctx, ref1, chunksOf(t, 256, ref1, "opening hours", "ticket prices", "the lighthouse lantern is lit at dusk")); err != nil {
-		t.Fatal(err)
-	}
-	hits, err := reader.SearchVector(ctx, h.EmbedOne("lighthouse lantern"), scope, 1)
-	if err != nil || len(hits) != 1 || hits[0].Chunk.Ref != ref1 || hits[0].Chunk.Index != 2 {
-		t.Fatalf("after another index replaced the file: %+v %v, want ref1's chunk 2", hits, err)
 	}
 }
