@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/internal/editors"
 	"github.com/assistants-go/assistants/poller"
 )
 
@@ -120,8 +121,8 @@ func UploadFile(ctx context.Context, client FileUploader, src FileSource, opts *
 		return nil, err
 	}
 	defer body.close()
-	editors := append([]gen.RequestEditorFn{body.edit}, o.RequestEditors...)
-	f, err := client.CreateFile(ctx, body.contentType, body.first(ctx), editors...)
+	eds := append([]gen.RequestEditorFn{body.edit}, o.RequestEditors...)
+	f, err := client.CreateFile(ctx, body.contentType, body.first(ctx), eds...)
 	if err != nil {
 		// When ctx ends, the body's pipe is closed too, and the transport may
 		// report that closed pipe before it notices ctx: name the cause.
@@ -554,7 +555,7 @@ func UploadAndPoll(ctx context.Context, client VectorStoreBatchClient, vectorSto
 
 	body := gen.CreateVectorStoreFileBatchRequest{FileIds: &ids, Attributes: o.Attributes, ChunkingStrategy: o.ChunkingStrategy}
 	var h http.Header
-	hinted := withReplyHeader(nil, &h)
+	hinted := editors.WithReplyHeader(nil, &h)
 	batch, err := client.CreateVectorStoreFileBatch(ctx, vectorStoreID, body, hinted...)
 	if err != nil {
 		return res, fmt.Errorf("helpers: upload and poll: create file batch: %w", err)
@@ -627,7 +628,7 @@ func CreateVectorStoreFileAndPoll(ctx context.Context, client VectorStoreFileCli
 	}
 	body := gen.CreateVectorStoreFileRequest{FileId: fileID, Attributes: o.Attributes, ChunkingStrategy: o.ChunkingStrategy}
 	var h http.Header
-	hinted := withReplyHeader(nil, &h)
+	hinted := editors.WithReplyHeader(nil, &h)
 	vf, err := client.CreateVectorStoreFile(ctx, vectorStoreID, body, hinted...)
 	if err != nil {
 		return nil, fmt.Errorf("helpers: vector store file %s: %w", fileID, err)

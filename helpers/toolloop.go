@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/internal/editors"
 	"github.com/assistants-go/assistants/poller"
 )
 
@@ -196,7 +196,7 @@ func RunTools(ctx context.Context, client RunToolsClient, threadID string, body 
 	}
 	body.Stream = nil
 	var h http.Header
-	run, err := client.CreateRun(ctx, threadID, nil, body, withReplyHeader(po.RequestEditors, &h)...)
+	run, err := client.CreateRun(ctx, threadID, nil, body, editors.WithReplyHeader(po.RequestEditors, &h)...)
 	if err != nil {
 		return nil, fmt.Errorf("helpers: tool loop: create run: %w", err)
 	}
@@ -354,10 +354,10 @@ func (l *toolLoop) submit(ctx context.Context, outputs []gen.SubmitToolOutputsRu
 	}
 	var lastErr error
 	var h http.Header
-	editors := withReplyHeader(l.po.RequestEditors, &h)
+	hinted := editors.WithReplyHeader(l.po.RequestEditors, &h)
 	for attempt := 0; attempt < l.o.SubmitAttempts; attempt++ {
 		h = nil
-		next, err := l.c.SubmitToolOutputsToRun(ctx, l.threadID, l.runID, body, editors...)
+		next, err := l.c.SubmitToolOutputsToRun(ctx, l.threadID, l.runID, body, hinted...)
 		if err == nil {
 			return next, poller.PollAfter(h), nil
 		}
@@ -436,14 +436,6 @@ func (l *toolLoop) cancel(ctx context.Context, cause error) (*gen.RunObject, err
 		l.run = run
 	}
 	return l.run, err
-}
-
-// withReplyHeader returns editors followed by one that stores the reply's
-// header in *h (for its openai-poll-after-ms hint), in a new slice.
-func withReplyHeader(editors []gen.RequestEditorFn, h *http.Header) []gen.RequestEditorFn {
-	out := make([]gen.RequestEditorFn, len(editors), len(editors)+1)
-	copy(out, editors)
-	return append(out, assistants.ReplyHeader(h))
 }
 
 // withCtxErr is the error for a step that ctx ended: err when it already

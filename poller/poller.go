@@ -39,6 +39,7 @@ import (
 
 	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/internal/editors"
 )
 
 // DefaultInterval is the wait between two polls when Options.Interval is 0
@@ -285,14 +286,6 @@ func PollAfter(h http.Header) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-// withReplyHeader returns editors followed by one that stores the reply's
-// header in *h, in a new slice (the caller's is not appended to).
-func withReplyHeader(editors []gen.RequestEditorFn, h *http.Header) []gen.RequestEditorFn {
-	out := make([]gen.RequestEditorFn, len(editors), len(editors)+1)
-	copy(out, editors)
-	return append(out, assistants.ReplyHeader(h))
-}
-
 // Poller follows one run. Use it from one goroutine at a time. Its states:
 // pending (Done false) until a poll finds the run in a terminal status
 // (see IsTerminal) or fails permanently (e.g. 404); then Done is true and
@@ -375,7 +368,7 @@ func (p *Poller) Poll(ctx context.Context) (*gen.RunObject, error) {
 		return nil, p.err
 	}
 	if p.editors == nil {
-		p.editors = withReplyHeader(p.opts.RequestEditors, &p.header)
+		p.editors = editors.WithReplyHeader(p.opts.RequestEditors, &p.header)
 	}
 	p.header = nil
 	run, err := p.client.GetRun(ctx, p.threadID, p.runID, p.editors...)
@@ -548,7 +541,7 @@ func CreateAndPoll(ctx context.Context, client RunCreateGetter, threadID string,
 	o := options(opts)
 	body.Stream = nil
 	var h http.Header
-	run, err := client.CreateRun(ctx, threadID, nil, body, withReplyHeader(o.RequestEditors, &h)...)
+	run, err := client.CreateRun(ctx, threadID, nil, body, editors.WithReplyHeader(o.RequestEditors, &h)...)
 	if err != nil {
 		return nil, fmt.Errorf("poller: create run: %w", err)
 	}
@@ -562,7 +555,7 @@ func CreateThreadAndRunAndPoll(ctx context.Context, client ThreadAndRunCreateGet
 	o := options(opts)
 	body.Stream = nil
 	var h http.Header
-	run, err := client.CreateThreadAndRun(ctx, body, withReplyHeader(o.RequestEditors, &h)...)
+	run, err := client.CreateThreadAndRun(ctx, body, editors.WithReplyHeader(o.RequestEditors, &h)...)
 	if err != nil {
 		return nil, fmt.Errorf("poller: create thread and run: %w", err)
 	}
@@ -576,7 +569,7 @@ func SubmitToolOutputsAndPoll(ctx context.Context, client ToolOutputsSubmitGette
 	o := options(opts)
 	body.Stream = nil
 	var h http.Header
-	run, err := client.SubmitToolOutputsToRun(ctx, threadID, runID, body, withReplyHeader(o.RequestEditors, &h)...)
+	run, err := client.SubmitToolOutputsToRun(ctx, threadID, runID, body, editors.WithReplyHeader(o.RequestEditors, &h)...)
 	if err != nil {
 		return nil, fmt.Errorf("poller: submit tool outputs to run %s: %w", runID, err)
 	}

@@ -53,9 +53,7 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 	if err := validateAssistantFields(b.Name, b.Description, b.Instructions, b.Tools, b.Temperature, b.TopP, b.Metadata); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tr, err := s.createToolResourcesLocked(ctx, b.ToolResources)
+	tr, err := s.createToolResources(ctx, b.ToolResources)
 	if err != nil {
 		return nil, err
 	}
@@ -127,10 +125,7 @@ func (s *Server) ModifyAssistant(ctx context.Context, req genserver.ModifyAssist
 		return nil, err
 	}
 	if b.ToolResources != nil {
-		s.mu.RLock()
-		err := s.checkToolResourcesLocked(ctx, b.ToolResources)
-		s.mu.RUnlock()
-		if err != nil {
+		if err := s.checkToolResources(ctx, b.ToolResources); err != nil {
 			return nil, err
 		}
 	}
@@ -276,17 +271,17 @@ func validFunctionName(n string) bool {
 	return true
 }
 
-// createToolResourcesLocked turns creation-time tool resources into stored
+// createToolResources turns creation-time tool resources into stored
 // ones: it checks that files and vector stores exist, and builds the vector
-// store asked for with file_search.vector_stores. s.mu must be held for
-// writing.
-func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolResourcesCreate) (*gen.ToolResources, error) {
+// store asked for with file_search.vector_stores (whose files may be
+// processed before it returns: it must not run with s.mu held).
+func (s *Server) createToolResources(ctx context.Context, tr *gen.ToolResourcesCreate) (*gen.ToolResources, error) {
 	if tr == nil {
 		return nil, nil
 	}
 	out := &gen.ToolResources{}
 	if ci := tr.CodeInterpreter; ci != nil {
-		if err := s.checkFileIDsLocked(ctx, "tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
+		if err := s.checkFileIDs(ctx, "tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
 			return nil, err
 		}
 		out.CodeInterpreter = &gen.ToolResourcesCodeInterpreter{FileIds: cloneStrings(ci.FileIds)}
@@ -306,7 +301,7 @@ func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolReso
 		if len(stores) > maxVectorStoreIDs {
 			return nil, errBadRequest("tool_resources.file_search.vector_stores", "Invalid 'tool_resources.file_search.vector_stores': expected at most %d vector store.", maxVectorStoreIDs)
 		}
-		if err := s.checkVectorStoreIDsLocked(ctx, "tool_resources.file_search.vector_store_ids", &ids); err != nil {
+		if err := s.checkVectorStoreIDs(ctx, "tool_resources.file_search.vector_store_ids", &ids); err != nil {
 			return nil, err
 		}
 		for i, vs := range stores {
@@ -340,25 +335,25 @@ func (s *Server) createToolResourcesLocked(ctx context.Context, tr *gen.ToolReso
 	return out, nil
 }
 
-// checkToolResourcesLocked checks stored-shape tool resources (modify
+// checkToolResources checks stored-shape tool resources (modify
 // requests): limits and that every file and vector store exists.
-func (s *Server) checkToolResourcesLocked(ctx context.Context, tr *gen.ToolResources) error {
+func (s *Server) checkToolResources(ctx context.Context, tr *gen.ToolResources) error {
 	if ci := tr.CodeInterpreter; ci != nil {
-		if err := s.checkFileIDsLocked(ctx, "tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
+		if err := s.checkFileIDs(ctx, "tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
 			return err
 		}
 	}
 	if fs := tr.FileSearch; fs != nil {
-		if err := s.checkVectorStoreIDsLocked(ctx, "tool_resources.file_search.vector_store_ids", fs.VectorStoreIds); err != nil {
+		if err := s.checkVectorStoreIDs(ctx, "tool_resources.file_search.vector_store_ids", fs.VectorStoreIds); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkFileIDsLocked checks that at most limit file ids are given and that
+// checkFileIDs checks that at most limit file ids are given and that
 // each names an uploaded file.
-func (s *Server) checkFileIDsLocked(ctx context.Context, param string, ids *[]string, limit int) error {
+func (s *Server) checkFileIDs(ctx context.Context, param string, ids *[]string, limit int) error {
 	if ids == nil {
 		return nil
 	}
@@ -373,9 +368,9 @@ func (s *Server) checkFileIDsLocked(ctx context.Context, param string, ids *[]st
 	return nil
 }
 
-// checkVectorStoreIDsLocked checks that at most one vector store id is
+// checkVectorStoreIDs checks that at most one vector store id is
 // given and that it exists.
-func (s *Server) checkVectorStoreIDsLocked(ctx context.Context, param string, ids *[]string) error {
+func (s *Server) checkVectorStoreIDs(ctx context.Context, param string, ids *[]string) error {
 	if ids == nil {
 		return nil
 	}

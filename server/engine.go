@@ -336,6 +336,12 @@ func (e *engine) getRun(ctx context.Context, threadID, runID string) (gen.RunObj
 	return e.expireIfDue(ctx, obj)
 }
 
+// runDataReader is a store that reads a run's status and JSON without the
+// rest of its row (the SQL stores: sqlstore.GetRunData).
+type runDataReader interface {
+	GetRunData(ctx context.Context, project, threadID, id string) (status string, data []byte, err error)
+}
+
 // getRunJSON is getRun for a reply: the run's JSON as stored (and a
 // newline), without decoding it, when reading cannot change the run (a
 // requires_action run may be due to expire: it is decoded and checked as
@@ -343,6 +349,15 @@ func (e *engine) getRun(ctx context.Context, threadID, runID string) (gen.RunObj
 func (e *engine) getRunJSON(ctx context.Context, threadID, runID string) ([]byte, error) {
 	if !validID(threadID) || !validID(runID) {
 		return nil, errNotFound("run", runID)
+	}
+	if rd, ok := e.s.db.(runDataReader); ok {
+		status, data, err := rd.GetRunData(ctx, projectOf(ctx), threadID, runID)
+		if err != nil {
+			return nil, storeErr(err, "run", runID)
+		}
+		if status != string(gen.RunObjectStatusRequiresAction) {
+			return append(data, '\n'), nil // data is the caller's (scanned for this call)
+		}
 	}
 	r, err := e.s.db.GetRun(ctx, projectOf(ctx), threadID, runID)
 	if err != nil {

@@ -13,3 +13,33 @@ func (s *Server) SetProcessFileHook(f func(fileID string)) { s.hooks.onProcessFi
 // SetIngestHook makes f run before each vector store file is processed,
 // with the processing's context (tests only).
 func (s *Server) SetIngestHook(f func(ctx context.Context, fileID string)) { s.hooks.onIngest = f }
+
+// DisableDurableIngest makes the server process the vector store files it
+// attaches in its own goroutines instead of durable jobs, so a restart
+// loses them (tests only: the control of the restart test). Call it before
+// the server attaches files.
+func (s *Server) DisableDurableIngest() { s.hooks.noDurableIngest = true }
+
+// LockFree reports whether the server's lock (s.mu) is free at the moment
+// (tests only: a hook calls it to show that file processing does not run
+// under the lock).
+func (s *Server) LockFree() bool {
+	if !s.mu.TryLock() {
+		return false
+	}
+	s.mu.Unlock()
+	return true
+}
+
+// KindIngestFile is the job kind of a vector store file's processing, as
+// written into the store's queue (tests only).
+const KindIngestFile = kindIngestFile
+
+// WatchRun subscribes to a run's events as a stream does (tests only): the
+// channel receives (at most one pending signal) after each write of the
+// run's events by this server, or by another replica on PostgreSQL
+// (LISTEN/NOTIFY); stop ends the subscription.
+func (s *Server) WatchRun(runID string) (changed <-chan struct{}, stop func()) {
+	sub := s.eng.subscribe(runID, 0)
+	return sub.signal, func() { s.eng.unsubscribe(runID, sub) }
+}

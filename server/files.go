@@ -400,30 +400,11 @@ func (s *Server) fileExists(ctx context.Context, id string) bool {
 	return err == nil && !s.fileExpired(f)
 }
 
-// readFile returns a stored file's metadata and bytes (at most
-// MaxFileBytes), for the model and vector stores; an expired file is a
-// 404. It takes no lock of the server (callers may hold s.mu).
+// readFile returns a stored file of the request's project, with its
+// bytes (see readFileIn), for the model and vector stores. It takes no lock
+// of the server (callers may hold s.mu).
 func (s *Server) readFile(ctx context.Context, id string) (store.File, []byte, error) {
-	if !validID(id) {
-		return store.File{}, nil, errNotFound("file", id)
-	}
-	f, err := s.db.GetFile(ctx, projectOf(ctx), id)
-	if err != nil {
-		return store.File{}, nil, storeErr(err, "file", id)
-	}
-	if s.fileExpired(f) {
-		return store.File{}, nil, errNotFound("file", id)
-	}
-	rc, err := s.db.OpenFile(ctx, projectOf(ctx), id)
-	if err != nil {
-		return store.File{}, nil, storeErr(err, "file", id)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, s.opts.MaxFileBytes+1))
-	if err != nil {
-		return store.File{}, nil, storeErr(err, "file", id)
-	}
-	return f, data, nil
+	return s.readFileIn(ctx, projectOf(ctx), id)
 }
 
 // fileExpired reports whether f's expires_at has passed.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/assistants-go/assistants/server/store"
@@ -207,7 +206,7 @@ func (s *Server) builtinChecks() []ReadyCheck {
 		checks = append(checks, ReadyCheck{Name: "migrations", Check: func(ctx context.Context) error {
 			if err := mc.CheckMigrations(ctx); err != nil {
 				s.log.Warn("readiness: migrations", "err", err.Error())
-				if errors.Is(err, store.ErrSchemaTooNew) || strings.Contains(err.Error(), "schema is at version") {
+				if errors.Is(err, store.ErrSchemaTooNew) || errors.Is(err, store.ErrSchemaMismatch) {
 					return err
 				}
 				return errStoreUnreachable

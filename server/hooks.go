@@ -15,6 +15,11 @@ type testHooks struct {
 	// onIngest runs before a vector store file is processed, with the
 	// processing's context (a test can block until the server stops).
 	onIngest func(ctx context.Context, fileID string)
+	// noDurableIngest processes vector store files in goroutines of the
+	// server that attached them instead of durable jobs, so a restart loses
+	// the files being processed (they stay in_progress): the control that
+	// shows the restart test catches lost files.
+	noDurableIngest bool
 }
 
 func (h *testHooks) messageChecked() {

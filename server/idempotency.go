@@ -55,7 +55,8 @@ import (
 // reply (expired entries are swept on every keyed request), and the
 // remembered replies together stay under Options.IdempotencyMaxBytes
 // (default 64 MiB; the oldest are forgotten first), with at most
-// maxIdempotencyKeys keys. Keys are scoped per credential.
+// maxIdempotencyKeys keys. Keys are scoped per API key, by the key's id
+// (idemScope), never by the key itself.
 
 const (
 	maxIdempotencyKeys   = 10000
@@ -119,6 +120,17 @@ func newIdemStore(ttl time.Duration, now func() time.Time, maxBytes int64) *idem
 		max: maxIdempotencyKeys, maxBytes: maxBytes}
 }
 
+// idemScope returns the 8 bytes that scope an Idempotency-Key to the
+// request's API key: the SHA-256 of the key's id ("key_..." for a store
+// key, "static:N" for the Nth of Options.APIKeys, "" with auth off), never
+// of the key itself, so a copy of the store (which keeps the scope in
+// each record's key, see sharedKey) cannot check a guessed key.
+func idemScope(ctx context.Context) string {
+	p, _ := principalOf(ctx) // auth runs before idempotency (handler.go)
+	sum := sha256.Sum256([]byte(p.keyID))
+	return string(sum[:8])
+}
+
 // idempotencyMiddleware implements idempotency keys (see above).
 func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 	if s.opts.DisableIdempotency {
@@ -150,9 +162,7 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 			h.Write(body)
 			h.Sum(fp[:0])
 		}
-		cred, _ := credential(r)
-		credSum := sha256.Sum256([]byte(cred))
-		mapKey := string(credSum[:8]) + key
+		mapKey := idemScope(r.Context()) + key
 
 		bodyHashed := false // multipart: r.Body was consumed to compute fp
 		for {

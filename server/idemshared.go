@@ -126,7 +126,7 @@ func intentFrom(ctx context.Context) *runIntent {
 	return in
 }
 
-// sharedKey is the store key of a local key (credential hash + key).
+// sharedKey is the store key of a local key (idemScope + key).
 func sharedKey(mapKey string) string {
 	n := min(8, len(mapKey))
 	return hex.EncodeToString([]byte(mapKey[:n])) + ":" + mapKey[n:]

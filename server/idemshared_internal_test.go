@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -55,12 +54,26 @@ func TestSubmitRetryAfterDeadClaim(t *testing.T) {
 			require.NoError(t, json.Unmarshal([]byte(out), &asst))
 			_, out = post(ha.URL, "/threads/runs", `{"assistant_id":"`+asst.Id+`","thread":{"messages":[{"role":"user","content":"please get_weather {\"city\":\"Paris\"}"}]}}`, "")
 			require.NoError(t, json.Unmarshal([]byte(out), &run))
-			for run.Status != gen.RunObjectStatusRequiresAction {
-				require.False(t, terminalStatus(run.Status), "run ended %s", run.Status)
-				time.Sleep(time.Millisecond)
+			// Wait for requires_action: either server's queue may run the
+			// run's jobs, so watch its events on both.
+			changedA, stopA := a.WatchRun(run.Id)
+			defer stopA()
+			changedB, stopB := b.WatchRun(run.Id)
+			defer stopB()
+			for {
 				var err error
 				run, err = a.eng.getRun(ctx, run.ThreadId, run.Id)
 				require.NoError(t, err)
+				if run.Status == gen.RunObjectStatusRequiresAction {
+					break
+				}
+				require.False(t, terminalStatus(run.Status), "run ended %s", run.Status)
+				select {
+				case <-changedA:
+				case <-changedB:
+				case <-ctx.Done():
+					t.Fatalf("the run did not reach requires_action: %s", run.Status)
+				}
 			}
 			call := run.RequiredAction.SubmitToolOutputs.ToolCalls[0].Id
 			path := "/threads/" + run.ThreadId + "/runs/" + run.Id + "/submit_tool_outputs"
@@ -70,9 +83,8 @@ func TestSubmitRetryAfterDeadClaim(t *testing.T) {
 			// died), its work is done.
 			intent, err := json.Marshal(runIntent{RunID: run.Id, ThreadID: run.ThreadId, Calls: []string{call}})
 			require.NoError(t, err)
-			credSum := sha256.Sum256(nil)
 			now := time.Now()
-			_, claimed, err := st.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: sharedKey(string(credSum[:8]) + "k1"),
+			_, claimed, err := st.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: sharedKey(idemScope(ctx) + "k1"),
 				Project: store.DefaultProject, State: store.IdemPending, Body: intent, ExpiresAt: now.Add(idemLease)}, now)
 			require.NoError(t, err)
 			require.True(t, claimed)

@@ -100,8 +100,9 @@ type ingestSem struct {
 // else in memory. It fails, clearly and for good, when the store holds
 // vectors of another embedding model or dimension than the server's
 // embedder; other errors (the database unreachable) are tried again on
-// the next call.
-func (s *Server) pipeline() (*retrieval.Pipeline, error) {
+// the next call. ctx is the first caller's; the index outlives it (its
+// cancellation is dropped).
+func (s *Server) pipeline(ctx context.Context) (*retrieval.Pipeline, error) {
 	st := &s.st.search
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -116,7 +117,7 @@ func (s *Server) pipeline() (*retrieval.Pipeline, error) {
 		}
 		e = h
 	}
-	idx, err := s.openIndex(e)
+	idx, err := s.openIndex(ctx, e)
 	if err != nil {
 		if errors.Is(err, sqlitesearch.ErrModel) || errors.Is(err, pgsearch.ErrModel) {
 			st.err = &embedSpaceError{msg: embeddingModelMessage(err)}
@@ -155,9 +156,10 @@ func (s *Server) closeSearch() {
 // errShutdown: the server closed its search index.
 var errShutdown = errors.New("the server is shutting down")
 
-// openIndex returns the search index for the server's store.
-func (s *Server) openIndex(e embed.Embedder) (index.Index, error) {
-	ctx := context.WithoutCancel(s.ctx)
+// openIndex returns the search index for the server's store. The index
+// outlives ctx: it is opened with ctx's values but not its cancellation.
+func (s *Server) openIndex(ctx context.Context, e embed.Embedder) (index.Index, error) {
+	ctx = context.WithoutCancel(ctx)
 	switch x := s.db.(type) {
 	case *sqlite.Store:
 		return sqlitesearch.New(ctx, x, func(o *sqlitesearch.Options) { o.Model, o.Dimension = e.Model(), e.Dimension() })
@@ -326,7 +328,7 @@ func (s *Server) ingestOne(ctx context.Context, a ingestArgs) (err error) {
 				Message: fmt.Sprintf("The file %s is larger than this server's limit of %d bytes.", truncateForMessage(file.Filename), s.opts.MaxFileBytes)}
 			return
 		}
-		p, perr := s.pipeline()
+		p, perr := s.pipeline(ctx)
 		if perr != nil {
 			var se *embedSpaceError
 			if errors.As(perr, &se) {
@@ -393,7 +395,7 @@ func (s *Server) ingestOne(ctx context.Context, a ingestArgs) (err error) {
 // dropChunks removes a vector store file's chunks from the server's index
 // (nothing happens when they are gone already).
 func (s *Server) dropChunks(ctx context.Context, ref index.Ref) {
-	if p, err := s.pipeline(); err == nil {
+	if p, err := s.pipeline(ctx); err == nil {
 		_ = p.Delete(context.WithoutCancel(ctx), ref)
 	}
 }

@@ -33,7 +33,7 @@ func TestIngestUnindex(t *testing.T) {
 		require.Equal(t, gen.VectorStoreFileCounts{Completed: 2, Total: 2}, vs.FileCounts)
 		return vs.Id
 	}
-	_, err := s.pipeline()
+	_, err := s.pipeline(ctx)
 	require.NoError(t, err)
 	idx := s.memIndex()
 	require.NotNil(t, idx, "the memory store's index is in memory")
@@ -80,7 +80,7 @@ func TestIngestBackgroundUnlocked(t *testing.T) {
 		require.NoError(t, err, "a request does not wait for the file being processed")
 		close(release)
 		synctest.Wait() // the job ends
-		p, err := s.pipeline()
+		p, err := s.pipeline(ctx)
 		require.NoError(t, err)
 		require.NotNil(t, p)
 		assert.Equal(t, 0, s.memIndex().Len(), "the detached file's chunks are dropped")

@@ -62,17 +62,17 @@ func (s *Server) ingestJob(project, vsID, fileID, attach string) store.Job {
 }
 
 // durable returns the jobs to write with an attachment: all of them,
-// unless Options.DisableDurableIngest (testing only) turns them off.
+// unless a test turned durable ingestion off (testHooks.noDurableIngest).
 func (s *Server) durable(jobs []store.Job) []store.Job {
-	if s.opts.DisableDurableIngest {
+	if s.hooks.noDurableIngest {
 		return nil
 	}
 	return jobs
 }
 
 // afterAttach runs after files were attached (and their jobs committed):
-// with StepDelay 0 it processes them at once; with DisableDurableIngest
-// it processes them in a goroutine of this process (what a restart
+// with StepDelay 0 it processes them at once; with durable ingestion off
+// (tests only) it processes them in a goroutine of this process (what a restart
 // loses).
 func (s *Server) afterAttach(ctx context.Context, project, vsID string, files []store.VectorStoreFile) {
 	if len(files) == 0 {
@@ -86,7 +86,7 @@ func (s *Server) afterAttach(ctx context.Context, project, vsID string, files []
 		}
 		return
 	}
-	if !s.opts.DisableDurableIngest {
+	if !s.hooks.noDurableIngest {
 		return
 	}
 	var args []ingestArgs

@@ -20,10 +20,6 @@ import (
 	"github.com/assistants-go/assistants/server/store/sqlite"
 )
 
-// kindIngestFile is the job kind of a vector store file's processing, as
-// written into the store's queue.
-const kindIngestFile = "assistants.vector_store_file_ingest"
-
 // openSQLiteAt opens (or reopens) the SQLite store of dir.
 func openSQLiteAt(t *testing.T, dir string) *sqlite.Store {
 	t.Helper()
@@ -91,8 +87,8 @@ func batchCounts(t *testing.T, ctx context.Context, c *assistants.Client, vsID, 
 // server on the same SQLite database finishes the batch from its durable
 // jobs, with the right statuses and counts (good files completed and
 // searchable, bad ones failed with a last_error). The same scenario with
-// durable ingestion turned off (Options.DisableDurableIngest, processing in
-// the closed server's goroutines) leaves the batch in progress for good,
+// durable ingestion turned off (the test hook DisableDurableIngest:
+// processing in the closed server's goroutines) leaves the batch in progress for good,
 // with no job to finish it: what the test would see if ingestion were not
 // durable.
 func TestIngestBatchResumesAfterRestart(t *testing.T) {
@@ -106,11 +102,10 @@ func TestIngestBatchResumesAfterRestart(t *testing.T) {
 			defer cancel()
 			dir := t.TempDir()
 			st := openSQLiteAt(t, dir)
-			var opts []server.Option
+			s1, c, stop := serveOn(t, st)
 			if !durable {
-				opts = append(opts, func(o *server.Options) { o.DisableDurableIngest = true })
+				s1.DisableDurableIngest()
 			}
-			s1, c, stop := serveOn(t, st, opts...)
 
 			type doc struct{ name, text, status string }
 			docs := []doc{
@@ -154,7 +149,7 @@ func TestIngestBatchResumesAfterRestart(t *testing.T) {
 			require.Equal(t, gen.VectorStoreFileBatchObjectStatusInProgress, mid.Status)
 			require.Positive(t, mid.FileCounts.InProgress)
 			stop() // mid-batch: the running files' contexts end
-			jobs, err := st.ListJobs(ctx, kindIngestFile)
+			jobs, err := st.ListJobs(ctx, server.KindIngestFile)
 			require.NoError(t, err)
 			require.NoError(t, st.Close())
 
@@ -209,7 +204,7 @@ func TestIngestBatchResumesAfterRestart(t *testing.T) {
 				assert.Equal(t, d.name, res.Data[0].Filename, fmt.Sprintf("%s is found by its own words", d.name))
 			}
 			for { // River records a finished job a moment after it ends
-				left, err := st2.ListJobs(ctx, kindIngestFile)
+				left, err := st2.ListJobs(ctx, server.KindIngestFile)
 				require.NoError(t, err)
 				if len(left) == 0 {
 					break

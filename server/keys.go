@@ -34,13 +34,14 @@ import (
 // HTTP admin surface.
 //
 // Revocation: a replica remembers a key it looked up for
-// Options.KeyCacheTTL (default 30 s), so a revoked key stops working on
+// Options.KeyCacheTTL (default 30 s, also for a value ≤ 0), so a revoked key stops working on
 // every replica within KeyCacheTTL of the revoke. Unknown keys are
 // remembered as unknown for as long (a flood of wrong keys reaches the
 // store once per distinct key and TTL); a key created a moment ago still
 // works at once, since no one can have tried it before. A revoked key
 // found in the store is refused at once. The cache holds at most 10 000
-// keys and starts again empty when full.
+// of the store's keys and 10 000 unknown ones; each set starts again
+// empty when full.
 
 // KeyPrefix starts every API key the server makes.
 const KeyPrefix = "sk-ast-"
@@ -86,14 +87,17 @@ func HashAPIKey(secret []byte, key string) []byte {
 }
 
 // WithKeySecret turns on the keys kept in the store (made with `assistants
-// keys create`), hashed under secret (at least MinKeySecretBytes bytes).
-// Default: none (only Options.APIKeys, if any).
+// keys create`), hashed under secret (at least MinKeySecretBytes bytes;
+// a shorter secret is refused: New logs ErrKeySecretTooShort and every
+// store key gets 401, auth staying on). Default: none (only
+// Options.APIKeys, if any).
 func WithKeySecret(secret []byte) Option {
 	return func(o *Options) { o.KeySecret = secret }
 }
 
 // WithKeyCacheTTL sets how long a replica trusts a key it looked up, and
-// so how long a revoked key may still work (default DefaultKeyCacheTTL).
+// so how long a revoked key may still work (default, and for d ≤ 0,
+// DefaultKeyCacheTTL).
 func WithKeyCacheTTL(d time.Duration) Option { return func(o *Options) { o.KeyCacheTTL = d } }
 
 // principal is who a request acts as: a key and its project.
@@ -116,16 +120,19 @@ func principalOf(ctx context.Context) (principal, bool) {
 }
 
 // keyCache remembers the keys a replica looked up in the store, each for
-// ttl. It holds at most keyCacheMax entries; when full it starts again
-// empty (the keys are looked up again).
+// ttl. The keys the store has (revoked or not) and the unknown ones are
+// kept apart, at most keyCacheMax of each; when one set is full it starts
+// again empty (its keys are looked up again). So a flood of wrong keys
+// never evicts the store's keys.
 type keyCache struct {
 	secret []byte
 	ttl    time.Duration
 	now    func() time.Time
 	db     store.Store
 
-	mu sync.Mutex
-	m  map[[32]byte]keyEntry
+	mu      sync.Mutex
+	m       map[[32]byte]keyEntry // keys the store has
+	unknown map[[32]byte]keyEntry // keys it does not have
 }
 
 type keyEntry struct {
@@ -143,18 +150,24 @@ func newKeyCache(db store.Store, secret []byte, ttl time.Duration, now func() ti
 	if ttl <= 0 {
 		ttl = DefaultKeyCacheTTL
 	}
-	return &keyCache{secret: secret, ttl: ttl, now: now, db: db, m: map[[32]byte]keyEntry{}}
+	return &keyCache{secret: secret, ttl: ttl, now: now, db: db, m: map[[32]byte]keyEntry{}, unknown: map[[32]byte]keyEntry{}}
 }
 
 // resolve returns the principal of key: errKeyUnknown for a key the store
 // does not have or has revoked, another error when the store failed.
 func (c *keyCache) resolve(ctx context.Context, key string) (principal, error) {
+	if len(c.secret) < MinKeySecretBytes {
+		return principal{}, errKeyUnknown // refused secret (New logged it): fail closed
+	}
 	h := HashAPIKey(c.secret, key)
 	var hk [32]byte
 	copy(hk[:], h)
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.m[hk]
+	if !ok {
+		e, ok = c.unknown[hk]
+	}
 	c.mu.Unlock()
 	if ok && now.Before(e.until) {
 		if e.revoked {
@@ -163,22 +176,24 @@ func (c *keyCache) resolve(ctx context.Context, key string) (principal, error) {
 		return e.p, nil
 	}
 	k, err := c.db.GetAPIKeyByHash(ctx, h)
+	set := c.m
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Remembered too, so that a flood of wrong keys does not reach
 		// the store once per request. Safe: a key is 256 random bits, so
 		// no one can have tried a key before it was made.
 		e = keyEntry{revoked: true, until: now.Add(c.ttl)}
+		set = c.unknown
 	case err != nil:
 		return principal{}, fmt.Errorf("look up API key: %w", err)
 	default:
 		e = keyEntry{p: principal{keyID: k.ID, project: k.Project}, revoked: k.RevokedAt != 0, until: now.Add(c.ttl)}
 	}
 	c.mu.Lock()
-	if len(c.m) >= keyCacheMax {
-		clear(c.m)
+	if len(set) >= keyCacheMax {
+		clear(set)
 	}
-	c.m[hk] = e
+	set[hk] = e
 	c.mu.Unlock()
 	if e.revoked {
 		return principal{}, errKeyUnknown

@@ -40,6 +40,25 @@ func TestNewAPIKey(t *testing.T) {
 	require.ErrorIs(t, err, server.ErrKeySecretTooShort)
 }
 
+// TestShortKeySecretRefused: New refuses a key secret shorter than
+// MinKeySecretBytes: it logs ErrKeySecretTooShort and refuses every store
+// key (even one hashed under that secret), so auth stays on.
+func TestShortKeySecretRefused(t *testing.T) {
+	short := []byte("short-secret")
+	st := memory.New()
+	key := server.KeyPrefix + "a-key-hashed-under-the-short-secret"
+	require.NoError(t, st.CreateAPIKey(t.Context(), store.APIKey{ID: "key_short", Project: store.DefaultProject,
+		Hash: server.HashAPIKey(short, key), Hint: "sk-ast-a…cret", CreatedAt: time.Now().Unix()}))
+	var logs bytes.Buffer
+	srv := server.New(server.WithStore(st), server.WithKeySecret(short), server.WithStepDelay(0),
+		server.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	t.Cleanup(func() { _ = srv.Close() })
+	x := &isoEnv{h: srv.Handler()}
+	code, body := x.do(t, key, "GET", "/v1/assistants", "")
+	require.Equal(t, http.StatusUnauthorized, code, "%s", body)
+	require.Contains(t, logs.String(), server.ErrKeySecretTooShort.Error())
+}
+
 // TestKeyRevocationWithinTTL: a revoked key keeps working on a replica
 // that looked it up for at most KeyCacheTTL (on the injected clock), then
 // is refused; a replica that had not looked it up refuses it at once.

@@ -75,7 +75,7 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 	if runID, active := s.eng.activeRun(ctx, req.ThreadId); active {
 		return nil, errThreadLocked(req.ThreadId, runID)
 	}
-	m, err := s.buildMessageLocked(ctx, req.ThreadId, *req.Body, "")
+	m, err := s.buildMessage(ctx, req.ThreadId, *req.Body, "")
 	if err != nil {
 		return nil, err
 	}
@@ -208,11 +208,10 @@ func (s *Server) threadMessages(ctx context.Context, threadID string) ([]gen.Mes
 	}
 }
 
-// buildMessageLocked validates req and returns the message it describes for
-// threadID (status completed, created now); s.mu must be held. It is not
-// stored. prefix is put in front of parameter names in errors (e.g.
+// buildMessage validates req and returns the message it describes for
+// threadID (status completed, created now). It is not stored. prefix is put in front of parameter names in errors (e.g.
 // "messages[2].").
-func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req gen.CreateMessageRequest, prefix string) (gen.MessageObject, error) {
+func (s *Server) buildMessage(ctx context.Context, threadID string, req gen.CreateMessageRequest, prefix string) (gen.MessageObject, error) {
 	var role gen.MessageObjectRole
 	switch req.Role {
 	case gen.CreateMessageRequestRoleUser:
@@ -225,7 +224,7 @@ func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req ge
 	if err := validateMetadataParam(prefix+"metadata", req.Metadata); err != nil {
 		return gen.MessageObject{}, err
 	}
-	content, err := s.buildContentLocked(ctx, req.Content, prefix+"content")
+	content, err := s.buildContent(ctx, req.Content, prefix+"content")
 	if err != nil {
 		return gen.MessageObject{}, err
 	}
@@ -271,9 +270,9 @@ func (s *Server) buildMessageLocked(ctx context.Context, threadID string, req ge
 	}, nil
 }
 
-// buildContentLocked turns request content (a string or a list of text and
+// buildContent turns request content (a string or a list of text and
 // image parts) into message content parts.
-func (s *Server) buildContentLocked(ctx context.Context, c gen.CreateMessageRequest_Content, param string) ([]gen.MessageContent, error) {
+func (s *Server) buildContent(ctx context.Context, c gen.CreateMessageRequest_Content, param string) ([]gen.MessageContent, error) {
 	if text, err := c.AsCreateMessageText(); err == nil {
 		if err := checkText(param, text); err != nil {
 			return nil, err

@@ -29,7 +29,7 @@ import (
 //	assistants_model_round_duration_seconds{outcome}        model rounds: ok, error, cancelled
 //	assistants_model_tokens_total{kind}                     tokens the model used: prompt, completion
 //	assistants_backend_errors_total{class}                  failed model rounds by class (see backendErrorClass)
-//	assistants_job_duration_seconds{kind,outcome}           run engine jobs (kind round, cancel, expire) by outcome: ok, error
+//	assistants_job_duration_seconds{kind,outcome}           queue jobs by kind (round, cancel, expire: the run engine's; ingest: a vector store file's ingestion) and outcome: ok, error
 //	assistants_job_wait_seconds{kind}                       time from a job's scheduled time to its start (queue latency)
 //	assistants_queue_jobs{state}                            the queue's unfinished jobs by state (available, scheduled, running, retryable...), read from the store at each scrape
 //
@@ -262,6 +262,15 @@ func withJobScheduled(ctx context.Context, at time.Time) context.Context {
 	return context.WithValue(ctx, jobScheduledKey{}, at)
 }
 
+// jobKindLabel is a job kind's metrics label: round, cancel, expire
+// (assistants.run_*) or ingest (assistants.vector_store_file_ingest).
+func jobKindLabel(kind string) string {
+	if kind == kindIngestFile {
+		return "ingest"
+	}
+	return strings.TrimPrefix(kind, "assistants.run_")
+}
+
 // timedWork wraps the engine's work function: each job's wait (from the
 // time its queue says it was due) and duration by kind and outcome.
 func (m *metrics) timedWork(work func(context.Context, store.JobArgs) error) func(context.Context, store.JobArgs) error {
@@ -270,7 +279,7 @@ func (m *metrics) timedWork(work func(context.Context, store.JobArgs) error) fun
 	}
 	return func(ctx context.Context, args store.JobArgs) error {
 		start := time.Now()
-		kind := strings.TrimPrefix(args.Kind(), "assistants.run_") // round, cancel, expire
+		kind := jobKindLabel(args.Kind())
 		if at, ok := ctx.Value(jobScheduledKey{}).(time.Time); ok && !at.IsZero() {
 			m.jobWait.WithLabelValues(kind).Observe(max(0, start.Sub(at).Seconds()))
 		}
@@ -284,8 +293,9 @@ func (m *metrics) timedWork(work func(context.Context, store.JobArgs) error) fun
 	}
 }
 
-// queueCollector reports the queue's unfinished jobs by state, read from
-// the store at each scrape (bounded by queueScrapeTimeout).
+// queueCollector reports the queue's unfinished jobs by state, counted by
+// the store (store.Store.CountJobs) at each scrape (bounded by
+// queueScrapeTimeout).
 type queueCollector struct {
 	db   store.Store
 	desc *prometheus.Desc
@@ -309,20 +319,14 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueScrapeTimeout)
 	defer cancel()
-	jobs, err := c.db.ListJobs(ctx, "")
+	n, err := c.db.CountJobs(ctx) // one COUNT(*) GROUP BY state, not the jobs
 	if err != nil {
 		return
 	}
-	n := map[string]int{}
 	for _, s := range queueStates {
-		n[s] = 0
-	}
-	for _, j := range jobs {
-		st := j.State
-		if st == "" {
-			st = "available"
+		if _, ok := n[s]; !ok {
+			n[s] = 0 // the series exist, 0 when none
 		}
-		n[st]++
 	}
 	for st, v := range n {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), st)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // TestBackendErrorClass: the errors the chat backend really returns, each
@@ -87,4 +89,34 @@ func TestBackendErrorClass(t *testing.T) {
 	}
 	assert.Equal(t, errClassPanic, backendErrorClass(errModelPanicked))
 	assert.Equal(t, errClassNoOutput, backendErrorClass(nil))
+}
+
+type kindJob string
+
+func (k kindJob) Kind() string { return string(k) }
+
+// TestJobKindLabels: the job metrics name each job kind shortly: round,
+// cancel, expire, ingest.
+func TestJobKindLabels(t *testing.T) {
+	m := newMetrics()
+	work := m.timedWork(func(context.Context, store.JobArgs) error { return nil })
+	for _, k := range []string{kindRunRound, kindRunCancel, kindRunExpire, kindIngestFile} {
+		require.NoError(t, work(t.Context(), kindJob(k)))
+	}
+	mfs, err := m.reg.Gather()
+	require.NoError(t, err)
+	var kinds []string
+	for _, mf := range mfs {
+		if mf.GetName() != "assistants_job_duration_seconds" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "kind" {
+					kinds = append(kinds, l.GetValue())
+				}
+			}
+		}
+	}
+	require.ElementsMatch(t, []string{"round", "cancel", "expire", "ingest"}, kinds)
 }

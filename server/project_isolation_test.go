@@ -181,6 +181,7 @@ func TestProjectIsolation(t *testing.T) {
 // objects.
 type isoEnv struct {
 	h    http.Handler
+	srv  *server.Server // for waitStatus (WatchRun)
 	keyA string
 	keyB string
 	idsA map[string]string // A's objects by placeholder name
@@ -206,7 +207,7 @@ func newIsoEnv(t *testing.T, st store.Store) *isoEnv {
 	t.Helper()
 	srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithStepDelay(0))
 	t.Cleanup(func() { _ = srv.Close() })
-	x := &isoEnv{h: srv.Handler(), keyA: newKey(t, st, "team-a"), keyB: newKey(t, st, "team-b"),
+	x := &isoEnv{h: srv.Handler(), srv: srv, keyA: newKey(t, st, "team-a"), keyB: newKey(t, st, "team-b"),
 		idsA: map[string]string{}, idsB: map[string]string{}}
 
 	// A's objects.
@@ -279,7 +280,15 @@ func (x *isoEnv) waitRun(t *testing.T, key, thread, run string) {
 // end state).
 func (x *isoEnv) waitStatus(t *testing.T, key, thread, run, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	require.NotNil(t, x.srv, "waitStatus needs isoEnv.srv")
+	changed, stop := x.srv.WatchRun(run) // before the first read: no change is missed
+	defer stop()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	// A change made by another replica whose wake-up was lost is still
+	// seen, as streams see it (subscriberPoll).
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
 	for {
 		_, b := x.do(t, key, "GET", "/v1/threads/"+thread+"/runs/"+run, "")
 		switch s := jsonField(t, b, "status"); s {
@@ -289,10 +298,12 @@ func (x *isoEnv) waitStatus(t *testing.T, key, thread, run, want string) {
 		default:
 			t.Fatalf("the run ended %s, not %s: %s", s, want, b)
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed: // the run's events were written: read it again
+		case <-poll.C:
+		case <-deadline.C:
 			t.Fatalf("the run did not reach %s: %s", want, b)
 		}
-		time.Sleep(5 * time.Millisecond) // waits for the run's jobs; asserts no time
 	}
 }
 

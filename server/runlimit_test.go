@@ -24,7 +24,7 @@ func TestConcurrentRunLimit(t *testing.T) {
 	keyA, keyB := newKey(t, st, "team-a"), newKey(t, st, "team-b")
 	srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithStepDelay(0), server.WithMaxConcurrentRuns(2))
 	defer srv.Close()
-	x := &isoEnv{h: srv.Handler()}
+	x := &isoEnv{h: srv.Handler(), srv: srv}
 
 	tool := `{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"get_weather"}}]}`
 	asstA, asstB := x.create(t, keyA, "/v1/assistants", tool), x.create(t, keyB, "/v1/assistants", tool)
@@ -87,7 +87,7 @@ func TestConcurrentRunLimitAcrossReplicas(t *testing.T) {
 		}
 		srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithStepDelay(0), server.WithMaxConcurrentRuns(1))
 		t.Cleanup(func() { _ = srv.Close() })
-		xs = append(xs, &isoEnv{h: srv.Handler()})
+		xs = append(xs, &isoEnv{h: srv.Handler(), srv: srv})
 	}
 	asst := xs[0].create(t, key, "/v1/assistants", `{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"get_weather"}}]}`)
 	thread := xs[0].create(t, key, "/v1/threads", `{"messages":[{"role":"user","content":"please get_weather"}]}`)
@@ -107,7 +107,7 @@ func TestConcurrentRunLimitReplay(t *testing.T) {
 	key := newKey(t, st, "team-a")
 	srv := server.New(server.WithStore(st), server.WithKeySecret(isoSecret), server.WithStepDelay(0), server.WithMaxConcurrentRuns(1))
 	defer srv.Close()
-	x := &isoEnv{h: srv.Handler()}
+	x := &isoEnv{h: srv.Handler(), srv: srv}
 	asst := x.create(t, key, "/v1/assistants", `{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"get_weather"}}]}`)
 	thread := x.create(t, key, "/v1/threads", `{"messages":[{"role":"user","content":"please get_weather"}]}`)
 	post := func() *httptest.ResponseRecorder {

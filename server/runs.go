@@ -286,7 +286,7 @@ func (s *Server) prepareRun(ctx context.Context, threadID string, p *runParams) 
 func (s *Server) runMessagesLocked(ctx context.Context, threadID string, p *runParams) ([]store.Message, error) {
 	msgs := make([]store.Message, 0, len(p.AdditionalMessages))
 	for i, m := range p.AdditionalMessages {
-		bm, err := s.buildMessageLocked(ctx, threadID, m, fmt.Sprintf("additional_messages[%d].", i))
+		bm, err := s.buildMessage(ctx, threadID, m, fmt.Sprintf("additional_messages[%d].", i))
 		if err != nil {
 			return nil, err
 		}
@@ -380,16 +380,15 @@ func (s *Server) CreateThreadAndRun(ctx context.Context, req genserver.CreateThr
 	// The thread and its run are stored in one transaction: nobody sees
 	// the thread without its run, and a run that cannot be created leaves
 	// no thread behind.
-	s.mu.Lock()
-	th, sth, msgs, err := s.buildThreadLocked(ctx, b.Thread)
-	var (
-		run gen.RunObject
-		sub *subscriber
-	)
-	if err == nil {
-		r.obj.ThreadId = th.Id
-		run, sub, err = s.eng.create(ctx, r, &sth, msgs, p.Stream)
+	// The thread is built (and its vector store created) before s.mu is
+	// taken: that may process files.
+	th, sth, msgs, err := s.buildThread(ctx, b.Thread)
+	if err != nil {
+		return nil, err
 	}
+	r.obj.ThreadId = th.Id
+	s.mu.Lock()
+	run, sub, err := s.eng.create(ctx, r, &sth, msgs, p.Stream)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err

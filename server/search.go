@@ -195,7 +195,7 @@ func (s *Server) searchFiles(ctx context.Context, spec searchSpec) ([]fileHit, e
 	if len(spec.files) == 0 {
 		return nil, nil
 	}
-	p, err := s.pipeline()
+	p, err := s.pipeline(ctx)
 	if errors.Is(err, errShutdown) {
 		return nil, errShuttingDown()
 	}

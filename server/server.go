@@ -95,11 +95,13 @@ type Options struct {
 	// KeySecret, when set, turns auth on with the keys kept in the store
 	// (`assistants keys create`): a request's key is found by its
 	// HMAC-SHA256 under this secret, at least MinKeySecretBytes long, and
-	// acts in the key's project. See keys.go. Default: none.
+	// acts in the key's project. A shorter secret is refused: New logs
+	// ErrKeySecretTooShort and every store key is refused (auth stays on).
+	// See keys.go. Default: none.
 	KeySecret []byte
 	// KeyCacheTTL is how long a replica trusts a store key it looked up:
 	// a revoked key stops working on every replica within it.
-	// Default: DefaultKeyCacheTTL (30s).
+	// Default (and for a value ≤ 0): DefaultKeyCacheTTL (30s).
 	KeyCacheTTL time.Duration
 	// MaxConcurrentRuns bounds the active runs (queued, in_progress,
 	// requires_action, cancelling) of one project; a run over it is
@@ -130,12 +132,6 @@ type Options struct {
 	// does its work. For testing only (it shows that the chaos harness
 	// catches the duplicates it lets through). Default: false.
 	DisableIdempotency bool
-	// DisableDurableIngest processes vector store files in goroutines of
-	// the server that attached them instead of durable jobs, so a restart
-	// loses the files being processed (they stay in_progress). For testing
-	// only (it shows that the restart test catches lost files).
-	// Default: false.
-	DisableDurableIngest bool
 	// DisableStreamReattach answers a repeat of a streamed request with 409
 	// idempotency_key_stream_in_use instead of reattaching it to its run's
 	// events. For testing only. Default: false.
@@ -248,10 +244,10 @@ type Server struct {
 	// db keeps assistants, threads, messages and files (Options.Store).
 	db store.Store
 	// mu serializes, within this process, the writes that check the run
-	// engine's thread locks (a message and a run on one thread) and guards
-	// st.
+	// engine's thread locks (a message and a run on one thread). It is
+	// never held across file processing.
 	mu  sync.RWMutex
-	st  *memState // vector stores (store.go)
+	st  *memState // search index and ingestion slots (store.go)
 	eng *engine   // runs and run steps, and their state machine (engine.go)
 
 	bg     sync.WaitGroup     // run engine and vector store goroutines
@@ -312,6 +308,9 @@ func New(opts ...Option) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if len(o.KeySecret) > 0 {
 		s.keys = newKeyCache(o.Store, o.KeySecret, o.KeyCacheTTL, o.Now)
+		if len(o.KeySecret) < MinKeySecretBytes { // refused: auth stays on, every store key is refused (keys.go)
+			s.log.Error("auth: store keys refused", "err", ErrKeySecretTooShort.Error())
+		}
 	}
 	s.eng = newEngine(s)
 	s.handler = s.buildHandler()
@@ -324,7 +323,9 @@ func New(opts ...Option) *Server {
 	if o.Queue == nil {
 		s.opts.Queue = defaultQueue(o.Store, o.River, s.log)
 	}
-	s.upgradeVectorStores(s.ctx) // vsupgrade.go: snapshots of earlier versions
+	// vsupgrade.go: snapshots of earlier versions. New has no caller
+	// context and the upgrade ends before New returns.
+	s.upgradeVectorStores(context.Background())
 	if s.opts.Queue != nil {
 		if err := s.opts.Queue.Start(s.ctx, s.metrics.timedWork(s.work)); err != nil { // ingestjobs.go: file ingestion, else the run engine
 			s.log.Error("run engine: the job queue did not start", "err", err.Error())

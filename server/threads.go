@@ -46,10 +46,7 @@ func (s *Server) ModifyThread(ctx context.Context, req genserver.ModifyThreadReq
 		return nil, err
 	}
 	if b.ToolResources != nil {
-		s.mu.RLock()
-		err := s.checkToolResourcesLocked(ctx, b.ToolResources)
-		s.mu.RUnlock()
-		if err != nil {
+		if err := s.checkToolResources(ctx, b.ToolResources); err != nil {
 			return nil, err
 		}
 	}
@@ -104,16 +101,10 @@ func (s *Server) getThreadObject(ctx context.Context, id string) (gen.ThreadObje
 
 // insertThread validates req (which may be nil: an empty thread) and stores
 // the thread with its messages, all created now. Nothing is stored when req
-// is invalid.
+// is invalid. It does not take s.mu: nobody can add a message or a run to
+// a thread before it is stored.
 func (s *Server) insertThread(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.insertThreadLocked(ctx, req)
-}
-
-// insertThreadLocked is insertThread with s.mu held.
-func (s *Server) insertThreadLocked(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
-	th, st, msgs, err := s.buildThreadLocked(ctx, req)
+	th, st, msgs, err := s.buildThread(ctx, req)
 	if err != nil {
 		return gen.ThreadObject{}, err
 	}
@@ -123,9 +114,10 @@ func (s *Server) insertThreadLocked(ctx context.Context, req *gen.CreateThreadRe
 	return th, nil
 }
 
-// buildThreadLocked validates req and returns the thread and messages it
-// describes, as API and store values; nothing is stored. s.mu is held.
-func (s *Server) buildThreadLocked(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, store.Thread, []store.Message, error) {
+// buildThread validates req and returns the thread and messages it
+// describes, as API and store values; nothing is stored but the vector
+// store asked for with tool_resources (see createToolResources).
+func (s *Server) buildThread(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, store.Thread, []store.Message, error) {
 	fail := func(err error) (gen.ThreadObject, store.Thread, []store.Message, error) {
 		return gen.ThreadObject{}, store.Thread{}, nil, err
 	}
@@ -154,13 +146,13 @@ func (s *Server) buildThreadLocked(ctx context.Context, req *gen.CreateThreadReq
 	}
 	built := make([]gen.MessageObject, 0, len(msgs))
 	for i, m := range msgs {
-		bm, err := s.buildMessageLocked(ctx, th.Id, m, fmt.Sprintf("messages[%d].", i))
+		bm, err := s.buildMessage(ctx, th.Id, m, fmt.Sprintf("messages[%d].", i))
 		if err != nil {
 			return fail(err)
 		}
 		built = append(built, bm)
 	}
-	tr, err := s.createToolResourcesLocked(ctx, req.ToolResources)
+	tr, err := s.createToolResources(ctx, req.ToolResources)
 	if err != nil {
 		return fail(err)
 	}

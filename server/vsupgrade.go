@@ -31,10 +31,29 @@ type legacySnapshot struct {
 	} `json:"batches,omitempty"`
 }
 
+// legacyVectorStoreFinder is implemented by stores that tell with one
+// indexed lookup whether any vector store still holds an earlier version's
+// snapshot (SQLite and PostgreSQL: the partial index of their migration 6).
+type legacyVectorStoreFinder interface {
+	HasLegacyVectorStores(ctx context.Context) (bool, error)
+}
+
 // upgradeVectorStores moves the snapshotted vector stores of every
-// project onto the store's rows. Errors are logged; the vector store stays
-// as it was.
+// project onto the store's rows. On a store that can tell there are none
+// (legacyVectorStoreFinder), which is every start after the first, it
+// does nothing more than that one lookup; other stores (memory: empty at
+// start) are listed. Errors are logged; the vector store stays as it was.
 func (s *Server) upgradeVectorStores(ctx context.Context) {
+	if f, ok := s.db.(legacyVectorStoreFinder); ok {
+		has, err := f.HasLegacyVectorStores(ctx)
+		if err != nil {
+			s.log.Error("vector stores: upgrade: look for snapshots", "err", err.Error())
+			return
+		}
+		if !has {
+			return
+		}
+	}
 	projects, err := s.allProjects(ctx)
 	if err != nil {
 		s.log.Error("vector stores: upgrade: list projects", "err", err.Error())

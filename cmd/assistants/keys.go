@@ -25,7 +25,8 @@ const keysUsage = `usage:
   assistants keys list [store flags]                    list the keys: id, project, hint, created, revoked
   assistants keys revoke ID [store flags]               revoke a key; every replica refuses it within --key-cache-ttl of serve (default 30s)
 store flags: --data DIR | --database-url URL (as serve's; env ASSISTANTS_DATABASE_URL)
-keys create needs the secret of serve in $` + envKeySecret + ` (at least 32 bytes)`
+keys create needs the secret of serve in $` + envKeySecret + ` (at least 32 bytes), or in the variable
+named by --key-secret-env NAME (as serve's flag)`
 
 // keysCmd runs `assistants keys create|list|revoke` on the store chosen by
 // --data / --database-url, with no server running.
@@ -51,6 +52,7 @@ func keysCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	project := fs.String("project", "", "the project of the new key (keys create)")
+	keySecretEnv := fs.String("key-secret-env", envKeySecret, "the environment variable holding serve's key secret (keys create; give serve's --key-secret-env)")
 	sf := addStoreFlags(fs, os.Getenv)
 	if err := parseFlags(fs, rest, out); err != nil {
 		return err
@@ -73,9 +75,9 @@ func keysCmd(ctx context.Context, args []string, out io.Writer) error {
 		if !validProject(*project) {
 			return usagef("keys create: --project %q: use 1 to 64 letters, digits, '-', '_' or '.'", *project)
 		}
-		secret = []byte(os.Getenv(envKeySecret))
+		secret = []byte(os.Getenv(*keySecretEnv))
 		if len(secret) < server.MinKeySecretBytes {
-			return fmt.Errorf("keys create: $%s must hold the secret of serve, at least %d bytes (e.g. openssl rand -base64 48)", envKeySecret, server.MinKeySecretBytes)
+			return fmt.Errorf("keys create: $%s must hold the secret of serve, at least %d bytes (e.g. openssl rand -base64 48)", *keySecretEnv, server.MinKeySecretBytes)
 		}
 	case "revoke":
 		if id == "" {

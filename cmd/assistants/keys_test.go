@@ -84,6 +84,23 @@ func TestKeysCommand(t *testing.T) {
 	}
 }
 
+// TestKeysCreateKeySecretEnv: keys create reads the secret from the
+// variable named by --key-secret-env, as serve does, and not from the
+// default variable.
+func TestKeysCreateKeySecretEnv(t *testing.T) {
+	t.Setenv(envKeySecret, "")
+	t.Setenv("TEST_OTHER_KEY_SECRET", testKeySecret)
+	dir := t.TempDir()
+	var out bytes.Buffer
+	require.NoError(t, dispatch(t.Context(), []string{"keys", "create", "--project", "p", "--key-secret-env", "TEST_OTHER_KEY_SECRET", "--data", dir}, &out))
+	require.Regexp(t, `(?m)^key: sk-ast-\S+$`, out.String())
+
+	t.Setenv(envKeySecret, testKeySecret)
+	t.Setenv("TEST_OTHER_KEY_SECRET", "")
+	err := dispatch(t.Context(), []string{"keys", "create", "--project", "p", "--key-secret-env", "TEST_OTHER_KEY_SECRET", "--data", dir}, io.Discard)
+	require.ErrorContains(t, err, "$TEST_OTHER_KEY_SECRET must hold the secret")
+}
+
 // TestKeysCommandMistakes: usage mistakes and a missing secret are
 // refused with a message naming the fix.
 func TestKeysCommandMistakes(t *testing.T) {

@@ -2,21 +2,18 @@ package chaos
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/assistants-go/assistants/internal/pgtest/pgschema"
 
 	"github.com/assistants-go/assistants/internal/servetest"
 )
@@ -116,9 +113,12 @@ func startCluster(ctx context.Context, rc Restarts, stepDelay time.Duration) (*c
 		if rc.Replicas == 0 {
 			rc.Replicas = 2
 		}
-		u, drop, err := freshSchema(ctx, rc.DatabaseURL)
+		if rc.DatabaseURL == "" {
+			return nil, errors.New("chaos restarts: PostgreSQL needs a database URL")
+		}
+		u, drop, err := pgschema.Fresh(ctx, rc.DatabaseURL, "chaos_")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("chaos restarts: %w", err)
 		}
 		c.dropDB = drop
 		c.args = []string{"--database-url", u}
@@ -226,40 +226,4 @@ func (c *cluster) stop() {
 		}
 	}
 	c.dropDB()
-}
-
-// freshSchema makes a new schema in the database at base and returns a URL
-// whose connections use it, and a function that drops it.
-func freshSchema(ctx context.Context, base string) (string, func(), error) {
-	if base == "" {
-		return "", nil, errors.New("chaos restarts: PostgreSQL needs a database URL")
-	}
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", nil, fmt.Errorf("chaos restarts: PostgreSQL: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "chaos_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, fmt.Errorf("chaos restarts: create schema: %w", err)
-	}
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, base); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			_ = conn.Close(ctx)
-		}
-	}
-	u, err := url.Parse(base)
-	if err != nil || !strings.Contains(base, "://") {
-		drop()
-		return "", nil, errors.New("chaos restarts: the database URL must be a postgres:// URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), drop, nil
 }

@@ -39,35 +39,14 @@ func TestRetryAfterCrashBetweenRunAndAnswer(t *testing.T) {
 	key := "crash-between-" + th.Id
 	body := gen.CreateRunRequest{AssistantId: asst.Id}
 
-	jobs, err := pgx.Connect(ctx, u)
-	require.NoError(t, err)
-	defer jobs.Close(context.WithoutCancel(ctx))
-	jtx, err := jobs.Begin(ctx)
-	require.NoError(t, err)
-	defer jtx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	_, err = jtx.Exec(ctx, "LOCK TABLE river_job IN SHARE MODE")
-	require.NoError(t, err)
+	jtx := lockJobTable(t, ctx, u)
 
 	go func() { // A's reply never comes: A is killed
 		_, _ = ca.CreateRunWithResponse(ctx, th.Id, nil, body, withKey(key))
 	}()
 
 	// A has claimed the key (and waits on the job table): lock the claim.
-	keys, err := pgx.Connect(ctx, u)
-	require.NoError(t, err)
-	defer keys.Close(context.WithoutCancel(ctx))
-	ktx, err := keys.Begin(ctx)
-	require.NoError(t, err)
-	defer ktx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var state string
-		err := ktx.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE idem_key LIKE '%' || $1 FOR UPDATE`, key).Scan(&state)
-		if err == nil {
-			break
-		}
-		require.ErrorIs(t, err, pgx.ErrNoRows)
-		require.True(t, time.Now().Before(deadline), "A never claimed the key")
-	}
+	ktx := lockClaim(t, ctx, u, key)
 	// Let the run commit; A now waits to record its answer.
 	require.NoError(t, jtx.Rollback(ctx))
 	var seen string
@@ -127,36 +106,14 @@ func TestRetryAfterCrashBetweenSubmitAndAnswer(t *testing.T) {
 
 	// River's job table locked: A's submit (which enqueues the next
 	// round) waits after claiming the key.
-	jobs, err := pgx.Connect(ctx, u)
-	require.NoError(t, err)
-	defer jobs.Close(context.WithoutCancel(ctx))
-	jtx, err := jobs.Begin(ctx)
-	require.NoError(t, err)
-	defer jtx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	_, err = jtx.Exec(ctx, "LOCK TABLE river_job IN SHARE MODE")
-	require.NoError(t, err)
+	jtx := lockJobTable(t, ctx, u)
 
 	go func() { // A's reply never comes: A is killed
 		_, _ = ca.SubmitToolOutputsToRunWithResponse(ctx, th.Id, run.Id, body, withKey(key))
 	}()
 
 	// A has claimed the key: lock the claim, so A cannot record its answer.
-	keys, err := pgx.Connect(ctx, u)
-	require.NoError(t, err)
-	defer keys.Close(context.WithoutCancel(ctx))
-	ktx, err := keys.Begin(ctx)
-	require.NoError(t, err)
-	defer ktx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var state string
-		err := ktx.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE idem_key LIKE '%' || $1 FOR UPDATE`, key).Scan(&state)
-		if err == nil {
-			require.Equal(t, "pending", state)
-			break
-		}
-		require.ErrorIs(t, err, pgx.ErrNoRows)
-		require.True(t, time.Now().Before(deadline), "A never claimed the key")
-	}
+	ktx := lockClaim(t, ctx, u, key)
 	// Let the submit commit; A now waits to record its answer.
 	require.NoError(t, jtx.Rollback(ctx))
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -187,4 +144,43 @@ func TestRetryAfterCrashBetweenSubmitAndAnswer(t *testing.T) {
 	done := waitRun(t, pctx, cb, th.Id, run.Id)
 	require.Equal(t, gen.RunObjectStatus("completed"), done.Status, "last error: %+v", done.LastError)
 	assert.Equal(t, []string{`user: please get_weather {"city":"Paris"}`, `assistant: get_weather returned: {"temp_c":21}`}, messageTexts(t, ctx, cb, th.Id))
+}
+
+// lockJobTable locks River's job table (SHARE mode) in a transaction the
+// test rolls back to let the server's writes that enqueue jobs go on.
+func lockJobTable(t *testing.T, ctx context.Context, u string) pgx.Tx {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(ctx)) })
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
+	_, err = tx.Exec(ctx, "LOCK TABLE river_job IN SHARE MODE")
+	require.NoError(t, err)
+	return tx
+}
+
+// lockClaim waits (bounded) until a server has claimed the
+// Idempotency-Key key (a pending record) and locks that record in a
+// transaction, so its claimant cannot record its answer until the test
+// rolls back.
+func lockClaim(t *testing.T, ctx context.Context, u, key string) pgx.Tx {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(ctx)) })
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) { // another process: no notification to wait on
+		var state string
+		err := tx.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE idem_key LIKE '%' || $1 FOR UPDATE`, key).Scan(&state)
+		if err == nil {
+			require.Equal(t, "pending", state)
+			return tx
+		}
+		require.ErrorIs(t, err, pgx.ErrNoRows)
+		require.True(t, time.Now().Before(deadline), "A never claimed the key")
+	}
 }

@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -43,9 +42,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assistants-go/assistants/internal/pgtest"
+	"github.com/assistants-go/assistants/internal/pgtest/pgschema"
 	"github.com/assistants-go/assistants/internal/servetest"
 )
 
@@ -75,7 +73,7 @@ func run(ctx context.Context, clients int, d time.Duration, stores []string, ste
 	}
 	var secret [32]byte
 	_, _ = rand.Read(secret[:])
-	os.Setenv("ASSISTANTS_KEY_SECRET", hex.EncodeToString(secret[:])) // the children inherit it
+	env := []string{"ASSISTANTS_KEY_SECRET=" + hex.EncodeToString(secret[:])} // the children's, not this process's
 	commit := "unknown"
 	if b, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		commit = strings.TrimSpace(string(b))
@@ -89,15 +87,15 @@ func run(ctx context.Context, clients int, d time.Duration, stores []string, ste
 		case "sqlite":
 			storeArgs = []string{"--data", tmp + "/data"}
 		case "postgres":
-			u, dr, err := freshSchema(ctx, pgtest.BaseURL())
+			u, dr, err := pgschema.Fresh(ctx, pgtest.BaseURL(), "load_")
 			if err != nil {
-				return err
+				return fmt.Errorf("%w (set %s, or start the local one: %s)", err, pgtest.EnvURL, pgtest.StartHint)
 			}
 			storeArgs, replicas, drop = []string{"--database-url", u}, 2, dr
 		default:
 			return fmt.Errorf("unknown store %q", st)
 		}
-		rep, err := loadStore(ctx, bin, storeArgs, replicas, clients, d, stepDelay)
+		rep, err := loadStore(ctx, bin, env, storeArgs, replicas, clients, d, stepDelay)
 		if drop != nil {
 			drop()
 		}
@@ -183,8 +181,10 @@ func pct(l []time.Duration, p float64) string {
 
 // loadStore starts the replicas, makes a key and an assistant, runs the
 // clients for d and reads the replicas' memory.
-func loadStore(ctx context.Context, bin string, storeArgs []string, replicas, clients int, d, stepDelay time.Duration) (*report, error) {
-	out, err := exec.CommandContext(ctx, bin, append([]string{"keys", "create", "--project", "load"}, storeArgs...)...).CombinedOutput()
+func loadStore(ctx context.Context, bin string, env, storeArgs []string, replicas, clients int, d, stepDelay time.Duration) (*report, error) {
+	kc := exec.CommandContext(ctx, bin, append([]string{"keys", "create", "--project", "load"}, storeArgs...)...)
+	kc.Env = append(os.Environ(), env...)
+	out, err := kc.CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("keys create: %w: %s", err, out)
 	}
@@ -201,7 +201,7 @@ func loadStore(ctx context.Context, bin string, storeArgs []string, replicas, cl
 	}()
 	for range replicas {
 		args := append([]string{"--addr", "127.0.0.1:0", "--step-delay", stepDelay.String(), "--log-level", "error"}, storeArgs...)
-		p, err := servetest.Start(ctx, bin, args...)
+		p, err := servetest.StartEnv(ctx, bin, env, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -388,37 +388,4 @@ func firstWords(s string) string {
 		f = f[len(f)-6:]
 	}
 	return strings.Join(f, " ")
-}
-
-// freshSchema makes a new schema in the database at base and returns a URL
-// whose connections use it, and a function that drops it.
-func freshSchema(ctx context.Context, base string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", nil, fmt.Errorf("PostgreSQL: %s", pgtest.Unreachable(err))
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "load_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, fmt.Errorf("create schema: %w", err)
-	}
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, base); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			_ = conn.Close(ctx)
-		}
-	}
-	u, err := url.Parse(base)
-	if err != nil || !strings.Contains(base, "://") {
-		drop()
-		return "", nil, errors.New("the database URL must be a postgres:// URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), drop, nil
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/assistants-go/assistants/internal/pgtest/pgschema"
 )
 
 // EnvURL names the environment variable holding the test database's URL.
@@ -91,7 +93,7 @@ func Schema(t testing.TB) string {
 			t.Errorf("pgtest: drop schema %s: %v", schema, err)
 		}
 	})
-	return withSearchPath(base, schema)
+	return pgschema.WithSearchPath(base, schema)
 }
 
 // Unreachable says that the test database could not be reached (err) and
@@ -108,20 +110,6 @@ func Ping(ctx context.Context) error {
 		return err
 	}
 	return conn.Close(ctx)
-}
-
-// withSearchPath adds search_path=schema to a URL or keyword/value
-// connection string.
-func withSearchPath(base, schema string) string {
-	if strings.Contains(base, "://") {
-		if u, err := url.Parse(base); err == nil {
-			q := u.Query()
-			q.Set("search_path", schema)
-			u.RawQuery = q.Encode()
-			return u.String()
-		}
-	}
-	return base + " search_path=" + schema
 }
 
 // oneLine joins the lines of s.

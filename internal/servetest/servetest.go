@@ -65,8 +65,14 @@ type Proc struct {
 // Stop. Pass --addr 127.0.0.1:0 for a free port, or a previous Proc's Addr
 // to take its place.
 func Start(ctx context.Context, bin string, args ...string) (*Proc, error) {
+	return StartEnv(ctx, bin, nil, args...)
+}
+
+// StartEnv is Start with env ("NAME=value") added to this process's
+// environment for the child only.
+func StartEnv(ctx context.Context, bin string, env []string, args ...string) (*Proc, error) {
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -11,8 +11,9 @@ type APIKey struct {
 	Project string
 	// Hash is the keyed hash of the key; unique.
 	Hash []byte
-	// Hint is a few characters of the key ("sk-a…x9Zq"), for a person to
-	// tell keys apart; never enough to use it.
+	// Hint is a few characters of the key: its prefix, the next two and
+	// the last four ("sk-ast-Ab…x9Zq"), for a person to tell keys apart;
+	// never enough to use it.
 	Hint      string
 	CreatedAt int64 // unix seconds
 	// RevokedAt is when the key was revoked (unix seconds); 0: it is not.

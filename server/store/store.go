@@ -66,6 +66,9 @@ var (
 	// ErrSchemaTooNew: the database was migrated by a newer binary; this one
 	// refuses to use it rather than misread it.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
+	// ErrSchemaMismatch: the database schema is not at the version this
+	// binary needs (a readiness check: migrate, or run the matching binary).
+	ErrSchemaMismatch = errors.New("store: database schema does not match this binary")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
 	// ErrInvalid: a value the store cannot keep (an empty id, a change of
@@ -293,6 +296,11 @@ type Store interface {
 	// committed writes enqueued and that are not finished, oldest first.
 	// For tests and diagnostics.
 	ListJobs(ctx context.Context, kind string) ([]JobInfo, error)
+	// CountJobs returns how many jobs of every kind are not finished, by
+	// state (JobInfo.State: "available", "scheduled", "running",
+	// "retryable", "pending"; a state with none is absent). It counts in
+	// the database, without loading the jobs (the metrics' scrape).
+	CountJobs(ctx context.Context) (map[string]int, error)
 
 	// Close releases the store's resources. Methods called after Close
 	// return ErrClosed (or the driver's error for a closed pool).

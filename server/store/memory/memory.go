@@ -1459,6 +1459,20 @@ func (s *Store) enqueueLocked(jobs []queued) {
 	}
 }
 
+// CountJobs implements store.Store: the jobs not yet taken by TakeJobs,
+// by state.
+func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	out := map[string]int{}
+	for _, q := range s.jobs {
+		out[q.info.State]++
+	}
+	return out, nil
+}
+
 // ListJobs implements store.Store: the jobs not yet taken by TakeJobs.
 func (s *Store) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, error) {
 	if err := s.rlock(); err != nil {

@@ -163,3 +163,48 @@ func BenchmarkListMessages(b *testing.B) {
 	defer s.Close()
 	storetest.BenchListMessages(b, s, nil)
 }
+
+// TestCheckMigrationsMismatch: a schema at another version than the
+// binary's is reported as store.ErrSchemaMismatch (GET /readyz shows it).
+func TestCheckMigrationsMismatch(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	if err := s.CheckMigrations(t.Context()); err != nil {
+		t.Fatalf("fresh store: %v", err)
+	}
+	if _, err := s.DB().ExecContext(t.Context(), `INSERT INTO store_migrations (version, name, applied_at) VALUES (9999, 'test', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.CheckMigrations(t.Context())
+	if !errors.Is(err, store.ErrSchemaMismatch) || !strings.Contains(err.Error(), "at version 9999") {
+		t.Fatalf("CheckMigrations = %v, want ErrSchemaMismatch at version 9999", err)
+	}
+}
+
+// TestGetRunData: a run's status and data read alone are those of its
+// whole row; an unknown run (or one of another thread or project) is not
+// found.
+func TestGetRunData(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	if err := s.CreateThread(ctx, store.Thread{ID: "thread_1", Data: []byte(`{}`)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := store.Run{ID: "run_1", ThreadID: "thread_1", AssistantID: "asst_1", Status: "queued", CreatedAt: 1,
+		Data: []byte(`{"id":"run_1","status":"queued"}`), State: []byte(`{"round":0}`)}
+	if _, _, err := s.CreateRun(ctx, store.NewRun{Run: r}); err != nil {
+		t.Fatal(err)
+	}
+	full, err := s.GetRun(ctx, "", "thread_1", "run_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, data, err := s.GetRunData(ctx, "", "thread_1", "run_1")
+	if err != nil || status != full.Status || string(data) != string(full.Data) {
+		t.Fatalf("GetRunData = %q %s %v, GetRun = %q %s", status, data, err, full.Status, full.Data)
+	}
+	for _, c := range []struct{ project, thread, run string }{{"", "thread_1", "run_2"}, {"", "thread_2", "run_1"}, {"other", "thread_1", "run_1"}} {
+		if _, _, err := s.GetRunData(ctx, c.project, c.thread, c.run); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetRunData(%v) = %v, want ErrNotFound", c, err)
+		}
+	}
+}

@@ -3,8 +3,10 @@ package storetest
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/assistants-go/assistants/server/store"
 )
@@ -404,6 +406,38 @@ func testCreateThreadAndRunAtomic(t *testing.T, s store.Store) {
 				t.Fatalf("%s: the failed create left its job", c.name)
 			}
 		}
+	}
+}
+
+// testCountJobs: CountJobs counts the unfinished jobs by state, as
+// ListJobs lists them.
+func testCountJobs(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	n, err := s.CountJobs(ctx)
+	must(t, err)
+	if len(n) != 0 {
+		t.Fatalf("jobs of a new store: %v", n)
+	}
+	th := newThread(t, s)
+	r := queuedRun(th.ID)
+	_, _, err = s.CreateRun(ctx, store.NewRun{Run: r, Jobs: []store.Job{
+		{Args: testJob{RunID: r.ID, Step: "now"}},
+		{Args: testJob{RunID: r.ID, Step: "now2"}, Queue: "runs"},
+		{Args: testJob{RunID: r.ID, Step: "later"}, ScheduledAt: time.Now().Add(time.Hour)}}})
+	must(t, err)
+	n, err = s.CountJobs(ctx)
+	must(t, err)
+	if want := map[string]int{"available": 2, "scheduled": 1}; !maps.Equal(n, want) {
+		t.Fatalf("CountJobs = %v, want %v", n, want)
+	}
+	jobs, err := s.ListJobs(ctx, "")
+	must(t, err)
+	listed := map[string]int{}
+	for _, j := range jobs {
+		listed[j.State]++
+	}
+	if !maps.Equal(n, listed) {
+		t.Fatalf("CountJobs = %v, ListJobs by state = %v", n, listed)
 	}
 }
 

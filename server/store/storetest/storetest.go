@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"RunEvents", testRunEvents},
 		{"CreateThreadAndRunIsAtomic", testCreateThreadAndRunAtomic},
 		{"Jobs", testJobs},
+		{"CountJobs", testCountJobs},
 		{"Files", testFiles},
 		{"VectorStores", testVectorStores},
 		{"FileBatches", testFileBatches},

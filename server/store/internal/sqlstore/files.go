@@ -281,6 +281,27 @@ func (s *Store) GetVectorStore(ctx context.Context, project, id string) (store.V
 	return v, noRows(err, "vector store", id)
 }
 
+// legacyVSPred is the predicate of the partial index vector_stores_legacy
+// (migration 6): data begins with {"obj":, an earlier version's snapshot.
+func (s *Store) legacyVSPred() string {
+	if s.b.Postgres() {
+		return `substr(data, 1, 7) = '\x7b226f626a223a'::bytea`
+	}
+	return `substr(data, 1, 7) = X'7B226F626A223A'`
+}
+
+// HasLegacyVectorStores reports whether a vector store of any project
+// still holds an earlier server version's snapshot (its data begins with
+// {"obj":), with one lookup in the partial index vector_stores_legacy.
+func (s *Store) HasLegacyVectorStores(ctx context.Context) (bool, error) {
+	var n int64
+	err := s.b.Reader().QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM vector_stores WHERE `+s.legacyVSPred()+` LIMIT 1) AS legacy`).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("find legacy vector stores: %w", err)
+	}
+	return n > 0, nil
+}
+
 // UpdateVectorStore implements store.Store.
 func (s *Store) UpdateVectorStore(ctx context.Context, project, id string, fn func(*store.VectorStore) error) (store.VectorStore, error) {
 	var out store.VectorStore

@@ -29,6 +29,30 @@ func (s *Store) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, err
 	return s.b.ListJobs(ctx, kind)
 }
 
+// CountJobs implements store.Store: one COUNT(*) ... GROUP BY state on
+// River's job table.
+func (s *Store) CountJobs(ctx context.Context) (map[string]int, error) {
+	rows, err := s.b.Reader().Query(ctx, `SELECT state, COUNT(*) FROM river_job
+		WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("count jobs: %w", err)
+		}
+		out[state] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	return out, nil
+}
+
 // forUpdate is the suffix that locks selected rows until the transaction
 // ends (PostgreSQL; SQLite has one writer at a time).
 func (s *Store) forUpdate() string {
