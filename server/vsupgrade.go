@@ -33,7 +33,7 @@ type legacySnapshot struct {
 
 // legacyVectorStoreFinder is implemented by stores that tell with one
 // indexed lookup whether any vector store still holds an earlier version's
-// snapshot (SQLite and PostgreSQL: the partial index of their migration 6).
+// snapshot (SQLite and PostgreSQL: the partial index of their migration 5).
 type legacyVectorStoreFinder interface {
 	HasLegacyVectorStores(ctx context.Context) (bool, error)
 }

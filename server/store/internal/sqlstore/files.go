@@ -282,7 +282,7 @@ func (s *Store) GetVectorStore(ctx context.Context, project, id string) (store.V
 }
 
 // legacyVSPred is the predicate of the partial index vector_stores_legacy
-// (migration 6): data begins with {"obj":, an earlier version's snapshot.
+// (migration 5): data begins with {"obj":, an earlier version's snapshot.
 func (s *Store) legacyVSPred() string {
 	if s.b.Postgres() {
 		return `substr(data, 1, 7) = '\x7b226f626a223a'::bytea`

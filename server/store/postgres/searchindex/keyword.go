@@ -174,7 +174,7 @@ func writeTerms(ctx context.Context, tx pgx.Tx, ref index.Ref, ft chunkindex.Fil
 	return nil
 }
 
-// moveTSVectors gives the chunks indexed before store migration 5 (those
+// moveTSVectors gives the chunks indexed before store migration 4 (those
 // with a tsvector) postings, one file per transaction, and clears their
 // tsvectors. It runs when the index opens; replicas opening together
 // take turns on each file (its row is locked, then checked again).

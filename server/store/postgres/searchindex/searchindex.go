@@ -3,7 +3,7 @@
 // database, next to the vector store chunks it indexes. It needs no
 // extension.
 //
-// # Schema (store migrations 2 and 5)
+// # Schema (store migrations 2 and 4)
 //
 // Each chunk row of vector_store_chunks carries its text and its embedding
 // (a float32 little-endian bytea, scaled to unit length) with the
@@ -17,7 +17,7 @@
 // deletes cascade to these rows (a trigger covers the store replacing a
 // file's chunks). Chunks the store writes by itself (without this index)
 // have no terms or vectors: only chunks written by Put are found. Chunks
-// indexed before migration 5 kept their terms in a tsvector column; New
+// indexed before migration 4 kept their terms in a tsvector column; New
 // moves them to the postings.
 //
 // # Keyword search

@@ -231,7 +231,7 @@ func TestPutUnattached(t *testing.T) {
 	}
 }
 
-// TestMovesTSVectors: chunks indexed before migration 5 (their terms in
+// TestMovesTSVectors: chunks indexed before migration 4 (their terms in
 // the tsvector column) are found by keyword once the index opens, which
 // moves their terms to the postings; chunks the store wrote alone stay
 // unfound.

@@ -171,7 +171,7 @@ func writeTerms(ctx context.Context, tx *sql.Tx, ref index.Ref, ft chunkindex.Fi
 	return nil
 }
 
-// moveFTS gives the chunks indexed before store migration 5 (those with
+// moveFTS gives the chunks indexed before store migration 4 (those with
 // FTS5 terms) postings, one file per transaction, and drops their FTS5
 // terms. It runs when the index opens; a file whose chunks change
 // meanwhile is left to its new writer.

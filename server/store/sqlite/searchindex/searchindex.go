@@ -2,7 +2,7 @@
 // and index.Writer of server/retrieval/index) kept in a SQLite store's
 // database, next to the vector store chunks it indexes.
 //
-// # Schema (store migrations 2 and 5)
+// # Schema (store migrations 2 and 4)
 //
 // Each chunk row of vector_store_chunks carries its text, its embedding (a
 // float32 little-endian blob, scaled to unit length) and the embedding's
@@ -16,7 +16,7 @@
 // row when its chunks go, so the store's own deletes (of a file, an
 // attachment, a vector store) leave nothing behind. Chunks the store
 // writes by itself (without this index) have no terms or vectors: only
-// chunks written by Put are found. Chunks indexed before migration 5 kept
+// chunks written by Put are found. Chunks indexed before migration 4 kept
 // their terms in an FTS5 table; New moves them to the postings.
 //
 // # Keyword search

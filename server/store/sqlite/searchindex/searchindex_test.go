@@ -210,7 +210,7 @@ func TestMigrationKeepsChunks(t *testing.T) {
 	}
 }
 
-// TestMovesFTSTerms: chunks indexed before migration 5 (their terms in
+// TestMovesFTSTerms: chunks indexed before migration 4 (their terms in
 // the FTS5 table) are found by keyword once the index opens, which moves
 // their terms to the postings; chunks the store wrote alone stay unfound.
 func TestMovesFTSTerms(t *testing.T) {
