@@ -42,7 +42,11 @@ func qualityDir(b *testing.B) string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "quality")
 }
 
-func benchWords(b *testing.B) []string {
+// BenchWords returns the words of the labelled set's documents: English
+// text with a realistic mix of short and long words (and so of tokens per
+// byte), in file and text order.
+func BenchWords(b *testing.B) []string {
+	b.Helper()
 	docs, err := filepath.Glob(filepath.Join(qualityDir(b), "docs", "*.md"))
 	if err != nil || len(docs) == 0 {
 		b.Fatalf("no documents: %v", err)
@@ -61,7 +65,9 @@ func benchWords(b *testing.B) []string {
 	return words
 }
 
-func benchQuestions(b *testing.B) []string {
+// BenchQuestions returns the labelled set's questions in file order.
+func BenchQuestions(b *testing.B) []string {
+	b.Helper()
 	f, err := os.Open(filepath.Join(qualityDir(b), "questions.tsv"))
 	if err != nil {
 		b.Fatal(err)
@@ -80,8 +86,9 @@ func benchQuestions(b *testing.B) []string {
 	return qs
 }
 
-// benchText writes n bytes of sentences of random words.
-func benchText(r *rand.Rand, words []string, n int) string {
+// BenchText returns at least n bytes of sentences of words drawn with r,
+// with a paragraph break after about one sentence in six.
+func BenchText(r *rand.Rand, words []string, n int) string {
 	var sb strings.Builder
 	for sb.Len() < n {
 		k := 6 + r.IntN(14)
@@ -108,13 +115,13 @@ func benchText(r *rand.Rand, words []string, n int) string {
 // the retrieval pipeline, GOMAXPROCS files at a time. Making the empty
 // index is not timed.
 func BenchIngest10MB(b *testing.B, h BenchHarness) {
-	words := benchWords(b)
+	words := BenchWords(b)
 	r := rand.New(rand.NewPCG(1, 2))
 	files := make([]string, 100)
 	refs := make([]index.Ref, len(files))
 	total := 0
 	for i := range files {
-		files[i] = benchText(r, words, 100<<10)
+		files[i] = BenchText(r, words, 100<<10)
 		refs[i] = index.Ref{VectorStoreID: "vs_bench", FileID: fmt.Sprintf("file-%03d", i)}
 		total += len(files[i])
 	}
@@ -157,38 +164,38 @@ func BenchIngest10MB(b *testing.B, h BenchHarness) {
 	}
 }
 
-// BenchSearch100k puts 100,000 chunks of about 60 words (350 bytes) in
-// 1,000 files of one vector store (not timed), then runs the labelled
-// set's questions through the retrieval pipeline (10 results) in each
-// mode, reporting the 50th and 99th percentile latency (after one search
-// that fills the caches, logged apart). B/op is what one
-// search allocates in the Go process.
-func BenchSearch100k(b *testing.B, h BenchHarness) {
-	const nChunks, perFile = 100_000, 100
-	words := benchWords(b)
-	qs := benchQuestions(b)
-	r := rand.New(rand.NewPCG(3, 4))
-	emb, err := embed.NewHashing()
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	refs := make([]index.Ref, nChunks/perFile)
+// bench100kPerFile is the number of chunks BenchLoad100k puts in each file.
+const bench100kPerFile = 100
+
+// BenchRefs100k returns the 1,000 files (file-0000 to file-0999 of
+// vector store vs_bench) that BenchLoad100k fills with 100,000 chunks.
+func BenchRefs100k() []index.Ref {
+	refs := make([]index.Ref, 100_000/bench100kPerFile)
 	for f := range refs {
 		refs[f] = index.Ref{VectorStoreID: "vs_bench", FileID: fmt.Sprintf("file-%04d", f)}
 	}
-	x := h.New(b, refs)
-	texts := make([]string, perFile)
-	start := time.Now()
+	return refs
+}
+
+// BenchLoad100k puts 100 chunks of about 60 words (350 bytes of BenchText
+// over words, the same on every call with the same words) in each file of
+// refs, in order, with vectors from emb; it does not stop b's timer.
+// words are BenchWords, loaded by the caller so that a caller measuring
+// the heap the load leaves can load them before its first reading.
+func BenchLoad100k(b *testing.B, x index.Index, refs []index.Ref, emb embed.Embedder, words []string) {
+	b.Helper()
+	r := rand.New(rand.NewPCG(3, 4))
+	ctx := context.Background()
+	texts := make([]string, bench100kPerFile)
 	for _, ref := range refs {
 		for i := range texts {
-			texts[i] = benchText(r, words, 350)
+			texts[i] = BenchText(r, words, 350)
 		}
 		vecs, err := emb.Embed(ctx, texts)
 		if err != nil {
 			b.Fatal(err)
 		}
-		cs := make([]index.Chunk, perFile)
+		cs := make([]index.Chunk, bench100kPerFile)
 		for i := range cs {
 			cs[i] = index.Chunk{Ref: ref, Index: i, Text: texts[i], Vector: vecs[i]}
 		}
@@ -196,7 +203,26 @@ func BenchSearch100k(b *testing.B, h BenchHarness) {
 			b.Fatal(err)
 		}
 	}
-	b.Logf("loaded %d chunks in %v", nChunks, time.Since(start).Round(time.Millisecond))
+}
+
+// BenchSearch100k puts 100,000 chunks of about 60 words (350 bytes) in
+// 1,000 files of one vector store (not timed), then runs the labelled
+// set's questions through the retrieval pipeline (10 results) in each
+// mode, reporting the 50th and 99th percentile latency (after one search
+// that fills the caches, logged apart). B/op is what one
+// search allocates in the Go process.
+func BenchSearch100k(b *testing.B, h BenchHarness) {
+	qs := BenchQuestions(b)
+	emb, err := embed.NewHashing()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	refs := BenchRefs100k()
+	x := h.New(b, refs)
+	start := time.Now()
+	BenchLoad100k(b, x, refs, emb, BenchWords(b))
+	b.Logf("loaded %d chunks in %v", len(refs)*bench100kPerFile, time.Since(start).Round(time.Millisecond))
 	if h.Settle != nil {
 		h.Settle(b, x)
 	}
