@@ -322,6 +322,31 @@ func TestFileSearchTwoReplicasPostgres(t *testing.T) {
 	assert.Equal(t, gen.VectorStoreFileCounts{Completed: 2 + len(ids), Total: 2 + len(ids)}, final.FileCounts)
 }
 
+// chunkDimsQuery lists the distinct vector dimensions of a database
+// store's chunks (the same SQL on SQLite and PostgreSQL).
+const chunkDimsQuery = `SELECT DISTINCT embedding_dim FROM vector_store_chunks ORDER BY 1`
+
+// intRows is what database/sql's and pgx's result rows have in common.
+type intRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanInts reads rows of one integer column to the end; the caller closes
+// rows.
+func scanInts(t *testing.T, rows intRows) []int {
+	t.Helper()
+	var out []int
+	for rows.Next() {
+		var d int
+		require.NoError(t, rows.Scan(&d))
+		out = append(out, d)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
 // Changing the embedding model of a database's server (SQLite,
 // PostgreSQL) is refused clearly, and never mixes vectors: a server
 // started with another model (the built-in embedder at 128 dimensions
@@ -343,17 +368,10 @@ func TestEmbeddingModelChange(t *testing.T) {
 					return st
 				}
 				dims = func(st store.Store) []int {
-					rows, err := st.(*sqlite.Store).DB().QueryContext(ctx, `SELECT DISTINCT embedding_dim FROM vector_store_chunks ORDER BY 1`)
+					rows, err := st.(*sqlite.Store).DB().QueryContext(ctx, chunkDimsQuery)
 					require.NoError(t, err)
 					defer rows.Close()
-					var out []int
-					for rows.Next() {
-						var d int
-						require.NoError(t, rows.Scan(&d))
-						out = append(out, d)
-					}
-					require.NoError(t, rows.Err())
-					return out
+					return scanInts(t, rows)
 				}
 			default:
 				u := pgtest.Schema(t)
@@ -363,17 +381,10 @@ func TestEmbeddingModelChange(t *testing.T) {
 					return st
 				}
 				dims = func(st store.Store) []int {
-					rows, err := st.(*postgres.Store).Pool().Query(ctx, `SELECT DISTINCT embedding_dim FROM vector_store_chunks ORDER BY 1`)
+					rows, err := st.(*postgres.Store).Pool().Query(ctx, chunkDimsQuery)
 					require.NoError(t, err)
 					defer rows.Close()
-					var out []int
-					for rows.Next() {
-						var d int
-						require.NoError(t, rows.Scan(&d))
-						out = append(out, d)
-					}
-					require.NoError(t, rows.Err())
-					return out
+					return scanInts(t, rows)
 				}
 			}
 			search := func(c *assistants.Client, vsID string) (*gen.SearchVectorStoreReply, error) {
