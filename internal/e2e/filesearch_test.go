@@ -523,3 +523,58 @@ func TestIngestKilledMidBatchSQLite(t *testing.T) {
 		assert.Equal(t, fmt.Sprintf("doc-%02d.txt", i), res.Data[0].Filename)
 	}
 }
+
+// A database whose vectors come from version 1 of the built-in embedder
+// (servers before version 2) stays searchable after an upgrade: a server
+// with the default embedder finds the stored model is the built-in's
+// earlier version and searches and adds files with it, instead of
+// answering 409 embedding_model_changed to every search. (SQLite; the
+// choice is the server's, not the store's, so PostgreSQL takes the same
+// path.)
+func TestBuiltinEmbedderV1StoreStaysSearchable(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	reopen := func() store.Store {
+		st, err := sqlite.OpenDir(ctx, dir, quietSQLite)
+		require.NoError(t, err)
+		return st
+	}
+	v1, err := embed.NewHashing(func(o *embed.HashingOptions) { o.Version = 1 })
+	require.NoError(t, err)
+	st := reopen()
+	a, err := assistantstest.Start(server.WithStepDelay(time.Millisecond), server.WithStore(st), server.WithEmbedder(v1))
+	require.NoError(t, err)
+	c := newClient(t, a.URL)
+	first := uploadFile(t, ctx, c, "first.txt", []byte("Emperor penguins eat krill and fish."))
+	second := uploadFile(t, ctx, c, "second.txt", []byte("Penguins also eat squid."))
+	vs, err := assistants.Result[gen.VectorStoreObject](c.CreateVectorStoreWithResponse(ctx, gen.CreateVectorStoreRequest{FileIds: &[]string{first.Id}}))
+	require.NoError(t, err)
+	require.Equal(t, 1, waitVectorStore(t, ctx, c, vs.Id).FileCounts.Completed)
+	require.NoError(t, a.Close())
+	require.NoError(t, st.Close())
+
+	st = reopen()
+	t.Cleanup(func() { st.Close() })
+	c = newClient(t, assistantstest.NewServer(t, server.WithStepDelay(time.Millisecond), server.WithStore(st)).URL)
+	var q gen.VectorStoreSearchQuery
+	require.NoError(t, q.FromVectorStoreSearchQueryText("penguins eat krill"))
+	r, err := c.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q})
+	require.NoError(t, err)
+	require.NotNil(t, r.JSON200, "status %d, body: %s", r.StatusCode(), r.Body)
+	require.NotEmpty(t, r.JSON200.Data)
+	assert.Equal(t, first.Id, r.JSON200.Data[0].FileId)
+	_, err = assistants.Result[gen.VectorStoreFileObject](c.CreateVectorStoreFileWithResponse(ctx, vs.Id, gen.CreateVectorStoreFileRequest{FileId: second.Id}))
+	require.NoError(t, err)
+	assert.Equal(t, gen.VectorStoreFileCounts{Completed: 2, Total: 2}, waitVectorStore(t, ctx, c, vs.Id).FileCounts)
+	var models []string
+	rows, err := st.(*sqlite.Store).DB().QueryContext(ctx, `SELECT DISTINCT model FROM vector_store_file_vectors`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var m string
+		require.NoError(t, rows.Scan(&m))
+		models = append(models, m)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{v1.Model()}, models, "one model in the store, version 1's")
+}
