@@ -74,6 +74,10 @@ func (r *replicas) ClaimIdempotencyKey(ctx context.Context, rec store.Idempotenc
 	return r.pick().ClaimIdempotencyKey(ctx, rec, now)
 }
 
+func (r *replicas) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
+	return r.pick().RenewIdempotencyKey(ctx, key, held, until)
+}
+
 // TestConformanceTwoReplicas runs the suite with its racing writes spread
 // over two stores (two pools) on one database.
 func TestConformanceTwoReplicas(t *testing.T) {
