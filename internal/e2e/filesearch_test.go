@@ -461,7 +461,7 @@ func TestIngestKilledMidBatchSQLite(t *testing.T) {
 	for i := range files {
 		var b strings.Builder
 		for j := 0; b.Len() < 400<<10; j++ {
-			fmt.Fprintf(&b, "Document %d, line %d: emperor penguin %d dives for krill near floe %d. ", i, j, j*7%97, j*13%89)
+			fmt.Fprintf(&b, "Document %d (doc%02dx), line %d: emperor penguin %d dives for krill near floe %d. ", i, i, j, j*7%97, j*13%89)
 		}
 		ids = append(ids, uploadFile(t, ctx, c, fmt.Sprintf("doc-%02d.txt", i), []byte(b.String())).Id)
 	}
@@ -515,7 +515,9 @@ func TestIngestKilledMidBatchSQLite(t *testing.T) {
 	assert.Equal(t, gen.VectorStoreFileCounts{Completed: files, Total: files}, got.FileCounts)
 	for _, i := range []int{0, files / 2, files - 1} {
 		var q gen.VectorStoreSearchQuery
-		require.NoError(t, q.FromVectorStoreSearchQueryText(fmt.Sprintf("Document %d, line 3", i)))
+		// Each document has a word of its own (doc00x): "Document 0, line
+		// 3" alone has the words of doc-03's "Document 3, line 0" too.
+		require.NoError(t, q.FromVectorStoreSearchQueryText(fmt.Sprintf("Document doc%02dx, line 3", i)))
 		one := 1
 		res, err := assistants.Result[gen.VectorStoreSearchResultsPage](c.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q, MaxNumResults: &one}))
 		require.NoError(t, err)
