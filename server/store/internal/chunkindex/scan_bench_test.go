@@ -49,5 +49,3 @@ func BenchmarkScanFileDensity(b *testing.B) {
 		})
 	}
 }
-
-
