@@ -136,7 +136,7 @@ func (s *Server) buildThread(ctx context.Context, req *gen.CreateThreadRequest) 
 	}
 	id := newID(prefixThread)
 	if in := intentFrom(ctx); in != nil {
-		id = in.ThreadID // createThreadAndRun's, named by its Idempotency-Key claim (idemshared.go)
+		id = in.ThreadID // createThread's or createThreadAndRun's, named by its Idempotency-Key claim (idemshared.go)
 	}
 	th := gen.ThreadObject{
 		Id:        id,

@@ -92,7 +92,7 @@ func (s *Server) CreateVectorStore(ctx context.Context, req genserver.CreateVect
 	if err := checkFileIDFormat("file_ids", fileIDs, maxStoreCreateFiles); err != nil {
 		return nil, err
 	}
-	view, err := s.createVectorStore(ctx, projectOf(ctx), vectorStoreSpec{name: b.Name, metadata: b.Metadata, expires: b.ExpiresAfter, fileIDs: fileIDs, chunking: cs})
+	view, err := s.createVectorStore(ctx, projectOf(ctx), vectorStoreSpec{id: createdID(ctx, intentVectorStore, prefixVectorStore), name: b.Name, metadata: b.Metadata, expires: b.ExpiresAfter, fileIDs: fileIDs, chunking: cs})
 	if err != nil {
 		return nil, err
 	}
