@@ -96,11 +96,13 @@ type idemStreamEv struct {
 //
 // A createRun or createThreadAndRun names the run (RunID) and, for
 // createThreadAndRun, the thread it starts (ThreadID). A createThread,
-// createMessage, createAssistant or createVectorStore names the object it
-// makes with Object (its "object" field: "thread", "thread.message",
-// "assistant", "vector_store") and its id: ThreadID for a thread (which
+// createMessage, createAssistant, createVectorStore or
+// createVectorStoreFileBatch names the object it makes with Object (its
+// "object" field: "thread", "thread.message", "assistant", "vector_store",
+// "vector_store.files_batch") and its id: ThreadID for a thread (which
 // buildThread reads as createThreadAndRun's), ID for the others, with
-// ThreadID the message's thread (see createdID).
+// ThreadID the message's thread and VectorStoreID the batch's vector store
+// (see createdID).
 //
 // A keyed submitToolOutputs names no new object; its claim records the run
 // and the ids of the tool calls the request answers (Calls): a repeat that
@@ -111,18 +113,19 @@ type idemStreamEv struct {
 //
 // The other keyed POSTs have no intent. Modifications (metadata, tool
 // resources) and attaching a file to a vector store (the vector store
-// file's id is the file's) come out the same when done twice; a cancel
-// done twice answers a 400 the second time but changes nothing. A file
-// upload (multipart: the claim has no fingerprint to check a repeat
-// against before the body is read, see claimShared) and a file batch (a
-// second batch object, reachable only by its id, over the same files) may
-// still be done twice when their claimant dies after the work.
+// file's id is the file's: one object, processed again) come out the same
+// when done twice; a cancel done twice answers a 400 the second time but
+// changes nothing. A file upload (multipart: the claim has no fingerprint
+// to check a repeat against before the body is read, see claimShared) may
+// still be done twice when its claimant dies after the work.
 type runIntent struct {
 	RunID    string   `json:"run_id,omitempty"`
 	ThreadID string   `json:"thread_id,omitempty"`
 	Calls    []string `json:"submit_calls,omitempty"` // submitToolOutputs: the calls answered
 	Object   string   `json:"object,omitempty"`       // a created object's kind (not a run)
-	ID       string   `json:"id,omitempty"`           // a created message's, assistant's or vector store's id
+	ID       string   `json:"id,omitempty"`           // a created message's, assistant's, vector store's or file batch's id
+	// VectorStoreID is a created file batch's vector store.
+	VectorStoreID string `json:"vector_store_id,omitempty"`
 }
 
 // The kinds of objects an intent names besides runs (runIntent.Object).
@@ -131,6 +134,7 @@ const (
 	intentMessage     = "thread.message"
 	intentAssistant   = "assistant"
 	intentVectorStore = "vector_store"
+	intentFileBatch   = "vector_store.files_batch"
 )
 
 type runIntentKey struct{}
@@ -139,7 +143,9 @@ type runIntentKey struct{}
 // /v1/threads/{thread_id}/runs) or createThreadAndRun (POST
 // /v1/threads/runs) request, of a createThread (POST /v1/threads),
 // createMessage (POST /v1/threads/{thread_id}/messages), createAssistant
-// (POST /v1/assistants) or createVectorStore (POST /v1/vector_stores), or
+// (POST /v1/assistants), createVectorStore (POST /v1/vector_stores) or
+// createVectorStoreFileBatch (POST
+// /v1/vector_stores/{vector_store_id}/file_batches), or
 // of a submitToolOutputs (POST
 // /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs) whose body
 // (already read: body) names its calls, or nil.
@@ -151,6 +157,12 @@ func intentFor(r *http.Request, body []byte) *runIntent {
 		return &runIntent{Object: intentAssistant, ID: newID(prefixAssistant)}
 	case "/v1/vector_stores":
 		return &runIntent{Object: intentVectorStore, ID: newID(prefixVectorStore)}
+	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/vector_stores/"); ok {
+		if vs, ok := strings.CutSuffix(rest, "/file_batches"); ok && validID(vs) {
+			return &runIntent{Object: intentFileBatch, VectorStoreID: vs, ID: newID(prefixFileBatch)}
+		}
+		return nil
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/threads/")
 	if !ok {
@@ -197,7 +209,7 @@ func intentFrom(ctx context.Context) *runIntent {
 }
 
 // createdID returns the id of the object of kind object (intentMessage,
-// intentAssistant, intentVectorStore) that the request of ctx creates: the
+// intentAssistant, intentVectorStore, intentFileBatch) that the request of ctx creates: the
 // one its Idempotency-Key claim names (see runIntent), or else a new id
 // with prefix. Only the handler of the request's own object may call it
 // (not code that makes objects of that kind for another request, such as
@@ -454,7 +466,7 @@ func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string
 }
 
 // answerCreated answers a repeat of a createThread, createMessage,
-// createAssistant or createVectorStore whose key's claim is still pending
+// createAssistant, createVectorStore or createVectorStoreFileBatch whose key's claim is still pending
 // (in: the claim's intent) with the object the claim names, as its handler
 // would have (200, the object as it is now), when that object exists.
 func (s *Server) answerCreated(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, fp *[32]byte, in runIntent) bool {
@@ -470,6 +482,11 @@ func (s *Server) answerCreated(w http.ResponseWriter, r *http.Request, key strin
 		obj, err = s.getAssistant(ctx, in.ID)
 	case intentVectorStore:
 		obj, err = s.getVectorStore(ctx, projectOf(ctx), in.ID)
+	case intentFileBatch:
+		var b store.FileBatch
+		if b, err = s.getBatch(ctx, projectOf(ctx), in.VectorStoreID, in.ID); err == nil {
+			obj, err = s.batchView(ctx, projectOf(ctx), b)
+		}
 	default:
 		return false // a kind of a later version: wait for the claim
 	}

@@ -387,7 +387,7 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.C
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
 	obj := gen.VectorStoreFileBatchObject{
-		Id:            newID(prefixFileBatch),
+		Id:            createdID(ctx, intentFileBatch, prefixFileBatch), // the Idempotency-Key claim's, if any (idemshared.go)
 		Object:        "vector_store.files_batch",
 		CreatedAt:     s.now(),
 		VectorStoreId: req.VectorStoreId,
