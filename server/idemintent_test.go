@@ -21,7 +21,7 @@ import (
 
 // Intents of keyed creating requests other than runs (idemshared.go,
 // runIntent): replica A commits a keyed createThread, createMessage,
-// createAssistant or createVectorStore and dies before recording the
+// createAssistant, createVectorStore or createVectorStoreFileBatch and dies before recording the
 // answer under the key, so the key's claim is left pending in the store.
 // The client's retry on replica B must be answered at once with the
 // object A made (the same JSON as reading it back, Idempotent-Replayed:
@@ -29,8 +29,36 @@ import (
 // (what chaos --restarts found for messages: duplicated=1); the same key
 // with another body is still refused (409 idempotency_key_reused).
 
+// intentFixture is what the creates of TestRetryAfterCrashBetweenCreateAndAnswer
+// go into: a thread (messages), a file and a vector store (file batches).
+type intentFixture struct{ thread, file, vectorStore string }
+
+func newIntentFixture(t *testing.T, f *leaseFixture, srv *server.Server) intentFixture {
+	var fx intentFixture
+	id := func(code int, out string) string {
+		t.Helper()
+		require.Equal(t, http.StatusOK, code, out)
+		var obj struct{ ID string }
+		require.NoError(t, json.Unmarshal([]byte(out), &obj))
+		return obj.ID
+	}
+	code, out, _ := f.post(srv, "/v1/threads", `{}`, "")
+	fx.thread = id(code, out)
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, keyedUpload(t, []byte("some notes"), ""))
+	fx.file = id(w.Code, w.Body.String())
+	code, out, _ = f.post(srv, "/v1/vector_stores", `{}`, "")
+	fx.vectorStore = id(code, out)
+	return fx
+}
+
+// literal is a function of the fixture that returns s.
+func literal(s string) func(intentFixture) string {
+	return func(intentFixture) string { return s }
+}
+
 // creations is the store both replicas share: it records the ids of the
-// threads, messages, assistants and vector stores made.
+// threads, messages, assistants, vector stores and file batches made.
 type creations struct {
 	store.Store
 	mu  sync.Mutex
@@ -73,6 +101,14 @@ func (s *creations) CreateAssistant(ctx context.Context, a store.Assistant) erro
 	return err
 }
 
+func (s *creations) CreateFileBatch(ctx context.Context, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
+	err := s.Store.CreateFileBatch(ctx, b, files, jobs...)
+	if err == nil {
+		s.made("file_batch", b.ID)
+	}
+	return err
+}
+
 func (s *creations) CreateVectorStore(ctx context.Context, vs store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
 	err := s.Store.CreateVectorStore(ctx, vs, files, jobs...)
 	if err == nil {
@@ -110,6 +146,10 @@ func (s *diesAfterCommit) CreateAssistant(ctx context.Context, a store.Assistant
 	return s.died(s.Store.CreateAssistant(ctx, a))
 }
 
+func (s *diesAfterCommit) CreateFileBatch(ctx context.Context, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.died(s.Store.CreateFileBatch(ctx, b, files, jobs...))
+}
+
 func (s *diesAfterCommit) CreateVectorStore(ctx context.Context, vs store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
 	return s.died(s.Store.CreateVectorStore(ctx, vs, files, jobs...))
 }
@@ -136,30 +176,41 @@ func (s *diesAfterCommit) DeleteIdempotencyKey(ctx context.Context, key string) 
 }
 
 // TestRetryAfterCrashBetweenCreateAndAnswer: see above, for each of the
-// four requests.
+// five requests.
 func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
 	cases := []struct {
 		kind        string
-		path        func(thread string) string // the create's path
-		body, other string                     // the create's body, and another
-		get         func(thread, id string) string
+		path        func(fx intentFixture) string // the create's path
+		body, other func(fx intentFixture) string // the create's body, and another
+		get         func(fx intentFixture, id string) string
 	}{
 		{kind: "message",
-			path: func(th string) string { return "/v1/threads/" + th + "/messages" },
-			body: `{"role":"user","content":"hello"}`, other: `{"role":"user","content":"bye"}`,
-			get: func(th, id string) string { return "/v1/threads/" + th + "/messages/" + id }},
+			path:  func(fx intentFixture) string { return "/v1/threads/" + fx.thread + "/messages" },
+			body:  literal(`{"role":"user","content":"hello"}`),
+			other: literal(`{"role":"user","content":"bye"}`),
+			get:   func(fx intentFixture, id string) string { return "/v1/threads/" + fx.thread + "/messages/" + id }},
 		{kind: "thread",
-			path: func(string) string { return "/v1/threads" },
-			body: `{"messages":[{"role":"user","content":"hello"}]}`, other: `{}`,
-			get: func(_, id string) string { return "/v1/threads/" + id }},
+			path:  literal("/v1/threads"),
+			body:  literal(`{"messages":[{"role":"user","content":"hello"}]}`),
+			other: literal(`{}`),
+			get:   func(_ intentFixture, id string) string { return "/v1/threads/" + id }},
 		{kind: "assistant",
-			path: func(string) string { return "/v1/assistants" },
-			body: `{"model":"m","name":"a"}`, other: `{"model":"m","name":"b"}`,
-			get: func(_, id string) string { return "/v1/assistants/" + id }},
+			path:  literal("/v1/assistants"),
+			body:  literal(`{"model":"m","name":"a"}`),
+			other: literal(`{"model":"m","name":"b"}`),
+			get:   func(_ intentFixture, id string) string { return "/v1/assistants/" + id }},
 		{kind: "vector_store",
-			path: func(string) string { return "/v1/vector_stores" },
-			body: `{"name":"a"}`, other: `{"name":"b"}`,
-			get: func(_, id string) string { return "/v1/vector_stores/" + id }},
+			path:  literal("/v1/vector_stores"),
+			body:  literal(`{"name":"a"}`),
+			other: literal(`{"name":"b"}`),
+			get:   func(_ intentFixture, id string) string { return "/v1/vector_stores/" + id }},
+		{kind: "file_batch",
+			path:  func(fx intentFixture) string { return "/v1/vector_stores/" + fx.vectorStore + "/file_batches" },
+			body:  func(fx intentFixture) string { return `{"file_ids":["` + fx.file + `"]}` },
+			other: func(fx intentFixture) string { return `{"file_ids":["` + fx.file + `"],"attributes":{"k":"v"}}` },
+			get: func(fx intentFixture, id string) string {
+				return "/v1/vector_stores/" + fx.vectorStore + "/file_batches/" + id
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -170,10 +221,7 @@ func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
 				srvB := server.New(server.WithStore(shared), server.WithStepDelay(0))
 				t.Cleanup(func() { _ = srvA.Close(); _ = srvB.Close() })
 				f := &leaseFixture{t: t}
-				code, out, _ := f.post(srvB, "/v1/threads", `{}`, "")
-				require.Equal(t, http.StatusOK, code, out)
-				var th struct{ ID string }
-				require.NoError(t, json.Unmarshal([]byte(out), &th))
+				fx := newIntentFixture(t, f, srvB)
 
 				// A commits the keyed create and dies before answering: the
 				// id of what it made, and when it died.
@@ -181,7 +229,7 @@ func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
 					before := len(shared.of(tc.kind))
 					a.dead.Store(false)
 					a.armed.Store(true)
-					code, out, _ := f.post(srvA, tc.path(th.ID), tc.body, key)
+					code, out, _ := f.post(srvA, tc.path(fx), tc.body(fx), key)
 					a.armed.Store(false)
 					require.True(t, a.dead.Load(), "A never committed: %d %s", code, out)
 					made := shared.of(tc.kind)
@@ -192,7 +240,8 @@ func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
 				// at once.
 				retry := func(key, id string, died time.Time) {
 					before := len(shared.of(tc.kind))
-					code, out, h := f.post(srvB, tc.path(th.ID), tc.body, key)
+					synctest.Wait() // the work A's commit started (a batch's files) is done: the object is steady
+					code, out, h := f.post(srvB, tc.path(fx), tc.body(fx), key)
 					waited := time.Since(died)
 					require.Equal(t, http.StatusOK, code, out)
 					assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
@@ -203,7 +252,7 @@ func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
 					assert.Equal(t, id, got.ID, "A's %s", tc.kind)
 					assert.Len(t, shared.of(tc.kind)[before:], 0, "the retry made a %s", tc.kind)
 					w := httptest.NewRecorder()
-					srvB.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.get(th.ID, id), nil))
+					srvB.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.get(fx, id), nil))
 					require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 					assert.Equal(t, w.Body.String(), out, "the object as its handler answers it")
 				}
@@ -216,7 +265,7 @@ func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
 				// then answered as above.
 				id, died = crash("crash-2")
 				before := len(shared.of(tc.kind))
-				code, out, _ = f.post(srvB, tc.path(th.ID), tc.other, "crash-2")
+				code, out, _ := f.post(srvB, tc.path(fx), tc.other(fx), "crash-2")
 				assert.Equal(t, http.StatusConflict, code, out)
 				assert.Contains(t, out, "idempotency_key_reused")
 				assert.Less(t, time.Since(died), server.IdempotencyLease, "the refusal waited for the dead claim")
