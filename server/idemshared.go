@@ -28,10 +28,12 @@ import (
 //   - pending: the first request is being served by another process: the
 //     repeat polls the record until it is answered, until the request's
 //     work shows done in the store (createRun, createThreadAndRun: the run
-//     exists; submitToolOutputs: its outputs are applied; see runIntent),
-//     when the repeat is answered with the run, or until the claim's lease
-//     ends, when the claimant is taken for dead and the repeat does the
-//     work.
+//     exists; submitToolOutputs: its outputs are applied; createThread,
+//     createMessage, createAssistant, createVectorStore,
+//     createVectorStoreFileBatch: the object exists; see runIntent), when
+//     the repeat is answered with the run or object, or until the claim's
+//     lease ends, when the claimant is taken for dead and the repeat does
+//     the work.
 //
 // A claim's lease is short (IdempotencyLease, 10 s) and its claimant
 // renews it while the request is in flight: a heartbeat goroutine extends
