@@ -56,6 +56,8 @@ type gatedReplica struct {
 	gate    chan struct{} // closed to let CreateRun go on
 	release func()        // closes the gate (once)
 	dead    atomic.Bool
+	cutOff  atomic.Bool  // its renewals fail (and reach nothing); its other writes go on
+	failRun atomic.Bool  // CreateRun fails once the gate opens (the request answers 5xx)
 	renewed atomic.Int64 // renewals that reached the store
 	renews  atomic.Int64 // renewals tried
 }
@@ -72,7 +74,7 @@ func (s *gatedReplica) CreateRun(ctx context.Context, nr store.NewRun) (store.Ru
 	default:
 	}
 	<-s.gate
-	if s.dead.Load() {
+	if s.dead.Load() || s.failRun.Load() {
 		return store.Run{}, nil, errReplicaDead
 	}
 	return s.Store.CreateRun(ctx, nr)
@@ -80,7 +82,7 @@ func (s *gatedReplica) CreateRun(ctx context.Context, nr store.NewRun) (store.Ru
 
 func (s *gatedReplica) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
 	s.renews.Add(1)
-	if s.dead.Load() {
+	if s.dead.Load() || s.cutOff.Load() {
 		return false, errReplicaDead
 	}
 	ok, err := s.Store.RenewIdempotencyKey(ctx, key, held, until)
@@ -90,37 +92,44 @@ func (s *gatedReplica) RenewIdempotencyKey(ctx context.Context, key string, held
 	return ok, err
 }
 
-func (s *gatedReplica) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) error {
+func (s *gatedReplica) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
 	if s.dead.Load() {
-		return errReplicaDead
+		return false, errReplicaDead
 	}
-	return s.Store.CompleteIdempotencyKey(ctx, rec)
+	return s.Store.CompleteIdempotencyKey(ctx, rec, held)
 }
 
-func (s *gatedReplica) DeleteIdempotencyKey(ctx context.Context, key string) error {
+func (s *gatedReplica) DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (bool, error) {
 	if s.dead.Load() {
-		return errReplicaDead
+		return false, errReplicaDead
 	}
-	return s.Store.DeleteIdempotencyKey(ctx, key)
+	return s.Store.DeleteIdempotencyKey(ctx, key, held)
 }
 
-// leaseFixture is replica A (gated), replica B, and an assistant and a
+// leaseFixture is replica A (gated), replica B (gated too, its gate open
+// unless the test closes it: see newLeaseFixture), and an assistant and a
 // thread to make runs on.
 type leaseFixture struct {
 	t              *testing.T
 	shared         *runCounter
-	a              *gatedReplica
+	a, b           *gatedReplica
 	srvA, srvB     *server.Server
 	thread, create string // the createRun request's path and body
 }
 
-func newLeaseFixture(t *testing.T) *leaseFixture {
+// newLeaseFixture starts replicas A and B; B's CreateRun waits for its
+// gate only with gateB.
+func newLeaseFixture(t *testing.T, gateB ...bool) *leaseFixture {
 	f := &leaseFixture{t: t, shared: &runCounter{Store: memory.New()}}
-	f.a = newGatedReplica(f.shared)
+	f.a, f.b = newGatedReplica(f.shared), newGatedReplica(f.shared)
+	if len(gateB) == 0 || !gateB[0] {
+		f.b.release()
+	}
 	f.srvA = server.New(server.WithStore(f.a), server.WithStepDelay(0))
-	f.srvB = server.New(server.WithStore(f.shared), server.WithStepDelay(0))
+	f.srvB = server.New(server.WithStore(f.b), server.WithStepDelay(0))
 	t.Cleanup(func() {
 		f.a.release()
+		f.b.release()
 		_ = f.srvA.Close()
 		_ = f.srvB.Close()
 	})
@@ -312,4 +321,94 @@ func TestIdempotencyHeartbeatsEndWithTheirRequests(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, out)
 	assert.Contains(t, out, "event: done")
 	assert.NoError(t, goleak.Find(ignore))
+}
+
+// TestIdempotencyLostLeaseKeepsTakeoverClaim: replica A claims a keyed
+// createThreadAndRun and is cut off from the store for its renewals (they fail)
+// for more than a lease while it works; the client's retry on replica B
+// takes the key over and works in turn. Then A finishes: its reply goes
+// to its client (A did the work), but it neither overwrites B's claim
+// with its answer nor, when it fails with a 5xx, deletes B's claim. So a
+// third repeat (replica C) waits for B, and every later repeat, on any
+// replica, gets B's answer: two runs at most (A's and B's), never three.
+func TestIdempotencyLostLeaseKeepsTakeoverClaim(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		aFails  bool // A's work fails (5xx): its claim is dropped, not answered
+		aStatus int
+	}{
+		{name: "A answers", aStatus: http.StatusOK},
+		{name: "A fails", aFails: true, aStatus: http.StatusInternalServerError},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newLeaseFixture(t, true)
+				// createThreadAndRun: A's run and B's are on threads of
+				// their own (on one thread, A's run would lock B's out).
+				f.thread = "/v1/threads/runs"
+				srvC := server.New(server.WithStore(f.shared), server.WithStepDelay(0))
+				t.Cleanup(func() { _ = srvC.Close() })
+				var wg sync.WaitGroup
+				defer wg.Wait()
+				defer f.b.release()
+				defer f.a.release()
+				const key = "lost-lease"
+				first := f.goPost(&wg, f.srvA, key)
+				<-f.a.entered // A claimed the key and works
+				f.a.cutOff.Store(true)
+				f.a.failRun.Store(tt.aFails)
+				retry := f.goPost(&wg, f.srvB, key)
+				select {
+				case <-f.b.entered: // B took the key over once A's lease ended
+				case <-time.After(time.Minute):
+					t.Fatal("B never took the key over")
+				}
+				synctest.Wait()
+				assert.Positive(t, f.a.renews.Load(), "A tried to renew")
+				assert.Zero(t, f.a.renewed.Load(), "no renewal of A reached the store")
+
+				// A finishes while B works: A's client gets A's reply.
+				f.a.release()
+				<-first.arrived
+				require.Equal(t, tt.aStatus, first.code, first.body)
+				assert.Empty(t, first.header.Get("Idempotent-Replayed"))
+
+				// B's claim is still there: a third repeat waits for B,
+				// also past B's first lease (B renews it).
+				third := f.goPost(&wg, srvC, key)
+				time.Sleep(2 * server.IdempotencyLease)
+				synctest.Wait()
+				require.False(t, answered(third), "the third repeat did not wait for B's claim: %d %s", third.code, third.body)
+				require.False(t, answered(retry))
+
+				f.b.release()
+				<-retry.arrived
+				<-third.arrived
+				require.Equal(t, http.StatusOK, retry.code, retry.body)
+				assert.Empty(t, retry.header.Get("Idempotent-Replayed"), "B did the work")
+				bRun := runID(t, retry.body)
+				require.Equal(t, http.StatusOK, third.code, third.body)
+				assert.Equal(t, "true", third.header.Get("Idempotent-Replayed"))
+				assert.Equal(t, bRun, runID(t, third.body), "the third repeat gets B's answer")
+				if !tt.aFails {
+					assert.NotEqual(t, bRun, runID(t, first.body))
+				}
+
+				// B's answer is the one recorded: repeats on every replica,
+				// A included, replay it.
+				time.Sleep(server.IdempotencyLease)
+				for _, srv := range []*server.Server{f.srvA, f.srvB, srvC} {
+					code, again, h := f.post(srv, f.thread, f.create, key)
+					require.Equal(t, http.StatusOK, code, again)
+					assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+					assert.Equal(t, bRun, runID(t, again))
+				}
+				want := int64(2) // A's and B's
+				if tt.aFails {
+					want = 1
+				}
+				assert.Equal(t, want, f.shared.runs.Load(), "runs made")
+			})
+		})
+	}
 }
