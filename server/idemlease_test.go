@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -56,10 +57,13 @@ type gatedReplica struct {
 	gate    chan struct{} // closed to let CreateRun go on
 	release func()        // closes the gate (once)
 	dead    atomic.Bool
-	cutOff  atomic.Bool  // its renewals fail (and reach nothing); its other writes go on
-	failRun atomic.Bool  // CreateRun fails once the gate opens (the request answers 5xx)
-	renewed atomic.Int64 // renewals that reached the store
-	renews  atomic.Int64 // renewals tried
+	cutOff  atomic.Bool // its renewals fail (and reach nothing); its other writes go on
+	failRun atomic.Bool // CreateRun fails once the gate opens (the request answers 5xx)
+	// hang: every other renewal (the 1st, 3rd...) gets no reply: it returns
+	// only when its ctx ends, having reached the store when hangLands.
+	hang, hangLands atomic.Bool
+	renewed         atomic.Int64 // renewals that reached the store
+	renews          atomic.Int64 // renewals tried
 }
 
 func newGatedReplica(st store.Store) *gatedReplica {
@@ -81,13 +85,22 @@ func (s *gatedReplica) CreateRun(ctx context.Context, nr store.NewRun) (store.Ru
 }
 
 func (s *gatedReplica) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
-	s.renews.Add(1)
+	n := s.renews.Add(1)
 	if s.dead.Load() || s.cutOff.Load() {
 		return false, errReplicaDead
+	}
+	hang := s.hang.Load() && n%2 == 1
+	if hang && !s.hangLands.Load() {
+		<-ctx.Done()
+		return false, ctx.Err()
 	}
 	ok, err := s.Store.RenewIdempotencyKey(ctx, key, held, until)
 	if ok {
 		s.renewed.Add(1)
+	}
+	if hang {
+		<-ctx.Done()
+		return false, ctx.Err()
 	}
 	return ok, err
 }
@@ -290,6 +303,49 @@ func TestIdempotencyClaimOfSlowReplicaIsRenewed(t *testing.T) {
 		assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
 		assert.Equal(t, runID(t, first.body), runID(t, again))
 	})
+}
+
+// TestIdempotencyClaimOfHangingStoreIsRenewed: replica A claims a keyed
+// createRun and works for five leases while every other renewal it sends
+// gets no reply (the store call returns only when its context ends),
+// having reached the store or not. Each renewal is given until the next
+// tick: its outcome is then unknown, and the next renewal also matches the
+// lease it may have written. So A keeps its key: the retry on B waits,
+// and is answered with A's run. (Without a deadline per renewal, the first
+// one hangs until the request ends, the lease lapses and B does the work
+// again.)
+func TestIdempotencyClaimOfHangingStoreIsRenewed(t *testing.T) {
+	for _, lands := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lands=%v", lands), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newLeaseFixture(t)
+				var wg sync.WaitGroup
+				defer wg.Wait()
+				defer f.a.release()
+				f.a.hang.Store(true)
+				f.a.hangLands.Store(lands)
+				first := f.goPost(&wg, f.srvA, "hanging-store")
+				<-f.a.entered
+				retry := f.goPost(&wg, f.srvB, "hanging-store")
+				for range 5 {
+					time.Sleep(server.IdempotencyLease)
+					synctest.Wait()
+					require.False(t, answered(retry), "the retry did not wait for the live claimant: %d %s", retry.code, retry.body)
+					require.Zero(t, f.shared.runs.Load(), "the retry made a run while the claimant was alive")
+				}
+				assert.GreaterOrEqual(t, f.a.renews.Load(), int64(5*3-1), "a renewal every third of a lease")
+
+				f.a.release()
+				<-first.arrived
+				<-retry.arrived
+				require.Equal(t, http.StatusOK, first.code, first.body)
+				require.Equal(t, http.StatusOK, retry.code, retry.body)
+				assert.Equal(t, "true", retry.header.Get("Idempotent-Replayed"))
+				assert.Equal(t, runID(t, first.body), runID(t, retry.body), "the retry is answered with A's run")
+				assert.Equal(t, int64(1), f.shared.runs.Load(), "the work was done once")
+			})
+		})
+	}
 }
 
 // TestIdempotencyHeartbeatsEndWithTheirRequests: a keyed request's claim

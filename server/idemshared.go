@@ -246,8 +246,9 @@ func (s *Server) holdClaim(key string, held time.Time) func() claimLease {
 // renewClaim renews the lease of the claim of key, held until held, every
 // idemRenewEvery until ctx ends or the lease is lost, and returns what it
 // knows of the lease then. A renewal whose outcome is unknown (the store
-// failed, perhaps after writing it) is remembered, so the next one also
-// matches the lease it may have written.
+// failed, perhaps after writing it, or did not answer within
+// idemRenewEvery) is remembered, so the next one also matches the lease it
+// may have written.
 func (s *Server) renewClaim(ctx context.Context, key string, held time.Time) claimLease {
 	t := time.NewTicker(idemRenewEvery)
 	defer t.Stop()
@@ -259,10 +260,15 @@ func (s *Server) renewClaim(ctx context.Context, key string, held time.Time) cla
 		case <-t.C:
 		}
 		until := s.opts.Now().Add(IdempotencyLease)
-		ok, err := s.db.RenewIdempotencyKey(ctx, key, held, until)
+		// One renewal (with its retries of unsure leases) has until the
+		// next tick: a store call that hangs must not hold the heartbeat
+		// past it, and its outcome is unknown (it may have landed).
+		actx, cancel := context.WithTimeout(ctx, idemRenewEvery)
+		ok, err := s.db.RenewIdempotencyKey(actx, key, held, until)
 		for i := len(unsure) - 1; i >= 0 && err == nil && !ok; i-- {
-			ok, err = s.db.RenewIdempotencyKey(ctx, key, unsure[i], until)
+			ok, err = s.db.RenewIdempotencyKey(actx, key, unsure[i], until)
 		}
+		cancel()
 		switch {
 		case err != nil && ctx.Err() != nil:
 			// Stopped during the renewal, which may have landed.
