@@ -630,7 +630,7 @@ func (s *Store) RenewIdempotencyKey(ctx context.Context, key string, held, until
 			until.UnixMicro(), key, store.IdemPending, held.UnixMicro())
 		return err
 	})
-	return n == 1, err
+	return err == nil && n == 1, err // not committed: not renewed
 }
 
 // DeleteIdempotencyKey implements store.Store: one conditional DELETE on
