@@ -62,8 +62,11 @@ type gatedReplica struct {
 	// hang: every other renewal (the 1st, 3rd...) gets no reply: it returns
 	// only when its ctx ends, having reached the store when hangLands.
 	hang, hangLands atomic.Bool
-	renewed         atomic.Int64 // renewals that reached the store
-	renews          atomic.Int64 // renewals tried
+	// stall, when not nil: a renewal says so on stalled, and once its ctx
+	// ends it returns only when stall is closed.
+	stall, stalled chan struct{}
+	renewed        atomic.Int64 // renewals that reached the store
+	renews         atomic.Int64 // renewals tried
 }
 
 func newGatedReplica(st store.Store) *gatedReplica {
@@ -88,6 +91,12 @@ func (s *gatedReplica) RenewIdempotencyKey(ctx context.Context, key string, held
 	n := s.renews.Add(1)
 	if s.dead.Load() || s.cutOff.Load() {
 		return false, errReplicaDead
+	}
+	if s.stall != nil {
+		s.stalled <- struct{}{}
+		<-ctx.Done()
+		<-s.stall
+		return false, ctx.Err()
 	}
 	hang := s.hang.Load() && n%2 == 1
 	if hang && !s.hangLands.Load() {
@@ -346,6 +355,35 @@ func TestIdempotencyClaimOfHangingStoreIsRenewed(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestIdempotencyCloseWaitsForHeartbeats: Close waits for the heartbeat
+// of a claim still in flight, as for the server's other background
+// goroutines: a renewal that is slow to return once the server closes
+// holds Close until it returns.
+func TestIdempotencyCloseWaitsForHeartbeats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newLeaseFixture(t)
+		f.a.stall, f.a.stalled = make(chan struct{}), make(chan struct{}, 1)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer f.a.release()
+		first := f.goPost(&wg, f.srvA, "close-waits")
+		<-f.a.entered
+		<-f.a.stalled // a renewal is in flight
+		var closed atomic.Bool
+		wg.Go(func() {
+			_ = f.srvA.Close()
+			closed.Store(true)
+		})
+		synctest.Wait()
+		assert.False(t, closed.Load(), "Close returned while a heartbeat's renewal was in flight")
+		close(f.a.stall)
+		synctest.Wait()
+		assert.True(t, closed.Load(), "Close returned once the heartbeat ended")
+		f.a.release()
+		<-first.arrived
+	})
 }
 
 // TestIdempotencyHeartbeatsEndWithTheirRequests: a keyed request's claim

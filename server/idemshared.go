@@ -223,19 +223,23 @@ func (l claimLease) onClaim(fn func(held time.Time) (bool, error)) (bool, error)
 
 // holdClaim starts the heartbeat of the claim of key (a store key), whose
 // lease runs until held: it renews the lease every idemRenewEvery until
-// the returned function is called or the server closes. The function
+// the returned function is called or the server closes (Close waits for
+// it, as for the server's other background goroutines). The function
 // stops the heartbeat, waits until it has stopped (so no renewal lands
 // after it returns) and returns what it knows of the lease, for the
 // compare-and-set that records the answer or drops the claim; it may be
 // called more than once.
 func (s *Server) holdClaim(key string, held time.Time) func() claimLease {
+	lease := claimLease{held: held}
+	if s.ctx.Err() != nil { // closed: no heartbeat to start (nor to wait for)
+		return func() claimLease { return lease }
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	done := make(chan struct{})
-	lease := claimLease{held: held}
-	go func() {
+	s.goBackground(func(context.Context) { // Close waits for it too
 		defer close(done)
 		lease = s.renewClaim(ctx, key, held)
-	}()
+	})
 	return sync.OnceValue(func() claimLease {
 		cancel()
 		<-done
