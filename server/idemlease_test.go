@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -136,18 +137,20 @@ type leaseFixture struct {
 	shared         *runCounter
 	a, b           *gatedReplica
 	srvA, srvB     *server.Server
-	thread, create string // the createRun request's path and body
+	logsA          *syncBuffer // replica A's log (JSON lines)
+	thread, create string      // the createRun request's path and body
 }
 
 // newLeaseFixture starts replicas A and B; B's CreateRun waits for its
 // gate only with gateB.
 func newLeaseFixture(t *testing.T, gateB ...bool) *leaseFixture {
-	f := &leaseFixture{t: t, shared: &runCounter{Store: memory.New()}}
+	f := &leaseFixture{t: t, shared: &runCounter{Store: memory.New()}, logsA: &syncBuffer{}}
 	f.a, f.b = newGatedReplica(f.shared), newGatedReplica(f.shared)
 	if len(gateB) == 0 || !gateB[0] {
 		f.b.release()
 	}
-	f.srvA = server.New(server.WithStore(f.a), server.WithStepDelay(0))
+	f.srvA = server.New(server.WithStore(f.a), server.WithStepDelay(0),
+		server.WithLogger(slog.New(slog.NewJSONHandler(f.logsA, nil))))
 	f.srvB = server.New(server.WithStore(f.b), server.WithStepDelay(0))
 	t.Cleanup(func() {
 		f.a.release()
@@ -418,21 +421,31 @@ func TestIdempotencyHeartbeatsEndWithTheirRequests(t *testing.T) {
 }
 
 // TestIdempotencyLostLeaseKeepsTakeoverClaim: replica A claims a keyed
-// createThreadAndRun and is cut off from the store for its renewals (they fail)
-// for more than a lease while it works; the client's retry on replica B
-// takes the key over and works in turn. Then A finishes: its reply goes
-// to its client (A did the work), but it neither overwrites B's claim
-// with its answer nor, when it fails with a 5xx, deletes B's claim. So a
-// third repeat (replica C) waits for B, and every later repeat, on any
-// replica, gets B's answer: two runs at most (A's and B's), never three.
+// createThreadAndRun and is cut off from the store for its renewals (they
+// fail) for more than a lease while it works; the client's retry on
+// replica B takes the key over and works in turn. Then A finishes: its
+// reply goes to its client (A did the work), but it neither overwrites
+// B's claim with its answer nor, when it fails with a 5xx, deletes B's
+// claim. So a third repeat (replica C) waits for B, and every later
+// repeat, on any replica, gets B's answer: two runs at most (A's and
+// B's), never three. In the last case A's renewals reach the store again
+// before it finishes: A learns that it lost its lease and does not try
+// to record its answer. A's warnings name its request and the key's hash,
+// never the key.
 func TestIdempotencyLostLeaseKeepsTakeoverClaim(t *testing.T) {
 	for _, tt := range []struct {
-		name    string
-		aFails  bool // A's work fails (5xx): its claim is dropped, not answered
-		aStatus int
+		name     string
+		aFails   bool // A's work fails (5xx): its claim is dropped, not answered
+		aStatus  int
+		reattach bool // A's renewals reach the store again once B holds the key
+		warnings []string
 	}{
-		{name: "A answers", aStatus: http.StatusOK},
-		{name: "A fails", aFails: true, aStatus: http.StatusInternalServerError},
+		{name: "A answers", aStatus: http.StatusOK,
+			warnings: []string{"lease was not renewed", "answer was not recorded: another request"}},
+		{name: "A fails", aFails: true, aStatus: http.StatusInternalServerError,
+			warnings: []string{"lease was not renewed"}},
+		{name: "A learns it lost", aStatus: http.StatusOK, reattach: true,
+			warnings: []string{"lease was not renewed", "lease was lost", "answer was not recorded: another request"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -460,6 +473,11 @@ func TestIdempotencyLostLeaseKeepsTakeoverClaim(t *testing.T) {
 				synctest.Wait()
 				assert.Positive(t, f.a.renews.Load(), "A tried to renew")
 				assert.Zero(t, f.a.renewed.Load(), "no renewal of A reached the store")
+				if tt.reattach {
+					f.a.cutOff.Store(false)
+					time.Sleep(server.IdempotencyLease / 2) // a renewal is tried
+					synctest.Wait()
+				}
 
 				// A finishes while B works: A's client gets A's reply.
 				f.a.release()
@@ -502,6 +520,30 @@ func TestIdempotencyLostLeaseKeepsTakeoverClaim(t *testing.T) {
 					want = 1
 				}
 				assert.Equal(t, want, f.shared.runs.Load(), "runs made")
+
+				// A's warnings name its request and the key's hash.
+				reqID := first.header.Get("X-Request-Id")
+				require.NotEmpty(t, reqID)
+				logs := f.logsA.String()
+				assert.NotContains(t, logs, key)
+				hashes := map[any]bool{}
+				seen := map[string]bool{}
+				for l := range strings.SplitSeq(logs, "\n") {
+					var m map[string]any
+					if json.Unmarshal([]byte(l), &m) != nil || m["level"] != "WARN" || !strings.HasPrefix(m["msg"].(string), "idempotency:") {
+						continue
+					}
+					assert.Equal(t, reqID, m["request_id"], "%s", l)
+					assert.NotEmpty(t, m["idem_key_hash"], "%s", l)
+					hashes[m["idem_key_hash"]] = true
+					for _, w := range tt.warnings {
+						seen[w] = seen[w] || strings.Contains(l, w)
+					}
+				}
+				assert.Len(t, hashes, 1, "one key")
+				for _, w := range tt.warnings {
+					assert.True(t, seen[w], "no warning %q in A's log:\n%s", w, logs)
+				}
 			})
 		})
 	}

@@ -178,7 +178,7 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 				// The key may be known to the store: another replica, or
 				// this process before a restart, took it.
 				intent := intentFor(r, body) // idemshared.go
-				shared, hold, err := s.claimShared(r.Context(), mapKey, fp, lazy, intent)
+				shared, hold, err := s.claimShared(r.Context(), mapKey, w.Header().Get("X-Request-Id"), fp, lazy, intent)
 				if err != nil || hold != nil {
 					if err != nil {
 						s.log.Warn("idempotency: the store did not answer; the key is kept in this process only", "err", err.Error())
@@ -402,12 +402,14 @@ func entrySize(e *idemEntry) int64 {
 // the one recorded answer.
 func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w http.ResponseWriter, r *http.Request, hold func() claimLease) {
 	shared := hold != nil
+	// The request's id (set by loggingMiddleware), for warnings.
+	reqID := w.Header().Get("X-Request-Id")
 	kept := true // false when the store's record is no longer this request's
 	rec := &idemRecorder{ResponseWriter: w, e: e}
 	if shared {
 		rec.onStream = func() {
 			// The record stops being a claim: nothing to renew.
-			kept = s.completeShared(e, hold(), store.IdemStream, 0, nil, nil)
+			kept = s.completeShared(e, reqID, hold(), store.IdemStream, 0, nil, nil)
 		}
 	}
 	var tee *hashingBody
@@ -453,7 +455,7 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 			e.gone = true
 			st.removeLocked(e)
 			if shared {
-				s.forgetShared(e.key, lease)
+				s.forgetShared(e.key, reqID, lease)
 			}
 		} else {
 			e.status = rec.status
@@ -461,7 +463,7 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 			e.header.Del("Date")
 			e.header.Del("X-Request-Id") // a replay keeps its own request id
 			e.body = rec.body.Bytes()
-			if !shared || s.completeShared(e, lease, store.IdemDone, e.status, e.header, e.body) {
+			if !shared || s.completeShared(e, reqID, lease, store.IdemDone, e.status, e.header, e.body) {
 				st.rememberLocked(e, entrySize(e))
 			} else {
 				// Lost to another request: waiting repeats try again and

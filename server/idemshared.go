@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -173,7 +174,9 @@ func sharedKey(mapKey string) string {
 // which the caller must call once the request has its answer and before
 // recording it; when another request holds the key, it returns that
 // request's record and a nil function.
-func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, lazy bool, intent *runIntent) (store.IdempotencyRecord, func() claimLease, error) {
+//
+// reqID is the request's id (X-Request-Id), for the heartbeat's warnings.
+func (s *Server) claimShared(ctx context.Context, mapKey, reqID string, fp [32]byte, lazy bool, intent *runIntent) (store.IdempotencyRecord, func() claimLease, error) {
 	now := s.opts.Now()
 	rec := store.IdempotencyRecord{Key: sharedKey(mapKey), Project: projectOf(ctx), State: store.IdemPending,
 		ExpiresAt: now.Add(IdempotencyLease)}
@@ -191,7 +194,16 @@ func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, la
 	if err != nil || !claimed {
 		return old, nil, err
 	}
-	return old, s.holdClaim(rec.Key, rec.ExpiresAt), nil
+	return old, s.holdClaim(rec.Key, reqID, rec.ExpiresAt), nil
+}
+
+// idemLogAttrs are the attributes that name a claim in a warning: the id
+// of the request that holds it and a short hash of its store key (which
+// is the same on every replica, and tells neither the API key nor the
+// Idempotency-Key).
+func idemLogAttrs(storeKey, reqID string) []any {
+	sum := sha256.Sum256([]byte(storeKey))
+	return []any{"request_id", reqID, "idem_key_hash", hex.EncodeToString(sum[:6])}
 }
 
 // claimLease is what a claim's heartbeat knows of the claim's lease once
@@ -229,7 +241,7 @@ func (l claimLease) onClaim(fn func(held time.Time) (bool, error)) (bool, error)
 // after it returns) and returns what it knows of the lease, for the
 // compare-and-set that records the answer or drops the claim; it may be
 // called more than once.
-func (s *Server) holdClaim(key string, held time.Time) func() claimLease {
+func (s *Server) holdClaim(key, reqID string, held time.Time) func() claimLease {
 	lease := claimLease{held: held}
 	if s.ctx.Err() != nil { // closed: no heartbeat to start (nor to wait for)
 		return func() claimLease { return lease }
@@ -238,7 +250,7 @@ func (s *Server) holdClaim(key string, held time.Time) func() claimLease {
 	done := make(chan struct{})
 	s.goBackground(func(context.Context) { // Close waits for it too
 		defer close(done)
-		lease = s.renewClaim(ctx, key, held)
+		lease = s.renewClaim(ctx, key, reqID, held)
 	})
 	return sync.OnceValue(func() claimLease {
 		cancel()
@@ -253,7 +265,7 @@ func (s *Server) holdClaim(key string, held time.Time) func() claimLease {
 // failed, perhaps after writing it, or did not answer within
 // idemRenewEvery) is remembered, so the next one also matches the lease it
 // may have written.
-func (s *Server) renewClaim(ctx context.Context, key string, held time.Time) claimLease {
+func (s *Server) renewClaim(ctx context.Context, key, reqID string, held time.Time) claimLease {
 	t := time.NewTicker(idemRenewEvery)
 	defer t.Stop()
 	var unsure []time.Time // leases written perhaps, the newest last
@@ -278,13 +290,14 @@ func (s *Server) renewClaim(ctx context.Context, key string, held time.Time) cla
 			// Stopped during the renewal, which may have landed.
 			return claimLease{held: held, unsure: append(unsure, until)}
 		case err != nil:
-			s.log.Warn("idempotency: a claim's lease was not renewed; retrying", "err", err.Error())
+			s.log.Warn("idempotency: a claim's lease was not renewed; retrying", append(idemLogAttrs(key, reqID), "err", err.Error())...)
 			if len(unsure) == idemMaxUnsure {
 				unsure = unsure[1:]
 			}
 			unsure = append(unsure, until)
 		case !ok:
-			s.log.Warn("idempotency: a claim's lease was lost while its request ran (no renewal reached the store in time); a repeat may do the work again")
+			s.log.Warn("idempotency: a claim's lease was lost while its request ran (no renewal reached the store in time); a repeat may do the work again",
+				idemLogAttrs(key, reqID)...)
 			return claimLease{held: held, lost: true}
 		default:
 			held, unsure = until, unsure[:0]
@@ -297,7 +310,7 @@ func (s *Server) renewClaim(ctx context.Context, key string, held time.Time) cla
 // (see claimLease.lost): the answer is not recorded (the request that
 // took the key over keeps its claim, and then its answer), nor kept in
 // this process.
-func (s *Server) completeShared(e *idemEntry, lease claimLease, state string, status int, h http.Header, body []byte) bool {
+func (s *Server) completeShared(e *idemEntry, reqID string, lease claimLease, state string, status int, h http.Header, body []byte) bool {
 	rec := store.IdempotencyRecord{Key: sharedKey(e.key), Fingerprint: slices.Clone(e.fingerprint[:]),
 		State: state, Status: status, Body: body, ExpiresAt: s.opts.Now().Add(s.opts.IdempotencyTTL)}
 	if e.lazyFP && state == store.IdemStream {
@@ -322,23 +335,24 @@ func (s *Server) completeShared(e *idemEntry, lease claimLease, state string, st
 	}
 	switch {
 	case err != nil:
-		s.log.Warn("idempotency: the answer was not recorded in the store", "err", err.Error())
+		s.log.Warn("idempotency: the answer was not recorded in the store", append(idemLogAttrs(rec.Key, reqID), "err", err.Error())...)
 		return true // perhaps recorded: this process keeps it
 	case !ok:
-		s.log.Warn("idempotency: the answer was not recorded: another request claimed the key after this one's lease ended")
+		s.log.Warn("idempotency: the answer was not recorded: another request claimed the key after this one's lease ended",
+			idemLogAttrs(rec.Key, reqID)...)
 	}
 	return ok
 }
 
 // forgetShared drops a claimed key whose answer is not remembered, when
 // the claim (whose lease is lease) is still its own.
-func (s *Server) forgetShared(mapKey string, lease claimLease) {
+func (s *Server) forgetShared(mapKey, reqID string, lease claimLease) {
 	ctx := context.WithoutCancel(s.ctx)
 	_, err := lease.onClaim(func(held time.Time) (bool, error) {
 		return s.db.DeleteIdempotencyKey(ctx, sharedKey(mapKey), held)
 	})
 	if err != nil {
-		s.log.Warn("idempotency: the claim was not dropped from the store", "err", err.Error())
+		s.log.Warn("idempotency: the claim was not dropped from the store", append(idemLogAttrs(sharedKey(mapKey), reqID), "err", err.Error())...)
 	}
 }
 
