@@ -229,10 +229,18 @@ func (t pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("postgres store: no job queue yet (migrating)")
 	}
-	if _, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs)); err != nil {
+	res, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
+	if err != nil {
 		return fmt.Errorf("enqueue jobs: %w", err)
 	}
-	return nil
+	return sqlstore.SetIDs(jobs, res)
+}
+
+func (t pgTx) DeleteJobs(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return sqlstore.DeleteJobs(ctx, t.river, t.tx, ids)
 }
 
 // rebinds caches the numbered form of each query (they are constants, or

@@ -232,12 +232,26 @@ func (t sqlTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("sqlite store: no job queue yet (migrating)")
 	}
-	// The fast insert: the rows are not read back (nothing uses them).
+	if sqlstore.WantIDs(jobs) {
+		res, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
+		if err != nil {
+			return fmt.Errorf("enqueue jobs: %w", err)
+		}
+		return sqlstore.SetIDs(jobs, res)
+	}
+	// The fast insert: the rows are not read back (no id is wanted).
 	_, err := t.river.InsertManyFastTx(ctx, t.tx, sqlstore.InsertParams(jobs))
 	if err != nil {
 		return fmt.Errorf("enqueue jobs: %w", err)
 	}
 	return nil
+}
+
+func (t sqlTx) DeleteJobs(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return sqlstore.DeleteJobs(ctx, t.river, t.tx, ids)
 }
 
 // dbQuerier reads outside a transaction.

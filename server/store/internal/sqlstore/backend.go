@@ -44,8 +44,12 @@ type Querier interface {
 // Tx is a write transaction.
 type Tx interface {
 	Querier
-	// InsertJobs enqueues jobs in the transaction (River's InsertManyTx).
+	// InsertJobs enqueues jobs in the transaction (River's InsertManyTx)
+	// and sets the ids that jobs ask for (store.Job.ID).
 	InsertJobs(ctx context.Context, jobs []store.Job) error
+	// DeleteJobs deletes the jobs of ids in the transaction, those that
+	// have not started (store.RunChange.DeleteJobs).
+	DeleteJobs(ctx context.Context, ids []int64) error
 }
 
 // Rows is a result set.

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -17,6 +19,43 @@ func InsertParams(jobs []store.Job) []river.InsertManyParams {
 			ScheduledAt: j.ScheduledAt, Queue: j.Queue, MaxAttempts: j.MaxAttempts}}
 	}
 	return out
+}
+
+// WantIDs reports whether a job of jobs asks for its id (store.Job.ID).
+func WantIDs(jobs []store.Job) bool {
+	for _, j := range jobs {
+		if j.ID != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// SetIDs gives the jobs that ask for it their id, from InsertManyTx's
+// results (in the order of jobs).
+func SetIDs(jobs []store.Job, res []*rivertype.JobInsertResult) error {
+	if len(res) != len(jobs) {
+		return fmt.Errorf("enqueue jobs: %d inserted of %d", len(res), len(jobs))
+	}
+	for i, j := range jobs {
+		if j.ID != nil {
+			*j.ID = res[i].Job.ID
+		}
+	}
+	return nil
+}
+
+// DeleteJobs deletes the jobs of ids in tx, those that have not started:
+// a job running, or gone (ended and removed, or deleted already), is left
+// alone.
+func DeleteJobs[TTx any](ctx context.Context, c *river.Client[TTx], tx TTx, ids []int64) error {
+	for _, id := range ids {
+		_, err := c.JobDeleteTx(ctx, tx, id)
+		if err != nil && !errors.Is(err, rivertype.ErrJobRunning) && !errors.Is(err, river.ErrNotFound) {
+			return fmt.Errorf("delete job %d: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // unfinished are the states of jobs that have not ended.

@@ -163,6 +163,9 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 		if err := tx.InsertJobs(ctx, ch.Jobs); err != nil {
 			return err
 		}
+		if err := tx.DeleteJobs(ctx, ch.DeleteJobs); err != nil {
+			return err
+		}
 		for _, m := range ch.Messages {
 			if m.ID == "" {
 				return invalid("empty message id")
