@@ -43,15 +43,18 @@ import (
 // RiverOptions tunes the River queue of a SQL store (Options.River).
 type RiverOptions struct {
 	// JobTimeout is how long one job (a model round, at most) may run
-	// before its context is cancelled; the job then runs again.
-	// Default: 10 minutes, a run's lifetime (a round never outlives its
-	// run's expires_at).
+	// before its context is cancelled; the job then runs again. A round
+	// or cancel run inline has this long from the time its job was
+	// written. Default: 10 minutes, a run's lifetime (a round never
+	// outlives its run's expires_at).
 	JobTimeout time.Duration
-	// RescueAfter is how long a job may stay running before River takes
-	// it for stuck (its process died) and runs it again: the time after
-	// which a killed replica's run goes on elsewhere, plus up to 30 s. It
-	// must not be less than JobTimeout, or a long round would run twice at
-	// once. Default: JobTimeout + 1 minute.
+	// RescueAfter is when the backup of a round or cancel run inline
+	// becomes due (after its job was written): the time after which a
+	// killed replica's run goes on elsewhere (plus River's scheduling, a
+	// few seconds). It is also how long a job River runs may stay running
+	// before River takes it for stuck and runs it again (plus up to
+	// 30 s). It must not be less than JobTimeout, or a long round would
+	// run twice at once. Default: JobTimeout + 1 minute.
 	RescueAfter time.Duration
 	// PollInterval is how often a worker looks for new jobs: for the jobs
 	// River runs (expiries, file ingestion, backups of round and cancel
