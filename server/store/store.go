@@ -403,9 +403,9 @@ type RunChange struct {
 	// Jobs are enqueued.
 	Jobs []Job
 	// DeleteJobs are the ids of jobs (Job.ID) deleted in the transaction
-	// when they have not started: a job running, ended or gone is left
-	// alone. The run engine deletes a round's backup job in the round's
-	// last write (jobs.go).
+	// unless they are running; an id that names no job is no error. The
+	// run engine deletes a round's backup job in the round's last write
+	// (server/jobs.go).
 	DeleteJobs []int64
 }
 

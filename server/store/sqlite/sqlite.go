@@ -213,6 +213,18 @@ func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	return res.RowsAffected()
 }
 
+// Batch implements sqlstore.Tx: SQLite runs in process, so the statements
+// run one by one.
+func (t sqlTx) Batch(ctx context.Context, stmts []sqlstore.Stmt) error {
+	for _, st := range stmts {
+		n, err := t.Exec(ctx, st.Query, st.Args...)
+		if err := st.Result(n, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
 	rows, err := t.tx.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -245,13 +257,6 @@ func (t sqlTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 		return fmt.Errorf("enqueue jobs: %w", err)
 	}
 	return nil
-}
-
-func (t sqlTx) DeleteJobs(ctx context.Context, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	return sqlstore.DeleteJobs(ctx, t.river, t.tx, ids)
 }
 
 // dbQuerier reads outside a transaction.

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/riverqueue/river"
@@ -40,19 +39,6 @@ func SetIDs(jobs []store.Job, res []*rivertype.JobInsertResult) error {
 	for i, j := range jobs {
 		if j.ID != nil {
 			*j.ID = res[i].Job.ID
-		}
-	}
-	return nil
-}
-
-// DeleteJobs deletes the jobs of ids in tx, those that have not started:
-// a job running, or gone (ended and removed, or deleted already), is left
-// alone.
-func DeleteJobs[TTx any](ctx context.Context, c *river.Client[TTx], tx TTx, ids []int64) error {
-	for _, id := range ids {
-		_, err := c.JobDeleteTx(ctx, tx, id)
-		if err != nil && !errors.Is(err, rivertype.ErrJobRunning) && !errors.Is(err, river.ErrNotFound) {
-			return fmt.Errorf("delete job %d: %w", id, err)
 		}
 	}
 	return nil
