@@ -234,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 type conversation struct {
 	completed  bool
 	duplicates int
-	dupState   string // the thread's messages and runs, when duplicated
+	dupState   string   // the thread's messages and runs, when duplicated
 	calls      []string // tool call ids the server asked for (from run steps)
 	err        error
 	// state describes the thread's runs and steps as read back at the
