@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,20 @@ type Options struct {
 	// Migrations replaces the store's schema migrations (tests of the
 	// migrator); nil means Migrations().
 	Migrations []sqlstore.Migration
+}
+
+// setsPoolSize reports whether a database URL (or key=value DSN) has
+// pool_max_conns.
+func setsPoolSize(databaseURL string) bool {
+	if u, err := url.Parse(databaseURL); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		return u.Query().Has("pool_max_conns")
+	}
+	for _, f := range strings.Fields(databaseURL) {
+		if strings.HasPrefix(f, "pool_max_conns=") {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultMaxConns is the pool's size when neither Options.MaxConns nor the
@@ -103,7 +118,7 @@ func Open(ctx context.Context, databaseURL string, opts ...func(*Options)) (*Sto
 	switch {
 	case o.MaxConns > 0:
 		cfg.MaxConns = o.MaxConns
-	case !strings.Contains(databaseURL, "pool_max_conns"):
+	case !setsPoolSize(databaseURL):
 		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -241,10 +256,11 @@ func (t pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("postgres store: no job queue yet (migrating)")
 	}
-	if _, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs)); err != nil {
+	res, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
+	if err != nil {
 		return fmt.Errorf("enqueue jobs: %w", err)
 	}
-	return nil
+	return sqlstore.SetIDs(jobs, res)
 }
 
 // Batch implements sqlstore.Tx: the statements go in one round trip.

@@ -257,3 +257,18 @@ func TestPoolSize(t *testing.T) {
 		})
 	}
 }
+
+func TestSetsPoolSize(t *testing.T) {
+	for dsn, want := range map[string]bool{
+		"postgres://u@h/db":                                 false,
+		"postgres://u@h/db?pool_max_conns=5":                true,
+		"postgresql://u:pool_max_conns@h/db":                false,
+		"postgres://u@h/db?application_name=pool_max_conns": false,
+		"host=h user=u pool_max_conns=5":                    true,
+		"host=h user=u dbname=pool_max_conns":               false,
+	} {
+		if got := setsPoolSize(dsn); got != want {
+			t.Errorf("setsPoolSize(%q) = %v, want %v", dsn, got, want)
+		}
+	}
+}
