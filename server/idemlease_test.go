@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -277,77 +276,47 @@ func TestIdempotencyClaimOfDeadReplicaLapsesWithinLease(t *testing.T) {
 // claim alive, so the client's retry on replica B keeps waiting and never
 // makes a run of its own; once A answers, the retry is answered with A's
 // run.
+//
+// Also when every other renewal A sends gets no reply (the store call
+// returns only when its context ends), having reached the store or not:
+// each renewal is given until the next tick, its outcome is then unknown,
+// and the next renewal also matches the lease it may have written.
+// (Without a deadline per renewal, the first one hangs until the request
+// ends, the lease lapses and B does the work again.)
 func TestIdempotencyClaimOfSlowReplicaIsRenewed(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newLeaseFixture(t)
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		defer f.a.release() // before waiting for A's request, also when the test fails
-		first := f.goPost(&wg, f.srvA, "slow-claimant")
-		<-f.a.entered
-		retry := f.goPost(&wg, f.srvB, "slow-claimant")
-
-		for range 5 {
-			time.Sleep(server.IdempotencyLease)
-			synctest.Wait()
-			require.False(t, answered(retry), "the retry did not wait for the live claimant: %d %s", retry.code, retry.body)
-			require.Zero(t, f.shared.runs.Load(), "the retry made a run while the claimant was alive")
-		}
-		assert.GreaterOrEqual(t, f.a.renewed.Load(), int64(5*3), "renewed every third of a lease")
-
-		f.a.release() // A's work ends
-		<-first.arrived
-		<-retry.arrived
-		require.Equal(t, http.StatusOK, first.code, first.body)
-		require.Equal(t, http.StatusOK, retry.code, retry.body)
-		assert.Equal(t, "true", retry.header.Get("Idempotent-Replayed"))
-		assert.Equal(t, runID(t, first.body), runID(t, retry.body), "the retry is answered with A's run")
-		assert.Equal(t, int64(1), f.shared.runs.Load(), "the work was done once")
-
-		// A's request ended: its heartbeat stopped (no renewal after the
-		// answer), and the answer is kept for the TTL.
-		n := f.a.renews.Load()
-		time.Sleep(3 * server.IdempotencyLease)
-		synctest.Wait()
-		assert.Equal(t, n, f.a.renews.Load(), "renewals tried after the request ended")
-		code, again, h := f.post(f.srvB, f.thread, f.create, "slow-claimant")
-		require.Equal(t, http.StatusOK, code, again)
-		assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
-		assert.Equal(t, runID(t, first.body), runID(t, again))
-	})
-}
-
-// TestIdempotencyClaimOfHangingStoreIsRenewed: replica A claims a keyed
-// createRun and works for five leases while every other renewal it sends
-// gets no reply (the store call returns only when its context ends),
-// having reached the store or not. Each renewal is given until the next
-// tick: its outcome is then unknown, and the next renewal also matches the
-// lease it may have written. So A keeps its key: the retry on B waits,
-// and is answered with A's run. (Without a deadline per renewal, the first
-// one hangs until the request ends, the lease lapses and B does the work
-// again.)
-func TestIdempotencyClaimOfHangingStoreIsRenewed(t *testing.T) {
-	for _, lands := range []bool{false, true} {
-		t.Run(fmt.Sprintf("lands=%v", lands), func(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		hang, lands bool
+	}{
+		{name: "store answers"},
+		{name: "renewals hang, lost", hang: true},
+		{name: "renewals hang, landed", hang: true, lands: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newLeaseFixture(t)
 				var wg sync.WaitGroup
 				defer wg.Wait()
-				defer f.a.release()
-				f.a.hang.Store(true)
-				f.a.hangLands.Store(lands)
-				first := f.goPost(&wg, f.srvA, "hanging-store")
+				defer f.a.release() // before waiting for A's request, also when the test fails
+				f.a.hang.Store(tt.hang)
+				f.a.hangLands.Store(tt.lands)
+				first := f.goPost(&wg, f.srvA, "slow-claimant")
 				<-f.a.entered
-				retry := f.goPost(&wg, f.srvB, "hanging-store")
+				retry := f.goPost(&wg, f.srvB, "slow-claimant")
+
 				for range 5 {
 					time.Sleep(server.IdempotencyLease)
 					synctest.Wait()
 					require.False(t, answered(retry), "the retry did not wait for the live claimant: %d %s", retry.code, retry.body)
 					require.Zero(t, f.shared.runs.Load(), "the retry made a run while the claimant was alive")
 				}
-				assert.GreaterOrEqual(t, f.a.renews.Load(), int64(5*3-1), "a renewal every third of a lease")
+				if tt.hang {
+					assert.GreaterOrEqual(t, f.a.renews.Load(), int64(5*3-1), "a renewal every third of a lease")
+				} else {
+					assert.GreaterOrEqual(t, f.a.renewed.Load(), int64(5*3), "renewed every third of a lease")
+				}
 
-				f.a.release()
+				f.a.release() // A's work ends
 				<-first.arrived
 				<-retry.arrived
 				require.Equal(t, http.StatusOK, first.code, first.body)
@@ -355,6 +324,17 @@ func TestIdempotencyClaimOfHangingStoreIsRenewed(t *testing.T) {
 				assert.Equal(t, "true", retry.header.Get("Idempotent-Replayed"))
 				assert.Equal(t, runID(t, first.body), runID(t, retry.body), "the retry is answered with A's run")
 				assert.Equal(t, int64(1), f.shared.runs.Load(), "the work was done once")
+
+				// A's request ended: its heartbeat stopped (no renewal after the
+				// answer), and the answer is kept for the TTL.
+				n := f.a.renews.Load()
+				time.Sleep(3 * server.IdempotencyLease)
+				synctest.Wait()
+				assert.Equal(t, n, f.a.renews.Load(), "renewals tried after the request ended")
+				code, again, h := f.post(f.srvB, f.thread, f.create, "slow-claimant")
+				require.Equal(t, http.StatusOK, code, again)
+				assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+				assert.Equal(t, runID(t, first.body), runID(t, again))
 			})
 		})
 	}
