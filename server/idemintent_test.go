@@ -161,18 +161,18 @@ func (s *diesAfterCommit) RenewIdempotencyKey(ctx context.Context, key string, h
 	return s.Store.RenewIdempotencyKey(ctx, key, held, until)
 }
 
-func (s *diesAfterCommit) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) error {
+func (s *diesAfterCommit) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
 	if s.dead.Load() {
-		return errReplicaDead
+		return false, errReplicaDead
 	}
-	return s.Store.CompleteIdempotencyKey(ctx, rec)
+	return s.Store.CompleteIdempotencyKey(ctx, rec, held)
 }
 
-func (s *diesAfterCommit) DeleteIdempotencyKey(ctx context.Context, key string) error {
+func (s *diesAfterCommit) DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (bool, error) {
 	if s.dead.Load() {
-		return errReplicaDead
+		return false, errReplicaDead
 	}
-	return s.Store.DeleteIdempotencyKey(ctx, key)
+	return s.Store.DeleteIdempotencyKey(ctx, key, held)
 }
 
 // TestRetryAfterCrashBetweenCreateAndAnswer: see above, for each of the

@@ -46,8 +46,9 @@ type Store struct {
 	idem      map[string]store.IdempotencyRecord
 	keys      keyTable // API keys (keys.go)
 
-	jobs  []queued
-	ready chan struct{}
+	jobs   []queued
+	jobSeq int64 // the last job id given
+	ready  chan struct{}
 }
 
 type thread struct {
@@ -79,6 +80,7 @@ type vstore struct {
 type queued struct {
 	job  store.Job
 	info store.JobInfo
+	id   int64 // numbered from 1 by enqueueLocked
 }
 
 var _ store.Store = (*Store)(nil)
@@ -726,6 +728,7 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 	}
 	s.putStepsLocked(rr, ch.Steps)
 	evs := s.appendEventsLocked(rr, ch.Events)
+	s.deleteJobsLocked(ch.DeleteJobs)
 	s.enqueueLocked(jobs)
 	out := rr.r
 	out.Data, out.State = bytes.Clone(out.Data), bytes.Clone(out.State)
@@ -1379,18 +1382,24 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 }
 
 // CompleteIdempotencyKey implements store.Store.
-func (s *Store) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) error {
+func (s *Store) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
 	if err := s.lock(); err != nil {
-		return err
+		return false, err
 	}
 	defer s.mu.Unlock()
 	old, ok := s.idem[rec.Key]
-	if !ok {
-		return notFound("idempotency key", rec.Key)
+	if !ok || !heldClaim(old, held) {
+		return false, nil
 	}
 	rec.Project = old.Project
 	s.idem[rec.Key] = cloneIdem(rec)
-	return nil
+	return true, nil
+}
+
+// heldClaim reports whether r is the pending claim whose lease runs until
+// held (to the microsecond, as the SQL stores keep it).
+func heldClaim(r store.IdempotencyRecord, held time.Time) bool {
+	return r.State == store.IdemPending && r.ExpiresAt.UnixMicro() == held.UnixMicro()
 }
 
 // RenewIdempotencyKey implements store.Store.
@@ -1400,7 +1409,7 @@ func (s *Store) RenewIdempotencyKey(ctx context.Context, key string, held, until
 	}
 	defer s.mu.Unlock()
 	old, ok := s.idem[key]
-	if !ok || old.State != store.IdemPending || old.ExpiresAt.UnixMicro() != held.UnixMicro() {
+	if !ok || !heldClaim(old, held) {
 		return false, nil
 	}
 	old.ExpiresAt = until
@@ -1409,13 +1418,17 @@ func (s *Store) RenewIdempotencyKey(ctx context.Context, key string, held, until
 }
 
 // DeleteIdempotencyKey implements store.Store.
-func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string) error {
+func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (bool, error) {
 	if err := s.lock(); err != nil {
-		return err
+		return false, err
 	}
 	defer s.mu.Unlock()
+	old, ok := s.idem[key]
+	if !ok || !heldClaim(old, held) {
+		return false, nil
+	}
 	delete(s.idem, key)
-	return nil
+	return true, nil
 }
 
 // DeleteExpiredIdempotencyKeys implements store.Store.
@@ -1467,11 +1480,27 @@ func (s *Store) enqueueLocked(jobs []queued) {
 	if len(jobs) == 0 {
 		return
 	}
+	for i := range jobs {
+		s.jobSeq++
+		jobs[i].id = s.jobSeq
+		if jobs[i].job.ID != nil {
+			*jobs[i].job.ID = s.jobSeq
+		}
+	}
 	s.jobs = append(s.jobs, jobs...)
 	select {
 	case s.ready <- struct{}{}:
 	default:
 	}
+}
+
+// deleteJobsLocked drops the jobs of ids that TakeJobs has not taken (a
+// job taken runs, or has run: it is left alone).
+func (s *Store) deleteJobsLocked(ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	s.jobs = slices.DeleteFunc(s.jobs, func(q queued) bool { return slices.Contains(ids, q.id) })
 }
 
 // CountJobs implements store.Store: the jobs not yet taken by TakeJobs,
