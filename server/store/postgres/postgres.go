@@ -46,8 +46,8 @@ func Migrations() ([]sqlstore.Migration, error) {
 
 // Options configures Open.
 type Options struct {
-	// MaxConns bounds the connection pool; 0 means pgxpool's default
-	// (max(4, number of CPUs)), or pool_max_conns in the URL.
+	// MaxConns bounds the connection pool. 0 means pool_max_conns from the
+	// URL when it has one, else DefaultMaxConns.
 	MaxConns int32
 	// Logger receives River's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -55,6 +55,15 @@ type Options struct {
 	// migrator); nil means Migrations().
 	Migrations []sqlstore.Migration
 }
+
+// DefaultMaxConns is the pool's size when neither Options.MaxConns nor the
+// URL's pool_max_conns sets it. pgxpool's own default, max(4, CPUs), is too
+// small for a server: two connections stay in LISTEN (the run events'
+// wake-ups and River's notifier), and every write transaction holds one
+// for its commit's WAL flush, so with 4 the requests and the run workers
+// queued for the other 2. Each replica may open this many of PostgreSQL's
+// max_connections (100 by default).
+const DefaultMaxConns = 16
 
 // Store is the PostgreSQL store. Its methods are those of store.Store.
 type Store struct {
@@ -91,8 +100,11 @@ func Open(ctx context.Context, databaseURL string, opts ...func(*Options)) (*Sto
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
-	if o.MaxConns > 0 {
+	switch {
+	case o.MaxConns > 0:
 		cfg.MaxConns = o.MaxConns
+	case !strings.Contains(databaseURL, "pool_max_conns"):
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -233,6 +245,30 @@ func (t pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 		return fmt.Errorf("enqueue jobs: %w", err)
 	}
 	return nil
+}
+
+// Batch implements sqlstore.Tx: the statements go in one round trip.
+func (t pgTx) Batch(ctx context.Context, stmts []sqlstore.Stmt) error {
+	switch len(stmts) {
+	case 0:
+		return nil
+	case 1:
+		n, err := t.Exec(ctx, stmts[0].Query, stmts[0].Args...)
+		return stmts[0].Result(n, err)
+	}
+	var b pgx.Batch
+	for _, st := range stmts {
+		b.Queue(rebind(st.Query), st.Args...)
+	}
+	br := t.tx.SendBatch(ctx, &b)
+	for _, st := range stmts {
+		tag, err := br.Exec()
+		if err := st.Result(tag.RowsAffected(), err); err != nil {
+			_ = br.Close()
+			return err
+		}
+	}
+	return br.Close()
 }
 
 // rebinds caches the numbered form of each query (they are constants, or

@@ -225,3 +225,31 @@ func BenchmarkListMessages(b *testing.B) {
 		}
 	})
 }
+
+// TestPoolSize: Options.MaxConns, else the URL's pool_max_conns, else
+// DefaultMaxConns (not pgxpool's max(4, CPUs), which the LISTEN
+// connections halve).
+func TestPoolSize(t *testing.T) {
+	u := pgtest.Schema(t)
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	for _, c := range []struct {
+		name string
+		url  string
+		opt  int32
+		want int32
+	}{
+		{"default", u, 0, DefaultMaxConns},
+		{"url", u + sep + "pool_max_conns=7", 0, 7},
+		{"option", u + sep + "pool_max_conns=7", 3, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t, c.url, func(o *Options) { o.MaxConns = c.opt })
+			if got := s.Pool().Config().MaxConns; got != c.want {
+				t.Fatalf("MaxConns = %d, want %d", got, c.want)
+			}
+		})
+	}
+}

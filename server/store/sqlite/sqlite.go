@@ -213,6 +213,18 @@ func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	return res.RowsAffected()
 }
 
+// Batch implements sqlstore.Tx: SQLite runs in process, so the statements
+// run one by one.
+func (t sqlTx) Batch(ctx context.Context, stmts []sqlstore.Stmt) error {
+	for _, st := range stmts {
+		n, err := t.Exec(ctx, st.Query, st.Args...)
+		if err := st.Result(n, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
 	rows, err := t.tx.QueryContext(ctx, q, args...)
 	if err != nil {

@@ -46,6 +46,29 @@ type Tx interface {
 	Querier
 	// InsertJobs enqueues jobs in the transaction (River's InsertManyTx).
 	InsertJobs(ctx context.Context, jobs []store.Job) error
+	// Batch runs statements in order and stops at the first error (the
+	// statement's, or its Check's). PostgreSQL sends them in one round
+	// trip; SQLite, in process, runs them one by one.
+	Batch(ctx context.Context, stmts []Stmt) error
+}
+
+// Stmt is a statement of a Batch.
+type Stmt struct {
+	Query string
+	Args  []any
+	// Check, when not nil, is given the number of rows the statement
+	// changed, or its error; what it returns ends the batch (nil goes
+	// on). Nil means the statement's error ends the batch as is.
+	Check func(n int64, err error) error
+}
+
+// Result is what a Batch does with a statement's outcome: its Check's
+// verdict, or the error.
+func (s Stmt) Result(n int64, err error) error {
+	if s.Check != nil {
+		return s.Check(n, err)
+	}
+	return err
 }
 
 // Rows is a result set.

@@ -68,21 +68,25 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO runs (`+runCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.ID, r.Project, r.ThreadID, r.AssistantID, r.Status, r.CreatedAt, r.ExpiresAt, r.LastSeq, nz(r.Data), nz(r.State)); err != nil {
-			return s.runInsertError(err, r)
-		}
 		// Jobs go in before the rest, so that a failure after them (a
 		// step id taken, say) shows they leave with the transaction.
 		if err := tx.InsertJobs(ctx, nr.Jobs); err != nil {
 			return err
 		}
-		if err := s.putSteps(ctx, tx, r, nr.Steps); err != nil {
+		b := []Stmt{{Query: `INSERT INTO runs (` + runCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			Args: []any{r.ID, r.Project, r.ThreadID, r.AssistantID, r.Status, r.CreatedAt, r.ExpiresAt, r.LastSeq, nz(r.Data), nz(r.State)},
+			Check: func(_ int64, err error) error {
+				if err != nil {
+					return s.runInsertError(err, r)
+				}
+				return nil
+			}}}
+		b, err := putSteps(b, r, nr.Steps)
+		if err != nil {
 			return err
 		}
-		var err error
-		evs, err = s.insertEvents(ctx, tx, r.ID, 0, nr.Events)
-		return err
+		b, evs = insertEvents(b, r.ID, 0, nr.Events)
+		return tx.Batch(ctx, b)
 	})
 	if err != nil {
 		return store.Run{}, nil, err
@@ -90,36 +94,52 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 	return r, evs, nil
 }
 
-// putSteps inserts steps or replaces those with the same id (of this run).
-func (s *Store) putSteps(ctx context.Context, tx Tx, r store.Run, steps []store.Step) error {
+// putSteps adds the statements that insert steps or replace those with
+// the same id (of this run).
+func putSteps(b []Stmt, r store.Run, steps []store.Step) ([]Stmt, error) {
 	for _, st := range steps {
 		if st.ID == "" {
-			return invalid("empty step id")
+			return nil, invalid("empty step id")
 		}
-		n, err := tx.Exec(ctx, `INSERT INTO run_steps (`+stepCols+`) VALUES (?, ?, ?, ?, ?, ?)
+		id := st.ID
+		b = append(b, Stmt{Query: `INSERT INTO run_steps (` + stepCols + `) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET data = excluded.data WHERE run_steps.run_id = excluded.run_id`,
-			st.ID, r.Project, r.ID, r.ThreadID, st.CreatedAt, nz(st.Data))
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return conflict("step", st.ID)
-		}
+			Args: []any{st.ID, r.Project, r.ID, r.ThreadID, st.CreatedAt, nz(st.Data)},
+			Check: func(n int64, err error) error {
+				if err == nil && n == 0 {
+					return conflict("step", id)
+				}
+				return err
+			}})
 	}
-	return nil
+	return b, nil
 }
 
-// insertEvents appends events after seq last.
-func (s *Store) insertEvents(ctx context.Context, tx Tx, runID string, last int64, events []store.Event) ([]store.Event, error) {
+// maxEventRows bounds the rows of one INSERT of events (4 arguments each:
+// SQLite allows 32766 arguments, PostgreSQL 65535).
+const maxEventRows = 1000
+
+// insertEvents adds the statements that append events after seq last (a
+// multi-row INSERT per maxEventRows), and returns the events as stored.
+func insertEvents(b []Stmt, runID string, last int64, events []store.Event) ([]Stmt, []store.Event) {
 	out := make([]store.Event, len(events))
-	for i, e := range events {
-		e.RunID, e.Seq = runID, last+int64(i)+1
-		if _, err := tx.Exec(ctx, `INSERT INTO run_events (run_id, seq, type, data) VALUES (?, ?, ?, ?)`, e.RunID, e.Seq, e.Type, nz(e.Data)); err != nil {
-			return nil, err
+	for start := 0; start < len(events); start += maxEventRows {
+		part := events[start:min(start+maxEventRows, len(events))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO run_events (run_id, seq, type, data) VALUES `)
+		args := make([]any, 0, 4*len(part))
+		for i, e := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?)")
+			e.RunID, e.Seq = runID, last+int64(start+i)+1
+			args = append(args, e.RunID, e.Seq, e.Type, nz(e.Data))
+			out[start+i] = e
 		}
-		out[i] = e
+		b = append(b, Stmt{Query: q.String(), Args: args})
 	}
-	return out, nil
+	return b, out
 }
 
 // GetRun implements store.Store.
@@ -156,13 +176,18 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 				return locked(r.ThreadID, active)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE runs SET assistant_id = ?, status = ?, expires_at = ?, last_seq = ?, data = ?, state = ? WHERE id = ?`,
-			r.AssistantID, r.Status, r.ExpiresAt, r.LastSeq, nz(r.Data), nz(r.State), r.ID); err != nil {
-			return s.runInsertError(err, r)
-		}
 		if err := tx.InsertJobs(ctx, ch.Jobs); err != nil {
 			return err
 		}
+		// The rest goes in one batch: one round trip on PostgreSQL.
+		b := []Stmt{{Query: `UPDATE runs SET assistant_id = ?, status = ?, expires_at = ?, last_seq = ?, data = ?, state = ? WHERE id = ?`,
+			Args: []any{r.AssistantID, r.Status, r.ExpiresAt, r.LastSeq, nz(r.Data), nz(r.State), r.ID},
+			Check: func(_ int64, err error) error {
+				if err != nil {
+					return s.runInsertError(err, r)
+				}
+				return nil
+			}}}
 		for _, m := range ch.Messages {
 			if m.ID == "" {
 				return invalid("empty message id")
@@ -171,16 +196,15 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 			if runID == "" {
 				runID = r.ID
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO messages (`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?)
+			b = append(b, Stmt{Query: `INSERT INTO messages (` + msgCols + `) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (thread_id, id) DO UPDATE SET data = excluded.data`,
-				m.ID, r.Project, r.ThreadID, runID, m.CreatedAt, nz(m.Data)); err != nil {
-				return err
-			}
+				Args: []any{m.ID, r.Project, r.ThreadID, runID, m.CreatedAt, nz(m.Data)}})
 		}
-		if err := s.putSteps(ctx, tx, r, ch.Steps); err != nil {
+		if b, err = putSteps(b, r, ch.Steps); err != nil {
 			return err
 		}
-		if evs, err = s.insertEvents(ctx, tx, r.ID, old.LastSeq, ch.Events); err != nil {
+		b, evs = insertEvents(b, r.ID, old.LastSeq, ch.Events)
+		if err := tx.Batch(ctx, b); err != nil {
 			return err
 		}
 		out = r
