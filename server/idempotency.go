@@ -178,14 +178,14 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 				// The key may be known to the store: another replica, or
 				// this process before a restart, took it.
 				intent := intentFor(r, body) // idemshared.go
-				shared, claimed, err := s.claimShared(r.Context(), mapKey, fp, lazy, intent)
-				if err != nil || claimed {
+				shared, hold, err := s.claimShared(r.Context(), mapKey, fp, lazy, intent)
+				if err != nil || hold != nil {
 					if err != nil {
 						s.log.Warn("idempotency: the store did not answer; the key is kept in this process only", "err", err.Error())
 					} else if intent != nil && intent.Calls == nil {
 						r = r.WithContext(context.WithValue(r.Context(), runIntentKey{}, intent))
 					}
-					s.serveFirst(st, e, next, w, r, err == nil)
+					s.serveFirst(st, e, next, w, r, hold)
 					return
 				}
 				st.abandon(e)
@@ -389,11 +389,17 @@ func entrySize(e *idemEntry) int64 {
 	return n + int64(len(e.runID))
 }
 
-// serveFirst runs the request and records its answer in e.
-func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w http.ResponseWriter, r *http.Request, shared bool) {
+// serveFirst runs the request and records its answer in e and, when the
+// key is claimed in the store (hold, which ends the claim's heartbeat, is
+// not nil), in the store.
+func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w http.ResponseWriter, r *http.Request, hold func()) {
+	shared := hold != nil
 	rec := &idemRecorder{ResponseWriter: w, e: e}
 	if shared {
-		rec.onStream = func() { s.completeShared(e, store.IdemStream, 0, nil, nil) }
+		rec.onStream = func() {
+			hold() // the record stops being a claim: nothing to renew
+			s.completeShared(e, store.IdemStream, 0, nil, nil)
+		}
 	}
 	var tee *hashingBody
 	if e.lazyFP {
@@ -414,6 +420,11 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 			} else {
 				tee.h.Sum(fp[:0])
 			}
+		}
+		if shared {
+			// Also on panic: the heartbeat never outlives the request. Before
+			// the answer (or the claim's removal) is written.
+			hold()
 		}
 		st.mu.Lock()
 		defer st.mu.Unlock()

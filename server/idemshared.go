@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/assistants-go/assistants/gen"
@@ -29,15 +30,45 @@ import (
 //     work shows done in the store (createRun, createThreadAndRun: the run
 //     exists; submitToolOutputs: its outputs are applied; see runIntent),
 //     when the repeat is answered with the run, or until the claim's lease
-//     (idemLease) ends, when the claimant is taken for dead and the repeat
-//     does the work.
+//     ends, when the claimant is taken for dead and the repeat does the
+//     work.
+//
+// A claim's lease is short (IdempotencyLease, 10 s) and its claimant
+// renews it while the request is in flight: a heartbeat goroutine extends
+// it every idemRenewEvery (a third of the lease) with
+// store.Store.RenewIdempotencyKey, and stops, and is waited for, as soon as
+// the request has its answer (before the answer is recorded), or when the
+// server closes. So a claimant that is alive and slow keeps its key for as
+// long as it works, and its repeats keep waiting for its answer (the work
+// is never done twice), while the claim of a claimant that died (killed,
+// its machine lost, cut off from the store) lapses within one lease of its
+// last renewal and a repeat then does the work. A renewal is a
+// compare-and-set on the lease the claimant last wrote: a claimant that
+// lost its lease (no renewal reached the store for a whole lease) cannot
+// take the key back from the request that claimed it next; it logs the
+// loss and stops renewing.
+//
+// Leases are compared with each replica's clock (Options.Now): replicas'
+// clocks must agree to well within the lease (NTP does), or a replica
+// whose clock runs ahead takes live claims for dead.
 //
 // Records expire Options.IdempotencyTTL after their answer; every process
 // deletes the expired ones every idemSweepEvery.
 
+// IdempotencyLease is how long a claim on an Idempotency-Key holds the key
+// in the store without a renewal: a repeat of a request whose claimant
+// died waits at most this long (after the claimant's last renewal) before
+// it does the work itself. Not configurable.
+const IdempotencyLease = 10 * time.Second
+
 const (
-	// idemLease is how long a claim holds a key before it is answered.
-	idemLease = 2 * time.Minute
+	// idemRenewEvery is how often a claimant renews its claim's lease: a
+	// third of the lease, so two renewals in a row may fail (a slow or
+	// unreachable store) before the lease lapses.
+	idemRenewEvery = IdempotencyLease / 3
+	// idemMaxUnsure bounds the renewals whose outcome is unknown that a
+	// heartbeat remembers (see renewClaim).
+	idemMaxUnsure = 4
 	// idemPoll is how often a repeat polls a key claimed elsewhere.
 	idemPoll = 50 * time.Millisecond
 	// idemSweepEvery is how often expired records are deleted.
@@ -132,23 +163,85 @@ func sharedKey(mapKey string) string {
 	return hex.EncodeToString([]byte(mapKey[:n])) + ":" + mapKey[n:]
 }
 
-// claimShared claims a key in the store; when another request holds it,
-// it returns that request's record.
-func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, lazy bool, intent *runIntent) (store.IdempotencyRecord, bool, error) {
+// claimShared claims a key in the store: when the claim is taken, it
+// returns the function that ends the claim's heartbeat (see holdClaim),
+// which the caller must call once the request has its answer and before
+// recording it; when another request holds the key, it returns that
+// request's record and a nil function.
+func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, lazy bool, intent *runIntent) (store.IdempotencyRecord, func(), error) {
 	now := s.opts.Now()
 	rec := store.IdempotencyRecord{Key: sharedKey(mapKey), Project: projectOf(ctx), State: store.IdemPending,
-		ExpiresAt: now.Add(idemLease)}
+		ExpiresAt: now.Add(IdempotencyLease)}
 	if !lazy {
 		rec.Fingerprint = fp[:]
 	}
 	if intent != nil {
 		b, err := json.Marshal(intent)
 		if err != nil {
-			return store.IdempotencyRecord{}, false, err
+			return store.IdempotencyRecord{}, nil, err
 		}
 		rec.Body = b
 	}
-	return s.db.ClaimIdempotencyKey(ctx, rec, now)
+	old, claimed, err := s.db.ClaimIdempotencyKey(ctx, rec, now)
+	if err != nil || !claimed {
+		return old, nil, err
+	}
+	return old, s.holdClaim(rec.Key, rec.ExpiresAt), nil
+}
+
+// holdClaim starts the heartbeat of the claim of key (a store key), whose
+// lease runs until held: it renews the lease every idemRenewEvery until
+// the returned function is called or the server closes. The function
+// stops the heartbeat and waits until it has stopped (so no renewal lands
+// after it returns); it may be called more than once.
+func (s *Server) holdClaim(key string, held time.Time) func() {
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.renewClaim(ctx, key, held)
+	}()
+	return sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
+}
+
+// renewClaim renews the lease of the claim of key, held until held, every
+// idemRenewEvery until ctx ends or the lease is lost. A renewal whose
+// outcome is unknown (the store failed, perhaps after writing it) is
+// remembered, so the next one also matches the lease it may have written.
+func (s *Server) renewClaim(ctx context.Context, key string, held time.Time) {
+	t := time.NewTicker(idemRenewEvery)
+	defer t.Stop()
+	var unsure []time.Time // leases written perhaps, the newest last
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		until := s.opts.Now().Add(IdempotencyLease)
+		ok, err := s.db.RenewIdempotencyKey(ctx, key, held, until)
+		for i := len(unsure) - 1; i >= 0 && err == nil && !ok; i-- {
+			ok, err = s.db.RenewIdempotencyKey(ctx, key, unsure[i], until)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Warn("idempotency: a claim's lease was not renewed; retrying", "err", err.Error())
+			if len(unsure) == idemMaxUnsure {
+				unsure = unsure[1:]
+			}
+			unsure = append(unsure, until)
+		case !ok:
+			s.log.Warn("idempotency: a claim's lease was lost while its request ran (no renewal reached the store in time); a repeat may do the work again")
+			return
+		default:
+			held, unsure = until, unsure[:0]
+		}
+	}
 }
 
 // completeShared records the answer of a claimed key.

@@ -85,7 +85,7 @@ func TestSubmitRetryAfterDeadClaim(t *testing.T) {
 			require.NoError(t, err)
 			now := time.Now()
 			_, claimed, err := st.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: sharedKey(idemScope(ctx) + "k1"),
-				Project: store.DefaultProject, State: store.IdemPending, Body: intent, ExpiresAt: now.Add(idemLease)}, now)
+				Project: store.DefaultProject, State: store.IdemPending, Body: intent, ExpiresAt: now.Add(IdempotencyLease)}, now)
 			require.NoError(t, err)
 			require.True(t, claimed)
 			_, first := post(ha.URL, path, body, "")

@@ -118,8 +118,23 @@ func (s *Server) pipeline(ctx context.Context) (*retrieval.Pipeline, error) {
 		e = h
 	}
 	idx, err := s.openIndex(ctx, e)
+	if isModelError(err) && s.opts.Embedder == nil {
+		// The store's vectors may come from the built-in embedder's
+		// version 1 (servers before version 2): keep searching them with
+		// it rather than refuse every search of a store the operator never
+		// chose a model for. Files added are embedded with version 1 too;
+		// once the store holds no vectors (its vector stores' files
+		// deleted), the next start uses the current version.
+		if old, oerr := embed.NewHashing(func(o *embed.HashingOptions) { o.Version = 1 }); oerr == nil {
+			if oidx, oerr := s.openIndex(ctx, old); oerr == nil {
+				s.log.Warn("file_search: the store's vectors come from an earlier version of the built-in embedder; searching and adding files with it",
+					"model", old.Model(), "current", e.Model())
+				e, idx, err = old, oidx, nil
+			}
+		}
+	}
 	if err != nil {
-		if errors.Is(err, sqlitesearch.ErrModel) || errors.Is(err, pgsearch.ErrModel) {
+		if isModelError(err) {
 			st.err = &embedSpaceError{msg: embeddingModelMessage(err)}
 			s.log.Error("file_search: the store's vectors are of another embedding model; searches and new files are refused", "err", err.Error())
 			return nil, st.err
@@ -169,6 +184,12 @@ func (s *Server) openIndex(ctx context.Context, e embed.Embedder) (index.Index, 
 	m := memory.New()
 	s.st.search.mem = m
 	return m, nil
+}
+
+// isModelError reports whether err is a store index's refusal of vectors
+// of another embedding model or dimension.
+func isModelError(err error) bool {
+	return errors.Is(err, sqlitesearch.ErrModel) || errors.Is(err, pgsearch.ErrModel)
 }
 
 // embeddingModelMessage is what a file's last_error and a search's 409 say

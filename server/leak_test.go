@@ -52,11 +52,24 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 	var wg sync.WaitGroup
 	var streamErr error
 	var evs []event
+	streaming := make(chan struct{}) // closed at the stream's first event
+	var once sync.Once
+	ended := make(chan struct{})
 	wg.Go(func() {
+		defer close(ended)
 		defer resp.Body.Close()
-		streamErr = scanEvents(resp.Body, func(ev event) bool { evs = append(evs, ev); return true })
+		streamErr = scanEvents(resp.Body, func(ev event) bool {
+			evs = append(evs, ev)
+			once.Do(func() { close(streaming) })
+			return true
+		})
 	})
 	<-started
+	select { // the stream is open and delivering when Close comes
+	case <-streaming:
+	case <-ended:
+		t.Fatalf("the stream ended before its first event: %v", streamErr)
+	}
 
 	// A queued run that a long step delay holds (on a second server).
 	slow := server.New()

@@ -416,8 +416,8 @@ func TestEmbeddingModelChange(t *testing.T) {
 			require.Equal(t, 409, r.StatusCode(), "body: %s", r.Body)
 			body := string(r.Body)
 			assert.Contains(t, body, "embedding_model_changed")
-			assert.Contains(t, body, `builtin-lexical-hash-v1-256`)
-			assert.Contains(t, body, `builtin-lexical-hash-v1-128`)
+			assert.Contains(t, body, `builtin-lexical-hash-v2-256`)
+			assert.Contains(t, body, `builtin-lexical-hash-v2-128`)
 			_, err = assistants.Result[gen.VectorStoreFileObject](c.CreateVectorStoreFileWithResponse(ctx, vs.Id, gen.CreateVectorStoreFileRequest{FileId: second.Id}))
 			require.NoError(t, err)
 			got := waitVectorStore(t, ctx, c, vs.Id)
@@ -426,7 +426,7 @@ func TestEmbeddingModelChange(t *testing.T) {
 			require.NoError(t, err)
 			require.NotNil(t, f.LastError)
 			assert.Contains(t, f.LastError.Message, "The embedding model changed")
-			assert.Contains(t, f.LastError.Message, `builtin-lexical-hash-v1-128`)
+			assert.Contains(t, f.LastError.Message, `builtin-lexical-hash-v2-128`)
 			assert.Equal(t, []int{256}, dims(st), "no vector of the other model was written")
 			require.NoError(t, b.Close())
 			require.NoError(t, st.Close())
@@ -461,7 +461,7 @@ func TestIngestKilledMidBatchSQLite(t *testing.T) {
 	for i := range files {
 		var b strings.Builder
 		for j := 0; b.Len() < 400<<10; j++ {
-			fmt.Fprintf(&b, "Document %d, line %d: emperor penguin %d dives for krill near floe %d. ", i, j, j*7%97, j*13%89)
+			fmt.Fprintf(&b, "Document %d (doc%02dx), line %d: emperor penguin %d dives for krill near floe %d. ", i, i, j, j*7%97, j*13%89)
 		}
 		ids = append(ids, uploadFile(t, ctx, c, fmt.Sprintf("doc-%02d.txt", i), []byte(b.String())).Id)
 	}
@@ -515,11 +515,68 @@ func TestIngestKilledMidBatchSQLite(t *testing.T) {
 	assert.Equal(t, gen.VectorStoreFileCounts{Completed: files, Total: files}, got.FileCounts)
 	for _, i := range []int{0, files / 2, files - 1} {
 		var q gen.VectorStoreSearchQuery
-		require.NoError(t, q.FromVectorStoreSearchQueryText(fmt.Sprintf("Document %d, line 3", i)))
+		// Each document has a word of its own (doc00x): "Document 0, line
+		// 3" alone has the words of doc-03's "Document 3, line 0" too.
+		require.NoError(t, q.FromVectorStoreSearchQueryText(fmt.Sprintf("Document doc%02dx, line 3", i)))
 		one := 1
 		res, err := assistants.Result[gen.VectorStoreSearchResultsPage](c.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q, MaxNumResults: &one}))
 		require.NoError(t, err)
 		require.Len(t, res.Data, 1)
 		assert.Equal(t, fmt.Sprintf("doc-%02d.txt", i), res.Data[0].Filename)
 	}
+}
+
+// A database whose vectors come from version 1 of the built-in embedder
+// (servers before version 2) stays searchable after an upgrade: a server
+// with the default embedder finds the stored model is the built-in's
+// earlier version and searches and adds files with it, instead of
+// answering 409 embedding_model_changed to every search. (SQLite; the
+// choice is the server's, not the store's, so PostgreSQL takes the same
+// path.)
+func TestBuiltinEmbedderV1StoreStaysSearchable(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	reopen := func() store.Store {
+		st, err := sqlite.OpenDir(ctx, dir, quietSQLite)
+		require.NoError(t, err)
+		return st
+	}
+	v1, err := embed.NewHashing(func(o *embed.HashingOptions) { o.Version = 1 })
+	require.NoError(t, err)
+	st := reopen()
+	a, err := assistantstest.Start(server.WithStepDelay(time.Millisecond), server.WithStore(st), server.WithEmbedder(v1))
+	require.NoError(t, err)
+	c := newClient(t, a.URL)
+	first := uploadFile(t, ctx, c, "first.txt", []byte("Emperor penguins eat krill and fish."))
+	second := uploadFile(t, ctx, c, "second.txt", []byte("Penguins also eat squid."))
+	vs, err := assistants.Result[gen.VectorStoreObject](c.CreateVectorStoreWithResponse(ctx, gen.CreateVectorStoreRequest{FileIds: &[]string{first.Id}}))
+	require.NoError(t, err)
+	require.Equal(t, 1, waitVectorStore(t, ctx, c, vs.Id).FileCounts.Completed)
+	require.NoError(t, a.Close())
+	require.NoError(t, st.Close())
+
+	st = reopen()
+	t.Cleanup(func() { st.Close() })
+	c = newClient(t, assistantstest.NewServer(t, server.WithStepDelay(time.Millisecond), server.WithStore(st)).URL)
+	var q gen.VectorStoreSearchQuery
+	require.NoError(t, q.FromVectorStoreSearchQueryText("penguins eat krill"))
+	r, err := c.SearchVectorStoreWithResponse(ctx, vs.Id, gen.VectorStoreSearchRequest{Query: q})
+	require.NoError(t, err)
+	require.NotNil(t, r.JSON200, "status %d, body: %s", r.StatusCode(), r.Body)
+	require.NotEmpty(t, r.JSON200.Data)
+	assert.Equal(t, first.Id, r.JSON200.Data[0].FileId)
+	_, err = assistants.Result[gen.VectorStoreFileObject](c.CreateVectorStoreFileWithResponse(ctx, vs.Id, gen.CreateVectorStoreFileRequest{FileId: second.Id}))
+	require.NoError(t, err)
+	assert.Equal(t, gen.VectorStoreFileCounts{Completed: 2, Total: 2}, waitVectorStore(t, ctx, c, vs.Id).FileCounts)
+	var models []string
+	rows, err := st.(*sqlite.Store).DB().QueryContext(ctx, `SELECT DISTINCT model FROM vector_store_file_vectors`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var m string
+		require.NoError(t, rows.Scan(&m))
+		models = append(models, m)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{v1.Model()}, models, "one model in the store, version 1's")
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -84,8 +85,8 @@ func TestRetryAfterCrashBetweenRunAndAnswer(t *testing.T) {
 // requires_action) and dies before recording the answer under the key.
 // The client's retry on replica B must be answered with the run at once
 // (the outputs are applied: the submit is done), not wait out the dead
-// claim's lease (2 minutes) and then fail with "Runs in status ... do not
-// accept tool outputs" (400).
+// claim's lease (10 s; 2 minutes before claims had heartbeats) and then
+// fail with "Runs in status ... do not accept tool outputs" (400).
 func TestRetryAfterCrashBetweenSubmitAndAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -127,8 +128,8 @@ func TestRetryAfterCrashBetweenSubmitAndAnswer(t *testing.T) {
 	require.NoError(t, a.Kill())
 	require.NoError(t, ktx.Rollback(ctx))
 
-	// The client retries on B with the same key; the claim's lease (2
-	// minutes) must not be waited out.
+	// The client retries on B with the same key; the claim's lease must
+	// not be waited out (a retry that did would get a 400).
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer rcancel()
 	r, err := cb.SubmitToolOutputsToRunWithResponse(rctx, th.Id, run.Id, body, withKey(key))
@@ -145,6 +146,101 @@ func TestRetryAfterCrashBetweenSubmitAndAnswer(t *testing.T) {
 	require.Equal(t, gen.RunObjectStatus("completed"), done.Status, "last error: %+v", done.LastError)
 	assert.Equal(t, []string{`user: please get_weather {"city":"Paris"}`, `assistant: get_weather returned: {"temp_c":21}`}, messageTexts(t, ctx, cb, th.Id))
 }
+
+// TestRetryAfterClaimantKilledWithinLease: replica A claims a keyed
+// createRun and is killed (SIGKILL) while the request is in flight, before
+// the run is made (the test holds River's job table locked, so A's write
+// of the run waits). While A lives, its heartbeat renews the claim's short
+// lease (server.IdempotencyLease, 10 s) in the database. The client's
+// retry on replica B finds the claim pending and no run: it must do the
+// work itself as soon as the dead claim's lease lapses, within about one
+// lease of the kill, not after the two minutes a claim used to hold a key
+// without heartbeats. One run, made by B, which completes.
+func TestRetryAfterClaimantKilledWithinLease(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	u := pgtest.Schema(t)
+	serveArgs := append([]string{"--database-url", u, "--step-delay", "5ms"}, pickupFlags...)
+	a, b := startServe(t, serveArgs...), startServe(t, serveArgs...)
+	ca, cb := newClient(t, a.URL), newClient(t, b.URL)
+	asst := createAssistant(t, ctx, ca, "answered")
+	th := createThread(t, ctx, ca, "hello")
+	key := "killed-claimant-" + th.Id
+	body := gen.CreateRunRequest{AssistantId: asst.Id}
+
+	// River's job table locked: A's createRun (which enqueues the run's
+	// first round with the run) waits after claiming the key.
+	jtx := lockJobTable(t, ctx, u)
+	go func() { // A's reply never comes: A is killed
+		_, _ = ca.CreateRunWithResponse(ctx, th.Id, nil, body, withKey(key))
+	}()
+
+	// A's claim is in, and A's heartbeat renews its lease.
+	conn, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(ctx)) })
+	claim := func() (state string, expires time.Time, ok bool) {
+		var micros int64
+		err := conn.QueryRow(ctx, `SELECT state, expires_at FROM idempotency_keys WHERE idem_key LIKE '%' || $1`, key).Scan(&state, &micros)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", time.Time{}, false
+		}
+		require.NoError(t, err)
+		return state, time.UnixMicro(micros), true
+	}
+	var first time.Time
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) { // another process: no notification to wait on
+		state, exp, ok := claim()
+		if ok {
+			require.Equal(t, "pending", state)
+			first = exp
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "A never claimed the key")
+	}
+	for deadline := time.Now().Add(2 * claimLease); ; time.Sleep(50 * time.Millisecond) {
+		state, exp, ok := claim()
+		require.True(t, ok, "A's claim disappeared")
+		require.Equal(t, "pending", state)
+		if exp.After(first) {
+			t.Logf("A renewed its claim's lease: %v later", exp.Sub(first))
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "A's claim was never renewed")
+	}
+
+	require.NoError(t, a.Kill())
+	killed := time.Now()
+	require.NoError(t, jtx.Rollback(ctx)) // A's transaction dies with its connection
+
+	// The client retries on B with the same key.
+	rctx, rcancel := context.WithTimeout(ctx, 2*claimLease+20*time.Second)
+	defer rcancel()
+	r, err := cb.CreateRunWithResponse(rctx, th.Id, nil, body, withKey(key))
+	require.NoError(t, err, "the retry waited for the dead claim")
+	waited := time.Since(killed)
+	t.Logf("the retry on B was answered %v after A was killed (lease %v)", waited.Round(time.Millisecond), claimLease)
+	require.Equal(t, http.StatusOK, r.StatusCode(), "the retry must do the work: %s", r.Body)
+	require.NotNil(t, r.JSON200)
+	assert.Empty(t, r.HTTPResponse.Header.Get("Idempotent-Replayed"), "B made the run")
+	assert.Less(t, waited, claimLease+5*time.Second, "the dead claim lapses within one lease of the kill")
+
+	pctx, pcancel := context.WithTimeout(ctx, pickupWithin)
+	defer pcancel()
+	assert.Equal(t, gen.RunObjectStatus("completed"), waitRun(t, pctx, cb, th.Id, r.JSON200.Id).Status)
+	runs, err := assistants.Result[gen.ListRunsResponse](cb.ListRunsWithResponse(ctx, th.Id, nil))
+	require.NoError(t, err)
+	var ids []string
+	for _, r := range runs.Data {
+		ids = append(ids, r.Id+" ("+string(r.Status)+")")
+	}
+	assert.Len(t, ids, 1, "one run: %v", ids)
+}
+
+// claimLease is the lease of an Idempotency-Key's claim
+// (server.IdempotencyLease), written out so that a longer lease fails
+// TestRetryAfterClaimantKilledWithinLease.
+const claimLease = 10 * time.Second
 
 // lockJobTable locks River's job table (SHARE mode) in a transaction the
 // test rolls back to let the server's writes that enqueue jobs go on.

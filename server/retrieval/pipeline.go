@@ -45,8 +45,8 @@ type Options struct {
 	EmbedBatch int
 	// KeywordWeight and VectorWeight weigh the keyword and vector lists in
 	// hybrid fusion (see FuseScores and FuseWeighted); only their ratio
-	// matters. Default DefaultKeywordWeight and DefaultVectorWeight (0.6
-	// and 0.4). Set both or neither: a non-positive one takes its default.
+	// matters. Default DefaultKeywordWeight and DefaultVectorWeight (0.55
+	// and 0.45). Set both or neither: a non-positive one takes its default.
 	KeywordWeight, VectorWeight float64
 }
 
@@ -68,10 +68,12 @@ const (
 // Default fusion weights of the keyword and vector lists. They were
 // chosen on the tuning half of the labelled set in testdata/quality
 // (TestFusionWeightChosenOnTuningHalf checks that they are among the best
-// there) and held to the requirement on the other half: hybrid search no
-// worse than keyword-only or vector-only search.
+// there) with the built-in embedder, and held to the requirement on the
+// other half: hybrid search no worse than keyword-only or vector-only
+// search. A semantic embedder ranks differently; its weight would be
+// chosen again (Options.KeywordWeight).
 const (
-	DefaultKeywordWeight = 0.45
+	DefaultKeywordWeight = 0.55
 	DefaultVectorWeight  = 1 - DefaultKeywordWeight
 )
 

@@ -110,10 +110,15 @@ func splitQuestions(qs []question) (tuning, heldOut []question) {
 // splitQuestions).
 //
 // The issue's requirement, hybrid no worse than the best single ranker,
-// is asserted on both recall@5 and MRR, on the held-out half and on the
-// whole set, with no slack beyond floating-point rounding, except for the
-// one comparison that does not hold (knownGap): it is logged, not
-// asserted, and not loosened.
+// is asserted on both recall@5 and MRR, on the tuning half, the held-out
+// half and the whole set, with no slack beyond floating-point rounding.
+// On the held-out half hybrid ties keyword-only search on both (0.985 /
+// 0.920): one question rises from rank 3 to 2 ("How long is maternity
+// leave?"), one falls from 2 to 3 ("What does a second size swap
+// cost?"). With version 1 of the built-in embedder (every word weighing
+// the same, each feature hashed once) and its weight (0.45), hybrid MRR
+// on the held-out half was 0.915 against keyword's 0.920, and this test
+// fails.
 //
 // Floors: with about 3 chunks per document and 60 chunks in all, a random
 // ranking has recall@5 near 0.08 and MRR near 0.05. The floors sit a few
@@ -141,13 +146,12 @@ func TestRetrievalQuality(t *testing.T) {
 		len(qs), len(tuning), len(heldOut), 20, qualityStrategy.MaxTokens, qualityStrategy.OverlapTokens)
 	var whole [3]Metrics
 	for _, set := range []struct {
-		name   string
-		qs     []question
-		assert bool
+		name string
+		qs   []question
 	}{
-		{"tuning", tuning, false},
-		{"held-out", heldOut, true},
-		{"all", qs, true},
+		{"tuning", tuning},
+		{"held-out", heldOut},
+		{"all", qs},
 	} {
 		kw := measure(t, p, set.qs, KeywordOnly)
 		vec := measure(t, p, set.qs, VectorOnly)
@@ -159,9 +163,6 @@ func TestRetrievalQuality(t *testing.T) {
 		}{{"keyword", kw}, {"vector", vec}, {"hybrid", hyb}} {
 			t.Logf("%-8s %-8s recall@5 %.3f  MRR@10 %.3f", set.name, m.name, m.m.RecallAt5, m.m.MRR)
 		}
-		if !set.assert {
-			continue
-		}
 		for _, c := range []struct {
 			metric           string
 			hyb, best, other float64
@@ -170,10 +171,6 @@ func TestRetrievalQuality(t *testing.T) {
 			{"MRR", hyb.MRR, kw.MRR, vec.MRR},
 		} {
 			best := max(c.best, c.other)
-			if knownGap[set.name+" "+c.metric] {
-				t.Logf("KNOWN GAP, not asserted: %s: hybrid %s %.3f, best single ranker %.3f", set.name, c.metric, c.hyb, best)
-				continue
-			}
 			assert.GreaterOrEqual(t, c.hyb, best-fpSlack, "%s: hybrid %s is no worse than the best single ranker", set.name, c.metric)
 		}
 	}
@@ -193,10 +190,11 @@ func TestRetrievalQuality(t *testing.T) {
 }
 
 // TestFusionWeightChosenOnTuningHalf shows how DefaultKeywordWeight was
-// chosen: hybrid search (score fusion) on the tuning half only, for
-// keyword weights 0.05 to 0.95 in steps of 0.05 (the vector weight is the
-// rest), ranked by recall@5 + MRR. The default must be the best (on this
-// set, 0.45 alone is). The held-out half is not looked at here.
+// chosen: hybrid search (score fusion, the built-in embedder) on the
+// tuning half only, for keyword weights 0.05 to 0.95 in steps of 0.05 (the
+// vector weight is the rest), ranked by recall@5 + MRR. The default must
+// be among the best: 0.50, 0.55 and 0.60 tie, and the default is the
+// middle of them. The held-out half is not looked at here.
 func TestFusionWeightChosenOnTuningHalf(t *testing.T) {
 	qs := loadQuestions(t)
 	tuning, _ := splitQuestions(qs)
@@ -217,51 +215,14 @@ func TestFusionWeightChosenOnTuningHalf(t *testing.T) {
 	assert.InDelta(t, 1, DefaultKeywordWeight+DefaultVectorWeight, 1e-12)
 }
 
-// knownGap lists the comparisons of TestRetrievalQuality where hybrid is
-// worse than the best single ranker, which are logged, not asserted.
-//
-// "held-out MRR": hybrid 0.915, keyword-only 0.920. With the keyword
-// weight chosen on the tuning half (0.45), one held-out question drops
-// from rank 1 to 2 ("How far can the lighthouse beam be seen?": the
-// right chunk's cosine is 0.03, hash collisions in 256 dimensions
-// cancelling its shared words) and one rises from 3 to 2 ("How long is
-// maternity leave?"); recall@5 is equal (0.985). The built-in embedder is
-// lexical, so the vector list mostly repeats BM25's evidence with more
-// noise (vector-only MRR 0.751 on this half): fusion can break BM25's
-// ties but has little to add.
-//
-// Tried, each with its weight chosen on the tuning half only, none better
-// there than the method kept: the cosine divided by the list's best too,
-// min-max and z-score normalisation of both lists (tuning MRR 0.842,
-// 0.832, 0.842 against 0.848); embedder variants without word pairs,
-// with sublinear feature counts, or both, averaged over 8 hash seeds
-// (tuning recall@5+MRR 1.788 to 1.792: no variant stands out, and the
-// held-out hybrid MRR moves between 0.908 and 0.920 with the seed alone);
-// choosing the weight by the smallest margin over the best single ranker
-// on the tuning half (a tie from 0.40 up). Weights that do better on the
-// held-out half were not chosen, because they were not the best on the
-// tuning half.
-//
-// The embedder's dimension (the collision rate) was swept too
-// (TestEmbedderDimensionOnTuningHalf: 128 to 4096, the weight re-chosen
-// for each on the tuning half). Vector-only ranking gains as collisions
-// drop (tuning MRR 0.605 at 256, 0.775 at 2048), but hybrid barely moves
-// (tuning recall@5+MRR 1.785 to 1.795, about one question's rank). The
-// dimension best on the tuning half, 2048 with weight 0.25, gives
-// held-out hybrid MRR 0.910 against keyword's 0.920: it does not close
-// the gap (and would take 8 times the vector memory, 204 MB for 100k
-// chunks, and change the built-in model's name, so stored vectors would
-// need re-embedding). The default stays 256.
-var knownGap = map[string]bool{"held-out MRR": true}
-
 // Floors of TestRetrievalQuality (whole set).
-// Measured: keyword 0.963/0.878, vector 0.844/0.678, hybrid 0.963/0.881
+// Measured: keyword 0.963/0.878, vector 0.844/0.742, hybrid 0.963/0.885
 // (recall@5/MRR@10; int8 vectors in the memory index).
 const (
 	floorKeywordRecall = 0.92
 	floorKeywordMRR    = 0.82
 	floorVectorRecall  = 0.80
-	floorVectorMRR     = 0.62
+	floorVectorMRR     = 0.68
 	floorHybridRecall  = 0.92
 	floorHybridMRR     = 0.82
 )

@@ -284,6 +284,14 @@ type Store interface {
 	// CompleteIdempotencyKey replaces the record of rec.Key (the claimant
 	// stores its answer). ErrNotFound when the record is gone.
 	CompleteIdempotencyKey(ctx context.Context, rec IdempotencyRecord) error
+	// RenewIdempotencyKey extends a pending claim's lease (the claimant's
+	// heartbeat): when the record of key is still IdemPending with
+	// ExpiresAt held (compared to the microsecond: the claim the caller
+	// wrote or last renewed), it sets ExpiresAt to until and reports
+	// renewed. It reports false, and changes nothing, when the record is
+	// gone, answered, or claimed again by another request (its ExpiresAt
+	// is no longer held): the caller's lease is lost.
+	RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (renewed bool, err error)
 	// DeleteIdempotencyKey forgets a key (nothing happens if it is unknown).
 	DeleteIdempotencyKey(ctx context.Context, key string) error
 	// DeleteExpiredIdempotencyKeys removes records whose ExpiresAt is not

@@ -136,3 +136,19 @@ func RuneStart(text string, i int) int {
 	}
 	return i
 }
+
+// IDs returns the token IDs of text. In OpenAI's BPE encodings a token's
+// ID is its merge rank: tokens merged earlier, lower IDs, are the more
+// frequent byte sequences of the encoding's training text, which is what
+// the built-in embedder's term weights rely on. Invalid UTF-8 is encoded
+// as U+FFFD replacement characters.
+func (t *Tokenizer) IDs(text string) ([]uint, error) {
+	if text == "" {
+		return nil, nil
+	}
+	ids, _, err := t.codec.Encode(strings.ToValidUTF8(text, "\uFFFD"))
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
+	return ids, nil
+}

@@ -109,3 +109,24 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestIDs: IDs gives one ID per token, and common words have lower IDs
+// (earlier BPE merges) than rare ones.
+func TestIDs(t *testing.T) {
+	tok := Default()
+	for _, s := range []string{" the lighthouse keeper", "日本語", "a\xffb"} {
+		ids, err := tok.IDs(s)
+		require.NoError(t, err)
+		assert.Len(t, ids, tok.Count(s), "%q", s)
+	}
+	the, err := tok.IDs(" the")
+	require.NoError(t, err)
+	keeper, err := tok.IDs(" keeper")
+	require.NoError(t, err)
+	require.Len(t, the, 1)
+	require.Len(t, keeper, 1)
+	assert.Less(t, the[0], keeper[0])
+	ids, err := tok.IDs("")
+	require.NoError(t, err)
+	assert.Empty(t, ids)
+}

@@ -1393,6 +1393,21 @@ func (s *Store) CompleteIdempotencyKey(ctx context.Context, rec store.Idempotenc
 	return nil
 }
 
+// RenewIdempotencyKey implements store.Store.
+func (s *Store) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
+	if err := s.lock(); err != nil {
+		return false, err
+	}
+	defer s.mu.Unlock()
+	old, ok := s.idem[key]
+	if !ok || old.State != store.IdemPending || old.ExpiresAt.UnixMicro() != held.UnixMicro() {
+		return false, nil
+	}
+	old.ExpiresAt = until
+	s.idem[key] = old
+	return true, nil
+}
+
 // DeleteIdempotencyKey implements store.Store.
 func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string) error {
 	if err := s.lock(); err != nil {

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,20 @@ type Options struct {
 	// Migrations replaces the store's schema migrations (tests of the
 	// migrator); nil means Migrations().
 	Migrations []sqlstore.Migration
+}
+
+// setsPoolSize reports whether a database URL (or key=value DSN) has
+// pool_max_conns.
+func setsPoolSize(databaseURL string) bool {
+	if u, err := url.Parse(databaseURL); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		return u.Query().Has("pool_max_conns")
+	}
+	for _, f := range strings.Fields(databaseURL) {
+		if strings.HasPrefix(f, "pool_max_conns=") {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultMaxConns is the pool's size when neither Options.MaxConns nor the
@@ -103,7 +118,7 @@ func Open(ctx context.Context, databaseURL string, opts ...func(*Options)) (*Sto
 	switch {
 	case o.MaxConns > 0:
 		cfg.MaxConns = o.MaxConns
-	case !strings.Contains(databaseURL, "pool_max_conns"):
+	case !setsPoolSize(databaseURL):
 		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -74,6 +74,10 @@ func (r *replicas) ClaimIdempotencyKey(ctx context.Context, rec store.Idempotenc
 	return r.pick().ClaimIdempotencyKey(ctx, rec, now)
 }
 
+func (r *replicas) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
+	return r.pick().RenewIdempotencyKey(ctx, key, held, until)
+}
+
 // TestConformanceTwoReplicas runs the suite with its racing writes spread
 // over two stores (two pools) on one database.
 func TestConformanceTwoReplicas(t *testing.T) {
@@ -251,5 +255,20 @@ func TestPoolSize(t *testing.T) {
 				t.Fatalf("MaxConns = %d, want %d", got, c.want)
 			}
 		})
+	}
+}
+
+func TestSetsPoolSize(t *testing.T) {
+	for dsn, want := range map[string]bool{
+		"postgres://u@h/db":                                 false,
+		"postgres://u@h/db?pool_max_conns=5":                true,
+		"postgresql://u:pool_max_conns@h/db":                false,
+		"postgres://u@h/db?application_name=pool_max_conns": false,
+		"host=h user=u pool_max_conns=5":                    true,
+		"host=h user=u dbname=pool_max_conns":               false,
+	} {
+		if got := setsPoolSize(dsn); got != want {
+			t.Errorf("setsPoolSize(%q) = %v, want %v", dsn, got, want)
+		}
 	}
 }

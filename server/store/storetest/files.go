@@ -327,6 +327,80 @@ func testIdempotency(t *testing.T, s store.Store) {
 	}
 }
 
+// testIdempotencyRenew: a claimant's heartbeat extends its own pending
+// claim, so the key stays held past the first lease; it cannot extend a
+// claim that was answered, deleted, or taken over after it expired.
+func testIdempotencyRenew(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_800_000_000, 0)
+	const lease = 10 * time.Second
+	// Sub-microsecond parts are not stored: renewals match at the microsecond.
+	held := now.Add(lease + 700*time.Nanosecond)
+	claim := func(key string, exp, at time.Time) bool {
+		t.Helper()
+		_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: key, Fingerprint: []byte("fp"), Body: []byte("intent"), ExpiresAt: exp}, at)
+		must(t, err)
+		return claimed
+	}
+	renew := func(key string, held, until time.Time) bool {
+		t.Helper()
+		ok, err := s.RenewIdempotencyKey(ctx, key, held, until)
+		must(t, err)
+		return ok
+	}
+	if !claim("r1", held, now) {
+		t.Fatal("first claim not claimed")
+	}
+	// Renewed twice: the key is held past the first lease (and the second).
+	next := now.Add(2 * lease)
+	if !renew("r1", held, next) {
+		t.Fatal("the claimant's renewal was refused")
+	}
+	if !renew("r1", next, now.Add(3*lease)) {
+		t.Fatal("the second renewal was refused")
+	}
+	if claim("r1", now.Add(5*lease), now.Add(2*lease)) {
+		t.Fatal("a renewed claim was taken over before its renewed lease ended")
+	}
+	old, _, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "r1", ExpiresAt: now.Add(5 * lease)}, now.Add(2*lease))
+	must(t, err)
+	if old.State != store.IdemPending || !old.ExpiresAt.Equal(now.Add(3*lease)) || string(old.Body) != "intent" || string(old.Fingerprint) != "fp" {
+		t.Fatalf("renewed record: %+v", old)
+	}
+	// A stale lease (not the one the record holds) renews nothing.
+	if renew("r1", next, now.Add(4*lease)) {
+		t.Fatal("a renewal with a stale lease was accepted")
+	}
+	// Expired and taken over by another request: the old claimant's
+	// renewal is refused and the new claim keeps its own lease.
+	if !claim("r1", now.Add(5*lease), now.Add(3*lease)) {
+		t.Fatal("an expired claim was not claimable")
+	}
+	if renew("r1", now.Add(3*lease), now.Add(6*lease)) {
+		t.Fatal("the old claimant renewed a claim taken over")
+	}
+	if !renew("r1", now.Add(5*lease), now.Add(6*lease)) {
+		t.Fatal("the new claimant's renewal was refused")
+	}
+	// Answered: nothing to renew, the answer's expiry stays.
+	done := store.IdempotencyRecord{Key: "r1", Fingerprint: []byte("fp"), State: store.IdemDone, Status: 200, Body: []byte("body"), ExpiresAt: now.Add(6 * lease)}
+	must(t, s.CompleteIdempotencyKey(ctx, done))
+	if renew("r1", now.Add(6*lease), now.Add(time.Hour)) {
+		t.Fatal("an answered record was renewed")
+	}
+	if !claim("r1", now.Add(time.Hour), now.Add(6*lease)) {
+		t.Fatal("a renewal kept an answered record past its expiry")
+	}
+	// Gone: nothing to renew.
+	must(t, s.DeleteIdempotencyKey(ctx, "r1"))
+	if renew("r1", now.Add(time.Hour), now.Add(2*time.Hour)) {
+		t.Fatal("a deleted claim was renewed")
+	}
+	if renew("nope", now, now.Add(time.Hour)) {
+		t.Fatal("an unknown key was renewed")
+	}
+}
+
 // testVectorStoreJobs: the writes that attach files enqueue their jobs in
 // the same transaction: a committed write has them, a refused one has none.
 func testVectorStoreJobs(t *testing.T, s store.Store) {

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"FileBatches", testFileBatches},
 		{"VectorStoreJobs", testVectorStoreJobs},
 		{"Idempotency", testIdempotency},
+		{"IdempotencyRenew", testIdempotencyRenew},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},
 		{"ConcurrentRunLifecycles", testConcurrentRunLifecycles},
 		{"ConcurrentEvents", testConcurrentEvents},

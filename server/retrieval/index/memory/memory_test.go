@@ -170,6 +170,24 @@ func assertSameHits(t *testing.T, want, got []index.Hit, tol float64) {
 	}
 }
 
+// assertSameVectorHits is assertSameHits for vector searches, which keep
+// only hits scoring above 0: a chunk whose exact score is within 2×tol of
+// 0 may be missing or present (quantisation may move it either side), so
+// only the hits before the first such one are compared, and the rest of
+// got must score within 3×tol of 0.
+func assertSameVectorHits(t *testing.T, want, got []index.Hit, tol float64) {
+	t.Helper()
+	n := 0
+	for n < len(want) && want[n].Score > 2*tol {
+		n++
+	}
+	require.GreaterOrEqual(t, len(got), n)
+	assertSameHits(t, want[:n], got[:n], tol)
+	for i, h := range got[n:] {
+		assert.LessOrEqual(t, h.Score, 3*tol, "hit %d past the clear ones", n+i)
+	}
+}
+
 // quantError bounds the error of a cosine similarity with the unit query
 // q computed from int8 codes: each number of a unit vector is off by at
 // most max|v_i|/254 <= 1/254 (see quant.go).
@@ -206,7 +224,7 @@ func TestSearchAgainstReference(t *testing.T) {
 				qv := h.EmbedOne(q)
 				got, err = x.SearchVector(ctx, qv, sc.scope, 10)
 				require.NoError(t, err)
-				assertSameHits(t, referenceCosine(all, sc.inScope, qv, 10), got, quantError(qv))
+				assertSameVectorHits(t, referenceCosine(all, sc.inScope, qv, 10), got, quantError(qv))
 			})
 		}
 	}

@@ -29,7 +29,8 @@ var ErrNoFile = errors.New("search index: no such vector store file")
 type Options struct {
 	// Model is the name of the embedding model whose vectors Put writes
 	// and SearchVector compares with. Default: the built-in embedder's
-	// name at its default dimension ("builtin-lexical-hash-v1-256").
+	// name at its default dimension (embed.HashingModel: version 2,
+	// "builtin-lexical-hash-v2-256").
 	Model string
 	// Dimension is the length of the vectors. Default: 256 for the
 	// built-in model; for another model 0, meaning the length of the

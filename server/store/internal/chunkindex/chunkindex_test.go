@@ -48,7 +48,7 @@ func TestScanFileApproximates(t *testing.T) {
 	if err != nil || seen != n || n != 43 {
 		t.Fatalf("scanned %d of %d (%v), want 43", seen, n, err)
 	}
-	// A sparse query (a quarter of its numbers not 0) scores as its dense
+	// A sparse query (a fifth of its numbers not 0) scores as its dense
 	// product does.
 	sq := slices.Clone(q)
 	for j := range sq {

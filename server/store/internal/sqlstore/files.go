@@ -614,6 +614,20 @@ func (s *Store) CompleteIdempotencyKey(ctx context.Context, rec store.Idempotenc
 	})
 }
 
+// RenewIdempotencyKey implements store.Store: one conditional UPDATE, so
+// a renewal and a takeover of an expired claim (ClaimIdempotencyKey) never
+// both win.
+func (s *Store) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
+	var n int64
+	err := s.b.Write(ctx, func(tx Tx) error {
+		var err error
+		n, err = tx.Exec(ctx, `UPDATE idempotency_keys SET expires_at = ? WHERE idem_key = ? AND state = ? AND expires_at = ?`,
+			until.UnixMicro(), key, store.IdemPending, held.UnixMicro())
+		return err
+	})
+	return n == 1, err
+}
+
 // DeleteIdempotencyKey implements store.Store.
 func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string) error {
 	return s.b.Write(ctx, func(tx Tx) error {

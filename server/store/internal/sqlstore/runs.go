@@ -115,29 +115,40 @@ func putSteps(b []Stmt, r store.Run, steps []store.Step) ([]Stmt, error) {
 	return b, nil
 }
 
-// maxEventRows bounds the rows of one INSERT of events (4 arguments each:
-// SQLite allows 32766 arguments, PostgreSQL 65535).
-const maxEventRows = 1000
+// maxEventRows is the most rows of one INSERT of events. Each INSERT has a
+// power of two of rows, so the statements of every event count are a few
+// texts (1, 2, 4 ... maxEventRows rows), each prepared once per connection.
+const maxEventRows = 64
+
+// eventInserts holds the INSERT of n events for each power of two n up to
+// maxEventRows.
+var eventInserts = func() map[int]string {
+	m := map[int]string{}
+	for n := 1; n <= maxEventRows; n *= 2 {
+		m[n] = `INSERT INTO run_events (run_id, seq, type, data) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
+	}
+	return m
+}()
 
 // insertEvents adds the statements that append events after seq last (a
-// multi-row INSERT per maxEventRows), and returns the events as stored.
+// multi-row INSERT of a power of two of rows each), and returns the events
+// as stored.
 func insertEvents(b []Stmt, runID string, last int64, events []store.Event) ([]Stmt, []store.Event) {
 	out := make([]store.Event, len(events))
-	for start := 0; start < len(events); start += maxEventRows {
-		part := events[start:min(start+maxEventRows, len(events))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO run_events (run_id, seq, type, data) VALUES `)
-		args := make([]any, 0, 4*len(part))
-		for i, e := range part {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?, ?, ?)")
+	for start := 0; start < len(events); {
+		n := maxEventRows
+		for n > len(events)-start {
+			n /= 2
+		}
+		args := make([]any, 0, 4*n)
+		for i, e := range events[start : start+n] {
 			e.RunID, e.Seq = runID, last+int64(start+i)+1
 			args = append(args, e.RunID, e.Seq, e.Type, nz(e.Data))
 			out[start+i] = e
 		}
-		b = append(b, Stmt{Query: q.String(), Args: args})
+		b = append(b, Stmt{Query: eventInserts[n], Args: args})
+		start += n
 	}
 	return b, out
 }
@@ -176,10 +187,13 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 				return locked(r.ThreadID, active)
 			}
 		}
+		// The jobs go in first, River's own insert; the rest in one batch
+		// (one round trip on PostgreSQL). A failure in the batch (the
+		// one-active-run index, a step id taken) rolls the jobs back with
+		// everything else.
 		if err := tx.InsertJobs(ctx, ch.Jobs); err != nil {
 			return err
 		}
-		// The rest goes in one batch: one round trip on PostgreSQL.
 		b := []Stmt{{Query: `UPDATE runs SET assistant_id = ?, status = ?, expires_at = ?, last_seq = ?, data = ?, state = ? WHERE id = ?`,
 			Args: []any{r.AssistantID, r.Status, r.ExpiresAt, r.LastSeq, nz(r.Data), nz(r.State), r.ID},
 			Check: func(_ int64, err error) error {

@@ -1,0 +1,315 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server"
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/memory"
+)
+
+// The heartbeat of an Idempotency-Key's claim (idemshared.go): two
+// servers on one store, in a synctest bubble (time is fake: leases of
+// fake seconds pass at once). Replica A claims a keyed createRun and is
+// held in its work (the store's CreateRun, gated); the client's retry of
+// the same request goes to replica B.
+
+// runCounter is the store both replicas share: it counts the runs made.
+type runCounter struct {
+	store.Store
+	runs atomic.Int64
+}
+
+func (s *runCounter) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []store.Event, error) {
+	r, evs, err := s.Store.CreateRun(ctx, nr)
+	if err == nil {
+		s.runs.Add(1)
+	}
+	return r, evs, err
+}
+
+// errReplicaDead is what the store answers a replica that died.
+var errReplicaDead = errors.New("test: this replica is dead")
+
+// gatedReplica is replica A's view of the store: its CreateRun waits for
+// the gate, and once the replica is killed, nothing it writes reaches the
+// store any more (no renewal, no answer, no run), as when its process is
+// gone.
+type gatedReplica struct {
+	store.Store
+	entered chan struct{} // receives when CreateRun starts waiting
+	gate    chan struct{} // closed to let CreateRun go on
+	release func()        // closes the gate (once)
+	dead    atomic.Bool
+	renewed atomic.Int64 // renewals that reached the store
+	renews  atomic.Int64 // renewals tried
+}
+
+func newGatedReplica(st store.Store) *gatedReplica {
+	s := &gatedReplica{Store: st, entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	s.release = sync.OnceFunc(func() { close(s.gate) })
+	return s
+}
+
+func (s *gatedReplica) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []store.Event, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-s.gate
+	if s.dead.Load() {
+		return store.Run{}, nil, errReplicaDead
+	}
+	return s.Store.CreateRun(ctx, nr)
+}
+
+func (s *gatedReplica) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
+	s.renews.Add(1)
+	if s.dead.Load() {
+		return false, errReplicaDead
+	}
+	ok, err := s.Store.RenewIdempotencyKey(ctx, key, held, until)
+	if ok {
+		s.renewed.Add(1)
+	}
+	return ok, err
+}
+
+func (s *gatedReplica) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) error {
+	if s.dead.Load() {
+		return errReplicaDead
+	}
+	return s.Store.CompleteIdempotencyKey(ctx, rec)
+}
+
+func (s *gatedReplica) DeleteIdempotencyKey(ctx context.Context, key string) error {
+	if s.dead.Load() {
+		return errReplicaDead
+	}
+	return s.Store.DeleteIdempotencyKey(ctx, key)
+}
+
+// leaseFixture is replica A (gated), replica B, and an assistant and a
+// thread to make runs on.
+type leaseFixture struct {
+	t              *testing.T
+	shared         *runCounter
+	a              *gatedReplica
+	srvA, srvB     *server.Server
+	thread, create string // the createRun request's path and body
+}
+
+func newLeaseFixture(t *testing.T) *leaseFixture {
+	f := &leaseFixture{t: t, shared: &runCounter{Store: memory.New()}}
+	f.a = newGatedReplica(f.shared)
+	f.srvA = server.New(server.WithStore(f.a), server.WithStepDelay(0))
+	f.srvB = server.New(server.WithStore(f.shared), server.WithStepDelay(0))
+	t.Cleanup(func() {
+		f.a.release()
+		_ = f.srvA.Close()
+		_ = f.srvB.Close()
+	})
+	code, out, _ := f.post(f.srvB, "/v1/assistants", `{"model":"m"}`, "")
+	require.Equal(t, http.StatusOK, code, out)
+	var asst gen.AssistantObject
+	require.NoError(t, json.Unmarshal([]byte(out), &asst))
+	code, out, _ = f.post(f.srvB, "/v1/threads", `{}`, "")
+	require.Equal(t, http.StatusOK, code, out)
+	var th gen.ThreadObject
+	require.NoError(t, json.Unmarshal([]byte(out), &th))
+	f.thread = "/v1/threads/" + th.Id + "/runs"
+	f.create = `{"assistant_id":"` + asst.Id + `"}`
+	return f
+}
+
+func (f *leaseFixture) post(h http.Handler, path, body, key string) (int, string, http.Header) {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		r.Header.Set("Idempotency-Key", key)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Code, w.Body.String(), w.Result().Header
+}
+
+// keyedReply is a request's answer and when it came.
+type keyedReply struct {
+	code    int
+	body    string
+	header  http.Header
+	at      time.Time
+	arrived chan struct{}
+}
+
+// goPost sends the keyed createRun to h in a goroutine of the bubble.
+func (f *leaseFixture) goPost(wg *sync.WaitGroup, h http.Handler, key string) *keyedReply {
+	rp := &keyedReply{arrived: make(chan struct{})}
+	wg.Go(func() {
+		rp.code, rp.body, rp.header = f.post(h, f.thread, f.create, key)
+		rp.at = time.Now()
+		close(rp.arrived)
+	})
+	return rp
+}
+
+func answered(rp *keyedReply) bool {
+	select {
+	case <-rp.arrived:
+		return true
+	default:
+		return false
+	}
+}
+
+func runID(t *testing.T, body string) string {
+	t.Helper()
+	var run gen.RunObject
+	require.NoError(t, json.Unmarshal([]byte(body), &run), body)
+	require.NotEmpty(t, run.Id, body)
+	return run.Id
+}
+
+// TestIdempotencyClaimOfDeadReplicaLapsesWithinLease: replica A claims a
+// keyed createRun, works on it for 30 s (three leases: it renews its
+// claim), and dies before making the run. The client's retry on replica B
+// waits while A is alive, and does the work itself within one lease (10
+// s, plus a poll) of A's death, not the two minutes of the lease before
+// heartbeats: one run, made by B.
+//
+// The durations are written out, not derived from IdempotencyLease, so
+// that the test fails with a long lease (the retry waits until two minutes
+// after the claim) as well as without heartbeats (the retry does the work
+// while A is alive).
+func TestIdempotencyClaimOfDeadReplicaLapsesWithinLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newLeaseFixture(t)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer f.a.release() // before waiting for A's request, also when the test fails
+		first := f.goPost(&wg, f.srvA, "dead-claimant")
+		<-f.a.entered // A claimed the key and works
+		retry := f.goPost(&wg, f.srvB, "dead-claimant")
+
+		// A is alive for 30 s: its claim is renewed and the retry waits.
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		assert.False(t, answered(retry), "the retry did the work while the claimant was alive: %s", retry.body)
+		assert.Positive(t, f.a.renewed.Load(), "the claimant renewed its claim")
+		assert.Zero(t, f.shared.runs.Load())
+
+		// A dies: nothing it writes reaches the store any more.
+		died := time.Now()
+		f.a.dead.Store(true)
+		f.a.release()
+		<-first.arrived
+		select {
+		case <-retry.arrived:
+		case <-time.After(3 * time.Minute):
+			t.Fatal("the retry was never answered")
+		}
+		require.Equal(t, http.StatusOK, retry.code, retry.body)
+		assert.Empty(t, retry.header.Get("Idempotent-Replayed"), "B did the work")
+		waited := retry.at.Sub(died)
+		t.Logf("the retry was answered %v after the claimant died (lease %v)", waited, server.IdempotencyLease)
+		assert.LessOrEqual(t, waited, 10*time.Second+time.Second, "the dead claim lapses within one lease (10 s) and a poll")
+		assert.Equal(t, int64(1), f.shared.runs.Load(), "one run")
+
+		// A repeat now is replayed from B's answer.
+		code, again, h := f.post(f.srvB, f.thread, f.create, "dead-claimant")
+		require.Equal(t, http.StatusOK, code, again)
+		assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+		assert.Equal(t, runID(t, retry.body), runID(t, again))
+	})
+}
+
+// TestIdempotencyClaimOfSlowReplicaIsRenewed: replica A claims a keyed
+// createRun and works on it for five leases (50 s). Its heartbeat keeps the
+// claim alive, so the client's retry on replica B keeps waiting and never
+// makes a run of its own; once A answers, the retry is answered with A's
+// run.
+func TestIdempotencyClaimOfSlowReplicaIsRenewed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newLeaseFixture(t)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer f.a.release() // before waiting for A's request, also when the test fails
+		first := f.goPost(&wg, f.srvA, "slow-claimant")
+		<-f.a.entered
+		retry := f.goPost(&wg, f.srvB, "slow-claimant")
+
+		for range 5 {
+			time.Sleep(server.IdempotencyLease)
+			synctest.Wait()
+			require.False(t, answered(retry), "the retry did not wait for the live claimant: %d %s", retry.code, retry.body)
+			require.Zero(t, f.shared.runs.Load(), "the retry made a run while the claimant was alive")
+		}
+		assert.GreaterOrEqual(t, f.a.renewed.Load(), int64(5*3), "renewed every third of a lease")
+
+		f.a.release() // A's work ends
+		<-first.arrived
+		<-retry.arrived
+		require.Equal(t, http.StatusOK, first.code, first.body)
+		require.Equal(t, http.StatusOK, retry.code, retry.body)
+		assert.Equal(t, "true", retry.header.Get("Idempotent-Replayed"))
+		assert.Equal(t, runID(t, first.body), runID(t, retry.body), "the retry is answered with A's run")
+		assert.Equal(t, int64(1), f.shared.runs.Load(), "the work was done once")
+
+		// A's request ended: its heartbeat stopped (no renewal after the
+		// answer), and the answer is kept for the TTL.
+		n := f.a.renews.Load()
+		time.Sleep(3 * server.IdempotencyLease)
+		synctest.Wait()
+		assert.Equal(t, n, f.a.renews.Load(), "renewals tried after the request ended")
+		code, again, h := f.post(f.srvB, f.thread, f.create, "slow-claimant")
+		require.Equal(t, http.StatusOK, code, again)
+		assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+		assert.Equal(t, runID(t, first.body), runID(t, again))
+	})
+}
+
+// TestIdempotencyHeartbeatsEndWithTheirRequests: a keyed request's claim
+// heartbeat ends with the request (answered, refused, or streamed), not
+// only when the server closes: no goroutine is left once the replies are
+// in, while the server still runs.
+func TestIdempotencyHeartbeatsEndWithTheirRequests(t *testing.T) {
+	srv := server.New(server.WithStepDelay(0))
+	defer func() { _ = srv.Close() }()
+	f := &leaseFixture{t: t}
+	code, out, _ := f.post(srv, "/v1/assistants", `{"model":"m"}`, "")
+	require.Equal(t, http.StatusOK, code, out)
+	var asst gen.AssistantObject
+	require.NoError(t, json.Unmarshal([]byte(out), &asst))
+	// A streamed run first without a key: the engine's own goroutines
+	// (queue workers) exist before the snapshot.
+	code, out, _ = f.post(srv, "/v1/threads/runs", `{"assistant_id":"`+asst.Id+`","stream":true}`, "")
+	require.Equal(t, http.StatusOK, code, out)
+	ignore := goleak.IgnoreCurrent()
+
+	code, out, _ = f.post(srv, "/v1/assistants", `{"model":"m"}`, "answered")
+	require.Equal(t, http.StatusOK, code, out)
+	code, out, h := f.post(srv, "/v1/assistants", `{"model":"m"}`, "answered")
+	require.Equal(t, http.StatusOK, code, out)
+	assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+	code, out, _ = f.post(srv, "/v1/assistants", `{"model":7}`, "refused")
+	require.Equal(t, http.StatusBadRequest, code, out)
+	code, out, _ = f.post(srv, "/v1/threads/runs", `{"assistant_id":"`+asst.Id+`","stream":true}`, "streamed")
+	require.Equal(t, http.StatusOK, code, out)
+	assert.Contains(t, out, "event: done")
+	assert.NoError(t, goleak.Find(ignore))
+}
