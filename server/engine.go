@@ -180,11 +180,21 @@ func (e *engine) update(ctx context.Context, threadID, runID string, fn func(lr 
 		if lr.obj.ExpiresAt != nil {
 			r.ExpiresAt = int64(*lr.obj.ExpiresAt)
 		}
+		if b := backupOf(ctx); b != nil && deletesBackup(lr.obj.Status) {
+			lr.change.DeleteJobs = append(lr.change.DeleteJobs, b.id) // the job's last write (jobs.go)
+		}
 		return lr.change, nil
 	})
 	if err != nil {
 		return gen.RunObject{}, 0, err
 	}
+	if len(lr.change.DeleteJobs) > 0 {
+		b := backupOf(ctx)
+		b.mu.Lock()
+		b.deleted = true
+		b.mu.Unlock()
+	}
+	e.startInline(lr.change.Jobs)
 	for _, n := range lr.names {
 		e.s.metrics.runEvent(n)
 	}
@@ -501,6 +511,7 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	if err != nil {
 		return gen.RunObject{}, nil, storeErr(err, "thread", r.obj.ThreadId)
 	}
+	e.startInline(nr.Jobs)
 	e.s.metrics.runEvent("thread.run.created")
 	e.s.metrics.runEvent("thread.run.queued")
 	e.published(r.obj.Id)

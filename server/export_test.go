@@ -43,3 +43,10 @@ func (s *Server) WatchRun(runID string) (changed <-chan struct{}, stop func()) {
 	sub := s.eng.subscribe(runID, 0)
 	return sub.signal, func() { s.eng.unsubscribe(runID, sub) }
 }
+
+// KindRunRound and KindRunCancel are the job kinds of a run's round and of
+// its cancel.
+const (
+	KindRunRound  = kindRunRound
+	KindRunCancel = kindRunCancel
+)

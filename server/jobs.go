@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/server/store"
 )
 
@@ -58,11 +59,83 @@ func (expireArgs) Kind() string { return kindRunExpire }
 const jobMaxAttempts = 25
 
 func (e *engine) roundJob(project, threadID, runID string, round int) store.Job {
-	return store.Job{Args: roundArgs{ThreadID: threadID, RunID: runID, Round: round, Project: project}, MaxAttempts: jobMaxAttempts}
+	return e.inlineJob(store.Job{Args: roundArgs{ThreadID: threadID, RunID: runID, Round: round, Project: project}, MaxAttempts: jobMaxAttempts})
 }
 
 func (e *engine) cancelJob(project, threadID, runID string) store.Job {
-	return store.Job{Args: cancelArgs{ThreadID: threadID, RunID: runID, Project: project}, MaxAttempts: jobMaxAttempts}
+	return e.inlineJob(store.Job{Args: cancelArgs{ThreadID: threadID, RunID: runID, Project: project}, MaxAttempts: jobMaxAttempts})
+}
+
+// ---- inline jobs with a backup (riverqueue.go) ----
+
+// inlineRunner is a Queue that runs round and cancel jobs inline: the
+// store inserts each as a backup, scheduled backupDelay ahead, and once
+// the write has committed the engine hands it to runInline, which runs it
+// at once in this process (or, when it cannot, makes the backup available
+// now).
+type inlineRunner interface {
+	backupDelay() time.Duration
+	runInline(args store.JobArgs, id int64, due time.Time)
+}
+
+// inlineJob makes j a backup when the queue runs jobs inline: scheduled
+// backupDelay ahead, with its id asked for (see startInline).
+func (e *engine) inlineJob(j store.Job) store.Job {
+	if r, ok := e.s.opts.Queue.(inlineRunner); ok {
+		j.ScheduledAt = time.Now().Add(r.backupDelay())
+		j.ID = new(int64)
+	}
+	return j
+}
+
+// startInline runs the backup jobs of a committed write inline.
+func (e *engine) startInline(jobs []store.Job) {
+	r, ok := e.s.opts.Queue.(inlineRunner)
+	if !ok {
+		return
+	}
+	for _, j := range jobs {
+		if j.ID != nil && *j.ID != 0 {
+			r.runInline(j.Args, *j.ID, j.ScheduledAt.Add(-r.backupDelay()))
+		}
+	}
+}
+
+// backupJob is the backup of the inline job of a context (withBackup).
+type backupJob struct {
+	id      int64
+	mu      sync.Mutex
+	deleted bool // by a write of the job (engine.update)
+}
+
+func (b *backupJob) isDeleted() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.deleted
+}
+
+type backupKey struct{}
+
+// withBackup returns ctx for an inline job whose backup is b.
+func withBackup(ctx context.Context, b *backupJob) context.Context {
+	return context.WithValue(ctx, backupKey{}, b)
+}
+
+// backupOf returns the backup of ctx's inline job, or nil.
+func backupOf(ctx context.Context) *backupJob {
+	b, _ := ctx.Value(backupKey{}).(*backupJob)
+	return b
+}
+
+// deletesBackup reports whether a write of a job leaves the run where the
+// job's work is done (the run neither queued, in progress nor
+// cancelling): that write deletes the job's backup.
+func deletesBackup(st gen.RunObjectStatus) bool {
+	switch st {
+	case gen.RunObjectStatusQueued, gen.RunObjectStatusInProgress, gen.RunObjectStatusCancelling:
+		return false
+	}
+	return true
 }
 
 func (e *engine) expireJob(project, threadID, runID string, at int) store.Job {

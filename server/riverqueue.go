@@ -26,26 +26,45 @@ import (
 // them. A job whose process died while running it stays "running" in the
 // database; River's rescuer makes it available again once it has run
 // longer than RescueAfter (checked every 30 s, by the elected leader), and
-// another process (or the same one, restarted) runs it again. So a run
-// whose replica was killed goes on within about RescueAfter + 30 s.
+// another process (or the same one, restarted) runs it again.
+//
+// Round and cancel jobs run inline: the store inserts them as backups,
+// scheduled RescueAfter ahead, and the process that committed them runs
+// them at once in its own pool (runInline), with a deadline JobTimeout
+// after the insert, which comes before the backup is due. A job that ends
+// deletes its backup (in its last write, or in one small write after); a
+// job stopped by Stop or failed makes its backup available at once, for
+// this or another process (River's retry, as a job stopped by River would
+// run again). A process killed leaves the backup scheduled: it becomes
+// available after RescueAfter and River runs it anywhere. So a run whose
+// replica was killed goes on within about RescueAfter (+ up to 30 s for a
+// job River ran), and nothing runs the same round twice at once.
 
 // RiverOptions tunes the River queue of a SQL store (Options.River).
 type RiverOptions struct {
 	// JobTimeout is how long one job (a model round, at most) may run
-	// before its context is cancelled; the job then runs again.
-	// Default: 10 minutes, a run's lifetime (a round never outlives its
-	// run's expires_at).
+	// before its context is cancelled; the job then runs again. A round
+	// or cancel run inline has this long from the time its job was
+	// written. Default: 10 minutes, a run's lifetime (a round never
+	// outlives its run's expires_at).
 	JobTimeout time.Duration
-	// RescueAfter is how long a job may stay running before River takes
-	// it for stuck (its process died) and runs it again: the time after
-	// which a killed replica's run goes on elsewhere, plus up to 30 s. It
-	// must not be less than JobTimeout, or a long round would run twice at
-	// once. Default: JobTimeout + 1 minute.
+	// RescueAfter is when the backup of a round or cancel run inline
+	// becomes due (after its job was written): the time after which a
+	// killed replica's run goes on elsewhere (plus River's scheduling, a
+	// few seconds). It is also how long a job River runs may stay running
+	// before River takes it for stuck and runs it again (plus up to
+	// 30 s). It must not be less than JobTimeout, or a long round would
+	// run twice at once. Default: JobTimeout + 1 minute.
 	RescueAfter time.Duration
-	// PollInterval is how often a worker looks for new jobs.
-	// Default: 10ms (a run waits about half of it for its next job).
+	// PollInterval is how often a worker looks for new jobs: for the jobs
+	// River runs (expiries, file ingestion, backups of round and cancel
+	// jobs), not rounds and cancels, which run inline in the process that
+	// enqueued them. On PostgreSQL an insert also wakes the workers (LISTEN
+	// and NOTIFY). Default: 1 s (River's default).
 	PollInterval time.Duration
-	// Workers bounds the jobs one process runs at once. Default: 100.
+	// Workers bounds the jobs one process runs at once, in River's default
+	// queue and, apart, inline (a round or cancel found the inline pool
+	// full is left to River at once). Default: 100.
 	Workers int
 }
 
@@ -60,7 +79,7 @@ func (o RiverOptions) withDefaults() RiverOptions {
 		o.RescueAfter = o.JobTimeout
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = 10 * time.Millisecond
+		o.PollInterval = time.Second
 	}
 	if o.Workers <= 0 {
 		o.Workers = 100
@@ -95,8 +114,23 @@ type riverQueue[TTx any] struct {
 	opts   RiverOptions
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	client *river.Client[TTx]
+	mu       sync.Mutex
+	client   *river.Client[TTx] // set by Start; nil after Stop
+	jobs     *river.Client[TTx] // the client for backups: set by Start, kept after Stop
+	inline   chan inlineJob     // to the inline loop (Start's goroutine)
+	done     chan struct{}      // closed by Stop: the inline loop ends
+	ended    chan struct{}      // closed by the inline loop when it ends
+	slots    chan struct{}      // the inline pool's workers (Workers)
+	inflight sync.WaitGroup     // the inline jobs
+}
+
+// inlineJob is a job to run inline: its args, its backup's id and the
+// deadline before its backup is due.
+type inlineJob struct {
+	args     store.JobArgs
+	id       int64
+	due      time.Time // when it was enqueued (the metrics' wait)
+	deadline time.Time
 }
 
 // jobWorker runs the engine's jobs of one kind on River.
@@ -163,16 +197,125 @@ func (q *riverQueue[TTx]) Start(ctx context.Context, work func(context.Context, 
 		return fmt.Errorf("river start: %w", err)
 	}
 	q.mu.Lock()
-	q.client = c
+	q.client, q.jobs = c, c
+	q.inline, q.done, q.ended = make(chan inlineJob), make(chan struct{}), make(chan struct{})
+	q.slots = make(chan struct{}, q.opts.Workers)
 	q.mu.Unlock()
+	go q.inlineLoop(ctx, work)
 	return nil
 }
 
+// backupDelay implements inlineRunner: RescueAfter.
+func (q *riverQueue[TTx]) backupDelay() time.Duration { return q.opts.RescueAfter }
+
+// runInline implements inlineRunner: job id, enqueued at due as a backup
+// (scheduled backupDelay later), runs now in this process, with a
+// deadline JobTimeout after due. When the pool is full or the queue
+// stopped, its backup is made available at once instead.
+func (q *riverQueue[TTx]) runInline(args store.JobArgs, id int64, due time.Time) {
+	q.mu.Lock()
+	in, done, slots := q.inline, q.done, q.slots
+	q.mu.Unlock()
+	if in == nil {
+		return // never started: the backup is all there is
+	}
+	j := inlineJob{args: args, id: id, due: due, deadline: due.Add(q.opts.JobTimeout)}
+	select {
+	case slots <- struct{}{}:
+	default:
+		q.release(j, "the inline pool is full")
+		return
+	}
+	select {
+	case in <- j:
+	case <-done:
+		<-slots
+		q.release(j, "the queue stopped")
+	}
+}
+
+// inlineLoop starts the inline jobs until ctx ends or Stop.
+func (q *riverQueue[TTx]) inlineLoop(ctx context.Context, work func(context.Context, store.JobArgs) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q.mu.Lock()
+	in, done, ended := q.inline, q.done, q.ended
+	q.mu.Unlock()
+	defer close(ended) // after the last running.Add
+	for {
+		select {
+		case j := <-in:
+			q.inflight.Add(1)
+			go q.inlineWork(ctx, j, work)
+		case <-done:
+			return
+		}
+	}
+}
+
+// inlineWork runs one inline job and settles its backup: deleted when the
+// job ended its work (unless its last write deleted it already), made
+// available when it failed or was stopped.
+func (q *riverQueue[TTx]) inlineWork(ctx context.Context, j inlineJob, work func(context.Context, store.JobArgs) error) {
+	defer q.inflight.Done()
+	defer func() { <-q.slots }()
+	if !time.Now().Before(j.deadline) {
+		return // too late to start: the backup runs
+	}
+	b := &backupJob{id: j.id}
+	ctx, cancel := context.WithDeadline(withBackup(ctx, b), j.deadline)
+	defer cancel()
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("job panicked: %v", p)
+			}
+		}()
+		return work(withJobScheduled(ctx, j.due), j.args)
+	}()
+	switch {
+	case err != nil:
+		q.release(j, err.Error())
+	case b.isDeleted():
+	default:
+		q.deleteBackup(j)
+	}
+}
+
+// release makes an inline job's backup available at once (River's retry):
+// this or another process runs it soon.
+func (q *riverQueue[TTx]) release(j inlineJob, why string) {
+	q.mu.Lock()
+	c := q.jobs
+	q.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.JobRetry(ctx, j.id); err != nil && !errors.Is(err, river.ErrNotFound) {
+		q.log.Error("run engine: an inline job's backup could not be released (it runs after RescueAfter)",
+			"kind", j.args.Kind(), "job", j.id, "why", why, "err", err.Error())
+	}
+}
+
+// deleteBackup deletes the backup of an inline job that ended its work.
+func (q *riverQueue[TTx]) deleteBackup(j inlineJob) {
+	q.mu.Lock()
+	c := q.jobs
+	q.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.JobDelete(ctx, j.id)
+	if err != nil && !errors.Is(err, river.ErrNotFound) && !errors.Is(err, rivertype.ErrJobRunning) {
+		q.log.Error("run engine: an inline job's backup could not be deleted (it runs after RescueAfter, and does nothing)",
+			"kind", j.args.Kind(), "job", j.id, "err", err.Error())
+	}
+}
+
 // Stop implements Queue: running jobs are cancelled (they run again, here
-// after a restart or on another replica).
+// after a restart or on another replica); inline ones release their
+// backups first.
 func (q *riverQueue[TTx]) Stop(ctx context.Context) error {
 	q.mu.Lock()
-	c := q.client
+	c, done, ended := q.client, q.done, q.ended
 	q.client = nil
 	q.mu.Unlock()
 	if c == nil {
@@ -180,6 +323,13 @@ func (q *riverQueue[TTx]) Stop(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	close(done) // the inline loop ends and cancels its jobs
+	waited := make(chan struct{})
+	go func() { <-ended; q.inflight.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
 	return c.StopAndCancel(ctx)
 }
 

@@ -206,6 +206,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			res.Lost++
 		}
 		res.Duplicated += o.duplicates
+		if o.duplicates > 0 {
+			fmt.Fprintf(cfg.Log, "conversation %d has duplicates: %s\n", i, o.dupState)
+		}
 		for _, id := range o.calls {
 			asked[id] = true
 		}
@@ -231,6 +234,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 type conversation struct {
 	completed  bool
 	duplicates int
+	dupState   string   // the thread's messages and runs, when duplicated
 	calls      []string // tool call ids the server asked for (from run steps)
 	err        error
 	// state describes the thread's runs and steps as read back at the
@@ -316,6 +320,9 @@ func converse(ctx context.Context, c *assistants.Client, assistantID string, reg
 		}
 	}
 	out.duplicates = max(users-1, 0) + max(runs-1, 0)
+	if out.duplicates > 0 {
+		out.dupState = fmt.Sprintf("%d user messages, %d runs; %s", users, runs, describe(ctx, c, thread.Id, run))
+	}
 	return out
 }
 

@@ -410,6 +410,11 @@ type RunChange struct {
 	Events []Event
 	// Jobs are enqueued.
 	Jobs []Job
+	// DeleteJobs are the ids of jobs (Job.ID) deleted in the transaction
+	// unless they are running; an id that names no job is no error. The
+	// run engine deletes a round's backup job in the round's last write
+	// (server/jobs.go).
+	DeleteJobs []int64
 }
 
 // File is an uploaded file's metadata; its bytes are read with OpenFile.
@@ -496,6 +501,10 @@ type Job struct {
 	Queue string
 	// MaxAttempts bounds the job's attempts; 0 means the queue's default.
 	MaxAttempts int
+	// ID, when not nil, receives the job's id once the write has inserted
+	// it (before the commit: it names a job only if the write succeeds).
+	// RunChange.DeleteJobs takes it. Default nil: the id is not wanted.
+	ID *int64
 }
 
 // JobInfo describes an enqueued job (ListJobs).

@@ -46,8 +46,9 @@ type Store struct {
 	idem      map[string]store.IdempotencyRecord
 	keys      keyTable // API keys (keys.go)
 
-	jobs  []queued
-	ready chan struct{}
+	jobs   []queued
+	jobSeq int64 // the last job id given
+	ready  chan struct{}
 }
 
 type thread struct {
@@ -79,6 +80,7 @@ type vstore struct {
 type queued struct {
 	job  store.Job
 	info store.JobInfo
+	id   int64 // numbered from 1 by enqueueLocked
 }
 
 var _ store.Store = (*Store)(nil)
@@ -726,6 +728,7 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 	}
 	s.putStepsLocked(rr, ch.Steps)
 	evs := s.appendEventsLocked(rr, ch.Events)
+	s.deleteJobsLocked(ch.DeleteJobs)
 	s.enqueueLocked(jobs)
 	out := rr.r
 	out.Data, out.State = bytes.Clone(out.Data), bytes.Clone(out.State)
@@ -1467,11 +1470,27 @@ func (s *Store) enqueueLocked(jobs []queued) {
 	if len(jobs) == 0 {
 		return
 	}
+	for i := range jobs {
+		s.jobSeq++
+		jobs[i].id = s.jobSeq
+		if jobs[i].job.ID != nil {
+			*jobs[i].job.ID = s.jobSeq
+		}
+	}
 	s.jobs = append(s.jobs, jobs...)
 	select {
 	case s.ready <- struct{}{}:
 	default:
 	}
+}
+
+// deleteJobsLocked drops the jobs of ids that TakeJobs has not taken (a
+// job taken runs, or has run: it is left alone).
+func (s *Store) deleteJobsLocked(ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	s.jobs = slices.DeleteFunc(s.jobs, func(q queued) bool { return slices.Contains(ids, q.id) })
 }
 
 // CountJobs implements store.Store: the jobs not yet taken by TakeJobs,

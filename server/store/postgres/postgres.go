@@ -256,10 +256,11 @@ func (t pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("postgres store: no job queue yet (migrating)")
 	}
-	if _, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs)); err != nil {
+	res, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
+	if err != nil {
 		return fmt.Errorf("enqueue jobs: %w", err)
 	}
-	return nil
+	return sqlstore.SetIDs(jobs, res)
 }
 
 // Batch implements sqlstore.Tx: the statements go in one round trip.

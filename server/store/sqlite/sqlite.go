@@ -244,7 +244,14 @@ func (t sqlTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("sqlite store: no job queue yet (migrating)")
 	}
-	// The fast insert: the rows are not read back (nothing uses them).
+	if sqlstore.WantIDs(jobs) {
+		res, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
+		if err != nil {
+			return fmt.Errorf("enqueue jobs: %w", err)
+		}
+		return sqlstore.SetIDs(jobs, res)
+	}
+	// The fast insert: the rows are not read back (no id is wanted).
 	_, err := t.river.InsertManyFastTx(ctx, t.tx, sqlstore.InsertParams(jobs))
 	if err != nil {
 		return fmt.Errorf("enqueue jobs: %w", err)

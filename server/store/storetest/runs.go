@@ -519,3 +519,69 @@ func testJobs(t *testing.T, s store.Store) {
 type badJob struct{ C chan int }
 
 func (badJob) Kind() string { return "storetest_bad" }
+
+// testJobIDs: a job that asks for its id (Job.ID) gets one in the write
+// that inserts it, and RunChange.DeleteJobs deletes it with the run's
+// update (the run engine's backup jobs); an unknown id is no error, and an
+// update that fails deletes nothing.
+func testJobIDs(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	th := store.Thread{ID: newID("thread_")}
+	r := queuedRun(th.ID)
+	later := time.Now().Add(time.Hour)
+	var backup, next int64
+	_, _, err := s.CreateRun(ctx, store.NewRun{Thread: &th, Run: r, Jobs: []store.Job{
+		{Args: testJob{RunID: r.ID, Step: "plain"}},
+		{Args: testJob{RunID: r.ID, Step: "backup"}, ScheduledAt: later, ID: &backup},
+	}})
+	must(t, err)
+	if backup == 0 {
+		t.Fatal("the backup job got no id")
+	}
+	steps := func() []string {
+		t.Helper()
+		jobs, err := s.ListJobs(ctx, testJob{}.Kind())
+		must(t, err)
+		var out []string
+		for _, j := range jobs {
+			var a testJob
+			must(t, json.Unmarshal(j.Args, &a))
+			out = append(out, a.Step+"/"+j.State)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := steps(); !slices.Equal(got, []string{"backup/scheduled", "plain/available"}) {
+		t.Fatalf("jobs after create: %v", got)
+	}
+
+	// An update that fails deletes nothing.
+	boom := errors.New("boom")
+	_, _, err = s.UpdateRun(ctx, "", th.ID, r.ID, func(*store.Run) (store.RunChange, error) {
+		return store.RunChange{DeleteJobs: []int64{backup}}, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("error %v, want boom", err)
+	}
+	if got := steps(); !slices.Equal(got, []string{"backup/scheduled", "plain/available"}) {
+		t.Fatalf("jobs after a failed update: %v", got)
+	}
+
+	_, _, err = s.UpdateRun(ctx, "", th.ID, r.ID, func(run *store.Run) (store.RunChange, error) {
+		run.Status = store.RunInProgress
+		return store.RunChange{DeleteJobs: []int64{backup, backup + 1_000_000},
+			Jobs: []store.Job{{Args: testJob{RunID: r.ID, Step: "next"}, ScheduledAt: later, ID: &next}}}, nil
+	})
+	must(t, err)
+	if next == 0 || next == backup {
+		t.Fatalf("the next backup's id %d (the first's %d)", next, backup)
+	}
+	if got := steps(); !slices.Equal(got, []string{"next/scheduled", "plain/available"}) {
+		t.Fatalf("jobs after deleting the backup: %v", got)
+	}
+	// Deleting it again is no error.
+	_, _, err = s.UpdateRun(ctx, "", th.ID, r.ID, func(*store.Run) (store.RunChange, error) {
+		return store.RunChange{DeleteJobs: []int64{backup}}, nil
+	})
+	must(t, err)
+}

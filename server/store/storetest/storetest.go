@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"CreateThreadAndRunIsAtomic", testCreateThreadAndRunAtomic},
 		{"Jobs", testJobs},
 		{"CountJobs", testCountJobs},
+		{"JobIDs", testJobIDs},
 		{"Files", testFiles},
 		{"VectorStores", testVectorStores},
 		{"FileBatches", testFileBatches},

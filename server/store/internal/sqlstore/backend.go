@@ -44,7 +44,8 @@ type Querier interface {
 // Tx is a write transaction.
 type Tx interface {
 	Querier
-	// InsertJobs enqueues jobs in the transaction (River's InsertManyTx).
+	// InsertJobs enqueues jobs in the transaction (River's InsertManyTx)
+	// and sets the ids that jobs ask for (store.Job.ID).
 	InsertJobs(ctx context.Context, jobs []store.Job) error
 	// Batch runs statements in order and stops at the first error (the
 	// statement's, or its Check's). PostgreSQL sends them in one round

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -17,6 +18,30 @@ func InsertParams(jobs []store.Job) []river.InsertManyParams {
 			ScheduledAt: j.ScheduledAt, Queue: j.Queue, MaxAttempts: j.MaxAttempts}}
 	}
 	return out
+}
+
+// WantIDs reports whether a job of jobs asks for its id (store.Job.ID).
+func WantIDs(jobs []store.Job) bool {
+	for _, j := range jobs {
+		if j.ID != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// SetIDs gives the jobs that ask for it their id, from InsertManyTx's
+// results (in the order of jobs).
+func SetIDs(jobs []store.Job, res []*rivertype.JobInsertResult) error {
+	if len(res) != len(jobs) {
+		return fmt.Errorf("enqueue jobs: %d inserted of %d", len(res), len(jobs))
+	}
+	for i, j := range jobs {
+		if j.ID != nil {
+			*j.ID = res[i].Job.ID
+		}
+	}
+	return nil
 }
 
 // unfinished are the states of jobs that have not ended.

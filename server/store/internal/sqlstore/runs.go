@@ -160,6 +160,11 @@ func (s *Store) GetRun(ctx context.Context, project, threadID, id string) (store
 	return r, noRows(err, "run", id)
 }
 
+// deleteJob deletes a job of River's that is not running
+// (store.RunChange.DeleteJobs), as River's JobDeleteTx does, in the run's
+// batch: no round trip of its own.
+const deleteJob = `DELETE FROM river_job WHERE id = ? AND state <> 'running'`
+
 // UpdateRun implements store.Store.
 func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn func(*store.Run) (store.RunChange, error)) (store.Run, []store.Event, error) {
 	var out store.Run
@@ -218,6 +223,9 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 			return err
 		}
 		b, evs = insertEvents(b, r.ID, old.LastSeq, ch.Events)
+		for _, id := range ch.DeleteJobs {
+			b = append(b, Stmt{Query: deleteJob, Args: []any{id}})
+		}
 		if err := tx.Batch(ctx, b); err != nil {
 			return err
 		}
