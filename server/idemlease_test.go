@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -56,8 +57,16 @@ type gatedReplica struct {
 	gate    chan struct{} // closed to let CreateRun go on
 	release func()        // closes the gate (once)
 	dead    atomic.Bool
-	renewed atomic.Int64 // renewals that reached the store
-	renews  atomic.Int64 // renewals tried
+	cutOff  atomic.Bool // its renewals fail (and reach nothing); its other writes go on
+	failRun atomic.Bool // CreateRun fails once the gate opens (the request answers 5xx)
+	// hang: every other renewal (the 1st, 3rd...) gets no reply: it returns
+	// only when its ctx ends, having reached the store when hangLands.
+	hang, hangLands atomic.Bool
+	// stall, when not nil: a renewal says so on stalled, and once its ctx
+	// ends it returns only when stall is closed.
+	stall, stalled chan struct{}
+	renewed        atomic.Int64 // renewals that reached the store
+	renews         atomic.Int64 // renewals tried
 }
 
 func newGatedReplica(st store.Store) *gatedReplica {
@@ -72,55 +81,79 @@ func (s *gatedReplica) CreateRun(ctx context.Context, nr store.NewRun) (store.Ru
 	default:
 	}
 	<-s.gate
-	if s.dead.Load() {
+	if s.dead.Load() || s.failRun.Load() {
 		return store.Run{}, nil, errReplicaDead
 	}
 	return s.Store.CreateRun(ctx, nr)
 }
 
 func (s *gatedReplica) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
-	s.renews.Add(1)
-	if s.dead.Load() {
+	n := s.renews.Add(1)
+	if s.dead.Load() || s.cutOff.Load() {
 		return false, errReplicaDead
+	}
+	if s.stall != nil {
+		s.stalled <- struct{}{}
+		<-ctx.Done()
+		<-s.stall
+		return false, ctx.Err()
+	}
+	hang := s.hang.Load() && n%2 == 1
+	if hang && !s.hangLands.Load() {
+		<-ctx.Done()
+		return false, ctx.Err()
 	}
 	ok, err := s.Store.RenewIdempotencyKey(ctx, key, held, until)
 	if ok {
 		s.renewed.Add(1)
 	}
+	if hang {
+		<-ctx.Done()
+		return false, ctx.Err()
+	}
 	return ok, err
 }
 
-func (s *gatedReplica) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) error {
+func (s *gatedReplica) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
 	if s.dead.Load() {
-		return errReplicaDead
+		return false, errReplicaDead
 	}
-	return s.Store.CompleteIdempotencyKey(ctx, rec)
+	return s.Store.CompleteIdempotencyKey(ctx, rec, held)
 }
 
-func (s *gatedReplica) DeleteIdempotencyKey(ctx context.Context, key string) error {
+func (s *gatedReplica) DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (bool, error) {
 	if s.dead.Load() {
-		return errReplicaDead
+		return false, errReplicaDead
 	}
-	return s.Store.DeleteIdempotencyKey(ctx, key)
+	return s.Store.DeleteIdempotencyKey(ctx, key, held)
 }
 
-// leaseFixture is replica A (gated), replica B, and an assistant and a
+// leaseFixture is replica A (gated), replica B (gated too, its gate open
+// unless the test closes it: see newLeaseFixture), and an assistant and a
 // thread to make runs on.
 type leaseFixture struct {
 	t              *testing.T
 	shared         *runCounter
-	a              *gatedReplica
+	a, b           *gatedReplica
 	srvA, srvB     *server.Server
-	thread, create string // the createRun request's path and body
+	logsA          *syncBuffer // replica A's log (JSON lines)
+	thread, create string      // the createRun request's path and body
 }
 
-func newLeaseFixture(t *testing.T) *leaseFixture {
-	f := &leaseFixture{t: t, shared: &runCounter{Store: memory.New()}}
-	f.a = newGatedReplica(f.shared)
-	f.srvA = server.New(server.WithStore(f.a), server.WithStepDelay(0))
-	f.srvB = server.New(server.WithStore(f.shared), server.WithStepDelay(0))
+// newLeaseFixture starts replicas A and B; B's CreateRun waits for its
+// gate only with gateB.
+func newLeaseFixture(t *testing.T, gateB ...bool) *leaseFixture {
+	f := &leaseFixture{t: t, shared: &runCounter{Store: memory.New()}, logsA: &syncBuffer{}}
+	f.a, f.b = newGatedReplica(f.shared), newGatedReplica(f.shared)
+	if len(gateB) == 0 || !gateB[0] {
+		f.b.release()
+	}
+	f.srvA = server.New(server.WithStore(f.a), server.WithStepDelay(0),
+		server.WithLogger(slog.New(slog.NewJSONHandler(f.logsA, nil))))
+	f.srvB = server.New(server.WithStore(f.b), server.WithStepDelay(0))
 	t.Cleanup(func() {
 		f.a.release()
+		f.b.release()
 		_ = f.srvA.Close()
 		_ = f.srvB.Close()
 	})
@@ -243,43 +276,96 @@ func TestIdempotencyClaimOfDeadReplicaLapsesWithinLease(t *testing.T) {
 // claim alive, so the client's retry on replica B keeps waiting and never
 // makes a run of its own; once A answers, the retry is answered with A's
 // run.
+//
+// Also when every other renewal A sends gets no reply (the store call
+// returns only when its context ends), having reached the store or not:
+// each renewal is given until the next tick, its outcome is then unknown,
+// and the next renewal also matches the lease it may have written.
+// (Without a deadline per renewal, the first one hangs until the request
+// ends, the lease lapses and B does the work again.)
 func TestIdempotencyClaimOfSlowReplicaIsRenewed(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		hang, lands bool
+	}{
+		{name: "store answers"},
+		{name: "renewals hang, lost", hang: true},
+		{name: "renewals hang, landed", hang: true, lands: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newLeaseFixture(t)
+				var wg sync.WaitGroup
+				defer wg.Wait()
+				defer f.a.release() // before waiting for A's request, also when the test fails
+				f.a.hang.Store(tt.hang)
+				f.a.hangLands.Store(tt.lands)
+				first := f.goPost(&wg, f.srvA, "slow-claimant")
+				<-f.a.entered
+				retry := f.goPost(&wg, f.srvB, "slow-claimant")
+
+				for range 5 {
+					time.Sleep(server.IdempotencyLease)
+					synctest.Wait()
+					require.False(t, answered(retry), "the retry did not wait for the live claimant: %d %s", retry.code, retry.body)
+					require.Zero(t, f.shared.runs.Load(), "the retry made a run while the claimant was alive")
+				}
+				if tt.hang {
+					assert.GreaterOrEqual(t, f.a.renews.Load(), int64(5*3-1), "a renewal every third of a lease")
+				} else {
+					assert.GreaterOrEqual(t, f.a.renewed.Load(), int64(5*3), "renewed every third of a lease")
+				}
+
+				f.a.release() // A's work ends
+				<-first.arrived
+				<-retry.arrived
+				require.Equal(t, http.StatusOK, first.code, first.body)
+				require.Equal(t, http.StatusOK, retry.code, retry.body)
+				assert.Equal(t, "true", retry.header.Get("Idempotent-Replayed"))
+				assert.Equal(t, runID(t, first.body), runID(t, retry.body), "the retry is answered with A's run")
+				assert.Equal(t, int64(1), f.shared.runs.Load(), "the work was done once")
+
+				// A's request ended: its heartbeat stopped (no renewal after the
+				// answer), and the answer is kept for the TTL.
+				n := f.a.renews.Load()
+				time.Sleep(3 * server.IdempotencyLease)
+				synctest.Wait()
+				assert.Equal(t, n, f.a.renews.Load(), "renewals tried after the request ended")
+				code, again, h := f.post(f.srvB, f.thread, f.create, "slow-claimant")
+				require.Equal(t, http.StatusOK, code, again)
+				assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+				assert.Equal(t, runID(t, first.body), runID(t, again))
+			})
+		})
+	}
+}
+
+// TestIdempotencyCloseWaitsForHeartbeats: Close waits for the heartbeat
+// of a claim still in flight, as for the server's other background
+// goroutines: a renewal that is slow to return once the server closes
+// holds Close until it returns.
+func TestIdempotencyCloseWaitsForHeartbeats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newLeaseFixture(t)
+		f.a.stall, f.a.stalled = make(chan struct{}), make(chan struct{}, 1)
 		var wg sync.WaitGroup
 		defer wg.Wait()
-		defer f.a.release() // before waiting for A's request, also when the test fails
-		first := f.goPost(&wg, f.srvA, "slow-claimant")
+		defer f.a.release()
+		first := f.goPost(&wg, f.srvA, "close-waits")
 		<-f.a.entered
-		retry := f.goPost(&wg, f.srvB, "slow-claimant")
-
-		for range 5 {
-			time.Sleep(server.IdempotencyLease)
-			synctest.Wait()
-			require.False(t, answered(retry), "the retry did not wait for the live claimant: %d %s", retry.code, retry.body)
-			require.Zero(t, f.shared.runs.Load(), "the retry made a run while the claimant was alive")
-		}
-		assert.GreaterOrEqual(t, f.a.renewed.Load(), int64(5*3), "renewed every third of a lease")
-
-		f.a.release() // A's work ends
-		<-first.arrived
-		<-retry.arrived
-		require.Equal(t, http.StatusOK, first.code, first.body)
-		require.Equal(t, http.StatusOK, retry.code, retry.body)
-		assert.Equal(t, "true", retry.header.Get("Idempotent-Replayed"))
-		assert.Equal(t, runID(t, first.body), runID(t, retry.body), "the retry is answered with A's run")
-		assert.Equal(t, int64(1), f.shared.runs.Load(), "the work was done once")
-
-		// A's request ended: its heartbeat stopped (no renewal after the
-		// answer), and the answer is kept for the TTL.
-		n := f.a.renews.Load()
-		time.Sleep(3 * server.IdempotencyLease)
+		<-f.a.stalled // a renewal is in flight
+		var closed atomic.Bool
+		wg.Go(func() {
+			_ = f.srvA.Close()
+			closed.Store(true)
+		})
 		synctest.Wait()
-		assert.Equal(t, n, f.a.renews.Load(), "renewals tried after the request ended")
-		code, again, h := f.post(f.srvB, f.thread, f.create, "slow-claimant")
-		require.Equal(t, http.StatusOK, code, again)
-		assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
-		assert.Equal(t, runID(t, first.body), runID(t, again))
+		assert.False(t, closed.Load(), "Close returned while a heartbeat's renewal was in flight")
+		close(f.a.stall)
+		synctest.Wait()
+		assert.True(t, closed.Load(), "Close returned once the heartbeat ended")
+		f.a.release()
+		<-first.arrived
 	})
 }
 
@@ -312,4 +398,133 @@ func TestIdempotencyHeartbeatsEndWithTheirRequests(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, out)
 	assert.Contains(t, out, "event: done")
 	assert.NoError(t, goleak.Find(ignore))
+}
+
+// TestIdempotencyLostLeaseKeepsTakeoverClaim: replica A claims a keyed
+// createThreadAndRun and is cut off from the store for its renewals (they
+// fail) for more than a lease while it works; the client's retry on
+// replica B takes the key over and works in turn. Then A finishes: its
+// reply goes to its client (A did the work), but it neither overwrites
+// B's claim with its answer nor, when it fails with a 5xx, deletes B's
+// claim. So a third repeat (replica C) waits for B, and every later
+// repeat, on any replica, gets B's answer: two runs at most (A's and
+// B's), never three. In the last case A's renewals reach the store again
+// before it finishes: A learns that it lost its lease and does not try
+// to record its answer. A's warnings name its request and the key's hash,
+// never the key.
+func TestIdempotencyLostLeaseKeepsTakeoverClaim(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		aFails   bool // A's work fails (5xx): its claim is dropped, not answered
+		aStatus  int
+		reattach bool // A's renewals reach the store again once B holds the key
+		warnings []string
+	}{
+		{name: "A answers", aStatus: http.StatusOK,
+			warnings: []string{"lease was not renewed", "answer was not recorded: another request"}},
+		{name: "A fails", aFails: true, aStatus: http.StatusInternalServerError,
+			warnings: []string{"lease was not renewed"}},
+		{name: "A learns it lost", aStatus: http.StatusOK, reattach: true,
+			warnings: []string{"lease was not renewed", "lease was lost", "answer was not recorded: another request"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newLeaseFixture(t, true)
+				// createThreadAndRun: A's run and B's are on threads of
+				// their own (on one thread, A's run would lock B's out).
+				f.thread = "/v1/threads/runs"
+				srvC := server.New(server.WithStore(f.shared), server.WithStepDelay(0))
+				t.Cleanup(func() { _ = srvC.Close() })
+				var wg sync.WaitGroup
+				defer wg.Wait()
+				defer f.b.release()
+				defer f.a.release()
+				const key = "lost-lease"
+				first := f.goPost(&wg, f.srvA, key)
+				<-f.a.entered // A claimed the key and works
+				f.a.cutOff.Store(true)
+				f.a.failRun.Store(tt.aFails)
+				retry := f.goPost(&wg, f.srvB, key)
+				select {
+				case <-f.b.entered: // B took the key over once A's lease ended
+				case <-time.After(time.Minute):
+					t.Fatal("B never took the key over")
+				}
+				synctest.Wait()
+				assert.Positive(t, f.a.renews.Load(), "A tried to renew")
+				assert.Zero(t, f.a.renewed.Load(), "no renewal of A reached the store")
+				if tt.reattach {
+					f.a.cutOff.Store(false)
+					time.Sleep(server.IdempotencyLease / 2) // a renewal is tried
+					synctest.Wait()
+				}
+
+				// A finishes while B works: A's client gets A's reply.
+				f.a.release()
+				<-first.arrived
+				require.Equal(t, tt.aStatus, first.code, first.body)
+				assert.Empty(t, first.header.Get("Idempotent-Replayed"))
+
+				// B's claim is still there: a third repeat waits for B,
+				// also past B's first lease (B renews it).
+				third := f.goPost(&wg, srvC, key)
+				time.Sleep(2 * server.IdempotencyLease)
+				synctest.Wait()
+				require.False(t, answered(third), "the third repeat did not wait for B's claim: %d %s", third.code, third.body)
+				require.False(t, answered(retry))
+
+				f.b.release()
+				<-retry.arrived
+				<-third.arrived
+				require.Equal(t, http.StatusOK, retry.code, retry.body)
+				assert.Empty(t, retry.header.Get("Idempotent-Replayed"), "B did the work")
+				bRun := runID(t, retry.body)
+				require.Equal(t, http.StatusOK, third.code, third.body)
+				assert.Equal(t, "true", third.header.Get("Idempotent-Replayed"))
+				assert.Equal(t, bRun, runID(t, third.body), "the third repeat gets B's answer")
+				if !tt.aFails {
+					assert.NotEqual(t, bRun, runID(t, first.body))
+				}
+
+				// B's answer is the one recorded: repeats on every replica,
+				// A included, replay it.
+				time.Sleep(server.IdempotencyLease)
+				for _, srv := range []*server.Server{f.srvA, f.srvB, srvC} {
+					code, again, h := f.post(srv, f.thread, f.create, key)
+					require.Equal(t, http.StatusOK, code, again)
+					assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+					assert.Equal(t, bRun, runID(t, again))
+				}
+				want := int64(2) // A's and B's
+				if tt.aFails {
+					want = 1
+				}
+				assert.Equal(t, want, f.shared.runs.Load(), "runs made")
+
+				// A's warnings name its request and the key's hash.
+				reqID := first.header.Get("X-Request-Id")
+				require.NotEmpty(t, reqID)
+				logs := f.logsA.String()
+				assert.NotContains(t, logs, key)
+				hashes := map[any]bool{}
+				seen := map[string]bool{}
+				for l := range strings.SplitSeq(logs, "\n") {
+					var m map[string]any
+					if json.Unmarshal([]byte(l), &m) != nil || m["level"] != "WARN" || !strings.HasPrefix(m["msg"].(string), "idempotency:") {
+						continue
+					}
+					assert.Equal(t, reqID, m["request_id"], "%s", l)
+					assert.NotEmpty(t, m["idem_key_hash"], "%s", l)
+					hashes[m["idem_key_hash"]] = true
+					for _, w := range tt.warnings {
+						seen[w] = seen[w] || strings.Contains(l, w)
+					}
+				}
+				assert.Len(t, hashes, 1, "one key")
+				for _, w := range tt.warnings {
+					assert.True(t, seen[w], "no warning %q in A's log:\n%s", w, logs)
+				}
+			})
+		})
+	}
 }

@@ -178,7 +178,7 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 				// The key may be known to the store: another replica, or
 				// this process before a restart, took it.
 				intent := intentFor(r, body) // idemshared.go
-				shared, hold, err := s.claimShared(r.Context(), mapKey, fp, lazy, intent)
+				shared, hold, err := s.claimShared(r.Context(), mapKey, w.Header().Get("X-Request-Id"), fp, lazy, intent)
 				if err != nil || hold != nil {
 					if err != nil {
 						s.log.Warn("idempotency: the store did not answer; the key is kept in this process only", "err", err.Error())
@@ -392,13 +392,24 @@ func entrySize(e *idemEntry) int64 {
 // serveFirst runs the request and records its answer in e and, when the
 // key is claimed in the store (hold, which ends the claim's heartbeat, is
 // not nil), in the store.
-func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w http.ResponseWriter, r *http.Request, hold func()) {
+//
+// When the claim was lost while the request ran (no renewal reached the
+// store for a whole lease, and another request claimed the key: see
+// claimLease), the request's reply still goes to its client (the work was
+// done), but it is not recorded: the store keeps the claim, and then the
+// answer, of the request that took the key over, and this process forgets
+// the key (its repeats are answered from the store), so every repeat gets
+// the one recorded answer.
+func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w http.ResponseWriter, r *http.Request, hold func() claimLease) {
 	shared := hold != nil
+	// The request's id (set by loggingMiddleware), for warnings.
+	reqID := w.Header().Get("X-Request-Id")
+	kept := true // false when the store's record is no longer this request's
 	rec := &idemRecorder{ResponseWriter: w, e: e}
 	if shared {
 		rec.onStream = func() {
-			hold() // the record stops being a claim: nothing to renew
-			s.completeShared(e, store.IdemStream, 0, nil, nil)
+			// The record stops being a claim: nothing to renew.
+			kept = s.completeShared(e, reqID, hold(), store.IdemStream, 0, nil, nil)
 		}
 	}
 	var tee *hashingBody
@@ -421,15 +432,20 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 				tee.h.Sum(fp[:0])
 			}
 		}
+		var lease claimLease
 		if shared {
 			// Also on panic: the heartbeat never outlives the request. Before
 			// the answer (or the claim's removal) is written.
-			hold()
+			lease = hold()
 		}
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		if rec.closed { // a stream: remembered to reattach repeats to its run
-			st.rememberLocked(e, entrySize(e))
+			if kept {
+				st.rememberLocked(e, entrySize(e))
+			} else {
+				st.removeLocked(e) // repeats go to the store's record
+			}
 			return
 		}
 		if tee != nil {
@@ -439,7 +455,7 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 			e.gone = true
 			st.removeLocked(e)
 			if shared {
-				s.forgetShared(e.key)
+				s.forgetShared(e.key, reqID, lease)
 			}
 		} else {
 			e.status = rec.status
@@ -447,9 +463,13 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 			e.header.Del("Date")
 			e.header.Del("X-Request-Id") // a replay keeps its own request id
 			e.body = rec.body.Bytes()
-			st.rememberLocked(e, entrySize(e))
-			if shared {
-				s.completeShared(e, store.IdemDone, e.status, e.header, e.body)
+			if !shared || s.completeShared(e, reqID, lease, store.IdemDone, e.status, e.header, e.body) {
+				st.rememberLocked(e, entrySize(e))
+			} else {
+				// Lost to another request: waiting repeats try again and
+				// are answered from the store.
+				e.gone = true
+				st.removeLocked(e)
 			}
 		}
 		close(e.decided)

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -42,11 +43,16 @@ import (
 // long as it works, and its repeats keep waiting for its answer (the work
 // is never done twice), while the claim of a claimant that died (killed,
 // its machine lost, cut off from the store) lapses within one lease of its
-// last renewal and a repeat then does the work. A renewal is a
-// compare-and-set on the lease the claimant last wrote: a claimant that
-// lost its lease (no renewal reached the store for a whole lease) cannot
-// take the key back from the request that claimed it next; it logs the
-// loss and stops renewing.
+// last renewal and a repeat then does the work. A renewal, and the write
+// that records the answer (or drops the claim of a request that leaves
+// none), are compare-and-sets on the lease the claimant last wrote: a
+// claimant that lost its lease (no renewal reached the store for a whole
+// lease, and another request claimed the key) cannot take the key back
+// from the request that claimed it next, nor overwrite or drop that
+// request's claim or answer. It logs the loss and stops renewing; its
+// reply still goes to its own client (it did the work), but the store
+// keeps the other request's answer, which every later repeat gets (see
+// serveFirst).
 //
 // Leases are compared with each replica's clock (Options.Now): replicas'
 // clocks must agree to well within the lease (NTP does), or a replica
@@ -168,7 +174,9 @@ func sharedKey(mapKey string) string {
 // which the caller must call once the request has its answer and before
 // recording it; when another request holds the key, it returns that
 // request's record and a nil function.
-func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, lazy bool, intent *runIntent) (store.IdempotencyRecord, func(), error) {
+//
+// reqID is the request's id (X-Request-Id), for the heartbeat's warnings.
+func (s *Server) claimShared(ctx context.Context, mapKey, reqID string, fp [32]byte, lazy bool, intent *runIntent) (store.IdempotencyRecord, func() claimLease, error) {
 	now := s.opts.Now()
 	rec := store.IdempotencyRecord{Key: sharedKey(mapKey), Project: projectOf(ctx), State: store.IdemPending,
 		ExpiresAt: now.Add(IdempotencyLease)}
@@ -186,66 +194,123 @@ func (s *Server) claimShared(ctx context.Context, mapKey string, fp [32]byte, la
 	if err != nil || !claimed {
 		return old, nil, err
 	}
-	return old, s.holdClaim(rec.Key, rec.ExpiresAt), nil
+	return old, s.holdClaim(rec.Key, reqID, rec.ExpiresAt), nil
+}
+
+// idemLogAttrs are the attributes that name a claim in a warning: the id
+// of the request that holds it and a short hash of its store key (which
+// is the same on every replica, and tells neither the API key nor the
+// Idempotency-Key).
+func idemLogAttrs(storeKey, reqID string) []any {
+	sum := sha256.Sum256([]byte(storeKey))
+	return []any{"request_id", reqID, "idem_key_hash", hex.EncodeToString(sum[:6])}
+}
+
+// claimLease is what a claim's heartbeat knows of the claim's lease once
+// it has stopped (see holdClaim): the lease it last wrote, the leases it
+// may have written (renewals whose outcome is unknown), and whether it
+// learnt that the claim is no longer its own.
+type claimLease struct {
+	held   time.Time   // the lease the claimant wrote or last renewed
+	unsure []time.Time // leases written perhaps, the newest last
+	// lost: a renewal found the claim gone, answered or claimed by
+	// another request (no renewal reached the store for a whole lease).
+	lost bool
+}
+
+// onClaim applies fn, a compare-and-set on the claim's lease, to the
+// leases the claim may hold, the newest first, until one is applied; it
+// reports whether one was. When the lease was lost it does nothing.
+func (l claimLease) onClaim(fn func(held time.Time) (bool, error)) (bool, error) {
+	if l.lost {
+		return false, nil
+	}
+	for i := len(l.unsure) - 1; i >= 0; i-- {
+		if ok, err := fn(l.unsure[i]); ok || err != nil {
+			return ok, err
+		}
+	}
+	return fn(l.held)
 }
 
 // holdClaim starts the heartbeat of the claim of key (a store key), whose
 // lease runs until held: it renews the lease every idemRenewEvery until
-// the returned function is called or the server closes. The function
-// stops the heartbeat and waits until it has stopped (so no renewal lands
-// after it returns); it may be called more than once.
-func (s *Server) holdClaim(key string, held time.Time) func() {
+// the returned function is called or the server closes (Close waits for
+// it, as for the server's other background goroutines). The function
+// stops the heartbeat, waits until it has stopped (so no renewal lands
+// after it returns) and returns what it knows of the lease, for the
+// compare-and-set that records the answer or drops the claim; it may be
+// called more than once.
+func (s *Server) holdClaim(key, reqID string, held time.Time) func() claimLease {
+	lease := claimLease{held: held}
+	if s.ctx.Err() != nil { // closed: no heartbeat to start (nor to wait for)
+		return func() claimLease { return lease }
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	done := make(chan struct{})
-	go func() {
+	s.goBackground(func(context.Context) { // Close waits for it too
 		defer close(done)
-		s.renewClaim(ctx, key, held)
-	}()
-	return sync.OnceFunc(func() {
+		lease = s.renewClaim(ctx, key, reqID, held)
+	})
+	return sync.OnceValue(func() claimLease {
 		cancel()
 		<-done
+		return lease
 	})
 }
 
 // renewClaim renews the lease of the claim of key, held until held, every
-// idemRenewEvery until ctx ends or the lease is lost. A renewal whose
-// outcome is unknown (the store failed, perhaps after writing it) is
-// remembered, so the next one also matches the lease it may have written.
-func (s *Server) renewClaim(ctx context.Context, key string, held time.Time) {
+// idemRenewEvery until ctx ends or the lease is lost, and returns what it
+// knows of the lease then. A renewal whose outcome is unknown (the store
+// failed, perhaps after writing it, or did not answer within
+// idemRenewEvery) is remembered, so the next one also matches the lease it
+// may have written.
+func (s *Server) renewClaim(ctx context.Context, key, reqID string, held time.Time) claimLease {
 	t := time.NewTicker(idemRenewEvery)
 	defer t.Stop()
 	var unsure []time.Time // leases written perhaps, the newest last
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return claimLease{held: held, unsure: unsure}
 		case <-t.C:
 		}
 		until := s.opts.Now().Add(IdempotencyLease)
-		ok, err := s.db.RenewIdempotencyKey(ctx, key, held, until)
+		// One renewal (with its retries of unsure leases) has until the
+		// next tick: a store call that hangs must not hold the heartbeat
+		// past it, and its outcome is unknown (it may have landed).
+		actx, cancel := context.WithTimeout(ctx, idemRenewEvery)
+		ok, err := s.db.RenewIdempotencyKey(actx, key, held, until)
 		for i := len(unsure) - 1; i >= 0 && err == nil && !ok; i-- {
-			ok, err = s.db.RenewIdempotencyKey(ctx, key, unsure[i], until)
+			ok, err = s.db.RenewIdempotencyKey(actx, key, unsure[i], until)
 		}
+		cancel()
 		switch {
-		case ctx.Err() != nil:
-			return
+		case err != nil && ctx.Err() != nil:
+			// Stopped during the renewal, which may have landed.
+			return claimLease{held: held, unsure: append(unsure, until)}
 		case err != nil:
-			s.log.Warn("idempotency: a claim's lease was not renewed; retrying", "err", err.Error())
+			s.log.Warn("idempotency: a claim's lease was not renewed; retrying", append(idemLogAttrs(key, reqID), "err", err.Error())...)
 			if len(unsure) == idemMaxUnsure {
 				unsure = unsure[1:]
 			}
 			unsure = append(unsure, until)
 		case !ok:
-			s.log.Warn("idempotency: a claim's lease was lost while its request ran (no renewal reached the store in time); a repeat may do the work again")
-			return
+			s.log.Warn("idempotency: a claim's lease was lost while its request ran (no renewal reached the store in time); a repeat may do the work again",
+				idemLogAttrs(key, reqID)...)
+			return claimLease{held: held, lost: true}
 		default:
 			held, unsure = until, unsure[:0]
 		}
 	}
 }
 
-// completeShared records the answer of a claimed key.
-func (s *Server) completeShared(e *idemEntry, state string, status int, h http.Header, body []byte) {
+// completeShared records the answer of a claimed key, whose lease is
+// lease, when the claim is still its own. It reports false when it is not
+// (see claimLease.lost): the answer is not recorded (the request that
+// took the key over keeps its claim, and then its answer), nor kept in
+// this process.
+func (s *Server) completeShared(e *idemEntry, reqID string, lease claimLease, state string, status int, h http.Header, body []byte) bool {
 	rec := store.IdempotencyRecord{Key: sharedKey(e.key), Fingerprint: slices.Clone(e.fingerprint[:]),
 		State: state, Status: status, Body: body, ExpiresAt: s.opts.Now().Add(s.opts.IdempotencyTTL)}
 	if e.lazyFP && state == store.IdemStream {
@@ -261,18 +326,33 @@ func (s *Server) completeShared(e *idemEntry, state string, status int, h http.H
 	} else if h != nil {
 		rec.Header, err = json.Marshal(h)
 	}
+	ok := false
 	if err == nil {
-		err = s.db.CompleteIdempotencyKey(context.WithoutCancel(s.ctx), rec)
+		ctx := context.WithoutCancel(s.ctx)
+		ok, err = lease.onClaim(func(held time.Time) (bool, error) {
+			return s.db.CompleteIdempotencyKey(ctx, rec, held)
+		})
 	}
-	if err != nil {
-		s.log.Warn("idempotency: the answer was not recorded in the store", "err", err.Error())
+	switch {
+	case err != nil:
+		s.log.Warn("idempotency: the answer was not recorded in the store", append(idemLogAttrs(rec.Key, reqID), "err", err.Error())...)
+		return true // perhaps recorded: this process keeps it
+	case !ok:
+		s.log.Warn("idempotency: the answer was not recorded: another request claimed the key after this one's lease ended",
+			idemLogAttrs(rec.Key, reqID)...)
 	}
+	return ok
 }
 
-// forgetShared drops a claimed key whose answer is not remembered.
-func (s *Server) forgetShared(mapKey string) {
-	if err := s.db.DeleteIdempotencyKey(context.WithoutCancel(s.ctx), sharedKey(mapKey)); err != nil {
-		s.log.Warn("idempotency: the claim was not dropped from the store", "err", err.Error())
+// forgetShared drops a claimed key whose answer is not remembered, when
+// the claim (whose lease is lease) is still its own.
+func (s *Server) forgetShared(mapKey, reqID string, lease claimLease) {
+	ctx := context.WithoutCancel(s.ctx)
+	_, err := lease.onClaim(func(held time.Time) (bool, error) {
+		return s.db.DeleteIdempotencyKey(ctx, sharedKey(mapKey), held)
+	})
+	if err != nil {
+		s.log.Warn("idempotency: the claim was not dropped from the store", append(idemLogAttrs(sharedKey(mapKey), reqID), "err", err.Error())...)
 	}
 }
 
@@ -296,8 +376,9 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 			writeAPIError(w, errIdemRetry())
 			return true
 		case claimed:
-			// The lease ended: drop this probe claim and do the work.
-			_ = s.db.DeleteIdempotencyKey(r.Context(), mapped)
+			// The lease ended: drop this probe claim (only it: a request
+			// may claim the key at once) and do the work.
+			_, _ = s.db.DeleteIdempotencyKey(r.Context(), mapped, now)
 			return false
 		}
 		rec = again

@@ -75,11 +75,11 @@ func (s *idemSpy) ClaimIdempotencyKey(ctx context.Context, rec store.Idempotency
 	return s.Store.ClaimIdempotencyKey(ctx, rec, now)
 }
 
-func (s *idemSpy) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) error {
+func (s *idemSpy) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
 	s.mu.Lock()
 	s.keys = append(s.keys, rec.Key)
 	s.mu.Unlock()
-	return s.Store.CompleteIdempotencyKey(ctx, rec)
+	return s.Store.CompleteIdempotencyKey(ctx, rec, held)
 }
 
 // TestIdempotencyRecordsHoldNoKeyHash: the idempotency records in the

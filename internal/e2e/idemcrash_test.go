@@ -14,6 +14,8 @@ import (
 	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/internal/pgtest"
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/postgres"
 )
 
 // TestRetryAfterCrashBetweenRunAndAnswer: replica A creates a run for a
@@ -181,7 +183,7 @@ func TestRetryAfterClaimantKilledWithinLease(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(ctx)) })
 	claim := func() (state string, expires time.Time, ok bool) {
 		var micros int64
-		err := conn.QueryRow(ctx, `SELECT state, expires_at FROM idempotency_keys WHERE idem_key LIKE '%' || $1`, key).Scan(&state, &micros)
+		err := conn.QueryRow(ctx, `SELECT state, expires_at FROM idempotency_keys WHERE `+idemKeyIs, idemKeyArg(key)).Scan(&state, &micros)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return "", time.Time{}, false
 		}
@@ -242,6 +244,42 @@ func TestRetryAfterClaimantKilledWithinLease(t *testing.T) {
 // TestRetryAfterClaimantKilledWithinLease.
 const claimLease = 10 * time.Second
 
+// idemKeyIs selects the record of an Idempotency-Key in the
+// idempotency_keys table, with idemKeyArg(key) as $1. A record's key is
+// the hex of the API key's scope, ":" and the Idempotency-Key: the
+// comparison is exact on what follows the scope (LIKE would take the
+// key's "_" and "%" for wildcards).
+const idemKeyIs = `right(idem_key, length($1)) = $1`
+
+// idemKeyArg is the argument of idemKeyIs for the Idempotency-Key key.
+func idemKeyArg(key string) string { return ":" + key }
+
+// TestIdemKeyLookupIsExact: idemKeyIs selects the record of one
+// Idempotency-Key only, also when the key holds a "_" (as the keys of
+// these tests do: they end with ids) and when another key ends like it.
+func TestIdemKeyLookupIsExact(t *testing.T) {
+	ctx := t.Context()
+	u := pgtest.Schema(t)
+	st, err := postgres.Open(ctx, u, quietPostgres)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	const key = "killed-claimant-thread_1"
+	now := time.Now()
+	for _, k := range []string{"00ff:" + key, "00ff:killed-claimant-threadX1", "00ff:x" + key, "00ee:" + key + "-2"} {
+		_, claimed, err := st.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: k, ExpiresAt: now.Add(time.Minute)}, now)
+		require.NoError(t, err)
+		require.True(t, claimed, k)
+	}
+	conn, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(ctx)) })
+	rows, err := conn.Query(ctx, `SELECT idem_key FROM idempotency_keys WHERE `+idemKeyIs, idemKeyArg(key))
+	require.NoError(t, err)
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"00ff:" + key}, keys)
+}
+
 // lockJobTable locks River's job table (SHARE mode) in a transaction the
 // test rolls back to let the server's writes that enqueue jobs go on.
 func lockJobTable(t *testing.T, ctx context.Context, u string) pgx.Tx {
@@ -271,7 +309,7 @@ func lockClaim(t *testing.T, ctx context.Context, u, key string) pgx.Tx {
 	t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) { // another process: no notification to wait on
 		var state string
-		err := tx.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE idem_key LIKE '%' || $1 FOR UPDATE`, key).Scan(&state)
+		err := tx.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE `+idemKeyIs+` FOR UPDATE`, idemKeyArg(key)).Scan(&state)
 		if err == nil {
 			require.Equal(t, "pending", state)
 			return tx

@@ -281,9 +281,15 @@ type Store interface {
 	// claim is a lease, so a claimant that died does not block the key
 	// forever).
 	ClaimIdempotencyKey(ctx context.Context, rec IdempotencyRecord, now time.Time) (existing IdempotencyRecord, claimed bool, err error)
-	// CompleteIdempotencyKey replaces the record of rec.Key (the claimant
-	// stores its answer). ErrNotFound when the record is gone.
-	CompleteIdempotencyKey(ctx context.Context, rec IdempotencyRecord) error
+	// CompleteIdempotencyKey replaces the claim of rec.Key with its answer
+	// (rec), when the record is still the caller's claim: IdemPending with
+	// ExpiresAt held (compared to the microsecond, as in
+	// RenewIdempotencyKey: the lease the caller wrote or last renewed), and
+	// reports completed. It reports false, and changes nothing, when the
+	// record is gone, answered, or claimed again by another request after
+	// the caller's lease ended: the caller lost the key, and the claim or
+	// answer of the request that took it over stays.
+	CompleteIdempotencyKey(ctx context.Context, rec IdempotencyRecord, held time.Time) (completed bool, err error)
 	// RenewIdempotencyKey extends a pending claim's lease (the claimant's
 	// heartbeat): when the record of key is still IdemPending with
 	// ExpiresAt held (compared to the microsecond: the claim the caller
@@ -292,8 +298,12 @@ type Store interface {
 	// gone, answered, or claimed again by another request (its ExpiresAt
 	// is no longer held): the caller's lease is lost.
 	RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (renewed bool, err error)
-	// DeleteIdempotencyKey forgets a key (nothing happens if it is unknown).
-	DeleteIdempotencyKey(ctx context.Context, key string) error
+	// DeleteIdempotencyKey drops the claim of key (its request leaves no
+	// answer to remember) when it is still the caller's claim: IdemPending
+	// with ExpiresAt held, as in CompleteIdempotencyKey; it reports deleted.
+	// It reports false, and changes nothing, when the record is unknown,
+	// answered, or claimed again by another request.
+	DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (deleted bool, err error)
 	// DeleteExpiredIdempotencyKeys removes records whose ExpiresAt is not
 	// after now and returns how many it removed (the TTL cleanup).
 	DeleteExpiredIdempotencyKeys(ctx context.Context, now time.Time) (int, error)

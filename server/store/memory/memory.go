@@ -1382,18 +1382,24 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 }
 
 // CompleteIdempotencyKey implements store.Store.
-func (s *Store) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) error {
+func (s *Store) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
 	if err := s.lock(); err != nil {
-		return err
+		return false, err
 	}
 	defer s.mu.Unlock()
 	old, ok := s.idem[rec.Key]
-	if !ok {
-		return notFound("idempotency key", rec.Key)
+	if !ok || !heldClaim(old, held) {
+		return false, nil
 	}
 	rec.Project = old.Project
 	s.idem[rec.Key] = cloneIdem(rec)
-	return nil
+	return true, nil
+}
+
+// heldClaim reports whether r is the pending claim whose lease runs until
+// held (to the microsecond, as the SQL stores keep it).
+func heldClaim(r store.IdempotencyRecord, held time.Time) bool {
+	return r.State == store.IdemPending && r.ExpiresAt.UnixMicro() == held.UnixMicro()
 }
 
 // RenewIdempotencyKey implements store.Store.
@@ -1403,7 +1409,7 @@ func (s *Store) RenewIdempotencyKey(ctx context.Context, key string, held, until
 	}
 	defer s.mu.Unlock()
 	old, ok := s.idem[key]
-	if !ok || old.State != store.IdemPending || old.ExpiresAt.UnixMicro() != held.UnixMicro() {
+	if !ok || !heldClaim(old, held) {
 		return false, nil
 	}
 	old.ExpiresAt = until
@@ -1412,13 +1418,17 @@ func (s *Store) RenewIdempotencyKey(ctx context.Context, key string, held, until
 }
 
 // DeleteIdempotencyKey implements store.Store.
-func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string) error {
+func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (bool, error) {
 	if err := s.lock(); err != nil {
-		return err
+		return false, err
 	}
 	defer s.mu.Unlock()
+	old, ok := s.idem[key]
+	if !ok || !heldClaim(old, held) {
+		return false, nil
+	}
 	delete(s.idem, key)
-	return nil
+	return true, nil
 }
 
 // DeleteExpiredIdempotencyKeys implements store.Store.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -206,5 +207,52 @@ func TestGetRunData(t *testing.T) {
 		if _, _, err := s.GetRunData(ctx, c.project, c.thread, c.run); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("GetRunData(%v) = %v, want ErrNotFound", c, err)
 		}
+	}
+}
+
+// failingCommit is the SQLite backend whose transactions are rolled back
+// and fail where they would commit (the database lost the commit).
+type failingCommit struct{ *backend }
+
+var errCommitLost = errors.New("test: the commit failed")
+
+func (b failingCommit) Write(ctx context.Context, fn func(sqlstore.Tx) error) error {
+	err := b.backend.Write(ctx, func(tx sqlstore.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errCommitLost // rolls back, as a failed commit
+	})
+	return err
+}
+
+// TestIdempotencyCASFailsWithItsCommit: a renewal, answer or drop of an
+// Idempotency-Key claim whose statement changed the row but whose
+// transaction did not commit reports false with its error (the write did
+// not land), never true.
+func TestIdempotencyCASFailsWithItsCommit(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	now := time.Unix(1_800_000_000, 0)
+	held := now.Add(10 * time.Second)
+	if _, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "k", ExpiresAt: held}, now); err != nil || !claimed {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	lossy := sqlstore.New(failingCommit{&backend{s: s}})
+	ok, err := lossy.RenewIdempotencyKey(ctx, "k", held, held.Add(time.Second))
+	if ok || !errors.Is(err, errCommitLost) {
+		t.Errorf("renewal: %v %v, want false and the commit's error", ok, err)
+	}
+	ok, err = lossy.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "k", State: store.IdemDone, ExpiresAt: now.Add(time.Hour)}, held)
+	if ok || !errors.Is(err, errCommitLost) {
+		t.Errorf("answer: %v %v, want false and the commit's error", ok, err)
+	}
+	ok, err = lossy.DeleteIdempotencyKey(ctx, "k", held)
+	if ok || !errors.Is(err, errCommitLost) {
+		t.Errorf("drop: %v %v, want false and the commit's error", ok, err)
+	}
+	// Nothing landed: the claim is as it was.
+	if ok, err := s.RenewIdempotencyKey(ctx, "k", held, held.Add(time.Second)); err != nil || !ok {
+		t.Fatalf("the claim changed: %v %v", ok, err)
 	}
 }

@@ -286,7 +286,7 @@ func testIdempotency(t *testing.T, s store.Store) {
 	}
 	done := rec
 	done.State, done.Status, done.Header, done.Body, done.ExpiresAt = store.IdemDone, 200, []byte(`{"A":["b"]}`), []byte("body"), now.Add(time.Hour)
-	must(t, s.CompleteIdempotencyKey(ctx, done))
+	mustCAS(t, "complete")(s.CompleteIdempotencyKey(ctx, done, rec.ExpiresAt))
 	old, claimed, err = s.ClaimIdempotencyKey(ctx, rec, now.Add(30*time.Minute))
 	must(t, err)
 	if claimed || old.State != store.IdemDone || old.Status != 200 || string(old.Body) != "body" || string(old.Header) != `{"A":["b"]}` || !old.ExpiresAt.Equal(now.Add(time.Hour)) {
@@ -299,7 +299,9 @@ func testIdempotency(t *testing.T, s store.Store) {
 	if !claimed {
 		t.Fatal("expired key not claimable")
 	}
-	wantErr(t, s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "nope"}), store.ErrNotFound)
+	if ok, err := s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "nope"}, now); err != nil || ok {
+		t.Fatalf("an unknown key was completed: %v %v", ok, err)
+	}
 
 	// TTL cleanup.
 	for i, d := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Hour} {
@@ -319,8 +321,10 @@ func testIdempotency(t *testing.T, s store.Store) {
 	if !claimed {
 		t.Fatal("a removed key is not claimable")
 	}
-	must(t, s.DeleteIdempotencyKey(ctx, "ttla"))
-	must(t, s.DeleteIdempotencyKey(ctx, "ttla"))
+	mustCAS(t, "delete")(s.DeleteIdempotencyKey(ctx, "ttla", now.Add(time.Hour)))
+	if ok, err := s.DeleteIdempotencyKey(ctx, "ttla", now.Add(time.Hour)); err != nil || ok {
+		t.Fatalf("a deleted key was deleted again: %v %v", ok, err)
+	}
 	_, claimed, _ = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttla", ExpiresAt: now.Add(time.Hour)}, now)
 	if !claimed {
 		t.Fatal("a deleted key is not claimable")
@@ -384,7 +388,7 @@ func testIdempotencyRenew(t *testing.T, s store.Store) {
 	}
 	// Answered: nothing to renew, the answer's expiry stays.
 	done := store.IdempotencyRecord{Key: "r1", Fingerprint: []byte("fp"), State: store.IdemDone, Status: 200, Body: []byte("body"), ExpiresAt: now.Add(6 * lease)}
-	must(t, s.CompleteIdempotencyKey(ctx, done))
+	mustCAS(t, "complete")(s.CompleteIdempotencyKey(ctx, done, now.Add(6*lease)))
 	if renew("r1", now.Add(6*lease), now.Add(time.Hour)) {
 		t.Fatal("an answered record was renewed")
 	}
@@ -392,12 +396,101 @@ func testIdempotencyRenew(t *testing.T, s store.Store) {
 		t.Fatal("a renewal kept an answered record past its expiry")
 	}
 	// Gone: nothing to renew.
-	must(t, s.DeleteIdempotencyKey(ctx, "r1"))
+	mustCAS(t, "delete")(s.DeleteIdempotencyKey(ctx, "r1", now.Add(time.Hour)))
 	if renew("r1", now.Add(time.Hour), now.Add(2*time.Hour)) {
 		t.Fatal("a deleted claim was renewed")
 	}
 	if renew("nope", now, now.Add(time.Hour)) {
 		t.Fatal("an unknown key was renewed")
+	}
+}
+
+// testIdempotencyCompareAndSet: completing or dropping a claim is a
+// compare-and-set on the claimant's lease, like a renewal: a claimant
+// whose lease ended and whose key another request claimed cannot replace
+// or drop that request's claim, nor its answer; its own claim it can.
+func testIdempotencyCompareAndSet(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_800_000_000, 0)
+	const lease = 10 * time.Second
+	heldA := now.Add(lease + 300*time.Nanosecond) // compared to the microsecond
+	claim := func(key, body string, exp, at time.Time) {
+		t.Helper()
+		_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: key, Fingerprint: []byte("fp"), Body: []byte(body), ExpiresAt: exp}, at)
+		must(t, err)
+		if !claimed {
+			t.Fatalf("%s: not claimed", body)
+		}
+	}
+	record := func(key string, at time.Time) store.IdempotencyRecord {
+		t.Helper()
+		old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: key, ExpiresAt: at.Add(time.Hour)}, at)
+		must(t, err)
+		if claimed {
+			t.Fatalf("%s: the record is gone", key)
+		}
+		return old
+	}
+	answer := func(key, body string, exp time.Time) store.IdempotencyRecord {
+		return store.IdempotencyRecord{Key: key, Fingerprint: []byte("fp"), State: store.IdemDone, Status: 200, Body: []byte(body), ExpiresAt: exp}
+	}
+	refused := func(what string, ok bool, err error) {
+		t.Helper()
+		must(t, err)
+		if ok {
+			t.Fatalf("%s was accepted", what)
+		}
+	}
+
+	// A claims; its lease ends; B claims the key.
+	claim("cas1", "A", heldA, now)
+	heldB := now.Add(lease + 2*time.Second)
+	claim("cas1", "B", heldB, now.Add(lease+time.Second))
+	// A's answer and A's delete are refused: B's claim stays.
+	ok, err := s.CompleteIdempotencyKey(ctx, answer("cas1", "A's answer", now.Add(time.Hour)), heldA)
+	refused("the answer of a claimant that lost its lease", ok, err)
+	ok, err = s.DeleteIdempotencyKey(ctx, "cas1", heldA)
+	refused("the delete of a claimant that lost its lease", ok, err)
+	if r := record("cas1", now.Add(lease+time.Second)); r.State != store.IdemPending || string(r.Body) != "B" || !r.ExpiresAt.Equal(heldB) {
+		t.Fatalf("B's claim: %+v", r)
+	}
+	// B answers (its own lease); A's late answer and delete do not touch it.
+	mustCAS(t, "B's answer")(s.CompleteIdempotencyKey(ctx, answer("cas1", "B's answer", now.Add(time.Hour)), heldB))
+	ok, err = s.CompleteIdempotencyKey(ctx, answer("cas1", "A's answer", now.Add(2*time.Hour)), heldA)
+	refused("a late answer over another request's answer", ok, err)
+	ok, err = s.DeleteIdempotencyKey(ctx, "cas1", heldA)
+	refused("a late delete of another request's answer", ok, err)
+	// Not even with the answer's own expiry: an answer is not a claim.
+	ok, err = s.CompleteIdempotencyKey(ctx, answer("cas1", "A's answer", now.Add(2*time.Hour)), now.Add(time.Hour))
+	refused("an answer over an answer", ok, err)
+	ok, err = s.DeleteIdempotencyKey(ctx, "cas1", now.Add(time.Hour))
+	refused("the delete of an answer", ok, err)
+	if r := record("cas1", now.Add(lease+time.Second)); r.State != store.IdemDone || string(r.Body) != "B's answer" || !r.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("B's answer: %+v", r)
+	}
+
+	// A claimant whose lease ended but whose key nobody claimed still
+	// answers (its record is the one it wrote), and drops its own claim.
+	claim("cas2", "A", heldA, now)
+	mustCAS(t, "an expired claim's own answer")(s.CompleteIdempotencyKey(ctx, answer("cas2", "A's answer", now.Add(time.Hour)), heldA))
+	if r := record("cas2", now.Add(2*lease)); string(r.Body) != "A's answer" {
+		t.Fatalf("A's answer: %+v", r)
+	}
+	claim("cas3", "A", heldA, now)
+	mustCAS(t, "the claimant's delete")(s.DeleteIdempotencyKey(ctx, "cas3", heldA))
+	claim("cas3", "C", now.Add(time.Hour), now) // free again at once
+}
+
+// mustCAS returns a check that fails the test unless the compare-and-set
+// (what) it is given the outcome of was applied.
+func mustCAS(t *testing.T, what string) func(ok bool, err error) {
+	t.Helper()
+	return func(ok bool, err error) {
+		t.Helper()
+		must(t, err)
+		if !ok {
+			t.Fatalf("%s: refused", what)
+		}
 	}
 }
 

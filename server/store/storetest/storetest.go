@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"VectorStoreJobs", testVectorStoreJobs},
 		{"Idempotency", testIdempotency},
 		{"IdempotencyRenew", testIdempotencyRenew},
+		{"IdempotencyCompareAndSet", testIdempotencyCompareAndSet},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},
 		{"ConcurrentRunLifecycles", testConcurrentRunLifecycles},
 		{"ConcurrentEvents", testConcurrentEvents},

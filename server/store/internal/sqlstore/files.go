@@ -602,16 +602,21 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 	return old, false, nil
 }
 
-// CompleteIdempotencyKey implements store.Store.
-func (s *Store) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord) error {
-	return s.b.Write(ctx, func(tx Tx) error {
-		n, err := tx.Exec(ctx, `UPDATE idempotency_keys SET fingerprint = ?, state = ?, status = ?, header = ?, body = ?, expires_at = ? WHERE idem_key = ?`,
-			nz(rec.Fingerprint), rec.State, rec.Status, nz(rec.Header), nz(rec.Body), rec.ExpiresAt.UnixMicro(), rec.Key)
-		if err == nil && n == 0 {
-			err = notFound("idempotency key", rec.Key)
-		}
+// CompleteIdempotencyKey implements store.Store: one conditional UPDATE
+// on the caller's claim (pending, its lease held), so the answer of a
+// claimant that lost its lease never replaces the claim or answer of the
+// request that took the key over.
+func (s *Store) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
+	var n int64
+	err := s.b.Write(ctx, func(tx Tx) error {
+		var err error
+		n, err = tx.Exec(ctx, `UPDATE idempotency_keys SET fingerprint = ?, state = ?, status = ?, header = ?, body = ?, expires_at = ?
+			WHERE idem_key = ? AND state = ? AND expires_at = ?`,
+			nz(rec.Fingerprint), rec.State, rec.Status, nz(rec.Header), nz(rec.Body), rec.ExpiresAt.UnixMicro(),
+			rec.Key, store.IdemPending, held.UnixMicro())
 		return err
 	})
+	return err == nil && n == 1, err
 }
 
 // RenewIdempotencyKey implements store.Store: one conditional UPDATE, so
@@ -625,15 +630,20 @@ func (s *Store) RenewIdempotencyKey(ctx context.Context, key string, held, until
 			until.UnixMicro(), key, store.IdemPending, held.UnixMicro())
 		return err
 	})
-	return n == 1, err
+	return err == nil && n == 1, err // not committed: not renewed
 }
 
-// DeleteIdempotencyKey implements store.Store.
-func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string) error {
-	return s.b.Write(ctx, func(tx Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE idem_key = ?`, key)
+// DeleteIdempotencyKey implements store.Store: one conditional DELETE on
+// the caller's claim (see CompleteIdempotencyKey).
+func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (bool, error) {
+	var n int64
+	err := s.b.Write(ctx, func(tx Tx) error {
+		var err error
+		n, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE idem_key = ? AND state = ? AND expires_at = ?`,
+			key, store.IdemPending, held.UnixMicro())
 		return err
 	})
+	return err == nil && n == 1, err
 }
 
 // DeleteExpiredIdempotencyKeys implements store.Store.
