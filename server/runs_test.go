@@ -249,6 +249,29 @@ func TestRunCompletesThroughItsStates(t *testing.T) {
 	})
 }
 
+// With WordDelay the default scripted model waits between two words of its
+// reply: the run streams its reply for three word delays ("You said: hello
+// world" is four words) before the step delay that completes it.
+func TestWordDelayPacesTheScriptedReply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const word = 30 * time.Millisecond
+		x := newRT(t, assistantstest.NewInProcessServer(t, server.WithWordDelay(word)))
+		a := x.assistant(gen.CreateAssistantRequest{})
+		thread := x.thread("hello world")
+		run := x.run(thread, gen.CreateRunRequest{AssistantId: a.Id})
+		settle(stepDelay)
+		require.Equal(t, gen.RunObjectStatusInProgress, x.get(thread, run.Id).Status)
+		assert.Equal(t, "You ", lastText(t, x.messages(thread)), "the first word, at once")
+		settle(word)
+		assert.Equal(t, "You said: ", lastText(t, x.messages(thread)))
+		settle(2 * word)
+		assert.Equal(t, gen.RunObjectStatusInProgress, x.get(thread, run.Id).Status, "the reply took three word delays")
+		settle(stepDelay)
+		assert.Equal(t, gen.RunObjectStatusCompleted, x.get(thread, run.Id).Status)
+		assert.Equal(t, "You said: hello world", lastText(t, x.messages(thread)))
+	})
+}
+
 func TestRunRequiresActionThenCompletes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		x := newRT(t, assistantstest.NewInProcessServer(t))
