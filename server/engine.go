@@ -1080,6 +1080,9 @@ func (e *engine) roundOf(ctx context.Context, a roundArgs, obj gen.RunObject, st
 	if len(calls) > 0 {
 		msgUsage = Usage{} // the tool_calls step carries the round's usage
 	}
+	if w.flushBefore(e.s.opts.StepDelay) {
+		return e.writeErr(ctx, w.err)
+	}
 	if !e.pause(ctx) {
 		return e.stopped(ctx)
 	}
@@ -1258,11 +1261,27 @@ func fragments(s string, n int) []string {
 	return out
 }
 
+// flushBefore stores the reply's queued deltas when the round waits a step
+// delay (pause) before its final write: the reply is then seen, in
+// progress, before the run ends, as it was before deltas were coalesced.
+// With no delay they go in the final write. It reports whether the write
+// failed (w.err; the round returns writeErr of it).
+func (w *writer) flushBefore(pause time.Duration) bool {
+	if pause <= 0 {
+		return false
+	}
+	w.flush()
+	return w.err != nil
+}
+
 // fail ends a run as failed with the model error's last_error.
 func (e *engine) fail(ctx context.Context, a roundArgs, w *writer, err error) error {
 	code, msg, known := modelFailure(err)
 	if !known {
 		e.s.log.Warn("model failed", "project", projectOr(a.Project), "thread_id", a.ThreadID, "run_id", a.RunID, "err", err.Error())
+	}
+	if w.flushBefore(e.s.opts.StepDelay) {
+		return e.writeErr(ctx, w.err)
 	}
 	if !e.pause(ctx) {
 		return e.stopped(ctx)

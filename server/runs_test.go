@@ -204,6 +204,10 @@ func TestRunCompletesThroughItsStates(t *testing.T) {
 		assert.Equal(t, gen.RunObjectStatusInProgress, got.Status)
 		require.NotNil(t, got.StartedAt)
 		assert.GreaterOrEqual(t, *got.StartedAt, start)
+		during := x.messages(thread)
+		require.Len(t, during, 2, "with a step delay the reply is stored before the run ends")
+		assert.Equal(t, gen.MessageObjectStatusInProgress, during[1].Status)
+		assert.Equal(t, "You said: hello world", server.MessageText(during[1]))
 
 		settle(stepDelay)
 		got = x.get(thread, run.Id)
