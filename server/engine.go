@@ -1021,45 +1021,44 @@ func (e *engine) roundOf(ctx context.Context, a roundArgs, obj gen.RunObject, st
 	mctx, cancel := context.WithTimeout(ctx, max(left, 0))
 	defer cancel()
 
-	w := &writer{e: e, a: a, ctx: mctx, msgID: st.MsgID, stepID: st.MsgStepID, resumed: st.MsgID != ""}
+	w := newWriter(mctx, e, a, st)
 	out, err := e.respond(mctx, a.RunID, in, w.emit) // a panic is a server_error (recover.go)
+	// The model returned: the deltas not stored yet go in the round's next write.
+	w.hold()
 	if ctx.Err() != nil {
-		w.stop()
 		return e.stopped(ctx)
 	}
 	if err == nil && out == nil {
 		err = &ModelError{Code: ModelErrServer, Message: "The model returned no output."}
 	}
 	if err != nil {
-		w.stop()
 		if mctx.Err() != nil {
 			return e.expireRunning(ctx, a, w)
 		}
 		return e.fail(ctx, a, w, err)
 	}
 	// file_search calls run here, then the model is asked again (filesearch.go).
+	if searches(in, out) {
+		w.flush() // the reply's deltas before the search's step, as the model made them
+	}
 	rest, searched, err := e.runFileSearch(ctx, a, in, out)
 	if err != nil {
-		w.stop()
 		return e.writeErr(ctx, err)
 	}
 	if searched && len(rest) == 0 && !w.started() {
-		w.stop()
 		return e.round(ctx, a)
 	}
 	out.ToolCalls = rest
 	calls, err := e.checkCalls(in, out.ToolCalls)
 	if err != nil {
-		w.stop()
 		return e.fail(ctx, a, w, err)
 	}
 	text := out.Text
 	if text == "" {
 		text = w.text()
 	} else if !w.started() {
-		w.emit(text) // a model that does not stream: one delta
+		w.emitLater(text) // a model that does not stream: one delta, in the final write
 	}
-	w.stop()
 	if w.err != nil {
 		return e.writeErr(ctx, w.err)
 	}
@@ -1081,13 +1080,20 @@ func (e *engine) roundOf(ctx context.Context, a roundArgs, obj gen.RunObject, st
 	if len(calls) > 0 {
 		msgUsage = Usage{} // the tool_calls step carries the round's usage
 	}
+	if w.flushBefore(e.s.opts.StepDelay) {
+		return e.writeErr(ctx, w.err)
+	}
 	if !e.pause(ctx) {
 		return e.stopped(ctx)
 	}
-	msg := w.message()
+	tail := w.tail()
 	_, _, err = e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
 		if !inRound(lr, a) || ctx.Err() != nil {
 			return errRunStale
+		}
+		msg, err := w.applyLocked(lr, tail) // the deltas the drainer did not store
+		if err != nil {
+			return err
 		}
 		lr.st.Used = used
 		now := e.s.now()
@@ -1255,19 +1261,39 @@ func fragments(s string, n int) []string {
 	return out
 }
 
+// flushBefore stores the reply's queued deltas when the round waits a step
+// delay (pause) before its final write: the reply is then seen, in
+// progress, before the run ends, as it was before deltas were coalesced.
+// With no delay they go in the final write. It reports whether the write
+// failed (w.err; the round returns writeErr of it).
+func (w *writer) flushBefore(pause time.Duration) bool {
+	if pause <= 0 {
+		return false
+	}
+	w.flush()
+	return w.err != nil
+}
+
 // fail ends a run as failed with the model error's last_error.
 func (e *engine) fail(ctx context.Context, a roundArgs, w *writer, err error) error {
 	code, msg, known := modelFailure(err)
 	if !known {
 		e.s.log.Warn("model failed", "project", projectOr(a.Project), "thread_id", a.ThreadID, "run_id", a.RunID, "err", err.Error())
 	}
+	if w.flushBefore(e.s.opts.StepDelay) {
+		return e.writeErr(ctx, w.err)
+	}
 	if !e.pause(ctx) {
 		return e.stopped(ctx)
 	}
-	m := w.message()
+	tail := w.tail()
 	_, _, werr := e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
 		if !inRound(lr, a) || ctx.Err() != nil {
 			return errRunStale
+		}
+		m, err := w.applyLocked(lr, tail) // the deltas emitted before the failure
+		if err != nil {
+			return err
 		}
 		e.closeMessageLocked(lr, m, gen.MessageObjectIncompleteDetailsReasonRunFailed)
 		e.failLocked(lr, code, msg)
@@ -1299,7 +1325,9 @@ func (e *engine) failLocked(lr *liveRun, code gen.RunObjectLastErrorCode, msg st
 	e.endLocked(lr, "thread.run.failed")
 }
 
-// expireRunning ends an in-progress run whose model round outlived expires_at.
+// expireRunning ends an in-progress run whose model round outlived
+// expires_at. Its message keeps the text stored: the deltas still queued
+// are dropped with the model's context.
 func (e *engine) expireRunning(ctx context.Context, a roundArgs, w *writer) error {
 	m := w.message()
 	_, _, err := e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
@@ -1354,99 +1382,234 @@ func textPart(text string) gen.MessageContent {
 		Text: gen.MessageContentText{Value: text, Annotations: []gen.MessageContentTextAnnotation{}}}
 }
 
-// writer receives the model's deltas for one round: the first creates the
-// message_creation step and the in-progress message (or, in a round run
-// again after a crash, takes the message the dead attempt began), each one
-// is stored with its thread.message.delta event in one write.
+// writer receives the model's deltas for one round and stores each with
+// its own thread.message.delta event, in order. The first write creates
+// the message_creation step and the in-progress message (or, in a round
+// run again after a crash, goes on in the message the dead attempt began,
+// from an empty text). The model does not wait for the store: emit queues
+// the delta and wakes the drainer, a goroutine that stores all the queued
+// deltas in one write and again while more came in meanwhile. When the
+// model returns, the round holds the writer (the drainer ends after its
+// write in flight) and stores the deltas still queued with its own next
+// write (see tail and applyLocked), so a fast reply costs one or two
+// writes, not one per delta. The message stored at any moment holds the
+// text of the delta events stored so far.
 type writer struct {
 	e   *engine
 	a   roundArgs
-	ctx context.Context // the round's model context; deltas after it ends are dropped
+	ctx context.Context // the round's model context; the drainer writes nothing after it ends
 
-	mu      sync.Mutex
-	buf     strings.Builder
-	msgID   string
-	stepID  string
-	resumed bool               // msgID is the message of a dead attempt
-	msg     *gen.MessageObject // the message as last written
-	stopped bool
-	err     error // a write failed (other than the run moving on)
+	mu       sync.Mutex
+	idle     sync.Cond       // broadcast when the drainer ends (L is &mu)
+	buf      strings.Builder // the text emitted
+	pending  []string        // deltas emitted and not stored yet, oldest first
+	draining bool            // the drainer runs
+	msgID    string
+	resumed  bool               // msgID is the message of a dead attempt, not read yet
+	msg      *gen.MessageObject // the message as last written
+	stopped  bool               // deltas are no longer queued, nor stored by the drainer
+	err      error              // a write failed (other than the run moving on)
 }
 
+func newWriter(ctx context.Context, e *engine, a roundArgs, st runState) *writer {
+	w := &writer{e: e, a: a, ctx: ctx, msgID: st.MsgID, resumed: st.MsgID != ""}
+	w.idle.L = &w.mu
+	return w
+}
+
+// emit queues a delta and wakes the drainer.
 func (w *writer) emit(delta string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if delta == "" || w.stopped || w.ctx.Err() != nil {
 		return
 	}
-	e, a := w.e, w.a
-	w.buf.WriteString(delta)
-	text := w.buf.String()
-	if w.msg == nil && w.resumed {
-		// A round run again after a crash: go on in the dead attempt's
-		// message, from an empty text.
-		if sm, err := e.s.db.GetMessage(w.ctx, projectOf(w.ctx), a.ThreadID, w.msgID); err == nil {
-			if m, err := decodeData[gen.MessageObject](sm.Data); err == nil {
-				w.msg = &m
-			}
-		}
-		w.resumed = false
+	w.queueLocked(delta)
+	if !w.draining {
+		w.draining = true
+		go w.drain()
 	}
-	_, _, err := e.update(w.ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
-		if !inRound(lr, a) {
+}
+
+func (w *writer) queueLocked(delta string) {
+	w.buf.WriteString(delta)
+	w.pending = append(w.pending, delta)
+}
+
+// drain stores the queued deltas, all of them in each write, until none
+// is left or the writer stops.
+func (w *writer) drain() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.pending) > 0 && !w.stopped && w.ctx.Err() == nil {
+		b := w.takeLocked()
+		w.mu.Unlock()
+		w.load(&b)
+		m, err := w.write(b)
+		w.mu.Lock()
+		w.wroteLocked(m, err)
+	}
+	w.draining = false
+	w.idle.Broadcast()
+}
+
+// batch is deltas stored in one write.
+type batch struct {
+	deltas []string
+	text   string             // the whole text, up to the last delta
+	base   *gen.MessageObject // the message to go on in; nil: a new one
+	resume string             // the dead attempt's message, for load to read into base
+}
+
+// takeLocked takes the queued deltas.
+func (w *writer) takeLocked() batch {
+	b := batch{deltas: w.pending, text: w.buf.String(), base: w.msg}
+	if len(b.deltas) == 0 {
+		return b
+	}
+	w.pending = nil
+	if b.base == nil && w.resumed {
+		w.resumed = false
+		b.resume = w.msgID
+	}
+	return b
+}
+
+// load reads the message of the dead attempt a batch goes on in (a round
+// run again after a crash), before the write: the store is called neither
+// under w.mu nor inside an update.
+func (w *writer) load(b *batch) {
+	if b.resume == "" {
+		return
+	}
+	if sm, err := w.e.s.db.GetMessage(w.ctx, projectOf(w.ctx), w.a.ThreadID, b.resume); err == nil {
+		if m, err := decodeData[gen.MessageObject](sm.Data); err == nil {
+			b.base = &m
+		}
+	}
+}
+
+// write stores a batch in one write.
+func (w *writer) write(b batch) (*gen.MessageObject, error) {
+	var m *gen.MessageObject
+	_, _, err := w.e.update(w.ctx, w.a.ThreadID, w.a.RunID, func(lr *liveRun) error {
+		if !inRound(lr, w.a) || w.ctx.Err() != nil {
 			return errRunStale
 		}
-		var m gen.MessageObject
-		switch {
-		case w.msg != nil && w.msg.Id == lr.st.MsgID:
-			m = *w.msg
-		default:
-			now := e.s.now()
-			aid, rid := lr.obj.AssistantId, lr.obj.Id
-			m = gen.MessageObject{
-				Id: newID(prefixMessage), Object: "thread.message", CreatedAt: now, ThreadId: lr.obj.ThreadId,
-				Status: gen.MessageObjectStatusInProgress, Role: gen.MessageObjectRoleAssistant,
-				Content: []gen.MessageContent{}, AssistantId: &aid, RunId: &rid,
-				Attachments: []gen.MessageAttachment{}, Metadata: &gen.Metadata{},
-			}
-			var d gen.RunStepDetails
-			_ = d.FromRunStepDetailsMessageCreationObject(gen.RunStepDetailsMessageCreationObject{
-				Type: "message_creation", MessageCreation: gen.RunStepDetailsMessageCreation{MessageId: m.Id}})
-			st := e.newStepLocked(lr, gen.RunStepObjectTypeMessageCreation, d)
-			lr.st.MsgID, lr.st.MsgStepID = m.Id, st.Id
-			lr.putMessage(m)
-			lr.publish("thread.message.created", m)
-			lr.publish("thread.message.in_progress", m)
+		var err error
+		m, err = w.applyLocked(lr, b)
+		return err
+	})
+	return m, err
+}
+
+// wroteLocked records the outcome of a write: a failed write stops the
+// writer, and drops the deltas queued.
+func (w *writer) wroteLocked(m *gen.MessageObject, err error) {
+	if err == nil {
+		w.msg = m
+		return
+	}
+	w.stopped, w.pending = true, nil
+	if !errors.Is(err, errRunStale) && !errors.Is(err, store.ErrNotFound) && w.ctx.Err() == nil {
+		w.err = err
+	}
+}
+
+// applyLocked adds a batch to lr, inside an update: the round's message
+// (created with its message_creation step when b.base is not the round's
+// message) gets b.text, and each delta its event. It returns the message
+// (b.base when the batch has no delta).
+func (w *writer) applyLocked(lr *liveRun, b batch) (*gen.MessageObject, error) {
+	if len(b.deltas) == 0 {
+		return b.base, nil
+	}
+	e := w.e
+	var m gen.MessageObject
+	switch {
+	case b.base != nil && b.base.Id == lr.st.MsgID:
+		m = *b.base
+	default:
+		now := e.s.now()
+		aid, rid := lr.obj.AssistantId, lr.obj.Id
+		m = gen.MessageObject{
+			Id: newID(prefixMessage), Object: "thread.message", CreatedAt: now, ThreadId: lr.obj.ThreadId,
+			Status: gen.MessageObjectStatusInProgress, Role: gen.MessageObjectRoleAssistant,
+			Content: []gen.MessageContent{}, AssistantId: &aid, RunId: &rid,
+			Attachments: []gen.MessageAttachment{}, Metadata: &gen.Metadata{},
 		}
-		m.Content = []gen.MessageContent{textPart(text)}
+		var d gen.RunStepDetails
+		_ = d.FromRunStepDetailsMessageCreationObject(gen.RunStepDetailsMessageCreationObject{
+			Type: "message_creation", MessageCreation: gen.RunStepDetailsMessageCreation{MessageId: m.Id}})
+		st := e.newStepLocked(lr, gen.RunStepObjectTypeMessageCreation, d)
+		lr.st.MsgID, lr.st.MsgStepID = m.Id, st.Id
 		lr.putMessage(m)
+		lr.publish("thread.message.created", m)
+		lr.publish("thread.message.in_progress", m)
+	}
+	m.Content = []gen.MessageContent{textPart(b.text)}
+	lr.putMessage(m)
+	for _, delta := range b.deltas {
 		v := delta
 		c := gen.MessageDeltaContent{Index: 0, Type: gen.MessageDeltaContentTypeText,
 			Text: &gen.MessageDeltaContentText{Value: &v}}
 		lr.publish("thread.message.delta", gen.MessageDeltaObject{Id: m.Id, Object: "thread.message.delta",
 			Delta: gen.MessageDelta{Content: &[]gen.MessageDeltaContent{c}}})
-		w.msg = &m
-		return nil
-	})
-	if err != nil {
-		w.stopped = true
-		if !errors.Is(err, errRunStale) && !errors.Is(err, store.ErrNotFound) && w.ctx.Err() == nil {
-			w.err = err
-		}
+	}
+	return &m, nil
+}
+
+// hold ends the drainer's work (the model returned, or the round ends):
+// later deltas are dropped, and hold waits for the drainer's write in
+// flight. The deltas still queued stay for tail or flush.
+func (w *writer) hold() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	for w.draining {
+		w.idle.Wait()
 	}
 }
 
-// stop drops any later delta (a model must not emit after returning).
-func (w *writer) stop() {
+// tail returns, after hold, the deltas still queued, for the round's next
+// write to store with applyLocked (nothing after a failed write).
+func (w *writer) tail() batch {
 	w.mu.Lock()
-	w.stopped = true
+	b := w.takeLocked()
+	w.mu.Unlock()
+	w.load(&b)
+	return b
+}
+
+// flush stores, after hold, the deltas still queued in a write of their
+// own: before the round writes anything but its end (a file_search step),
+// so that the events stay in the order the model made them.
+func (w *writer) flush() {
+	b := w.tail()
+	if len(b.deltas) == 0 {
+		return
+	}
+	m, err := w.write(b)
+	w.mu.Lock()
+	w.wroteLocked(m, err)
 	w.mu.Unlock()
 }
 
+// emitLater queues the whole reply of a model that does not stream, after
+// hold, as one delta for the round's final write.
+func (w *writer) emitLater(text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.queueLocked(text)
+	}
+}
+
+// started reports whether the model emitted text.
 func (w *writer) started() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.msg != nil
+	return w.buf.Len() > 0
 }
 
 func (w *writer) text() string {

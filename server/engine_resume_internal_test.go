@@ -32,9 +32,9 @@ type resumeFixture struct {
 	run    string
 }
 
-func newResumeFixture(t *testing.T, model Model, tools []gen.AssistantTool) *resumeFixture {
+func newResumeFixture(t *testing.T, model Model, tools []gen.AssistantTool, opts ...Option) *resumeFixture {
 	t.Helper()
-	s := New(WithStepDelay(0), WithModel(model), WithQueue(manualQueue{}))
+	s := New(append([]Option{WithStepDelay(0), WithModel(model), WithQueue(manualQueue{})}, opts...)...)
 	t.Cleanup(func() { s.Close() })
 	ctx := t.Context()
 	ar, err := s.CreateAssistant(ctx, genserver.CreateAssistantRequestObject{Body: &gen.CreateAssistantRequest{Model: "m", Tools: &tools}})
@@ -108,6 +108,10 @@ func TestRoundRunAgainDoesNotDuplicateTheMessage(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first attempt did not begin")
 	}
+	// The writer stores deltas beside the model, not in emit: the worker
+	// dies once the partial message is stored.
+	require.Eventually(t, func() bool { return len(f.assistantMessages(t)) == 1 }, 10*time.Second, time.Millisecond,
+		"the partial message is stored")
 	die()
 	select {
 	case <-done:

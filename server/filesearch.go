@@ -238,6 +238,12 @@ type fileSearchCall struct {
 	output  string
 }
 
+// searches reports whether a model round called file_search on a run
+// that has the tool: runFileSearch takes those calls.
+func searches(in *ModelInput, out *ModelOutput) bool {
+	return in.FileSearch != nil && slices.ContainsFunc(out.ToolCalls, func(c ToolCall) bool { return c.Name == FileSearchToolName })
+}
+
 // runFileSearch runs the file_search calls of a model round itself: they
 // become a completed tool_calls step and tool outputs of the run. It
 // returns the round's other calls (for the client), and whether it ran
@@ -247,7 +253,7 @@ type fileSearchCall struct {
 // calls are dropped and the round ends the run as incomplete), or when
 // the run stopped meanwhile.
 func (e *engine) runFileSearch(ctx context.Context, a roundArgs, in *ModelInput, out *ModelOutput) ([]ToolCall, bool, error) {
-	if in.FileSearch == nil || !slices.ContainsFunc(out.ToolCalls, func(c ToolCall) bool { return c.Name == FileSearchToolName }) {
+	if !searches(in, out) {
 		return out.ToolCalls, false, nil
 	}
 	var rest []ToolCall

@@ -106,7 +106,7 @@ func TestInlineRunsDeleteTheirBackups(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
 			st := open(t)
-			_, c, _ := serveOn(t, st)
+			_, c, _ := serveOn(t, st, paced)
 			asst, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o",
 				Tools: &[]gen.AssistantTool{fnTool("get_weather")}}))
 			require.NoError(t, err)
@@ -148,7 +148,7 @@ func TestInlineRoundStoppedReleasesItsBackup(t *testing.T) {
 			// A poll interval short enough for the test, long enough that
 			// a run on River's polling alone is seen to wait for it.
 			ro := server.WithRiver(server.RiverOptions{PollInterval: 100 * time.Millisecond})
-			_, c, stop := serveOn(t, st, ro)
+			_, c, stop := serveOn(t, st, ro, paced)
 			asst, err := assistants.Result[gen.AssistantObject](c.CreateAssistantWithResponse(ctx, gen.CreateAssistantRequest{Model: "gpt-4o"}))
 			require.NoError(t, err)
 			r := newThreadAndRun(t, ctx, c, asst.Id, longWords(1500))
@@ -158,7 +158,7 @@ func TestInlineRoundStoppedReleasesItsBackup(t *testing.T) {
 			stop()
 			require.Equal(t, []string{server.KindRunRound + "/available"}, runJobs(t, ctx, st), "released by the stop")
 
-			_, c2, _ := serveOn(t, st, ro)
+			_, c2, _ := serveOn(t, st, ro, paced)
 			end := waitStatus(t, ctx, c2, r.ThreadId, r.Id, gen.RunObjectStatusCompleted, gen.RunObjectStatusFailed)
 			require.Equal(t, gen.RunObjectStatusCompleted, end.Status, "last error: %+v", end.LastError)
 			t.Logf("completed %s after the stop", time.Since(t0).Round(time.Millisecond))
@@ -167,8 +167,12 @@ func TestInlineRoundStoppedReleasesItsBackup(t *testing.T) {
 	}
 }
 
+// paced makes the scripted model wait a millisecond between two words
+// (serveOn's step delay): the echo of longWords keeps its round running.
+var paced = server.WithWordDelay(time.Millisecond)
+
 // longWords is a user message whose echo the scripted model streams one
-// word per step delay.
+// word per word delay (paced).
 func longWords(n int) string {
 	b := make([]byte, 0, n*6)
 	for i := range n {

@@ -270,16 +270,20 @@ func (f ModelFunc) Respond(ctx context.Context, in *ModelInput, emit func(delta 
 //  4. Otherwise the reply echoes the latest user message: `You said: <text>`
 //     (`You said nothing.` when there is none).
 //
-// Replies are emitted word by word. Usage counts words: prompt tokens are the
+// Replies are emitted word by word, at once (the server's default
+// scripted model, when Options.Model is not set, waits Options.WordDelay
+// between two words). Usage counts words: prompt tokens are the
 // words of the instructions, the messages and the tool outputs; completion
 // tokens are the words of the reply (or of the calls' names and arguments).
 // When the run has max_completion_tokens and the reply is longer, it is cut
 // to that many words and the run ends incomplete.
 func Scripted() Model { return scripted{} }
 
-type scripted struct{}
+// scripted is the scripted model; pace is waited between two words of a
+// reply, so that a reply streams for a while as a real model's does.
+type scripted struct{ pace time.Duration }
 
-func (scripted) Respond(ctx context.Context, in *ModelInput, emit func(string)) (*ModelOutput, error) {
+func (m scripted) Respond(ctx context.Context, in *ModelInput, emit func(string)) (*ModelOutput, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -293,7 +297,7 @@ func (scripted) Respond(ctx context.Context, in *ModelInput, emit func(string)) 
 	out := &ModelOutput{Usage: Usage{PromptTokens: prompt}}
 
 	if n := len(in.ToolOutputs); n > 0 && in.ToolOutputs[n-1].Call.Name == FileSearchToolName {
-		return scriptedReply(in, out, scriptedAnswer(n-1, in.ToolOutputs[n-1].Results), emit), nil
+		return m.reply(ctx, in, out, scriptedAnswer(n-1, in.ToolOutputs[n-1].Results), emit)
 	}
 	if n := len(in.ToolOutputs); n > 0 {
 		last := in.ToolOutputs[n-1].Round
@@ -303,7 +307,7 @@ func (scripted) Respond(ctx context.Context, in *ModelInput, emit func(string)) 
 				lines = append(lines, o.Call.Name+" returned: "+o.Output)
 			}
 		}
-		return scriptedReply(in, out, strings.Join(lines, "\n"), emit), nil
+		return m.reply(ctx, in, out, strings.Join(lines, "\n"), emit)
 	}
 
 	text := in.LastUserText()
@@ -323,9 +327,9 @@ func (scripted) Respond(ctx context.Context, in *ModelInput, emit func(string)) 
 		}
 	}
 	if strings.TrimSpace(text) == "" {
-		return scriptedReply(in, out, "You said nothing.", emit), nil
+		return m.reply(ctx, in, out, "You said nothing.", emit)
 	}
-	return scriptedReply(in, out, "You said: "+text, emit), nil
+	return m.reply(ctx, in, out, "You said: "+text, emit)
 }
 
 // scriptedAnswer is the scripted model's answer from the results of the
@@ -415,8 +419,9 @@ func toolChoice(tc *gen.AssistantsApiToolChoiceOption) (mode, function string) {
 	return "auto", ""
 }
 
-// scriptedReply emits text word by word, applying the completion budget.
-func scriptedReply(in *ModelInput, out *ModelOutput, text string, emit func(string)) *ModelOutput {
+// reply emits text word by word, m.pace apart, applying the completion
+// budget.
+func (m scripted) reply(ctx context.Context, in *ModelInput, out *ModelOutput, text string, emit func(string)) (*ModelOutput, error) {
 	words := splitWords(text)
 	if limit := in.Run.MaxCompletionTokens; limit != nil {
 		budget := max(*limit-in.Used.CompletionTokens, 0)
@@ -426,13 +431,16 @@ func scriptedReply(in *ModelInput, out *ModelOutput, text string, emit func(stri
 		}
 	}
 	var b strings.Builder
-	for _, w := range words {
+	for i, w := range words {
+		if i > 0 && m.pace > 0 && !sleep(ctx, m.pace) {
+			return nil, ctx.Err()
+		}
 		b.WriteString(w)
 		emit(w)
 	}
 	out.Text = b.String()
 	out.Usage.CompletionTokens = len(words)
-	return out
+	return out, nil
 }
 
 // splitWords cuts text into words, each with the white space that follows

@@ -204,6 +204,10 @@ func TestRunCompletesThroughItsStates(t *testing.T) {
 		assert.Equal(t, gen.RunObjectStatusInProgress, got.Status)
 		require.NotNil(t, got.StartedAt)
 		assert.GreaterOrEqual(t, *got.StartedAt, start)
+		during := x.messages(thread)
+		require.Len(t, during, 2, "with a step delay the reply is stored before the run ends")
+		assert.Equal(t, gen.MessageObjectStatusInProgress, during[1].Status)
+		assert.Equal(t, "You said: hello world", server.MessageText(during[1]))
 
 		settle(stepDelay)
 		got = x.get(thread, run.Id)
@@ -246,6 +250,29 @@ func TestRunCompletesThroughItsStates(t *testing.T) {
 		require.NoError(t, err)
 		require.NotNil(t, gs.JSON200, "body: %s", gs.Body)
 		assert.Equal(t, st.Id, gs.JSON200.Id)
+	})
+}
+
+// With WordDelay the default scripted model waits between two words of its
+// reply: the run streams its reply for three word delays ("You said: hello
+// world" is four words) before the step delay that completes it.
+func TestWordDelayPacesTheScriptedReply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const word = 30 * time.Millisecond
+		x := newRT(t, assistantstest.NewInProcessServer(t, server.WithWordDelay(word)))
+		a := x.assistant(gen.CreateAssistantRequest{})
+		thread := x.thread("hello world")
+		run := x.run(thread, gen.CreateRunRequest{AssistantId: a.Id})
+		settle(stepDelay)
+		require.Equal(t, gen.RunObjectStatusInProgress, x.get(thread, run.Id).Status)
+		assert.Equal(t, "You ", lastText(t, x.messages(thread)), "the first word, at once")
+		settle(word)
+		assert.Equal(t, "You said: ", lastText(t, x.messages(thread)))
+		settle(2 * word)
+		assert.Equal(t, gen.RunObjectStatusInProgress, x.get(thread, run.Id).Status, "the reply took three word delays")
+		settle(stepDelay)
+		assert.Equal(t, gen.RunObjectStatusCompleted, x.get(thread, run.Id).Status)
+		assert.Equal(t, "You said: hello world", lastText(t, x.messages(thread)))
 	})
 }
 

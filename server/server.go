@@ -65,7 +65,7 @@
 //     `I found nothing about that in the files.`
 //   - Otherwise the reply echoes the user: `You said: <text>`.
 //
-// Replies stream word by word and usage counts words. Script plays a fixed
+// Replies stream word by word (Options.WordDelay apart) and usage counts words. Script plays a fixed
 // list of turns instead, for tests; ModelFunc adapts a function; any other
 // backend implements Model.
 package server
@@ -115,6 +115,11 @@ type Options struct {
 	NoDelay bool
 	// Model writes the assistant's replies. Default: the scripted model (see Scripted).
 	Model Model
+	// WordDelay is how long the default scripted model (Model not set)
+	// waits between two words of a reply, so that a reply streams for a
+	// while, as a real model's does. Default: 0, no wait. (assistants
+	// serve sets it to its --step-delay.)
+	WordDelay time.Duration
 	// MaxBodyBytes bounds JSON request bodies. Default: 4 MiB.
 	MaxBodyBytes int64
 	// MaxFileBytes bounds one uploaded file. Default: 64 MiB.
@@ -205,6 +210,10 @@ func WithStepDelay(d time.Duration) Option {
 
 // WithModel sets the model that writes replies (default: the scripted model).
 func WithModel(m Model) Option { return func(o *Options) { o.Model = m } }
+
+// WithWordDelay sets how long the default scripted model waits between
+// two words of a reply (default 0: no wait).
+func WithWordDelay(d time.Duration) Option { return func(o *Options) { o.WordDelay = d } }
 
 // WithFaults turns on fault injection (default: none).
 func WithFaults(f *Faults) Option { return func(o *Options) { o.Faults = f } }
@@ -298,7 +307,7 @@ func New(opts ...Option) *Server {
 		o.Now = time.Now
 	}
 	if o.Model == nil {
-		o.Model = Scripted()
+		o.Model = scripted{pace: o.WordDelay}
 	}
 	if o.Store == nil {
 		o.Store = memory.New()

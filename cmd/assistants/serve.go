@@ -39,7 +39,7 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	fs.StringVar(&c.apiKey, "api-key", "", "turn auth on with this key (default: off; prefer --api-key-env)")
 	apiKeyEnv := fs.String("api-key-env", "", "turn auth on with the key in this environment variable")
-	fs.DurationVar(&c.stepDelay, "step-delay", 50*time.Millisecond, "delay before each run state change (0 = immediate)")
+	fs.DurationVar(&c.stepDelay, "step-delay", 50*time.Millisecond, "delay before each run state change, and between two words of the scripted model's replies (0 = immediate)")
 	fs.DurationVar(&c.grace, "shutdown-grace", defaultShutdownGrace, "on SIGINT/SIGTERM, how long open event streams may go on before they end with an error event")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line)")
@@ -112,6 +112,7 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	c.logger = logger
 	opts := []server.Option{
 		server.WithStepDelay(c.stepDelay),
+		server.WithWordDelay(c.stepDelay), // a reply streams for a while: a replica can die mid-reply
 		server.WithLogger(logger),
 		server.WithIdempotencyMaxBytes(*idemBytes),
 		server.WithRiver(ro),
