@@ -58,7 +58,7 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 		return nil, err
 	}
 	a := gen.AssistantObject{
-		Id:             newID(prefixAssistant),
+		Id:             createdID(ctx, intentAssistant, prefixAssistant), // the Idempotency-Key claim's, if any (idemshared.go)
 		Object:         "assistant",
 		CreatedAt:      s.now(),
 		Model:          b.Model,

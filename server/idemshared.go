@@ -29,10 +29,12 @@ import (
 //   - pending: the first request is being served by another process: the
 //     repeat polls the record until it is answered, until the request's
 //     work shows done in the store (createRun, createThreadAndRun: the run
-//     exists; submitToolOutputs: its outputs are applied; see runIntent),
-//     when the repeat is answered with the run, or until the claim's lease
-//     ends, when the claimant is taken for dead and the repeat does the
-//     work.
+//     exists; submitToolOutputs: its outputs are applied; createThread,
+//     createMessage, createAssistant, createVectorStore,
+//     createVectorStoreFileBatch: the object exists; see runIntent), when
+//     the repeat is answered with the run or object, or until the claim's
+//     lease ends, when the claimant is taken for dead and the repeat does
+//     the work.
 //
 // A claim's lease is short (IdempotencyLease, 10 s) and its claimant
 // renews it while the request is in flight: a heartbeat goroutine extends
@@ -94,12 +96,21 @@ type idemStreamEv struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// runIntent is the run (and, for createThreadAndRun, the thread) that a
-// keyed run-creating request will make, chosen before the work starts and
-// written into the key's claim: a repeat that finds the claim still pending
-// (its claimant may have died after committing the run and before
-// recording the answer) answers with that run when it exists, instead of
-// doing the work again.
+// runIntent is what a keyed creating request will make, chosen before the
+// work starts and written into the key's claim: a repeat that finds the
+// claim still pending (its claimant may have died after committing its
+// work and before recording the answer) answers with that object when it
+// exists, instead of doing the work again (see answerIntent).
+//
+// A createRun or createThreadAndRun names the run (RunID) and, for
+// createThreadAndRun, the thread it starts (ThreadID). A createThread,
+// createMessage, createAssistant, createVectorStore or
+// createVectorStoreFileBatch names the object it makes with Object (its
+// "object" field: "thread", "thread.message", "assistant", "vector_store",
+// "vector_store.files_batch") and its id: ThreadID for a thread (which
+// buildThread reads as createThreadAndRun's), ID for the others, with
+// ThreadID the message's thread and VectorStoreID the batch's vector store
+// (see createdID).
 //
 // A keyed submitToolOutputs names no new object; its claim records the run
 // and the ids of the tool calls the request answers (Calls): a repeat that
@@ -107,20 +118,60 @@ type idemStreamEv struct {
 // outputs applied (the submit committed; its claimant may have died before
 // recording the answer), instead of waiting for the claim's lease to end
 // and then failing, the run having moved on.
+//
+// The other keyed POSTs have no intent. Modifications (metadata, tool
+// resources) and attaching a file to a vector store (the vector store
+// file's id is the file's: one object, processed again) come out the same
+// when done twice; a cancel done twice answers a 400 the second time but
+// changes nothing. A file upload (multipart: the claim has no fingerprint
+// to check a repeat against before the body is read, see claimShared) may
+// still be done twice when its claimant dies after the work.
 type runIntent struct {
-	RunID    string   `json:"run_id"`
-	ThreadID string   `json:"thread_id"`
+	RunID    string   `json:"run_id,omitempty"`
+	ThreadID string   `json:"thread_id,omitempty"`
 	Calls    []string `json:"submit_calls,omitempty"` // submitToolOutputs: the calls answered
+	Object   string   `json:"object,omitempty"`       // a created object's kind (not a run)
+	ID       string   `json:"id,omitempty"`           // a created message's, assistant's, vector store's or file batch's id
+	// VectorStoreID is a created file batch's vector store.
+	VectorStoreID string `json:"vector_store_id,omitempty"`
 }
+
+// The kinds of objects an intent names besides runs (runIntent.Object).
+const (
+	intentThread      = "thread"
+	intentMessage     = "thread.message"
+	intentAssistant   = "assistant"
+	intentVectorStore = "vector_store"
+	intentFileBatch   = "vector_store.files_batch"
+)
 
 type runIntentKey struct{}
 
 // intentFor returns the intent of a createRun (POST
 // /v1/threads/{thread_id}/runs) or createThreadAndRun (POST
-// /v1/threads/runs) request, or of a submitToolOutputs (POST
+// /v1/threads/runs) request, of a createThread (POST /v1/threads),
+// createMessage (POST /v1/threads/{thread_id}/messages), createAssistant
+// (POST /v1/assistants), createVectorStore (POST /v1/vector_stores) or
+// createVectorStoreFileBatch (POST
+// /v1/vector_stores/{vector_store_id}/file_batches), or
+// of a submitToolOutputs (POST
 // /v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs) whose body
 // (already read: body) names its calls, or nil.
 func intentFor(r *http.Request, body []byte) *runIntent {
+	switch r.URL.Path {
+	case "/v1/threads":
+		return &runIntent{Object: intentThread, ThreadID: newID(prefixThread)}
+	case "/v1/assistants":
+		return &runIntent{Object: intentAssistant, ID: newID(prefixAssistant)}
+	case "/v1/vector_stores":
+		return &runIntent{Object: intentVectorStore, ID: newID(prefixVectorStore)}
+	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/vector_stores/"); ok {
+		if vs, ok := strings.CutSuffix(rest, "/file_batches"); ok && validID(vs) {
+			return &runIntent{Object: intentFileBatch, VectorStoreID: vs, ID: newID(prefixFileBatch)}
+		}
+		return nil
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/threads/")
 	if !ok {
 		return nil
@@ -130,6 +181,9 @@ func intentFor(r *http.Request, body []byte) *runIntent {
 	}
 	if th, ok := strings.CutSuffix(rest, "/runs"); ok && validID(th) {
 		return &runIntent{RunID: newID(prefixRun), ThreadID: th}
+	}
+	if th, ok := strings.CutSuffix(rest, "/messages"); ok && validID(th) {
+		return &runIntent{Object: intentMessage, ThreadID: th, ID: newID(prefixMessage)}
 	}
 	if path, ok := strings.CutSuffix(rest, "/submit_tool_outputs"); ok {
 		th, run, ok := strings.Cut(path, "/runs/")
@@ -156,11 +210,23 @@ func intentFor(r *http.Request, body []byte) *runIntent {
 	return nil
 }
 
-// intentFrom returns the intent of a run-creating request's context, or
-// nil.
+// intentFrom returns the intent of a creating request's context, or nil.
 func intentFrom(ctx context.Context) *runIntent {
 	in, _ := ctx.Value(runIntentKey{}).(*runIntent)
 	return in
+}
+
+// createdID returns the id of the object of kind object (intentMessage,
+// intentAssistant, intentVectorStore, intentFileBatch) that the request of ctx creates: the
+// one its Idempotency-Key claim names (see runIntent), or else a new id
+// with prefix. Only the handler of the request's own object may call it
+// (not code that makes objects of that kind for another request, such as
+// the vector store of an assistant's tool_resources).
+func createdID(ctx context.Context, object, prefix string) string {
+	if in := intentFrom(ctx); in != nil && in.Object == object && in.ID != "" {
+		return in.ID
+	}
+	return newID(prefix)
 }
 
 // sharedKey is the store key of a local key (idemScope + key).
@@ -422,13 +488,20 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 }
 
 // answerIntent answers a repeat whose key's claim is still pending with
-// the run the claim's request made, when that run exists (see runIntent).
+// the run or other object the claim's request made, when that exists (see
+// runIntent).
 func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte) bool {
 	if lazy || len(rec.Body) == 0 {
 		return false
 	}
 	var in runIntent
-	if json.Unmarshal(rec.Body, &in) != nil || in.RunID == "" {
+	if json.Unmarshal(rec.Body, &in) != nil {
+		return false
+	}
+	if in.Object != "" {
+		return s.answerCreated(w, r, key, rec, fp, in)
+	}
+	if in.RunID == "" {
 		return false
 	}
 	round := -1 // submitToolOutputs: the round the outputs answered
@@ -469,6 +542,49 @@ func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header()["Openai-Poll-After-Ms"] = s.eng.poll
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(b, '\n'))
+	return true
+}
+
+// answerCreated answers a repeat of a createThread, createMessage,
+// createAssistant, createVectorStore or createVectorStoreFileBatch whose key's claim is still pending
+// (in: the claim's intent) with the object the claim names, as its handler
+// would have (200, the object as it is now), when that object exists.
+func (s *Server) answerCreated(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, fp *[32]byte, in runIntent) bool {
+	ctx := r.Context()
+	var obj any
+	var err error
+	switch in.Object {
+	case intentThread:
+		obj, err = s.getThreadObject(ctx, in.ThreadID)
+	case intentMessage:
+		obj, err = s.lookupMessage(ctx, in.ThreadID, in.ID)
+	case intentAssistant:
+		obj, err = s.getAssistant(ctx, in.ID)
+	case intentVectorStore:
+		obj, err = s.getVectorStore(ctx, projectOf(ctx), in.ID)
+	case intentFileBatch:
+		var b store.FileBatch
+		if b, err = s.getBatch(ctx, projectOf(ctx), in.VectorStoreID, in.ID); err == nil {
+			obj, err = s.batchView(ctx, projectOf(ctx), b)
+		}
+	default:
+		return false // a kind of a later version: wait for the claim
+	}
+	if err != nil {
+		return false // not made (yet), or not readable now: wait for the claim
+	}
+	if len(rec.Fingerprint) > 0 && string(rec.Fingerprint) != string(fp[:]) {
+		writeAPIError(w, errKeyReused(key))
+		return true
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return false
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Idempotent-Replayed", "true")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(append(b, '\n'))

@@ -79,6 +79,8 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 	if err != nil {
 		return nil, err
 	}
+	// The id the request's Idempotency-Key claim names, if any (idemshared.go).
+	m.Id = createdID(ctx, intentMessage, prefixMessage)
 	s.hooks.messageChecked()
 	sm, err := storeMessage(projectOf(ctx), m)
 	if err != nil {

@@ -135,8 +135,8 @@ func (s *Server) buildThread(ctx context.Context, req *gen.CreateThreadRequest) 
 		return fail(errBadRequest("messages", "Invalid 'messages': array too long. Expected an array with maximum length %d, but got an array with length %d instead.", maxThreadMessages, len(msgs)))
 	}
 	id := newID(prefixThread)
-	if in := intentFrom(ctx); in != nil {
-		id = in.ThreadID // createThreadAndRun's, named by its Idempotency-Key claim (idemshared.go)
+	if in := intentFrom(ctx); in != nil && in.ThreadID != "" && (in.Object == intentThread || in.Object == "" && in.RunID != "") {
+		id = in.ThreadID // createThread's or createThreadAndRun's, named by its Idempotency-Key claim (idemshared.go)
 	}
 	th := gen.ThreadObject{
 		Id:        id,

@@ -92,7 +92,7 @@ func (s *Server) CreateVectorStore(ctx context.Context, req genserver.CreateVect
 	if err := checkFileIDFormat("file_ids", fileIDs, maxStoreCreateFiles); err != nil {
 		return nil, err
 	}
-	view, err := s.createVectorStore(ctx, projectOf(ctx), vectorStoreSpec{name: b.Name, metadata: b.Metadata, expires: b.ExpiresAfter, fileIDs: fileIDs, chunking: cs})
+	view, err := s.createVectorStore(ctx, projectOf(ctx), vectorStoreSpec{id: createdID(ctx, intentVectorStore, prefixVectorStore), name: b.Name, metadata: b.Metadata, expires: b.ExpiresAfter, fileIDs: fileIDs, chunking: cs})
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +387,7 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.C
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
 	obj := gen.VectorStoreFileBatchObject{
-		Id:            newID(prefixFileBatch),
+		Id:            createdID(ctx, intentFileBatch, prefixFileBatch), // the Idempotency-Key claim's, if any (idemshared.go)
 		Object:        "vector_store.files_batch",
 		CreatedAt:     s.now(),
 		VectorStoreId: req.VectorStoreId,

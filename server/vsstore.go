@@ -232,6 +232,7 @@ func (s *Server) newVSFile(project, vsID, fileID string, attrs *gen.VectorStoreF
 
 // vectorStoreSpec is what a new vector store is made of.
 type vectorStoreSpec struct {
+	id       string // "": a new id
 	name     *string
 	metadata *gen.Metadata
 	expires  *gen.VectorStoreExpirationAfter
@@ -243,8 +244,11 @@ type vectorStoreSpec struct {
 // and their ingestion jobs, in one transaction, and returns its view.
 func (s *Server) createVectorStore(ctx context.Context, project string, sp vectorStoreSpec) (gen.VectorStoreObject, error) {
 	now := s.now()
+	if sp.id == "" {
+		sp.id = newID(prefixVectorStore)
+	}
 	obj := gen.VectorStoreObject{
-		Id:           newID(prefixVectorStore),
+		Id:           sp.id,
 		Object:       "vector_store",
 		CreatedAt:    now,
 		LastActiveAt: &now,
