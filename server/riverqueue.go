@@ -53,8 +53,16 @@ type RiverOptions struct {
 	// killed replica's run goes on elsewhere (plus River's scheduling, a
 	// few seconds). It is also how long a job River runs may stay running
 	// before River takes it for stuck and runs it again (plus up to
-	// 30 s). It must not be less than JobTimeout, or a long round would
-	// run twice at once. Default: JobTimeout + 1 minute.
+	// 30 s). A job (inline or on River) is given at most RescueAfter
+	// minus a margin (1 minute, or half of JobTimeout when that is less)
+	// before its context is cancelled, so that it has stopped, in-flight
+	// writes included, before its backup or River's rescuer runs it again:
+	// a RescueAfter below JobTimeout + margin shortens JobTimeout. The
+	// backup's due time is taken on this replica's clock and compared by
+	// River with the database's (PostgreSQL's now()): the clocks of the
+	// replicas and the database must agree within the margin, or a round
+	// may run twice at once. Default: JobTimeout + 1 minute (at least
+	// JobTimeout).
 	RescueAfter time.Duration
 	// PollInterval is how often a worker looks for new jobs: for the jobs
 	// River runs (expiries, file ingestion, backups of round and cancel
@@ -78,6 +86,9 @@ func (o RiverOptions) withDefaults() RiverOptions {
 	if o.RescueAfter < o.JobTimeout {
 		o.RescueAfter = o.JobTimeout
 	}
+	if m := o.margin(); o.JobTimeout > o.RescueAfter-m {
+		o.JobTimeout = o.RescueAfter - m // > 0: RescueAfter >= JobTimeout > 2*m
+	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
@@ -86,6 +97,16 @@ func (o RiverOptions) withDefaults() RiverOptions {
 	}
 	return o
 }
+
+// maxClockMargin bounds the margin between a job's deadline and the time
+// its backup becomes due (RiverOptions.RescueAfter).
+const maxClockMargin = time.Minute
+
+// margin is the time kept between a job's deadline and RescueAfter, for
+// its last writes and the skew between the replicas' clocks and the
+// database's: 1 minute, or half of JobTimeout when that is less (tests run
+// with a JobTimeout and RescueAfter of seconds).
+func (o RiverOptions) margin() time.Duration { return min(maxClockMargin, o.JobTimeout/2) }
 
 // sqliteStore and postgresStore are what a SQL store offers River's
 // drivers (store/sqlite and store/postgres have them).
@@ -113,6 +134,7 @@ type riverQueue[TTx any] struct {
 	driver riverdriver.Driver[TTx]
 	opts   RiverOptions
 	log    *slog.Logger
+	now    func() time.Time // the clock of inline deadlines (time.Now; tests set it)
 
 	mu       sync.Mutex
 	client   *river.Client[TTx] // set by Start; nil after Stop
@@ -183,7 +205,7 @@ func (q *riverQueue[TTx]) Start(ctx context.Context, work func(context.Context, 
 		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: q.opts.Workers},
 			queueIngest: {MaxWorkers: ingestWorkers()}}, // ingestjobs.go
 		Workers:              workers,
-		JobTimeout:           q.opts.JobTimeout,
+		JobTimeout:           q.opts.JobTimeout, // at least margin below RescueAfter (withDefaults)
 		RescueStuckJobsAfter: q.opts.RescueAfter,
 		FetchPollInterval:    q.opts.PollInterval,
 		FetchCooldown:        min(q.opts.PollInterval, river.FetchCooldownDefault),
@@ -205,12 +227,27 @@ func (q *riverQueue[TTx]) Start(ctx context.Context, work func(context.Context, 
 	return nil
 }
 
+// inlineDeadline is the deadline of an inline job enqueued at due (its
+// backup due at due+RescueAfter): due+JobTimeout, which withDefaults keeps
+// at least margin before due+RescueAfter.
+func (o RiverOptions) inlineDeadline(due time.Time) time.Time {
+	return due.Add(min(o.JobTimeout, o.RescueAfter-o.margin()))
+}
+
+// clock returns the time on q's clock.
+func (q *riverQueue[TTx]) clock() time.Time {
+	if q.now != nil {
+		return q.now()
+	}
+	return time.Now()
+}
+
 // backupDelay implements inlineRunner: RescueAfter.
 func (q *riverQueue[TTx]) backupDelay() time.Duration { return q.opts.RescueAfter }
 
 // runInline implements inlineRunner: job id, enqueued at due as a backup
 // (scheduled backupDelay later), runs now in this process, with a
-// deadline JobTimeout after due. When the pool is full or the queue
+// deadline JobTimeout after due (inlineDeadline). When the pool is full or the queue
 // stopped, its backup is made available at once instead.
 func (q *riverQueue[TTx]) runInline(args store.JobArgs, id int64, due time.Time) {
 	q.mu.Lock()
@@ -219,7 +256,7 @@ func (q *riverQueue[TTx]) runInline(args store.JobArgs, id int64, due time.Time)
 	if in == nil {
 		return // never started: the backup is all there is
 	}
-	j := inlineJob{args: args, id: id, due: due, deadline: due.Add(q.opts.JobTimeout)}
+	j := inlineJob{args: args, id: id, due: due, deadline: q.opts.inlineDeadline(due)}
 	select {
 	case slots <- struct{}{}:
 	default:
@@ -259,7 +296,7 @@ func (q *riverQueue[TTx]) inlineLoop(ctx context.Context, work func(context.Cont
 func (q *riverQueue[TTx]) inlineWork(ctx context.Context, j inlineJob, work func(context.Context, store.JobArgs) error) {
 	defer q.inflight.Done()
 	defer func() { <-q.slots }()
-	if !time.Now().Before(j.deadline) {
+	if !q.clock().Before(j.deadline) {
 		return // too late to start: the backup runs
 	}
 	b := &backupJob{id: j.id}

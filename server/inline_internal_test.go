@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/assistants-go/assistants/server/store"
+)
+
+// TestInlineDeadlineBeforeBackup: an inline job's deadline comes at least
+// a margin (1 minute, or half of JobTimeout) before its backup is due, so
+// that the round has stopped, its last writes included, before its
+// backup may run it again; River's own JobTimeout keeps the same margin
+// below RescueAfter. The e2e tests' --job-timeout 10s --rescue-after 10s
+// keep their 10 s recovery and get a 5 s deadline.
+func TestInlineDeadlineBeforeBackup(t *testing.T) {
+	due := time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in                 RiverOptions
+		timeout, rescue, d time.Duration // JobTimeout, RescueAfter, deadline-due
+	}{
+		{in: RiverOptions{}, timeout: runTTL, rescue: runTTL + time.Minute, d: runTTL},
+		{in: RiverOptions{JobTimeout: 10 * time.Second, RescueAfter: 10 * time.Second},
+			timeout: 5 * time.Second, rescue: 10 * time.Second, d: 5 * time.Second},
+		{in: RiverOptions{JobTimeout: 10 * time.Minute, RescueAfter: 10*time.Minute + 30*time.Second},
+			timeout: 9*time.Minute + 30*time.Second, rescue: 10*time.Minute + 30*time.Second, d: 9*time.Minute + 30*time.Second},
+		{in: RiverOptions{JobTimeout: 10 * time.Minute, RescueAfter: time.Minute}, // raised to JobTimeout, then the margin
+			timeout: 9 * time.Minute, rescue: 10 * time.Minute, d: 9 * time.Minute},
+		{in: RiverOptions{JobTimeout: 3 * time.Second, RescueAfter: 20 * time.Second},
+			timeout: 3 * time.Second, rescue: 20 * time.Second, d: 3 * time.Second},
+	} {
+		o := tc.in.withDefaults()
+		assert.Equal(t, tc.timeout, o.JobTimeout, "%+v", tc.in)
+		assert.Equal(t, tc.rescue, o.RescueAfter, "%+v", tc.in)
+		dl := o.inlineDeadline(due)
+		assert.Equal(t, due.Add(tc.d), dl, "%+v", tc.in)
+		margin := min(time.Minute, o.JobTimeout/2)
+		if tc.in.JobTimeout == 0 {
+			margin = time.Minute
+		}
+		assert.LessOrEqual(t, dl, due.Add(o.RescueAfter-margin), "%+v: the deadline is a margin before the backup is due", tc.in)
+		assert.Equal(t, o, o.withDefaults(), "withDefaults is idempotent")
+	}
+}
+
+// TestInlineTooLateToStart: an inline job that reaches a worker after its
+// deadline (on the queue's clock) does not start: its backup runs it.
+func TestInlineTooLateToStart(t *testing.T) {
+	due := time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
+	q := &riverQueue[any]{opts: RiverOptions{JobTimeout: 10 * time.Second, RescueAfter: 10 * time.Second}.withDefaults()}
+	j := inlineJob{args: roundArgs{}, id: 1, due: due, deadline: q.opts.inlineDeadline(due)}
+	for _, tc := range []struct {
+		now  time.Duration // after due
+		runs bool
+	}{
+		{5*time.Second - time.Nanosecond, true},
+		{5 * time.Second, false}, // the deadline, 5 s before the backup is due
+		{9 * time.Second, false},
+	} {
+		ran := false
+		work := func(ctx context.Context, _ store.JobArgs) error {
+			ran = true
+			b := backupOf(ctx)
+			b.mu.Lock()
+			b.deleted = true // as its last write does: no backup to settle
+			b.mu.Unlock()
+			return nil
+		}
+		q.now = func() time.Time { return due.Add(tc.now) }
+		q.slots = make(chan struct{}, 1)
+		q.slots <- struct{}{}
+		q.inflight.Add(1)
+		q.inlineWork(context.Background(), j, work)
+		assert.Equal(t, tc.runs, ran, "at due+%s", tc.now)
+		assert.Empty(t, q.slots, "its slot is given back")
+	}
+}
