@@ -1,13 +1,22 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/sqlite"
 )
 
 // TestInlineDeadlineBeforeBackup: an inline job's deadline comes at least
@@ -77,4 +86,54 @@ func TestInlineTooLateToStart(t *testing.T) {
 		assert.Equal(t, tc.runs, ran, "at due+%s", tc.now)
 		assert.Empty(t, q.slots, "its slot is given back")
 	}
+}
+
+// TestInlineFailureLogged: an inline job that fails is logged ("job
+// failed", with its kind and id) as a job River runs, and one that panics
+// is logged with its stack; both release their backups (here a job id the
+// table does not have: nothing to release).
+func TestInlineFailureLogged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	st, err := sqlite.OpenDir(ctx, t.TempDir(), func(o *sqlite.Options) { o.Logger = slog.New(slog.DiscardHandler) })
+	require.NoError(t, err)
+	defer st.Close()
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
+	q := defaultQueue(st, RiverOptions{}, log).(*riverQueue[*sql.Tx])
+	require.NoError(t, q.Start(ctx, func(_ context.Context, a store.JobArgs) error {
+		if a.(roundArgs).Round == 2 {
+			panic("boom")
+		}
+		return errors.New("model down")
+	}))
+	defer q.Stop(context.Background())
+	q.runInline(roundArgs{RunID: "run_1", Round: 1}, 991, time.Now())
+	q.runInline(roundArgs{RunID: "run_1", Round: 2}, 992, time.Now())
+	for {
+		mu.Lock()
+		out := buf.String()
+		mu.Unlock()
+		if strings.Contains(out, `msg="job failed" kind=`+KindRunRound+` job=991 err="model down"`) &&
+			strings.Contains(out, "job=992 panic=boom stack=") && strings.Contains(out, "inlineWork") {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("log: %s", out)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

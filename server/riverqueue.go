@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -306,12 +307,15 @@ func (q *riverQueue[TTx]) inlineWork(ctx context.Context, j inlineJob, work func
 		defer func() {
 			if p := recover(); p != nil {
 				err = fmt.Errorf("job panicked: %v", p)
+				q.log.Error("run engine: an inline job panicked", "kind", j.args.Kind(), "job", j.id,
+					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			}
 		}()
 		return work(withJobScheduled(ctx, j.due), j.args)
 	}()
 	switch {
 	case err != nil:
+		q.log.Error("job failed", "kind", j.args.Kind(), "job", j.id, "err", err.Error()) // as River's path and memoryQueue
 		q.release(j, err.Error())
 	case b.isDeleted():
 	default:
@@ -358,17 +362,29 @@ func (q *riverQueue[TTx]) Stop(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	close(done) // the inline loop ends and cancels its jobs
 	waited := make(chan struct{})
-	go func() { <-ended; q.inflight.Wait(); close(waited) }()
+	go func() { <-ended; q.inflight.Wait(); close(waited) }() // ends when the jobs do, even after a timeout
+	wctx, cancel := context.WithTimeout(ctx, stopBudget)
 	select {
 	case <-waited:
-	case <-ctx.Done():
+	case <-wctx.Done():
+		q.log.Error("run engine: inline jobs still running when the queue stopped (their backups run after RescueAfter)",
+			"waited", stopBudget.String(), "err", wctx.Err().Error())
 	}
-	return c.StopAndCancel(ctx)
+	cancel()
+	sctx, cancel := context.WithTimeout(ctx, stopBudget)
+	defer cancel()
+	if err := c.StopAndCancel(sctx); err != nil {
+		q.log.Error("run engine: River's jobs still running when the queue stopped", "waited", stopBudget.String(), "err", err.Error())
+		return fmt.Errorf("river stop: %w", err)
+	}
+	return nil
 }
+
+// stopBudget is how long Stop waits for the inline jobs, then as long for
+// River's jobs.
+const stopBudget = 10 * time.Second
 
 // errQueueStopped is the queue check's error when the workers do not run.
 var errQueueStopped = errors.New("the job queue's workers are not running")
