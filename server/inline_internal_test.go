@@ -102,6 +102,7 @@ func TestInlineFailureLogged(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
 	q := defaultQueue(st, RiverOptions{}, log).(*riverQueue[*sql.Tx])
+	assert.Equal(t, 100*time.Millisecond, q.opts.PollInterval, "SQLite's default poll: no NOTIFY wakes its workers")
 	require.NoError(t, q.Start(ctx, func(_ context.Context, a store.JobArgs) error {
 		if a.(roundArgs).Round == 2 {
 			panic("boom")

@@ -69,7 +69,11 @@ type RiverOptions struct {
 	// River runs (expiries, file ingestion, backups of round and cancel
 	// jobs), not rounds and cancels, which run inline in the process that
 	// enqueued them. On PostgreSQL an insert also wakes the workers (LISTEN
-	// and NOTIFY). Default: 1 s (River's default).
+	// and NOTIFY): default 1 s (River's default). On SQLite nothing but the
+	// poll finds a job (a released backup, a file to ingest, an expiry):
+	// default 100 ms, the wait of such a job, for an idle cost of about
+	// 4% of a core (`serve --data` idle, measured: 3230 ms CPU per 20 s at
+	// 10 ms, 830 ms at 100 ms, 330 ms at 1 s).
 	PollInterval time.Duration
 	// Workers bounds the jobs one process runs at once, in River's default
 	// queue and, apart, inline (a round or cancel found the inline pool
@@ -109,6 +113,9 @@ const maxClockMargin = time.Minute
 // with a JobTimeout and RescueAfter of seconds).
 func (o RiverOptions) margin() time.Duration { return min(maxClockMargin, o.JobTimeout/2) }
 
+// sqlitePollInterval is RiverOptions.PollInterval's default on SQLite.
+const sqlitePollInterval = 100 * time.Millisecond
+
 // sqliteStore and postgresStore are what a SQL store offers River's
 // drivers (store/sqlite and store/postgres have them).
 type (
@@ -123,6 +130,9 @@ func defaultQueue(st store.Store, ro RiverOptions, log *slog.Logger) Queue {
 	case memoryJobs:
 		return newMemoryQueue(x, func(msg string, args ...any) { log.Error(msg, args...) })
 	case sqliteStore:
+		if ro.PollInterval <= 0 {
+			ro.PollInterval = sqlitePollInterval // no LISTEN/NOTIFY: only the poll finds a job
+		}
 		return &riverQueue[*sql.Tx]{driver: riversqlite.New(x.DB()), opts: ro.withDefaults(), log: log}
 	case postgresStore:
 		return &riverQueue[pgx.Tx]{driver: riverpgxv5.New(x.Pool()), opts: ro.withDefaults(), log: log}
