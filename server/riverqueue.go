@@ -32,7 +32,8 @@ import (
 // Round and cancel jobs run inline: the store inserts them as backups,
 // scheduled RescueAfter ahead, and the process that committed them runs
 // them at once in its own pool (runInline), with a deadline JobTimeout
-// after the insert, which comes before the backup is due. A job that ends
+// after the insert, which comes a margin before the backup is due (see
+// RiverOptions.RescueAfter). A job that ends
 // deletes its backup (in its last write, or in one small write after); a
 // job stopped by Stop or failed makes its backup available at once, for
 // this or another process (River's retry, as a job stopped by River would
