@@ -99,8 +99,9 @@ type ingestSem struct {
 // its index is the store's when the store has one (SQLite, PostgreSQL),
 // else in memory. It fails, clearly and for good, when the store holds
 // vectors of another embedding model or dimension than the server's
-// embedder; other errors (the database unreachable) are tried again on
-// the next call. ctx is the first caller's; the index outlives it (its
+// embedder (with the default embedder: than both versions of the built-in
+// one); other errors (the database busy or unreachable, in either open)
+// are returned uncached and tried again on the next call. ctx is the first caller's; the index outlives it (its
 // cancellation is dropped).
 func (s *Server) pipeline(ctx context.Context) (*retrieval.Pipeline, error) {
 	st := &s.st.search
@@ -125,12 +126,21 @@ func (s *Server) pipeline(ctx context.Context) (*retrieval.Pipeline, error) {
 		// chose a model for. Files added are embedded with version 1 too;
 		// once the store holds no vectors (its vector stores' files
 		// deleted), the next start uses the current version.
-		if old, oerr := embed.NewHashing(func(o *embed.HashingOptions) { o.Version = 1 }); oerr == nil {
-			if oidx, oerr := s.openIndex(ctx, old); oerr == nil {
-				s.log.Warn("file_search: the store's vectors come from an earlier version of the built-in embedder; searching and adding files with it",
-					"model", old.Model(), "current", e.Model())
-				e, idx, err = old, oidx, nil
-			}
+		old, oerr := embed.NewHashing(func(o *embed.HashingOptions) { o.Version = 1 })
+		if oerr != nil {
+			return nil, fmt.Errorf("file_search: the built-in embedder's version 1: %w", oerr)
+		}
+		oidx, oerr := s.openIndex(ctx, old)
+		switch {
+		case oerr == nil:
+			s.log.Warn("file_search: the store's vectors come from an earlier version of the built-in embedder; searching and adding files with it",
+				"model", old.Model(), "current", e.Model())
+			e, idx, err = old, oidx, nil
+		case !isModelError(oerr):
+			// Not an answer about the store's vectors (the database busy
+			// or unreachable): nothing is cached, the next call tries
+			// again. Only both versions refused is a lasting mismatch.
+			return nil, fmt.Errorf("file_search: opening the search index for %s: %w", old.Model(), oerr)
 		}
 	}
 	if err != nil {
@@ -175,6 +185,9 @@ var errShutdown = errors.New("the server is shutting down")
 // outlives ctx: it is opened with ctx's values but not its cancellation.
 func (s *Server) openIndex(ctx context.Context, e embed.Embedder) (index.Index, error) {
 	ctx = context.WithoutCancel(ctx)
+	if err := s.hooks.openIndex(e.Model()); err != nil {
+		return nil, err
+	}
 	switch x := s.db.(type) {
 	case *sqlite.Store:
 		return sqlitesearch.New(ctx, x, func(o *sqlitesearch.Options) { o.Model, o.Dimension = e.Model(), e.Dimension() })
