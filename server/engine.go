@@ -1027,18 +1027,27 @@ func (e *engine) roundOf(ctx context.Context, a roundArgs, obj gen.RunObject, st
 	if ctx.Err() != nil {
 		return e.stopped(ctx)
 	}
+	if errors.Is(w.err, errWriterPanicked) {
+		e.failPanicked(a)
+		return nil
+	}
 	if err == nil && out == nil {
 		err = &ModelError{Code: ModelErrServer, Message: "The model returned no output."}
 	}
+	if mctx.Err() != nil {
+		// The run's time ran out, whatever the model returned: deltas
+		// emitted after it were not stored, so its output is not used.
+		return e.expireRunning(ctx, a, w)
+	}
 	if err != nil {
-		if mctx.Err() != nil {
-			return e.expireRunning(ctx, a, w)
-		}
 		return e.fail(ctx, a, w, err)
 	}
 	// file_search calls run here, then the model is asked again (filesearch.go).
 	if searches(in, out) {
 		w.flush() // the reply's deltas before the search's step, as the model made them
+		if w.err != nil {
+			return e.writeErr(ctx, w.err)
+		}
 	}
 	rest, searched, err := e.runFileSearch(ctx, a, in, out)
 	if err != nil {
@@ -1443,13 +1452,30 @@ func (w *writer) drain() {
 	for len(w.pending) > 0 && !w.stopped && w.ctx.Err() == nil {
 		b := w.takeLocked()
 		w.mu.Unlock()
-		w.load(&b)
-		m, err := w.write(b)
+		m, err := w.drainWrite(b)
 		w.mu.Lock()
 		w.wroteLocked(m, err)
 	}
 	w.draining = false
 	w.idle.Broadcast()
+}
+
+// errWriterPanicked is the error of a drainer's write that panicked: the
+// round then fails the run as a panic in the round would (failPanicked).
+var errWriterPanicked = errors.New("run engine: a write of the reply's deltas panicked")
+
+// drainWrite is the drainer's write of b, with a panic (the store, an
+// event's encoding) logged and turned into errWriterPanicked: the drainer
+// runs in a goroutine of its own, out of the round's recoverRun.
+func (w *writer) drainWrite(b batch) (m *gen.MessageObject, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.e.s.logPanic("run round: writing the reply panicked", p, "run_id", w.a.RunID)
+			m, err = nil, errWriterPanicked
+		}
+	}()
+	w.load(&b)
+	return w.write(b)
 }
 
 // batch is deltas stored in one write.

@@ -20,6 +20,9 @@ type testHooks struct {
 	// the files being processed (they stay in_progress): the control that
 	// shows the restart test catches lost files.
 	noDurableIngest bool
+	// onOpenIndex runs before the search index is opened for an embedding
+	// model; its error stands for the open's (the database busy).
+	onOpenIndex func(model string) error
 }
 
 func (h *testHooks) messageChecked() {
@@ -35,4 +38,11 @@ func (h *testHooks) processFile(ctx context.Context, fileID string) {
 	if h.onIngest != nil {
 		h.onIngest(ctx, fileID)
 	}
+}
+
+func (h *testHooks) openIndex(model string) error {
+	if h.onOpenIndex != nil {
+		return h.onOpenIndex(model)
+	}
+	return nil
 }

@@ -93,6 +93,14 @@ func (s *creations) CreateMessage(ctx context.Context, m store.Message) error {
 	return err
 }
 
+func (s *creations) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
+	err := s.Store.CreateMessageClaimed(ctx, m, key, claimBody, body)
+	if err == nil {
+		s.made("message", m.ID)
+	}
+	return err
+}
+
 func (s *creations) CreateAssistant(ctx context.Context, a store.Assistant) error {
 	err := s.Store.CreateAssistant(ctx, a)
 	if err == nil {
@@ -140,6 +148,10 @@ func (s *diesAfterCommit) CreateThread(ctx context.Context, t store.Thread, msgs
 
 func (s *diesAfterCommit) CreateMessage(ctx context.Context, m store.Message) error {
 	return s.died(s.Store.CreateMessage(ctx, m))
+}
+
+func (s *diesAfterCommit) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
+	return s.died(s.Store.CreateMessageClaimed(ctx, m, key, claimBody, body))
 }
 
 func (s *diesAfterCommit) CreateAssistant(ctx context.Context, a store.Assistant) error {

@@ -134,6 +134,32 @@ type runIntent struct {
 	ID       string   `json:"id,omitempty"`           // a created message's, assistant's, vector store's or file batch's id
 	// VectorStoreID is a created file batch's vector store.
 	VectorStoreID string `json:"vector_store_id,omitempty"`
+
+	// The claim as written (claimShared): its store key and body. A
+	// message is not given the id its claim names at first (an id chosen
+	// then would sort before objects made while the request waited, such
+	// as a run's reply, though made after them): it gets its id when it is
+	// stored, and the same write makes the claim name it
+	// (claimedMessage), so the id first named is only the claim's token.
+	claimKey  string
+	claimBody []byte
+}
+
+// claimedMessage stores sm, the message of a createMessage request: for a
+// request holding an Idempotency-Key claim (intent in ctx), in one write
+// with the claim's body naming it (store.CreateMessageClaimed).
+func (s *Server) claimedMessage(ctx context.Context, sm store.Message) error {
+	in := intentFrom(ctx)
+	if in == nil || in.Object != intentMessage || in.claimKey == "" {
+		return s.db.CreateMessage(ctx, sm)
+	}
+	named := *in
+	named.ID = sm.ID
+	body, err := json.Marshal(named)
+	if err != nil {
+		return err
+	}
+	return s.db.CreateMessageClaimed(ctx, sm, in.claimKey, in.claimBody, body)
 }
 
 // The kinds of objects an intent names besides runs (runIntent.Object).
@@ -259,6 +285,9 @@ func (s *Server) claimShared(ctx context.Context, mapKey, reqID string, fp [32]b
 	old, claimed, err := s.db.ClaimIdempotencyKey(ctx, rec, now)
 	if err != nil || !claimed {
 		return old, nil, err
+	}
+	if intent != nil {
+		intent.claimKey, intent.claimBody = rec.Key, rec.Body
 	}
 	return old, s.holdClaim(rec.Key, reqID, rec.ExpiresAt), nil
 }

@@ -99,9 +99,13 @@ type ingestSem struct {
 // its index is the store's when the store has one (SQLite, PostgreSQL),
 // else in memory. It fails, clearly and for good, when the store holds
 // vectors of another embedding model or dimension than the server's
-// embedder; other errors (the database unreachable) are tried again on
-// the next call. ctx is the first caller's; the index outlives it (its
-// cancellation is dropped).
+// embedder (with the default embedder: than both versions of the built-in
+// one); other errors (the database busy or unreachable, in either open)
+// are returned uncached and tried again on the next call. The built-in
+// embedder's version follows the store's vectors: it is chosen again
+// (forgetPipeline) when the store refuses the chosen version's vectors
+// because another replica wrote the other version's. ctx is the first
+// caller's; the index outlives it (its cancellation is dropped).
 func (s *Server) pipeline(ctx context.Context) (*retrieval.Pipeline, error) {
 	st := &s.st.search
 	st.mu.Lock()
@@ -125,12 +129,21 @@ func (s *Server) pipeline(ctx context.Context) (*retrieval.Pipeline, error) {
 		// chose a model for. Files added are embedded with version 1 too;
 		// once the store holds no vectors (its vector stores' files
 		// deleted), the next start uses the current version.
-		if old, oerr := embed.NewHashing(func(o *embed.HashingOptions) { o.Version = 1 }); oerr == nil {
-			if oidx, oerr := s.openIndex(ctx, old); oerr == nil {
-				s.log.Warn("file_search: the store's vectors come from an earlier version of the built-in embedder; searching and adding files with it",
-					"model", old.Model(), "current", e.Model())
-				e, idx, err = old, oidx, nil
-			}
+		old, oerr := embed.NewHashing(func(o *embed.HashingOptions) { o.Version = 1 })
+		if oerr != nil {
+			return nil, fmt.Errorf("file_search: the built-in embedder's version 1: %w", oerr)
+		}
+		oidx, oerr := s.openIndex(ctx, old)
+		switch {
+		case oerr == nil:
+			s.log.Warn("file_search: the store's vectors come from an earlier version of the built-in embedder; searching and adding files with it",
+				"model", old.Model(), "current", e.Model())
+			e, idx, err = old, oidx, nil
+		case !isModelError(oerr):
+			// Not an answer about the store's vectors (the database busy
+			// or unreachable): nothing is cached, the next call tries
+			// again. Only both versions refused is a lasting mismatch.
+			return nil, fmt.Errorf("file_search: opening the search index for %s: %w", old.Model(), oerr)
 		}
 	}
 	if err != nil {
@@ -150,6 +163,31 @@ func (s *Server) pipeline(ctx context.Context) (*retrieval.Pipeline, error) {
 	}
 	st.p, st.idx = p, idx
 	return p, nil
+}
+
+// forgetPipeline drops p, the server's pipeline with the built-in
+// embedder, after the store refused its vectors as of another model
+// (ErrModel from a Put): another replica,
+// started while the store held vectors of the other version of the
+// built-in embedder (or none), wrote that version's. The next pipeline
+// call chooses again from what the store holds. A pipeline already
+// replaced, or a lasting error, is left as it is. The dropped index is
+// closed: a search that got it just before may fail once.
+func (s *Server) forgetPipeline(p *retrieval.Pipeline) {
+	st := &s.st.search
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if p == nil || st.p != p {
+		return
+	}
+	if c, ok := st.idx.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			s.log.Warn("file_search: closing the search index", "err", err.Error())
+		}
+	}
+	s.log.Warn("file_search: the store holds vectors of another embedding model than this server chose; choosing again",
+		"model", p.Embedder().Model())
+	st.p, st.idx = nil, nil
 }
 
 // closeSearch releases the search index's resources (the SQLite index's
@@ -175,6 +213,9 @@ var errShutdown = errors.New("the server is shutting down")
 // outlives ctx: it is opened with ctx's values but not its cancellation.
 func (s *Server) openIndex(ctx context.Context, e embed.Embedder) (index.Index, error) {
 	ctx = context.WithoutCancel(ctx)
+	if err := s.hooks.openIndex(e.Model()); err != nil {
+		return nil, err
+	}
 	switch x := s.db.(type) {
 	case *sqlite.Store:
 		return sqlitesearch.New(ctx, x, func(o *sqlitesearch.Options) { o.Model, o.Dimension = e.Model(), e.Dimension() })
@@ -208,7 +249,8 @@ type ingestResult struct {
 
 // ingestFile extracts, chunks, embeds and indexes one file as ref's
 // chunks. On failure it returns the file's last_error (nil with an error
-// when the failure is not the file's: the context ended) and leaves the
+// when the failure is not the file's: the context ended, or the index's
+// ErrModel, the store holding vectors of another model) and leaves the
 // index without new chunks for ref.
 func ingestFile(ctx context.Context, p *retrieval.Pipeline, ref index.Ref, filename string, data []byte, s chunk.Strategy) (ingestResult, *gen.VectorStoreFileLastError, error) {
 	text, err := extract.Text(filename, data)
@@ -236,9 +278,8 @@ func ingestFile(ctx context.Context, p *retrieval.Pipeline, ref index.Ref, filen
 			return ingestResult{}, &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
 				Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(filename), why)}, nil
 		}
-		if errors.Is(err, sqlitesearch.ErrModel) || errors.Is(err, pgsearch.ErrModel) {
-			return ingestResult{}, &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
-				Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(filename), embeddingModelMessage(err))}, nil
+		if isModelError(err) {
+			return ingestResult{}, nil, err // the caller chooses the model again (ingestOne)
 		}
 		if errors.Is(err, sqlitesearch.ErrNoFile) || errors.Is(err, pgsearch.ErrNoFile) {
 			return ingestResult{}, nil, errGone
@@ -349,18 +390,37 @@ func (s *Server) ingestOne(ctx context.Context, a ingestArgs) (err error) {
 				Message: fmt.Sprintf("The file %s is larger than this server's limit of %d bytes.", truncateForMessage(file.Filename), s.opts.MaxFileBytes)}
 			return
 		}
-		p, perr := s.pipeline(ctx)
-		if perr != nil {
-			var se *embedSpaceError
-			if errors.As(perr, &se) {
-				lastErr = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
-					Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(file.Filename), se.msg)}
+		for try := 0; ; try++ {
+			p, perr := s.pipeline(ctx)
+			if perr != nil {
+				var se *embedSpaceError
+				if errors.As(perr, &se) {
+					lastErr = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
+						Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(file.Filename), se.msg)}
+					return
+				}
+				err = perr
 				return
 			}
-			err = perr
-			return
+			res, lastErr, err = ingestFile(ctx, p, ref, file.Filename, data, strategyOf(rec.Obj.ChunkingStrategy))
+			if !isModelError(err) {
+				return
+			}
+			if try > 0 || s.opts.Embedder != nil {
+				// Refused again with the model chosen from what the store
+				// holds, or the operator chose the model: the file fails,
+				// saying so.
+				lastErr = &gen.VectorStoreFileLastError{Code: gen.VectorStoreFileObjectLastErrorCodeServerError,
+					Message: fmt.Sprintf("The file %s was not indexed: %s", truncateForMessage(file.Filename), embeddingModelMessage(err))}
+				res, err = ingestResult{}, nil
+				return
+			}
+			// The store holds vectors of another model than p's, the
+			// built-in embedder's (another replica chose its other
+			// version): choose again from the store's vectors and try
+			// once more.
+			s.forgetPipeline(p)
 		}
-		res, lastErr, err = ingestFile(ctx, p, ref, file.Filename, data, strategyOf(rec.Obj.ChunkingStrategy))
 	}()
 	if errors.Is(err, errGone) {
 		return nil

@@ -79,14 +79,20 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 	if err != nil {
 		return nil, err
 	}
-	// The id the request's Idempotency-Key claim names, if any (idemshared.go).
-	m.Id = createdID(ctx, intentMessage, prefixMessage)
+	// A new id, sorting after everything made before this write; a keyed
+	// request's claim names it in the same write (claimedMessage).
+	m.Id = newID(prefixMessage)
 	s.hooks.messageChecked()
 	sm, err := storeMessage(projectOf(ctx), m)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.CreateMessage(ctx, sm); err != nil {
+	if err := s.claimedMessage(ctx, sm); err != nil {
+		if errors.Is(err, store.ErrClaimLost) {
+			// The claim's lease lapsed and another request took the key:
+			// that one makes the message.
+			return nil, errIdemRetry()
+		}
 		if errors.Is(err, store.ErrThreadLocked) {
 			// A run of another process took the thread.
 			runID, _ := s.eng.activeRun(ctx, req.ThreadId)

@@ -41,6 +41,12 @@ func (e *engine) recoverRun(a roundArgs) {
 		return
 	}
 	e.s.logPanic("run round panicked", p, "run_id", a.RunID)
+	e.failPanicked(a)
+}
+
+// failPanicked fails the run of a round that panicked with server_error
+// (its in-progress steps and message too), unless it has already ended.
+func (e *engine) failPanicked(a roundArgs) {
 	ctx := withProject(e.bg(), a.Project) // the run's project (project.go)
 	m := e.currentMessage(ctx, a.ThreadID, a.RunID)
 	_, _, _ = e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {

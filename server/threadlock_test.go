@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/server"
+	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/memory"
 )
 
 // TestThreadLockIsAtomic opens the window between CreateMessage's
@@ -154,4 +158,73 @@ func TestThreadLockConcurrent(t *testing.T) {
 			assert.NotContains(t, saw, text)
 		}
 	}
+}
+
+// slowClaims is a memory store whose claim of an Idempotency-Key for a
+// message, once armed, waits for release before it returns: the request
+// then holds its claim while other requests go on.
+type slowClaims struct {
+	*memory.Store
+	armed   atomic.Bool
+	claimed chan struct{}
+	release chan struct{}
+}
+
+func (s *slowClaims) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, now time.Time) (store.IdempotencyRecord, bool, error) {
+	old, ok, err := s.Store.ClaimIdempotencyKey(ctx, rec, now)
+	if ok && strings.Contains(string(rec.Body), "thread.message") && s.armed.CompareAndSwap(true, false) {
+		close(s.claimed)
+		<-s.release
+	}
+	return old, ok, err
+}
+
+// TestKeyedMessageSortsAfterWhatItWaitedFor: a keyed createMessage (our
+// client sends an Idempotency-Key) that waits between its claim and its
+// write while a run starts and completes on the thread gets an id that
+// sorts after the run's reply, which did not see it. (Its id was once
+// chosen with the claim: it then sorted before the reply it never reached.)
+func TestKeyedMessageSortsAfterWhatItWaitedFor(t *testing.T) {
+	st := &slowClaims{Store: memory.New(), claimed: make(chan struct{}), release: make(chan struct{})}
+	var mu sync.Mutex
+	var saw []string
+	model := server.ModelFunc(func(ctx context.Context, in *server.ModelInput, emit func(string)) (*server.ModelOutput, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range in.Messages {
+			saw = append(saw, server.MessageText(m))
+		}
+		return &server.ModelOutput{Text: "ok"}, nil
+	})
+	srv, ctx := newTestServer(t, server.WithModel(model), server.WithStore(st))
+	x := &rt{t: t, ctx: ctx, srv: srv, c: srv.Client}
+	a := x.assistant(gen.CreateAssistantRequest{})
+	thread := x.thread("start")
+
+	st.armed.Store(true)
+	var wg sync.WaitGroup
+	var status int
+	wg.Go(func() {
+		r, err := x.c.CreateMessageWithResponse(ctx, thread, gen.CreateMessageRequest{Role: "user", Content: msgContent("late")})
+		if assert.NoError(t, err) {
+			status = r.StatusCode()
+		}
+	})
+	<-st.claimed // the message's request holds its claim, and waits
+	run := x.run(thread, gen.CreateRunRequest{AssistantId: a.Id})
+	require.Eventually(t, func() bool { return x.get(thread, run.Id).Status == gen.RunObjectStatusCompleted },
+		10*time.Second, time.Millisecond)
+	close(st.release)
+	wg.Wait()
+	require.Equal(t, http.StatusOK, status)
+
+	mu.Lock()
+	assert.NotContains(t, saw, "late", "the run started before the message was written")
+	mu.Unlock()
+	msgs := x.messages(thread)
+	var order []string
+	for _, m := range msgs {
+		order = append(order, string(m.Role)+":"+server.MessageText(m))
+	}
+	assert.Equal(t, []string{"user:start", "assistant:ok", "user:late"}, order, "messages in the order they were written")
 }

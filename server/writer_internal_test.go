@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -163,4 +164,69 @@ func TestWriterCoalescesDeltas(t *testing.T) {
 			})
 		})
 	}
+}
+
+// panickyStore is a memory store whose first UpdateRun that stores a
+// message delta panics before it writes anything.
+type panickyStore struct {
+	*memory.Store
+	once sync.Once
+	hit  chan struct{} // closed as the write panics
+}
+
+func (s *panickyStore) UpdateRun(ctx context.Context, project, threadID, id string, fn func(*store.Run) (store.RunChange, error)) (store.Run, []store.Event, error) {
+	return s.Store.UpdateRun(ctx, project, threadID, id, func(r *store.Run) (store.RunChange, error) {
+		c, err := fn(r)
+		if err == nil && slices.ContainsFunc(c.Events, func(ev store.Event) bool { return ev.Type == "thread.message.delta" }) {
+			s.once.Do(func() {
+				close(s.hit)
+				panic("the store broke")
+			})
+		}
+		return c, err
+	})
+}
+
+// TestWriterPanicFailsTheRun: a panic in the drainer's write (its own
+// goroutine, out of the round's recover) fails the run with server_error,
+// as a panic in the round does, and the process goes on.
+func TestWriterPanicFailsTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &panickyStore{Store: memory.New(), hit: make(chan struct{})}
+		model := ModelFunc(func(ctx context.Context, in *ModelInput, emit func(string)) (*ModelOutput, error) {
+			emit("a ")
+			<-st.hit // the drainer's write of the first delta panics
+			emit("reply")
+			return &ModelOutput{}, nil
+		})
+		f := newResumeFixture(t, model, nil, WithStore(st))
+		a := f.round(t)
+		require.NoError(t, f.s.eng.work(f.ctx, a))
+		run := f.get(t)
+		assert.Equal(t, gen.RunObjectStatusFailed, run.Status)
+		require.NotNil(t, run.LastError)
+		assert.Equal(t, gen.RunObjectLastErrorCodeServerError, run.LastError.Code)
+		require.NoError(t, f.s.Close())
+	})
+}
+
+// TestLateModelOutputExpiresTheRun: a model that ignores its context and
+// answers after the run's expires_at does not complete the run (its
+// deltas after the deadline were not stored): the run expires.
+func TestLateModelOutputExpiresTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		model := ModelFunc(func(ctx context.Context, in *ModelInput, emit func(string)) (*ModelOutput, error) {
+			emit("early ")
+			time.Sleep(11 * time.Minute) // past expires_at (10 minutes), ignoring ctx
+			emit("late")
+			return &ModelOutput{}, nil
+		})
+		f := newResumeFixture(t, model, nil)
+		require.NoError(t, f.s.eng.work(f.ctx, f.round(t)))
+		assert.Equal(t, gen.RunObjectStatusExpired, f.get(t).Status)
+		for _, m := range f.assistantMessages(t) {
+			assert.NotContains(t, MessageText(m), "late", "a delta after the deadline is not stored")
+		}
+		require.NoError(t, f.s.Close())
+	})
 }

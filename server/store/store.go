@@ -61,6 +61,10 @@ var (
 	// ErrThreadLocked: the thread has an active run, so it takes no new run
 	// and no message except from that run.
 	ErrThreadLocked = errors.New("store: thread has an active run")
+	// ErrClaimLost means an Idempotency-Key claim is no longer the
+	// caller's (its lease lapsed and another request claimed the key, or it
+	// was answered).
+	ErrClaimLost = errors.New("store: the idempotency claim is no longer the caller's")
 	// ErrTooLarge: a file's bytes exceed the limit given to CreateFile.
 	ErrTooLarge = errors.New("store: file too large")
 	// ErrSchemaTooNew: the database was migrated by a newer binary; this one
@@ -160,6 +164,12 @@ type Store interface {
 	// page of a thread is read from one index; the memory store keeps them
 	// unique overall. Ids are random enough for this not to matter.)
 	CreateMessage(ctx context.Context, m Message) error
+	// CreateMessageClaimed is CreateMessage for a request that holds an
+	// Idempotency-Key claim (key): in the same write, the claim's body,
+	// still pending and still claimBody (so still the caller's), becomes
+	// body (which names the message). When the claim is no longer the
+	// caller's nothing is written and the error wraps ErrClaimLost.
+	CreateMessageClaimed(ctx context.Context, m Message, key string, claimBody, body []byte) error
 	// GetMessage returns a message of a thread or ErrNotFound.
 	GetMessage(ctx context.Context, project, threadID, id string) (Message, error)
 	// UpdateMessage changes a message (see UpdateAssistant).

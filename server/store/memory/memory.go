@@ -431,6 +431,25 @@ func (s *Store) DeleteThread(ctx context.Context, project, id string) error {
 
 // CreateMessage implements store.Store.
 func (s *Store) CreateMessage(ctx context.Context, m store.Message) error {
+	return s.createMessage(m, nil)
+}
+
+// CreateMessageClaimed implements store.Store.
+func (s *Store) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
+	return s.createMessage(m, func() error {
+		old, ok := s.idem[key]
+		if !ok || old.State != store.IdemPending || !bytes.Equal(old.Body, claimBody) {
+			return fmt.Errorf("message %q: %w", m.ID, store.ErrClaimLost)
+		}
+		old.Body = bytes.Clone(body)
+		s.idem[key] = old
+		return nil
+	})
+}
+
+// createMessage inserts m, after claim (when not nil) under the same hold
+// of the lock.
+func (s *Store) createMessage(m store.Message, claim func() error) error {
 	if m.ID == "" {
 		return invalid("empty message id")
 	}
@@ -447,6 +466,11 @@ func (s *Store) CreateMessage(ctx context.Context, m store.Message) error {
 	}
 	if _, ok := s.messages[m.ID]; ok {
 		return conflict("message", m.ID)
+	}
+	if claim != nil {
+		if err := claim(); err != nil {
+			return err
+		}
 	}
 	m.Project = th.t.Project
 	s.putMessageLocked(th, m)

@@ -529,3 +529,54 @@ func testVectorStoreJobs(t *testing.T, s store.Store) {
 		t.Fatalf("jobs %v, want %v", got, want)
 	}
 }
+
+// testCreateMessageClaimed: a message stored for a claim makes the claim
+// name it in the same write; when the claim is no longer the caller's
+// (another body: another request claimed the key; or answered), nothing is
+// written and the error is ErrClaimLost.
+func testCreateMessageClaimed(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_800_000_000, 0)
+	th := newThread(t, s)
+	_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "cmc1", Fingerprint: []byte("fp"),
+		Body: []byte(`{"id":"token"}`), ExpiresAt: now.Add(time.Minute)}, now)
+	must(t, err)
+	if !claimed {
+		t.Fatal("not claimed")
+	}
+	body := func() string {
+		t.Helper()
+		old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "cmc1", ExpiresAt: now.Add(time.Hour)}, now)
+		must(t, err)
+		if claimed {
+			t.Fatal("the claim is gone")
+		}
+		return string(old.Body)
+	}
+	exists := func(id string) bool {
+		t.Helper()
+		_, err := s.GetMessage(ctx, "", th.ID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return false
+		}
+		must(t, err)
+		return true
+	}
+
+	m1 := store.Message{ID: newID("msg_"), ThreadID: th.ID, CreatedAt: 10, Data: data("m1")}
+	wantErr(t, s.CreateMessageClaimed(ctx, m1, "cmc1", []byte(`{"id":"another"}`), []byte(`{"id":"`+m1.ID+`"}`)), store.ErrClaimLost)
+	if exists(m1.ID) || body() != `{"id":"token"}` {
+		t.Fatal("a message for a claim not the caller's was written")
+	}
+	must(t, s.CreateMessageClaimed(ctx, m1, "cmc1", []byte(`{"id":"token"}`), []byte(`{"id":"`+m1.ID+`"}`)))
+	if !exists(m1.ID) || body() != `{"id":"`+m1.ID+`"}` {
+		t.Fatalf("message stored %v, claim body %s", exists(m1.ID), body())
+	}
+	// The claim names m1 now: the old body no longer matches.
+	m2 := store.Message{ID: newID("msg_"), ThreadID: th.ID, CreatedAt: 11, Data: data("m2")}
+	wantErr(t, s.CreateMessageClaimed(ctx, m2, "cmc1", []byte(`{"id":"token"}`), []byte(`{"id":"`+m2.ID+`"}`)), store.ErrClaimLost)
+	wantErr(t, s.CreateMessageClaimed(ctx, m2, "no-such-key", []byte(`{"id":"token"}`), []byte(`{}`)), store.ErrClaimLost)
+	if exists(m2.ID) {
+		t.Fatal("a message for a lost claim was written")
+	}
+}

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Idempotency", testIdempotency},
 		{"IdempotencyRenew", testIdempotencyRenew},
 		{"IdempotencyCompareAndSet", testIdempotencyCompareAndSet},
+		{"CreateMessageClaimed", testCreateMessageClaimed},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},
 		{"ConcurrentRunLifecycles", testConcurrentRunLifecycles},
 		{"ConcurrentEvents", testConcurrentEvents},

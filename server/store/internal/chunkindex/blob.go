@@ -80,7 +80,7 @@ func EncodeFile(chunks []index.Chunk, units [][]float32, dim int) ([]byte, int) 
 
 // ScanFile calls fn with each chunk index of a file blob and the
 // approximate dot product of its vector with q (of length dim). A sparse
-// query (fewer than half of its numbers not 0, as the built-in hashing
+// query (at most half of its numbers not 0, as the built-in hashing
 // embedder's queries are: about 74 of 256 with its version 2) is
 // multiplied over its non-zero numbers only: the same product, cheaper
 // (3x at 74 of 256, 1.3x at 128: BenchmarkScanFileDensity).
@@ -88,8 +88,8 @@ func ScanFile(blob []byte, q []float32, fn func(n int, score float32)) error {
 	return scanFile(blob, q, sparse(q), fn)
 }
 
-// sparse returns the indexes of q's non-zero numbers when they are fewer
-// than half of them, else nil.
+// sparse returns the indexes of q's non-zero numbers when they are at
+// most half of them (none: an empty, non-nil slice), else nil.
 func sparse(q []float32) []int {
 	var idx []int
 	for i, x := range q {

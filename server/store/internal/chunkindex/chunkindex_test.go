@@ -108,3 +108,33 @@ func TestTerms(t *testing.T) {
 		t.Errorf("300 occurrences: %d terms, %d positions kept; want 300, %d", n, strings.Count(v, ",")+1, maxPositions)
 	}
 }
+
+// TestSparseBoundary: a query is scanned sparse up to exactly half of its
+// numbers not 0 (len/2), dense from one more (len/2+1), odd lengths too.
+func TestSparseBoundary(t *testing.T) {
+	for _, dim := range []int{256, 255, 2, 1} {
+		withNonZeros := func(k int) []float32 {
+			q := make([]float32, dim)
+			for i := range k { // spread over q, the last number included
+				q[dim-1-i*dim/max(k, 1)] = 0.5
+			}
+			return q
+		}
+		half := dim / 2
+		got := sparse(withNonZeros(half))
+		if got == nil || len(got) != half {
+			t.Errorf("dim %d: %d non-zeros (len/2): sparse() = %v, want their %d indexes", dim, half, got, half)
+		}
+		for _, i := range got {
+			if withNonZeros(half)[i] == 0 {
+				t.Errorf("dim %d: index %d of a zero", dim, i)
+			}
+		}
+		if got := sparse(withNonZeros(half + 1)); got != nil {
+			t.Errorf("dim %d: %d non-zeros (len/2+1): sparse() = %v, want nil (dense)", dim, half+1, got)
+		}
+	}
+	if got := sparse(make([]float32, 8)); got == nil || len(got) != 0 {
+		t.Errorf("an all-zero query: sparse() = %v, want empty, not nil", got)
+	}
+}

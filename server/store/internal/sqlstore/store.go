@@ -398,6 +398,26 @@ func locked(threadID, runID string) error {
 
 // CreateMessage implements store.Store.
 func (s *Store) CreateMessage(ctx context.Context, m store.Message) error {
+	return s.createMessage(ctx, m, nil)
+}
+
+// CreateMessageClaimed implements store.Store.
+func (s *Store) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
+	return s.createMessage(ctx, m, func(tx Tx) error {
+		n, err := tx.Exec(ctx, `UPDATE idempotency_keys SET body = ? WHERE idem_key = ? AND state = ? AND body = ?`,
+			nz(body), key, store.IdemPending, nz(claimBody))
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("message %q: %w", m.ID, store.ErrClaimLost)
+		}
+		return nil
+	})
+}
+
+// createMessage inserts m, after claim (when not nil) in the same write.
+func (s *Store) createMessage(ctx context.Context, m store.Message, claim func(Tx) error) error {
 	if m.ID == "" {
 		return invalid("empty message id")
 	}
@@ -408,6 +428,11 @@ func (s *Store) CreateMessage(ctx context.Context, m store.Message) error {
 		}
 		if active != "" && active != m.RunID {
 			return locked(m.ThreadID, active)
+		}
+		if claim != nil {
+			if err := claim(tx); err != nil {
+				return err
+			}
 		}
 		return s.insertMessages(ctx, tx, store.ProjectOr(m.Project), m.ThreadID, []store.Message{m})
 	})
