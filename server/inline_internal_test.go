@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -137,4 +139,50 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestInlinePoolFullReleases: a round that finds the inline pool full
+// (Workers) does not wait for a slot: its backup is made available at
+// once, for River to run.
+func TestInlinePoolFullReleases(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	st, err := sqlite.OpenDir(ctx, t.TempDir(), func(o *sqlite.Options) { o.Logger = slog.New(slog.DiscardHandler) })
+	require.NoError(t, err)
+	defer st.Close()
+	q := defaultQueue(st, RiverOptions{Workers: 1}, slog.New(slog.DiscardHandler)).(*riverQueue[*sql.Tx])
+	started, release := make(chan string, 4), make(chan struct{})
+	require.NoError(t, q.Start(ctx, func(ctx context.Context, a store.JobArgs) error {
+		started <- a.(roundArgs).RunID
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}))
+	defer func() { close(release); q.Stop(context.Background()) }()
+	backup := func(run string) int64 {
+		r, err := q.jobs.Insert(ctx, roundArgs{RunID: run}, &river.InsertOpts{ScheduledAt: time.Now().Add(q.opts.RescueAfter)})
+		require.NoError(t, err)
+		return r.Job.ID
+	}
+	a, b := backup("run_a"), backup("run_b")
+	q.runInline(roundArgs{RunID: "run_a"}, a, time.Now())
+	require.Equal(t, "run_a", <-started) // the pool's one slot
+	q.runInline(roundArgs{RunID: "run_b"}, b, time.Now())
+	for {
+		j, err := q.jobs.JobGet(ctx, b)
+		require.NoError(t, err)
+		if j.State == rivertype.JobStateAvailable || j.State == rivertype.JobStateRunning {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("run_b's backup is %s, want available", j.State)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	ja, err := q.jobs.JobGet(ctx, a)
+	require.NoError(t, err)
+	assert.Equal(t, rivertype.JobStateScheduled, ja.State, "the inline job's backup stays scheduled")
 }
