@@ -186,3 +186,33 @@ func TestInlinePoolFullReleases(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, rivertype.JobStateScheduled, ja.State, "the inline job's backup stays scheduled")
 }
+
+// TestInlineStopBudget: Stop waits for the inline jobs at most its budget,
+// logs that one still runs, and still stops River with a budget of its own.
+func TestInlineStopBudget(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	st, err := sqlite.OpenDir(ctx, t.TempDir(), func(o *sqlite.Options) { o.Logger = slog.New(slog.DiscardHandler) })
+	require.NoError(t, err)
+	defer st.Close()
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	q := defaultQueue(st, RiverOptions{}, slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))).(*riverQueue[*sql.Tx])
+	q.stopIn = 50 * time.Millisecond
+	started, release := make(chan struct{}), make(chan struct{})
+	require.NoError(t, q.Start(ctx, func(context.Context, store.JobArgs) error {
+		close(started)
+		<-release // a job that does not heed its context
+		return nil
+	}))
+	q.runInline(roundArgs{RunID: "run_a"}, 991, time.Now())
+	<-started
+	require.NoError(t, q.Stop(ctx), "River stops in its own budget")
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	assert.Contains(t, out, "inline jobs still running when the queue stopped")
+	assert.ErrorIs(t, q.running(), errQueueStopped)
+	close(release)
+	q.inflight.Wait() // the job ends; Stop's waiting goroutine with it
+}

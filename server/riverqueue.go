@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -147,6 +148,7 @@ type riverQueue[TTx any] struct {
 	opts   RiverOptions
 	log    *slog.Logger
 	now    func() time.Time // the clock of inline deadlines (time.Now; tests set it)
+	stopIn time.Duration    // Stop's budget for each of its waits (stopBudget; tests set it)
 
 	mu       sync.Mutex
 	client   *river.Client[TTx] // set by Start; nil after Stop
@@ -376,18 +378,19 @@ func (q *riverQueue[TTx]) Stop(ctx context.Context) error {
 	close(done) // the inline loop ends and cancels its jobs
 	waited := make(chan struct{})
 	go func() { <-ended; q.inflight.Wait(); close(waited) }() // ends when the jobs do, even after a timeout
-	wctx, cancel := context.WithTimeout(ctx, stopBudget)
+	budget := cmp.Or(q.stopIn, stopBudget)
+	wctx, cancel := context.WithTimeout(ctx, budget)
 	select {
 	case <-waited:
 	case <-wctx.Done():
 		q.log.Error("run engine: inline jobs still running when the queue stopped (their backups run after RescueAfter)",
-			"waited", stopBudget.String(), "err", wctx.Err().Error())
+			"waited", budget.String(), "err", wctx.Err().Error())
 	}
 	cancel()
-	sctx, cancel := context.WithTimeout(ctx, stopBudget)
+	sctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	if err := c.StopAndCancel(sctx); err != nil {
-		q.log.Error("run engine: River's jobs still running when the queue stopped", "waited", stopBudget.String(), "err", err.Error())
+		q.log.Error("run engine: River's jobs still running when the queue stopped", "waited", budget.String(), "err", err.Error())
 		return fmt.Errorf("river stop: %w", err)
 	}
 	return nil
