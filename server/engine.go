@@ -188,8 +188,7 @@ func (e *engine) update(ctx context.Context, threadID, runID string, fn func(lr 
 	if err != nil {
 		return gen.RunObject{}, 0, err
 	}
-	if len(lr.change.DeleteJobs) > 0 {
-		b := backupOf(ctx)
+	if b := backupOf(ctx); b != nil && slices.Contains(lr.change.DeleteJobs, b.id) {
 		b.mu.Lock()
 		b.deleted = true
 		b.mu.Unlock()

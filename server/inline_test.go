@@ -168,7 +168,8 @@ func TestInlineRoundStoppedReleasesItsBackup(t *testing.T) {
 }
 
 // paced makes the scripted model wait a millisecond between two words
-// (serveOn's step delay): the echo of longWords keeps its round running.
+// (WordDelay, not serveOn's step delay): the echo of longWords keeps its
+// round running.
 var paced = server.WithWordDelay(time.Millisecond)
 
 // longWords is a user message whose echo the scripted model streams one

@@ -53,7 +53,7 @@ func serveFlags(args []string, out io.Writer) (*serveConfig, []server.Option, er
 	idemBytes := fs.Int64("idempotency-max-bytes", server.DefaultIdempotencyMaxBytes, "memory for the replies remembered for Idempotency-Key retries; the oldest are forgotten first")
 	var ro server.RiverOptions
 	fs.DurationVar(&ro.JobTimeout, "job-timeout", 0, "with --data or --database-url: how long one job of the run engine (a model round) may run before it is cancelled and run again (default 10m, a run's lifetime)")
-	fs.DurationVar(&ro.RescueAfter, "rescue-after", 0, "with --data or --database-url: a round's (or cancel's) job runs at once in the replica that wrote it, and its copy in the database becomes due this long after, for any replica to run when that replica died; a job River runs that stays running this long is taken for stuck and run again. A killed replica's run goes on within about this (plus up to 30s) (default --job-timeout plus 1m; at least --job-timeout)")
+	fs.DurationVar(&ro.RescueAfter, "rescue-after", 0, "with --data or --database-url: a round's (or cancel's) job runs at once in the replica that wrote it, and its copy in the database becomes due this long after, for any replica to run when that replica died; a job River runs that stays running this long is taken for stuck and run again. A killed replica's run goes on within about this (plus up to 30s) (default --job-timeout plus 1m; at least --job-timeout; a job is cancelled a margin, 1m or half of --job-timeout, before this, so a smaller value shortens --job-timeout; the clocks of the replicas and the database must agree within that margin)")
 	bf := addBackendFlags(fs, os.Getenv)
 	sf := addStoreFlags(fs, os.Getenv)
 	if err := parseFlags(fs, args, out); err != nil {
