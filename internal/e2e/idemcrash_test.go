@@ -14,6 +14,7 @@ import (
 	"github.com/assistants-go/assistants"
 	"github.com/assistants-go/assistants/gen"
 	"github.com/assistants-go/assistants/internal/pgtest"
+	"github.com/assistants-go/assistants/internal/servetest"
 	"github.com/assistants-go/assistants/server/store"
 	"github.com/assistants-go/assistants/server/store/postgres"
 )
@@ -33,20 +34,8 @@ import (
 func TestRetryAfterCrashBetweenRunAndAnswer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	u := pgtest.Schema(t)
-	serveArgs := append([]string{"--database-url", u, "--step-delay", "5ms"}, pickupFlags...)
-	a, b := startServe(t, serveArgs...), startServe(t, serveArgs...)
-	ca, cb := newClient(t, a.URL), newClient(t, b.URL)
-	asst := createAssistant(t, ctx, ca, "answered")
-	th := createThread(t, ctx, ca, "hello")
-	key := "crash-between-" + th.Id
-	body := gen.CreateRunRequest{AssistantId: asst.Id}
-
-	jtx := lockJobTable(t, ctx, u)
-
-	go func() { // A's reply never comes: A is killed
-		_, _ = ca.CreateRunWithResponse(ctx, th.Id, nil, body, withKey(key))
-	}()
+	f := startKeyedRunOnA(t, ctx, "crash-between-")
+	u, a, cb, th, key, body, jtx := f.u, f.a, f.cb, f.th, f.key, f.body, f.jtx
 
 	// A has claimed the key (and waits on the job table): lock the claim.
 	ktx := lockClaim(t, ctx, u, key)
@@ -161,21 +150,8 @@ func TestRetryAfterCrashBetweenSubmitAndAnswer(t *testing.T) {
 func TestRetryAfterClaimantKilledWithinLease(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	u := pgtest.Schema(t)
-	serveArgs := append([]string{"--database-url", u, "--step-delay", "5ms"}, pickupFlags...)
-	a, b := startServe(t, serveArgs...), startServe(t, serveArgs...)
-	ca, cb := newClient(t, a.URL), newClient(t, b.URL)
-	asst := createAssistant(t, ctx, ca, "answered")
-	th := createThread(t, ctx, ca, "hello")
-	key := "killed-claimant-" + th.Id
-	body := gen.CreateRunRequest{AssistantId: asst.Id}
-
-	// River's job table locked: A's createRun (which enqueues the run's
-	// first round with the run) waits after claiming the key.
-	jtx := lockJobTable(t, ctx, u)
-	go func() { // A's reply never comes: A is killed
-		_, _ = ca.CreateRunWithResponse(ctx, th.Id, nil, body, withKey(key))
-	}()
+	f := startKeyedRunOnA(t, ctx, "killed-claimant-")
+	u, a, cb, th, key, body, jtx := f.u, f.a, f.cb, f.th, f.key, f.body, f.jtx
 
 	// A's claim is in, and A's heartbeat renews its lease.
 	conn, err := pgx.Connect(ctx, u)
@@ -317,4 +293,35 @@ func lockClaim(t *testing.T, ctx context.Context, u, key string) pgx.Tx {
 		require.ErrorIs(t, err, pgx.ErrNoRows)
 		require.True(t, time.Now().Before(deadline), "A never claimed the key")
 	}
+}
+
+// keyedRunOnA is two serve replicas, A and B, on one PostgreSQL schema (u),
+// with a thread, and A's keyed createRun (key, body) in flight: River's
+// job table is locked (jtx), so A's write of the run waits after A has
+// claimed the key. A's reply never comes back to the test.
+type keyedRunOnA struct {
+	u      string
+	a, b   *servetest.Proc
+	ca, cb *assistants.Client
+	th     gen.ThreadObject
+	key    string
+	body   gen.CreateRunRequest
+	jtx    pgx.Tx
+}
+
+func startKeyedRunOnA(t *testing.T, ctx context.Context, keyPrefix string) keyedRunOnA {
+	t.Helper()
+	f := keyedRunOnA{u: pgtest.Schema(t)}
+	serveArgs := append([]string{"--database-url", f.u, "--step-delay", "5ms"}, pickupFlags...)
+	f.a, f.b = startServe(t, serveArgs...), startServe(t, serveArgs...)
+	f.ca, f.cb = newClient(t, f.a.URL), newClient(t, f.b.URL)
+	asst := createAssistant(t, ctx, f.ca, "answered")
+	f.th = createThread(t, ctx, f.ca, "hello")
+	f.key = keyPrefix + f.th.Id
+	f.body = gen.CreateRunRequest{AssistantId: asst.Id}
+	f.jtx = lockJobTable(t, ctx, f.u)
+	go func() { // A's reply never comes: A is killed
+		_, _ = f.ca.CreateRunWithResponse(ctx, f.th.Id, nil, f.body, withKey(f.key))
+	}()
+	return f
 }
