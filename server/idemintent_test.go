@@ -130,8 +130,8 @@ func (s *creations) CreateVectorStore(ctx context.Context, vs store.VectorStore,
 // it (its answer under the key, the claim's removal, a renewal) reaches
 // the store.
 type diesAfterCommit struct {
-	store.Store
-	armed, dead atomic.Bool
+	killable
+	armed atomic.Bool
 }
 
 func (s *diesAfterCommit) died(err error) error {
@@ -171,20 +171,6 @@ func (s *diesAfterCommit) RenewIdempotencyKey(ctx context.Context, key string, h
 		return false, errReplicaDead
 	}
 	return s.Store.RenewIdempotencyKey(ctx, key, held, until)
-}
-
-func (s *diesAfterCommit) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
-	if s.dead.Load() {
-		return false, errReplicaDead
-	}
-	return s.Store.CompleteIdempotencyKey(ctx, rec, held)
-}
-
-func (s *diesAfterCommit) DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (bool, error) {
-	if s.dead.Load() {
-		return false, errReplicaDead
-	}
-	return s.Store.DeleteIdempotencyKey(ctx, key, held)
 }
 
 // TestRetryAfterCrashBetweenCreateAndAnswer: see above, for each of the
@@ -228,7 +214,7 @@ func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
 		t.Run(tc.kind, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				shared := &creations{Store: memory.New(), ids: map[string][]string{}}
-				a := &diesAfterCommit{Store: shared}
+				a := &diesAfterCommit{killable: killable{Store: shared}}
 				srvA := server.New(server.WithStore(a), server.WithStepDelay(0))
 				srvB := server.New(server.WithStore(shared), server.WithStepDelay(0))
 				t.Cleanup(func() { _ = srvA.Close(); _ = srvB.Close() })

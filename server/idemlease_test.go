@@ -52,13 +52,12 @@ var errReplicaDead = errors.New("test: this replica is dead")
 // store any more (no renewal, no answer, no run), as when its process is
 // gone.
 type gatedReplica struct {
-	store.Store
+	killable
 	entered chan struct{} // receives when CreateRun starts waiting
 	gate    chan struct{} // closed to let CreateRun go on
 	release func()        // closes the gate (once)
-	dead    atomic.Bool
-	cutOff  atomic.Bool // its renewals fail (and reach nothing); its other writes go on
-	failRun atomic.Bool // CreateRun fails once the gate opens (the request answers 5xx)
+	cutOff  atomic.Bool   // its renewals fail (and reach nothing); its other writes go on
+	failRun atomic.Bool   // CreateRun fails once the gate opens (the request answers 5xx)
 	// hang: every other renewal (the 1st, 3rd...) gets no reply: it returns
 	// only when its ctx ends, having reached the store when hangLands.
 	hang, hangLands atomic.Bool
@@ -70,7 +69,7 @@ type gatedReplica struct {
 }
 
 func newGatedReplica(st store.Store) *gatedReplica {
-	s := &gatedReplica{Store: st, entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	s := &gatedReplica{killable: killable{Store: st}, entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	s.release = sync.OnceFunc(func() { close(s.gate) })
 	return s
 }
@@ -114,14 +113,21 @@ func (s *gatedReplica) RenewIdempotencyKey(ctx context.Context, key string, held
 	return ok, err
 }
 
-func (s *gatedReplica) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
+// killable is a replica's view of a shared store whose writes of a claim's
+// record fail once the replica is dead (dead set).
+type killable struct {
+	store.Store
+	dead atomic.Bool
+}
+
+func (s *killable) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
 	if s.dead.Load() {
 		return false, errReplicaDead
 	}
 	return s.Store.CompleteIdempotencyKey(ctx, rec, held)
 }
 
-func (s *gatedReplica) DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (bool, error) {
+func (s *killable) DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (bool, error) {
 	if s.dead.Load() {
 		return false, errReplicaDead
 	}
