@@ -55,31 +55,37 @@ func attachNew(t *testing.T, s *Server, fileID, text string) (string, gen.Vector
 func storedModels(t *testing.T, st store.Store) []string {
 	t.Helper()
 	const q = `SELECT DISTINCT model FROM vector_store_file_vectors ORDER BY model`
-	var out []string
 	switch x := st.(type) {
 	case *sqlite.Store:
 		rows, err := x.DB().QueryContext(t.Context(), q)
 		require.NoError(t, err)
 		defer rows.Close()
-		for rows.Next() {
-			var m string
-			require.NoError(t, rows.Scan(&m))
-			out = append(out, m)
-		}
-		require.NoError(t, rows.Err())
+		return scanStrings(t, rows)
 	case *postgres.Store:
 		rows, err := x.Pool().Query(t.Context(), q)
 		require.NoError(t, err)
 		defer rows.Close()
-		for rows.Next() {
-			var m string
-			require.NoError(t, rows.Scan(&m))
-			out = append(out, m)
-		}
-		require.NoError(t, rows.Err())
-	default:
-		t.Fatalf("no search index in %T", st)
+		return scanStrings(t, rows)
 	}
+	t.Fatalf("no search index in %T", st)
+	return nil
+}
+
+// scanStrings reads one text column of every row (database/sql's rows or
+// pgx's).
+func scanStrings(t *testing.T, rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}) []string {
+	t.Helper()
+	var out []string
+	for rows.Next() {
+		var m string
+		require.NoError(t, rows.Scan(&m))
+		out = append(out, m)
+	}
+	require.NoError(t, rows.Err())
 	return out
 }
 

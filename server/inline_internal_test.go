@@ -97,13 +97,7 @@ func TestInlineTooLateToStart(t *testing.T) {
 func TestInlineFailureLogged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	st, err := sqlite.OpenDir(ctx, t.TempDir(), func(o *sqlite.Options) { o.Logger = slog.New(slog.DiscardHandler) })
-	require.NoError(t, err)
-	defer st.Close()
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))
-	q := defaultQueue(st, RiverOptions{}, log).(*riverQueue[*sql.Tx])
+	q, _, logs := sqliteQueue(t, ctx, RiverOptions{})
 	assert.Equal(t, 100*time.Millisecond, q.opts.PollInterval, "SQLite's default poll: no NOTIFY wakes its workers")
 	require.NoError(t, q.Start(ctx, func(_ context.Context, a store.JobArgs) error {
 		if a.(roundArgs).Round == 2 {
@@ -115,9 +109,7 @@ func TestInlineFailureLogged(t *testing.T) {
 	q.runInline(roundArgs{RunID: "run_1", Round: 1}, 991, time.Now())
 	q.runInline(roundArgs{RunID: "run_1", Round: 2}, 992, time.Now())
 	for {
-		mu.Lock()
-		out := buf.String()
-		mu.Unlock()
+		out := logs()
 		if strings.Contains(out, `msg="job failed" kind=`+KindRunRound+` job=991 err="model down"`) &&
 			strings.Contains(out, "job=992 panic=boom stack=") && strings.Contains(out, "inlineWork") {
 			return
@@ -127,6 +119,23 @@ func TestInlineFailureLogged(t *testing.T) {
 			t.Fatalf("log: %s", out)
 		case <-time.After(5 * time.Millisecond):
 		}
+	}
+}
+
+// sqliteQueue is the River queue of a new SQLite store, its log kept for
+// logs to read.
+func sqliteQueue(t *testing.T, ctx context.Context, ro RiverOptions) (*riverQueue[*sql.Tx], *sqlite.Store, func() string) {
+	t.Helper()
+	st, err := sqlite.OpenDir(ctx, t.TempDir(), func(o *sqlite.Options) { o.Logger = slog.New(slog.DiscardHandler) })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	q := defaultQueue(st, ro, slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))).(*riverQueue[*sql.Tx])
+	return q, st, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
 	}
 }
 
@@ -147,10 +156,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 func TestInlinePoolFullReleases(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	st, err := sqlite.OpenDir(ctx, t.TempDir(), func(o *sqlite.Options) { o.Logger = slog.New(slog.DiscardHandler) })
-	require.NoError(t, err)
-	defer st.Close()
-	q := defaultQueue(st, RiverOptions{Workers: 1}, slog.New(slog.DiscardHandler)).(*riverQueue[*sql.Tx])
+	q, _, _ := sqliteQueue(t, ctx, RiverOptions{Workers: 1})
 	started, release := make(chan string, 4), make(chan struct{})
 	require.NoError(t, q.Start(ctx, func(ctx context.Context, a store.JobArgs) error {
 		started <- a.(roundArgs).RunID
@@ -192,12 +198,7 @@ func TestInlinePoolFullReleases(t *testing.T) {
 func TestInlineStopBudget(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	st, err := sqlite.OpenDir(ctx, t.TempDir(), func(o *sqlite.Options) { o.Logger = slog.New(slog.DiscardHandler) })
-	require.NoError(t, err)
-	defer st.Close()
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	q := defaultQueue(st, RiverOptions{}, slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))).(*riverQueue[*sql.Tx])
+	q, _, logs := sqliteQueue(t, ctx, RiverOptions{})
 	q.stopIn = 50 * time.Millisecond
 	started, release := make(chan struct{}), make(chan struct{})
 	require.NoError(t, q.Start(ctx, func(context.Context, store.JobArgs) error {
@@ -208,10 +209,7 @@ func TestInlineStopBudget(t *testing.T) {
 	q.runInline(roundArgs{RunID: "run_a"}, 991, time.Now())
 	<-started
 	require.NoError(t, q.Stop(ctx), "River stops in its own budget")
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
-	assert.Contains(t, out, "inline jobs still running when the queue stopped")
+	assert.Contains(t, logs(), "inline jobs still running when the queue stopped")
 	assert.ErrorIs(t, q.running(), errQueueStopped)
 	close(release)
 	q.inflight.Wait() // the job ends; Stop's waiting goroutine with it
