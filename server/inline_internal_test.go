@@ -97,7 +97,7 @@ func TestInlineTooLateToStart(t *testing.T) {
 func TestInlineFailureLogged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	q, _, logs := sqliteQueue(t, ctx, RiverOptions{})
+	q, logs := sqliteQueue(t, ctx, RiverOptions{})
 	assert.Equal(t, 100*time.Millisecond, q.opts.PollInterval, "SQLite's default poll: no NOTIFY wakes its workers")
 	require.NoError(t, q.Start(ctx, func(_ context.Context, a store.JobArgs) error {
 		if a.(roundArgs).Round == 2 {
@@ -124,7 +124,7 @@ func TestInlineFailureLogged(t *testing.T) {
 
 // sqliteQueue is the River queue of a new SQLite store, its log kept for
 // logs to read.
-func sqliteQueue(t *testing.T, ctx context.Context, ro RiverOptions) (*riverQueue[*sql.Tx], *sqlite.Store, func() string) {
+func sqliteQueue(t *testing.T, ctx context.Context, ro RiverOptions) (*riverQueue[*sql.Tx], func() string) {
 	t.Helper()
 	st, err := sqlite.OpenDir(ctx, t.TempDir(), func(o *sqlite.Options) { o.Logger = slog.New(slog.DiscardHandler) })
 	require.NoError(t, err)
@@ -132,7 +132,7 @@ func sqliteQueue(t *testing.T, ctx context.Context, ro RiverOptions) (*riverQueu
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	q := defaultQueue(st, ro, slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))).(*riverQueue[*sql.Tx])
-	return q, st, func() string {
+	return q, func() string {
 		mu.Lock()
 		defer mu.Unlock()
 		return buf.String()
@@ -156,7 +156,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 func TestInlinePoolFullReleases(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	q, _, _ := sqliteQueue(t, ctx, RiverOptions{Workers: 1})
+	q, _ := sqliteQueue(t, ctx, RiverOptions{Workers: 1})
 	started, release := make(chan string, 4), make(chan struct{})
 	require.NoError(t, q.Start(ctx, func(ctx context.Context, a store.JobArgs) error {
 		started <- a.(roundArgs).RunID
@@ -198,7 +198,7 @@ func TestInlinePoolFullReleases(t *testing.T) {
 func TestInlineStopBudget(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	q, _, logs := sqliteQueue(t, ctx, RiverOptions{})
+	q, logs := sqliteQueue(t, ctx, RiverOptions{})
 	q.stopIn = 50 * time.Millisecond
 	started, release := make(chan struct{}), make(chan struct{})
 	require.NoError(t, q.Start(ctx, func(context.Context, store.JobArgs) error {
