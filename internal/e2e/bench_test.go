@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +25,8 @@ import (
 //   - CreateMessage: POST a short message, on one thread per goroutine;
 //   - ListMessages100: GET a page of 100 messages of a thread of 1000;
 //   - Conversation: createThreadAndRun with one message, polled (every
-//     millisecond) until completed, step delay 0 (conv/s).
+//     millisecond) until completed, step delay 0 (conv/s; polls/op is the
+//     GETs a conversation took, which grow when runs take longer).
 //
 // Every benchmark runs in parallel, as clients of a server do: clients
 // times GOMAXPROCS goroutines (convClients times for Conversation, whose
@@ -45,11 +47,13 @@ func BenchmarkStores(b *testing.B) {
 			})
 			bc := &benchClient{base: hs.URL + "/v1", hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 			asst := bc.post(b, "/assistants", `{"model":"gpt-4o"}`)
+			var polls atomic.Int64
 			conv := func() (threadID, runID string) {
 				out := bc.do(b, http.MethodPost, "/threads/runs", `{"assistant_id":"`+asst+`","thread":{"messages":[{"role":"user","content":"hello"}]}}`)
 				var run gen.RunObject
 				require.NoError(b, json.Unmarshal(out, &run))
 				for {
+					polls.Add(1)
 					g := bc.get(b, "/threads/"+run.ThreadId+"/runs/"+run.Id)
 					var cur gen.RunObject
 					require.NoError(b, json.Unmarshal(g, &cur))
@@ -109,6 +113,7 @@ func BenchmarkStores(b *testing.B) {
 			})
 			b.Run("Conversation", func(b *testing.B) {
 				cpu := processCPU()
+				polls.Store(0)
 				b.SetParallelism(convClients)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
@@ -116,6 +121,7 @@ func BenchmarkStores(b *testing.B) {
 					}
 				})
 				rate(b, "conv/s", cpu)
+				b.ReportMetric(float64(polls.Load())/float64(b.N), "polls/op")
 			})
 		})
 	}
