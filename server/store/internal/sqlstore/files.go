@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,21 @@ func scanFile(r Row) (store.File, error) {
 // wrote. (A process killed mid-upload leaves a hidden row; see
 // DeleteIncompleteFiles.)
 func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, nil)
+}
+
+// CreateFileClaimed implements store.Store: the transaction that makes the
+// file visible also changes the claim's body (see CreateMessageClaimed),
+// or fails, and the file is cleaned up as any failed upload.
+func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, key string, claimBody, claimed []byte) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, func(tx Tx) error {
+		return s.setClaimBody(ctx, tx, "file", f.ID, key, claimBody, claimed)
+	})
+}
+
+// createFile stores f; the last transaction runs claim (when not nil)
+// first.
+func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, claim func(Tx) error) (store.File, error) {
 	if f.ID == "" {
 		return store.File{}, invalid("empty file id")
 	}
@@ -47,6 +63,11 @@ func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, ma
 	if err == nil {
 		f.Bytes = n
 		err = s.b.Write(ctx, func(tx Tx) error {
+			if claim != nil {
+				if err := claim(tx); err != nil {
+					return err
+				}
+			}
 			_, err := tx.Exec(ctx, `UPDATE files SET bytes = ?, chunks = ?, complete = 1 WHERE id = ?`, n, chunks, f.ID)
 			return err
 		})
@@ -574,9 +595,22 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 	if rec.Key == "" {
 		return store.IdempotencyRecord{}, false, invalid("empty idempotency key")
 	}
-	var old store.IdempotencyRecord
+	var old, replaced store.IdempotencyRecord
 	claimed := false
 	err := s.b.Write(ctx, func(tx Tx) error {
+		// The expired record a claim replaces, if any, is returned
+		// (locked until the claim commits, so it is the one replaced).
+		replaced = store.IdempotencyRecord{}
+		var exp, status int64
+		err := tx.QueryRow(ctx, `SELECT `+idemCols+` FROM idempotency_keys WHERE idem_key = ? AND expires_at <= ?`+s.forUpdate(), rec.Key, now.UnixMicro()).
+			Scan(&replaced.Key, &replaced.Project, &replaced.Fingerprint, &replaced.State, &status, &replaced.Header, &replaced.Body, &exp)
+		switch {
+		case err == nil:
+			replaced.Status, replaced.ExpiresAt = int(status), time.UnixMicro(exp)
+		case errors.Is(err, sql.ErrNoRows):
+		default:
+			return err
+		}
 		n, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (`+idemCols+`) VALUES (?, ?, ?, ?, 0, ?, ?, ?)
 			ON CONFLICT (idem_key) DO UPDATE SET project = excluded.project, fingerprint = excluded.fingerprint, state = excluded.state,
 				status = 0, header = excluded.header, body = excluded.body, expires_at = excluded.expires_at
@@ -589,15 +623,16 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 			claimed = true
 			return nil
 		}
-		var exp int64
-		var status int64
 		err = tx.QueryRow(ctx, `SELECT `+idemCols+` FROM idempotency_keys WHERE idem_key = ?`, rec.Key).
 			Scan(&old.Key, &old.Project, &old.Fingerprint, &old.State, &status, &old.Header, &old.Body, &exp)
 		old.Status, old.ExpiresAt = int(status), time.UnixMicro(exp)
 		return err
 	})
-	if err != nil || claimed {
-		return store.IdempotencyRecord{}, claimed, err
+	switch {
+	case err != nil:
+		return store.IdempotencyRecord{}, false, err
+	case claimed:
+		return replaced, true, nil
 	}
 	return old, false, nil
 }
