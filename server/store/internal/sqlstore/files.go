@@ -588,53 +588,55 @@ func (s *Store) UpdateFileBatch(ctx context.Context, project, vectorStoreID, id 
 
 const idemCols = `idem_key, project, fingerprint, state, status, header, body, expires_at`
 
-// ClaimIdempotencyKey implements store.Store. One statement claims a free
-// or expired key atomically (a concurrent claimant waits for the row and
-// then sees it live).
+// ClaimIdempotencyKey implements store.Store. A free key is claimed by
+// one INSERT; a key with a record, by locking that record (a concurrent
+// claimant waits for it and then sees it live) and, when it has expired,
+// replacing it, so the record returned is the one replaced.
 func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, now time.Time) (store.IdempotencyRecord, bool, error) {
 	if rec.Key == "" {
 		return store.IdempotencyRecord{}, false, invalid("empty idempotency key")
 	}
-	var old, replaced store.IdempotencyRecord
+	var old store.IdempotencyRecord
 	claimed := false
 	err := s.b.Write(ctx, func(tx Tx) error {
-		// The expired record a claim replaces, if any, is returned
-		// (locked until the claim commits, so it is the one replaced).
-		replaced = store.IdempotencyRecord{}
-		var exp, status int64
-		err := tx.QueryRow(ctx, `SELECT `+idemCols+` FROM idempotency_keys WHERE idem_key = ? AND expires_at <= ?`+s.forUpdate(), rec.Key, now.UnixMicro()).
-			Scan(&replaced.Key, &replaced.Project, &replaced.Fingerprint, &replaced.State, &status, &replaced.Header, &replaced.Body, &exp)
-		switch {
-		case err == nil:
-			replaced.Status, replaced.ExpiresAt = int(status), time.UnixMicro(exp)
-		case errors.Is(err, sql.ErrNoRows):
-		default:
+		// A record deleted between the INSERT and the SELECT (the TTL
+		// sweep, a dropped claim) frees the key: try again, a few times.
+		for attempt := 0; ; attempt++ {
+			old, claimed = store.IdempotencyRecord{}, false
+			n, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (`+idemCols+`) VALUES (?, ?, ?, ?, 0, ?, ?, ?)
+				ON CONFLICT (idem_key) DO NOTHING`,
+				rec.Key, store.ProjectOr(rec.Project), nz(rec.Fingerprint), store.IdemPending, nz(rec.Header), nz(rec.Body), rec.ExpiresAt.UnixMicro())
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				claimed = true
+				return nil
+			}
+			var exp, status int64
+			err = tx.QueryRow(ctx, `SELECT `+idemCols+` FROM idempotency_keys WHERE idem_key = ?`+s.forUpdate(), rec.Key).
+				Scan(&old.Key, &old.Project, &old.Fingerprint, &old.State, &status, &old.Header, &old.Body, &exp)
+			if errors.Is(err, sql.ErrNoRows) && attempt < 3 {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			old.Status, old.ExpiresAt = int(status), time.UnixMicro(exp)
+			if old.ExpiresAt.After(now) {
+				return nil // live
+			}
+			_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET project = ?, fingerprint = ?, state = ?, status = 0, header = ?, body = ?, expires_at = ?
+				WHERE idem_key = ?`,
+				store.ProjectOr(rec.Project), nz(rec.Fingerprint), store.IdemPending, nz(rec.Header), nz(rec.Body), rec.ExpiresAt.UnixMicro(), rec.Key)
+			claimed = err == nil
 			return err
 		}
-		n, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (`+idemCols+`) VALUES (?, ?, ?, ?, 0, ?, ?, ?)
-			ON CONFLICT (idem_key) DO UPDATE SET project = excluded.project, fingerprint = excluded.fingerprint, state = excluded.state,
-				status = 0, header = excluded.header, body = excluded.body, expires_at = excluded.expires_at
-			WHERE idempotency_keys.expires_at <= ?`,
-			rec.Key, store.ProjectOr(rec.Project), nz(rec.Fingerprint), store.IdemPending, nz(rec.Header), nz(rec.Body), rec.ExpiresAt.UnixMicro(), now.UnixMicro())
-		if err != nil {
-			return err
-		}
-		if n == 1 {
-			claimed = true
-			return nil
-		}
-		err = tx.QueryRow(ctx, `SELECT `+idemCols+` FROM idempotency_keys WHERE idem_key = ?`, rec.Key).
-			Scan(&old.Key, &old.Project, &old.Fingerprint, &old.State, &status, &old.Header, &old.Body, &exp)
-		old.Status, old.ExpiresAt = int(status), time.UnixMicro(exp)
-		return err
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return store.IdempotencyRecord{}, false, err
-	case claimed:
-		return replaced, true, nil
 	}
-	return old, false, nil
+	return old, claimed, nil
 }
 
 // CompleteIdempotencyKey implements store.Store: one conditional UPDATE
