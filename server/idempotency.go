@@ -49,7 +49,11 @@ import (
 // Multipart uploads are not held in memory for this: the first request's
 // body is hashed as the handler reads it, and a repeat's body is hashed
 // (read and discarded) only when there is a remembered reply to compare it
-// with.
+// with. A keyed upload's claim names its file before the bytes are stored
+// (see runIntent): a repeat that finds the claim of a claimant that died
+// compares its own upload with that file when it exists (sameUpload:
+// bytes, name, type, purpose and expiry; the claim holds no fingerprint of
+// the first body, which is hashed only as it is read).
 //
 // Memory is bounded: an entry is forgotten Options.IdempotencyTTL after its
 // reply (expired entries are swept on every keyed request), and the

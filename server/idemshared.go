@@ -31,7 +31,8 @@ import (
 //     work shows done in the store (createRun, createThreadAndRun: the run
 //     exists; submitToolOutputs: its outputs are applied; createThread,
 //     createMessage, createAssistant, createVectorStore,
-//     createVectorStoreFileBatch: the object exists; see runIntent), when
+//     createVectorStoreFileBatch, createFile: the object exists; see
+//     runIntent), when
 //     the repeat is answered with the run or object, or until the claim's
 //     lease ends, when the claimant is taken for dead and the repeat does
 //     the work.
