@@ -195,6 +195,8 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 						r = r.WithContext(context.WithValue(r.Context(), runIntentKey{}, intent))
 						if f, ok := s.lapsedUpload(r.Context(), intent, shared); ok {
 							h = s.replayUpload(key, f)
+						} else if !lazy {
+							h = s.lapsedCreate(key, shared, fp, next)
 						}
 					}
 					s.serveFirst(st, e, h, w, r, hold)

@@ -101,7 +101,10 @@ type idemStreamEv struct {
 // work starts and written into the key's claim: a repeat that finds the
 // claim still pending (its claimant may have died after committing its
 // work and before recording the answer) answers with that object when it
-// exists, instead of doing the work again (see answerIntent).
+// exists, instead of doing the work again (see answerIntent); so does a
+// repeat of the same request that comes after the claim's lease and
+// claims the key over it (ClaimIdempotencyKey returns the lapsed claim:
+// see lapsedCreate; not for runs, whose repeat then does the work).
 //
 // A createRun or createThreadAndRun names the run (RunID) and, for
 // createThreadAndRun, the thread it starts (ThreadID). A createThread,
