@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -63,9 +64,12 @@ const (
 // renewals never reach the store.
 type uploadReplica struct {
 	killable
-	mode    atomic.Int32
-	entered chan struct{} // receives when a hanging upload has read its bytes
-	gate    chan struct{}
+	mode atomic.Int32
+	// finalDies: A dies once it has deleted a file (the first copy of an
+	// upload whose fields came after its bytes, see CreateFile).
+	finalDies atomic.Bool
+	entered   chan struct{} // receives when a hanging upload has read its bytes
+	gate      chan struct{}
 }
 
 func (s *uploadReplica) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64) (store.File, error) {
@@ -94,6 +98,14 @@ func (s *uploadReplica) upload(body io.Reader, create func(io.Reader) (store.Fil
 		return create(&gatedEOF{r: body, entered: s.entered, gate: s.gate})
 	}
 	return create(body)
+}
+
+func (s *uploadReplica) DeleteFile(ctx context.Context, project, id string) ([]string, error) {
+	vs, err := s.Store.DeleteFile(ctx, project, id)
+	if err == nil && s.finalDies.Swap(false) {
+		s.dead.Store(true)
+	}
+	return vs, err
 }
 
 func (s *uploadReplica) RenewIdempotencyKey(context.Context, string, time.Time, time.Time) (bool, error) {
@@ -379,6 +391,75 @@ func TestKeyedUploadOfLostClaimNeverAppears(t *testing.T) {
 			require.Equal(t, http.StatusOK, code, again)
 			assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
 			assert.Equal(t, id, fileID(t, again))
+		})
+	}
+}
+
+// TestKeyedUploadFieldsAfterFile: a keyed upload whose expiry fields come
+// after the file's bytes (CreateFile stores the bytes, then again with the
+// final fields under another id) leaves one file, the final one, which
+// the key's claim names: a repeat is replayed with it, also after A died
+// having stored it (the claim names the final copy, not the first).
+func TestKeyedUploadFieldsAfterFile(t *testing.T) {
+	for name, open := range uploadStores(t) {
+		t.Run(name, func(t *testing.T) {
+			f := newUploadFixture(t, open(t))
+			req := func(srv *server.Server, key string) (int, string, http.Header) {
+				var b bytes.Buffer
+				mw := multipart.NewWriter(&b)
+				require.NoError(t, mw.SetBoundary("fixed-boundary-so-a-retry-is-the-same-bytes"))
+				require.NoError(t, mw.WriteField("purpose", "assistants"))
+				fw, err := mw.CreateFormFile("file", "late.txt")
+				require.NoError(t, err)
+				_, err = fw.Write(f.content)
+				require.NoError(t, err)
+				require.NoError(t, mw.WriteField("expires_after[anchor]", "created_at"))
+				require.NoError(t, mw.WriteField("expires_after[seconds]", "7200"))
+				require.NoError(t, mw.Close())
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // see upload
+				defer cancel()
+				r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/files", &b)
+				r.Header.Set("Content-Type", mw.FormDataContentType())
+				r.Header.Set("Idempotency-Key", key)
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, r)
+				if w.Body.Len() == 0 {
+					return 0, "", w.Result().Header
+				}
+				return w.Code, w.Body.String(), w.Result().Header
+			}
+			expiry := func(body string) int {
+				var fl gen.OpenAIFile
+				require.NoError(t, json.Unmarshal([]byte(body), &fl), body)
+				require.NotNil(t, fl.ExpiresAt, body)
+				return *fl.ExpiresAt - fl.CreatedAt
+			}
+
+			code, out, _ := req(f.srvA, "late-fields")
+			require.Equal(t, http.StatusOK, code, out)
+			assert.Equal(t, 7200, expiry(out))
+			assert.Equal(t, []string{fileID(t, out)}, f.files(), "one file: the final copy")
+			code, again, h := req(f.srvB, "late-fields")
+			require.Equal(t, http.StatusOK, code, again)
+			assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+			assert.JSONEq(t, out, again)
+
+			// A stores the first copy, then the final one, and dies: the
+			// retry gets the final copy at once.
+			before := f.files()
+			f.a.mode.Store(0)
+			f.a.dead.Store(false)
+			f.a.finalDies.Store(true)
+			_, _, _ = req(f.srvA, "late-fields-crash")
+			require.True(t, f.a.dead.Load(), "A did not die")
+			made := f.files()
+			require.Len(t, made, len(before)+1, "the first copy is deleted before A dies")
+			code, out, h = req(f.srvB, "late-fields-crash")
+			require.Equal(t, http.StatusOK, code, out)
+			assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+			assert.Equal(t, 7200, expiry(out))
+			assert.Contains(t, made, fileID(t, out))
+			assert.Len(t, f.files(), len(before)+1, "one file for the key")
 		})
 	}
 }
