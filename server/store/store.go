@@ -220,14 +220,20 @@ type Store interface {
 	// (never held whole in memory by the SQL stores). It sets f.Bytes to
 	// the number of bytes read. More than maxBytes bytes (when > 0) is
 	// ErrTooLarge and stores nothing. The file is visible once complete.
-	CreateFile(ctx context.Context, f File, body io.Reader, maxBytes int64) (File, error)
+	//
+	// finish (nil: none) is called once body is read to its end and
+	// before the write that makes the file visible: it may change f's
+	// fields (not ID, Project nor Bytes), which that write stores (an
+	// upload whose fields come after its bytes). An error from it fails
+	// the upload, which stores nothing; the error returned wraps it.
+	CreateFile(ctx context.Context, f File, body io.Reader, maxBytes int64, finish func(*File) error) (File, error)
 	// CreateFileClaimed is CreateFile for a request that holds an
 	// Idempotency-Key claim (key): the write that makes the file visible
 	// also changes the claim's body, still pending and still claimBody (so
 	// still the caller's), to body (which names the file). When the claim
 	// is no longer the caller's the file never becomes visible, what was
 	// written of it is removed, and the error wraps ErrClaimLost.
-	CreateFileClaimed(ctx context.Context, f File, body io.Reader, maxBytes int64, key string, claimBody, claimed []byte) (File, error)
+	CreateFileClaimed(ctx context.Context, f File, body io.Reader, maxBytes int64, finish func(*File) error, key string, claimBody, claimed []byte) (File, error)
 	// GetFile returns a file's metadata or ErrNotFound.
 	GetFile(ctx context.Context, project, id string) (File, error)
 	// OpenFile returns a reader of a file's bytes, which fetches them piece

@@ -852,13 +852,13 @@ func (s *Store) ListRunEvents(ctx context.Context, runID string, afterSeq int64,
 // ---- files
 
 // CreateFile implements store.Store.
-func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64) (store.File, error) {
-	return s.createFile(ctx, f, body, maxBytes, nil)
+func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, finish, nil)
 }
 
 // CreateFileClaimed implements store.Store.
-func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, key string, claimBody, claimed []byte) (store.File, error) {
-	return s.createFile(ctx, f, body, maxBytes, func() error {
+func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, key string, claimBody, claimed []byte) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, finish, func() error {
 		return s.claimBodyLocked("file", f.ID, key, claimBody, claimed)
 	})
 }
@@ -876,9 +876,9 @@ func (s *Store) claimBodyLocked(kind, id, key string, claimBody, body []byte) er
 	return nil
 }
 
-// createFile stores f, after claim (when not nil) under the same hold of
-// the lock.
-func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, claim func() error) (store.File, error) {
+// createFile stores f, after finish (when not nil, see store.Store), and
+// after claim (when not nil) under the same hold of the lock.
+func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, claim func() error) (store.File, error) {
 	if f.ID == "" {
 		return store.File{}, invalid("empty file id")
 	}
@@ -904,6 +904,13 @@ func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, ma
 		if err != nil {
 			return store.File{}, fmt.Errorf("read file %q: %w", f.ID, err)
 		}
+	}
+	if finish != nil {
+		id, project := f.ID, f.Project
+		if err := finish(&f); err != nil {
+			return store.File{}, fmt.Errorf("file %q: %w", id, err)
+		}
+		f.ID, f.Project = id, project
 	}
 	f.Bytes = n
 	if err := s.lock(); err != nil {
