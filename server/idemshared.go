@@ -62,7 +62,9 @@ import (
 // whose clock runs ahead takes live claims for dead.
 //
 // Records expire Options.IdempotencyTTL after their answer; every process
-// deletes the expired ones every idemSweepEvery.
+// deletes the expired ones every idemSweepEvery, and the claims whose
+// lease lapsed (a claimant that died) Options.IdempotencyTTL after it
+// lapsed (see sweepIdempotency).
 
 // IdempotencyLease is how long a claim on an Idempotency-Key holds the key
 // in the store without a renewal: a repeat of a request whose claimant
@@ -692,18 +694,29 @@ func (s *Server) answerCreated(w http.ResponseWriter, r *http.Request, key strin
 }
 
 // sweepIdempotency deletes expired idempotency records every
-// idemSweepEvery, until ctx ends.
+// idemSweepEvery, until ctx ends: answers once expired, and claims whose
+// lease lapsed (which name what their claimant may have made: see
+// lapsedCreate and lapsedUpload) Options.IdempotencyTTL after that, so a
+// repeat within the TTL still finds what they name.
 func (s *Server) sweepIdempotency(ctx context.Context) {
 	t := time.NewTicker(idemSweepEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			if _, err := s.db.DeleteExpiredIdempotencyKeys(ctx, s.opts.Now()); err != nil && ctx.Err() == nil {
+			if err := s.sweepIdempotencyOnce(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("idempotency: expired records were not deleted", "err", err.Error())
 			}
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// sweepIdempotencyOnce deletes the expired idempotency records once (see
+// sweepIdempotency).
+func (s *Server) sweepIdempotencyOnce(ctx context.Context) error {
+	now := s.opts.Now()
+	_, err := s.db.DeleteExpiredIdempotencyKeys(ctx, now, now.Add(-s.opts.IdempotencyTTL))
+	return err
 }

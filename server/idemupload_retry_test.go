@@ -60,3 +60,22 @@ func TestKeyedUploadFieldsAfterFileCrashRetried(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyedUploadLapsedClaimOutlivesSweep: A stores the file and dies; a
+// replica's sweep of expired records (every minute) runs after A's lease
+// lapsed and before the retry, which is still answered with A's file.
+func TestKeyedUploadLapsedClaimOutlivesSweep(t *testing.T) {
+	for name, open := range uploadStores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			f := newUploadFixture(t, st)
+			id := f.crash(uploadDiesAfter, "k")
+			f.clock.advance(server.IdempotencyLease + time.Second)
+			require.NoError(t, f.srvB.SweepIdempotency(t.Context()))
+			code, out, _ := f.upload(f.srvB, f.content, "k")
+			require.Equal(t, http.StatusOK, code, out)
+			assert.Equal(t, id, fileID(t, out), "answered with A's file")
+			assert.Len(t, f.files(), 1, "one file for the key")
+		})
+	}
+}

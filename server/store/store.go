@@ -328,9 +328,13 @@ type Store interface {
 	// It reports false, and changes nothing, when the record is unknown,
 	// answered, or claimed again by another request.
 	DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (deleted bool, err error)
-	// DeleteExpiredIdempotencyKeys removes records whose ExpiresAt is not
-	// after now and returns how many it removed (the TTL cleanup).
-	DeleteExpiredIdempotencyKeys(ctx context.Context, now time.Time) (int, error)
+	// DeleteExpiredIdempotencyKeys removes the answered records whose
+	// ExpiresAt is not after now, and the pending ones (claims whose lease
+	// lapsed: they name what their claimant may have made, for a repeat
+	// that claims the key over them) whose ExpiresAt is not after
+	// lapsedBefore (the caller's grace, at most now), and returns how many
+	// it removed (the TTL cleanup).
+	DeleteExpiredIdempotencyKeys(ctx context.Context, now, lapsedBefore time.Time) (int, error)
 
 	// Jobs.
 

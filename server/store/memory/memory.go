@@ -1489,14 +1489,14 @@ func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string, held time.
 }
 
 // DeleteExpiredIdempotencyKeys implements store.Store.
-func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, now time.Time) (int, error) {
+func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, now, lapsedBefore time.Time) (int, error) {
 	if err := s.lock(); err != nil {
 		return 0, err
 	}
 	defer s.mu.Unlock()
 	n := 0
 	maps.DeleteFunc(s.idem, func(_ string, r store.IdempotencyRecord) bool {
-		if !r.ExpiresAt.After(now) {
+		if !r.ExpiresAt.After(now) && (r.State != store.IdemPending || !r.ExpiresAt.After(lapsedBefore)) {
 			n++
 			return true
 		}

@@ -353,7 +353,7 @@ func testIdempotency(t *testing.T, s store.Store) {
 		_, _, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttl" + string(rune('a'+i)), ExpiresAt: now.Add(d)}, now)
 		must(t, err)
 	}
-	n, err := s.DeleteExpiredIdempotencyKeys(ctx, now.Add(2*time.Minute))
+	n, err := s.DeleteExpiredIdempotencyKeys(ctx, now.Add(2*time.Minute), now.Add(2*time.Minute))
 	must(t, err)
 	if n != 2 {
 		t.Fatalf("cleanup removed %d, want 2", n)
@@ -373,6 +373,60 @@ func testIdempotency(t *testing.T, s store.Store) {
 	_, claimed, _ = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttla", ExpiresAt: now.Add(time.Hour)}, now)
 	if !claimed {
 		t.Fatal("a deleted key is not claimable")
+	}
+}
+
+// testIdempotencySweepKeepsLapsed: the TTL cleanup removes expired
+// answers at once, and claims whose lease lapsed (they name what their
+// claimant may have made) only once they lapsed before lapsedBefore; a
+// lapsed claim kept is returned to the request that claims the key over
+// it.
+func testIdempotencySweepKeepsLapsed(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_900_000_000, 0)
+	lease := 10 * time.Second
+	claim := func(key string, at time.Time, body string) (store.IdempotencyRecord, bool) {
+		t.Helper()
+		old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: key, Body: []byte(body), ExpiresAt: at.Add(lease)}, at)
+		must(t, err)
+		return old, claimed
+	}
+	claim("lapsed", now, `{"id":"made"}`)
+	claim("answered", now, "")
+	mustCAS(t, "complete")(s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "answered", State: store.IdemDone, Status: 200,
+		Body: []byte("answer"), ExpiresAt: now.Add(lease)}, now.Add(lease)))
+	claim("live", now.Add(time.Minute), "")
+
+	sweep := now.Add(time.Minute)
+	n, err := s.DeleteExpiredIdempotencyKeys(ctx, sweep, sweep.Add(-time.Hour))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("cleanup removed %d, want 1 (the expired answer)", n)
+	}
+	if old, claimed := claim("answered", sweep, ""); !claimed || old.Key != "" {
+		t.Fatalf("the expired answer was kept: %+v %v", old, claimed)
+	}
+	if _, claimed := claim("live", sweep, ""); claimed {
+		t.Fatal("cleanup removed a live claim")
+	}
+	// Past the grace: removed.
+	n, err = s.DeleteExpiredIdempotencyKeys(ctx, sweep, now.Add(lease))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("cleanup past the grace removed %d, want 1 (the lapsed claim)", n)
+	}
+	if old, claimed := claim("lapsed", sweep, ""); !claimed || old.Key != "" {
+		t.Fatalf("the lapsed claim past the grace was kept: %+v %v", old, claimed)
+	}
+
+	// Within the grace, a request that claims the key over the lapsed
+	// claim learns what it names.
+	claim("lapsed2", now, `{"id":"made"}`)
+	_, err = s.DeleteExpiredIdempotencyKeys(ctx, sweep, sweep.Add(-time.Hour))
+	must(t, err)
+	old, claimed := claim("lapsed2", sweep, "")
+	if !claimed || old.State != store.IdemPending || string(old.Body) != `{"id":"made"}` {
+		t.Fatalf("the lapsed claim within the grace: %+v %v", old, claimed)
 	}
 }
 

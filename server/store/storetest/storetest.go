@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Idempotency", testIdempotency},
 		{"IdempotencyRenew", testIdempotencyRenew},
 		{"IdempotencyCompareAndSet", testIdempotencyCompareAndSet},
+		{"IdempotencySweepKeepsLapsed", testIdempotencySweepKeepsLapsed},
 		{"CreateMessageClaimed", testCreateMessageClaimed},
 		{"CreateFileClaimed", testCreateFileClaimed},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},

@@ -693,11 +693,12 @@ func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string, held time.
 }
 
 // DeleteExpiredIdempotencyKeys implements store.Store.
-func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, now time.Time) (int, error) {
+func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, now, lapsedBefore time.Time) (int, error) {
 	var n int64
 	err := s.b.Write(ctx, func(tx Tx) error {
 		var err error
-		n, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at <= ?`, now.UnixMicro())
+		n, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at <= ? AND (state <> ? OR expires_at <= ?)`,
+			now.UnixMicro(), store.IdemPending, lapsedBefore.UnixMicro())
 		return err
 	})
 	return int(n), err
