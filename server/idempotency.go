@@ -469,7 +469,7 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 			e.gone = true
 			st.removeLocked(e)
 			if shared {
-				s.forgetShared(e.key, reqID, lease)
+				s.forgetShared(e.key, reqID, lease, intentFrom(r.Context()))
 			}
 		} else {
 			e.status = rec.status

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -72,6 +73,62 @@ func TestKeyedUploadLapsedClaimOutlivesSweep(t *testing.T) {
 			id := f.crash(uploadDiesAfter, "k")
 			f.clock.advance(server.IdempotencyLease + time.Second)
 			require.NoError(t, f.srvB.SweepIdempotency(t.Context()))
+			code, out, _ := f.upload(f.srvB, f.content, "k")
+			require.Equal(t, http.StatusOK, code, out)
+			assert.Equal(t, id, fileID(t, out), "answered with A's file")
+			assert.Len(t, f.files(), 1, "one file for the key")
+		})
+	}
+}
+
+// TestKeyedUploadForgottenTakeoverKeepsFile: after A's lease, a request
+// claims the key over A's lapsed claim and gets an answer that is not
+// remembered (another body: 409). The client's retry after it is still
+// answered with A's file: one file in all.
+func TestKeyedUploadForgottenTakeoverKeepsFile(t *testing.T) {
+	for name, open := range uploadStores(t) {
+		t.Run(name, func(t *testing.T) {
+			f := newUploadFixture(t, open(t))
+			id := f.crash(uploadDiesAfter, "k")
+			f.clock.advance(server.IdempotencyLease + time.Second)
+			code, out, _ := f.upload(f.srvB, append([]byte("other "), f.content...), "k")
+			require.Equal(t, http.StatusConflict, code, out)
+			code, out, _ = f.upload(f.srvB, f.content, "k")
+			require.Equal(t, http.StatusOK, code, out)
+			assert.Equal(t, id, fileID(t, out), "answered with A's file")
+			assert.Len(t, f.files(), 1, "one file for the key")
+		})
+	}
+}
+
+// droppedBody is a request body whose connection drops before its end.
+type droppedBody struct {
+	r io.Reader
+}
+
+func (f *droppedBody) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, io.ErrUnexpectedEOF // the client's connection dropped
+	}
+	return n, err
+}
+
+// TestKeyedUploadDroppedTakeoverKeepsFile: the same, the takeover being
+// the client's own retry whose connection drops mid-body.
+func TestKeyedUploadDroppedTakeoverKeepsFile(t *testing.T) {
+	for name, open := range uploadStores(t) {
+		t.Run(name, func(t *testing.T) {
+			f := newUploadFixture(t, open(t))
+			id := f.crash(uploadDiesAfter, "k")
+			f.clock.advance(server.IdempotencyLease + time.Second)
+			full := keyedUpload(t, f.content, "k")
+			all, _ := io.ReadAll(full.Body)
+			r := httptest.NewRequest(http.MethodPost, "/v1/files", &droppedBody{r: bytes.NewReader(all[:len(all)/2])})
+			r.Header = full.Header.Clone()
+			w := httptest.NewRecorder()
+			f.srvB.ServeHTTP(w, r)
+			t.Logf("dropped retry: %d %s", w.Code, w.Body.String())
 			code, out, _ := f.upload(f.srvB, f.content, "k")
 			require.Equal(t, http.StatusOK, code, out)
 			assert.Equal(t, id, fileID(t, out), "answered with A's file")
