@@ -51,6 +51,7 @@ type engine struct {
 	ended  bool                     // no more streams (Close)
 	poll   []string                 // the openai-poll-after-ms header value
 	local  map[localKey]*localRound // rounds running in this process, by run and round
+	stops  uint64                   // the cancels and thread deletions of this process that stopped local rounds (startnow.go)
 	subs   map[string][]*subscriber // open event streams, by run id
 	pg     *pgWake                  // PostgreSQL: wakes the streams of other replicas (pgwake.go)
 }
@@ -198,7 +199,7 @@ func (e *engine) update(ctx context.Context, threadID, runID string, fn func(lr 
 	}
 	var started *startedRun
 	if lr.slot != nil {
-		started = &startedRun{round: lr.st.Round, obj: lr.obj, st: lr.st}
+		started = &startedRun{round: lr.st.Round, obj: lr.obj, st: lr.st, stops: lr.slot.stops}
 	}
 	e.startInline(lr.change.Jobs, lr.slot, started)
 	for _, n := range lr.names {
@@ -308,6 +309,7 @@ func (e *engine) forgetThread(threadID string) {
 			lr.cancel(errThreadGone)
 		}
 	}
+	e.stops++
 	// Streams find their run gone when they read again.
 	for _, subs := range e.subs {
 		for _, s := range subs {
@@ -537,7 +539,7 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	}
 	var started *startedRun
 	if slot != nil {
-		started = &startedRun{round: 0, obj: run, st: st}
+		started = &startedRun{round: 0, obj: run, st: st, stops: slot.stops}
 	}
 	e.startInline(nr.Jobs, slot, started)
 	for _, ev := range evs {
@@ -581,6 +583,7 @@ func (e *engine) cancelRun(ctx context.Context, threadID, runID string) (gen.Run
 			lr.cancel(errRunCancelled)
 		}
 	}
+	e.stops++
 	e.mu.Unlock()
 	return obj, nil
 }
@@ -874,7 +877,7 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 		return nil // the same round runs here already
 	}
 	defer e.dropLocal(a)
-	if s := startedFor(ctx, a); s != nil {
+	if s := startedFor(ctx, a); s != nil && !e.stoppedSince(s.stops) {
 		return e.roundOf(ctx, a, s.obj, s.st) // started by the write that enqueued it (startnow.go)
 	}
 

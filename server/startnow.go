@@ -18,18 +18,19 @@ import (
 //
 // Should this process die after the commit, the round's backup (River)
 // finds the run in_progress in the same round and runs the round again,
-// as for a round whose worker died (runRound). A cancel that comes between
-// the commit and the round's start (not yet in e.local to be stopped)
-// leaves the round to find out at its first write that the run moved on,
-// as a round running on another replica does.
+// as for a round whose worker died (runRound). A cancel (or a thread's
+// deletion) in this process between the write and the round's start,
+// which found no local round to stop, makes the round read the run as
+// before instead of taking the one handed to it (engine.stops).
 
 // startSlot is the promise, taken before a write that enqueues a round,
 // that this process starts that round at once: a slot of the River
 // queue's inline pool, held from before the write until the round is
 // handed to it, or given back (release) when the write fails.
 type startSlot struct {
-	r    inlineRunner // the River queue whose slot is held; nil: the memory queue, which runs each job at once
-	done bool         // the slot went to the round, or back to the pool
+	r     inlineRunner // the River queue whose slot is held; nil: the memory queue, which runs each job at once
+	done  bool         // the slot went to the round, or back to the pool
+	stops uint64       // engine.stops before the write
 }
 
 // reserveStart returns a startSlot when a round enqueued now would start
@@ -41,17 +42,29 @@ func (e *engine) reserveStart() *startSlot {
 	if e.s.opts.StepDelay > 0 {
 		return nil
 	}
+	e.mu.Lock()
+	stops := e.stops
+	e.mu.Unlock()
 	switch q := e.s.opts.Queue.(type) {
 	case inlineRunner:
 		if q.reserve() {
-			return &startSlot{r: q}
+			return &startSlot{r: q, stops: stops}
 		}
 	case *memoryQueue:
 		if q.running() == nil {
-			return &startSlot{}
+			return &startSlot{stops: stops}
 		}
 	}
 	return nil
+}
+
+// stoppedSince reports whether a cancel or a thread's deletion stopped the
+// local rounds since engine.stops was n: one may have come for a round
+// not yet in e.local.
+func (e *engine) stoppedSince(n uint64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stops != n
 }
 
 // release gives the slot back unless it went to a round: a write that
@@ -85,6 +98,7 @@ type startedRun struct {
 	round int
 	obj   gen.RunObject
 	st    runState
+	stops uint64 // engine.stops before the write (startSlot.stops)
 }
 
 type startedKey struct{}

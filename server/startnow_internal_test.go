@@ -73,8 +73,9 @@ func startStores() map[string]func(t *testing.T) store.Store {
 
 // startFixture is a server on a counting view (io) of a store (raw),
 // with the store's queue (q), an assistant with one function (lookup) and
-// a model that calls it once when told to ("call lookup") and otherwise
-// answers "done".
+// a model that calls it once when told to ("call lookup"), answers only
+// when its context ends when told to ("wait"), and otherwise answers
+// "done".
 type startFixture struct {
 	t    *testing.T
 	ctx  context.Context
@@ -92,8 +93,16 @@ func newStartFixture(t *testing.T, raw store.Store, delay time.Duration, ro Rive
 	quiet := slog.New(slog.DiscardHandler)
 	q := defaultQueue(raw, ro, quiet) // on raw: the counting view hides what the queue needs of the store
 	model := ModelFunc(func(ctx context.Context, in *ModelInput, emit func(string)) (*ModelOutput, error) {
-		if len(in.ToolOutputs) == 0 && len(in.Messages) > 0 && MessageText(in.Messages[len(in.Messages)-1]) == "call lookup" {
+		last := ""
+		if len(in.Messages) > 0 {
+			last = MessageText(in.Messages[len(in.Messages)-1])
+		}
+		switch {
+		case last == "call lookup" && len(in.ToolOutputs) == 0:
 			return &ModelOutput{ToolCalls: []ToolCall{{Name: "lookup", Arguments: "{}"}}}, nil
+		case last == "wait":
+			<-ctx.Done() // until the run is cancelled
+			return nil, ctx.Err()
 		}
 		return &ModelOutput{Text: "done"}, nil
 	})
@@ -343,6 +352,80 @@ func TestStartSlotReleased(t *testing.T) {
 				require.ErrorAs(t, err, &ae)
 				assert.Contains(t, ae.Message, "already has an active run")
 				assert.Equal(t, 0, q.slotsUsed(), "the failed create's slot is given back")
+			}
+		})
+	}
+}
+
+// TestStartedRoundAfterCancel: a cancel in this process between the write
+// that started a round and the round's start (not yet a local round for
+// the cancel to stop) makes the round read the run, find it cancelling
+// and leave it, instead of calling the model on the run handed to it.
+// (Without the check of engine.stops, the model is called: the test
+// fails.)
+func TestStartedRoundAfterCancel(t *testing.T) {
+	var calls atomic.Int32
+	model := ModelFunc(func(context.Context, *ModelInput, func(string)) (*ModelOutput, error) {
+		calls.Add(1)
+		return &ModelOutput{Text: "late"}, nil
+	})
+	f := newResumeFixture(t, model, nil) // its queue runs no job: the test runs the round
+	a := f.round(t)
+	r, err := f.s.db.GetRun(f.ctx, store.DefaultProject, f.thread, f.run)
+	require.NoError(t, err)
+	obj, st, err := decodeRun(r)
+	require.NoError(t, err)
+	lr := &liveRun{obj: obj, st: st, e: f.s.eng}
+	f.s.eng.startLocked(lr) // the run as a write that started its round would have written it
+	f.s.eng.mu.Lock()
+	started := &startedRun{round: a.Round, obj: lr.obj, st: lr.st, stops: f.s.eng.stops}
+	f.s.eng.mu.Unlock()
+
+	_, err = f.s.eng.cancelRun(f.ctx, f.thread, f.run)
+	require.NoError(t, err)
+	require.NoError(t, f.s.eng.work(withStarted(f.ctx, started), a))
+	assert.Zero(t, calls.Load(), "the model is not called for a cancelled run")
+	assert.Equal(t, gen.RunObjectStatusCancelling, f.get(t).Status)
+}
+
+// TestStartThenCancel: a run started at once and cancelled right after
+// its create goes in_progress -> cancelling -> cancelled, its round
+// stopped (the model's call ends), each event once and in order, and on
+// the SQL stores no round or cancel job is left behind.
+func TestStartThenCancel(t *testing.T) {
+	for name, open := range startStores() {
+		t.Run(name, func(t *testing.T) {
+			f := newStartFixture(t, open(t), 0, RiverOptions{})
+			th := f.thread("wait")
+			r, err := f.createRun(th)
+			require.NoError(t, err)
+			require.Equal(t, gen.RunObjectStatusInProgress, r.Status)
+			c, err := f.s.eng.cancelRun(f.ctx, th, r.Id)
+			require.NoError(t, err)
+			assert.Equal(t, gen.RunObjectStatusCancelling, c.Status)
+			f.waitStatus(th, r.Id, gen.RunObjectStatusCancelled)
+			assert.Equal(t, []runEvent{evCreated, evQueued, evInProgress,
+				{"thread.run.cancelling", "cancelling"}, {"thread.run.cancelled", "cancelled"}}, runEvents(f.events(r.Id)))
+			for { // the round ends (its model call stopped) and deletes its backup, as the cancel job does
+				jobs, err := f.raw.ListJobs(f.ctx, "")
+				require.NoError(t, err)
+				left := 0
+				for _, j := range jobs {
+					if j.Kind == kindRunRound || j.Kind == kindRunCancel {
+						left++
+					}
+				}
+				f.s.eng.mu.Lock()
+				running := len(f.s.eng.local)
+				f.s.eng.mu.Unlock()
+				if left == 0 && running == 0 {
+					break
+				}
+				select {
+				case <-f.ctx.Done():
+					t.Fatalf("%d run jobs left, %d rounds running", left, running)
+				case <-time.After(2 * time.Millisecond):
+				}
 			}
 		})
 	}
