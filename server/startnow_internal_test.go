@@ -430,3 +430,43 @@ func TestStartThenCancel(t *testing.T) {
 		})
 	}
 }
+
+// deadReplica is the queue of a replica that dies right after a write
+// that started a round committed: it promises an inline slot and never
+// runs the job, whose backup (due backupDelay after the write) runs it
+// elsewhere.
+type deadReplica struct{ delay time.Duration }
+
+func (deadReplica) Start(context.Context, func(context.Context, store.JobArgs) error) error {
+	return nil
+}
+func (deadReplica) Stop(context.Context) error                               { return nil }
+func (d deadReplica) backupDelay() time.Duration                             { return d.delay }
+func (deadReplica) runInline(store.JobArgs, int64, time.Time)                {}
+func (deadReplica) reserve() bool                                            { return true }
+func (deadReplica) unreserve()                                               {}
+func (deadReplica) runReserved(store.JobArgs, int64, time.Time, *startedRun) {}
+
+// TestStartKilledAfterCommit: replica A writes a run in_progress (its
+// round to start at once) and dies before the round runs; the round's
+// backup, run by replica B's queue (River on the SQL stores, the memory
+// queue on memory), finds the run in_progress in round 0 and runs the
+// round: the run completes, with one thread.run.in_progress event.
+func TestStartKilledAfterCommit(t *testing.T) {
+	for name, open := range startStores() {
+		t.Run(name, func(t *testing.T) {
+			raw := open(t)
+			b := newStartFixture(t, raw, 0, RiverOptions{PollInterval: 10 * time.Millisecond})
+			a := New(WithStore(raw), WithQueue(deadReplica{delay: 50 * time.Millisecond}), WithStepDelay(0),
+				WithLogger(slog.New(slog.DiscardHandler)))
+			t.Cleanup(func() { a.Close() })
+			th := b.thread("hello")
+			rr, err := a.CreateRun(b.ctx, genserver.CreateRunRequestObject{ThreadId: th, Body: &gen.CreateRunRequest{AssistantId: b.asst}})
+			require.NoError(t, err)
+			r := rr.(runReply).run
+			assert.Equal(t, gen.RunObjectStatusInProgress, r.Status)
+			b.waitStatus(th, r.Id, gen.RunObjectStatusCompleted)
+			assert.Equal(t, []runEvent{evCreated, evQueued, evInProgress, evCompleted}, runEvents(b.events(r.Id)))
+		})
+	}
+}
