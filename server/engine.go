@@ -51,7 +51,7 @@ type engine struct {
 	ended  bool                     // no more streams (Close)
 	poll   []string                 // the openai-poll-after-ms header value
 	local  map[localKey]*localRound // rounds running in this process, by run and round
-	stops  uint64                   // the cancels and thread deletions of this process that stopped local rounds (startnow.go)
+	stops  uint64                   // the cancels and thread deletions made in this process, which stop its local rounds (startnow.go)
 	subs   map[string][]*subscriber // open event streams, by run id
 	pg     *pgWake                  // PostgreSQL: wakes the streams of other replicas (pgwake.go)
 }
@@ -120,8 +120,9 @@ type liveRun struct {
 	failed error // an encoding error
 	// project is the run's project (store.Run.Project).
 	project string
-	// slot, set by a write that starts its round at once (startLocked),
-	// is the pool slot the round runs on (startnow.go).
+	// slot, set by an fn of update that enqueues a round and starts it
+	// at once (submitToolOutputs), is the promise of a worker for that
+	// round (startnow.go): update hands it the run as written.
 	slot *startSlot
 }
 
