@@ -56,9 +56,9 @@ import (
 // ingestion's jobs. The runs' backups are scheduled ahead, so River sends
 // nothing for them. SQLite has no NOTIFY: its workers poll.
 //
-// The storetests of both backends insert the same jobs both ways and
-// compare every column (TestJobInsertMatchesRiver): a River upgrade that
-// changes its table or its values fails them.
+// The tests of both backends insert the same jobs both ways and compare
+// every column (storetest.JobInsertParity): a River upgrade that changes
+// its table or its values fails them.
 
 // maxJobRows is the most rows of one job INSERT. Each INSERT has a power
 // of two of rows, so the statements of every job count are a few texts,
@@ -69,7 +69,7 @@ const maxJobRows = 64
 const jobCols = `args, created_at, kind, max_attempts, metadata, priority, queue, scheduled_at, state, tags`
 
 // The values of one job, per database, with the arguments args,
-// created_at, kind, max_attempts, queue, scheduled_at, state (jobArgs).
+// created_at, kind, max_attempts, queue, scheduled_at, state (jobValues).
 // SQLite keeps JSON as JSONB and takes the times as text; a NULL time is
 // the database's now, as in River's SQL.
 const (
@@ -137,7 +137,7 @@ func insertJobs(ctx context.Context, tx Querier, postgres bool, jobs []store.Job
 		}
 		args := make([]any, 0, 7*n)
 		for _, j := range jobs[start : start+n] {
-			a, err := jobArgs(j, postgres, now)
+			a, err := jobValues(j, postgres, now)
 			if err != nil {
 				return fmt.Errorf("enqueue jobs: %w", err)
 			}
@@ -151,8 +151,8 @@ func insertJobs(ctx context.Context, tx Querier, postgres bool, jobs []store.Job
 	return nil
 }
 
-// jobArgs returns the arguments of j's row (sqliteJobRow, pgJobRow).
-func jobArgs(j store.Job, postgres bool, now time.Time) ([]any, error) {
+// jobValues returns the arguments of j's row (sqliteJobRow, pgJobRow).
+func jobValues(j store.Job, postgres bool, now time.Time) ([]any, error) {
 	args, err := json.Marshal(j.Args)
 	if err != nil {
 		return nil, fmt.Errorf("error marshaling args to JSON: %w", err) // River's words
