@@ -118,3 +118,42 @@ func jobRows(t *testing.T, tx pgTx, last int64) ([]map[string]string, error) {
 	}
 	return out, rows.Err()
 }
+
+type benchArgs struct {
+	ThreadID string `json:"thread_id"`
+	RunID    string `json:"run_id"`
+	Round    int    `json:"round"`
+}
+
+func (benchArgs) Kind() string { return "bench_round" }
+
+// BenchmarkJobInsert measures the write of a run's backup job (a
+// transaction of that insert alone), with River's insert and the store's.
+func BenchmarkJobInsert(b *testing.B) {
+	s, err := Open(b.Context(), pgtest.Schema(b), quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for _, viaRiver := range []bool{true, false} {
+		name := map[bool]string{true: "river", false: "store"}[viaRiver]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var id int64
+				jobs := []store.Job{{Args: benchArgs{ThreadID: "thread_abcdefghijklmnopqrstuvwx", RunID: "run_abcdefghijklmnopqrstuvwx"},
+					ScheduledAt: time.Now().Add(11 * time.Minute), MaxAttempts: 25, ID: &id}}
+				err := (&backend{s: s}).Write(b.Context(), func(x sqlstore.Tx) error {
+					tx := x.(pgTx)
+					if viaRiver {
+						return sqlstore.RiverInsertJobs(b.Context(), tx.river, tx.tx, jobs)
+					}
+					return tx.InsertJobs(b.Context(), jobs)
+				})
+				if err != nil || id == 0 {
+					b.Fatal(id, err)
+				}
+			}
+		})
+	}
+}
