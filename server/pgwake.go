@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,9 +14,19 @@ import (
 // run, which then read the new events from the store. The notification is
 // only a wake-up (the data is always read again), so a lost one costs at
 // most the streams' poll interval (subscriberPoll).
+//
+// The wake-ups queued while a NOTIFY is in flight go out together: one
+// notification whose payload is their run ids joined by commas (ids never
+// hold one), cut to stay under PostgreSQL's payload limit. A replica of an
+// earlier version reads such a payload as one unknown run id and wakes
+// nothing: its streams fall back to their poll.
 
 // runEventsChannel is the PostgreSQL notification channel of run events.
 const runEventsChannel = "assistants_run_events"
+
+// maxWakePayload is the most bytes of run ids one notification carries
+// (PostgreSQL refuses a payload of 8000 bytes or more).
+const maxWakePayload = 7900
 
 // pgWakeRetry is how long the listener waits before it connects again.
 const pgWakeRetry = time.Second
@@ -62,8 +73,8 @@ func (w *pgWake) notifier(ctx context.Context, s *Server) {
 				break drain
 			}
 		}
-		for id := range batch {
-			if _, err := w.pool.Exec(ctx, "SELECT pg_notify($1, $2)", runEventsChannel, id); err != nil && ctx.Err() == nil {
+		for _, payload := range wakePayloads(batch) {
+			if _, err := w.pool.Exec(ctx, "SELECT pg_notify($1, $2)", runEventsChannel, payload); err != nil && ctx.Err() == nil {
 				s.log.Warn("run events: notify failed", "err", err.Error())
 			}
 		}
@@ -104,6 +115,29 @@ func (w *pgWake) listenOnce(ctx context.Context, s *Server) error {
 		if err != nil {
 			return err
 		}
-		s.eng.wake(n.Payload)
+		for id := range strings.SplitSeq(n.Payload, ",") {
+			s.eng.wake(id)
+		}
 	}
+}
+
+// wakePayloads joins the run ids of a batch into as few payloads as
+// maxWakePayload allows (an id longer than that goes alone).
+func wakePayloads(ids map[string]bool) []string {
+	var out []string
+	var b strings.Builder
+	for id := range ids {
+		if b.Len() > 0 && b.Len()+1+len(id) > maxWakePayload {
+			out = append(out, b.String())
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(id)
+	}
+	if b.Len() > 0 {
+		out = append(out, b.String())
+	}
+	return out
 }
