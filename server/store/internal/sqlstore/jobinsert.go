@@ -41,6 +41,11 @@ import (
 //   - metadata {}, tags [], priority 1, attempt 0, unique_key and
 //     unique_states NULL, the rest NULL (the columns' defaults)
 //
+// River's checks of its insert options are not repeated: the store's
+// queue names are constants, and it sets no priority, tags or metadata.
+// Its insert hooks and middleware are none: the store's River clients
+// configure none.
+//
 // On SQLite River's returning insert (InsertManyTx) also puts a random
 // "river:unique_nonce" into each job's metadata, to tell a unique job
 // skipped as a duplicate from one inserted; it reads it back only then,
