@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -147,6 +148,7 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 				if err != nil {
 					return nil, err
 				}
+				f.ID = createdID(ctx, intentFile, prefixFile) // a keyed upload's claim names it
 				stored, err := s.storeFile(ctx, f, part)
 				if err != nil {
 					return nil, err
@@ -191,7 +193,10 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 		return genserver.CreateFile200JSONResponse(fileObject(*u.stored)), nil
 	case u.stored != nil:
 		// Fields that change the file came after its bytes: store them
-		// again with the final fields (rare: clients send fields first).
+		// again with the final fields (rare: clients send fields first),
+		// under a new id (for a keyed upload, the write that makes the
+		// copy visible makes the key's claim name it). A crash before the
+		// first copy is deleted leaves it.
 		rc, err := s.db.OpenFile(ctx, projectOf(ctx), u.stored.ID)
 		if err != nil {
 			return nil, storeErr(err, "file", u.stored.ID)
@@ -208,6 +213,7 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 		if _, err := u.spool.Seek(0, io.SeekStart); err != nil {
 			return nil, fmt.Errorf("upload: rewind spool: %w", err)
 		}
+		f.ID = createdID(ctx, intentFile, prefixFile)
 		stored, err := s.storeFile(ctx, f, u.spool)
 		if err != nil {
 			return nil, err
@@ -257,10 +263,31 @@ func (s *Server) checkUpload(ctx context.Context, u *upload) (store.File, error)
 	return f, nil
 }
 
-// storeFile streams body into the store as f's bytes.
+// storeFile streams body into the store as f's bytes. For a request that
+// holds an Idempotency-Key claim (an upload's intent in ctx), the write
+// that makes the file visible makes the claim name it, and fails when the
+// claim is no longer the request's (its lease lapsed and another request
+// took the key: that one answers), so a file stored for a lost claim
+// never appears (store.CreateFileClaimed).
 func (s *Server) storeFile(ctx context.Context, f store.File, body io.Reader) (store.File, error) {
-	stored, err := s.db.CreateFile(ctx, f, body, s.opts.MaxFileBytes)
+	var stored store.File
+	var err error
+	if in := intentFrom(ctx); in != nil && in.Object == intentFile && in.claimKey != "" {
+		named := *in
+		named.ID = f.ID
+		var claimed []byte
+		if claimed, err = json.Marshal(named); err != nil {
+			return store.File{}, fmt.Errorf("upload: claim: %w", err)
+		}
+		if stored, err = s.db.CreateFileClaimed(ctx, f, body, s.opts.MaxFileBytes, in.claimKey, in.claimBody, claimed); err == nil {
+			in.claimBody = claimed
+		}
+	} else {
+		stored, err = s.db.CreateFile(ctx, f, body, s.opts.MaxFileBytes)
+	}
 	switch {
+	case errors.Is(err, store.ErrClaimLost):
+		return store.File{}, errIdemRetry()
 	case errors.Is(err, store.ErrTooLarge):
 		return store.File{}, errBadRequest("file", "Invalid 'file': the file is larger than the limit of %d bytes.", s.opts.MaxFileBytes)
 	case err != nil:
@@ -308,7 +335,7 @@ func (s *Server) spoolFile(u *upload, part io.Reader) error {
 
 // uploadReadError maps a failure to read the multipart body to a 413 (over
 // the body limit) or a 400.
-func uploadReadError(err error) error {
+func uploadReadError(err error) *apiError {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return errTooLarge(mbe.Limit)

@@ -269,6 +269,24 @@ func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
 				assert.Less(t, time.Since(died), server.IdempotencyLease, "the refusal waited for the dead claim")
 				assert.Len(t, shared.of(tc.kind)[before:], 0)
 				retry("crash-2", id, died)
+
+				// A retry that comes after the dead claim's lease claims the
+				// key over the lapsed claim, and is answered with A's object
+				// too (lapsedCreate), which later repeats replay.
+				id, _ = crash("crash-3")
+				time.Sleep(server.IdempotencyLease + time.Second)
+				synctest.Wait()
+				before = len(shared.of(tc.kind))
+				code, out, h := f.post(srvB, tc.path(fx), tc.body(fx), "crash-3")
+				require.Equal(t, http.StatusOK, code, out)
+				assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+				var got struct{ ID string }
+				require.NoError(t, json.Unmarshal([]byte(out), &got))
+				assert.Equal(t, id, got.ID, "A's %s, after the lease", tc.kind)
+				assert.Len(t, shared.of(tc.kind)[before:], 0, "the retry after the lease made a %s", tc.kind)
+				code, again, _ := f.post(srvB, tc.path(fx), tc.body(fx), "crash-3")
+				require.Equal(t, http.StatusOK, code, again)
+				assert.JSONEq(t, out, again)
 			})
 		})
 	}

@@ -49,7 +49,11 @@ import (
 // Multipart uploads are not held in memory for this: the first request's
 // body is hashed as the handler reads it, and a repeat's body is hashed
 // (read and discarded) only when there is a remembered reply to compare it
-// with.
+// with. A keyed upload's claim names its file before the bytes are stored
+// (see runIntent): a repeat that finds the claim of a claimant that died
+// compares its own upload with that file when it exists (sameUpload:
+// bytes, name, type, purpose and expiry; the claim holds no fingerprint of
+// the first body, which is hashed only as it is read).
 //
 // Memory is bounded: an entry is forgotten Options.IdempotencyTTL after its
 // reply (expired entries are swept on every keyed request), and the
@@ -165,6 +169,7 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 		mapKey := idemScope(r.Context()) + key
 
 		bodyHashed := false // multipart: r.Body was consumed to compute fp
+		var prev *runIntent // an upload's lapsed claim, found by answerShared
 		for {
 			e, first := st.claim(mapKey, fp, lazy)
 			if first {
@@ -178,18 +183,27 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 				// The key may be known to the store: another replica, or
 				// this process before a restart, took it.
 				intent := intentFor(r, body) // idemshared.go
+				if intent != nil && intent.Object == intentFile {
+					intent.Prev = prev.files()
+				}
 				shared, hold, err := s.claimShared(r.Context(), mapKey, w.Header().Get("X-Request-Id"), fp, lazy, intent)
 				if err != nil || hold != nil {
+					h := next
 					if err != nil {
 						s.log.Warn("idempotency: the store did not answer; the key is kept in this process only", "err", err.Error())
 					} else if intent != nil && intent.Calls == nil {
 						r = r.WithContext(context.WithValue(r.Context(), runIntentKey{}, intent))
+						if f, ok := s.lapsedUpload(r.Context(), intent, shared); ok {
+							h = s.replayUpload(key, f)
+						} else if !lazy {
+							h = s.lapsedCreate(key, shared, fp, next)
+						}
 					}
-					s.serveFirst(st, e, next, w, r, hold)
+					s.serveFirst(st, e, h, w, r, hold)
 					return
 				}
 				st.abandon(e)
-				if done := s.answerShared(w, r, key, shared, lazy, &fp, &bodyHashed); done {
+				if done := s.answerShared(w, r, key, shared, lazy, &fp, &bodyHashed, &prev); done {
 					return
 				}
 				continue

@@ -31,7 +31,8 @@ import (
 //     work shows done in the store (createRun, createThreadAndRun: the run
 //     exists; submitToolOutputs: its outputs are applied; createThread,
 //     createMessage, createAssistant, createVectorStore,
-//     createVectorStoreFileBatch: the object exists; see runIntent), when
+//     createVectorStoreFileBatch, createFile: the object exists; see
+//     runIntent), when
 //     the repeat is answered with the run or object, or until the claim's
 //     lease ends, when the claimant is taken for dead and the repeat does
 //     the work.
@@ -100,7 +101,10 @@ type idemStreamEv struct {
 // work starts and written into the key's claim: a repeat that finds the
 // claim still pending (its claimant may have died after committing its
 // work and before recording the answer) answers with that object when it
-// exists, instead of doing the work again (see answerIntent).
+// exists, instead of doing the work again (see answerIntent); so does a
+// repeat of the same request that comes after the claim's lease and
+// claims the key over it (ClaimIdempotencyKey returns the lapsed claim:
+// see lapsedCreate; not for runs, whose repeat then does the work).
 //
 // A createRun or createThreadAndRun names the run (RunID) and, for
 // createThreadAndRun, the thread it starts (ThreadID). A createThread,
@@ -119,13 +123,23 @@ type idemStreamEv struct {
 // recording the answer), instead of waiting for the claim's lease to end
 // and then failing, the run having moved on.
 //
+// A file upload (createFile, multipart) names its file with Object
+// "file" and ID. The file becomes visible in the same write that checks
+// that the claim is still the request's (store.CreateFileClaimed), so the
+// file of a claimant whose claim was taken over (it died, or its lease
+// lapsed while it worked) never appears. A repeat that finds the claim
+// pending, or claims the key over the lapsed claim, answers with the file
+// the claim names when it exists and the repeat uploads the same file
+// (sameUpload: a multipart claim holds no fingerprint of its body, which
+// is hashed only as it is read), and otherwise uploads it itself under an
+// id of its own; its claim carries the files the lapsed claim named
+// (Prev), for the repeat after it (see answerUpload and lapsedUpload).
+//
 // The other keyed POSTs have no intent. Modifications (metadata, tool
 // resources) and attaching a file to a vector store (the vector store
 // file's id is the file's: one object, processed again) come out the same
 // when done twice; a cancel done twice answers a 400 the second time but
-// changes nothing. A file upload (multipart: the claim has no fingerprint
-// to check a repeat against before the body is read, see claimShared) may
-// still be done twice when its claimant dies after the work.
+// changes nothing.
 type runIntent struct {
 	RunID    string   `json:"run_id,omitempty"`
 	ThreadID string   `json:"thread_id,omitempty"`
@@ -134,6 +148,10 @@ type runIntent struct {
 	ID       string   `json:"id,omitempty"`           // a created message's, assistant's, vector store's or file batch's id
 	// VectorStoreID is a created file batch's vector store.
 	VectorStoreID string `json:"vector_store_id,omitempty"`
+	// Prev: an upload's claim that took the key over from a lapsed claim
+	// (or a repeat's probe of it) names the files that claim named, which
+	// may have been stored.
+	Prev []string `json:"prev_files,omitempty"`
 
 	// The claim as written (claimShared): its store key and body. A
 	// message is not given the id its claim names at first (an id chosen
@@ -169,7 +187,32 @@ const (
 	intentAssistant   = "assistant"
 	intentVectorStore = "vector_store"
 	intentFileBatch   = "vector_store.files_batch"
+	intentFile        = "file"
 )
+
+// files returns the files an upload's intent names: its own and those of
+// the lapsed claims before it.
+func (in *runIntent) files() []string {
+	if in == nil || in.Object != intentFile {
+		return nil
+	}
+	if in.ID == "" {
+		return in.Prev
+	}
+	return append([]string{in.ID}, in.Prev...)
+}
+
+// recordIntent returns the intent a store record names, or nil.
+func recordIntent(rec store.IdempotencyRecord) *runIntent {
+	if rec.State != store.IdemPending || len(rec.Body) == 0 {
+		return nil
+	}
+	var in runIntent
+	if json.Unmarshal(rec.Body, &in) != nil {
+		return nil
+	}
+	return &in
+}
 
 type runIntentKey struct{}
 
@@ -191,6 +234,8 @@ func intentFor(r *http.Request, body []byte) *runIntent {
 		return &runIntent{Object: intentAssistant, ID: newID(prefixAssistant)}
 	case "/v1/vector_stores":
 		return &runIntent{Object: intentVectorStore, ID: newID(prefixVectorStore)}
+	case "/v1/files":
+		return &runIntent{Object: intentFile, ID: newID(prefixFile)}
 	}
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/vector_stores/"); ok {
 		if vs, ok := strings.CutSuffix(rest, "/file_batches"); ok && validID(vs) {
@@ -243,7 +288,7 @@ func intentFrom(ctx context.Context) *runIntent {
 }
 
 // createdID returns the id of the object of kind object (intentMessage,
-// intentAssistant, intentVectorStore, intentFileBatch) that the request of ctx creates: the
+// intentAssistant, intentVectorStore, intentFileBatch, intentFile) that the request of ctx creates: the
 // one its Idempotency-Key claim names (see runIntent), or else a new id
 // with prefix. Only the handler of the request's own object may call it
 // (not code that makes objects of that kind for another request, such as
@@ -454,7 +499,11 @@ func (s *Server) forgetShared(mapKey, reqID string, lease claimLease) {
 // answerShared answers a request whose key the store knows (rec). It
 // returns false when the caller must try to claim the key again (the
 // claimant's lease ended).
-func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte, bodyHashed *bool) bool {
+//
+// When the lapsed claim is an upload's, prev is set to what the probe that
+// found it lapsed names (the files that claim named, see runIntent), for
+// the caller's own claim.
+func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte, bodyHashed *bool, prev **runIntent) bool {
 	mapped := rec.Key
 	for rec.State == store.IdemPending {
 		if s.answerIntent(w, r, key, rec, lazy, fp) {
@@ -464,12 +513,28 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 			return true // the client went away
 		}
 		now := s.opts.Now()
-		again, claimed, err := s.db.ClaimIdempotencyKey(r.Context(), store.IdempotencyRecord{Key: mapped,
-			Project: projectOf(r.Context()), State: store.IdemPending, ExpiresAt: now}, now)
+		probe := store.IdempotencyRecord{Key: mapped, Project: projectOf(r.Context()), State: store.IdemPending, ExpiresAt: now}
+		var inherit *runIntent
+		if files := recordIntent(rec).files(); files != nil {
+			// An upload's probe names the files the claim named: from the
+			// moment it is written, the lapsed claimant's file can no
+			// longer become visible (its write checks the claim's body),
+			// and whoever claims the key next learns what to look for.
+			inherit = &runIntent{Object: intentFile, Prev: files}
+			probe.Body, _ = json.Marshal(inherit)
+		}
+		again, claimed, err := s.db.ClaimIdempotencyKey(r.Context(), probe, now)
 		switch {
 		case err != nil:
 			writeAPIError(w, errIdemRetry())
 			return true
+		case claimed && inherit != nil:
+			// The lease ended: the probe stays (it is expired already: any
+			// request may claim the key over it at once, and learns the
+			// files it names); this request claims the key and looks for
+			// them (lapsedUpload), or uploads.
+			*prev = inherit
+			return false
 		case claimed:
 			// The lease ended: drop this probe claim (only it: a request
 			// may claim the key at once) and do the work.
@@ -520,11 +585,17 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 // the run or other object the claim's request made, when that exists (see
 // runIntent).
 func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte) bool {
-	if lazy || len(rec.Body) == 0 {
+	if len(rec.Body) == 0 {
 		return false
 	}
 	var in runIntent
 	if json.Unmarshal(rec.Body, &in) != nil {
+		return false
+	}
+	if in.Object == intentFile {
+		return lazy && s.answerUpload(w, r, key, rec, &in)
+	}
+	if lazy {
 		return false
 	}
 	if in.Object != "" {

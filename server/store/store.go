@@ -221,6 +221,13 @@ type Store interface {
 	// the number of bytes read. More than maxBytes bytes (when > 0) is
 	// ErrTooLarge and stores nothing. The file is visible once complete.
 	CreateFile(ctx context.Context, f File, body io.Reader, maxBytes int64) (File, error)
+	// CreateFileClaimed is CreateFile for a request that holds an
+	// Idempotency-Key claim (key): the write that makes the file visible
+	// also changes the claim's body, still pending and still claimBody (so
+	// still the caller's), to body (which names the file). When the claim
+	// is no longer the caller's the file never becomes visible, what was
+	// written of it is removed, and the error wraps ErrClaimLost.
+	CreateFileClaimed(ctx context.Context, f File, body io.Reader, maxBytes int64, key string, claimBody, claimed []byte) (File, error)
 	// GetFile returns a file's metadata or ErrNotFound.
 	GetFile(ctx context.Context, project, id string) (File, error)
 	// OpenFile returns a reader of a file's bytes, which fetches them piece
@@ -286,10 +293,11 @@ type Store interface {
 	// Idempotency records.
 
 	// ClaimIdempotencyKey records rec (State IdemPending) when no live
-	// record has its key, and reports claimed. Otherwise it returns the live
-	// record. A record is live until its ExpiresAt (also a pending one: a
-	// claim is a lease, so a claimant that died does not block the key
-	// forever).
+	// record has its key, and reports claimed; existing is then the expired
+	// record it replaced, if any (a lapsed claim names what its claimant may
+	// have made), or the zero record. Otherwise it returns the live record.
+	// A record is live until its ExpiresAt (also a pending one: a claim is
+	// a lease, so a claimant that died does not block the key forever).
 	ClaimIdempotencyKey(ctx context.Context, rec IdempotencyRecord, now time.Time) (existing IdempotencyRecord, claimed bool, err error)
 	// CompleteIdempotencyKey replaces the claim of rec.Key with its answer
 	// (rec), when the record is still the caller's claim: IdemPending with

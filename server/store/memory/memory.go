@@ -437,13 +437,7 @@ func (s *Store) CreateMessage(ctx context.Context, m store.Message) error {
 // CreateMessageClaimed implements store.Store.
 func (s *Store) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
 	return s.createMessage(m, func() error {
-		old, ok := s.idem[key]
-		if !ok || old.State != store.IdemPending || !bytes.Equal(old.Body, claimBody) {
-			return fmt.Errorf("message %q: %w", m.ID, store.ErrClaimLost)
-		}
-		old.Body = bytes.Clone(body)
-		s.idem[key] = old
-		return nil
+		return s.claimBodyLocked("message", m.ID, key, claimBody, body)
 	})
 }
 
@@ -859,6 +853,32 @@ func (s *Store) ListRunEvents(ctx context.Context, runID string, afterSeq int64,
 
 // CreateFile implements store.Store.
 func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, nil)
+}
+
+// CreateFileClaimed implements store.Store.
+func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, key string, claimBody, claimed []byte) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, func() error {
+		return s.claimBodyLocked("file", f.ID, key, claimBody, claimed)
+	})
+}
+
+// claimBodyLocked changes the body of the pending claim of key from
+// claimBody to body, or fails with ErrClaimLost (about the object kind id)
+// when the claim is no longer the caller's. s.mu is held.
+func (s *Store) claimBodyLocked(kind, id, key string, claimBody, body []byte) error {
+	old, ok := s.idem[key]
+	if !ok || old.State != store.IdemPending || !bytes.Equal(old.Body, claimBody) {
+		return fmt.Errorf("%s %q: %w", kind, id, store.ErrClaimLost)
+	}
+	old.Body = bytes.Clone(body)
+	s.idem[key] = old
+	return nil
+}
+
+// createFile stores f, after claim (when not nil) under the same hold of
+// the lock.
+func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, claim func() error) (store.File, error) {
 	if f.ID == "" {
 		return store.File{}, invalid("empty file id")
 	}
@@ -892,6 +912,11 @@ func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, ma
 	defer s.mu.Unlock()
 	if _, ok := s.files[f.ID]; ok {
 		return store.File{}, conflict("file", f.ID)
+	}
+	if claim != nil {
+		if err := claim(); err != nil {
+			return store.File{}, err
+		}
 	}
 	s.files[f.ID] = &file{f: f, chunks: chunks}
 	idx(s.fileIDs, f.Project).add(f.ID)
@@ -1396,13 +1421,14 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 		return store.IdempotencyRecord{}, false, err
 	}
 	defer s.mu.Unlock()
-	if old, ok := s.idem[rec.Key]; ok && old.ExpiresAt.After(now) {
+	old, ok := s.idem[rec.Key]
+	if ok && old.ExpiresAt.After(now) {
 		return cloneIdem(old), false, nil
 	}
 	rec.Project = store.ProjectOr(rec.Project)
 	rec.State = store.IdemPending
 	s.idem[rec.Key] = cloneIdem(rec)
-	return store.IdempotencyRecord{}, true, nil
+	return old, true, nil // the expired record replaced (s.idem keeps no other copy of it)
 }
 
 // CompleteIdempotencyKey implements store.Store.

@@ -292,12 +292,29 @@ func testIdempotency(t *testing.T, s store.Store) {
 	if claimed || old.State != store.IdemDone || old.Status != 200 || string(old.Body) != "body" || string(old.Header) != `{"A":["b"]}` || !old.ExpiresAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("replay record: %+v %v", old, claimed)
 	}
-	// Expired: claimable again.
+	// Expired: claimable again; the claim returns the record it replaced.
 	rec.ExpiresAt = now.Add(2 * time.Hour)
-	_, claimed, err = s.ClaimIdempotencyKey(ctx, rec, now.Add(time.Hour))
+	old, claimed, err = s.ClaimIdempotencyKey(ctx, rec, now.Add(time.Hour))
 	must(t, err)
 	if !claimed {
 		t.Fatal("expired key not claimable")
+	}
+	if old.State != store.IdemDone || string(old.Body) != "body" || !old.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("the replaced record: %+v", old)
+	}
+	// A lapsed claim replaced: returned with its body (what it names).
+	_, _, err = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "lapsed", Body: []byte(`{"id":"a"}`), ExpiresAt: now.Add(time.Second)}, now)
+	must(t, err)
+	old, claimed, err = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "lapsed", Body: []byte(`{"id":"b"}`), ExpiresAt: now.Add(10 * time.Hour)}, now.Add(time.Second))
+	must(t, err)
+	if !claimed || old.State != store.IdemPending || string(old.Body) != `{"id":"a"}` || old.Key != "lapsed" {
+		t.Fatalf("the lapsed claim replaced: %+v %v", old, claimed)
+	}
+	// No record before: the zero record.
+	old, claimed, err = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "fresh", ExpiresAt: now.Add(10 * time.Hour)}, now)
+	must(t, err)
+	if !claimed || old.Key != "" || old.Body != nil {
+		t.Fatalf("a fresh claim: %+v %v", old, claimed)
 	}
 	if ok, err := s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "nope"}, now); err != nil || ok {
 		t.Fatalf("an unknown key was completed: %v %v", ok, err)
@@ -578,5 +595,68 @@ func testCreateMessageClaimed(t *testing.T, s store.Store) {
 	wantErr(t, s.CreateMessageClaimed(ctx, m2, "no-such-key", []byte(`{"id":"token"}`), []byte(`{}`)), store.ErrClaimLost)
 	if exists(m2.ID) {
 		t.Fatal("a message for a lost claim was written")
+	}
+}
+
+// testCreateFileClaimed: a file stored for a claim becomes visible in the
+// write that makes the claim name it; when the claim is no longer the
+// caller's (another body: another request claimed the key; or answered),
+// the file never becomes visible, its id is free again, and the error is
+// ErrClaimLost.
+func testCreateFileClaimed(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_800_000_000, 0)
+	_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "cfc1",
+		Body: []byte(`{"id":"token"}`), ExpiresAt: now.Add(time.Minute)}, now)
+	must(t, err)
+	if !claimed {
+		t.Fatal("not claimed")
+	}
+	body := func() string {
+		t.Helper()
+		old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "cfc1", ExpiresAt: now.Add(time.Hour)}, now)
+		must(t, err)
+		if claimed {
+			t.Fatal("the claim is gone")
+		}
+		return string(old.Body)
+	}
+	exists := func(id string) bool {
+		t.Helper()
+		_, err := s.GetFile(ctx, "", id)
+		if errors.Is(err, store.ErrNotFound) {
+			return false
+		}
+		must(t, err)
+		return true
+	}
+	content := bytes.Repeat([]byte("claimed "), 70_000) // several chunks
+	f := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "c.txt", ContentType: "text/plain", CreatedAt: 5}
+	_, err = s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, "cfc1", []byte(`{"id":"another"}`), []byte(`{"id":"`+f.ID+`"}`))
+	wantErr(t, err, store.ErrClaimLost)
+	if exists(f.ID) || body() != `{"id":"token"}` {
+		t.Fatal("a file for a claim not the caller's was made visible")
+	}
+	got, err := s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, "cfc1", []byte(`{"id":"token"}`), []byte(`{"id":"`+f.ID+`"}`))
+	must(t, err) // the id is free again after the lost claim
+	if got.Bytes != int64(len(content)) || !exists(f.ID) || body() != `{"id":"`+f.ID+`"}` {
+		t.Fatalf("file stored %+v %v, claim body %s", got, exists(f.ID), body())
+	}
+	rc, err := s.OpenFile(ctx, "", f.ID)
+	must(t, err)
+	read, err := io.ReadAll(rc)
+	must(t, err)
+	must(t, rc.Close())
+	if !bytes.Equal(read, content) {
+		t.Fatal("the claimed file's bytes differ")
+	}
+	// The claim names f now: the old body no longer matches.
+	f2 := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "d.txt", CreatedAt: 6}
+	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, "cfc1", []byte(`{"id":"token"}`), []byte(`{}`))
+	wantErr(t, err, store.ErrClaimLost)
+	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, "no-such-key", []byte(`{"id":"token"}`), []byte(`{}`))
+	wantErr(t, err, store.ErrClaimLost)
+	if exists(f2.ID) {
+		t.Fatal("a file for a lost claim was made visible")
 	}
 }

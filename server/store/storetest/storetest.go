@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"IdempotencyRenew", testIdempotencyRenew},
 		{"IdempotencyCompareAndSet", testIdempotencyCompareAndSet},
 		{"CreateMessageClaimed", testCreateMessageClaimed},
+		{"CreateFileClaimed", testCreateFileClaimed},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},
 		{"ConcurrentRunLifecycles", testConcurrentRunLifecycles},
 		{"ConcurrentEvents", testConcurrentEvents},

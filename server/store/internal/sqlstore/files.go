@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,21 @@ func scanFile(r Row) (store.File, error) {
 // wrote. (A process killed mid-upload leaves a hidden row; see
 // DeleteIncompleteFiles.)
 func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, nil)
+}
+
+// CreateFileClaimed implements store.Store: the transaction that makes the
+// file visible also changes the claim's body (see CreateMessageClaimed),
+// or fails, and the file is cleaned up as any failed upload.
+func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, key string, claimBody, claimed []byte) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, func(tx Tx) error {
+		return s.setClaimBody(ctx, tx, "file", f.ID, key, claimBody, claimed)
+	})
+}
+
+// createFile stores f; the last transaction runs claim (when not nil)
+// first.
+func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, claim func(Tx) error) (store.File, error) {
 	if f.ID == "" {
 		return store.File{}, invalid("empty file id")
 	}
@@ -47,6 +63,11 @@ func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, ma
 	if err == nil {
 		f.Bytes = n
 		err = s.b.Write(ctx, func(tx Tx) error {
+			if claim != nil {
+				if err := claim(tx); err != nil {
+					return err
+				}
+			}
 			_, err := tx.Exec(ctx, `UPDATE files SET bytes = ?, chunks = ?, complete = 1 WHERE id = ?`, n, chunks, f.ID)
 			return err
 		})
@@ -567,9 +588,10 @@ func (s *Store) UpdateFileBatch(ctx context.Context, project, vectorStoreID, id 
 
 const idemCols = `idem_key, project, fingerprint, state, status, header, body, expires_at`
 
-// ClaimIdempotencyKey implements store.Store. One statement claims a free
-// or expired key atomically (a concurrent claimant waits for the row and
-// then sees it live).
+// ClaimIdempotencyKey implements store.Store. A free key is claimed by
+// one INSERT; a key with a record, by locking that record (a concurrent
+// claimant waits for it and then sees it live) and, when it has expired,
+// replacing it, so the record returned is the one replaced.
 func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, now time.Time) (store.IdempotencyRecord, bool, error) {
 	if rec.Key == "" {
 		return store.IdempotencyRecord{}, false, invalid("empty idempotency key")
@@ -577,29 +599,44 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, rec store.IdempotencyRe
 	var old store.IdempotencyRecord
 	claimed := false
 	err := s.b.Write(ctx, func(tx Tx) error {
-		n, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (`+idemCols+`) VALUES (?, ?, ?, ?, 0, ?, ?, ?)
-			ON CONFLICT (idem_key) DO UPDATE SET project = excluded.project, fingerprint = excluded.fingerprint, state = excluded.state,
-				status = 0, header = excluded.header, body = excluded.body, expires_at = excluded.expires_at
-			WHERE idempotency_keys.expires_at <= ?`,
-			rec.Key, store.ProjectOr(rec.Project), nz(rec.Fingerprint), store.IdemPending, nz(rec.Header), nz(rec.Body), rec.ExpiresAt.UnixMicro(), now.UnixMicro())
-		if err != nil {
+		// A record deleted between the INSERT and the SELECT (the TTL
+		// sweep, a dropped claim) frees the key: try again, a few times.
+		for attempt := 0; ; attempt++ {
+			old, claimed = store.IdempotencyRecord{}, false
+			n, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (`+idemCols+`) VALUES (?, ?, ?, ?, 0, ?, ?, ?)
+				ON CONFLICT (idem_key) DO NOTHING`,
+				rec.Key, store.ProjectOr(rec.Project), nz(rec.Fingerprint), store.IdemPending, nz(rec.Header), nz(rec.Body), rec.ExpiresAt.UnixMicro())
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				claimed = true
+				return nil
+			}
+			var exp, status int64
+			err = tx.QueryRow(ctx, `SELECT `+idemCols+` FROM idempotency_keys WHERE idem_key = ?`+s.forUpdate(), rec.Key).
+				Scan(&old.Key, &old.Project, &old.Fingerprint, &old.State, &status, &old.Header, &old.Body, &exp)
+			if errors.Is(err, sql.ErrNoRows) && attempt < 3 {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			old.Status, old.ExpiresAt = int(status), time.UnixMicro(exp)
+			if old.ExpiresAt.After(now) {
+				return nil // live
+			}
+			_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET project = ?, fingerprint = ?, state = ?, status = 0, header = ?, body = ?, expires_at = ?
+				WHERE idem_key = ?`,
+				store.ProjectOr(rec.Project), nz(rec.Fingerprint), store.IdemPending, nz(rec.Header), nz(rec.Body), rec.ExpiresAt.UnixMicro(), rec.Key)
+			claimed = err == nil
 			return err
 		}
-		if n == 1 {
-			claimed = true
-			return nil
-		}
-		var exp int64
-		var status int64
-		err = tx.QueryRow(ctx, `SELECT `+idemCols+` FROM idempotency_keys WHERE idem_key = ?`, rec.Key).
-			Scan(&old.Key, &old.Project, &old.Fingerprint, &old.State, &status, &old.Header, &old.Body, &exp)
-		old.Status, old.ExpiresAt = int(status), time.UnixMicro(exp)
-		return err
 	})
-	if err != nil || claimed {
-		return store.IdempotencyRecord{}, claimed, err
+	if err != nil {
+		return store.IdempotencyRecord{}, false, err
 	}
-	return old, false, nil
+	return old, claimed, nil
 }
 
 // CompleteIdempotencyKey implements store.Store: one conditional UPDATE

@@ -404,16 +404,23 @@ func (s *Store) CreateMessage(ctx context.Context, m store.Message) error {
 // CreateMessageClaimed implements store.Store.
 func (s *Store) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
 	return s.createMessage(ctx, m, func(tx Tx) error {
-		n, err := tx.Exec(ctx, `UPDATE idempotency_keys SET body = ? WHERE idem_key = ? AND state = ? AND body = ?`,
-			nz(body), key, store.IdemPending, nz(claimBody))
-		if err != nil {
-			return err
-		}
-		if n != 1 {
-			return fmt.Errorf("message %q: %w", m.ID, store.ErrClaimLost)
-		}
-		return nil
+		return s.setClaimBody(ctx, tx, "message", m.ID, key, claimBody, body)
 	})
+}
+
+// setClaimBody changes the body of the pending claim of key from claimBody
+// to body in tx, or fails with ErrClaimLost (about the object kind id)
+// when the claim is no longer the caller's.
+func (s *Store) setClaimBody(ctx context.Context, tx Tx, kind, id, key string, claimBody, body []byte) error {
+	n, err := tx.Exec(ctx, `UPDATE idempotency_keys SET body = ? WHERE idem_key = ? AND state = ? AND body = ?`,
+		nz(body), key, store.IdemPending, nz(claimBody))
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return fmt.Errorf("%s %q: %w", kind, id, store.ErrClaimLost)
+	}
+	return nil
 }
 
 // createMessage inserts m, after claim (when not nil) in the same write.
