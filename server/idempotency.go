@@ -194,7 +194,7 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 					} else if intent != nil && intent.Calls == nil {
 						r = r.WithContext(context.WithValue(r.Context(), runIntentKey{}, intent))
 						if f, ok := s.lapsedUpload(r.Context(), intent, shared); ok {
-							h = s.replayUpload(key, f)
+							h = s.replayUpload(key, f, next)
 						} else if !lazy {
 							h = s.lapsedCreate(key, shared, fp, next)
 						}

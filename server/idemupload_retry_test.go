@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/assistants-go/assistants/server"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Keyed uploads retried after their claimant died, in the ways that lose
@@ -133,6 +135,110 @@ func TestKeyedUploadDroppedTakeoverKeepsFile(t *testing.T) {
 			require.Equal(t, http.StatusOK, code, out)
 			assert.Equal(t, id, fileID(t, out), "answered with A's file")
 			assert.Len(t, f.files(), 1, "one file for the key")
+		})
+	}
+}
+
+// renewsFirst is a replica's view of the shared store in which the
+// claimant of a key renews its lease right before the replica records an
+// answer for it (the claimant is alive).
+type renewsFirst struct {
+	store.Store
+}
+
+func (s *renewsFirst) CompleteIdempotencyKey(ctx context.Context, rec store.IdempotencyRecord, held time.Time) (bool, error) {
+	if _, err := s.Store.RenewIdempotencyKey(ctx, rec.Key, held, held.Add(server.IdempotencyLease)); err != nil {
+		return false, err
+	}
+	return s.Store.CompleteIdempotencyKey(ctx, rec, held)
+}
+
+// deletesOnOpen is a replica's view of the shared store in which the file
+// a request reads back is deleted first (once armed), or while it is read
+// (midRead).
+type deletesOnOpen struct {
+	store.Store
+	armed, midRead atomic.Bool
+}
+
+func (s *deletesOnOpen) OpenFile(ctx context.Context, project, id string) (io.ReadCloser, error) {
+	if !s.armed.Swap(false) {
+		return s.Store.OpenFile(ctx, project, id)
+	}
+	if !s.midRead.Load() {
+		_, _ = s.Store.DeleteFile(ctx, project, id)
+		return s.Store.OpenFile(ctx, project, id)
+	}
+	rc, err := s.Store.OpenFile(ctx, project, id)
+	if err == nil {
+		_, _ = s.Store.DeleteFile(ctx, project, id)
+	}
+	return rc, err
+}
+
+// replica starts another server on the fixture's store (st, as the
+// replica sees it) and clock.
+func (f *uploadFixture) replica(st store.Store) *server.Server {
+	srv := server.New(server.WithStore(st), server.WithStepDelay(0), func(o *server.Options) { o.Now = f.clock.Now })
+	f.t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+// TestKeyedUploadRepeatAnsweredOnceRecorded: A stores the file and dies;
+// the retry on C, while A's claim is pending, finds the file, but A
+// renews its lease before C records the file as the key's answer (A is
+// alive after all, and records its own): C's client is told to retry (409
+// idempotency_key_in_flux), not given an answer the store does not keep.
+func TestKeyedUploadRepeatAnsweredOnceRecorded(t *testing.T) {
+	for name, open := range uploadStores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			f := newUploadFixture(t, st)
+			f.crash(uploadDiesAfter, "k")
+			c := f.replica(&renewsFirst{Store: st})
+			code, out, _ := f.upload(c, f.content, "k")
+			assert.Equal(t, http.StatusConflict, code, out)
+			assert.Contains(t, out, "idempotency_key_in_flux")
+			assert.Len(t, f.files(), 1)
+		})
+	}
+}
+
+// TestKeyedUploadOfDeletedFile: the file a lapsed or pending claim names
+// is deleted while a retry compares its body with it. Before the retry's
+// body is read (after A's lease), the retry uploads the file itself;
+// while it is read (A's claim pending), the client is told to retry (409
+// idempotency_key_in_flux). Neither is a 409 idempotency_key_reused: the
+// request is the same.
+func TestKeyedUploadOfDeletedFile(t *testing.T) {
+	for name, open := range uploadStores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			f := newUploadFixture(t, st)
+			del := &deletesOnOpen{Store: st}
+			c := f.replica(del)
+
+			del.midRead.Store(true)
+			del.armed.Store(true)
+			f.crash(uploadDiesAfter, "pending")
+			code, out, _ := f.upload(c, f.content, "pending")
+			assert.Equal(t, http.StatusConflict, code, out)
+			assert.Contains(t, out, "idempotency_key_in_flux")
+			assert.Empty(t, f.files())
+
+			id := f.crash(uploadDiesAfter, "lapsed")
+			f.clock.advance(server.IdempotencyLease + time.Second)
+			del.midRead.Store(false)
+			del.armed.Store(true)
+			code, out, _ = f.upload(c, f.content, "lapsed")
+			require.Equal(t, http.StatusOK, code, out)
+			mine := fileID(t, out)
+			assert.NotEqual(t, id, mine)
+			assert.Equal(t, []string{mine}, f.files())
+			code, again, h := f.upload(c, f.content, "lapsed")
+			require.Equal(t, http.StatusOK, code, again)
+			assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+			assert.Equal(t, mine, fileID(t, again))
 		})
 	}
 }
