@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -53,13 +54,22 @@ func TestKeyedUploadFieldsAfterFileCrashRetried(t *testing.T) {
 			f.a.mode.Store(uploadDiesAfter) // A stores the file, then dies
 			_, _ = req(f.srvA, "k")
 			require.True(t, f.a.dead.Load())
-			require.Len(t, f.files(), 1, "A's file")
+			made := f.files()
+			require.Len(t, made, 1, "A's file")
 			f.clock.advance(server.IdempotencyLease + time.Second)
 			code, out := req(f.srvB, "k")
-			assert.Equal(t, http.StatusOK, code, "the same request retried after A died: %s", out)
-			code, out = req(f.srvB, "k") // the SDK retries 409s
-			t.Logf("second retry: %d; files now: %v", code, f.files())
-			assert.Len(t, f.files(), 1, "one file for the key")
+			require.Equal(t, http.StatusOK, code, "the same request retried after A died: %s", out)
+			assert.Equal(t, made[0], fileID(t, out), "answered with A's file")
+			var fl struct {
+				CreatedAt int `json:"created_at"`
+				ExpiresAt int `json:"expires_at"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(out), &fl))
+			assert.Equal(t, 7200, fl.ExpiresAt-fl.CreatedAt, "stored with its expiry")
+			code, again := req(f.srvB, "k")
+			require.Equal(t, http.StatusOK, code, again)
+			assert.JSONEq(t, out, again)
+			assert.Equal(t, made, f.files(), "one file for the key")
 		})
 	}
 }
