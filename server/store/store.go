@@ -312,7 +312,9 @@ type Store interface {
 	// reports completed. It reports false, and changes nothing, when the
 	// record is gone, answered, or claimed again by another request after
 	// the caller's lease ended: the caller lost the key, and the claim or
-	// answer of the request that took it over stays.
+	// answer of the request that took it over stays. rec may be
+	// IdemPending too: the claim is rewritten (its body, and its lease to
+	// rec.ExpiresAt), still a claim.
 	CompleteIdempotencyKey(ctx context.Context, rec IdempotencyRecord, held time.Time) (completed bool, err error)
 	// RenewIdempotencyKey extends a pending claim's lease (the claimant's
 	// heartbeat): when the record of key is still IdemPending with

@@ -430,6 +430,35 @@ func testIdempotencySweepKeepsLapsed(t *testing.T, s store.Store) {
 	}
 }
 
+// testIdempotencyRewriteClaim: CompleteIdempotencyKey with a pending
+// record rewrites the caller's claim (its body and lease), which stays a
+// claim: renewable at its new lease, live until it, and returned, as it
+// was rewritten, to the request that claims the key over it.
+func testIdempotencyRewriteClaim(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_900_000_000, 0)
+	lease := 10 * time.Second
+	_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", Body: []byte("first"), ExpiresAt: now.Add(lease)}, now)
+	must(t, err)
+	if !claimed {
+		t.Fatal("not claimed")
+	}
+	mustCAS(t, "rewrite")(s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", State: store.IdemPending, Body: []byte("second"), ExpiresAt: now.Add(lease)}, now.Add(lease)))
+	mustCAS(t, "renew")(s.RenewIdempotencyKey(ctx, "rw", now.Add(lease), now.Add(2*lease)))
+	old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", ExpiresAt: now.Add(3 * lease)}, now.Add(lease))
+	must(t, err)
+	if claimed || old.State != store.IdemPending || string(old.Body) != "second" {
+		t.Fatalf("the rewritten claim, live: %+v %v", old, claimed)
+	}
+	// Rewritten already expired (a marker): claimable at once.
+	mustCAS(t, "expire")(s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", State: store.IdemPending, Body: []byte("marker"), ExpiresAt: now.Add(lease)}, now.Add(2*lease)))
+	old, claimed, err = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", ExpiresAt: now.Add(3 * lease)}, now.Add(lease))
+	must(t, err)
+	if !claimed || old.State != store.IdemPending || string(old.Body) != "marker" {
+		t.Fatalf("the marker replaced: %+v %v", old, claimed)
+	}
+}
+
 // testIdempotencyRenew: a claimant's heartbeat extends its own pending
 // claim, so the key stays held past the first lease; it cannot extend a
 // claim that was answered, deleted, or taken over after it expired.

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"IdempotencyRenew", testIdempotencyRenew},
 		{"IdempotencyCompareAndSet", testIdempotencyCompareAndSet},
 		{"IdempotencySweepKeepsLapsed", testIdempotencySweepKeepsLapsed},
+		{"IdempotencyRewriteClaim", testIdempotencyRewriteClaim},
 		{"CreateMessageClaimed", testCreateMessageClaimed},
 		{"CreateFileClaimed", testCreateFileClaimed},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},
