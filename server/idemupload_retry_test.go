@@ -252,3 +252,46 @@ func TestKeyedUploadOfDeletedFile(t *testing.T) {
 		})
 	}
 }
+
+// diesOnOpen is a replica's view of the shared store in which the replica
+// dies when it reads a stored file back: nothing it writes after that
+// reaches the store (no renewal, no answer, no dropped claim).
+type diesOnOpen struct {
+	killable
+}
+
+func (s *diesOnOpen) OpenFile(context.Context, string, string) (io.ReadCloser, error) {
+	s.dead.Store(true)
+	return nil, errReplicaDead
+}
+
+func (s *diesOnOpen) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
+	if s.dead.Load() {
+		return false, errReplicaDead
+	}
+	return s.Store.RenewIdempotencyKey(ctx, key, held, until)
+}
+
+// TestKeyedUploadCrashedTakeoverKeepsFile: after A's lease, the client's
+// retry on D claims the key over A's lapsed claim, and D dies while it
+// compares the upload with A's file, leaving its own claim. The retry
+// after D's lease is answered with A's file: D's claim named it from the
+// start (one file in all).
+func TestKeyedUploadCrashedTakeoverKeepsFile(t *testing.T) {
+	for name, open := range uploadStores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			f := newUploadFixture(t, st)
+			id := f.crash(uploadDiesAfter, "k")
+			f.clock.advance(server.IdempotencyLease + time.Second)
+			d := &diesOnOpen{killable: killable{Store: st}}
+			_, _, _ = f.upload(f.replica(d), f.content, "k")
+			require.True(t, d.dead.Load(), "D did not die")
+			f.clock.advance(server.IdempotencyLease + time.Second)
+			code, out, _ := f.upload(f.srvB, f.content, "k")
+			require.Equal(t, http.StatusOK, code, out)
+			assert.Equal(t, id, fileID(t, out), "answered with A's file")
+			assert.Equal(t, []string{id}, f.files(), "one file for the key")
+		})
+	}
+}
