@@ -93,8 +93,8 @@ func (s *creations) CreateMessage(ctx context.Context, m store.Message) error {
 	return err
 }
 
-func (s *creations) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
-	err := s.Store.CreateMessageClaimed(ctx, m, key, claimBody, body)
+func (s *creations) CreateMessageClaimed(ctx context.Context, m store.Message, c store.Claim) error {
+	err := s.Store.CreateMessageClaimed(ctx, m, c)
 	if err == nil {
 		s.made("message", m.ID)
 	}
@@ -150,8 +150,8 @@ func (s *diesAfterCommit) CreateMessage(ctx context.Context, m store.Message) er
 	return s.died(s.Store.CreateMessage(ctx, m))
 }
 
-func (s *diesAfterCommit) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
-	return s.died(s.Store.CreateMessageClaimed(ctx, m, key, claimBody, body))
+func (s *diesAfterCommit) CreateMessageClaimed(ctx context.Context, m store.Message, c store.Claim) error {
+	return s.died(s.Store.CreateMessageClaimed(ctx, m, c))
 }
 
 func (s *diesAfterCommit) CreateAssistant(ctx context.Context, a store.Assistant) error {

@@ -177,7 +177,7 @@ func (s *Server) claimedMessage(ctx context.Context, sm store.Message) error {
 	if err != nil {
 		return err
 	}
-	return s.db.CreateMessageClaimed(ctx, sm, in.claimKey, in.claimBody, body)
+	return s.db.CreateMessageClaimed(ctx, sm, store.Claim{Key: in.claimKey, Body: in.claimBody, Named: body})
 }
 
 // The kinds of objects an intent names besides runs (runIntent.Object).
