@@ -114,7 +114,12 @@ type idemStreamEv struct {
 // "vector_store.files_batch") and its id: ThreadID for a thread (which
 // buildThread reads as createThreadAndRun's), ID for the others, with
 // ThreadID the message's thread and VectorStoreID the batch's vector store
-// (see createdID).
+// (see createdID). Their object is written in the same transaction that
+// checks the claim is still the request's (claimFence, claimedMessage), so
+// a claimant whose lease lapsed while it was alive and whose key was taken
+// over makes nothing: one object for the key, whichever request made it.
+// Runs are not fenced so (yet): a createRun whose claimant lost its lease
+// can still make its run next to the one of the request that took over.
 //
 // A keyed submitToolOutputs names no new object; its claim records the run
 // and the ids of the tool calls the request answers (Calls): a repeat that
@@ -178,6 +183,35 @@ func (s *Server) claimedMessage(ctx context.Context, sm store.Message) error {
 		return err
 	}
 	return s.db.CreateMessageClaimed(ctx, sm, store.Claim{Key: in.claimKey, Body: in.claimBody, Named: body})
+}
+
+// claimFence returns the Idempotency-Key claim that the create of the
+// object of kind object (intentThread, intentAssistant, intentVectorStore,
+// intentFileBatch) with id id is fenced on (store.Claim): the claim of the
+// request of ctx, when it names that object. Otherwise (no claim, or
+// another object, such as the vector store of an assistant's
+// tool_resources) it returns nil: the create is not fenced.
+//
+// A fenced create is written only while the claim is still the
+// request's: a request whose lease lapsed while it worked (it was cut off
+// from the store), and whose key another request took over, makes
+// nothing (store.ErrClaimLost, answered 409 idempotency_key_in_flux, see
+// storeErr); the request that took the key over answers with the object
+// the lapsed claim names when that was made before (lapsedCreate), or
+// makes its own.
+func claimFence(ctx context.Context, object, id string) *store.Claim {
+	in := intentFrom(ctx)
+	if in == nil || in.Object != object || in.claimKey == "" {
+		return nil
+	}
+	named := in.ID
+	if object == intentThread {
+		named = in.ThreadID
+	}
+	if named != id {
+		return nil
+	}
+	return &store.Claim{Key: in.claimKey, Body: in.claimBody}
 }
 
 // The kinds of objects an intent names besides runs (runIntent.Object).
