@@ -236,6 +236,13 @@ func (in *runIntent) files() []string {
 	return append([]string{in.ID}, in.Prev...)
 }
 
+// namesCreated reports whether rec is a pending claim whose intent names
+// an object other than a run or a file (see runIntent).
+func namesCreated(rec store.IdempotencyRecord) bool {
+	in := recordIntent(rec)
+	return in != nil && in.Object != "" && in.Object != intentFile
+}
+
 // recordIntent returns the intent a store record names, or nil.
 func recordIntent(rec store.IdempotencyRecord) *runIntent {
 	if rec.State != store.IdemPending || len(rec.Body) == 0 {
@@ -549,6 +556,7 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 		now := s.opts.Now()
 		probe := store.IdempotencyRecord{Key: mapped, Project: projectOf(r.Context()), State: store.IdemPending, ExpiresAt: now}
 		var inherit *runIntent
+		created := namesCreated(rec)
 		if files := recordIntent(rec).files(); files != nil {
 			// An upload's probe names the files the claim named: from the
 			// moment it is written, the lapsed claimant's file can no
@@ -556,8 +564,21 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 			// and whoever claims the key next learns what to look for.
 			inherit = &runIntent{Object: intentFile, Prev: files}
 			probe.Body, _ = json.Marshal(inherit)
+		} else if created {
+			// A create's probe is a copy of the claim (its intent and
+			// fingerprint): its claimant may have made the object since
+			// this request looked for it (see below).
+			probe.Fingerprint, probe.Body = rec.Fingerprint, rec.Body
 		}
 		again, claimed, err := s.db.ClaimIdempotencyKey(r.Context(), probe, now)
+		if err == nil && claimed && created && !bytes.Equal(again.Body, probe.Body) && namesCreated(again) {
+			// The claim changed since it was read (a message's claim
+			// names the message once stored): copy it as it was replaced,
+			// over this expired probe (unless a request claimed the key
+			// over the probe meanwhile: then that one's claim is polled).
+			probe.Fingerprint, probe.Body = again.Fingerprint, again.Body
+			again, claimed, err = s.db.ClaimIdempotencyKey(r.Context(), probe, now)
+		}
 		switch {
 		case err != nil:
 			writeAPIError(w, errIdemRetry())
@@ -568,6 +589,17 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 			// files it names); this request claims the key and looks for
 			// them (lapsedUpload), or uploads.
 			*prev = inherit
+			return false
+		case claimed && created:
+			// The lease ended: the probe, a copy of the lapsed claim,
+			// stays (expired: any request may claim the key over it at
+			// once). Its claimant can still make the object until this
+			// request claims the key over the probe (its write checks that
+			// the claim's body is still its own, claimFence), but no
+			// longer after: this request then answers with the object the
+			// claim names when it exists (lapsedCreate), or makes its own.
+			// Dropping the probe would lose the object its claimant made
+			// after this request last looked for it.
 			return false
 		case claimed:
 			// The lease ended: drop this probe claim (only it: a request
