@@ -521,7 +521,8 @@ const (
 // is written and the error wraps ErrClaimLost. A lapsed claim that no
 // other request took over is still the caller's.
 //
-// It costs the create one statement, an UPDATE of the claim's record.
+// It costs the create one statement on the claim's record (a locking
+// SELECT, or an UPDATE when Named is set).
 type Claim struct {
 	// Key is the claim's record's key (IdempotencyRecord.Key).
 	Key string

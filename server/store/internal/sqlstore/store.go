@@ -431,18 +431,25 @@ func (s *Store) CreateMessageClaimed(ctx context.Context, m store.Message, c sto
 
 // fence returns the check of a write fenced on c (see store.Claim), about
 // the object kind id, to run in the write's transaction before it writes:
-// one UPDATE of the claim's record, still pending with body c.Body, to
-// c.Named (or c.Body again), which locks the record until the commit (a
-// request taking the key over waits for it, and then sees the object);
-// it fails with ErrClaimLost when no record matches.
+// one statement on the claim's record, still pending with body c.Body,
+// that locks it until the commit (a request taking the key over waits for
+// it, and then sees the object): an UPDATE to c.Named, or without Named a
+// SELECT (FOR UPDATE on PostgreSQL; a SQLite write transaction holds the
+// database). It fails with ErrClaimLost when no record matches.
 func (s *Store) fence(ctx context.Context, kind, id string, c store.Claim) func(Tx) error {
-	body := c.Named
-	if body == nil {
-		body = c.Body
-	}
 	return func(tx Tx) error {
-		n, err := tx.Exec(ctx, `UPDATE idempotency_keys SET body = ? WHERE idem_key = ? AND state = ? AND body = ?`,
-			nz(body), c.Key, store.IdemPending, nz(c.Body))
+		var n int64
+		var err error
+		if c.Named != nil {
+			n, err = tx.Exec(ctx, `UPDATE idempotency_keys SET body = ? WHERE idem_key = ? AND state = ? AND body = ?`,
+				nz(c.Named), c.Key, store.IdemPending, nz(c.Body))
+		} else {
+			err = tx.QueryRow(ctx, `SELECT 1 FROM idempotency_keys WHERE idem_key = ? AND state = ? AND body = ?`+s.forUpdate(),
+				c.Key, store.IdemPending, nz(c.Body)).Scan(&n)
+			if errors.Is(err, sql.ErrNoRows) {
+				n, err = 0, nil
+			}
+		}
 		if err != nil {
 			return err
 		}
