@@ -51,6 +51,7 @@ type engine struct {
 	ended  bool                     // no more streams (Close)
 	poll   []string                 // the openai-poll-after-ms header value
 	local  map[localKey]*localRound // rounds running in this process, by run and round
+	stops  uint64                   // the cancels and thread deletions made in this process, which stop its local rounds (startnow.go)
 	subs   map[string][]*subscriber // open event streams, by run id
 	pg     *pgWake                  // PostgreSQL: wakes the streams of other replicas (pgwake.go)
 }
@@ -119,6 +120,10 @@ type liveRun struct {
 	failed error // an encoding error
 	// project is the run's project (store.Run.Project).
 	project string
+	// slot, set by an fn of update that enqueues a round and starts it
+	// at once (submitToolOutputs), is the promise of a worker for that
+	// round (startnow.go): update hands it the run as written.
+	slot *startSlot
 }
 
 func newEngine(s *Server) *engine {
@@ -193,7 +198,11 @@ func (e *engine) update(ctx context.Context, threadID, runID string, fn func(lr 
 		b.deleted = true
 		b.mu.Unlock()
 	}
-	e.startInline(lr.change.Jobs)
+	var started *startedRun
+	if lr.slot != nil {
+		started = &startedRun{round: lr.st.Round, obj: lr.obj, st: lr.st, stops: lr.slot.stops}
+	}
+	e.startInline(lr.change.Jobs, lr.slot, started)
 	for _, n := range lr.names {
 		e.s.metrics.runEvent(n)
 	}
@@ -301,6 +310,7 @@ func (e *engine) forgetThread(threadID string) {
 			lr.cancel(errThreadGone)
 		}
 	}
+	e.stops++
 	// Streams find their run gone when they read again.
 	for _, subs := range e.subs {
 		for _, s := range subs {
@@ -462,8 +472,9 @@ func (e *engine) modifyRun(ctx context.Context, threadID, runID string, md *gen.
 
 // create writes a new queued run (with the thread it starts, when th is
 // not nil, and the messages it adds) and its first jobs in one
-// transaction. With stream, the subscriber sees every event of the run
-// from thread.run.created on.
+// transaction: in_progress already when its round starts at once
+// (startnow.go). It returns the run as written. With stream, the
+// subscriber sees every event of the run from thread.run.created on.
 func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs []store.Message, stream bool) (gen.RunObject, *subscriber, error) {
 	if e.isClosed() {
 		return gen.RunObject{}, nil, errShuttingDown()
@@ -484,8 +495,25 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	for _, name := range []string{"thread.run.created", "thread.run.queued"} {
 		evs = append(evs, store.Event{RunID: r.obj.Id, Type: name, Data: runData})
 	}
-	sr := store.Run{Project: projectOf(ctx), ID: r.obj.Id, ThreadID: r.obj.ThreadId, AssistantID: r.obj.AssistantId,
-		Status: string(r.obj.Status), CreatedAt: int64(r.obj.CreatedAt), Data: runData, State: stData}
+	// The run starts at once: it is written in_progress, its events
+	// thread.run.in_progress after the queued ones (startnow.go).
+	run := r.obj
+	slot := e.reserveStart()
+	defer slot.release() // unless the round got it
+	if slot != nil {
+		lr := &liveRun{obj: run, e: e}
+		e.startLocked(lr)
+		if lr.failed != nil {
+			return gen.RunObject{}, nil, lr.failed
+		}
+		run = lr.obj
+		evs = append(evs, lr.change.Events...)
+		if runData, err = encodeData(run); err != nil {
+			return gen.RunObject{}, nil, err
+		}
+	}
+	sr := store.Run{Project: projectOf(ctx), ID: run.Id, ThreadID: run.ThreadId, AssistantID: run.AssistantId,
+		Status: string(run.Status), CreatedAt: int64(run.CreatedAt), Data: runData, State: stData}
 	// The expiry job is enqueued when the run first waits for tool outputs
 	// (requireActionLocked): only a run in requires_action expires by it.
 	jobs := []store.Job{e.roundJob(sr.Project, r.obj.ThreadId, r.obj.Id, 0)}
@@ -510,15 +538,20 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	if err != nil {
 		return gen.RunObject{}, nil, storeErr(err, "thread", r.obj.ThreadId)
 	}
-	e.startInline(nr.Jobs)
-	e.s.metrics.runEvent("thread.run.created")
-	e.s.metrics.runEvent("thread.run.queued")
-	e.published(r.obj.Id)
+	var started *startedRun
+	if slot != nil {
+		started = &startedRun{round: 0, obj: run, st: st, stops: slot.stops}
+	}
+	e.startInline(nr.Jobs, slot, started)
+	for _, ev := range evs {
+		e.s.metrics.runEvent(ev.Type)
+	}
+	e.published(run.Id)
 	var sub *subscriber
 	if stream {
-		sub = e.subscribe(r.obj.Id, 0)
+		sub = e.subscribe(run.Id, 0)
 	}
-	return r.obj, sub, nil
+	return run, sub, nil
 }
 
 // cancelRun moves a queued, in_progress or requires_action run to
@@ -551,6 +584,7 @@ func (e *engine) cancelRun(ctx context.Context, threadID, runID string) (gen.Run
 			lr.cancel(errRunCancelled)
 		}
 	}
+	e.stops++
 	e.mu.Unlock()
 	return obj, nil
 }
@@ -558,8 +592,9 @@ func (e *engine) cancelRun(ctx context.Context, threadID, runID string) (gen.Run
 // submitToolOutputs checks and applies the outputs of a requires_action run:
 // every pending call must get exactly one output. The tool_calls step
 // completes with the outputs, the run goes back to queued and its next
-// round is enqueued. With stream, the returned subscriber sees every event
-// from the run's queued event on.
+// round is enqueued; when that round starts at once, the run goes on to
+// in_progress in the same write (startnow.go). With stream, the returned
+// subscriber sees every event from the run's queued event on.
 func (e *engine) submitToolOutputs(ctx context.Context, threadID, runID string, outs []gen.SubmitToolOutputsRunRequestToolOutput, stream bool) (gen.RunObject, *subscriber, error) {
 	if !validID(threadID) || !validID(runID) {
 		return gen.RunObject{}, nil, errNotFound("run", runID)
@@ -567,6 +602,8 @@ func (e *engine) submitToolOutputs(ctx context.Context, threadID, runID string, 
 	if _, err := e.getRun(ctx, threadID, runID); err != nil { // applies a due expiry
 		return gen.RunObject{}, nil, err
 	}
+	slot := e.reserveStart()
+	defer slot.release() // unless the round got it
 	obj, first, err := e.update(ctx, threadID, runID, func(lr *liveRun) error {
 		if lr.obj.Status != gen.RunObjectStatusRequiresAction {
 			return errBadRequest("", "Runs in status \"%s\" do not accept tool outputs.", lr.obj.Status)
@@ -598,6 +635,10 @@ func (e *engine) submitToolOutputs(ctx context.Context, threadID, runID string, 
 		lr.st.PendingStep = ""
 		lr.st.Round++
 		lr.enqueue(e.roundJob(lr.project, threadID, runID, lr.st.Round))
+		if slot != nil {
+			e.startLocked(lr)
+			lr.slot = slot
+		}
 		return nil
 	})
 	if err != nil {
@@ -837,6 +878,9 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 		return nil // the same round runs here already
 	}
 	defer e.dropLocal(a)
+	if s := startedFor(ctx, a); s != nil && !e.stoppedSince(s.stops) {
+		return e.roundOf(ctx, a, s.obj, s.st) // started by the write that enqueued it (startnow.go)
+	}
 
 	r, err := e.s.db.GetRun(ctx, projectOf(ctx), a.ThreadID, a.RunID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -862,12 +906,7 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 			if lr.obj.Status != gen.RunObjectStatusQueued || lr.st.Round != a.Round {
 				return errRunStale
 			}
-			now := e.s.now()
-			lr.obj.Status = gen.RunObjectStatusInProgress
-			if lr.obj.StartedAt == nil {
-				lr.obj.StartedAt = &now
-			}
-			lr.publish("thread.run.in_progress", lr.obj)
+			e.startLocked(lr)
 			written = lr
 			return nil
 		})

@@ -76,6 +76,14 @@ func (e *engine) cancelJob(project, threadID, runID string) store.Job {
 type inlineRunner interface {
 	backupDelay() time.Duration
 	runInline(args store.JobArgs, id int64, due time.Time)
+	// reserve takes a slot of the inline pool ahead of the write of a
+	// job (startnow.go): false when the pool is full or the queue does
+	// not run. The slot goes to runReserved, or back with unreserve.
+	reserve() bool
+	unreserve()
+	// runReserved is runInline on a slot reserve took; the job's context
+	// carries started when not nil (withStarted).
+	runReserved(args store.JobArgs, id int64, due time.Time, started *startedRun)
 }
 
 // inlineJob makes j a backup when the queue runs jobs inline: scheduled
@@ -88,16 +96,25 @@ func (e *engine) inlineJob(j store.Job) store.Job {
 	return j
 }
 
-// startInline runs the backup jobs of a committed write inline.
-func (e *engine) startInline(jobs []store.Job) {
+// startInline runs the backup jobs of a committed write inline. The
+// round job, when slot holds a slot of the inline pool (reserveStart),
+// runs on it, handed started.
+func (e *engine) startInline(jobs []store.Job, slot *startSlot, started *startedRun) {
 	r, ok := e.s.opts.Queue.(inlineRunner)
 	if !ok {
 		return
 	}
 	for _, j := range jobs {
-		if j.ID != nil && *j.ID != 0 {
-			r.runInline(j.Args, *j.ID, j.ScheduledAt.Add(-r.backupDelay()))
+		if j.ID == nil || *j.ID == 0 {
+			continue
 		}
+		due := j.ScheduledAt.Add(-r.backupDelay())
+		if _, round := j.Args.(roundArgs); round && slot != nil && slot.r != nil && !slot.done {
+			slot.done = true
+			r.runReserved(j.Args, *j.ID, due, started)
+			continue
+		}
+		r.runInline(j.Args, *j.ID, due)
 	}
 }
 

@@ -167,6 +167,7 @@ type inlineJob struct {
 	id       int64
 	due      time.Time // when it was enqueued (the metrics' wait)
 	deadline time.Time
+	started  *startedRun // the run as its write committed it, for the round (startnow.go); nil: read it
 }
 
 // jobWorker runs the engine's jobs of one kind on River.
@@ -265,7 +266,7 @@ func (q *riverQueue[TTx]) backupDelay() time.Duration { return q.opts.RescueAfte
 // stopped, its backup is made available at once instead.
 func (q *riverQueue[TTx]) runInline(args store.JobArgs, id int64, due time.Time) {
 	q.mu.Lock()
-	in, done, slots := q.inline, q.done, q.slots
+	in, slots := q.inline, q.slots
 	q.mu.Unlock()
 	if in == nil {
 		return // never started: the backup is all there is
@@ -277,10 +278,49 @@ func (q *riverQueue[TTx]) runInline(args store.JobArgs, id int64, due time.Time)
 		q.release(j, "the inline pool is full")
 		return
 	}
+	q.hand(j)
+}
+
+// reserve implements inlineRunner: a slot of the pool, taken when one is
+// free and the queue runs.
+func (q *riverQueue[TTx]) reserve() bool {
+	q.mu.Lock()
+	in, done, slots := q.inline, q.done, q.slots
+	q.mu.Unlock()
+	if in == nil {
+		return false // never started
+	}
+	select {
+	case <-done:
+		return false // stopped
+	default:
+	}
+	select {
+	case slots <- struct{}{}:
+		return true
+	default:
+		return false // full
+	}
+}
+
+// unreserve implements inlineRunner: gives back a slot reserve took.
+func (q *riverQueue[TTx]) unreserve() { <-q.slots }
+
+// runReserved implements inlineRunner: runInline on a slot already held.
+func (q *riverQueue[TTx]) runReserved(args store.JobArgs, id int64, due time.Time, started *startedRun) {
+	q.hand(inlineJob{args: args, id: id, due: due, deadline: q.opts.inlineDeadline(due), started: started})
+}
+
+// hand gives a job holding a slot to the inline loop; when the queue
+// stopped, the slot is given back and the backup made available at once.
+func (q *riverQueue[TTx]) hand(j inlineJob) {
+	q.mu.Lock()
+	in, done := q.inline, q.done
+	q.mu.Unlock()
 	select {
 	case in <- j:
 	case <-done:
-		<-slots
+		<-q.slots
 		q.release(j, "the queue stopped")
 	}
 }
@@ -314,7 +354,11 @@ func (q *riverQueue[TTx]) inlineWork(ctx context.Context, j inlineJob, work func
 		return // too late to start: the backup runs
 	}
 	b := &backupJob{id: j.id}
-	ctx, cancel := context.WithDeadline(withBackup(ctx, b), j.deadline)
+	ctx = withBackup(ctx, b)
+	if j.started != nil {
+		ctx = withStarted(ctx, j.started)
+	}
+	ctx, cancel := context.WithDeadline(ctx, j.deadline)
 	defer cancel()
 	err := func() (err error) {
 		defer func() {

@@ -40,7 +40,11 @@
 //
 // Each state change waits Options.StepDelay (default 50ms), so that
 // polling sees the states; run replies carry the openai-poll-after-ms
-// hint. A run expires 10 minutes after its creation (expires_at). While a
+// hint. With no step delay, a run whose round this process starts at once
+// is written in_progress by the request that starts it (createRun,
+// createThreadAndRun, submitToolOuputsToRun: its answer says
+// in_progress, its events still go queued then in_progress), one write
+// fewer (startnow.go). A run expires 10 minutes after its creation (expires_at). While a
 // run is active its thread is locked: no other run, no new message (the
 // store enforces it). With stream: true, createRun, createThreadAndRun and
 // submitToolOuputsToRun answer with the API's server-sent events (each with

@@ -256,11 +256,9 @@ func (t pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("postgres store: no job queue yet (migrating)")
 	}
-	res, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
-	if err != nil {
-		return fmt.Errorf("enqueue jobs: %w", err)
-	}
-	return sqlstore.SetIDs(jobs, res)
+	return sqlstore.InsertJobs(ctx, t, true, jobs, func(jobs []store.Job) error {
+		return sqlstore.RiverInsertJobs(ctx, t.river, t.tx, jobs)
+	})
 }
 
 // Batch implements sqlstore.Tx: the statements go in one round trip.

@@ -244,19 +244,9 @@ func (t sqlTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("sqlite store: no job queue yet (migrating)")
 	}
-	if sqlstore.WantIDs(jobs) {
-		res, err := t.river.InsertManyTx(ctx, t.tx, sqlstore.InsertParams(jobs))
-		if err != nil {
-			return fmt.Errorf("enqueue jobs: %w", err)
-		}
-		return sqlstore.SetIDs(jobs, res)
-	}
-	// The fast insert: the rows are not read back (no id is wanted).
-	_, err := t.river.InsertManyFastTx(ctx, t.tx, sqlstore.InsertParams(jobs))
-	if err != nil {
-		return fmt.Errorf("enqueue jobs: %w", err)
-	}
-	return nil
+	return sqlstore.InsertJobs(ctx, t, false, jobs, func(jobs []store.Job) error {
+		return sqlstore.RiverInsertJobs(ctx, t.river, t.tx, jobs)
+	})
 }
 
 // dbQuerier reads outside a transaction.

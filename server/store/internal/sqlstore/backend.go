@@ -44,8 +44,9 @@ type Querier interface {
 // Tx is a write transaction.
 type Tx interface {
 	Querier
-	// InsertJobs enqueues jobs in the transaction (River's InsertManyTx)
-	// and sets the ids that jobs ask for (store.Job.ID).
+	// InsertJobs enqueues jobs in the transaction, into River's job table
+	// (InsertJobs, River's InsertManyTx for some), and sets the ids that
+	// jobs ask for (store.Job.ID).
 	InsertJobs(ctx context.Context, jobs []store.Job) error
 	// Batch runs statements in order and stops at the first error (the
 	// statement's, or its Check's). PostgreSQL sends them in one round

@@ -20,14 +20,15 @@ func InsertParams(jobs []store.Job) []river.InsertManyParams {
 	return out
 }
 
-// WantIDs reports whether a job of jobs asks for its id (store.Job.ID).
-func WantIDs(jobs []store.Job) bool {
-	for _, j := range jobs {
-		if j.ID != nil {
-			return true
-		}
+// RiverInsertJobs enqueues jobs in tx with River's own insert
+// (InsertManyTx) and sets the ids they ask for: the jobs InsertJobs leaves
+// to River.
+func RiverInsertJobs[TTx any](ctx context.Context, c *river.Client[TTx], tx TTx, jobs []store.Job) error {
+	res, err := c.InsertManyTx(ctx, tx, InsertParams(jobs))
+	if err != nil {
+		return fmt.Errorf("enqueue jobs: %w", err)
 	}
-	return false
+	return SetIDs(jobs, res)
 }
 
 // SetIDs gives the jobs that ask for it their id, from InsertManyTx's

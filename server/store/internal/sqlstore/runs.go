@@ -192,7 +192,7 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 				return locked(r.ThreadID, active)
 			}
 		}
-		// The jobs go in first, River's own insert; the rest in one batch
+		// The jobs go in first (their ids read back); the rest in one batch
 		// (one round trip on PostgreSQL). A failure in the batch (the
 		// one-active-run index, a step id taken) rolls the jobs back with
 		// everything else.
