@@ -279,7 +279,7 @@ func (s *Server) storeFile(ctx context.Context, f store.File, body io.Reader) (s
 		if claimed, err = json.Marshal(named); err != nil {
 			return store.File{}, fmt.Errorf("upload: claim: %w", err)
 		}
-		if stored, err = s.db.CreateFileClaimed(ctx, f, body, s.opts.MaxFileBytes, in.claimKey, in.claimBody, claimed); err == nil {
+		if stored, err = s.db.CreateFileClaimed(ctx, f, body, s.opts.MaxFileBytes, store.Claim{Key: in.claimKey, Body: in.claimBody, Named: claimed}); err == nil {
 			in.claimBody = claimed
 		}
 	} else {

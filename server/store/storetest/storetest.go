@@ -54,6 +54,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"IdempotencyCompareAndSet", testIdempotencyCompareAndSet},
 		{"CreateMessageClaimed", testCreateMessageClaimed},
 		{"CreateFileClaimed", testCreateFileClaimed},
+		{"CreateClaimed", testCreateClaimed},
+		{"CreateClaimedRace", testCreateClaimedRace},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},
 		{"ConcurrentRunLifecycles", testConcurrentRunLifecycles},
 		{"ConcurrentEvents", testConcurrentEvents},
