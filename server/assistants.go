@@ -91,7 +91,13 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.CreateAssistant(ctx, store.Assistant{Project: projectOf(ctx), ID: a.Id, CreatedAt: int64(a.CreatedAt), Data: data}); err != nil {
+	sa := store.Assistant{Project: projectOf(ctx), ID: a.Id, CreatedAt: int64(a.CreatedAt), Data: data}
+	if c := claimFence(ctx, intentAssistant, a.Id); c != nil {
+		err = s.db.CreateAssistantClaimed(ctx, sa, *c)
+	} else {
+		err = s.db.CreateAssistant(ctx, sa)
+	}
+	if err != nil {
 		return nil, storeErr(err, "assistant", a.Id)
 	}
 	return genserver.CreateAssistant200JSONResponse(a), nil

@@ -276,7 +276,7 @@ func (s *Server) storeFile(ctx context.Context, f store.File, body io.Reader, fi
 		if claimed, err = json.Marshal(named); err != nil {
 			return store.File{}, fmt.Errorf("upload: claim: %w", err)
 		}
-		if stored, err = s.db.CreateFileClaimed(ctx, f, body, s.opts.MaxFileBytes, finish, in.claimKey, in.claimBody, claimed); err == nil {
+		if stored, err = s.db.CreateFileClaimed(ctx, f, body, s.opts.MaxFileBytes, finish, store.Claim{Key: in.claimKey, Body: in.claimBody, Named: claimed}); err == nil {
 			in.claimBody = claimed
 		}
 	} else {

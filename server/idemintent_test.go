@@ -93,10 +93,42 @@ func (s *creations) CreateMessage(ctx context.Context, m store.Message) error {
 	return err
 }
 
-func (s *creations) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
-	err := s.Store.CreateMessageClaimed(ctx, m, key, claimBody, body)
+func (s *creations) CreateMessageClaimed(ctx context.Context, m store.Message, c store.Claim) error {
+	err := s.Store.CreateMessageClaimed(ctx, m, c)
 	if err == nil {
 		s.made("message", m.ID)
+	}
+	return err
+}
+
+func (s *creations) CreateThreadClaimed(ctx context.Context, t store.Thread, msgs []store.Message, c store.Claim) error {
+	err := s.Store.CreateThreadClaimed(ctx, t, msgs, c)
+	if err == nil {
+		s.made("thread", t.ID)
+	}
+	return err
+}
+
+func (s *creations) CreateAssistantClaimed(ctx context.Context, a store.Assistant, c store.Claim) error {
+	err := s.Store.CreateAssistantClaimed(ctx, a, c)
+	if err == nil {
+		s.made("assistant", a.ID)
+	}
+	return err
+}
+
+func (s *creations) CreateFileBatchClaimed(ctx context.Context, c store.Claim, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
+	err := s.Store.CreateFileBatchClaimed(ctx, c, b, files, jobs...)
+	if err == nil {
+		s.made("file_batch", b.ID)
+	}
+	return err
+}
+
+func (s *creations) CreateVectorStoreClaimed(ctx context.Context, c store.Claim, vs store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
+	err := s.Store.CreateVectorStoreClaimed(ctx, c, vs, files, jobs...)
+	if err == nil {
+		s.made("vector_store", vs.ID)
 	}
 	return err
 }
@@ -150,8 +182,24 @@ func (s *diesAfterCommit) CreateMessage(ctx context.Context, m store.Message) er
 	return s.died(s.Store.CreateMessage(ctx, m))
 }
 
-func (s *diesAfterCommit) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
-	return s.died(s.Store.CreateMessageClaimed(ctx, m, key, claimBody, body))
+func (s *diesAfterCommit) CreateMessageClaimed(ctx context.Context, m store.Message, c store.Claim) error {
+	return s.died(s.Store.CreateMessageClaimed(ctx, m, c))
+}
+
+func (s *diesAfterCommit) CreateThreadClaimed(ctx context.Context, t store.Thread, msgs []store.Message, c store.Claim) error {
+	return s.died(s.Store.CreateThreadClaimed(ctx, t, msgs, c))
+}
+
+func (s *diesAfterCommit) CreateAssistantClaimed(ctx context.Context, a store.Assistant, c store.Claim) error {
+	return s.died(s.Store.CreateAssistantClaimed(ctx, a, c))
+}
+
+func (s *diesAfterCommit) CreateFileBatchClaimed(ctx context.Context, c store.Claim, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.died(s.Store.CreateFileBatchClaimed(ctx, c, b, files, jobs...))
+}
+
+func (s *diesAfterCommit) CreateVectorStoreClaimed(ctx context.Context, c store.Claim, vs store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.died(s.Store.CreateVectorStoreClaimed(ctx, c, vs, files, jobs...))
 }
 
 func (s *diesAfterCommit) CreateAssistant(ctx context.Context, a store.Assistant) error {
@@ -173,43 +221,52 @@ func (s *diesAfterCommit) RenewIdempotencyKey(ctx context.Context, key string, h
 	return s.Store.RenewIdempotencyKey(ctx, key, held, until)
 }
 
+// intentCase is a keyed creating request that names its object in its
+// claim (runIntent): its kind (as creations counts it), path, body and
+// another body, and the path that reads the object back.
+type intentCase struct {
+	kind        string
+	path        func(fx intentFixture) string // the create's path
+	body, other func(fx intentFixture) string // the create's body, and another
+	get         func(fx intentFixture, id string) string
+}
+
+// intentCases are createMessage, createThread, createAssistant,
+// createVectorStore and createVectorStoreFileBatch.
+var intentCases = []intentCase{
+	{kind: "message",
+		path:  func(fx intentFixture) string { return "/v1/threads/" + fx.thread + "/messages" },
+		body:  literal(`{"role":"user","content":"hello"}`),
+		other: literal(`{"role":"user","content":"bye"}`),
+		get:   func(fx intentFixture, id string) string { return "/v1/threads/" + fx.thread + "/messages/" + id }},
+	{kind: "thread",
+		path:  literal("/v1/threads"),
+		body:  literal(`{"messages":[{"role":"user","content":"hello"}]}`),
+		other: literal(`{}`),
+		get:   func(_ intentFixture, id string) string { return "/v1/threads/" + id }},
+	{kind: "assistant",
+		path:  literal("/v1/assistants"),
+		body:  literal(`{"model":"m","name":"a"}`),
+		other: literal(`{"model":"m","name":"b"}`),
+		get:   func(_ intentFixture, id string) string { return "/v1/assistants/" + id }},
+	{kind: "vector_store",
+		path:  literal("/v1/vector_stores"),
+		body:  literal(`{"name":"a"}`),
+		other: literal(`{"name":"b"}`),
+		get:   func(_ intentFixture, id string) string { return "/v1/vector_stores/" + id }},
+	{kind: "file_batch",
+		path:  func(fx intentFixture) string { return "/v1/vector_stores/" + fx.vectorStore + "/file_batches" },
+		body:  func(fx intentFixture) string { return `{"file_ids":["` + fx.file + `"]}` },
+		other: func(fx intentFixture) string { return `{"file_ids":["` + fx.file + `"],"attributes":{"k":"v"}}` },
+		get: func(fx intentFixture, id string) string {
+			return "/v1/vector_stores/" + fx.vectorStore + "/file_batches/" + id
+		}},
+}
+
 // TestRetryAfterCrashBetweenCreateAndAnswer: see above, for each of the
 // five requests.
 func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
-	cases := []struct {
-		kind        string
-		path        func(fx intentFixture) string // the create's path
-		body, other func(fx intentFixture) string // the create's body, and another
-		get         func(fx intentFixture, id string) string
-	}{
-		{kind: "message",
-			path:  func(fx intentFixture) string { return "/v1/threads/" + fx.thread + "/messages" },
-			body:  literal(`{"role":"user","content":"hello"}`),
-			other: literal(`{"role":"user","content":"bye"}`),
-			get:   func(fx intentFixture, id string) string { return "/v1/threads/" + fx.thread + "/messages/" + id }},
-		{kind: "thread",
-			path:  literal("/v1/threads"),
-			body:  literal(`{"messages":[{"role":"user","content":"hello"}]}`),
-			other: literal(`{}`),
-			get:   func(_ intentFixture, id string) string { return "/v1/threads/" + id }},
-		{kind: "assistant",
-			path:  literal("/v1/assistants"),
-			body:  literal(`{"model":"m","name":"a"}`),
-			other: literal(`{"model":"m","name":"b"}`),
-			get:   func(_ intentFixture, id string) string { return "/v1/assistants/" + id }},
-		{kind: "vector_store",
-			path:  literal("/v1/vector_stores"),
-			body:  literal(`{"name":"a"}`),
-			other: literal(`{"name":"b"}`),
-			get:   func(_ intentFixture, id string) string { return "/v1/vector_stores/" + id }},
-		{kind: "file_batch",
-			path:  func(fx intentFixture) string { return "/v1/vector_stores/" + fx.vectorStore + "/file_batches" },
-			body:  func(fx intentFixture) string { return `{"file_ids":["` + fx.file + `"]}` },
-			other: func(fx intentFixture) string { return `{"file_ids":["` + fx.file + `"],"attributes":{"k":"v"}}` },
-			get: func(fx intentFixture, id string) string {
-				return "/v1/vector_stores/" + fx.vectorStore + "/file_batches/" + id
-			}},
-	}
+	cases := intentCases
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

@@ -116,7 +116,12 @@ type idemStreamEv struct {
 // "vector_store.files_batch") and its id: ThreadID for a thread (which
 // buildThread reads as createThreadAndRun's), ID for the others, with
 // ThreadID the message's thread and VectorStoreID the batch's vector store
-// (see createdID).
+// (see createdID). Their object is written in the same transaction that
+// checks the claim is still the request's (claimFence, claimedMessage), so
+// a claimant whose lease lapsed while it was alive and whose key was taken
+// over makes nothing: one object for the key, whichever request made it.
+// Runs are not fenced so (yet): a createRun whose claimant lost its lease
+// can still make its run next to the one of the request that took over.
 //
 // A keyed submitToolOutputs names no new object; its claim records the run
 // and the ids of the tool calls the request answers (Calls): a repeat that
@@ -183,7 +188,36 @@ func (s *Server) claimedMessage(ctx context.Context, sm store.Message) error {
 	if err != nil {
 		return err
 	}
-	return s.db.CreateMessageClaimed(ctx, sm, in.claimKey, in.claimBody, body)
+	return s.db.CreateMessageClaimed(ctx, sm, store.Claim{Key: in.claimKey, Body: in.claimBody, Named: body})
+}
+
+// claimFence returns the Idempotency-Key claim that the create of the
+// object of kind object (intentThread, intentAssistant, intentVectorStore,
+// intentFileBatch) with id id is fenced on (store.Claim): the claim of the
+// request of ctx, when it names that object. Otherwise (no claim, or
+// another object, such as the vector store of an assistant's
+// tool_resources) it returns nil: the create is not fenced.
+//
+// A fenced create is written only while the claim is still the
+// request's: a request whose lease lapsed while it worked (it was cut off
+// from the store), and whose key another request took over, makes
+// nothing (store.ErrClaimLost, answered 409 idempotency_key_in_flux, see
+// storeErr); the request that took the key over answers with the object
+// the lapsed claim names when that was made before (lapsedCreate), or
+// makes its own.
+func claimFence(ctx context.Context, object, id string) *store.Claim {
+	in := intentFrom(ctx)
+	if in == nil || in.Object != object || in.claimKey == "" {
+		return nil
+	}
+	named := in.ID
+	if object == intentThread {
+		named = in.ThreadID
+	}
+	if named != id {
+		return nil
+	}
+	return &store.Claim{Key: in.claimKey, Body: in.claimBody}
 }
 
 // The kinds of objects an intent names besides runs (runIntent.Object).
@@ -206,6 +240,13 @@ func (in *runIntent) files() []string {
 		return in.Prev
 	}
 	return append([]string{in.ID}, in.Prev...)
+}
+
+// namesCreated reports whether rec is a pending claim whose intent names
+// an object other than a run or a file (see runIntent).
+func namesCreated(rec store.IdempotencyRecord) bool {
+	in := recordIntent(rec)
+	return in != nil && in.Object != "" && in.Object != intentFile
 }
 
 // recordIntent returns the intent a store record names, or nil.
@@ -578,6 +619,7 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 		now := s.opts.Now()
 		probe := store.IdempotencyRecord{Key: mapped, Project: projectOf(r.Context()), State: store.IdemPending, ExpiresAt: now}
 		var inherit *runIntent
+		created := namesCreated(rec)
 		if files := recordIntent(rec).files(); files != nil {
 			// An upload's probe names the files the claim named: from the
 			// moment it is written, the lapsed claimant's file can no
@@ -585,8 +627,21 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 			// and whoever claims the key next learns what to look for.
 			inherit = &runIntent{Object: intentFile, Prev: files}
 			probe.Body, _ = json.Marshal(inherit)
+		} else if created {
+			// A create's probe is a copy of the claim (its intent and
+			// fingerprint): its claimant may have made the object since
+			// this request looked for it (see below).
+			probe.Fingerprint, probe.Body = rec.Fingerprint, rec.Body
 		}
 		again, claimed, err := s.db.ClaimIdempotencyKey(r.Context(), probe, now)
+		if err == nil && claimed && created && !bytes.Equal(again.Body, probe.Body) && namesCreated(again) {
+			// The claim changed since it was read (a message's claim
+			// names the message once stored): copy it as it was replaced,
+			// over this expired probe (unless a request claimed the key
+			// over the probe meanwhile: then that one's claim is polled).
+			probe.Fingerprint, probe.Body = again.Fingerprint, again.Body
+			again, claimed, err = s.db.ClaimIdempotencyKey(r.Context(), probe, now)
+		}
 		switch {
 		case err != nil:
 			writeAPIError(w, errIdemRetry())
@@ -597,6 +652,17 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 			// files it names); this request claims the key and looks for
 			// them (lapsedUpload), or uploads.
 			*prev = inherit
+			return false
+		case claimed && created:
+			// The lease ended: the probe, a copy of the lapsed claim,
+			// stays (expired: any request may claim the key over it at
+			// once). Its claimant can still make the object until this
+			// request claims the key over the probe (its write checks that
+			// the claim's body is still its own, claimFence), but no
+			// longer after: this request then answers with the object the
+			// claim names when it exists (lapsedCreate), or makes its own.
+			// Dropping the probe would lose the object its claimant made
+			// after this request last looked for it.
 			return false
 		case claimed:
 			// The lease ended: drop this probe claim (only it: a request

@@ -73,9 +73,9 @@ func (s *uploadReplica) CreateFile(ctx context.Context, f store.File, body io.Re
 	return s.upload(body, func(body io.Reader) (store.File, error) { return s.Store.CreateFile(ctx, f, body, maxBytes, finish) })
 }
 
-func (s *uploadReplica) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, key string, claimBody, claimed []byte) (store.File, error) {
+func (s *uploadReplica) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, c store.Claim) (store.File, error) {
 	return s.upload(body, func(body io.Reader) (store.File, error) {
-		return s.Store.CreateFileClaimed(ctx, f, body, maxBytes, finish, key, claimBody, claimed)
+		return s.Store.CreateFileClaimed(ctx, f, body, maxBytes, finish, c)
 	})
 }
 

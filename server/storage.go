@@ -34,6 +34,11 @@ func storeErr(err error, kind, id string) error {
 		return errBadRequest("file", "Invalid 'file': the file is larger than the limit.")
 	case errors.Is(err, store.ErrClosed):
 		return errShuttingDown()
+	case errors.Is(err, store.ErrClaimLost):
+		// A create fenced on the request's Idempotency-Key claim
+		// (claimFence), whose lease lapsed and another request took the
+		// key: that one answers, and made (or makes) the object.
+		return errIdemRetry()
 	case errors.Is(err, store.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Type: "invalid_request_error", Message: fmt.Sprintf("The %s '%s' already exists.", kind, truncateForMessage(id))}
 	}

@@ -108,7 +108,12 @@ func (s *Server) insertThread(ctx context.Context, req *gen.CreateThreadRequest)
 	if err != nil {
 		return gen.ThreadObject{}, err
 	}
-	if err := s.db.CreateThread(ctx, st, msgs); err != nil {
+	if c := claimFence(ctx, intentThread, st.ID); c != nil {
+		err = s.db.CreateThreadClaimed(ctx, st, msgs, *c)
+	} else {
+		err = s.db.CreateThread(ctx, st, msgs)
+	}
+	if err != nil {
 		return gen.ThreadObject{}, storeErr(err, "thread", th.Id)
 	}
 	return th, nil

@@ -413,7 +413,12 @@ func (s *Server) CreateVectorStoreFileBatch(ctx context.Context, req genserver.C
 		files, jobs = append(files, f), append(jobs, j)
 	}
 	batch := store.FileBatch{Project: projectOf(ctx), ID: obj.Id, VectorStoreID: req.VectorStoreId, CreatedAt: int64(obj.CreatedAt), Data: data}
-	if err := s.db.CreateFileBatch(ctx, batch, files, s.durable(jobs)...); err != nil {
+	if c := claimFence(ctx, intentFileBatch, batch.ID); c != nil {
+		err = s.db.CreateFileBatchClaimed(ctx, *c, batch, files, s.durable(jobs)...)
+	} else {
+		err = s.db.CreateFileBatch(ctx, batch, files, s.durable(jobs)...)
+	}
+	if err != nil {
 		return nil, storeErr(err, "vector_store", req.VectorStoreId)
 	}
 	s.afterAttach(ctx, projectOf(ctx), req.VectorStoreId, files)

@@ -280,7 +280,13 @@ func (s *Server) createVectorStore(ctx context.Context, project string, sp vecto
 		}
 		files, jobs = append(files, f), append(jobs, j)
 	}
-	if err := s.db.CreateVectorStore(ctx, store.VectorStore{Project: project, ID: obj.Id, CreatedAt: int64(now), Data: data}, files, s.durable(jobs)...); err != nil {
+	sv := store.VectorStore{Project: project, ID: obj.Id, CreatedAt: int64(now), Data: data}
+	if c := claimFence(ctx, intentVectorStore, obj.Id); c != nil {
+		err = s.db.CreateVectorStoreClaimed(ctx, *c, sv, files, s.durable(jobs)...)
+	} else {
+		err = s.db.CreateVectorStore(ctx, sv, files, s.durable(jobs)...)
+	}
+	if err != nil {
 		return obj, storeErr(err, "vector_store", obj.Id)
 	}
 	s.afterAttach(ctx, project, obj.Id, files)

@@ -133,6 +133,9 @@ type Store interface {
 
 	// CreateAssistant adds an assistant; ErrConflict if its id exists.
 	CreateAssistant(ctx context.Context, a Assistant) error
+	// CreateAssistantClaimed is CreateAssistant fenced on an
+	// Idempotency-Key claim (see Claim).
+	CreateAssistantClaimed(ctx context.Context, a Assistant, c Claim) error
 	// GetAssistant returns an assistant or ErrNotFound.
 	GetAssistant(ctx context.Context, project, id string) (Assistant, error)
 	// UpdateAssistant changes an assistant: fn gets a copy to change inside
@@ -149,6 +152,9 @@ type Store interface {
 
 	// CreateThread adds a thread and its first messages in one transaction.
 	CreateThread(ctx context.Context, t Thread, msgs []Message) error
+	// CreateThreadClaimed is CreateThread fenced on an Idempotency-Key
+	// claim (see Claim).
+	CreateThreadClaimed(ctx context.Context, t Thread, msgs []Message, c Claim) error
 	// GetThread returns a thread or ErrNotFound.
 	GetThread(ctx context.Context, project, id string) (Thread, error)
 	// UpdateThread changes a thread (see UpdateAssistant).
@@ -164,12 +170,10 @@ type Store interface {
 	// page of a thread is read from one index; the memory store keeps them
 	// unique overall. Ids are random enough for this not to matter.)
 	CreateMessage(ctx context.Context, m Message) error
-	// CreateMessageClaimed is CreateMessage for a request that holds an
-	// Idempotency-Key claim (key): in the same write, the claim's body,
-	// still pending and still claimBody (so still the caller's), becomes
-	// body (which names the message). When the claim is no longer the
-	// caller's nothing is written and the error wraps ErrClaimLost.
-	CreateMessageClaimed(ctx context.Context, m Message, key string, claimBody, body []byte) error
+	// CreateMessageClaimed is CreateMessage fenced on an Idempotency-Key
+	// claim (see Claim); c.Named, which names the message, becomes the
+	// claim's body in the same write.
+	CreateMessageClaimed(ctx context.Context, m Message, c Claim) error
 	// GetMessage returns a message of a thread or ErrNotFound.
 	GetMessage(ctx context.Context, project, threadID, id string) (Message, error)
 	// UpdateMessage changes a message (see UpdateAssistant).
@@ -227,13 +231,12 @@ type Store interface {
 	// upload whose fields come after its bytes). An error from it fails
 	// the upload, which stores nothing; the error returned wraps it.
 	CreateFile(ctx context.Context, f File, body io.Reader, maxBytes int64, finish func(*File) error) (File, error)
-	// CreateFileClaimed is CreateFile for a request that holds an
-	// Idempotency-Key claim (key): the write that makes the file visible
-	// also changes the claim's body, still pending and still claimBody (so
-	// still the caller's), to body (which names the file). When the claim
-	// is no longer the caller's the file never becomes visible, what was
-	// written of it is removed, and the error wraps ErrClaimLost.
-	CreateFileClaimed(ctx context.Context, f File, body io.Reader, maxBytes int64, finish func(*File) error, key string, claimBody, claimed []byte) (File, error)
+	// CreateFileClaimed is CreateFile fenced on an Idempotency-Key claim
+	// (see Claim): the write that makes the file visible checks the claim
+	// and makes c.Named, which names the file, its body. When the claim is
+	// no longer the caller's the file never becomes visible and what was
+	// written of it is removed.
+	CreateFileClaimed(ctx context.Context, f File, body io.Reader, maxBytes int64, finish func(*File) error, c Claim) (File, error)
 	// GetFile returns a file's metadata or ErrNotFound.
 	GetFile(ctx context.Context, project, id string) (File, error)
 	// OpenFile returns a reader of a file's bytes, which fetches them piece
@@ -253,6 +256,9 @@ type Store interface {
 	// CreateVectorStore adds a vector store and attaches files to it in one
 	// transaction, which also enqueues jobs (none by default).
 	CreateVectorStore(ctx context.Context, vs VectorStore, files []VectorStoreFile, jobs ...Job) error
+	// CreateVectorStoreClaimed is CreateVectorStore fenced on an
+	// Idempotency-Key claim (see Claim).
+	CreateVectorStoreClaimed(ctx context.Context, c Claim, vs VectorStore, files []VectorStoreFile, jobs ...Job) error
 	// GetVectorStore returns a vector store or ErrNotFound.
 	GetVectorStore(ctx context.Context, project, id string) (VectorStore, error)
 	// UpdateVectorStore changes a vector store (see UpdateAssistant).
@@ -291,6 +297,9 @@ type Store interface {
 	// the batch's id) in one transaction, which also enqueues jobs (none
 	// by default). ErrNotFound when the vector store does not exist.
 	CreateFileBatch(ctx context.Context, b FileBatch, files []VectorStoreFile, jobs ...Job) error
+	// CreateFileBatchClaimed is CreateFileBatch fenced on an
+	// Idempotency-Key claim (see Claim).
+	CreateFileBatchClaimed(ctx context.Context, c Claim, b FileBatch, files []VectorStoreFile, jobs ...Job) error
 	// GetFileBatch returns a batch of a vector store or ErrNotFound.
 	GetFileBatch(ctx context.Context, project, vectorStoreID, id string) (FileBatch, error)
 	// UpdateFileBatch changes a batch (see UpdateAssistant).
@@ -513,6 +522,29 @@ const (
 	IdemDone    = "done"    // the answer below is kept for replays
 	IdemStream  = "stream"  // answered with an event stream: repeats are refused
 )
+
+// Claim fences a create on the Idempotency-Key claim of the request that
+// makes it (the Create...Claimed methods): the create is written only if,
+// in the same transaction, the record of Key is still pending with body
+// Body, as the caller claimed it (a request that claims the key once the
+// caller's lease lapsed writes a body of its own, which names its own
+// object), and the record then stays locked until the create commits, so
+// a request taking the key over sees the object made. Otherwise nothing
+// is written and the error wraps ErrClaimLost. A lapsed claim that no
+// other request took over is still the caller's.
+//
+// It costs the create one statement on the claim's record (a locking
+// SELECT, or an UPDATE when Named is set).
+type Claim struct {
+	// Key is the claim's record's key (IdempotencyRecord.Key).
+	Key string
+	// Body is the claim's body as the caller last wrote it: its fence.
+	Body []byte
+	// Named, when not nil, becomes the claim's body in the same write (it
+	// names the object made, when that was not known at claim time).
+	// Default nil: the body stays Body.
+	Named []byte
+}
 
 // IdempotencyRecord remembers one idempotent request.
 type IdempotencyRecord struct {

@@ -219,6 +219,17 @@ func (s *Store) ListProjects(ctx context.Context, lp store.ListParams) (store.Pa
 
 // CreateAssistant implements store.Store.
 func (s *Store) CreateAssistant(ctx context.Context, a store.Assistant) error {
+	return s.createAssistant(a, nil)
+}
+
+// CreateAssistantClaimed implements store.Store.
+func (s *Store) CreateAssistantClaimed(ctx context.Context, a store.Assistant, c store.Claim) error {
+	return s.createAssistant(a, s.fence("assistant", a.ID, c))
+}
+
+// createAssistant adds a, after claim (when not nil) under the same hold of
+// the lock.
+func (s *Store) createAssistant(a store.Assistant, claim func() error) error {
 	if a.ID == "" {
 		return invalid("empty assistant id")
 	}
@@ -229,6 +240,11 @@ func (s *Store) CreateAssistant(ctx context.Context, a store.Assistant) error {
 	defer s.mu.Unlock()
 	if _, ok := s.assistants[a.ID]; ok {
 		return conflict("assistant", a.ID)
+	}
+	if claim != nil {
+		if err := claim(); err != nil {
+			return err
+		}
 	}
 	a.Data = bytes.Clone(a.Data)
 	s.assistants[a.ID] = a
@@ -311,6 +327,17 @@ func (s *Store) ListAssistants(ctx context.Context, project string, lp store.Lis
 
 // CreateThread implements store.Store.
 func (s *Store) CreateThread(ctx context.Context, t store.Thread, msgs []store.Message) error {
+	return s.createThread(t, msgs, nil)
+}
+
+// CreateThreadClaimed implements store.Store.
+func (s *Store) CreateThreadClaimed(ctx context.Context, t store.Thread, msgs []store.Message, c store.Claim) error {
+	return s.createThread(t, msgs, s.fence("thread", t.ID, c))
+}
+
+// createThread adds t and msgs, after claim (when not nil) under the same
+// hold of the lock.
+func (s *Store) createThread(t store.Thread, msgs []store.Message, claim func() error) error {
 	if t.ID == "" {
 		return invalid("empty thread id")
 	}
@@ -321,6 +348,11 @@ func (s *Store) CreateThread(ctx context.Context, t store.Thread, msgs []store.M
 	defer s.mu.Unlock()
 	if err := s.checkNewThreadLocked(t, msgs); err != nil {
 		return err
+	}
+	if claim != nil {
+		if err := claim(); err != nil {
+			return err
+		}
 	}
 	s.addThreadLocked(t, msgs)
 	return nil
@@ -435,10 +467,8 @@ func (s *Store) CreateMessage(ctx context.Context, m store.Message) error {
 }
 
 // CreateMessageClaimed implements store.Store.
-func (s *Store) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
-	return s.createMessage(m, func() error {
-		return s.claimBodyLocked("message", m.ID, key, claimBody, body)
-	})
+func (s *Store) CreateMessageClaimed(ctx context.Context, m store.Message, c store.Claim) error {
+	return s.createMessage(m, s.fence("message", m.ID, c))
 }
 
 // createMessage inserts m, after claim (when not nil) under the same hold
@@ -857,23 +887,26 @@ func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, ma
 }
 
 // CreateFileClaimed implements store.Store.
-func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, key string, claimBody, claimed []byte) (store.File, error) {
-	return s.createFile(ctx, f, body, maxBytes, finish, func() error {
-		return s.claimBodyLocked("file", f.ID, key, claimBody, claimed)
-	})
+func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, c store.Claim) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, finish, s.fence("file", f.ID, c))
 }
 
-// claimBodyLocked changes the body of the pending claim of key from
-// claimBody to body, or fails with ErrClaimLost (about the object kind id)
-// when the claim is no longer the caller's. s.mu is held.
-func (s *Store) claimBodyLocked(kind, id, key string, claimBody, body []byte) error {
-	old, ok := s.idem[key]
-	if !ok || old.State != store.IdemPending || !bytes.Equal(old.Body, claimBody) {
-		return fmt.Errorf("%s %q: %w", kind, id, store.ErrClaimLost)
+// fence returns the check of a create fenced on c (see store.Claim), about
+// the object kind id, to run with s.mu held before the create writes: it
+// fails with ErrClaimLost when the claim is no longer the caller's, and
+// otherwise gives the claim its new body (c.Named), if any.
+func (s *Store) fence(kind, id string, c store.Claim) func() error {
+	return func() error {
+		old, ok := s.idem[c.Key]
+		if !ok || old.State != store.IdemPending || !bytes.Equal(old.Body, c.Body) {
+			return fmt.Errorf("%s %q: %w", kind, id, store.ErrClaimLost)
+		}
+		if c.Named != nil {
+			old.Body = bytes.Clone(c.Named)
+			s.idem[c.Key] = old
+		}
+		return nil
 	}
-	old.Body = bytes.Clone(body)
-	s.idem[key] = old
-	return nil
 }
 
 // createFile stores f, after finish (when not nil, see store.Store), and
@@ -1052,6 +1085,17 @@ func (s *Store) ListFiles(ctx context.Context, project, purpose string, lp store
 
 // CreateVectorStore implements store.Store.
 func (s *Store) CreateVectorStore(ctx context.Context, v store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.createVectorStore(nil, v, files, jobs)
+}
+
+// CreateVectorStoreClaimed implements store.Store.
+func (s *Store) CreateVectorStoreClaimed(ctx context.Context, c store.Claim, v store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.createVectorStore(s.fence("vector store", v.ID, c), v, files, jobs)
+}
+
+// createVectorStore adds v with its files and jobs, after claim (when not
+// nil) under the same hold of the lock.
+func (s *Store) createVectorStore(claim func() error, v store.VectorStore, files []store.VectorStoreFile, jobs []store.Job) error {
 	if v.ID == "" {
 		return invalid("empty vector store id")
 	}
@@ -1070,6 +1114,11 @@ func (s *Store) CreateVectorStore(ctx context.Context, v store.VectorStore, file
 	for _, f := range files {
 		if f.FileID == "" {
 			return invalid("empty file id")
+		}
+	}
+	if claim != nil {
+		if err := claim(); err != nil {
+			return err
 		}
 	}
 	v.Data = bytes.Clone(v.Data)
@@ -1333,6 +1382,17 @@ func (s *Store) ScanChunks(ctx context.Context, project, vectorStoreID string, f
 
 // CreateFileBatch implements store.Store.
 func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.createFileBatch(nil, b, files, jobs)
+}
+
+// CreateFileBatchClaimed implements store.Store.
+func (s *Store) CreateFileBatchClaimed(ctx context.Context, c store.Claim, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.createFileBatch(s.fence("file batch", b.ID, c), b, files, jobs)
+}
+
+// createFileBatch adds b with its files and jobs, after claim (when not
+// nil) under the same hold of the lock.
+func (s *Store) createFileBatch(claim func() error, b store.FileBatch, files []store.VectorStoreFile, jobs []store.Job) error {
 	if b.ID == "" {
 		return invalid("empty batch id")
 	}
@@ -1354,6 +1414,11 @@ func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []
 	for _, f := range files {
 		if f.FileID == "" {
 			return invalid("empty file id")
+		}
+	}
+	if claim != nil {
+		if err := claim(); err != nil {
+			return err
 		}
 	}
 	b.Project = vs.v.Project

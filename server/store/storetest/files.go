@@ -692,18 +692,18 @@ func testCreateMessageClaimed(t *testing.T, s store.Store) {
 	}
 
 	m1 := store.Message{ID: newID("msg_"), ThreadID: th.ID, CreatedAt: 10, Data: data("m1")}
-	wantErr(t, s.CreateMessageClaimed(ctx, m1, "cmc1", []byte(`{"id":"another"}`), []byte(`{"id":"`+m1.ID+`"}`)), store.ErrClaimLost)
+	wantErr(t, s.CreateMessageClaimed(ctx, m1, store.Claim{Key: "cmc1", Body: []byte(`{"id":"another"}`), Named: []byte(`{"id":"` + m1.ID + `"}`)}), store.ErrClaimLost)
 	if exists(m1.ID) || body() != `{"id":"token"}` {
 		t.Fatal("a message for a claim not the caller's was written")
 	}
-	must(t, s.CreateMessageClaimed(ctx, m1, "cmc1", []byte(`{"id":"token"}`), []byte(`{"id":"`+m1.ID+`"}`)))
+	must(t, s.CreateMessageClaimed(ctx, m1, store.Claim{Key: "cmc1", Body: []byte(`{"id":"token"}`), Named: []byte(`{"id":"` + m1.ID + `"}`)}))
 	if !exists(m1.ID) || body() != `{"id":"`+m1.ID+`"}` {
 		t.Fatalf("message stored %v, claim body %s", exists(m1.ID), body())
 	}
 	// The claim names m1 now: the old body no longer matches.
 	m2 := store.Message{ID: newID("msg_"), ThreadID: th.ID, CreatedAt: 11, Data: data("m2")}
-	wantErr(t, s.CreateMessageClaimed(ctx, m2, "cmc1", []byte(`{"id":"token"}`), []byte(`{"id":"`+m2.ID+`"}`)), store.ErrClaimLost)
-	wantErr(t, s.CreateMessageClaimed(ctx, m2, "no-such-key", []byte(`{"id":"token"}`), []byte(`{}`)), store.ErrClaimLost)
+	wantErr(t, s.CreateMessageClaimed(ctx, m2, store.Claim{Key: "cmc1", Body: []byte(`{"id":"token"}`), Named: []byte(`{"id":"` + m2.ID + `"}`)}), store.ErrClaimLost)
+	wantErr(t, s.CreateMessageClaimed(ctx, m2, store.Claim{Key: "no-such-key", Body: []byte(`{"id":"token"}`), Named: []byte(`{}`)}), store.ErrClaimLost)
 	if exists(m2.ID) {
 		t.Fatal("a message for a lost claim was written")
 	}
@@ -743,12 +743,12 @@ func testCreateFileClaimed(t *testing.T, s store.Store) {
 	}
 	content := bytes.Repeat([]byte("claimed "), 70_000) // several chunks
 	f := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "c.txt", ContentType: "text/plain", CreatedAt: 5}
-	_, err = s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, nil, "cfc1", []byte(`{"id":"another"}`), []byte(`{"id":"`+f.ID+`"}`))
+	_, err = s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, nil, store.Claim{Key: "cfc1", Body: []byte(`{"id":"another"}`), Named: []byte(`{"id":"` + f.ID + `"}`)})
 	wantErr(t, err, store.ErrClaimLost)
 	if exists(f.ID) || body() != `{"id":"token"}` {
 		t.Fatal("a file for a claim not the caller's was made visible")
 	}
-	got, err := s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, nil, "cfc1", []byte(`{"id":"token"}`), []byte(`{"id":"`+f.ID+`"}`))
+	got, err := s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, nil, store.Claim{Key: "cfc1", Body: []byte(`{"id":"token"}`), Named: []byte(`{"id":"` + f.ID + `"}`)})
 	must(t, err) // the id is free again after the lost claim
 	if got.Bytes != int64(len(content)) || !exists(f.ID) || body() != `{"id":"`+f.ID+`"}` {
 		t.Fatalf("file stored %+v %v, claim body %s", got, exists(f.ID), body())
@@ -763,9 +763,9 @@ func testCreateFileClaimed(t *testing.T, s store.Store) {
 	}
 	// The claim names f now: the old body no longer matches.
 	f2 := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "d.txt", CreatedAt: 6}
-	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, nil, "cfc1", []byte(`{"id":"token"}`), []byte(`{}`))
+	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, nil, store.Claim{Key: "cfc1", Body: []byte(`{"id":"token"}`), Named: []byte(`{}`)})
 	wantErr(t, err, store.ErrClaimLost)
-	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, nil, "no-such-key", []byte(`{"id":"token"}`), []byte(`{}`))
+	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, nil, store.Claim{Key: "no-such-key", Body: []byte(`{"id":"token"}`), Named: []byte(`{}`)})
 	wantErr(t, err, store.ErrClaimLost)
 	if exists(f2.ID) {
 		t.Fatal("a file for a lost claim was made visible")

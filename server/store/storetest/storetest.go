@@ -56,6 +56,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"IdempotencyRewriteClaim", testIdempotencyRewriteClaim},
 		{"CreateMessageClaimed", testCreateMessageClaimed},
 		{"CreateFileClaimed", testCreateFileClaimed},
+		{"CreateClaimed", testCreateClaimed},
+		{"CreateClaimedRace", testCreateClaimedRace},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},
 		{"ConcurrentRunLifecycles", testConcurrentRunLifecycles},
 		{"ConcurrentEvents", testConcurrentEvents},

@@ -38,10 +38,8 @@ func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, ma
 // CreateFileClaimed implements store.Store: the transaction that makes the
 // file visible also changes the claim's body (see CreateMessageClaimed),
 // or fails, and the file is cleaned up as any failed upload.
-func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, key string, claimBody, claimed []byte) (store.File, error) {
-	return s.createFile(ctx, f, body, maxBytes, finish, func(tx Tx) error {
-		return s.setClaimBody(ctx, tx, "file", f.ID, key, claimBody, claimed)
-	})
+func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, c store.Claim) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, finish, s.fence(ctx, "file", f.ID, c))
 }
 
 // createFile stores f, calling finish (when not nil) once its bytes are
@@ -70,15 +68,12 @@ func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, ma
 	if err == nil {
 		f.Bytes = n
 		err = s.b.Write(ctx, func(tx Tx) error {
-			if claim != nil {
-				if err := claim(tx); err != nil {
-					return err
-				}
-			}
-			_, err := tx.Exec(ctx, `UPDATE files SET purpose = ?, filename = ?, content_type = ?, created_at = ?, expires_at = ?,
-				bytes = ?, chunks = ?, complete = 1 WHERE id = ?`,
-				f.Purpose, f.Filename, f.ContentType, f.CreatedAt, f.ExpiresAt, n, chunks, f.ID)
-			return err
+			return fenced(tx, claim, func() error {
+				_, err := tx.Exec(ctx, `UPDATE files SET purpose = ?, filename = ?, content_type = ?, created_at = ?, expires_at = ?,
+					bytes = ?, chunks = ?, complete = 1 WHERE id = ?`,
+					f.Purpose, f.Filename, f.ContentType, f.CreatedAt, f.ExpiresAt, n, chunks, f.ID)
+				return err
+			})
 		})
 	}
 	if err != nil {
@@ -290,18 +285,31 @@ func (s *Store) lockVS(ctx context.Context, tx Tx, project, id string) error {
 
 // CreateVectorStore implements store.Store.
 func (s *Store) CreateVectorStore(ctx context.Context, v store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.createVectorStore(ctx, nil, v, files, jobs)
+}
+
+// CreateVectorStoreClaimed implements store.Store.
+func (s *Store) CreateVectorStoreClaimed(ctx context.Context, c store.Claim, v store.VectorStore, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.createVectorStore(ctx, s.fence(ctx, "vector store", v.ID, c), v, files, jobs)
+}
+
+// createVectorStore inserts v with its files and jobs, after claim (when
+// not nil) in the same write.
+func (s *Store) createVectorStore(ctx context.Context, claim func(Tx) error, v store.VectorStore, files []store.VectorStoreFile, jobs []store.Job) error {
 	if v.ID == "" {
 		return invalid("empty vector store id")
 	}
 	v.Project = store.ProjectOr(v.Project)
 	return s.b.Write(ctx, func(tx Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO vector_stores (`+vsCols+`) VALUES (?, ?, ?, ?)`, v.ID, v.Project, v.CreatedAt, nz(v.Data)); err != nil {
-			return s.conflictOr(err, "vector store", v.ID)
-		}
-		if err := s.putVSFiles(ctx, tx, v.Project, v.ID, "", files); err != nil {
-			return err
-		}
-		return tx.InsertJobs(ctx, jobs)
+		return fenced(tx, claim, func() error {
+			if _, err := tx.Exec(ctx, `INSERT INTO vector_stores (`+vsCols+`) VALUES (?, ?, ?, ?)`, v.ID, v.Project, v.CreatedAt, nz(v.Data)); err != nil {
+				return s.conflictOr(err, "vector store", v.ID)
+			}
+			if err := s.putVSFiles(ctx, tx, v.Project, v.ID, "", files); err != nil {
+				return err
+			}
+			return tx.InsertJobs(ctx, jobs)
+		})
 	})
 }
 
@@ -544,6 +552,17 @@ func (s *Store) ScanChunks(ctx context.Context, project, vectorStoreID string, f
 
 // CreateFileBatch implements store.Store.
 func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.createFileBatch(ctx, nil, b, files, jobs)
+}
+
+// CreateFileBatchClaimed implements store.Store.
+func (s *Store) CreateFileBatchClaimed(ctx context.Context, c store.Claim, b store.FileBatch, files []store.VectorStoreFile, jobs ...store.Job) error {
+	return s.createFileBatch(ctx, s.fence(ctx, "file batch", b.ID, c), b, files, jobs)
+}
+
+// createFileBatch inserts b with its files and jobs, after claim (when not
+// nil) in the same write (once the vector store is locked).
+func (s *Store) createFileBatch(ctx context.Context, claim func(Tx) error, b store.FileBatch, files []store.VectorStoreFile, jobs []store.Job) error {
 	if b.ID == "" {
 		return invalid("empty batch id")
 	}
@@ -552,14 +571,16 @@ func (s *Store) CreateFileBatch(ctx context.Context, b store.FileBatch, files []
 		if err := s.lockVS(ctx, tx, b.Project, b.VectorStoreID); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO vector_store_batches (`+batchCols+`) VALUES (?, ?, ?, ?, ?)`,
-			b.ID, b.Project, b.VectorStoreID, b.CreatedAt, nz(b.Data)); err != nil {
-			return s.conflictOr(err, "file batch", b.ID)
-		}
-		if err := s.putVSFiles(ctx, tx, b.Project, b.VectorStoreID, b.ID, files); err != nil {
-			return err
-		}
-		return tx.InsertJobs(ctx, jobs)
+		return fenced(tx, claim, func() error {
+			if _, err := tx.Exec(ctx, `INSERT INTO vector_store_batches (`+batchCols+`) VALUES (?, ?, ?, ?, ?)`,
+				b.ID, b.Project, b.VectorStoreID, b.CreatedAt, nz(b.Data)); err != nil {
+				return s.conflictOr(err, "file batch", b.ID)
+			}
+			if err := s.putVSFiles(ctx, tx, b.Project, b.VectorStoreID, b.ID, files); err != nil {
+				return err
+			}
+			return tx.InsertJobs(ctx, jobs)
+		})
 	})
 }
 

@@ -237,13 +237,25 @@ func scanAssistant(r Rows) (store.Assistant, error) {
 
 // CreateAssistant implements store.Store.
 func (s *Store) CreateAssistant(ctx context.Context, a store.Assistant) error {
+	return s.createAssistant(ctx, a, nil)
+}
+
+// CreateAssistantClaimed implements store.Store.
+func (s *Store) CreateAssistantClaimed(ctx context.Context, a store.Assistant, c store.Claim) error {
+	return s.createAssistant(ctx, a, s.fence(ctx, "assistant", a.ID, c))
+}
+
+// createAssistant inserts a, after claim (when not nil) in the same write.
+func (s *Store) createAssistant(ctx context.Context, a store.Assistant, claim func(Tx) error) error {
 	if a.ID == "" {
 		return invalid("empty assistant id")
 	}
 	return s.b.Write(ctx, func(tx Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO assistants (`+asstCols+`) VALUES (?, ?, ?, ?)`,
-			a.ID, store.ProjectOr(a.Project), a.CreatedAt, nz(a.Data))
-		return s.conflictOr(err, "assistant", a.ID)
+		return fenced(tx, claim, func() error {
+			_, err := tx.Exec(ctx, `INSERT INTO assistants (`+asstCols+`) VALUES (?, ?, ?, ?)`,
+				a.ID, store.ProjectOr(a.Project), a.CreatedAt, nz(a.Data))
+			return s.conflictOr(err, "assistant", a.ID)
+		})
 	})
 }
 
@@ -335,6 +347,17 @@ func (s *Store) CreateThread(ctx context.Context, t store.Thread, msgs []store.M
 	return s.b.Write(ctx, func(tx Tx) error { return s.insertThread(ctx, tx, t, msgs) })
 }
 
+// CreateThreadClaimed implements store.Store.
+func (s *Store) CreateThreadClaimed(ctx context.Context, t store.Thread, msgs []store.Message, c store.Claim) error {
+	if t.ID == "" {
+		return invalid("empty thread id")
+	}
+	claim := s.fence(ctx, "thread", t.ID, c)
+	return s.b.Write(ctx, func(tx Tx) error {
+		return fenced(tx, claim, func() error { return s.insertThread(ctx, tx, t, msgs) })
+	})
+}
+
 // GetThread implements store.Store.
 func (s *Store) GetThread(ctx context.Context, project, id string) (store.Thread, error) {
 	var t store.Thread
@@ -402,25 +425,49 @@ func (s *Store) CreateMessage(ctx context.Context, m store.Message) error {
 }
 
 // CreateMessageClaimed implements store.Store.
-func (s *Store) CreateMessageClaimed(ctx context.Context, m store.Message, key string, claimBody, body []byte) error {
-	return s.createMessage(ctx, m, func(tx Tx) error {
-		return s.setClaimBody(ctx, tx, "message", m.ID, key, claimBody, body)
-	})
+func (s *Store) CreateMessageClaimed(ctx context.Context, m store.Message, c store.Claim) error {
+	return s.createMessage(ctx, m, s.fence(ctx, "message", m.ID, c))
 }
 
-// setClaimBody changes the body of the pending claim of key from claimBody
-// to body in tx, or fails with ErrClaimLost (about the object kind id)
-// when the claim is no longer the caller's.
-func (s *Store) setClaimBody(ctx context.Context, tx Tx, kind, id, key string, claimBody, body []byte) error {
-	n, err := tx.Exec(ctx, `UPDATE idempotency_keys SET body = ? WHERE idem_key = ? AND state = ? AND body = ?`,
-		nz(body), key, store.IdemPending, nz(claimBody))
-	if err != nil {
-		return err
+// fence returns the check of a write fenced on c (see store.Claim), about
+// the object kind id, to run in the write's transaction before it writes:
+// one statement on the claim's record, still pending with body c.Body,
+// that locks it until the commit (a request taking the key over waits for
+// it, and then sees the object): an UPDATE to c.Named, or without Named a
+// SELECT (FOR UPDATE on PostgreSQL; a SQLite write transaction holds the
+// database). It fails with ErrClaimLost when no record matches.
+func (s *Store) fence(ctx context.Context, kind, id string, c store.Claim) func(Tx) error {
+	return func(tx Tx) error {
+		var n int64
+		var err error
+		if c.Named != nil {
+			n, err = tx.Exec(ctx, `UPDATE idempotency_keys SET body = ? WHERE idem_key = ? AND state = ? AND body = ?`,
+				nz(c.Named), c.Key, store.IdemPending, nz(c.Body))
+		} else {
+			err = tx.QueryRow(ctx, `SELECT 1 FROM idempotency_keys WHERE idem_key = ? AND state = ? AND body = ?`+s.forUpdate(),
+				c.Key, store.IdemPending, nz(c.Body)).Scan(&n)
+			if errors.Is(err, sql.ErrNoRows) {
+				n, err = 0, nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("%s %q: %w", kind, id, store.ErrClaimLost)
+		}
+		return nil
 	}
-	if n != 1 {
-		return fmt.Errorf("%s %q: %w", kind, id, store.ErrClaimLost)
+}
+
+// fenced runs claim (when not nil) in tx, then write.
+func fenced(tx Tx, claim func(Tx) error, write func() error) error {
+	if claim != nil {
+		if err := claim(tx); err != nil {
+			return err
+		}
 	}
-	return nil
+	return write()
 }
 
 // createMessage inserts m, after claim (when not nil) in the same write.
@@ -436,12 +483,9 @@ func (s *Store) createMessage(ctx context.Context, m store.Message, claim func(T
 		if active != "" && active != m.RunID {
 			return locked(m.ThreadID, active)
 		}
-		if claim != nil {
-			if err := claim(tx); err != nil {
-				return err
-			}
-		}
-		return s.insertMessages(ctx, tx, store.ProjectOr(m.Project), m.ThreadID, []store.Message{m})
+		return fenced(tx, claim, func() error {
+			return s.insertMessages(ctx, tx, store.ProjectOr(m.Project), m.ThreadID, []store.Message{m})
+		})
 	})
 }
 
