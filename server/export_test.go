@@ -50,3 +50,7 @@ const (
 	KindRunRound  = kindRunRound
 	KindRunCancel = kindRunCancel
 )
+
+// SweepIdempotency deletes the expired idempotency records once, as the
+// server does every minute (tests only).
+func (s *Server) SweepIdempotency(ctx context.Context) error { return s.sweepIdempotencyOnce(ctx) }

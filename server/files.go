@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -93,37 +93,20 @@ type upload struct {
 	havePurpose bool
 	anchor      string
 	seconds     string
-
-	// The file's bytes go straight into the store when its fields came
-	// first (stored, with storedMeta the fields it was stored with), or
-	// else into a temporary file (spool) until they are known. They are
-	// never held whole in memory.
-	stored     *store.File
-	storedMeta string
-	spool      *os.File
 }
-
-// meta returns the fields that a stored file depends on.
-func (u *upload) meta() string { return u.purpose + "\x00" + u.anchor + "\x00" + u.seconds }
 
 // CreateFile stores an uploaded file (multipart fields "file" and "purpose",
 // optionally "expires_after[anchor]" and "expires_after[seconds]"). Its
-// bytes are streamed into the store. A file over Options.MaxFileBytes is a
-// 400 naming "file".
-func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequestObject) (_ genserver.CreateFileResponseObject, err error) {
+// bytes are streamed into the store as they come, hidden; the fields sent
+// after them are read before the write that makes the file visible, which
+// stores them (see store.Store.CreateFile), so the file is stored once,
+// with its fields, whatever their order, and never held whole in memory
+// nor on disk. A file over Options.MaxFileBytes is a 400 naming "file".
+func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequestObject) (genserver.CreateFileResponseObject, error) {
 	if req.Body == nil {
 		return nil, errBadRequest("file", "Missing required parameter: 'file'.")
 	}
 	u := &upload{}
-	defer func() {
-		if u.spool != nil {
-			_ = u.spool.Close()
-			_ = os.Remove(u.spool.Name())
-		}
-		if err != nil && u.stored != nil {
-			_, _ = s.db.DeleteFile(context.WithoutCancel(ctx), projectOf(ctx), u.stored.ID)
-		}
-	}()
 	for n := 0; ; n++ {
 		part, err := req.Body.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -135,91 +118,92 @@ func (s *Server) CreateFile(ctx context.Context, req genserver.CreateFileRequest
 		if n >= maxFormParts {
 			return nil, errBadRequest("", "Invalid multipart body: too many parts.")
 		}
-		switch name := part.FormName(); name {
-		case "file":
-			if u.haveFile {
-				return nil, errBadRequest("file", "Invalid 'file': only one file can be uploaded per request.")
-			}
-			u.haveFile = true
-			u.filename = part.FileName()
-			u.contentType = part.Header.Get("Content-Type")
-			if u.havePurpose {
-				f, err := s.checkUpload(ctx, u)
-				if err != nil {
-					return nil, err
-				}
-				f.ID = createdID(ctx, intentFile, prefixFile) // a keyed upload's claim names it
-				stored, err := s.storeFile(ctx, f, part)
-				if err != nil {
-					return nil, err
-				}
-				u.stored, u.storedMeta = &stored, u.meta()
-			} else if err := s.spoolFile(u, part); err != nil {
+		if part.FormName() != "file" {
+			if err := s.readUploadField(u, part); err != nil {
 				return nil, err
 			}
-		case "purpose", "expires_after[anchor]", "expires_after[seconds]":
-			v, err := io.ReadAll(io.LimitReader(part, maxFormFieldLen+1))
+			_ = part.Close()
+			continue
+		}
+		u.haveFile = true
+		u.filename = part.FileName()
+		u.contentType = part.Header.Get("Content-Type")
+		// What can be checked before the bytes are read (the rest is
+		// checked once the fields after them are).
+		if u.havePurpose {
+			if err := checkPurpose(u.purpose); err != nil {
+				return nil, err
+			}
+		}
+		f, err := s.uploadedFile(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		f.ID = createdID(ctx, intentFile, prefixFile) // a keyed upload's claim names it
+		parts := n + 1
+		stored, err := s.storeFile(ctx, f, part, func(f *store.File) error {
+			_ = part.Close()
+			// The parts after the file.
+			for ; ; parts++ {
+				part, err := req.Body.NextPart()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					return uploadReadError(err)
+				}
+				if parts >= maxFormParts {
+					return errBadRequest("", "Invalid multipart body: too many parts.")
+				}
+				if part.FormName() == "file" {
+					return errBadRequest("file", "Invalid 'file': only one file can be uploaded per request.")
+				}
+				if err := s.readUploadField(u, part); err != nil {
+					return err
+				}
+				_ = part.Close()
+			}
+			g, err := s.checkUpload(ctx, u)
 			if err != nil {
-				return nil, uploadReadError(err)
+				return err
 			}
-			if len(v) > maxFormFieldLen {
-				return nil, errBadRequest(name, "Invalid '%s': value too long.", name)
-			}
-			switch name {
-			case "purpose":
-				u.purpose, u.havePurpose = strings.TrimSpace(string(v)), true
-			case "expires_after[anchor]":
-				u.anchor = strings.TrimSpace(string(v))
-			default:
-				u.seconds = strings.TrimSpace(string(v))
-			}
+			*f = g
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return genserver.CreateFile200JSONResponse(fileObject(stored)), nil
+	}
+	return nil, errBadRequest("file", "Missing required parameter: 'file'.")
+}
+
+// readUploadField reads a part of an upload other than its file into u:
+// its fields; unknown parts are drained and ignored, like the API does.
+func (s *Server) readUploadField(u *upload, part *multipart.Part) error {
+	switch name := part.FormName(); name {
+	case "purpose", "expires_after[anchor]", "expires_after[seconds]":
+		v, err := io.ReadAll(io.LimitReader(part, maxFormFieldLen+1))
+		if err != nil {
+			return uploadReadError(err)
+		}
+		if len(v) > maxFormFieldLen {
+			return errBadRequest(name, "Invalid '%s': value too long.", name)
+		}
+		switch name {
+		case "purpose":
+			u.purpose, u.havePurpose = strings.TrimSpace(string(v)), true
+		case "expires_after[anchor]":
+			u.anchor = strings.TrimSpace(string(v))
 		default:
-			// Unknown fields are drained and ignored, like the API does.
-			if _, err := io.Copy(io.Discard, io.LimitReader(part, s.opts.MaxFileBytes+1)); err != nil {
-				return nil, uploadReadError(err)
-			}
+			u.seconds = strings.TrimSpace(string(v))
 		}
-		_ = part.Close()
-	}
-	if !u.haveFile {
-		return nil, errBadRequest("file", "Missing required parameter: 'file'.")
-	}
-	f, err := s.checkUpload(ctx, u)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case u.stored != nil && u.storedMeta == u.meta():
-		return genserver.CreateFile200JSONResponse(fileObject(*u.stored)), nil
-	case u.stored != nil:
-		// Fields that change the file came after its bytes: store them
-		// again with the final fields (rare: clients send fields first),
-		// under a new id (for a keyed upload, the write that makes the
-		// copy visible makes the key's claim name it). A crash before the
-		// first copy is deleted leaves it.
-		rc, err := s.db.OpenFile(ctx, projectOf(ctx), u.stored.ID)
-		if err != nil {
-			return nil, storeErr(err, "file", u.stored.ID)
-		}
-		defer rc.Close()
-		stored, err := s.storeFile(ctx, f, rc)
-		if err != nil {
-			return nil, err
-		}
-		_, _ = s.db.DeleteFile(ctx, projectOf(ctx), u.stored.ID)
-		u.stored = nil
-		return genserver.CreateFile200JSONResponse(fileObject(stored)), nil
 	default:
-		if _, err := u.spool.Seek(0, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("upload: rewind spool: %w", err)
+		if _, err := io.Copy(io.Discard, io.LimitReader(part, s.opts.MaxFileBytes+1)); err != nil {
+			return uploadReadError(err)
 		}
-		f.ID = createdID(ctx, intentFile, prefixFile)
-		stored, err := s.storeFile(ctx, f, u.spool)
-		if err != nil {
-			return nil, err
-		}
-		return genserver.CreateFile200JSONResponse(fileObject(stored)), nil
 	}
+	return nil
 }
 
 // checkUpload checks an upload's fields and returns the file to store.
@@ -227,24 +211,15 @@ func (s *Server) checkUpload(ctx context.Context, u *upload) (store.File, error)
 	if !u.havePurpose {
 		return store.File{}, errBadRequest("purpose", "Missing required parameter: 'purpose'.")
 	}
-	if !gen.CreateFileRequestPurpose(u.purpose).Valid() {
-		return store.File{}, errBadRequest("purpose", "Invalid value for 'purpose': expected one of 'assistants', 'batch', 'fine-tune', 'vision', 'user_data' or 'evals'.")
+	if err := checkPurpose(u.purpose); err != nil {
+		return store.File{}, err
 	}
-	filename := u.filename
-	if filename == "" {
-		filename = "upload"
+	f, err := s.uploadedFile(ctx, u)
+	if err != nil {
+		return store.File{}, err
 	}
-	if len(filename) > maxFilenameLen || !utf8.ValidString(filename) {
-		return store.File{}, errBadRequest("file", "Invalid 'file': the file name must be valid UTF-8 of at most %d bytes.", maxFilenameLen)
-	}
-	now := s.now()
-	f := store.File{
-		Project:   projectOf(ctx),
-		ID:        newID(prefixFile),
-		Purpose:   u.purpose,
-		Filename:  filename,
-		CreatedAt: int64(now),
-	}
+	f.Purpose = u.purpose
+	now := f.CreatedAt
 	if u.anchor != "" || u.seconds != "" {
 		if u.anchor != string(gen.FileExpirationAfterAnchorCreatedAt) {
 			return store.File{}, errBadRequest("expires_after[anchor]", "Invalid value for 'expires_after[anchor]': expected 'created_at'.")
@@ -253,23 +228,45 @@ func (s *Server) checkUpload(ctx context.Context, u *upload) (store.File, error)
 		if err != nil || secs < 3600 || secs > 2592000 {
 			return store.File{}, errBadRequest("expires_after[seconds]", "Invalid 'expires_after[seconds]': expected an integer between 3600 and 2592000.")
 		}
-		f.ExpiresAt = int64(now) + secs
+		f.ExpiresAt = now + secs
+	}
+	return f, nil
+}
+
+// checkPurpose checks an upload's purpose.
+func checkPurpose(purpose string) error {
+	if !gen.CreateFileRequestPurpose(purpose).Valid() {
+		return errBadRequest("purpose", "Invalid value for 'purpose': expected one of 'assistants', 'batch', 'fine-tune', 'vision', 'user_data' or 'evals'.")
+	}
+	return nil
+}
+
+// uploadedFile checks the name of an upload's file part and returns the
+// file to store, without its purpose and expiry (see checkUpload), created
+// now, under a new id.
+func (s *Server) uploadedFile(ctx context.Context, u *upload) (store.File, error) {
+	filename := u.filename
+	if filename == "" {
+		filename = "upload"
+	}
+	if len(filename) > maxFilenameLen || !utf8.ValidString(filename) {
+		return store.File{}, errBadRequest("file", "Invalid 'file': the file name must be valid UTF-8 of at most %d bytes.", maxFilenameLen)
 	}
 	ct := u.contentType
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt == "" {
 		ct = "application/octet-stream"
 	}
-	f.ContentType = ct
-	return f, nil
+	return store.File{Project: projectOf(ctx), ID: newID(prefixFile), Filename: filename, ContentType: ct, CreatedAt: int64(s.now())}, nil
 }
 
-// storeFile streams body into the store as f's bytes. For a request that
-// holds an Idempotency-Key claim (an upload's intent in ctx), the write
-// that makes the file visible makes the claim name it, and fails when the
-// claim is no longer the request's (its lease lapsed and another request
-// took the key: that one answers), so a file stored for a lost claim
-// never appears (store.CreateFileClaimed).
-func (s *Server) storeFile(ctx context.Context, f store.File, body io.Reader) (store.File, error) {
+// storeFile streams body into the store as f's bytes; finish sets f's
+// fields once they are read (see store.Store.CreateFile). For a request
+// that holds an Idempotency-Key claim (an upload's intent in ctx), the
+// write that makes the file visible makes the claim name it, and fails
+// when the claim is no longer the request's (its lease lapsed and another
+// request took the key: that one answers), so a file stored for a lost
+// claim never appears (store.CreateFileClaimed).
+func (s *Server) storeFile(ctx context.Context, f store.File, body io.Reader, finish func(*store.File) error) (store.File, error) {
 	var stored store.File
 	var err error
 	if in := intentFrom(ctx); in != nil && in.Object == intentFile && in.claimKey != "" {
@@ -279,13 +276,16 @@ func (s *Server) storeFile(ctx context.Context, f store.File, body io.Reader) (s
 		if claimed, err = json.Marshal(named); err != nil {
 			return store.File{}, fmt.Errorf("upload: claim: %w", err)
 		}
-		if stored, err = s.db.CreateFileClaimed(ctx, f, body, s.opts.MaxFileBytes, store.Claim{Key: in.claimKey, Body: in.claimBody, Named: claimed}); err == nil {
+		if stored, err = s.db.CreateFileClaimed(ctx, f, body, s.opts.MaxFileBytes, finish, store.Claim{Key: in.claimKey, Body: in.claimBody, Named: claimed}); err == nil {
 			in.claimBody = claimed
 		}
 	} else {
-		stored, err = s.db.CreateFile(ctx, f, body, s.opts.MaxFileBytes)
+		stored, err = s.db.CreateFile(ctx, f, body, s.opts.MaxFileBytes, finish)
 	}
+	var ae *apiError
 	switch {
+	case errors.As(err, &ae):
+		return store.File{}, ae // finish's
 	case errors.Is(err, store.ErrClaimLost):
 		return store.File{}, errIdemRetry()
 	case errors.Is(err, store.ErrTooLarge):
@@ -309,28 +309,6 @@ func isStoreError(err error) bool {
 		}
 	}
 	return false
-}
-
-// spoolFile copies a file part that came before its fields into a
-// temporary file, at most MaxFileBytes.
-func (s *Server) spoolFile(u *upload, part io.Reader) error {
-	tmp, err := os.CreateTemp("", "assistants-upload-*")
-	if err != nil {
-		return fmt.Errorf("upload: spool: %w", err)
-	}
-	u.spool = tmp
-	n, err := io.Copy(tmp, io.LimitReader(part, s.opts.MaxFileBytes+1))
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			return fmt.Errorf("upload: spool: %w", err)
-		}
-		return uploadReadError(err)
-	}
-	if n > s.opts.MaxFileBytes {
-		return errBadRequest("file", "Invalid 'file': the file is larger than the limit of %d bytes.", s.opts.MaxFileBytes)
-	}
-	return nil
 }
 
 // uploadReadError maps a failure to read the multipart body to a 413 (over

@@ -344,6 +344,19 @@ func TestRetryAfterCrashBetweenCreateAndAnswer(t *testing.T) {
 				code, again, _ := f.post(srvB, tc.path(fx), tc.body(fx), "crash-3")
 				require.Equal(t, http.StatusOK, code, again)
 				assert.JSONEq(t, out, again)
+
+				// The same, the retry coming after the replicas swept the
+				// expired records (every minute) since the lease lapsed:
+				// the lapsed claim is kept (for the idempotency TTL).
+				id, _ = crash("crash-4")
+				time.Sleep(2*time.Minute + server.IdempotencyLease)
+				synctest.Wait()
+				before = len(shared.of(tc.kind))
+				code, out, _ = f.post(srvB, tc.path(fx), tc.body(fx), "crash-4")
+				require.Equal(t, http.StatusOK, code, out)
+				require.NoError(t, json.Unmarshal([]byte(out), &got))
+				assert.Equal(t, id, got.ID, "A's %s, after a sweep", tc.kind)
+				assert.Len(t, shared.of(tc.kind)[before:], 0, "the retry after a sweep made a %s", tc.kind)
 			})
 		})
 	}

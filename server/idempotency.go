@@ -194,7 +194,7 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 					} else if intent != nil && intent.Calls == nil {
 						r = r.WithContext(context.WithValue(r.Context(), runIntentKey{}, intent))
 						if f, ok := s.lapsedUpload(r.Context(), intent, shared); ok {
-							h = s.replayUpload(key, f)
+							h = s.replayUpload(key, f, next)
 						} else if !lazy {
 							h = s.lapsedCreate(key, shared, fp, next)
 						}
@@ -469,7 +469,7 @@ func (s *Server) serveFirst(st *idemStore, e *idemEntry, next http.Handler, w ht
 			e.gone = true
 			st.removeLocked(e)
 			if shared {
-				s.forgetShared(e.key, reqID, lease)
+				s.forgetShared(e.key, reqID, lease, intentFrom(r.Context()))
 			}
 		} else {
 			e.status = rec.status

@@ -62,7 +62,9 @@ import (
 // whose clock runs ahead takes live claims for dead.
 //
 // Records expire Options.IdempotencyTTL after their answer; every process
-// deletes the expired ones every idemSweepEvery.
+// deletes the expired ones every idemSweepEvery, and the claims whose
+// lease lapsed (a claimant that died) Options.IdempotencyTTL after it
+// lapsed (see sweepIdempotency).
 
 // IdempotencyLease is how long a claim on an Idempotency-Key holds the key
 // in the store without a renewal: a repeat of a request whose claimant
@@ -138,7 +140,10 @@ type idemStreamEv struct {
 // (sameUpload: a multipart claim holds no fingerprint of its body, which
 // is hashed only as it is read), and otherwise uploads it itself under an
 // id of its own; its claim carries the files the lapsed claim named
-// (Prev), for the repeat after it (see answerUpload and lapsedUpload).
+// (Prev, written into the claim before anything else: inheritFiles), for
+// the repeat after it, also when the repeat's answer is not remembered
+// (forgetShared leaves a marker naming them; see answerUpload and
+// lapsedUpload).
 //
 // The other keyed POSTs have no intent. Modifications (metadata, tool
 // resources) and attaching a file to a vector store (the vector store
@@ -154,8 +159,9 @@ type runIntent struct {
 	// VectorStoreID is a created file batch's vector store.
 	VectorStoreID string `json:"vector_store_id,omitempty"`
 	// Prev: an upload's claim that took the key over from a lapsed claim
-	// (or a repeat's probe of it) names the files that claim named, which
-	// may have been stored.
+	// (or a repeat's probe of it, or the marker a forgotten upload left:
+	// see inheritFiles and forgetShared) names the files that record
+	// named, which may have been stored.
 	Prev []string `json:"prev_files,omitempty"`
 
 	// The claim as written (claimShared): its store key and body. A
@@ -374,8 +380,49 @@ func (s *Server) claimShared(ctx context.Context, mapKey, reqID string, fp [32]b
 	}
 	if intent != nil {
 		intent.claimKey, intent.claimBody = rec.Key, rec.Body
+		s.inheritFiles(ctx, reqID, rec, intent, old)
 	}
 	return old, s.holdClaim(rec.Key, reqID, rec.ExpiresAt), nil
+}
+
+// inheritFiles makes the claim of an upload (rec, just written, with its
+// intent), which replaced the record old, name the files old names too
+// (intent.Prev): the lapsed claim of an upload whose claimant died, or the
+// marker of one whose answer was not remembered (see forgetShared), whose
+// file may exist. It rewrites the claim before anything else (before its
+// heartbeat starts: a compare-and-set on the lease just written, which
+// nothing else changes meanwhile), so however this request ends (a 400 or
+// a 409 not remembered, a crash), the request after it still looks for
+// those files and never stores a second one.
+func (s *Server) inheritFiles(ctx context.Context, reqID string, rec store.IdempotencyRecord, intent *runIntent, old store.IdempotencyRecord) {
+	if intent.Object != intentFile {
+		return
+	}
+	added := false
+	for _, id := range recordIntent(old).files() {
+		if id != intent.ID && !slices.Contains(intent.Prev, id) {
+			intent.Prev = append(intent.Prev, id)
+			added = true
+		}
+	}
+	if !added {
+		return
+	}
+	body, err := json.Marshal(intent)
+	if err != nil {
+		return
+	}
+	named := rec
+	named.Body = body
+	ok, err := s.db.CompleteIdempotencyKey(context.WithoutCancel(ctx), named, rec.ExpiresAt)
+	switch {
+	case err != nil:
+		// Perhaps written: the claim's body is unknown, and the upload's
+		// own write (a compare-and-set on it) may fail and be retried.
+		s.log.Warn("idempotency: the claim was not made to name the files of the claim it replaced", append(idemLogAttrs(rec.Key, reqID), "err", err.Error())...)
+	case ok:
+		intent.claimBody = body
+	}
 }
 
 // idemLogAttrs are the attributes that name a claim in a warning: the id
@@ -526,10 +573,26 @@ func (s *Server) completeShared(e *idemEntry, reqID string, lease claimLease, st
 }
 
 // forgetShared drops a claimed key whose answer is not remembered, when
-// the claim (whose lease is lease) is still its own.
-func (s *Server) forgetShared(mapKey, reqID string, lease claimLease) {
+// the claim (whose lease is lease) is still its own. The claim of an
+// upload (intent) is replaced by a marker that names its files instead
+// (its own, which may have been stored, and those of the claims it took
+// the key over from: see inheritFiles), already expired: a pending record
+// whose lease has ended, which any request may claim the key over at once,
+// learning the files to look for (lapsedUpload), and which the sweep keeps
+// as it keeps lapsed claims.
+func (s *Server) forgetShared(mapKey, reqID string, lease claimLease, intent *runIntent) {
 	ctx := context.WithoutCancel(s.ctx)
+	var marker store.IdempotencyRecord
+	if files := intent.files(); files != nil {
+		body, err := json.Marshal(runIntent{Object: intentFile, Prev: files})
+		if err == nil {
+			marker = store.IdempotencyRecord{Key: sharedKey(mapKey), State: store.IdemPending, Body: body, ExpiresAt: s.opts.Now()}
+		}
+	}
 	_, err := lease.onClaim(func(held time.Time) (bool, error) {
+		if marker.Key != "" {
+			return s.db.CompleteIdempotencyKey(ctx, marker, held)
+		}
 		return s.db.DeleteIdempotencyKey(ctx, sharedKey(mapKey), held)
 	})
 	if err != nil {
@@ -758,18 +821,29 @@ func (s *Server) answerCreated(w http.ResponseWriter, r *http.Request, key strin
 }
 
 // sweepIdempotency deletes expired idempotency records every
-// idemSweepEvery, until ctx ends.
+// idemSweepEvery, until ctx ends: answers once expired, and claims whose
+// lease lapsed (which name what their claimant may have made: see
+// lapsedCreate and lapsedUpload) Options.IdempotencyTTL after that, so a
+// repeat within the TTL still finds what they name.
 func (s *Server) sweepIdempotency(ctx context.Context) {
 	t := time.NewTicker(idemSweepEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			if _, err := s.db.DeleteExpiredIdempotencyKeys(ctx, s.opts.Now()); err != nil && ctx.Err() == nil {
+			if err := s.sweepIdempotencyOnce(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("idempotency: expired records were not deleted", "err", err.Error())
 			}
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// sweepIdempotencyOnce deletes the expired idempotency records once (see
+// sweepIdempotency).
+func (s *Server) sweepIdempotencyOnce(ctx context.Context) error {
+	now := s.opts.Now()
+	_, err := s.db.DeleteExpiredIdempotencyKeys(ctx, now, now.Add(-s.opts.IdempotencyTTL))
+	return err
 }

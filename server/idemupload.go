@@ -71,15 +71,19 @@ func (s *Server) lapsedUpload(ctx context.Context, intent *runIntent, replaced s
 // replayUpload is the handler of an upload that claimed its key over a
 // lapsed claim whose file exists (f): the file is the answer when the
 // request uploads the same file (sameUpload); another upload is a 409
-// idempotency_key_reused. The request holds the claim: serveFirst records
-// the answer.
-func (s *Server) replayUpload(key string, f store.File) http.Handler {
+// idempotency_key_reused. When the file was deleted meanwhile, next
+// uploads it (before the request's body is read) or the client is told to
+// retry (a 409 idempotency_key_in_flux: after it was read). The request
+// holds the claim: serveFirst records the answer.
+func (s *Server) replayUpload(key string, f store.File, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		same, _, err := s.sameUpload(r, f)
+		m, err := s.sameUpload(r, f)
 		switch {
 		case err != nil:
 			writeAPIError(w, err)
-		case !same:
+		case m == uploadGone:
+			next.ServeHTTP(w, r)
+		case m != uploadSame:
 			writeAPIError(w, errKeyReused(key))
 		default:
 			writeUploadReplay(w, f)
@@ -107,7 +111,14 @@ func writeUploadReplay(w http.ResponseWriter, f store.File) {
 // 409 idempotency_key_in_flux (the client retries) when only the purpose
 // or expiry differ, which a claimant still at work may be storing again
 // (fields sent after the file, see CreateFile). It reports false, to wait
-// for the claim, when no file the claim names exists.
+// for the claim, when no file the claim names exists (or the one found
+// was deleted before the repeat's body was read).
+//
+// The answer is recorded first, and the file is the reply only when it
+// was: when the compare-and-set fails (the claimant renewed its lease: it
+// is alive and records its own answer) or its outcome is unknown, the
+// repeat gets a 409 idempotency_key_in_flux and its retry finds the
+// recorded answer.
 func (s *Server) answerUpload(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, in *runIntent) bool {
 	f, ok := s.namedUpload(r.Context(), in.files())
 	if !ok {
@@ -115,38 +126,68 @@ func (s *Server) answerUpload(w http.ResponseWriter, r *http.Request, key string
 	}
 	tee := &hashingBody{ReadCloser: r.Body, h: requestHash(r)}
 	r.Body = tee
-	same, sameFile, err := s.sameUpload(r, f)
+	m, err := s.sameUpload(r, f)
 	switch {
 	case err != nil:
 		writeAPIError(w, err)
 		return true
-	case !sameFile:
+	case m == uploadGone:
+		r.Body = tee.ReadCloser // nothing read
+		return false
+	case m == uploadOther:
 		writeAPIError(w, errKeyReused(key))
 		return true
-	case !same:
+	case m == uploadSameFile:
 		writeAPIError(w, errIdemRetry())
 		return true
 	}
-	writeUploadReplay(w, f)
 	var fp [32]byte
 	tee.h.Sum(fp[:0])
 	header, _ := json.Marshal(http.Header{"Content-Type": {"application/json"}})
 	body, _ := json.Marshal(fileObject(f))
 	done := store.IdempotencyRecord{Key: rec.Key, Fingerprint: fp[:], State: store.IdemDone, Status: http.StatusOK,
 		Header: header, Body: append(body, '\n'), ExpiresAt: s.opts.Now().Add(s.opts.IdempotencyTTL)}
-	if _, err := s.db.CompleteIdempotencyKey(context.WithoutCancel(r.Context()), done, rec.ExpiresAt); err != nil {
-		s.log.Warn("idempotency: the answer was not recorded in the store", append(idemLogAttrs(rec.Key, w.Header().Get("X-Request-Id")), "err", err.Error())...)
+	recorded, cerr := s.db.CompleteIdempotencyKey(context.WithoutCancel(r.Context()), done, rec.ExpiresAt)
+	if cerr != nil {
+		s.log.Warn("idempotency: the answer was not recorded in the store", append(idemLogAttrs(rec.Key, w.Header().Get("X-Request-Id")), "err", cerr.Error())...)
 	}
+	if !recorded {
+		writeAPIError(w, errIdemRetry())
+		return true
+	}
+	writeUploadReplay(w, f)
 	return true
 }
 
+// How a request's upload compares with a stored file (sameUpload).
+type uploadMatch int
+
+const (
+	uploadOther    uploadMatch = iota // another file, or not an upload
+	uploadSameFile                    // the same file, with another purpose or expiry
+	uploadSame                        // the same file, purpose and expiry
+	uploadGone                        // the stored file is gone; nothing of the request was read
+)
+
 // sameUpload reads the whole multipart body of r (as CreateFile would, with
-// its limits) and reports whether it uploads f: sameFile when its file part
-// has f's bytes, name and content type; same when its purpose and expiry
-// are f's too. The stored bytes are read back to compare (streamed, as the
-// request's). err is the API error of a body that cannot be read.
-func (s *Server) sameUpload(r *http.Request, f store.File) (same, sameFile bool, err *apiError) {
+// its limits) and reports whether it uploads f: uploadSameFile when its
+// file part has f's bytes, name and content type; uploadSame when its
+// purpose and expiry are f's too. The stored bytes are read back to
+// compare (streamed, as the request's). It reports uploadGone, having
+// read nothing of r's body, when f was deleted before; f deleted while
+// the bodies are compared is a 409 idempotency_key_in_flux (err: the
+// client retries). err is otherwise the API error of a body that cannot
+// be read.
+func (s *Server) sameUpload(r *http.Request, f store.File) (m uploadMatch, err *apiError) {
 	ctx := r.Context()
+	rc, oerr := s.db.OpenFile(ctx, projectOf(ctx), f.ID)
+	if errors.Is(oerr, store.ErrNotFound) {
+		return uploadGone, nil
+	}
+	if oerr != nil {
+		return uploadOther, errIdemRetry() // the store failed: the client retries
+	}
+	defer rc.Close()
 	defer func() {
 		// The rest of the body (the tee of the fingerprint reads it all).
 		if _, cerr := io.Copy(io.Discard, r.Body); cerr != nil && err == nil {
@@ -155,7 +196,7 @@ func (s *Server) sameUpload(r *http.Request, f store.File) (same, sameFile bool,
 	}()
 	mr, merr := r.MultipartReader()
 	if merr != nil {
-		return false, false, nil // not an upload of f (validation answers other requests)
+		return uploadOther, nil // not an upload of f (validation answers other requests)
 	}
 	u := &upload{}
 	var sum [32]byte
@@ -166,27 +207,27 @@ func (s *Server) sameUpload(r *http.Request, f store.File) (same, sameFile bool,
 			break
 		}
 		if perr != nil {
-			return false, false, uploadReadError(perr)
+			return uploadOther, uploadReadError(perr)
 		}
 		if parts >= maxFormParts {
-			return false, false, nil
+			return uploadOther, nil
 		}
 		switch name := part.FormName(); name {
 		case "file":
 			if u.haveFile {
-				return false, false, nil
+				return uploadOther, nil
 			}
 			u.haveFile, u.filename, u.contentType = true, part.FileName(), part.Header.Get("Content-Type")
 			h := sha256.New()
 			var cerr error
 			if n, cerr = io.Copy(h, io.LimitReader(part, s.opts.MaxFileBytes+1)); cerr != nil {
-				return false, false, uploadReadError(cerr)
+				return uploadOther, uploadReadError(cerr)
 			}
 			h.Sum(sum[:0])
 		case "purpose", "expires_after[anchor]", "expires_after[seconds]":
 			v, rerr := io.ReadAll(io.LimitReader(part, maxFormFieldLen+1))
 			if rerr != nil {
-				return false, false, uploadReadError(rerr)
+				return uploadOther, uploadReadError(rerr)
 			}
 			switch v := string(bytes.TrimSpace(v)); name {
 			case "purpose":
@@ -198,26 +239,25 @@ func (s *Server) sameUpload(r *http.Request, f store.File) (same, sameFile bool,
 			}
 		default:
 			if _, derr := io.Copy(io.Discard, io.LimitReader(part, s.opts.MaxFileBytes+1)); derr != nil {
-				return false, false, uploadReadError(derr)
+				return uploadOther, uploadReadError(derr)
 			}
 		}
 		_ = part.Close()
 	}
 	if !u.haveFile || n != f.Bytes {
-		return false, false, nil
+		return uploadOther, nil
 	}
 	g, cerr := s.checkUpload(ctx, u)
 	if cerr != nil || g.Filename != f.Filename || g.ContentType != f.ContentType {
-		return false, false, nil
+		return uploadOther, nil
 	}
-	rc, oerr := s.db.OpenFile(ctx, projectOf(ctx), f.ID)
-	if oerr != nil {
-		return false, false, nil // deleted meanwhile: not an upload of this file
-	}
-	defer rc.Close()
 	h := sha256.New()
-	if _, rerr := io.Copy(h, rc); rerr != nil || !bytes.Equal(h.Sum(nil), sum[:]) {
-		return false, false, nil
+	if _, rerr := io.Copy(h, rc); rerr != nil {
+		// Deleted meanwhile (or the store failed): the client retries.
+		return uploadOther, errIdemRetry()
+	}
+	if !bytes.Equal(h.Sum(nil), sum[:]) {
+		return uploadOther, nil
 	}
 	expiry := func(f store.File) int64 {
 		if f.ExpiresAt == 0 {
@@ -225,5 +265,8 @@ func (s *Server) sameUpload(r *http.Request, f store.File) (same, sameFile bool,
 		}
 		return f.ExpiresAt - f.CreatedAt
 	}
-	return g.Purpose == f.Purpose && expiry(g) == expiry(f), true, nil
+	if g.Purpose != f.Purpose || expiry(g) != expiry(f) {
+		return uploadSameFile, nil
+	}
+	return uploadSame, nil
 }

@@ -64,21 +64,18 @@ const (
 // renewals never reach the store.
 type uploadReplica struct {
 	killable
-	mode atomic.Int32
-	// finalDies: A dies once it has deleted a file (the first copy of an
-	// upload whose fields came after its bytes, see CreateFile).
-	finalDies atomic.Bool
-	entered   chan struct{} // receives when a hanging upload has read its bytes
-	gate      chan struct{}
+	mode    atomic.Int32
+	entered chan struct{} // receives when a hanging upload has read its bytes
+	gate    chan struct{}
 }
 
-func (s *uploadReplica) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64) (store.File, error) {
-	return s.upload(body, func(body io.Reader) (store.File, error) { return s.Store.CreateFile(ctx, f, body, maxBytes) })
+func (s *uploadReplica) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error) (store.File, error) {
+	return s.upload(body, func(body io.Reader) (store.File, error) { return s.Store.CreateFile(ctx, f, body, maxBytes, finish) })
 }
 
-func (s *uploadReplica) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, c store.Claim) (store.File, error) {
+func (s *uploadReplica) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, c store.Claim) (store.File, error) {
 	return s.upload(body, func(body io.Reader) (store.File, error) {
-		return s.Store.CreateFileClaimed(ctx, f, body, maxBytes, c)
+		return s.Store.CreateFileClaimed(ctx, f, body, maxBytes, finish, c)
 	})
 }
 
@@ -98,14 +95,6 @@ func (s *uploadReplica) upload(body io.Reader, create func(io.Reader) (store.Fil
 		return create(&gatedEOF{r: body, entered: s.entered, gate: s.gate})
 	}
 	return create(body)
-}
-
-func (s *uploadReplica) DeleteFile(ctx context.Context, project, id string) ([]string, error) {
-	vs, err := s.Store.DeleteFile(ctx, project, id)
-	if err == nil && s.finalDies.Swap(false) {
-		s.dead.Store(true)
-	}
-	return vs, err
 }
 
 func (s *uploadReplica) RenewIdempotencyKey(context.Context, string, time.Time, time.Time) (bool, error) {
@@ -396,10 +385,10 @@ func TestKeyedUploadOfLostClaimNeverAppears(t *testing.T) {
 }
 
 // TestKeyedUploadFieldsAfterFile: a keyed upload whose expiry fields come
-// after the file's bytes (CreateFile stores the bytes, then again with the
-// final fields under another id) leaves one file, the final one, which
-// the key's claim names: a repeat is replayed with it, also after A died
-// having stored it (the claim names the final copy, not the first).
+// after the file's bytes (CreateFile stores the bytes hidden and the
+// fields with the write that makes the file visible) leaves one file,
+// with its expiry, which the key's claim names: a repeat is replayed with
+// it, also after A died having stored it.
 func TestKeyedUploadFieldsAfterFile(t *testing.T) {
 	for name, open := range uploadStores(t) {
 		t.Run(name, func(t *testing.T) {
@@ -444,16 +433,14 @@ func TestKeyedUploadFieldsAfterFile(t *testing.T) {
 			assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
 			assert.JSONEq(t, out, again)
 
-			// A stores the first copy, then the final one, and dies: the
-			// retry gets the final copy at once.
+			// A stores the file and dies: the retry gets it at once.
 			before := f.files()
-			f.a.mode.Store(0)
 			f.a.dead.Store(false)
-			f.a.finalDies.Store(true)
+			f.a.mode.Store(uploadDiesAfter)
 			_, _, _ = req(f.srvA, "late-fields-crash")
 			require.True(t, f.a.dead.Load(), "A did not die")
 			made := f.files()
-			require.Len(t, made, len(before)+1, "the first copy is deleted before A dies")
+			require.Len(t, made, len(before)+1)
 			code, out, h = req(f.srvB, "late-fields-crash")
 			require.Equal(t, http.StatusOK, code, out)
 			assert.Equal(t, "true", h.Get("Idempotent-Replayed"))

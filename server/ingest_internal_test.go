@@ -21,7 +21,7 @@ func TestIngestUnindex(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	ctx := t.Context()
 	put := func(id, name, text string) {
-		_, err := s.db.CreateFile(ctx, store.File{ID: id, Filename: name, Purpose: "assistants"}, strings.NewReader(text), 0)
+		_, err := s.db.CreateFile(ctx, store.File{ID: id, Filename: name, Purpose: "assistants"}, strings.NewReader(text), 0, nil)
 		require.NoError(t, err)
 	}
 	put("file-a", "a.txt", "Penguins eat krill.")
@@ -64,7 +64,7 @@ func TestIngestBackgroundUnlocked(t *testing.T) {
 		s := New(WithStepDelay(time.Millisecond))
 		defer s.Close()
 		ctx := t.Context()
-		_, err := s.db.CreateFile(ctx, store.File{ID: "file-a", Filename: "a.txt", Purpose: "assistants"}, strings.NewReader("Penguins eat krill."), 0)
+		_, err := s.db.CreateFile(ctx, store.File{ID: "file-a", Filename: "a.txt", Purpose: "assistants"}, strings.NewReader("Penguins eat krill."), 0, nil)
 		require.NoError(t, err)
 		entered, release := make(chan struct{}), make(chan struct{})
 		s.SetProcessFileHook(func(string) {

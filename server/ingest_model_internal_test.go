@@ -41,7 +41,7 @@ func modelServer(t *testing.T, st store.Store, opts ...Option) *Server {
 func attachNew(t *testing.T, s *Server, fileID, text string) (string, gen.VectorStoreFileObject) {
 	t.Helper()
 	ctx := t.Context()
-	_, err := s.db.CreateFile(ctx, store.File{ID: fileID, Filename: fileID + ".txt", Purpose: "assistants"}, strings.NewReader(text), 0)
+	_, err := s.db.CreateFile(ctx, store.File{ID: fileID, Filename: fileID + ".txt", Purpose: "assistants"}, strings.NewReader(text), 0, nil)
 	require.NoError(t, err)
 	r, err := s.CreateVectorStore(ctx, genserver.CreateVectorStoreRequestObject{Body: &gen.CreateVectorStoreRequest{FileIds: &[]string{fileID}}})
 	require.NoError(t, err)

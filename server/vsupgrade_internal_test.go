@@ -29,7 +29,7 @@ func TestUpgradeSnapshottedVectorStore(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	for id, text := range map[string]string{"file-a": "Penguins eat krill.", "file-b": "Whales sing.", "file-c": "Seals swim."} {
-		_, err := st.CreateFile(ctx, store.File{ID: id, Filename: id + ".txt", Purpose: "assistants"}, strings.NewReader(text), 0)
+		_, err := st.CreateFile(ctx, store.File{ID: id, Filename: id + ".txt", Purpose: "assistants"}, strings.NewReader(text), 0, nil)
 		require.NoError(t, err)
 	}
 	snap := `{"obj":{"id":"vs_old","object":"vector_store","created_at":5,"last_active_at":5,"name":"old","metadata":{},"status":"completed","usage_bytes":99,"file_counts":{"in_progress":0,"completed":2,"failed":1,"cancelled":0,"total":3}},

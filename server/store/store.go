@@ -224,13 +224,19 @@ type Store interface {
 	// (never held whole in memory by the SQL stores). It sets f.Bytes to
 	// the number of bytes read. More than maxBytes bytes (when > 0) is
 	// ErrTooLarge and stores nothing. The file is visible once complete.
-	CreateFile(ctx context.Context, f File, body io.Reader, maxBytes int64) (File, error)
+	//
+	// finish (nil: none) is called once body is read to its end and
+	// before the write that makes the file visible: it may change f's
+	// fields (not ID, Project nor Bytes), which that write stores (an
+	// upload whose fields come after its bytes). An error from it fails
+	// the upload, which stores nothing; the error returned wraps it.
+	CreateFile(ctx context.Context, f File, body io.Reader, maxBytes int64, finish func(*File) error) (File, error)
 	// CreateFileClaimed is CreateFile fenced on an Idempotency-Key claim
 	// (see Claim): the write that makes the file visible checks the claim
 	// and makes c.Named, which names the file, its body. When the claim is
 	// no longer the caller's the file never becomes visible and what was
 	// written of it is removed.
-	CreateFileClaimed(ctx context.Context, f File, body io.Reader, maxBytes int64, c Claim) (File, error)
+	CreateFileClaimed(ctx context.Context, f File, body io.Reader, maxBytes int64, finish func(*File) error, c Claim) (File, error)
 	// GetFile returns a file's metadata or ErrNotFound.
 	GetFile(ctx context.Context, project, id string) (File, error)
 	// OpenFile returns a reader of a file's bytes, which fetches them piece
@@ -315,7 +321,9 @@ type Store interface {
 	// reports completed. It reports false, and changes nothing, when the
 	// record is gone, answered, or claimed again by another request after
 	// the caller's lease ended: the caller lost the key, and the claim or
-	// answer of the request that took it over stays.
+	// answer of the request that took it over stays. rec may be
+	// IdemPending too: the claim is rewritten (its body, and its lease to
+	// rec.ExpiresAt), still a claim.
 	CompleteIdempotencyKey(ctx context.Context, rec IdempotencyRecord, held time.Time) (completed bool, err error)
 	// RenewIdempotencyKey extends a pending claim's lease (the claimant's
 	// heartbeat): when the record of key is still IdemPending with
@@ -331,9 +339,13 @@ type Store interface {
 	// It reports false, and changes nothing, when the record is unknown,
 	// answered, or claimed again by another request.
 	DeleteIdempotencyKey(ctx context.Context, key string, held time.Time) (deleted bool, err error)
-	// DeleteExpiredIdempotencyKeys removes records whose ExpiresAt is not
-	// after now and returns how many it removed (the TTL cleanup).
-	DeleteExpiredIdempotencyKeys(ctx context.Context, now time.Time) (int, error)
+	// DeleteExpiredIdempotencyKeys removes the answered records whose
+	// ExpiresAt is not after now, and the pending ones (claims whose lease
+	// lapsed: they name what their claimant may have made, for a repeat
+	// that claims the key over them) whose ExpiresAt is not after
+	// lapsedBefore (the caller's grace, at most now), and returns how many
+	// it removed (the TTL cleanup).
+	DeleteExpiredIdempotencyKeys(ctx context.Context, now, lapsedBefore time.Time) (int, error)
 
 	// Jobs.
 

@@ -882,13 +882,13 @@ func (s *Store) ListRunEvents(ctx context.Context, runID string, afterSeq int64,
 // ---- files
 
 // CreateFile implements store.Store.
-func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64) (store.File, error) {
-	return s.createFile(ctx, f, body, maxBytes, nil)
+func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, finish, nil)
 }
 
 // CreateFileClaimed implements store.Store.
-func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, c store.Claim) (store.File, error) {
-	return s.createFile(ctx, f, body, maxBytes, s.fence("file", f.ID, c))
+func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, c store.Claim) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, finish, s.fence("file", f.ID, c))
 }
 
 // fence returns the check of a create fenced on c (see store.Claim), about
@@ -909,9 +909,9 @@ func (s *Store) fence(kind, id string, c store.Claim) func() error {
 	}
 }
 
-// createFile stores f, after claim (when not nil) under the same hold of
-// the lock.
-func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, claim func() error) (store.File, error) {
+// createFile stores f, after finish (when not nil, see store.Store), and
+// after claim (when not nil) under the same hold of the lock.
+func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, claim func() error) (store.File, error) {
 	if f.ID == "" {
 		return store.File{}, invalid("empty file id")
 	}
@@ -937,6 +937,13 @@ func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, ma
 		if err != nil {
 			return store.File{}, fmt.Errorf("read file %q: %w", f.ID, err)
 		}
+	}
+	if finish != nil {
+		id, project := f.ID, f.Project
+		if err := finish(&f); err != nil {
+			return store.File{}, fmt.Errorf("file %q: %w", id, err)
+		}
+		f.ID, f.Project = id, project
 	}
 	f.Bytes = n
 	if err := s.lock(); err != nil {
@@ -1547,14 +1554,14 @@ func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string, held time.
 }
 
 // DeleteExpiredIdempotencyKeys implements store.Store.
-func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, now time.Time) (int, error) {
+func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, now, lapsedBefore time.Time) (int, error) {
 	if err := s.lock(); err != nil {
 		return 0, err
 	}
 	defer s.mu.Unlock()
 	n := 0
 	maps.DeleteFunc(s.idem, func(_ string, r store.IdempotencyRecord) bool {
-		if !r.ExpiresAt.After(now) {
+		if !r.ExpiresAt.After(now) && (r.State != store.IdemPending || !r.ExpiresAt.After(lapsedBefore)) {
 			n++
 			return true
 		}

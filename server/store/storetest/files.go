@@ -29,12 +29,12 @@ func testFiles(t *testing.T, s store.Store) {
 		body[i] = byte(rng.UintN(256))
 	}
 	f := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "data.bin", ContentType: "application/octet-stream", CreatedAt: 5, ExpiresAt: 99, Bytes: 1}
-	got, err := s.CreateFile(ctx, f, trickleReader{bytes.NewReader(body), 10_000}, int64(len(body)))
+	got, err := s.CreateFile(ctx, f, trickleReader{bytes.NewReader(body), 10_000}, int64(len(body)), nil)
 	must(t, err)
 	if got.Bytes != int64(len(body)) || got.Project != store.DefaultProject {
 		t.Fatalf("created %+v", got)
 	}
-	_, err = s.CreateFile(ctx, f, bytes.NewReader(nil), 0)
+	_, err = s.CreateFile(ctx, f, bytes.NewReader(nil), 0, nil)
 	wantErr(t, err, store.ErrConflict)
 
 	gf, err := s.GetFile(ctx, "", f.ID)
@@ -53,7 +53,7 @@ func testFiles(t *testing.T, s store.Store) {
 	}
 
 	// Empty files are files.
-	empty, err := s.CreateFile(ctx, store.File{ID: newID("file-"), Purpose: "assistants", Filename: "e"}, bytes.NewReader(nil), 10)
+	empty, err := s.CreateFile(ctx, store.File{ID: newID("file-"), Purpose: "assistants", Filename: "e"}, bytes.NewReader(nil), 10, nil)
 	must(t, err)
 	rc, err = s.OpenFile(ctx, "", empty.ID)
 	must(t, err)
@@ -66,7 +66,7 @@ func testFiles(t *testing.T, s store.Store) {
 
 	// Too large: nothing is stored, the id stays free.
 	big := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "big"}
-	_, err = s.CreateFile(ctx, big, bytes.NewReader(body), int64(len(body))-1)
+	_, err = s.CreateFile(ctx, big, bytes.NewReader(body), int64(len(body))-1, nil)
 	wantErr(t, err, store.ErrTooLarge)
 	_, err = s.GetFile(ctx, "", big.ID)
 	wantErr(t, err, store.ErrNotFound)
@@ -74,7 +74,7 @@ func testFiles(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound)
 	// A failing reader: nothing is stored either.
 	broken := errors.New("connection reset")
-	_, err = s.CreateFile(ctx, big, io.MultiReader(bytes.NewReader(body[:300_000]), errReader{broken}), 0)
+	_, err = s.CreateFile(ctx, big, io.MultiReader(bytes.NewReader(body[:300_000]), errReader{broken}), 0, nil)
 	if !errors.Is(err, broken) {
 		t.Fatalf("failing upload: %v", err)
 	}
@@ -83,11 +83,39 @@ func testFiles(t *testing.T, s store.Store) {
 	if ids := ids(p.Items, func(f store.File) string { return f.ID }); !slices.Equal(ids, []string{f.ID, empty.ID}) {
 		t.Fatalf("files %v", ids)
 	}
-	got, err = s.CreateFile(ctx, big, bytes.NewReader([]byte("now it fits")), 0)
+	got, err = s.CreateFile(ctx, big, bytes.NewReader([]byte("now it fits")), 0, nil)
 	must(t, err)
 	if got.Bytes != 11 {
 		t.Fatalf("bytes %d", got.Bytes)
 	}
+
+	// finish sets the fields once the bytes are read (not the id), before
+	// the file is visible; its error stores nothing.
+	late := store.File{ID: newID("file-"), Filename: "late", CreatedAt: 1}
+	finished := false
+	got, err = s.CreateFile(ctx, late, bytes.NewReader(body[:1000]), 0, func(f *store.File) error {
+		if _, err := s.GetFile(ctx, "", late.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("file visible before finish: %v", err)
+		}
+		finished = true
+		f.ID, f.Purpose, f.Filename, f.ContentType, f.CreatedAt, f.ExpiresAt = "file-other", "batch", "late.txt", "text/plain", 7, 3607
+		return nil
+	})
+	must(t, err)
+	want := store.File{ID: late.ID, Project: store.DefaultProject, Purpose: "batch", Filename: "late.txt", ContentType: "text/plain", Bytes: 1000, CreatedAt: 7, ExpiresAt: 3607}
+	if gf, err := s.GetFile(ctx, "", late.ID); err != nil || gf != want || got != want || !finished {
+		t.Fatalf("finished file: got %+v and %+v (%v), want %+v", got, gf, err, want)
+	}
+	refused := errors.New("bad field")
+	failed := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "f"}
+	_, err = s.CreateFile(ctx, failed, bytes.NewReader(body), 0, func(*store.File) error { return refused })
+	if !errors.Is(err, refused) {
+		t.Fatalf("finish failed: %v", err)
+	}
+	_, err = s.GetFile(ctx, "", failed.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.DeleteFile(ctx, "", late.ID)
+	must(t, err)
 
 	// Deleting a file detaches it from vector stores and ends open readers.
 	vs1, vs2 := newID("vs_"), newID("vs_")
@@ -325,7 +353,7 @@ func testIdempotency(t *testing.T, s store.Store) {
 		_, _, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttl" + string(rune('a'+i)), ExpiresAt: now.Add(d)}, now)
 		must(t, err)
 	}
-	n, err := s.DeleteExpiredIdempotencyKeys(ctx, now.Add(2*time.Minute))
+	n, err := s.DeleteExpiredIdempotencyKeys(ctx, now.Add(2*time.Minute), now.Add(2*time.Minute))
 	must(t, err)
 	if n != 2 {
 		t.Fatalf("cleanup removed %d, want 2", n)
@@ -345,6 +373,89 @@ func testIdempotency(t *testing.T, s store.Store) {
 	_, claimed, _ = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "ttla", ExpiresAt: now.Add(time.Hour)}, now)
 	if !claimed {
 		t.Fatal("a deleted key is not claimable")
+	}
+}
+
+// testIdempotencySweepKeepsLapsed: the TTL cleanup removes expired
+// answers at once, and claims whose lease lapsed (they name what their
+// claimant may have made) only once they lapsed before lapsedBefore; a
+// lapsed claim kept is returned to the request that claims the key over
+// it.
+func testIdempotencySweepKeepsLapsed(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_900_000_000, 0)
+	lease := 10 * time.Second
+	claim := func(key string, at time.Time, body string) (store.IdempotencyRecord, bool) {
+		t.Helper()
+		old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: key, Body: []byte(body), ExpiresAt: at.Add(lease)}, at)
+		must(t, err)
+		return old, claimed
+	}
+	claim("lapsed", now, `{"id":"made"}`)
+	claim("answered", now, "")
+	mustCAS(t, "complete")(s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "answered", State: store.IdemDone, Status: 200,
+		Body: []byte("answer"), ExpiresAt: now.Add(lease)}, now.Add(lease)))
+	claim("live", now.Add(time.Minute), "")
+
+	sweep := now.Add(time.Minute)
+	n, err := s.DeleteExpiredIdempotencyKeys(ctx, sweep, sweep.Add(-time.Hour))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("cleanup removed %d, want 1 (the expired answer)", n)
+	}
+	if old, claimed := claim("answered", sweep, ""); !claimed || old.Key != "" {
+		t.Fatalf("the expired answer was kept: %+v %v", old, claimed)
+	}
+	if _, claimed := claim("live", sweep, ""); claimed {
+		t.Fatal("cleanup removed a live claim")
+	}
+	// Past the grace: removed.
+	n, err = s.DeleteExpiredIdempotencyKeys(ctx, sweep, now.Add(lease))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("cleanup past the grace removed %d, want 1 (the lapsed claim)", n)
+	}
+	if old, claimed := claim("lapsed", sweep, ""); !claimed || old.Key != "" {
+		t.Fatalf("the lapsed claim past the grace was kept: %+v %v", old, claimed)
+	}
+
+	// Within the grace, a request that claims the key over the lapsed
+	// claim learns what it names.
+	claim("lapsed2", now, `{"id":"made"}`)
+	_, err = s.DeleteExpiredIdempotencyKeys(ctx, sweep, sweep.Add(-time.Hour))
+	must(t, err)
+	old, claimed := claim("lapsed2", sweep, "")
+	if !claimed || old.State != store.IdemPending || string(old.Body) != `{"id":"made"}` {
+		t.Fatalf("the lapsed claim within the grace: %+v %v", old, claimed)
+	}
+}
+
+// testIdempotencyRewriteClaim: CompleteIdempotencyKey with a pending
+// record rewrites the caller's claim (its body and lease), which stays a
+// claim: renewable at its new lease, live until it, and returned, as it
+// was rewritten, to the request that claims the key over it.
+func testIdempotencyRewriteClaim(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_900_000_000, 0)
+	lease := 10 * time.Second
+	_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", Body: []byte("first"), ExpiresAt: now.Add(lease)}, now)
+	must(t, err)
+	if !claimed {
+		t.Fatal("not claimed")
+	}
+	mustCAS(t, "rewrite")(s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", State: store.IdemPending, Body: []byte("second"), ExpiresAt: now.Add(lease)}, now.Add(lease)))
+	mustCAS(t, "renew")(s.RenewIdempotencyKey(ctx, "rw", now.Add(lease), now.Add(2*lease)))
+	old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", ExpiresAt: now.Add(3 * lease)}, now.Add(lease))
+	must(t, err)
+	if claimed || old.State != store.IdemPending || string(old.Body) != "second" {
+		t.Fatalf("the rewritten claim, live: %+v %v", old, claimed)
+	}
+	// Rewritten already expired (a marker): claimable at once.
+	mustCAS(t, "expire")(s.CompleteIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", State: store.IdemPending, Body: []byte("marker"), ExpiresAt: now.Add(lease)}, now.Add(2*lease)))
+	old, claimed, err = s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "rw", ExpiresAt: now.Add(3 * lease)}, now.Add(lease))
+	must(t, err)
+	if !claimed || old.State != store.IdemPending || string(old.Body) != "marker" {
+		t.Fatalf("the marker replaced: %+v %v", old, claimed)
 	}
 }
 
@@ -632,12 +743,12 @@ func testCreateFileClaimed(t *testing.T, s store.Store) {
 	}
 	content := bytes.Repeat([]byte("claimed "), 70_000) // several chunks
 	f := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "c.txt", ContentType: "text/plain", CreatedAt: 5}
-	_, err = s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, store.Claim{Key: "cfc1", Body: []byte(`{"id":"another"}`), Named: []byte(`{"id":"` + f.ID + `"}`)})
+	_, err = s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, nil, store.Claim{Key: "cfc1", Body: []byte(`{"id":"another"}`), Named: []byte(`{"id":"` + f.ID + `"}`)})
 	wantErr(t, err, store.ErrClaimLost)
 	if exists(f.ID) || body() != `{"id":"token"}` {
 		t.Fatal("a file for a claim not the caller's was made visible")
 	}
-	got, err := s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, store.Claim{Key: "cfc1", Body: []byte(`{"id":"token"}`), Named: []byte(`{"id":"` + f.ID + `"}`)})
+	got, err := s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, nil, store.Claim{Key: "cfc1", Body: []byte(`{"id":"token"}`), Named: []byte(`{"id":"` + f.ID + `"}`)})
 	must(t, err) // the id is free again after the lost claim
 	if got.Bytes != int64(len(content)) || !exists(f.ID) || body() != `{"id":"`+f.ID+`"}` {
 		t.Fatalf("file stored %+v %v, claim body %s", got, exists(f.ID), body())
@@ -652,9 +763,9 @@ func testCreateFileClaimed(t *testing.T, s store.Store) {
 	}
 	// The claim names f now: the old body no longer matches.
 	f2 := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "d.txt", CreatedAt: 6}
-	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, store.Claim{Key: "cfc1", Body: []byte(`{"id":"token"}`), Named: []byte(`{}`)})
+	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, nil, store.Claim{Key: "cfc1", Body: []byte(`{"id":"token"}`), Named: []byte(`{}`)})
 	wantErr(t, err, store.ErrClaimLost)
-	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, store.Claim{Key: "no-such-key", Body: []byte(`{"id":"token"}`), Named: []byte(`{}`)})
+	_, err = s.CreateFileClaimed(ctx, f2, bytes.NewReader(content), 0, nil, store.Claim{Key: "no-such-key", Body: []byte(`{"id":"token"}`), Named: []byte(`{}`)})
 	wantErr(t, err, store.ErrClaimLost)
 	if exists(f2.ID) {
 		t.Fatal("a file for a lost claim was made visible")

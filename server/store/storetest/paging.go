@@ -193,7 +193,7 @@ func testPaging(t *testing.T, s store.Store) {
 			if i%2 == 1 {
 				purpose = "vision"
 			}
-			f, err := s.CreateFile(ctx, store.File{ID: newID("file-"), Purpose: purpose, Filename: "f.txt"}, bytes.NewReader([]byte("x")), 0)
+			f, err := s.CreateFile(ctx, store.File{ID: newID("file-"), Purpose: purpose, Filename: "f.txt"}, bytes.NewReader([]byte("x")), 0, nil)
 			must(t, err)
 			if i == del {
 				deleted = f.ID

@@ -52,6 +52,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"Idempotency", testIdempotency},
 		{"IdempotencyRenew", testIdempotencyRenew},
 		{"IdempotencyCompareAndSet", testIdempotencyCompareAndSet},
+		{"IdempotencySweepKeepsLapsed", testIdempotencySweepKeepsLapsed},
+		{"IdempotencyRewriteClaim", testIdempotencyRewriteClaim},
 		{"CreateMessageClaimed", testCreateMessageClaimed},
 		{"CreateFileClaimed", testCreateFileClaimed},
 		{"CreateClaimed", testCreateClaimed},
@@ -210,7 +212,7 @@ func testProjectScope(t *testing.T, s store.Store) {
 	r := store.Run{Project: p1, ID: newID("run_"), ThreadID: th.ID, Status: store.RunQueued, Data: data("r")}
 	_, _, err := s.CreateRun(ctx, store.NewRun{Run: r, Steps: []store.Step{{ID: newID("step_"), Data: data("s")}}})
 	must(t, err)
-	f, err := s.CreateFile(ctx, store.File{Project: p1, ID: newID("file-"), Purpose: "assistants", Filename: "a.txt"}, bytes.NewReader([]byte("hi")), 0)
+	f, err := s.CreateFile(ctx, store.File{Project: p1, ID: newID("file-"), Purpose: "assistants", Filename: "a.txt"}, bytes.NewReader([]byte("hi")), 0, nil)
 	must(t, err)
 	vs := store.VectorStore{Project: p1, ID: newID("vs_"), Data: data("v")}
 	must(t, s.CreateVectorStore(ctx, vs, []store.VectorStoreFile{{FileID: f.ID, Status: "in_progress"}}))

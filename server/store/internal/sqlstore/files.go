@@ -28,23 +28,23 @@ func scanFile(r Row) (store.File, error) {
 // CreateFile implements store.Store. The file's row is written first,
 // hidden (complete = 0); each piece of its bytes is then written in its own
 // short transaction, so a slow upload never holds the database; a last
-// transaction makes the file visible. A failed upload deletes what it
-// wrote. (A process killed mid-upload leaves a hidden row; see
-// DeleteIncompleteFiles.)
-func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64) (store.File, error) {
-	return s.createFile(ctx, f, body, maxBytes, nil)
+// transaction writes the file's fields (as finish left them) and makes the
+// file visible. A failed upload deletes what it wrote. (A process killed
+// mid-upload leaves a hidden row; see DeleteIncompleteFiles.)
+func (s *Store) CreateFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, finish, nil)
 }
 
 // CreateFileClaimed implements store.Store: the transaction that makes the
 // file visible also changes the claim's body (see CreateMessageClaimed),
 // or fails, and the file is cleaned up as any failed upload.
-func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, c store.Claim) (store.File, error) {
-	return s.createFile(ctx, f, body, maxBytes, s.fence(ctx, "file", f.ID, c))
+func (s *Store) CreateFileClaimed(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, c store.Claim) (store.File, error) {
+	return s.createFile(ctx, f, body, maxBytes, finish, s.fence(ctx, "file", f.ID, c))
 }
 
-// createFile stores f; the last transaction runs claim (when not nil)
-// first.
-func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, claim func(Tx) error) (store.File, error) {
+// createFile stores f, calling finish (when not nil) once its bytes are
+// written; the last transaction runs claim (when not nil) first.
+func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, maxBytes int64, finish func(*store.File) error, claim func(Tx) error) (store.File, error) {
 	if f.ID == "" {
 		return store.File{}, invalid("empty file id")
 	}
@@ -58,11 +58,20 @@ func (s *Store) createFile(ctx context.Context, f store.File, body io.Reader, ma
 		return store.File{}, err
 	}
 	n, chunks, err := s.writeChunks(ctx, f.ID, body, maxBytes)
+	if err == nil && finish != nil {
+		id, project := f.ID, f.Project
+		if err = finish(&f); err != nil {
+			err = fmt.Errorf("file %q: %w", id, err)
+		}
+		f.ID, f.Project = id, project
+	}
 	if err == nil {
 		f.Bytes = n
 		err = s.b.Write(ctx, func(tx Tx) error {
 			return fenced(tx, claim, func() error {
-				_, err := tx.Exec(ctx, `UPDATE files SET bytes = ?, chunks = ?, complete = 1 WHERE id = ?`, n, chunks, f.ID)
+				_, err := tx.Exec(ctx, `UPDATE files SET purpose = ?, filename = ?, content_type = ?, created_at = ?, expires_at = ?,
+					bytes = ?, chunks = ?, complete = 1 WHERE id = ?`,
+					f.Purpose, f.Filename, f.ContentType, f.CreatedAt, f.ExpiresAt, n, chunks, f.ID)
 				return err
 			})
 		})
@@ -705,11 +714,12 @@ func (s *Store) DeleteIdempotencyKey(ctx context.Context, key string, held time.
 }
 
 // DeleteExpiredIdempotencyKeys implements store.Store.
-func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, now time.Time) (int, error) {
+func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, now, lapsedBefore time.Time) (int, error) {
 	var n int64
 	err := s.b.Write(ctx, func(tx Tx) error {
 		var err error
-		n, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at <= ?`, now.UnixMicro())
+		n, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at <= ? AND (state <> ? OR expires_at <= ?)`,
+			now.UnixMicro(), store.IdemPending, lapsedBefore.UnixMicro())
 		return err
 	})
 	return int(n), err
