@@ -280,7 +280,7 @@ func validFunctionName(n string) bool {
 // createToolResources turns creation-time tool resources into stored
 // ones: it checks that files and vector stores exist, and builds the vector
 // store asked for with file_search.vector_stores (whose files may be
-// processed before it returns: it must not run with s.mu held).
+// processed before it returns: it must not run with a thread's mutex held).
 func (s *Server) createToolResources(ctx context.Context, tr *gen.ToolResourcesCreate) (*gen.ToolResources, error) {
 	if tr == nil {
 		return nil, nil

@@ -20,14 +20,17 @@ func (s *Server) SetIngestHook(f func(ctx context.Context, fileID string)) { s.h
 // the server attaches files.
 func (s *Server) DisableDurableIngest() { s.hooks.noDurableIngest = true }
 
-// LockFree reports whether the server's lock (s.mu) is free at the moment
-// (tests only: a hook calls it to show that file processing does not run
-// under the lock).
+// LockFree reports whether every thread mutex of the server (threadlocks.go)
+// is free at the moment (tests only: a hook calls it to show that file
+// processing does not run under one).
 func (s *Server) LockFree() bool {
-	if !s.mu.TryLock() {
-		return false
+	for i := range s.threads.stripes {
+		m := &s.threads.stripes[i]
+		if !m.TryLock() {
+			return false
+		}
+		m.Unlock()
 	}
-	s.mu.Unlock()
 	return true
 }
 
@@ -54,3 +57,9 @@ const (
 // SweepIdempotency deletes the expired idempotency records once, as the
 // server does every minute (tests only).
 func (s *Server) SweepIdempotency(ctx context.Context) error { return s.sweepIdempotencyOnce(ctx) }
+
+// SameThreadMutex reports whether two threads share a mutex of the
+// server's thread locks (tests only: threadlocks.go).
+func (s *Server) SameThreadMutex(a, b string) bool {
+	return s.threads.stripe(a) == s.threads.stripe(b)
+}

@@ -399,7 +399,7 @@ func (s *Server) getFile(ctx context.Context, id string) (store.File, error) {
 }
 
 // fileExists reports whether id names an uploaded file that has not
-// expired. It takes no lock of the server (callers may hold s.mu).
+// expired. It takes no lock of the server (callers may hold a thread's mutex).
 func (s *Server) fileExists(ctx context.Context, id string) bool {
 	f, err := s.db.GetFile(ctx, projectOf(ctx), id)
 	return err == nil && !s.fileExpired(f)
@@ -407,7 +407,7 @@ func (s *Server) fileExists(ctx context.Context, id string) bool {
 
 // readFile returns a stored file of the request's project, with its
 // bytes (see readFileIn), for the model and vector stores. It takes no lock
-// of the server (callers may hold s.mu).
+// of the server (callers may hold a thread's mutex).
 func (s *Server) readFile(ctx context.Context, id string) (store.File, []byte, error) {
 	return s.readFileIn(ctx, projectOf(ctx), id)
 }

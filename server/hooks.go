@@ -7,7 +7,7 @@ import "context"
 // tests (set through export_test.go) and then costs one nil check.
 type testHooks struct {
 	// onMessageChecked runs inside CreateMessage after the active-run check
-	// and before the message is stored (with the store's lock held).
+	// and before the message is stored (with the thread's mutex held).
 	onMessageChecked func()
 	// onProcessFile runs before a vector store file is processed; a panic in
 	// it stands for a panic in extraction or chunking.

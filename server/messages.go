@@ -57,9 +57,9 @@ func (s *Server) ListMessages(ctx context.Context, req genserver.ListMessagesReq
 
 // CreateMessage adds a message to a thread. It is refused with a 400 while a
 // run of the thread is active, like the API. The check for an active run and
-// the write happen under one hold of the store's lock, and a run takes the
-// thread's lock under the same lock (see registerRunLocked), so a message
-// never lands on a locked thread.
+// the write happen under one hold of the thread's mutex (threadlocks.go), and
+// a run is created under the same mutex, so a message never lands on a
+// locked thread.
 func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageRequestObject) (genserver.CreateMessageResponseObject, error) {
 	if !validID(req.ThreadId) {
 		return nil, errNotFound("thread", req.ThreadId)
@@ -67,8 +67,7 @@ func (s *Server) CreateMessage(ctx context.Context, req genserver.CreateMessageR
 	if req.Body == nil {
 		return nil, errBadRequest("", "A request body is required.")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.threads.lock(req.ThreadId)()
 	if _, err := s.getThreadObject(ctx, req.ThreadId); err != nil {
 		return nil, err
 	}

@@ -282,7 +282,7 @@ func (s *Server) prepareRun(ctx context.Context, threadID string, p *runParams) 
 }
 
 // runMessagesLocked checks a run's additional messages and returns them
-// as store values; s.mu is held.
+// as store values; the thread's mutex is held.
 func (s *Server) runMessagesLocked(ctx context.Context, threadID string, p *runParams) ([]store.Message, error) {
 	msgs := make([]store.Message, 0, len(p.AdditionalMessages))
 	for i, m := range p.AdditionalMessages {
@@ -302,9 +302,10 @@ func (s *Server) runMessagesLocked(ctx context.Context, threadID string, p *runP
 // startRun checks a run request and writes the run, its additional
 // messages and its first job in one transaction (taking the thread's
 // lock). With p.Stream, the subscriber sees every event of the run from
-// thread.run.created on. s.mu is held around the write, so that a run and
-// CreateMessage's check-and-write never interleave in this process (the
-// store refuses a message on a locked thread across processes).
+// thread.run.created on. The thread's mutex (threadlocks.go) is held around
+// the write, so that a run and CreateMessage's check-and-write never
+// interleave in this process (the store refuses a message on a locked
+// thread across processes).
 func (s *Server) startRun(ctx context.Context, threadID string, p *runParams) (gen.RunObject, *subscriber, error) {
 	if err := p.validate(); err != nil {
 		return gen.RunObject{}, nil, err
@@ -316,8 +317,7 @@ func (s *Server) startRun(ctx context.Context, threadID string, p *runParams) (g
 	if err != nil {
 		return gen.RunObject{}, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.threads.lock(threadID)()
 	msgs, err := s.runMessagesLocked(ctx, threadID, p)
 	if err != nil {
 		return gen.RunObject{}, nil, err
@@ -380,16 +380,16 @@ func (s *Server) CreateThreadAndRun(ctx context.Context, req genserver.CreateThr
 	// The thread and its run are stored in one transaction: nobody sees
 	// the thread without its run, and a run that cannot be created leaves
 	// no thread behind.
-	// The thread is built (and its vector store created) before s.mu is
-	// taken: that may process files.
+	// The thread is built (and its vector store created) before the
+	// thread's mutex is taken: that may process files.
 	th, sth, msgs, err := s.buildThread(ctx, b.Thread)
 	if err != nil {
 		return nil, err
 	}
 	r.obj.ThreadId = th.Id
-	s.mu.Lock()
+	unlock := s.threads.lock(th.Id)
 	run, sub, err := s.eng.create(ctx, r, &sth, msgs, p.Stream)
-	s.mu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, err
 	}

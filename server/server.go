@@ -256,12 +256,12 @@ type Server struct {
 
 	// db keeps assistants, threads, messages and files (Options.Store).
 	db store.Store
-	// mu serializes, within this process, the writes that check the run
-	// engine's thread locks (a message and a run on one thread). It is
-	// never held across file processing.
-	mu  sync.RWMutex
-	st  *memState // search index and ingestion slots (store.go)
-	eng *engine   // runs and run steps, and their state machine (engine.go)
+	// threads serializes, within this process, the writes of one thread
+	// that check the run engine's thread lock (a message and a run on one
+	// thread; threadlocks.go). It is never held across file processing.
+	threads *threadLocks
+	st      *memState // search index and ingestion slots (store.go)
+	eng     *engine   // runs and run steps, and their state machine (engine.go)
 
 	bg     sync.WaitGroup     // run engine and vector store goroutines
 	ctx    context.Context    // cancelled by Close; parent of background work
@@ -316,7 +316,7 @@ func New(opts ...Option) *Server {
 	if o.Store == nil {
 		o.Store = memory.New()
 	}
-	s := &Server{opts: o, log: o.Logger, db: o.Store, st: newStore(), metrics: newMetrics()}
+	s := &Server{opts: o, log: o.Logger, db: o.Store, threads: newThreadLocks(), st: newStore(), metrics: newMetrics()}
 	s.metrics.reg.MustRegister(newQueueCollector(o.Store)) // metrics.go
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if len(o.KeySecret) > 0 {

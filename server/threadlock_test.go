@@ -160,6 +160,70 @@ func TestThreadLockConcurrent(t *testing.T) {
 	}
 }
 
+// TestThreadLocksIndependent holds CreateMessage on one thread between its
+// active-run check and its write (a test hook), and meanwhile creates a run,
+// a thread with its run, and a message on other threads: they must not wait
+// for the held thread. (They did, behind one server-wide mutex, and every
+// create waited for the store's commit before it.)
+func TestThreadLocksIndependent(t *testing.T) {
+	srv, ctx := newTestServer(t)
+	x := &rt{t: t, ctx: ctx, srv: srv, c: srv.Client}
+	a := x.assistant(gen.CreateAssistantRequest{})
+	held := x.thread("held")
+	// Other threads on mutexes of their own (threads share one of 256 when
+	// their ids say so).
+	other := func() string {
+		for {
+			if th := x.thread("other"); !srv.Server.SameThreadMutex(th, held) {
+				return th
+			}
+		}
+	}
+	runThread, msgThread := other(), other()
+
+	release := make(chan struct{})
+	others := make(chan error, 1)
+	var first atomic.Bool // (a sync.Once would hold the other message)
+	srv.Server.SetMessageCheckedHook(func() {
+		if !first.CompareAndSwap(false, true) {
+			return
+		}
+		func() {
+			go func() {
+				others <- func() error {
+					r, err := x.c.CreateRunWithResponse(ctx, runThread, nil, gen.CreateRunRequest{AssistantId: a.Id})
+					if err != nil || r.StatusCode() != http.StatusOK {
+						return fmt.Errorf("create run: %v %s", err, r.Body)
+					}
+					tr, err := x.c.CreateThreadAndRunWithResponse(ctx, gen.CreateThreadAndRunRequest{AssistantId: a.Id})
+					if err != nil || tr.StatusCode() != http.StatusOK {
+						return fmt.Errorf("create thread and run: %v %s", err, tr.Body)
+					}
+					m, err := x.c.CreateMessageWithResponse(ctx, msgThread, gen.CreateMessageRequest{Role: "user", Content: msgContent("other")})
+					if err != nil || m.StatusCode() != http.StatusOK {
+						return fmt.Errorf("create message: %v %s", err, m.Body)
+					}
+					return nil
+				}()
+			}()
+			// The held message waits here until the others are done, or
+			// until the deadline says they waited for it.
+			select {
+			case err := <-others:
+				others <- err
+			case <-time.After(10 * time.Second):
+				others <- fmt.Errorf("writes to other threads waited for the held thread")
+			}
+			close(release)
+		}()
+	})
+	mr, err := x.c.CreateMessageWithResponse(ctx, held, gen.CreateMessageRequest{Role: "user", Content: msgContent("second")})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, mr.StatusCode(), "body: %s", mr.Body)
+	<-release
+	require.NoError(t, <-others)
+}
+
 // slowClaims is a memory store whose claim of an Idempotency-Key for a
 // message, once armed, waits for release before it returns: the request
 // then holds its claim while other requests go on.

@@ -77,9 +77,9 @@ func (s *Server) DeleteThread(ctx context.Context, req genserver.DeleteThreadReq
 	if !validID(req.ThreadId) {
 		return nil, errNotFound("thread", req.ThreadId)
 	}
-	s.mu.Lock()
+	unlock := s.threads.lock(req.ThreadId)
 	err := s.db.DeleteThread(ctx, projectOf(ctx), req.ThreadId)
-	s.mu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, storeErr(err, "thread", req.ThreadId)
 	}
@@ -101,7 +101,7 @@ func (s *Server) getThreadObject(ctx context.Context, id string) (gen.ThreadObje
 
 // insertThread validates req (which may be nil: an empty thread) and stores
 // the thread with its messages, all created now. Nothing is stored when req
-// is invalid. It does not take s.mu: nobody can add a message or a run to
+// is invalid. It does not take the thread's mutex: nobody can add a message or a run to
 // a thread before it is stored.
 func (s *Server) insertThread(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
 	th, st, msgs, err := s.buildThread(ctx, req)
