@@ -112,6 +112,7 @@ func BenchmarkStores(b *testing.B) {
 				rate(b, "req/s", cpu)
 			})
 			b.Run("Conversation", func(b *testing.B) {
+				w0, c0 := writeStats(st)
 				cpu := processCPU()
 				polls.Store(0)
 				b.SetParallelism(convClients)
@@ -122,9 +123,21 @@ func BenchmarkStores(b *testing.B) {
 				})
 				rate(b, "conv/s", cpu)
 				b.ReportMetric(float64(polls.Load())/float64(b.N), "polls/op")
+				if w1, c1 := writeStats(st); c1 > c0 {
+					b.ReportMetric(float64(w1-w0)/float64(c1-c0), "writes/commit")
+				}
 			})
 		})
 	}
+}
+
+// writeStats returns the writes and commits of a store that groups its
+// writes (the SQLite store), or zeros.
+func writeStats(st any) (writes, commits int64) {
+	if g, ok := st.(interface{ WriteStats() (int64, int64) }); ok {
+		return g.WriteStats()
+	}
+	return 0, 0
 }
 
 // The load: goroutines per GOMAXPROCS (b.SetParallelism).

@@ -3,7 +3,8 @@
 // cgo), in WAL mode, with River's job tables in the same file.
 //
 // Writes go through one connection (SQLite has one writer at a time, and
-// River's SQLite driver asks for it), each transaction BEGIN IMMEDIATE;
+// River's SQLite driver asks for it), each transaction BEGIN IMMEDIATE, and
+// writes that queue up commit together (groupwrite.go);
 // reads use a pool of read-only connections that WAL lets run beside the
 // writer. Every connection keeps its statements prepared (stmtcache.go). synchronous=NORMAL: a committed write survives the process being
 // killed; a power loss may lose the last transactions, never the file.
@@ -63,6 +64,7 @@ type Store struct {
 	*sqlstore.Store
 	w, r  *sql.DB
 	river *river.Client[*sql.Tx]
+	gw    groupWriter // the writes' group commit (groupwrite.go)
 	path  string
 	// schema is the version of the binary's last migration (CheckMigrations).
 	schema int
@@ -99,7 +101,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 		o.Migrations = m
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	wq := url.Values{"_txlock": {"immediate"}, "_pragma": q["_pragma"]}
@@ -124,6 +126,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	r.SetConnMaxIdleTime(0)
 
 	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations)}
+	s.gw.s = s
 	fail := func(err error) (*Store, error) {
 		r.Close()
 		w.Close()
@@ -165,16 +168,10 @@ type backend struct{ s *Store }
 func (b *backend) Reader() sqlstore.Querier { return dbQuerier{b.s.r} }
 func (b *backend) Postgres() bool           { return false }
 
+// Write runs fn in a write transaction, grouped with the writes queued
+// beside it (groupwrite.go).
 func (b *backend) Write(ctx context.Context, fn func(sqlstore.Tx) error) error {
-	tx, err := b.s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(sqlTx{tx: tx, river: b.s.river}); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return b.s.gw.write(ctx, fn)
 }
 
 func (b *backend) Unique(err error) (string, bool) {
@@ -203,10 +200,21 @@ func (s *Store) Close() error { return (&backend{s: s}).Close() }
 type sqlTx struct {
 	tx    *sql.Tx
 	river *river.Client[*sql.Tx]
+	// detach makes statements ignore their context's cancellation (a
+	// write in a group: groupwrite.go).
+	detach bool
+}
+
+// ctx returns the context a statement runs with.
+func (t sqlTx) ctx(ctx context.Context) context.Context {
+	if t.detach {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, q, args...)
+	res, err := t.tx.ExecContext(t.ctx(ctx), q, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -226,7 +234,7 @@ func (t sqlTx) Batch(ctx context.Context, stmts []sqlstore.Stmt) error {
 }
 
 func (t sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+	rows, err := t.tx.QueryContext(t.ctx(ctx), q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +242,7 @@ func (t sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows,
 }
 
 func (t sqlTx) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
-	return t.tx.QueryRowContext(ctx, q, args...)
+	return t.tx.QueryRowContext(t.ctx(ctx), q, args...)
 }
 
 func (t sqlTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
@@ -244,6 +252,7 @@ func (t sqlTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if t.river == nil {
 		return errors.New("sqlite store: no job queue yet (migrating)")
 	}
+	ctx = t.ctx(ctx)
 	return sqlstore.InsertJobs(ctx, t, false, jobs, func(jobs []store.Job) error {
 		return sqlstore.RiverInsertJobs(ctx, t.river, t.tx, jobs)
 	})

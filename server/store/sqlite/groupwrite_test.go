@@ -1,0 +1,168 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/assistants-go/assistants/server/store/internal/sqlstore"
+)
+
+// testWait bounds the waits for a write to queue; tick is how often they
+// look.
+const (
+	testWait = 10 * time.Second
+	tick     = time.Millisecond
+)
+
+// queueBehind holds the writer with a write that waits for release, then
+// starts writes (each write(i) after the previous one has queued) and
+// releases the writer: the queued writes run as groups. It returns each
+// write's error.
+func queueBehind(t *testing.T, s *Store, n int, write func(ctx context.Context, i int) error) []error {
+	t.Helper()
+	b := &backend{s: s}
+	ctx := t.Context()
+	holding, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		assert.NoError(t, b.Write(ctx, func(tx sqlstore.Tx) error {
+			close(holding)
+			<-release
+			return nil
+		}))
+	})
+	<-holding
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = write(ctx, i) })
+		// Queued before the next starts (the order is the group's).
+		require.Eventually(t, func() bool {
+			s.gw.mu.Lock()
+			defer s.gw.mu.Unlock()
+			return len(s.gw.queue) == i+1
+		}, testWait, tick)
+	}
+	close(release)
+	wg.Wait()
+	return errs
+}
+
+// TestGroupCommit: writes that queue behind the writer commit together,
+// and each keeps its own outcome: a write that fails (after it wrote) and a
+// write whose context was cancelled while it waited store nothing, and the
+// others all commit.
+func TestGroupCommit(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	b := &backend{s: s}
+	ctx := t.Context()
+	require.NoError(t, b.Write(ctx, func(tx sqlstore.Tx) error {
+		_, err := tx.Exec(ctx, `CREATE TABLE grouped (k INTEGER PRIMARY KEY)`)
+		return err
+	}))
+	errFail := errors.New("refused")
+	const n = 12
+	cancelled, cancel := context.WithCancel(ctx)
+	w0, c0 := s.WriteStats()
+	errs := queueBehind(t, s, n, func(ctx context.Context, i int) error {
+		switch i {
+		case 7:
+			ctx = cancelled
+		case 8:
+			cancel() // write 7 has queued: it is cancelled while it waits
+		}
+		return b.Write(ctx, func(tx sqlstore.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (?)`, i); err != nil {
+				return err
+			}
+			switch i {
+			case 3:
+				return errFail // after its insert: the savepoint undoes it
+			case 5:
+				// A constraint error, as a duplicate id gives.
+				_, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (?)`, i)
+				return err
+			}
+			return nil
+		})
+	})
+	cancel()
+	for i, err := range errs {
+		switch i {
+		case 3:
+			assert.ErrorIs(t, err, errFail)
+		case 5:
+			_, unique := b.Unique(err)
+			assert.True(t, unique, "write 5: %v", err)
+		case 7:
+			assert.ErrorIs(t, err, context.Canceled)
+		default:
+			assert.NoError(t, err, "write %d", i)
+		}
+	}
+	var got []int
+	rows, err := s.r.QueryContext(ctx, `SELECT k FROM grouped ORDER BY k`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k int
+		require.NoError(t, rows.Scan(&k))
+		got = append(got, k)
+	}
+	require.NoError(t, rows.Close())
+	assert.Equal(t, []int{0, 1, 2, 4, 6, 8, 9, 10, 11}, got)
+
+	w1, c1 := s.WriteStats()
+	// The holding write, then the 9 stored ones in fewer commits.
+	assert.Equal(t, int64(1+9), w1-w0, "writes")
+	assert.Less(t, c1-c0, int64(1+9), "commits: the queued writes were not grouped")
+	t.Logf("%d writes in %d commits", w1-w0, c1-c0)
+}
+
+// TestGroupCommitBrokenTransaction: when SQLite gives up the whole
+// transaction under a write (here: a write that commits it by hand), no
+// write of the group reports success for what was not stored.
+func TestGroupCommitBrokenTransaction(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	b := &backend{s: s}
+	ctx := t.Context()
+	require.NoError(t, b.Write(ctx, func(tx sqlstore.Tx) error {
+		_, err := tx.Exec(ctx, `CREATE TABLE grouped (k INTEGER PRIMARY KEY)`)
+		return err
+	}))
+	errs := queueBehind(t, s, 4, func(ctx context.Context, i int) error {
+		return b.Write(ctx, func(tx sqlstore.Tx) error {
+			if i == 2 {
+				// Ends the transaction under the group, and fails.
+				if _, err := tx.Exec(ctx, `ROLLBACK`); err != nil {
+					return err
+				}
+				return fmt.Errorf("write %d gave up", i)
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (?)`, i)
+			return err
+		})
+	})
+	var stored int
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT count(*) FROM grouped`).Scan(&stored))
+	for i, err := range errs {
+		if err == nil {
+			// What reported success must be there.
+			var n int
+			require.NoError(t, s.r.QueryRowContext(ctx, `SELECT count(*) FROM grouped WHERE k = ?`, i).Scan(&n))
+			assert.Equal(t, 1, n, "write %d reported success", i)
+		}
+	}
+	assert.Error(t, errs[2])
+	// The writer works afterwards.
+	require.NoError(t, b.Write(ctx, func(tx sqlstore.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (100)`)
+		return err
+	}))
+}
