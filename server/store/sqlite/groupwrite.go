@@ -34,11 +34,11 @@ import (
 // Limits of one group.
 const (
 	// maxGroup is the most writes one commit holds.
-	maxGroup = 32
+	maxGroup = 64
 	// maxGroupTime ends a group early: a write does not start in a group
 	// that has run this long (the writes before it would wait longer for
 	// their commit); it goes in the next one.
-	maxGroupTime = 2 * time.Millisecond
+	maxGroupTime = 10 * time.Millisecond
 )
 
 // groupWriter runs the store's writes (backend.Write) in groups on the
