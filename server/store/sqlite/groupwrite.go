@@ -28,8 +28,15 @@ import (
 // Within a group the writes' statements do not see their contexts'
 // cancellation (a statement interrupted inside a transaction may roll back
 // the whole transaction, and with it the other writes): a write whose
-// context is done before it starts is not run, and one that has started
-// runs to its end.
+// context is done while it waits returns at once and is never run, and
+// one that has started runs to its end. A write whose function panics is
+// rolled back like one that fails, the group goes on, and the panic is
+// raised again in the write's own caller.
+//
+// The cost is latency, not outcome: a write's commit waits for the writes
+// grouped after it, so one slow write delays the commit of the writes
+// before it in its group (maxGroupTime bounds how many start after the
+// group has run that long, not how long one of them takes).
 
 // Limits of one group.
 const (
@@ -53,18 +60,47 @@ type groupWriter struct {
 	writes, commits atomic.Int64 // WriteStats
 }
 
+// The states of a pendingWrite. A write is queued until a leader starts it
+// in a group, or hands it the lead (it then leads the group that starts
+// it), or its caller gives up waiting for it (its context is done), which
+// it can only while it is queued.
+const (
+	queued int32 = iota
+	promoted
+	started
+	abandoned
+)
+
 // pendingWrite is one write waiting for its group.
 type pendingWrite struct {
-	ctx context.Context
-	fn  func(sqlstore.Tx) error
-	err error
+	ctx   context.Context
+	fn    func(sqlstore.Tx) error
+	state atomic.Int32
+	err   error
+	// panicked holds what the write's function panicked with (nil if it
+	// did not): the write's own goroutine panics with it again, once the
+	// writer has been handed on.
+	panicked any
 	// done receives true when this write's goroutine is to lead the next
 	// group (which holds it), false when its group has ended (err set).
 	done chan bool
 }
 
+// result returns the write's error, or panics again with what its function
+// panicked with.
+func (w *pendingWrite) result() error {
+	if w.panicked != nil {
+		panic(w.panicked)
+	}
+	return w.err
+}
+
 // write runs fn in a write transaction, alone or in a group, and returns
-// fn's error, or the transaction's.
+// fn's error, or the transaction's. A write whose context is done before a
+// group starts it returns the context's error and is never run; once
+// started, it runs to its end and write returns its outcome. A panic in fn
+// rolls back fn's writes, leaves the writer working, and is raised again
+// here.
 func (g *groupWriter) write(ctx context.Context, fn func(sqlstore.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -74,12 +110,26 @@ func (g *groupWriter) write(ctx context.Context, fn func(sqlstore.Tx) error) err
 	g.queue = append(g.queue, w)
 	lead := !g.leading
 	g.leading = true
+	if lead {
+		w.state.Store(promoted)
+	}
 	g.mu.Unlock()
-	if !lead && !<-w.done {
-		return w.err // run in another's group
+	if !lead {
+		var promote bool
+		select {
+		case promote = <-w.done:
+		case <-ctx.Done():
+			if w.state.CompareAndSwap(queued, abandoned) {
+				return ctx.Err() // no leader will run it, or hand it the lead
+			}
+			promote = <-w.done // started or promoted meanwhile
+		}
+		if !promote {
+			return w.result() // run in another's group
+		}
 	}
 	g.lead()
-	return w.err
+	return w.result()
 }
 
 // lead runs one group from the head of the queue (which holds the leader's
@@ -98,15 +148,20 @@ func (g *groupWriter) lead() {
 		g.queue = append(group[ran:len(group):len(group)], g.queue...)
 	}
 	var next *pendingWrite
-	if len(g.queue) > 0 {
-		next = g.queue[0]
-	} else {
+	for len(g.queue) > 0 && next == nil {
+		if g.queue[0].state.CompareAndSwap(queued, promoted) {
+			next = g.queue[0]
+		} else {
+			g.queue = g.queue[1:] // abandoned while it waited
+		}
+	}
+	if next == nil {
 		g.leading = false
 		g.queue = nil // drop the backing array of a long queue
 	}
 	g.mu.Unlock()
 	for _, w := range group[1:ran] {
-		w.done <- false
+		w.done <- false // abandoned ones are not read: the channel has room
 	}
 	if next != nil {
 		next.done <- true
@@ -115,8 +170,10 @@ func (g *groupWriter) lead() {
 
 // run runs the writes of group in one transaction, in order, until one
 // would start after maxGroupTime, and commits; it sets every run write's
-// err and returns how many ran (at least one).
+// err and returns how many it went through (at least one). The first write
+// is the leader's own; a later one that its caller abandoned is skipped.
 func (g *groupWriter) run(group []*pendingWrite) (ran int) {
+	group[0].state.Store(started)
 	if len(group) == 1 {
 		w := group[0]
 		w.err = g.alone(w)
@@ -126,16 +183,35 @@ func (g *groupWriter) run(group []*pendingWrite) (ran int) {
 	tx, err := g.s.w.BeginTx(context.Background(), nil)
 	if err != nil {
 		for _, w := range group {
-			w.err = err
+			if w == group[0] || w.state.CompareAndSwap(queued, started) {
+				w.err = err
+			}
 		}
 		return len(group)
 	}
+	defer func() {
+		// Not the writes' functions (savepoint recovers those): the
+		// group's own statements. The writer is left working.
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			ran = max(ran, 1)
+			for _, w := range group[:ran] {
+				if w.err == nil {
+					w.err = fmt.Errorf("sqlite store: the group holding this write failed: %v", p)
+				}
+			}
+			group[0].panicked = p
+		}
+	}()
 	stored := 0
 	for i, w := range group {
 		if i > 0 && time.Since(start) > maxGroupTime {
 			break
 		}
 		ran++
+		if i > 0 && !w.state.CompareAndSwap(queued, started) {
+			continue // abandoned: its caller has returned
+		}
 		if w.err = w.ctx.Err(); w.err != nil {
 			continue
 		}
@@ -147,7 +223,7 @@ func (g *groupWriter) run(group []*pendingWrite) (ran int) {
 			_ = tx.Rollback()
 			for _, o := range group[:ran] {
 				if o.err == nil {
-					o.err = fmt.Errorf("sqlite store: a write grouped with this one failed: %w", broken)
+					o.err = fmt.Errorf("sqlite store: a write grouped with this one failed and ended the transaction: %w (rolling back: %w)", w.err, broken)
 				}
 			}
 			return ran
@@ -176,7 +252,7 @@ func (g *groupWriter) alone(w *pendingWrite) error {
 	if err != nil {
 		return err
 	}
-	if err := w.fn(sqlTx{tx: tx, river: g.s.river}); err != nil {
+	if err := call(w, sqlTx{tx: tx, river: g.s.river}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -195,11 +271,23 @@ func (g *groupWriter) savepoint(tx *sql.Tx, w *pendingWrite) error {
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT grouped"); err != nil {
 		return err
 	}
-	if err := w.fn(sqlTx{tx: tx, river: g.s.river, detach: true}); err != nil {
+	if err := call(w, sqlTx{tx: tx, river: g.s.river, detach: true}); err != nil {
 		return err
 	}
 	_, err := tx.ExecContext(ctx, "RELEASE grouped")
 	return err
+}
+
+// call runs w's function on tx; a panic in it becomes w.panicked and an
+// error, so that the caller rolls the write back.
+func call(w *pendingWrite, tx sqlstore.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.panicked = p
+			err = fmt.Errorf("sqlite store: the write panicked: %v", p)
+		}
+	}()
+	return w.fn(tx)
 }
 
 // rollbackTo undoes the write of the open savepoint; an error means the

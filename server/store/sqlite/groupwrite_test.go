@@ -166,3 +166,139 @@ func TestGroupCommitBrokenTransaction(t *testing.T) {
 		return err
 	}))
 }
+
+// grouped creates the table the group tests write to.
+func grouped(t *testing.T, s *Store) *backend {
+	t.Helper()
+	b := &backend{s: s}
+	require.NoError(t, b.Write(t.Context(), func(tx sqlstore.Tx) error {
+		_, err := tx.Exec(t.Context(), `CREATE TABLE grouped (k INTEGER PRIMARY KEY)`)
+		return err
+	}))
+	return b
+}
+
+// storedKeys returns the keys in the grouped table, in order.
+func storedKeys(t *testing.T, s *Store) []int {
+	t.Helper()
+	var got []int
+	rows, err := s.r.QueryContext(t.Context(), `SELECT k FROM grouped ORDER BY k`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k int
+		require.NoError(t, rows.Scan(&k))
+		got = append(got, k)
+	}
+	require.NoError(t, rows.Close())
+	return got
+}
+
+// TestGroupCommitPanic: a write whose function panics, in a group or
+// alone, stores nothing, panics again in its own caller (not in the
+// leader's), and leaves the writer working: the other writes of its group
+// commit and the next write does too.
+func TestGroupCommitPanic(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	b := grouped(t, s)
+	insert := func(ctx context.Context, k int, panics bool) (panicked any, err error) {
+		defer func() { panicked = recover() }()
+		err = b.Write(ctx, func(tx sqlstore.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (?)`, k); err != nil {
+				return err
+			}
+			if panics {
+				panic(fmt.Sprintf("write %d", k))
+			}
+			return nil
+		})
+		return nil, err
+	}
+	panics := make([]any, 4)
+	errs := queueBehind(t, s, 4, func(ctx context.Context, i int) error {
+		var err error
+		panics[i], err = insert(ctx, i, i == 1)
+		return err
+	})
+	for i := range 4 {
+		if i == 1 {
+			assert.Equal(t, "write 1", panics[i], "the panic is raised in its own caller")
+			continue
+		}
+		assert.Nil(t, panics[i], "write %d", i)
+		assert.NoError(t, errs[i], "write %d", i)
+	}
+
+	p, _ := insert(t.Context(), 10, true) // alone
+	assert.Equal(t, "write 10", p)
+
+	ctx, cancel := context.WithTimeout(t.Context(), testWait)
+	defer cancel()
+	p, err := insert(ctx, 11, false)
+	require.Nil(t, p)
+	require.NoError(t, err, "the writer works after the panics")
+	assert.Equal(t, []int{0, 2, 3, 11}, storedKeys(t, s))
+}
+
+// TestGroupCommitAbandoned: a write whose context is done while it waits
+// in the queue returns at once, without waiting for the writer, and is
+// never run, whether it would have been handed the lead (a) or run in
+// another's group (c); the writes queued with it run as usual.
+func TestGroupCommitAbandoned(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	b := grouped(t, s)
+	ctx := t.Context()
+	holding, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		assert.NoError(t, b.Write(ctx, func(tx sqlstore.Tx) error {
+			close(holding)
+			<-release
+			return nil
+		}))
+	})
+	<-holding
+	defer wg.Wait()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+
+	// Queued in this order: a (abandoned), b, c (abandoned), d.
+	abandon := map[int]context.CancelFunc{}
+	errs := make([]chan error, 4)
+	for i := range 4 {
+		wctx := ctx
+		if i%2 == 0 {
+			wctx, abandon[i] = context.WithCancel(ctx)
+		}
+		errs[i] = make(chan error, 1)
+		wg.Go(func() {
+			errs[i] <- b.Write(wctx, func(tx sqlstore.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (?)`, i)
+				return err
+			})
+		})
+		require.Eventually(t, func() bool {
+			s.gw.mu.Lock()
+			defer s.gw.mu.Unlock()
+			return len(s.gw.queue) == i+1
+		}, testWait, tick)
+	}
+	for _, i := range []int{0, 2} {
+		abandon[i]()
+		select {
+		case err := <-errs[i]:
+			assert.ErrorIs(t, err, context.Canceled, "write %d", i)
+		case <-time.After(testWait):
+			t.Fatalf("write %d waited for the writer after its context was cancelled", i)
+		}
+	}
+	close(release)
+	for _, i := range []int{1, 3} {
+		assert.NoError(t, <-errs[i], "write %d", i)
+	}
+	assert.Equal(t, []int{1, 3}, storedKeys(t, s))
+}
