@@ -22,35 +22,55 @@ const (
 	tick     = time.Millisecond
 )
 
-// queueBehind holds the writer with a write that waits for release, then
-// starts writes (each write(i) after the previous one has queued) and
-// releases the writer: the queued writes run as groups. It returns each
-// write's error.
-func queueBehind(t *testing.T, s *Store, n int, write func(ctx context.Context, i int) error) []error {
+// holdWriter holds the writer with a write that waits until the returned
+// release is called; release then waits for that write to end. It may be
+// called more than once.
+func holdWriter(t *testing.T, s *Store) (release func()) {
 	t.Helper()
 	b := &backend{s: s}
-	ctx := t.Context()
-	holding, release := make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		assert.NoError(t, b.Write(ctx, func(tx sqlstore.Tx) error {
+	holding, released, ended := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		assert.NoError(t, b.Write(t.Context(), func(tx sqlstore.Tx) error {
 			close(holding)
-			<-release
+			<-released
 			return nil
 		}))
-	})
+	}()
 	<-holding
+	var once sync.Once
+	release = func() {
+		once.Do(func() { close(released) })
+		<-ended
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// waitQueued waits until n writes wait in the writer's queue.
+func waitQueued(t *testing.T, s *Store, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		s.gw.mu.Lock()
+		defer s.gw.mu.Unlock()
+		return len(s.gw.queue) == n
+	}, testWait, tick)
+}
+
+// queueBehind holds the writer, starts writes (each write(i) after the
+// previous one has queued) and releases the writer: the queued writes run
+// as groups. It returns each write's error.
+func queueBehind(t *testing.T, s *Store, n int, write func(ctx context.Context, i int) error) []error {
+	t.Helper()
+	release := holdWriter(t, s)
+	ctx := t.Context()
+	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() { errs[i] = write(ctx, i) })
-		// Queued before the next starts (the order is the group's).
-		require.Eventually(t, func() bool {
-			s.gw.mu.Lock()
-			defer s.gw.mu.Unlock()
-			return len(s.gw.queue) == i+1
-		}, testWait, tick)
+		waitQueued(t, s, i+1) // queued before the next starts (the order is the group's)
 	}
-	close(release)
+	release()
 	wg.Wait()
 	return errs
 }
@@ -61,12 +81,8 @@ func queueBehind(t *testing.T, s *Store, n int, write func(ctx context.Context, 
 // others all commit.
 func TestGroupCommit(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), FileName))
-	b := &backend{s: s}
+	b := grouped(t, s)
 	ctx := t.Context()
-	require.NoError(t, b.Write(ctx, func(tx sqlstore.Tx) error {
-		_, err := tx.Exec(ctx, `CREATE TABLE grouped (k INTEGER PRIMARY KEY)`)
-		return err
-	}))
 	errFail := errors.New("refused")
 	const n = 12
 	cancelled, cancel := context.WithCancel(ctx)
@@ -107,16 +123,7 @@ func TestGroupCommit(t *testing.T) {
 			assert.NoError(t, err, "write %d", i)
 		}
 	}
-	var got []int
-	rows, err := s.r.QueryContext(ctx, `SELECT k FROM grouped ORDER BY k`)
-	require.NoError(t, err)
-	for rows.Next() {
-		var k int
-		require.NoError(t, rows.Scan(&k))
-		got = append(got, k)
-	}
-	require.NoError(t, rows.Close())
-	assert.Equal(t, []int{0, 1, 2, 4, 6, 8, 9, 10, 11}, got)
+	assert.Equal(t, []int{0, 1, 2, 4, 6, 8, 9, 10, 11}, storedKeys(t, s))
 
 	w1, c1 := s.WriteStats()
 	// The holding write, then the 9 stored ones in fewer commits.
@@ -130,12 +137,8 @@ func TestGroupCommit(t *testing.T) {
 // write of the group reports success for what was not stored.
 func TestGroupCommitBrokenTransaction(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), FileName))
-	b := &backend{s: s}
+	b := grouped(t, s)
 	ctx := t.Context()
-	require.NoError(t, b.Write(ctx, func(tx sqlstore.Tx) error {
-		_, err := tx.Exec(ctx, `CREATE TABLE grouped (k INTEGER PRIMARY KEY)`)
-		return err
-	}))
 	errs := queueBehind(t, s, 4, func(ctx context.Context, i int) error {
 		return b.Write(ctx, func(tx sqlstore.Tx) error {
 			if i == 2 {
@@ -247,25 +250,10 @@ func TestGroupCommitAbandoned(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), FileName))
 	b := grouped(t, s)
 	ctx := t.Context()
-	holding, release := make(chan struct{}), make(chan struct{})
+	release := holdWriter(t, s)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		assert.NoError(t, b.Write(ctx, func(tx sqlstore.Tx) error {
-			close(holding)
-			<-release
-			return nil
-		}))
-	})
-	<-holding
 	defer wg.Wait()
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
-
+	defer release() // first: the writes left queued can end
 	// Queued in this order: a (abandoned), b, c (abandoned), d.
 	abandon := map[int]context.CancelFunc{}
 	errs := make([]chan error, 4)
@@ -281,11 +269,7 @@ func TestGroupCommitAbandoned(t *testing.T) {
 				return err
 			})
 		})
-		require.Eventually(t, func() bool {
-			s.gw.mu.Lock()
-			defer s.gw.mu.Unlock()
-			return len(s.gw.queue) == i+1
-		}, testWait, tick)
+		waitQueued(t, s, i+1)
 	}
 	for _, i := range []int{0, 2} {
 		abandon[i]()
@@ -296,7 +280,7 @@ func TestGroupCommitAbandoned(t *testing.T) {
 			t.Fatalf("write %d waited for the writer after its context was cancelled", i)
 		}
 	}
-	close(release)
+	release()
 	for _, i := range []int{1, 3} {
 		assert.NoError(t, <-errs[i], "write %d", i)
 	}
