@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
@@ -15,39 +14,20 @@ import (
 	"github.com/assistants-go/assistants/server/store/storetest"
 )
 
-var errRollback = errors.New("rolled back")
-
 // TestJobInsertMatchesRiver: the store's own INSERT of its jobs writes the
 // rows River's InsertManyTx writes (storetest.JobInsertParity).
 func TestJobInsertMatchesRiver(t *testing.T) {
 	s := open(t, pgtest.Schema(t))
-	storetest.JobInsertParity(t, func(t *testing.T, viaRiver bool, jobs []store.Job) []map[string]string {
-		var out []map[string]string
-		err := (&backend{s: s}).Write(t.Context(), func(x sqlstore.Tx) error {
-			tx := x.(pgTx)
-			var last int64
-			if err := tx.QueryRow(t.Context(), `SELECT coalesce(max(id), 0) FROM river_job`).Scan(&last); err != nil {
-				return err
+	storetest.JobInsertParity(t, storetest.SQLJobRows((&backend{s: s}).Write,
+		func(ctx context.Context, x sqlstore.Tx, viaRiver bool, jobs []store.Job) error {
+			if tx := x.(pgTx); viaRiver {
+				return sqlstore.RiverInsertJobs(ctx, tx.river, tx.tx, jobs)
 			}
-			var err error
-			if viaRiver {
-				err = sqlstore.RiverInsertJobs(t.Context(), tx.river, tx.tx, jobs)
-			} else {
-				err = tx.InsertJobs(t.Context(), jobs)
-			}
-			if err != nil {
-				return err
-			}
-			if out, err = jobRows(t, tx, last); err != nil {
-				return err
-			}
-			return errRollback
-		})
-		if !errors.Is(err, errRollback) {
-			t.Fatal(err)
-		}
-		return out
-	})
+			return x.InsertJobs(ctx, jobs)
+		},
+		func(t *testing.T, x sqlstore.Tx, last int64) ([]map[string]string, error) {
+			return jobRows(t, x.(pgTx), last)
+		}))
 }
 
 type ingestArgs struct{ FileID string }

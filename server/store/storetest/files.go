@@ -658,6 +658,29 @@ func testVectorStoreJobs(t *testing.T, s store.Store) {
 	}
 }
 
+// claimToken claims key with the body {"id":"token"} and returns a
+// function that reads the claim's body, failing the test when the claim is
+// gone.
+func claimToken(t *testing.T, s store.Store, key string, now time.Time) (body func() string) {
+	t.Helper()
+	ctx := ctxT(t)
+	_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: key, Fingerprint: []byte("fp"),
+		Body: []byte(`{"id":"token"}`), ExpiresAt: now.Add(time.Minute)}, now)
+	must(t, err)
+	if !claimed {
+		t.Fatal("not claimed")
+	}
+	return func() string {
+		t.Helper()
+		old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: key, ExpiresAt: now.Add(time.Hour)}, now)
+		must(t, err)
+		if claimed {
+			t.Fatal("the claim is gone")
+		}
+		return string(old.Body)
+	}
+}
+
 // testCreateMessageClaimed: a message stored for a claim makes the claim
 // name it in the same write; when the claim is no longer the caller's
 // (another body: another request claimed the key; or answered), nothing is
@@ -666,21 +689,7 @@ func testCreateMessageClaimed(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	now := time.Unix(1_800_000_000, 0)
 	th := newThread(t, s)
-	_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "cmc1", Fingerprint: []byte("fp"),
-		Body: []byte(`{"id":"token"}`), ExpiresAt: now.Add(time.Minute)}, now)
-	must(t, err)
-	if !claimed {
-		t.Fatal("not claimed")
-	}
-	body := func() string {
-		t.Helper()
-		old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "cmc1", ExpiresAt: now.Add(time.Hour)}, now)
-		must(t, err)
-		if claimed {
-			t.Fatal("the claim is gone")
-		}
-		return string(old.Body)
-	}
+	body := claimToken(t, s, "cmc1", now)
 	exists := func(id string) bool {
 		t.Helper()
 		_, err := s.GetMessage(ctx, "", th.ID, id)
@@ -717,21 +726,7 @@ func testCreateMessageClaimed(t *testing.T, s store.Store) {
 func testCreateFileClaimed(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	now := time.Unix(1_800_000_000, 0)
-	_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "cfc1",
-		Body: []byte(`{"id":"token"}`), ExpiresAt: now.Add(time.Minute)}, now)
-	must(t, err)
-	if !claimed {
-		t.Fatal("not claimed")
-	}
-	body := func() string {
-		t.Helper()
-		old, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "cfc1", ExpiresAt: now.Add(time.Hour)}, now)
-		must(t, err)
-		if claimed {
-			t.Fatal("the claim is gone")
-		}
-		return string(old.Body)
-	}
+	body := claimToken(t, s, "cfc1", now)
 	exists := func(id string) bool {
 		t.Helper()
 		_, err := s.GetFile(ctx, "", id)
@@ -743,7 +738,7 @@ func testCreateFileClaimed(t *testing.T, s store.Store) {
 	}
 	content := bytes.Repeat([]byte("claimed "), 70_000) // several chunks
 	f := store.File{ID: newID("file-"), Purpose: "assistants", Filename: "c.txt", ContentType: "text/plain", CreatedAt: 5}
-	_, err = s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, nil, store.Claim{Key: "cfc1", Body: []byte(`{"id":"another"}`), Named: []byte(`{"id":"` + f.ID + `"}`)})
+	_, err := s.CreateFileClaimed(ctx, f, bytes.NewReader(content), 0, nil, store.Claim{Key: "cfc1", Body: []byte(`{"id":"another"}`), Named: []byte(`{"id":"` + f.ID + `"}`)})
 	wantErr(t, err, store.ErrClaimLost)
 	if exists(f.ID) || body() != `{"id":"token"}` {
 		t.Fatal("a file for a claim not the caller's was made visible")

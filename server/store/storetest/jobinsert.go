@@ -1,12 +1,15 @@
 package storetest
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/assistants-go/assistants/server/store"
+	"github.com/assistants-go/assistants/server/store/internal/sqlstore"
 )
 
 // JobRows inserts jobs in a transaction it rolls back, with River's own
@@ -16,6 +19,37 @@ import (
 // with its value as the database renders it as text, exactly (SQLite's
 // quote(), PostgreSQL's to_jsonb).
 type JobRows func(t *testing.T, viaRiver bool, jobs []store.Job) []map[string]string
+
+// SQLJobRows returns the JobRows of a SQL store: in a write (write) that
+// it rolls back, it reads the last job id, inserts the jobs (insert: with
+// River's own insert when viaRiver) and returns the rows after that id
+// (rows).
+func SQLJobRows(write func(context.Context, func(sqlstore.Tx) error) error,
+	insert func(ctx context.Context, tx sqlstore.Tx, viaRiver bool, jobs []store.Job) error,
+	rows func(t *testing.T, tx sqlstore.Tx, last int64) ([]map[string]string, error)) JobRows {
+	errRollback := errors.New("rolled back")
+	return func(t *testing.T, viaRiver bool, jobs []store.Job) []map[string]string {
+		var out []map[string]string
+		err := write(t.Context(), func(tx sqlstore.Tx) error {
+			var last int64
+			if err := tx.QueryRow(t.Context(), `SELECT coalesce(max(id), 0) FROM river_job`).Scan(&last); err != nil {
+				return err
+			}
+			if err := insert(t.Context(), tx, viaRiver, jobs); err != nil {
+				return err
+			}
+			var err error
+			if out, err = rows(t, tx, last); err != nil {
+				return err
+			}
+			return errRollback
+		})
+		if !errors.Is(err, errRollback) {
+			t.Fatal(err)
+		}
+		return out
+	}
+}
 
 // parityArgs are args with the JSON a job's row is to keep as is.
 type parityArgs struct {
