@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/assistants-go/assistants/server/store"
 	"github.com/assistants-go/assistants/server/store/internal/sqlstore"
@@ -16,16 +15,19 @@ import (
 // rows River's InsertManyTx writes (storetest.JobInsertParity).
 func TestJobInsertMatchesRiver(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), FileName))
-	storetest.JobInsertParity(t, storetest.SQLJobRows((&backend{s: s}).Write,
-		func(ctx context.Context, x sqlstore.Tx, viaRiver bool, jobs []store.Job) error {
-			if tx := x.(sqlTx); viaRiver {
-				return sqlstore.RiverInsertJobs(ctx, tx.river, tx.tx, jobs)
-			}
-			return x.InsertJobs(ctx, jobs)
-		},
+	storetest.JobInsertParity(t, storetest.SQLJobRows((&backend{s: s}).Write, insertJobs,
 		func(t *testing.T, x sqlstore.Tx, last int64) ([]map[string]string, error) {
 			return jobRows(t, x.(sqlTx), last)
 		}))
+}
+
+// insertJobs inserts jobs with River's own insert when viaRiver, else with
+// the store's.
+func insertJobs(ctx context.Context, x sqlstore.Tx, viaRiver bool, jobs []store.Job) error {
+	if tx := x.(sqlTx); viaRiver {
+		return sqlstore.RiverInsertJobs(ctx, tx.river, tx.tx, jobs)
+	}
+	return x.InsertJobs(ctx, jobs)
 }
 
 // jobRows returns the rows of river_job after id last, each column quoted
@@ -74,41 +76,13 @@ func jobRows(t *testing.T, tx sqlTx, last int64) ([]map[string]string, error) {
 	return out, rows.Err()
 }
 
-type benchArgs struct {
-	ThreadID string `json:"thread_id"`
-	RunID    string `json:"run_id"`
-	Round    int    `json:"round"`
-}
-
-func (benchArgs) Kind() string { return "bench_round" }
-
-// BenchmarkJobInsert measures the write of a run's backup job (a
-// transaction of that insert alone), with River's insert and the store's.
+// BenchmarkJobInsert measures the write of a run's backup job
+// (storetest.JobInsertBench).
 func BenchmarkJobInsert(b *testing.B) {
 	s, err := Open(b.Context(), filepath.Join(b.TempDir(), FileName), quiet)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	for _, viaRiver := range []bool{true, false} {
-		name := map[bool]string{true: "river", false: "store"}[viaRiver]
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				var id int64
-				jobs := []store.Job{{Args: benchArgs{ThreadID: "thread_abcdefghijklmnopqrstuvwx", RunID: "run_abcdefghijklmnopqrstuvwx"},
-					ScheduledAt: time.Now().Add(11 * time.Minute), MaxAttempts: 25, ID: &id}}
-				err := (&backend{s: s}).Write(b.Context(), func(x sqlstore.Tx) error {
-					tx := x.(sqlTx)
-					if viaRiver {
-						return sqlstore.RiverInsertJobs(b.Context(), tx.river, tx.tx, jobs)
-					}
-					return tx.InsertJobs(b.Context(), jobs)
-				})
-				if err != nil || id == 0 {
-					b.Fatal(id, err)
-				}
-			}
-		})
-	}
+	storetest.JobInsertBench(b, (&backend{s: s}).Write, insertJobs)
 }

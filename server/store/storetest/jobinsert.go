@@ -51,6 +51,37 @@ func SQLJobRows(write func(context.Context, func(sqlstore.Tx) error) error,
 	}
 }
 
+// JobInsertBench measures the write of a run's backup job (a transaction
+// of that insert alone), with River's insert (sub-benchmark "river") and
+// the store's ("store"); write and insert are as for SQLJobRows.
+func JobInsertBench(b *testing.B, write func(context.Context, func(sqlstore.Tx) error) error,
+	insert func(ctx context.Context, tx sqlstore.Tx, viaRiver bool, jobs []store.Job) error) {
+	for _, viaRiver := range []bool{true, false} {
+		name := map[bool]string{true: "river", false: "store"}[viaRiver]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var id int64
+				jobs := []store.Job{{Args: benchArgs{ThreadID: "thread_abcdefghijklmnopqrstuvwx", RunID: "run_abcdefghijklmnopqrstuvwx"},
+					ScheduledAt: time.Now().Add(11 * time.Minute), MaxAttempts: 25, ID: &id}}
+				err := write(b.Context(), func(tx sqlstore.Tx) error { return insert(b.Context(), tx, viaRiver, jobs) })
+				if err != nil || id == 0 {
+					b.Fatal(id, err)
+				}
+			}
+		})
+	}
+}
+
+// benchArgs are the args of a run's round job.
+type benchArgs struct {
+	ThreadID string `json:"thread_id"`
+	RunID    string `json:"run_id"`
+	Round    int    `json:"round"`
+}
+
+func (benchArgs) Kind() string { return "bench_round" }
+
 // parityArgs are args with the JSON a job's row is to keep as is.
 type parityArgs struct {
 	RunID string   `json:"run_id"`
