@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -28,10 +29,13 @@ import (
 // Within a group the writes' statements do not see their contexts'
 // cancellation (a statement interrupted inside a transaction may roll back
 // the whole transaction, and with it the other writes): a write whose
-// context is done while it waits returns at once and is never run, and
-// one that has started runs to its end. A write whose function panics is
+// context is done while it is queued returns at once and is never run;
+// one that a group has started, or that was handed the lead (it then
+// leads its group first), runs to its end. A write whose function panics is
 // rolled back like one that fails, the group goes on, and the panic is
-// raised again in the write's own caller.
+// raised again in the write's own caller. A function that calls
+// runtime.Goexit ends the goroutine that runs it, the leader's: nothing of
+// that group is stored, its writes get an error, and the writer goes on.
 //
 // The cost is latency, not outcome: a write's commit waits for the writes
 // grouped after it, so one slow write delays the commit of the writes
@@ -96,9 +100,10 @@ func (w *pendingWrite) result() error {
 }
 
 // write runs fn in a write transaction, alone or in a group, and returns
-// fn's error, or the transaction's. A write whose context is done before a
-// group starts it returns the context's error and is never run; once
-// started, it runs to its end and write returns its outcome. A panic in fn
+// fn's error, or the transaction's. A write whose context is done while it
+// is queued returns the context's error at once and is never run; once a
+// group has started it, or it was handed the lead, it runs to its end and
+// write returns its outcome. A panic in fn
 // rolls back fn's writes, leaves the writer working, and is raised again
 // here.
 func (g *groupWriter) write(ctx context.Context, fn func(sqlstore.Tx) error) error {
@@ -133,7 +138,10 @@ func (g *groupWriter) write(ctx context.Context, fn func(sqlstore.Tx) error) err
 }
 
 // lead runs one group from the head of the queue (which holds the leader's
-// own write), then hands the lead to the next queued write, if any.
+// own write), then hands the lead to the next queued write, if any. The
+// hand-off is deferred: the writer goes on even when the group ends in a
+// panic or in runtime.Goexit (a write's function that calls t.FailNow, say;
+// it ends the leader's goroutine, which runs the function).
 func (g *groupWriter) lead() {
 	g.mu.Lock()
 	n := min(len(g.queue), maxGroup)
@@ -141,8 +149,17 @@ func (g *groupWriter) lead() {
 	g.queue = g.queue[n:]
 	g.mu.Unlock()
 
-	ran := g.run(group)
+	ran := 1 // the leader's own write always goes through the group
+	defer g.handOff(group, &ran)
+	g.run(group, &ran)
+}
 
+// handOff puts the writes of group after the first *ran back at the head
+// of the queue, wakes the writes of group that went through it (but the
+// leader's own), and hands the lead to the first queued write its caller
+// has not abandoned; with none, nobody leads.
+func (g *groupWriter) handOff(group []*pendingWrite, ranp *int) {
+	ran := *ranp
 	g.mu.Lock()
 	if ran < len(group) { // cut short: the rest go first in the next group
 		g.queue = append(group[ran:len(group):len(group)], g.queue...)
@@ -168,49 +185,83 @@ func (g *groupWriter) lead() {
 	}
 }
 
-// run runs the writes of group in one transaction, in order, until one
-// would start after maxGroupTime, and commits; it sets every run write's
-// err and returns how many it went through (at least one). The first write
-// is the leader's own; a later one that its caller abandoned is skipped.
-func (g *groupWriter) run(group []*pendingWrite) (ran int) {
-	group[0].state.Store(started)
+// groupTx is the transaction of one group, as far as it got.
+type groupTx struct {
+	tx    *sql.Tx
+	ended bool // committed or rolled back, every write's err set
+}
+
+// run runs the writes of group in one transaction and sets every run
+// write's err (see runTx). When that ends in a panic of its own
+// statements or in runtime.Goexit, the transaction is rolled back, every
+// write that went through gets an error, and a panic becomes the leader's
+// (raised again in its caller); the writer is left working.
+func (g *groupWriter) run(group []*pendingWrite, ran *int) {
+	var gt groupTx
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		p := recover()
+		if p != nil && group[0].panicked == nil {
+			group[0].panicked = p
+		}
+		if gt.ended {
+			return // every write's err is set
+		}
+		if gt.tx != nil {
+			_ = gt.tx.Rollback()
+		}
+		cause := errors.New("sqlite store: a write grouped with this one called runtime.Goexit; nothing of the group is stored")
+		if p != nil {
+			cause = fmt.Errorf("sqlite store: the group holding this write failed; nothing of it is stored: %v", p)
+		}
+		for _, w := range group[:*ran] {
+			if w.err == nil {
+				w.err = cause
+			}
+		}
+	}()
+	g.runTx(group, ran, &gt)
+	finished = true
+}
+
+// runTx runs the writes of group in one transaction (gt), in order, until
+// one would start after maxGroupTime, and commits; it sets every run
+// write's err and *ran to how many it went through (at least one). The
+// first write is the leader's own; a later one that its caller abandoned
+// is skipped. A group of one write runs it alone, with its context.
+func (g *groupWriter) runTx(group []*pendingWrite, ran *int, gt *groupTx) {
+	lead := group[0]
+	lead.state.Store(started)
 	if len(group) == 1 {
-		w := group[0]
-		w.err = g.alone(w)
-		return 1
+		lead.err = g.alone(lead, gt)
+		return
 	}
 	start := time.Now()
 	tx, err := g.s.w.BeginTx(context.Background(), nil)
 	if err != nil {
 		for _, w := range group {
-			if w == group[0] || w.state.CompareAndSwap(queued, started) {
+			if w == lead || w.state.CompareAndSwap(queued, started) {
 				w.err = err
 			}
 		}
-		return len(group)
+		*ran = len(group)
+		gt.ended = true
+		return
 	}
-	defer func() {
-		// Not the writes' functions (savepoint recovers those): the
-		// group's own statements. The writer is left working.
-		if p := recover(); p != nil {
-			_ = tx.Rollback()
-			ran = max(ran, 1)
-			for _, w := range group[:ran] {
-				if w.err == nil {
-					w.err = fmt.Errorf("sqlite store: the group holding this write failed: %v", p)
-				}
-			}
-			group[0].panicked = p
-		}
-	}()
+	gt.tx = tx
 	stored := 0
 	for i, w := range group {
-		if i > 0 && time.Since(start) > maxGroupTime {
-			break
-		}
-		ran++
-		if i > 0 && !w.state.CompareAndSwap(queued, started) {
-			continue // abandoned: its caller has returned
+		if i > 0 {
+			if time.Since(start) > maxGroupTime {
+				break
+			}
+			*ran = i + 1
+			if !w.state.CompareAndSwap(queued, started) {
+				continue // abandoned: its caller has returned
+			}
 		}
 		if w.err = w.ctx.Err(); w.err != nil {
 			continue
@@ -221,42 +272,50 @@ func (g *groupWriter) run(group []*pendingWrite) (ran int) {
 			// The transaction is gone (SQLite rolls back the whole of it
 			// on some errors): nothing of the group is stored.
 			_ = tx.Rollback()
-			for _, o := range group[:ran] {
+			for _, o := range group[:*ran] {
 				if o.err == nil {
 					o.err = fmt.Errorf("sqlite store: a write grouped with this one failed and ended the transaction: %w (rolling back: %w)", w.err, broken)
 				}
 			}
-			return ran
+			gt.ended = true
+			return
 		}
 	}
 	if stored == 0 {
 		_ = tx.Rollback()
-		return ran
+		gt.ended = true
+		return
 	}
-	if err := tx.Commit(); err != nil {
-		for _, w := range group[:ran] {
+	err = tx.Commit()
+	gt.ended = true
+	if err != nil {
+		for _, w := range group[:*ran] {
 			if w.err == nil {
 				w.err = err
 			}
 		}
-		return ran
+		return
 	}
 	g.writes.Add(int64(stored))
 	g.commits.Add(1)
-	return ran
 }
 
-// alone runs one write in its own transaction, with its context.
-func (g *groupWriter) alone(w *pendingWrite) error {
+// alone runs one write in its own transaction (gt), with its context.
+func (g *groupWriter) alone(w *pendingWrite, gt *groupTx) error {
 	tx, err := g.s.w.BeginTx(w.ctx, nil)
 	if err != nil {
+		gt.ended = true
 		return err
 	}
+	gt.tx = tx
 	if err := call(w, sqlTx{tx: tx, river: g.s.river}); err != nil {
 		_ = tx.Rollback()
+		gt.ended = true
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	gt.ended = true
+	if err != nil {
 		return err
 	}
 	g.writes.Add(1)

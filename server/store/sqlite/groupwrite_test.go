@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -285,4 +286,103 @@ func TestGroupCommitAbandoned(t *testing.T) {
 		assert.NoError(t, <-errs[i], "write %d", i)
 	}
 	assert.Equal(t, []int{1, 3}, storedKeys(t, s))
+}
+
+// recv returns what ch receives, failing the test when nothing comes in
+// testWait.
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testWait):
+		t.Fatalf("%s: nothing after %v", what, testWait)
+		panic("unreachable")
+	}
+}
+
+// TestGroupCommitCancelStarted: a write whose context is cancelled after
+// its group started it runs to its end (its statements, after the cancel
+// too, are not interrupted), and its caller gets its outcome, not the
+// context's error.
+func TestGroupCommitCancelStarted(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	b := grouped(t, s)
+	ctx := t.Context()
+	release := holdWriter(t, s)
+	insert := func(ctx context.Context, tx sqlstore.Tx, k int) error {
+		_, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (?)`, k)
+		return err
+	}
+	errs := [2]chan error{make(chan error, 1), make(chan error, 1)}
+	go func() {
+		errs[0] <- b.Write(ctx, func(tx sqlstore.Tx) error { return insert(ctx, tx, 0) })
+	}()
+	waitQueued(t, s, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	entered, cont := make(chan struct{}), make(chan struct{})
+	go func() {
+		errs[1] <- b.Write(wctx, func(tx sqlstore.Tx) error {
+			if err := insert(wctx, tx, 1); err != nil {
+				return err
+			}
+			close(entered)
+			<-cont
+			return insert(wctx, tx, 2) // after the cancel
+		})
+	}()
+	waitQueued(t, s, 2)
+	release() // write 0 leads the group of writes 0 and 1
+	recv(t, entered, "write 1 started")
+	cancel()
+	close(cont)
+	assert.NoError(t, recv(t, errs[0], "write 0"))
+	assert.NoError(t, recv(t, errs[1], "write 1"), "a started write's caller gets its outcome")
+	assert.Equal(t, []int{0, 1, 2}, storedKeys(t, s))
+}
+
+// TestGroupCommitGoexit: a grouped write whose function calls
+// runtime.Goexit (t.FailNow does) ends the goroutine of the group's leader,
+// which runs it; nothing of that group is stored, the write gets an error,
+// and the writer goes on.
+func TestGroupCommitGoexit(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	b := grouped(t, s)
+	ctx := t.Context()
+	release := holdWriter(t, s)
+	leaderEnded := make(chan struct{})
+	var returned bool
+	go func() {
+		defer close(leaderEnded)
+		_ = b.Write(ctx, func(tx sqlstore.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (0)`)
+			return err
+		})
+		returned = true
+	}()
+	waitQueued(t, s, 1)
+	errs := make(chan error, 1)
+	go func() {
+		errs <- b.Write(ctx, func(tx sqlstore.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (1)`); err != nil {
+				return err
+			}
+			runtime.Goexit()
+			return nil
+		})
+	}()
+	waitQueued(t, s, 2)
+	release()
+	recv(t, leaderEnded, "the leader's goroutine")
+	assert.False(t, returned, "the leader's goroutine ran write 1's function, which ended it")
+	assert.Error(t, recv(t, errs, "write 1"))
+
+	wctx, cancel := context.WithTimeout(ctx, testWait)
+	defer cancel()
+	require.NoError(t, b.Write(wctx, func(tx sqlstore.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO grouped (k) VALUES (10)`)
+		return err
+	}), "the writer works after the Goexit")
+	assert.Equal(t, []int{10}, storedKeys(t, s))
 }
