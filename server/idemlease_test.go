@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -58,6 +59,9 @@ type gatedReplica struct {
 	release func()        // closes the gate (once)
 	cutOff  atomic.Bool   // its renewals fail (and reach nothing); its other writes go on
 	failRun atomic.Bool   // CreateRun fails once the gate opens (the request answers 5xx)
+	// dieAfterRun: the replica dies once its CreateRun has committed (its
+	// answer under the key never reaches the store).
+	dieAfterRun atomic.Bool
 	// hang: every other renewal (the 1st, 3rd...) gets no reply: it returns
 	// only when its ctx ends, having reached the store when hangLands.
 	hang, hangLands atomic.Bool
@@ -83,7 +87,11 @@ func (s *gatedReplica) CreateRun(ctx context.Context, nr store.NewRun) (store.Ru
 	if s.dead.Load() || s.failRun.Load() {
 		return store.Run{}, nil, errReplicaDead
 	}
-	return s.Store.CreateRun(ctx, nr)
+	r, evs, err := s.Store.CreateRun(ctx, nr)
+	if err == nil && s.dieAfterRun.Load() {
+		s.dead.Store(true)
+	}
+	return r, evs, err
 }
 
 func (s *gatedReplica) RenewIdempotencyKey(ctx context.Context, key string, held, until time.Time) (bool, error) {
@@ -275,6 +283,61 @@ func TestIdempotencyClaimOfDeadReplicaLapsesWithinLease(t *testing.T) {
 		assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
 		assert.Equal(t, runID(t, retry.body), runID(t, again))
 	})
+}
+
+// TestKeyedRunRetryAfterLeaseFindsTheRun: replica A commits a keyed
+// createRun (or createThreadAndRun) and dies before recording the answer
+// under the key. The client's retry comes after the dead claim's lease
+// (and, with another key, after the replicas swept the expired records
+// too): it claims the key over the lapsed claim and is answered with A's
+// run (Idempotent-Replayed), not a second run, and repeats replay that.
+func TestKeyedRunRetryAfterLeaseFindsTheRun(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		path, body func(f *leaseFixture) string
+	}{
+		{"createRun", func(f *leaseFixture) string { return f.thread }, func(f *leaseFixture) string { return f.create }},
+		{"createThreadAndRun", func(*leaseFixture) string { return "/v1/threads/runs" },
+			func(f *leaseFixture) string { return strings.TrimSuffix(f.create, "}") + `,"thread":{}}` }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newLeaseFixture(t)
+				f.a.release()
+				for i, wait := range []time.Duration{server.IdempotencyLease + time.Second, 2*time.Minute + server.IdempotencyLease} {
+					key := fmt.Sprintf("late-retry-%d", i)
+					if i > 0 && tc.name == "createRun" {
+						// The thread's run is still active on the dead replica's
+						// store view: another thread for the next one.
+						code, out, _ := f.post(f.srvB, "/v1/threads", `{}`, "")
+						require.Equal(t, http.StatusOK, code, out)
+						var th gen.ThreadObject
+						require.NoError(t, json.Unmarshal([]byte(out), &th))
+						f.thread = "/v1/threads/" + th.Id + "/runs"
+					}
+					f.a.dead.Store(false)
+					f.a.dieAfterRun.Store(true)
+					code, out, _ := f.post(f.srvA, tc.path(f), tc.body(f), key)
+					require.True(t, f.a.dead.Load(), "A made no run: %d %s", code, out)
+					require.Equal(t, http.StatusOK, code, out)
+					made := runID(t, out)
+					runs := f.shared.runs.Load()
+
+					time.Sleep(wait)
+					synctest.Wait()
+					code, again, h := f.post(f.srvB, tc.path(f), tc.body(f), key)
+					require.Equal(t, http.StatusOK, code, again)
+					assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+					assert.Equal(t, made, runID(t, again), "A's run, %v after A died", wait)
+					assert.Equal(t, runs, f.shared.runs.Load(), "the retry made a run")
+					code, third, h := f.post(f.srvB, tc.path(f), tc.body(f), key)
+					require.Equal(t, http.StatusOK, code, third)
+					assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+					assert.Equal(t, made, runID(t, third))
+				}
+			})
+		})
+	}
 }
 
 // TestIdempotencyClaimOfSlowReplicaIsRenewed: replica A claims a keyed

@@ -106,7 +106,7 @@ type idemStreamEv struct {
 // exists, instead of doing the work again (see answerIntent); so does a
 // repeat of the same request that comes after the claim's lease and
 // claims the key over it (ClaimIdempotencyKey returns the lapsed claim:
-// see lapsedCreate; not for runs, whose repeat then does the work).
+// see lapsedCreate).
 //
 // A createRun or createThreadAndRun names the run (RunID) and, for
 // createThreadAndRun, the thread it starts (ThreadID). A createThread,
@@ -243,10 +243,13 @@ func (in *runIntent) files() []string {
 }
 
 // namesCreated reports whether rec is a pending claim whose intent names
-// an object other than a run or a file (see runIntent).
+// an object it creates other than a file: a thread, message, assistant,
+// vector store or file batch (Object), or the run of a createRun or
+// createThreadAndRun (RunID; a submitToolOutputs names a run it does not
+// create). See runIntent.
 func namesCreated(rec store.IdempotencyRecord) bool {
 	in := recordIntent(rec)
-	return in != nil && in.Object != "" && in.Object != intentFile
+	return in != nil && in.Object != intentFile && (in.Object != "" || in.RunID != "" && in.Calls == nil)
 }
 
 // recordIntent returns the intent a store record names, or nil.
@@ -762,6 +765,9 @@ func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string
 		if round >= 0 {
 			from = s.eng.submitFrom(r.Context(), run.Id, round)
 		}
+		// Under a claim (lapsedCreate) the reply is remembered as this
+		// run's stream, for the repeats after it.
+		noteStream(w, run.Id, from, nil)
 		s.reattach(w, r, &idemEntry{stream: true, runID: run.Id, from: from})
 		return true
 	}

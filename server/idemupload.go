@@ -21,21 +21,20 @@ import (
 // lapsedCreate is the handler of a request that claimed its key over a
 // lapsed claim (replaced, as ClaimIdempotencyKey returns it) of the same
 // request (the same fingerprint) that names an object it creates: a
-// thread, message, assistant, vector store or file batch (see runIntent).
-// When the object exists (its claimant made it and died before recording
-// the answer, and the retry came after the claim's lease), it is the
-// answer, as for a repeat that finds the claim pending (answerCreated);
-// otherwise next does the work. The request holds the claim: serveFirst
-// records the answer. Runs are not looked for here: a repeat that finds a
-// createRun's claim lapsed does the work (see runIntent).
+// thread, message, assistant, vector store or file batch, or the run of a
+// createRun or createThreadAndRun (namesCreated). When the object exists
+// (its claimant made it and died before recording the answer, and the
+// retry came after the claim's lease), it is the answer, as for a repeat
+// that finds the claim pending (answerIntent: a run as JSON, or its
+// stream reattached); otherwise next does the work. The request holds the
+// claim: serveFirst records the answer.
 func (s *Server) lapsedCreate(key string, replaced store.IdempotencyRecord, fp [32]byte, next http.Handler) http.Handler {
-	in := recordIntent(replaced)
-	if in == nil || in.Object == "" || in.Object == intentFile || !bytes.Equal(replaced.Fingerprint, fp[:]) {
+	if !namesCreated(replaced) || !bytes.Equal(replaced.Fingerprint, fp[:]) {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fp := fp
-		if !s.answerCreated(w, r, key, replaced, &fp, *in) {
+		if !s.answerIntent(w, r, key, replaced, false, &fp) {
 			next.ServeHTTP(w, r)
 		}
 	})
