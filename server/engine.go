@@ -520,7 +520,7 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	if r.obj.ExpiresAt != nil {
 		sr.ExpiresAt = int64(*r.obj.ExpiresAt)
 	}
-	nr := store.NewRun{Thread: th, Messages: msgs, Run: sr, Events: evs, Jobs: jobs}
+	nr := store.NewRun{Thread: th, Messages: msgs, Run: sr, Events: evs, Jobs: jobs, Claim: runClaimFence(ctx, sr.ID)}
 	for attempt := 0; ; attempt++ {
 		_, _, err = e.s.db.CreateRun(ctx, nr)
 		if !errors.Is(err, store.ErrThreadLocked) || attempt > 0 {

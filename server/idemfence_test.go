@@ -104,6 +104,16 @@ func (s *stallingReplica) CreateFileBatchClaimed(ctx context.Context, c store.Cl
 	return s.stalled(func() error { return s.Store.CreateFileBatchClaimed(ctx, c, b, files, jobs...) })
 }
 
+func (s *stallingReplica) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []store.Event, error) {
+	var r store.Run
+	var evs []store.Event
+	err := s.stalled(func() (err error) {
+		r, evs, err = s.Store.CreateRun(ctx, nr)
+		return err
+	})
+	return r, evs, err
+}
+
 // postKeyed sends a keyed POST to srv; a request that is not answered
 // within a few seconds (one waiting for a lease that lapses only when the
 // test moves the clock) gives up and answers 0.
@@ -186,6 +196,85 @@ func TestKeyedCreateOfLostClaimNeverAppears(t *testing.T) {
 					assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
 					assert.JSONEq(t, out, again)
 					assert.Len(t, shared.of(tc.kind)[before:], 1, "the retry made a %s", tc.kind)
+				})
+			}
+		})
+	}
+}
+
+// TestKeyedRunOfLostClaimNeverAppears: as TestKeyedCreateOfLostClaimNeverAppears,
+// for a keyed createRun and createThreadAndRun (runClaimFence): A stalls
+// in its store's CreateRun past its lease, B takes the key over and makes
+// its run; A's write then makes nothing (no run, no thread), A answers 409
+// idempotency_key_in_flux, and A's retry gets B's run. Without the fence,
+// A's run is made next to B's (createThreadAndRun), or A answers 400 for
+// the thread's active run (createRun).
+func TestKeyedRunOfLostClaimNeverAppears(t *testing.T) {
+	for name, open := range uploadStores(t) {
+		t.Run(name, func(t *testing.T) {
+			clock := &uploadClock{now: time.Unix(1_800_000_000, 0)}
+			shared := &creations{Store: open(t), ids: map[string][]string{}}
+			a := &stallingReplica{killable: killable{Store: shared}, entered: make(chan struct{}, 1), gate: make(chan struct{})}
+			now := func(o *server.Options) { o.Now = clock.Now }
+			srvA := server.New(server.WithStore(a), server.WithStepDelay(time.Hour), now)
+			srvB := server.New(server.WithStore(shared), server.WithStepDelay(time.Hour), now)
+			t.Cleanup(func() { _ = srvA.Close(); _ = srvB.Close() })
+			f := &leaseFixture{t: t}
+			code, out, _ := f.post(srvB, "/v1/assistants", `{"model":"m"}`, "")
+			require.Equal(t, http.StatusOK, code, out)
+			var asst struct{ ID string }
+			require.NoError(t, json.Unmarshal([]byte(out), &asst))
+			code, out, _ = f.post(srvB, "/v1/threads", `{}`, "")
+			require.Equal(t, http.StatusOK, code, out)
+			var th struct{ ID string }
+			require.NoError(t, json.Unmarshal([]byte(out), &th))
+
+			for _, tc := range []struct{ name, path, body string }{
+				{"createRun", "/v1/threads/" + th.ID + "/runs", `{"assistant_id":"` + asst.ID + `"}`},
+				{"createThreadAndRun", "/v1/threads/runs", `{"assistant_id":"` + asst.ID + `","thread":{}}`},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					key := "lost-run-claim-" + tc.name
+					runs, threads := len(shared.of("run")), len(shared.of("thread"))
+					a.gate = make(chan struct{})
+					gate := sync.OnceFunc(func() { close(a.gate) })
+					defer gate()
+					a.armed.Store(true)
+					defer a.armed.Store(false)
+
+					var codeA int
+					var outA string
+					done := make(chan struct{})
+					go func() {
+						defer close(done)
+						codeA, outA, _ = postKeyed(t, srvA, tc.path, tc.body, key)
+					}()
+					defer func() { gate(); <-done }()
+					select {
+					case <-a.entered: // A checked everything; its write waits
+					case <-done:
+						t.Fatalf("A answered without stalling: %d %s", codeA, outA)
+					}
+
+					clock.advance(server.IdempotencyLease + time.Second)
+					code, out, h := postKeyed(t, srvB, tc.path, tc.body, key)
+					require.Equal(t, http.StatusOK, code, out)
+					assert.Empty(t, h.Get("Idempotent-Replayed"), "B made the run")
+					made := runID(t, out)
+
+					gate()
+					<-done
+					assert.Equal(t, http.StatusConflict, codeA, outA)
+					assert.Contains(t, outA, "idempotency_key_in_flux")
+					assert.Equal(t, []string{made}, shared.of("run")[runs:], "one run for the key: B's")
+					if tc.name == "createThreadAndRun" {
+						assert.Len(t, shared.of("thread")[threads:], 0, "A's thread was made")
+					}
+
+					code, again, h := postKeyed(t, srvA, tc.path, tc.body, key)
+					require.Equal(t, http.StatusOK, code, again)
+					assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+					assert.Equal(t, made, runID(t, again))
 				})
 			}
 		})

@@ -133,6 +133,14 @@ func (s *creations) CreateVectorStoreClaimed(ctx context.Context, c store.Claim,
 	return err
 }
 
+func (s *creations) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []store.Event, error) {
+	r, evs, err := s.Store.CreateRun(ctx, nr)
+	if err == nil {
+		s.made("run", r.ID)
+	}
+	return r, evs, err
+}
+
 func (s *creations) CreateAssistant(ctx context.Context, a store.Assistant) error {
 	err := s.Store.CreateAssistant(ctx, a)
 	if err == nil {

@@ -120,8 +120,8 @@ type idemStreamEv struct {
 // checks the claim is still the request's (claimFence, claimedMessage), so
 // a claimant whose lease lapsed while it was alive and whose key was taken
 // over makes nothing: one object for the key, whichever request made it.
-// Runs are not fenced so (yet): a createRun whose claimant lost its lease
-// can still make its run next to the one of the request that took over.
+// A createRun's or createThreadAndRun's run (and thread) is fenced the
+// same way (runClaimFence).
 //
 // A keyed submitToolOutputs names no new object; its claim records the run
 // and the ids of the tool calls the request answers (Calls): a repeat that
@@ -215,6 +215,19 @@ func claimFence(ctx context.Context, object, id string) *store.Claim {
 		named = in.ThreadID
 	}
 	if named != id {
+		return nil
+	}
+	return &store.Claim{Key: in.claimKey, Body: in.claimBody}
+}
+
+// runClaimFence returns the Idempotency-Key claim that the create of the
+// run runID is fenced on (store.NewRun.Claim): the claim of the request of
+// ctx, a createRun or createThreadAndRun, when it names that run.
+// Otherwise (no claim, or another request) it returns nil: the create is
+// not fenced. See claimFence.
+func runClaimFence(ctx context.Context, runID string) *store.Claim {
+	in := intentFrom(ctx)
+	if in == nil || in.Object != "" || in.Calls != nil || in.RunID != runID || in.claimKey == "" {
 		return nil
 	}
 	return &store.Claim{Key: in.claimKey, Body: in.claimBody}

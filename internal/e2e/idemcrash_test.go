@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,8 +24,9 @@ import (
 // TestRetryAfterCrashBetweenRunAndAnswer: replica A creates a run for a
 // createRun request with an Idempotency-Key and dies after the run is
 // committed but before the answer is recorded under the key (the test
-// holds the key's row locked in the database to stop A there, and River's
-// job table locked until A's claim is in). The client's retry of the same
+// makes the database hold every answer's write (holdAnswers) to stop A
+// there, and River's job table locked until that is in place; the run's
+// write, fenced on the claim, still reads the claim's row). The client's retry of the same
 // request, on replica B, must answer with that run (the run is the
 // request's work), not do the work again: that would fail with "thread
 // already has an active run" (400), or make a second run.
@@ -37,9 +40,9 @@ func TestRetryAfterCrashBetweenRunAndAnswer(t *testing.T) {
 	f := startKeyedRunOnA(t, ctx, "crash-between-")
 	u, a, cb, th, key, body, jtx := f.u, f.a, f.cb, f.th, f.key, f.body, f.jtx
 
-	// A has claimed the key (and waits on the job table): lock the claim.
-	ktx := lockClaim(t, ctx, u, key)
-	// Let the run commit; A now waits to record its answer.
+	// A waits on the job table: hold the answers, then let the run commit;
+	// A then waits to record its answer.
+	release := holdAnswers(t, ctx, u)
 	require.NoError(t, jtx.Rollback(ctx))
 	var seen string
 	for deadline := time.Now().Add(20 * time.Second); seen == ""; time.Sleep(10 * time.Millisecond) {
@@ -51,7 +54,13 @@ func TestRetryAfterCrashBetweenRunAndAnswer(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the run was never committed")
 	}
 	require.NoError(t, a.Kill())
-	require.NoError(t, ktx.Rollback(ctx))
+	release()
+	conn, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(ctx)) })
+	var state string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE `+idemKeyIs, idemKeyArg(key)).Scan(&state))
+	require.Equal(t, "pending", state, "A recorded its answer before it was killed")
 
 	// The client retries on B with the same key.
 	r, err := cb.CreateRunWithResponse(ctx, th.Id, nil, body, withKey(key))
@@ -293,6 +302,32 @@ func lockClaim(t *testing.T, ctx context.Context, u, key string) pgx.Tx {
 		require.ErrorIs(t, err, pgx.ErrNoRows)
 		require.True(t, time.Now().Before(deadline), "A never claimed the key")
 	}
+}
+
+// holdAnswers makes the database hold every write that records an answer
+// under an Idempotency-Key (its record leaving the pending state) until
+// the returned release is called: a trigger on the schema's
+// idempotency_keys waits for an advisory lock the test holds. A
+// claimant's other reads and writes of its record (renewals, the check of
+// a fenced create) go on.
+func holdAnswers(t *testing.T, ctx context.Context, u string) (release func()) {
+	t.Helper()
+	const lock = 7_300_417 // this test's advisory lock
+	conn, err := pgx.Connect(ctx, u)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(ctx)) })
+	_, err = conn.Exec(ctx, `CREATE FUNCTION hold_answers() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM pg_advisory_xact_lock(`+strconv.Itoa(lock)+`); RETURN NEW; END $$`)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `CREATE TRIGGER hold_answers BEFORE UPDATE ON idempotency_keys FOR EACH ROW
+		WHEN (OLD.state = 'pending' AND NEW.state <> 'pending') EXECUTE FUNCTION hold_answers()`)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lock)
+	require.NoError(t, err)
+	return sync.OnceFunc(func() {
+		_, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lock)
+		assert.NoError(t, err)
+	})
 }
 
 // keyedRunOnA is two serve replicas, A and B, on one PostgreSQL schema (u),

@@ -445,6 +445,11 @@ type NewRun struct {
 	Steps    []Step
 	Events   []Event // RunID may be left empty
 	Jobs     []Job
+	// Claim, when not nil, fences the create on the Idempotency-Key claim
+	// of the request that makes the run (see Claim): everything is
+	// written only while the claim is still the caller's; otherwise
+	// nothing is, and the error is ErrClaimLost. Default nil: not fenced.
+	Claim *Claim
 }
 
 // RunChange is what UpdateRun writes together with the run.

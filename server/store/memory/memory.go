@@ -599,6 +599,13 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 		return store.Run{}, nil, err
 	}
 	defer s.mu.Unlock()
+	if nr.Claim != nil { // first, as the SQL stores check it; Named is set with the writes
+		c := *nr.Claim
+		c.Named = nil
+		if err := s.fence("run", r.ID, c)(); err != nil {
+			return store.Run{}, nil, err
+		}
+	}
 
 	var th *thread
 	if nr.Thread != nil {
@@ -632,6 +639,9 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 	}
 
 	// Everything checked: write.
+	if nr.Claim != nil && nr.Claim.Named != nil {
+		_ = s.fence("run", r.ID, *nr.Claim)() // checked above, under this hold of the lock
+	}
 	if nr.Thread != nil {
 		t := *nr.Thread
 		t.Project = r.Project

@@ -34,11 +34,48 @@ func found(err error) (bool, error) {
 
 // claimedKinds are the creates fenced with the same Claim as messages and
 // files (testCreateMessageClaimed, testCreateFileClaimed): threads (with a
-// first message), assistants, vector stores (with a file and a job) and
-// file batches (with a file and a job, on vs).
+// first message), assistants, vector stores (with a file and a job), file
+// batches (with a file and a job, on vs), and runs (with a job), on a
+// thread made for each (createRun) or with their thread
+// (createThreadAndRun).
 func claimedKinds(vs string) []claimedKind {
 	job := func(id string) store.Job { return store.Job{Args: testJob{RunID: "claimed", Step: id}} }
+	var mu sync.Mutex
+	threadOf := map[string]string{} // run id -> its thread
+	run := func(ctx context.Context, s store.Store, id string, c *store.Claim, withThread bool) error {
+		th := store.Thread{ID: newID("thread_"), CreatedAt: 1, Data: data("t")}
+		nr := store.NewRun{Run: queuedRun(th.ID), Jobs: []store.Job{job(id)}, Claim: c,
+			Messages: []store.Message{{ID: newID("msg_"), CreatedAt: 1, Data: data("m")}}}
+		nr.Run.ID = id
+		if withThread {
+			nr.Thread = &th
+		} else if err := s.CreateThread(ctx, th, nil); err != nil {
+			return err
+		}
+		mu.Lock()
+		threadOf[id] = th.ID
+		mu.Unlock()
+		_, _, err := s.CreateRun(ctx, nr)
+		return err
+	}
+	runExists := func(ctx context.Context, s store.Store, id string) (bool, error) {
+		mu.Lock()
+		th := threadOf[id]
+		mu.Unlock()
+		_, err := s.GetRun(ctx, "", th, id)
+		return found(err)
+	}
 	return []claimedKind{
+		{name: "run", prefix: "run_", jobs: 1,
+			create: func(ctx context.Context, s store.Store, id string, c *store.Claim) error {
+				return run(ctx, s, id, c, false)
+			},
+			exists: runExists},
+		{name: "thread_and_run", prefix: "run_", jobs: 1,
+			create: func(ctx context.Context, s store.Store, id string, c *store.Claim) error {
+				return run(ctx, s, id, c, true)
+			},
+			exists: runExists},
 		{name: "thread", prefix: "thread_",
 			create: func(ctx context.Context, s store.Store, id string, c *store.Claim) error {
 				t := store.Thread{ID: id, CreatedAt: 1, Data: data("t")}
@@ -203,6 +240,28 @@ func testCreateClaimed(t *testing.T, s store.Store) {
 			}
 		})
 	}
+}
+
+// testCreateRunClaimedLockedThread: a run fenced on a lost claim, on a
+// thread that has an active run, fails with ErrClaimLost (its caller's
+// answer is the run of the request that took the key over), not
+// ErrThreadLocked; with its claim still the caller's, ErrThreadLocked.
+func testCreateRunClaimedLockedThread(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	now := time.Unix(1_800_000_000, 0)
+	th := newThread(t, s)
+	_, _, err := s.CreateRun(ctx, store.NewRun{Run: queuedRun(th.ID)})
+	must(t, err)
+	_, claimed, err := s.ClaimIdempotencyKey(ctx, store.IdempotencyRecord{Key: "crl", Body: []byte(`{"run_id":"b"}`),
+		ExpiresAt: now.Add(time.Minute)}, now)
+	must(t, err)
+	if !claimed {
+		t.Fatal("not claimed")
+	}
+	_, _, err = s.CreateRun(ctx, store.NewRun{Run: queuedRun(th.ID), Claim: &store.Claim{Key: "crl", Body: []byte(`{"run_id":"a"}`)}})
+	wantErr(t, err, store.ErrClaimLost)
+	_, _, err = s.CreateRun(ctx, store.NewRun{Run: queuedRun(th.ID), Claim: &store.Claim{Key: "crl", Body: []byte(`{"run_id":"b"}`)}})
+	wantErr(t, err, store.ErrThreadLocked)
 }
 
 // testCreateClaimedRace: a fenced create racing with a request that takes

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"CreateFileClaimed", testCreateFileClaimed},
 		{"CreateClaimed", testCreateClaimed},
 		{"CreateClaimedRace", testCreateClaimedRace},
+		{"CreateRunClaimedLockedThread", testCreateRunClaimedLockedThread},
 		{"ConcurrentRunCreate", testConcurrentRunCreate},
 		{"ConcurrentRunLifecycles", testConcurrentRunLifecycles},
 		{"ConcurrentEvents", testConcurrentEvents},

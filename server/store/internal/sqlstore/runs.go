@@ -44,6 +44,10 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 	r.Project = store.ProjectOr(r.Project)
 	r.LastSeq = int64(len(nr.Events))
 	var evs []store.Event
+	var claim func(Tx) error
+	if nr.Claim != nil {
+		claim = s.fence(ctx, "run", r.ID, *nr.Claim)
+	}
 	err := s.b.Write(ctx, func(tx Tx) error {
 		if nr.Thread != nil {
 			t := *nr.Thread
@@ -62,7 +66,10 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 				return err
 			}
 			if active != "" && (store.IsActive(r.Status) || len(nr.Messages) > 0) {
-				return locked(r.ThreadID, active)
+				// A lost claim first, as the memory store answers: the
+				// caller's answer is the run of the request that took its
+				// key over, likely the active one.
+				return fenced(tx, claim, func() error { return locked(r.ThreadID, active) })
 			}
 			if err := s.insertMessages(ctx, tx, r.Project, r.ThreadID, nr.Messages); err != nil {
 				return err
@@ -86,7 +93,13 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 			return err
 		}
 		b, evs = insertEvents(b, r.ID, 0, nr.Events)
-		return tx.Batch(ctx, b)
+		if err := tx.Batch(ctx, b); err != nil {
+			return err
+		}
+		// The claim last: its row is locked (PostgreSQL) only from here
+		// to the commit, not while the writes above wait (on River's
+		// table, say), when it would hold up the claimant's own renewals.
+		return fenced(tx, claim, func() error { return nil })
 	})
 	if err != nil {
 		return store.Run{}, nil, err
