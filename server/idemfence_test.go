@@ -131,71 +131,96 @@ func postKeyed(t *testing.T, srv http.Handler, path, body, key string) (int, str
 	return w.Code, w.Body.String(), w.Result().Header
 }
 
+// lostClaimReplicas is replica A (stalling: see stallingReplica) and
+// replica B on one shared store, with a fake clock both read.
+type lostClaimReplicas struct {
+	clock      *uploadClock
+	shared     *creations
+	a          *stallingReplica
+	srvA, srvB *server.Server
+}
+
+func newLostClaimReplicas(t *testing.T, st store.Store, stepDelay time.Duration) *lostClaimReplicas {
+	r := &lostClaimReplicas{clock: &uploadClock{now: time.Unix(1_800_000_000, 0)}, shared: &creations{Store: st, ids: map[string][]string{}}}
+	r.a = &stallingReplica{killable: killable{Store: r.shared}, entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	now := func(o *server.Options) { o.Now = r.clock.Now }
+	r.srvA = server.New(server.WithStore(r.a), server.WithStepDelay(stepDelay), now)
+	r.srvB = server.New(server.WithStore(r.shared), server.WithStepDelay(stepDelay), now)
+	t.Cleanup(func() { _ = r.srvA.Close(); _ = r.srvB.Close() })
+	return r
+}
+
+// stallA sends the keyed POST to A and waits until A's create stalls
+// (after every check the handler makes, before its write). The returned
+// finish lets the write go on and returns A's reply; it runs at the end
+// of the test too.
+func (r *lostClaimReplicas) stallA(t *testing.T, path, body, key string) (finish func() (int, string)) {
+	t.Helper()
+	r.a.gate = make(chan struct{})
+	gate := sync.OnceFunc(func() { close(r.a.gate) })
+	r.a.armed.Store(true)
+	var code int
+	var out string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code, out, _ = postKeyed(t, r.srvA, path, body, key)
+	}()
+	finish = func() (int, string) {
+		r.a.armed.Store(false)
+		gate()
+		<-done
+		return code, out
+	}
+	t.Cleanup(func() { finish() })
+	select {
+	case <-r.a.entered: // A checked everything; its write waits
+	case <-done:
+		t.Fatalf("A answered without stalling: %d %s", code, out)
+	}
+	return finish
+}
+
 // TestKeyedCreateOfLostClaimNeverAppears: see above. Without the fence
 // (claimFence returning nil), A's object is made next to B's and A
 // answers 200.
 func TestKeyedCreateOfLostClaimNeverAppears(t *testing.T) {
 	for name, open := range uploadStores(t) {
 		t.Run(name, func(t *testing.T) {
-			clock := &uploadClock{now: time.Unix(1_800_000_000, 0)}
-			shared := &creations{Store: open(t), ids: map[string][]string{}}
-			a := &stallingReplica{killable: killable{Store: shared}, entered: make(chan struct{}, 1), gate: make(chan struct{})}
-			now := func(o *server.Options) { o.Now = clock.Now }
-			srvA := server.New(server.WithStore(a), server.WithStepDelay(0), now)
-			srvB := server.New(server.WithStore(shared), server.WithStepDelay(0), now)
-			t.Cleanup(func() { _ = srvA.Close(); _ = srvB.Close() })
-			fx := newIntentFixture(t, &leaseFixture{t: t}, srvB)
+			r := newLostClaimReplicas(t, open(t), 0)
+			fx := newIntentFixture(t, &leaseFixture{t: t}, r.srvB)
 
 			for _, tc := range intentCases {
 				t.Run(tc.kind, func(t *testing.T) {
 					key := "lost-claim-" + tc.kind
-					before := len(shared.of(tc.kind))
-					a.gate = make(chan struct{})
-					gate := sync.OnceFunc(func() { close(a.gate) })
-					defer gate()
-					a.armed.Store(true)
-					defer a.armed.Store(false)
-
-					var codeA int
-					var outA string
-					done := make(chan struct{})
-					go func() {
-						defer close(done)
-						codeA, outA, _ = postKeyed(t, srvA, tc.path(fx), tc.body(fx), key)
-					}()
-					defer func() { gate(); <-done }()
-					select {
-					case <-a.entered: // A checked everything; its write waits
-					case <-done:
-						t.Fatalf("A answered without stalling: %d %s", codeA, outA)
-					}
+					before := len(r.shared.of(tc.kind))
+					finishA := r.stallA(t, tc.path(fx), tc.body(fx), key)
 
 					// A's lease lapses; the retry on B takes the key over and
 					// makes the object (A's claim names one that does not
 					// exist).
-					clock.advance(server.IdempotencyLease + time.Second)
-					code, out, h := postKeyed(t, srvB, tc.path(fx), tc.body(fx), key)
+					r.clock.advance(server.IdempotencyLease + time.Second)
+					code, out, h := postKeyed(t, r.srvB, tc.path(fx), tc.body(fx), key)
 					require.Equal(t, http.StatusOK, code, out)
 					assert.Empty(t, h.Get("Idempotent-Replayed"), "B made the %s", tc.kind)
 					var got struct{ ID string }
 					require.NoError(t, json.Unmarshal([]byte(out), &got), out)
 
 					// A's write goes on: it makes nothing.
-					gate()
-					<-done
+					codeA, outA := finishA()
 					assert.Equal(t, http.StatusConflict, codeA, outA)
 					assert.Contains(t, outA, "idempotency_key_in_flux")
-					assert.Equal(t, []string{got.ID}, shared.of(tc.kind)[before:], "one %s for the key: B's", tc.kind)
+					assert.Equal(t, []string{got.ID}, r.shared.of(tc.kind)[before:], "one %s for the key: B's", tc.kind)
 					w := httptest.NewRecorder()
-					srvB.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.get(fx, got.ID), nil))
+					r.srvB.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.get(fx, got.ID), nil))
 					assert.Equal(t, http.StatusOK, w.Code, w.Body.String())
 
 					// A's client retries (on A): answered with B's object.
-					code, again, h := postKeyed(t, srvA, tc.path(fx), tc.body(fx), key)
+					code, again, h := postKeyed(t, r.srvA, tc.path(fx), tc.body(fx), key)
 					require.Equal(t, http.StatusOK, code, again)
 					assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
 					assert.JSONEq(t, out, again)
-					assert.Len(t, shared.of(tc.kind)[before:], 1, "the retry made a %s", tc.kind)
+					assert.Len(t, r.shared.of(tc.kind)[before:], 1, "the retry made a %s", tc.kind)
 				})
 			}
 		})
@@ -212,19 +237,13 @@ func TestKeyedCreateOfLostClaimNeverAppears(t *testing.T) {
 func TestKeyedRunOfLostClaimNeverAppears(t *testing.T) {
 	for name, open := range uploadStores(t) {
 		t.Run(name, func(t *testing.T) {
-			clock := &uploadClock{now: time.Unix(1_800_000_000, 0)}
-			shared := &creations{Store: open(t), ids: map[string][]string{}}
-			a := &stallingReplica{killable: killable{Store: shared}, entered: make(chan struct{}, 1), gate: make(chan struct{})}
-			now := func(o *server.Options) { o.Now = clock.Now }
-			srvA := server.New(server.WithStore(a), server.WithStepDelay(time.Hour), now)
-			srvB := server.New(server.WithStore(shared), server.WithStepDelay(time.Hour), now)
-			t.Cleanup(func() { _ = srvA.Close(); _ = srvB.Close() })
+			r := newLostClaimReplicas(t, open(t), time.Hour)
 			f := &leaseFixture{t: t}
-			code, out, _ := f.post(srvB, "/v1/assistants", `{"model":"m"}`, "")
+			code, out, _ := f.post(r.srvB, "/v1/assistants", `{"model":"m"}`, "")
 			require.Equal(t, http.StatusOK, code, out)
 			var asst struct{ ID string }
 			require.NoError(t, json.Unmarshal([]byte(out), &asst))
-			code, out, _ = f.post(srvB, "/v1/threads", `{}`, "")
+			code, out, _ = f.post(r.srvB, "/v1/threads", `{}`, "")
 			require.Equal(t, http.StatusOK, code, out)
 			var th struct{ ID string }
 			require.NoError(t, json.Unmarshal([]byte(out), &th))
@@ -235,43 +254,29 @@ func TestKeyedRunOfLostClaimNeverAppears(t *testing.T) {
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					key := "lost-run-claim-" + tc.name
-					runs, threads := len(shared.of("run")), len(shared.of("thread"))
-					a.gate = make(chan struct{})
-					gate := sync.OnceFunc(func() { close(a.gate) })
-					defer gate()
-					a.armed.Store(true)
-					defer a.armed.Store(false)
+					runs, threads := len(r.shared.of("run")), len(r.shared.of("thread"))
+					finishA := r.stallA(t, tc.path, tc.body, key)
 
-					var codeA int
-					var outA string
-					done := make(chan struct{})
-					go func() {
-						defer close(done)
-						codeA, outA, _ = postKeyed(t, srvA, tc.path, tc.body, key)
-					}()
-					defer func() { gate(); <-done }()
-					select {
-					case <-a.entered: // A checked everything; its write waits
-					case <-done:
-						t.Fatalf("A answered without stalling: %d %s", codeA, outA)
-					}
-
-					clock.advance(server.IdempotencyLease + time.Second)
-					code, out, h := postKeyed(t, srvB, tc.path, tc.body, key)
+					r.clock.advance(server.IdempotencyLease + time.Second)
+					code, out, h := postKeyed(t, r.srvB, tc.path, tc.body, key)
 					require.Equal(t, http.StatusOK, code, out)
 					assert.Empty(t, h.Get("Idempotent-Replayed"), "B made the run")
-					made := runID(t, out)
+					var madeRun struct {
+						ID       string `json:"id"`
+						ThreadID string `json:"thread_id"`
+					}
+					require.NoError(t, json.Unmarshal([]byte(out), &madeRun), out)
+					made := madeRun.ID
 
-					gate()
-					<-done
+					codeA, outA := finishA()
 					assert.Equal(t, http.StatusConflict, codeA, outA)
 					assert.Contains(t, outA, "idempotency_key_in_flux")
-					assert.Equal(t, []string{made}, shared.of("run")[runs:], "one run for the key: B's")
+					assert.Equal(t, []string{made}, r.shared.of("run")[runs:], "one run for the key: B's")
 					if tc.name == "createThreadAndRun" {
-						assert.Len(t, shared.of("thread")[threads:], 0, "A's thread was made")
+						assert.Equal(t, []string{madeRun.ThreadID}, r.shared.of("thread")[threads:], "one thread for the key: B's")
 					}
 
-					code, again, h := postKeyed(t, srvA, tc.path, tc.body, key)
+					code, again, h := postKeyed(t, r.srvA, tc.path, tc.body, key)
 					require.Equal(t, http.StatusOK, code, again)
 					assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
 					assert.Equal(t, made, runID(t, again))

@@ -137,6 +137,9 @@ func (s *creations) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, 
 	r, evs, err := s.Store.CreateRun(ctx, nr)
 	if err == nil {
 		s.made("run", r.ID)
+		if nr.Thread != nil {
+			s.made("thread", nr.Thread.ID)
+		}
 	}
 	return r, evs, err
 }
