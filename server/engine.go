@@ -1716,7 +1716,7 @@ func (e *engine) subscribe(runID string, from int) *subscriber {
 // names (Last-Event-ID), or -1.
 func (e *engine) resubscribe(runID string, from, last int) (*subscriber, error) {
 	if _, err := e.s.db.ListRunEvents(e.bg(), runID, 0, 1); err != nil {
-		return nil, errNotFound("run", runID)
+		return nil, storeErr(err, "run", runID)
 	}
 	s := e.subscribe(runID, from)
 	after := max(from, last)
@@ -1725,7 +1725,7 @@ func (e *engine) resubscribe(runID string, from, last int) (*subscriber, error) 
 		evs, err := e.s.db.ListRunEvents(e.bg(), runID, int64(from), after-from)
 		if err != nil {
 			e.unsubscribe(runID, s)
-			return nil, errNotFound("run", runID)
+			return nil, storeErr(err, "run", runID)
 		}
 		for _, ev := range evs {
 			if isFinalEvent(ev.Type) {

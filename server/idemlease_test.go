@@ -340,6 +340,99 @@ func TestKeyedRunRetryAfterLeaseFindsTheRun(t *testing.T) {
 	}
 }
 
+// TestKeyedStreamRetryAfterLeaseReattaches: A commits a keyed, streamed
+// createThreadAndRun and dies before recording anything of its reply
+// under the key. The client's retry after the lease is reattached to A's
+// run, its stream opening with A's thread (thread.created) as the first
+// stream did, and no second run is made.
+func TestKeyedStreamRetryAfterLeaseReattaches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newLeaseFixture(t)
+		f.a.release()
+		f.a.dieAfterRun.Store(true)
+		path, body := "/v1/threads/runs", strings.TrimSuffix(f.create, "}")+`,"thread":{},"stream":true}`
+		stream := func(srv *server.Server) (string, http.Header) {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second) // the run waits on dead A: end the stream
+			defer cancel()
+			r := httptest.NewRequestWithContext(ctx, http.MethodPost, path, strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Idempotency-Key", "streamed")
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, r)
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			return w.Body.String(), w.Result().Header
+		}
+		first, _ := stream(f.srvA)
+		require.True(t, f.a.dead.Load(), "A made no run: %s", first)
+		runs := f.shared.runs.Load()
+		time.Sleep(server.IdempotencyLease + time.Second)
+		synctest.Wait()
+
+		again, h := stream(f.srvB)
+		assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+		assert.Equal(t, runs, f.shared.runs.Load(), "the retry made a run")
+		event := func(s string) string { // the first event's name and data
+			t.Helper()
+			name, rest, _ := strings.Cut(strings.TrimPrefix(s, "event: "), "\n")
+			data, _, _ := strings.Cut(strings.TrimPrefix(rest, "data: "), "\n")
+			return name + " " + data
+		}
+		assert.True(t, strings.HasPrefix(again, "event: thread.created\n"), "the stream opens with the thread: %.200s", again)
+		assert.Equal(t, event(first), event(again))
+	})
+}
+
+// failsGetRun is a replica's view of the shared store whose next fails
+// reads of a run fail (not with ErrNotFound).
+type failsGetRun struct {
+	store.Store
+	fails atomic.Int64
+}
+
+func (s *failsGetRun) GetRun(ctx context.Context, project, threadID, id string) (store.Run, error) {
+	if s.fails.Add(-1) >= 0 {
+		return store.Run{}, errors.New("test: the database is unreachable")
+	}
+	return s.Store.GetRun(ctx, project, threadID, id)
+}
+
+// TestKeyedRunRetryAfterLeaseUnreadable: as
+// TestKeyedRunRetryAfterLeaseFindsTheRun, but the retry that claims the
+// key over A's lapsed claim (on replica C) cannot read A's run (the read
+// fails): it must not do the work (the run may exist, and does), but answer
+// 409 idempotency_key_in_flux, and put A's claim back, so that the
+// client's next retry (on B) is answered with A's run. Without the first,
+// C makes a second run; without the second, C's 409 drops the key and B
+// makes one.
+func TestKeyedRunRetryAfterLeaseUnreadable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newLeaseFixture(t)
+		f.a.release()
+		f.a.dieAfterRun.Store(true)
+		path, body := "/v1/threads/runs", strings.TrimSuffix(f.create, "}")+`,"thread":{}}`
+		code, out, _ := f.post(f.srvA, path, body, "unreadable")
+		require.True(t, f.a.dead.Load(), "A made no run: %d %s", code, out)
+		made, runs := runID(t, out), f.shared.runs.Load()
+		time.Sleep(server.IdempotencyLease + time.Second)
+		synctest.Wait()
+
+		c := &failsGetRun{Store: f.shared}
+		c.fails.Store(1)
+		srvC := server.New(server.WithStore(c), server.WithStepDelay(0))
+		t.Cleanup(func() { _ = srvC.Close() })
+		code, out, _ = f.post(srvC, path, body, "unreadable")
+		assert.Equal(t, http.StatusConflict, code, out)
+		assert.Contains(t, out, "idempotency_key_in_flux")
+		assert.Equal(t, runs, f.shared.runs.Load(), "C made a run")
+
+		code, out, h := f.post(f.srvB, path, body, "unreadable")
+		require.Equal(t, http.StatusOK, code, out)
+		assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+		assert.Equal(t, made, runID(t, out), "A's run")
+		assert.Equal(t, runs, f.shared.runs.Load(), "B made a run")
+	})
+}
+
 // TestIdempotencyClaimOfSlowReplicaIsRenewed: replica A claims a keyed
 // createRun and works on it for five leases (50 s). Its heartbeat keeps the
 // claim alive, so the client's retry on replica B keeps waiting and never

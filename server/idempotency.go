@@ -196,7 +196,7 @@ func (s *Server) idempotencyMiddleware(next http.Handler) http.Handler {
 						if f, ok := s.lapsedUpload(r.Context(), intent, shared); ok {
 							h = s.replayUpload(key, f, next)
 						} else if !lazy {
-							h = s.lapsedCreate(key, shared, fp, next)
+							h = s.lapsedCreate(key, shared, fp, intent, next)
 						}
 					}
 					s.serveFirst(st, e, h, w, r, hold)
@@ -302,9 +302,12 @@ func (s *Server) reattach(w http.ResponseWriter, r *http.Request, e *idemEntry) 
 	sub, err := s.eng.resubscribe(e.runID, e.from, last)
 	if err != nil {
 		var ae *apiError
-		if errors.As(err, &ae) {
-			writeAPIError(w, ae)
+		if !errors.As(err, &ae) {
+			// The run's events could not be read: the client retries.
+			s.log.Warn("idempotency: a stream could not be reattached", "run", e.runID, "err", err.Error())
+			ae = errIdemRetry()
 		}
+		writeAPIError(w, ae)
 		return
 	}
 	var first []sseEvent

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -163,6 +165,11 @@ type runIntent struct {
 	// see inheritFiles and forgetShared) names the files that record
 	// named, which may have been stored.
 	Prev []string `json:"prev_files,omitempty"`
+
+	// lapsed: the lapsed claim of a create this request claimed the key
+	// over (lapsedCreate): put back, already expired, when this request's
+	// answer is not remembered (forgetShared).
+	lapsed *store.IdempotencyRecord
 
 	// The claim as written (claimShared): its store key and body. A
 	// message is not given the id its claim names at first (an id chosen
@@ -595,7 +602,10 @@ func (s *Server) completeShared(e *idemEntry, reqID string, lease claimLease, st
 // the key over from: see inheritFiles), already expired: a pending record
 // whose lease has ended, which any request may claim the key over at once,
 // learning the files to look for (lapsedUpload), and which the sweep keeps
-// as it keeps lapsed claims.
+// as it keeps lapsed claims. The claim of a create that took the key over
+// a lapsed claim (intent.lapsed) is replaced by that lapsed claim, already
+// expired, for the same reason: the next repeat looks for the object it
+// names (lapsedCreate) before doing the work.
 func (s *Server) forgetShared(mapKey, reqID string, lease claimLease, intent *runIntent) {
 	ctx := context.WithoutCancel(s.ctx)
 	var marker store.IdempotencyRecord
@@ -604,6 +614,9 @@ func (s *Server) forgetShared(mapKey, reqID string, lease claimLease, intent *ru
 		if err == nil {
 			marker = store.IdempotencyRecord{Key: sharedKey(mapKey), State: store.IdemPending, Body: body, ExpiresAt: s.opts.Now()}
 		}
+	} else if intent != nil && intent.lapsed != nil {
+		marker = *intent.lapsed
+		marker.Key, marker.State, marker.ExpiresAt = sharedKey(mapKey), store.IdemPending, s.opts.Now()
 	}
 	_, err := lease.onClaim(func(held time.Time) (bool, error) {
 		if marker.Key != "" {
@@ -626,7 +639,7 @@ func (s *Server) forgetShared(mapKey, reqID string, lease claimLease, intent *ru
 func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte, bodyHashed *bool, prev **runIntent) bool {
 	mapped := rec.Key
 	for rec.State == store.IdemPending {
-		if s.answerIntent(w, r, key, rec, lazy, fp) {
+		if answered, _ := s.answerIntent(w, r, key, rec, lazy, fp); answered {
 			return true
 		}
 		if !sleep(r.Context(), idemPoll) {
@@ -726,45 +739,48 @@ func (s *Server) answerShared(w http.ResponseWriter, r *http.Request, key string
 	return true
 }
 
-// answerIntent answers a repeat whose key's claim is still pending with
-// the run or other object the claim's request made, when that exists (see
-// runIntent).
-func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte) bool {
+// answerIntent answers a repeat whose key's claim is pending (or lapsed:
+// lapsedCreate) with the run or other object the claim's request made,
+// when that exists (see runIntent). When it does not answer, unreadable
+// is the error of a read that failed for another reason than the object
+// not existing (or of an intent this version does not know): the object
+// may exist.
+func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, lazy bool, fp *[32]byte) (answered bool, unreadable error) {
 	if len(rec.Body) == 0 {
-		return false
+		return false, nil
 	}
 	var in runIntent
 	if json.Unmarshal(rec.Body, &in) != nil {
-		return false
+		return false, nil
 	}
 	if in.Object == intentFile {
-		return lazy && s.answerUpload(w, r, key, rec, &in)
+		return lazy && s.answerUpload(w, r, key, rec, &in), nil
 	}
 	if lazy {
-		return false
+		return false, nil
 	}
 	if in.Object != "" {
 		return s.answerCreated(w, r, key, rec, fp, in)
 	}
 	if in.RunID == "" {
-		return false
+		return false, nil
 	}
 	round := -1 // submitToolOutputs: the round the outputs answered
 	var run gen.RunObject
 	if in.Calls != nil {
 		var ok bool
 		if run, round, ok = s.eng.submitted(r.Context(), in.ThreadID, in.RunID, in.Calls); !ok {
-			return false // not applied (yet): wait for the claim
+			return false, nil // not applied (yet): wait for the claim
 		}
 	} else {
 		var err error
 		if run, err = s.eng.getRun(r.Context(), in.ThreadID, in.RunID); err != nil {
-			return false // not made (yet): wait for the claim
+			return false, unlessNotFound(err) // not made (yet): wait for the claim
 		}
 	}
 	if len(rec.Fingerprint) > 0 && string(rec.Fingerprint) != string(fp[:]) {
 		writeAPIError(w, errKeyReused(key))
-		return true
+		return true, nil
 	}
 	var req struct {
 		Stream bool `json:"stream"`
@@ -778,29 +794,47 @@ func (s *Server) answerIntent(w http.ResponseWriter, r *http.Request, key string
 		if round >= 0 {
 			from = s.eng.submitFrom(r.Context(), run.Id, round)
 		}
-		// Under a claim (lapsedCreate) the reply is remembered as this
-		// run's stream, for the repeats after it.
-		noteStream(w, run.Id, from, nil)
-		s.reattach(w, r, &idemEntry{stream: true, runID: run.Id, from: from})
-		return true
+		var first []sseEvent
+		if in.Calls == nil && strings.HasSuffix(r.URL.Path, "/threads/runs") {
+			// createThreadAndRun's stream opens with its thread.
+			th, err := s.getThreadObject(r.Context(), in.ThreadID)
+			if err != nil {
+				return false, unlessNotFound(err)
+			}
+			if data, err := json.Marshal(th); err == nil {
+				first = append(first, sseEvent{name: "thread.created", data: data})
+			}
+		}
+		s.reattach(w, r, &idemEntry{stream: true, runID: run.Id, from: from, first: first})
+		return true, nil
 	}
 	b, err := json.Marshal(run)
 	if err != nil {
-		return false
+		return false, err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header()["Openai-Poll-After-Ms"] = s.eng.poll
 	w.Header().Set("Idempotent-Replayed", "true")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(append(b, '\n'))
-	return true
+	return true, nil
+}
+
+// unlessNotFound returns err unless it says the object does not exist (a
+// 404).
+func unlessNotFound(err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return nil
+	}
+	return err
 }
 
 // answerCreated answers a repeat of a createThread, createMessage,
 // createAssistant, createVectorStore or createVectorStoreFileBatch whose key's claim is still pending
 // (in: the claim's intent) with the object the claim names, as its handler
 // would have (200, the object as it is now), when that object exists.
-func (s *Server) answerCreated(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, fp *[32]byte, in runIntent) bool {
+func (s *Server) answerCreated(w http.ResponseWriter, r *http.Request, key string, rec store.IdempotencyRecord, fp *[32]byte, in runIntent) (answered bool, unreadable error) {
 	ctx := r.Context()
 	var obj any
 	var err error
@@ -818,25 +852,25 @@ func (s *Server) answerCreated(w http.ResponseWriter, r *http.Request, key strin
 		if b, err = s.getBatch(ctx, projectOf(ctx), in.VectorStoreID, in.ID); err == nil {
 			obj, err = s.batchView(ctx, projectOf(ctx), b)
 		}
-	default:
-		return false // a kind of a later version: wait for the claim
+	default: // a kind of a later version: wait for the claim
+		return false, fmt.Errorf("idempotency: a claim names an object of kind %q", in.Object)
 	}
 	if err != nil {
-		return false // not made (yet), or not readable now: wait for the claim
+		return false, unlessNotFound(err) // not made (yet), or not readable now: wait for the claim
 	}
 	if len(rec.Fingerprint) > 0 && string(rec.Fingerprint) != string(fp[:]) {
 		writeAPIError(w, errKeyReused(key))
-		return true
+		return true, nil
 	}
 	b, err := json.Marshal(obj)
 	if err != nil {
-		return false
+		return false, err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Idempotent-Replayed", "true")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(append(b, '\n'))
-	return true
+	return true, nil
 }
 
 // sweepIdempotency deletes expired idempotency records every

@@ -26,15 +26,26 @@ import (
 // (its claimant made it and died before recording the answer, and the
 // retry came after the claim's lease), it is the answer, as for a repeat
 // that finds the claim pending (answerIntent: a run as JSON, or its
-// stream reattached); otherwise next does the work. The request holds the
-// claim: serveFirst records the answer.
-func (s *Server) lapsedCreate(key string, replaced store.IdempotencyRecord, fp [32]byte, next http.Handler) http.Handler {
+// stream reattached); when it cannot be read (an error other than its not
+// existing), the request is answered 409 idempotency_key_in_flux, which
+// its client retries; otherwise next does the work. The request holds the
+// claim: serveFirst records the answer, and an answer it does not
+// remember puts the lapsed claim back (intent.lapsed, see forgetShared),
+// so that the object it names is still looked for by the next repeat.
+func (s *Server) lapsedCreate(key string, replaced store.IdempotencyRecord, fp [32]byte, intent *runIntent, next http.Handler) http.Handler {
 	if !namesCreated(replaced) || !bytes.Equal(replaced.Fingerprint, fp[:]) {
 		return next
 	}
+	intent.lapsed = &replaced
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fp := fp
-		if !s.answerIntent(w, r, key, replaced, false, &fp) {
+		answered, unreadable := s.answerIntent(w, r, key, replaced, false, &fp)
+		switch {
+		case answered:
+		case unreadable != nil:
+			s.log.Warn("idempotency: what a lapsed claim names could not be read", append(idemLogAttrs(replaced.Key, w.Header().Get("X-Request-Id")), "err", unreadable.Error())...)
+			writeAPIError(w, errIdemRetry())
+		default:
 			next.ServeHTTP(w, r)
 		}
 	})
