@@ -599,7 +599,7 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 		return store.Run{}, nil, err
 	}
 	defer s.mu.Unlock()
-	if nr.Claim != nil { // first, as the SQL stores check it; Named is set with the writes
+	if nr.Claim != nil { // before the other checks: a lost claim wins, as in the SQL stores on a locked thread; Named is set with the writes
 		c := *nr.Claim
 		c.Named = nil
 		if err := s.fence("run", r.ID, c)(); err != nil {

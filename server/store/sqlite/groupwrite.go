@@ -103,9 +103,8 @@ func (w *pendingWrite) result() error {
 // fn's error, or the transaction's. A write whose context is done while it
 // is queued returns the context's error at once and is never run; once a
 // group has started it, or it was handed the lead, it runs to its end and
-// write returns its outcome. A panic in fn
-// rolls back fn's writes, leaves the writer working, and is raised again
-// here.
+// write returns its outcome. A panic in fn rolls back fn's writes, leaves
+// the writer working, and is raised again here.
 func (g *groupWriter) write(ctx context.Context, fn func(sqlstore.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

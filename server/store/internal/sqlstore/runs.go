@@ -99,7 +99,10 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 		// The claim last: its row is locked (PostgreSQL) only from here
 		// to the commit, not while the writes above wait (on River's
 		// table, say), when it would hold up the claimant's own renewals.
-		return fenced(tx, claim, func() error { return nil })
+		if claim != nil {
+			return claim(tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return store.Run{}, nil, err
