@@ -225,6 +225,13 @@ func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 // run one by one.
 func (t sqlTx) Batch(ctx context.Context, stmts []sqlstore.Stmt) error {
 	for _, st := range stmts {
+		if st.Rows != nil {
+			rows, err := t.Query(ctx, st.Query, st.Args...)
+			if err := st.ReadRows(rows, err); err != nil {
+				return err
+			}
+			continue
+		}
 		n, err := t.Exec(ctx, st.Query, st.Args...)
 		if err := st.Result(n, err); err != nil {
 			return err

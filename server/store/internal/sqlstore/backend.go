@@ -49,8 +49,14 @@ type Tx interface {
 	// jobs ask for (store.Job.ID).
 	InsertJobs(ctx context.Context, jobs []store.Job) error
 	// Batch runs statements in order and stops at the first error (the
-	// statement's, or its Check's). PostgreSQL sends them in one round
-	// trip; SQLite, in process, runs them one by one.
+	// statement's, or its Check's or Rows'). SQLite, in process, runs them
+	// one by one before it returns. PostgreSQL may hold them back and send
+	// them with the transaction's next statement or with its COMMIT, in
+	// one round trip: their errors are then returned by that call (the
+	// first one, in order) or by Write, and nothing of the transaction is
+	// committed. So a function given to Write must not rely on a Batch's
+	// nil error alone: what it does next that reads the database sees the
+	// batch's writes, or its error.
 	Batch(ctx context.Context, stmts []Stmt) error
 }
 
@@ -62,6 +68,16 @@ type Stmt struct {
 	// changed, or its error; what it returns ends the batch (nil goes
 	// on). Nil means the statement's error ends the batch as is.
 	Check func(n int64, err error) error
+	// Refuses says that Check may refuse a statement that ran without an
+	// error (it looks at n): the database does not know, so PostgreSQL
+	// sends such a statement ahead of COMMIT, not in one round trip with
+	// it, and commits nothing when Check refuses.
+	Refuses bool
+	// Rows, when not nil, is given the rows the statement returns (an
+	// INSERT ... RETURNING, say) and reads them; the batch closes them.
+	// What it returns (or the rows' error) goes to Check as err, with
+	// n 0. Such a statement refuses as Refuses says.
+	Rows func(Rows) error
 }
 
 // Result is what a Batch does with a statement's outcome: its Check's
@@ -71,6 +87,23 @@ func (s Stmt) Result(n int64, err error) error {
 		return s.Check(n, err)
 	}
 	return err
+}
+
+// MayRefuse reports whether s's outcome may be an error although the
+// database ran it without one (Refuses, Rows).
+func (s Stmt) MayRefuse() bool { return s.Refuses || s.Rows != nil }
+
+// ReadRows runs s's Rows on rows (the statement's, or nil and the error
+// that running it returned), closes them, and returns s's Result.
+func (s Stmt) ReadRows(rows Rows, err error) error {
+	if err == nil {
+		err = s.Rows(rows)
+		if e := rows.Err(); err == nil {
+			err = e
+		}
+		rows.Close()
+	}
+	return s.Result(0, err)
 }
 
 // Rows is a result set.

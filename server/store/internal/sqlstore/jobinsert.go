@@ -110,7 +110,7 @@ func leftToRiver(j store.Job, postgres bool) bool {
 // the store's own INSERT, for each job but those left to River, which
 // viaRiver inserts (River's InsertManyTx, RiverInsertJobs). It sets the
 // ids the jobs ask for (store.Job.ID). postgres says the database.
-func InsertJobs(ctx context.Context, tx Querier, postgres bool, jobs []store.Job, viaRiver func([]store.Job) error) error {
+func InsertJobs(ctx context.Context, tx Tx, postgres bool, jobs []store.Job, viaRiver func([]store.Job) error) error {
 	if !slices.ContainsFunc(jobs, func(j store.Job) bool { return leftToRiver(j, postgres) }) {
 		return insertJobs(ctx, tx, postgres, jobs)
 	}
@@ -128,13 +128,16 @@ func InsertJobs(ctx context.Context, tx Querier, postgres bool, jobs []store.Job
 	return viaRiver(theirs)
 }
 
-// insertJobs writes jobs' rows, in INSERTs of a power of two of rows.
-func insertJobs(ctx context.Context, tx Querier, postgres bool, jobs []store.Job) error {
+// insertJobs writes jobs' rows, in INSERTs of a power of two of rows, in
+// one batch (tx.Batch: on PostgreSQL it may go with the transaction's next
+// statement; the ids are set when it has run).
+func insertJobs(ctx context.Context, tx Tx, postgres bool, jobs []store.Job) error {
 	db := 0
 	if postgres {
 		db = 1
 	}
 	now := time.Now().UTC() // PostgreSQL's created_at, as River's driver
+	var b []Stmt
 	for start := 0; start < len(jobs); {
 		n := maxJobRows
 		for n > len(jobs)-start {
@@ -148,12 +151,18 @@ func insertJobs(ctx context.Context, tx Querier, postgres bool, jobs []store.Job
 			}
 			args = append(args, a...)
 		}
-		if err := readIDs(ctx, tx, jobInserts[db][n], args, jobs[start:start+n]); err != nil {
-			return fmt.Errorf("enqueue jobs: %w", err)
-		}
+		these := jobs[start : start+n]
+		b = append(b, Stmt{Query: jobInserts[db][n], Args: args,
+			Rows: func(rows Rows) error { return readIDs(rows, these) },
+			Check: func(_ int64, err error) error {
+				if err != nil {
+					return fmt.Errorf("enqueue jobs: %w", err)
+				}
+				return nil
+			}})
 		start += n
 	}
-	return nil
+	return tx.Batch(ctx, b)
 }
 
 // jobValues returns the arguments of j's row (sqliteJobRow, pgJobRow).
@@ -191,17 +200,12 @@ func timeString(t time.Time) string {
 	return t.UTC().Round(time.Millisecond).Format("2006-01-02 15:04:05.000")
 }
 
-// readIDs runs the INSERT q and gives the jobs that ask for it their id.
-// The ids are given in ascending order, the order of the rows: both
-// databases number a statement's rows in the order it inserts them
-// (SQLite's AUTOINCREMENT, PostgreSQL's sequence, taken row by row),
-// whatever the order in which RETURNING lists them.
-func readIDs(ctx context.Context, tx Querier, q string, args []any, jobs []store.Job) error {
-	rows, err := tx.Query(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
+// readIDs reads the ids an INSERT of jobs returns and gives the jobs that
+// ask for it their id. The ids are given in ascending order, the order of
+// the rows: both databases number a statement's rows in the order it
+// inserts them (SQLite's AUTOINCREMENT, PostgreSQL's sequence, taken row
+// by row), whatever the order in which RETURNING lists them.
+func readIDs(rows Rows, jobs []store.Job) error {
 	var one [1]int64
 	ids := one[:0]
 	for rows.Next() {

@@ -120,7 +120,8 @@ func putSteps(b []Stmt, r store.Run, steps []store.Step) ([]Stmt, error) {
 		id := st.ID
 		b = append(b, Stmt{Query: `INSERT INTO run_steps (` + stepCols + `) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET data = excluded.data WHERE run_steps.run_id = excluded.run_id`,
-			Args: []any{st.ID, r.Project, r.ID, r.ThreadID, st.CreatedAt, nz(st.Data)},
+			Args:    []any{st.ID, r.Project, r.ID, r.ThreadID, st.CreatedAt, nz(st.Data)},
+			Refuses: true,
 			Check: func(n int64, err error) error {
 				if err == nil && n == 0 {
 					return conflict("step", id)

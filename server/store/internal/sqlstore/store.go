@@ -323,23 +323,46 @@ func (s *Store) insertThread(ctx context.Context, tx Tx, t store.Thread, msgs []
 		return invalid("empty thread id")
 	}
 	project := store.ProjectOr(t.Project)
-	if _, err := tx.Exec(ctx, `INSERT INTO threads (`+threadCols+`) VALUES (?, ?, ?, ?)`, t.ID, project, t.CreatedAt, nz(t.Data)); err != nil {
-		return s.conflictOr(err, "thread", t.ID)
+	b := []Stmt{{Query: `INSERT INTO threads (` + threadCols + `) VALUES (?, ?, ?, ?)`,
+		Args:  []any{t.ID, project, t.CreatedAt, nz(t.Data)},
+		Check: s.conflictCheck("thread", t.ID)}}
+	b, err := s.messageInserts(b, project, t.ID, msgs)
+	if err != nil {
+		return err
 	}
-	return s.insertMessages(ctx, tx, project, t.ID, msgs)
+	return tx.Batch(ctx, b)
 }
 
 func (s *Store) insertMessages(ctx context.Context, tx Tx, project, threadID string, msgs []store.Message) error {
+	b, err := s.messageInserts(nil, project, threadID, msgs)
+	if err != nil || len(b) == 0 {
+		return err
+	}
+	return tx.Batch(ctx, b)
+}
+
+// messageInserts adds to b the statements that insert msgs into a thread.
+func (s *Store) messageInserts(b []Stmt, project, threadID string, msgs []store.Message) ([]Stmt, error) {
 	for _, m := range msgs {
 		if m.ID == "" {
-			return invalid("empty message id")
+			return nil, invalid("empty message id")
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO messages (`+msgCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
-			m.ID, project, threadID, m.RunID, m.CreatedAt, nz(m.Data)); err != nil {
-			return s.conflictOr(err, "message", m.ID)
-		}
+		b = append(b, Stmt{Query: `INSERT INTO messages (` + msgCols + `) VALUES (?, ?, ?, ?, ?, ?)`,
+			Args:  []any{m.ID, project, threadID, m.RunID, m.CreatedAt, nz(m.Data)},
+			Check: s.conflictCheck("message", m.ID)})
 	}
-	return nil
+	return b, nil
+}
+
+// conflictCheck is a Stmt.Check that reports a unique violation as kind
+// id's conflict (conflictOr).
+func (s *Store) conflictCheck(kind, id string) func(int64, error) error {
+	return func(_ int64, err error) error {
+		if err != nil {
+			return s.conflictOr(err, kind, id)
+		}
+		return nil
+	}
 }
 
 // CreateThread implements store.Store.
