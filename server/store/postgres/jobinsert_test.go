@@ -20,15 +20,18 @@ func TestJobInsertMatchesRiver(t *testing.T) {
 	s := open(t, pgtest.Schema(t))
 	storetest.JobInsertParity(t, storetest.SQLJobRows((&backend{s: s}).Write, insertJobs,
 		func(t *testing.T, x sqlstore.Tx, last int64) ([]map[string]string, error) {
-			return jobRows(t, x.(pgTx), last)
+			return jobRows(t, x.(*pgTx), last)
 		}))
 }
 
 // insertJobs inserts jobs with River's own insert when viaRiver, else with
 // the store's.
 func insertJobs(ctx context.Context, x sqlstore.Tx, viaRiver bool, jobs []store.Job) error {
-	if tx := x.(pgTx); viaRiver {
-		return sqlstore.RiverInsertJobs(ctx, tx.river, tx.tx, jobs)
+	if tx := x.(*pgTx); viaRiver {
+		if err := tx.flush(ctx); err != nil {
+			return err
+		}
+		return sqlstore.RiverInsertJobs[pgx.Tx](ctx, tx.river, riverTx{tx.conn}, jobs)
 	}
 	return x.InsertJobs(ctx, jobs)
 }
@@ -77,8 +80,8 @@ func TestAvailableJobWakesRiver(t *testing.T) {
 
 // jobRows returns the rows of river_job after id last, each column as
 // to_jsonb renders it.
-func jobRows(t *testing.T, tx pgTx, last int64) ([]map[string]string, error) {
-	rows, err := tx.tx.Query(t.Context(), `SELECT to_jsonb(j) FROM river_job j WHERE id > $1 ORDER BY id`, last)
+func jobRows(t *testing.T, tx *pgTx, last int64) ([]map[string]string, error) {
+	rows, err := tx.Query(t.Context(), `SELECT to_jsonb(j) FROM river_job j WHERE id > $1 ORDER BY id`, last)
 	if err != nil {
 		return nil, err
 	}

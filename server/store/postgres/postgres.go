@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,11 @@ type Options struct {
 	// Migrations replaces the store's schema migrations (tests of the
 	// migrator); nil means Migrations().
 	Migrations []sqlstore.Migration
+	// ConfigurePool, when not nil, is given the pool's configuration,
+	// parsed from the URL and sized (MaxConns), before the pool is made: a
+	// tracer (ConnConfig.Tracer), TLS, connection hooks. The migrations'
+	// own connection takes the same ConnConfig. nil leaves it as parsed.
+	ConfigurePool func(*pgxpool.Config)
 }
 
 // setsPoolSize reports whether a database URL (or key=value DSN) has
@@ -121,6 +127,9 @@ func Open(ctx context.Context, databaseURL string, opts ...func(*Options)) (*Sto
 	case !setsPoolSize(databaseURL):
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if o.ConfigurePool != nil {
+		o.ConfigurePool(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %w", err)
@@ -181,16 +190,28 @@ func (b *backend) Reader() sqlstore.Querier { return querier{b.s.pool} }
 func (b *backend) Postgres() bool           { return true }
 func (b *backend) Close() error             { return b.s.Close() }
 
+// Write runs fn in a transaction on one of the pool's connections (pgTx):
+// BEGIN goes with the transaction's first statement and COMMIT with its
+// last batch, so a write whose statements fn gives in batches takes a
+// round trip per read it makes, plus one.
 func (b *backend) Write(ctx context.Context, fn func(sqlstore.Tx) error) error {
-	tx, err := b.s.pool.Begin(ctx)
+	conn, err := b.s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	if err := fn(pgTx{querier: querier{tx}, tx: tx, river: b.s.river}); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx))
+	// A connection left in a transaction (a panic in fn) is closed, not
+	// reused, when released.
+	defer conn.Release()
+	t := &pgTx{conn: conn.Conn(), river: b.s.river}
+	if err := fn(t); err != nil {
+		t.rollback(ctx)
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := t.commit(ctx); err != nil {
+		t.rollback(ctx)
+		return err
+	}
+	return nil
 }
 
 func (b *backend) Unique(err error) (string, bool) {
@@ -242,14 +263,188 @@ func (r row) Scan(dest ...any) error {
 	return err
 }
 
-// pgTx is a write transaction.
+// pgTx is a write transaction on one connection, sent in as few round
+// trips as its reads allow: BEGIN is not sent alone but with the first
+// statement, and the statements of Batch wait (pending) to go with the
+// next statement or with the COMMIT, all in one pipeline (a pgx.Batch).
+// A statement sent with pending ones returns the first error among them,
+// in order, before its own; after an error PostgreSQL runs nothing more of
+// the pipeline, and the transaction is rolled back (Write).
 type pgTx struct {
-	querier
-	tx    pgx.Tx
+	conn  *pgx.Conn
 	river *river.Client[pgx.Tx]
+	// begun: BEGIN has been sent.
+	begun bool
+	// pending holds the statements of Batch not sent yet.
+	pending []sqlstore.Stmt
+	// open is the pipeline whose last result the caller is reading (the
+	// rows of Query or QueryRow); the next send closes it.
+	open pgx.BatchResults
 }
 
-func (t pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
+// send closes the pipeline still open and sends a new one: BEGIN when not
+// sent yet, the pending statements, and then what more adds. It reads the
+// results of BEGIN and of the pending statements and returns the pipeline
+// at the first result of more's; on an error it closes the pipeline and
+// returns the error.
+func (t *pgTx) send(ctx context.Context, more func(*pgx.Batch)) (pgx.BatchResults, error) {
+	if err := t.closeOpen(); err != nil {
+		return nil, err
+	}
+	var b pgx.Batch
+	begin := !t.begun
+	if begin {
+		b.Queue("BEGIN")
+	}
+	pending := t.pending
+	t.pending = nil
+	for _, st := range pending {
+		b.Queue(rebind(st.Query), st.Args...)
+	}
+	if more != nil {
+		more(&b)
+	}
+	t.begun = true
+	br := t.conn.SendBatch(ctx, &b)
+	err := func() error {
+		if begin {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		for _, st := range pending {
+			if st.Rows != nil {
+				rows, err := br.Query()
+				if err := st.ReadRows(pgRows{rows}, err); err != nil {
+					return err
+				}
+				continue
+			}
+			tag, err := br.Exec()
+			if err := st.Result(tag.RowsAffected(), err); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return br, nil
+}
+
+// closeOpen closes the pipeline a Query or QueryRow left open.
+func (t *pgTx) closeOpen() error {
+	if t.open == nil {
+		return nil
+	}
+	err := t.open.Close()
+	t.open = nil
+	return err
+}
+
+// flush sends what is pending (and BEGIN): the connection is then in the
+// transaction, with every statement given so far run.
+func (t *pgTx) flush(ctx context.Context) error {
+	br, err := t.send(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return br.Close()
+}
+
+// commit sends what is pending with COMMIT, or before it when a pending
+// statement's outcome is not the database's alone (Stmt.MayRefuse); a
+// transaction that sent and holds nothing has nothing to commit.
+func (t *pgTx) commit(ctx context.Context) error {
+	if !t.begun && len(t.pending) == 0 {
+		return t.closeOpen()
+	}
+	if slices.ContainsFunc(t.pending, sqlstore.Stmt.MayRefuse) {
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+	}
+	br, err := t.send(ctx, func(b *pgx.Batch) { b.Queue("COMMIT") })
+	if err != nil {
+		return err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && tag.String() == "ROLLBACK" {
+		err = pgx.ErrTxCommitRollback // an error PostgreSQL kept to itself
+	}
+	return err
+}
+
+// rollback ends the transaction after a failure, if the connection is in
+// one; a connection that cannot is closed by the pool on release.
+func (t *pgTx) rollback(ctx context.Context) {
+	_ = t.closeOpen()
+	if !t.conn.IsClosed() && t.conn.PgConn().TxStatus() != 'I' {
+		_, _ = t.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
+}
+
+// Exec implements sqlstore.Querier: the pending statements go first. A
+// statement without arguments goes apart, after them, as a simple query:
+// it may be several (a migration's script).
+func (t *pgTx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if len(args) == 0 {
+		if err := t.flush(ctx); err != nil {
+			return 0, err
+		}
+		tag, err := t.conn.Exec(ctx, query)
+		return tag.RowsAffected(), err
+	}
+	br, err := t.send(ctx, func(b *pgx.Batch) { b.Queue(rebind(query), args...) })
+	if err != nil {
+		return 0, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag.RowsAffected(), err
+}
+
+// Query implements sqlstore.Querier: the pending statements go first.
+func (t *pgTx) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	br, err := t.send(ctx, func(b *pgx.Batch) { b.Queue(rebind(query), args...) })
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	t.open = br
+	return pgRows{rows}, nil
+}
+
+// QueryRow implements sqlstore.Querier: the pending statements go first.
+func (t *pgTx) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	br, err := t.send(ctx, func(b *pgx.Batch) { b.Queue(rebind(query), args...) })
+	if err != nil {
+		return errRow{err}
+	}
+	t.open = br
+	return batchRow{t: t, r: br.QueryRow()}
+}
+
+// Batch implements sqlstore.Tx: the statements wait to go with the next
+// statement or the COMMIT.
+func (t *pgTx) Batch(_ context.Context, stmts []sqlstore.Stmt) error {
+	t.pending = append(t.pending, stmts...)
+	return nil
+}
+
+// InsertJobs implements sqlstore.Tx.
+func (t *pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -257,33 +452,73 @@ func (t pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 		return errors.New("postgres store: no job queue yet (migrating)")
 	}
 	return sqlstore.InsertJobs(ctx, t, true, jobs, func(jobs []store.Job) error {
-		return sqlstore.RiverInsertJobs(ctx, t.river, t.tx, jobs)
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
+		return sqlstore.RiverInsertJobs[pgx.Tx](ctx, t.river, riverTx{t.conn}, jobs)
 	})
 }
 
-// Batch implements sqlstore.Tx: the statements go in one round trip.
-func (t pgTx) Batch(ctx context.Context, stmts []sqlstore.Stmt) error {
-	switch len(stmts) {
-	case 0:
-		return nil
-	case 1:
-		n, err := t.Exec(ctx, stmts[0].Query, stmts[0].Args...)
-		return stmts[0].Result(n, err)
-	}
-	var b pgx.Batch
-	for _, st := range stmts {
-		b.Queue(rebind(st.Query), st.Args...)
-	}
-	br := t.tx.SendBatch(ctx, &b)
-	for _, st := range stmts {
-		tag, err := br.Exec()
-		if err := st.Result(tag.RowsAffected(), err); err != nil {
-			_ = br.Close()
-			return err
-		}
-	}
-	return br.Close()
+// pgRows is pgx's rows as sqlstore's.
+type pgRows struct{ pgx.Rows }
+
+func (r pgRows) Close() { r.Rows.Close() }
+
+// batchRow is the row of a QueryRow: scanning it closes its pipeline.
+type batchRow struct {
+	t *pgTx
+	r pgx.Row
 }
+
+func (r batchRow) Scan(dest ...any) error {
+	err := row{r.r}.Scan(dest...)
+	if cerr := r.t.closeOpen(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
+}
+
+// errRow is a row whose Scan returns err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// riverTx is the transaction as River's insert takes it (a pgx.Tx), once
+// pgTx has sent all it holds: River's statements go on the connection,
+// inside the transaction that Write commits. River's insert begins, commits
+// and rolls back nothing of its own; these refuse to.
+type riverTx struct{ conn *pgx.Conn }
+
+var _ pgx.Tx = riverTx{}
+
+var errRiverTx = errors.New("postgres store: River's insert runs in the store's transaction; it cannot begin or end one")
+
+func (r riverTx) Begin(context.Context) (pgx.Tx, error) { return nil, errRiverTx }
+func (r riverTx) Commit(context.Context) error          { return errRiverTx }
+func (r riverTx) Rollback(context.Context) error        { return errRiverTx }
+func (r riverTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	return r.conn.CopyFrom(ctx, table, cols, src)
+}
+func (r riverTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return r.conn.SendBatch(ctx, b)
+}
+
+// LargeObjects returns pgx's zero LargeObjects, unusable: River's insert
+// uses none.
+func (r riverTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+func (r riverTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	return r.conn.Prepare(ctx, name, sql)
+}
+func (r riverTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return r.conn.Exec(ctx, sql, args...)
+}
+func (r riverTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return r.conn.Query(ctx, sql, args...)
+}
+func (r riverTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return r.conn.QueryRow(ctx, sql, args...)
+}
+func (r riverTx) Conn() *pgx.Conn { return r.conn }
 
 // rebinds caches the numbered form of each query (they are constants, or
 // built from a few shapes).
