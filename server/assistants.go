@@ -53,7 +53,7 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 	if err := validateAssistantFields(b.Name, b.Description, b.Instructions, b.Tools, b.Temperature, b.TopP, b.Metadata); err != nil {
 		return nil, err
 	}
-	tr, err := s.createToolResources(ctx, b.ToolResources)
+	tr, made, err := s.createToolResources(ctx, b.ToolResources)
 	if err != nil {
 		return nil, err
 	}
@@ -89,14 +89,16 @@ func (s *Server) CreateAssistant(ctx context.Context, req genserver.CreateAssist
 	}
 	data, err := encodeData(a)
 	if err != nil {
+		made.undo(ctx)
 		return nil, err
 	}
 	sa := store.Assistant{Project: projectOf(ctx), ID: a.Id, CreatedAt: int64(a.CreatedAt), Data: data}
-	if c := claimFence(ctx, intentAssistant, a.Id); c != nil {
-		err = s.db.CreateAssistantClaimed(ctx, sa, *c)
-	} else {
-		err = s.db.CreateAssistant(ctx, sa)
-	}
+	err = made.write(ctx, func() error {
+		if c := claimFence(ctx, intentAssistant, a.Id); c != nil {
+			return s.db.CreateAssistantClaimed(ctx, sa, *c)
+		}
+		return s.db.CreateAssistant(ctx, sa)
+	})
 	if err != nil {
 		return nil, storeErr(err, "assistant", a.Id)
 	}
@@ -281,14 +283,20 @@ func validFunctionName(n string) bool {
 // ones: it checks that files and vector stores exist, and builds the vector
 // store asked for with file_search.vector_stores (whose files may be
 // processed before it returns: it must not run with a thread's mutex held).
-func (s *Server) createToolResources(ctx context.Context, tr *gen.ToolResourcesCreate) (*gen.ToolResources, error) {
+//
+// The vector stores it made are returned as a madeStores (nil when it made
+// none): the caller writes the object that references them through
+// madeStores.write, and calls madeStores.undo when it fails before that
+// write, so that a create that fails leaves no vector store behind. When
+// createToolResources fails, it has deleted those it made itself.
+func (s *Server) createToolResources(ctx context.Context, tr *gen.ToolResourcesCreate) (*gen.ToolResources, *madeStores, error) {
 	if tr == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	out := &gen.ToolResources{}
 	if ci := tr.CodeInterpreter; ci != nil {
 		if err := s.checkFileIDs(ctx, "tool_resources.code_interpreter.file_ids", ci.FileIds, maxCodeFiles); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out.CodeInterpreter = &gen.ToolResourcesCodeInterpreter{FileIds: cloneStrings(ci.FileIds)}
 	}
@@ -302,28 +310,29 @@ func (s *Server) createToolResources(ctx context.Context, tr *gen.ToolResourcesC
 			stores = *fs.VectorStores
 		}
 		if len(ids) > 0 && len(stores) > 0 {
-			return nil, errBadRequest("tool_resources.file_search", "Invalid 'tool_resources.file_search': give either 'vector_store_ids' or 'vector_stores', not both.")
+			return nil, nil, errBadRequest("tool_resources.file_search", "Invalid 'tool_resources.file_search': give either 'vector_store_ids' or 'vector_stores', not both.")
 		}
 		if len(stores) > maxVectorStoreIDs {
-			return nil, errBadRequest("tool_resources.file_search.vector_stores", "Invalid 'tool_resources.file_search.vector_stores': expected at most %d vector store.", maxVectorStoreIDs)
+			return nil, nil, errBadRequest("tool_resources.file_search.vector_stores", "Invalid 'tool_resources.file_search.vector_stores': expected at most %d vector store.", maxVectorStoreIDs)
 		}
 		if err := s.checkVectorStoreIDs(ctx, "tool_resources.file_search.vector_store_ids", &ids); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for i, vs := range stores {
 			param := fmt.Sprintf("tool_resources.file_search.vector_stores[%d]", i)
 			if err := validateMetadataParam(param+".metadata", vs.Metadata); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if vs.FileIds != nil {
 				if err := checkFileIDFormat(param+".file_ids", *vs.FileIds, maxBatchFiles); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 			if _, err := chunkingFromRequest(param+".chunking_strategy", vs.ChunkingStrategy); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
+		var made *madeStores
 		for _, vs := range stores {
 			var fileIDs []string
 			if vs.FileIds != nil {
@@ -332,13 +341,21 @@ func (s *Server) createToolResources(ctx context.Context, tr *gen.ToolResourcesC
 			cs, _ := chunkingFromRequest("", vs.ChunkingStrategy)
 			v, err := s.createVectorStore(ctx, projectOf(ctx), vectorStoreSpec{metadata: vs.Metadata, fileIDs: fileIDs, chunking: cs})
 			if err != nil {
-				return nil, err
+				if v.Id != "" {
+					// Perhaps stored (the write's outcome is unknown, or
+					// reading it back failed): nothing will reference it.
+					made = made.add(s, projectOf(ctx), v.Id)
+				}
+				made.undo(ctx)
+				return nil, nil, err
 			}
+			made = made.add(s, projectOf(ctx), v.Id)
 			ids = append(ids, v.Id)
 		}
 		out.FileSearch = &gen.ToolResourcesFileSearch{VectorStoreIds: &ids}
+		return out, made, nil
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 // checkToolResources checks stored-shape tool resources (modify

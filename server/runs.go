@@ -379,17 +379,24 @@ func (s *Server) CreateThreadAndRun(ctx context.Context, req genserver.CreateThr
 	}
 	// The thread and its run are stored in one transaction: nobody sees
 	// the thread without its run, and a run that cannot be created leaves
-	// no thread behind.
+	// no thread behind, nor the vector store made for its tool_resources
+	// (made.write deletes it when the write stored nothing).
 	// The thread is built (and its vector store created) before the
-	// thread's mutex is taken: that may process files.
-	th, sth, msgs, err := s.buildThread(ctx, b.Thread)
+	// thread's mutex is taken: that may process files. The mutex is
+	// released before that vector store is deleted.
+	th, sth, msgs, made, err := s.buildThread(ctx, b.Thread)
 	if err != nil {
 		return nil, err
 	}
 	r.obj.ThreadId = th.Id
-	unlock := s.threads.lock(th.Id)
-	run, sub, err := s.eng.create(ctx, r, &sth, msgs, p.Stream)
-	unlock()
+	var run gen.RunObject
+	var sub *subscriber
+	err = made.write(ctx, func() error {
+		defer s.threads.lock(th.Id)()
+		var err error
+		run, sub, err = s.eng.create(ctx, r, &sth, msgs, p.Stream)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

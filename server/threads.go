@@ -104,15 +104,16 @@ func (s *Server) getThreadObject(ctx context.Context, id string) (gen.ThreadObje
 // is invalid. It does not take the thread's mutex: nobody can add a message or a run to
 // a thread before it is stored.
 func (s *Server) insertThread(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, error) {
-	th, st, msgs, err := s.buildThread(ctx, req)
+	th, st, msgs, made, err := s.buildThread(ctx, req)
 	if err != nil {
 		return gen.ThreadObject{}, err
 	}
-	if c := claimFence(ctx, intentThread, st.ID); c != nil {
-		err = s.db.CreateThreadClaimed(ctx, st, msgs, *c)
-	} else {
-		err = s.db.CreateThread(ctx, st, msgs)
-	}
+	err = made.write(ctx, func() error {
+		if c := claimFence(ctx, intentThread, st.ID); c != nil {
+			return s.db.CreateThreadClaimed(ctx, st, msgs, *c)
+		}
+		return s.db.CreateThread(ctx, st, msgs)
+	})
 	if err != nil {
 		return gen.ThreadObject{}, storeErr(err, "thread", th.Id)
 	}
@@ -121,10 +122,13 @@ func (s *Server) insertThread(ctx context.Context, req *gen.CreateThreadRequest)
 
 // buildThread validates req and returns the thread and messages it
 // describes, as API and store values; nothing is stored but the vector
-// store asked for with tool_resources (see createToolResources).
-func (s *Server) buildThread(ctx context.Context, req *gen.CreateThreadRequest) (gen.ThreadObject, store.Thread, []store.Message, error) {
-	fail := func(err error) (gen.ThreadObject, store.Thread, []store.Message, error) {
-		return gen.ThreadObject{}, store.Thread{}, nil, err
+// store asked for with tool_resources (see createToolResources), which
+// it returns as made: the caller writes the thread through made.write
+// (see madeStores). When buildThread fails, it has deleted that store.
+func (s *Server) buildThread(ctx context.Context, req *gen.CreateThreadRequest) (_ gen.ThreadObject, _ store.Thread, _ []store.Message, made *madeStores, _ error) {
+	fail := func(err error) (gen.ThreadObject, store.Thread, []store.Message, *madeStores, error) {
+		made.undo(ctx)
+		return gen.ThreadObject{}, store.Thread{}, nil, nil, err
 	}
 	if req == nil {
 		req = &gen.CreateThreadRequest{}
@@ -157,7 +161,7 @@ func (s *Server) buildThread(ctx context.Context, req *gen.CreateThreadRequest) 
 		}
 		built = append(built, bm)
 	}
-	tr, err := s.createToolResources(ctx, req.ToolResources)
+	tr, made, err := s.createToolResources(ctx, req.ToolResources)
 	if err != nil {
 		return fail(err)
 	}
@@ -177,5 +181,5 @@ func (s *Server) buildThread(ctx context.Context, req *gen.CreateThreadRequest) 
 		}
 		msgs2 = append(msgs2, sm)
 	}
-	return th, store.Thread{Project: projectOf(ctx), ID: th.Id, CreatedAt: int64(th.CreatedAt), Data: data}, msgs2, nil
+	return th, store.Thread{Project: projectOf(ctx), ID: th.Id, CreatedAt: int64(th.CreatedAt), Data: data}, msgs2, made, nil
 }

@@ -159,11 +159,24 @@ func (s *Server) DeleteVectorStore(ctx context.Context, req genserver.DeleteVect
 	if !validID(req.VectorStoreId) {
 		return nil, errNotFound("vector_store", req.VectorStoreId)
 	}
-	if err := s.db.DeleteVectorStore(ctx, projectOf(ctx), req.VectorStoreId); err != nil {
+	if err := s.deleteVectorStore(ctx, projectOf(ctx), req.VectorStoreId); err != nil {
 		return nil, storeErr(err, "vector_store", req.VectorStoreId)
 	}
-	s.unindexVectorStore(req.VectorStoreId) // the store's own index dropped them with the store
 	return genserver.DeleteVectorStore200JSONResponse{Id: req.VectorStoreId, Object: "vector_store.deleted", Deleted: true}, nil
+}
+
+// deleteVectorStore deletes a vector store of project with its files'
+// attachments and their ingest jobs (the store's DeleteVectorStore), and
+// drops its chunks from the in-memory index: DELETE
+// /v1/vector_stores/{vector_store_id}, and the undoing of the vector
+// stores a failed create made for its tool_resources (madeStores). It
+// returns the store's error as is (store.ErrNotFound: no such store).
+func (s *Server) deleteVectorStore(ctx context.Context, project, id string) error {
+	if err := s.db.DeleteVectorStore(ctx, project, id); err != nil {
+		return err
+	}
+	s.unindexVectorStore(id) // the store's own index dropped them with the store
+	return nil
 }
 
 // listVSFiles answers a list of a vector store's files (of batchID when

@@ -241,7 +241,10 @@ type vectorStoreSpec struct {
 }
 
 // createVectorStore writes a new vector store with its files attached
-// and their ingestion jobs, in one transaction, and returns its view.
+// and their ingestion jobs, in one transaction, and returns its view. On
+// an error, the returned object still has the vector store's id: the
+// store may have been written (the write's outcome is unknown, or only
+// reading it back failed).
 func (s *Server) createVectorStore(ctx context.Context, project string, sp vectorStoreSpec) (gen.VectorStoreObject, error) {
 	now := s.now()
 	if sp.id == "" {
@@ -290,7 +293,11 @@ func (s *Server) createVectorStore(ctx context.Context, project string, sp vecto
 		return obj, storeErr(err, "vector_store", obj.Id)
 	}
 	s.afterAttach(ctx, project, obj.Id, files)
-	return s.getVectorStore(ctx, project, obj.Id)
+	view, err := s.getVectorStore(ctx, project, obj.Id)
+	if err != nil {
+		return obj, err
+	}
+	return view, nil
 }
 
 // settleUsage writes a vector store's usage_bytes, the sum over its
