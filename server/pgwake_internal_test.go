@@ -178,22 +178,22 @@ func TestUnknownWakeLogged(t *testing.T) {
 	require.Contains(t, buf.String(), "payload_start="+strings.Repeat("x", 32)+"\n")
 }
 
-// TestPGWakeBatches: the wake-ups queued while the notifier is busy go out
-// in one notification, and a replica's listener wakes the streams of every
-// run a notification names.
-func TestPGWakeBatches(t *testing.T) {
+// pgWakeServer starts a server on a fresh PostgreSQL schema and returns
+// it with its store once its listener is up: a probe notification woke a
+// stream of run_probe, which stays open (probe) for the test.
+func pgWakeServer(t *testing.T) (srv *Server, st *postgres.Store, probe *subscriber) {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	st, err := postgres.Open(t.Context(), pgtest.Schema(t), func(o *postgres.Options) { o.Logger = quiet })
 	require.NoError(t, err)
-	defer st.Close()
-	srv := New(WithStore(st), WithStepDelay(0))
-	defer srv.Close()
+	t.Cleanup(func() { _ = st.Close() })
+	srv = New(WithStore(st), WithStepDelay(0))
+	t.Cleanup(func() { _ = srv.Close() })
 	e := srv.eng
 	require.NotNil(t, e.pg)
 
-	// The listener of srv is up once a probe notification wakes a stream.
-	probe := e.subscribe("run_probe", 0)
-	defer probe.end()
+	probe = e.subscribe("run_probe", 0)
+	t.Cleanup(probe.end)
 	deadline := time.Now().Add(30 * time.Second)
 	for up := false; !up; {
 		e.pg.notify("run_probe")
@@ -204,6 +204,15 @@ func TestPGWakeBatches(t *testing.T) {
 			require.False(t, time.Now().After(deadline), "the listener never woke a stream")
 		}
 	}
+	return srv, st, probe
+}
+
+// TestPGWakeBatches: the wake-ups queued while the notifier is busy go out
+// in one notification, and a replica's listener wakes the streams of every
+// run a notification names.
+func TestPGWakeBatches(t *testing.T) {
+	srv, st, _ := pgWakeServer(t)
+	e := srv.eng
 
 	// Many wake-ups queued at once: fewer notifications than runs, and
 	// each run's stream woken.
@@ -250,4 +259,63 @@ func TestPGWakeBatches(t *testing.T) {
 			t.Fatalf("the stream of run_%03d was not woken", i)
 		}
 	}
+}
+
+// TestPGWakeFormats: a replica's listener reads the payloads other
+// replicas send with pg_notify: v1 and untagged ones (an older replica's)
+// wake the runs they name, and one of an unknown version (a newer
+// replica's) or one it cannot read wakes every stream, that of a run it
+// does not name too, and is counted.
+func TestPGWakeFormats(t *testing.T) {
+	srv, st, probe := pgWakeServer(t)
+	e := srv.eng
+	unknown0 := e.pg.unknown.Load()
+	unknowns := 0
+	for _, c := range []struct {
+		name    string
+		payload func(run string) string
+		woken   bool // the stream of run
+	}{
+		{"v1", func(run string) string { return "v1:run_other," + run }, true},
+		{"v1 other run", func(string) string { return "v1:run_other" }, false},
+		{"legacy id", func(run string) string { return run }, true},
+		{"legacy batch", func(run string) string { return "run_other," + run }, true},
+		{"legacy other run", func(string) string { return "run_other" }, false},
+		{"unknown version", func(string) string { return "v2:run_other" }, true},
+		{"unknown version naming the run", func(run string) string { return "v9:" + run + ";seq=7" }, true},
+		{"garbage", func(string) string { return "not a run id" }, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			run := newID(prefixRun)
+			s := e.subscribe(run, 0)
+			defer s.end()
+			select {
+			case <-probe.signal:
+			default:
+			}
+			_, all := parseWake(c.payload(run))
+			if all {
+				unknowns++
+			}
+			// The probe's notification comes after the case's, and the
+			// listener handles them in order: once the probe is woken,
+			// the case's payload was handled.
+			_, err := st.Pool().Exec(t.Context(), "SELECT pg_notify($1, $2)", runEventsChannel, c.payload(run))
+			require.NoError(t, err)
+			_, err = st.Pool().Exec(t.Context(), "SELECT pg_notify($1, $2)", runEventsChannel, wakeTag+"run_probe")
+			require.NoError(t, err)
+			select {
+			case <-probe.signal:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the probe's notification never woke its stream")
+			}
+			select {
+			case <-s.signal:
+				require.True(t, c.woken, "the stream of a run not named was woken")
+			default:
+				require.False(t, c.woken, "the stream was not woken")
+			}
+		})
+	}
+	require.Equal(t, int64(unknowns), e.pg.unknown.Load()-unknown0, "payloads counted as unknown")
 }
