@@ -267,7 +267,7 @@ func TestPGWakeBatches(t *testing.T) {
 // replica's) or one it cannot read wakes every stream, that of a run it
 // does not name too, and is counted.
 func TestPGWakeFormats(t *testing.T) {
-	srv, st, probe := pgWakeServer(t)
+	srv, st, _ := pgWakeServer(t)
 	e := srv.eng
 	unknown0 := e.pg.unknown.Load()
 	unknowns := 0
@@ -289,20 +289,20 @@ func TestPGWakeFormats(t *testing.T) {
 			run := newID(prefixRun)
 			s := e.subscribe(run, 0)
 			defer s.end()
-			select {
-			case <-probe.signal:
-			default:
-			}
+			// A probe of this case alone (pgWakeServer's may still be in
+			// flight): its notification comes after the case's, and the
+			// listener handles them in order, so once the probe is woken
+			// the case's payload was handled.
+			probeRun := newID(prefixRun)
+			probe := e.subscribe(probeRun, 0)
+			defer probe.end()
 			_, all := parseWake(c.payload(run))
 			if all {
 				unknowns++
 			}
-			// The probe's notification comes after the case's, and the
-			// listener handles them in order: once the probe is woken,
-			// the case's payload was handled.
 			_, err := st.Pool().Exec(t.Context(), "SELECT pg_notify($1, $2)", runEventsChannel, c.payload(run))
 			require.NoError(t, err)
-			_, err = st.Pool().Exec(t.Context(), "SELECT pg_notify($1, $2)", runEventsChannel, wakeTag+"run_probe")
+			_, err = st.Pool().Exec(t.Context(), "SELECT pg_notify($1, $2)", runEventsChannel, wakeTag+probeRun)
 			require.NoError(t, err)
 			select {
 			case <-probe.signal:
