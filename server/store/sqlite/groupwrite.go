@@ -297,6 +297,7 @@ func (g *groupWriter) runTx(group []*pendingWrite, ran *int, gt *groupTx) {
 	}
 	g.writes.Add(int64(stored))
 	g.commits.Add(1)
+	g.s.ckpt.committed()
 }
 
 // alone runs one write in its own transaction (gt), with its context.
@@ -319,6 +320,7 @@ func (g *groupWriter) alone(w *pendingWrite, gt *groupTx) error {
 	}
 	g.writes.Add(1)
 	g.commits.Add(1)
+	g.s.ckpt.committed()
 	return nil
 }
 

@@ -65,6 +65,7 @@ type Store struct {
 	w, r  *sql.DB
 	river *river.Client[*sql.Tx]
 	gw    groupWriter // the writes' group commit (groupwrite.go)
+	ckpt  *checkpointer // the checkpoints (checkpoint.go)
 	path  string
 	// schema is the version of the binary's last migration (CheckMigrations).
 	schema int
@@ -104,7 +105,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
-	wq := url.Values{"_txlock": {"immediate"}, "_pragma": q["_pragma"]}
+	wq := url.Values{"_txlock": {"immediate"}, "_pragma": append(q["_pragma"], fmt.Sprintf("wal_autocheckpoint(%d)", writerCkptPages))}
 	wc, err := newConnector("file:" + path + "?" + wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
@@ -125,9 +126,21 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	r.SetMaxIdleConns(o.ReadConns)
 	r.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations)}
+	cc, err := newConnector("file:" + path + "?" + q.Encode())
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	c := sql.OpenDB(cc)
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
+	c.SetConnMaxIdleTime(0)
+
+	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations), ckpt: startCheckpointer(c)}
 	s.gw.s = s
 	fail := func(err error) (*Store, error) {
+		s.ckpt.stop()
 		r.Close()
 		w.Close()
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
@@ -190,7 +203,7 @@ func (b *backend) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, e
 }
 
 func (b *backend) Close() error {
-	return errors.Join(b.s.r.Close(), b.s.w.Close())
+	return errors.Join(b.s.ckpt.stop(), b.s.r.Close(), b.s.w.Close())
 }
 
 // Close closes the database.

@@ -256,3 +256,34 @@ func TestIdempotencyCASFailsWithItsCommit(t *testing.T) {
 		t.Fatalf("the claim changed: %v %v", ok, err)
 	}
 }
+
+// TestCheckpointsOffTheWriter: the writing connection leaves checkpoints
+// to the checkpointer (its own past writerCkptPages pages only), and the
+// writer's commits ask the checkpointer for them: every ckptEvery commits,
+// a PASSIVE checkpoint runs on the checkpointer's connection.
+func TestCheckpointsOffTheWriter(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var pages int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if pages != writerCkptPages {
+		t.Fatalf("the writing connection checkpoints every %d pages, want %d", pages, writerCkptPages)
+	}
+	select {
+	case <-s.ckpt.ran: // the migrations' commits may have asked for one
+	default:
+	}
+	for i := range ckptEvery {
+		if err := s.CreateThread(ctx, store.Thread{ID: fmt.Sprintf("thread_%d", i), Data: []byte(`{}`)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-s.ckpt.ran:
+	case <-ctx.Done():
+		t.Fatalf("no checkpoint ran after %d commits", ckptEvery)
+	}
+}
