@@ -64,7 +64,7 @@ type Store struct {
 	*sqlstore.Store
 	w, r  *sql.DB
 	river *river.Client[*sql.Tx]
-	gw    groupWriter // the writes' group commit (groupwrite.go)
+	gw    groupWriter   // the writes' group commit (groupwrite.go)
 	ckpt  *checkpointer // the checkpoints (checkpoint.go)
 	path  string
 	// schema is the version of the binary's last migration (CheckMigrations).
