@@ -54,6 +54,7 @@ type engine struct {
 	stops  uint64                   // the cancels and thread deletions made in this process, which stop its local rounds (startnow.go)
 	subs   map[string][]*subscriber // open event streams, by run id
 	pg     *pgWake                  // PostgreSQL: wakes the streams of other replicas (pgwake.go)
+	seen   seenRuns                 // the last row of the runs driven here (seenruns.go)
 }
 
 // localKey names a round running in this process: a run's round. Jobs of
@@ -161,38 +162,62 @@ func decodeRun(r store.Run) (gen.RunObject, runState, error) {
 // number of the first event written (0: none), and wakes the run's
 // streams.
 func (e *engine) update(ctx context.Context, threadID, runID string, fn func(lr *liveRun) error) (gen.RunObject, int64, error) {
+	return e.write(ctx, threadID, runID, nil, fn)
+}
+
+// apply runs fn on the run r (decoded), and sets r's fields from the
+// result: the change of update's write.
+func (e *engine) apply(ctx context.Context, r *store.Run, fn func(lr *liveRun) error) (*liveRun, error) {
+	obj, st, err := decodeRun(*r)
+	if err != nil {
+		return nil, err
+	}
+	lr := &liveRun{obj: obj, st: st, e: e, project: r.Project}
+	if err := fn(lr); err != nil {
+		return nil, err
+	}
+	if lr.failed != nil {
+		return nil, lr.failed
+	}
+	if r.Data, err = encodeData(lr.obj); err != nil {
+		return nil, err
+	}
+	if r.State, err = encodeData(lr.st); err != nil {
+		return nil, err
+	}
+	r.Status = string(lr.obj.Status)
+	r.ExpiresAt = 0
+	if lr.obj.ExpiresAt != nil {
+		r.ExpiresAt = int64(*lr.obj.ExpiresAt)
+	}
+	if b := backupOf(ctx); b != nil && deletesBackup(lr.obj.Status) {
+		lr.change.DeleteJobs = append(lr.change.DeleteJobs, b.id) // the job's last write (jobs.go)
+	}
+	return lr, nil
+}
+
+// write is update, with the change worked out ahead (pre, when not nil:
+// seenruns.go) if the stored run is still the one it was worked out on.
+func (e *engine) write(ctx context.Context, threadID, runID string, pre *precomputed, fn func(lr *liveRun) error) (gen.RunObject, int64, error) {
 	var lr *liveRun
-	_, evs, err := e.s.db.UpdateRun(ctx, projectOf(ctx), threadID, runID, func(r *store.Run) (store.RunChange, error) {
-		obj, st, err := decodeRun(*r)
-		if err != nil {
+	out, evs, err := e.s.db.UpdateRun(ctx, projectOf(ctx), threadID, runID, func(r *store.Run) (store.RunChange, error) {
+		if pre.holds(ctx, *r) {
+			pre.set(r)
+			lr = pre.lr
+			e.seen.ahead.Add(1)
+			return lr.change, nil
+		}
+		var err error
+		if lr, err = e.apply(ctx, r, fn); err != nil {
 			return store.RunChange{}, err
-		}
-		lr = &liveRun{obj: obj, st: st, e: e, project: r.Project}
-		if err := fn(lr); err != nil {
-			return store.RunChange{}, err
-		}
-		if lr.failed != nil {
-			return store.RunChange{}, lr.failed
-		}
-		if r.Data, err = encodeData(lr.obj); err != nil {
-			return store.RunChange{}, err
-		}
-		if r.State, err = encodeData(lr.st); err != nil {
-			return store.RunChange{}, err
-		}
-		r.Status = string(lr.obj.Status)
-		r.ExpiresAt = 0
-		if lr.obj.ExpiresAt != nil {
-			r.ExpiresAt = int64(*lr.obj.ExpiresAt)
-		}
-		if b := backupOf(ctx); b != nil && deletesBackup(lr.obj.Status) {
-			lr.change.DeleteJobs = append(lr.change.DeleteJobs, b.id) // the job's last write (jobs.go)
 		}
 		return lr.change, nil
 	})
 	if err != nil {
+		e.seen.drop(runID)
 		return gen.RunObject{}, 0, err
 	}
+	e.seen.put(out)
 	if b := backupOf(ctx); b != nil && slices.Contains(lr.change.DeleteJobs, b.id) {
 		b.mu.Lock()
 		b.deleted = true
@@ -521,8 +546,9 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 		sr.ExpiresAt = int64(*r.obj.ExpiresAt)
 	}
 	nr := store.NewRun{Thread: th, Messages: msgs, Run: sr, Events: evs, Jobs: jobs, Claim: runClaimFence(ctx, sr.ID)}
+	var created store.Run
 	for attempt := 0; ; attempt++ {
-		_, _, err = e.s.db.CreateRun(ctx, nr)
+		created, _, err = e.s.db.CreateRun(ctx, nr)
 		if !errors.Is(err, store.ErrThreadLocked) || attempt > 0 {
 			break
 		}
@@ -538,6 +564,7 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	if err != nil {
 		return gen.RunObject{}, nil, storeErr(err, "thread", r.obj.ThreadId)
 	}
+	e.seen.put(created)
 	var started *startedRun
 	if slot != nil {
 		started = &startedRun{round: 0, obj: run, st: st, stops: slot.stops}
@@ -1042,6 +1069,7 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	e.seen.put(r)
 	return e.roundOf(ctx, a, obj, st)
 }
 
@@ -1134,7 +1162,9 @@ func (e *engine) roundOf(ctx context.Context, a roundArgs, obj gen.RunObject, st
 		return e.stopped(ctx)
 	}
 	tail := w.tail()
-	_, _, err = e.update(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
+	// Worked out before the write when it can be (seenruns.go): the
+	// function changes nothing but lr.
+	_, _, err = e.updateSeen(ctx, a.ThreadID, a.RunID, func(lr *liveRun) error {
 		if !inRound(lr, a) || ctx.Err() != nil {
 			return errRunStale
 		}

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server/store"
+)
+
+// interfering is a store whose next UpdateRun of a run (once armed) is
+// preceded by another write of that run: its metadata changes, as if
+// another request wrote the run between the round's reading it and its
+// last write.
+type interfering struct {
+	store.Store
+	armed atomic.Bool
+}
+
+func (s *interfering) UpdateRun(ctx context.Context, project, threadID, id string, fn func(*store.Run) (store.RunChange, error)) (store.Run, []store.Event, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		_, _, err := s.Store.UpdateRun(ctx, project, threadID, id, func(r *store.Run) (store.RunChange, error) {
+			var obj map[string]any
+			if err := json.Unmarshal(r.Data, &obj); err != nil {
+				return store.RunChange{}, err
+			}
+			obj["metadata"] = map[string]string{"written": "between"}
+			data, err := json.Marshal(obj)
+			r.Data = data
+			return store.RunChange{}, err
+		})
+		if err != nil {
+			return store.Run{}, nil, err
+		}
+	}
+	return s.Store.UpdateRun(ctx, project, threadID, id, fn)
+}
+
+// TestRoundLastWriteWorkedOutAhead: a round's last write is worked out
+// before the write on the run as this process last wrote it (seenruns.go),
+// and applied when the stored run is still that one; when another write
+// came between, the write works it out again on the stored run, whose
+// change it keeps.
+func TestRoundLastWriteWorkedOutAhead(t *testing.T) {
+	for name, open := range startStores() {
+		t.Run(name, func(t *testing.T) {
+			f := newStartFixture(t, open(t), 0, RiverOptions{})
+			raw := &interfering{Store: f.io.Store} // the server's view; the queue keeps the store itself
+			f.io.Store = raw
+			e := f.s.eng
+
+			run, err := f.createRun(f.thread("hello"))
+			require.NoError(t, err)
+			f.waitStatus(run.ThreadId, run.Id, gen.RunObjectStatusCompleted)
+			require.Equal(t, int64(1), e.seen.ahead.Load(), "the last write was not the one worked out ahead")
+			_, cached := e.seen.get(run.Id)
+			require.False(t, cached, "an ended run stays in the cache")
+
+			raw.armed.Store(true)
+			run, err = f.createRun(f.thread("hello"))
+			require.NoError(t, err)
+			f.waitStatus(run.ThreadId, run.Id, gen.RunObjectStatusCompleted)
+			require.False(t, raw.armed.Load(), "the round made no write")
+			require.Equal(t, int64(1), e.seen.ahead.Load(), "a change worked out on a run that another write changed since was applied")
+			got, err := f.raw.GetRun(f.ctx, store.DefaultProject, run.ThreadId, run.Id)
+			require.NoError(t, err)
+			obj, _, err := decodeRun(got)
+			require.NoError(t, err)
+			require.NotNil(t, obj.Metadata)
+			require.Equal(t, "between", (*obj.Metadata)["written"], "the write between was lost")
+			require.Equal(t, gen.RunObjectStatusCompleted, obj.Status)
+		})
+	}
+}
