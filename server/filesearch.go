@@ -164,19 +164,25 @@ func (s *Server) attachThreadFiles(ctx context.Context, project, threadID string
 			return th, err
 		}
 		vsID = v.Id
-		_, err = s.db.UpdateThread(ctx, project, threadID, func(st *store.Thread) error {
-			obj, err := decodeData[gen.ThreadObject](st.Data)
-			if err != nil {
+		// The thread may be gone meanwhile (deleted with its run): then
+		// the store made for it is deleted too (madeStores).
+		made := (*madeStores)(nil).add(s, project, vsID)
+		err = made.write(ctx, func() error {
+			_, err := s.db.UpdateThread(ctx, project, threadID, func(st *store.Thread) error {
+				obj, err := decodeData[gen.ThreadObject](st.Data)
+				if err != nil {
+					return err
+				}
+				tr := cloneToolResources(obj.ToolResources)
+				if tr == nil {
+					tr = &gen.ToolResources{}
+				}
+				tr.FileSearch = &gen.ToolResourcesFileSearch{VectorStoreIds: &[]string{vsID}}
+				obj.ToolResources = tr
+				th = obj
+				st.Data, err = encodeData(obj)
 				return err
-			}
-			tr := cloneToolResources(obj.ToolResources)
-			if tr == nil {
-				tr = &gen.ToolResources{}
-			}
-			tr.FileSearch = &gen.ToolResourcesFileSearch{VectorStoreIds: &[]string{vsID}}
-			obj.ToolResources = tr
-			th = obj
-			st.Data, err = encodeData(obj)
+			})
 			return err
 		})
 		if err != nil {
