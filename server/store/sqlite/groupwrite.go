@@ -297,7 +297,9 @@ func (g *groupWriter) runTx(group []*pendingWrite, ran *int, gt *groupTx) {
 	}
 	g.writes.Add(int64(stored))
 	g.commits.Add(1)
-	g.s.ckpt.committed()
+	if g.s.ckpt.committed() {
+		g.s.truncateWAL() // the WAL is past walRestartPages (checkpoint.go)
+	}
 }
 
 // alone runs one write in its own transaction (gt), with its context.
@@ -320,7 +322,9 @@ func (g *groupWriter) alone(w *pendingWrite, gt *groupTx) error {
 	}
 	g.writes.Add(1)
 	g.commits.Add(1)
-	g.s.ckpt.committed()
+	if g.s.ckpt.committed() {
+		g.s.truncateWAL() // the WAL is past walRestartPages (checkpoint.go)
+	}
 	return nil
 }
 

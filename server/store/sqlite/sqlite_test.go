@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -285,5 +286,33 @@ func TestCheckpointsOffTheWriter(t *testing.T) {
 	case <-s.ckpt.ran:
 	case <-ctx.Done():
 		t.Fatalf("no checkpoint ran after %d commits", ckptEvery)
+	}
+}
+
+// TestWALStaysBounded: under steady writes, which PASSIVE checkpoints
+// alone never catch up with, the WAL is emptied once it is past
+// walRestartPages, and its file stays within a few times that. Without the
+// writer's TRUNCATE the WAL grows with everything written (here about
+// three times walRestartPages) and the test fails.
+func TestWALStaysBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := open(t, path)
+	ctx := t.Context()
+	const pageSize = 4096
+	data := []byte(`"` + strings.Repeat("x", 8*pageSize) + `"`) // 8 pages and more a write
+	largest := int64(0)
+	for i := range 3 * walRestartPages / 8 {
+		if err := s.CreateThread(ctx, store.Thread{ID: fmt.Sprintf("thread_%05d", i), Data: data}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(path + "-wal"); err == nil {
+			largest = max(largest, fi.Size())
+		}
+	}
+	if s.ckpt.truncated.Load() == 0 {
+		t.Fatalf("the WAL was never emptied (largest %d pages)", largest/pageSize)
+	}
+	if limit := int64(2*walRestartPages) * pageSize; largest > limit {
+		t.Fatalf("the WAL reached %d pages, more than %d", largest/pageSize, limit/pageSize)
 	}
 }
