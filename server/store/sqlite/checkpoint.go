@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -24,26 +25,28 @@ import (
 // A PASSIVE checkpoint alone lets the WAL grow for ever under steady
 // writes: SQLite starts the WAL over from its beginning only when a write
 // begins with every frame copied back, and a writer that commits while the
-// checkpoint copies always leaves a few frames behind. So when a
-// checkpoint finds the WAL past walRestartPages, the writer itself, after
-// its next commit, runs wal_checkpoint(TRUNCATE) on its own connection
-// between two transactions (a checkpointer asking for the writer's lock
-// would wait for a gap that a busy writer hardly leaves): it copies what
-// the PASSIVE checkpoints left, syncs, and empties the WAL file. The writes
-// of that one group wait for it, once per walRestartPages pages written
-// instead of once per thousand. The writing connection keeps a checkpoint
-// of its own past writerCkptPages pages, a backstop for a checkpointer
-// that falls behind; durability is the WAL's either way (a committed write
-// is in the WAL before the commit returns).
+// checkpoint copies always leaves a few frames behind. So every ckptEvery
+// commits the writer also looks at the WAL file's size, and once it is
+// past walRestartBytes runs wal_checkpoint(TRUNCATE) itself, on its own
+// connection, between two transactions (a checkpointer asking for the
+// writer's lock would wait for a gap that a busy writer hardly leaves): it
+// copies what the PASSIVE checkpoints left, syncs, and empties the WAL
+// file. The writes of that group wait for it, once per walRestartBytes
+// written at most, instead of once per thousand pages. (The file's size is
+// the most the WAL held since it was last emptied: SQLite writes a WAL it
+// starts over from the beginning of the same file.) The writing connection
+// keeps a checkpoint of its own past writerCkptPages pages, a backstop for
+// a checkpointer that falls behind; durability is the WAL's either way (a
+// committed write is in the WAL before the commit returns).
 
 // Checkpoint thresholds.
 const (
 	// ckptEvery is how many commits go by between two asks for a
 	// checkpoint (a commit of a group writes tens of pages).
 	ckptEvery = 16
-	// walRestartPages is the WAL's size, in pages, past which a
-	// checkpoint empties it (TRUNCATE): 16 MiB of 4 KiB pages.
-	walRestartPages = 4096
+	// walRestartBytes is the WAL file's size past which the writer
+	// empties it (TRUNCATE).
+	walRestartBytes = 16 << 20
 	// writerCkptPages is the writing connection's own wal_autocheckpoint.
 	writerCkptPages = 8000
 )
@@ -54,9 +57,12 @@ type checkpointer struct {
 	db      *sql.DB
 	kick    chan struct{}
 	commits atomic.Int64
-	// restart is set when a checkpoint found the WAL past
-	// walRestartPages: the writer empties it after its next commit.
-	restart atomic.Bool
+	// wal is the WAL file's path.
+	wal string
+	// mu is held by each checkpoint, the checkpointer's and the writer's
+	// TRUNCATE: SQLite runs one checkpoint at a time and refuses another
+	// at once (SQLITE_BUSY) rather than wait for it.
+	mu sync.Mutex
 	// truncated counts the checkpoints that emptied the WAL.
 	truncated atomic.Int64
 	// ran receives (when it has room) after each checkpoint run: tests
@@ -66,29 +72,31 @@ type checkpointer struct {
 	wg     sync.WaitGroup
 }
 
-// startCheckpointer starts the checkpointer on db (one connection).
-func startCheckpointer(db *sql.DB) *checkpointer {
+// startCheckpointer starts the checkpointer on db (one connection) of the
+// database whose WAL file is wal.
+func startCheckpointer(db *sql.DB, wal string) *checkpointer {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &checkpointer{db: db, kick: make(chan struct{}, 1), ran: make(chan struct{}, 1), cancel: cancel}
+	c := &checkpointer{db: db, wal: wal, kick: make(chan struct{}, 1), ran: make(chan struct{}, 1), cancel: cancel}
 	c.wg.Add(1)
 	go c.run(ctx)
 	return c
 }
 
-// committed counts a commit and asks for a checkpoint every ckptEvery
-// commits; it never blocks. It reports whether the WAL is to be emptied
-// now (see truncateWAL).
-func (c *checkpointer) committed() (restart bool) {
-	if c == nil {
+// committed counts a commit and, every ckptEvery commits, asks for a
+// checkpoint (it never blocks) and reports whether the WAL file is past
+// walRestartBytes: the writer is then to empty it (truncateWAL).
+func (c *checkpointer) committed() (truncate bool) {
+	if c == nil || c.commits.Add(1)%ckptEvery != 0 {
 		return false
 	}
-	if c.commits.Add(1)%ckptEvery == 0 {
-		select {
-		case c.kick <- struct{}{}:
-		default: // one is asked for already
-		}
+	if fi, err := os.Stat(c.wal); err == nil && fi.Size() >= walRestartBytes {
+		return true
 	}
-	return c.restart.CompareAndSwap(true, false)
+	select {
+	case c.kick <- struct{}{}:
+	default: // one is asked for already
+	}
+	return false
 }
 
 func (c *checkpointer) run(ctx context.Context) {
@@ -110,25 +118,23 @@ func (c *checkpointer) run(ctx context.Context) {
 	}
 }
 
-// checkpoint runs a PASSIVE checkpoint, and asks the writer to empty the
-// WAL when it is past walRestartPages.
+// checkpoint runs a PASSIVE checkpoint.
 func (c *checkpointer) checkpoint(ctx context.Context) error {
-	var busy, log, done int
-	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil {
-		return err
-	}
-	if log >= walRestartPages {
-		c.restart.Store(true)
-	}
-	return nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	return err
 }
 
 // truncateWAL copies the rest of the WAL into the database file and
 // empties the WAL, on the writing connection, between two of its
 // transactions (its caller, the writer, is between them). It waits for
 // the readers still on the WAL (busy_timeout); a failure leaves the WAL
-// to the next time.
+// to the next time (ckptEvery commits later). A checkpoint of the
+// checkpointer's in flight is waited for.
 func (s *Store) truncateWAL() {
+	s.ckpt.mu.Lock()
+	defer s.ckpt.mu.Unlock()
 	var busy, log, done int
 	err := s.w.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done)
 	if err == nil && busy == 0 {

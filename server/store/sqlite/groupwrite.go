@@ -298,7 +298,7 @@ func (g *groupWriter) runTx(group []*pendingWrite, ran *int, gt *groupTx) {
 	g.writes.Add(int64(stored))
 	g.commits.Add(1)
 	if g.s.ckpt.committed() {
-		g.s.truncateWAL() // the WAL is past walRestartPages (checkpoint.go)
+		g.s.truncateWAL() // the WAL is past walRestartBytes (checkpoint.go)
 	}
 }
 
@@ -323,7 +323,7 @@ func (g *groupWriter) alone(w *pendingWrite, gt *groupTx) error {
 	g.writes.Add(1)
 	g.commits.Add(1)
 	if g.s.ckpt.committed() {
-		g.s.truncateWAL() // the WAL is past walRestartPages (checkpoint.go)
+		g.s.truncateWAL() // the WAL is past walRestartBytes (checkpoint.go)
 	}
 	return nil
 }

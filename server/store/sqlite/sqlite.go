@@ -137,7 +137,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	c.SetMaxIdleConns(1)
 	c.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations), ckpt: startCheckpointer(c)}
+	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations), ckpt: startCheckpointer(c, path+"-wal")}
 	s.gw.s = s
 	fail := func(err error) (*Store, error) {
 		s.ckpt.stop()

@@ -290,18 +290,18 @@ func TestCheckpointsOffTheWriter(t *testing.T) {
 }
 
 // TestWALStaysBounded: under steady writes, which PASSIVE checkpoints
-// alone never catch up with, the WAL is emptied once it is past
-// walRestartPages, and its file stays within a few times that. Without the
-// writer's TRUNCATE the WAL grows with everything written (here about
-// three times walRestartPages) and the test fails.
+// alone never catch up with, the writer empties the WAL once its file is
+// past walRestartBytes, and the file stays within that and ckptEvery
+// writes more. Without the writer's TRUNCATE the WAL grows with everything
+// written (here about three times walRestartBytes) and the test fails.
 func TestWALStaysBounded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	s := open(t, path)
 	ctx := t.Context()
 	const pageSize = 4096
-	data := []byte(`"` + strings.Repeat("x", 8*pageSize) + `"`) // 8 pages and more a write
+	data := []byte(`"` + strings.Repeat("x", 8*pageSize) + `"`) // 9 pages a write, and their index's
 	largest := int64(0)
-	for i := range 3 * walRestartPages / 8 {
+	for i := range 3 * walRestartBytes / len(data) {
 		if err := s.CreateThread(ctx, store.Thread{ID: fmt.Sprintf("thread_%05d", i), Data: data}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +312,7 @@ func TestWALStaysBounded(t *testing.T) {
 	if s.ckpt.truncated.Load() == 0 {
 		t.Fatalf("the WAL was never emptied (largest %d pages)", largest/pageSize)
 	}
-	if limit := int64(2*walRestartPages) * pageSize; largest > limit {
+	if limit := int64(walRestartBytes + ckptEvery*12*pageSize); largest > limit {
 		t.Fatalf("the WAL reached %d pages, more than %d", largest/pageSize, limit/pageSize)
 	}
 }
