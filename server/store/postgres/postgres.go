@@ -269,7 +269,9 @@ func (r row) Scan(dest ...any) error {
 // next statement or with the COMMIT, all in one pipeline (a pgx.Batch).
 // A statement sent with pending ones returns the first error among them,
 // in order, before its own; after an error PostgreSQL runs nothing more of
-// the pipeline, and the transaction is rolled back (Write).
+// the pipeline, and the transaction is rolled back (Write). The first
+// error of the transaction sticks: every later call returns it (so no
+// statement runs outside the transaction, and COMMIT is never sent).
 type pgTx struct {
 	conn  *pgx.Conn
 	river *river.Client[pgx.Tx]
@@ -278,8 +280,25 @@ type pgTx struct {
 	// pending holds the statements of Batch not sent yet.
 	pending []sqlstore.Stmt
 	// open is the pipeline whose last result the caller is reading (the
-	// rows of Query or QueryRow); the next send closes it.
+	// rows of Query or QueryRow); the next send closes it, and gen counts
+	// the pipelines closed so: rows of a closed one answer errStaleRows
+	// instead of another statement's result.
 	open pgx.BatchResults
+	gen  int
+	// failed is the transaction's first error.
+	failed error
+}
+
+// errStaleRows is what rows answer once another statement of their
+// transaction was sent before they were read.
+var errStaleRows = errors.New("postgres store: rows read after the transaction's next statement was sent")
+
+// fail records err as the transaction's first error, and returns it.
+func (t *pgTx) fail(err error) error {
+	if err != nil && t.failed == nil {
+		t.failed = err
+	}
+	return err
 }
 
 // send closes the pipeline still open and sends a new one: BEGIN when not
@@ -288,6 +307,9 @@ type pgTx struct {
 // at the first result of more's; on an error it closes the pipeline and
 // returns the error.
 func (t *pgTx) send(ctx context.Context, more func(*pgx.Batch)) (pgx.BatchResults, error) {
+	if t.failed != nil {
+		return nil, t.failed
+	}
 	if err := t.closeOpen(); err != nil {
 		return nil, err
 	}
@@ -329,7 +351,7 @@ func (t *pgTx) send(ctx context.Context, more func(*pgx.Batch)) (pgx.BatchResult
 	}()
 	if err != nil {
 		_ = br.Close()
-		return nil, err
+		return nil, t.fail(err)
 	}
 	return br, nil
 }
@@ -341,7 +363,8 @@ func (t *pgTx) closeOpen() error {
 	}
 	err := t.open.Close()
 	t.open = nil
-	return err
+	t.gen++
+	return t.fail(err)
 }
 
 // flush sends what is pending (and BEGIN): the connection is then in the
@@ -358,6 +381,9 @@ func (t *pgTx) flush(ctx context.Context) error {
 // statement's outcome is not the database's alone (Stmt.MayRefuse); a
 // transaction that sent and holds nothing has nothing to commit.
 func (t *pgTx) commit(ctx context.Context) error {
+	if t.failed != nil {
+		return t.failed
+	}
 	if !t.begun && len(t.pending) == 0 {
 		return t.closeOpen()
 	}
@@ -377,7 +403,7 @@ func (t *pgTx) commit(ctx context.Context) error {
 	if err == nil && tag.String() == "ROLLBACK" {
 		err = pgx.ErrTxCommitRollback // an error PostgreSQL kept to itself
 	}
-	return err
+	return t.fail(err)
 }
 
 // rollback ends the transaction after a failure, if the connection is in
@@ -398,7 +424,7 @@ func (t *pgTx) Exec(ctx context.Context, query string, args ...any) (int64, erro
 			return 0, err
 		}
 		tag, err := t.conn.Exec(ctx, query)
-		return tag.RowsAffected(), err
+		return tag.RowsAffected(), t.fail(err)
 	}
 	br, err := t.send(ctx, func(b *pgx.Batch) { b.Queue(rebind(query), args...) })
 	if err != nil {
@@ -408,7 +434,7 @@ func (t *pgTx) Exec(ctx context.Context, query string, args ...any) (int64, erro
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	return tag.RowsAffected(), err
+	return tag.RowsAffected(), t.fail(err)
 }
 
 // Query implements sqlstore.Querier: the pending statements go first.
@@ -420,10 +446,10 @@ func (t *pgTx) Query(ctx context.Context, query string, args ...any) (sqlstore.R
 	rows, err := br.Query()
 	if err != nil {
 		_ = br.Close()
-		return nil, err
+		return nil, t.fail(err)
 	}
 	t.open = br
-	return pgRows{rows}, nil
+	return &txRows{Rows: rows, t: t, gen: t.gen}, nil
 }
 
 // QueryRow implements sqlstore.Querier: the pending statements go first.
@@ -433,12 +459,15 @@ func (t *pgTx) QueryRow(ctx context.Context, query string, args ...any) sqlstore
 		return errRow{err}
 	}
 	t.open = br
-	return batchRow{t: t, r: br.QueryRow()}
+	return batchRow{t: t, gen: t.gen, r: br.QueryRow()}
 }
 
 // Batch implements sqlstore.Tx: the statements wait to go with the next
 // statement or the COMMIT.
 func (t *pgTx) Batch(_ context.Context, stmts []sqlstore.Stmt) error {
+	if t.failed != nil {
+		return t.failed
+	}
 	t.pending = append(t.pending, stmts...)
 	return nil
 }
@@ -455,7 +484,7 @@ func (t *pgTx) InsertJobs(ctx context.Context, jobs []store.Job) error {
 		if err := t.flush(ctx); err != nil {
 			return err
 		}
-		return sqlstore.RiverInsertJobs[pgx.Tx](ctx, t.river, riverTx{t.conn}, jobs)
+		return t.fail(sqlstore.RiverInsertJobs[pgx.Tx](ctx, t.river, riverTx{t.conn}, jobs))
 	})
 }
 
@@ -464,16 +493,66 @@ type pgRows struct{ pgx.Rows }
 
 func (r pgRows) Close() { r.Rows.Close() }
 
-// batchRow is the row of a QueryRow: scanning it closes its pipeline.
+// txRows are the rows of a transaction's Query, read before its next
+// statement is sent (errStaleRows after).
+type txRows struct {
+	pgx.Rows
+	t   *pgTx
+	gen int
+	err error
+}
+
+func (r *txRows) Next() bool {
+	if r.t.gen != r.gen {
+		r.err = errStaleRows
+		return false
+	}
+	return r.Rows.Next()
+}
+
+func (r *txRows) Scan(dest ...any) error {
+	if r.t.gen != r.gen {
+		return errStaleRows
+	}
+	return r.Rows.Scan(dest...)
+}
+
+func (r *txRows) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.t.gen != r.gen {
+		return nil // read to its end, or closed, before the next statement
+	}
+	return r.t.fail(r.Rows.Err())
+}
+
+func (r *txRows) Close() {
+	if r.t.gen == r.gen {
+		r.Rows.Close()
+		_ = r.t.fail(r.Rows.Err())
+	}
+}
+
+// batchRow is the row of a QueryRow: scanning it closes its pipeline. A
+// row scanned after the transaction's next statement was sent answers
+// errStaleRows.
 type batchRow struct {
-	t *pgTx
-	r pgx.Row
+	t   *pgTx
+	gen int
+	r   pgx.Row
 }
 
 func (r batchRow) Scan(dest ...any) error {
+	if r.t.gen != r.gen {
+		return errStaleRows
+	}
 	err := row{r.r}.Scan(dest...)
 	if cerr := r.t.closeOpen(); err == nil && cerr != nil {
 		err = cerr
+	}
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		_ = r.t.fail(err)
 	}
 	return err
 }
