@@ -291,17 +291,20 @@ func TestCheckpointsOffTheWriter(t *testing.T) {
 
 // TestWALStaysBounded: under steady writes, which PASSIVE checkpoints
 // alone never catch up with, the writer empties the WAL once its file is
-// past walRestartBytes, and the file stays within that and ckptEvery
-// writes more. Without the writer's TRUNCATE the WAL grows with everything
-// written (here about three times walRestartBytes) and the test fails.
+// past its limit (walRestartBytes; 4 MiB here), and the file stays within
+// that and ckptEvery writes more. Without the writer's TRUNCATE the WAL
+// grows with everything written (here about three times the limit) and the
+// test fails.
 func TestWALStaysBounded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	s := open(t, path)
+	const limit = 4 << 20
+	s.ckpt.walLimit.Store(limit)
 	ctx := t.Context()
 	const pageSize = 4096
 	data := []byte(`"` + strings.Repeat("x", 8*pageSize) + `"`) // 9 pages a write, and their index's
 	largest := int64(0)
-	for i := range 3 * walRestartBytes / len(data) {
+	for i := range 3 * limit / len(data) {
 		if err := s.CreateThread(ctx, store.Thread{ID: fmt.Sprintf("thread_%05d", i), Data: data}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +315,7 @@ func TestWALStaysBounded(t *testing.T) {
 	if s.ckpt.truncated.Load() == 0 {
 		t.Fatalf("the WAL was never emptied (largest %d pages)", largest/pageSize)
 	}
-	if limit := int64(walRestartBytes + ckptEvery*12*pageSize); largest > limit {
-		t.Fatalf("the WAL reached %d pages, more than %d", largest/pageSize, limit/pageSize)
+	if bound := int64(limit + ckptEvery*12*pageSize); largest > bound {
+		t.Fatalf("the WAL reached %d pages, more than %d", largest/pageSize, bound/pageSize)
 	}
 }
