@@ -374,7 +374,7 @@ func (t *pgTx) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return br.Close()
+	return t.fail(br.Close())
 }
 
 // commit sends what is pending with COMMIT, or before it when a pending
