@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -105,7 +106,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
-	wq := url.Values{"_txlock": {"immediate"}, "_pragma": append(q["_pragma"], fmt.Sprintf("wal_autocheckpoint(%d)", writerCkptPages))}
+	wq := url.Values{"_txlock": {"immediate"}, "_pragma": append(slices.Clip(q["_pragma"]), fmt.Sprintf("wal_autocheckpoint(%d)", writerCkptPages))}
 	wc, err := newConnector("file:" + path + "?" + wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
@@ -115,7 +116,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	rq := url.Values{"_pragma": append(q["_pragma"], "query_only(1)")}
+	rq := url.Values{"_pragma": append(slices.Clip(q["_pragma"]), "query_only(1)")}
 	rc, err := newConnector("file:" + path + "?" + rq.Encode())
 	if err != nil {
 		w.Close()
