@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,14 +12,19 @@ import (
 	"github.com/assistants-go/assistants/server/store"
 )
 
-// threadGoneOnUpdate is a store whose UpdateThread finds the thread
-// deleted, as when a DeleteThread comes between a round's reading the
-// thread and its write.
-type threadGoneOnUpdate struct{ store.Store }
+// threadGoneOnUpdate is a store whose UpdateThread, once armed, finds the
+// thread deleted, as when a DeleteThread comes between a round's reading
+// the thread and its write.
+type threadGoneOnUpdate struct {
+	store.Store
+	armed atomic.Bool
+}
 
-func (s threadGoneOnUpdate) UpdateThread(ctx context.Context, project, id string, fn func(*store.Thread) error) (store.Thread, error) {
-	if err := s.DeleteThread(ctx, project, id); err != nil {
-		return store.Thread{}, err
+func (s *threadGoneOnUpdate) UpdateThread(ctx context.Context, project, id string, fn func(*store.Thread) error) (store.Thread, error) {
+	if s.armed.Load() {
+		if err := s.DeleteThread(ctx, project, id); err != nil {
+			return store.Thread{}, err
+		}
 	}
 	return s.Store.UpdateThread(ctx, project, id, fn)
 }
@@ -30,7 +36,11 @@ func (s threadGoneOnUpdate) UpdateThread(ctx context.Context, project, id string
 func TestThreadAttachmentsStoreOfGoneThread(t *testing.T) {
 	for name, open := range startStores() {
 		t.Run(name, func(t *testing.T) {
-			f := newStartFixture(t, open(t), 0, RiverOptions{})
+			var gone *threadGoneOnUpdate
+			f := newStartFixtureOn(t, open(t), func(st store.Store) store.Store {
+				gone = &threadGoneOnUpdate{Store: st}
+				return gone
+			}, 0, RiverOptions{})
 			ctx, project := f.ctx, store.DefaultProject
 			_, err := f.s.db.CreateFile(ctx, store.File{ID: "file-notes", Filename: "notes.txt", Purpose: "assistants"}, strings.NewReader("Penguins eat krill."), 0, nil)
 			require.NoError(t, err)
@@ -59,9 +69,8 @@ func TestThreadAttachmentsStoreOfGoneThread(t *testing.T) {
 			require.NotNil(t, th.ToolResources.FileSearch)
 			require.Equal(t, stores(), *th.ToolResources.FileSearch.VectorStoreIds, "the thread's store")
 
-			gone := thread()
-			f.io.Store = threadGoneOnUpdate{f.io.Store}
-			_, err = f.s.attachThreadFiles(ctx, project, gone)
+			gone.armed.Store(true)
+			_, err = f.s.attachThreadFiles(ctx, project, thread())
 			require.Error(t, err)
 			require.Equal(t, *th.ToolResources.FileSearch.VectorStoreIds, stores(), "the store made for the gone thread was left")
 		})

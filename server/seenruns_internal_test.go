@@ -49,9 +49,11 @@ func (s *interfering) UpdateRun(ctx context.Context, project, threadID, id strin
 func TestRoundLastWriteWorkedOutAhead(t *testing.T) {
 	for name, open := range startStores() {
 		t.Run(name, func(t *testing.T) {
-			f := newStartFixture(t, open(t), 0, RiverOptions{})
-			raw := &interfering{Store: f.io.Store} // the server's view; the queue keeps the store itself
-			f.io.Store = raw
+			var raw *interfering // the server's view; the queue keeps the store itself
+			f := newStartFixtureOn(t, open(t), func(st store.Store) store.Store {
+				raw = &interfering{Store: st}
+				return raw
+			}, 0, RiverOptions{})
 			e := f.s.eng
 
 			run, err := f.createRun(f.thread("hello"))

@@ -88,6 +88,13 @@ type startFixture struct {
 
 func newStartFixture(t *testing.T, raw store.Store, delay time.Duration, ro RiverOptions) *startFixture {
 	t.Helper()
+	return newStartFixtureOn(t, raw, nil, delay, ro)
+}
+
+// newStartFixtureOn is newStartFixture with the server's view of the
+// store (under the counting view) made by view from raw; nil is raw.
+func newStartFixtureOn(t *testing.T, raw store.Store, view func(store.Store) store.Store, delay time.Duration, ro RiverOptions) *startFixture {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	t.Cleanup(cancel)
 	quiet := slog.New(slog.DiscardHandler)
@@ -106,7 +113,11 @@ func newStartFixture(t *testing.T, raw store.Store, delay time.Duration, ro Rive
 		}
 		return &ModelOutput{Text: "done"}, nil
 	})
-	f := &startFixture{t: t, ctx: ctx, raw: raw, io: &runIO{Store: raw}, q: q}
+	seen := raw
+	if view != nil {
+		seen = view(raw)
+	}
+	f := &startFixture{t: t, ctx: ctx, raw: raw, io: &runIO{Store: seen}, q: q}
 	f.s = New(WithStore(f.io), WithQueue(q), WithStepDelay(delay), WithModel(model), WithLogger(quiet))
 	t.Cleanup(func() { f.s.Close() })
 	var tool gen.AssistantTool
