@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,17 +84,25 @@ type pendingWrite struct {
 	err   error
 	// panicked holds what the write's function panicked with (nil if it
 	// did not): the write's own goroutine panics with it again, once the
-	// writer has been handed on.
+	// writer has been handed on. stack is the stack of the function's
+	// panic (the panic raised again has the caller's).
 	panicked any
+	stack    []byte
 	// done receives true when this write's goroutine is to lead the next
 	// group (which holds it), false when its group has ended (err set).
 	done chan bool
 }
 
-// result returns the write's error, or panics again with what its function
-// panicked with.
-func (w *pendingWrite) result() error {
+// result returns w's error, or panics again with what its function
+// panicked with, after logging that panic with the stack it had (the
+// store's Logger, at level Error): the stack of the panic raised here is
+// its caller's, not the function's.
+func (g *groupWriter) result(w *pendingWrite) error {
 	if w.panicked != nil {
+		if log := g.s.log; log != nil {
+			log.Error("sqlite store: a write's function panicked; the panic is raised again in its caller",
+				"panic", fmt.Sprint(w.panicked), "stack", string(w.stack))
+		}
 		panic(w.panicked)
 	}
 	return w.err
@@ -129,11 +138,11 @@ func (g *groupWriter) write(ctx context.Context, fn func(sqlstore.Tx) error) err
 			promote = <-w.done // started or promoted meanwhile
 		}
 		if !promote {
-			return w.result() // run in another's group
+			return g.result(w) // run in another's group
 		}
 	}
 	g.lead()
-	return w.result()
+	return g.result(w)
 }
 
 // lead runs one group from the head of the queue (which holds the leader's
@@ -204,7 +213,7 @@ func (g *groupWriter) run(group []*pendingWrite, ran *int) {
 		}
 		p := recover()
 		if p != nil && group[0].panicked == nil {
-			group[0].panicked = p
+			group[0].panicked, group[0].stack = p, debug.Stack()
 		}
 		if gt.ended {
 			return // every write's err is set
@@ -347,7 +356,7 @@ func (g *groupWriter) savepoint(tx *sql.Tx, w *pendingWrite) error {
 func call(w *pendingWrite, tx sqlstore.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			w.panicked = p
+			w.panicked, w.stack = p, debug.Stack()
 			err = fmt.Errorf("sqlite store: the write panicked: %v", p)
 		}
 	}()

@@ -1,9 +1,12 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -385,4 +388,40 @@ func TestGroupCommitGoexit(t *testing.T) {
 		return err
 	}), "the writer works after the Goexit")
 	assert.Equal(t, []int{10}, storedKeys(t, s))
+}
+
+// panickingWrite is a write function that panics, by a name the logged
+// stack is looked for by.
+func panickingWrite(sqlstore.Tx) error { panic("panickingWrite") }
+
+// TestGroupCommitPanicLogsItsStack: a write function's panic, raised again
+// in the write's caller with the caller's stack, is logged first with the
+// stack it had, which names the function.
+func TestGroupCommitPanicLogsItsStack(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
+	s := open(t, filepath.Join(t.TempDir(), FileName), func(o *Options) { o.Logger = log })
+	p := func() (p any) {
+		defer func() { p = recover() }()
+		_ = (&backend{s: s}).Write(t.Context(), panickingWrite)
+		return nil
+	}()
+	require.Equal(t, "panickingWrite", p)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Contains(t, buf.String(), "a write's function panicked")
+	assert.Contains(t, buf.String(), "sqlite.panickingWrite", "the logged stack is the function's")
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

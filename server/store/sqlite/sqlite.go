@@ -53,7 +53,8 @@ type Options struct {
 	// ReadConns is the number of read connections; 0 means
 	// max(4, GOMAXPROCS).
 	ReadConns int
-	// Logger receives River's logs; nil means slog.Default().
+	// Logger receives River's logs and the store's own (a write
+	// function's panic, with its stack); nil means slog.Default().
 	Logger *slog.Logger
 	// Migrations replaces the store's schema migrations (tests of the
 	// migrator); nil means Migrations().
@@ -67,6 +68,7 @@ type Store struct {
 	river *river.Client[*sql.Tx]
 	gw    groupWriter   // the writes' group commit (groupwrite.go)
 	ckpt  *checkpointer // the checkpoints (checkpoint.go)
+	log   *slog.Logger
 	path  string
 	// schema is the version of the binary's last migration (CheckMigrations).
 	schema int
@@ -138,7 +140,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	c.SetMaxIdleConns(1)
 	c.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations), ckpt: startCheckpointer(c, path+"-wal")}
+	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations), ckpt: startCheckpointer(c, path+"-wal"), log: o.Logger}
 	s.gw.s = s
 	fail := func(err error) (*Store, error) {
 		s.ckpt.stop()
