@@ -84,7 +84,7 @@ func keysCmd(ctx context.Context, args []string, out io.Writer) error {
 			return usagef("keys revoke: give the key's id (see keys list)")
 		}
 	}
-	st, _, err := openStore(ctx, kind, where, slog.New(slog.DiscardHandler))
+	st, _, err := openStore(ctx, kind, where, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		return err
 	}

@@ -178,7 +178,7 @@ func serve(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, where, err := openStore(ctx, c.storeKind, c.storeAt, c.logger)
+	st, where, err := openStore(ctx, c.storeKind, c.storeAt, c.logger, true)
 	if err != nil {
 		return err
 	}

@@ -112,8 +112,12 @@ func (s *storeFlags) choice(explicitURL bool) (storeKind, string, error) {
 
 // openStore opens the chosen store, migrating its schema, and returns it
 // with the line serve prints about it ("data: <dir>", "data: in memory
-// ..." or "database: <url without password>").
-func openStore(ctx context.Context, kind storeKind, where string, log *slog.Logger) (store.Store, string, error) {
+// ..." or "database: <url without password>"). serving says the store is
+// serve's: on SQLite it then keeps its run cache and holds the data
+// directory's lock (sqlite.Options.RunCacheBytes), which a second serve
+// on the same directory is refused by; other commands (keys) write no
+// runs and open the directory beside a running serve.
+func openStore(ctx context.Context, kind storeKind, where string, log *slog.Logger, serving bool) (store.Store, string, error) {
 	switch kind {
 	case kindMemory:
 		return memory.New(), "data: in memory (lost when the process ends)", nil
@@ -124,7 +128,12 @@ func openStore(ctx context.Context, kind storeKind, where string, log *slog.Logg
 		}
 		return st, "database: " + redactURL(where), nil
 	default:
-		st, err := sqlite.OpenDir(ctx, where, func(o *sqlite.Options) { o.Logger = log })
+		st, err := sqlite.OpenDir(ctx, where, func(o *sqlite.Options) {
+			o.Logger = log
+			if !serving {
+				o.RunCacheBytes = -1 // no cache, no lock
+			}
+		})
 		if err != nil {
 			return nil, "", fmt.Errorf("--data %s: %w", where, err)
 		}

@@ -88,6 +88,9 @@ type pendingWrite struct {
 	// panic (the panic raised again has the caller's).
 	panicked any
 	stack    []byte
+	// after holds what the write's function asked to run once it has
+	// committed (sqlTx.AfterCommit); dropped when it is rolled back.
+	after []func()
 	// done receives true when this write's goroutine is to lead the next
 	// group (which holds it), false when its group has ended (err set).
 	done chan bool
@@ -304,6 +307,11 @@ func (g *groupWriter) runTx(group []*pendingWrite, ran *int, gt *groupTx) {
 		}
 		return
 	}
+	for _, w := range group[:*ran] {
+		if w.err == nil {
+			runAfter(w)
+		}
+	}
 	g.writes.Add(int64(stored))
 	g.commits.Add(1)
 	if g.s.ckpt.committed() {
@@ -319,7 +327,7 @@ func (g *groupWriter) alone(w *pendingWrite, gt *groupTx) error {
 		return err
 	}
 	gt.tx = tx
-	if err := call(w, sqlTx{tx: tx, river: g.s.river}); err != nil {
+	if err := call(w, sqlTx{tx: tx, river: g.s.river, w: w}); err != nil {
 		_ = tx.Rollback()
 		gt.ended = true
 		return err
@@ -329,6 +337,7 @@ func (g *groupWriter) alone(w *pendingWrite, gt *groupTx) error {
 	if err != nil {
 		return err
 	}
+	runAfter(w)
 	g.writes.Add(1)
 	g.commits.Add(1)
 	if g.s.ckpt.committed() {
@@ -344,10 +353,14 @@ func (g *groupWriter) savepoint(tx *sql.Tx, w *pendingWrite) error {
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT grouped"); err != nil {
 		return err
 	}
-	if err := call(w, sqlTx{tx: tx, river: g.s.river, detach: true}); err != nil {
+	if err := call(w, sqlTx{tx: tx, river: g.s.river, detach: true, w: w}); err != nil {
+		w.after = nil
 		return err
 	}
 	_, err := tx.ExecContext(ctx, "RELEASE grouped")
+	if err != nil {
+		w.after = nil
+	}
 	return err
 }
 
@@ -361,6 +374,17 @@ func call(w *pendingWrite, tx sqlstore.Tx) (err error) {
 		}
 	}()
 	return w.fn(tx)
+}
+
+// runAfter runs what w asked to run once committed (sqlTx.AfterCommit),
+// in its order. The leader runs it for every write of its group, in the
+// group's order, before it hands the lead on: so in the order of the
+// commits, and before the writes return.
+func runAfter(w *pendingWrite) {
+	for _, fn := range w.after {
+		fn()
+	}
+	w.after = nil
 }
 
 // rollbackTo undoes the write of the open savepoint; an error means the

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -59,7 +60,32 @@ type Options struct {
 	// Migrations replaces the store's schema migrations (tests of the
 	// migrator); nil means Migrations().
 	Migrations []sqlstore.Migration
+	// RunCacheBytes bounds the runs the store keeps in memory as it last
+	// wrote them, to answer a read of a run (GET run, the polls of a
+	// client waiting for it) without the database: every write of a run
+	// goes through this process's one writer, which updates the copy in
+	// the order of its commits (sqlstore.Options.RunCacheBytes). So only
+	// one process may write runs to a file (one assistants serve per data
+	// directory, as the README says; assistants keys writes none). 0 means
+	// DefaultRunCacheBytes; negative means no cache.
+	//
+	// With the cache, Open holds a lock on the file (an flock on
+	// path+".lock", released by Close or when the process ends) and fails
+	// with ErrInUse while another process's store (or another Store of
+	// this process) with a cache holds it; a store without the cache
+	// takes no lock. Where flock does not exist (not Unix) the store keeps
+	// no cache.
+	RunCacheBytes int
 }
+
+// ErrInUse is Open's error when another store with a run cache has the
+// database file open (Options.RunCacheBytes): one process serves a data
+// directory.
+var ErrInUse = errors.New("the database is in use by another process (one assistants serve per data directory)")
+
+// DefaultRunCacheBytes is Options.RunCacheBytes' default: 8 MiB, some
+// thousands of runs.
+const DefaultRunCacheBytes = 8 << 20
 
 // Store is the SQLite store. Its methods are those of store.Store.
 type Store struct {
@@ -72,6 +98,11 @@ type Store struct {
 	path  string
 	// schema is the version of the binary's last migration (CheckMigrations).
 	schema int
+	// unlock releases the file's lock (Options.RunCacheBytes), after the
+	// connections have closed.
+	unlock    func() error
+	unlocking sync.Once
+	unlockErr error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -104,6 +135,19 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 		}
 		o.Migrations = m
 	}
+	var unlock func() error
+	if o.RunCacheBytes >= 0 {
+		var err error
+		switch unlock, err = lockFile(path); {
+		case errors.Is(err, ErrInUse):
+			return nil, fmt.Errorf("sqlite store %s: %w", path, err)
+		case err != nil:
+			o.RunCacheBytes = -1 // no lock, no cache
+		}
+	}
+	if unlock == nil {
+		unlock = func() error { return nil }
+	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
@@ -111,6 +155,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	wq := url.Values{"_txlock": {"immediate"}, "_pragma": append(slices.Clip(q["_pragma"]), fmt.Sprintf("wal_autocheckpoint(%d)", writerCkptPages))}
 	wc, err := newConnector("file:" + path + "?" + wq.Encode())
 	if err != nil {
+		_ = unlock()
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
 	w := sql.OpenDB(wc) // statements stay prepared (stmtcache.go)
@@ -122,6 +167,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	rc, err := newConnector("file:" + path + "?" + rq.Encode())
 	if err != nil {
 		w.Close()
+		_ = unlock()
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
 	r := sql.OpenDB(rc)
@@ -133,6 +179,7 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	if err != nil {
 		r.Close()
 		w.Close()
+		_ = unlock()
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
 	c := sql.OpenDB(cc)
@@ -140,12 +187,13 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	c.SetMaxIdleConns(1)
 	c.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations), ckpt: startCheckpointer(c, path+"-wal"), log: o.Logger}
+	s := &Store{w: w, r: r, path: path, schema: len(o.Migrations), ckpt: startCheckpointer(c, path+"-wal"), log: o.Logger, unlock: unlock}
 	s.gw.s = s
 	fail := func(err error) (*Store, error) {
 		s.ckpt.stop()
 		r.Close()
 		w.Close()
+		_ = unlock()
 		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
 	if err := w.PingContext(ctx); err != nil {
@@ -167,7 +215,11 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 	if s.river, err = river.NewClient(driver, &river.Config{Logger: o.Logger}); err != nil {
 		return fail(err)
 	}
-	s.Store = sqlstore.New(b)
+	cache := o.RunCacheBytes
+	if cache == 0 {
+		cache = DefaultRunCacheBytes
+	}
+	s.Store = sqlstore.New(b, func(so *sqlstore.Options) { so.RunCacheBytes = max(cache, 0) })
 	return s, nil
 }
 
@@ -206,7 +258,13 @@ func (b *backend) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, e
 }
 
 func (b *backend) Close() error {
-	return errors.Join(b.s.ckpt.stop(), b.s.r.Close(), b.s.w.Close())
+	return errors.Join(b.s.ckpt.stop(), b.s.r.Close(), b.s.w.Close(), b.s.unlockOnce())
+}
+
+// unlockOnce releases the file's lock the first time it is called.
+func (s *Store) unlockOnce() error {
+	s.unlocking.Do(func() { s.unlockErr = s.unlock() })
+	return s.unlockErr
 }
 
 // Close closes the database.
@@ -219,6 +277,17 @@ type sqlTx struct {
 	// detach makes statements ignore their context's cancellation (a
 	// write in a group: groupwrite.go).
 	detach bool
+	// w is the write the transaction runs (its AfterCommit functions).
+	w *pendingWrite
+}
+
+// AfterCommit implements sqlstore.AfterCommitter: fn runs when the write's
+// commit (its group's) has succeeded, in the order of the commits, before
+// the write returns; not when it is rolled back.
+func (t sqlTx) AfterCommit(fn func()) {
+	if t.w != nil {
+		t.w.after = append(t.w.after, fn)
+	}
 }
 
 // ctx returns the context a statement runs with.

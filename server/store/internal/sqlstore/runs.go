@@ -100,8 +100,11 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 		// to the commit, not while the writes above wait (on River's
 		// table, say), when it would hold up the claimant's own renewals.
 		if claim != nil {
-			return claim(tx)
+			if err := claim(tx); err != nil {
+				return err
+			}
 		}
+		s.cacheRun(tx, r)
 		return nil
 	})
 	if err != nil {
@@ -172,6 +175,9 @@ func insertEvents(b []Stmt, runID string, last int64, events []store.Event) ([]S
 
 // GetRun implements store.Store.
 func (s *Store) GetRun(ctx context.Context, project, threadID, id string) (store.Run, error) {
+	if r, ok := s.cachedRun(project, threadID, id, true); ok {
+		return r, nil
+	}
 	r, err := scanRun(s.b.Reader().QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = ? AND thread_id = ? AND project = ?`,
 		id, threadID, store.ProjectOr(project)))
 	return r, noRows(err, "run", id)
@@ -246,6 +252,7 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 		if err := tx.Batch(ctx, b); err != nil {
 			return err
 		}
+		s.cacheRun(tx, r)
 		out = r
 		return nil
 	})

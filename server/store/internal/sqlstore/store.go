@@ -13,13 +13,24 @@ import (
 
 // Store is store.Store on a Backend.
 type Store struct {
-	b Backend
+	b    Backend
+	runs *runCache // nil: none (Options.RunCacheBytes)
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a store on b (already migrated).
-func New(b Backend) *Store { return &Store{b: b} }
+func New(b Backend, opts ...func(*Options)) *Store {
+	var o Options
+	for _, f := range opts {
+		f(&o)
+	}
+	s := &Store{b: b}
+	if o.RunCacheBytes > 0 {
+		s.runs = newRunCache(o.RunCacheBytes)
+	}
+	return s
+}
 
 // Close closes the backend.
 func (s *Store) Close() error { return s.b.Close() }
@@ -419,6 +430,9 @@ func (s *Store) DeleteThread(ctx context.Context, project, id string) error {
 		n, err := tx.Exec(ctx, `DELETE FROM threads WHERE id = ? AND project = ?`, id, store.ProjectOr(project))
 		if err == nil && n == 0 {
 			err = notFound("thread", id)
+		}
+		if err == nil {
+			s.uncacheThread(tx, id) // its runs went with it (ON DELETE CASCADE)
 		}
 		return err
 	})
