@@ -568,6 +568,9 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 	var started *startedRun
 	if slot != nil {
 		started = &startedRun{round: 0, obj: run, st: st, stops: slot.stops}
+		if th != nil {
+			started.msgs = msgs
+		}
 	}
 	e.startInline(nr.Jobs, slot, started)
 	for _, ev := range evs {
@@ -906,7 +909,7 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 	}
 	defer e.dropLocal(a)
 	if s := startedFor(ctx, a); s != nil && !e.stoppedSince(s.stops) {
-		return e.roundOf(ctx, a, s.obj, s.st) // started by the write that enqueued it (startnow.go)
+		return e.roundOf(ctx, a, s.obj, s.st, s.msgs) // started by the write that enqueued it (startnow.go)
 	}
 
 	r, err := e.s.db.GetRun(ctx, projectOf(ctx), a.ThreadID, a.RunID)
@@ -949,7 +952,7 @@ func (e *engine) runRound(ctx context.Context, a roundArgs) error {
 	default:
 		return nil
 	}
-	return e.roundOf(ctx, a, obj, st)
+	return e.roundOf(ctx, a, obj, st, nil)
 }
 
 // stopped is what a job returns when its context ended: nothing when the
@@ -1027,10 +1030,18 @@ func (e *engine) runExpire(ctx context.Context, a runArgs) error {
 	return nil
 }
 
-// modelInput builds the input of the next model round.
-func (e *engine) modelInput(ctx context.Context, obj gen.RunObject, st runState) (*ModelInput, error) {
+// modelInput builds the input of the next model round. handed, when not
+// nil, are the thread's messages as stored by the write that started the
+// round (startedRun.msgs); otherwise they are read.
+func (e *engine) modelInput(ctx context.Context, obj gen.RunObject, st runState, handed []store.Message) (*ModelInput, error) {
 	in := &ModelInput{Assistant: st.Assistant, Run: obj, ToolOutputs: slices.Clone(st.Outputs), Used: st.Used}
-	msgs, err := e.s.threadMessages(ctx, obj.ThreadId)
+	var msgs []gen.MessageObject
+	var err error
+	if handed != nil {
+		msgs, err = decodeAll[store.Message, gen.MessageObject](handed, func(m store.Message) []byte { return m.Data })
+	} else {
+		msgs, err = e.s.threadMessages(ctx, obj.ThreadId)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -1070,13 +1081,15 @@ func (e *engine) round(ctx context.Context, a roundArgs) (err error) {
 		return err
 	}
 	e.seen.put(r)
-	return e.roundOf(ctx, a, obj, st)
+	return e.roundOf(ctx, a, obj, st, nil)
 }
 
-// roundOf is round on the run as stored (obj, st), already read.
-func (e *engine) roundOf(ctx context.Context, a roundArgs, obj gen.RunObject, st runState) (err error) {
+// roundOf is round on the run as stored (obj, st), already read; handed
+// are the thread's messages when the write that started the round gave
+// them (modelInput).
+func (e *engine) roundOf(ctx context.Context, a roundArgs, obj gen.RunObject, st runState, handed []store.Message) (err error) {
 	defer e.recoverRun(a) // a panic fails the run (recover.go)
-	in, err := e.modelInput(ctx, obj, st)
+	in, err := e.modelInput(ctx, obj, st, handed)
 	if err != nil {
 		return nil // the thread is gone: the run went with it
 	}

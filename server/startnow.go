@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/assistants-go/assistants/gen"
+	"github.com/assistants-go/assistants/server/store"
 )
 
 // Runs that start at once. A write that enqueues a round (createRun,
@@ -99,6 +100,11 @@ type startedRun struct {
 	obj   gen.RunObject
 	st    runState
 	stops uint64 // engine.stops before the write (startSlot.stops)
+	// msgs, when not nil, are the thread's messages as the write stored
+	// them: a thread created with its run (createThreadAndRun), which no
+	// message joins while the run is active, so the round needs not read
+	// them back.
+	msgs []store.Message
 }
 
 type startedKey struct{}
