@@ -36,8 +36,11 @@ func (rtJob) Kind() string { return "storetest_roundtrip" }
 
 // TestWriteRoundTrips: a write sends BEGIN with its first statement and
 // COMMIT with its last batch. The writes of a conversation (a thread with
-// its message and run, and the round's last write) take 2 and 3 round
-// trips, where a transaction sent statement by statement takes 6 and 4.
+// its message and run, and the round's last write) take 1 and 2 round
+// trips, where a transaction sent statement by statement takes 6 and 4:
+// neither the ids read back from the job's INSERT nor the step's upsert
+// (whose step id of another run fails in the database) keep their
+// statements from going with the COMMIT.
 func TestWriteRoundTrips(t *testing.T) {
 	rt := &roundTrips{}
 	s := open(t, pgtest.Schema(t), func(o *Options) {
@@ -97,8 +100,8 @@ func TestWriteRoundTrips(t *testing.T) {
 		name      string
 		got, want int64
 	}{
-		{"create a thread, its message and a run with its job", create, 2},
-		{"a round's last write", final, 3},
+		{"create a thread, its message and a run with its job", create, 1},
+		{"a round's last write", final, 2},
 		{"create a thread with a message", thread, 1},
 		{"create a message", message, 3},
 	} {

@@ -76,7 +76,11 @@ type Stmt struct {
 	// Rows, when not nil, is given the rows the statement returns (an
 	// INSERT ... RETURNING, say) and reads them; the batch closes them.
 	// What it returns (or the rows' error) goes to Check as err, with
-	// n 0. Such a statement refuses as Refuses says.
+	// n 0. Such a statement refuses as Refuses says: a Rows that only
+	// reads what the statement returns (the ids of inserted jobs) may go
+	// with the COMMIT on PostgreSQL, where a failure of its own (a scan
+	// of a column that is not what it reads) would come after the
+	// database committed; one that judges what it reads sets Refuses.
 	Rows func(Rows) error
 }
 
@@ -90,8 +94,8 @@ func (s Stmt) Result(n int64, err error) error {
 }
 
 // MayRefuse reports whether s's outcome may be an error although the
-// database ran it without one (Refuses, Rows).
-func (s Stmt) MayRefuse() bool { return s.Refuses || s.Rows != nil }
+// database ran it without one (Refuses).
+func (s Stmt) MayRefuse() bool { return s.Refuses }
 
 // ReadRows runs s's Rows on rows (the statement's, or nil and the error
 // that running it returned), closes them, and returns s's Result.

@@ -130,7 +130,9 @@ func InsertJobs(ctx context.Context, tx Tx, postgres bool, jobs []store.Job, via
 
 // insertJobs writes jobs' rows, in INSERTs of a power of two of rows, in
 // one batch (tx.Batch: on PostgreSQL it may go with the transaction's next
-// statement; the ids are set when it has run).
+// statement, or with its COMMIT; the ids are set when it has run). Reading
+// the ids refuses nothing (Stmt.Rows): it fails only when the database
+// returns other than the rows it inserted.
 func insertJobs(ctx context.Context, tx Tx, postgres bool, jobs []store.Job) error {
 	db := 0
 	if postgres {

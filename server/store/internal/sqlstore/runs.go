@@ -114,7 +114,11 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 }
 
 // putSteps adds the statements that insert steps or replace those with
-// the same id (of this run).
+// the same id (of this run). A step id of another run fails in the
+// database itself: the upsert then sets run_id to NULL, which its NOT NULL
+// refuses (store.ErrConflict). So the statement needs no look at its row
+// count, and PostgreSQL sends it with the COMMIT (Stmt.Refuses): the
+// error aborts the transaction there.
 func putSteps(b []Stmt, r store.Run, steps []store.Step) ([]Stmt, error) {
 	for _, st := range steps {
 		if st.ID == "" {
@@ -122,17 +126,29 @@ func putSteps(b []Stmt, r store.Run, steps []store.Step) ([]Stmt, error) {
 		}
 		id := st.ID
 		b = append(b, Stmt{Query: `INSERT INTO run_steps (` + stepCols + `) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET data = excluded.data WHERE run_steps.run_id = excluded.run_id`,
-			Args:    []any{st.ID, r.Project, r.ID, r.ThreadID, st.CreatedAt, nz(st.Data)},
-			Refuses: true,
-			Check: func(n int64, err error) error {
-				if err == nil && n == 0 {
+			ON CONFLICT (id) DO UPDATE SET data = excluded.data,
+				run_id = CASE WHEN run_steps.run_id = excluded.run_id THEN run_steps.run_id END`,
+			Args: []any{st.ID, r.Project, r.ID, r.ThreadID, st.CreatedAt, nz(st.Data)},
+			Check: func(_ int64, err error) error {
+				if notNull(err, "run_id") {
 					return conflict("step", id)
 				}
 				return err
 			}})
 	}
 	return b, nil
+}
+
+// notNull reports whether err is the NOT NULL violation of column (the
+// words of SQLite, "NOT NULL constraint failed: run_steps.run_id", and of
+// PostgreSQL, `null value in column "run_id" ... violates not-null
+// constraint`).
+func notNull(err error, column string) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, column) && (strings.Contains(msg, "NOT NULL constraint failed") || strings.Contains(msg, "violates not-null constraint"))
 }
 
 // maxEventRows is the most rows of one INSERT of events. Each INSERT has a
