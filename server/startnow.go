@@ -103,7 +103,9 @@ type startedRun struct {
 	// msgs, when not nil, are the thread's messages as the write stored
 	// them: a thread created with its run (createThreadAndRun), which no
 	// message joins while the run is active, so the round needs not read
-	// them back.
+	// them back. (A message modified or deleted meanwhile, which the API
+	// allows during a run, is seen as it was stored with the run, as if
+	// the round had read it just before the change.)
 	msgs []store.Message
 }
 

@@ -88,9 +88,10 @@ type pendingWrite struct {
 	// panic (the panic raised again has the caller's).
 	panicked any
 	stack    []byte
-	// after holds what the write's function asked to run once it has
-	// committed (sqlTx.AfterCommit); dropped when it is rolled back.
-	after []func()
+	// after holds what the write's function asked to run once the write
+	// has ended (sqlTx.AfterWrite), given whether it committed; run (and
+	// emptied) by endWrite.
+	after []func(committed bool)
 	// done receives true when this write's goroutine is to lead the next
 	// group (which holds it), false when its group has ended (err set).
 	done chan bool
@@ -219,7 +220,7 @@ func (g *groupWriter) run(group []*pendingWrite, ran *int) {
 			group[0].panicked, group[0].stack = p, debug.Stack()
 		}
 		if gt.ended {
-			return // every write's err is set
+			return // every write's err is set, and every write ended
 		}
 		if gt.tx != nil {
 			_ = gt.tx.Rollback()
@@ -232,6 +233,7 @@ func (g *groupWriter) run(group []*pendingWrite, ran *int) {
 			if w.err == nil {
 				w.err = cause
 			}
+			g.endWrite(w, false)
 		}
 	}()
 	g.runTx(group, ran, &gt)
@@ -287,9 +289,12 @@ func (g *groupWriter) runTx(group []*pendingWrite, ran *int, gt *groupTx) {
 				if o.err == nil {
 					o.err = fmt.Errorf("sqlite store: a write grouped with this one failed and ended the transaction: %w (rolling back: %w)", w.err, broken)
 				}
+				g.endWrite(o, false)
 			}
 			gt.ended = true
 			return
+		} else {
+			g.endWrite(w, false) // rolled back to its savepoint
 		}
 	}
 	if stored == 0 {
@@ -298,20 +303,20 @@ func (g *groupWriter) runTx(group []*pendingWrite, ran *int, gt *groupTx) {
 		return
 	}
 	err = tx.Commit()
-	gt.ended = true
 	if err != nil {
 		for _, w := range group[:*ran] {
 			if w.err == nil {
 				w.err = err
 			}
+			g.endWrite(w, false)
 		}
+		gt.ended = true
 		return
 	}
 	for _, w := range group[:*ran] {
-		if w.err == nil {
-			runAfter(w)
-		}
+		g.endWrite(w, w.err == nil)
 	}
+	gt.ended = true
 	g.writes.Add(int64(stored))
 	g.commits.Add(1)
 	if g.s.ckpt.committed() {
@@ -329,15 +334,16 @@ func (g *groupWriter) alone(w *pendingWrite, gt *groupTx) error {
 	gt.tx = tx
 	if err := call(w, sqlTx{tx: tx, river: g.s.river, w: w}); err != nil {
 		_ = tx.Rollback()
+		g.endWrite(w, false)
 		gt.ended = true
 		return err
 	}
 	err = tx.Commit()
+	g.endWrite(w, err == nil)
 	gt.ended = true
 	if err != nil {
 		return err
 	}
-	runAfter(w)
 	g.writes.Add(1)
 	g.commits.Add(1)
 	if g.s.ckpt.committed() {
@@ -354,13 +360,9 @@ func (g *groupWriter) savepoint(tx *sql.Tx, w *pendingWrite) error {
 		return err
 	}
 	if err := call(w, sqlTx{tx: tx, river: g.s.river, detach: true, w: w}); err != nil {
-		w.after = nil
 		return err
 	}
 	_, err := tx.ExecContext(ctx, "RELEASE grouped")
-	if err != nil {
-		w.after = nil
-	}
 	return err
 }
 
@@ -376,15 +378,26 @@ func call(w *pendingWrite, tx sqlstore.Tx) (err error) {
 	return w.fn(tx)
 }
 
-// runAfter runs what w asked to run once committed (sqlTx.AfterCommit),
-// in its order. The leader runs it for every write of its group, in the
-// group's order, before it hands the lead on: so in the order of the
-// commits, and before the writes return.
-func runAfter(w *pendingWrite) {
-	for _, fn := range w.after {
-		fn()
-	}
+// endWrite runs what w asked to run once it ended (sqlTx.AfterWrite), in
+// its order, with whether it committed, and empties the list. The leader
+// ends every write of its group: those rolled back at once, the others
+// after the group's commit (or its failure), in the group's order, before
+// it hands the lead on and wakes them, so in the order of the commits and
+// before the writes return. A function that panics is logged and the
+// others still run.
+func (g *groupWriter) endWrite(w *pendingWrite, committed bool) {
+	after := w.after
 	w.after = nil
+	for _, fn := range after {
+		func() {
+			defer func() {
+				if p := recover(); p != nil && g.s.log != nil {
+					g.s.log.Error("sqlite store: a function run after a write panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				}
+			}()
+			fn(committed)
+		}()
+	}
 }
 
 // rollbackTo undoes the write of the open savepoint; an error means the

@@ -33,3 +33,6 @@ func lockFile(path string) (unlock func() error, err error) {
 	}
 	return f.Close, nil // closing the file releases the lock
 }
+
+// errNoLock is lockFile's error where there is no file lock (not here).
+var errNoLock = errors.New("sqlite store: no file lock on this platform")

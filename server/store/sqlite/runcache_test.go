@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/assistants-go/assistants/server/store"
@@ -226,6 +230,7 @@ func TestRunCacheHoldsTheFile(t *testing.T) {
 	ctx := t.Context()
 	first, err := Open(ctx, path, quiet)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = first.Close() })
 	_, err = Open(ctx, path, quiet)
 	require.ErrorIs(t, err, ErrInUse)
 	beside := open(t, path, func(o *Options) { o.RunCacheBytes = -1 })
@@ -234,4 +239,74 @@ func TestRunCacheHoldsTheFile(t *testing.T) {
 	second := open(t, path)
 	_, err = second.GetRun(ctx, "", "thread_c", "run_c")
 	require.NoError(t, err)
+}
+
+// TestRunCacheNeverBehindTheDatabase: a read of a run through the store
+// that starts after the database showed a write answers that write or a
+// later one. Between a commit and the end of its write (when the cache is
+// updated) other connections already read the new row: the run is
+// pending then, and read from the database. Without the pending marks,
+// GetRun answered thousands of older rows here.
+func TestRunCacheNeverBehindTheDatabase(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	ctx := t.Context()
+	newCachedRun(t, s)
+	require.NoError(t, setData(ctx, s, `"0"`, false))
+	count := func(data []byte) int {
+		n, err := strconv.Atoi(strings.Trim(string(data), `"`))
+		require.NoError(t, err)
+		return n
+	}
+	var writing sync.WaitGroup
+	var done atomic.Bool
+	var behind atomic.Int64
+	for range 4 {
+		writing.Go(func() {
+			for range 300 {
+				_, _, err := s.UpdateRun(ctx, "", "thread_c", "run_c", func(r *store.Run) (store.RunChange, error) {
+					r.Data = []byte(strconv.Quote(strconv.Itoa(count(r.Data) + 1)))
+					return store.RunChange{}, nil
+				})
+				if !assert.NoError(t, err) {
+					return
+				}
+			}
+		})
+	}
+	var reading sync.WaitGroup
+	for range 4 {
+		reading.Go(func() {
+			for !done.Load() {
+				var data []byte
+				if !assert.NoError(t, s.r.QueryRowContext(ctx, `SELECT data FROM runs WHERE id = 'run_c'`).Scan(&data)) {
+					return
+				}
+				seen := count(data)
+				r, err := s.GetRun(ctx, "", "thread_c", "run_c")
+				if !assert.NoError(t, err) {
+					return
+				}
+				if count(r.Data) < seen {
+					behind.Add(1)
+				}
+			}
+		})
+	}
+	writing.Wait()
+	done.Store(true)
+	reading.Wait()
+	require.Zero(t, behind.Load(), "GetRun answered a run older than the database had shown")
+	require.Equal(t, `"1200"`, answered(t, s))
+}
+
+// TestRunCacheClosed: a closed store answers no run from its cache.
+func TestRunCacheClosed(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	newCachedRun(t, s)
+	require.NoError(t, setData(t.Context(), s, `"v1"`, false))
+	require.NoError(t, s.Close())
+	_, err := s.GetRun(t.Context(), "", "thread_c", "run_c")
+	require.Error(t, err)
+	runs, _ := s.RunCacheStats()
+	require.Zero(t, runs)
 }

@@ -141,8 +141,12 @@ func Open(ctx context.Context, path string, opts ...func(*Options)) (*Store, err
 		switch unlock, err = lockFile(path); {
 		case errors.Is(err, ErrInUse):
 			return nil, fmt.Errorf("sqlite store %s: %w", path, err)
+		case errors.Is(err, errNoLock):
+			o.RunCacheBytes = -1 // no lock here, no cache
 		case err != nil:
-			o.RunCacheBytes = -1 // no lock, no cache
+			o.Logger.Warn("sqlite store: the database's lock could not be taken: no run cache, and another serve on the same data directory is not refused",
+				"path", path+".lock", "err", err.Error())
+			o.RunCacheBytes = -1
 		}
 	}
 	if unlock == nil {
@@ -258,6 +262,9 @@ func (b *backend) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, e
 }
 
 func (b *backend) Close() error {
+	if b.s.Store != nil {
+		b.s.Store.CloseRunCache() // a read after Close does not answer from it
+	}
 	return errors.Join(b.s.ckpt.stop(), b.s.r.Close(), b.s.w.Close(), b.s.unlockOnce())
 }
 
@@ -281,10 +288,10 @@ type sqlTx struct {
 	w *pendingWrite
 }
 
-// AfterCommit implements sqlstore.AfterCommitter: fn runs when the write's
-// commit (its group's) has succeeded, in the order of the commits, before
-// the write returns; not when it is rolled back.
-func (t sqlTx) AfterCommit(fn func()) {
+// AfterWrite implements sqlstore.AfterWriter: fn runs once the write has
+// ended, given whether it committed (its group's commit), in the order of
+// the commits, before the write returns (groupWriter.endWrite).
+func (t sqlTx) AfterWrite(fn func(committed bool)) {
 	if t.w != nil {
 		t.w.after = append(t.w.after, fn)
 	}
