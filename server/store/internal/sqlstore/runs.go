@@ -151,31 +151,41 @@ func notNull(err error, column string) bool {
 	return strings.Contains(msg, column) && (strings.Contains(msg, "NOT NULL constraint failed") || strings.Contains(msg, "violates not-null constraint"))
 }
 
-// maxEventRows is the most rows of one INSERT of events. Each INSERT has a
-// power of two of rows, so the statements of every event count are a few
-// texts (1, 2, 4 ... maxEventRows rows), each prepared once per connection.
-const maxEventRows = 64
+// maxEventRows is the most rows of one INSERT of events. A write's events
+// up to exactRows go in one INSERT of just that many rows; more go in
+// INSERTs of a power of two of rows (32, 64), then the rest. So the
+// statements of every event count are a few texts (1 to exactRows, 32 and
+// 64 rows), each prepared once per connection.
+const (
+	maxEventRows = 64
+	exactRows    = 16
+)
 
-// eventInserts holds the INSERT of n events for each power of two n up to
-// maxEventRows.
+// eventInserts holds the INSERT of n events for each n up to exactRows and
+// each power of two above it up to maxEventRows.
 var eventInserts = func() map[int]string {
 	m := map[int]string{}
-	for n := 1; n <= maxEventRows; n *= 2 {
-		m[n] = `INSERT INTO run_events (run_id, seq, type, data) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
+	for n := 1; n <= maxEventRows; n++ {
+		if n <= exactRows || n&(n-1) == 0 {
+			m[n] = `INSERT INTO run_events (run_id, seq, type, data) VALUES ` +
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
+		}
 	}
 	return m
 }()
 
-// insertEvents adds the statements that append events after seq last (a
-// multi-row INSERT of a power of two of rows each), and returns the events
-// as stored.
+// insertEvents adds the statements that append events after seq last (one
+// multi-row INSERT for up to exactRows events, see maxEventRows), and
+// returns the events as stored.
 func insertEvents(b []Stmt, runID string, last int64, events []store.Event) ([]Stmt, []store.Event) {
 	out := make([]store.Event, len(events))
 	for start := 0; start < len(events); {
-		n := maxEventRows
-		for n > len(events)-start {
-			n /= 2
+		n := len(events) - start
+		if n > exactRows {
+			n = maxEventRows
+			for n > len(events)-start {
+				n /= 2
+			}
 		}
 		args := make([]any, 0, 4*n)
 		for i, e := range events[start : start+n] {
