@@ -310,3 +310,34 @@ func TestRunCacheClosed(t *testing.T) {
 	runs, _ := s.RunCacheStats()
 	require.Zero(t, runs)
 }
+
+// TestAssistantCache: assistants are cached as runs are (the assistant
+// each new run reads): a written assistant is answered from the cache
+// (a change behind the store's back is not seen), not for another
+// project, as committed (a write whose function fails changes nothing),
+// and not once deleted.
+func TestAssistantCache(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), FileName))
+	ctx := t.Context()
+	require.NoError(t, s.CreateAssistant(ctx, store.Assistant{ID: "asst_c", Data: []byte(`"a0"`)}))
+	_, err := s.UpdateAssistant(ctx, "", "asst_c", func(a *store.Assistant) error { a.Data = []byte(`"a1"`); return nil })
+	require.NoError(t, err)
+	_, err = s.w.ExecContext(ctx, `UPDATE assistants SET data = '"behind"' WHERE id = 'asst_c'`)
+	require.NoError(t, err)
+	a, err := s.GetAssistant(ctx, "", "asst_c")
+	require.NoError(t, err)
+	require.Equal(t, `"a1"`, string(a.Data))
+	_, err = s.GetAssistant(ctx, "proj_other", "asst_c")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	failed := errors.New("no")
+	_, err = s.UpdateAssistant(ctx, "", "asst_c", func(a *store.Assistant) error { a.Data = []byte(`"a2"`); return failed })
+	require.ErrorIs(t, err, failed)
+	a, err = s.GetAssistant(ctx, "", "asst_c")
+	require.NoError(t, err)
+	require.Equal(t, `"a1"`, string(a.Data))
+
+	require.NoError(t, s.DeleteAssistant(ctx, "", "asst_c"))
+	_, err = s.GetAssistant(ctx, "", "asst_c")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}

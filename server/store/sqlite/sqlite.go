@@ -60,13 +60,15 @@ type Options struct {
 	// Migrations replaces the store's schema migrations (tests of the
 	// migrator); nil means Migrations().
 	Migrations []sqlstore.Migration
-	// RunCacheBytes bounds the runs the store keeps in memory as it last
-	// wrote them, to answer a read of a run (GET run, the polls of a
-	// client waiting for it) without the database: every write of a run
-	// goes through this process's one writer, which updates the copy in
-	// the order of its commits (sqlstore.Options.RunCacheBytes). So only
-	// one process may write runs to a file (one assistants serve per data
-	// directory, as the README says; assistants keys writes none). 0 means
+	// RunCacheBytes bounds the runs (and, apart, the assistants) the
+	// store keeps in memory as it last wrote them, to answer a read of a
+	// run (GET run, the polls of a client waiting for it) or of an
+	// assistant (each new run reads its assistant) without the database:
+	// every write of those rows goes through this process's one writer,
+	// which updates the copies in the order of its commits
+	// (sqlstore.Options.RunCacheBytes). So only one process may write
+	// them to a file (one assistants serve per data directory, as the
+	// README says; assistants keys writes none). 0 means
 	// DefaultRunCacheBytes; negative means no cache.
 	//
 	// With the cache, Open holds a lock on the file (an flock on
@@ -83,8 +85,8 @@ type Options struct {
 // directory.
 var ErrInUse = errors.New("the database is in use by another process (one assistants serve per data directory)")
 
-// DefaultRunCacheBytes is Options.RunCacheBytes' default: 8 MiB, some
-// thousands of runs.
+// DefaultRunCacheBytes is Options.RunCacheBytes' default: 8 MiB (some
+// thousands of runs), and as much for assistants.
 const DefaultRunCacheBytes = 8 << 20
 
 // Store is the SQLite store. Its methods are those of store.Store.

@@ -13,8 +13,9 @@ import (
 
 // Store is store.Store on a Backend.
 type Store struct {
-	b    Backend
-	runs *runCache // nil: none (Options.RunCacheBytes)
+	b     Backend
+	runs  *rowCache[store.Run]       // nil: none (Options.RunCacheBytes)
+	assts *rowCache[store.Assistant] // with runs
 }
 
 var _ store.Store = (*Store)(nil)
@@ -27,7 +28,8 @@ func New(b Backend, opts ...func(*Options)) *Store {
 	}
 	s := &Store{b: b}
 	if o.RunCacheBytes > 0 {
-		s.runs = newRunCache(o.RunCacheBytes)
+		s.runs = newRowCache(o.RunCacheBytes, runMeta)
+		s.assts = newRowCache(o.RunCacheBytes, asstMeta)
 	}
 	return s
 }
@@ -261,10 +263,14 @@ func (s *Store) createAssistant(ctx context.Context, a store.Assistant, claim fu
 	if a.ID == "" {
 		return invalid("empty assistant id")
 	}
+	a.Project = store.ProjectOr(a.Project)
 	return s.b.Write(ctx, func(tx Tx) error {
 		return fenced(tx, claim, func() error {
 			_, err := tx.Exec(ctx, `INSERT INTO assistants (`+asstCols+`) VALUES (?, ?, ?, ?)`,
-				a.ID, store.ProjectOr(a.Project), a.CreatedAt, nz(a.Data))
+				a.ID, a.Project, a.CreatedAt, nz(a.Data))
+			if err == nil {
+				s.cacheAssistant(tx, a, false)
+			}
 			return s.conflictOr(err, "assistant", a.ID)
 		})
 	})
@@ -272,6 +278,9 @@ func (s *Store) createAssistant(ctx context.Context, a store.Assistant, claim fu
 
 // GetAssistant implements store.Store.
 func (s *Store) GetAssistant(ctx context.Context, project, id string) (store.Assistant, error) {
+	if a, ok := s.cachedAssistant(project, id); ok {
+		return a, nil
+	}
 	var a store.Assistant
 	err := s.b.Reader().QueryRow(ctx, `SELECT `+asstCols+` FROM assistants WHERE id = ? AND project = ?`, id, store.ProjectOr(project)).
 		Scan(&a.ID, &a.Project, &a.CreatedAt, &a.Data)
@@ -296,6 +305,7 @@ func (s *Store) UpdateAssistant(ctx context.Context, project, id string, fn func
 		if _, err := tx.Exec(ctx, `UPDATE assistants SET data = ? WHERE id = ?`, nz(a.Data), id); err != nil {
 			return err
 		}
+		s.cacheAssistant(tx, a, false)
 		out = a
 		return nil
 	})
@@ -308,6 +318,9 @@ func (s *Store) DeleteAssistant(ctx context.Context, project, id string) error {
 		n, err := tx.Exec(ctx, `DELETE FROM assistants WHERE id = ? AND project = ?`, id, store.ProjectOr(project))
 		if err == nil && n == 0 {
 			err = notFound("assistant", id)
+		}
+		if err == nil {
+			s.cacheAssistant(tx, store.Assistant{ID: id}, true)
 		}
 		return err
 	})
