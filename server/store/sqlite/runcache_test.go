@@ -341,3 +341,21 @@ func TestAssistantCache(t *testing.T) {
 	_, err = s.GetAssistant(ctx, "", "asst_c")
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// TestCloseWaitsForWrites: Close releases the file's lock only after the
+// writes already running have ended, so that no other store opens the
+// file while this one may still commit.
+func TestCloseWaitsForWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s, err := Open(t.Context(), path, quiet)
+	require.NoError(t, err)
+	release := holdWriter(t, s)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	waitQueued(t, s, 1) // Close waits behind the running write
+	_, err = Open(t.Context(), path, quiet)
+	require.ErrorIs(t, err, ErrInUse)
+	release()
+	require.NoError(t, <-closed)
+	open(t, path)
+}

@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -263,7 +264,19 @@ func (b *backend) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, e
 	return sqlstore.ListJobs(ctx, b.s.river, kind)
 }
 
+// closeDrain bounds how long Close waits for the writes already queued
+// or running.
+const closeDrain = 10 * time.Second
+
+// Close waits for the writes already queued or running (at most
+// closeDrain): one still running when the file's lock goes could commit
+// beside the store of another process that takes the lock then, whose
+// copies of runs would miss it. Then it closes the connections and
+// releases the lock.
 func (b *backend) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeDrain)
+	_ = b.s.gw.write(ctx, func(sqlstore.Tx) error { return nil }) // runs after them
+	cancel()
 	if b.s.Store != nil {
 		b.s.Store.CloseRunCache() // a read after Close does not answer from it
 	}
