@@ -222,6 +222,14 @@ func (b *backend) Unique(err error) (string, bool) {
 	return "", false
 }
 
+func (b *backend) NotNull(err error) (string, bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23502" { // not_null_violation
+		return pe.ColumnName, true
+	}
+	return "", false
+}
+
 func (b *backend) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, error) {
 	return sqlstore.ListJobs(ctx, b.s.river, kind)
 }

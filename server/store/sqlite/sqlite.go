@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -258,6 +259,21 @@ func (b *backend) Unique(err error) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// NotNull implements sqlstore.Backend: SQLite's error names the column as
+// "NOT NULL constraint failed: table.column (1299)".
+func (b *backend) NotNull(err error) (string, bool) {
+	var se *sqlite.Error
+	if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_NOTNULL {
+		return "", false
+	}
+	_, col, _ := strings.Cut(se.Error(), "NOT NULL constraint failed: ")
+	col, _, _ = strings.Cut(col, " ") // then the code: "run_steps.run_id (1299)"
+	if i := strings.LastIndexByte(col, '.'); i >= 0 {
+		col = col[i+1:]
+	}
+	return col, true
 }
 
 func (b *backend) ListJobs(ctx context.Context, kind string) ([]store.JobInfo, error) {

@@ -25,6 +25,9 @@ type Backend interface {
 	// Unique reports whether err is a unique violation, and its text
 	// (naming the index or columns).
 	Unique(err error) (string, bool)
+	// NotNull reports whether err is a NOT NULL violation, and the
+	// violated column's name.
+	NotNull(err error) (column string, ok bool)
 	// ListJobs lists the queue's unfinished jobs (see store.Store).
 	ListJobs(ctx context.Context, kind string) ([]store.JobInfo, error)
 	// Close releases the connections.

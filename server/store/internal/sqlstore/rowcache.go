@@ -74,9 +74,7 @@ func (c *rowCache[V]) begin(id string) {
 func (c *rowCache[V]) end(id string, v V, gone, committed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pending[id]--; c.pending[id] <= 0 {
-		delete(c.pending, id)
-	}
+	release(c.pending, id)
 	if !committed {
 		return
 	}
@@ -106,9 +104,7 @@ func (c *rowCache[V]) beginParent(parent string) {
 func (c *rowCache[V]) endParent(parent string, committed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.parents[parent]--; c.parents[parent] <= 0 {
-		delete(c.parents, parent)
-	}
+	release(c.parents, parent)
 	if !committed {
 		return
 	}
@@ -116,6 +112,13 @@ func (c *rowCache[V]) endParent(parent string, committed bool) {
 		if _, p, _ := c.meta(e.Value.(V)); p == parent {
 			c.removeLocked(id)
 		}
+	}
+}
+
+// release takes one from k's count in m, and k out of m at zero.
+func release(m map[string]int, k string) {
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
 	}
 }
 

@@ -88,7 +88,7 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 				}
 				return nil
 			}}}
-		b, err := putSteps(b, r, nr.Steps)
+		b, err := s.putSteps(b, r, nr.Steps)
 		if err != nil {
 			return err
 		}
@@ -117,9 +117,9 @@ func (s *Store) CreateRun(ctx context.Context, nr store.NewRun) (store.Run, []st
 // the same id (of this run). A step id of another run fails in the
 // database itself: the upsert then sets run_id to NULL, which its NOT NULL
 // refuses (store.ErrConflict). So the statement needs no look at its row
-// count, and PostgreSQL sends it with the COMMIT (Stmt.Refuses): the
-// error aborts the transaction there.
-func putSteps(b []Stmt, r store.Run, steps []store.Step) ([]Stmt, error) {
+// count (it does not set Stmt.Refuses), and PostgreSQL sends it with the
+// COMMIT: the error aborts the transaction there.
+func (s *Store) putSteps(b []Stmt, r store.Run, steps []store.Step) ([]Stmt, error) {
 	for _, st := range steps {
 		if st.ID == "" {
 			return nil, invalid("empty step id")
@@ -130,25 +130,13 @@ func putSteps(b []Stmt, r store.Run, steps []store.Step) ([]Stmt, error) {
 				run_id = CASE WHEN run_steps.run_id = excluded.run_id THEN run_steps.run_id END`,
 			Args: []any{st.ID, r.Project, r.ID, r.ThreadID, st.CreatedAt, nz(st.Data)},
 			Check: func(_ int64, err error) error {
-				if notNull(err, "run_id") {
+				if col, ok := s.b.NotNull(err); ok && col == "run_id" {
 					return conflict("step", id)
 				}
 				return err
 			}})
 	}
 	return b, nil
-}
-
-// notNull reports whether err is the NOT NULL violation of column (the
-// words of SQLite, "NOT NULL constraint failed: run_steps.run_id", and of
-// PostgreSQL, `null value in column "run_id" ... violates not-null
-// constraint`).
-func notNull(err error, column string) bool {
-	if err == nil {
-		return false
-	}
-	msg := err.Error()
-	return strings.Contains(msg, column) && (strings.Contains(msg, "NOT NULL constraint failed") || strings.Contains(msg, "violates not-null constraint"))
 }
 
 // maxEventRows is the most rows of one INSERT of events. A write's events
@@ -268,7 +256,7 @@ func (s *Store) UpdateRun(ctx context.Context, project, threadID, id string, fn 
 				ON CONFLICT (thread_id, id) DO UPDATE SET data = excluded.data`,
 				Args: []any{m.ID, r.Project, r.ThreadID, runID, m.CreatedAt, nz(m.Data)}})
 		}
-		if b, err = putSteps(b, r, ch.Steps); err != nil {
+		if b, err = s.putSteps(b, r, ch.Steps); err != nil {
 			return err
 		}
 		b, evs = insertEvents(b, r.ID, old.LastSeq, ch.Events)
