@@ -49,7 +49,11 @@ func TestChaosHasTeeth(t *testing.T) {
 	}{
 		{"idempotency off", Config{ServerOptions: []server.Option{func(o *server.Options) { o.DisableIdempotency = true }}},
 			func(r Result) bool { return r.Duplicated > 0 || r.Lost > 0 }},
-		{"stream reattach off", Config{ServerOptions: []server.Option{func(o *server.Options) { o.DisableStreamReattach = true }}},
+		// With make chaos's rates a run of 60 lost 2 to 6 conversations,
+		// and once none (the cuts fall by the order requests arrive in):
+		// streams are cut three times as often here.
+		{"stream reattach off", Config{ServerOptions: []server.Option{func(o *server.Options) { o.DisableStreamReattach = true }},
+			Faults: streamCuts(0.6)},
 			func(r Result) bool { return r.Lost > 0 }},
 		{"cut-body retry off", Config{ClientOptions: []assistants.Option{assistants.WithCutBodyRetry(false)}},
 			// A cut reply is an error for the caller: a lost conversation,
@@ -71,4 +75,11 @@ func TestChaosHasTeeth(t *testing.T) {
 			assert.True(t, tc.report(res), "the harness must report the fault this protection hides: %s", res.Line())
 		})
 	}
+}
+
+// streamCuts returns DefaultFaults with event streams cut at rate.
+func streamCuts(rate float64) *server.FaultRates {
+	f := DefaultFaults
+	f.CutStream = rate
+	return &f
 }
