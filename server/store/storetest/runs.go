@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -343,6 +345,59 @@ func testRunEvents(t *testing.T, s store.Store) {
 	must(t, err)
 	if evs[0].Seq != 1 {
 		t.Fatalf("second run's first event has seq %d", evs[0].Seq)
+	}
+}
+
+// testRunEventsOfWrites: events written several to a write (as a round
+// writes them), one to a write, and with empty data read back whole and in
+// order from every point, in pages of every size.
+func testRunEventsOfWrites(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	th := newThread(t, s)
+	r := queuedRun(th.ID)
+	var want []store.Event
+	add := func(evs []store.Event, err error) {
+		t.Helper()
+		must(t, err)
+		want = append(want, evs...)
+	}
+	events := func(n int) []store.Event {
+		evs := make([]store.Event, n)
+		for i := range evs {
+			evs[i] = store.Event{Type: fmt.Sprintf("thread.run.e%d", len(want)+i), Data: data(fmt.Sprint(len(want) + i))}
+		}
+		if n > 1 {
+			evs[n-1].Data = nil // an event without data among others
+		}
+		return evs
+	}
+	_, evs, err := s.CreateRun(ctx, store.NewRun{Run: r, Events: events(3)})
+	add(evs, err)
+	for _, n := range []int{13, 1, 0, 2, 1, 7} {
+		_, evs, err := s.UpdateRun(ctx, "", th.ID, r.ID, func(*store.Run) (store.RunChange, error) {
+			return store.RunChange{Events: events(n)}, nil
+		})
+		add(evs, err)
+	}
+	for i, e := range want {
+		if e.Seq != int64(i+1) {
+			t.Fatalf("written event %d has seq %d", i, e.Seq)
+		}
+	}
+	for after := 0; after <= len(want); after++ {
+		for limit := 1; limit <= len(want)+1; limit++ {
+			got, err := s.ListRunEvents(ctx, r.ID, int64(after), limit)
+			must(t, err)
+			exp := want[after:min(len(want), after+limit)]
+			if len(got) != len(exp) {
+				t.Fatalf("after %d limit %d: %d events, want %d", after, limit, len(got), len(exp))
+			}
+			for i := range got {
+				if got[i].Seq != exp[i].Seq || got[i].Type != exp[i].Type || got[i].RunID != r.ID || !bytes.Equal(got[i].Data, exp[i].Data) {
+					t.Fatalf("after %d limit %d: event %d is %+v, want %+v", after, limit, i, got[i], exp[i])
+				}
+			}
+		}
 	}
 }
 

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"RunLock", testRunLock},
 		{"RunUpdate", testRunUpdate},
 		{"RunEvents", testRunEvents},
+		{"RunEventsOfWrites", testRunEventsOfWrites},
 		{"CreateThreadAndRunIsAtomic", testCreateThreadAndRunAtomic},
 		{"Jobs", testJobs},
 		{"CountJobs", testCountJobs},

@@ -139,54 +139,6 @@ func (s *Store) putSteps(b []Stmt, r store.Run, steps []store.Step) ([]Stmt, err
 	return b, nil
 }
 
-// maxEventRows is the most rows of one INSERT of events. A write's events
-// up to exactRows go in one INSERT of just that many rows; more go in
-// INSERTs of a power of two of rows (32, 64), then the rest. So the
-// statements of every event count are a few texts (1 to exactRows, 32 and
-// 64 rows), each prepared once per connection.
-const (
-	maxEventRows = 64
-	exactRows    = 16
-)
-
-// eventInserts holds the INSERT of n events for each n up to exactRows and
-// each power of two above it up to maxEventRows.
-var eventInserts = func() map[int]string {
-	m := map[int]string{}
-	for n := 1; n <= maxEventRows; n++ {
-		if n <= exactRows || n&(n-1) == 0 {
-			m[n] = `INSERT INTO run_events (run_id, seq, type, data) VALUES ` +
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
-		}
-	}
-	return m
-}()
-
-// insertEvents adds the statements that append events after seq last (one
-// multi-row INSERT for up to exactRows events, see maxEventRows), and
-// returns the events as stored.
-func insertEvents(b []Stmt, runID string, last int64, events []store.Event) ([]Stmt, []store.Event) {
-	out := make([]store.Event, len(events))
-	for start := 0; start < len(events); {
-		n := len(events) - start
-		if n > exactRows {
-			n = maxEventRows
-			for n > len(events)-start {
-				n /= 2
-			}
-		}
-		args := make([]any, 0, 4*n)
-		for i, e := range events[start : start+n] {
-			e.RunID, e.Seq = runID, last+int64(start+i)+1
-			args = append(args, e.RunID, e.Seq, e.Type, nz(e.Data))
-			out[start+i] = e
-		}
-		b = append(b, Stmt{Query: eventInserts[n], Args: args})
-		start += n
-	}
-	return b, out
-}
-
 // GetRun implements store.Store.
 func (s *Store) GetRun(ctx context.Context, project, threadID, id string) (store.Run, error) {
 	if r, ok := s.cachedRun(project, threadID, id, true); ok {
@@ -310,19 +262,28 @@ func (s *Store) ListRunEvents(ctx context.Context, runID string, afterSeq int64,
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.b.Reader().Query(ctx, `SELECT seq, type, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, runID, afterSeq, limit)
+	// limit rows hold at least limit events (eventpack.go).
+	rows, err := s.b.Reader().Query(ctx, `SELECT seq, first_seq, type, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, runID, afterSeq, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []store.Event
-	for rows.Next() {
+	for len(out) < limit && rows.Next() {
 		e := store.Event{RunID: runID}
-		if err := rows.Scan(&e.Seq, &e.Type, &e.Data); err != nil {
+		var first *int64
+		if err := rows.Scan(&e.Seq, &first, &e.Type, &e.Data); err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		if first == nil {
+			out = append(out, e)
+			continue
+		}
+		if out, err = unpackEvents(out, runID, *first, e.Seq, afterSeq, e.Data); err != nil {
+			return nil, err
+		}
 	}
+	out = out[:min(len(out), limit)]
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
