@@ -87,6 +87,25 @@ func TestConformanceTwoReplicas(t *testing.T) {
 	})
 }
 
+// TestEventsWrittenBeforePacking: events a binary of schema 5 wrote read
+// back after the upgrade to packed rows.
+func TestEventsWrittenBeforePacking(t *testing.T) {
+	base, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := pgtest.Schema(t)
+	storetest.EventsWrittenBeforePacking(t,
+		func(t *testing.T) store.Store {
+			return open(t, url, func(o *Options) { o.Migrations = base[:storetest.PackedEventsSchema-1] })
+		},
+		func(s store.Store, query string, args ...any) error {
+			_, err := s.(*Store).pool.Exec(t.Context(), rebind(query), args...)
+			return err
+		},
+		func(t *testing.T) store.Store { return open(t, url) })
+}
+
 // TestMigrations: a rerun applies nothing, replicas starting together
 // migrate once, a failed migration rolls back whole, and an older binary
 // refuses a newer schema.

@@ -110,6 +110,25 @@ func TestMigrations(t *testing.T) {
 	t.Log(err)
 }
 
+// TestEventsWrittenBeforePacking: events a binary of schema 5 wrote read
+// back after the upgrade to packed rows.
+func TestEventsWrittenBeforePacking(t *testing.T) {
+	base, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), FileName)
+	storetest.EventsWrittenBeforePacking(t,
+		func(t *testing.T) store.Store {
+			return open(t, path, func(o *Options) { o.Migrations = base[:storetest.PackedEventsSchema-1] })
+		},
+		func(s store.Store, query string, args ...any) error {
+			_, err := s.(*Store).w.ExecContext(t.Context(), query, args...)
+			return err
+		},
+		func(t *testing.T) store.Store { return open(t, path) })
+}
+
 func TestOpenBadPath(t *testing.T) {
 	_, err := Open(context.Background(), filepath.Join(t.TempDir(), "no", "such", "dir", FileName))
 	if err == nil {
