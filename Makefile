@@ -89,6 +89,8 @@ footprint:
 	$(GO) mod download
 	cd bench && $(GO) test -count=1 -run '^TestConsumer(Footprint|Tidy)$$' -v .
 
-## bench-short: every peer benchmark once, so the bench module keeps building and running
+## bench-short: every peer benchmark once, so the bench module keeps building and running; and the tests of
+## the report that writes docs/benchmarks.md (it keeps the document's server sections)
 bench-short:
 	cd bench && $(GO) test -run '^$$' -bench . -benchtime=1x ./...
+	cd bench && $(GO) test -count=1 ./cmd/...

@@ -84,6 +84,10 @@ func run(rawPath, cleanPath, outPath, command, loadPath string) error {
 	if err != nil {
 		return err
 	}
+	kept, err := keptPart(outPath)
+	if err != nil {
+		return err
+	}
 	fp, err := measureFootprint()
 	if err != nil {
 		return err
@@ -105,6 +109,7 @@ func run(rawPath, cleanPath, outPath, command, loadPath string) error {
 		Targets:  set.targets(),
 		Stream:   set.streamParts(),
 		PageHeap: set.pageHeap(),
+		Kept:     kept,
 	}
 	var b bytes.Buffer
 	t := template.Must(template.New("doc").Parse(docTemplate))
@@ -267,6 +272,7 @@ type doc struct {
 	Targets       []target
 	Stream        *streamParts
 	PageHeap      []string
+	Kept          string // the server's sections, from the document rewritten (kept.go)
 }
 
 type table struct {
