@@ -51,3 +51,7 @@ type kindJob string
 func (k kindJob) Kind() string { return string(k) }
 
 func BenchmarkListMessages(b *testing.B) { storetest.BenchListMessages(b, memory.New(), nil) }
+
+// BenchmarkConversation: the store's work in a conversation of the server
+// (storetest.BenchConversation).
+func BenchmarkConversation(b *testing.B) { storetest.BenchConversation(b, memory.New()) }

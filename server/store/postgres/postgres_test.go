@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // quiet drops River's migration logs.
 func quiet(o *Options) { o.Logger = slog.New(slog.DiscardHandler) }
 
-func open(t *testing.T, url string, opts ...func(*Options)) *Store {
+func open(t testing.TB, url string, opts ...func(*Options)) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), url, append([]func(*Options){quiet}, opts...)...)
 	if err != nil {
@@ -290,4 +290,10 @@ func TestSetsPoolSize(t *testing.T) {
 			t.Errorf("setsPoolSize(%q) = %v, want %v", dsn, got, want)
 		}
 	}
+}
+
+// BenchmarkConversation: the store's work in a conversation of the server
+// (storetest.BenchConversation).
+func BenchmarkConversation(b *testing.B) {
+	storetest.BenchConversation(b, open(b, pgtest.Schema(b)))
 }

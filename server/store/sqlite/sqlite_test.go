@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // quiet drops River's migration logs.
 func quiet(o *Options) { o.Logger = slog.New(slog.DiscardHandler) }
 
-func open(t *testing.T, path string, opts ...func(*Options)) *Store {
+func open(t testing.TB, path string, opts ...func(*Options)) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), path, append([]func(*Options){quiet}, opts...)...)
 	if err != nil {
@@ -337,4 +337,10 @@ func TestWALStaysBounded(t *testing.T) {
 	if bound := int64(limit + ckptEvery*12*pageSize); largest > bound {
 		t.Fatalf("the WAL reached %d pages, more than %d", largest/pageSize, bound/pageSize)
 	}
+}
+
+// BenchmarkConversation: the store's work in a conversation of the server
+// (storetest.BenchConversation).
+func BenchmarkConversation(b *testing.B) {
+	storetest.BenchConversation(b, open(b, filepath.Join(b.TempDir(), FileName)))
 }

@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/assistants-go/assistants/server/store"
 )
@@ -60,4 +62,87 @@ func BenchListMessages(b *testing.B, s store.Store, settle func()) {
 			}
 		})
 	}
+}
+
+// BenchConversation measures the store's own work in one of the server's
+// conversations (internal/e2e BenchmarkStores/*/Conversation) without the
+// server: createThreadAndRun's write (a thread, its message, the run, its
+// first events and its round's backup job), the round's reads (the
+// assistant and the run), the round's last write (the run completed, the
+// reply, its step, the round's events, the backup deleted) and one poll
+// that sees it completed. The data are of the server's sizes. 32
+// conversations run at once per GOMAXPROCS, as in BenchmarkStores. It is a
+// floor for the server's conversation: what the store costs before HTTP,
+// JSON and the run engine.
+func BenchConversation(b *testing.B, s store.Store) {
+	ctx := b.Context()
+	a := store.Assistant{ID: newID("asst_"), Data: sized("a", 500)}
+	if err := s.CreateAssistant(ctx, a); err != nil {
+		b.Fatal(err)
+	}
+	runData, stepData, msgData, delta := sized("r", 700), sized("s", 600), sized("m", 450), sized("d", 150)
+	events := func(types ...string) []store.Event {
+		evs := make([]store.Event, len(types))
+		for i, t := range types {
+			d := runData
+			switch {
+			case strings.Contains(t, "step"):
+				d = stepData
+			case strings.HasSuffix(t, "delta"):
+				d = delta
+			case strings.HasPrefix(t, "thread.message"):
+				d = msgData
+			}
+			evs[i] = store.Event{Type: t, Data: d}
+		}
+		return evs
+	}
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			th := store.Thread{ID: newID("thread_"), CreatedAt: 1, Data: sized("t", 200)}
+			r := store.Run{ID: newID("run_"), ThreadID: th.ID, AssistantID: a.ID, Status: store.RunQueued,
+				CreatedAt: 2, ExpiresAt: 600, Data: runData, State: []byte(`{"round":0}`)}
+			var job int64
+			_, _, err := s.CreateRun(ctx, store.NewRun{Thread: &th, Run: r,
+				Messages: []store.Message{{ID: newID("msg_"), CreatedAt: 1, Data: msgData}},
+				Events:   events("thread.run.created", "thread.run.queued"),
+				Jobs:     []store.Job{{Args: testJob{RunID: r.ID}, ScheduledAt: time.Now().Add(10 * time.Minute), ID: &job}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.GetAssistant(ctx, "", a.ID); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.GetRun(ctx, "", th.ID, r.ID); err != nil {
+				b.Fatal(err)
+			}
+			_, _, err = s.UpdateRun(ctx, "", th.ID, r.ID, func(run *store.Run) (store.RunChange, error) {
+				run.Status, run.Data = "completed", runData
+				return store.RunChange{
+					Messages: []store.Message{{ID: newID("msg_"), RunID: r.ID, CreatedAt: 3, Data: msgData}},
+					Steps:    []store.Step{{ID: newID("step_"), CreatedAt: 3, Data: stepData}},
+					Events: events("thread.run.in_progress", "thread.run.step.created", "thread.run.step.in_progress",
+						"thread.message.created", "thread.message.in_progress", "thread.message.delta", "thread.message.delta",
+						"thread.message.delta", "thread.message.completed", "thread.run.step.completed", "thread.run.completed"),
+					DeleteJobs: []int64{job},
+				}, nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got, err := s.GetRun(ctx, "", th.ID, r.ID); err != nil || got.Status != "completed" {
+				b.Fatalf("run %s: %v", got.Status, err)
+			}
+		}
+	})
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(b.N)/s, "conv/s")
+	}
+}
+
+// sized returns JSON data of about n bytes.
+func sized(tag string, n int) []byte {
+	return []byte(`{"` + tag + `":"` + strings.Repeat("x", max(0, n-8)) + `"}`)
 }
