@@ -73,7 +73,8 @@ func BenchListMessages(b *testing.B, s store.Store, settle func()) {
 // that sees it completed. The data are of the server's sizes. 32
 // conversations run at once per GOMAXPROCS, as in BenchmarkStores. It is a
 // floor for the server's conversation: what the store costs before HTTP,
-// JSON and the run engine.
+// JSON and the run engine. Sub-benchmarks: "whole" is all of it,
+// "writes" the two writes alone.
 func BenchConversation(b *testing.B, s store.Store) {
 	ctx := b.Context()
 	a := store.Assistant{ID: newID("asst_"), Data: sized("a", 500)}
@@ -97,6 +98,17 @@ func BenchConversation(b *testing.B, s store.Store) {
 		}
 		return evs
 	}
+	for _, reads := range []bool{true, false} {
+		name := "whole"
+		if !reads {
+			name = "writes"
+		}
+		b.Run(name, func(b *testing.B) { benchConversation(b, s, a, reads, events, runData, stepData, msgData) })
+	}
+}
+
+func benchConversation(b *testing.B, s store.Store, a store.Assistant, reads bool, events func(...string) []store.Event, runData, stepData, msgData []byte) {
+	ctx := b.Context()
 	b.ReportAllocs()
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
@@ -112,11 +124,13 @@ func BenchConversation(b *testing.B, s store.Store) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := s.GetAssistant(ctx, "", a.ID); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := s.GetRun(ctx, "", th.ID, r.ID); err != nil {
-				b.Fatal(err)
+			if reads {
+				if _, err := s.GetAssistant(ctx, "", a.ID); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.GetRun(ctx, "", th.ID, r.ID); err != nil {
+					b.Fatal(err)
+				}
 			}
 			_, _, err = s.UpdateRun(ctx, "", th.ID, r.ID, func(run *store.Run) (store.RunChange, error) {
 				run.Status, run.Data = "completed", runData
@@ -131,6 +145,9 @@ func BenchConversation(b *testing.B, s store.Store) {
 			})
 			if err != nil {
 				b.Fatal(err)
+			}
+			if !reads {
+				continue
 			}
 			if got, err := s.GetRun(ctx, "", th.ID, r.ID); err != nil || got.Status != "completed" {
 				b.Fatalf("run %s: %v", got.Status, err)
