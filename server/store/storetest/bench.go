@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -76,87 +78,104 @@ func BenchListMessages(b *testing.B, s store.Store, settle func()) {
 // JSON and the run engine. Sub-benchmarks: "whole" is all of it,
 // "writes" the two writes alone.
 func BenchConversation(b *testing.B, s store.Store) {
-	ctx := b.Context()
-	a := store.Assistant{ID: newID("asst_"), Data: sized("a", 500)}
-	if err := s.CreateAssistant(ctx, a); err != nil {
+	c := conversation{s: s, asst: store.Assistant{ID: newID("asst_"), Data: sized("a", 500)},
+		run: sized("r", 700), step: sized("s", 600), msg: sized("m", 450)}
+	if err := s.CreateAssistant(b.Context(), c.asst); err != nil {
 		b.Fatal(err)
 	}
-	runData, stepData, msgData, delta := sized("r", 700), sized("s", 600), sized("m", 450), sized("d", 150)
-	events := func(types ...string) []store.Event {
-		evs := make([]store.Event, len(types))
-		for i, t := range types {
-			d := runData
-			switch {
-			case strings.Contains(t, "step"):
-				d = stepData
-			case strings.HasSuffix(t, "delta"):
-				d = delta
-			case strings.HasPrefix(t, "thread.message"):
-				d = msgData
-			}
-			evs[i] = store.Event{Type: t, Data: d}
-		}
-		return evs
-	}
+	c.created = c.events("thread.run.created", "thread.run.queued")
+	c.round = c.events("thread.run.in_progress", "thread.run.step.created", "thread.run.step.in_progress",
+		"thread.message.created", "thread.message.in_progress", "thread.message.delta", "thread.message.delta",
+		"thread.message.delta", "thread.message.completed", "thread.run.step.completed", "thread.run.completed")
 	for _, reads := range []bool{true, false} {
 		name := "whole"
 		if !reads {
 			name = "writes"
 		}
-		b.Run(name, func(b *testing.B) { benchConversation(b, s, a, reads, events, runData, stepData, msgData) })
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := c.once(b.Context(), reads); err != nil {
+						b.Error(err) // not Fatal: this is not the benchmark's goroutine
+						return
+					}
+				}
+			})
+			if s := b.Elapsed().Seconds(); s > 0 {
+				b.ReportMetric(float64(b.N)/s, "conv/s")
+			}
+		})
 	}
 }
 
-func benchConversation(b *testing.B, s store.Store, a store.Assistant, reads bool, events func(...string) []store.Event, runData, stepData, msgData []byte) {
-	ctx := b.Context()
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			th := store.Thread{ID: newID("thread_"), CreatedAt: 1, Data: sized("t", 200)}
-			r := store.Run{ID: newID("run_"), ThreadID: th.ID, AssistantID: a.ID, Status: store.RunQueued,
-				CreatedAt: 2, ExpiresAt: 600, Data: runData, State: []byte(`{"round":0}`)}
-			var job int64
-			_, _, err := s.CreateRun(ctx, store.NewRun{Thread: &th, Run: r,
-				Messages: []store.Message{{ID: newID("msg_"), CreatedAt: 1, Data: msgData}},
-				Events:   events("thread.run.created", "thread.run.queued"),
-				Jobs:     []store.Job{{Args: testJob{RunID: r.ID}, ScheduledAt: time.Now().Add(10 * time.Minute), ID: &job}}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if reads {
-				if _, err := s.GetAssistant(ctx, "", a.ID); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := s.GetRun(ctx, "", th.ID, r.ID); err != nil {
-					b.Fatal(err)
-				}
-			}
-			_, _, err = s.UpdateRun(ctx, "", th.ID, r.ID, func(run *store.Run) (store.RunChange, error) {
-				run.Status, run.Data = "completed", runData
-				return store.RunChange{
-					Messages: []store.Message{{ID: newID("msg_"), RunID: r.ID, CreatedAt: 3, Data: msgData}},
-					Steps:    []store.Step{{ID: newID("step_"), CreatedAt: 3, Data: stepData}},
-					Events: events("thread.run.in_progress", "thread.run.step.created", "thread.run.step.in_progress",
-						"thread.message.created", "thread.message.in_progress", "thread.message.delta", "thread.message.delta",
-						"thread.message.delta", "thread.message.completed", "thread.run.step.completed", "thread.run.completed"),
-					DeleteJobs: []int64{job},
-				}, nil
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if !reads {
-				continue
-			}
-			if got, err := s.GetRun(ctx, "", th.ID, r.ID); err != nil || got.Status != "completed" {
-				b.Fatalf("run %s: %v", got.Status, err)
-			}
+// conversation is what BenchConversation writes: the assistant, and data
+// and events of the server's sizes.
+type conversation struct {
+	s              store.Store
+	asst           store.Assistant
+	run, step, msg []byte
+	created, round []store.Event
+}
+
+// events returns events of the types, with data of their kind's size.
+func (c *conversation) events(types ...string) []store.Event {
+	evs := make([]store.Event, len(types))
+	for i, t := range types {
+		d := c.run
+		switch {
+		case strings.Contains(t, "step"):
+			d = c.step
+		case strings.HasSuffix(t, "delta"):
+			d = sized("d", 150)
+		case strings.HasPrefix(t, "thread.message"):
+			d = c.msg
 		}
-	})
-	if s := b.Elapsed().Seconds(); s > 0 {
-		b.ReportMetric(float64(b.N)/s, "conv/s")
+		evs[i] = store.Event{Type: t, Data: d}
 	}
+	return evs
+}
+
+// once runs one conversation; without reads, its two writes alone.
+func (c *conversation) once(ctx context.Context, reads bool) error {
+	th := store.Thread{ID: newID("thread_"), CreatedAt: 1, Data: sized("t", 200)}
+	r := store.Run{ID: newID("run_"), ThreadID: th.ID, AssistantID: c.asst.ID, Status: store.RunQueued,
+		CreatedAt: 2, ExpiresAt: 600, Data: c.run, State: []byte(`{"round":0}`)}
+	var job int64
+	if _, _, err := c.s.CreateRun(ctx, store.NewRun{Thread: &th, Run: r,
+		Messages: []store.Message{{ID: newID("msg_"), CreatedAt: 1, Data: c.msg}},
+		Events:   c.created,
+		Jobs:     []store.Job{{Args: testJob{RunID: r.ID}, ScheduledAt: time.Now().Add(10 * time.Minute), ID: &job}}}); err != nil {
+		return err
+	}
+	if reads {
+		if _, err := c.s.GetAssistant(ctx, "", c.asst.ID); err != nil {
+			return err
+		}
+		if _, err := c.s.GetRun(ctx, "", th.ID, r.ID); err != nil {
+			return err
+		}
+	}
+	if _, _, err := c.s.UpdateRun(ctx, "", th.ID, r.ID, func(run *store.Run) (store.RunChange, error) {
+		run.Status = "completed"
+		return store.RunChange{
+			Messages:   []store.Message{{ID: newID("msg_"), RunID: r.ID, CreatedAt: 3, Data: c.msg}},
+			Steps:      []store.Step{{ID: newID("step_"), CreatedAt: 3, Data: c.step}},
+			Events:     c.round,
+			DeleteJobs: []int64{job},
+		}, nil
+	}); err != nil {
+		return err
+	}
+	if !reads {
+		return nil
+	}
+	got, err := c.s.GetRun(ctx, "", th.ID, r.ID)
+	if err == nil && got.Status != "completed" {
+		err = fmt.Errorf("run %s is %s, want completed", r.ID, got.Status)
+	}
+	return err
 }
 
 // sized returns JSON data of about n bytes.
