@@ -546,6 +546,12 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 		sr.ExpiresAt = int64(*r.obj.ExpiresAt)
 	}
 	nr := store.NewRun{Thread: th, Messages: msgs, Run: sr, Events: evs, Jobs: jobs, Claim: runClaimFence(ctx, sr.ID)}
+	// The round may start as soon as the run is stored (the memory queue
+	// runs it from the commit, before CreateRun returns): the row it will
+	// find is recorded before the write, then replaced by the row stored.
+	stored := sr
+	stored.Project, stored.LastSeq = store.ProjectOr(sr.Project), int64(len(evs))
+	e.seen.put(stored)
 	var created store.Run
 	for attempt := 0; ; attempt++ {
 		created, _, err = e.s.db.CreateRun(ctx, nr)
@@ -556,6 +562,9 @@ func (e *engine) create(ctx context.Context, r *runRec, th *store.Thread, msgs [
 		if _, active := e.activeRun(ctx, r.obj.ThreadId); active {
 			break
 		}
+	}
+	if err != nil {
+		e.seen.drop(sr.ID)
 	}
 	if errors.Is(err, store.ErrThreadLocked) {
 		other, _ := e.activeRun(ctx, r.obj.ThreadId)

@@ -30,7 +30,8 @@ import (
 const maxSeenRuns = 4096
 
 // seenRuns is the last row this process wrote or read of each run it
-// drives and that has not ended.
+// drives that has not ended, and a marker of each that has (up to
+// maxSeenRuns entries in all).
 type seenRuns struct {
 	mu sync.Mutex
 	m  map[string]store.Run
@@ -38,26 +39,32 @@ type seenRuns struct {
 	ahead atomic.Int64
 }
 
-// put records r as its run's last row; a run that ended is forgotten.
+// put records r as its run's last row, unless the row recorded is newer
+// (a higher LastSeq: the row that createRun wrote may be put after the
+// round, run by another goroutine as soon as the run was stored, has
+// written the next). A run that ended keeps only a marker (its status and
+// LastSeq), so that a late put of an older row does not bring it back.
 func (c *seenRuns) put(r store.Run) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !store.IsActive(r.Status) {
-		delete(c.m, r.ID)
+	if old, ok := c.m[r.ID]; ok && old.LastSeq > r.LastSeq {
 		return
 	}
 	if c.m == nil || len(c.m) >= maxSeenRuns {
 		c.m = map[string]store.Run{}
 	}
+	if !store.IsActive(r.Status) {
+		r = store.Run{ID: r.ID, Status: r.Status, LastSeq: r.LastSeq}
+	}
 	c.m[r.ID] = r
 }
 
-// get returns the run's last row, if recorded.
+// get returns the run's last row, if recorded and the run has not ended.
 func (c *seenRuns) get(id string) (store.Run, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.m[id]
-	return r, ok
+	return r, ok && store.IsActive(r.Status)
 }
 
 // drop forgets the run's row.

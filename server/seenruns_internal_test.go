@@ -86,3 +86,37 @@ func TestRoundLastWriteWorkedOutAhead(t *testing.T) {
 		})
 	}
 }
+
+// TestSeenRunsKeepTheNewestRow: a row put after a newer one of its run
+// (createRun's, put after the round's first write) leaves the newer one,
+// and a run that ended stays ended whatever older row comes after.
+func TestSeenRunsKeepTheNewestRow(t *testing.T) {
+	row := func(status string, seq int64) store.Run {
+		return store.Run{ID: "run_1", Status: status, LastSeq: seq, Data: []byte(status)}
+	}
+	cases := []struct {
+		name   string
+		puts   []store.Run
+		want   store.Run
+		active bool
+	}{
+		{"in order", []store.Run{row("queued", 2), row("in_progress", 3)}, row("in_progress", 3), true},
+		{"created put late", []store.Run{row("in_progress", 3), row("queued", 2)}, row("in_progress", 3), true},
+		{"a write without events", []store.Run{row("in_progress", 3), row("requires_action", 3)}, row("requires_action", 3), true},
+		{"ended", []store.Run{row("queued", 2), row("completed", 13)}, store.Run{}, false},
+		{"created put after the end", []store.Run{row("in_progress", 3), row("completed", 13), row("queued", 2)}, store.Run{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var s seenRuns
+			for _, r := range c.puts {
+				s.put(r)
+			}
+			got, ok := s.get("run_1")
+			require.Equal(t, c.active, ok)
+			if c.active {
+				require.Equal(t, c.want, got)
+			}
+		})
+	}
+}
